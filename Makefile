@@ -1,0 +1,35 @@
+# The two commands a new user needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test setup system-deps bench lint soak
+
+$(BIN)/trioredis-server: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(BIN)/trioredis-server
+
+# Debian packages the tests talk to: redis-cli, and redis-server to compare against.
+system-deps:
+	@if ! command -v redis-cli >/dev/null || ! command -v redis-server >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools redis-server >/dev/null; \
+	    systemctl stop redis-server >/dev/null 2>&1 || service redis-server stop >/dev/null 2>&1 || true; \
+	  else echo "redis-tools/redis-server missing and not root: tests that need them will skip"; fi; \
+	fi
+
+run: setup
+	$(BIN)/trioredis-server config/trioredis.conf
+
+test: setup system-deps
+	$(BIN)/python -m pytest -q -p no:randomly tests
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup system-deps
+	$(BIN)/python bench/run.py

@@ -1,0 +1,41 @@
+"""trioredis: a Redis-compatible server on trio with pluggable persistence.
+
+The public API for plugins is what this module exports; everything else is internal.
+"""
+
+__version__ = "0.1.0"
+REDIS_VERSION = "7.0.15"  # the Redis version whose behaviour we follow (INFO redis_version)
+
+from .commands import CommandRegistry, CommandSpec, command  # noqa: E402
+from .config import Config  # noqa: E402
+from .engine import Block, CommandContext  # noqa: E402
+from .errors import CommandError  # noqa: E402
+from .hookspecs import hookimpl, hookspec  # noqa: E402
+from .keyspace import Database, Keyspace, now_ms  # noqa: E402
+from .persistence import (  # noqa: E402
+    BackendHost,
+    BaseBackend,
+    ForkSlot,
+    Loader,
+    PersistenceBackend,
+    PersistenceRegistry,
+    PersistenceUnsupported,
+)
+from .resp import (  # noqa: E402
+    NULL_ARRAY,
+    OK,
+    ErrorReply,
+    Map,
+    Raw,
+    Status,
+    encode,
+    encode_command,
+)
+
+__all__ = [
+    "REDIS_VERSION", "BackendHost", "BaseBackend", "Block", "CommandContext", "CommandError",
+    "CommandRegistry", "CommandSpec", "Config", "Database", "ErrorReply", "ForkSlot",
+    "Keyspace", "Loader", "Map", "NULL_ARRAY", "OK", "PersistenceBackend",
+    "PersistenceRegistry", "PersistenceUnsupported", "Raw", "Status", "__version__", "command",
+    "encode", "encode_command", "hookimpl", "hookspec", "now_ms",
+]

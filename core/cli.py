@@ -1,0 +1,88 @@
+"""``trioredis-server [config] [--option value ...]``, in redis-server's conventions."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import trio
+
+from . import REDIS_VERSION, __version__
+from .config import ConfigError, load_config
+from .plugin_manager import PluginLoadError
+
+USAGE = """Usage: trioredis-server [/path/to/trioredis.conf] [options] [-]
+       trioredis-server -v or --version
+       trioredis-server -h or --help
+       trioredis-server --test-config [/path/to/trioredis.conf] [options]
+
+Examples:
+       trioredis-server (run the server with default config)
+       trioredis-server config/trioredis.conf
+       trioredis-server --port 7777
+       trioredis-server config/trioredis.conf --appendonly yes --appendfsync always
+"""
+
+
+def parse_arguments(args: list[str]) -> tuple[str | None, list[list[str]]]:
+    """The config path (first argument not starting with --) and option lines."""
+    path = None
+    if args and not args[0].startswith("--"):
+        path, args = args[0], args[1:]
+    lines: list[list[str]] = []
+    for arg in args:
+        if arg.startswith("--"):
+            lines.append([arg[2:]])
+        elif lines:
+            lines[-1].append(arg)
+        else:
+            raise ConfigError(f"unexpected argument {arg!r}")
+    return path, lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("-v", "--version"):
+        print(f"trioredis server v={__version__} (Redis {REDIS_VERSION} compatible) python={sys.version.split()[0]}")
+        return 0
+    if args and args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    test_only = False
+    if args and args[0] == "--test-config":
+        test_only, args = True, args[1:]
+    try:
+        path, lines = parse_arguments(args)
+        loaded = load_config(path, lines)
+    except ConfigError as error:
+        print(f"\n*** FATAL CONFIG FILE ERROR (trioredis {__version__}) ***\n{error}", file=sys.stderr)
+        return 1
+    if test_only:
+        print("Configuration test passed")
+        return 0
+    from .server import serve
+
+    config = loaded.config
+    try:
+        os.makedirs(config.dir, exist_ok=True)
+        os.chdir(config.dir)
+    except OSError as error:
+        print(f"# Can't chdir to '{config.dir}': {error.strerror}", file=sys.stderr)
+        return 1
+    if config.pidfile:
+        with open(config.pidfile, "w") as handle:
+            handle.write(f"{os.getpid()}\n")
+    try:
+        return trio.run(serve, loaded)
+    except PluginLoadError as error:
+        print(f"# Fatal: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"# Fatal: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if config.pidfile:
+            try:
+                os.unlink(config.pidfile)
+            except OSError:
+                pass

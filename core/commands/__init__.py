@@ -1,0 +1,143 @@
+"""The command table: commands declared as data, registered through a hook.
+
+Each group module (``strings``, ``keys``, ...) ends with ``register(registry)`` listing its
+commands, so a group's surface reads at a glance.  :mod:`trioredis.commands.builtin` is the
+plugin that registers them all through ``trioredis_register_commands``, like any third-party
+plugin would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+Handler = Callable[[Any, list[bytes]], Any]
+
+# Flags, with Redis's meaning.
+WRITE = "write"  # may change the dataset: refused while writes are refused (MISCONF, OOM)
+READONLY = "readonly"
+DENYOOM = "denyoom"  # may grow memory: refused over maxmemory
+ADMIN = "admin"
+FAST = "fast"
+BLOCKING = "blocking"  # the handler may return a Block: the client waits
+LOADING = "loading"  # allowed while the dataset is loading
+NOAUTH = "noauth"  # allowed before AUTH
+STALE = "stale"
+NO_MULTI = "no-multi"  # refused inside MULTI
+PUBSUB = "pubsub"  # allowed in RESP2 subscribed mode
+SKIP_SLOWLOG = "skip-slowlog"
+NOSCRIPT = "noscript"
+ALLOW_BUSY = "allow-busy"
+
+
+@dataclass(slots=True, frozen=True)
+class CommandSpec:
+    """One command: ``arity`` follows Redis (N exact words including the name, -N at least N);
+    ``first_key``/``last_key``/``step`` locate key arguments (``last_key`` -1 means the last
+    argument, 0 for no keys); ``handler(ctx, argv)`` returns the reply or raises
+    :class:`trioredis.CommandError`."""
+
+    name: str
+    arity: int
+    flags: frozenset[str]
+    handler: Handler
+    first_key: int = 0
+    last_key: int = 0
+    step: int = 0
+    group: str = "generic"
+    summary: str = ""
+    subcommands: tuple[str, ...] = ()
+    categories: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def is_write(self) -> bool:
+        return WRITE in self.flags
+
+    def keys(self, argv: list[bytes]) -> list[bytes]:
+        """The key arguments of one invocation."""
+        if not self.first_key or len(argv) <= self.first_key:
+            return []
+        last = self.last_key if self.last_key >= 0 else len(argv) + self.last_key
+        last = min(last, len(argv) - 1)
+        return argv[self.first_key : last + 1 : self.step or 1]
+
+
+def command(
+    name: str,
+    arity: int,
+    flags: str,
+    handler: Handler,
+    keys: tuple[int, int, int] = (0, 0, 0),
+    group: str = "generic",
+    summary: str = "",
+    subcommands: Iterable[str] = (),
+) -> CommandSpec:
+    """A CommandSpec from compact arguments: ``flags`` is space-separated
+    (``"write denyoom fast"``), ``keys`` is (first, last, step)."""
+    flag_set = frozenset(flags.split())
+    return CommandSpec(
+        name=name.lower(),
+        arity=arity,
+        flags=flag_set,
+        handler=handler,
+        first_key=keys[0],
+        last_key=keys[1],
+        step=keys[2],
+        group=group,
+        summary=summary,
+        subcommands=tuple(subcommands),
+        categories=_categories(flag_set, group),
+    )
+
+
+def _categories(flags: frozenset[str], group: str) -> frozenset[str]:
+    """ACL categories as Redis derives them from flags, plus the group's own."""
+    found = {group}
+    found.add("write" if WRITE in flags else "read" if READONLY in flags else "")
+    if ADMIN in flags:
+        found.update(("admin", "dangerous"))
+    if FAST in flags:
+        found.add("fast")
+    else:
+        found.add("slow")
+    if BLOCKING in flags:
+        found.add("blocking")
+    if group in ("connection", "transactions"):
+        found.discard("read")
+    found.discard("")
+    return frozenset(found)
+
+
+class CommandRegistry:
+    """The command table: name (lowercase bytes) -> CommandSpec."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[bytes, CommandSpec] = {}
+
+    def add(self, spec: CommandSpec) -> None:
+        key = spec.name.encode()
+        if key in self.by_name:
+            raise ValueError(f"command {spec.name!r} is registered twice")
+        self.by_name[key] = spec
+
+    def extend(self, specs: Iterable[CommandSpec]) -> None:
+        for spec in specs:
+            self.add(spec)
+
+    def rename(self, old: str, new: str) -> None:
+        """``rename-command old new`` (an empty ``new`` removes the command)."""
+        spec = self.by_name.pop(old.lower().encode(), None)
+        if spec is None:
+            raise ValueError(f"rename-command: no such command {old!r}")
+        if new:
+            self.by_name[new.lower().encode()] = spec
+
+    def get(self, name: bytes) -> CommandSpec | None:
+        return self.by_name.get(name)
+
+    def __iter__(self):
+        return iter(self.by_name.values())
+
+    def __len__(self) -> int:
+        return len(self.by_name)

@@ -1,0 +1,48 @@
+"""Core's own command groups, registered through the same hook a plugin uses."""
+
+from __future__ import annotations
+
+import importlib
+
+from ..hookspecs import hookimpl
+
+# One module per group; each ends with ``register(registry)``.
+GROUPS = (
+    "connection",
+    "keys",
+    "strings",
+    "transactions",
+    "server",
+    "lists",
+    "hashes",
+    "sets",
+    "zsets",
+    "pubsub",
+)
+
+
+@hookimpl
+def trioredis_register_commands(registry):
+    for group in GROUPS:
+        name = f"{__package__}.{group}"
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name == name:
+                continue
+            raise
+        module.register(registry)
+
+
+@hookimpl
+def trioredis_rewrite_value(db, key, value, expire_ms):
+    from ..rewrite import rewrite_builtin
+
+    return rewrite_builtin(key, value, expire_ms)
+
+
+@hookimpl
+def trioredis_value_type(value):
+    from ..keyspace import TYPE_NAMES
+
+    return TYPE_NAMES.get(type(value))

@@ -1,0 +1,371 @@
+"""Server commands: INFO CONFIG COMMAND DBSIZE FLUSHDB FLUSHALL SWAPDB TIME SHUTDOWN DEBUG
+SAVE BGSAVE BGREWRITEAOF LASTSAVE."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import trio
+
+from .. import errors
+from ..config import SECRET, ConfigError, format_value, matching_options, replace_options, rewrite_config_file
+from ..errors import CommandError
+from ..info import info_text
+from ..persistence import PersistenceUnsupported
+from ..resp import OK, Map, Verbatim
+from . import command
+from .args import parse_int
+
+
+def info(ctx, argv):
+    return Verbatim(info_text(ctx.engine, [a.decode("utf-8", "replace") for a in argv[1:]]))
+
+
+def dbsize(ctx, argv):
+    return len(ctx.db.data)
+
+
+def _flush_mode(argv, name):
+    if len(argv) > 2:
+        raise CommandError(errors.SYNTAX)
+    if len(argv) == 2 and argv[1].lower() not in (b"async", b"sync"):
+        raise CommandError(errors.SYNTAX)
+
+
+def flushdb(ctx, argv):
+    _flush_mode(argv, "flushdb")
+    removed = ctx.db.clear()
+    ctx.dirty += max(removed, 1)
+    ctx.propagate([b"FLUSHDB"])
+    return OK
+
+
+def flushall(ctx, argv):
+    _flush_mode(argv, "flushall")
+    removed = ctx.keyspace.flush_all()
+    ctx.dirty += max(removed, 1)
+    ctx.propagate([b"FLUSHALL"])
+    return OK
+
+
+def swapdb(ctx, argv):
+    first = parse_int(argv[1], "ERR invalid first DB index")
+    second = parse_int(argv[2], "ERR invalid second DB index")
+    count = len(ctx.keyspace)
+    if not 0 <= first < count or not 0 <= second < count:
+        raise CommandError(errors.INVALID_DB_INDEX)
+    ctx.keyspace.swap(first, second)
+    ctx.dirty += 1
+    return OK
+
+
+def time_(ctx, argv):
+    now = time.time()
+    return [b"%d" % int(now), b"%d" % int((now % 1) * 1_000_000)]
+
+
+def lastsave(ctx, argv):
+    times = [t for t in (b.last_save_time() for b in ctx.engine.backends) if t is not None]
+    return max(times) if times else int(ctx.engine.stats.started)
+
+
+def config_(ctx, argv):
+    sub = argv[1].lower()
+    engine = ctx.engine
+    if sub == b"get" and len(argv) >= 3:
+        result = {}
+        for pattern in argv[2:]:
+            for name in matching_options(pattern.decode("utf-8", "replace")):
+                if name in SECRET:
+                    continue
+                result[name.encode()] = format_value(engine.config, name).encode()
+        return Map(result)
+    if sub == b"set" and len(argv) >= 4 and len(argv) % 2 == 0:
+        changes = {}
+        for index in range(2, len(argv), 2):
+            name = argv[index].decode("utf-8", "replace").lower()
+            if name in changes:
+                raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter")
+            changes[name] = argv[index + 1].decode("utf-8", "replace")
+        try:
+            new = replace_options(engine.config, changes)
+        except ConfigError as error:
+            raise CommandError(f"ERR {error}") from None
+        engine.apply_config(new)
+        return OK
+    if sub == b"resetstat" and len(argv) == 2:
+        engine.stats.reset()
+        return OK
+    if sub == b"rewrite" and len(argv) == 2:
+        path = engine.loaded.path
+        if not path:
+            raise CommandError("ERR The server is running without a config file")
+        try:
+            rewrite_config_file(path, engine.config)
+        except OSError as error:
+            raise CommandError(f"ERR Rewriting config file: {error.strerror}") from None
+        return OK
+    if sub == b"help":
+        return [b"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                b"GET <pattern>", b"SET <directive> <value>", b"RESETSTAT", b"REWRITE"]
+    if sub in (b"get", b"set", b"resetstat", b"rewrite"):
+        raise CommandError(f"ERR wrong number of arguments for 'config|{sub.decode()}' command")
+    raise CommandError(errors.unknown_subcommand(argv[1], "CONFIG"))
+
+
+# --- COMMAND -----------------------------------------------------------------------------
+
+
+def _command_info(spec):
+    flags = sorted(spec.flags)
+    categories = [f"@{c}".encode() for c in sorted(spec.categories)]
+    return [
+        spec.name.encode(), spec.arity, [f.encode() for f in flags], spec.first_key,
+        spec.last_key, spec.step, categories, [], [], [],
+    ]
+
+
+def command_(ctx, argv):
+    table = ctx.engine.commands
+    if len(argv) == 1:
+        return [_command_info(spec) for spec in table]
+    sub = argv[1].lower()
+    if sub == b"count" and len(argv) == 2:
+        return len(table)
+    if sub == b"info":
+        if len(argv) == 2:
+            return [_command_info(spec) for spec in table]
+        return [_command_info(spec) if (spec := table.get(name.lower())) else None for name in argv[2:]]
+    if sub == b"docs":
+        names = [n.lower() for n in argv[2:]] or list(table.by_name)
+        docs = {}
+        for name in names:
+            spec = table.get(name)
+            if spec is not None:
+                docs[spec.name.encode()] = Map({
+                    b"summary": (spec.summary or f"{spec.name.upper()} command").encode(),
+                    b"since": b"1.0.0",
+                    b"group": spec.group.encode(),
+                })
+        return Map(docs)
+    if sub == b"list":
+        names = [spec.name.encode() for spec in table]
+        if len(argv) == 5 and argv[2].lower() == b"filterby":
+            kind, value = argv[3].lower(), argv[4].lower().decode("utf-8", "replace")
+            if kind == b"pattern":
+                import fnmatch
+
+                names = [n for n in names if fnmatch.fnmatchcase(n.decode(), value)]
+            elif kind == b"aclcat":
+                names = [s.name.encode() for s in table if value in s.categories]
+            elif kind == b"module":
+                names = []
+            else:
+                raise CommandError(errors.SYNTAX)
+        elif len(argv) != 2:
+            raise CommandError(errors.SYNTAX)
+        return names
+    if sub == b"getkeys" and len(argv) >= 3:
+        spec = table.get(argv[2].lower())
+        if spec is None:
+            raise CommandError("ERR Invalid command specified")
+        arity = spec.arity
+        inner = argv[2:]
+        if (arity > 0 and len(inner) != arity) or len(inner) < -arity:
+            raise CommandError("ERR Invalid number of arguments specified for command")
+        keys = spec.keys(inner)
+        if not keys:
+            raise CommandError("ERR The command has no key arguments")
+        return keys
+    if sub == b"help":
+        return [b"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                b"(no subcommand)", b"COUNT", b"GETKEYS", b"INFO", b"DOCS", b"LIST"]
+    raise CommandError(errors.unknown_subcommand(argv[1], "COMMAND"))
+
+
+# --- persistence ---------------------------------------------------------------------------
+
+
+async def _first_supported(ctx, operation):
+    for backend in ctx.engine.backends:
+        try:
+            return await operation(backend)
+        except PersistenceUnsupported:
+            continue
+    raise CommandError(errors.NO_PERSISTENCE)
+
+
+def _run_async(ctx, operation):
+    """Run a backend coroutine for a command: the command blocks this client (not the
+    server) until it answers, through the same Block path as BLPOP."""
+    from ..engine import Block
+
+    result: dict[str, object] = {}
+    done = trio.Event()
+
+    async def runner():
+        try:
+            result["reply"] = await _first_supported(ctx, operation)
+        except CommandError as error:
+            from ..resp import ErrorReply
+
+            result["reply"] = ErrorReply(error.message.encode())
+        finally:
+            done.set()
+
+    ctx.engine.spawn(runner)
+    return Block([], 0, lambda _ctx: None, None).waiting_on(done, result)
+
+
+def save(ctx, argv):
+    if ctx.engine.fork_slot.busy:
+        raise CommandError(errors.BACKGROUND_SAVE_IN_PROGRESS)
+    return _run_async(ctx, lambda backend: backend.save(background=False))
+
+
+def bgsave(ctx, argv):
+    schedule = False
+    if len(argv) == 2:
+        if argv[1].lower() != b"schedule":
+            raise CommandError(errors.SYNTAX)
+        schedule = True
+    elif len(argv) > 2:
+        raise CommandError(errors.SYNTAX)
+    return _run_async(ctx, lambda backend: backend.save(background=True, schedule=schedule))
+
+
+def bgrewriteaof(ctx, argv):
+    return _run_async(ctx, lambda backend: backend.rewrite())
+
+
+def shutdown(ctx, argv):
+    save_mode = None
+    for option in argv[1:]:
+        option = option.lower()
+        if option == b"nosave":
+            save_mode = False
+        elif option == b"save":
+            save_mode = True
+        elif option in (b"now", b"force", b"abort"):
+            continue
+        else:
+            raise CommandError(errors.SYNTAX)
+    ctx.engine.request_shutdown(save_mode)
+    ctx.client.close_after_reply = True
+    return None
+
+
+# --- DEBUG ---------------------------------------------------------------------------------
+
+
+def dataset_digest(engine) -> bytes:
+    """DEBUG DIGEST: 40 hex digits that depend on every key, value and expiry of every
+    database and on nothing else (not on insertion order), or 40 zeros when empty."""
+    total = bytearray(20)
+    empty = True
+    for db in engine.keyspace.databases:
+        for key, value, expire in db.items():
+            empty = False
+            h = hashlib.sha1()
+            h.update(b"%d\0" % db.index)
+            h.update(key + b"\0")
+            h.update(value_digest(engine, db.index, key, value))
+            if expire is not None:
+                h.update(b"\0expire %d" % expire)
+            for i, byte in enumerate(h.digest()):
+                total[i] ^= byte
+    return b"0" * 40 if empty else bytes(total).hex().encode()
+
+
+def value_digest(engine, db_index, key, value) -> bytes:
+    """A digest of one value, independent of the iteration order of unordered types."""
+    from collections import deque
+
+    kind = value.__class__
+    if kind is bytes:
+        return b"string\0" + value
+    if kind is deque:
+        h = hashlib.sha1(b"list")
+        for item in value:
+            h.update(b"%d:" % len(item) + item)
+        return h.digest()
+    if kind is dict or kind is set or kind.__name__ == "ZSet":
+        acc = bytearray(20)
+        if kind is dict:
+            items = (b"%d:" % len(f) + f + v for f, v in value.items())
+        elif kind is set:
+            items = iter(value)
+        else:
+            items = (m + b"\0" + repr(float(s)).encode() for m, s in value.items())
+        for item in items:
+            for i, byte in enumerate(hashlib.sha1(item).digest()):
+                acc[i] ^= byte
+        return kind.__name__.encode() + bytes(acc)
+    commands = engine.rewrite_value(db_index, key, value, None) or []
+    h = hashlib.sha1(b"plugin")
+    for argv in commands:
+        for arg in argv:
+            h.update(b"%d:" % len(arg) + arg)
+    return h.digest()
+
+
+def debug(ctx, argv):
+    sub = argv[1].lower()
+    engine = ctx.engine
+    if sub == b"digest" and len(argv) == 2:
+        return dataset_digest(engine)
+    if sub == b"digest-value" and len(argv) >= 2:
+        return [
+            hashlib.sha1(value_digest(engine, ctx.db.index, key, value)).hexdigest().encode()
+            if (value := ctx.db.get(key)) is not None else b"0" * 40
+            for key in argv[2:]
+        ]
+    if sub == b"sleep" and len(argv) == 3:
+        try:
+            seconds = float(argv[2])
+        except ValueError:
+            raise CommandError(errors.NOT_FLOAT) from None
+        time.sleep(seconds)  # DEBUG SLEEP blocks the server on purpose, as in Redis
+        return OK
+    if sub == b"reload":
+        return _run_async(ctx, lambda backend: engine.debug_reload(backend))
+    if sub == b"set-active-expire" and len(argv) == 3:
+        engine.active_expire_enabled = argv[2] != b"0"
+        return OK
+    if sub == b"object" and len(argv) == 3:
+        value = ctx.db.get(argv[2])
+        if value is None:
+            raise CommandError(errors.NO_SUCH_KEY)
+        from .keys import object_encoding
+
+        return f"Value at:0x0 refcount:1 encoding:{object_encoding(value)} serializedlength:0 lru:0 lru_seconds_idle:0".encode()
+    if sub == b"jmap" or sub == b"log":
+        return OK
+    if sub == b"help":
+        return [b"DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                b"DIGEST", b"DIGEST-VALUE <key> ...", b"SLEEP <seconds>", b"RELOAD",
+                b"OBJECT <key>", b"SET-ACTIVE-EXPIRE <0|1>"]
+    raise CommandError(errors.unknown_subcommand(argv[1], "DEBUG"))
+
+
+def register(registry):
+    group = "server"
+    registry.extend([
+        command("info", -1, "loading stale", info, group=group),
+        command("dbsize", 1, "readonly fast", dbsize, group="keyspace"),
+        command("flushdb", -1, "write", flushdb, group="keyspace"),
+        command("flushall", -1, "write", flushall, group="keyspace"),
+        command("swapdb", 3, "write fast", swapdb, group="keyspace"),
+        command("time", 1, "loading stale fast", time_, group=group),
+        command("lastsave", 1, "loading stale fast", lastsave, group=group),
+        command("config", -2, "admin loading stale", config_, group=group,
+                subcommands=("get", "set", "resetstat", "rewrite", "help")),
+        command("command", -1, "loading stale", command_, group=group,
+                subcommands=("count", "info", "docs", "list", "getkeys", "help")),
+        command("save", 1, "admin no-multi blocking", save, group=group),
+        command("bgsave", -1, "admin no-multi blocking", bgsave, group=group),
+        command("bgrewriteaof", 1, "admin no-multi blocking", bgrewriteaof, group=group),
+        command("shutdown", -1, "admin loading stale no-multi", shutdown, group=group),
+        command("debug", -2, "admin loading stale", debug, group=group),
+    ])

@@ -1,0 +1,54 @@
+"""Transactions: MULTI EXEC DISCARD WATCH UNWATCH."""
+
+from __future__ import annotations
+
+from .. import errors
+from ..errors import CommandError
+from ..resp import OK
+from . import command
+
+
+def multi(ctx, argv):
+    client = ctx.client
+    if client.multi is not None:
+        raise CommandError(errors.NESTED_MULTI)
+    client.multi = []
+    client.multi_error = False
+    return OK
+
+
+def exec_(ctx, argv):
+    return ctx.engine.exec_transaction(ctx.client)
+
+
+def discard(ctx, argv):
+    client = ctx.client
+    if client.multi is None:
+        raise CommandError(errors.DISCARD_WITHOUT_MULTI)
+    client.multi = None
+    client.multi_error = False
+    ctx.engine.unwatch(client)
+    return OK
+
+
+def watch(ctx, argv):
+    if ctx.client.multi is not None:
+        raise CommandError(errors.WATCH_IN_MULTI)
+    ctx.engine.watch(ctx.client, argv[1:])
+    return OK
+
+
+def unwatch(ctx, argv):
+    ctx.engine.unwatch(ctx.client)
+    return OK
+
+
+def register(registry):
+    group = "transactions"
+    registry.extend([
+        command("multi", 1, "fast loading stale allow-busy", multi, group=group),
+        command("exec", 1, "loading stale skip-slowlog", exec_, group=group),
+        command("discard", 1, "fast loading stale allow-busy", discard, group=group),
+        command("watch", -2, "fast loading stale allow-busy", watch, (1, -1, 1), group=group),
+        command("unwatch", 1, "fast loading stale allow-busy", unwatch, group=group),
+    ])

@@ -1,0 +1,336 @@
+"""Configuration: one frozen msgspec Struct, read from redis.conf syntax.
+
+Sources, later wins: the defaults below, the config file (``include`` supported), then
+command-line options (``--port 7000``), which are read as extra config lines.  Field names are
+the redis.conf names (``auto-aof-rewrite-min-size`` is ``auto_aof_rewrite_min_size`` here; the
+Struct renames to kebab case).  ``CONFIG SET`` builds a new Struct with :func:`replace_options`,
+so every change is validated the same way as the file.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, get_args, get_origin
+
+import msgspec
+
+from .resp import split_args
+
+
+class ConfigError(Exception):
+    """A bad option: the message says which and why (with ``file:line:`` when from a file)."""
+
+
+class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True, rename="kebab"):
+    # network
+    bind: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "-::1"])
+    port: int = 6379
+    unixsocket: str = ""
+    unixsocketperm: int = 0
+    tcp_backlog: int = 511
+    tcp_keepalive: int = 300
+    timeout: int = 0
+    maxclients: int = 10000
+    protected_mode: bool = True
+    requirepass: str = ""
+    # limits
+    proto_max_bulk_len: int = 512 * 1024 * 1024
+    client_query_buffer_limit: int = 1024 * 1024 * 1024
+    maxmemory: int = 0
+    maxmemory_policy: Literal[
+        "noeviction", "allkeys-lru", "volatile-lru", "allkeys-random", "volatile-random",
+        "volatile-ttl", "allkeys-lfu", "volatile-lfu",
+    ] = "noeviction"
+    # general
+    databases: int = 16
+    hz: int = 10
+    loglevel: Literal["debug", "verbose", "notice", "warning", "nothing"] = "notice"
+    logfile: str = ""
+    daemonize: bool = False
+    pidfile: str = ""
+    dir: str = "."
+    loadplugin: list[str] = msgspec.field(default_factory=list)
+    slowlog_log_slower_than: int = 10000
+    slowlog_max_len: int = 128
+    notify_keyspace_events: str = ""
+    # append-only file (plugins/aof)
+    appendonly: bool = False
+    appendfilename: str = "appendonly.aof"
+    appendfsync: Literal["always", "everysec", "no"] = "everysec"
+    no_appendfsync_on_rewrite: bool = False
+    auto_aof_rewrite_percentage: int = 100
+    auto_aof_rewrite_min_size: int = 64 * 1024 * 1024
+    aof_load_truncated: bool = True
+    # snapshot (plugins/snapshot)
+    save: list[tuple[int, int]] = msgspec.field(
+        default_factory=lambda: [(3600, 1), (300, 100), (60, 10000)]
+    )
+    dbfilename: str = "dump.trdb"
+    stop_writes_on_bgsave_error: bool = True
+
+
+# Options that CONFIG SET refuses, as Redis does for these: they shape start-up only.
+IMMUTABLE = frozenset(
+    {"bind", "unixsocket", "unixsocketperm", "tcp-backlog", "databases", "daemonize",
+     "pidfile", "logfile", "loadplugin"}
+)
+# Never shown by CONFIG GET or INFO.
+SECRET = frozenset({"requirepass"})
+# Options that may appear on several lines, each line adding to the list.
+_MULTI_LINE = frozenset({"loadplugin", "save"})
+
+_FIELDS: dict[str, tuple[str, Any]] = {
+    field.encode_name: (field.name, field.type) for field in msgspec.structs.fields(Config)
+}
+OPTION_NAMES = tuple(_FIELDS)
+
+_UNITS = {
+    "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3,
+}
+
+
+def parse_memory(text: str) -> int:
+    """``64mb`` -> 67108864, as redis.conf reads sizes (``k`` is 1000, ``kb`` 1024)."""
+    lowered = text.strip().lower()
+    for suffix in sorted(_UNITS, key=len, reverse=True):
+        if lowered.endswith(suffix):
+            number = lowered[: -len(suffix)]
+            return int(number) * _UNITS[suffix]
+    return int(lowered)
+
+
+def _convert(name: str, kind: Any, words: list[str]) -> Any:
+    """The typed value of one option from its words on a config line."""
+    if kind is bool:
+        if len(words) != 1 or words[0].lower() not in ("yes", "no"):
+            raise ConfigError("argument must be 'yes' or 'no'")
+        return words[0].lower() == "yes"
+    if kind is int:
+        if len(words) != 1:
+            raise ConfigError("wrong number of arguments")
+        try:
+            if name == "unixsocketperm":
+                return int(words[0], 8)
+            return parse_memory(words[0])
+        except ValueError:
+            raise ConfigError(f"argument couldn't be parsed into an integer: {words[0]!r}") from None
+    if kind is str:
+        if len(words) != 1:
+            raise ConfigError("wrong number of arguments")
+        return words[0]
+    if get_origin(kind) is Literal:
+        if len(words) != 1 or words[0].lower() not in get_args(kind):
+            raise ConfigError(f"argument must be one of {', '.join(get_args(kind))}")
+        return words[0].lower()
+    if name == "save":
+        if words in ([], [""]):
+            return []
+        if len(words) % 2:
+            raise ConfigError("Invalid save parameters")
+        try:
+            pairs = [(int(words[i]), int(words[i + 1])) for i in range(0, len(words), 2)]
+        except ValueError:
+            raise ConfigError("Invalid save parameters") from None
+        if any(seconds < 1 or changes < 0 for seconds, changes in pairs):
+            raise ConfigError("Invalid save parameters")
+        return pairs
+    if get_origin(kind) is list:
+        return [word for word in words if word]
+    raise ConfigError(f"unsupported option type for {name}")
+
+
+def format_value(config: Config, option: str) -> str:
+    """An option's value as redis.conf and CONFIG GET spell it."""
+    value = getattr(config, _FIELDS[option][0])
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if option == "save":
+        return " ".join(f"{s} {c}" for s, c in value)
+    if option == "unixsocketperm":
+        return format(value, "o") if value else "0"
+    if isinstance(value, list):
+        return " ".join(value)
+    return str(value)
+
+
+class _Reader:
+    """Collects option values from lines, remembering where each came from."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.seen_multi: set[str] = set()
+        self.renames: dict[str, str] = {}
+
+    def line(self, words: list[str], where: str, depth: int = 0) -> None:
+        name = words[0].lower()
+        args = words[1:]
+        try:
+            if name == "include":
+                if len(args) != 1:
+                    raise ConfigError("include takes one path")
+                if depth > 10:
+                    raise ConfigError("include nested too deeply")
+                self.file(args[0], depth + 1)
+                return
+            if name == "rename-command":
+                if len(args) != 2:
+                    raise ConfigError("rename-command takes a command name and a new name")
+                self.renames[args[0].lower()] = args[1]
+                return
+            if name not in _FIELDS:
+                raise ConfigError(f"Bad directive or wrong number of arguments: {name!r}")
+            field_name, kind = _FIELDS[name]
+            value = _convert(name, kind, args)
+            if name in _MULTI_LINE:
+                if name not in self.seen_multi:
+                    self.values[field_name] = []
+                    self.seen_multi.add(name)
+                self.values[field_name] = self.values[field_name] + value
+            else:
+                self.values[field_name] = value
+        except ConfigError as error:
+            if str(error).startswith(where):
+                raise
+            raise ConfigError(f"{where}: {error}") from None
+
+    def file(self, path: str, depth: int = 0) -> None:
+        try:
+            with open(path, "rb") as handle:
+                lines = handle.read().decode("utf-8", "replace").splitlines()
+        except OSError as error:
+            raise ConfigError(f"can't open config file {path!r}: {error.strerror}") from None
+        for number, raw in enumerate(lines, 1):
+            text = raw.strip()
+            if not text or text.startswith("#"):
+                continue
+            words = split_args(text.encode())
+            where = f"{path}:{number}"
+            if words is None:
+                raise ConfigError(f"{where}: unbalanced quotes in configuration line")
+            self.line([w.decode("utf-8", "replace") for w in words], where, depth)
+
+
+class LoadedConfig(msgspec.Struct, frozen=True):
+    config: Config
+    path: str | None
+    renamed_commands: Mapping[str, str]
+
+
+def load_config(path: str | None = None, overrides: Iterable[list[str]] = ()) -> LoadedConfig:
+    """The configuration from defaults, ``path`` and command-line ``overrides`` (each a list of
+    words such as ``["port", "7000"]``).  Raises :class:`ConfigError`."""
+    reader = _Reader()
+    if path is not None:
+        reader.file(path)
+    for words in overrides:
+        reader.line(words, "command line")
+    config = _validated(reader.values)
+    return LoadedConfig(config=config, path=os.path.abspath(path) if path else None,
+                        renamed_commands=reader.renames)
+
+
+def _validated(values: Mapping[str, Any], base: Config | None = None) -> Config:
+    data = msgspec.to_builtins(base) if base is not None else {}
+    data.update({_option_of(k): v for k, v in values.items()})
+    try:
+        config = msgspec.convert(data, Config)
+    except msgspec.ValidationError as error:
+        raise ConfigError(str(error)) from None
+    _check_ranges(config)
+    return config
+
+
+def _option_of(field_name: str) -> str:
+    return field_name.replace("_", "-")
+
+
+def _check_ranges(config: Config) -> None:
+    if not 0 <= config.port <= 65535:
+        raise ConfigError("port: argument must be between 0 and 65535")
+    if not 1 <= config.databases <= 1_000_000:
+        raise ConfigError("databases: argument must be between 1 and 1000000")
+    if config.maxclients < 1:
+        raise ConfigError("maxclients: argument must be 1 or greater")
+    if not 1 <= config.hz <= 500:
+        raise ConfigError("hz: argument must be between 1 and 500")
+    if config.proto_max_bulk_len < 1024 * 1024:
+        raise ConfigError("proto-max-bulk-len: argument must be 1mb or greater")
+    if config.timeout < 0 or config.tcp_keepalive < 0:
+        raise ConfigError("timeout: argument must be 0 or greater")
+
+
+def replace_options(config: Config, changes: Mapping[str, str]) -> Config:
+    """A new Config with ``changes`` (option name -> CONFIG SET text) applied.
+
+    Raises :class:`ConfigError` naming the first bad option; nothing is changed then."""
+    values: dict[str, Any] = {}
+    for option, text in changes.items():
+        if option not in _FIELDS:
+            raise ConfigError(f"Unknown option or number of arguments for CONFIG SET - '{option}'")
+        if option in IMMUTABLE:
+            raise ConfigError(f"CONFIG SET failed (possibly related to argument '{option}') - can't set immutable config")
+        field_name, kind = _FIELDS[option]
+        words = text.split(" ") if get_origin(kind) is list or option == "save" else [text]
+        if option == "save" and text.strip() == "":
+            words = []
+        try:
+            values[field_name] = _convert(option, kind, words)
+        except ConfigError as error:
+            raise ConfigError(f"CONFIG SET failed (possibly related to argument '{option}') - {error}") from None
+    try:
+        return _validated(values, config)
+    except ConfigError as error:
+        raise ConfigError(f"CONFIG SET failed - {error}") from None
+
+
+def matching_options(pattern: str) -> list[str]:
+    """The option names that match a CONFIG GET glob pattern."""
+    pattern = pattern.lower()
+    return [name for name in OPTION_NAMES if fnmatch.fnmatchcase(name, pattern)]
+
+
+def rewrite_config_file(path: str, config: Config) -> None:
+    """CONFIG REWRITE: keep the file's comments and order, update the lines of options whose
+    value differs from the default, append the rest, and replace the file atomically."""
+    defaults = Config()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        lines = []
+    wanted = {
+        name: format_value(config, name)
+        for name in OPTION_NAMES
+        if format_value(config, name) != format_value(defaults, name)
+    }
+    written: set[str] = set()
+    output: list[str] = []
+    for line in lines:
+        words = line.strip().split(maxsplit=1)
+        name = words[0].lower() if words and not line.strip().startswith("#") else None
+        if name in _FIELDS:
+            if name in written or name not in wanted:
+                continue
+            output.append(_config_line(name, wanted[name]))
+            written.add(name)
+        else:
+            output.append(line)
+    for name, value in wanted.items():
+        if name not in written:
+            output.append(_config_line(name, value))
+    temp = f"{path}.tmp-{os.getpid()}"
+    with open(temp, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(output) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+def _config_line(name: str, value: str) -> str:
+    if name == "save" and value == "":
+        return 'save ""'
+    if value == "" or " " in value and name not in ("save", "bind", "loadplugin"):
+        return f'{name} "{value}"'
+    return f"{name} {value}"

@@ -1,0 +1,629 @@
+"""The engine: runs commands on the keyspace and propagates their effects.  No I/O here.
+
+``Engine.call(client, argv)`` is Redis's ``processCommand`` + ``call()``: look the command up,
+check arity, authentication, MULTI queueing, loading and refused writes, run the handler, and
+when the handler changed data (``ctx.dirty``) propagate its deterministic effect to every
+persistence backend's ``feed`` and to the ``trioredis_command_propagated`` hook.  A handler
+that rewrites its effect (``SET .. EX`` -> ``SET`` + ``PEXPIREAT``) calls ``ctx.propagate``
+itself; otherwise the command is propagated as the client sent it.
+
+Blocking commands return a :class:`Block` instead of a reply; the transport then awaits
+:meth:`Engine.wait_blocked`.  When a write touches a key that clients wait on, the waiting
+clients are served right after that command, in the order they blocked, by running their
+``attempt`` in their own context, so what they pop is propagated right after the push.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from . import errors
+from .client import Client
+from .commands import BLOCKING, CommandRegistry, CommandSpec
+from .errors import CommandError
+from .keyspace import Database, Keyspace
+from .persistence import BackendHost, ForkSlot, Loader, PersistenceBackend
+from .resp import NULL_ARRAY, QUEUED, ErrorReply
+
+if TYPE_CHECKING:
+    from .config import Config, LoadedConfig
+    from .log import Log
+
+_MULTI_CONTROL = frozenset({b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"})
+_SUBSCRIBED_ALLOWED = frozenset(
+    {b"subscribe", b"psubscribe", b"unsubscribe", b"punsubscribe", b"ping", b"quit", b"reset",
+     b"ssubscribe", b"sunsubscribe"}
+)
+
+
+class Block:
+    """Returned by a blocking command's handler when it has to wait.
+
+    ``attempt(ctx)`` retries the command's effect and returns the reply, or None while there
+    is still nothing to take; ``timeout`` is in seconds (0: forever); ``timeout_reply`` is sent
+    when it runs out."""
+
+    __slots__ = ("db", "keys", "timeout", "attempt", "timeout_reply", "event", "result")
+
+    def __init__(
+        self,
+        keys: Sequence[bytes],
+        timeout: float,
+        attempt: Callable[[CommandContext], Any],
+        timeout_reply: Any = NULL_ARRAY,
+    ) -> None:
+        self.db: Database | None = None
+        self.keys = list(keys)
+        self.timeout = timeout
+        self.attempt = attempt
+        self.timeout_reply = timeout_reply
+        self.event: trio.Event | None = None
+        self.result: dict[str, Any] | None = None
+
+    def waiting_on(self, event: trio.Event, result: dict[str, Any]) -> Block:
+        """A block that ends when ``event`` is set, with ``result["reply"]`` as the reply
+        (commands that await a backend: SAVE, BGREWRITEAOF, WAITAOF)."""
+        self.event = event
+        self.result = result
+        return self
+
+
+class _Waiter:
+    __slots__ = ("client", "block", "event", "reply")
+
+    def __init__(self, client: Client, block: Block) -> None:
+        self.client = client
+        self.block = block
+        self.event = trio.Event()
+        self.reply: Any = None
+
+
+class CommandContext:
+    """What a handler sees: ``ctx.db`` (the client's database), ``ctx.keyspace``,
+    ``ctx.client``, ``ctx.engine``; ``ctx.dirty += n`` to say it changed n things;
+    ``ctx.propagate(argv)`` to propagate a different effect than the command as sent."""
+
+    __slots__ = ("engine", "client", "db", "keyspace", "dirty", "propagated")
+
+    def __init__(self, engine: Engine, client: Client) -> None:
+        self.engine = engine
+        self.client = client
+        self.db: Database = client.db
+        self.keyspace = engine.keyspace
+        self.dirty = 0
+        self.propagated = False
+
+    @property
+    def config(self) -> Config:
+        return self.engine.config
+
+    def propagate(self, argv: list[bytes], db: int | None = None) -> None:
+        """Propagate ``argv`` as (part of) this command's effect, instead of the command."""
+        self.propagated = True
+        self.engine.propagate(self.db.index if db is None else db, argv)
+
+    def select(self, index: int) -> None:
+        self.db = self.keyspace[index]
+        self.client.db = self.db
+
+    def touch(self, key: bytes, db: Database | None = None) -> None:
+        """Signal that ``key`` changed (WATCH, blocked clients), for a key the command's key
+        positions do not name (MOVE's target database, say)."""
+        self.keyspace.signal_modified(db or self.db, key)
+
+
+class Stats:
+    __slots__ = (
+        "commands_processed", "connections_received", "rejected_connections", "keyspace_hits",
+        "keyspace_misses", "net_input_bytes", "net_output_bytes", "errors", "started",
+        "command_calls", "command_usec", "command_failed", "error_counts",
+    )
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.reset()
+
+    def reset(self) -> None:
+        self.commands_processed = 0
+        self.connections_received = 0
+        self.rejected_connections = 0
+        self.keyspace_hits = 0
+        self.keyspace_misses = 0
+        self.net_input_bytes = 0
+        self.net_output_bytes = 0
+        self.errors = 0
+        self.command_calls: dict[str, int] = {}
+        self.command_usec: dict[str, int] = {}
+        self.command_failed: dict[str, int] = {}
+        self.error_counts: dict[str, int] = {}
+
+
+class Engine:
+    def __init__(self, loaded: LoadedConfig, plugin_manager: Any, log: Log) -> None:
+        self.loaded = loaded
+        self.config: Config = loaded.config
+        self.plugin_manager = plugin_manager
+        self.hook = plugin_manager.hook
+        self.log = log
+        self.keyspace = Keyspace(self.config.databases, self.propagate)
+        self.keyspace.on_modified = self._on_modified
+        self.commands = CommandRegistry()
+        self.hook.trioredis_register_commands(registry=self.commands)
+        for old, new in loaded.renamed_commands.items():
+            self.commands.rename(old, new)
+        self.backends: list[PersistenceBackend] = []
+        self.fork_slot = ForkSlot()
+        self.dirty = 0
+        self.stats = Stats()
+        self.clients: dict[int, Client] = {}
+        self.loading = False
+        self.loading_started = 0.0
+        self.loading_loaded = 0
+        self.loading_total = 0
+        self.replaying = False
+        self.in_exec = False
+        self._multi_emitted = False
+        self.unflushed = False
+        self._current: Client | None = None
+        self._feeds: list[Callable[[int, Sequence[bytes]], None]] = []
+        self._waiters: dict[tuple[int, bytes], deque[_Waiter]] = {}
+        self._ready_keys: list[tuple[int, bytes]] = []
+        self.shutdown_requested = trio.Event()
+        self.shutdown_save: bool | None = None
+        self.fatal_error: str | None = None
+        self.paused_until = 0.0
+        self.server: Any = None  # the transport, for CLIENT LIST/KILL and INFO clients
+        self.nursery: trio.Nursery | None = None  # for work commands start (set by the server)
+        self.run_id = os.urandom(20).hex()
+        self.active_expire_enabled = True
+        self.total_forks = 0
+        self.latest_fork_usec = 0
+        self._ops_samples: deque[tuple[float, int]] = deque(maxlen=16)
+        self.refresh_hooks()
+        self.loader_client = Client(self.keyspace[0])
+        self.loader_client.authenticated = True
+        self.loader_client.is_loader = True
+
+    # --- plugins ---------------------------------------------------------------------------
+
+    def add_backends(self, backends: list[PersistenceBackend]) -> None:
+        self.backends = list(backends)
+        self._feeds = [backend.feed for backend in self.backends]
+
+    def refresh_hooks(self) -> None:
+        """Call optional hooks only when some plugin implements them."""
+        self._propagated_hook = bool(self.hook.trioredis_command_propagated.get_hookimpls())
+        self._executed_hook = bool(self.hook.trioredis_command_executed.get_hookimpls())
+
+    def backend_host(self) -> BackendHost:
+        return BackendHost(self)
+
+    def rewrite_value(self, db: int, key: bytes, value: Any, expire_ms: int | None) -> Any:
+        return self.hook.trioredis_rewrite_value(db=db, key=key, value=value, expire_ms=expire_ms)
+
+    def prepare_fork(self) -> None:
+        gc.collect(0)
+        gc.freeze()
+
+    def fatal(self, message: str) -> None:
+        self.log.warning(message)
+        self.fatal_error = message
+        self.shutdown_save = False
+        self.shutdown_requested.set()
+
+    # --- clients ---------------------------------------------------------------------------
+
+    def new_client(self, addr: str = "", laddr: str = "", fd: int = -1) -> Client:
+        client = Client(self.keyspace[0], addr, laddr, fd)
+        client.authenticated = not self.config.requirepass
+        client.ctx = CommandContext(self, client)
+        self.clients[client.id] = client
+        self.stats.connections_received += 1
+        return client
+
+    def drop_client(self, client: Client) -> None:
+        self.clients.pop(client.id, None)
+        self._unwatch(client)
+        if client.channels or client.patterns:
+            pubsub = getattr(self, "pubsub", None)
+            if pubsub is not None:
+                pubsub.drop(client)
+
+    # --- executing -------------------------------------------------------------------------
+
+    def call(self, client: Client, argv: list[bytes]) -> Any:
+        """Run one command for ``client``: the reply, an ErrorReply, or a :class:`Block`."""
+        name = argv[0].lower()
+        spec = self.commands.by_name.get(name)
+        if spec is None:
+            if client.multi is not None:
+                client.multi_error = True
+            return self._error(errors.unknown_command(argv))
+        arity = spec.arity
+        if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+            if client.multi is not None:
+                client.multi_error = True
+            return self._error(errors.wrong_arity(spec.name))
+        if not client.authenticated and "noauth" not in spec.flags:
+            if client.multi is not None:
+                client.multi_error = True
+            return self._error(errors.NOAUTH)
+        if spec.is_write and not client.is_loader:
+            refusal = self.refuse_writes()
+            if refusal is not None:
+                if client.multi is not None:
+                    client.multi_error = True
+                return self._error(refusal)
+        if (client.channels or client.patterns) and not client.resp3 and name not in _SUBSCRIBED_ALLOWED:
+            return self._error(
+                f"ERR Can't execute '{spec.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
+                "PING / QUIT / RESET are allowed in this context"
+            )
+        if self.loading and not client.is_loader and "loading" not in spec.flags:
+            return self._error(errors.LOADING)
+        if client.multi is not None and name not in _MULTI_CONTROL:
+            if "no-multi" in spec.flags:
+                return self._error(errors.NOT_ALLOWED_IN_MULTI)
+            client.multi.append((spec, argv))
+            return QUEUED
+        return self.execute(client, spec, argv)
+
+    def execute(self, client: Client, spec: CommandSpec, argv: list[bytes]) -> Any:
+        """Run a looked-up, checked command (also used by EXEC for each queued command)."""
+        ctx = client.ctx
+        if ctx is None:
+            ctx = client.ctx = CommandContext(self, client)
+        ctx.db = client.db
+        ctx.dirty = 0
+        ctx.propagated = False
+        previous = self._current
+        self._current = client
+        started = time.perf_counter() if self._executed_hook else 0.0
+        try:
+            reply = spec.handler(ctx, argv)
+        except CommandError as error:
+            reply = self._error(error.message, spec.name)
+        except Exception as error:  # a bug must cost one reply, not the connection
+            self.log.warning(f"Internal error running {spec.name}: {error!r}")
+            reply = self._error(f"ERR internal error running '{spec.name}': {error!r}", spec.name)
+        finally:
+            self._current = previous
+        self.stats.commands_processed += 1
+        client.last_command = spec.name.encode()
+        if ctx.dirty:
+            self.dirty += ctx.dirty
+            if not ctx.propagated:
+                self._current = client
+                self.propagate(ctx.db.index, argv)
+                self._current = previous
+            db = ctx.db
+            if db.watched or db.blocked:
+                for key in spec.keys(argv):
+                    self.keyspace.signal_modified(db, key)
+        if self._ready_keys and not self.in_exec:
+            self.serve_blocked()
+        if reply.__class__ is Block:
+            reply.db = ctx.db
+            if reply.event is None and (client.multi is not None or self.in_exec or BLOCKING not in spec.flags):
+                # Inside a transaction a blocking command does not block.
+                reply = reply.timeout_reply
+        if self._executed_hook:
+            self.hook.trioredis_command_executed(
+                client=client, argv=argv, duration_us=int((time.perf_counter() - started) * 1e6)
+            )
+        return reply
+
+    def _error(self, message: str, command: str | None = None) -> ErrorReply:
+        self.stats.errors += 1
+        prefix = message.split(" ", 1)[0]
+        self.stats.error_counts[prefix] = self.stats.error_counts.get(prefix, 0) + 1
+        if command is not None:
+            self.stats.command_failed[command] = self.stats.command_failed.get(command, 0) + 1
+        return ErrorReply(message.encode())
+
+    def refuse_writes(self) -> str | None:
+        for backend in self.backends:
+            refusal = backend.refuse_writes()
+            if refusal is not None:
+                return refusal
+        return None
+
+    # --- transactions ----------------------------------------------------------------------
+
+    def exec_transaction(self, client: Client) -> Any:
+        queued = client.multi
+        if queued is None:
+            raise CommandError(errors.EXEC_WITHOUT_MULTI)
+        client.multi = None
+        if client.multi_error:
+            client.multi_error = False
+            self._unwatch(client)
+            raise CommandError(errors.EXECABORT)
+        if client.dirty_cas:
+            self._unwatch(client)
+            return NULL_ARRAY
+        self._unwatch(client)
+        self.in_exec = True
+        self._multi_emitted = False
+        replies = []
+        try:
+            for spec, argv in queued:
+                refusal = self.refuse_writes() if spec.is_write else None
+                if refusal is not None:
+                    replies.append(self._error(refusal))
+                    continue
+                replies.append(self.execute(client, spec, argv))
+        finally:
+            if self._multi_emitted:
+                self._feed(client.db.index, [b"EXEC"])
+            self.in_exec = False
+            self._multi_emitted = False
+        if self._ready_keys:
+            self.serve_blocked()
+        return replies
+
+    def watch(self, client: Client, keys: Sequence[bytes]) -> None:
+        db = client.db
+        for key in keys:
+            if any(d is db and k == key for d, k in client.watched):
+                continue
+            client.watched.append((db, key))
+            db.watched.setdefault(key, set()).add(client)
+
+    def _unwatch(self, client: Client) -> None:
+        for db, key in client.watched:
+            watchers = db.watched.get(key)
+            if watchers is not None:
+                watchers.discard(client)
+                if not watchers:
+                    del db.watched[key]
+        client.watched = []
+        client.dirty_cas = False
+
+    def unwatch(self, client: Client) -> None:
+        self._unwatch(client)
+
+    def _on_modified(self, db: Database, key: bytes) -> None:
+        watchers = db.watched.get(key)
+        if watchers:
+            for client in watchers:
+                client.dirty_cas = True
+        if key in db.blocked:
+            self._ready_keys.append((db.index, key))
+
+    # --- propagation -----------------------------------------------------------------------
+
+    def propagate(self, db: int, argv: list[bytes]) -> None:
+        """Hand one effect to the backends and the propagation hook (not while replaying)."""
+        if self.replaying:
+            return
+        if self.in_exec and not self._multi_emitted:
+            self._multi_emitted = True
+            self._feed(db, [b"MULTI"])
+        self._feed(db, argv)
+
+    def _feed(self, db: int, argv: list[bytes]) -> None:
+        for feed in self._feeds:
+            feed(db, argv)
+        if self._propagated_hook:
+            self.hook.trioredis_command_propagated(db=db, argv=argv)
+        self.unflushed = True
+        if self._current is not None:
+            self._current.wrote = True
+
+    async def flush_for_reply(self, client: Client) -> None:
+        """Before ``client``'s replies leave: write what every backend buffered, then wait
+        until this client's writes are durable where the policy asks for it."""
+        if client.wrote:
+            client.wrote = False
+            self.unflushed = False
+            tickets = [(backend, backend.flush()) for backend in self.backends]
+            for backend, ticket in tickets:
+                if ticket is not None:
+                    await backend.wait_durable(ticket)
+        elif self.unflushed:
+            self.flush_nowait()
+
+    def flush_nowait(self) -> None:
+        """Write what the backends buffered, without waiting for durability (cron, shutdown)."""
+        self.unflushed = False
+        for backend in self.backends:
+            backend.flush()
+
+    # --- blocking --------------------------------------------------------------------------
+
+    async def wait_blocked(self, client: Client, block: Block) -> Any:
+        """Wait until ``block.attempt`` succeeds (served by :meth:`serve_blocked`) or the
+        timeout runs out."""
+        if block.event is not None:
+            client.blocked = True
+            try:
+                await block.event.wait()
+            finally:
+                client.blocked = False
+            assert block.result is not None
+            return block.result.get("reply")
+        db = block.db or client.db
+        waiter = _Waiter(client, block)
+        keys = list(dict.fromkeys(block.keys))
+        for key in keys:
+            self._waiters.setdefault((db.index, key), deque()).append(waiter)
+            db.blocked[key] = db.blocked.get(key, 0) + 1
+        client.blocked = True
+        try:
+            if block.timeout > 0:
+                with trio.move_on_after(block.timeout):
+                    await waiter.event.wait()
+            else:
+                await waiter.event.wait()
+        finally:
+            client.blocked = False
+            for key in keys:
+                queue = self._waiters.get((db.index, key))
+                if queue is not None:
+                    try:
+                        queue.remove(waiter)
+                    except ValueError:
+                        pass
+                    if not queue:
+                        del self._waiters[(db.index, key)]
+                count = db.blocked.get(key, 0) - 1
+                if count <= 0:
+                    db.blocked.pop(key, None)
+                else:
+                    db.blocked[key] = count
+        if waiter.event.is_set():
+            return waiter.reply
+        return block.timeout_reply
+
+    def unblock(self, client: Client, reply: Any) -> bool:
+        """CLIENT UNBLOCK: wake ``client`` with ``reply``; False if it was not blocked."""
+        for queue in self._waiters.values():
+            for waiter in queue:
+                if waiter.client is client and not waiter.event.is_set():
+                    waiter.reply = reply
+                    waiter.event.set()
+                    return True
+        return False
+
+    def serve_blocked(self) -> None:
+        """Serve clients blocked on keys that became ready, oldest first, each in its own
+        context, until a key has nothing left to give."""
+        while self._ready_keys:
+            ready, self._ready_keys = self._ready_keys, []
+            for db_index, key in dict.fromkeys(ready):
+                queue = self._waiters.get((db_index, key))
+                while queue:
+                    waiter = queue[0]
+                    if waiter.event.is_set():
+                        queue.popleft()
+                        continue
+                    reply = self._attempt(waiter)
+                    if reply is None:
+                        break
+                    waiter.reply = reply
+                    waiter.event.set()
+                    queue.popleft()
+
+    def _attempt(self, waiter: _Waiter) -> Any:
+        client = waiter.client
+        ctx = client.ctx
+        assert ctx is not None
+        ctx.db = client.db = waiter.block.db or client.db
+        ctx.dirty = 0
+        ctx.propagated = False
+        previous, self._current = self._current, client
+        try:
+            try:
+                reply = waiter.block.attempt(ctx)
+            except CommandError as error:
+                reply = self._error(error.message)
+            if ctx.dirty:
+                self.dirty += ctx.dirty
+                db = ctx.db
+                if db.watched or db.blocked:
+                    for key in waiter.block.keys:
+                        self.keyspace.signal_modified(db, key)
+        finally:
+            self._current = previous
+        return reply
+
+    # --- services --------------------------------------------------------------------------
+
+    def spawn(self, async_fn: Callable[[], Any]) -> None:
+        """Start a task in the server's nursery (for commands whose work is async)."""
+        if self.nursery is None:
+            raise CommandError("ERR server is not running")
+        self.nursery.start_soon(async_fn)
+
+    def apply_config(self, new: Config) -> None:
+        """CONFIG SET: swap the frozen config, then tell the plugins."""
+        old, self.config = self.config, new
+        if old.loglevel != new.loglevel:
+            self.log.set_level(new.loglevel)
+        self.hook.trioredis_config_changed(old=old, new=new)
+
+    def sample_ops(self) -> None:
+        self._ops_samples.append((time.monotonic(), self.stats.commands_processed))
+
+    def ops_per_sec(self) -> int:
+        if len(self._ops_samples) < 2:
+            return 0
+        (t0, c0), (t1, c1) = self._ops_samples[0], self._ops_samples[-1]
+        return int((c1 - c0) / max(t1 - t0, 1e-6))
+
+    async def debug_reload(self, backend: PersistenceBackend) -> Any:
+        """DEBUG RELOAD: make ``backend``'s files complete, empty the dataset and load it
+        back from them (raises PersistenceUnsupported when the backend cannot)."""
+        from .persistence import PersistenceUnsupported
+        from .resp import OK
+
+        if not await backend.reload_point():
+            raise PersistenceUnsupported
+        self.keyspace.flush_all()
+        self.loading = self.keyspace.loading = True
+        self.loader_client.db = self.keyspace[0]
+        try:
+            await backend.load(Loader(self))
+        finally:
+            self.loading = self.keyspace.loading = False
+        return OK
+
+    # --- loading ---------------------------------------------------------------------------
+
+    def replay(self, argv: list[bytes]) -> Any:
+        """Run a command from a persistence file: no reply is sent, nothing is propagated."""
+        self.replaying = True
+        try:
+            reply = self.call(self.loader_client, argv)
+        finally:
+            self.replaying = False
+        if reply.__class__ is Block:
+            return reply.timeout_reply
+        return reply
+
+    async def load(self) -> None:
+        """Ask backends, highest priority first, to load the dataset."""
+        self.loading = True
+        self.keyspace.loading = True
+        self.loading_started = time.time()
+        self.loading_loaded = self.loading_total = 0
+        self.loader_client.db = self.keyspace[0]
+        self.loader_client.multi = None
+        try:
+            for backend in sorted(self.backends, key=lambda b: -b.load_priority()):
+                if await backend.load(Loader(self)):
+                    break
+        finally:
+            self.loading = False
+            self.keyspace.loading = False
+            gc.collect()
+
+    def loading_progress(self, loaded: int, total: int) -> None:
+        self.loading_loaded = loaded
+        self.loading_total = total
+
+    def loading_eta(self) -> int:
+        if not self.loading or not self.loading_loaded or not self.loading_total:
+            return 1
+        elapsed = time.time() - self.loading_started
+        rate = self.loading_loaded / max(elapsed, 1e-6)
+        return math.ceil((self.loading_total - self.loading_loaded) / max(rate, 1e-6))
+
+    # --- shutdown --------------------------------------------------------------------------
+
+    def request_shutdown(self, save: bool | None = None) -> None:
+        self.shutdown_save = save
+        self.shutdown_requested.set()
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()

@@ -1,0 +1,241 @@
+"""INFO: the sections and field names as Redis prints them."""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import REDIS_VERSION, __version__
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+DEFAULT_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication",
+                    "cpu", "modules", "errorstats", "cluster", "keyspace")
+ALL_SECTIONS = DEFAULT_SECTIONS + ("commandstats", "latencystats")
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process, from /proc (Linux), else the peak from rusage."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _human(size: int) -> str:
+    for unit, factor in (("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if size >= factor:
+            return f"{size / factor:.2f}{unit}"
+    return f"{size}B"
+
+
+def _server(engine: Engine) -> dict[str, Any]:
+    uptime = int(time.time() - engine.stats.started)
+    server = engine.server
+    return {
+        "redis_version": REDIS_VERSION,
+        "trioredis_version": __version__,
+        "redis_git_sha1": "00000000",
+        "redis_git_dirty": 0,
+        "redis_build_id": "0",
+        "redis_mode": "standalone",
+        "os": f"{os.uname().sysname} {os.uname().release} {os.uname().machine}",
+        "arch_bits": 64,
+        "multiplexing_api": "trio",
+        "python_version": sys.version.split()[0],
+        "process_id": os.getpid(),
+        "process_supervised": "no",
+        "run_id": engine.run_id,
+        "tcp_port": server.port if server is not None else 0,
+        "server_time_usec": int(time.time() * 1e6),
+        "uptime_in_seconds": uptime,
+        "uptime_in_days": uptime // 86400,
+        "hz": engine.config.hz,
+        "configured_hz": engine.config.hz,
+        "lru_clock": int(time.time()) & 0xFFFFFF,
+        "executable": os.path.abspath(sys.argv[0]),
+        "config_file": engine.loaded.path or "",
+        "io_threads_active": 0,
+    }
+
+
+def _clients(engine: Engine) -> dict[str, Any]:
+    clients = list(engine.clients.values())
+    return {
+        "connected_clients": len(clients),
+        "cluster_connections": 0,
+        "maxclients": engine.config.maxclients,
+        "client_recent_max_input_buffer": 0,
+        "client_recent_max_output_buffer": 0,
+        "blocked_clients": sum(1 for c in clients if c.blocked),
+        "tracking_clients": 0,
+        "clients_in_timeout_table": sum(1 for c in clients if c.blocked),
+    }
+
+
+def _memory(engine: Engine) -> dict[str, Any]:
+    rss = rss_bytes()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    maxmemory = engine.config.maxmemory
+    return {
+        # used_memory is the process's resident set: Python has no allocator total that
+        # counts what the dataset holds, and RSS is what the operator pays for.
+        "used_memory": rss,
+        "used_memory_human": _human(rss),
+        "used_memory_rss": rss,
+        "used_memory_rss_human": _human(rss),
+        "used_memory_peak": peak,
+        "used_memory_peak_human": _human(peak),
+        "used_memory_dataset": rss,
+        "used_memory_lua": 0,
+        "used_memory_scripts": 0,
+        "maxmemory": maxmemory,
+        "maxmemory_human": _human(maxmemory),
+        "maxmemory_policy": engine.config.maxmemory_policy,
+        "mem_fragmentation_ratio": 1.0,
+        "mem_allocator": "pymalloc",
+        "lazyfree_pending_objects": 0,
+    }
+
+
+def _persistence(engine: Engine) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "loading": 1 if engine.loading else 0,
+        "async_loading": 0,
+        "current_cow_peak": 0,
+        "current_cow_size": 0,
+        "current_fork_perc": 0.0,
+        "current_save_keys_processed": 0,
+        "current_save_keys_total": 0,
+    }
+    if engine.loading:
+        elapsed = int(time.time() - engine.loading_started)
+        total = engine.loading_total
+        fields.update({
+            "loading_start_time": int(engine.loading_started),
+            "loading_total_bytes": total,
+            "loading_rdb_used_mem": 0,
+            "loading_loaded_bytes": engine.loading_loaded,
+            "loading_loaded_perc": round(100 * engine.loading_loaded / total, 2) if total else 0.0,
+            "loading_eta_seconds": engine.loading_eta(),
+            "loading_elapsed_seconds": elapsed,
+        })
+    defaults = {
+        "rdb_changes_since_last_save": engine.dirty, "rdb_bgsave_in_progress": 0,
+        "rdb_last_save_time": int(engine.stats.started), "rdb_last_bgsave_status": "ok",
+        "rdb_last_bgsave_time_sec": -1, "rdb_current_bgsave_time_sec": -1, "rdb_saves": 0,
+        "rdb_last_cow_size": 0, "rdb_last_load_keys_expired": 0, "rdb_last_load_keys_loaded": 0,
+        "aof_enabled": 1 if engine.config.appendonly else 0, "aof_rewrite_in_progress": 0,
+        "aof_rewrite_scheduled": 0, "aof_last_rewrite_time_sec": -1,
+        "aof_current_rewrite_time_sec": -1, "aof_last_bgrewrite_status": "ok",
+        "aof_rewrites": 0, "aof_rewrites_consecutive_failures": 0,
+        "aof_last_write_status": "ok", "aof_last_cow_size": 0,
+        "module_fork_in_progress": 0, "module_fork_last_cow_size": 0,
+    }
+    fields.update(defaults)
+    for backend in engine.backends:
+        fields.update(backend.statistics())
+    return fields
+
+
+def _stats(engine: Engine) -> dict[str, Any]:
+    stats = engine.stats
+    return {
+        "total_connections_received": stats.connections_received,
+        "total_commands_processed": stats.commands_processed,
+        "instantaneous_ops_per_sec": engine.ops_per_sec(),
+        "total_net_input_bytes": stats.net_input_bytes,
+        "total_net_output_bytes": stats.net_output_bytes,
+        "instantaneous_input_kbps": 0.0,
+        "instantaneous_output_kbps": 0.0,
+        "rejected_connections": stats.rejected_connections,
+        "sync_full": 0, "sync_partial_ok": 0, "sync_partial_err": 0,
+        "expired_keys": engine.keyspace.expired_keys,
+        "expired_stale_perc": 0.0,
+        "expired_time_cap_reached_count": 0,
+        "evicted_keys": getattr(engine, "evicted_keys", 0),
+        "keyspace_hits": stats.keyspace_hits,
+        "keyspace_misses": stats.keyspace_misses,
+        "pubsub_channels": len(getattr(getattr(engine, "pubsub", None), "channels", {}) or {}),
+        "pubsub_patterns": len(getattr(getattr(engine, "pubsub", None), "patterns", {}) or {}),
+        "latest_fork_usec": getattr(engine, "latest_fork_usec", 0),
+        "total_forks": getattr(engine, "total_forks", 0),
+        "migrate_cached_sockets": 0,
+        "total_error_replies": stats.errors,
+        "unexpected_error_replies": 0,
+        "total_reads_processed": 0,
+        "total_writes_processed": 0,
+    }
+
+
+def _replication(engine: Engine) -> dict[str, Any]:
+    return {
+        "role": "master", "connected_slaves": 0, "master_failover_state": "no-failover",
+        "master_replid": engine.run_id, "master_replid2": "0" * 40,
+        "master_repl_offset": 0, "second_repl_offset": -1, "repl_backlog_active": 0,
+        "repl_backlog_size": 1048576, "repl_backlog_first_byte_offset": 0,
+        "repl_backlog_histlen": 0,
+    }
+
+
+def _cpu(engine: Engine) -> dict[str, Any]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "used_cpu_sys": round(usage.ru_stime, 6), "used_cpu_user": round(usage.ru_utime, 6),
+        "used_cpu_sys_children": round(children.ru_stime, 6),
+        "used_cpu_user_children": round(children.ru_utime, 6),
+    }
+
+
+def _errorstats(engine: Engine) -> dict[str, Any]:
+    return {f"errorstat_{prefix}": f"count={count}" for prefix, count in engine.stats.error_counts.items()}
+
+
+def _commandstats(engine: Engine) -> dict[str, Any]:
+    return {
+        f"cmdstat_{name}": f"calls={calls},usec={engine.stats.command_usec.get(name, 0)},"
+        f"usec_per_call={engine.stats.command_usec.get(name, 0) / calls:.2f},"
+        f"rejected_calls=0,failed_calls={engine.stats.command_failed.get(name, 0)}"
+        for name, calls in engine.stats.command_calls.items() if calls
+    }
+
+
+def _keyspace(engine: Engine) -> dict[str, Any]:
+    return {
+        f"db{db.index}": f"keys={len(db.data)},expires={len(db.expires)},avg_ttl=0"
+        for db in engine.keyspace.databases if db.data
+    }
+
+
+_SECTIONS = {
+    "server": _server, "clients": _clients, "memory": _memory, "persistence": _persistence,
+    "stats": _stats, "replication": _replication, "cpu": _cpu, "modules": lambda e: {},
+    "errorstats": _errorstats, "cluster": lambda e: {"cluster_enabled": 0},
+    "keyspace": _keyspace, "commandstats": _commandstats, "latencystats": lambda e: {},
+}
+
+
+def info_text(engine: Engine, requested: list[str]) -> bytes:
+    names: list[str] = []
+    for name in requested or ["default"]:
+        name = name.lower()
+        if name in ("all", "everything"):
+            names.extend(ALL_SECTIONS)
+        elif name == "default":
+            names.extend(DEFAULT_SECTIONS)
+        elif name in _SECTIONS:
+            names.append(name)
+    lines: list[str] = []
+    for name in dict.fromkeys(names):
+        if lines:
+            lines.append("")
+        lines.append(f"# {name.capitalize() if name not in ('cpu',) else 'CPU'}" if name != "errorstats" else "# Errorstats")
+        for field, value in _SECTIONS[name](engine).items():
+            lines.append(f"{field}:{value}")
+    return ("\r\n".join(lines) + "\r\n").encode()

@@ -1,0 +1,200 @@
+"""The keyspace: numbered databases of key -> value, with expiry in absolute milliseconds.
+
+Values are plain Python objects: ``bytes`` for strings, ``collections.deque`` for lists,
+``dict`` for hashes, ``set`` for sets, :class:`trioredis.types.ZSet` for sorted sets; a plugin
+may store its own type and name it through the ``trioredis_value_type`` hook.
+
+Expiry is lazy on access and active in :meth:`Keyspace.active_expire_cycle` (called from the
+server cron), both propagated as ``DEL`` so the AOF and any listener see the deletion.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .errors import WRONGTYPE, CommandError
+
+Propagate = Callable[[int, list[bytes]], None]
+
+TYPE_NAMES: dict[type, str] = {bytes: "string", deque: "list", dict: "hash", set: "set"}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Database:
+    """One numbered database."""
+
+    __slots__ = ("index", "data", "expires", "keyspace", "watched", "blocked", "_expire_scan")
+
+    def __init__(self, index: int, keyspace: Keyspace) -> None:
+        self.index = index
+        self.data: dict[bytes, Any] = {}
+        self.expires: dict[bytes, int] = {}
+        self.keyspace = keyspace
+        # key -> clients WATCHing it; key -> count of clients blocked on it.
+        self.watched: dict[bytes, set[Any]] = {}
+        self.blocked: dict[bytes, int] = {}
+        self._expire_scan: list[bytes] = []  # keys still to visit in this active-expiry round
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def get(self, key: bytes) -> Any:
+        """The value at ``key``, or None (expired keys are deleted on the way)."""
+        value = self.data.get(key)
+        if value is not None and self.expires:
+            when = self.expires.get(key)
+            if when is not None and when <= now_ms() and not self.keyspace.loading:
+                self.expire_key(key)
+                return None
+        return value
+
+    def get_typed(self, key: bytes, kind: type) -> Any:
+        """The value at ``key`` when it is of ``kind``; None when missing; WRONGTYPE else."""
+        value = self.get(key)
+        if value is not None and value.__class__ is not kind:
+            raise CommandError(WRONGTYPE)
+        return value
+
+    def contains(self, key: bytes) -> bool:
+        return self.get(key) is not None
+
+    def ttl_ms(self, key: bytes) -> int | None:
+        """Milliseconds left, None without an expiry (call after checking the key exists)."""
+        when = self.expires.get(key)
+        if when is None:
+            return None
+        return max(0, when - now_ms())
+
+    def random_key(self) -> bytes | None:
+        for _ in range(100):
+            if not self.data:
+                return None
+            key = random.choice(list(self.data)) if len(self.data) < 64 else _sample(self.data)
+            if self.get(key) is not None:
+                return key
+        return next(iter(self.data), None)
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def set(self, key: bytes, value: Any, keep_ttl: bool = False) -> None:
+        """Store ``value``; an existing expiry is removed unless ``keep_ttl``."""
+        self.data[key] = value
+        if not keep_ttl and self.expires:
+            self.expires.pop(key, None)
+
+    def delete(self, key: bytes) -> bool:
+        """Remove ``key``; True when it existed (and had not expired)."""
+        if self.get(key) is None:
+            return False
+        del self.data[key]
+        if self.expires:
+            self.expires.pop(key, None)
+        return True
+
+    def set_expire(self, key: bytes, when_ms: int) -> None:
+        self.expires[key] = when_ms
+
+    def persist(self, key: bytes) -> bool:
+        return self.expires.pop(key, None) is not None
+
+    def expire_key(self, key: bytes) -> None:
+        """Delete an expired key and propagate its deletion as DEL."""
+        self.data.pop(key, None)
+        self.expires.pop(key, None)
+        self.keyspace.expired_keys += 1
+        self.keyspace.propagate(self.index, [b"DEL", key])
+        self.keyspace.signal_modified(self, key)
+
+    def clear(self) -> int:
+        removed = len(self.data)
+        for key in list(self.watched):
+            self.keyspace.signal_modified(self, key)
+        self.data = {}
+        self.expires = {}
+        return removed
+
+    def items(self) -> Iterator[tuple[bytes, Any, int | None]]:
+        """Every live key with its value and absolute expiry (ms) or None."""
+        expires = self.expires
+        current = now_ms()
+        for key, value in list(self.data.items()):
+            when = expires.get(key)
+            if when is not None and when <= current:
+                continue
+            yield key, value, when
+
+
+def _sample(data: dict[bytes, Any]) -> bytes:
+    """A random key without copying the dict (dicts have no random access; islice skips in C)."""
+    return next(itertools.islice(iter(data), random.randrange(len(data)), None))
+
+
+class Keyspace:
+    """All databases, the propagation sink, and the bookkeeping WATCH and blocking pops need."""
+
+    def __init__(self, databases: int, propagate: Propagate) -> None:
+        self.databases = [Database(i, self) for i in range(databases)]
+        self.propagate = propagate
+        self.loading = False
+        self.expired_keys = 0
+        # Set by the engine: called when a key that a client WATCHes or waits on changes.
+        self.on_modified: Callable[[Database, bytes], None] | None = None
+
+    def __getitem__(self, index: int) -> Database:
+        return self.databases[index]
+
+    def __len__(self) -> int:
+        return len(self.databases)
+
+    def signal_modified(self, db: Database, key: bytes) -> None:
+        if (db.watched or db.blocked) and self.on_modified is not None:
+            self.on_modified(db, key)
+
+    def swap(self, first: int, second: int) -> None:
+        a, b = self.databases[first], self.databases[second]
+        a.data, b.data = b.data, a.data
+        a.expires, b.expires = b.expires, a.expires
+        for db in (a, b):
+            for key in list(db.watched) + list(db.blocked):
+                self.signal_modified(db, key)
+
+    def flush_all(self) -> int:
+        return sum(db.clear() for db in self.databases)
+
+    def key_count(self) -> int:
+        return sum(len(db.data) for db in self.databases)
+
+    def active_expire_cycle(self, budget_keys: int = 2000) -> int:
+        """Active expiry: visit keys with a TTL in each database, a slice per call, and delete
+        the expired ones, so memory of expired keys is reclaimed without traffic.  Each
+        database walks a snapshot of its keys-with-TTL round-robin (Redis's cursor scan);
+        a call stops after ``budget_keys`` visits per database.  Returns the deleted count."""
+        if self.loading:
+            return 0
+        deleted = 0
+        current = now_ms()
+        for db in self.databases:
+            expires = db.expires
+            if not expires:
+                db._expire_scan = []
+                continue
+            if not db._expire_scan:
+                db._expire_scan = list(expires)
+            batch = db._expire_scan[-budget_keys:]
+            del db._expire_scan[-budget_keys:]
+            for key in batch:
+                when = expires.get(key)
+                if when is not None and when <= current:
+                    db.expire_key(key)
+                    deleted += 1
+        return deleted

@@ -1,0 +1,54 @@
+"""Logging in Redis's style: ``pid:M 22 Nov 2026 06:16:14.123 * message``.
+
+Levels and their marks as Redis prints them: debug ``.``, verbose ``-``, notice ``*``,
+warning ``#``.  Written synchronously, as Redis does: log lines are rare and short.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TextIO
+
+LEVELS = {"debug": 0, "verbose": 1, "notice": 2, "warning": 3, "nothing": 4}
+_MARKS = {0: ".", 1: "-", 2: "*", 3: "#"}
+
+
+class Log:
+    def __init__(self, level: str = "notice", path: str = "", role: str = "M") -> None:
+        self.level = LEVELS[level]
+        self.role = role
+        self.path = path
+        self._stream: TextIO = open(path, "a", encoding="utf-8") if path else sys.stdout  # noqa: SIM115
+
+    def set_level(self, level: str) -> None:
+        self.level = LEVELS[level]
+
+    def write(self, level: int, message: str) -> None:
+        if level < self.level:
+            return
+        now = time.time()
+        stamp = time.strftime("%d %b %Y %H:%M:%S", time.localtime(now))
+        line = f"{os.getpid()}:{self.role} {stamp}.{int(now * 1000) % 1000:03d} {_MARKS[level]} {message}\n"
+        try:
+            self._stream.write(line)
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def debug(self, message: str) -> None:
+        self.write(0, message)
+
+    def verbose(self, message: str) -> None:
+        self.write(1, message)
+
+    def notice(self, message: str) -> None:
+        self.write(2, message)
+
+    def warning(self, message: str) -> None:
+        self.write(3, message)
+
+    def close(self) -> None:
+        if self.path:
+            self._stream.close()

@@ -1,0 +1,242 @@
+"""The persistence interface: what a backend implements and how core drives it.
+
+Core knows backends only through :class:`PersistenceBackend`.  The order core relies on, for one
+batch of commands from one client (shared/DESIGN.md section 1):
+
+1. each command that changed data is handed to every backend's ``feed(db, argv)`` (buffering);
+2. before the batch's replies are sent, ``flush()`` is called on each backend: it writes what it
+   buffered (write(2)) and returns a ticket when the reply must also wait for durability;
+3. core awaits ``wait_durable(ticket)`` for each ticket, then sends the replies.
+
+So a reply never leaves before the write(2) of its change returned, under every policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import trio
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .keyspace import Keyspace
+
+
+class PersistenceUnsupported(Exception):
+    """Raised by a backend's ``save``/``rewrite`` when it does not do that operation."""
+
+
+@runtime_checkable
+class PersistenceBackend(Protocol):
+    """What a persistence backend implements.  Subclass :class:`BaseBackend` to inherit
+    do-nothing defaults and implement only what the backend does."""
+
+    name: str
+
+    def feed(self, db: int, argv: Sequence[bytes]) -> None:
+        """Buffer one propagated command (sync, cheap, never blocks)."""
+
+    def flush(self) -> int | None:
+        """Write what was buffered; return a ticket for :meth:`wait_durable` when replies must
+        also wait for it to be durable (``appendfsync always``), else None.  Sync: called
+        before every batch of replies, so a short write(2) to the page cache is fine here."""
+
+    async def wait_durable(self, ticket: int) -> None:
+        """Return once everything up to ``ticket`` is durable (fsynced)."""
+
+    async def run(self, host: BackendHost, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """The backend's own tasks for the server's lifetime (fsync timer, save points,
+        children).  Call ``task_status.started()`` once ready.  Cancelled at shutdown, after
+        :meth:`aclose`."""
+
+    async def load(self, loader: Loader) -> bool:
+        """Load the dataset at start-up; True if this backend loaded it (later backends are
+        then not asked), False when it has nothing to load."""
+
+    def load_priority(self) -> int:
+        """Backends are asked to load in decreasing priority order (AOF before snapshot)."""
+
+    def refuse_writes(self) -> str | None:
+        """An error reply text (``MISCONF ...``) while writes must be refused, else None."""
+
+    async def save(self, background: bool, schedule: bool = False) -> Any:
+        """SAVE / BGSAVE: return the reply; raise :class:`PersistenceUnsupported` if this
+        backend does not snapshot."""
+
+    async def rewrite(self) -> Any:
+        """BGREWRITEAOF: return the reply; raise :class:`PersistenceUnsupported` if this
+        backend has no log to rewrite."""
+
+    def last_save_time(self) -> int | None:
+        """Unix time of the last successful save (LASTSAVE), None if this backend does not
+        save snapshots."""
+
+    async def reload_point(self) -> bool:
+        """DEBUG RELOAD: make the files complete now (save, or flush and fsync); True when
+        ``load()`` can then rebuild the whole dataset from them."""
+
+    async def aclose(self, save: bool) -> None:
+        """Shutdown: flush and fsync; with ``save`` also write a final snapshot."""
+
+    def statistics(self) -> Mapping[str, Any]:
+        """A frozen view of counters: INFO persistence prints these fields."""
+
+
+class BaseBackend:
+    """Do-nothing defaults for every :class:`PersistenceBackend` method."""
+
+    name = "base"
+
+    def feed(self, db: int, argv: Sequence[bytes]) -> None:
+        pass
+
+    def flush(self) -> int | None:
+        return None
+
+    async def wait_durable(self, ticket: int) -> None:
+        pass
+
+    async def run(self, host: BackendHost, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+
+    async def load(self, loader: Loader) -> bool:
+        return False
+
+    def load_priority(self) -> int:
+        return 0
+
+    def refuse_writes(self) -> str | None:
+        return None
+
+    async def save(self, background: bool, schedule: bool = False) -> Any:
+        raise PersistenceUnsupported
+
+    async def rewrite(self) -> Any:
+        raise PersistenceUnsupported
+
+    def last_save_time(self) -> int | None:
+        return None
+
+    async def reload_point(self) -> bool:
+        return False
+
+    async def aclose(self, save: bool) -> None:
+        pass
+
+    def statistics(self) -> Mapping[str, Any]:
+        return {}
+
+
+class PersistenceRegistry:
+    """Collects backends during ``trioredis_register_persistence``."""
+
+    def __init__(self) -> None:
+        self.backends: list[PersistenceBackend] = []
+
+    def add(self, backend: PersistenceBackend) -> None:
+        if any(existing.name == backend.name for existing in self.backends):
+            raise ValueError(f"persistence backend {backend.name!r} is registered twice")
+        self.backends.append(backend)
+
+
+class ForkSlot:
+    """Only one persistence child (AOF rewrite or snapshot) runs at a time, as in Redis: a
+    backend checks :attr:`busy` to answer "scheduled", and holds the slot while its child
+    runs."""
+
+    def __init__(self) -> None:
+        self.owner: str | None = None
+        self._freed = trio.Event()
+
+    @property
+    def busy(self) -> bool:
+        return self.owner is not None
+
+    def try_acquire(self, owner: str) -> bool:
+        if self.owner is not None:
+            return False
+        self.owner = owner
+        self._freed = trio.Event()
+        return True
+
+    async def acquire(self, owner: str) -> None:
+        while not self.try_acquire(owner):
+            await self._freed.wait()
+
+    def release(self, owner: str) -> None:
+        if self.owner == owner:
+            self.owner = None
+            self._freed.set()
+
+
+class Loader:
+    """What a backend gets to load a dataset at start-up (or DEBUG RELOAD)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.keyspace: Keyspace = engine.keyspace
+        self.total_bytes = 0
+        self.loaded_bytes = 0
+
+    def execute(self, argv: list[bytes]) -> Any:
+        """Run one command (``SELECT`` included) as a client that gets no replies and
+        propagates nothing; returns the reply (an ErrorReply for a failed command, which a
+        loader should treat as corruption).  MULTI/EXEC work as for any client."""
+        return self._engine.replay(argv)
+
+    def progress(self, loaded_bytes: int, total_bytes: int) -> None:
+        """Report progress: INFO's loading_* fields and the log line use it."""
+        self.loaded_bytes = loaded_bytes
+        self.total_bytes = total_bytes
+        self._engine.loading_progress(loaded_bytes, total_bytes)
+
+    def rewrite_value(self, db: int, key: bytes, value: Any, expire_ms: int | None) -> Any:
+        return self._engine.rewrite_value(db, key, value, expire_ms)
+
+    def decode_value(self, type_tag: str, payload: Any) -> Any:
+        return self._engine.hook.trioredis_snapshot_decode(type_tag=type_tag, payload=payload)
+
+
+class BackendHost:
+    """What a backend's ``run()`` task may use: the keyspace, the configuration in force, the
+    plugin hooks, the fork slot, and the server's log.  This is the whole public surface a
+    backend sees of the server."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.fork_slot: ForkSlot = engine.fork_slot
+        self.log = engine.log
+
+    @property
+    def config(self) -> Any:
+        return self._engine.config
+
+    @property
+    def keyspace(self) -> Keyspace:
+        return self._engine.keyspace
+
+    @property
+    def hook(self) -> Any:
+        return self._engine.hook
+
+    @property
+    def dirty(self) -> int:
+        """Changes to the dataset since start-up (save points count against this)."""
+        return self._engine.dirty
+
+    def rewrite_value(self, db: int, key: bytes, value: Any, expire_ms: int | None) -> Any:
+        """The commands that rebuild one key (through ``trioredis_rewrite_value``)."""
+        return self._engine.rewrite_value(db, key, value, expire_ms)
+
+    def encode_value(self, value: Any) -> tuple[str, Any] | None:
+        """A plugin value for a snapshot (``trioredis_snapshot_encode``)."""
+        return self._engine.hook.trioredis_snapshot_encode(value=value)
+
+    def prepare_fork(self) -> None:
+        """Call just before os.fork(): freezes the GC so the child shares pages longer."""
+        self._engine.prepare_fork()
+
+    def fatal(self, message: str) -> None:
+        """Stop the server now with ``message`` in the log (a durability promise is broken)."""
+        self._engine.fatal(message)

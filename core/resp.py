@@ -1,0 +1,446 @@
+"""RESP, sans I/O: the request parser and the reply encoder.
+
+Requests are parsed by ``hiredis.Reader`` in the common case (many commands per ``recv``).
+hiredis knows nothing of Redis's server-side limits and inline commands, so every chunk is first
+screened by one regular expression for anything unusual: an inline command, a count or length
+big enough to approach a limit, a negative bulk length, a non-bulk element type.  A chunk that
+looks unusual, and everything after it until the stream is back at a command boundary, goes
+through :class:`ExactParser`, a pure-Python parser with Redis's own rules and error strings
+(``networking.c`` ``processInlineBuffer``/``processMultibulkBuffer``).  The screen may flag
+harmless data (a value containing ``\\n:``); that costs speed for that chunk, never correctness.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import hiredis
+
+INLINE_MAX_SIZE = 64 * 1024
+MAX_MULTIBULK_LENGTH = 1024 * 1024
+
+
+class ProtocolError(Exception):
+    """A request that breaks the protocol: answered with ``-ERR Protocol error: ...``, then the
+    connection is closed."""
+
+
+# --- replies -------------------------------------------------------------------------------
+
+
+class Status(bytes):
+    """A simple-string reply: ``+OK``."""
+
+    __slots__ = ()
+
+
+class ErrorReply(bytes):
+    """An error reply kept as a value (inside an EXEC array); the text includes its prefix,
+    e.g. ``b'ERR syntax error'``."""
+
+    __slots__ = ()
+
+
+class Raw(bytes):
+    """Bytes that are already RESP, emitted as they are."""
+
+    __slots__ = ()
+
+
+class Map(dict):
+    """A RESP3 map; a flat array of key, value, ... under RESP2."""
+
+    __slots__ = ()
+
+
+class SetReply(list):
+    """A RESP3 set; an array under RESP2."""
+
+    __slots__ = ()
+
+
+class Push(list):
+    """A RESP3 push (pub/sub messages); an array under RESP2."""
+
+    __slots__ = ()
+
+
+class Verbatim(bytes):
+    """A RESP3 verbatim string (``=``, format ``txt``); a bulk string under RESP2."""
+
+    __slots__ = ()
+
+
+class NullArray:
+    """The null array: ``*-1`` under RESP2 (BLPOP timeout, EXEC aborted), ``_`` under RESP3."""
+
+    __slots__ = ()
+
+
+NULL_ARRAY = NullArray()
+OK = Raw(b"+OK\r\n")
+QUEUED = Raw(b"+QUEUED\r\n")
+PONG = Raw(b"+PONG\r\n")
+EMPTY_ARRAY = Raw(b"*0\r\n")
+
+
+def format_double(value: float) -> bytes:
+    """A double as Redis 7.0 prints it in a reply: ``inf``, ``-inf``, an integer without a
+    fraction when it is one, else 17 significant digits (``%.17g``)."""
+    if value == float("inf"):
+        return b"inf"
+    if value == float("-inf"):
+        return b"-inf"
+    if value.is_integer() and abs(value) < 1e17:
+        return b"%d" % value
+    return b"%.17g" % value
+
+
+def encode(value: object, resp3: bool = False) -> bytes:
+    """One reply as RESP bytes."""
+    t = type(value)
+    if t is bytes:
+        return b"$%d\r\n%b\r\n" % (len(value), value)  # type: ignore[arg-type]
+    if t is Raw:
+        return value  # type: ignore[return-value]
+    if t is int:
+        return b":%d\r\n" % value  # type: ignore[str-format]
+    if value is None:
+        return b"_\r\n" if resp3 else b"$-1\r\n"
+    if t is list or t is tuple:
+        return b"*%d\r\n%b" % (len(value), b"".join([encode(v, resp3) for v in value]))  # type: ignore[arg-type]
+    if t is Status:
+        return b"+%b\r\n" % value  # type: ignore[str-format]
+    if t is ErrorReply:
+        return b"-%b\r\n" % value  # type: ignore[str-format]
+    if t is bool:
+        if resp3:
+            return b"#t\r\n" if value else b"#f\r\n"
+        return b":1\r\n" if value else b":0\r\n"
+    if t is float:
+        if resp3:
+            return b",%b\r\n" % format_double(value)  # type: ignore[arg-type]
+        text = format_double(value)  # type: ignore[arg-type]
+        return b"$%d\r\n%b\r\n" % (len(text), text)
+    if t is Map or t is dict:
+        items = value.items()  # type: ignore[attr-defined]
+        body = b"".join([encode(k, resp3) + encode(v, resp3) for k, v in items])
+        if resp3:
+            return b"%%%d\r\n%b" % (len(value), body)  # type: ignore[arg-type]
+        return b"*%d\r\n%b" % (2 * len(value), body)  # type: ignore[arg-type]
+    if t is SetReply:
+        body = b"".join([encode(v, resp3) for v in value])  # type: ignore[attr-defined]
+        return b"%b%d\r\n%b" % (b"~" if resp3 else b"*", len(value), body)  # type: ignore[arg-type]
+    if t is Push:
+        body = b"".join([encode(v, resp3) for v in value])  # type: ignore[attr-defined]
+        return b"%b%d\r\n%b" % (b">" if resp3 else b"*", len(value), body)  # type: ignore[arg-type]
+    if t is Verbatim:
+        if resp3:
+            return b"=%d\r\ntxt:%b\r\n" % (len(value) + 4, value)  # type: ignore[arg-type]
+        return b"$%d\r\n%b\r\n" % (len(value), value)  # type: ignore[arg-type]
+    if t is NullArray:
+        return b"_\r\n" if resp3 else b"*-1\r\n"
+    if t is str:
+        raw = value.encode()  # type: ignore[attr-defined]
+        return b"$%d\r\n%b\r\n" % (len(raw), raw)
+    if isinstance(value, bytes):
+        return b"$%d\r\n%b\r\n" % (len(value), value)
+    if isinstance(value, int):
+        return b":%d\r\n" % value
+    raise TypeError(f"cannot encode reply of type {t.__name__}")
+
+
+def encode_command(argv: Iterable[bytes]) -> bytes:
+    """A command as a RESP array of bulk strings (what the AOF and replication write)."""
+    parts = [b"$%d\r\n%b\r\n" % (len(a), a) for a in argv]
+    return b"*%d\r\n%b" % (len(parts), b"".join(parts))
+
+
+# --- requests ------------------------------------------------------------------------------
+
+# Anything that the fast path must not see: see the module docstring.  ``*`` or ``$`` followed
+# by a long count, a negative bulk length, a line starting with a RESP type that hiredis would
+# accept and Redis refuses inside a request (``+OK`` would otherwise pass as a bulk string).
+_UNUSUAL = re.compile(rb"\*\d{7}|\$\d{9}|\$-|\n[-+:_,#(%~=|>!]")
+
+
+class ExactParser:
+    """Redis's request parser in Python: inline and multibulk requests, exact error strings.
+
+    ``proto_max_bulk_len`` bounds one bulk string, as Redis's option of that name does."""
+
+    __slots__ = ("buffer", "pos", "proto_max_bulk_len", "_argv", "_missing")
+
+    def __init__(self, proto_max_bulk_len: int = 512 * 1024 * 1024) -> None:
+        self.buffer = bytearray()
+        self.pos = 0
+        self.proto_max_bulk_len = proto_max_bulk_len
+        self._argv: list[bytes] | None = None  # a multibulk being read
+        self._missing = 0  # elements still to read for it
+
+    def feed(self, data: bytes) -> None:
+        if self.pos > 65536 and self.pos * 2 > len(self.buffer):
+            del self.buffer[: self.pos]
+            self.pos = 0
+        self.buffer += data
+
+    def pending(self) -> int:
+        """Bytes received and not yet consumed."""
+        return len(self.buffer) - self.pos
+
+    def at_boundary(self) -> bool:
+        return self._argv is None and self.pos == len(self.buffer)
+
+    def gets(self) -> list[bytes] | None:
+        """The next whole command, or None until more data arrives.  Empty commands (blank
+        lines, ``*0``) are skipped, as Redis does.  Raises :class:`ProtocolError`."""
+        while True:
+            if self._argv is None:
+                if self.pos >= len(self.buffer):
+                    return None
+                if self.buffer[self.pos] == 0x2A:  # '*'
+                    argv = self._start_multibulk()
+                    if argv is None:
+                        return None
+                    if argv == []:
+                        continue
+                else:
+                    argv = self._read_inline()
+                    if argv is None:
+                        return None
+                    if not argv:
+                        continue
+                    return argv
+            argv = self._continue_multibulk()
+            if argv is None:
+                return None
+            return argv
+
+    def _read_line(self, too_big: str) -> bytes | None:
+        end = self.buffer.find(b"\r\n", self.pos)
+        if end < 0:
+            if len(self.buffer) - self.pos > INLINE_MAX_SIZE:
+                raise ProtocolError(too_big)
+            return None
+        line = bytes(self.buffer[self.pos : end])
+        self.pos = end + 2
+        return line
+
+    def _read_inline(self) -> list[bytes] | None:
+        end = self.buffer.find(b"\n", self.pos)
+        if end < 0:
+            if len(self.buffer) - self.pos > INLINE_MAX_SIZE:
+                raise ProtocolError("too big inline request")
+            return None
+        line = bytes(self.buffer[self.pos : end])
+        self.pos = end + 1
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        argv = split_args(line)
+        if argv is None:
+            raise ProtocolError("unbalanced quotes in request")
+        return argv
+
+    def _start_multibulk(self) -> list[bytes] | None:
+        start = self.pos
+        line = self._read_line("too big mbulk count string")
+        if line is None:
+            return None
+        count = _parse_int(line[1:])
+        if count is None or count > MAX_MULTIBULK_LENGTH:
+            self.pos = start
+            raise ProtocolError("invalid multibulk length")
+        if count <= 0:
+            return []
+        self._argv = []
+        self._missing = count
+        return self._continue_multibulk()
+
+    def _continue_multibulk(self) -> list[bytes] | None:
+        argv = self._argv
+        assert argv is not None
+        buf = self.buffer
+        while self._missing:
+            start = self.pos
+            if start >= len(buf):
+                return None
+            if buf[start] != 0x24:  # '$'
+                raise ProtocolError(f"expected '$', got '{chr(buf[start])}'")
+            line = self._read_line("too big bulk count string")
+            if line is None:
+                return None
+            length = _parse_int(line[1:])
+            if length is None or length < 0 or length > self.proto_max_bulk_len:
+                raise ProtocolError("invalid bulk length")
+            if len(buf) - self.pos < length + 2:
+                self.pos = start
+                return None
+            argv.append(bytes(buf[self.pos : self.pos + length]))
+            self.pos += length + 2
+            self._missing -= 1
+        self._argv = None
+        return argv
+
+
+def _parse_int(text: bytes) -> int | None:
+    """Redis's string2ll: optional '-', digits, no spaces or '+', fits in 64 bits."""
+    if not text or len(text) > 20:
+        return None
+    digits = text[1:] if text[:1] == b"-" else text
+    if not digits.isdigit() or (len(digits) > 1 and digits[:1] == b"0"):
+        return None
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        return None
+    return value
+
+
+_ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("a"): 7}
+_HEX = b"0123456789abcdefABCDEF"
+
+
+def split_args(line: bytes) -> list[bytes] | None:
+    """Redis's sdssplitargs: words separated by blanks, with "double quotes" (backslash escapes
+    and \\xHH) and 'single quotes'.  None for unbalanced quotes or a quote not followed by a
+    blank."""
+    if b'"' not in line and b"'" not in line:
+        return line.split()
+    args: list[bytes] = []
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i] in b" \n\r\t\v\f\0":
+            i += 1
+        if i >= n:
+            return args
+        current = bytearray()
+        in_double = in_single = False
+        while True:
+            if in_double:
+                if i >= n:
+                    return None
+                c = line[i]
+                if (
+                    c == 0x5C
+                    and i + 3 < n
+                    and line[i + 1] == ord("x")
+                    and line[i + 2] in _HEX
+                    and line[i + 3] in _HEX
+                ):
+                    current.append(int(line[i + 2 : i + 4], 16))
+                    i += 3
+                elif c == 0x5C and i + 1 < n:
+                    i += 1
+                    current.append(_ESCAPES.get(line[i], line[i]))
+                elif c == 0x22:
+                    if i + 1 < n and line[i + 1] not in b" \n\r\t\v\f\0":
+                        return None
+                    in_double = False
+                    i += 1
+                    break
+                else:
+                    current.append(c)
+            elif in_single:
+                if i >= n:
+                    return None
+                c = line[i]
+                if c == 0x5C and i + 1 < n and line[i + 1] == 0x27:
+                    i += 1
+                    current.append(0x27)
+                elif c == 0x27:
+                    if i + 1 < n and line[i + 1] not in b" \n\r\t\v\f\0":
+                        return None
+                    in_single = False
+                    i += 1
+                    break
+                else:
+                    current.append(c)
+            else:
+                if i >= n:
+                    break
+                c = line[i]
+                if c in b" \n\r\t\v\f\0":
+                    break
+                if c == 0x22:
+                    in_double = True
+                elif c == 0x27:
+                    in_single = True
+                else:
+                    current.append(c)
+            i += 1
+        args.append(bytes(current))
+
+
+class RequestParser:
+    """Commands from a byte stream: hiredis when the stream is ordinary, :class:`ExactParser`
+    otherwise (see the module docstring).  ``feed`` then ``gets`` until it returns None."""
+
+    __slots__ = ("_reader", "_exact", "_since_boundary", "_returned", "_tail", "max_bulk_len")
+
+    def __init__(self, proto_max_bulk_len: int = 512 * 1024 * 1024) -> None:
+        self._reader = hiredis.Reader()
+        self._exact: ExactParser | None = None
+        self.max_bulk_len = proto_max_bulk_len
+        # Chunks given to hiredis since it was last at a command boundary, and how many
+        # commands it returned from them: enough to replay the stream into ExactParser.
+        self._since_boundary: list[bytes] = []
+        self._returned = 0
+        self._tail = b""
+
+    def pending(self) -> int:
+        """Bytes held for a command not yet complete (an upper bound on the hiredis path)."""
+        if self._exact is not None:
+            return self._exact.pending()
+        return sum(map(len, self._since_boundary))
+
+    def feed(self, data: bytes) -> None:
+        if self._exact is not None:
+            self._exact.feed(data)
+            return
+        at_boundary = not self._since_boundary
+        if (at_boundary and data[:1] != b"*") or _UNUSUAL.search(self._tail + data) is not None:
+            self._switch_to_exact(data)
+            return
+        self._tail = data[-12:]
+        self._since_boundary.append(data)
+        self._reader.feed(data)
+
+    def _switch_to_exact(self, data: bytes) -> None:
+        exact = ExactParser(self.max_bulk_len)
+        exact.feed(b"".join(self._since_boundary) + data)
+        for _ in range(self._returned):
+            exact.gets()
+        self._exact = exact
+        self._reader = hiredis.Reader()
+        self._since_boundary = []
+        self._returned = 0
+        self._tail = b""
+
+    def gets(self) -> list[bytes] | None:
+        exact = self._exact
+        if exact is not None:
+            argv = exact.gets()
+            if argv is None and exact.at_boundary():
+                self._exact = None
+            return argv
+        try:
+            argv = self._reader.gets()
+        except hiredis.ProtocolError:
+            self._switch_to_exact(b"")
+            return self.gets()
+        if argv is False:
+            if not self._reader.has_data():
+                self._since_boundary = []
+                self._returned = 0
+            return None
+        if type(argv) is not list:
+            self._switch_to_exact(b"")
+            return self.gets()
+        for arg in argv:
+            if arg.__class__ is not bytes:
+                self._switch_to_exact(b"")
+                return self.gets()
+        if not argv:
+            return self.gets()
+        self._returned += 1
+        return argv

@@ -1,0 +1,1 @@
+"""The built-in plugins of trioredis; each uses only the public API of ``trioredis``."""

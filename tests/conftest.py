@@ -1,0 +1,32 @@
+import os
+import shutil
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from servers import ServerThread  # noqa: E402
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A fresh in-memory server (no persistence) on its own port and directory."""
+    with ServerThread([["save", ""], ["appendonly", "no"], ["dir", str(tmp_path)]]) as running:
+        running.wait_ready()
+        yield running
+
+
+@pytest.fixture
+def r(server):
+    client = server.client(decode_responses=False)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def redis_cli():
+    path = shutil.which("redis-cli")
+    if path is None:
+        pytest.skip("redis-cli is not installed (Debian package redis-tools); `make test` installs it")
+    return path
