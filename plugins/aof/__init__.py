@@ -1,0 +1,1 @@
+"""AOF backend (in progress)."""

@@ -1,0 +1,1 @@
+"""Snapshot backend (in progress)."""
