@@ -1,0 +1,541 @@
+"""``make bench``: trioredis beside Debian's redis-server, in one run, as ratios.
+
+Why ratios and interleaving: the machine this runs on is small and shared, so absolute numbers
+drift by tens of percent between minutes.  Each measurement runs Redis then trioredis (A B A B)
+with the same persistence settings and the same ``redis-benchmark`` arguments, repeated
+``--rounds`` times; the table quotes medians and the ratio trioredis / Redis of the medians.
+
+Sections:
+
+- throughput (and p50/p99 latency) per test, ``-c 50 -P 1``, ``-c 50 -P 16``, ``-c 1 -P 1``,
+  under ``appendonly no``, ``appendfsync everysec`` and ``appendfsync always``;
+- AOF replay of a 1,000,000-key AOF (the same plain RESP bytes for both, generated once into
+  ``bench/data/``): seconds from process start until PING answers PONG and INFO says
+  ``loading:0``;
+- memory per key for those 1,000,000 small strings (process RSS after loading minus RSS of
+  the empty server, from /proc, the figure Redis reports as ``used_memory_rss``).
+
+A command our server does not have yet shows ``n/a`` (probed before the run), as does a
+persistence mode the server refuses to start with.
+
+Usage: ``python bench/run.py [--quick] [--rounds N] [--only SECTION,...] [--no-write]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_BENCHMARK = shutil.which("redis-benchmark") or "/usr/bin/redis-benchmark"
+
+# redis-benchmark test name -> (the -t name, a probe command to see whether the server has it)
+TESTS: dict[str, tuple[str, list[bytes]]] = {
+    "SET": ("set", [b"SET", b"bench:probe", b"1"]),
+    "GET": ("get", [b"GET", b"bench:probe"]),
+    "INCR": ("incr", [b"INCR", b"bench:probe:n"]),
+    "LPUSH": ("lpush", [b"LPUSH", b"bench:probe:l", b"x"]),
+    "RPOP": ("rpop", [b"RPOP", b"bench:probe:l"]),
+    "SADD": ("sadd", [b"SADD", b"bench:probe:s", b"x"]),
+    "HSET": ("hset", [b"HSET", b"bench:probe:h", b"f", b"v"]),
+    "ZADD": ("zadd", [b"ZADD", b"bench:probe:z", b"1", b"x"]),
+    "MSET": ("mset", [b"MSET", b"bench:probe:a", b"1", b"bench:probe:b", b"2"]),
+}
+
+PERSISTENCE: dict[str, list[str]] = {
+    "appendonly no": ["--appendonly", "no"],
+    "appendfsync everysec": ["--appendonly", "yes", "--appendfsync", "everysec"],
+    "appendfsync always": ["--appendonly", "yes", "--appendfsync", "always"],
+}
+
+
+@dataclass
+class Shape:
+    """One redis-benchmark load shape and how many requests per test give ~1-2 s runs."""
+
+    name: str
+    clients: int
+    pipeline: int
+    requests: int
+    quick_requests: int
+
+
+SHAPES = [
+    Shape("-c 50 -P 1", 50, 1, 40_000, 10_000),
+    Shape("-c 50 -P 16", 50, 16, 200_000, 50_000),
+    Shape("-c 1 -P 1", 1, 1, 8_000, 3_000),
+]
+
+# (persistence, shape names) measured: durability modes only where they matter.
+MATRIX: list[tuple[str, list[str]]] = [
+    ("appendonly no", ["-c 50 -P 1", "-c 50 -P 16", "-c 1 -P 1"]),
+    ("appendfsync everysec", ["-c 50 -P 1", "-c 50 -P 16"]),
+    ("appendfsync always", ["-c 50 -P 1", "-c 50 -P 16"]),
+]
+
+
+# --- servers -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def command(port: int, *argv: bytes, timeout: float = 5.0) -> bytes:
+    """One request over a fresh connection; the raw reply bytes (enough for PING/INFO/probes)."""
+    payload = b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in argv)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(payload)
+        data = sock.recv(65536)
+        if data.startswith(b"$") and not data.startswith(b"$-1"):
+            length = int(data[1 : data.index(b"\r\n")])
+            header = data.index(b"\r\n") + 2
+            while len(data) < header + length + 2:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return data
+
+
+def info_field(port: int, name: str) -> str | None:
+    reply = command(port, b"INFO")
+    for line in reply.decode(errors="replace").splitlines():
+        if line.startswith(name + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process, as Redis's used_memory_rss (RSS from /proc)."""
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class Server:
+    """A server process (redis-server or trioredis) in its own scratch directory."""
+
+    def __init__(self, kind: str, directory: Path, options: list[str]) -> None:
+        self.kind = kind
+        self.directory = directory
+        self.options = options
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+
+    def argv(self) -> list[str]:
+        common = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+                  "--save", ""]
+        if self.kind == "redis":
+            return [REDIS_SERVER, *common, "--daemonize", "no", *self.options]
+        return [sys.executable, "-m", "trioredis", *common, *self.options]
+
+    def start(self, wait: bool = True) -> bool:
+        """Start it; with ``wait``, True once PING answers (False if it exits or hangs)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.directory / f"{self.kind}.log", "ab")
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(self.argv(), stdout=self.log, stderr=subprocess.STDOUT,
+                                        cwd=self.directory)
+        if not wait:
+            return True
+        return self.wait_ready(timeout=30) is not None
+
+    def wait_ready(self, timeout: float, loaded: bool = False) -> float | None:
+        """Seconds from start until PING answers PONG (and, with ``loaded``, INFO says
+        loading:0); None when the process died or the time ran out."""
+        assert self.process is not None
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                return None
+            try:
+                if command(self.port, b"PING", timeout=2).startswith(b"+PONG") and (
+                    not loaded or info_field(self.port, "loading") == "0"
+                ):
+                    return time.perf_counter() - self.started
+            except OSError:
+                pass
+            time.sleep(0.005)
+        return None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            try:
+                command(self.port, b"SHUTDOWN", b"NOSAVE", timeout=2)
+            except OSError:
+                pass
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        self.log.close()
+
+    def version(self) -> str:
+        if self.kind == "redis":
+            out = subprocess.run([REDIS_SERVER, "--version"], capture_output=True, text=True)
+            return out.stdout.strip().split(" sha=")[0]
+        out = subprocess.run([sys.executable, "-m", "trioredis", "--version"],
+                             capture_output=True, text=True)
+        return out.stdout.strip()
+
+
+# --- redis-benchmark -----------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    rps: float
+    p50: float
+    p99: float
+
+
+def run_benchmark(port: int, tests: list[str], shape: Shape, requests: int) -> dict[str, Sample]:
+    """One redis-benchmark invocation over ``tests``; {test: Sample} parsed from --csv."""
+    argv = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-c", str(shape.clients),
+            "-P", str(shape.pipeline), "-n", str(requests), "-t", ",".join(tests), "--csv"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    samples: dict[str, Sample] = {}
+    for line in out.stdout.splitlines():
+        cells = [cell.strip('"') for cell in line.split('","')]
+        if len(cells) < 7 or cells[0] == "test":
+            continue
+        name = cells[0].split(" ")[0]  # "MSET (10 keys)" -> "MSET"
+        try:
+            samples[name] = Sample(float(cells[1]), float(cells[4]), float(cells[6]))
+        except ValueError:
+            continue
+    return samples
+
+
+def supported_tests(port: int) -> set[str]:
+    """Tests whose command the server knows (an unknown command is n/a, not a number)."""
+    have = set()
+    for name, (_, probe) in TESTS.items():
+        reply = command(port, *probe)
+        if not reply.startswith(b"-ERR unknown command"):
+            have.add(name)
+    command(port, b"FLUSHALL")
+    return have
+
+
+@dataclass
+class Cell:
+    """The samples of one (persistence, shape, test) for both servers."""
+
+    redis: list[Sample] = field(default_factory=list)
+    trio: list[Sample] = field(default_factory=list)
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], None]) -> tuple[list[str], dict]:
+    """Run the matrix; the Markdown lines of the table and the raw medians."""
+    shapes = {shape.name: shape for shape in SHAPES}
+    lines: list[str] = []
+    raw: dict = {}
+    for persistence, shape_names in MATRIX:
+        if args.modes and persistence not in args.modes.split(","):
+            continue
+        if args.shapes:
+            shape_names = [name for name in shape_names if name in args.shapes.split(",")]
+        if args.quick and persistence != "appendonly no":
+            shape_names = shape_names[:1]
+        options = PERSISTENCE[persistence]
+        redis = Server("redis", scratch / "redis-tp", options)
+        trio = Server("trio", scratch / "trio-tp", options)
+        redis_ok = redis.start()
+        trio_ok = trio.start()
+        if not redis_ok:
+            raise SystemExit(f"redis-server did not start with {persistence}; see {redis.directory}")
+        trio_tests = supported_tests(trio.port) if trio_ok else set()
+        if not trio_ok:
+            log(f"trioredis does not start with {persistence}: n/a")
+        tests = list(TESTS)
+        cells: dict[tuple[str, str], Cell] = {}
+        try:
+            for shape_name in shape_names:
+                shape = shapes[shape_name]
+                requests = shape.quick_requests if args.quick else shape.requests
+                for round_number in range(args.rounds):
+                    log(f"{persistence} {shape_name} round {round_number + 1}/{args.rounds}")
+                    for who, server, wanted in (("redis", redis, tests),
+                                                ("trio", trio, [t for t in tests if t in trio_tests])):
+                        if not wanted:
+                            continue
+                        flags = [TESTS[t][0] for t in wanted]
+                        got = run_benchmark(server.port, flags, shape, requests)
+                        command(server.port, b"FLUSHALL")
+                        for test, sample in got.items():
+                            getattr(cells.setdefault((shape_name, test), Cell()), who).append(sample)
+        finally:
+            redis.stop()
+            trio.stop()
+            shutil.rmtree(scratch / "redis-tp", ignore_errors=True)
+            shutil.rmtree(scratch / "trio-tp", ignore_errors=True)
+        lines += [f"### {persistence}", ""]
+        for shape_name in shape_names:
+            latency = shape_name == "-c 1 -P 1"
+            head = "| test | Redis ops/s | trioredis ops/s | ratio |"
+            rule = "|---|---:|---:|---:|"
+            if latency:
+                head += " Redis p50/p99 ms | trioredis p50/p99 ms |"
+                rule += "---:|---:|"
+            lines += [f"`{shape_name}`:", "", head, rule]
+            ratios = []
+            for test in tests:
+                cell = cells.get((shape_name, test), Cell())
+                r = median([s.rps for s in cell.redis])
+                t = median([s.rps for s in cell.trio])
+                ratio = t / r if r and t else None
+                if ratio:
+                    ratios.append(ratio)
+                raw[(persistence, shape_name, test)] = (r, t)
+                row = f"| {test} | {_num(r)} | {_num(t)} | {_ratio(ratio)} |"
+                if latency:
+                    row += (f" {_lat(cell.redis)} | {_lat(cell.trio)} |")
+                lines.append(row)
+            geo = statistics.geometric_mean(ratios) if ratios else None
+            raw[(persistence, shape_name, "geomean")] = geo
+            lines += [f"| **geomean** | | | **{_ratio(geo)}** |" + (" | |" if latency else ""), ""]
+            log(f"  {persistence} {shape_name}: geomean ratio {_ratio(geo)}")
+    return lines, raw
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+def _lat(samples: list[Sample]) -> str:
+    if not samples:
+        return "n/a"
+    return f"{median([s.p50 for s in samples]):.3f} / {median([s.p99 for s in samples]):.3f}"
+
+
+# --- AOF replay and memory -----------------------------------------------------------------
+
+
+def aof_file(keys: int) -> Path:
+    """A plain-RESP AOF of ``keys`` SETs of small strings, generated once into bench/data/."""
+    DATA.mkdir(exist_ok=True)
+    path = DATA / f"strings-{keys}.aof"
+    if path.exists():
+        return path
+    partial = path.with_suffix(".tmp")
+    with open(partial, "wb") as handle:
+        handle.write(b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n")
+        chunk = []
+        for i in range(keys):
+            key = b"key:%08d" % i
+            value = b"value:%d" % i
+            chunk.append(b"*3\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(key), key, len(value), value))
+            if len(chunk) == 10000:
+                handle.write(b"".join(chunk))
+                chunk = []
+        handle.write(b"".join(chunk))
+    partial.rename(path)
+    return path
+
+
+def load_once(kind: str, directory: Path, aof: Path, keys: int) -> tuple[float | None, int | None]:
+    """Start ``kind`` on a copy of ``aof`` as the old-style ``appendonly.aof`` of its dir (Redis 7
+    upgrades it to a manifest); seconds until PING and loading:0, and RSS bytes per key."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    shutil.copyfile(aof, directory / "appendonly.aof")
+    server = Server(kind, directory, ["--appendonly", "yes", "--appendfsync", "no",
+                                      "--appendfilename", "appendonly.aof"])
+    server.start(wait=False)
+    try:
+        seconds = server.wait_ready(timeout=300, loaded=True)
+        if seconds is None:
+            return None, None
+        size = command(server.port, b"DBSIZE")
+        if size.strip() != b":%d" % keys:
+            return None, None
+        assert server.process is not None
+        return seconds, rss_bytes(server.process.pid)
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def empty_rss(kind: str, directory: Path) -> int:
+    server = Server(kind, directory, ["--appendonly", "no"])
+    server.start()
+    try:
+        assert server.process is not None
+        return rss_bytes(server.process.pid)
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def replay_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], None]) -> tuple[list[str], dict]:
+    keys = 100_000 if args.quick else 1_000_000
+    aof = aof_file(keys)
+    log(f"AOF replay of {keys:,} keys ({aof.stat().st_size / 1e6:.0f} MB)")
+    times: dict[str, list[float]] = {"redis": [], "trio": []}
+    rss: dict[str, list[int]] = {"redis": [], "trio": []}
+    rounds = 1 if args.quick else max(2, args.rounds - 1)
+    for round_number in range(rounds):
+        for kind in ("redis", "trio"):
+            seconds, resident = load_once(kind, scratch / f"{kind}-aof", aof, keys)
+            log(f"  {kind} round {round_number + 1}: {seconds if seconds is None else round(seconds, 2)} s")
+            if seconds is not None and resident is not None:
+                times[kind].append(seconds)
+                rss[kind].append(resident)
+    base = {kind: empty_rss(kind, scratch / f"{kind}-empty") for kind in ("redis", "trio")}
+    r, t = median(times["redis"]), median(times["trio"])
+    per_key = {
+        kind: (median(rss[kind]) - base[kind]) / keys if rss[kind] else None for kind in ("redis", "trio")
+    }
+    lines = [
+        f"### AOF replay ({keys:,} keys, {aof.stat().st_size / 1e6:.0f} MB of plain RESP)",
+        "",
+        "Seconds from process start until PING answers PONG and INFO says `loading:0`.",
+        "",
+        "| | Redis | trioredis | ratio |",
+        "|---|---:|---:|---:|",
+        f"| replay seconds | {_sec(r)} | {_sec(t)} | {_ratio(t / r if r and t else None)} |",
+        "",
+        f"### Memory ({keys:,} small strings, RSS after loading minus RSS empty)",
+        "",
+        "| | Redis | trioredis | ratio |",
+        "|---|---:|---:|---:|",
+        f"| bytes per key | {_bytes(per_key['redis'])} | {_bytes(per_key['trio'])} | "
+        f"{_ratio(per_key['trio'] / per_key['redis'] if per_key['redis'] and per_key['trio'] else None)} |",
+        f"| RSS empty (MB) | {base['redis'] / 1e6:.1f} | {base['trio'] / 1e6:.1f} | |",
+        "",
+    ]
+    return lines, {"replay": (r, t), "per_key": per_key}
+
+
+def _sec(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _bytes(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller runs (a few minutes less)")
+    parser.add_argument("--rounds", type=int, default=3, help="A B rounds per measurement (>= 3)")
+    parser.add_argument("--only", default="throughput,replay", help="sections to run")
+    parser.add_argument("--modes", default="", help="persistence cases, e.g. 'appendonly no'")
+    parser.add_argument("--shapes", default="", help="load shapes, e.g. '-c 50 -P 1'")
+    parser.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
+    args = parser.parse_args(argv)
+    for tool in (REDIS_SERVER, REDIS_BENCHMARK):
+        if not os.path.exists(tool):
+            print(f"{tool} is missing: run `make system-deps` (Debian's redis-server)", file=sys.stderr)
+            return 1
+    started = time.time()
+
+    def log(message: str) -> None:
+        print(f"[{time.time() - started:6.1f}s] {message}", flush=True)
+
+    sections = set(args.only.split(","))
+    body: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="trioredis-bench-") as tmp:
+        scratch = Path(tmp)
+        if "throughput" in sections:
+            lines, _ = throughput_section(args, scratch, log)
+            body += lines
+        if "replay" in sections:
+            lines, _ = replay_section(args, scratch, log)
+            body += lines
+    redis_version = Server("redis", Path("."), []).version()
+    trio_version = Server("trio", Path("."), []).version()
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    header = [
+        "## Latest run",
+        "",
+        f"- date: {when}; wall time {time.time() - started:.0f} s"
+        + (" (--quick)" if args.quick else ""),
+        f"- machine: {machine()}",
+        f"- versions: {redis_version}; {trio_version}; "
+        f"redis-benchmark {_tool_version(REDIS_BENCHMARK)}",
+        f"- method: redis-benchmark on loopback, Redis and trioredis alternating, {args.rounds} "
+        "rounds, medians; ratio = trioredis / Redis (higher is better for ops/s).",
+        "",
+    ]
+    table = "\n".join(header + body)
+    print(table)
+    if not args.no_write:
+        write_results(table)
+    return 0
+
+
+def _tool_version(path: str) -> str:
+    out = subprocess.run([path, "--version"], capture_output=True, text=True)
+    return out.stdout.strip().split(" ")[1] if out.stdout else "?"
+
+
+MARK_BEGIN = "<!-- bench:latest:begin -->"
+MARK_END = "<!-- bench:latest:end -->"
+
+
+def write_results(table: str) -> None:
+    """Replace the latest-run block in RESULTS.md, keeping the notes written around it."""
+    path = HERE / "RESULTS.md"
+    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
+    block = f"{MARK_BEGIN}\n{table}\n{MARK_END}"
+    if MARK_BEGIN in text and MARK_END in text:
+        before = text.split(MARK_BEGIN, 1)[0]
+        after = text.split(MARK_END, 1)[1]
+        text = before + block + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
