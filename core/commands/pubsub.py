@@ -1,0 +1,136 @@
+"""Pub/Sub commands: SUBSCRIBE PSUBSCRIBE UNSUBSCRIBE PUNSUBSCRIBE PUBLISH PUBSUB.
+
+Replies follow Redis 7 byte for byte.  A (un)subscribe command answers once per channel, so
+its handler returns the confirmations already encoded (:class:`Raw`) for the client's protocol:
+arrays under RESP2, pushes under RESP3.  Once subscribed, a RESP2 client may only send the
+commands the engine lets through (``_SUBSCRIBED_ALLOWED``); a RESP3 client may send anything.
+"""
+
+from __future__ import annotations
+
+from .. import errors
+from ..errors import CommandError
+from ..pubsub import of
+from ..resp import Push, Raw, Status, encode
+from . import command
+
+
+def _confirmations(client, kind: bytes, names) -> Raw:
+    return Raw(b"".join(encode(Push([kind, name, client.subscriptions]), client.resp3)
+                        for name in names))
+
+
+def subscribe(ctx, argv):
+    pubsub, client = of(ctx.engine), ctx.client
+    out = []
+    for channel in argv[1:]:
+        pubsub.subscribe(client, channel)
+        out.append(encode(Push([b"subscribe", channel, client.subscriptions]), client.resp3))
+    return Raw(b"".join(out))
+
+
+def psubscribe(ctx, argv):
+    pubsub, client = of(ctx.engine), ctx.client
+    out = []
+    for pattern in argv[1:]:
+        pubsub.psubscribe(client, pattern)
+        out.append(encode(Push([b"psubscribe", pattern, client.subscriptions]), client.resp3))
+    return Raw(b"".join(out))
+
+
+def unsubscribe(ctx, argv):
+    pubsub, client = of(ctx.engine), ctx.client
+    channels = argv[1:] or list(client.channels)
+    if not channels:  # nothing to leave: one confirmation with a null channel
+        return _confirmations(client, b"unsubscribe", [None])
+    out = []
+    for channel in channels:
+        pubsub.unsubscribe(client, channel)
+        out.append(encode(Push([b"unsubscribe", channel, client.subscriptions]), client.resp3))
+    return Raw(b"".join(out))
+
+
+def punsubscribe(ctx, argv):
+    pubsub, client = of(ctx.engine), ctx.client
+    patterns = argv[1:] or list(client.patterns)
+    if not patterns:
+        return _confirmations(client, b"punsubscribe", [None])
+    out = []
+    for pattern in patterns:
+        pubsub.punsubscribe(client, pattern)
+        out.append(encode(Push([b"punsubscribe", pattern, client.subscriptions]), client.resp3))
+    return Raw(b"".join(out))
+
+
+def publish(ctx, argv):
+    pubsub = getattr(ctx.engine, "pubsub", None)
+    if pubsub is None:
+        return 0
+    receivers, own = pubsub.publish(argv[1], argv[2], ctx.client)
+    if not own:
+        return receivers
+    # The publisher listens too (RESP3): its messages come before the reply, as in Redis.
+    resp3 = ctx.client.resp3
+    return Raw(b"".join(encode(message, resp3) for message in own) + encode(receivers, resp3))
+
+
+_PUBSUB_HELP = [
+    "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CHANNELS [<pattern>]",
+    "    Return the currently active channels matching a <pattern> (default: '*').",
+    "NUMPAT",
+    "    Return number of subscriptions to patterns.",
+    "NUMSUB [<channel> ...]",
+    "    Return the number of subscribers for the specified channels, excluding",
+    "    pattern subscriptions(default: no channels).",
+    "SHARDCHANNELS [<pattern>]",
+    "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+    "SHARDNUMSUB [<shardchannel> ...]",
+    "    Return the number of subscribers for the specified shard level channel(s)",
+    "HELP",
+    "    Prints this help.",
+]
+
+
+def pubsub_(ctx, argv):
+    pubsub = of(ctx.engine)
+    sub = argv[1].lower()
+    if sub == b"channels" and len(argv) in (2, 3):
+        return pubsub.matching_channels(argv[2] if len(argv) == 3 else None)
+    if sub == b"numsub":
+        reply = []
+        for channel in argv[2:]:
+            reply += [channel, len(pubsub.channels.get(channel, ()))]
+        return reply
+    if sub == b"numpat" and len(argv) == 2:
+        return len(pubsub.patterns)
+    if sub == b"shardchannels" and len(argv) in (2, 3):
+        return []  # no shard channels outside a cluster
+    if sub == b"shardnumsub":
+        reply = []
+        for channel in argv[2:]:
+            reply += [channel, 0]
+        return reply
+    if sub == b"help" and len(argv) == 2:
+        return [Status(line.encode()) for line in _PUBSUB_HELP]
+    if sub in (b"numpat", b"help"):
+        raise CommandError(errors.wrong_arity(f"pubsub|{sub.decode()}"))
+    if sub in (b"channels", b"shardchannels"):
+        raise CommandError(errors.sanitize(
+            "ERR unknown subcommand or wrong number of arguments for "
+            f"'{argv[1].decode('utf-8', 'replace')}'. Try PUBSUB HELP."))
+    raise CommandError(errors.unknown_subcommand(argv[1], "PUBSUB"))
+
+
+def register(registry):
+    group = "pubsub"
+    registry.extend([
+        command("subscribe", -2, "pubsub noscript loading stale", subscribe, group=group),
+        command("psubscribe", -2, "pubsub noscript loading stale", psubscribe, group=group),
+        command("unsubscribe", -1, "pubsub noscript loading stale", unsubscribe, group=group),
+        command("punsubscribe", -1, "pubsub noscript loading stale", punsubscribe, group=group),
+        command("publish", 3, "pubsub loading stale fast", publish, group=group),
+        command("pubsub", -2, "pubsub loading stale", pubsub_, group=group,
+                subcommands=("channels", "numsub", "numpat", "shardchannels", "shardnumsub",
+                             "help")),
+    ])

@@ -1,0 +1,183 @@
+"""Pub/Sub state: who listens to which channel or pattern, and the delivery of messages.
+
+One :class:`PubSub` per engine, created on first use by :func:`of` (``engine.pubsub``), so a
+server where nobody subscribes pays nothing.  The engine's ``drop_client`` and RESET call
+``engine.pubsub.drop(client)``; INFO reads :attr:`PubSub.channels` and :attr:`PubSub.patterns`.
+
+Messages leave through ``client.transport.push``: the transport encodes them for the client's
+protocol (an array under RESP2, a ``>`` push under RESP3) and sends them from a task of its
+own, so a publisher never waits for a slow subscriber.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from .resp import Push
+
+if TYPE_CHECKING:
+    from .client import Client
+
+
+class PubSub:
+    """Subscriptions of every client of one server.
+
+    ``channels`` and ``patterns`` map a channel (or pattern) to the clients subscribed to it,
+    in the order they subscribed (a dict used as an ordered set), so messages reach them in
+    that order, as Redis's lists do.  ``client.channels``/``client.patterns`` hold the same
+    facts seen from the client (the subscription count in replies, CLIENT LIST's sub/psub)."""
+
+    def __init__(self) -> None:
+        self.channels: dict[bytes, dict[Client, None]] = {}
+        self.patterns: dict[bytes, dict[Client, None]] = {}
+        self._matchers: dict[bytes, re.Pattern[bytes]] = {}
+
+    # --- subscriptions ---------------------------------------------------------------------
+
+    def subscribe(self, client: Client, channel: bytes) -> bool:
+        """True when ``client`` was not yet subscribed to ``channel``."""
+        if channel in client.channels:
+            return False
+        client.channels.add(channel)
+        self.channels.setdefault(channel, {})[client] = None
+        return True
+
+    def unsubscribe(self, client: Client, channel: bytes) -> bool:
+        if channel not in client.channels:
+            return False
+        client.channels.discard(channel)
+        listeners = self.channels.get(channel)
+        if listeners is not None:
+            listeners.pop(client, None)
+            if not listeners:
+                del self.channels[channel]
+        return True
+
+    def psubscribe(self, client: Client, pattern: bytes) -> bool:
+        if pattern in client.patterns:
+            return False
+        client.patterns.add(pattern)
+        listeners = self.patterns.get(pattern)
+        if listeners is None:
+            listeners = self.patterns[pattern] = {}
+            self._matchers[pattern] = compile_glob(pattern)
+        listeners[client] = None
+        return True
+
+    def punsubscribe(self, client: Client, pattern: bytes) -> bool:
+        if pattern not in client.patterns:
+            return False
+        client.patterns.discard(pattern)
+        listeners = self.patterns.get(pattern)
+        if listeners is not None:
+            listeners.pop(client, None)
+            if not listeners:
+                del self.patterns[pattern]
+                self._matchers.pop(pattern, None)
+        return True
+
+    def drop(self, client: Client) -> None:
+        """Forget every subscription of ``client`` (it disconnected or sent RESET)."""
+        for channel in list(client.channels):
+            self.unsubscribe(client, channel)
+        for pattern in list(client.patterns):
+            self.punsubscribe(client, pattern)
+
+    # --- delivery --------------------------------------------------------------------------
+
+    def publish(self, channel: bytes, message: bytes, sender: Client | None = None) -> tuple[int, list[Any]]:
+        """Deliver ``message`` to every subscriber of ``channel`` and every pattern matching
+        it.  Returns the number of receivers (PUBLISH's reply) and the messages meant for
+        ``sender`` itself (a RESP3 client may publish to a channel it listens to): Redis puts
+        those before the PUBLISH reply, so the caller sends them inline instead of pushing."""
+        receivers = 0
+        own: list[Any] = []
+        listeners = self.channels.get(channel)
+        if listeners:
+            push = Push([b"message", channel, message])
+            for client in listeners:
+                if client is sender:
+                    own.append(push)
+                else:
+                    client.transport.push(push)
+            receivers += len(listeners)
+        if self.patterns:
+            for pattern, clients in list(self.patterns.items()):
+                if self._matchers[pattern].fullmatch(channel) is None:
+                    continue
+                push = Push([b"pmessage", pattern, channel, message])
+                for client in clients:
+                    if client is sender:
+                        own.append(push)
+                    else:
+                        client.transport.push(push)
+                receivers += len(clients)
+        return receivers, own
+
+    def matching_channels(self, pattern: bytes | None) -> list[bytes]:
+        """PUBSUB CHANNELS: the active channels (with at least one subscriber)."""
+        if pattern is None:
+            return list(self.channels)
+        matcher = compile_glob(pattern)
+        return [channel for channel in self.channels if matcher.fullmatch(channel)]
+
+
+def of(engine: Any) -> PubSub:
+    """The engine's PubSub, created on first use."""
+    pubsub = getattr(engine, "pubsub", None)
+    if pubsub is None:
+        pubsub = engine.pubsub = PubSub()
+    return pubsub
+
+
+# --- glob patterns -------------------------------------------------------------------------
+
+
+def compile_glob(pattern: bytes) -> re.Pattern[bytes]:
+    """A regular expression matching what Redis's ``stringmatchlen`` matches: ``*``, ``?``,
+    ``[abc]``, ``[^a-z]`` (reversed ranges allowed), ``\\x`` for a literal x; an unclosed
+    ``[`` runs to the end of the pattern, a trailing ``\\`` is a literal backslash."""
+    out: list[bytes] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i : i + 1]
+        if c == b"*":
+            while i + 1 < n and pattern[i + 1 : i + 2] == b"*":
+                i += 1
+            out.append(b".*")
+        elif c == b"?":
+            out.append(b".")
+        elif c == b"[":
+            i += 1
+            negate = i < n and pattern[i : i + 1] == b"^"
+            if negate:
+                i += 1
+            members: list[bytes] = []
+            while i < n:
+                c = pattern[i : i + 1]
+                if c == b"\\" and i + 1 < n:
+                    i += 1
+                    members.append(re.escape(pattern[i : i + 1]))
+                elif c == b"]":
+                    break
+                elif i + 2 < n and pattern[i + 1 : i + 2] == b"-":
+                    start, end = pattern[i], pattern[i + 2]
+                    if start > end:
+                        start, end = end, start
+                    members.append(b"%s-%s" % (re.escape(bytes([start])), re.escape(bytes([end]))))
+                    i += 2
+                else:
+                    members.append(re.escape(c))
+                i += 1
+            if members:
+                out.append(b"[%s%s]" % (b"^" if negate else b"", b"".join(members)))
+            else:
+                out.append(b"." if negate else b"(?!)")
+        elif c == b"\\" and i + 1 < n:
+            i += 1
+            out.append(re.escape(pattern[i : i + 1]))
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile(b"".join(out), re.DOTALL)

@@ -1,0 +1,238 @@
+"""Pub/Sub through redis-py's PubSub API and through raw sockets, where the expected bytes
+are what Redis 7.0.15 sends for the same requests (captured from redis-server)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+import redis
+from servers import ServerThread
+from trioredis.pubsub import compile_glob
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    """One server for the module: every test uses its own channel names."""
+    directory = tmp_path_factory.mktemp("pubsub")
+    with ServerThread([["save", ""], ["appendonly", "no"], ["dir", str(directory)]]) as running:
+        running.wait_ready()
+        yield running
+
+
+@pytest.fixture
+def rc(shared_server):
+    client = shared_server.client()
+    yield client
+    client.close()
+
+
+def exchange(port: int, request: bytes, expected: bytes, timeout: float = 5) -> bytes:
+    """Send ``request`` on a fresh connection; read until as many bytes as ``expected`` came
+    (or the timeout), so a test compares whole replies without sleeping."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        received = b""
+        deadline = time.monotonic() + timeout
+        while len(received) < len(expected) and time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        return received
+
+
+def wait_for(condition, timeout: float = 5):
+    """Poll ``condition`` until it is true: for effects of another connection's close."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.01)
+
+
+def next_message(pubsub: redis.client.PubSub) -> dict:
+    message = pubsub.get_message(timeout=5)
+    assert message is not None, "no message within 5 s"
+    return message
+
+
+# --- redis-py ------------------------------------------------------------------------------
+
+
+def test_subscriber_receives_published_message(rc):
+    pubsub = rc.pubsub()
+    pubsub.subscribe("news")
+    assert next_message(pubsub) == {"type": "subscribe", "pattern": None, "channel": b"news",
+                                    "data": 1}
+    assert rc.publish("news", "hello") == 1
+    assert next_message(pubsub) == {"type": "message", "pattern": None, "channel": b"news",
+                                    "data": b"hello"}
+    pubsub.close()
+
+
+def test_pattern_subscriber_receives_pmessage(rc):
+    pubsub = rc.pubsub()
+    pubsub.psubscribe("sport.*")
+    assert next_message(pubsub)["type"] == "psubscribe"
+    assert rc.publish("sport.tennis", "ace") == 1
+    assert rc.publish("weather", "rain") == 0
+    assert next_message(pubsub) == {"type": "pmessage", "pattern": b"sport.*",
+                                    "channel": b"sport.tennis", "data": b"ace"}
+    pubsub.close()
+
+
+def test_publish_counts_channel_and_pattern_receivers(rc, shared_server):
+    first, second = rc.pubsub(), shared_server.client().pubsub()
+    first.subscribe("count.a")
+    second.subscribe("count.a")
+    second.psubscribe("count.*")
+    for pubsub, expected in ((first, 1), (second, 2)):
+        for _ in range(expected):
+            next_message(pubsub)
+    assert rc.publish("count.a", "x") == 3
+    assert next_message(first)["data"] == b"x"
+    got = {next_message(second)["type"], next_message(second)["type"]}
+    assert got == {"message", "pmessage"}
+    first.close()
+    second.close()
+
+
+def test_pubsub_introspection(rc, shared_server):
+    listener = shared_server.client().pubsub()
+    listener.subscribe("intro.one", "intro.two")
+    listener.psubscribe("intro.*", "other.*")
+    for _ in range(4):
+        next_message(listener)
+    channels = rc.pubsub_channels("intro.*")
+    assert sorted(channels) == [b"intro.one", b"intro.two"]
+    assert rc.pubsub_numsub("intro.one", "nobody") == [(b"intro.one", 1), (b"nobody", 0)]
+    assert rc.pubsub_numpat() >= 2
+    info = rc.info("stats")
+    assert info["pubsub_channels"] >= 2 and info["pubsub_patterns"] >= 2
+    listener.close()
+
+
+def test_disconnected_subscriber_is_forgotten(rc, shared_server):
+    listener = shared_server.client().pubsub()
+    listener.subscribe("gone")
+    next_message(listener)
+    assert rc.pubsub_numsub("gone") == [(b"gone", 1)]
+    listener.close()
+    wait_for(lambda: rc.pubsub_numsub("gone") == [(b"gone", 0)])
+    assert rc.publish("gone", "x") == 0
+
+
+def test_resp3_client_receives_push_messages(shared_server):
+    client = shared_server.client(protocol=3)
+    pubsub = client.pubsub()
+    pubsub.subscribe("push.ch")
+    assert next_message(pubsub)["type"] == "subscribe"
+    assert shared_server.client().publish("push.ch", "v") == 1
+    assert next_message(pubsub)["data"] == b"v"
+    pubsub.close()
+    client.close()
+
+
+def test_reset_drops_subscriptions(rc, shared_server):
+    expected = (b"*3\r\n$9\r\nsubscribe\r\n$7\r\nreset.a\r\n:1\r\n+RESET\r\n"
+                b"*2\r\n$7\r\nreset.a\r\n:0\r\n")
+    request = b"SUBSCRIBE reset.a\r\nRESET\r\nPUBSUB NUMSUB reset.a\r\n"
+    assert exchange(shared_server.port, request, expected) == expected
+
+
+# --- exact bytes, as Redis 7.0.15 sends them ----------------------------------------------
+
+
+def test_subscribe_and_unsubscribe_replies_match_redis(shared_server):
+    request = (b"UNSUBSCRIBE\r\nPUNSUBSCRIBE\r\nSUBSCRIBE a b a\r\nPSUBSCRIBE x*\r\n"
+               b"UNSUBSCRIBE b a\r\nPUNSUBSCRIBE\r\nUNSUBSCRIBE zz\r\nPING\r\n")
+    expected = (
+        b"*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n*3\r\n$12\r\npunsubscribe\r\n$-1\r\n:0\r\n"
+        b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n"
+        b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:2\r\n*3\r\n$10\r\npsubscribe\r\n$2\r\nx*\r\n:3\r\n"
+        b"*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:2\r\n*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:1\r\n"
+        b"*3\r\n$12\r\npunsubscribe\r\n$2\r\nx*\r\n:0\r\n*3\r\n$11\r\nunsubscribe\r\n$2\r\nzz\r\n:0\r\n"
+        b"+PONG\r\n"
+    )
+    assert exchange(shared_server.port, request, expected) == expected
+
+
+def test_subscribed_resp2_client_is_restricted_like_redis(shared_server):
+    request = b"SUBSCRIBE a\r\nPING\r\nPING hi\r\nGET a\r\n"
+    expected = (
+        b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+        b"*2\r\n$4\r\npong\r\n$2\r\nhi\r\n"
+        b"-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / "
+        b"RESET are allowed in this context\r\n"
+    )
+    assert exchange(shared_server.port, request, expected) == expected
+
+
+def test_resp3_publish_to_own_channel_pushes_before_reply(shared_server):
+    request = (b"HELLO 3\r\nSUBSCRIBE own\r\nPUBLISH own hi\r\nPSUBSCRIBE ow*\r\n"
+               b"PUBLISH own x\r\nUNSUBSCRIBE\r\nPUNSUBSCRIBE\r\nUNSUBSCRIBE\r\nGET own\r\n")
+    tail = (
+        b">3\r\n$9\r\nsubscribe\r\n$3\r\nown\r\n:1\r\n"
+        b">3\r\n$7\r\nmessage\r\n$3\r\nown\r\n$2\r\nhi\r\n:1\r\n"
+        b">3\r\n$10\r\npsubscribe\r\n$3\r\now*\r\n:2\r\n"
+        b">3\r\n$7\r\nmessage\r\n$3\r\nown\r\n$1\r\nx\r\n"
+        b">4\r\n$8\r\npmessage\r\n$3\r\now*\r\n$3\r\nown\r\n$1\r\nx\r\n:2\r\n"
+        b">3\r\n$11\r\nunsubscribe\r\n$3\r\nown\r\n:1\r\n"
+        b">3\r\n$12\r\npunsubscribe\r\n$3\r\now*\r\n:0\r\n"
+        b">3\r\n$11\r\nunsubscribe\r\n_\r\n:0\r\n_\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", shared_server.port), timeout=5) as sock:
+        sock.sendall(request)
+        received = b""
+        while not received.endswith(tail):
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+    assert received.startswith(b"%7\r\n")
+
+
+def test_subscribe_inside_multi_replies_inside_exec(shared_server):
+    expected = b"+OK\r\n+QUEUED\r\n*1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nm\r\n:1\r\n"
+    assert exchange(shared_server.port, b"MULTI\r\nSUBSCRIBE m\r\nEXEC\r\n", expected) == expected
+
+
+def test_pubsub_errors_match_redis(rc):
+    cases = {
+        ("pubsub", "numpat", "x"): "wrong number of arguments for 'pubsub|numpat' command",
+        ("pubsub", "channels", "a", "b"):
+            "unknown subcommand or wrong number of arguments for 'channels'. Try PUBSUB HELP.",
+        ("pubsub", "foo"): "unknown subcommand 'foo'. Try PUBSUB HELP.",
+        ("publish", "a"): "wrong number of arguments for 'publish' command",
+        ("subscribe",): "wrong number of arguments for 'subscribe' command",
+    }
+    for args, message in cases.items():
+        with pytest.raises(redis.ResponseError) as info:
+            rc.execute_command(*args)
+        assert str(info.value) == message
+    assert rc.execute_command("pubsub", "numsub") == []
+    assert rc.execute_command("pubsub", "help")[0].startswith(b"PUBSUB <subcommand>")
+
+
+# --- glob patterns as Redis's stringmatchlen -----------------------------------------------
+
+
+@pytest.mark.parametrize(("pattern", "text", "matches"), [
+    (b"h?llo", b"hello", True),
+    (b"h*llo", b"heeeello", True),
+    (b"h[ae]llo", b"hallo", True),
+    (b"h[ae]llo", b"hillo", False),
+    (b"h[^e]llo", b"hallo", True),
+    (b"h[^e]llo", b"hello", False),
+    (b"h[a-b]llo", b"hbllo", True),
+    (b"h[b-a]llo", b"hbllo", True),
+    (b"h\\*llo", b"h*llo", True),
+    (b"h\\*llo", b"hallo", False),
+    (b"a.b", b"axb", False),
+    (b"*", b"line\nbreak", True),
+    (b"[]x", b"x", False),
+    (b"news.[", b"news.[", False),
+])
+def test_glob_matches_like_redis(pattern, text, matches):
+    assert (compile_glob(pattern).fullmatch(text) is not None) is matches
