@@ -205,6 +205,7 @@ class ExactParser:
                         return None
                     if argv == []:
                         continue
+                    return argv
                 else:
                     argv = self._read_inline()
                     if argv is None:
@@ -266,7 +267,9 @@ class ExactParser:
             if start >= len(buf):
                 return None
             if buf[start] != 0x24:  # '$'
-                raise ProtocolError(f"expected '$', got '{chr(buf[start])}'")
+                # Redis prints the byte with %c, then turns CR and LF into spaces.
+                got = " " if buf[start] in (10, 13) else chr(buf[start])
+                raise ProtocolError(f"expected '$', got '{got}'")
             line = self._read_line("too big bulk count string")
             if line is None:
                 return None
@@ -375,7 +378,8 @@ class RequestParser:
     """Commands from a byte stream: hiredis when the stream is ordinary, :class:`ExactParser`
     otherwise (see the module docstring).  ``feed`` then ``gets`` until it returns None."""
 
-    __slots__ = ("_reader", "_exact", "_since_boundary", "_returned", "_tail", "max_bulk_len")
+    __slots__ = ("_reader", "_exact", "_since_boundary", "_returned", "_tail", "max_bulk_len",
+                 "_fed", "_consumed")
 
     def __init__(self, proto_max_bulk_len: int = 512 * 1024 * 1024) -> None:
         self._reader = hiredis.Reader()
@@ -386,12 +390,17 @@ class RequestParser:
         self._since_boundary: list[bytes] = []
         self._returned = 0
         self._tail = b""
+        # Bytes fed to hiredis since the boundary, and the bytes of the commands it returned
+        # from them.  hiredis's ``has_data()`` is no boundary test: it is False inside an
+        # array whose bulks so far were all consumed (``*2\r\n$1\r\na\r\n``).
+        self._fed = 0
+        self._consumed = 0
 
     def pending(self) -> int:
         """Bytes held for a command not yet complete (an upper bound on the hiredis path)."""
         if self._exact is not None:
             return self._exact.pending()
-        return sum(map(len, self._since_boundary))
+        return self._fed - self._consumed
 
     def feed(self, data: bytes) -> None:
         if self._exact is not None:
@@ -401,8 +410,10 @@ class RequestParser:
         if (at_boundary and data[:1] != b"*") or _UNUSUAL.search(self._tail + data) is not None:
             self._switch_to_exact(data)
             return
-        self._tail = data[-12:]
+        # The screen's patterns span up to 11 bytes: keep that much across small chunks.
+        self._tail = data[-12:] if len(data) >= 12 else (self._tail + data)[-12:]
         self._since_boundary.append(data)
+        self._fed += len(data)
         self._reader.feed(data)
 
     def _switch_to_exact(self, data: bytes) -> None:
@@ -415,6 +426,7 @@ class RequestParser:
         self._since_boundary = []
         self._returned = 0
         self._tail = b""
+        self._fed = self._consumed = 0
 
     def gets(self) -> list[bytes] | None:
         exact = self._exact
@@ -429,9 +441,10 @@ class RequestParser:
             self._switch_to_exact(b"")
             return self.gets()
         if argv is False:
-            if not self._reader.has_data():
+            if self._consumed == self._fed:
                 self._since_boundary = []
                 self._returned = 0
+                self._fed = self._consumed = 0
             return None
         if type(argv) is not list:
             self._switch_to_exact(b"")
@@ -440,7 +453,18 @@ class RequestParser:
             if arg.__class__ is not bytes:
                 self._switch_to_exact(b"")
                 return self.gets()
+        self._consumed += _request_size(argv)
         if not argv:
             return self.gets()
         self._returned += 1
         return argv
+
+
+def _request_size(argv: list[bytes]) -> int:
+    """Bytes of ``argv`` as a canonical RESP request: all hiredis accepts on the fast path
+    (anything else is screened out to ExactParser)."""
+    size = 3 + len(b"%d" % len(argv))
+    for arg in argv:
+        length = len(arg)
+        size += length + 5 + len(b"%d" % length)
+    return size
