@@ -176,6 +176,7 @@ class Loader:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self.keyspace: Keyspace = engine.keyspace
+        self.log = engine.log  # the server log, for the loader's own lines (loaded, refused)
         self.total_bytes = 0
         self.loaded_bytes = 0
 
