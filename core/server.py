@@ -1,19 +1,22 @@
-"""The trio transport: listeners, one task per connection, the cron, start-up and shutdown.
+"""The trio transport: listeners, the reactor that serves connections, the cron, start-up and
+shutdown.
 
 The I/O model lives here and only here.  Commands and plugins see a client through
 :class:`trioredis.client.Client` and its :class:`~trioredis.client.Transport` (push a reply,
-close), so serving connections differently (a reactor over every ready socket, say) changes
-this module alone.
+close), so serving connections differently changes this module alone.
 
-One batch at a time per connection: everything one ``recv`` brought is parsed and executed,
-the persistence backends flush (and, under ``appendfsync always``, the batch waits for its
-fsync), then all replies leave in one ``send``.
+Connections are served by one :class:`Reactor` task (every ready socket in one turn, one
+persistence flush per turn, then every reply leaves); a connection whose command blocks moves
+to a task of its own until it is done waiting.  For each client, everything one ``recv``
+brought is parsed and executed, the persistence backends flush (and, under ``appendfsync
+always``, wait for the fsync), then its replies leave in one ``send``.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import select
 import signal
 import socket as stdsocket
 import time
@@ -32,40 +35,196 @@ from .plugin_manager import make_plugin_manager, plugin_names
 from .resp import ProtocolError, RequestParser, encode
 
 RECV_SIZE = 65536
+# TRIOREDIS_REACTOR=0 serves every connection from a task of its own (for measurements).
+USE_REACTOR = os.environ.get("TRIOREDIS_REACTOR", "1") != "0"
 
 
 class Connection:
-    """The transport side of one client: its socket and the send exclusion."""
+    """The transport side of one client: its socket, parser and pending output.
 
-    __slots__ = ("sock", "client", "cancel_scope", "sending", "send_free", "pushes", "pushing")
+    A connection is served by the reactor (``mode == REACTOR``) until one of its commands has
+    to wait (a blocking pop, SAVE, ...); then a task of its own serves it (``TASK``) until its
+    buffered commands are done, and hands it back."""
 
-    def __init__(self, sock: trio.socket.SocketType, client: Client) -> None:
+    __slots__ = ("sock", "fd", "client", "parser", "out", "mode", "cancel_scope", "sending",
+                 "send_free", "closing", "want_write", "trio_sock")
+
+    def __init__(self, sock: stdsocket.socket, client: Client, parser: RequestParser) -> None:
         self.sock = sock
+        self.fd = sock.fileno()
         self.client = client
+        self.parser = parser
+        self.out: list[bytes] = []  # encoded replies and pushes not yet handed to the kernel
+        self.mode = REACTOR
         self.cancel_scope = trio.CancelScope()
-        self.sending = False
+        self.sending = False  # a task is in an awaiting send (TASK mode)
         self.send_free: trio.Event | None = None
-        self.pushes: list[bytes] = []
-        self.pushing = False
+        self.closing = False  # close once ``out`` has left
+        self.want_write = False  # the kernel buffer was full: waiting for EPOLLOUT
+        self.trio_sock: trio.socket.SocketType | None = None
 
-    async def send(self, data: bytes) -> None:
-        # Replies and pushes (pub/sub) may be sent from two tasks; keep them whole and ordered
-        # without paying for a lock's checkpoint when nobody else sends.
+    async def drain(self) -> None:
+        """Send everything in ``out`` from a task (TASK mode), whole and in order: replies
+        and pushes may be sent from two tasks, without paying for a lock when nobody else
+        sends."""
         while self.sending:
             if self.send_free is None:
                 self.send_free = trio.Event()
             await self.send_free.wait()
+        if self.trio_sock is None:
+            self.trio_sock = trio.socket.from_stdlib_socket(self.sock)
         self.sending = True
         try:
-            view = memoryview(data)
-            while view:
-                sent = await self.sock.send(view)
-                view = view[sent:]
+            while self.out:
+                data = b"".join(self.out)
+                self.out.clear()
+                view = memoryview(data)
+                while view:
+                    sent = await self.trio_sock.send(view)
+                    view = view[sent:]
         finally:
             self.sending = False
             if self.send_free is not None:
                 self.send_free.set()
                 self.send_free = None
+
+
+REACTOR, TASK, CLOSED = "reactor", "task", "closed"
+
+
+class Reactor:
+    """Serves every ready client socket in one turn, as Redis's event loop does.
+
+    Why: a task per connection costs a trio scheduling round-trip per read and per send for
+    every client; with 50 busy clients that overhead, not the commands, was most of the
+    time.  Here one task owns an epoll fd (level-triggered), waits for it with
+    ``trio.lowlevel.wait_readable``, then for each ready socket reads once (non-blocking),
+    runs the complete commands and queues their replies; once per turn the persistence
+    backends flush (``Engine.flush_for_reply``: written before replies leave, durable first
+    under ``appendfsync always`` -- one fsync for the whole turn: group commit, Redis's
+    ``beforeSleep``), then the replies leave with one non-blocking ``send`` per client.  A
+    client whose send would block waits for EPOLLOUT (and is not read meanwhile); a client
+    whose command blocks is handed to a task of its own (:meth:`Server._serve_task`)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.epoll = select.epoll()
+        self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.epoll.register(self.wake_fd, select.EPOLLIN)
+        self.by_fd: dict[int, Connection] = {}
+        self.to_send: dict[Connection, None] = {}  # ordered set
+        self.to_close: dict[Connection, None] = {}
+        self.in_turn = False
+        self.stats = server.engine.stats if server.engine is not None else None
+
+    def add(self, connection: Connection) -> None:
+        connection.mode = REACTOR
+        self.by_fd[connection.fd] = connection
+        self.epoll.register(connection.fd, select.EPOLLIN)
+        if connection.out:
+            self.to_send[connection] = None
+            self.wake()
+
+    def remove(self, connection: Connection) -> None:
+        if self.by_fd.pop(connection.fd, None) is not None:
+            try:
+                self.epoll.unregister(connection.fd)
+            except OSError:
+                pass
+        self.to_send.pop(connection, None)
+
+    def wake(self) -> None:
+        """Make the reactor run a turn soon (output or a close queued from outside a turn)."""
+        if not self.in_turn:
+            try:
+                os.eventfd_write(self.wake_fd, 1)
+            except BlockingIOError:
+                pass
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        epoll_fd = self.epoll.fileno()
+        try:
+            task_status.started()
+            while True:
+                await trio.lowlevel.wait_readable(epoll_fd)
+                await self.turn()
+        finally:
+            for connection in list(self.by_fd.values()):
+                self.server._close_now(connection)
+            self.epoll.close()
+            os.close(self.wake_fd)
+
+    async def turn(self) -> None:
+        server = self.server
+        engine = server.engine
+        assert engine is not None
+        by_fd = self.by_fd
+        served: list[Connection] = []
+        self.in_turn = True
+        try:
+            events = self.epoll.poll(0)
+            now = time.monotonic()
+            for fd, mask in events:
+                connection = by_fd.get(fd)
+                if connection is None:
+                    if fd == self.wake_fd:
+                        try:
+                            os.eventfd_read(fd)
+                        except BlockingIOError:
+                            pass
+                    continue
+                if connection.want_write:
+                    if mask & (select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP):
+                        self.to_send[connection] = None
+                    continue
+                served.append(connection)
+                server._read_and_run(connection, self, now)
+            # One flush per turn, before any reply leaves (durable first where asked).
+            writer = None
+            for connection in served:
+                if connection.client.wrote:
+                    connection.client.wrote = False
+                    writer = connection.client
+            if writer is not None:
+                writer.wrote = True
+                await engine.flush_for_reply(writer)
+            elif engine.unflushed:
+                engine.flush_nowait()
+            to_send, self.to_send = self.to_send, {}
+            for connection in to_send:
+                if connection.mode is REACTOR:
+                    self._send_nowait(connection)
+            to_close, self.to_close = self.to_close, {}
+            for connection in to_close:
+                if connection.mode is REACTOR:
+                    server._close_now(connection)
+        finally:
+            self.in_turn = False
+
+    def _send_nowait(self, connection: Connection) -> None:
+        out = connection.out
+        if out:
+            data = b"".join(out) if len(out) > 1 else out[0]
+            out.clear()
+            try:
+                sent = connection.sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self.server._close_now(connection)
+                return
+            self.stats.net_output_bytes += sent
+            if sent < len(data):
+                out.append(data[sent:])
+                if not connection.want_write:
+                    connection.want_write = True
+                    self.epoll.modify(connection.fd, select.EPOLLOUT)
+                return
+        if connection.want_write:
+            connection.want_write = False
+            self.epoll.modify(connection.fd, select.EPOLLIN)
+        if connection.closing:
+            self.server._close_now(connection)
 
 
 class Server:
@@ -92,6 +251,7 @@ class Server:
         self.connections: dict[int, Connection] = {}
         self._listeners: list[trio.socket.SocketType] = []
         self._nursery: trio.Nursery | None = None
+        self.reactor: Reactor | None = None
         self.ready = trio.Event()
         self.exit_code = 0
 
@@ -120,6 +280,8 @@ class Server:
             engine.nursery = nursery
             if self.handle_signals:
                 nursery.start_soon(self._watch_signals)
+            self.reactor = Reactor(self)
+            await nursery.start(self.reactor.run)
             for listener in self._listeners:
                 nursery.start_soon(self._accept_loop, listener)
             task_status.started(self)
@@ -196,7 +358,6 @@ class Server:
     # --- connections -----------------------------------------------------------------------
 
     async def _accept_loop(self, listener: trio.socket.SocketType) -> None:
-        assert self._nursery is not None
         while True:
             try:
                 sock, address = await listener.accept()
@@ -208,117 +369,226 @@ class Server:
                 if error.errno in (errno.EBADF, errno.EINVAL):  # listener closed at shutdown
                     return
                 continue
-            self._nursery.start_soon(self._serve_connection, sock, address)
-
-    async def _serve_connection(self, sock: trio.socket.SocketType, address: Any) -> None:
-        engine = self.engine
-        assert engine is not None
-        with sock:
-            if sock.family != stdsocket.AF_UNIX:
-                sock.setsockopt(stdsocket.IPPROTO_TCP, stdsocket.TCP_NODELAY, 1)
-                if self.config.tcp_keepalive:
-                    _set_keepalive(sock, self.config.tcp_keepalive)
-                addr = _format_address(address)
-                laddr = _format_address(sock.getsockname())
-            else:
-                addr, laddr = "/unixsocket:0", self.unix_path or ""
-            if len(engine.clients) >= self.config.maxclients:
-                engine.stats.rejected_connections += 1
-                try:
-                    await sock.send(b"-%s\r\n" % errors.MAX_CLIENTS.encode())
-                except OSError:
-                    pass
-                return
-            client = engine.new_client(addr, laddr, sock.fileno())
-            connection = Connection(sock, client)
-            client.transport = Transport(
-                push=lambda reply, c=connection: self._push(c, reply),
-                close=connection.cancel_scope.cancel,
-            )
-            self.connections[client.id] = connection
             try:
-                with connection.cancel_scope:
-                    await self._serve_requests(connection)
+                self._accept(sock, address)
+            except OSError:
+                sock.close()
+
+    def _accept(self, sock: trio.socket.SocketType, address: Any) -> None:
+        engine = self.engine
+        assert engine is not None and self.reactor is not None
+        if sock.family != stdsocket.AF_UNIX:
+            sock.setsockopt(stdsocket.IPPROTO_TCP, stdsocket.TCP_NODELAY, 1)
+            if self.config.tcp_keepalive:
+                _set_keepalive(sock, self.config.tcp_keepalive)
+            addr = _format_address(address)
+            laddr = _format_address(sock.getsockname())
+        else:
+            addr, laddr = "/unixsocket:0", self.unix_path or ""
+        raw = stdsocket.socket(sock.family, sock.type, fileno=sock.detach())
+        raw.setblocking(False)
+        if len(engine.clients) >= self.config.maxclients:
+            engine.stats.rejected_connections += 1
+            try:
+                raw.send(b"-%s\r\n" % errors.MAX_CLIENTS.encode())
             except OSError:
                 pass
-            finally:
-                self.connections.pop(client.id, None)
-                engine.drop_client(client)
+            raw.close()
+            return
+        client = engine.new_client(addr, laddr, raw.fileno())
+        connection = Connection(raw, client, RequestParser(self.config.proto_max_bulk_len))
+        client.transport = Transport(
+            push=lambda reply, c=connection: self._push(c, reply),
+            close=lambda c=connection: self._close_soon(c),
+        )
+        self.connections[client.id] = connection
+        if USE_REACTOR:
+            self.reactor.add(connection)
+        else:
+            self._to_task(connection, None)
 
-    async def _serve_requests(self, connection: Connection) -> None:
+    def _read_and_run(self, connection: Connection, reactor: Reactor, now: float) -> None:
+        """Reactor: one non-blocking read, then every complete command in it."""
+        try:
+            data = connection.sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._close_now(connection)
+            return
+        if not data:
+            self._close_now(connection)
+            return
+        assert self.engine is not None
+        self.engine.stats.net_input_bytes += len(data)
+        connection.client.last_interaction = now
+        connection.parser.feed(data)
+        self._run_buffered(connection, reactor, now)
+
+    def _run_buffered(self, connection: Connection, reactor: Reactor, now: float) -> None:
         engine = self.engine
         assert engine is not None
-        sock, client = connection.sock, connection.client
-        parser = RequestParser(self.config.proto_max_bulk_len)
-        stats = engine.stats
+        client, parser, out = connection.client, connection.parser, connection.out
+        gets = parser.gets
         call = engine.call
-        query_limit = self.config.client_query_buffer_limit
+        closing = False
+        queued = len(out)
         while True:
-            data = await sock.recv(RECV_SIZE)
-            if not data:
-                return
-            stats.net_input_bytes += len(data)
-            client.last_interaction = time.monotonic()
-            parser.feed(data)
-            out: list[bytes] = []
-            closing = False
-            while True:
-                try:
-                    argv = parser.gets()
-                except ProtocolError as error:
-                    out.append(b"-ERR Protocol error: %s\r\n" % str(error).encode())
-                    self.log.verbose(f"Protocol error ({error}) from client: id={client.id} addr={client.addr}")
-                    closing = True
-                    break
-                if argv is None:
-                    break
-                reply = call(client, argv)
-                if reply.__class__ is Block:
-                    await self._flush_and_send(connection, out)
-                    out = []
-                    reply = await engine.wait_blocked(client, reply)
-                out.append(encode(reply, client.resp3))
-                if client.close_after_reply:
-                    closing = True
-                    break
-            if not closing and parser.pending() > query_limit:
-                self.log.warning(f"Closing client that reached max query buffer length: id={client.id} addr={client.addr}")
+            try:
+                argv = gets()
+            except ProtocolError as error:
+                out.append(self._protocol_error(connection, error))
                 closing = True
-            await self._flush_and_send(connection, out)
-            if closing:
+                break
+            if argv is None:
+                break
+            reply = call(client, argv)
+            if reply.__class__ is Block:
+                self._to_task(connection, reply)
                 return
+            out.append(encode(reply, client.resp3))
+            if client.close_after_reply:
+                closing = True
+                break
+        if not closing and parser.pending() > self.config.client_query_buffer_limit:
+            self._query_limit(connection)
+            closing = True
+        if closing:
+            connection.closing = True
+            reactor.to_send[connection] = None
+        elif len(out) > queued:
+            reactor.to_send[connection] = None
 
-    async def _flush_and_send(self, connection: Connection, out: list[bytes]) -> None:
+    def _protocol_error(self, connection: Connection, error: ProtocolError) -> bytes:
+        client = connection.client
+        self.log.verbose(f"Protocol error ({error}) from client: id={client.id} addr={client.addr}")
+        return b"-ERR Protocol error: %s\r\n" % str(error).encode()
+
+    def _query_limit(self, connection: Connection) -> None:
+        client = connection.client
+        self.log.warning(f"Closing client that reached max query buffer length: id={client.id} addr={client.addr}")
+
+    def _to_task(self, connection: Connection, block: Block | None) -> None:
+        """Serve ``connection`` from a task of its own (its command blocks, or no reactor)."""
+        assert self._nursery is not None and self.reactor is not None
+        self.reactor.remove(connection)
+        connection.mode = TASK
+        connection.cancel_scope = trio.CancelScope()
+        self._nursery.start_soon(self._serve_task, connection, block)
+
+    async def _serve_task(self, connection: Connection, block: Block | None) -> None:
+        engine = self.engine
+        assert engine is not None
+        client, parser = connection.client, connection.parser
+        done = False
+        try:
+            with connection.cancel_scope:
+                if block is not None:
+                    await self._flush_and_drain(connection)
+                    reply = await engine.wait_blocked(client, block)
+                    connection.out.append(encode(reply, client.resp3))
+                while True:
+                    closing = await self._run_buffered_in_task(connection)
+                    await self._flush_and_drain(connection)
+                    if closing or connection.closing:
+                        done = True
+                        break
+                    if USE_REACTOR:
+                        break  # back to the reactor
+                    if connection.trio_sock is None:
+                        connection.trio_sock = trio.socket.from_stdlib_socket(connection.sock)
+                    data = await connection.trio_sock.recv(RECV_SIZE)
+                    if not data:
+                        done = True
+                        break
+                    engine.stats.net_input_bytes += len(data)
+                    client.last_interaction = time.monotonic()
+                    parser.feed(data)
+        except OSError:
+            done = True
+        if done or connection.cancel_scope.cancelled_caught or connection.closing:
+            self._close_now(connection)
+        elif connection.mode is TASK:
+            assert self.reactor is not None
+            self.reactor.add(connection)
+
+    async def _run_buffered_in_task(self, connection: Connection) -> bool:
+        """The commands already received, blocking ones included; True to close after."""
+        engine = self.engine
+        assert engine is not None
+        client, parser, out = connection.client, connection.parser, connection.out
+        while True:
+            try:
+                argv = parser.gets()
+            except ProtocolError as error:
+                out.append(self._protocol_error(connection, error))
+                return True
+            if argv is None:
+                break
+            reply = engine.call(client, argv)
+            if reply.__class__ is Block:
+                await self._flush_and_drain(connection)
+                reply = await engine.wait_blocked(client, reply)
+            out.append(encode(reply, client.resp3))
+            if client.close_after_reply:
+                return True
+        if parser.pending() > self.config.client_query_buffer_limit:
+            self._query_limit(connection)
+            return True
+        return False
+
+    async def _flush_and_drain(self, connection: Connection) -> None:
         engine = self.engine
         assert engine is not None
         await engine.flush_for_reply(connection.client)
-        if out:
-            data = b"".join(out) if len(out) > 1 else out[0]
-            engine.stats.net_output_bytes += len(data)
-            await connection.send(data)
+        if connection.out:
+            engine.stats.net_output_bytes += sum(map(len, connection.out))
+            await connection.drain()
 
     def _push(self, connection: Connection, reply: Any) -> None:
-        """An out-of-band message for a client (pub/sub): sent by a task of its own, in order."""
-        connection.pushes.append(encode(reply, connection.client.resp3))
-        if not connection.pushing and self._nursery is not None:
-            connection.pushing = True
+        """An out-of-band message for a client (pub/sub), queued behind its replies."""
+        if connection.mode is CLOSED:
+            return
+        connection.out.append(encode(reply, connection.client.resp3))
+        if connection.mode is REACTOR:
+            assert self.reactor is not None
+            self.reactor.to_send[connection] = None
+            self.reactor.wake()
+        elif not connection.sending and self._nursery is not None:
             self._nursery.start_soon(self._send_pushes, connection)
 
     async def _send_pushes(self, connection: Connection) -> None:
         try:
-            while connection.pushes:
-                data = b"".join(connection.pushes)
-                connection.pushes.clear()
-                try:
-                    await connection.send(data)
-                except (OSError, trio.ClosedResourceError):
-                    connection.cancel_scope.cancel()
-                    return
-        finally:
-            connection.pushing = False
+            await connection.drain()
+        except (OSError, trio.ClosedResourceError):
+            connection.cancel_scope.cancel()
+
+    def _close_soon(self, connection: Connection) -> None:
+        """CLIENT KILL, idle timeout: close the connection after the current command."""
+        if connection.mode is TASK:
+            connection.closing = True
+            connection.cancel_scope.cancel()
+        elif connection.mode is REACTOR:
+            assert self.reactor is not None
+            self.reactor.to_close[connection] = None
+            self.reactor.wake()
+
+    def _close_now(self, connection: Connection) -> None:
+        if connection.mode is CLOSED:
+            return
+        if connection.mode is REACTOR and self.reactor is not None:
+            self.reactor.remove(connection)
+        connection.mode = CLOSED
+        if connection.trio_sock is not None:
+            trio.lowlevel.notify_closing(connection.sock)
+        connection.sock.close()
+        self.connections.pop(connection.client.id, None)
+        assert self.engine is not None
+        self.engine.drop_client(connection.client)
 
     def client_connections(self) -> list[Connection]:
         return list(self.connections.values())
+
 
     # --- cron ------------------------------------------------------------------------------
 
@@ -340,7 +610,7 @@ class Server:
                     if (client.last_interaction < limit and not client.blocked
                             and not client.channels and not client.patterns):
                         self.log.verbose(f"Closing idle client id={client.id}")
-                        connection.cancel_scope.cancel()
+                        self._close_soon(connection)
             self.config = engine.config
 
     # --- shutdown --------------------------------------------------------------------------
