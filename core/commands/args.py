@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import NOT_FLOAT, NOT_INTEGER, SYNTAX, CommandError
+from ..errors import INCR_NAN_OR_INF, NOT_FLOAT, NOT_INTEGER, SYNTAX, CommandError
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -79,3 +79,104 @@ def format_float(value: float) -> bytes:
     if text == "-0":
         text = "0"
     return text.encode()
+
+
+# --- long double arithmetic (INCRBYFLOAT, HINCRBYFLOAT) ------------------------------------
+#
+# Redis adds with C ``long double`` (x87 80-bit: a 64-bit mantissa) and prints the sum with
+# ``%.17Lf`` then trims trailing zeros, so 1000 + 0.1 reads back as 1000.09999999999999998
+# and 1e-20 as 0.  Python's float would print other digits; exact fractions rounded to a
+# 64-bit mantissa after every step give Redis's digits.
+
+from fractions import Fraction  # noqa: E402
+
+MAX_LONG_DOUBLE_CHARS = 5 * 1024
+_LD_MANTISSA_BITS = 64
+_LD_MAX_EXPONENT = 16384  # values at or above 2**16384 are infinite
+
+
+def _round_long_double(value: Fraction) -> Fraction | None:
+    """``value`` rounded to the nearest long double (ties to even); None when it overflows."""
+    if value == 0:
+        return value
+    sign = -1 if value < 0 else 1
+    magnitude = abs(value)
+    exponent = magnitude.numerator.bit_length() - magnitude.denominator.bit_length()
+    if Fraction(2) ** exponent > magnitude:
+        exponent -= 1
+    if exponent >= _LD_MAX_EXPONENT:
+        return None
+    shift = _LD_MANTISSA_BITS - 1 - max(exponent, -16382)
+    scaled = magnitude * (Fraction(2) ** shift)
+    mantissa = round(scaled)  # Fraction rounds half to even
+    result = Fraction(mantissa) / (Fraction(2) ** shift)
+    if result >= Fraction(2) ** _LD_MAX_EXPONENT:
+        return None
+    return sign * result
+
+
+def parse_long_double(raw: bytes, error: str = NOT_FLOAT) -> Fraction | None:
+    """A number as Redis's ``getLongDoubleFromObject`` reads it (``strtold``): the exact
+    value of the nearest long double, or None for an infinity.  No spaces, no NaN."""
+    if not raw or len(raw) > MAX_LONG_DOUBLE_CHARS or raw[:1].isspace() or b"_" in raw:
+        raise CommandError(error)
+    text = raw.decode("ascii", "replace").lower()
+    if text.lstrip("+-") in ("inf", "infinity"):
+        return None
+    if "nan" in text or text[-1:].isspace():
+        raise CommandError(error)
+    try:
+        if text.lstrip("+-").startswith("0x"):
+            exact = Fraction(float.fromhex(text))
+        else:
+            exact = Fraction(text)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        raise CommandError(error) from None
+    if "/" in text:
+        raise CommandError(error)
+    rounded = _round_long_double(exact)
+    if rounded is None:  # strtold overflow: ERANGE with HUGE_VAL
+        raise CommandError(error)
+    return rounded
+
+
+def format_long_double(value: Fraction) -> bytes:
+    """``%.17Lf`` with trailing zeros (and a trailing dot) removed; ``-0`` becomes ``0``."""
+    scaled = round(value * 10**17)
+    negative = scaled < 0
+    digits = str(abs(scaled)).rjust(18, "0")
+    text = (digits[:-17] + "." + digits[-17:]).rstrip("0").rstrip(".")
+    if negative and text != "0":
+        text = "-" + text
+    return text.encode()
+
+
+def incr_long_double(current: bytes | None, increment: bytes) -> bytes:
+    """INCRBYFLOAT's new value as Redis stores it, with Redis's errors."""
+    base = parse_long_double(current) if current is not None else Fraction(0)
+    step = parse_long_double(increment)
+    if base is None or step is None:
+        raise CommandError(INCR_NAN_OR_INF)
+    total = _round_long_double(base + step)
+    if total is None:
+        raise CommandError(INCR_NAN_OR_INF)
+    return format_long_double(total)
+
+
+INT_RANGE = "ERR value is out of range, value must between -2147483648 and 2147483647"
+
+
+def parse_c_int(raw: bytes) -> int:
+    """An argument Redis reads with ``getIntFromObjectOrReply`` (a C int: database
+    indexes): not a number is NOT_INTEGER, a number past 32 bits has its own message."""
+    value = parse_int(raw)
+    if not -(2**31) <= value < 2**31:
+        raise CommandError(INT_RANGE)
+    return value
+
+
+def help_reply(lines: list[bytes]) -> list:
+    """A ``<COMMAND> HELP`` reply: Redis sends each line as a status reply."""
+    from ..resp import Status
+
+    return [Status(line) for line in lines]

@@ -8,7 +8,7 @@ from .. import REDIS_VERSION, errors
 from ..errors import CommandError
 from ..resp import NULL_ARRAY, OK, PONG, Map, Raw, Status
 from . import command
-from .args import parse_int
+from .args import parse_c_int, parse_int
 
 
 def ping(ctx, argv):
@@ -32,7 +32,7 @@ def quit_(ctx, argv):
 
 
 def select(ctx, argv):
-    index = parse_int(argv[1], "ERR value is not an integer or out of range")
+    index = parse_c_int(argv[1])
     if not 0 <= index < len(ctx.keyspace):
         raise CommandError(errors.INVALID_DB_INDEX)
     ctx.select(index)

@@ -1,0 +1,606 @@
+"""Generic key commands: DEL UNLINK EXISTS TYPE KEYS SCAN RANDOMKEY RENAME RENAMENX COPY TOUCH
+MOVE OBJECT and the expiry family (EXPIRE PEXPIRE EXPIREAT PEXPIREAT TTL PTTL EXPIRETIME
+PEXPIRETIME PERSIST).
+
+Replies and error strings follow Redis 7.0 (``db.c``, ``expire.c``, ``object.c``).  Expiry
+commands propagate what they did, not what was typed: a relative expiry becomes ``PEXPIREAT``
+with the absolute time, so replaying the AOF later sets the same deadline; an expiry already
+in the past deletes the key and propagates ``DEL``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import itertools
+import re
+from collections import OrderedDict, deque
+from typing import Any
+
+from .. import errors
+from ..errors import CommandError
+from ..keyspace import TYPE_NAMES, now_ms
+from ..resp import OK, Status
+from . import command
+from .args import INT64_MAX, INT64_MIN, help_reply, parse_c_int, parse_int
+
+# --- glob patterns (KEYS, SCAN MATCH) ------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def compile_glob(pattern: bytes) -> re.Pattern[bytes]:
+    """A regular expression matching exactly what Redis's ``stringmatchlen`` matches: ``*``,
+    ``?``, ``[abc]``, ``[^a-z]`` (a reversed range is swapped), ``\\x`` for a literal x; an
+    unclosed ``[`` runs to the end of the pattern; a trailing ``\\`` is a literal backslash."""
+    out: list[bytes] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i : i + 1]
+        if c == b"*":
+            while i + 1 < n and pattern[i + 1 : i + 2] == b"*":
+                i += 1
+            out.append(b".*")
+        elif c == b"?":
+            out.append(b".")
+        elif c == b"[":
+            i += 1
+            negate = i < n and pattern[i : i + 1] == b"^"
+            if negate:
+                i += 1
+            members: list[bytes] = []
+            while i < n:
+                c = pattern[i : i + 1]
+                if c == b"\\" and i + 1 < n:
+                    i += 1
+                    members.append(re.escape(pattern[i : i + 1]))
+                elif c == b"]":
+                    break
+                elif i + 2 < n and pattern[i + 1 : i + 2] == b"-":
+                    start, end = sorted((pattern[i], pattern[i + 2]))
+                    members.append(re.escape(bytes([start])) + b"-" + re.escape(bytes([end])))
+                    i += 2
+                else:
+                    members.append(re.escape(c))
+                i += 1
+            if members:
+                out.append(b"[" + (b"^" if negate else b"") + b"".join(members) + b"]")
+            else:  # "[]" matches nothing, "[^]" any one byte
+                out.append(b"." if negate else b"(?!)")
+        elif c == b"\\" and i + 1 < n:
+            i += 1
+            out.append(re.escape(pattern[i : i + 1]))
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile(b"".join(out) + rb"\Z", re.DOTALL)
+
+
+def glob_match(pattern: bytes, subject: bytes) -> bool:
+    return compile_glob(pattern).match(subject) is not None
+
+
+# --- value types and encodings -------------------------------------------------------------
+
+
+def type_name(ctx, value: Any) -> str:
+    """TYPE's answer: built-in types by class, anything else asks the plugins."""
+    name = TYPE_NAMES.get(value.__class__)
+    if name is not None:
+        return name
+    if value.__class__.__name__ == "ZSet":
+        return "zset"
+    return ctx.engine.hook.trioredis_value_type(value=value) or "none"
+
+
+# Redis 7.0's defaults for the compact encodings (redis.conf *-max-listpack-*, intset).
+LISTPACK_ENTRIES = 128
+LISTPACK_VALUE = 64
+INTSET_ENTRIES = 512
+EMBSTR_LIMIT = 44
+SHARED_INTEGERS = 10000
+
+
+def _as_long(raw: bytes) -> int | None:
+    """The integer a string encodes in Redis's ``string2ll`` sense, or None."""
+    if not raw or len(raw) > 20:
+        return None
+    digits = raw[1:] if raw[:1] == b"-" else raw
+    if not digits.isdigit() or (digits[:1] == b"0" and len(digits) > 1) or raw == b"-0":
+        return None
+    value = int(raw)
+    return value if INT64_MIN <= value <= INT64_MAX else None
+
+
+def object_encoding(value: Any) -> str:
+    """What OBJECT ENCODING would answer for this value in Redis 7.0 with default thresholds.
+
+    We keep plain Python objects, so this is derived from the value's shape now: Redis
+    converts one way only (a hash that grew past 128 fields stays ``hashtable`` after it
+    shrinks), and an APPENDed short string is ``raw`` there; neither history is kept here."""
+    kind = value.__class__
+    if kind is bytes:
+        if _as_long(value) is not None:
+            return "int"
+        return "embstr" if len(value) <= EMBSTR_LIMIT else "raw"
+    if kind is deque:
+        return "quicklist"  # 7.0 encodes every list as a quicklist (listpack lists are 7.2)
+    if kind is dict:
+        if len(value) <= LISTPACK_ENTRIES and all(
+            len(f) <= LISTPACK_VALUE and len(v) <= LISTPACK_VALUE for f, v in value.items()
+        ):
+            return "listpack"
+        return "hashtable"
+    if kind is set:
+        if len(value) <= INTSET_ENTRIES and all(_as_long(m) is not None for m in value):
+            return "intset"
+        return "hashtable"  # 7.0 has no listpack sets (7.2 does)
+    if kind.__name__ == "ZSet":
+        if len(value) <= LISTPACK_ENTRIES and all(
+            len(member) <= LISTPACK_VALUE for member, _score in value.items()
+        ):
+            return "listpack"
+        return "skiplist"
+    return "raw"
+
+
+def copy_value(value: Any) -> Any:
+    """An independent copy of a value (COPY): containers are copied, members shared (they
+    are immutable bytes)."""
+    kind = value.__class__
+    if kind is bytes:
+        return value
+    if kind is deque:
+        return deque(value)
+    if kind is dict:
+        return dict(value)
+    if kind is set:
+        return set(value)
+    if hasattr(value, "copy"):
+        return value.copy()
+    return copy.deepcopy(value)
+
+
+# --- DEL UNLINK EXISTS TOUCH TYPE RANDOMKEY --------------------------------------------------
+
+
+def del_(ctx, argv):
+    db = ctx.db
+    deleted = 0
+    for key in argv[1:]:
+        if db.delete(key):
+            deleted += 1
+    ctx.dirty += deleted
+    return deleted
+
+
+def exists(ctx, argv):
+    db = ctx.db
+    return sum(1 for key in argv[1:] if db.get(key) is not None)
+
+
+def type_(ctx, argv):
+    value = ctx.db.get(argv[1])
+    if value is None:
+        return Status(b"none")
+    return Status(type_name(ctx, value).encode())
+
+
+def randomkey(ctx, argv):
+    return ctx.db.random_key()
+
+
+# --- KEYS and SCAN -----------------------------------------------------------------------
+
+
+def keys(ctx, argv):
+    pattern = argv[1]
+    db = ctx.db
+    current = now_ms()
+    expires = db.expires
+    live = [k for k in db.data if (when := expires.get(k)) is None or when > current]
+    if pattern == b"*":
+        return live
+    match = compile_glob(pattern).match
+    return [key for key in live if match(key) is not None]
+
+
+class ScanSnapshots:
+    """Cursors for SCAN: a cursor names a snapshot of the keys taken when the scan started
+    (cursor 0) and a position in it.
+
+    This gives Redis's guarantee (every key present from the start to the end of a scan is
+    returned at least once) without Redis's reverse-binary walk of hash buckets, which a
+    Python dict does not expose.  Keys added during the scan may be missed; deleted ones are
+    skipped.  The cursor is ``snapshot_id << 32 | position``; a small LRU bounds memory; a
+    cursor whose snapshot was evicted (or a made-up cursor) continues over a fresh snapshot,
+    so a scan always terminates."""
+
+    MAX_SNAPSHOTS = 32
+
+    def __init__(self) -> None:
+        self.snapshots: OrderedDict[int, list[Any]] = OrderedDict()
+        self._ids = itertools.count(1)
+
+    def step(self, cursor: int, take_snapshot, count: int) -> tuple[int, list[Any]]:
+        """Advance a scan: (next cursor, up to ``count`` snapshot entries to consider)."""
+        snapshot_id, position = cursor >> 32, cursor & 0xFFFFFFFF
+        snapshot = self.snapshots.get(snapshot_id) if cursor else None
+        if snapshot is None:
+            snapshot = take_snapshot()
+            snapshot_id = next(self._ids) & 0x7FFFFFFF or next(self._ids)
+            self.snapshots[snapshot_id] = snapshot
+            while len(self.snapshots) > self.MAX_SNAPSHOTS:
+                self.snapshots.popitem(last=False)
+        else:
+            self.snapshots.move_to_end(snapshot_id)
+        end = position + count
+        batch = snapshot[position:end]
+        if end >= len(snapshot):
+            self.snapshots.pop(snapshot_id, None)
+            return 0, batch
+        return snapshot_id << 32 | end, batch
+
+
+def scan_snapshots(ctx) -> ScanSnapshots:
+    engine = ctx.engine
+    snapshots = getattr(engine, "scan_snapshots", None)
+    if snapshots is None:
+        snapshots = engine.scan_snapshots = ScanSnapshots()
+    return snapshots
+
+
+def parse_cursor(raw: bytes) -> int:
+    """A SCAN cursor as ``strtoul`` reads it: digits, or a negative number wrapping around."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise CommandError("ERR invalid cursor") from None
+    if not raw or raw[:1] in (b" ", b"+") or raw[-1:].isspace() or b"_" in raw:
+        raise CommandError("ERR invalid cursor")
+    if value < 0:
+        value += 2**64
+    if not 0 <= value < 2**64:
+        raise CommandError("ERR invalid cursor")
+    return value
+
+
+def parse_scan_options(argv: list[bytes], index: int, allow_type: bool = False):
+    """SCAN/HSCAN/SSCAN/ZSCAN options from ``argv[index:]``: (pattern or None, count, type or
+    None), with Redis's errors."""
+    pattern = None
+    count = 10
+    kind = None
+    while index < len(argv):
+        option = argv[index].lower()
+        remaining = len(argv) - index - 1
+        if option == b"count" and remaining >= 1:
+            count = parse_int(argv[index + 1])
+            if count < 1:
+                raise CommandError(errors.SYNTAX)
+        elif option == b"match" and remaining >= 1:
+            pattern = argv[index + 1]
+            if pattern == b"*":
+                pattern = None
+        elif option == b"type" and remaining >= 1 and allow_type:
+            kind = argv[index + 1].decode("utf-8", "replace").lower()
+        else:
+            raise CommandError(errors.SYNTAX)
+        index += 2
+    return pattern, count, kind
+
+
+def scan(ctx, argv):
+    cursor = parse_cursor(argv[1])
+    pattern, count, kind = parse_scan_options(argv, 2, allow_type=True)
+    db = ctx.db
+    next_cursor, batch = scan_snapshots(ctx).step(cursor, lambda: list(db.data), count)
+    match = compile_glob(pattern).match if pattern is not None else None
+    found = []
+    for key in batch:
+        value = db.get(key)
+        if value is None:
+            continue
+        if match is not None and match(key) is None:
+            continue
+        if kind is not None and type_name(ctx, value) != kind:
+            continue
+        found.append(key)
+    return [b"%d" % next_cursor, found]
+
+
+# --- RENAME COPY MOVE ----------------------------------------------------------------------
+
+
+def _rename(ctx, argv, only_if_absent: bool):
+    db = ctx.db
+    source, target = argv[1], argv[2]
+    value = db.get(source)
+    if value is None:
+        raise CommandError(errors.NO_SUCH_KEY)
+    if source == target:
+        return 0 if only_if_absent else OK
+    if db.get(target) is not None:
+        if only_if_absent:
+            return 0
+        db.delete(target)
+    expire = db.expires.get(source)
+    db.delete(source)
+    db.set(target, value)
+    if expire is not None:
+        db.set_expire(target, expire)
+    ctx.dirty += 1
+    return 1 if only_if_absent else OK
+
+
+def rename(ctx, argv):
+    return _rename(ctx, argv, False)
+
+
+def renamenx(ctx, argv):
+    return _rename(ctx, argv, True)
+
+
+def _db_index(ctx, raw: bytes):
+    """A database argument (COPY DB, MOVE): Redis reads it as a C int."""
+    index = parse_c_int(raw)
+    if not 0 <= index < len(ctx.keyspace):
+        raise CommandError(errors.INVALID_DB_INDEX)
+    return ctx.keyspace[index]
+
+
+def copy_(ctx, argv):
+    source_key, target_key = argv[1], argv[2]
+    target_db = ctx.db
+    replace = False
+    index = 3
+    while index < len(argv):
+        option = argv[index].lower()
+        if option == b"replace":
+            replace = True
+            index += 1
+        elif option == b"db" and index + 1 < len(argv):
+            target_db = _db_index(ctx, argv[index + 1])
+            index += 2
+        else:
+            raise CommandError(errors.SYNTAX)
+    if target_db is ctx.db and source_key == target_key:
+        raise CommandError(errors.SAME_OBJECT)
+    value = ctx.db.get(source_key)
+    if value is None:
+        return 0
+    if target_db.get(target_key) is not None:
+        if not replace:
+            return 0
+        target_db.delete(target_key)
+    target_db.set(target_key, copy_value(value))
+    expire = ctx.db.expires.get(source_key)
+    if expire is not None:
+        target_db.set_expire(target_key, expire)
+    ctx.dirty += 1
+    ctx.touch(target_key, target_db)
+    return 1
+
+
+def move(ctx, argv):
+    target_db = _db_index(ctx, argv[2])
+    db = ctx.db
+    if target_db is db:
+        raise CommandError(errors.SAME_OBJECT)
+    key = argv[1]
+    value = db.get(key)
+    if value is None or target_db.get(key) is not None:
+        return 0
+    expire = db.expires.get(key)
+    db.delete(key)
+    target_db.set(key, value)
+    if expire is not None:
+        target_db.set_expire(key, expire)
+    ctx.dirty += 1
+    ctx.touch(key, target_db)
+    return 1
+
+
+def touch(ctx, argv):
+    return exists(ctx, argv)
+
+
+# --- OBJECT --------------------------------------------------------------------------------
+
+_OBJECT_HELP = [
+    b"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"ENCODING <key>",
+    b"    Return the kind of internal representation used in order to store the value",
+    b"    associated with a <key>.",
+    b"FREQ <key>",
+    b"    Return the access frequency index of the <key>. The returned integer is",
+    b"    proportional to the logarithm of the recent access frequency of the key.",
+    b"IDLETIME <key>",
+    b"    Return the idle time of the <key>, that is the approximated number of",
+    b"    seconds elapsed since the last access to the key.",
+    b"REFCOUNT <key>",
+    b"    Return the number of references of the value associated with the specified",
+    b"    <key>.",
+    b"HELP",
+    b"    Prints this help.",
+]
+
+_LFU_SELECTED = (
+    "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when "
+    "switching between policies at runtime LRU and LFU data will take some time to adjust."
+)
+_LFU_NOT_SELECTED = (
+    "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note "
+    "that when switching between policies at runtime LRU and LFU data will take some time "
+    "to adjust."
+)
+
+
+def object_(ctx, argv):
+    sub = argv[1].lower()
+    if sub == b"help":
+        if len(argv) != 2:
+            raise CommandError(errors.wrong_arity("object|help"))
+        return help_reply(_OBJECT_HELP)
+    if sub not in (b"encoding", b"refcount", b"idletime", b"freq"):
+        raise CommandError(errors.unknown_subcommand(argv[1], "OBJECT"))
+    if len(argv) != 3:
+        raise CommandError(errors.wrong_arity(f"object|{sub.decode()}"))
+    value = ctx.db.get(argv[2])
+    if value is None:
+        return None
+    lfu = ctx.config.maxmemory_policy.endswith("lfu")
+    if sub == b"encoding":
+        return object_encoding(value).encode()
+    if sub == b"refcount":
+        if value.__class__ is bytes:
+            number = _as_long(value)
+            if number is not None and 0 <= number < SHARED_INTEGERS:
+                return 2147483647  # Redis's shared integers are never freed
+        return 1
+    if sub == b"idletime":
+        if lfu:
+            raise CommandError(_LFU_SELECTED)
+        return 0  # access times are not tracked: every key reads as just used
+    if not lfu:
+        raise CommandError(_LFU_NOT_SELECTED)
+    return 0
+
+
+# --- expiry --------------------------------------------------------------------------------
+
+
+def _expire_generic(ctx, argv, base_ms: int, unit_ms: int):
+    """EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT (expire.c ``expireGenericCommand``)."""
+    name = argv[0].decode("utf-8", "replace").lower()
+    nx = xx = gt = lt = False
+    for raw in argv[3:]:
+        option = raw.lower()
+        if option == b"nx":
+            nx = True
+        elif option == b"xx":
+            xx = True
+        elif option == b"gt":
+            gt = True
+        elif option == b"lt":
+            lt = True
+        else:
+            raise CommandError(f"ERR Unsupported option {raw.decode('utf-8', 'replace')}")
+    if nx and (xx or gt or lt):
+        raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
+    if gt and lt:
+        raise CommandError("ERR GT and LT options at the same time are not compatible")
+    when = parse_int(argv[2])
+    invalid = errors.INVALID_EXPIRE.format(name)
+    if unit_ms == 1000:
+        if when > INT64_MAX // 1000 or when < -(INT64_MAX // 1000):
+            raise CommandError(invalid)
+        when *= 1000
+    if when > INT64_MAX - base_ms:
+        raise CommandError(invalid)
+    when += base_ms
+    db = ctx.db
+    key = argv[1]
+    if db.get(key) is None:
+        return 0
+    current = db.expires.get(key)
+    if nx and current is not None:
+        return 0
+    if xx and current is None:
+        return 0
+    if gt and (current is None or when <= current):
+        return 0  # a key without a TTL counts as an infinite TTL
+    if lt and current is not None and when >= current:
+        return 0
+    ctx.dirty += 1
+    if when <= now_ms() and not ctx.client.is_loader:
+        # Not while loading: the file goes on to say what happened to the key.
+        db.delete(key)
+        ctx.propagate([b"DEL", key])
+        return 1
+    db.set_expire(key, when)
+    if argv[0].lower() != b"pexpireat":
+        ctx.propagate([b"PEXPIREAT", key, b"%d" % when, *argv[3:]])
+    return 1
+
+
+def expire(ctx, argv):
+    return _expire_generic(ctx, argv, now_ms(), 1000)
+
+
+def pexpire(ctx, argv):
+    return _expire_generic(ctx, argv, now_ms(), 1)
+
+
+def expireat(ctx, argv):
+    return _expire_generic(ctx, argv, 0, 1000)
+
+
+def pexpireat(ctx, argv):
+    return _expire_generic(ctx, argv, 0, 1)
+
+
+def _ttl_generic(ctx, key: bytes, in_ms: bool, absolute: bool) -> int:
+    db = ctx.db
+    if db.get(key) is None:
+        return -2
+    when = db.expires.get(key)
+    if when is None:
+        return -1
+    remaining = max(0, when if absolute else when - now_ms())
+    return remaining if in_ms else (remaining + 500) // 1000
+
+
+def ttl(ctx, argv):
+    return _ttl_generic(ctx, argv[1], False, False)
+
+
+def pttl(ctx, argv):
+    return _ttl_generic(ctx, argv[1], True, False)
+
+
+def expiretime(ctx, argv):
+    return _ttl_generic(ctx, argv[1], False, True)
+
+
+def pexpiretime(ctx, argv):
+    return _ttl_generic(ctx, argv[1], True, True)
+
+
+def persist(ctx, argv):
+    db = ctx.db
+    if db.get(argv[1]) is None:
+        return 0
+    if db.persist(argv[1]):
+        ctx.dirty += 1
+        return 1
+    return 0
+
+
+def register(registry):
+    group = "generic"
+    one = (1, 1, 1)
+    registry.extend([
+        command("del", -2, "write", del_, (1, -1, 1), group=group),
+        command("unlink", -2, "write fast", del_, (1, -1, 1), group=group),
+        command("exists", -2, "readonly fast", exists, (1, -1, 1), group=group),
+        command("touch", -2, "readonly fast", touch, (1, -1, 1), group=group),
+        command("type", 2, "readonly fast", type_, one, group=group),
+        command("keys", 2, "readonly", keys, group=group),
+        command("scan", -2, "readonly", scan, group=group),
+        command("randomkey", 1, "readonly", randomkey, group=group),
+        command("rename", 3, "write", rename, (1, 2, 1), group=group),
+        command("renamenx", 3, "write fast", renamenx, (1, 2, 1), group=group),
+        command("copy", -3, "write denyoom", copy_, (1, 2, 1), group=group),
+        command("move", 3, "write fast", move, one, group=group),
+        command("object", -2, "readonly", object_, (2, 2, 1), group=group,
+                subcommands=("encoding", "refcount", "idletime", "freq", "help")),
+        command("expire", -3, "write fast", expire, one, group=group),
+        command("pexpire", -3, "write fast", pexpire, one, group=group),
+        command("expireat", -3, "write fast", expireat, one, group=group),
+        command("pexpireat", -3, "write fast", pexpireat, one, group=group),
+        command("ttl", 2, "readonly fast", ttl, one, group=group),
+        command("pttl", 2, "readonly fast", pttl, one, group=group),
+        command("expiretime", 2, "readonly fast", expiretime, one, group=group),
+        command("pexpiretime", 2, "readonly fast", pexpiretime, one, group=group),
+        command("persist", 2, "write fast", persist, one, group=group),
+    ])

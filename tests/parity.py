@@ -1,0 +1,174 @@
+"""Parity with the real Redis: raw RESP clients and a Debian ``redis-server`` to compare with.
+
+``RawClient`` sends commands and returns each reply as the exact bytes the server sent, so a
+test compares byte for byte (error strings, nulls, integer vs bulk).  ``reference`` is a
+module-scoped real Redis 7 (skipped when ``redis-server`` is not installed).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+from servers import free_port
+
+
+def encode_command(*args) -> bytes:
+    parts = []
+    for arg in args:
+        raw = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%b\r\n" % (len(raw), raw))
+    return b"*%d\r\n" % len(args) + b"".join(parts)
+
+
+class RawClient:
+    """One connection; replies as raw RESP bytes."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 10) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buffer = b""
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def call(self, *args) -> bytes:
+        self.send(encode_command(*args))
+        return self.read_reply()
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(65536)
+        if not data:
+            return False
+        self.buffer += data
+        return True
+
+    def read_reply(self) -> bytes:
+        """The next whole reply's bytes; b"" when the server closed the connection first."""
+        while True:
+            end = reply_end(self.buffer, 0)
+            if end is not None:
+                reply, self.buffer = self.buffer[:end], self.buffer[end:]
+                return reply
+            if not self._fill():
+                rest, self.buffer = self.buffer, b""
+                return rest
+
+    def read_until_closed(self, timeout: float = 5) -> bytes:
+        """Everything until the server closes the connection."""
+        self.sock.settimeout(timeout)
+        while self._fill():
+            pass
+        rest, self.buffer = self.buffer, b""
+        return rest
+
+    def is_closed(self, timeout: float = 5) -> bool:
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+
+def reply_end(buffer: bytes, pos: int) -> int | None:
+    """Where the RESP reply starting at ``pos`` ends, or None when it is incomplete."""
+    line_end = buffer.find(b"\r\n", pos)
+    if line_end < 0:
+        return None
+    kind = buffer[pos : pos + 1]
+    after = line_end + 2
+    if kind in (b"+", b"-", b":", b"_", b",", b"#", b"("):
+        return after
+    count = int(buffer[pos + 1 : line_end])
+    if kind in (b"$", b"=", b"!"):
+        if count < 0:
+            return after
+        end = after + count + 2
+        return end if len(buffer) >= end else None
+    if kind in (b"*", b"~", b">", b"%", b"|"):
+        if count < 0:
+            return after
+        items = count * 2 if kind in (b"%", b"|") else count
+        for _ in range(items):
+            after = reply_end(buffer, after)
+            if after is None:
+                return None
+        return after
+    raise ValueError(f"not RESP: {buffer[pos:pos + 40]!r}")
+
+
+class ReferenceRedis:
+    """A real redis-server in a subprocess (no persistence), for parity tests."""
+
+    def __init__(self) -> None:
+        self.directory = tempfile.mkdtemp(prefix="trioredis-ref-")
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.directory, "--enable-debug-command", "yes"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with RawClient(self.port) as client:
+                    if client.call("PING") == b"+PONG\r\n":
+                        return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed: parity with the real Redis is not checked")
+    ref = ReferenceRedis()
+    yield ref
+    ref.stop()
+
+
+def compare_scripts(our_port: int, reference_port: int, script: list[tuple]) -> list[tuple]:
+    """Run ``script`` (commands) on a fresh db 9 of both servers; the commands whose replies
+    differ, as (command, ours, theirs)."""
+    differences = []
+    with RawClient(our_port) as ours, RawClient(reference_port) as theirs:
+        for client in (ours, theirs):
+            client.call("SELECT", 9)
+            client.call("FLUSHALL")
+        for args in script:
+            mine, real = ours.call(*args), theirs.call(*args)
+            if mine != real:
+                differences.append((args, mine, real))
+    return differences
+
+
+def require_commands(port: int, *names: str) -> None:
+    """Skip when our server lacks a command a script needs (its group is another issue's)."""
+    with RawClient(port) as client:
+        reply = client.call("COMMAND", "INFO", *names)
+    if b"$-1\r\n" in reply:
+        pytest.skip(f"needs commands not built yet: {' '.join(names)}")
