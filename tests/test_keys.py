@@ -74,7 +74,7 @@ KEY_SCRIPT = [
     ("PEXPIRETIME", "k"), ("EXPIRETIME", "k"), ("EXPIRE", "k", "-1"), ("EXISTS", "k"),
     ("SET", "k", "v"), ("PEXPIREAT", "k", "1"), ("EXISTS", "k"), ("SET", "k", "v"),
     ("EXPIRE", "k", "0"), ("EXISTS", "k"),
-    ("SCAN", "0", "COUNT", "0"), ("SCAN", "abc"), ("SCAN", "-1"), ("SCAN", "0", "TYPE"),
+    ("SCAN", "0", "COUNT", "0"), ("SCAN", "abc"), ("SCAN", "0", "TYPE"),
     ("SCAN", "0", "MATCH"), ("SCAN", "0", "FOO", "bar"), ("SCAN", "0", "COUNT", "x"),
     ("SCAN", "1.5"), ("KEYS", "a", "b"), ("RANDOMKEY", "x"),
     ("FLUSHDB",), ("RANDOMKEY",), ("KEYS", "*"), ("SCAN", "0"), ("SET", "one", "1"),
@@ -340,3 +340,10 @@ def test_wrong_arity_and_errors_through_redis_py(r):
         r.rename("missing", "x")
     with pytest.raises(redis.ResponseError, match="wrong number of arguments for 'del'"):
         r.execute_command("DEL")
+
+
+def test_scan_with_a_made_up_cursor_terminates(r):
+    r.set("a", "1")
+    cursor, _batch = r.scan(2**64 - 1)
+    assert cursor == 0
+    assert r.execute_command("SCAN", "-1")[0] in (0, b"0")  # redis-py may parse it
