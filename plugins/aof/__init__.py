@@ -1,1 +1,89 @@
-"""AOF backend (in progress)."""
+"""The AOF backend: every write appended to ``dir/appendfilename`` before its reply leaves.
+
+A third-party-style plugin: it imports only ``trioredis``'s public API and reaches the server
+through the hooks.  ``appendfsync`` decides what a power loss costs (always / everysec / no),
+``BGREWRITEAOF`` (and auto-rewrite) compacts the file in a forked child, start-up replays the
+file and repairs a torn tail, and ``trioredis-check-aof`` (:mod:`.check`) checks and fixes a
+file offline.  shared/DESIGN.md section 3 is the specification; :mod:`.backend` holds the
+ordering and durability rules, each with a comment saying what a crash loses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+from trioredis import Block, CommandError, hookimpl
+from trioredis import command as command_spec
+
+from .backend import AofBackend, AofLoadError, State, config_changed
+
+
+@hookimpl
+def trioredis_register_persistence(registry, config):
+    registry.add(AofBackend(config))
+
+
+@hookimpl
+def trioredis_config_changed(old, new):
+    config_changed(old, new)
+
+
+@hookimpl
+def trioredis_register_commands(registry):
+    registry.add(command_spec("waitaof", 4, "noscript", waitaof, group="generic",
+                              summary="Blocks until the preceding writes are fsynced to the AOF"))
+
+
+def _aof_backend(ctx: Any) -> AofBackend | None:
+    for backend in ctx.engine.backends:
+        if isinstance(backend, AofBackend):
+            return backend
+    return None
+
+
+def _non_negative(word: bytes, error: str) -> int:
+    try:
+        value = int(word)
+    except ValueError:
+        raise CommandError("ERR value is not an integer or out of range") from None
+    if value < 0:
+        raise CommandError(error)
+    return value
+
+
+def waitaof(ctx: Any, argv: list[bytes]) -> Any:
+    """``WAITAOF numlocal numreplicas timeout`` (Redis 7.2): block until this client's writes
+    are fsynced to the local AOF; replies ``[numlocal_fsynced, 0]`` (there are no replicas).
+    Under ``always`` the writes already are, so it answers at once."""
+    numlocal = _non_negative(argv[1], "ERR value is out of range, must be positive")
+    numreplicas = _non_negative(argv[2], "ERR value is out of range, must be positive")
+    timeout_ms = _non_negative(argv[3], "ERR timeout is negative")
+    backend = _aof_backend(ctx)
+    enabled = backend is not None and backend.state is State.ON
+    if numlocal and not enabled:
+        raise CommandError(
+            "ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.")
+    if backend is None or not enabled:
+        return [0, 0]
+    position = backend.fed_position  # includes this batch's writes, flushed before we wait
+    if not numlocal and not numreplicas:
+        return [1 if backend.durable_position >= position else 0, 0]
+    result: dict[str, Any] = {}
+    done = trio.Event()
+
+    async def wait() -> None:
+        try:
+            backend.flush()
+            fsynced = await backend.wait_fsynced(position, timeout_ms / 1000)
+            if numreplicas and timeout_ms:  # no replica will ever acknowledge
+                await trio.sleep(timeout_ms / 1000)
+            result["reply"] = [1 if fsynced else 0, 0]
+        finally:
+            done.set()
+
+    ctx.engine.spawn(wait)
+    return Block([], 0, lambda _ctx: None, None).waiting_on(done, result)
+
+
+__all__ = ["AofBackend", "AofLoadError"]

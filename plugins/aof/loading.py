@@ -1,0 +1,116 @@
+"""Reading an AOF: a sans-IO scanner shared by start-up loading and ``trioredis-check-aof``.
+
+The file is plain RESP: arrays of bulk strings, as ``encode_command`` writes them (and as
+Redis before 7 wrote its single AOF).  hiredis parses big chunks fast but does not say how many
+bytes a reply used, so the scanner counts each command's canonical encoded size; every AOF
+writer we know (ours, Redis's) writes the canonical form, and a file that does not is caught
+when the count and the bytes fed disagree at the end.
+
+Why offsets matter: a torn tail is cut back to the end of the last whole command, and a
+``MULTI`` whose ``EXEC`` never made it to the file is cut back to *before* its ``MULTI``, so
+that a transaction is either whole in the file or absent.  (Redis 7.0 cuts inside the block and
+a later restart then resurrects part of the transaction; we do not.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import hiredis
+from trioredis import encode_command
+
+CHUNK_SIZE = 1 << 20  # bytes read and parsed at a time while loading
+
+
+class AofCorruption(Exception):
+    """Damage that is not a torn tail: the file cannot be loaded as it is."""
+
+    def __init__(self, offset: int, reason: str) -> None:
+        super().__init__(f"{reason} at offset {offset}")
+        self.offset = offset
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ScanEnd:
+    """How a file ended, once every byte was fed.
+
+    ``valid_size``: the bytes that form whole commands and whole transactions; everything
+    after it is a torn tail (``torn`` is True when there is one).  ``unfinished_multi_at``:
+    the offset of a ``MULTI`` with no ``EXEC`` (then ``valid_size`` equals it)."""
+
+    total_size: int
+    valid_size: int
+    torn: bool
+    unfinished_multi_at: int | None
+    commands: int
+
+
+class AofScanner:
+    """Feed bytes, iterate over whole commands, then :meth:`finish` at end of file."""
+
+    def __init__(self) -> None:
+        self._reader = hiredis.Reader()
+        self.fed = 0  # bytes fed so far
+        self.consumed = 0  # bytes of whole commands parsed so far
+        self.commands = 0
+        self.command_start = 0  # offset of the last command iterated
+        self.multi_at: int | None = None  # offset of an open MULTI
+
+    def feed(self, data: bytes) -> None:
+        self._reader.feed(data)
+        self.fed += len(data)
+
+    def __iter__(self) -> Iterator[list[bytes]]:
+        """Whole commands parsed from what was fed; raises :class:`AofCorruption`."""
+        reader = self._reader
+        while True:
+            start = self.command_start = self.consumed
+            try:
+                argv = reader.gets()
+            except hiredis.ProtocolError as error:
+                raise AofCorruption(start, f"Bad file format ({error})") from None
+            if argv is False:
+                return
+            if (argv.__class__ is not list or not argv
+                    or any(part.__class__ is not bytes for part in argv)):
+                raise AofCorruption(start, "Bad file format (not an array of bulk strings)")
+            self.consumed = start + len(encode_command(argv))
+            if self.consumed > self.fed:
+                raise AofCorruption(start, "Bad file format (not canonical RESP)")
+            self.commands += 1
+            name = argv[0].lower()
+            if name == b"multi":
+                if self.multi_at is not None:
+                    raise AofCorruption(start, "Unexpected MULTI")
+                self.multi_at = start
+            elif name == b"exec":
+                if self.multi_at is None:
+                    raise AofCorruption(start, "Unexpected EXEC")
+                self.multi_at = None
+            yield argv
+
+    def finish(self) -> ScanEnd:
+        """The verdict once the whole file was fed and iterated."""
+        torn = self._reader.has_data()
+        if torn != (self.consumed < self.fed):
+            # Our byte count drifted from the reader's: the file is not in canonical form.
+            raise AofCorruption(self.consumed, "Bad file format (not canonical RESP)")
+        valid = self.consumed if self.multi_at is None else self.multi_at
+        return ScanEnd(self.fed, valid, torn or self.multi_at is not None, self.multi_at,
+                       self.commands)
+
+
+def scan_file(path: str) -> tuple[ScanEnd | None, AofCorruption | None]:
+    """Scan a whole file without executing it (check-aof): its end, or the first damage."""
+    scanner = AofScanner()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(CHUNK_SIZE):
+                scanner.feed(chunk)
+                for _argv in scanner:
+                    pass
+        return scanner.finish(), None
+    except AofCorruption as error:
+        return None, error
