@@ -5,9 +5,9 @@ from __future__ import annotations
 from .. import errors
 from ..errors import CommandError
 from ..keyspace import now_ms
-from ..resp import OK
+from ..resp import OK, Map
 from . import command
-from .args import parse_int
+from .args import INT64_MAX, INT64_MIN, incr_long_double, parse_int
 
 
 def get(ctx, argv):
@@ -21,52 +21,61 @@ def get(ctx, argv):
     return value
 
 
+def expire_at_ms(option: bytes, raw: bytes, command_name: str) -> int:
+    """The absolute expiry (ms) of an EX/PX/EXAT/PXAT option, with Redis's checks
+    (t_string.c ``getExpireMillisecondsOrReply``): not positive, or overflowing once made
+    absolute, is ``ERR invalid expire time in '<command>' command``."""
+    amount = parse_int(raw)
+    invalid = errors.INVALID_EXPIRE.format(command_name)
+    if amount <= 0:
+        raise CommandError(invalid)
+    if option in (b"EX", b"EXAT"):
+        if amount > INT64_MAX // 1000:
+            raise CommandError(invalid)
+        amount *= 1000
+    if option in (b"EX", b"PX"):
+        amount += now_ms()
+        if amount > INT64_MAX:
+            raise CommandError(invalid)
+    return amount
+
+
 def parse_expire_options(argv: list[bytes], index: int, command_name: str,
                          allow: frozenset[bytes]) -> tuple[int | None, bool, dict[bytes, bool]]:
     """SET/GETEX options from ``argv[index:]``: (absolute expiry ms or None, KEEPTTL/PERSIST
     given, flags seen).  Refuses conflicting options with ERR syntax error, bad times with
     ERR invalid expire time."""
-    expire_at = None
+    expire_option = None
+    expire_raw = b""
     keep = False
     flags: dict[bytes, bool] = {}
-    seen_expire = False
     while index < len(argv):
         option = argv[index].upper()
-        if option in (b"EX", b"PX", b"EXAT", b"PXAT") and option in allow and index + 1 < len(argv):
-            if seen_expire or keep:
+        if option in _EXPIRE_OPTIONS and option in allow and index + 1 < len(argv):
+            if expire_option is not None or keep:
                 raise CommandError(errors.SYNTAX)
-            seen_expire = True
-            amount = parse_int(argv[index + 1])
-            if amount <= 0:
-                raise CommandError(errors.INVALID_EXPIRE.format(command_name))
-            if option == b"EX":
-                if amount > (2**63 - 1) // 1000 - now_ms() // 1000:
-                    raise CommandError(errors.INVALID_EXPIRE.format(command_name))
-                expire_at = now_ms() + amount * 1000
-            elif option == b"PX":
-                if amount > 2**63 - 1 - now_ms():
-                    raise CommandError(errors.INVALID_EXPIRE.format(command_name))
-                expire_at = now_ms() + amount
-            elif option == b"EXAT":
-                if amount > (2**63 - 1) // 1000:
-                    raise CommandError(errors.INVALID_EXPIRE.format(command_name))
-                expire_at = amount * 1000
-            else:
-                expire_at = amount
+            expire_option, expire_raw = option, argv[index + 1]
             index += 2
         elif option in (b"KEEPTTL", b"PERSIST") and option in allow:
-            if seen_expire or keep:
+            if expire_option is not None or keep:
                 raise CommandError(errors.SYNTAX)
             keep = True
             index += 1
-        elif option in allow and option not in (b"EX", b"PX", b"EXAT", b"PXAT"):
+        elif option in allow and option not in _EXPIRE_OPTIONS:
             flags[option] = True
             index += 1
         else:
             raise CommandError(errors.SYNTAX)
+    if flags.get(b"NX") and flags.get(b"XX"):
+        raise CommandError(errors.SYNTAX)
+    # Redis checks the syntax of every option before the time's value.
+    expire_at = None
+    if expire_option is not None:
+        expire_at = expire_at_ms(expire_option, expire_raw, command_name)
     return expire_at, keep, flags
 
 
+_EXPIRE_OPTIONS = frozenset({b"EX", b"PX", b"EXAT", b"PXAT"})
 _SET_OPTIONS = frozenset({b"EX", b"PX", b"EXAT", b"PXAT", b"KEEPTTL", b"NX", b"XX", b"GET"})
 
 
@@ -77,15 +86,21 @@ def set_(ctx, argv):
         ctx.dirty += 1
         return OK
     expire_at, keep_ttl, flags = parse_expire_options(argv, 3, "set", _SET_OPTIONS)
-    if flags.get(b"NX") and flags.get(b"XX"):
-        raise CommandError(errors.SYNTAX)
+    return set_generic(ctx, key, value, expire_at, keep_ttl, flags.get(b"NX", False),
+                       flags.get(b"XX", False), flags.get(b"GET", False))
+
+
+def set_generic(ctx, key: bytes, value: bytes, expire_at: int | None, keep_ttl: bool = False,
+                nx: bool = False, xx: bool = False, get_old: bool = False):
+    """SET and its older forms (SETEX PSETEX SETNX): store, then propagate ``SET`` plus, with
+    an expiry, ``PEXPIREAT`` with the absolute time."""
     db = ctx.db
     old = db.get(key)
-    if flags.get(b"GET") and old is not None and old.__class__ is not bytes:
+    if get_old and old is not None and old.__class__ is not bytes:
         raise CommandError(errors.WRONGTYPE)
-    reply = old if flags.get(b"GET") else OK
-    if (flags.get(b"NX") and old is not None) or (flags.get(b"XX") and old is None):
-        return old if flags.get(b"GET") else None
+    reply = old if get_old else OK
+    if (nx and old is not None) or (xx and old is None):
+        return old if get_old else None
     db.set(key, value, keep_ttl=keep_ttl)
     ctx.dirty += 1
     if expire_at is not None:
@@ -104,9 +119,323 @@ def set_(ctx, argv):
     return reply
 
 
+def setnx(ctx, argv):
+    if ctx.db.get(argv[1]) is not None:
+        return 0
+    ctx.db.set(argv[1], argv[2])
+    ctx.dirty += 1
+    return 1
+
+
+def setex(ctx, argv):
+    expire_at = expire_at_ms(b"EX", argv[2], "setex")
+    return set_generic(ctx, argv[1], argv[3], expire_at)
+
+
+def psetex(ctx, argv):
+    expire_at = expire_at_ms(b"PX", argv[2], "psetex")
+    return set_generic(ctx, argv[1], argv[3], expire_at)
+
+
+def _get_string(ctx, key: bytes) -> bytes | None:
+    value = ctx.db.get(key)
+    if value is not None and value.__class__ is not bytes:
+        raise CommandError(errors.WRONGTYPE)
+    return value
+
+
+def getset(ctx, argv):
+    old = _get_string(ctx, argv[1])
+    ctx.db.set(argv[1], argv[2])
+    ctx.dirty += 1
+    ctx.propagate([b"SET", argv[1], argv[2]])  # as Redis 7 does
+    return old
+
+
+def getdel(ctx, argv):
+    value = _get_string(ctx, argv[1])
+    if value is not None:
+        ctx.db.delete(argv[1])
+        ctx.dirty += 1
+        ctx.propagate([b"DEL", argv[1]])
+    return value
+
+
+_GETEX_OPTIONS = frozenset({b"EX", b"PX", b"EXAT", b"PXAT", b"PERSIST"})
+
+
+def getex(ctx, argv):
+    key = argv[1]
+    expire_at, persist, _flags = parse_expire_options(argv, 2, "getex", _GETEX_OPTIONS)
+    value = _get_string(ctx, key)
+    if value is None:
+        return None
+    db = ctx.db
+    if expire_at is not None:
+        ctx.dirty += 1
+        if expire_at <= now_ms() and not ctx.client.is_loader:
+            db.delete(key)
+            ctx.propagate([b"DEL", key])
+        else:
+            db.set_expire(key, expire_at)
+            ctx.propagate([b"PEXPIREAT", key, b"%d" % expire_at])
+    elif persist and db.persist(key):
+        ctx.dirty += 1
+        ctx.propagate([b"PERSIST", key])
+    return value
+
+
+def mget(ctx, argv):
+    db = ctx.db
+    replies = []
+    for key in argv[1:]:
+        value = db.get(key)
+        replies.append(value if value.__class__ is bytes else None)
+    return replies
+
+
+def mset(ctx, argv):
+    if len(argv) % 2 == 0:
+        raise CommandError(errors.wrong_arity("mset"))
+    db = ctx.db
+    for index in range(1, len(argv), 2):
+        db.set(argv[index], argv[index + 1])
+    ctx.dirty += (len(argv) - 1) // 2
+    return OK
+
+
+def msetnx(ctx, argv):
+    if len(argv) % 2 == 0:
+        raise CommandError(errors.wrong_arity("msetnx"))
+    db = ctx.db
+    if any(db.get(argv[index]) is not None for index in range(1, len(argv), 2)):
+        return 0
+    for index in range(1, len(argv), 2):
+        db.set(argv[index], argv[index + 1])
+    ctx.dirty += (len(argv) - 1) // 2
+    return 1
+
+
+def _check_length(ctx, size: int) -> None:
+    """A string may not grow past proto-max-bulk-len (512mb by default), except while
+    loading: a file written by us is trusted."""
+    if size > ctx.config.proto_max_bulk_len and not ctx.client.is_loader:
+        raise CommandError(errors.STRING_TOO_LONG)
+
+
+def append(ctx, argv):
+    key = argv[1]
+    old = _get_string(ctx, key)
+    if old is None:
+        new = argv[2]
+    else:
+        _check_length(ctx, len(old) + len(argv[2]))
+        new = old + argv[2]
+    ctx.db.set(key, new, keep_ttl=True)
+    ctx.dirty += 1
+    return len(new)
+
+
+def strlen(ctx, argv):
+    value = _get_string(ctx, argv[1])
+    return 0 if value is None else len(value)
+
+
+def getrange(ctx, argv):
+    start = parse_int(argv[2])
+    end = parse_int(argv[3])
+    value = _get_string(ctx, argv[1])
+    if value is None:
+        return b""
+    size = len(value)
+    if start < 0 and end < 0 and start > end:
+        return b""
+    if start < 0:
+        start += size
+    if end < 0:
+        end += size
+    start = max(start, 0)
+    end = max(end, 0)
+    if end >= size:
+        end = size - 1
+    if start > end or size == 0:
+        return b""
+    return value[start : end + 1]
+
+
+def setrange(ctx, argv):
+    offset = parse_int(argv[2])
+    if offset < 0:
+        raise CommandError(errors.OFFSET_OUT_OF_RANGE)
+    key, patch = argv[1], argv[3]
+    old = _get_string(ctx, key)
+    if not patch:
+        return 0 if old is None else len(old)
+    _check_length(ctx, offset + len(patch))
+    base = old or b""
+    if len(base) < offset:
+        base += b"\0" * (offset - len(base))
+    new = base[:offset] + patch + base[offset + len(patch) :]
+    ctx.db.set(key, new, keep_ttl=True)
+    ctx.dirty += 1
+    return len(new)
+
+
+def _incr_by(ctx, key: bytes, increment: int) -> int:
+    value = _get_string(ctx, key)
+    current = 0 if value is None else parse_int(value)
+    result = current + increment
+    if not INT64_MIN <= result <= INT64_MAX:
+        raise CommandError(errors.OVERFLOW)
+    ctx.db.set(key, b"%d" % result, keep_ttl=True)
+    ctx.dirty += 1
+    return result
+
+
+def incr(ctx, argv):
+    return _incr_by(ctx, argv[1], 1)
+
+
+def decr(ctx, argv):
+    return _incr_by(ctx, argv[1], -1)
+
+
+def incrby(ctx, argv):
+    return _incr_by(ctx, argv[1], parse_int(argv[2]))
+
+
+def decrby(ctx, argv):
+    amount = parse_int(argv[2])
+    if amount == INT64_MIN:
+        raise CommandError("ERR decrement would overflow")
+    return _incr_by(ctx, argv[1], -amount)
+
+
+def incrbyfloat(ctx, argv):
+    key = argv[1]
+    value = _get_string(ctx, key)
+    result = incr_long_double(value, argv[2])
+    ctx.db.set(key, result, keep_ttl=True)
+    ctx.dirty += 1
+    # Replaying the addition could give other digits elsewhere: propagate the result.
+    ctx.propagate([b"SET", key, result, b"KEEPTTL"])
+    return result
+
+
+# --- LCS -----------------------------------------------------------------------------------
+
+
+def lcs(ctx, argv):
+    """LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN] (t_string.c ``lcsCommand``,
+    including the order in which it reports matches)."""
+    want_len = want_idx = with_match_len = False
+    min_match_len = 0
+    index = 3
+    while index < len(argv):
+        option = argv[index].lower()
+        if option == b"idx":
+            want_idx = True
+        elif option == b"len":
+            want_len = True
+        elif option == b"withmatchlen":
+            with_match_len = True
+        elif option == b"minmatchlen" and index + 1 < len(argv):
+            min_match_len = max(parse_int(argv[index + 1]), 0)
+            index += 1
+        else:
+            raise CommandError(errors.SYNTAX)
+        index += 1
+    values = []
+    for key in argv[1:3]:
+        value = ctx.db.get(key)
+        if value is not None and value.__class__ is not bytes:
+            raise CommandError("ERR The specified keys must contain string values")
+        values.append(value or b"")
+    if want_len and want_idx:
+        raise CommandError("ERR If you want both the length and indexes, please just use IDX.")
+    a, b = values
+    a_len, b_len = len(a), len(b)
+    width = b_len + 1
+    table = [0] * ((a_len + 1) * width)
+    for i in range(1, a_len + 1):
+        row, above = i * width, (i - 1) * width
+        char = a[i - 1]
+        for j in range(1, b_len + 1):
+            if char == b[j - 1]:
+                table[row + j] = table[above + j - 1] + 1
+            else:
+                left, up = table[row + j - 1], table[above + j]
+                table[row + j] = up if up > left else left
+    length = table[a_len * width + b_len]
+    if want_len:
+        return length
+    result = bytearray(length)
+    matches = []
+    position = length
+    i, j = a_len, b_len
+    a_start = a_end = b_start = b_end = 0
+    a_start = a_len
+    while i > 0 and j > 0:
+        emit = False
+        if a[i - 1] == b[j - 1]:
+            result[position - 1] = a[i - 1]
+            if a_start == a_len:
+                a_start = a_end = i - 1
+                b_start = b_end = j - 1
+            elif a_start == i and b_start == j:
+                a_start -= 1
+                b_start -= 1
+            else:
+                emit = True
+            if a_start == 0 or b_start == 0:
+                emit = True
+            position -= 1
+            i -= 1
+            j -= 1
+        else:
+            if table[(i - 1) * width + j] > table[i * width + j - 1]:
+                i -= 1
+            else:
+                j -= 1
+            if a_start != a_len:
+                emit = True
+        match_len = a_end - a_start + 1
+        if emit:
+            if min_match_len == 0 or match_len >= min_match_len:
+                match = [[a_start, a_end], [b_start, b_end]]
+                if with_match_len:
+                    match.append(match_len)
+                matches.append(match)
+            a_start = a_len
+    if want_idx:
+        return Map({b"matches": matches, b"len": length})
+    return bytes(result)
+
+
 def register(registry):
     group = "string"
+    one = (1, 1, 1)
     registry.extend([
-        command("get", 2, "readonly fast", get, (1, 1, 1), group=group),
-        command("set", -3, "write denyoom", set_, (1, 1, 1), group=group),
+        command("get", 2, "readonly fast", get, one, group=group),
+        command("set", -3, "write denyoom", set_, one, group=group),
+        command("setnx", 3, "write denyoom fast", setnx, one, group=group),
+        command("setex", 4, "write denyoom", setex, one, group=group),
+        command("psetex", 4, "write denyoom", psetex, one, group=group),
+        command("getset", 3, "write denyoom fast", getset, one, group=group),
+        command("getdel", 2, "write fast", getdel, one, group=group),
+        command("getex", -2, "write fast", getex, one, group=group),
+        command("mget", -2, "readonly fast", mget, (1, -1, 1), group=group),
+        command("mset", -3, "write denyoom", mset, (1, -1, 2), group=group),
+        command("msetnx", -3, "write denyoom", msetnx, (1, -1, 2), group=group),
+        command("append", 3, "write denyoom fast", append, one, group=group),
+        command("strlen", 2, "readonly fast", strlen, one, group=group),
+        command("getrange", 4, "readonly", getrange, one, group=group),
+        command("substr", 4, "readonly", getrange, one, group=group),
+        command("setrange", 4, "write denyoom", setrange, one, group=group),
+        command("incr", 2, "write denyoom fast", incr, one, group=group),
+        command("decr", 2, "write denyoom fast", decr, one, group=group),
+        command("incrby", 3, "write denyoom fast", incrby, one, group=group),
+        command("decrby", 3, "write denyoom fast", decrby, one, group=group),
+        command("incrbyfloat", 3, "write denyoom fast", incrbyfloat, one, group=group),
+        command("lcs", -3, "readonly", lcs, (1, 2, 1), group=group),
     ])

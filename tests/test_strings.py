@@ -1,0 +1,215 @@
+"""String commands: replies and errors as Redis 7.0 gives them, INCRBYFLOAT's long double
+digits, the 512 MB limit, and what each write propagates."""
+
+from __future__ import annotations
+
+import time
+
+import parity
+import pytest
+import redis
+from parity import compare_scripts
+from trioredis import hookimpl
+from trioredis.commands.args import incr_long_double
+
+reference = parity.reference  # the real Redis, a module-scoped fixture
+
+
+class PropagationRecorder:
+    def __init__(self) -> None:
+        self.seen: list[list[bytes]] = []
+
+    @hookimpl
+    def trioredis_command_propagated(self, db, argv):
+        self.seen.append(list(argv))
+
+
+def record_propagation(server) -> PropagationRecorder:
+    recorder = PropagationRecorder()
+    engine = server.server.engine
+    engine.plugin_manager.register(recorder)
+    engine.refresh_hooks()
+    return recorder
+
+
+STRING_SCRIPT = [
+    ("GET", "nope"), ("GET",), ("GET", "a", "b"), ("SET", "k"), ("SET", "k", "v", "EX"),
+    ("SET", "k", "v", "EX", "0"), ("SET", "k", "v", "EX", "-1"), ("SET", "k", "v", "EX", "x"),
+    ("SET", "k", "v", "PX", str(2**63 - 1)), ("SET", "k", "v", "EX", str(2**63 // 1000)),
+    ("SET", "k", "v", "EX", "10", "PX", "10"), ("SET", "k", "v", "NX", "XX"),
+    ("SET", "k", "v", "KEEPTTL", "EX", "1"), ("SET", "k", "v", "EX", "0", "NX", "XX"),
+    ("SET", "k", "v", "FOO"), ("SET", "k", "v", "GET"), ("SET", "k", "w", "GET"),
+    ("SET", "k", "x", "GET", "NX"), ("SET", "k", "y", "NX"), ("SET", "k", "y", "XX"),
+    ("SET", "new", "y", "XX"), ("SET", "new", "y", "XX", "GET"), ("GET", "k"),
+    ("SET", "k", "v", "EXAT", "1"), ("EXISTS", "k"), ("SET", "k", "v", "PXAT", "1", "GET"),
+    ("SETNX", "k", "1"), ("SETNX", "k", "2"), ("GET", "k"), ("SETNX", "k"),
+    ("SETEX", "k", "0", "v"), ("SETEX", "k", "-1", "v"), ("SETEX", "k", "abc", "v"),
+    ("PSETEX", "k", "0", "v"), ("SETEX", "k", str(2**63 - 1), "v"), ("SETEX", "k", "100", "v"),
+    ("TTL", "k"), ("PSETEX", "k", "100000", "w"), ("TTL", "k"), ("GET", "k"),
+    ("GETSET", "k", "z"), ("TTL", "k"), ("GETSET", "nope2", "a"), ("GETDEL", "nope2"),
+    ("GETDEL", "nope2"), ("GETEX", "nope"), ("GETEX", "k", "EX", "0"),
+    ("GETEX", "k", "EX", "10", "PX", "10"), ("GETEX", "k", "PERSIST", "EX", "10"),
+    ("GETEX", "k", "FOO"), ("GETEX", "k", "KEEPTTL"), ("GETEX", "k", "EX", "100"), ("TTL", "k"),
+    ("GETEX", "k", "PERSIST"), ("TTL", "k"), ("GETEX", "k"), ("GETEX", "k", "EXAT", "1"),
+    ("EXISTS", "k"),
+    ("MSET", "a"), ("MSET", "a", "1", "b"), ("MSETNX", "a", "1", "b"), ("MSET", "a", "1", "b", "2"),
+    ("MGET", "a", "nope", "b"), ("MSETNX", "a", "3", "c", "4"), ("MSETNX", "c", "3", "d", "4"),
+    ("MGET", "a", "b", "c", "d"), ("MGET",),
+    ("APPEND", "ap", "hello"), ("APPEND", "ap", " world"), ("GET", "ap"), ("STRLEN", "ap"),
+    ("STRLEN", "nope"), ("APPEND", "ap"),
+    ("SETRANGE", "k", "-1", "x"), ("SETRANGE", "k", "x", "x"),
+    ("SETRANGE", "sr", str(512 * 1024 * 1024), "x"), ("SETRANGE", "nk", "0", ""),
+    ("EXISTS", "nk"), ("SET", "sr", "abc"), ("SETRANGE", "sr", "5", "x"), ("GET", "sr"),
+    ("SETRANGE", "sr", "1", "ZZ"), ("GET", "sr"), ("SETRANGE", "sr", "100", ""),
+    ("SETRANGE", "sr2", "3", "x"), ("GET", "sr2"),
+    ("GETRANGE", "sr", "0", "-1"), ("GETRANGE", "sr", "-1", "-5"), ("GETRANGE", "sr", "a", "b"),
+    ("GETRANGE", "nope", "0", "1"), ("GETRANGE", "sr", "-100", "1"), ("GETRANGE", "sr", "2", "1"),
+    ("GETRANGE", "sr", "0", "100"), ("GETRANGE", "sr", "4", "-2"), ("SUBSTR", "sr", "1", "3"),
+    ("SET", "e", ""), ("GETRANGE", "e", "0", "-1"),
+    ("INCR", "sr"), ("INCR", "cnt"), ("INCRBY", "cnt", "10"), ("DECR", "cnt"),
+    ("DECRBY", "cnt", "5"), ("INCRBY", "cnt", "abc"), ("INCRBY", "cnt", "1.5"),
+    ("DECRBY", "cnt", str(-(2**63))), ("SET", "n", str(2**63 - 1)), ("INCR", "n"),
+    ("SET", "n", str(-(2**63))), ("DECR", "n"), ("INCRBY", "n", str(2**63)),
+    ("SET", "n", " 1"), ("INCR", "n"), ("SET", "n", "01"), ("INCR", "n"),
+    ("SET", "n", "+1"), ("INCR", "n"), ("SET", "n", "-0"), ("INCR", "n"),
+    ("SET", "n", "1"), ("EXPIRE", "n", "100"), ("INCR", "n"), ("TTL", "n"),
+    ("INCRBYFLOAT", "f", "0.1"), ("INCRBYFLOAT", "f", "0.2"), ("INCRBYFLOAT", "f", "-0.3"),
+    ("SET", "f", "1000"), ("INCRBYFLOAT", "f", "0.1"), ("INCRBYFLOAT", "f", "1e300"),
+    ("SET", "f", "1e-20"), ("INCRBYFLOAT", "f", "0"), ("INCRBYFLOAT", "f", "abc"),
+    ("INCRBYFLOAT", "f", " 1"), ("INCRBYFLOAT", "f", "nan"), ("INCRBYFLOAT", "f", "inf"),
+    ("SET", "f", "1e308"), ("INCRBYFLOAT", "f", "1e308"), ("INCRBYFLOAT", "f", "5.0e3"),
+    ("INCRBYFLOAT", "f", "-1.5e4000"), ("SET", "f", "3"), ("INCRBYFLOAT", "f", "-3"),
+    ("INCRBYFLOAT", "f", "-2.5"), ("INCRBYFLOAT", "f", ".5"), ("INCRBYFLOAT", "f", "7."),
+    ("SET", "f", "abc"), ("INCRBYFLOAT", "f", "1"), ("SET", "f", "10"), ("EXPIRE", "f", "100"),
+    ("INCRBYFLOAT", "f", "1.5"), ("TTL", "f"),
+    ("MSET", "k1", "ohmytext", "k2", "mynewtext"), ("LCS", "k1", "k2"),
+    ("LCS", "k1", "k2", "LEN"), ("LCS", "k1", "k2", "IDX"),
+    ("LCS", "k1", "k2", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"),
+    ("LCS", "k1", "k2", "LEN", "IDX"), ("LCS", "k1", "k2", "FOO"), ("LCS", "k1", "nope"),
+    ("LCS", "nope", "nope2", "IDX"), ("SET", "k3", "abcabcxyzabc"), ("SET", "k4", "xabcyzabcab"),
+    ("LCS", "k3", "k4", "IDX", "WITHMATCHLEN"), ("LCS", "k3", "k4"),
+    ("LCS", "k3", "k4", "IDX", "MINMATCHLEN", "-5"),
+]
+
+
+def test_string_commands_reply_like_redis_byte_for_byte(server, reference):
+    assert compare_scripts(server.port, reference.port, STRING_SCRIPT) == []
+
+
+WRONGTYPE_SCRIPT = [
+    ("RPUSH", "list", "x"), ("GET", "list"), ("SET", "list", "v", "GET"), ("GETSET", "list", "v"),
+    ("GETDEL", "list"), ("GETEX", "list"), ("MGET", "list"), ("APPEND", "list", "x"),
+    ("STRLEN", "list"), ("GETRANGE", "list", "0", "1"), ("SETRANGE", "list", "0", "x"),
+    ("SETRANGE", "list", "0", ""), ("INCR", "list"), ("INCRBYFLOAT", "list", "1"),
+    ("LCS", "list", "x"), ("SETNX", "list", "v"), ("SET", "list", "v"), ("GET", "list"),
+]
+
+
+def test_wrong_type_errors_like_redis(server, reference):
+    parity.require_commands(server.port, "rpush")
+    assert compare_scripts(server.port, reference.port, WRONGTYPE_SCRIPT) == []
+
+
+@pytest.mark.parametrize(
+    ("current", "increment", "expected"),
+    [(b"1000", b"0.1", b"1000.09999999999999998"), (b"0.1", b"0.2", b"0.3"),
+     (b"1e-20", b"0", b"0"), (b"-5", b"2.5", b"-2.5"), (b"3", b"-3", b"0"),
+     (None, b"1.5e3", b"1500"), (b"10.5", b"0.1", b"10.6")],
+)
+def test_incrbyfloat_prints_long_double_digits(current, increment, expected):
+    assert incr_long_double(current, increment) == expected
+
+
+# --- behaviour and propagation -------------------------------------------------------------
+
+
+def test_set_with_relative_expiry_propagates_absolute_time(server, r):
+    recorder = record_propagation(server)
+    before = int(time.time() * 1000)
+    r.set("k", "v", ex=100)
+    after = int(time.time() * 1000)
+    assert recorder.seen[0] == [b"SET", b"k", b"v"]
+    name, key, when = recorder.seen[1]
+    assert (name, key) == (b"PEXPIREAT", b"k")
+    assert before + 100_000 <= int(when) <= after + 100_000
+
+
+def test_setex_and_psetex_propagate_like_set(server, r):
+    recorder = record_propagation(server)
+    r.execute_command("SETEX", "a", 100, "1")
+    r.execute_command("PSETEX", "b", 100_000, "2")
+    assert [argv[0] for argv in recorder.seen] == [b"SET", b"PEXPIREAT", b"SET", b"PEXPIREAT"]
+
+
+def test_incrbyfloat_propagates_set_keepttl_with_the_result(server, r):
+    recorder = record_propagation(server)
+    r.set("f", "10")
+    assert r.incrbyfloat("f", 0.5) == 10.5
+    assert recorder.seen[-1] == [b"SET", b"f", b"10.5", b"KEEPTTL"]
+
+
+def test_getset_propagates_set_and_getdel_propagates_del(server, r):
+    recorder = record_propagation(server)
+    r.getset("k", "1")
+    r.getdel("k")
+    r.getdel("k")
+    assert recorder.seen == [[b"SET", b"k", b"1"], [b"DEL", b"k"]]
+
+
+def test_getex_propagates_its_effect_only(server, r):
+    r.set("k", "v")
+    recorder = record_propagation(server)
+    r.getex("k")
+    r.getex("k", persist=True)  # no TTL to remove: nothing changes
+    r.getex("k", ex=100)
+    r.getex("k", persist=True)
+    r.getex("k", exat=1)
+    kinds = [argv[0] for argv in recorder.seen]
+    assert kinds == [b"PEXPIREAT", b"PERSIST", b"DEL"]
+    assert r.exists("k") == 0
+
+
+def test_failed_set_nx_propagates_nothing(server, r):
+    r.set("k", "v")
+    recorder = record_propagation(server)
+    assert r.set("k", "w", nx=True) is None
+    assert r.setnx("k", "w") is False
+    assert recorder.seen == []
+
+
+def test_string_growth_is_refused_past_proto_max_bulk_len(server, r):
+    r.config_set("proto-max-bulk-len", "1mb")
+    r.set("k", b"x" * 1024 * 1024)
+    with pytest.raises(redis.ResponseError, match=r"string exceeds maximum allowed size \(proto-max-bulk-len\)"):
+        r.append("k", "y")
+    with pytest.raises(redis.ResponseError, match="string exceeds maximum allowed size"):
+        r.setrange("other", 1024 * 1024, "y")
+    assert r.strlen("k") == 1024 * 1024
+    assert r.exists("other") == 0
+
+
+def test_mset_then_mget_through_redis_py(r):
+    assert r.mset({"a": "1", "b": "2"}) is True
+    assert r.mget("a", "b", "c") == [b"1", b"2", None]
+    assert r.msetnx({"b": "3", "c": "4"}) is False
+    assert r.msetnx({"c": "3", "d": "4"}) is True
+
+
+def test_incr_keeps_ttl_and_set_drops_it(r):
+    r.set("n", "1", ex=100)
+    r.incr("n")
+    r.append("n", "0")
+    r.setrange("n", 0, "3")
+    assert r.get("n") == b"30"
+    assert 0 < r.ttl("n") <= 100
+    r.set("n", "1")
+    assert r.ttl("n") == -1
+
+
+def test_get_counts_keyspace_hits_and_misses(r):
+    r.config_resetstat()
+    r.set("k", "v")
+    r.get("k")
+    r.get("missing")
+    stats = r.info("stats")
+    assert (stats["keyspace_hits"], stats["keyspace_misses"]) == (1, 1)
