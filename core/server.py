@@ -485,7 +485,7 @@ class Server:
             with connection.cancel_scope:
                 if block is not None:
                     await self._flush_and_drain(connection)
-                    reply = await engine.wait_blocked(client, block)
+                    reply = await self._wait_blocked(connection, block)
                     connection.out.append(encode(reply, client.resp3))
                 while True:
                     closing = await self._run_buffered_in_task(connection)
@@ -512,6 +512,38 @@ class Server:
             assert self.reactor is not None
             self.reactor.add(connection)
 
+    async def _wait_blocked(self, connection: Connection, block: Block) -> Any:
+        """Wait for a blocked command's reply while still watching the socket.
+
+        A client that disconnects while blocked must stop waiting at once, as Redis unblocks
+        it: else its waiter stays queued and a later push hands an element to a closed
+        connection, where it is lost.  Commands pipelined meanwhile wait in the parser."""
+        engine = self.engine
+        assert engine is not None
+        replies: list[Any] = []
+
+        async def watch_socket() -> None:
+            while connection.parser.pending() <= self.config.client_query_buffer_limit:
+                await trio.lowlevel.wait_readable(connection.sock)
+                try:
+                    data = connection.sock.recv(RECV_SIZE)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    connection.closing = True
+                    connection.cancel_scope.cancel()
+                    return
+                engine.stats.net_input_bytes += len(data)
+                connection.parser.feed(data)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch_socket)
+            replies.append(await engine.wait_blocked(connection.client, block))
+            nursery.cancel_scope.cancel()
+        return replies[0]
+
     async def _run_buffered_in_task(self, connection: Connection) -> bool:
         """The commands already received, blocking ones included; True to close after."""
         engine = self.engine
@@ -528,7 +560,7 @@ class Server:
             reply = engine.call(client, argv)
             if reply.__class__ is Block:
                 await self._flush_and_drain(connection)
-                reply = await engine.wait_blocked(client, reply)
+                reply = await self._wait_blocked(connection, reply)
             out.append(encode(reply, client.resp3))
             if client.close_after_reply:
                 return True
