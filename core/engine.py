@@ -366,6 +366,10 @@ class Engine:
                 self._feed(client.db.index, [b"EXEC"])
             self.in_exec = False
             self._multi_emitted = False
+            # EXEC shares the client's context with the commands it ran: clear their dirty
+            # count so EXEC itself is not propagated a second time after the block.
+            if client.ctx is not None:
+                client.ctx.dirty = 0
         if self._ready_keys:
             self.serve_blocked()
         return replies
