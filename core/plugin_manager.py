@@ -15,6 +15,7 @@ from . import hookspecs
 # persistence backends are ordinary plugins that core reaches only through the hooks.
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "trioredis.commands.builtin",
+    "trioredis.observability",  # SLOWLOG and MONITOR, through trioredis_command_executed
     "trioredis.plugins.none",
     "trioredis.plugins.aof",
     "trioredis.plugins.snapshot",

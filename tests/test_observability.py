@@ -1,0 +1,216 @@
+"""SLOWLOG and MONITOR, with Redis 7.0.15's replies (captured from redis-server)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+
+import pytest
+import redis
+from servers import ServerThread
+from trioredis.observability import quote
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("observability")
+    with ServerThread([["save", ""], ["appendonly", "no"], ["dir", str(directory)]]) as running:
+        running.wait_ready()
+        yield running
+
+
+@pytest.fixture
+def rc(shared_server):
+    client = shared_server.client()
+    client.set_response_callback("SLOWLOG GET", lambda response, **options: response)
+    yield client
+    client.config_set("slowlog-log-slower-than", 10000)
+    client.config_set("slowlog-max-len", 128)
+    client.close()
+
+
+def slowlog_get(client, *args):
+    return client.execute_command("SLOWLOG", "GET", *args)
+
+
+def log_everything(client):
+    client.config_set("slowlog-log-slower-than", 0)
+    client.slowlog_reset()
+
+
+# --- SLOWLOG -------------------------------------------------------------------------------
+
+
+def test_slowlog_records_commands_newest_first(rc):
+    log_everything(rc)
+    rc.set("k", "v")
+    rc.client_setname("watcher")
+    rc.get("k")
+    entries = slowlog_get(rc)
+    commands = [entry[3] for entry in entries]
+    assert commands[:3] == [[b"GET", b"k"], [b"CLIENT", b"SETNAME", b"watcher"], [b"SET", b"k", b"v"]]
+    newest = entries[0]
+    assert len(newest) == 6
+    assert newest[0] > entries[1][0]  # ids grow
+    assert abs(newest[1] - time.time()) < 60
+    assert isinstance(newest[2], int) and newest[2] >= 0
+    assert re.fullmatch(rb"127\.0\.0\.1:\d+", newest[4])
+    assert newest[5] == b"watcher"
+    # Each SLOWLOG command is logged too, after it ran (as in Redis).
+    assert rc.slowlog_len() + 1 == len(slowlog_get(rc, -1))
+
+
+def test_slowlog_get_count(rc):
+    log_everything(rc)
+    for i in range(15):
+        rc.set(f"c{i}", i)
+    assert len(slowlog_get(rc)) == 10
+    assert len(slowlog_get(rc, 2)) == 2
+    assert len(slowlog_get(rc, 0)) == 0
+    assert len(slowlog_get(rc, -1)) >= 16
+
+
+def test_slowlog_threshold_and_reset(rc):
+    rc.config_set("slowlog-log-slower-than", -1)
+    rc.slowlog_reset()
+    rc.set("quiet", 1)
+    assert rc.slowlog_len() == 0
+    rc.config_set("slowlog-log-slower-than", 10_000_000)
+    rc.set("quiet", 2)
+    assert rc.slowlog_len() == 0
+
+
+def test_slowlog_max_len_keeps_newest(rc):
+    log_everything(rc)
+    rc.config_set("slowlog-max-len", 3)
+    for i in range(10):
+        rc.set("trim", i)
+    entries = slowlog_get(rc, -1)
+    assert len(entries) == 3
+    assert [entry[3][2] for entry in entries] == [b"9", b"8", b"7"]
+
+
+def test_slowlog_truncates_long_commands_like_redis(rc):
+    log_everything(rc)
+    rc.mset({f"k{i}": f"v{i}" for i in range(20)})  # 41 words
+    rc.set("long", "x" * 200)
+    long_entry, many_entry = slowlog_get(rc, 2)
+    assert long_entry[3] == [b"SET", b"long", b"x" * 128 + b"... (72 more bytes)"]
+    args = many_entry[3]
+    assert len(args) == 32
+    assert args[:3] == [b"MSET", b"k0", b"v0"]
+    assert args[30] == b"v14"
+    assert args[31] == b"... (10 more arguments)"
+
+
+def raw_request(port: int, request: bytes) -> bytes:
+    """One request on its own connection (redis-py turns a failed AUTH into a retried
+    connection error)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        return sock.recv(65536)
+
+
+def test_slowlog_redacts_auth(rc, shared_server):
+    log_everything(rc)
+    assert raw_request(shared_server.port, b"AUTH someone secret\r\n").startswith(b"-WRONGPASS")
+    assert slowlog_get(rc, 1)[0][3] == [b"AUTH", b"(redacted)", b"(redacted)"]
+
+
+def test_slowlog_errors_match_redis(rc):
+    cases = {
+        ("SLOWLOG", "GET", "-2"): "count should be greater than or equal to -1",
+        ("SLOWLOG", "GET", "x"): "count should be greater than or equal to -1",
+        ("SLOWLOG", "LEN", "x"): "wrong number of arguments for 'slowlog|len' command",
+        ("SLOWLOG", "FOO"): "unknown subcommand 'FOO'. Try SLOWLOG HELP.",
+        ("SLOWLOG",): "wrong number of arguments for 'slowlog' command",
+    }
+    for args, message in cases.items():
+        with pytest.raises(redis.ResponseError) as info:
+            rc.execute_command(*args)
+        assert str(info.value) == message
+    help_lines = rc.execute_command("SLOWLOG", "HELP")
+    assert help_lines[0] == b"SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    assert len(help_lines) == 12
+
+
+# --- MONITOR -------------------------------------------------------------------------------
+
+
+class Monitor:
+    """A raw MONITOR connection: reads whole lines."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buffer = b""
+        self.sock.sendall(b"MONITOR\r\n")
+        assert self.line() == b"+OK"
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            assert chunk, "connection closed"
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_monitor_shows_commands_as_redis_prints_them(shared_server):
+    monitor = Monitor(shared_server.port)
+    client = shared_server.client()
+    try:
+        client.execute_command("SET", "a b", b'x\ty"\\\x01\xff\n')
+        client.config_get("port")  # admin: not shown
+        client.execute_command("SELECT", "1")
+        client.ping()
+        line = monitor.line()
+        assert re.fullmatch(
+            rb'\+\d+\.\d{6} \[0 127\.0\.0\.1:\d+\] "SET" "a b" "x\\ty\\"\\\\\\x01\\xff\\n"', line), line
+        assert monitor.line().endswith(b'[1 ' + line.split(b"[0 ")[1].split(b"]")[0] + b'] "SELECT" "1"')
+        assert monitor.line().endswith(b'"PING"')
+    finally:
+        client.close()
+        monitor.close()
+
+
+def test_monitor_through_redis_py(shared_server):
+    client = shared_server.client()
+    with client.monitor() as monitor:
+        other = shared_server.client()
+        other.set("seen", "yes")
+        command = monitor.next_command()
+        while command["command"].startswith("CLIENT"):  # redis-py's connection set-up
+            command = monitor.next_command()
+        assert command["command"] == "SET seen yes"
+        assert command["db"] == 0
+        other.close()
+    client.close()
+
+
+def test_monitor_redacts_auth_and_forgets_closed_monitors(shared_server):
+    monitor = Monitor(shared_server.port)
+    client = shared_server.client()
+    assert raw_request(shared_server.port, b"AUTH secret\r\n").startswith(b"-ERR AUTH")
+    assert monitor.line().endswith(b'"AUTH" "(redacted)"')
+    monitor.close()
+    deadline = time.monotonic() + 5
+    observer = shared_server.server.engine.observer
+    while observer.monitors and time.monotonic() < deadline:
+        client.ping()  # a command after the close prunes the gone monitor
+        time.sleep(0.01)
+    assert not observer.monitors
+    client.close()
+
+
+@pytest.mark.parametrize(("arg", "shown"), [
+    (b"plain", b'"plain"'),
+    (b'q"b\\', b'"q\\"b\\\\"'),
+    (b"\x07\x08\r", b'"\\a\\b\\r"'),
+    (b"\x00\x7f", b'"\\x00\\x7f"'),
+])
+def test_quote_like_sdscatrepr(arg, shown):
+    assert quote(arg) == shown
