@@ -230,6 +230,7 @@ class SnapshotReader:
         self.decoder = msgspec.msgpack.Decoder()
         self.metadata: dict[str, Any] = {}
         self.version = 0
+        self._header_read = False
 
     def _fail(self, reason: str, offset: int | None = None) -> SnapshotError:
         where = self.offset if offset is None else offset
@@ -247,6 +248,7 @@ class SnapshotReader:
         return data
 
     def read_header(self) -> None:
+        self._header_read = True
         data = self._read(HEADER_SIZE, "the header")
         if data[:4] != MAGIC:
             raise self._fail(f"not a trioredis snapshot (magic {data[:4]!r}, expected {MAGIC!r})", 0)
@@ -281,7 +283,7 @@ class SnapshotReader:
         payload = self._read(length, "a record")
         try:
             return self.decoder.decode(payload)
-        except msgspec.DecodeError as error:
+        except Exception as error:  # noqa: BLE001 - DecodeError, bad UTF-8, anything: damage
             raise self._fail(f"undecodable record ({error}): the file is damaged", start) from None
 
     def _verify_end(self) -> None:
@@ -299,7 +301,7 @@ class SnapshotReader:
             raise self._fail("data after the checksum: the file is damaged")
 
     def records(self) -> Iterator[tuple[int, list[Any]]]:
-        if not self.metadata:
+        if not self._header_read:
             self.read_header()
         while True:
             start = self.offset

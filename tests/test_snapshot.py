@@ -1,0 +1,614 @@
+"""The snapshot backend (plugins/snapshot): SAVE/BGSAVE/LASTSAVE, save points, MISCONF,
+DEBUG RELOAD, crash safety of dump.trdb, and refusal of damaged files.
+
+In-process servers (ServerThread) where the test only talks to the server; subprocesses
+(ServerProcess) where it kills one, limits its file size, or watches it refuse to start.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+
+import pytest
+import redis
+from servers import ServerProcess, ServerThread
+from trioredis.plugins.snapshot.backend import zset_class
+from trioredis.plugins.snapshot.format import (
+    FORMAT_VERSION,
+    PART_ITEMS,
+    SnapshotError,
+    SnapshotReader,
+    write_snapshot,
+)
+
+MISCONF = (
+    "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist "
+    "to disk. Commands that may modify the data set are disabled, because this instance is "
+    "configured to report errors during writes if RDB snapshotting fails "
+    "(stop-writes-on-bgsave-error option). Please check the Redis logs for details about the "
+    "RDB error."
+)
+
+# A plugin for these tests only, loaded with `loadplugin`: a value type of its own (BOXSET),
+# so a third-party type's round trip through the snapshot hooks is proven, and commands that
+# hold the fork slot the way a running AOF rewrite does (BGSAVE SCHEDULE needs that).
+TEST_PLUGIN = '''
+from trioredis import OK, CommandError, command, hookimpl
+
+
+class Box:
+    def __init__(self, number):
+        self.number = number
+
+
+def boxset(ctx, argv):
+    ctx.db.set(argv[1], Box(int(argv[2])))
+    ctx.dirty += 1
+    return OK
+
+
+def boxget(ctx, argv):
+    value = ctx.db.get(argv[1])
+    return None if value is None else value.number
+
+
+def holdfork(ctx, argv):
+    if not ctx.engine.fork_slot.try_acquire("test"):
+        raise CommandError("ERR fork slot busy")
+    return OK
+
+
+def releasefork(ctx, argv):
+    ctx.engine.fork_slot.release("test")
+    return OK
+
+
+@hookimpl
+def trioredis_register_commands(registry):
+    registry.extend([
+        command("boxset", 3, "write", boxset, (1, 1, 1)),
+        command("boxget", 2, "readonly", boxget, (1, 1, 1)),
+        command("holdfork", 1, "admin", holdfork),
+        command("releasefork", 1, "admin", releasefork),
+    ])
+
+
+@hookimpl
+def trioredis_value_type(value):
+    return "box" if isinstance(value, Box) else None
+
+
+@hookimpl
+def trioredis_snapshot_encode(value):
+    return ("box", value.number) if isinstance(value, Box) else None
+
+
+@hookimpl
+def trioredis_snapshot_decode(type_tag, payload):
+    return Box(payload) if type_tag == "box" else None
+
+
+@hookimpl
+def trioredis_rewrite_value(db, key, value, expire_ms):
+    if not isinstance(value, Box):
+        return None
+    commands = [[b"BOXSET", key, b"%d" % value.number]]
+    if expire_ms is not None:
+        commands.append([b"PEXPIREAT", key, b"%d" % expire_ms])
+    return commands
+'''
+
+
+@pytest.fixture(scope="module")
+def test_plugin(tmp_path_factory):
+    """The module name of the test plugin, importable from now on."""
+    directory = tmp_path_factory.mktemp("snapshot_plugin")
+    (directory / "snapshot_test_plugin.py").write_text(TEST_PLUGIN)
+    sys.path.insert(0, str(directory))
+    yield "snapshot_test_plugin"
+    sys.path.remove(str(directory))
+
+
+def start(tmp_path, *options, plugin=None):
+    lines = [["dir", str(tmp_path)], ["appendonly", "no"], ["save", ""], *options]
+    if plugin:
+        lines.append(["loadplugin", plugin])
+    server = ServerThread(lines).start()
+    server.wait_ready()
+    return server
+
+
+def persistence(client):
+    return client.info("persistence")
+
+
+def raw(port, *argv):
+    """The exact reply bytes of one command (redis-py turns status replies into True)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in argv))
+        return sock.recv(65536)
+
+
+def bgsave(client):
+    """BGSAVE without SCHEDULE (redis-py's bgsave() adds SCHEDULE by default); True for
+    +Background saving started."""
+    return client.execute_command("BGSAVE")
+
+
+def wait_bgsave_done(client, timeout=30):
+    deadline = time.monotonic() + timeout
+    while persistence(client)["rdb_bgsave_in_progress"]:
+        if time.monotonic() > deadline:
+            raise TimeoutError("BGSAVE did not finish")
+        time.sleep(0.01)
+
+
+def require(client, *names):
+    """Skip when another helper's command group is not in yet."""
+    for name in names:
+        try:
+            client.execute_command(name)  # too few arguments: only the arity error matters
+        except redis.ResponseError as error:
+            if str(error).startswith("unknown command"):
+                pytest.skip(f"{name.upper()} is not implemented yet")
+
+
+def mset_many(client, count, prefix=b"key:", value=b"value:%d", batch=10_000):
+    for begin in range(0, count, batch):
+        pairs = []
+        for i in range(begin, min(count, begin + batch)):
+            pairs += (prefix + b"%d" % i, value % i if b"%" in value else value)
+        client.execute_command("MSET", *pairs)
+
+
+def populate_strings(server, databases=16):
+    """Strings, binary data, empty values and TTLs in every database."""
+    for index in range(databases):
+        client = server.client(db=index)
+        pipe = client.pipeline(transaction=False)
+        for j in range(20):
+            pipe.set(b"s:%d:%d" % (index, j), b"v\x00\xff\r\n%d" % j)
+        pipe.set(b"", b"empty key %d" % index)
+        pipe.set(b"empty:%d" % index, b"")
+        pipe.set(b"ttl:%d" % index, b"x", px=3_600_000 + index)
+        pipe.set(b"ttl2:%d" % index, b"y")
+        pipe.pexpireat(b"ttl2:%d" % index, int(time.time() * 1000) + 7_200_000)
+        pipe.execute()
+        client.close()
+
+
+def populate_collections(server, databases=16):
+    """Lists, hashes, sets and sorted sets in every database, with big ones (several parts
+    in the file) in db 0 and 15, and TTLs on some."""
+    client = server.client()
+    require(client, "rpush", "hset", "sadd", "zadd")
+    client.close()
+    for index in range(databases):
+        client = server.client(db=index)
+        big = PART_ITEMS * 2 + 17 if index in (0, databases - 1) else 0
+        client.rpush(b"list:%d" % index, *[b"item%d" % i for i in range(50)], b"", b"\x00")
+        client.hset(b"hash:%d" % index, mapping={b"f%d" % i: b"v%d" % i for i in range(40)})
+        client.sadd(b"set:%d" % index, *[b"m%d" % i for i in range(30)])
+        client.zadd(b"zset:%d" % index, {b"a": 1.5, b"b": -2.25, b"c": 0.1, b"inf": float("inf"),
+                                         b"-inf": float("-inf"), b"big": 1e300})
+        client.pexpire(b"hash:%d" % index, 5_000_000)
+        if big:
+            for start_at in range(0, big, 1000):
+                chunk = range(start_at, min(big, start_at + 1000))
+                client.rpush(b"biglist", *[b"%d" % i for i in chunk])
+                client.hset(b"bighash", mapping={b"%d" % i: b"%d" % (i * 2) for i in chunk})
+                client.sadd(b"bigset", *[b"%d" % i for i in chunk])
+                client.zadd(b"bigzset", {b"%d" % i: i / 7 for i in chunk})
+            client.pexpire(b"bigset", 9_000_000)
+        client.close()
+
+
+def digest(client):
+    return client.execute_command("DEBUG", "DIGEST")
+
+
+# --- the file format, without a server --------------------------------------------------
+
+
+class _Db:
+    def __init__(self, index, data, expires):
+        self.index, self.data, self.expires = index, data, expires
+
+
+def _sample_databases():
+    zset = zset_class()
+    data0 = {
+        b"s": b"string", b"bin": bytes(range(256)), b"l": deque([b"a", b"b"]),
+        b"bigl": deque(b"%d" % i for i in range(PART_ITEMS * 3 + 1)),
+        b"h": {b"f": b"v"}, b"bigh": {b"%d" % i: b"x" for i in range(PART_ITEMS + 5)},
+        b"set": {b"1", b"2"}, b"bigset": {b"%d" % i for i in range(PART_ITEMS * 2)},
+        b"gone": b"expired already",
+    }
+    if zset is not None:
+        value = zset()
+        for i in range(PART_ITEMS + 3):
+            value.add(b"m%d" % i, i * 0.5)
+        data0[b"z"] = value
+    far = 4_102_444_800_000  # 2100-01-01
+    return [_Db(0, data0, {b"s": far, b"bigl": far, b"gone": 1}), _Db(3, {b"k": b"v"}, {})]
+
+
+def _write_sample() -> bytes:
+    out = io.BytesIO()
+    write_snapshot(out, _sample_databases(), lambda value: None, zset_class())
+    return out.getvalue()
+
+
+def test_format_reads_back_every_record_with_parts_merged():
+    from trioredis.plugins.snapshot.backend import build_value, extend_value
+
+    data = _write_sample()
+    assert data.startswith(b"TRDB%04d" % FORMAT_VERSION)
+    reader = SnapshotReader(io.BytesIO(data), "sample", len(data))
+    rebuilt: dict[tuple[int, bytes], object] = {}
+    expires = {}
+    previous = None
+    for db, record in reader.records():
+        for i in range(1, len(record), 4):
+            key, code, raw, expire = record[i:i + 4]
+            if previous == (db, key, code):
+                extend_value(code, rebuilt[(db, key)], raw)
+                continue
+            previous = (db, key, code)
+            rebuilt[(db, key)] = build_value(code, raw, zset_class(), None)
+            if expire is not None:
+                expires[(db, key)] = expire
+    original = _sample_databases()
+    expected = {(db.index, k): v for db in original for k, v in db.data.items() if k != b"gone"}
+    assert set(rebuilt) == set(expected)
+    for where, value in expected.items():
+        if value.__class__.__name__ == "ZSet":
+            assert list(rebuilt[where].items()) == list(value.items())
+        else:
+            assert rebuilt[where] == value, where
+    assert expires == {(0, b"s"): original[0].expires[b"s"], (0, b"bigl"): original[0].expires[b"bigl"]}
+
+
+def test_format_detects_every_single_bit_flip():
+    """Whatever bit flips (header, length prefix, payload, end marker, checksum), reading the
+    file to its end raises SnapshotError: a damaged snapshot is never taken as good."""
+    out = io.BytesIO()
+    databases = [_Db(0, {b"a": b"1", b"l": deque([b"x", b"y"]), b"h": {b"f": b"v"},
+                         b"s": {b"m"}}, {b"a": int(time.time() * 1000) + 10**7}),
+                 _Db(1, {b"b": b"2"}, {})]
+    write_snapshot(out, databases, lambda value: None, None)
+    good = out.getvalue()
+    for position in range(len(good)):
+        for bit in range(8):
+            damaged = bytearray(good)
+            damaged[position] ^= 1 << bit
+            reader = SnapshotReader(io.BytesIO(bytes(damaged)), "damaged", len(damaged))
+            with pytest.raises(SnapshotError):
+                for _ in reader.records():
+                    pass
+    truncated = good[:-1]
+    with pytest.raises(SnapshotError, match="truncated"):
+        list(SnapshotReader(io.BytesIO(truncated), "t", len(truncated)).records())
+    with pytest.raises(SnapshotError, match="damaged"):
+        list(SnapshotReader(io.BytesIO(good + b"\0"), "t", len(good) + 1).records())
+
+
+def test_format_refuses_a_newer_version():
+    data = bytearray(_write_sample())
+    data[4:8] = b"%04d" % (FORMAT_VERSION + 1)
+    with pytest.raises(SnapshotError, match="newer than this server reads"):
+        list(SnapshotReader(io.BytesIO(bytes(data)), "new", len(data)).records())
+
+
+# --- SAVE, BGSAVE, LASTSAVE, DEBUG RELOAD ---------------------------------------------------
+
+
+def test_save_restart_round_trips_strings_ttls_and_16_databases(tmp_path):
+    server = start(tmp_path)
+    try:
+        populate_strings(server)
+        client = server.client()
+        before = digest(client)
+        assert client.save() is True
+        assert os.path.exists(tmp_path / "dump.trdb")
+    finally:
+        server.stop()
+    server = start(tmp_path)
+    try:
+        client = server.client()
+        assert digest(client) == before
+        assert server.client(db=15).get(b"s:15:3") == b"v\x00\xff\r\n3"
+        assert 3_500_000 < server.client(db=7).pttl(b"ttl:7") <= 3_600_007
+        info = persistence(client)
+        assert info["rdb_last_load_keys_loaded"] == 16 * 24
+    finally:
+        server.stop()
+
+
+def test_save_restart_round_trips_every_type(tmp_path, test_plugin):
+    server = start(tmp_path, plugin=test_plugin)
+    try:
+        populate_strings(server)
+        populate_collections(server)
+        client = server.client()
+        client.execute_command("BOXSET", "box", 42)
+        client.pexpire("box", 8_000_000)
+        before = digest(client)
+        assert client.save() is True
+    finally:
+        server.stop()
+    server = start(tmp_path, plugin=test_plugin)
+    try:
+        client = server.client()
+        assert digest(client) == before
+        assert client.execute_command("BOXGET", "box") == 42
+        assert client.llen(b"biglist") == PART_ITEMS * 2 + 17
+        assert server.client(db=3).zscore(b"zset:3", b"inf") == float("inf")
+    finally:
+        server.stop()
+
+
+def test_debug_reload_keeps_the_dataset(tmp_path, test_plugin):
+    server = start(tmp_path, plugin=test_plugin)
+    try:
+        populate_strings(server, databases=4)
+        client = server.client()
+        client.execute_command("BOXSET", "box", 7)
+        before, size = digest(client), client.dbsize()
+        assert client.execute_command("DEBUG", "RELOAD") == b"OK"
+        assert digest(client) == before
+        assert client.dbsize() == size
+        assert client.execute_command("BOXGET", "box") == 7
+    finally:
+        server.stop()
+
+
+def test_bgsave_snapshot_is_the_dataset_at_the_fork(tmp_path):
+    """Keys are written in order by one connection while BGSAVE runs; the snapshot must hold
+    a prefix of that sequence with no gap, and the counter written with each key must name
+    the last key of the prefix: exactly a state the dataset passed through."""
+    server = start(tmp_path)
+    written = [0]
+    stop = threading.Event()
+    try:
+        client = server.client()
+        initial = 100_000
+        mset_many(client, initial, prefix=b"seq:", value=b"%d")
+        client.set(b"counter", initial - 1)
+
+        def writer():
+            connection = server.client()
+            i = initial
+            while not stop.is_set():
+                pipe = connection.pipeline(transaction=True)
+                pipe.set(b"seq:%d" % i, i)
+                pipe.set(b"counter", i)
+                pipe.execute()
+                written[0] = i
+                i += 1
+            connection.close()
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        while written[0] < initial + 50:
+            time.sleep(0.001)
+        assert bgsave(client) is True
+        wait_bgsave_done(client)
+        stop.set()
+        thread.join()
+        assert persistence(client)["rdb_last_bgsave_status"] == "ok"
+        last_written = written[0]
+    finally:
+        stop.set()
+        server.stop()
+    server = start(tmp_path)
+    try:
+        client = server.client()
+        counter = int(client.get(b"counter"))
+        assert initial + 50 <= counter <= last_written
+        assert client.dbsize() == counter + 2  # seq:0..counter and the counter
+        assert client.get(b"seq:%d" % counter) == b"%d" % counter
+        assert client.get(b"seq:%d" % (counter + 1)) is None
+    finally:
+        server.stop()
+
+
+def test_bgsave_replies_and_statistics(tmp_path, test_plugin):
+    server = start(tmp_path, plugin=test_plugin)
+    try:
+        client = server.client()
+        assert raw(server.port, b"BGSAVE") == b"+Background saving started\r\n"
+        wait_bgsave_done(client)
+        mset_many(client, 200_000)
+        pipe = client.pipeline(transaction=False)
+        pipe.execute_command("BGSAVE")
+        pipe.execute_command("BGSAVE")
+        pipe.execute_command("SAVE")
+        first, second, save = pipe.execute(raise_on_error=False)
+        assert first is True  # +Background saving started
+        assert str(second) == "Background save already in progress"
+        assert str(save) == "Background save already in progress"
+        wait_bgsave_done(client)
+        info = persistence(client)
+        assert info["rdb_last_bgsave_status"] == "ok"
+        assert info["rdb_saves"] == 2
+        assert info["rdb_changes_since_last_save"] == 0
+        assert info["rdb_last_bgsave_time_sec"] >= 0
+        assert info["rdb_current_bgsave_time_sec"] == -1
+        client.set("one", "more")
+        assert persistence(client)["rdb_changes_since_last_save"] == 1
+
+        # Another child (an AOF rewrite) holds the fork slot: BGSAVE is refused, BGSAVE
+        # SCHEDULE runs it once the slot is free.
+        assert client.execute_command("HOLDFORK") == b"OK"
+        with pytest.raises(redis.ResponseError, match="Another child process is active"):
+            bgsave(client)
+        assert raw(server.port, b"BGSAVE", b"SCHEDULE") == b"+Background saving scheduled\r\n"
+        time.sleep(0.3)
+        assert persistence(client)["rdb_saves"] == 2
+        assert client.execute_command("RELEASEFORK") == b"OK"
+        deadline = time.monotonic() + 10
+        while persistence(client)["rdb_saves"] < 3:
+            assert time.monotonic() < deadline, "the scheduled BGSAVE never ran"
+            time.sleep(0.02)
+    finally:
+        server.stop()
+
+
+def test_lastsave_moves_with_each_save(tmp_path):
+    server = start(tmp_path)
+    try:
+        client = server.client()
+        started = client.lastsave()
+        time.sleep(1.1)
+        client.set("k", "v")
+        assert client.save() is True
+        after = client.lastsave()
+        assert after > started
+        assert int(after.timestamp()) == persistence(client)["rdb_last_save_time"]
+    finally:
+        server.stop()
+
+
+def test_save_point_triggers_a_background_save_and_config_set_switches_it(tmp_path):
+    server = start(tmp_path)  # save ""
+    try:
+        client = server.client()
+        client.set("a", "1")
+        client.config_set("save", "1 1")
+        assert client.config_get("save") == {"save": "1 1"}
+        deadline = time.monotonic() + 15
+        while persistence(client)["rdb_saves"] < 1:
+            assert time.monotonic() < deadline, "the save point never saved"
+            time.sleep(0.05)
+        assert os.path.exists(tmp_path / "dump.trdb")
+        assert persistence(client)["rdb_changes_since_last_save"] == 0
+        client.config_set("save", "")
+        client.set("b", "2")
+        assert persistence(client)["rdb_changes_since_last_save"] == 1
+    finally:
+        server.stop()
+
+
+# --- failures: MISCONF --------------------------------------------------------------------
+
+
+def test_misconf_after_a_failed_bgsave_until_a_save_succeeds(tmp_path):
+    """The rename of the finished temp file fails (a directory sits where dump.trdb goes):
+    the save failed, writes are refused with Redis's MISCONF, reads still work."""
+    server = start(tmp_path, ["save", "3600", "1"])
+    try:
+        client = server.client()
+        client.set("k", "v")
+        os.mkdir(tmp_path / "dump.trdb")
+        assert bgsave(client) is True
+        wait_bgsave_done(client)
+        assert persistence(client)["rdb_last_bgsave_status"] == "err"
+        with pytest.raises(redis.ResponseError) as refused:
+            client.set("k2", "v")
+        assert str(refused.value) == MISCONF
+        assert client.get("k") == b"v"
+        assert glob.glob(str(tmp_path / "temp-*.trdb")) == []
+        os.rmdir(tmp_path / "dump.trdb")
+        assert bgsave(client) is True
+        wait_bgsave_done(client)
+        assert client.set("k2", "v") is True
+    finally:
+        server.stop()
+
+
+def test_misconf_when_the_child_hits_the_file_size_limit(tmp_path):
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    server = ServerProcess(str(tmp_path), [["save", "3600", "1"], ["appendonly", "no"]],
+                           preexec_fn=limit_file_size).start()
+    try:
+        client = server.client()
+        mset_many(client, 5000, value=b"x" * 100)
+        assert bgsave(client) is True
+        wait_bgsave_done(client)
+        assert persistence(client)["rdb_last_bgsave_status"] == "err"
+        with pytest.raises(redis.ResponseError) as refused:
+            client.set("k", "v")
+        assert str(refused.value) == MISCONF
+        with pytest.raises(redis.ResponseError):  # Redis replies a bare -ERR
+            client.save()
+        assert not os.path.exists(tmp_path / "dump.trdb")
+        client.config_set("stop-writes-on-bgsave-error", "no")
+        assert client.set("k", "v") is True
+        assert "Background saving error" in server.log()
+    finally:
+        server.kill()
+
+
+# --- crashes and damaged files ------------------------------------------------------------
+
+
+def test_kill_9_during_bgsave_leaves_the_previous_snapshot_intact(tmp_path):
+    server = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"]]).start()
+    try:
+        client = server.client()
+        client.set("generation", "1")
+        assert client.save() is True
+        good = (tmp_path / "dump.trdb").read_bytes()
+        saved_digest = digest(client)
+        mset_many(client, 300_000)
+        client.set("generation", "2")
+        assert bgsave(client) is True
+        deadline = time.monotonic() + 20
+        while not glob.glob(str(tmp_path / "temp-*.trdb")):
+            assert time.monotonic() < deadline, "the child never created its temp file"
+            time.sleep(0.001)
+        server.kill(signal.SIGKILL)
+    finally:
+        server.kill()
+    assert (tmp_path / "dump.trdb").read_bytes() == good
+    server = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"]]).start()
+    try:
+        client = server.client()
+        assert digest(client) == saved_digest
+        assert client.get("generation") == b"1"
+        assert glob.glob(str(tmp_path / "temp-*.trdb")) == []
+    finally:
+        server.stop()
+
+
+def test_damaged_snapshot_stops_the_server_with_a_clear_log_line(tmp_path):
+    server = start(tmp_path)
+    try:
+        populate_strings(server, databases=2)
+        assert server.client().save() is True
+    finally:
+        server.stop()
+    path = tmp_path / "dump.trdb"
+    good = path.read_bytes()
+    for position in (5, len(good) // 2, len(good) - 3):
+        damaged = bytearray(good)
+        damaged[position] ^= 0x10
+        path.write_bytes(bytes(damaged))
+        (tmp_path / "server.log").unlink(missing_ok=True)
+        process = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"]])
+        with pytest.raises(RuntimeError, match="server exited"):
+            process.start(timeout=30)
+        assert process.process.returncode != 0
+        assert "Bad snapshot file" in process.log()
+        assert "Refusing to start on wrong data" in process.log()
+        checked = subprocess.run(["trioredis-check-snapshot", str(path)], capture_output=True,
+                                 text=True)
+        assert checked.returncode == 1
+        assert "Bad snapshot file" in checked.stdout
+    path.write_bytes(good)
+    checked = subprocess.run(["trioredis-check-snapshot", str(path)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout
+    assert "48 keys" in checked.stdout
