@@ -244,34 +244,27 @@ class Engine:
         name = argv[0].lower()
         spec = self.commands.by_name.get(name)
         if spec is None:
-            if client.multi is not None:
-                client.multi_error = True
-            return self._error(errors.unknown_command(argv))
+            return self._reject(client, argv, errors.unknown_command(argv))
         arity = spec.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
-            if client.multi is not None:
-                client.multi_error = True
-            return self._error(errors.wrong_arity(spec.name))
+            return self._reject(client, argv, errors.wrong_arity(spec.name))
         if not client.authenticated and "noauth" not in spec.flags:
-            if client.multi is not None:
-                client.multi_error = True
-            return self._error(errors.NOAUTH)
+            return self._reject(client, argv, errors.NOAUTH)
         if spec.is_write and not client.is_loader:
             refusal = self.refuse_writes()
             if refusal is not None:
-                if client.multi is not None:
-                    client.multi_error = True
-                return self._error(refusal)
+                return self._reject(client, argv, refusal)
         if (client.channels or client.patterns) and not client.resp3 and name not in _SUBSCRIBED_ALLOWED:
-            return self._error(
+            return self._reject(
+                client, argv,
                 f"ERR Can't execute '{spec.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
                 "PING / QUIT / RESET are allowed in this context"
             )
         if self.loading and not client.is_loader and "loading" not in spec.flags:
-            return self._error(errors.LOADING)
+            return self._reject(client, argv, errors.LOADING)
         if client.multi is not None and name not in _MULTI_CONTROL:
             if "no-multi" in spec.flags:
-                return self._error(errors.NOT_ALLOWED_IN_MULTI)
+                return self._reject(client, argv, errors.NOT_ALLOWED_IN_MULTI)
             client.multi.append((spec, argv))
             return QUEUED
         return self.execute(client, spec, argv)
@@ -320,6 +313,20 @@ class Engine:
                 client=client, argv=argv, duration_us=int((time.perf_counter() - started) * 1e6)
             )
         return reply
+
+    def _reject(self, client: Client, argv: list[bytes], message: str) -> ErrorReply:
+        """A command refused before it ran (Redis's ``rejectCommand``): inside MULTI it dooms
+        the transaction (EXEC answers EXECABORT); a refused EXEC itself discards the
+        transaction and says why."""
+        if argv[0].lower() == b"exec":
+            client.multi = None
+            client.multi_error = False
+            self._unwatch(client)
+            reason = message[4:] if message.startswith("ERR ") else message
+            return self._error(f"EXECABORT Transaction discarded because of: {reason}")
+        if client.multi is not None:
+            client.multi_error = True
+        return self._error(message)
 
     def _error(self, message: str, command: str | None = None) -> ErrorReply:
         self.stats.errors += 1

@@ -92,10 +92,10 @@ COLLECTION_SCRIPT = [
     ("OBJECT", "encoding", "set"), ("OBJECT", "encoding", "zset"), ("SADD", "set", "a"),
     ("OBJECT", "encoding", "set"), ("HSET", "bighash", "f", "v" * 65),
     ("OBJECT", "encoding", "bighash"), ("ZADD", "bigz", "1", "m" * 65),
-    ("OBJECT", "encoding", "bigz"), ("SCAN", "0", "TYPE", "zset"), ("MOVE", "zset", "2"),
+    ("OBJECT", "encoding", "bigz"), ("MOVE", "zset", "2"),
     ("SELECT", "2"), ("TYPE", "zset"), ("SELECT", "9"),
-    ("HSET", "h", *[x for i in range(129) for x in (f"f{i}", "v")]),
-    ("OBJECT", "ENCODING", "h"),
+    ("HSET", "h", *[x for i in range(512) for x in (f"f{i}", "v")]),
+    ("OBJECT", "ENCODING", "h"), ("HSET", "h", "one", "more"), ("OBJECT", "ENCODING", "h"),
     ("SADD", "s", *range(512)), ("OBJECT", "ENCODING", "s"),
     ("SADD", "s", 512), ("OBJECT", "ENCODING", "s"),
     ("ZADD", "z", *[x for i in range(129) for x in (i, f"m{i}")]),
@@ -328,7 +328,8 @@ def test_object_encoding_thresholds_follow_redis_7_0():
     assert object_encoding(b"x" * 45) == "raw"
     assert object_encoding(deque([b"a"])) == "quicklist"
     assert object_encoding({b"f": b"v"}) == "listpack"
-    assert object_encoding({b"f%d" % i: b"v" for i in range(129)}) == "hashtable"
+    assert object_encoding({b"f%d" % i: b"v" for i in range(512)}) == "listpack"
+    assert object_encoding({b"f%d" % i: b"v" for i in range(513)}) == "hashtable"
     assert object_encoding({b"f": b"v" * 65}) == "hashtable"
     assert object_encoding({b"%d" % i for i in range(512)}) == "intset"
     assert object_encoding({b"%d" % i for i in range(513)}) == "hashtable"

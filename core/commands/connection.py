@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hmac
+import time
 
 from .. import REDIS_VERSION, errors
 from ..errors import CommandError
-from ..resp import NULL_ARRAY, OK, PONG, Map, Raw, Status
+from ..resp import NULL_ARRAY, OK, PONG, ErrorReply, Map, Raw, Status
 from . import command
-from .args import parse_c_int, parse_int
+from .args import help_reply, parse_c_int, parse_int
 
 
 def ping(ctx, argv):
@@ -91,7 +92,11 @@ def hello(ctx, argv):
         else:
             raise CommandError(f"ERR Syntax error in HELLO option '{argv[index].decode('utf-8', 'replace')}'")
     if not client.authenticated:
-        raise CommandError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+        raise CommandError(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+            "HELLO AUTH <user> <pass> option can be used to authenticate the client and select "
+            "the RESP protocol version at the same time"
+        )
     if setname is not None:
         _validate_name(setname)
         client.name = setname
@@ -130,10 +135,10 @@ def _validate_name(name: bytes) -> None:
         raise CommandError("ERR Client names cannot contain spaces, newlines or special characters.")
 
 
-def client_info_line(engine, client) -> bytes:
-    """One line of CLIENT LIST / CLIENT INFO, with Redis 7's fields."""
-    import time
-
+def client_info_line(engine, client, current: bytes | None = None) -> bytes:
+    """One line of CLIENT LIST / CLIENT INFO, with Redis 7's fields (plus 7.2's lib-name and
+    lib-ver, which redis-py sets).  ``current`` names the command being run by the client
+    asking (``client|list``), as Redis shows it."""
     now = time.monotonic()
     flags = "N"
     if client.multi is not None:
@@ -143,6 +148,7 @@ def client_info_line(engine, client) -> bytes:
     elif client.channels or client.patterns:
         flags = "P"
     multi = len(client.multi) if client.multi is not None else -1
+    command_name = current or client.last_command.lower()
     fields = [
         ("id", client.id), ("addr", client.addr), ("laddr", client.laddr), ("fd", client.fd),
         ("name", client.name.decode("utf-8", "replace")), ("age", int(now - client.created)),
@@ -150,7 +156,7 @@ def client_info_line(engine, client) -> bytes:
         ("sub", len(client.channels)), ("psub", len(client.patterns)), ("ssub", 0),
         ("multi", multi), ("qbuf", 0), ("qbuf-free", 0), ("argv-mem", 0), ("multi-mem", 0),
         ("rbs", 0), ("rbp", 0), ("obl", 0), ("oll", 0), ("omem", 0), ("tot-mem", 0),
-        ("events", "r"), ("cmd", client.last_command.decode().lower().replace(" ", "|")),
+        ("events", "r"), ("cmd", command_name.decode("utf-8", "replace")),
         ("user", client.user), ("redir", -1), ("resp", 3 if client.resp3 else 2),
         ("lib-name", client.lib_name.decode("utf-8", "replace")),
         ("lib-ver", client.lib_ver.decode("utf-8", "replace")),
@@ -158,95 +164,185 @@ def client_info_line(engine, client) -> bytes:
     return " ".join(f"{k}={v}" for k, v in fields).encode()
 
 
-def client_(ctx, argv):
-    engine, client = ctx.engine, ctx.client
-    sub = argv[1].lower()
-    if sub == b"id" and len(argv) == 2:
-        return client.id
-    if sub == b"setname" and len(argv) == 3:
-        _validate_name(argv[2])
-        client.name = argv[2]
-        return OK
-    if sub == b"getname" and len(argv) == 2:
-        return client.name or None
-    if sub == b"info" and len(argv) == 2:
-        return client_info_line(engine, client) + b"\n"
-    if sub == b"list":
-        clients = list(engine.clients.values())
-        if len(argv) > 2:
-            option = argv[2].lower()
-            if option == b"type" and len(argv) == 4:
-                kind = argv[3].lower()
-                if kind not in (b"normal", b"master", b"replica", b"slave", b"pubsub"):
-                    raise CommandError(f"ERR Unknown client type '{argv[3].decode('utf-8', 'replace')}'")
-                want_pubsub = kind == b"pubsub"
-                clients = [c for c in clients if bool(c.channels or c.patterns) == want_pubsub
-                           and kind in (b"normal", b"pubsub")]
-            elif option == b"id" and len(argv) >= 4:
-                ids = {parse_int(raw, "ERR Invalid client ID") for raw in argv[3:]}
-                clients = [c for c in clients if c.id in ids]
-            else:
-                raise CommandError(errors.SYNTAX)
-        return b"".join(client_info_line(engine, c) + b"\n" for c in clients)
-    if sub == b"setinfo" and len(argv) == 4:
-        attribute = argv[2].lower()
-        if attribute == b"lib-name":
-            _validate_name(argv[3])
-            client.lib_name = argv[3]
-        elif attribute == b"lib-ver":
-            _validate_name(argv[3])
-            client.lib_ver = argv[3]
-        else:
-            raise CommandError(f"ERR Unrecognized option '{argv[2].decode('utf-8', 'replace')}'")
-        return OK
-    if sub == b"kill":
-        return _client_kill(ctx, argv)
-    if sub == b"no-evict" and len(argv) == 3:
-        mode = argv[2].lower()
-        if mode not in (b"on", b"off"):
-            raise CommandError(errors.SYNTAX)
-        client.no_evict = mode == b"on"
-        return OK
-    if sub == b"no-touch" and len(argv) == 3:
-        return OK
-    if sub == b"unblock" and len(argv) in (3, 4):
-        target_id = parse_int(argv[2], "ERR value is not an integer or out of range")
-        error = len(argv) == 4 and argv[3].lower() == b"error"
-        if len(argv) == 4 and argv[3].lower() not in (b"error", b"timeout"):
-            raise CommandError("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
-        target = engine.clients.get(target_id)
-        if target is None or not target.blocked:
-            return 0
-        from ..resp import ErrorReply
+_CLIENT_TYPES = (b"normal", b"master", b"replica", b"slave", b"pubsub")
 
-        reply = ErrorReply(b"UNBLOCKED client unblocked via CLIENT UNBLOCK") if error else NULL_ARRAY
-        return 1 if engine.unblock(target, reply) else 0
-    if sub == b"reply" and len(argv) == 3:
-        return OK
-    if sub == b"help":
-        return [b"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                b"ID", b"INFO", b"LIST", b"KILL", b"SETNAME", b"GETNAME", b"SETINFO",
-                b"NO-EVICT", b"UNBLOCK"]
-    raise CommandError(errors.unknown_subcommand(argv[1], "CLIENT"))
+
+def _of_type(clients, raw_kind: bytes):
+    kind = raw_kind.lower()
+    if kind not in _CLIENT_TYPES:
+        raise CommandError(f"ERR Unknown client type '{raw_kind.decode('utf-8', 'replace')}'")
+    if kind == b"pubsub":
+        return [c for c in clients if c.channels or c.patterns]
+    if kind == b"normal":
+        return [c for c in clients if not (c.channels or c.patterns)]
+    return []  # no replication here: no master or replica clients
+
+
+def _client_id(ctx, argv):
+    return ctx.client.id
+
+
+def _client_setname(ctx, argv):
+    _validate_name(argv[2])
+    ctx.client.name = argv[2]
+    return OK
+
+
+def _client_getname(ctx, argv):
+    return ctx.client.name or None
+
+
+def _client_info(ctx, argv):
+    return client_info_line(ctx.engine, ctx.client, b"client|info") + b"\n"
+
+
+def _client_list(ctx, argv):
+    engine = ctx.engine
+    clients = list(engine.clients.values())
+    if len(argv) > 2:
+        option = argv[2].lower()
+        if option == b"type" and len(argv) == 4:
+            clients = _of_type(clients, argv[3])
+        elif option == b"id" and len(argv) >= 4:
+            ids = set()
+            for raw in argv[3:]:
+                try:
+                    ids.add(parse_int(raw))
+                except CommandError:
+                    raise CommandError("ERR Invalid client ID") from None
+            clients = [c for c in clients if c.id in ids]
+        else:
+            raise CommandError(errors.SYNTAX)
+    return b"".join(
+        client_info_line(engine, c, b"client|list" if c is ctx.client else None) + b"\n"
+        for c in clients
+    )
+
+
+def _client_setinfo(ctx, argv):
+    """CLIENT SETINFO is Redis 7.2's; redis-py sends it on connect, so it is here too."""
+    attribute = argv[2].lower()
+    if attribute not in (b"lib-name", b"lib-ver"):
+        raise CommandError(f"ERR Unrecognized option '{argv[2].decode('utf-8', 'replace')}'")
+    if any(c < 33 or c > 126 for c in argv[3]):
+        raise CommandError(
+            f"ERR {attribute.decode()} cannot contain spaces, newlines or special characters."
+        )
+    if attribute == b"lib-name":
+        ctx.client.lib_name = argv[3]
+    else:
+        ctx.client.lib_ver = argv[3]
+    return OK
+
+
+def _client_no_evict(ctx, argv):
+    mode = argv[2].lower()
+    if mode not in (b"on", b"off"):
+        raise CommandError(errors.SYNTAX)
+    ctx.client.no_evict = mode == b"on"
+    return OK
+
+
+def _client_no_touch(ctx, argv):
+    if argv[2].lower() not in (b"on", b"off"):
+        raise CommandError(errors.SYNTAX)
+    return OK
+
+
+def _client_reply(ctx, argv):
+    """Only ON is honoured: OFF and SKIP are accepted and ignored (replies still flow)."""
+    if argv[2].lower() not in (b"on", b"off", b"skip"):
+        raise CommandError(errors.SYNTAX)
+    return OK
+
+
+def _client_unblock(ctx, argv):
+    engine = ctx.engine
+    target_id = parse_int(argv[2])
+    if len(argv) == 4 and argv[3].lower() not in (b"error", b"timeout"):
+        raise CommandError("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+    error = len(argv) == 4 and argv[3].lower() == b"error"
+    target = engine.clients.get(target_id)
+    if target is None or not target.blocked:
+        return 0
+    reply = ErrorReply(b"UNBLOCKED client unblocked via CLIENT UNBLOCK") if error else NULL_ARRAY
+    return 1 if engine.unblock(target, reply) else 0
+
+
+def _client_getredir(ctx, argv):
+    return -1
+
+
+def _client_help(ctx, argv):
+    return help_reply(_CLIENT_HELP)
+
+
+_CLIENT_HELP = [
+    b"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"GETNAME",
+    b"    Return the name of the current connection.",
+    b"ID",
+    b"    Return the ID of the current connection.",
+    b"INFO",
+    b"    Return information about the current client connection.",
+    b"KILL <ip:port>",
+    b"    Kill connection made from <ip:port>.",
+    b"KILL <option> <value> [<option> <value> [...]]",
+    b"    Kill connections. Options are:",
+    b"    * ADDR (<ip:port>|<unixsocket>:0)",
+    b"      Kill connections made from the specified address",
+    b"    * LADDR (<ip:port>|<unixsocket>:0)",
+    b"      Kill connections made to specified local address",
+    b"    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    b"      Kill connections by type.",
+    b"    * USER <username>",
+    b"      Kill connections authenticated by <username>.",
+    b"    * SKIPME (YES|NO)",
+    b"      Skip killing current connection (default: yes).",
+    b"LIST [options ...]",
+    b"    Return information about client connections. Options:",
+    b"    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    b"      Return clients of specified type.",
+    b"REPLY (ON|OFF|SKIP)",
+    b"    Control the replies sent to the current connection.",
+    b"SETNAME <name>",
+    b"    Assign the name <name> to the current connection.",
+    b"SETINFO <option> <value>",
+    b"    Set client meta attr. Options are:",
+    b"    * LIB-NAME: the client lib name.",
+    b"    * LIB-VER: the client lib version.",
+    b"UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    b"    Unblock the specified blocked client.",
+    b"NO-EVICT (ON|OFF)",
+    b"    Protect current client connection from eviction.",
+    b"HELP",
+    b"    Prints this help.",
+]
 
 
 def _client_kill(ctx, argv):
     engine = ctx.engine
     clients = list(engine.clients.values())
     if len(argv) == 3:  # old form: CLIENT KILL addr:port
+        address = argv[2].decode("utf-8", "replace")
         for target in clients:
-            if target.addr == argv[2].decode("utf-8", "replace"):
-                target.transport.close()
+            if target.addr == address:
+                _kill(ctx, target)
                 return OK
         raise CommandError("ERR No such client")
-    index, matches, skipme = 2, clients, True
-    if (len(argv) - 2) % 2:
+    if len(argv) % 2:
         raise CommandError(errors.SYNTAX)
-    while index < len(argv):
+    matches, skipme = clients, True
+    for index in range(2, len(argv), 2):
         option, value = argv[index].lower(), argv[index + 1]
         text = value.decode("utf-8", "replace")
         if option == b"id":
-            wanted = parse_int(value, "ERR client-id should be greater than 0")
+            try:
+                wanted = parse_int(value)
+            except CommandError:
+                wanted = 0
+            if wanted <= 0:
+                raise CommandError("ERR client-id should be greater than 0")
             matches = [c for c in matches if c.id == wanted]
         elif option == b"addr":
             matches = [c for c in matches if c.addr == text]
@@ -255,25 +351,62 @@ def _client_kill(ctx, argv):
         elif option == b"user":
             matches = [c for c in matches if c.user == text]
         elif option == b"type":
-            kind = value.lower()
-            matches = [c for c in matches if bool(c.channels or c.patterns) == (kind == b"pubsub")]
+            matches = _of_type(matches, value)
         elif option == b"skipme":
             if value.lower() not in (b"yes", b"no"):
                 raise CommandError(errors.SYNTAX)
             skipme = value.lower() == b"yes"
         else:
             raise CommandError(errors.SYNTAX)
-        index += 2
     killed = 0
     for target in matches:
         if skipme and target is ctx.client:
             continue
-        if target is ctx.client:
-            target.close_after_reply = True
-        else:
-            target.transport.close()
+        _kill(ctx, target)
         killed += 1
     return killed
+
+
+def _kill(ctx, target) -> None:
+    """The asking client is closed after its reply; any other at once."""
+    if target is ctx.client:
+        target.close_after_reply = True
+    else:
+        target.transport.close()
+
+
+# name -> (arity counted from CLIENT as Redis counts subcommand arity, handler)
+_CLIENT_SUBCOMMANDS = {
+    b"id": (2, _client_id),
+    b"setname": (3, _client_setname),
+    b"getname": (2, _client_getname),
+    b"info": (2, _client_info),
+    b"list": (-2, _client_list),
+    b"setinfo": (4, _client_setinfo),
+    b"kill": (-3, _client_kill),
+    b"no-evict": (3, _client_no_evict),
+    b"no-touch": (3, _client_no_touch),
+    b"reply": (3, _client_reply),
+    b"unblock": (-3, _client_unblock),
+    b"getredir": (2, _client_getredir),
+    b"help": (2, _client_help),
+}
+
+
+def client_(ctx, argv):
+    sub = argv[1].lower()
+    entry = _CLIENT_SUBCOMMANDS.get(sub)
+    if entry is None:
+        raise CommandError(errors.unknown_subcommand(argv[1], "CLIENT"))
+    arity, handler = entry
+    if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+        raise CommandError(errors.wrong_arity(f"client|{sub.decode()}"))
+    if sub == b"unblock" and len(argv) > 4:
+        raise CommandError(
+            f"ERR unknown subcommand or wrong number of arguments for '{argv[1].decode()}'. "
+            "Try CLIENT HELP."
+        )
+    return handler(ctx, argv)
 
 
 def register(registry):
@@ -282,12 +415,11 @@ def register(registry):
         command("echo", 2, "fast stale loading", echo, group="connection"),
         command("quit", -1, "fast stale loading noauth allow-busy", quit_, group="connection"),
         command("select", 2, "fast stale loading", select, group="connection"),
-        command("auth", -2, "noauth fast stale loading no-multi", auth, group="connection"),
-        command("hello", -1, "noauth fast stale loading no-multi", hello, group="connection"),
+        command("auth", -2, "noauth fast stale loading", auth, group="connection"),
+        command("hello", -1, "noauth fast stale loading", hello, group="connection"),
         command("reset", 1, "noauth fast stale loading", reset, group="connection"),
         command("client", -2, "admin stale loading", client_, group="connection",
-                subcommands=("id", "setname", "getname", "info", "list", "setinfo", "kill",
-                             "no-evict", "no-touch", "unblock", "reply")),
+                subcommands=tuple(name.decode() for name in _CLIENT_SUBCOMMANDS)),
     ])
 
 

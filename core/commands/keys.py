@@ -93,7 +93,8 @@ def type_name(ctx, value: Any) -> str:
 
 
 # Redis 7.0's defaults for the compact encodings (redis.conf *-max-listpack-*, intset).
-LISTPACK_ENTRIES = 128
+HASH_LISTPACK_ENTRIES = 512
+ZSET_LISTPACK_ENTRIES = 128
 LISTPACK_VALUE = 64
 INTSET_ENTRIES = 512
 EMBSTR_LIMIT = 44
@@ -125,7 +126,7 @@ def object_encoding(value: Any) -> str:
     if kind is deque:
         return "quicklist"  # 7.0 encodes every list as a quicklist (listpack lists are 7.2)
     if kind is dict:
-        if len(value) <= LISTPACK_ENTRIES and all(
+        if len(value) <= HASH_LISTPACK_ENTRIES and all(
             len(f) <= LISTPACK_VALUE and len(v) <= LISTPACK_VALUE for f, v in value.items()
         ):
             return "listpack"
@@ -135,7 +136,7 @@ def object_encoding(value: Any) -> str:
             return "intset"
         return "hashtable"  # 7.0 has no listpack sets (7.2 does)
     if kind.__name__ == "ZSet":
-        if len(value) <= LISTPACK_ENTRIES and all(
+        if len(value) <= ZSET_LISTPACK_ENTRIES and all(
             len(member) <= LISTPACK_VALUE for member, _score in value.items()
         ):
             return "listpack"
