@@ -361,6 +361,8 @@ class Server:
         while True:
             try:
                 sock, address = await listener.accept()
+            except trio.ClosedResourceError:  # shutdown closed the listener under us
+                return
             except OSError as error:
                 if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                     self.log.warning(f"Error accepting a client connection: {error.strerror}")
