@@ -181,3 +181,44 @@ def compile_glob(pattern: bytes) -> re.Pattern[bytes]:
             out.append(re.escape(c))
         i += 1
     return re.compile(b"".join(out), re.DOTALL)
+
+
+# --- keyspace notifications ----------------------------------------------------------------
+
+# notify-keyspace-events letters (Redis's keyspaceEventsStringToFlags): K and E choose the
+# channels, the others the classes of events; A is an alias for "g$lshzxetd".
+_CLASSES = frozenset("g$lshzxetdmn")
+_parsed_flags: dict[str, frozenset[str]] = {}
+
+
+def keyspace_event_flags(setting: str) -> frozenset[str]:
+    """The letters in force for a ``notify-keyspace-events`` value (cached: called per write)."""
+    flags = _parsed_flags.get(setting)
+    if flags is None:
+        letters = set(setting.replace("A", "g$lshzxetd"))
+        if not letters & {"K", "E"} or not letters & _CLASSES:
+            letters = set()
+        flags = _parsed_flags[setting] = frozenset(letters)
+    return flags
+
+
+def notify_keyspace_event(engine: Any, event_class: str, event: bytes, key: bytes, db: int) -> None:
+    """Publish one keyspace event as Redis's ``notifyKeyspaceEvent`` does, when the
+    ``notify-keyspace-events`` setting selects its class (``"g"`` generic, ``"$"`` string,
+    ``"l"`` list, ``"s"`` set, ``"h"`` hash, ``"z"`` sorted set, ``"x"`` expired, ...):
+    ``event`` on ``__keyspace@<db>__:<key>`` (K) and ``key`` on ``__keyevent@<db>__:<event>``
+    (E).  Commands call it after their change, with Redis's event name (``b"set"``,
+    ``b"lpush"``, ``b"del"``, ``b"expire"``...).  Costs one dict lookup when disabled."""
+    setting = engine.config.notify_keyspace_events
+    if not setting:
+        return
+    flags = keyspace_event_flags(setting)
+    if event_class not in flags:
+        return
+    pubsub = getattr(engine, "pubsub", None)
+    if pubsub is None or not (pubsub.channels or pubsub.patterns):
+        return
+    if "K" in flags:
+        pubsub.publish(b"__keyspace@%d__:%s" % (db, key), event)
+    if "E" in flags:
+        pubsub.publish(b"__keyevent@%d__:%s" % (db, event), key)

@@ -8,8 +8,9 @@ import time
 
 import pytest
 import redis
+import trio
 from servers import ServerThread
-from trioredis.pubsub import compile_glob
+from trioredis.pubsub import compile_glob, keyspace_event_flags, notify_keyspace_event
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +237,42 @@ def test_pubsub_errors_match_redis(rc):
 ])
 def test_glob_matches_like_redis(pattern, text, matches):
     assert (compile_glob(pattern).fullmatch(text) is not None) is matches
+
+
+# --- keyspace notifications (the mechanism commands call) ----------------------------------
+
+
+def _notify(server, event_class, event, key, db=0):
+    """Call notify_keyspace_event on the server's trio thread, as a command would."""
+    engine = server.server.engine
+    trio.from_thread.run_sync(
+        lambda: notify_keyspace_event(engine, event_class, event, key, db),
+        trio_token=server._token)
+
+
+def test_keyspace_notifications_use_redis_channels(rc, shared_server):
+    listener = shared_server.client().pubsub()
+    listener.psubscribe("__key*@*__:*")
+    next_message(listener)
+    try:
+        rc.config_set("notify-keyspace-events", "KEA")
+        _notify(shared_server, "$", b"set", b"user:1", 3)
+        first, second = next_message(listener), next_message(listener)
+        assert (first["channel"], first["data"]) == (b"__keyspace@3__:user:1", b"set")
+        assert (second["channel"], second["data"]) == (b"__keyevent@3__:set", b"user:1")
+        rc.config_set("notify-keyspace-events", "Eg")  # only generic events, only keyevent
+        _notify(shared_server, "$", b"set", b"skipped", 0)
+        _notify(shared_server, "g", b"del", b"gone", 0)
+        message = next_message(listener)
+        assert (message["channel"], message["data"]) == (b"__keyevent@0__:del", b"gone")
+    finally:
+        rc.config_set("notify-keyspace-events", "")
+        listener.close()
+
+
+@pytest.mark.parametrize(("setting", "letters"), [
+    ("", ""), ("K", ""), ("g", ""), ("KA", "KA"), ("Ex", "Ex"), ("KEA", "KEA"), ("AKm", "AKm"),
+])
+def test_keyspace_event_flags(setting, letters):
+    expected = set(letters.replace("A", "g$lshzxetd"))
+    assert keyspace_event_flags(setting) == expected
