@@ -612,3 +612,43 @@ def test_damaged_snapshot_stops_the_server_with_a_clear_log_line(tmp_path):
     checked = subprocess.run(["trioredis-check-snapshot", str(path)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout
     assert "48 keys" in checked.stdout
+
+
+def test_flushall_with_save_points_saves_the_empty_dataset(tmp_path):
+    """As Redis does: a crash after FLUSHALL must not bring the flushed keys back."""
+    server = start(tmp_path, ["save", "3600", "1"])
+    try:
+        client = server.client()
+        client.set("k", "v")
+        assert client.save() is True
+        assert client.flushall() is True
+        deadline = time.monotonic() + 10
+        while persistence(client)["rdb_saves"] < 2:
+            assert time.monotonic() < deadline, "FLUSHALL did not save the empty dataset"
+            time.sleep(0.02)
+    finally:
+        server.stop()
+    server = start(tmp_path)
+    try:
+        assert server.client().dbsize() == 0
+    finally:
+        server.stop()
+
+
+def test_sigterm_during_bgsave_kills_the_child_and_saves_the_final_snapshot(tmp_path):
+    options = [["save", "3600", "1"], ["appendonly", "no"]]
+    server = ServerProcess(str(tmp_path), options).start()
+    try:
+        client = server.client()
+        mset_many(client, 300_000)
+        assert bgsave(client) is True
+        client.set("last", "write")
+        assert server.stop() == 0
+        assert "DB saved on disk" in server.log()
+        assert glob.glob(str(tmp_path / "temp-*.trdb")) == []
+        server.start()
+        client = server.client()
+        assert client.dbsize() == 300_001
+        assert client.get("last") == b"write"
+    finally:
+        server.kill()

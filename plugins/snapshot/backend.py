@@ -252,6 +252,7 @@ class SnapshotBackend(BaseBackend):
         self._io_limiter = trio.CapacityLimiter(1)
         self._child_pid: int | None = None
         self._child_started = 0.0
+        self._child_background = False
         self._child_done = trio.Event()
         self._child_done.set()
         self._scheduled = False
@@ -326,6 +327,21 @@ class SnapshotBackend(BaseBackend):
                 host.log.notice(f"{changes} changes in {seconds} seconds. Saving...")
                 self._start_background()
                 return
+
+    def feed(self, db: int, argv: Any) -> None:
+        """Watch the propagated stream for FLUSHALL only.  Redis then kills a running save
+        child (its snapshot would bring the flushed keys back) and, with save points, saves
+        the empty dataset at once, so a crash after FLUSHALL does not resurrect them."""
+        name = argv[0]
+        if len(name) == 8 and name.upper() == b"FLUSHALL" and self._host is not None:
+            if self._child_pid is not None and self._child_background:
+                try:
+                    os.kill(self._child_pid, KILL_SIGNAL)
+                except ProcessLookupError:
+                    pass
+            if self.config.save:
+                self._scheduled = True
+                self._wakeup.set()
 
     def config_changed(self, old: Config, new: Config) -> None:
         """CONFIG SET: save points are read live by the cron; say what changed and let the
@@ -433,6 +449,7 @@ class SnapshotBackend(BaseBackend):
             self._last_bgsave_ok = False
             host.log.warning(f"Can't save in background: fork: {error.strerror}")
             raise CommandError(f"ERR Background save failed: fork: {error.strerror}") from None
+        self._child_background = True
         host.log.notice(f"Background saving started by pid {pid}")
         self._nursery.start_soon(self._finish, pid, report_fd, True)
 
@@ -444,6 +461,7 @@ class SnapshotBackend(BaseBackend):
         await host.fork_slot.acquire("snapshot")
         try:
             pid, report_fd = self._fork()
+            self._child_background = False
         except OSError as error:
             host.fork_slot.release("snapshot")
             host.log.warning(f"Can't save: fork: {error.strerror}")
