@@ -86,13 +86,14 @@ EMPTY_ARRAY = Raw(b"*0\r\n")
 
 
 def format_double(value: float) -> bytes:
-    """A double as Redis 7.0 prints it in a reply: ``inf``, ``-inf``, an integer without a
-    fraction when it is one, else 17 significant digits (``%.17g``)."""
+    """A double as Redis 7.0 prints it in a reply: ``inf``, ``-inf``, else ``%.17g`` (an
+    integer below 1e17 without a fraction, ``-0`` for negative zero, 17 significant digits
+    otherwise: ``1.1000000000000001``, ``1e+20``)."""
     if value == float("inf"):
         return b"inf"
     if value == float("-inf"):
         return b"-inf"
-    if value.is_integer() and abs(value) < 1e17:
+    if value.is_integer() and abs(value) < 1e17 and value:
         return b"%d" % value
     return b"%.17g" % value
 

@@ -1,0 +1,334 @@
+"""Set commands.  A set is a Python ``set`` of bytes; a set that becomes empty is deleted.
+
+Replies that Redis sends as a RESP3 set (SMEMBERS, SINTER, SUNION, SDIFF, SPOP with a count)
+are :class:`SetReply`; SRANDMEMBER with a count is a plain array, as in Redis.  SPOP is
+propagated as the SREM of what it popped (or DEL when it took everything), so a replayed AOF
+ends with the same set whatever the random choice was.
+
+Also here, shared with the sorted set commands: Redis's helpers for positive and bounded
+integer arguments, and a random member without a copy.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import Any
+
+from .. import errors
+from ..errors import CommandError
+from ..resp import SetReply
+from . import command
+from .args import INT64_MAX, parse_int
+from .keys import compile_glob, object_encoding, parse_cursor, parse_scan_options, scan_snapshots
+
+NUMKEYS_POSITIVE = "ERR numkeys should be greater than 0"
+NUMKEYS_TOO_MANY = "ERR Number of keys can't be greater than number of args"
+LIMIT_NEGATIVE = "ERR LIMIT can't be negative"
+MUST_BE_POSITIVE = "ERR value is out of range, must be positive"
+SREM_BATCH = 1024  # members per propagated SREM, as Redis batches SPOP's effect
+
+
+# --- shared argument helpers ---------------------------------------------------------------
+
+
+def parse_positive(raw: bytes, error: str = MUST_BE_POSITIVE) -> int:
+    """Redis's getPositiveLongFromObjectOrReply: a non-integer and a negative number give the
+    same error."""
+    try:
+        value = parse_int(raw)
+    except CommandError:
+        raise CommandError(error) from None
+    if value < 0:
+        raise CommandError(error)
+    return value
+
+
+def parse_range_long(raw: bytes, low: int, high: int, error: str | None = None) -> int:
+    """Redis's getRangeLongFromObjectOrReply: ``error`` (when given) replaces both the
+    not-an-integer and the out-of-range messages."""
+    try:
+        value = parse_int(raw)
+    except CommandError:
+        raise CommandError(error or errors.NOT_INTEGER) from None
+    if not low <= value <= high:
+        raise CommandError(
+            error or f"ERR value is out of range, value must between {low} and {high}"
+        )
+    return value
+
+
+def random_member(collection: Any) -> Any:
+    """One uniformly random element of a set or dict without copying it (islice skips in C)."""
+    return next(itertools.islice(iter(collection), random.randrange(len(collection)), None))
+
+
+# --- reading helpers -----------------------------------------------------------------------
+
+
+def _get_set(ctx, key: bytes) -> set[bytes] | None:
+    return ctx.db.get_typed(key, set)
+
+
+def _store(ctx, key: bytes, result: set[bytes]) -> int:
+    """SINTERSTORE & co: replace ``key`` by ``result`` (dropping its TTL), or delete it when
+    the result is empty.  The reply is the size."""
+    if result:
+        ctx.db.set(key, result)
+        ctx.dirty += 1
+        return len(result)
+    if ctx.db.delete(key):
+        ctx.dirty += 1
+    return 0
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def sadd(ctx, argv):
+    key = argv[1]
+    value = _get_set(ctx, key)
+    if value is None:
+        value = set()
+        ctx.db.set(key, value)
+    before = len(value)
+    value.update(argv[2:])
+    added = len(value) - before
+    ctx.dirty += added
+    return added
+
+
+def srem(ctx, argv):
+    key = argv[1]
+    value = _get_set(ctx, key)
+    if value is None:
+        return 0
+    removed = 0
+    for member in argv[2:]:
+        if member in value:
+            value.discard(member)
+            removed += 1
+            if not value:
+                ctx.db.delete(key)
+                break
+    ctx.dirty += removed
+    return removed
+
+
+def smove(ctx, argv):
+    source, destination, member = argv[1], argv[2], argv[3]
+    src = _get_set(ctx, source)
+    dst = ctx.db.get(destination)
+    if src is None:
+        return 0
+    if dst is not None and dst.__class__ is not set:
+        raise CommandError(errors.WRONGTYPE)
+    if src is dst:
+        return 1 if member in src else 0
+    if member not in src:
+        return 0
+    src.discard(member)
+    if not src:
+        ctx.db.delete(source)
+    if dst is None:
+        dst = set()
+        ctx.db.set(destination, dst)
+    ctx.dirty += 1
+    if member not in dst:
+        dst.add(member)
+        ctx.dirty += 1
+    return 1
+
+
+def sismember(ctx, argv):
+    value = _get_set(ctx, argv[1])
+    return 1 if value is not None and argv[2] in value else 0
+
+
+def smismember(ctx, argv):
+    value = _get_set(ctx, argv[1]) or ()
+    return [1 if member in value else 0 for member in argv[2:]]
+
+
+def scard(ctx, argv):
+    value = _get_set(ctx, argv[1])
+    return 0 if value is None else len(value)
+
+
+def smembers(ctx, argv):
+    value = _get_set(ctx, argv[1])
+    return SetReply(value or ())
+
+
+def spop(ctx, argv):
+    key = argv[1]
+    if len(argv) > 3:
+        raise CommandError(errors.SYNTAX)
+    if len(argv) == 3:
+        count = parse_positive(argv[2])
+        value = _get_set(ctx, key)
+        if value is None or count == 0:
+            return SetReply()
+        if count >= len(value):
+            ctx.db.delete(key)
+            ctx.dirty += 1
+            ctx.propagate([b"DEL", key])
+            return SetReply(value)
+        popped = random.sample(list(value), count)
+        value.difference_update(popped)
+        ctx.dirty += count
+        for start in range(0, count, SREM_BATCH):
+            ctx.propagate([b"SREM", key, *popped[start : start + SREM_BATCH]])
+        return SetReply(popped)
+    value = _get_set(ctx, key)
+    if value is None:
+        return None
+    member = random_member(value)
+    value.discard(member)
+    if not value:
+        ctx.db.delete(key)
+    ctx.dirty += 1
+    ctx.propagate([b"SREM", key, member])
+    return member
+
+
+def srandmember(ctx, argv):
+    key = argv[1]
+    if len(argv) > 3:
+        raise CommandError(errors.SYNTAX)
+    if len(argv) == 2:
+        value = _get_set(ctx, key)
+        return None if value is None else random_member(value)
+    count = parse_range_long(argv[2], -INT64_MAX, INT64_MAX)
+    value = _get_set(ctx, key)
+    if value is None or count == 0:
+        return []
+    if count < 0:
+        return random.choices(list(value), k=-count)
+    if count >= len(value):
+        return list(value)
+    return random.sample(list(value), count)
+
+
+def _load_sets(ctx, keys: list[bytes]) -> list[set[bytes] | None]:
+    """Every key's set (None when missing); WRONGTYPE if any key holds another type."""
+    return [_get_set(ctx, key) for key in keys]
+
+
+def _intersection(sets: list[set[bytes] | None], limit: int = 0) -> set[bytes]:
+    if any(s is None for s in sets):
+        return set()
+    ordered = sorted(sets, key=len)  # type: ignore[arg-type]
+    smallest, others = ordered[0], ordered[1:]
+    result: set[bytes] = set()
+    for member in smallest:  # type: ignore[union-attr]
+        if all(member in other for other in others):  # type: ignore[operator]
+            result.add(member)
+            if limit and len(result) >= limit:
+                break
+    return result
+
+
+def _union(sets: list[set[bytes] | None]) -> set[bytes]:
+    result: set[bytes] = set()
+    for s in sets:
+        if s:
+            result.update(s)
+    return result
+
+
+def _difference(sets: list[set[bytes] | None]) -> set[bytes]:
+    first = sets[0]
+    if not first:
+        return set()
+    result = set(first)
+    for s in sets[1:]:
+        if s:
+            result.difference_update(s)
+            if not result:
+                break
+    return result
+
+
+def sinter(ctx, argv):
+    return SetReply(_intersection(_load_sets(ctx, argv[1:])))
+
+
+def sunion(ctx, argv):
+    return SetReply(_union(_load_sets(ctx, argv[1:])))
+
+
+def sdiff(ctx, argv):
+    return SetReply(_difference(_load_sets(ctx, argv[1:])))
+
+
+def sinterstore(ctx, argv):
+    return _store(ctx, argv[1], _intersection(_load_sets(ctx, argv[2:])))
+
+
+def sunionstore(ctx, argv):
+    return _store(ctx, argv[1], _union(_load_sets(ctx, argv[2:])))
+
+
+def sdiffstore(ctx, argv):
+    return _store(ctx, argv[1], _difference(_load_sets(ctx, argv[2:])))
+
+
+def sintercard(ctx, argv):
+    numkeys = parse_range_long(argv[1], 1, INT64_MAX, NUMKEYS_POSITIVE)
+    if numkeys > len(argv) - 2:
+        raise CommandError(NUMKEYS_TOO_MANY)
+    limit = 0
+    index = 2 + numkeys
+    while index < len(argv):
+        if argv[index].lower() == b"limit" and index + 1 < len(argv):
+            limit = parse_positive(argv[index + 1], LIMIT_NEGATIVE)
+            index += 2
+        else:
+            raise CommandError(errors.SYNTAX)
+    return len(_intersection(_load_sets(ctx, argv[2 : 2 + numkeys]), limit))
+
+
+def sscan(ctx, argv):
+    """A small set (intset in Redis) comes back whole with cursor 0, as Redis answers it; a
+    large one walks a snapshot of its members, COUNT at a time (see keys.ScanSnapshots)."""
+    cursor = parse_cursor(argv[2])
+    value = _get_set(ctx, argv[1])
+    if value is None:
+        return [b"0", []]  # Redis answers a missing key before it reads the options
+    pattern, count, _ = parse_scan_options(argv, 3)
+    if object_encoding(value) == "intset":
+        next_cursor, batch = 0, list(value)
+    else:
+        next_cursor, batch = scan_snapshots(ctx).step(cursor, lambda: list(value), count)
+    match = compile_glob(pattern).match if pattern is not None else None
+    found = [
+        member for member in batch
+        if member in value and (match is None or match(member) is not None)
+    ]
+    return [b"%d" % next_cursor, found]
+
+
+def register(registry):
+    group = "set"
+    registry.extend([
+        command("sadd", -3, "write denyoom fast", sadd, (1, 1, 1), group=group),
+        command("srem", -3, "write fast", srem, (1, 1, 1), group=group),
+        command("smove", 4, "write fast", smove, (1, 2, 1), group=group),
+        command("sismember", 3, "readonly fast", sismember, (1, 1, 1), group=group),
+        command("smismember", -3, "readonly fast", smismember, (1, 1, 1), group=group),
+        command("scard", 2, "readonly fast", scard, (1, 1, 1), group=group),
+        command("smembers", 2, "readonly", smembers, (1, 1, 1), group=group),
+        command("spop", -2, "write fast", spop, (1, 1, 1), group=group),
+        command("srandmember", -2, "readonly", srandmember, (1, 1, 1), group=group),
+        command("sinter", -2, "readonly", sinter, (1, -1, 1), group=group),
+        command("sintercard", -3, "readonly", sintercard, (0, 0, 0), group=group),
+        # The STORE variants name only the destination: that is the key they modify (WATCH
+        # and blocked clients must not see the sources as changed).
+        command("sinterstore", -3, "write denyoom", sinterstore, (1, 1, 1), group=group),
+        command("sunion", -2, "readonly", sunion, (1, -1, 1), group=group),
+        command("sunionstore", -3, "write denyoom", sunionstore, (1, 1, 1), group=group),
+        command("sdiff", -2, "readonly", sdiff, (1, -1, 1), group=group),
+        command("sdiffstore", -3, "write denyoom", sdiffstore, (1, 1, 1), group=group),
+        command("sscan", -3, "readonly", sscan, (1, 1, 1), group=group),
+    ])

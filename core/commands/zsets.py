@@ -1,0 +1,816 @@
+"""Sorted set commands, on :class:`trioredis.zset.ZSet`.
+
+Scores in replies are floats: the encoder prints them as Redis 7.0 does (``%.17g``, ``inf``),
+a bulk string under RESP2 and a double under RESP3.  Pairs follow Redis's two shapes: a flat
+``[member, score, ...]`` array under RESP2, ``[[member, score], ...]`` under RESP3 (ZRANGE
+WITHSCORES, ZPOPMIN with a count, ZRANDMEMBER, ZUNION...); ZMPOP nests in both.  ZSCAN
+returns scores as bulk strings in both, as Redis does.
+
+Propagation: the pops (ZPOPMIN, ZMPOP, and the blocking pops however they were served) are
+propagated as ``ZPOPMIN/ZPOPMAX key count``; everything else is deterministic as sent (ZADD
+INCR and ZINCRBY add the same increment to the same score on replay).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+from .. import errors
+from ..engine import Block
+from ..errors import CommandError
+from ..resp import NULL_ARRAY, format_double
+from ..zset import LexRange, ScoreRange, ZSet, parse_double
+from . import command
+from .args import INT64_MAX, parse_int, parse_timeout
+from .keys import compile_glob, object_encoding, parse_cursor, parse_scan_options, scan_snapshots
+from .sets import LIMIT_NEGATIVE, parse_positive, parse_range_long, random_member
+
+XX_AND_NX = "ERR XX and NX options at the same time are not compatible"
+GT_LT_NX = "ERR GT, LT, and/or NX options at the same time are not compatible"
+INCR_SINGLE_PAIR = "ERR INCR option supports a single increment-element pair"
+SCORE_NAN = "ERR resulting score is not a number (NaN)"
+LIMIT_NEEDS_BY = (
+    "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
+)
+WITHSCORES_BYLEX = "ERR syntax error, WITHSCORES not supported in combination with BYLEX"
+WEIGHT_NOT_FLOAT = "ERR weight value is not a float"
+NUMKEYS_POSITIVE = "ERR numkeys should be greater than 0"
+COUNT_POSITIVE = "ERR count should be greater than 0"
+OUT_OF_RANGE = "ERR value is out of range"
+
+RANK, SCORE, LEX = "rank", "score", "lex"
+
+
+def _get(ctx, key: bytes) -> ZSet | None:
+    return ctx.db.get_typed(key, ZSet)
+
+
+def _pairs_reply(ctx, pairs: list[tuple[bytes, float]], withscores: bool) -> list[Any]:
+    """Members, or members with scores in the shape of the client's protocol."""
+    if not withscores:
+        return [member for member, _ in pairs]
+    if ctx.client.resp3:
+        return [[member, score] for member, score in pairs]
+    flat: list[Any] = []
+    for member, score in pairs:
+        flat.append(member)
+        flat.append(score)
+    return flat
+
+
+def _store(ctx, key: bytes, pairs: list[tuple[bytes, float]]) -> int:
+    """ZRANGESTORE, ZUNIONSTORE...: replace ``key`` (its TTL goes too) or delete it when the
+    result is empty; the reply is the stored size."""
+    if pairs:
+        ctx.db.set(key, ZSet(pairs))
+        ctx.dirty += 1
+        return len(pairs)
+    if ctx.db.delete(key):
+        ctx.dirty += 1
+    return 0
+
+
+def _rank_bounds(start: int, end: int, length: int) -> tuple[int, int] | None:
+    """Redis's index sanitizing: negative counts from the end; None when empty; else an
+    inclusive (start, end) within the set."""
+    if start < 0:
+        start += length
+    if end < 0:
+        end += length
+    start = max(start, 0)
+    if start > end or start >= length:
+        return None
+    return start, min(end, length - 1)
+
+
+# --- adding and removing -------------------------------------------------------------------
+
+
+def _zadd_generic(ctx, argv: list[bytes], incr: bool) -> Any:
+    """ZADD and ZINCRBY (Redis's zaddGenericCommand: ZINCRBY reads the same options, so
+    ``ZINCRBY key xx m`` is a syntax error rather than a bad float)."""
+    key = argv[1]
+    nx = xx = gt = lt = ch = False
+    index = 2
+    while index < len(argv):
+        option = argv[index].lower()
+        if option == b"nx":
+            nx = True
+        elif option == b"xx":
+            xx = True
+        elif option == b"ch":
+            ch = True
+        elif option == b"incr":
+            incr = True
+        elif option == b"gt":
+            gt = True
+        elif option == b"lt":
+            lt = True
+        else:
+            break
+        index += 1
+    rest = argv[index:]
+    if not rest or len(rest) % 2:
+        raise CommandError(errors.SYNTAX)
+    if nx and xx:
+        raise CommandError(XX_AND_NX)
+    if (gt and nx) or (lt and nx) or (gt and lt):
+        raise CommandError(GT_LT_NX)
+    if incr and len(rest) > 2:
+        raise CommandError(INCR_SINGLE_PAIR)
+    scores = [parse_double(rest[i]) for i in range(0, len(rest), 2)]
+    zset = _get(ctx, key)
+    if zset is None:
+        if xx:
+            return None if incr else 0
+        zset = ZSet()
+        ctx.db.set(key, zset)
+    added = updated = processed = 0
+    score = 0.0
+    for position, score in enumerate(scores):
+        member = rest[2 * position + 1]
+        current = zset.scores.get(member)
+        if current is None:
+            if xx:
+                continue
+            zset.add(member, score)
+            added += 1
+            processed += 1
+            continue
+        if nx:
+            continue
+        if incr:
+            score = current + score
+            if math.isnan(score):
+                raise CommandError(SCORE_NAN)
+        if (lt and score >= current) or (gt and score <= current):
+            continue
+        processed += 1
+        if score != current:
+            zset.add(member, score)
+            updated += 1
+    ctx.dirty += added + updated
+    if incr:
+        return score if processed else None
+    return added + updated if ch else added
+
+
+def zadd(ctx, argv):
+    return _zadd_generic(ctx, argv, False)
+
+
+def zincrby(ctx, argv):
+    return _zadd_generic(ctx, argv, True)
+
+
+def zrem(ctx, argv):
+    key = argv[1]
+    zset = _get(ctx, key)
+    if zset is None:
+        return 0
+    removed = 0
+    for member in argv[2:]:
+        if zset.discard(member):
+            removed += 1
+            if not zset:
+                ctx.db.delete(key)
+                break
+    ctx.dirty += removed
+    return removed
+
+
+# --- reading single members ----------------------------------------------------------------
+
+
+def zcard(ctx, argv):
+    zset = _get(ctx, argv[1])
+    return 0 if zset is None else len(zset)
+
+
+def zscore(ctx, argv):
+    zset = _get(ctx, argv[1])
+    return None if zset is None else zset.score(argv[2])
+
+
+def zmscore(ctx, argv):
+    zset = _get(ctx, argv[1])
+    if zset is None:
+        return [None] * (len(argv) - 2)
+    return [zset.score(member) for member in argv[2:]]
+
+
+def _zrank_generic(ctx, argv, reverse: bool):
+    """ZRANK/ZREVRANK, with Redis 7.2's WITHSCORE ([rank, score], a null array when
+    missing)."""
+    if len(argv) > 4:
+        raise CommandError(errors.wrong_arity(argv[0].decode(errors="replace").lower()))
+    withscore = False
+    if len(argv) == 4:
+        if argv[3].lower() != b"withscore":
+            raise CommandError(errors.SYNTAX)
+        withscore = True
+    missing = NULL_ARRAY if withscore else None
+    zset = _get(ctx, argv[1])
+    if zset is None:
+        return missing
+    rank = zset.rank(argv[2], reverse)
+    if rank is None:
+        return missing
+    return [rank, zset.scores[argv[2]]] if withscore else rank
+
+
+def zrank(ctx, argv):
+    return _zrank_generic(ctx, argv, False)
+
+
+def zrevrank(ctx, argv):
+    return _zrank_generic(ctx, argv, True)
+
+
+def zcount(ctx, argv):
+    spec = ScoreRange.parse(argv[2], argv[3])
+    zset = _get(ctx, argv[1])
+    if zset is None:
+        return 0
+    start, stop = zset.score_span(spec)
+    return stop - start
+
+
+def zlexcount(ctx, argv):
+    spec = LexRange(argv[2], argv[3])
+    zset = _get(ctx, argv[1])
+    if zset is None:
+        return 0
+    first = zset.lex_first(spec)
+    if first is None:
+        return 0
+    return zset.lex_forward_stop(spec, first) - first
+
+
+# --- ranges --------------------------------------------------------------------------------
+
+
+def _select(zset: ZSet, kind: str, reverse: bool, low: Any, high: Any, offset: int,
+            limit: int) -> list[tuple[bytes, float]]:
+    """The pairs a ZRANGE-family command names, in reply order (Redis's
+    genericZrangeby*Command walks, including how LIMIT skips and stops)."""
+    length = len(zset)
+    if kind == RANK:
+        bounds = _rank_bounds(low, high, length)
+        if bounds is None:
+            return []
+        start, end = bounds
+        if reverse:
+            return zset.slice(length - 1 - end, length - start, reverse=True)
+        return zset.slice(start, end + 1)
+    if offset < 0 or (offset > 0 and offset >= length):
+        return []
+    if kind == SCORE:
+        start, stop = zset.score_span(low)
+        if start >= stop:
+            return []
+        if reverse:
+            hi = stop - offset
+            lo = start if limit < 0 else max(start, hi - limit)
+            return zset.slice(lo, hi, reverse=True)
+        lo = start + offset
+        hi = stop if limit < 0 else min(stop, lo + limit)
+        return zset.slice(lo, hi)
+    spec: LexRange = low
+    if reverse:
+        last = zset.lex_last(spec)
+        if last is None:
+            return []
+        top = last - offset
+        if top < 0:
+            return []
+        lo = zset.lex_backward_stop(spec, top)
+        if limit >= 0:
+            lo = max(lo, top + 1 - limit)
+        return zset.slice(lo, top + 1, reverse=True)
+    first = zset.lex_first(spec)
+    if first is None:
+        return []
+    lo = first + offset
+    if lo >= length:
+        return []
+    hi = zset.lex_forward_stop(spec, lo)
+    if limit >= 0:
+        hi = min(hi, lo + limit)
+    return zset.slice(lo, hi)
+
+
+def _zrange_generic(ctx, argv: list[bytes], key_index: int, store: bool,
+                    kind: str | None = None, reverse: bool | None = None) -> Any:
+    """Redis's zrangeGenericCommand: every ZRANGE-family command.  ``kind`` and ``reverse``
+    are fixed by the legacy commands (ZREVRANGEBYSCORE...) and left None for ZRANGE and
+    ZRANGESTORE, whose BYSCORE/BYLEX/REV options set them once."""
+    withscores = False
+    offset, limit = 0, -1
+    index = key_index + 3
+    while index < len(argv):
+        option = argv[index].lower()
+        if not store and option == b"withscores":
+            withscores = True
+        elif option == b"limit" and len(argv) - index - 1 >= 2:
+            offset = parse_int(argv[index + 1])
+            limit = parse_int(argv[index + 2])
+            index += 2
+        elif reverse is None and option == b"rev":
+            reverse = True
+        elif kind is None and option == b"bylex":
+            kind = LEX
+        elif kind is None and option == b"byscore":
+            kind = SCORE
+        else:
+            raise CommandError(errors.SYNTAX)
+        index += 1
+    kind = kind or RANK
+    reverse = bool(reverse)
+    if limit != -1 and kind == RANK:
+        raise CommandError(LIMIT_NEEDS_BY)
+    if withscores and kind == LEX:
+        raise CommandError(WITHSCORES_BYLEX)
+    low_raw, high_raw = argv[key_index + 1], argv[key_index + 2]
+    if reverse and kind != RANK:
+        low_raw, high_raw = high_raw, low_raw  # given as max, min
+    low: Any
+    high: Any = None
+    if kind == RANK:
+        low, high = parse_int(low_raw), parse_int(high_raw)
+    elif kind == SCORE:
+        low = ScoreRange.parse(low_raw, high_raw)
+    else:
+        low = LexRange(low_raw, high_raw)
+    zset = _get(ctx, argv[key_index])
+    pairs = [] if zset is None else _select(zset, kind, reverse, low, high, offset, limit)
+    if store:
+        return _store(ctx, argv[1], pairs)
+    return _pairs_reply(ctx, pairs, withscores)
+
+
+def zrange(ctx, argv):
+    return _zrange_generic(ctx, argv, 1, False)
+
+
+def zrangestore(ctx, argv):
+    return _zrange_generic(ctx, argv, 2, True)
+
+
+def zrevrange(ctx, argv):
+    return _zrange_generic(ctx, argv, 1, False, RANK, True)
+
+
+def zrangebyscore(ctx, argv):
+    return _zrange_generic(ctx, argv, 1, False, SCORE, False)
+
+
+def zrevrangebyscore(ctx, argv):
+    return _zrange_generic(ctx, argv, 1, False, SCORE, True)
+
+
+def zrangebylex(ctx, argv):
+    return _zrange_generic(ctx, argv, 1, False, LEX, False)
+
+
+def zrevrangebylex(ctx, argv):
+    return _zrange_generic(ctx, argv, 1, False, LEX, True)
+
+
+def _zremrange(ctx, argv, kind: str) -> int:
+    key = argv[1]
+    if kind == RANK:
+        start, end = parse_int(argv[2]), parse_int(argv[3])
+    elif kind == SCORE:
+        score_spec = ScoreRange.parse(argv[2], argv[3])
+    else:
+        lex_spec = LexRange(argv[2], argv[3])
+    zset = _get(ctx, key)
+    if zset is None:
+        return 0
+    if kind == RANK:
+        bounds = _rank_bounds(start, end, len(zset))
+        if bounds is None:
+            return 0
+        lo, hi = bounds[0], bounds[1] + 1
+    elif kind == SCORE:
+        lo, hi = zset.score_span(score_spec)
+    else:
+        first = zset.lex_first(lex_spec)
+        if first is None:
+            return 0
+        lo, hi = first, zset.lex_forward_stop(lex_spec, first)
+    removed = zset.delete_positions(lo, hi) if lo < hi else 0
+    if removed:
+        if not zset:
+            ctx.db.delete(key)
+        ctx.dirty += removed
+    return removed
+
+
+def zremrangebyrank(ctx, argv):
+    return _zremrange(ctx, argv, RANK)
+
+
+def zremrangebyscore(ctx, argv):
+    return _zremrange(ctx, argv, SCORE)
+
+
+def zremrangebylex(ctx, argv):
+    return _zremrange(ctx, argv, LEX)
+
+
+# --- pops ----------------------------------------------------------------------------------
+
+
+def _pop_from(ctx, key: bytes, zset: ZSet, highest: bool, count: int,
+              propagate: list[bytes] | None) -> list[tuple[bytes, float]]:
+    """Pop up to ``count`` pairs from ``zset`` at ``key``, deleting it when emptied;
+    ``propagate`` is the effect to propagate instead of the command (None: as sent)."""
+    popped = [zset.pop(highest) for _ in range(min(count, len(zset)))]
+    if not zset:
+        ctx.db.delete(key)
+    ctx.dirty += len(popped)
+    if propagate is not None:
+        ctx.propagate(propagate)
+    return popped
+
+
+def _pop_name(highest: bool) -> bytes:
+    return b"ZPOPMAX" if highest else b"ZPOPMIN"
+
+
+def _flat_pairs(pairs: list[tuple[bytes, float]]) -> list[Any]:
+    flat: list[Any] = []
+    for member, score in pairs:
+        flat.append(member)
+        flat.append(score)
+    return flat
+
+
+def _zpop(ctx, argv, highest: bool):
+    """ZPOPMIN/ZPOPMAX key [count]: deterministic, so propagated as sent.  Without a count
+    the reply is flat even under RESP3, as in Redis."""
+    if len(argv) > 3:
+        raise CommandError(errors.SYNTAX)
+    count = parse_positive(argv[2]) if len(argv) == 3 else -1
+    key = argv[1]
+    zset = _get(ctx, key)
+    if zset is None or count == 0:
+        return []
+    popped = _pop_from(ctx, key, zset, highest, 1 if count == -1 else count, None)
+    if count == -1:
+        return _flat_pairs(popped)
+    return _pairs_reply(ctx, popped, True)
+
+
+def zpopmin(ctx, argv):
+    return _zpop(ctx, argv, False)
+
+
+def zpopmax(ctx, argv):
+    return _zpop(ctx, argv, True)
+
+
+def _parse_mpop(argv: list[bytes], numkeys_index: int) -> tuple[list[bytes], bool, int]:
+    """ZMPOP/BZMPOP's ``numkeys key... MIN|MAX [COUNT n]``: (keys, highest, count)."""
+    numkeys = parse_range_long(argv[numkeys_index], 1, INT64_MAX, NUMKEYS_POSITIVE)
+    where_index = numkeys_index + numkeys + 1
+    if where_index >= len(argv):
+        raise CommandError(errors.SYNTAX)
+    where = argv[where_index].lower()
+    if where not in (b"min", b"max"):
+        raise CommandError(errors.SYNTAX)
+    count = -1
+    index = where_index + 1
+    while index < len(argv):
+        if count == -1 and argv[index].lower() == b"count" and index + 1 < len(argv):
+            count = parse_range_long(argv[index + 1], 1, INT64_MAX, COUNT_POSITIVE)
+            index += 2
+        else:
+            raise CommandError(errors.SYNTAX)
+    keys = argv[numkeys_index + 1 : where_index]
+    return keys, where == b"max", 1 if count == -1 else count
+
+
+def _first_zset(ctx, keys: list[bytes]) -> tuple[bytes, ZSet] | None:
+    """The first key holding a sorted set (WRONGTYPE for another type met before it)."""
+    for key in keys:
+        zset = _get(ctx, key)
+        if zset is not None:
+            return key, zset
+    return None
+
+
+def _ready_zset(ctx, keys: list[bytes]) -> tuple[bytes, ZSet] | None:
+    """For a blocked client: the first key that now holds a sorted set (a key that holds
+    another type is passed over: Redis serves only sorted sets to these clients)."""
+    for key in keys:
+        value = ctx.db.get(key)
+        if value is not None and value.__class__ is ZSet:
+            return key, value
+    return None
+
+
+def _mpop(ctx, key: bytes, zset: ZSet, highest: bool, count: int) -> list[Any]:
+    """ZMPOP/BZMPOP's pop: ``[key, [[member, score], ...]]`` in both protocols, propagated
+    as ``ZPOPMIN key count`` (the keys it was not taken from play no part)."""
+    popped = _pop_from(ctx, key, zset, highest, count, [_pop_name(highest), key, b"%d" % count])
+    ctx.touch(key)  # the declared key positions are empty: numkeys makes them movable
+    return [key, [[member, score] for member, score in popped]]
+
+
+def zmpop(ctx, argv):
+    keys, highest, count = _parse_mpop(argv, 1)
+    found = _first_zset(ctx, keys)
+    if found is None:
+        return NULL_ARRAY
+    return _mpop(ctx, found[0], found[1], highest, count)
+
+
+def bzmpop(ctx, argv):
+    keys, highest, count = _parse_mpop(argv, 2)
+    timeout = parse_timeout(argv[1])
+    found = _first_zset(ctx, keys)
+    if found is not None:
+        return _mpop(ctx, found[0], found[1], highest, count)
+
+    def attempt(ctx):
+        ready = _ready_zset(ctx, keys)
+        return None if ready is None else _mpop(ctx, ready[0], ready[1], highest, count)
+
+    return Block(keys, timeout, attempt, NULL_ARRAY)
+
+
+def _bzpop(ctx, argv, highest: bool):
+    """BZPOPMIN/BZPOPMAX key... timeout: ``[key, member, score]``, propagated as the
+    ``ZPOPMIN key`` that happened, whether served at once or after blocking."""
+    timeout = parse_timeout(argv[-1])
+    keys = argv[1:-1]
+
+    def pop(ctx, key: bytes, zset: ZSet) -> list[Any]:
+        (member, score), = _pop_from(ctx, key, zset, highest, 1, [_pop_name(highest), key])
+        return [key, member, score]
+
+    found = _first_zset(ctx, keys)
+    if found is not None:
+        return pop(ctx, *found)
+
+    def attempt(ctx):
+        ready = _ready_zset(ctx, keys)
+        return None if ready is None else pop(ctx, *ready)
+
+    return Block(keys, timeout, attempt, NULL_ARRAY)
+
+
+def bzpopmin(ctx, argv):
+    return _bzpop(ctx, argv, False)
+
+
+def bzpopmax(ctx, argv):
+    return _bzpop(ctx, argv, True)
+
+
+# --- random members and scans --------------------------------------------------------------
+
+
+def zrandmember(ctx, argv):
+    key = argv[1]
+    if len(argv) == 2:
+        zset = _get(ctx, key)
+        return None if zset is None else random_member(zset.scores)
+    count = parse_range_long(argv[2], -INT64_MAX, INT64_MAX)
+    withscores = False
+    if len(argv) > 4 or (len(argv) == 4 and argv[3].lower() != b"withscores"):
+        raise CommandError(errors.SYNTAX)
+    if len(argv) == 4:
+        withscores = True
+        if count < -(INT64_MAX // 2) or count > INT64_MAX // 2:
+            raise CommandError(OUT_OF_RANGE)
+    zset = _get(ctx, key)
+    if zset is None or count == 0:
+        return []
+    length = len(zset)
+    if count < 0:
+        positions = random.choices(range(length), k=-count)
+    elif count >= length:
+        positions = range(length)
+    else:
+        positions = random.sample(range(length), count)
+    return _pairs_reply(ctx, [zset.at(position) for position in positions], withscores)
+
+
+def zscan(ctx, argv):
+    """A small sorted set (listpack in Redis) comes back whole, in score order, with cursor
+    0; a large one walks a snapshot of its members (see keys.ScanSnapshots).  Scores are
+    bulk strings in both protocols, as Redis sends them."""
+    cursor = parse_cursor(argv[2])
+    zset = _get(ctx, argv[1])
+    if zset is None:
+        return [b"0", []]
+    pattern, count, _ = parse_scan_options(argv, 3)
+    if object_encoding(zset) == "listpack":
+        next_cursor, batch = 0, list(zset)
+    else:
+        next_cursor, batch = scan_snapshots(ctx).step(cursor, lambda: list(zset.scores), count)
+    match = compile_glob(pattern).match if pattern is not None else None
+    scores = zset.scores
+    found: list[bytes] = []
+    for member in batch:
+        score = scores.get(member)
+        if score is None or (match is not None and match(member) is None):
+            continue
+        found.append(member)
+        found.append(format_double(score))
+    return [b"%d" % next_cursor, found]
+
+
+# --- set operations ------------------------------------------------------------------------
+
+UNION, INTER, DIFF = "union", "inter", "diff"
+
+
+def _agg_sum(target: float, value: float) -> float:
+    total = target + value
+    return 0.0 if total != total else total  # inf + -inf is NaN: Redis makes it 0
+
+
+def _agg_min(target: float, value: float) -> float:
+    return value if value < target else target
+
+
+def _agg_max(target: float, value: float) -> float:
+    return value if value > target else target
+
+
+_AGGREGATES = {b"sum": _agg_sum, b"min": _agg_min, b"max": _agg_max}
+
+
+def _as_scores(value: Any) -> dict[bytes, float]:
+    """A source of ZUNION & co as member -> score: a plain set's members score 1."""
+    if value is None:
+        return {}
+    if value.__class__ is ZSet:
+        return value.scores
+    return dict.fromkeys(value, 1.0)
+
+
+def _zsetop(ctx, argv: list[bytes], numkeys_index: int, op: str, store: bool = False,
+            cardinality_only: bool = False) -> Any:
+    """Redis's zunionInterDiffGenericCommand: ZUNION ZINTER ZDIFF, their STORE variants,
+    ZINTERCARD.  Sources may be sets; scores combine in the order Redis uses (sources
+    sorted by size, smallest first, except for ZDIFF), which matters for float sums."""
+    name = argv[0].decode(errors="replace").lower()
+    setnum = parse_int(argv[numkeys_index])
+    if setnum < 1:
+        raise CommandError(f"ERR at least 1 input key is needed for '{name}' command")
+    if setnum > len(argv) - (numkeys_index + 1):
+        raise CommandError(errors.SYNTAX)
+    values = []
+    for key in argv[numkeys_index + 1 : numkeys_index + 1 + setnum]:
+        value = ctx.db.get(key)
+        if value is not None and value.__class__ is not ZSet and value.__class__ is not set:
+            raise CommandError(errors.WRONGTYPE)
+        values.append(value)
+    weights = [1.0] * setnum
+    aggregate = _agg_sum
+    withscores = False
+    limit = 0
+    index = numkeys_index + 1 + setnum
+    while index < len(argv):
+        remaining = len(argv) - index
+        option = argv[index].lower()
+        if op != DIFF and not cardinality_only and remaining >= setnum + 1 and option == b"weights":
+            weights = [parse_double(raw, WEIGHT_NOT_FLOAT) for raw in argv[index + 1 : index + 1 + setnum]]
+            index += 1 + setnum
+        elif op != DIFF and not cardinality_only and remaining >= 2 and option == b"aggregate":
+            aggregate = _AGGREGATES.get(argv[index + 1].lower())  # type: ignore[assignment]
+            if aggregate is None:
+                raise CommandError(errors.SYNTAX)
+            index += 2
+        elif not store and not cardinality_only and option == b"withscores":
+            withscores = True
+            index += 1
+        elif cardinality_only and remaining >= 2 and option == b"limit":
+            limit = parse_positive(argv[index + 1], LIMIT_NEGATIVE)
+            index += 2
+        else:
+            raise CommandError(errors.SYNTAX)
+    sources = [(_as_scores(value), weight, value) for value, weight in zip(values, weights, strict=True)]
+    if op != DIFF:
+        sources.sort(key=lambda source: len(source[0]))  # stable, as glibc's merge qsort
+    result: dict[bytes, float] = {}
+    if op == INTER:
+        first, first_weight, _ = sources[0]
+        others = sources[1:]
+        for member, score in first.items():
+            total = first_weight * score
+            if total != total:
+                total = 0.0
+            for other, weight, _ in others:
+                value = other.get(member)
+                if value is None:
+                    break
+                total = aggregate(total, value * weight)
+            else:
+                result[member] = total
+                if cardinality_only and limit and len(result) >= limit:
+                    break
+    elif op == UNION:
+        for scores, weight, _ in sources:
+            for member, score in scores.items():
+                value = weight * score
+                if value != value:
+                    value = 0.0
+                existing = result.get(member)
+                result[member] = value if existing is None else aggregate(existing, value)
+    else:
+        first_value = values[0]
+        first = sources[0][0]
+        if first and not any(value is first_value for value in values[1:]):
+            others_scores = [scores for scores, _, _ in sources[1:] if scores]
+            result = {
+                member: score
+                for member, score in first.items()
+                if not any(member in other for other in others_scores)
+            }
+    if cardinality_only:
+        return len(result)
+    pairs = sorted(((score, member) for member, score in result.items()))
+    ordered = [(member, score) for score, member in pairs]
+    if store:
+        return _store(ctx, argv[1], ordered)
+    return _pairs_reply(ctx, ordered, withscores)
+
+
+def zunion(ctx, argv):
+    return _zsetop(ctx, argv, 1, UNION)
+
+
+def zinter(ctx, argv):
+    return _zsetop(ctx, argv, 1, INTER)
+
+
+def zdiff(ctx, argv):
+    return _zsetop(ctx, argv, 1, DIFF)
+
+
+def zunionstore(ctx, argv):
+    return _zsetop(ctx, argv, 2, UNION, store=True)
+
+
+def zinterstore(ctx, argv):
+    return _zsetop(ctx, argv, 2, INTER, store=True)
+
+
+def zdiffstore(ctx, argv):
+    return _zsetop(ctx, argv, 2, DIFF, store=True)
+
+
+def zintercard(ctx, argv):
+    return _zsetop(ctx, argv, 1, INTER, cardinality_only=True)
+
+
+def register(registry):
+    group = "sortedset"
+    registry.extend([
+        command("zadd", -4, "write denyoom fast", zadd, (1, 1, 1), group=group),
+        command("zincrby", 4, "write denyoom fast", zincrby, (1, 1, 1), group=group),
+        command("zrem", -3, "write fast", zrem, (1, 1, 1), group=group),
+        command("zcard", 2, "readonly fast", zcard, (1, 1, 1), group=group),
+        command("zscore", 3, "readonly fast", zscore, (1, 1, 1), group=group),
+        command("zmscore", -3, "readonly fast", zmscore, (1, 1, 1), group=group),
+        command("zrank", -3, "readonly fast", zrank, (1, 1, 1), group=group),
+        command("zrevrank", -3, "readonly fast", zrevrank, (1, 1, 1), group=group),
+        command("zcount", 4, "readonly fast", zcount, (1, 1, 1), group=group),
+        command("zlexcount", 4, "readonly fast", zlexcount, (1, 1, 1), group=group),
+        command("zrange", -4, "readonly", zrange, (1, 1, 1), group=group),
+        # ZRANGESTORE and the STORE set operations name only the destination: the key they
+        # modify (the sources must not look changed to WATCH or blocked clients).
+        command("zrangestore", -5, "write denyoom", zrangestore, (1, 1, 1), group=group),
+        command("zrevrange", -4, "readonly", zrevrange, (1, 1, 1), group=group),
+        command("zrangebyscore", -4, "readonly", zrangebyscore, (1, 1, 1), group=group),
+        command("zrevrangebyscore", -4, "readonly", zrevrangebyscore, (1, 1, 1), group=group),
+        command("zrangebylex", -4, "readonly", zrangebylex, (1, 1, 1), group=group),
+        command("zrevrangebylex", -4, "readonly", zrevrangebylex, (1, 1, 1), group=group),
+        command("zremrangebyrank", 4, "write", zremrangebyrank, (1, 1, 1), group=group),
+        command("zremrangebyscore", 4, "write", zremrangebyscore, (1, 1, 1), group=group),
+        command("zremrangebylex", 4, "write", zremrangebylex, (1, 1, 1), group=group),
+        command("zpopmin", -2, "write fast", zpopmin, (1, 1, 1), group=group),
+        command("zpopmax", -2, "write fast", zpopmax, (1, 1, 1), group=group),
+        command("bzpopmin", -3, "write fast blocking", bzpopmin, (1, -2, 1), group=group),
+        command("bzpopmax", -3, "write fast blocking", bzpopmax, (1, -2, 1), group=group),
+        command("zmpop", -4, "write", zmpop, (0, 0, 0), group=group),
+        command("bzmpop", -5, "write blocking", bzmpop, (0, 0, 0), group=group),
+        command("zrandmember", -2, "readonly", zrandmember, (1, 1, 1), group=group),
+        command("zscan", -3, "readonly", zscan, (1, 1, 1), group=group),
+        command("zunionstore", -4, "write denyoom", zunionstore, (1, 1, 1), group=group),
+        command("zinterstore", -4, "write denyoom", zinterstore, (1, 1, 1), group=group),
+        command("zdiffstore", -4, "write denyoom", zdiffstore, (1, 1, 1), group=group),
+        command("zunion", -3, "readonly", zunion, (0, 0, 0), group=group),
+        command("zinter", -3, "readonly", zinter, (0, 0, 0), group=group),
+        command("zdiff", -3, "readonly", zdiff, (0, 0, 0), group=group),
+        command("zintercard", -3, "readonly", zintercard, (0, 0, 0), group=group),
+    ])
