@@ -1,4 +1,4 @@
-"""What operators watch: the slow log (SLOWLOG) and MONITOR.
+"""What operators watch: the slow log (SLOWLOG), MONITOR and latency events (LATENCY).
 
 A built-in plugin: it implements ``trioredis_command_executed`` like any third-party observer
 would, and keeps its state in one :class:`Observer` per engine (``engine.observer``, created
@@ -10,6 +10,12 @@ value nothing), newest first, at most ``slowlog-max-len`` entries, at most 32 ar
 most 128 bytes each.  MONITOR shows every command that ran (not the ones refused before running,
 not admin commands, not what a persistence file replays) after it ran, with the database the
 client is in afterwards; AUTH's arguments are shown as ``(redacted)`` in both.
+
+Latency events (Redis's latency monitor): a named event (``command``, ``fast-command``,
+``aof-write``, ``aof-fsync-always``, ``fork``...) is sampled when it took at least
+``latency-monitor-threshold`` milliseconds (0, the default, turns the monitor off); each event
+keeps its last 160 samples, one per second (the worst of that second), and its all-time maximum.
+Backends report theirs through ``BackendHost.record_latency``.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from .commands import ADMIN, SKIP_SLOWLOG
+from .commands import ADMIN, FAST, SKIP_SLOWLOG
 from .hookspecs import hookimpl
 from .resp import Raw
 
@@ -26,6 +32,7 @@ if TYPE_CHECKING:
     from .client import Client
 
 SLOWLOG_MAX_ARGC = 32
+LATENCY_SAMPLES = 160
 SLOWLOG_MAX_STRING = 128
 REDACTED = b"(redacted)"
 
@@ -47,6 +54,23 @@ class SlowlogEntry:
         return [self.id, self.timestamp, self.duration_us, list(self.argv), self.addr, self.name]
 
 
+class LatencyEvent:
+    """The samples of one event: (unix time, milliseconds), oldest first, and the maximum."""
+
+    __slots__ = ("samples", "max")
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[int, int]] = deque(maxlen=LATENCY_SAMPLES)
+        self.max = 0
+
+    def add(self, now: int, milliseconds: int) -> None:
+        if self.samples and self.samples[-1][0] == now:
+            last = self.samples.pop()
+            milliseconds = max(milliseconds, last[1])
+        self.samples.append((now, milliseconds))
+        self.max = max(self.max, milliseconds)
+
+
 class Observer:
     """The slow log and the MONITOR clients of one server."""
 
@@ -54,6 +78,7 @@ class Observer:
         self.slowlog: deque[SlowlogEntry] = deque()  # newest first
         self.next_id = 0
         self.monitors: dict[int, Client] = {}
+        self.latency: dict[str, LatencyEvent] = {}
 
     # --- slow log --------------------------------------------------------------------------
 
@@ -67,6 +92,15 @@ class Observer:
 
     def reset_slowlog(self) -> None:
         self.slowlog.clear()
+
+    # --- latency monitor -------------------------------------------------------------------
+
+    def add_latency_sample(self, event: str, milliseconds: int) -> None:
+        now = int(time.time())
+        history = self.latency.get(event)
+        if history is None:
+            history = self.latency[event] = LatencyEvent()
+        history.add(now, milliseconds)
 
     # --- MONITOR ---------------------------------------------------------------------------
 
@@ -88,6 +122,18 @@ def of(engine: Any) -> Observer:
     if observer is None:
         observer = engine.observer = Observer()
     return observer
+
+
+def latency_threshold(engine: Any) -> int:
+    """``latency-monitor-threshold`` in milliseconds (0: the monitor is off)."""
+    return getattr(engine.config, "latency_monitor_threshold", 0)
+
+
+def record_latency(engine: Any, event: str, milliseconds: int) -> None:
+    """Sample ``event`` when it reached the threshold (Redis's latencyAddSampleIfNeeded)."""
+    threshold = latency_threshold(engine)
+    if threshold and milliseconds >= threshold:
+        of(engine).add_latency_sample(event, milliseconds)
 
 
 def redact(argv: list[bytes]) -> list[bytes]:
@@ -149,21 +195,28 @@ def monitor_line(engine: Any, client: Client, argv: list[bytes]) -> Raw:
 
 @hookimpl
 def trioredis_command_executed(client, argv, duration_us):
-    """Slow log and MONITOR.  Cheap when neither applies: a comparison and an attribute."""
+    """Slow log, MONITOR and the command latency events.  Cheap when none applies: a few
+    comparisons and attribute reads."""
     if client.is_loader:
         return
     ctx = client.ctx
     if ctx is None:
         return
     engine = ctx.engine
-    threshold = engine.config.slowlog_log_slower_than
+    config = engine.config
+    threshold = config.slowlog_log_slower_than
     observer = getattr(engine, "observer", None)
     slow = 0 <= threshold <= duration_us
-    if not slow and (observer is None or not observer.monitors):
+    latency_ms = getattr(config, "latency_monitor_threshold", 0)
+    latent = latency_ms and duration_us >= latency_ms * 1000
+    if not slow and not latent and (observer is None or not observer.monitors):
         return
     spec = engine.commands.get(argv[0].lower())
     if spec is None:
         return
+    if latent:
+        event = "fast-command" if FAST in spec.flags else "command"
+        of(engine).add_latency_sample(event, duration_us // 1000)
     if slow and SKIP_SLOWLOG not in spec.flags:
         of(engine).log_slow(client, argv, duration_us, engine.config.slowlog_max_len)
     if observer is not None and observer.monitors and ADMIN not in spec.flags:

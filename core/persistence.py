@@ -241,3 +241,10 @@ class BackendHost:
     def fatal(self, message: str) -> None:
         """Stop the server now with ``message`` in the log (a durability promise is broken)."""
         self._engine.fatal(message)
+
+    def record_latency(self, event: str, milliseconds: int) -> None:
+        """A latency sample for LATENCY LATEST/HISTORY (``aof-write``, ``aof-fsync-always``,
+        ``fork``...): kept when it reaches ``latency-monitor-threshold``."""
+        from .observability import record_latency
+
+        record_latency(self._engine, event, milliseconds)

@@ -8,8 +8,9 @@ import time
 
 import pytest
 import redis
+import trio
 from servers import ServerThread
-from trioredis.observability import quote
+from trioredis.observability import LatencyEvent, of, quote
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +215,58 @@ def test_monitor_redacts_auth_and_forgets_closed_monitors(shared_server):
 ])
 def test_quote_like_sdscatrepr(arg, shown):
     assert quote(arg) == shown
+
+
+# --- LATENCY -------------------------------------------------------------------------------
+
+
+def test_latency_monitor_off_by_default_like_redis(rc):
+    assert rc.execute_command("LATENCY", "LATEST") == []
+    assert rc.execute_command("LATENCY", "HISTORY", "command") == []
+    assert rc.execute_command("LATENCY", "RESET") == 0
+    doctor = rc.execute_command("LATENCY", "DOCTOR")
+    assert doctor.startswith(b"I'm sorry, Dave, I can't do that. Latency monitoring is disabled")
+    help_lines = rc.execute_command("LATENCY", "HELP")
+    assert help_lines[0] == b"LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    assert len(help_lines) == 17
+    cases = {
+        ("LATENCY", "FOO"): "unknown subcommand 'FOO'. Try LATENCY HELP.",
+        ("LATENCY", "HISTORY"): "wrong number of arguments for 'latency|history' command",
+        ("LATENCY", "LATEST", "x"): "wrong number of arguments for 'latency|latest' command",
+    }
+    for args, message in cases.items():
+        with pytest.raises(redis.ResponseError) as info:
+            rc.execute_command(*args)
+        assert str(info.value) == message
+
+
+def test_latency_samples_as_redis_reports_them(rc, shared_server):
+    """Samples recorded the way a backend's ``host.record_latency`` does once they pass the
+    threshold: LATEST, HISTORY and RESET show them as Redis does."""
+    engine = shared_server.server.engine
+
+    def sample(event, ms):
+        trio.from_thread.run_sync(lambda: of(engine).add_latency_sample(event, ms),
+                                  trio_token=shared_server._token)
+
+    sample("aof-write", 12)
+    sample("aof-write", 30)  # the same second: the worst is kept
+    sample("fork", 4)
+    latest = {entry[0]: entry[1:] for entry in rc.execute_command("LATENCY", "LATEST")}
+    when, last, worst = latest[b"aof-write"]
+    assert abs(when - time.time()) < 60 and last == 30 and worst == 30
+    assert latest[b"fork"][1:] == [4, 4]
+    history = rc.execute_command("LATENCY", "HISTORY", "aof-write")
+    assert [ms for _, ms in history] == [30]
+    assert rc.execute_command("LATENCY", "RESET", "fork", "nosuch") == 1
+    assert rc.execute_command("LATENCY", "RESET") == 1
+    assert rc.execute_command("LATENCY", "LATEST") == []
+
+
+def test_latency_event_keeps_160_samples_and_the_maximum():
+    event = LatencyEvent()
+    for second in range(200):
+        event.add(1_700_000_000 + second, 100 if second == 5 else 10)
+    assert len(event.samples) == 160
+    assert event.samples[0] == (1_700_000_040, 10)
+    assert event.max == 100

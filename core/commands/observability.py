@@ -1,4 +1,4 @@
-"""Operator commands: SLOWLOG GET/LEN/RESET/HELP and MONITOR.
+"""Operator commands: SLOWLOG GET/LEN/RESET/HELP, MONITOR and LATENCY.
 
 The recording itself is in :mod:`trioredis.observability` (a ``trioredis_command_executed``
 hook); these commands read it.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from .. import errors
 from ..errors import CommandError
-from ..observability import of
-from ..resp import OK, Raw, Status
+from ..observability import latency_threshold, of
+from ..resp import OK, Map, Raw, Status, Verbatim
 from . import command
 
 _SLOWLOG_HELP = [
@@ -72,10 +72,102 @@ def monitor(ctx, argv):
     return OK
 
 
+_LATENCY_HELP = [
+    "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DOCTOR",
+    "    Return a human readable latency analysis report.",
+    "GRAPH <event>",
+    "    Return an ASCII latency graph for the <event> class.",
+    "HISTORY <event>",
+    "    Return time-latency samples for the <event> class.",
+    "LATEST",
+    "    Return the latest latency samples for all events.",
+    "RESET [<event> ...]",
+    "    Reset latency data of one or more <event> classes.",
+    "    (default: reset all data for all event classes)",
+    "HISTOGRAM [COMMAND ...]",
+    "    Return a cumulative distribution of latencies in the format of a histogram for the "
+    "specified command names.",
+    "    If no commands are specified then all histograms are replied.",
+    "HELP",
+    "    Prints this help.",
+]
+_DOCTOR_DISABLED = (
+    "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. "
+    'You may use "CONFIG SET latency-monitor-threshold <milliseconds>." in order to enable it. '
+    "If we weren't in a deep space mission I'd suggest to take a look at "
+    "https://redis.io/topics/latency-monitor.\n"
+)
+_DOCTOR_QUIET = (
+    "Dave, no latency spike was observed during the lifetime of this Redis instance, not in the "
+    "slightest bit. I honestly think you ought to sit down calmly, take a stress pill, and think "
+    "things over.\n"
+)
+
+
+def _doctor(ctx, observer) -> str:
+    """LATENCY DOCTOR: Redis's report, with its per-event lines (the advice is shorter)."""
+    if not latency_threshold(ctx.engine):
+        return _DOCTOR_DISABLED
+    if not observer.latency:
+        return _DOCTOR_QUIET
+    lines = ["Dave, I have observed latency spikes in this Redis instance. You don't mind "
+             "talking about it, do you Dave?", ""]
+    for number, (event, history) in enumerate(observer.latency.items(), 1):
+        samples = list(history.samples)
+        values = [ms for _, ms in samples]
+        average = sum(values) // len(values)
+        deviation = sum(abs(v - average) for v in values) // len(values)
+        period = (samples[-1][0] - samples[0][0]) / max(len(samples) - 1, 1) if len(samples) > 1 else 1.0
+        lines.append(f"{number}. {event}: {len(samples)} latency spikes (average {average}ms, "
+                     f"mean deviation {deviation}ms, period {period:.2f} sec). Worst all time "
+                     f"event {history.max}ms.")
+    lines += ["", "I have a few advices for you:", "",
+              "- Check your Slow Log to understand what are the commands you are running which "
+              "are too slow to execute. Please check https://redis.io/commands/slowlog for more "
+              "information.", ""]
+    return "\n".join(lines)
+
+
+def latency(ctx, argv):
+    observer = of(ctx.engine)
+    sub = argv[1].lower()
+    if sub == b"latest" and len(argv) == 2:
+        return [[event.encode(), history.samples[-1][0], history.samples[-1][1], history.max]
+                for event, history in observer.latency.items() if history.samples]
+    if sub == b"history" and len(argv) == 3:
+        history = observer.latency.get(argv[2].decode("utf-8", "replace"))
+        return [] if history is None else [[when, ms] for when, ms in history.samples]
+    if sub == b"reset":
+        if len(argv) == 2:
+            count = len(observer.latency)
+            observer.latency.clear()
+            return count
+        count = 0
+        for raw in argv[2:]:
+            if observer.latency.pop(raw.decode("utf-8", "replace"), None) is not None:
+                count += 1
+        return count
+    if sub == b"doctor" and len(argv) == 2:
+        return Verbatim(_doctor(ctx, observer).encode())
+    if sub == b"histogram":
+        return Map()  # per-command latency histograms are not tracked
+    if sub == b"graph" and len(argv) == 3:
+        raise CommandError("ERR LATENCY GRAPH is not supported by this server")
+    if sub == b"help" and len(argv) == 2:
+        return [Status(line.encode()) for line in _LATENCY_HELP]
+    if sub in (b"latest", b"history", b"doctor", b"graph", b"help"):
+        raise CommandError(errors.wrong_arity(f"latency|{sub.decode()}"))
+    raise CommandError(errors.unknown_subcommand(argv[1], "LATENCY"))
+
+
 def register(registry):
     group = "server"
     registry.extend([
         command("slowlog", -2, "admin loading stale", slowlog, group=group,
                 subcommands=("get", "len", "reset", "help")),
         command("monitor", 1, "admin noscript loading stale", monitor, group=group),
+        command("latency", -2, "admin loading stale", latency, group=group,
+                subcommands=("doctor", "graph", "history", "latest", "reset", "histogram",
+                             "help")),
     ])
