@@ -39,9 +39,10 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     proto_max_bulk_len: int = 512 * 1024 * 1024
     client_query_buffer_limit: int = 1024 * 1024 * 1024
     maxmemory: int = 0
+    # Enumerations list their values in Redis's order: the error message shows them.
     maxmemory_policy: Literal[
-        "noeviction", "allkeys-lru", "volatile-lru", "allkeys-random", "volatile-random",
-        "volatile-ttl", "allkeys-lfu", "volatile-lfu",
+        "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru",
+        "allkeys-lfu", "allkeys-random", "noeviction",
     ] = "noeviction"
     # general
     databases: int = 16
@@ -58,7 +59,7 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     # append-only file (plugins/aof)
     appendonly: bool = False
     appendfilename: str = "appendonly.aof"
-    appendfsync: Literal["always", "everysec", "no"] = "everysec"
+    appendfsync: Literal["everysec", "always", "no"] = "everysec"
     no_appendfsync_on_rewrite: bool = False
     auto_aof_rewrite_percentage: int = 100
     auto_aof_rewrite_min_size: int = 64 * 1024 * 1024
@@ -86,6 +87,22 @@ _FIELDS: dict[str, tuple[str, Any]] = {
 }
 OPTION_NAMES = tuple(_FIELDS)
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT_MAX = 2**31 - 1
+# Sizes that take units (``64mb``); other integers are plain numbers, as in redis.conf.
+_MEMORY = frozenset({"proto-max-bulk-len", "client-query-buffer-limit", "maxmemory",
+                     "auto-aof-rewrite-min-size"})
+# Redis's bounds (config.c) for the integer options: out of them is refused, with its message.
+_BOUNDS: dict[str, tuple[int, int]] = {
+    "port": (0, 65535), "tcp-backlog": (0, INT_MAX), "tcp-keepalive": (0, INT_MAX),
+    "timeout": (0, INT_MAX), "maxclients": (1, 2**32 - 1), "databases": (1, INT_MAX),
+    "hz": (0, INT_MAX), "unixsocketperm": (0, 0o777),
+    "proto-max-bulk-len": (1024 * 1024, INT64_MAX),
+    "client-query-buffer-limit": (1024 * 1024, INT64_MAX), "maxmemory": (0, 2**64 - 1),
+    "slowlog-log-slower-than": (-1, INT64_MAX), "slowlog-max-len": (0, INT64_MAX),
+    "auto-aof-rewrite-percentage": (0, INT_MAX), "auto-aof-rewrite-min-size": (0, INT64_MAX),
+}
+
 _UNITS = {
     "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3,
 }
@@ -112,17 +129,32 @@ def _convert(name: str, kind: Any, words: list[str]) -> Any:
             raise ConfigError("wrong number of arguments")
         try:
             if name == "unixsocketperm":
-                return int(words[0], 8)
-            return parse_memory(words[0])
+                value = int(words[0], 8)
+            elif name in _MEMORY:
+                value = parse_memory(words[0])
+                if value < 0:
+                    raise ValueError
+            else:
+                value = int(words[0])
         except ValueError:
-            raise ConfigError(f"argument couldn't be parsed into an integer: {words[0]!r}") from None
+            if name in _MEMORY:
+                raise ConfigError("argument must be a memory value") from None
+            raise ConfigError("argument couldn't be parsed into an integer") from None
+        low, high = _BOUNDS.get(name, (INT64_MIN, INT64_MAX))
+        if not low <= value <= high:
+            raise ConfigError(f"argument must be between {low} and {high} inclusive")
+        if name == "hz":  # Redis clamps hz to 1..500 rather than refusing
+            value = min(max(value, 1), 500)
+        return value
     if kind is str:
         if len(words) != 1:
             raise ConfigError("wrong number of arguments")
         return words[0]
     if get_origin(kind) is Literal:
         if len(words) != 1 or words[0].lower() not in get_args(kind):
-            raise ConfigError(f"argument must be one of {', '.join(get_args(kind))}")
+            raise ConfigError(
+                f"argument(s) must be one of the following: {', '.join(get_args(kind))}"
+            )
         return words[0].lower()
     if name == "save":
         if words in ([], [""]):
@@ -247,18 +279,11 @@ def _option_of(field_name: str) -> str:
 
 
 def _check_ranges(config: Config) -> None:
-    if not 0 <= config.port <= 65535:
-        raise ConfigError("port: argument must be between 0 and 65535")
-    if not 1 <= config.databases <= 1_000_000:
-        raise ConfigError("databases: argument must be between 1 and 1000000")
-    if config.maxclients < 1:
-        raise ConfigError("maxclients: argument must be 1 or greater")
-    if not 1 <= config.hz <= 500:
-        raise ConfigError("hz: argument must be between 1 and 500")
-    if config.proto_max_bulk_len < 1024 * 1024:
-        raise ConfigError("proto-max-bulk-len: argument must be 1mb or greater")
-    if config.timeout < 0 or config.tcp_keepalive < 0:
-        raise ConfigError("timeout: argument must be 0 or greater")
+    """Bounds again on the final values (lines were checked one by one in ``_convert``)."""
+    for option, (low, high) in _BOUNDS.items():
+        value = getattr(config, _FIELDS[option][0])
+        if not low <= value <= high:
+            raise ConfigError(f"{option}: argument must be between {low} and {high} inclusive")
 
 
 def replace_options(config: Config, changes: Mapping[str, str]) -> Config:

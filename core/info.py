@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 DEFAULT_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication",
                     "cpu", "modules", "errorstats", "cluster", "keyspace")
-ALL_SECTIONS = DEFAULT_SECTIONS + ("commandstats", "latencystats")
+# INFO ALL / EVERYTHING: Redis's order, which is not the default list plus the extras.
+ALL_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu",
+                "modules", "commandstats", "errorstats", "latencystats", "cluster", "keyspace")
 
 
 def rss_bytes() -> int:
@@ -46,7 +48,10 @@ def _server(engine: Engine) -> dict[str, Any]:
         "redis_mode": "standalone",
         "os": f"{os.uname().sysname} {os.uname().release} {os.uname().machine}",
         "arch_bits": 64,
+        "monotonic_clock": "POSIX clock_gettime",
         "multiplexing_api": "trio",
+        "atomicvar_api": "python",
+        "gcc_version": "0.0.0",
         "python_version": sys.version.split()[0],
         "process_id": os.getpid(),
         "process_supervised": "no",
@@ -82,6 +87,10 @@ def _memory(engine: Engine) -> dict[str, Any]:
     rss = rss_bytes()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     maxmemory = engine.config.maxmemory
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        total = 0
     return {
         # used_memory is the process's resident set: Python has no allocator total that
         # counts what the dataset holds, and RSS is what the operator pays for.
@@ -91,15 +100,51 @@ def _memory(engine: Engine) -> dict[str, Any]:
         "used_memory_rss_human": _human(rss),
         "used_memory_peak": peak,
         "used_memory_peak_human": _human(peak),
+        "used_memory_peak_perc": f"{100 * rss / max(peak, 1):.2f}%",
+        "used_memory_overhead": 0,
+        "used_memory_startup": 0,
         "used_memory_dataset": rss,
+        "used_memory_dataset_perc": "100.00%",
+        "allocator_allocated": rss,
+        "allocator_active": rss,
+        "allocator_resident": rss,
+        "total_system_memory": total,
+        "total_system_memory_human": _human(total),
         "used_memory_lua": 0,
+        "used_memory_vm_eval": 0,
+        "used_memory_lua_human": "0B",
+        "used_memory_scripts_eval": 0,
+        "number_of_cached_scripts": 0,
+        "number_of_functions": 0,
+        "number_of_libraries": 0,
+        "used_memory_vm_functions": 0,
+        "used_memory_vm_total": 0,
+        "used_memory_vm_total_human": "0B",
+        "used_memory_functions": 0,
         "used_memory_scripts": 0,
+        "used_memory_scripts_human": "0B",
         "maxmemory": maxmemory,
         "maxmemory_human": _human(maxmemory),
         "maxmemory_policy": engine.config.maxmemory_policy,
+        "allocator_frag_ratio": 1.0,
+        "allocator_frag_bytes": 0,
+        "allocator_rss_ratio": 1.0,
+        "allocator_rss_bytes": 0,
+        "rss_overhead_ratio": 1.0,
+        "rss_overhead_bytes": 0,
         "mem_fragmentation_ratio": 1.0,
+        "mem_fragmentation_bytes": 0,
+        "mem_not_counted_for_evict": 0,
+        "mem_replication_backlog": 0,
+        "mem_total_replication_buffers": 0,
+        "mem_clients_slaves": 0,
+        "mem_clients_normal": 0,
+        "mem_cluster_links": 0,
+        "mem_aof_buffer": 0,
         "mem_allocator": "pymalloc",
+        "active_defrag_running": 0,
         "lazyfree_pending_objects": 0,
+        "lazyfreed_objects": 0,
     }
 
 
@@ -109,6 +154,7 @@ def _persistence(engine: Engine) -> dict[str, Any]:
         "async_loading": 0,
         "current_cow_peak": 0,
         "current_cow_size": 0,
+        "current_cow_size_age": 0,
         "current_fork_perc": 0.0,
         "current_save_keys_processed": 0,
         "current_save_keys_total": 0,
@@ -151,25 +197,49 @@ def _stats(engine: Engine) -> dict[str, Any]:
         "instantaneous_ops_per_sec": engine.ops_per_sec(),
         "total_net_input_bytes": stats.net_input_bytes,
         "total_net_output_bytes": stats.net_output_bytes,
+        "total_net_repl_input_bytes": 0,
+        "total_net_repl_output_bytes": 0,
         "instantaneous_input_kbps": 0.0,
         "instantaneous_output_kbps": 0.0,
+        "instantaneous_input_repl_kbps": 0.0,
+        "instantaneous_output_repl_kbps": 0.0,
         "rejected_connections": stats.rejected_connections,
         "sync_full": 0, "sync_partial_ok": 0, "sync_partial_err": 0,
         "expired_keys": engine.keyspace.expired_keys,
         "expired_stale_perc": 0.0,
         "expired_time_cap_reached_count": 0,
+        "expire_cycle_cpu_milliseconds": 0,
         "evicted_keys": getattr(engine, "evicted_keys", 0),
+        "evicted_clients": 0,
+        "total_eviction_exceeded_time": 0,
+        "current_eviction_exceeded_time": 0,
         "keyspace_hits": stats.keyspace_hits,
         "keyspace_misses": stats.keyspace_misses,
         "pubsub_channels": len(getattr(getattr(engine, "pubsub", None), "channels", {}) or {}),
         "pubsub_patterns": len(getattr(getattr(engine, "pubsub", None), "patterns", {}) or {}),
+        "pubsubshard_channels": 0,
         "latest_fork_usec": getattr(engine, "latest_fork_usec", 0),
         "total_forks": getattr(engine, "total_forks", 0),
         "migrate_cached_sockets": 0,
-        "total_error_replies": stats.errors,
+        "slave_expires_tracked_keys": 0,
+        "active_defrag_hits": 0,
+        "active_defrag_misses": 0,
+        "active_defrag_key_hits": 0,
+        "active_defrag_key_misses": 0,
+        "total_active_defrag_time": 0,
+        "current_active_defrag_time": 0,
+        "tracking_total_keys": 0,
+        "tracking_total_items": 0,
+        "tracking_total_prefixes": 0,
         "unexpected_error_replies": 0,
+        "total_error_replies": stats.errors,
+        "dump_payload_sanitizations": 0,
         "total_reads_processed": 0,
         "total_writes_processed": 0,
+        "io_threaded_reads_processed": 0,
+        "io_threaded_writes_processed": 0,
+        "reply_buffer_shrinks": 0,
+        "reply_buffer_expands": 0,
     }
 
 
@@ -186,10 +256,13 @@ def _replication(engine: Engine) -> dict[str, Any]:
 def _cpu(engine: Engine) -> dict[str, Any]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    thread = resource.getrusage(getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF))
     return {
         "used_cpu_sys": round(usage.ru_stime, 6), "used_cpu_user": round(usage.ru_utime, 6),
         "used_cpu_sys_children": round(children.ru_stime, 6),
         "used_cpu_user_children": round(children.ru_utime, 6),
+        "used_cpu_sys_main_thread": round(thread.ru_stime, 6),
+        "used_cpu_user_main_thread": round(thread.ru_utime, 6),
     }
 
 
@@ -238,4 +311,6 @@ def info_text(engine: Engine, requested: list[str]) -> bytes:
         lines.append(f"# {name.capitalize() if name not in ('cpu',) else 'CPU'}" if name != "errorstats" else "# Errorstats")
         for field, value in _SECTIONS[name](engine).items():
             lines.append(f"{field}:{value}")
+    if not lines:
+        return b""  # no section asked for exists: an empty bulk, as Redis answers
     return ("\r\n".join(lines) + "\r\n").encode()

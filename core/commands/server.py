@@ -9,13 +9,20 @@ import time
 import trio
 
 from .. import errors
-from ..config import SECRET, ConfigError, format_value, matching_options, replace_options, rewrite_config_file
+from ..config import (
+    SECRET,
+    ConfigError,
+    format_value,
+    matching_options,
+    replace_options,
+    rewrite_config_file,
+)
 from ..errors import CommandError
 from ..info import info_text
 from ..persistence import PersistenceUnsupported
-from ..resp import OK, Map, Verbatim
+from ..resp import OK, Map, Status, Verbatim
 from . import command
-from .args import parse_int
+from .args import help_reply, parse_int
 
 
 def info(ctx, argv):
@@ -76,10 +83,13 @@ def config_(ctx, argv):
     if sub == b"get" and len(argv) >= 3:
         result = {}
         for pattern in argv[2:]:
-            for name in matching_options(pattern.decode("utf-8", "replace")):
+            text = pattern.decode("utf-8", "replace")
+            for name in matching_options(text):
                 if name in SECRET:
                     continue
-                result[name.encode()] = format_value(engine.config, name).encode()
+                # An exact name (no glob) is echoed as typed, as Redis does.
+                shown = text if not any(c in text for c in "*?[") else name
+                result[shown.encode()] = format_value(engine.config, name).encode()
         return Map(result)
     if sub == b"set" and len(argv) >= 4 and len(argv) % 2 == 0:
         changes = {}
@@ -106,24 +116,98 @@ def config_(ctx, argv):
         except OSError as error:
             raise CommandError(f"ERR Rewriting config file: {error.strerror}") from None
         return OK
-    if sub == b"help":
-        return [b"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                b"GET <pattern>", b"SET <directive> <value>", b"RESETSTAT", b"REWRITE"]
-    if sub in (b"get", b"set", b"resetstat", b"rewrite"):
+    if sub == b"help" and len(argv) == 2:
+        return help_reply(_CONFIG_HELP)
+    if sub in (b"get", b"set", b"resetstat", b"rewrite", b"help"):
         raise CommandError(f"ERR wrong number of arguments for 'config|{sub.decode()}' command")
     raise CommandError(errors.unknown_subcommand(argv[1], "CONFIG"))
+
+
+_CONFIG_HELP = [
+    b"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"GET <pattern>",
+    b"    Return parameters matching the glob-like <pattern> and their values.",
+    b"SET <directive> <value>",
+    b"    Set the configuration <directive> to <value>.",
+    b"RESETSTAT",
+    b"    Reset statistics reported by the INFO command.",
+    b"REWRITE",
+    b"    Rewrite the configuration file.",
+    b"HELP",
+    b"    Prints this help.",
+]
 
 
 # --- COMMAND -----------------------------------------------------------------------------
 
 
+# Flag and ACL category names and order as Redis prints them (server.c, acl.c).
+_FLAG_NAMES = {"noauth": "no_auth", "no-multi": "no_multi", "skip-slowlog": "skip_slowlog",
+               "allow-busy": "allow_busy", "skip-monitor": "skip_monitor",
+               "may-replicate": "may_replicate", "no-async-loading": "no_async_loading"}
+_FLAG_ORDER = ("write", "readonly", "denyoom", "module", "admin", "pubsub", "noscript",
+               "blocking", "loading", "stale", "skip_monitor", "skip_slowlog", "asking", "fast",
+               "no_auth", "may_replicate", "no_mandatory_keys", "no_async_loading", "no_multi",
+               "movablekeys", "allow_busy")
+_CATEGORY_NAMES = {"generic": "keyspace", "keyspace": "keyspace", "transactions": "transaction",
+                   "sorted-set": "sortedset", "zset": "sortedset"}
+_CATEGORY_ORDER = ("keyspace", "read", "write", "set", "sortedset", "list", "hash", "string",
+                   "bitmap", "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow",
+                   "blocking", "dangerous", "connection", "transaction", "scripting")
+# COMMAND DOCS groups, as Redis names them.
+_DOC_GROUPS = {"keyspace": "server", "sortedset": "sorted-set", "zset": "sorted-set"}
+
+
+def _ordered(names, order):
+    rank = {name: index for index, name in enumerate(order)}
+    return sorted(names, key=lambda name: (rank.get(name, len(order)), name))
+
+
 def _command_info(spec):
-    flags = sorted(spec.flags)
-    categories = [f"@{c}".encode() for c in sorted(spec.categories)]
+    flags = _ordered({_FLAG_NAMES.get(f, f) for f in spec.flags}, _FLAG_ORDER)
+    categories = _ordered(
+        {c for c in (_CATEGORY_NAMES.get(c, c) for c in spec.categories) if c in _CATEGORY_ORDER},
+        _CATEGORY_ORDER,
+    )
     return [
-        spec.name.encode(), spec.arity, [f.encode() for f in flags], spec.first_key,
-        spec.last_key, spec.step, categories, [], [], [],
+        spec.name.encode(), spec.arity, [Status(f.encode()) for f in flags], spec.first_key,
+        spec.last_key, spec.step, [Status(b"@" + c.encode()) for c in categories], [], [], [],
     ]
+
+
+def _command_docs(spec):
+    return Map({
+        b"summary": (spec.summary or f"{spec.name.upper()} command").encode(),
+        b"since": b"1.0.0",
+        b"group": _DOC_GROUPS.get(spec.group, spec.group).encode(),
+    })
+
+
+_COMMAND_HELP = [
+    b"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"(no subcommand)",
+    b"    Return details about all Redis commands.",
+    b"COUNT",
+    b"    Return the total number of commands in this Redis server.",
+    b"LIST",
+    b"    Return a list of all commands in this Redis server.",
+    b"INFO [<command-name> ...]",
+    b"    Return details about multiple Redis commands.",
+    b"    If no command names are given, documentation details for all",
+    b"    commands are returned.",
+    b"DOCS [<command-name> ...]",
+    b"    Return documentation details about multiple Redis commands.",
+    b"    If no command names are given, documentation details for all",
+    b"    commands are returned.",
+    b"GETKEYS <full-command>",
+    b"    Return the keys from a full Redis command.",
+    b"HELP",
+    b"    Prints this help.",
+]
+
+# Subcommand arity, counted from COMMAND as Redis counts it.
+_COMMAND_ARITY = {b"count": 2, b"info": -2, b"docs": -2, b"list": -2, b"getkeys": -4,
+                  b"help": 2}
 
 
 def command_(ctx, argv):
@@ -131,34 +215,35 @@ def command_(ctx, argv):
     if len(argv) == 1:
         return [_command_info(spec) for spec in table]
     sub = argv[1].lower()
-    if sub == b"count" and len(argv) == 2:
+    arity = _COMMAND_ARITY.get(sub)
+    if arity is None:
+        raise CommandError(errors.unknown_subcommand(argv[1], "COMMAND"))
+    if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+        raise CommandError(errors.wrong_arity(f"command|{sub.decode()}"))
+    if sub == b"count":
         return len(table)
     if sub == b"info":
         if len(argv) == 2:
             return [_command_info(spec) for spec in table]
-        return [_command_info(spec) if (spec := table.get(name.lower())) else None for name in argv[2:]]
+        return [_command_info(spec) if (spec := table.get(name.lower())) else None
+                for name in argv[2:]]
     if sub == b"docs":
         names = [n.lower() for n in argv[2:]] or list(table.by_name)
-        docs = {}
-        for name in names:
-            spec = table.get(name)
-            if spec is not None:
-                docs[spec.name.encode()] = Map({
-                    b"summary": (spec.summary or f"{spec.name.upper()} command").encode(),
-                    b"since": b"1.0.0",
-                    b"group": spec.group.encode(),
-                })
-        return Map(docs)
+        return Map({spec.name.encode(): _command_docs(spec)
+                    for name in names if (spec := table.get(name)) is not None})
     if sub == b"list":
         names = [spec.name.encode() for spec in table]
         if len(argv) == 5 and argv[2].lower() == b"filterby":
-            kind, value = argv[3].lower(), argv[4].lower().decode("utf-8", "replace")
+            kind, value = argv[3].lower(), argv[4]
             if kind == b"pattern":
-                import fnmatch
+                from .keys import compile_glob
 
-                names = [n for n in names if fnmatch.fnmatchcase(n.decode(), value)]
+                match = compile_glob(value.lower()).match
+                names = [n for n in names if match(n)]
             elif kind == b"aclcat":
-                names = [s.name.encode() for s in table if value in s.categories]
+                category = value.lower().decode("utf-8", "replace")
+                names = [s.name.encode() for s in table
+                         if category in {_CATEGORY_NAMES.get(c, c) for c in s.categories}]
             elif kind == b"module":
                 names = []
             else:
@@ -166,22 +251,17 @@ def command_(ctx, argv):
         elif len(argv) != 2:
             raise CommandError(errors.SYNTAX)
         return names
-    if sub == b"getkeys" and len(argv) >= 3:
+    if sub == b"getkeys":
         spec = table.get(argv[2].lower())
         if spec is None:
             raise CommandError("ERR Invalid command specified")
-        arity = spec.arity
-        inner = argv[2:]
-        if (arity > 0 and len(inner) != arity) or len(inner) < -arity:
-            raise CommandError("ERR Invalid number of arguments specified for command")
-        keys = spec.keys(inner)
-        if not keys:
+        if not spec.first_key:
             raise CommandError("ERR The command has no key arguments")
-        return keys
-    if sub == b"help":
-        return [b"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                b"(no subcommand)", b"COUNT", b"GETKEYS", b"INFO", b"DOCS", b"LIST"]
-    raise CommandError(errors.unknown_subcommand(argv[1], "COMMAND"))
+        inner = argv[2:]
+        if (spec.arity > 0 and len(inner) != spec.arity) or len(inner) < -spec.arity:
+            raise CommandError("ERR Invalid number of arguments specified for command")
+        return spec.keys(inner)
+    return help_reply(_COMMAND_HELP)
 
 
 # --- persistence ---------------------------------------------------------------------------
@@ -240,17 +320,16 @@ def bgrewriteaof(ctx, argv):
 
 
 def shutdown(ctx, argv):
-    save_mode = None
-    for option in argv[1:]:
-        option = option.lower()
-        if option == b"nosave":
-            save_mode = False
-        elif option == b"save":
-            save_mode = True
-        elif option in (b"now", b"force", b"abort"):
-            continue
-        else:
-            raise CommandError(errors.SYNTAX)
+    """SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: stop after this reply.  Shutting down
+    starts at once here (no waiting for replicas), so ABORT never finds one in progress."""
+    options = {option.lower() for option in argv[1:]}
+    if not options <= {b"nosave", b"save", b"now", b"force", b"abort"}:
+        raise CommandError(errors.SYNTAX)
+    if {b"nosave", b"save"} <= options or (b"abort" in options and len(options) > 1):
+        raise CommandError(errors.SYNTAX)
+    if b"abort" in options:
+        raise CommandError("ERR No shutdown in progress.")
+    save_mode = False if b"nosave" in options else True if b"save" in options else None
     ctx.engine.request_shutdown(save_mode)
     ctx.client.close_after_reply = True
     return None
