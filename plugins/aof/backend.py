@@ -40,6 +40,7 @@ TICK_SECONDS = 0.1  # write retries, the everysec timer, auto-rewrite checks
 DELAY_WRITERS_AFTER = 2.0  # everysec: a fsync running this long makes writers wait for it
 SMALL_TAIL = 64 * 1024  # rewrite buffer left to copy on the event loop at the switch
 PROGRESS_LOG_SECONDS = 2.0
+YIELD_SECONDS = 0.01  # loading hands the event loop over at least this often
 
 REWRITE_IN_PROGRESS = b"ERR Background append only file rewriting already in progress"
 REWRITE_FAILED = (b"ERR Can't execute an AOF background rewriting. Please check the server "
@@ -644,7 +645,8 @@ class AofBackend(BaseBackend):
         """Execute every command of the file; handle a torn tail; the valid size."""
         path = self._path
         scanner = AofScanner()
-        last_log = time.monotonic()
+        last_log = last_yield = time.monotonic()
+        executed = 0
         loader.progress(0, size)
         try:
             with open(path, "rb") as handle:
@@ -660,14 +662,23 @@ class AofBackend(BaseBackend):
                                 and any(isinstance(item, ErrorReply) for item in reply)):
                             name = argv[0].decode(errors="replace")
                             raise AofCorruption(scanner.command_start,
-                                                f"Error replaying '{name}' ({reply.decode()})")
-                    loader.progress(scanner.fed, size)
+                                                f"Error replaying '{name}' ({reply!r})")
+                        executed += 1
+                        if not executed & 1023 and time.monotonic() - last_yield >= YIELD_SECONDS:
+                            # Serve the event loop now and then, as Redis does every 1000
+                            # commands: clients connecting meanwhile get -LOADING, INFO works.
+                            loader.progress(scanner.consumed, size)
+                            await trio.sleep(0)
+                            last_yield = time.monotonic()
+                    loader.progress(scanner.consumed, size)
                     if time.monotonic() - last_log >= PROGRESS_LOG_SECONDS:
                         last_log = time.monotonic()
                         loader.log.notice(f"Loading AOF: {100 * scanner.fed / max(size, 1):.2f}% "
                                           f"({scanner.fed} of {size} bytes)")
-                    await trio.sleep(0)  # clients connecting meanwhile get -LOADING
-            end = scanner.finish()
+                    await trio.sleep(0)
+                    last_yield = time.monotonic()
+                handle.seek(scanner.consumed)
+                end = scanner.finish(handle.read())
         except AofCorruption as error:
             loader.log.warning(
                 f"Bad file format reading the append only file {path} at offset "

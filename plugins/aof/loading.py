@@ -91,15 +91,60 @@ class AofScanner:
                 self.multi_at = None
             yield argv
 
-    def finish(self) -> ScanEnd:
-        """The verdict once the whole file was fed and iterated."""
-        torn = self._reader.has_data()
-        if torn != (self.consumed < self.fed):
-            # Our byte count drifted from the reader's: the file is not in canonical form.
-            raise AofCorruption(self.consumed, "Bad file format (not canonical RESP)")
+    def finish(self, tail: bytes = b"") -> ScanEnd:
+        """The verdict once the whole file was fed and iterated; ``tail`` is the file from
+        :attr:`consumed` to the end (what no whole command covered)."""
+        if self.consumed < self.fed and not is_torn_command(tail):
+            # Complete, or not a command prefix at all: damage, not a torn tail.
+            raise AofCorruption(self.consumed, "Bad file format (not a torn command)")
+        torn = self.consumed < self.fed
         valid = self.consumed if self.multi_at is None else self.multi_at
         return ScanEnd(self.fed, valid, torn or self.multi_at is not None, self.multi_at,
                        self.commands)
+
+
+def is_torn_command(data: bytes) -> bool:
+    """True when ``data`` is a strict prefix of one canonical RESP command (what a crash in
+    the middle of an append leaves), False when it is complete or malformed."""
+    pos = 0
+
+    def line() -> int | None:
+        nonlocal pos
+        end = data.find(b"\r\n", pos)
+        if end < 0:
+            rest = data[pos + 1:]
+            if rest.endswith(b"\r"):
+                rest = rest[:-1]
+            if rest and not rest.isdigit():
+                raise ValueError
+            pos = len(data)
+            return None
+        number = int(data[pos + 1:end])
+        pos = end + 2
+        return number
+
+    try:
+        if not data.startswith(b"*"):
+            return False
+        count = line()
+        if count is None:
+            return True
+        for _ in range(count):
+            if pos >= len(data):
+                return True
+            if data[pos:pos + 1] != b"$":
+                return False
+            size = line()
+            if size is None:
+                return True
+            if pos + size + 2 > len(data):
+                return data[pos + size:pos + size + 2] in (b"", b"\r")
+            if data[pos + size:pos + size + 2] != b"\r\n":
+                return False
+            pos += size + 2
+        return False  # complete
+    except ValueError:
+        return False
 
 
 def scan_file(path: str) -> tuple[ScanEnd | None, AofCorruption | None]:
@@ -111,6 +156,7 @@ def scan_file(path: str) -> tuple[ScanEnd | None, AofCorruption | None]:
                 scanner.feed(chunk)
                 for _argv in scanner:
                     pass
-        return scanner.finish(), None
+            handle.seek(scanner.consumed)
+            return scanner.finish(handle.read()), None
     except AofCorruption as error:
         return None, error

@@ -1,0 +1,537 @@
+"""The AOF backend over real sockets: what is appended, what a restart rebuilds, torn tails,
+write errors for real (a file-size rlimit), and interop with Debian's redis-server."""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import redis
+from servers import ServerProcess, ServerThread, free_port
+from trioredis import encode_command
+
+AOF = "appendonly.aof"
+
+
+def aof_options(directory, *extra):
+    return [["appendonly", "yes"], ["save", ""], ["dir", str(directory)], *extra]
+
+
+def digest(client) -> bytes:
+    return client.execute_command("DEBUG", "DIGEST")
+
+
+def aof_bytes(directory) -> bytes:
+    with open(os.path.join(directory, AOF), "rb") as handle:
+        return handle.read()
+
+
+def commands_in(data: bytes) -> list[list[bytes]]:
+    """Parse an AOF into its commands (hiredis, as the loader does)."""
+    import hiredis
+
+    reader = hiredis.Reader()
+    reader.feed(data)
+    commands = []
+    while (argv := reader.gets()) is not False:
+        commands.append(argv)
+    return commands
+
+
+def test_appended_writes_survive_a_restart_with_the_same_digest(tmp_path):
+    with ServerThread(aof_options(tmp_path)) as server:
+        server.wait_ready()
+        r = server.client()
+        for i in range(200):
+            r.set(f"key:{i}", f"value:{i}")
+        r.incr("counter")
+        r.incrby("counter", 41)
+        r.append("key:1", "-more")
+        r.set("temporary", "x", ex=1000)
+        r.delete("key:2")
+        r.execute_command("SELECT", 5)
+        r.set("in-five", "yes")
+        before = digest(r)
+    with ServerThread(aof_options(tmp_path)) as server:
+        server.wait_ready()
+        r = server.client()
+        assert digest(r) == before
+        assert r.get("counter") == b"42"
+        assert r.get("key:2") is None
+        assert 0 < r.ttl("temporary") <= 1000
+        r.execute_command("SELECT", 5)
+        assert r.get("in-five") == b"yes"
+
+
+def test_select_is_written_only_when_the_database_changes(tmp_path):
+    with ServerThread(aof_options(tmp_path)) as server:
+        server.wait_ready()
+        r = server.client()
+        r.set("a", "1")
+        r.set("b", "2")
+        r.execute_command("SELECT", 3)
+        r.set("c", "3")
+        r.set("d", "4")
+        other = server.client(db=0)
+        other.set("e", "5")
+    names = [argv[:2] if argv[0] == b"SELECT" else argv[0] for argv in commands_in(aof_bytes(tmp_path))]
+    assert names == [[b"SELECT", b"0"], b"SET", b"SET", [b"SELECT", b"3"], b"SET", b"SET",
+                     [b"SELECT", b"0"], b"SET"]
+
+
+def test_relative_expiry_is_written_as_absolute_pexpireat_and_expiry_as_del(tmp_path):
+    with ServerThread(aof_options(tmp_path)) as server:
+        server.wait_ready()
+        r = server.client()
+        before_ms = int(time.time() * 1000)
+        r.set("session", "token", ex=100)
+        r.set("short", "lived", px=50)
+        time.sleep(0.2)
+        assert r.get("short") is None  # lazy expiry: propagated as DEL
+    commands = commands_in(aof_bytes(tmp_path))
+    assert [b"SET", b"session", b"token"] in commands
+    pexpireat = [argv for argv in commands if argv[0] == b"PEXPIREAT" and argv[1] == b"session"]
+    assert len(pexpireat) == 1
+    assert before_ms + 100_000 <= int(pexpireat[0][2]) <= int(time.time() * 1000) + 100_000
+    assert [b"DEL", b"short"] in commands
+    assert not any(b"EX" in argv[3:] or b"PX" in argv[3:] for argv in commands if argv[0] == b"SET")
+
+
+def test_multi_exec_is_written_as_one_block(tmp_path):
+    with ServerThread(aof_options(tmp_path)) as server:
+        server.wait_ready()
+        r = server.client()
+        r.set("before", "1")
+        with r.pipeline(transaction=True) as pipe:
+            pipe.set("t1", "a").incr("t2").get("t1").set("t3", "c", ex=50)
+            pipe.execute()
+        r.set("after", "1")
+    commands = commands_in(aof_bytes(tmp_path))
+    start = commands.index([b"MULTI"])
+    end = commands.index([b"EXEC"])
+    block = [argv[0] for argv in commands[start + 1:end]]
+    assert block == [b"SET", b"INCRBY", b"SET", b"PEXPIREAT"]
+    assert commands[end + 1][:2] == [b"SET", b"after"]
+
+
+def test_info_persistence_reports_the_aof_fields(tmp_path):
+    with ServerThread(aof_options(tmp_path)) as server:
+        server.wait_ready()
+        r = server.client()
+        r.set("k", "v")
+        info = r.info("persistence")
+        for field in ("aof_enabled", "aof_rewrite_in_progress", "aof_rewrite_scheduled",
+                      "aof_last_rewrite_time_sec", "aof_current_rewrite_time_sec",
+                      "aof_last_bgrewrite_status", "aof_last_write_status", "aof_current_size",
+                      "aof_base_size", "aof_buffer_length", "aof_rewrite_buffer_length",
+                      "aof_pending_bio_fsync", "aof_delayed_fsync", "loading"):
+            assert field in info, field
+        assert info["aof_enabled"] == 1
+        assert info["aof_current_size"] == os.path.getsize(tmp_path / AOF)
+        assert info["aof_last_write_status"] == "ok"
+
+
+@pytest.mark.parametrize("policy", ["always", "everysec", "no"])
+def test_every_policy_appends_before_replying(tmp_path, policy):
+    with ServerThread(aof_options(tmp_path, ["appendfsync", policy])) as server:
+        server.wait_ready()
+        r = server.client()
+        for i in range(20):
+            r.set(f"k{i}", i)
+            # The reply came back: the write(2) already happened.
+            assert f"k{i}".encode() in aof_bytes(tmp_path)
+
+
+def test_waitaof_answers_once_the_writes_are_fsynced(tmp_path):
+    with ServerThread(aof_options(tmp_path, ["appendfsync", "everysec"])) as server:
+        server.wait_ready()
+        r = server.client()
+        r.set("k", "v")
+        assert r.execute_command("WAITAOF", 1, 0, 0) == [1, 0]
+        assert r.execute_command("WAITAOF", 0, 0, 0) == [1, 0]
+    with ServerThread([["appendonly", "no"], ["save", ""], ["dir", str(tmp_path)]]) as server:
+        server.wait_ready()
+        with pytest.raises(redis.ResponseError, match="appendonly is disabled"):
+            server.client().execute_command("WAITAOF", 1, 0, 0)
+
+
+def test_config_set_appendonly_at_runtime_writes_the_dataset_then_stops(tmp_path):
+    with ServerThread([["appendonly", "no"], ["save", ""], ["dir", str(tmp_path)]]) as server:
+        server.wait_ready()
+        r = server.client()
+        for i in range(50):
+            r.set(f"k{i}", i)
+        assert not (tmp_path / AOF).exists()
+        r.config_set("appendonly", "yes")
+        deadline = time.monotonic() + 20
+        while r.info("persistence")["aof_rewrites"] < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        r.set("after-on", "1")
+        before = digest(r)
+        r.config_set("appendonly", "no")
+        r.set("after-off", "1")
+        size = os.path.getsize(tmp_path / AOF)
+        r.set("after-off-2", "1")
+        assert os.path.getsize(tmp_path / AOF) == size
+    assert b"after-off" not in aof_bytes(tmp_path)
+    with ServerThread(aof_options(tmp_path)) as server:
+        server.wait_ready()
+        assert digest(server.client()) == before
+
+
+def test_debug_reload_rebuilds_the_dataset_from_the_aof(tmp_path):
+    with ServerThread(aof_options(tmp_path)) as server:
+        server.wait_ready()
+        r = server.client()
+        for i in range(100):
+            r.set(f"k{i}", i)
+        before = digest(r)
+        assert r.execute_command("DEBUG", "RELOAD") in (b"OK", True)
+        assert digest(r) == before
+
+
+# --- torn tails and damage ---------------------------------------------------------------
+
+
+def _write_file(path, commands):
+    with open(path, "wb") as handle:
+        for argv in commands:
+            handle.write(encode_command(argv))
+
+
+def test_torn_last_command_loads_the_rest_and_truncates_at_random_offsets(tmp_path):
+    rng = random.Random(1234)
+    whole = [[b"SELECT", b"0"]] + [[b"SET", b"k%d" % i, b"v%d" % i] for i in range(20)]
+    last = [b"SET", b"torn", b"x" * 100]
+    prefix = b"".join(encode_command(argv) for argv in whole)
+    tail = encode_command(last)
+    for cut in sorted(rng.sample(range(1, len(tail)), 5)):
+        directory = tmp_path / f"cut{cut}"
+        directory.mkdir()
+        (directory / AOF).write_bytes(prefix + tail[:cut])
+        with ServerThread(aof_options(directory)) as server:
+            server.wait_ready()
+            r = server.client()
+            assert r.dbsize() == 20
+            assert r.get("torn") is None
+            assert (directory / AOF).read_bytes() == prefix
+            r.set("after", "recovery")
+        with ServerThread(aof_options(directory)) as server:
+            server.wait_ready()
+            r = server.client()
+            assert r.get("after") == b"recovery"
+            assert r.dbsize() == 21
+
+
+def test_cut_inside_multi_drops_the_whole_transaction_and_later_writes_survive(tmp_path):
+    rng = random.Random(99)
+    whole = [[b"SELECT", b"0"], [b"SET", b"base", b"1"]]
+    block = [[b"MULTI"], [b"SET", b"t1", b"a"], [b"INCR", b"t2"], [b"SET", b"t3", b"c"],
+             [b"EXEC"]]
+    prefix = b"".join(encode_command(argv) for argv in whole)
+    block_bytes = b"".join(encode_command(argv) for argv in block)
+    for cut in sorted(rng.sample(range(1, len(block_bytes)), 6)):
+        directory = tmp_path / f"cut{cut}"
+        directory.mkdir()
+        (directory / AOF).write_bytes(prefix + block_bytes[:cut])
+        with ServerThread(aof_options(directory)) as server:
+            server.wait_ready()
+            r = server.client()
+            assert r.keys("t*") == []
+            assert r.get("base") == b"1"
+            assert (directory / AOF).read_bytes() == prefix  # cut before MULTI
+            r.set("after", "recovery")
+        with ServerThread(aof_options(directory)) as server:
+            server.wait_ready()
+            r = server.client()
+            assert r.keys("t*") == []
+            assert r.get("after") == b"recovery"
+
+
+def test_aof_load_truncated_no_refuses_and_check_aof_fix_repairs_to_the_same_cut(tmp_path):
+    commands = [[b"SELECT", b"0"]] + [[b"SET", b"k%d" % i, b"v"] for i in range(10)]
+    whole = b"".join(encode_command(argv) for argv in commands)
+    torn = whole + encode_command([b"SET", b"half", b"written"])[:17]
+    (tmp_path / AOF).write_bytes(torn)
+    server = ServerProcess(str(tmp_path), [["appendonly", "yes"], ["save", ""],
+                                           ["aof-load-truncated", "no"]])
+    server.start(wait=False)
+    assert server.process.wait(30) != 0
+    log = server.log()
+    assert "Unexpected end of file reading the append only file" in log
+    assert "trioredis-check-aof --fix" in log
+    assert (tmp_path / AOF).read_bytes() == torn  # refused: untouched
+    fixed = subprocess.run(["trioredis-check-aof", "--fix", "-y", str(tmp_path / AOF)],
+                           capture_output=True, text=True, timeout=30)
+    assert fixed.returncode == 0, fixed.stdout
+    assert f"removed {len(torn) - len(whole)} bytes" in fixed.stdout
+    assert (tmp_path / AOF).read_bytes() == whole
+    server.start()
+    try:
+        r = server.client()
+        assert r.dbsize() == 10
+    finally:
+        server.stop()
+
+
+def test_damage_in_the_middle_refuses_to_start_naming_the_offset_and_the_fix(tmp_path):
+    good = encode_command([b"SELECT", b"0"]) + encode_command([b"SET", b"a", b"1"])
+    bad = good + b"GARBAGE\r\n" + encode_command([b"SET", b"b", b"2"])
+    (tmp_path / AOF).write_bytes(bad)
+    server = ServerProcess(str(tmp_path), [["appendonly", "yes"], ["save", ""]])
+    server.start(wait=False)
+    assert server.process.wait(30) != 0
+    log = server.log()
+    assert f"at offset {len(good)}" in log
+    assert f"trioredis-check-aof --fix {tmp_path / AOF}" in log
+    assert (tmp_path / AOF).read_bytes() == bad
+
+
+def test_clients_connecting_during_a_long_load_get_loading(tmp_path):
+    keys = 200_000
+    with open(tmp_path / AOF, "wb") as handle:
+        handle.write(encode_command([b"SELECT", b"0"]))
+        handle.write(b"".join(encode_command([b"SET", b"key:%d" % i, b"value:%d" % i])
+                              for i in range(keys)))
+    server = ServerProcess(str(tmp_path), [["appendonly", "yes"], ["save", ""]])
+    server.start(wait=False)
+    try:
+        # A raw socket: redis-py retries LOADING replies by itself (they are a ConnectionError).
+        replies = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                    sock.sendall(b"GET key:0\r\n")
+                    reply = sock.recv(4096)
+            except OSError:
+                time.sleep(0.005)
+                continue
+            replies.append(reply)
+            if not reply.startswith(b"-LOADING"):
+                break
+        assert replies[0] == b"-LOADING Redis is loading the dataset in memory\r\n"
+        assert replies[-1] == b"$7\r\nvalue:0\r\n"
+        assert server.client().dbsize() == keys
+    finally:
+        server.stop()
+
+
+# --- write errors, for real --------------------------------------------------------------
+
+
+def _limit_file_size(limit):
+    def preexec():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    return preexec
+
+
+def test_write_error_under_everysec_refuses_writes_with_misconf_until_a_retry_succeeds(tmp_path):
+    limit = 64 * 1024
+    server = ServerProcess(str(tmp_path), [["appendonly", "yes"], ["save", ""],
+                                           ["appendfsync", "everysec"]],
+                           preexec_fn=_limit_file_size(limit))
+    server.start()
+    try:
+        r = server.client()
+        value = "x" * 1000
+        misconf = None
+        acked = []
+        for i in range(200):
+            try:
+                r.set(f"k{i}", value)
+                acked.append(i)
+            except redis.ResponseError as error:
+                misconf = str(error)
+                break
+        assert misconf is not None
+        assert misconf.startswith("MISCONF Errors writing to the AOF file: ")
+        assert "File too large" in misconf
+        assert r.info("persistence")["aof_last_write_status"] == "err"
+        assert r.get("k0") == value.encode()  # reads still work
+        # Lift the limit: the next retry writes the buffered tail and writes are accepted.
+        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE,
+                         (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        deadline = time.monotonic() + 10
+        while r.info("persistence")["aof_last_write_status"] != "ok":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        r.set("after", "ok")
+        before = digest(r)
+    finally:
+        server.kill()
+    server.start()
+    try:
+        assert digest(server.client()) == before
+    finally:
+        server.stop()
+
+
+def test_write_error_under_always_stops_the_server(tmp_path):
+    server = ServerProcess(str(tmp_path), [["appendonly", "yes"], ["save", ""],
+                                           ["appendfsync", "always"]],
+                           preexec_fn=_limit_file_size(16 * 1024))
+    server.start()
+    r = server.client(socket_timeout=10)
+    value = "x" * 1000
+    acked = 0
+    with pytest.raises(redis.ConnectionError):
+        for i in range(100):
+            r.set(f"k{i}", value)
+            acked += 1
+    assert server.process.wait(30) != 0
+    assert "Can't recover from AOF write error when the AOF fsync policy is 'always'" in server.log()
+    # Every acknowledged write is in the file.
+    keys = {argv[1] for argv in commands_in(aof_bytes(tmp_path)) if argv[0] == b"SET"}
+    assert {b"k%d" % i for i in range(acked)} <= keys
+
+
+# --- interop with Debian's redis --------------------------------------------------------
+
+
+def _redis_server():
+    path = shutil.which("redis-server")
+    if path is None:
+        pytest.skip("redis-server is not installed")
+    return path
+
+
+def _populate(r):
+    r.set("string", "hello")
+    r.set("expiring", "soon", ex=3000)
+    r.incr("counter")
+    r.rpush("list", "a", "b", "c", *[f"item{i}" for i in range(100)])
+    try:
+        r.hset("hash", mapping={"f1": "v1", "f2": "v2"})
+        r.sadd("set", "x", "y", "z")
+        r.zadd("zset", {"m1": 1.5, "m2": -2})
+    except redis.ResponseError:  # a type whose commands are not in yet
+        pass
+    with r.pipeline(transaction=True) as pipe:
+        pipe.set("in-tx", "1").incrby("counter", 10)
+        pipe.execute()
+    r.execute_command("SELECT", 2)
+    r.set("db2-key", "v")
+    r.execute_command("SELECT", 0)
+
+
+def _dump(r) -> dict:
+    """Every key of databases 0-3: type, value, TTL (rounded to seconds)."""
+    result = {}
+    for db in range(4):
+        r.execute_command("SELECT", db)
+        for key in r.keys("*"):
+            kind = r.type(key)
+            if kind == b"string":
+                value = r.get(key)
+            elif kind == b"list":
+                value = r.lrange(key, 0, -1)
+            elif kind == b"hash":
+                value = r.hgetall(key)
+            elif kind == b"set":
+                value = sorted(r.smembers(key))
+            elif kind == b"zset":
+                value = r.zrange(key, 0, -1, withscores=True)
+            else:
+                value = None
+            ttl = r.ttl(key)
+            result[(db, key)] = (kind, value, ttl if ttl < 0 else round(ttl, -1))
+    r.execute_command("SELECT", 0)
+    return result
+
+
+class RedisServer:
+    def __init__(self, directory, *args):
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--dir", str(directory), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.client = redis.Redis(port=self.port, protocol=2)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if self.client.ping():
+                    break
+            except (redis.ConnectionError, redis.BusyLoadingError):
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(20)
+
+
+def test_debian_redis_check_aof_accepts_our_file(tmp_path):
+    if shutil.which("redis-check-aof") is None:
+        pytest.skip("redis-check-aof is not installed")
+    with ServerThread(aof_options(tmp_path)) as server:
+        server.wait_ready()
+        _populate(server.client())
+    result = subprocess.run(["redis-check-aof", str(tmp_path / AOF)], capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0, result.stdout
+    assert "is valid" in result.stdout
+
+
+def test_debian_redis_server_loads_our_aof_with_the_same_data(tmp_path):
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    with ServerThread(aof_options(ours)) as server:
+        server.wait_ready()
+        r = server.client()
+        _populate(r)
+        expected = _dump(r)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    shutil.copy(ours / AOF, theirs / "ours.aof")
+    # Redis 7 finds an old-style single AOF named appendfilename in dir and upgrades it to
+    # its multi-part layout (appenddirname/ with a manifest) on start-up.
+    redis_server = RedisServer(theirs, "--appendonly", "yes", "--appendfilename", "ours.aof")
+    try:
+        assert _dump(redis_server.client) == expected
+    finally:
+        redis_server.stop()
+    assert (theirs / "appendonlydir").is_dir()
+
+
+def test_we_load_an_aof_written_by_debian_redis_server(tmp_path):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    redis_server = RedisServer(theirs, "--appendonly", "yes", "--aof-use-rdb-preamble", "no",
+                               "--appendfsync", "always")
+    try:
+        r = redis_server.client
+        r.set("seed", "before-rewrite")
+        r.bgrewriteaof()
+        deadline = time.monotonic() + 20
+        while r.info("persistence")["aof_rewrite_in_progress"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        _populate(r)
+        expected = _dump(r)
+    finally:
+        redis_server.stop()
+    # Redis 7's multi-part AOF: the base file then the incremental files, in manifest order.
+    aof_dir = theirs / "appendonlydir"
+    manifest = (aof_dir / "appendonly.aof.manifest").read_text().split("\n")
+    parts = [line.split()[1] for line in manifest if line.strip()]
+    base = [p for p, line in zip(parts, manifest, strict=False) if " type b" in line]
+    incr = [p for p, line in zip(parts, manifest, strict=False) if " type i" in line]
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    with open(ours / AOF, "wb") as out:
+        for name in base + incr:
+            out.write((aof_dir / name).read_bytes())
+    with ServerThread(aof_options(ours)) as server:
+        server.wait_ready()
+        assert _dump(server.client()) == expected
