@@ -29,7 +29,7 @@ from . import errors
 from .client import Client
 from .commands import BLOCKING, CommandRegistry, CommandSpec
 from .errors import CommandError
-from .keyspace import Database, Keyspace
+from .keyspace import Database, Keyspace, now_ms
 from .persistence import BackendHost, ForkSlot, Loader, PersistenceBackend
 from .resp import NULL_ARRAY, QUEUED, ErrorReply
 
@@ -354,7 +354,7 @@ class Engine:
             client.multi_error = False
             self._unwatch(client)
             raise CommandError(errors.EXECABORT)
-        if client.dirty_cas:
+        if client.dirty_cas or self._watched_key_expired(client):
             self._unwatch(client)
             return NULL_ARRAY
         self._unwatch(client)
@@ -380,6 +380,18 @@ class Engine:
         if self._ready_keys:
             self.serve_blocked()
         return replies
+
+    def _watched_key_expired(self, client: Client) -> bool:
+        """A WATCHed key whose TTL ran out before EXEC counts as changed, as in Redis
+        (``isWatchedKeyExpired``), even when nothing has deleted it yet."""
+        if not client.watched:
+            return False
+        now = now_ms()
+        for db, key in client.watched:
+            when = db.expires.get(key)
+            if when is not None and when <= now:
+                return True
+        return False
 
     def watch(self, client: Client, keys: Sequence[bytes]) -> None:
         db = client.db

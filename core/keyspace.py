@@ -118,7 +118,8 @@ class Database:
     def clear(self) -> int:
         removed = len(self.data)
         for key in list(self.watched):
-            self.keyspace.signal_modified(self, key)
+            if key in self.data:  # as Redis: a watched key that did not exist is not touched
+                self.keyspace.signal_modified(self, key)
         self.data = {}
         self.expires = {}
         return removed

@@ -1,0 +1,158 @@
+"""MULTI/EXEC/DISCARD/WATCH: queueing, EXECABORT, WATCH invalidation by other clients,
+expiry and flushes, and propagation as one MULTI/EXEC block."""
+
+from __future__ import annotations
+
+import time
+
+import parity
+import pytest
+from parity import RawClient, compare_scripts
+from trioredis import hookimpl
+
+reference = parity.reference  # the real Redis, a module-scoped fixture
+
+
+class PropagationRecorder:
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, list[bytes]]] = []
+
+    @hookimpl
+    def trioredis_command_propagated(self, db, argv):
+        self.seen.append((db, list(argv)))
+
+
+def record_propagation(server) -> PropagationRecorder:
+    recorder = PropagationRecorder()
+    engine = server.server.engine
+    engine.plugin_manager.register(recorder)
+    engine.refresh_hooks()
+    return recorder
+
+
+TRANSACTION_SCRIPT = [
+    ("EXEC",), ("DISCARD",), ("EXEC", "x"), ("MULTI", "x"), ("MULTI",), ("MULTI",),
+    ("SET", "a", "1"), ("INCR", "a"), ("GET", "a"), ("EXEC",), ("EXEC",),
+    # A command that fails to queue dooms the transaction.
+    ("MULTI",), ("FOO", "bar"), ("SET", "a", "2"), ("EXEC",), ("GET", "a"),
+    ("MULTI",), ("GET",), ("EXEC",),
+    ("MULTI",), ("SAVE",), ("EXEC",),
+    ("MULTI",), ("DISCARD", "x"), ("EXEC",),
+    # A refused EXEC discards the transaction and says why.
+    ("MULTI",), ("SET", "b", "1"), ("EXEC", "x"), ("EXEC",), ("EXISTS", "b"),
+    # Runtime errors do not stop the other commands.
+    ("MULTI",), ("SET", "c", "1"), ("INCR", "c"), ("SET", "c", "x"), ("INCR", "c"),
+    ("GET", "c"), ("EXEC",),
+    ("MULTI",), ("WATCH", "a"), ("MULTI",), ("UNWATCH",), ("PING",), ("EXEC",),
+    ("MULTI",), ("EXEC",), ("MULTI",), ("SET", "d", "1"), ("DISCARD",), ("EXISTS", "d"),
+    ("WATCH",), ("UNWATCH", "x"), ("WATCH", "a", "b"), ("UNWATCH",),
+    ("MULTI",), ("SELECT", "3"), ("SET", "e", "1"), ("EXEC",), ("EXISTS", "e"),
+    ("SELECT", "3"), ("EXISTS", "e"), ("SELECT", "9"),
+    ("MULTI",), ("AUTH", "x"), ("EXEC",),
+]
+
+
+def test_transaction_replies_like_redis_byte_for_byte(server, reference):
+    assert compare_scripts(server.port, reference.port, TRANSACTION_SCRIPT) == []
+
+
+def _watch_scenarios(port: int) -> dict[str, bytes]:
+    """The EXEC reply after each way of touching (or not) a watched key, on one server."""
+    results = {}
+    with RawClient(port) as a, RawClient(port) as b:
+        a.call("FLUSHALL")
+
+        def run(name, prepare, disturb):
+            prepare()
+            disturb()
+            a.call("MULTI")
+            a.call("PING")
+            results[name] = a.call("EXEC")
+
+        run("other client sets", lambda: a.call("WATCH", "k"), lambda: b.call("SET", "k", "1"))
+        run("same client sets", lambda: a.call("WATCH", "y"), lambda: a.call("SET", "y", "1"))
+        run("untouched", lambda: a.call("WATCH", "u"), lambda: b.call("SET", "other", "1"))
+        run("flushall, key missing", lambda: a.call("WATCH", "nokey"),
+            lambda: b.call("FLUSHALL"))
+        run("flushall, key present",
+            lambda: (a.call("SET", "x", "1"), a.call("WATCH", "x")), lambda: b.call("FLUSHALL"))
+        run("flushdb, key present",
+            lambda: (a.call("SET", "x", "1"), a.call("WATCH", "x")), lambda: b.call("FLUSHDB"))
+        run("other db", lambda: a.call("WATCH", "z"),
+            lambda: (b.call("SELECT", "1"), b.call("SET", "z", "1"), b.call("SELECT", "0")))
+        run("swapdb", lambda: a.call("WATCH", "z"), lambda: b.call("SWAPDB", "0", "1"))
+        run("del of a missing key", lambda: a.call("WATCH", "q"), lambda: b.call("DEL", "q"))
+        run("expire command",
+            lambda: (a.call("SET", "w", "1"), a.call("WATCH", "w")),
+            lambda: b.call("EXPIRE", "w", "100"))
+        run("key expires",
+            lambda: (a.call("SET", "t", "v", "PX", "30"), a.call("WATCH", "t")),
+            lambda: time.sleep(0.06))
+        run("unwatch", lambda: (a.call("WATCH", "k2"), a.call("UNWATCH")),
+            lambda: b.call("SET", "k2", "1"))
+    return results
+
+
+def test_watch_invalidation_like_redis(server, reference):
+    assert _watch_scenarios(server.port) == _watch_scenarios(reference.port)
+
+
+def test_watch_is_invalidated_by_another_client(server, r):
+    other = server.client()
+    r.set("balance", 10)
+    with r.pipeline() as pipe:
+        pipe.watch("balance")
+        other.set("balance", 20)
+        pipe.multi()
+        pipe.set("balance", 0)
+        with pytest.raises(Exception, match="Watched variable changed"):
+            pipe.execute()
+    assert r.get("balance") == b"20"
+
+
+def test_discard_forgets_queue_and_watches(server, r):
+    other = server.client()
+    with RawClient(server.port) as raw:
+        raw.call("WATCH", "k")
+        raw.call("MULTI")
+        raw.call("SET", "k", "mine")
+        assert raw.call("DISCARD") == b"+OK\r\n"
+        other.set("k", "theirs")
+        raw.call("MULTI")
+        raw.call("GET", "k")
+        assert raw.call("EXEC") == b"*1\r\n$6\r\ntheirs\r\n"
+
+
+def test_transaction_propagates_as_one_multi_exec_block(server, r):
+    recorder = record_propagation(server)
+    pipe = r.pipeline(transaction=True)
+    pipe.set("a", "1").incr("a").get("a").expire("a", 100)
+    assert pipe.execute() == [True, 2, b"2", True]
+    names = [argv[0] for _db, argv in recorder.seen]
+    assert names == [b"MULTI", b"SET", b"INCRBY", b"PEXPIREAT", b"EXEC"]
+
+
+def test_read_only_transaction_propagates_nothing(server, r):
+    recorder = record_propagation(server)
+    pipe = r.pipeline(transaction=True)
+    pipe.get("a").exists("a")
+    pipe.execute()
+    assert recorder.seen == []
+
+
+def test_aborted_transaction_propagates_nothing(server):
+    recorder = record_propagation(server)
+    with RawClient(server.port) as raw:
+        raw.call("MULTI")
+        raw.call("SET", "a", "1")
+        raw.call("NOSUCHCOMMAND")
+        assert raw.call("EXEC").startswith(b"-EXECABORT")
+    assert recorder.seen == []
+
+
+def test_blocking_pop_inside_multi_does_not_block(server):
+    parity.require_commands(server.port, "blpop")
+    with RawClient(server.port) as raw:
+        raw.call("MULTI")
+        raw.call("BLPOP", "empty", "0")
+        assert raw.call("EXEC") == b"*1\r\n*-1\r\n"
