@@ -73,7 +73,7 @@ def test_plugins_on_path(monkeypatch):
     """tests/plugins importable, for ``loadplugin`` lines."""
     monkeypatch.syspath_prepend(TEST_PLUGINS)
     yield
-    for module in ("trioredis_loadme", "trioredis_mirror"):
+    for module in ("trioredis_loadme", "trioredis_mirror", "trioredis_hookspy"):
         sys.modules.pop(module, None)
 
 
@@ -318,3 +318,34 @@ def test_example_data_type_survives_restart(site, tmp_path, mode):
         client.close()
     finally:
         server.stop()
+
+
+# --- the observer hooks, called when the guide says --------------------------------------
+
+
+def test_observer_hooks_are_called_as_documented(test_plugins_on_path, tmp_path):
+    server = running([["loadplugin", "trioredis_hookspy"], ["appendonly", "yes"]], tmp_path)
+    import trioredis_hookspy
+
+    calls = trioredis_hookspy.CALLS
+    calls.clear()
+    try:
+        client = server.client()
+        client.set("k", "v", ex=100)
+        client.get("k")
+        client.config_set("maxclients", 500)
+        client.bgrewriteaof()
+        _wait_rewrite_done(client)
+        client.close()
+    finally:
+        server.stop()
+    propagated = [call[1:] for call in calls if call[0] == "propagated"]
+    # The deterministic effect: SET with a relative expiry arrives as SET + PEXPIREAT.
+    assert propagated[0] == (0, [b"SET", b"k", b"v"])
+    assert propagated[1][1][:2] == [b"PEXPIREAT", b"k"]
+    assert len(propagated) == 2  # GET, CONFIG SET and BGREWRITEAOF change no data
+    executed = [call[1] for call in calls if call[0] == "executed"]
+    assert [b"SET", b"k", b"v", b"EX", b"100"] in executed and [b"GET", b"k"] in executed
+    assert all(call[2] for call in calls if call[0] == "executed")
+    assert ("config_changed", 10000, 500) in calls
+    assert calls.index(("rewrite_started",)) < calls.index(("rewrite_finished", True, "aof", True))
