@@ -51,7 +51,8 @@ class Block:
     is still nothing to take; ``timeout`` is in seconds (0: forever); ``timeout_reply`` is sent
     when it runs out."""
 
-    __slots__ = ("db", "keys", "timeout", "attempt", "timeout_reply", "event", "result")
+    __slots__ = ("db", "keys", "timeout", "attempt", "timeout_reply", "event", "result",
+                 "ready_key")
 
     def __init__(
         self,
@@ -67,6 +68,10 @@ class Block:
         self.timeout_reply = timeout_reply
         self.event: trio.Event | None = None
         self.result: dict[str, Any] | None = None
+        # The key whose change woke the client, set before each retry by serve_blocked (None
+        # on the first try): Redis serves a client blocked on several keys from the key that
+        # became ready, not from the first of its keys that has something.
+        self.ready_key: bytes | None = None
 
     def waiting_on(self, event: trio.Event, result: dict[str, Any]) -> Block:
         """A block that ends when ``event`` is set, with ``result["reply"]`` as the reply
@@ -529,6 +534,7 @@ class Engine:
                     if waiter.event.is_set():
                         queue.popleft()
                         continue
+                    waiter.block.ready_key = key
                     reply = self._attempt(waiter)
                     if reply is None:
                         break

@@ -286,3 +286,14 @@ def test_a_served_blmove_and_blmpop_propagate_lmove_and_lpop_count(recorded):
     ]
     mover.disconnect()
     popper.disconnect()
+
+
+def test_a_client_blocked_on_several_keys_takes_from_the_key_that_became_ready(r, other):
+    waiting = InThread(other.blpop, ["a", "b"], timeout=2)
+    wait_blocked_clients(r, 1)
+    pipe = r.pipeline(transaction=True)
+    pipe.rpush("b", "from-b")
+    pipe.rpush("a", "from-a")
+    pipe.execute()
+    assert waiting.result() == (b"b", b"from-b")  # as Redis 7.0: b was signalled first
+    assert r.lrange("a", 0, -1) == [b"from-a"]

@@ -406,6 +406,14 @@ def _parse_mpop(argv: list[bytes], numkeys_index: int) -> tuple[list[bytes], byt
     return keys, where, 1 if count == -1 else count
 
 
+def _serving_keys(block: Block | None, keys: list[bytes]) -> list[bytes]:
+    """The keys a retry for a blocked client may take from: only the one that became ready,
+    as Redis serves it (BLPOP a b woken by a push to b takes from b even if a has some)."""
+    if block is not None and block.ready_key is not None:
+        return [block.ready_key]
+    return keys
+
+
 def _mpop_nowait(ctx, keys: list[bytes], where: bytes, count: int, serving: bool) -> Any:
     """Pop up to ``count`` from the first non-empty list: ``[key, [elements]]`` or None.
     Propagated as ``LPOP/RPOP key n`` with the number taken.  ``serving``: retried for a
@@ -468,7 +476,9 @@ def _bpop(ctx, argv: list[bytes], where: bytes) -> Any:
     reply = _bpop_nowait(ctx, keys, where, serving=False)
     if reply is not None:
         return reply
-    return Block(keys, timeout, lambda c: _bpop_nowait(c, keys, where, serving=True))
+    block = Block(keys, timeout, lambda c: _bpop_nowait(
+        c, _serving_keys(block, keys), where, serving=True))
+    return block
 
 
 def blpop(ctx, argv):
@@ -517,7 +527,9 @@ def blmpop(ctx, argv):
     reply = _mpop_nowait(ctx, keys, where, count, serving=False)
     if reply is not None:
         return reply
-    return Block(keys, timeout, lambda c: _mpop_nowait(c, keys, where, count, serving=True))
+    block = Block(keys, timeout, lambda c: _mpop_nowait(
+        c, _serving_keys(block, keys), where, count, serving=True))
+    return block
 
 
 def register(registry):
