@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from . import errors
+from .acl import AccessControl
 from .client import Client
 from .commands import BLOCKING, CommandRegistry, CommandSpec
 from .errors import CommandError
 from .keyspace import Database, Keyspace, now_ms
-from .persistence import BackendHost, ForkSlot, Loader, PersistenceBackend
+from .persistence import BackendHost, BaseBackend, ForkSlot, Loader, PersistenceBackend
 from .resp import NULL_ARRAY, QUEUED, ErrorReply
 
 if TYPE_CHECKING:
@@ -42,6 +43,9 @@ _SUBSCRIBED_ALLOWED = frozenset(
     {b"subscribe", b"psubscribe", b"unsubscribe", b"punsubscribe", b"ping", b"quit", b"reset",
      b"ssubscribe", b"sunsubscribe"}
 )
+
+
+_NAME_BYTES: dict[str, bytes] = {}  # command name -> bytes for CLIENT LIST's cmd=
 
 
 class Block:
@@ -164,6 +168,7 @@ class Engine:
         self.hook.trioredis_register_commands(registry=self.commands)
         for old, new in loaded.renamed_commands.items():
             self.commands.rename(old, new)
+        self.acl = AccessControl(self.commands, self.config.requirepass)
         self.backends: list[PersistenceBackend] = []
         self.fork_slot = ForkSlot()
         self.dirty = 0
@@ -179,6 +184,9 @@ class Engine:
         self.unflushed = False
         self._current: Client | None = None
         self._feeds: list[Callable[[int, Sequence[bytes]], None]] = []
+        self._refusers: list[PersistenceBackend] = []
+        # argv[0] as sent (any case) -> (spec, lowercase name): skips lower() and a lookup.
+        self._dispatch: dict[bytes, tuple[CommandSpec, bytes, bool, bytes]] = {}
         self._waiters: dict[tuple[int, bytes], deque[_Waiter]] = {}
         self._ready_keys: list[tuple[int, bytes]] = []
         self.shutdown_requested = trio.Event()
@@ -201,7 +209,16 @@ class Engine:
 
     def add_backends(self, backends: list[PersistenceBackend]) -> None:
         self.backends = list(backends)
-        self._feeds = [backend.feed for backend in self.backends]
+        # A backend that keeps BaseBackend's no-op ``feed``/``refuse_writes`` costs nothing
+        # per command (the hot path runs these for every write).
+        self._feeds = [
+            backend.feed for backend in self.backends
+            if getattr(type(backend), "feed", None) is not BaseBackend.feed
+        ]
+        self._refusers = [
+            backend for backend in self.backends
+            if getattr(type(backend), "refuse_writes", None) is not BaseBackend.refuse_writes
+        ]
 
     def refresh_hooks(self) -> None:
         """Call optional hooks only when some plugin implements them."""
@@ -228,7 +245,7 @@ class Engine:
 
     def new_client(self, addr: str = "", laddr: str = "", fd: int = -1) -> Client:
         client = Client(self.keyspace[0], addr, laddr, fd)
-        client.authenticated = not self.config.requirepass
+        client.authenticated = not self.acl.default_needs_auth()
         client.ctx = CommandContext(self, client)
         self.clients[client.id] = client
         self.stats.connections_received += 1
@@ -246,16 +263,24 @@ class Engine:
 
     def call(self, client: Client, argv: list[bytes]) -> Any:
         """Run one command for ``client``: the reply, an ErrorReply, or a :class:`Block`."""
-        name = argv[0].lower()
-        spec = self.commands.by_name.get(name)
-        if spec is None:
-            return self._reject(client, argv, errors.unknown_command(argv))
+        entry = self._dispatch.get(argv[0])
+        if entry is None:
+            entry = self._lookup(argv[0])
+            if entry is None:
+                return self._reject(client, argv, errors.unknown_command(argv))
+        spec, name, is_write, _ = entry
         arity = spec.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return self._reject(client, argv, errors.wrong_arity(spec.name))
         if not client.authenticated and "noauth" not in spec.flags:
             return self._reject(client, argv, errors.NOAUTH)
-        if spec.is_write and not client.is_loader:
+        if client.user in self.acl.restricted:  # empty unless ACL SETUSER restricted someone
+            denied = self.acl.check(client.user, spec, argv)
+            if denied is not None:
+                return self._reject(client, argv, denied)
+        if self.config.maxmemory and not client.is_loader and self._out_of_memory(client, spec):
+            return self._reject(client, argv, errors.OOM)
+        if is_write and self._refusers and not client.is_loader:
             refusal = self.refuse_writes()
             if refusal is not None:
                 return self._reject(client, argv, refusal)
@@ -273,6 +298,18 @@ class Engine:
             client.multi.append((spec, argv))
             return QUEUED
         return self.execute(client, spec, argv)
+
+    def _lookup(self, sent: bytes) -> tuple[CommandSpec, bytes, bool, bytes] | None:
+        """The command table entry for a name as sent; remembered (a bounded number of
+        spellings) so the common case is one dict lookup."""
+        name = sent.lower()
+        spec = self.commands.by_name.get(name)
+        if spec is None:
+            return None
+        entry = (spec, name, spec.is_write, spec.name.encode())
+        if len(self._dispatch) < 4096:
+            self._dispatch[sent] = entry
+        return entry
 
     def execute(self, client: Client, spec: CommandSpec, argv: list[bytes]) -> Any:
         """Run a looked-up, checked command (also used by EXEC for each queued command)."""
@@ -295,14 +332,17 @@ class Engine:
         finally:
             self._current = previous
         self.stats.commands_processed += 1
-        client.last_command = spec.name.encode()
+        last = _NAME_BYTES.get(spec.name)
+        if last is None:
+            last = _NAME_BYTES[spec.name] = spec.name.encode()
+        client.last_command = last
         if ctx.dirty:
             self.dirty += ctx.dirty
-            if not ctx.propagated:
-                self._current = client
-                self.propagate(ctx.db.index, argv)
-                self._current = previous
             db = ctx.db
+            if not ctx.propagated and not self.replaying:
+                self._current = client
+                self.propagate(db.index, argv)
+                self._current = previous
             if db.watched or db.blocked:
                 for key in spec.keys(argv):
                     self.keyspace.signal_modified(db, key)
@@ -342,7 +382,7 @@ class Engine:
         return ErrorReply(message.encode())
 
     def refuse_writes(self) -> str | None:
-        for backend in self.backends:
+        for backend in self._refusers:
             refusal = backend.refuse_writes()
             if refusal is not None:
                 return refusal
@@ -578,7 +618,38 @@ class Engine:
         old, self.config = self.config, new
         if old.loglevel != new.loglevel:
             self.log.set_level(new.loglevel)
+        if old.requirepass != new.requirepass:
+            self.acl.set_requirepass(new.requirepass)
         self.hook.trioredis_config_changed(old=old, new=new)
+
+    # --- memory ----------------------------------------------------------------------------
+
+    _used_memory = 0
+    _memory_sampled = -1.0
+
+    def used_memory(self) -> int:
+        """What ``maxmemory`` is compared with: INFO's ``used_memory``, the process's resident
+        set (:func:`trioredis.info.rss_bytes`: Python has no allocator total to match Redis's
+        zmalloc count).  Read at most every 10 ms: /proc costs more than most commands."""
+        now = time.monotonic()
+        if now - self._memory_sampled >= 0.01:
+            from .info import rss_bytes
+
+            self._used_memory = rss_bytes()
+            self._memory_sampled = now
+        return self._used_memory
+
+    def _out_of_memory(self, client: Client, spec: CommandSpec) -> bool:
+        """Redis's OOM refusal under ``maxmemory``: a ``denyoom`` command (or an EXEC that
+        queued one) while used memory is over the limit.  Every policy behaves as
+        ``noeviction``: with RSS as the measure, freeing keys shows up too late and too
+        coarsely to evict against it."""
+        if "denyoom" not in spec.flags and not (
+            spec.name == "exec" and client.multi
+            and any("denyoom" in queued.flags for queued, _ in client.multi)
+        ):
+            return False
+        return self.used_memory() > self.config.maxmemory
 
     def sample_ops(self) -> None:
         self._ops_samples.append((time.monotonic(), self.stats.commands_processed))
