@@ -1,0 +1,100 @@
+"""``trioredis-check-aof``: the console script, run as a user would, on real files."""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import subprocess
+
+import pytest
+from trioredis import encode_command
+
+COMMANDS = [[b"SELECT", b"0"]] + [[b"SET", b"k%d" % i, b"v" * i] for i in range(30)]
+WHOLE = b"".join(encode_command(argv) for argv in COMMANDS)
+
+
+def run(*args, stdin=""):
+    return subprocess.run(["trioredis-check-aof", *map(str, args)], capture_output=True,
+                          text=True, input=stdin, timeout=30)
+
+
+def test_a_valid_file_is_reported_valid(tmp_path):
+    path = tmp_path / "a.aof"
+    path.write_bytes(WHOLE)
+    result = run(path)
+    assert result.returncode == 0
+    assert f"size={len(WHOLE)}, ok_up_to={len(WHOLE)}, diff=0" in result.stdout
+    assert "is valid" in result.stdout
+
+
+def test_a_torn_tail_is_reported_and_fixed_with_y(tmp_path):
+    path = tmp_path / "a.aof"
+    torn = WHOLE + encode_command([b"SET", b"last", b"value"])[:11]
+    path.write_bytes(torn)
+    result = run(path)
+    assert result.returncode == 1
+    assert f"ok_up_to={len(WHOLE)}, diff=11" in result.stdout
+    assert "Use the --fix option" in result.stdout
+    assert path.read_bytes() == torn
+    fixed = run("--fix", "-y", path)
+    assert fixed.returncode == 0
+    assert "removed 11 bytes" in fixed.stdout
+    assert path.read_bytes() == WHOLE
+    assert run(path).returncode == 0
+
+
+def test_fix_asks_for_confirmation_and_a_no_leaves_the_file_alone(tmp_path):
+    path = tmp_path / "a.aof"
+    torn = WHOLE + b"*3\r\n$3\r\nSET"
+    path.write_bytes(torn)
+    refused = run("--fix", path, stdin="n\n")
+    assert refused.returncode == 1
+    assert "Continue? [y/N]" in refused.stdout
+    assert path.read_bytes() == torn
+    accepted = run("--fix", path, stdin="y\n")
+    assert accepted.returncode == 0
+    assert path.read_bytes() == WHOLE
+
+
+def test_an_unfinished_transaction_is_cut_before_its_multi(tmp_path):
+    path = tmp_path / "a.aof"
+    block = b"".join(encode_command(argv) for argv in ([b"MULTI"], [b"SET", b"a", b"1"],
+                                                       [b"INCR", b"b"]))
+    path.write_bytes(WHOLE + block)  # every command whole, EXEC missing
+    result = run(path)
+    assert result.returncode == 1
+    assert "MULTI without EXEC" in result.stdout
+    assert run("--fix", "-y", path).returncode == 0
+    assert path.read_bytes() == WHOLE
+
+
+def test_damage_in_the_middle_names_its_offset(tmp_path):
+    path = tmp_path / "a.aof"
+    path.write_bytes(WHOLE + b"!garbage\r\n" + encode_command([b"SET", b"x", b"y"]))
+    result = run(path)
+    assert result.returncode == 1
+    assert f"ok_up_to={len(WHOLE)}," in result.stdout
+    assert re.search(rf"0x\s*{len(WHOLE):x}: Bad file format", result.stdout)
+
+
+def test_usage_errors():
+    assert run().returncode == 1
+    assert run("--bogus", "x").returncode == 1
+    assert run("/nonexistent/file.aof").returncode == 1
+
+
+def test_the_cut_agrees_with_debian_redis_check_aof(tmp_path):
+    if shutil.which("redis-check-aof") is None:
+        pytest.skip("redis-check-aof is not installed")
+    rng = random.Random(7)
+    last = encode_command([b"SET", b"last", b"x" * 40])
+    for cut in rng.sample(range(1, len(last)), 6):
+        ours = tmp_path / f"ours{cut}.aof"
+        theirs = tmp_path / f"theirs{cut}.aof"
+        ours.write_bytes(WHOLE + last[:cut])
+        theirs.write_bytes(WHOLE + last[:cut])
+        assert run("--fix", "-y", ours).returncode == 0
+        subprocess.run(["redis-check-aof", "--fix", str(theirs)], input="y\n", text=True,
+                       capture_output=True, timeout=30, check=True)
+        assert ours.read_bytes() == theirs.read_bytes() == WHOLE
