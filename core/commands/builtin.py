@@ -18,6 +18,7 @@ GROUPS = (
     "sets",
     "zsets",
     "pubsub",
+    "acl",
     "observability",
 )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import time
 
 from .. import REDIS_VERSION, errors
@@ -41,24 +40,21 @@ def select(ctx, argv):
 
 
 def _check_password(ctx, username: bytes, password: bytes) -> None:
-    required = ctx.config.requirepass
-    if username != b"default" or not hmac.compare_digest(password, required.encode()):
+    """Log the client in as ``username`` (trioredis.acl compares in constant time)."""
+    user = ctx.engine.acl.authenticate(username, password)
+    if user is None:
         raise CommandError(errors.WRONGPASS)
+    ctx.client.user = user.name
+    ctx.client.authenticated = True
 
 
 def auth(ctx, argv):
     if len(argv) > 3:
         raise CommandError(errors.SYNTAX)
-    if len(argv) == 2 and not ctx.config.requirepass:
+    if len(argv) == 2 and ctx.engine.acl.users["default"].nopass:
         raise CommandError(errors.AUTH_NOT_CONFIGURED)
     username, password = (b"default", argv[1]) if len(argv) == 2 else (argv[1], argv[2])
-    if not ctx.config.requirepass:
-        if username == b"default":
-            ctx.client.authenticated = True
-            return OK
-        raise CommandError(errors.WRONGPASS)
     _check_password(ctx, username, password)
-    ctx.client.authenticated = True
     return OK
 
 
@@ -79,12 +75,7 @@ def hello(ctx, argv):
     while index < len(argv):
         option = argv[index].lower()
         if option == b"auth" and index + 2 < len(argv):
-            username, password = argv[index + 1], argv[index + 2]
-            if ctx.config.requirepass:
-                _check_password(ctx, username, password)
-            elif username != b"default":
-                raise CommandError(errors.WRONGPASS)
-            client.authenticated = True
+            _check_password(ctx, argv[index + 1], argv[index + 2])
             index += 3
         elif option == b"setname" and index + 1 < len(argv):
             setname = argv[index + 1]
@@ -126,7 +117,8 @@ def reset(ctx, argv):
     client.resp3 = False
     client.name = b""
     client.no_evict = False
-    client.authenticated = not ctx.config.requirepass
+    client.user = "default"
+    client.authenticated = not engine.acl.default_needs_auth()
     return Status(b"RESET")
 
 

@@ -1,0 +1,472 @@
+"""Access control: users, their passwords, the commands, keys and channels they may use.
+
+Redis 7.0's model (``acl.c``), kept to what a client can observe:
+
+- A user is ``on`` or ``off``, has passwords (stored only as SHA-256 hex digests) or
+  ``nopass``, a set of allowed commands built by applying rules in order (``+get``,
+  ``-@dangerous``, ``+config|get``, ``allcommands``), key patterns (``~app:*``, ``%R~x``,
+  ``allkeys``) and channel patterns (``&news.*``, ``allchannels``).
+- ``ACL SETUSER`` applies its rules to a copy and keeps it only if every rule is valid.
+- Passwords are compared in constant time (:func:`hmac.compare_digest` on the SHA-256 hex
+  digests, against every stored digest, so the time does not say which one matched) and never
+  logged.  ``requirepass`` is the ``default`` user's password, as in Redis.
+
+What differs from Redis: ``ACL LIST``/``GETUSER`` describe command rules as they were given
+(normalised: a later ``+get`` drops an earlier ``-get``), where Redis re-derives a minimal
+description from its bitmaps; selectors (``(...)``) and ``ACL LOG`` entries are not kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from .errors import CommandError
+
+if TYPE_CHECKING:
+    from .commands import CommandRegistry, CommandSpec
+
+# Redis 7.0's categories, in ``ACL CAT`` order.
+CATEGORIES = (
+    "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap",
+    "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow", "blocking", "dangerous",
+    "connection", "transaction", "scripting",
+)
+# Command group (core/commands/<group>.py) -> Redis category.
+_GROUP_CATEGORY = {
+    "keys": "keyspace", "strings": "string", "lists": "list", "hashes": "hash", "sets": "set",
+    "zsets": "sortedset", "pubsub": "pubsub", "transactions": "transaction",
+    "connection": "connection", "bitmaps": "bitmap", "hyperloglog": "hyperloglog",
+    "geo": "geo", "streams": "stream", "scripting": "scripting",
+}
+# Commands Redis puts in @dangerous without the admin flag.
+_DANGEROUS = frozenset({
+    "keys", "flushall", "flushdb", "sort", "sort_ro", "migrate", "restore", "restore-asking",
+    "swapdb", "info", "role", "lastsave", "monitor", "shutdown", "save", "bgsave",
+    "bgrewriteaof", "debug", "config", "client", "acl", "slowlog", "latency", "replicaof",
+    "slaveof", "failover", "sync", "psync", "replconf", "module", "pfdebug", "pfselftest",
+})
+# Channel arguments of the pub/sub commands: argv[1] only, or argv[1:].
+_CHANNEL_COMMANDS = {"publish": 1, "spublish": 1, "subscribe": None, "ssubscribe": None,
+                     "psubscribe": None}
+
+NOPERM_COMMAND = "NOPERM this user has no permissions to run the '{}' command"
+NOPERM_KEY = "NOPERM this user has no permissions to access one of the keys used as arguments"
+NOPERM_CHANNEL = (
+    "NOPERM this user has no permissions to access one of the channels used as arguments"
+)
+_HASH_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def password_digest(password: bytes) -> str:
+    return hashlib.sha256(password).hexdigest()
+
+
+def categories_of(spec: CommandSpec) -> frozenset[str]:
+    """The Redis categories of a command, from its flags and its group."""
+    found = {_GROUP_CATEGORY.get(c, c) for c in spec.categories}
+    if spec.name in _DANGEROUS:
+        found.add("dangerous")
+    return frozenset(c for c in found if c in CATEGORIES)
+
+
+def glob_regex(pattern: bytes) -> re.Pattern[bytes]:
+    """Redis's ``stringmatchlen`` as a regex: ``*``, ``?``, ``[a-z]``, ``[^x]``, ``\\x``."""
+    out = bytearray()
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i : i + 1]
+        if c == b"*":
+            out += b".*"
+        elif c == b"?":
+            out += b"."
+        elif c == b"\\" and i + 1 < n:
+            i += 1
+            out += re.escape(pattern[i : i + 1])
+        elif c == b"[":
+            end = pattern.find(b"]", i + 2 if pattern[i + 1 : i + 2] in (b"^", b"]") else i + 1)
+            if end < 0:
+                out += re.escape(c)
+            else:
+                body = pattern[i + 1 : end]
+                negate = body.startswith(b"^")
+                if negate:
+                    body = body[1:]
+                parts = bytearray()
+                j = 0
+                while j < len(body):
+                    if body[j : j + 1] == b"\\" and j + 1 < len(body):
+                        j += 1
+                    if j + 2 < len(body) and body[j + 1 : j + 2] == b"-":
+                        low, high = sorted((body[j], body[j + 2]))
+                        parts += b"%s-%s" % (re.escape(bytes([low])), re.escape(bytes([high])))
+                        j += 3
+                    else:
+                        parts += re.escape(body[j : j + 1])
+                        j += 1
+                out += b"[" + (b"^" if negate else b"") + bytes(parts) + b"]" if parts else b"(?!)"
+                i = end
+        else:
+            out += re.escape(c)
+        i += 1
+    return re.compile(bytes(out), re.DOTALL)
+
+
+class KeyPattern:
+    """``~pattern`` (read and write), ``%R~pattern`` or ``%W~pattern``."""
+
+    __slots__ = ("text", "read", "write", "regex")
+
+    def __init__(self, text: bytes, read: bool = True, write: bool = True) -> None:
+        self.text = text
+        self.read = read
+        self.write = write
+        self.regex = glob_regex(text)
+
+    def describe(self) -> str:
+        prefix = "~" if self.read and self.write else "%R~" if self.read else "%W~"
+        return prefix + self.text.decode("utf-8", "replace")
+
+
+class User:
+    """One ACL user.  ``commands`` holds allowed command names; ``allowed_subs`` the
+    ``name|sub`` allowed while ``name`` is not; ``denied_subs`` those refused while it is."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.enabled = False
+        self.nopass = False
+        self.sanitize_payload = False
+        self.passwords: list[str] = []  # sha256 hex digests, in the order added
+        self.all_commands = False
+        self.commands: set[str] = set()
+        self.allowed_subs: set[str] = set()
+        self.denied_subs: set[str] = set()
+        self.command_rules: list[str] = ["-@all"]
+        self.all_keys = False
+        self.keys: list[KeyPattern] = []
+        self.all_channels = False
+        self.channels: list[bytes] = []
+        self._channel_regexes: list[re.Pattern[bytes]] = []
+
+    def copy(self) -> User:
+        other = User(self.name)
+        other.__dict__.update({k: (v.copy() if isinstance(v, (set, list)) else v)
+                               for k, v in self.__dict__.items()})
+        return other
+
+    @property
+    def unrestricted(self) -> bool:
+        """May run anything on anything: the engine skips the checks for such users."""
+        return (self.all_commands and not self.denied_subs and self.all_keys
+                and self.all_channels)
+
+    # --- rules -------------------------------------------------------------------------------
+
+    def apply(self, rule: str, registry: CommandRegistry) -> None:
+        """One ``ACL SETUSER`` rule; raises ValueError with Redis's explanation."""
+        lowered = rule.lower()
+        if lowered == "on":
+            self.enabled = True
+        elif lowered == "off":
+            self.enabled = False
+        elif lowered == "nopass":
+            self.nopass = True
+            self.passwords = []
+        elif lowered == "resetpass":
+            self.nopass = False
+            self.passwords = []
+        elif lowered in ("allkeys", "~*"):
+            self.all_keys = True
+            self.keys = [KeyPattern(b"*")]
+        elif lowered == "resetkeys":
+            self.all_keys = False
+            self.keys = []
+        elif lowered in ("allchannels", "&*"):
+            self.all_channels = True
+            self.channels = [b"*"]
+            self._channel_regexes = [glob_regex(b"*")]
+        elif lowered == "resetchannels":
+            self.all_channels = False
+            self.channels = []
+            self._channel_regexes = []
+        elif lowered in ("allcommands", "+@all"):
+            self._set_all(True, registry)
+        elif lowered in ("nocommands", "-@all"):
+            self._set_all(False, registry)
+        elif lowered == "sanitize-payload":
+            self.sanitize_payload = True
+        elif lowered == "skip-sanitize-payload":
+            self.sanitize_payload = False
+        elif lowered == "reset":
+            for each in ("resetpass", "resetkeys", "resetchannels", "off", "-@all",
+                         "sanitize-payload"):
+                self.apply(each, registry)
+        elif rule.startswith(">"):
+            digest = password_digest(rule[1:].encode("utf-8", "surrogateescape"))
+            if digest not in self.passwords:
+                self.passwords.append(digest)
+            self.nopass = False
+        elif rule.startswith("<"):
+            digest = password_digest(rule[1:].encode("utf-8", "surrogateescape"))
+            if digest not in self.passwords:
+                raise ValueError("The password you are trying to remove from the user does not exist")
+            self.passwords.remove(digest)
+        elif rule.startswith(("#", "!")):
+            digest = rule[1:]
+            if not _HASH_RE.fullmatch(digest):
+                raise ValueError("The password hash must be exactly 64 characters and contain "
+                                 "only lowercase hexadecimal characters")
+            if rule[0] == "#":
+                if digest not in self.passwords:
+                    self.passwords.append(digest)
+                self.nopass = False
+            elif digest not in self.passwords:
+                raise ValueError("The password you are trying to remove from the user does not exist")
+            else:
+                self.passwords.remove(digest)
+        elif rule.startswith(("~", "%")):
+            self._add_key_pattern(rule)
+        elif rule.startswith("&"):
+            if not self.all_channels:
+                pattern = rule[1:].encode("utf-8", "surrogateescape")
+                self.channels.append(pattern)
+                self._channel_regexes.append(glob_regex(pattern))
+        elif rule.startswith(("+", "-")) and len(rule) > 1:
+            self._command_rule(rule, registry)
+        else:
+            raise ValueError("Syntax error")
+
+    def _add_key_pattern(self, rule: str) -> None:
+        if rule.startswith("%"):
+            flags, sep, text = rule[1:].partition("~")
+            if not sep or not flags or set(flags.upper()) - {"R", "W"}:
+                raise ValueError("Syntax error")
+            read, write = "R" in flags.upper(), "W" in flags.upper()
+        else:
+            text, read, write = rule[1:], True, True
+        if self.all_keys and read and write:
+            return
+        if text == "*" and read and write:
+            self.all_keys = True
+            self.keys = [KeyPattern(b"*")]
+            return
+        self.keys.append(KeyPattern(text.encode("utf-8", "surrogateescape"), read, write))
+
+    def _set_all(self, allowed: bool, registry: CommandRegistry) -> None:
+        self.all_commands = allowed
+        self.commands = {spec.name for spec in registry} if allowed else set()
+        self.allowed_subs = set()
+        self.denied_subs = set()
+        self.command_rules = ["+@all" if allowed else "-@all"]
+
+    def _command_rule(self, rule: str, registry: CommandRegistry) -> None:
+        add = rule[0] == "+"
+        target = rule[1:].lower()
+        if target.startswith("@"):
+            category = target[1:]
+            if category not in CATEGORIES:
+                raise ValueError("Unknown command or category name in ACL")
+            names = [spec.name for spec in registry if category in categories_of(spec)]
+            for name in names:
+                self._set_command(name, add)
+            if not add:
+                self.all_commands = False
+        else:
+            name, bar, sub = target.partition("|")
+            spec = registry.get(name.encode()) or _by_original_name(registry, name)
+            if spec is None or (bar and not sub):
+                raise ValueError("Unknown command or category name in ACL")
+            if bar:
+                if add and name in self.commands:
+                    self.denied_subs.discard(f"{name}|{sub}")
+                elif add:
+                    self.allowed_subs.add(f"{name}|{sub}")
+                elif name in self.commands:
+                    self.denied_subs.add(f"{name}|{sub}")
+                else:
+                    self.allowed_subs.discard(f"{name}|{sub}")
+            else:
+                self._set_command(spec.name, add)
+                if not add:
+                    self.all_commands = False
+        self._describe_rule(rule[0] + target)
+
+    def _set_command(self, name: str, add: bool) -> None:
+        if add:
+            self.commands.add(name)
+        else:
+            self.commands.discard(name)
+        prefix = name + "|"
+        self.allowed_subs = {s for s in self.allowed_subs if not s.startswith(prefix)}
+        self.denied_subs = {s for s in self.denied_subs if not s.startswith(prefix)}
+
+    def _describe_rule(self, rule: str) -> None:
+        """Keep the rule for ACL LIST; a rule on the same command or category replaces an
+        earlier one (``+get -get`` reads ``-get``)."""
+        self.command_rules = [r for r in self.command_rules if r[1:] != rule[1:]]
+        self.command_rules.append(rule)
+
+    # --- checks ------------------------------------------------------------------------------
+
+    def check_password(self, password: bytes) -> bool:
+        """Constant time in the password: every stored digest is compared."""
+        if self.nopass:
+            return True
+        digest = password_digest(password)
+        matched = False
+        for stored in self.passwords:
+            matched |= hmac.compare_digest(digest, stored)
+        return matched
+
+    def denied(self, spec: CommandSpec, argv: list[bytes]) -> str | None:
+        """The NOPERM message for running ``argv``, or None when allowed."""
+        name = spec.name
+        sub = f"{name}|{argv[1].decode('utf-8', 'replace').lower()}" if (
+            spec.subcommands and len(argv) > 1) else None
+        if name in self.commands:
+            if sub is not None and sub in self.denied_subs:
+                return NOPERM_COMMAND.format(sub)
+        elif sub is None or sub not in self.allowed_subs:
+            return NOPERM_COMMAND.format(sub or name)
+        if not self.all_keys:
+            keys = spec.keys(argv)
+            if keys and not self._keys_allowed(keys, spec.is_write):
+                return NOPERM_KEY
+        if not self.all_channels and name in _CHANNEL_COMMANDS:
+            channels = argv[1:2] if _CHANNEL_COMMANDS[name] == 1 else argv[1:]
+            literal = name == "psubscribe"  # Redis 7.0: a pattern must be allowed verbatim
+            for channel in channels:
+                if literal:
+                    if channel not in self.channels:
+                        return NOPERM_CHANNEL
+                elif not any(r.fullmatch(channel) for r in self._channel_regexes):
+                    return NOPERM_CHANNEL
+        return None
+
+    def first_denied_key(self, spec: CommandSpec, argv: list[bytes]) -> bytes | None:
+        if self.all_keys:
+            return None
+        for key in spec.keys(argv):
+            if not self._keys_allowed([key], spec.is_write):
+                return key
+        return None
+
+    def _keys_allowed(self, keys: Iterable[bytes], write: bool) -> bool:
+        for key in keys:
+            for pattern in self.keys:
+                if (pattern.write if write else pattern.read) and pattern.regex.fullmatch(key):
+                    break
+            else:
+                return False
+        return True
+
+    # --- description -------------------------------------------------------------------------
+
+    def flags(self) -> list[bytes]:
+        flags = [b"on" if self.enabled else b"off"]
+        if self.nopass:
+            flags.append(b"nopass")
+        if self.sanitize_payload:
+            flags.append(b"sanitize-payload")
+        return flags
+
+    def describe_keys(self) -> str:
+        return " ".join(pattern.describe() for pattern in self.keys)
+
+    def describe_channels(self) -> str:
+        return " ".join("&" + c.decode("utf-8", "replace") for c in self.channels)
+
+    def describe(self) -> str:
+        """One line of ``ACL LIST``."""
+        parts = ["user", self.name] + [f.decode() for f in self.flags()]
+        parts += ["#" + digest for digest in self.passwords]
+        if self.keys:
+            parts.append(self.describe_keys())
+        parts.append(self.describe_channels() if self.all_channels else "resetchannels")
+        if self.channels and not self.all_channels:
+            parts.append(self.describe_channels())
+        parts.append(" ".join(self.command_rules))
+        return " ".join(parts)
+
+
+def _by_original_name(registry: CommandRegistry, name: str) -> CommandSpec | None:
+    """A command by its own name even when ``rename-command`` gave it another."""
+    for spec in registry:
+        if spec.name == name:
+            return spec
+    return None
+
+
+class AccessControl:
+    """The users of one server, starting with ``default`` (everything, ``nopass`` unless
+    ``requirepass`` is set)."""
+
+    def __init__(self, registry: CommandRegistry, requirepass: str = "") -> None:
+        self.registry = registry
+        self.users: dict[str, User] = {}
+        default = User("default")
+        for rule in ("on", "nopass", "~*", "&*", "+@all"):
+            default.apply(rule, registry)
+        self.users["default"] = default
+        self.set_requirepass(requirepass)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute what the engine's fast path reads: whether anyone is restricted."""
+        self.restricted = {name for name, user in self.users.items() if not user.unrestricted}
+
+    def set_requirepass(self, password: str) -> None:
+        """``requirepass``: the default user's only password (empty: ``nopass``)."""
+        default = self.users["default"]
+        default.apply("resetpass", self.registry)
+        default.apply(">" + password if password else "nopass", self.registry)
+        self.refresh()
+
+    def default_needs_auth(self) -> bool:
+        """A new connection starts authenticated unless the default user needs a password
+        (or is off)."""
+        default = self.users["default"]
+        return not (default.nopass and default.enabled)
+
+    def authenticate(self, username: bytes, password: bytes) -> User | None:
+        """The user when the pair is valid and the user is on, else None."""
+        user = self.users.get(username.decode("utf-8", "surrogateescape"))
+        if user is None:
+            # Spend the same work as a real check, so timing does not reveal user names.
+            User("").check_password(password)
+            return None
+        if not user.check_password(password) or not user.enabled:
+            return None
+        return user
+
+    def set_user(self, name: str, rules: list[str]) -> None:
+        """ACL SETUSER: all rules or none (raises CommandError naming the bad rule)."""
+        existing = self.users.get(name)
+        user = existing.copy() if existing is not None else User(name)
+        for rule in rules:
+            try:
+                user.apply(rule, self.registry)
+            except ValueError as error:
+                raise CommandError(
+                    f"ERR Error in ACL SETUSER modifier '{rule}': {error}") from None
+        self.users[name] = user
+        self.refresh()
+
+    def delete_user(self, name: str) -> bool:
+        if name == "default":
+            raise CommandError("ERR The 'default' user cannot be removed")
+        deleted = self.users.pop(name, None) is not None
+        self.refresh()
+        return deleted
+
+    def check(self, client_user: str, spec: CommandSpec, argv: list[bytes]) -> str | None:
+        """The NOPERM error for ``client_user`` running ``argv``, or None (the engine calls
+        this only for users in :attr:`restricted`)."""
+        user = self.users.get(client_user)
+        if user is None:
+            return NOPERM_COMMAND.format(spec.name)
+        return user.denied(spec, argv)

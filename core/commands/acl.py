@@ -1,0 +1,188 @@
+"""ACL: SETUSER DELUSER GETUSER LIST USERS WHOAMI CAT DRYRUN GENPASS LOG HELP.
+
+The users live in :class:`trioredis.acl.AccessControl` (``engine.acl``); the engine checks
+every command against the client's user before running it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .. import errors
+from ..acl import CATEGORIES, categories_of
+from ..errors import CommandError
+from ..resp import OK, Map
+from . import command
+from .args import parse_int
+
+_HELP = [
+    b"ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"CAT [<category>]",
+    b"    List all commands that belong to <category>, or all command categories",
+    b"    when no category is specified.",
+    b"DELUSER <username> [<username> ...]",
+    b"    Delete a list of users.",
+    b"DRYRUN <username> <command> [<arg> ...]",
+    b"    Returns whether the user can execute the given command without executing the command.",
+    b"GETUSER <username>",
+    b"    Get the user's details.",
+    b"GENPASS [<bits>]",
+    b"    Generate a secure 256-bit user password. The optional `bits` argument can",
+    b"    be used to specify a different size.",
+    b"LIST",
+    b"    Show users details in config file format.",
+    b"LOG [<count> | RESET]",
+    b"    Show the ACL log entries.",
+    b"SETUSER <username> <attribute> [<attribute> ...]",
+    b"    Create or modify a user with the specified attributes.",
+    b"USERS",
+    b"    List all the registered usernames.",
+    b"WHOAMI",
+    b"    Return the current connection username.",
+    b"HELP",
+    b"    Print this help.",
+]
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _wrong_arity(sub: bytes) -> CommandError:
+    return CommandError(errors.wrong_arity(f"acl|{_text(sub).lower()}"))
+
+
+def acl(ctx, argv):
+    sub = argv[1].lower()
+    handler = _SUBCOMMANDS.get(sub)
+    if handler is None:
+        raise CommandError(errors.unknown_subcommand(argv[1], "ACL"))
+    arity = _ARITY[sub]
+    if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+        raise _wrong_arity(sub)
+    return handler(ctx, argv)
+
+
+def setuser(ctx, argv):
+    name = _text(argv[2])
+    ctx.engine.acl.set_user(name, [_text(rule) for rule in argv[3:]])
+    return OK
+
+
+def deluser(ctx, argv):
+    engine = ctx.engine
+    deleted = 0
+    for raw in argv[2:]:
+        name = _text(raw)
+        if engine.acl.delete_user(name):
+            deleted += 1
+            # Redis disconnects the clients authenticated as a deleted user.
+            for client in list(engine.clients.values()):
+                if client.user == name:
+                    if client is ctx.client:
+                        client.close_after_reply = True
+                    else:
+                        client.transport.close()
+    return deleted
+
+
+def getuser(ctx, argv):
+    user = ctx.engine.acl.users.get(_text(argv[2]))
+    if user is None:
+        return None
+    return Map({
+        b"flags": user.flags(),
+        b"passwords": [digest.encode() for digest in user.passwords],
+        b"commands": " ".join(user.command_rules).encode(),
+        b"keys": user.describe_keys().encode(),
+        b"channels": user.describe_channels().encode(),
+        b"selectors": [],
+    })
+
+
+def list_(ctx, argv):
+    users = ctx.engine.acl.users
+    return [users[name].describe().encode() for name in sorted(users)]
+
+
+def users_(ctx, argv):
+    return [name.encode() for name in sorted(ctx.engine.acl.users)]
+
+
+def whoami(ctx, argv):
+    return ctx.client.user.encode()
+
+
+def cat(ctx, argv):
+    if len(argv) == 2:
+        return [c.encode() for c in CATEGORIES]
+    category = _text(argv[2]).lower()
+    if category not in CATEGORIES:
+        raise CommandError(f"ERR Unknown category '{_text(argv[2])}'")
+    return [spec.name.encode() for spec in ctx.engine.commands if category in categories_of(spec)]
+
+
+def dryrun(ctx, argv):
+    engine = ctx.engine
+    name = _text(argv[2])
+    user = engine.acl.users.get(name)
+    if user is None:
+        raise CommandError(f"ERR User '{name}' not found")
+    command_argv = argv[3:]
+    spec = engine.commands.get(command_argv[0].lower())
+    if spec is None:
+        raise CommandError(f"ERR Command '{_text(command_argv[0])}' not found")
+    arity = spec.arity
+    if (arity > 0 and len(command_argv) != arity) or len(command_argv) < -arity:
+        raise CommandError(errors.wrong_arity(spec.name))
+    denied = user.denied(spec, command_argv)
+    if denied is None:
+        return OK
+    if "keys" in denied:
+        key = user.first_denied_key(spec, command_argv) or b""
+        return f"This user has no permissions to access the '{_text(key)}' key".encode()
+    if "channels" in denied:
+        return b"This user has no permissions to access one of the channels used as arguments"
+    return ("T" + denied.removeprefix("NOPERM t")).encode()
+
+
+def genpass(ctx, argv):
+    bits = 256
+    if len(argv) == 3:
+        bits = parse_int(argv[2], errors.NOT_INTEGER)
+        if not 0 < bits <= 4096:
+            raise CommandError("ERR ACL GENPASS argument must be the number of bits for the "
+                               "output password, a positive number up to 4096")
+    return os.urandom((bits + 7) // 8).hex()[: (bits + 3) // 4].encode()
+
+
+def log(ctx, argv):
+    """Failed commands and logins are not recorded: the log is always empty."""
+    if len(argv) == 3 and argv[2].lower() == b"reset":
+        return OK
+    if len(argv) == 3:
+        parse_int(argv[2], errors.NOT_INTEGER)
+    return []
+
+
+def help_(ctx, argv):
+    return _HELP
+
+
+_SUBCOMMANDS = {
+    b"setuser": setuser, b"deluser": deluser, b"getuser": getuser, b"list": list_,
+    b"users": users_, b"whoami": whoami, b"cat": cat, b"dryrun": dryrun, b"genpass": genpass,
+    b"log": log, b"help": help_,
+}
+# Arity of each subcommand, counting "ACL" and the subcommand (Redis's numbers).
+_ARITY = {
+    b"setuser": -3, b"deluser": -3, b"getuser": 3, b"list": 2, b"users": 2, b"whoami": 2,
+    b"cat": -2, b"dryrun": -4, b"genpass": -2, b"log": -2, b"help": 2,
+}
+
+
+def register(registry):
+    registry.extend([
+        command("acl", -2, "admin noscript loading stale", acl, group="server",
+                subcommands=tuple(s.decode() for s in _SUBCOMMANDS)),
+    ])
