@@ -307,7 +307,10 @@ class SnapshotBackend(BaseBackend):
                 with trio.move_on_after(CRON_SECONDS):
                     await self._wakeup.wait()
                 self._wakeup = trio.Event()
-                self._cron()
+                try:
+                    self._cron()
+                except CommandError:
+                    pass  # the fork failed: logged, counted as a failed save, retried later
 
     def _cron(self) -> None:
         """Start a scheduled save, or a save whose save point is reached."""
