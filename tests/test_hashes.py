@@ -259,3 +259,21 @@ def test_hincrbyfloat_is_propagated_as_hset_of_the_result(tmp_path):
         [b"HSET", b"h", b"f", b"0.3"],
         [b"HINCRBY", b"h", b"n", b"3"],
     ]
+
+
+def test_hash_commands_publish_redis_keyspace_events(r):
+    from test_lists import keyevents
+
+    def actions(r):
+        r.hset("h", "f", "1")
+        r.hincrbyfloat("h", "f", 1)
+        r.hdel("h", "f", "g")
+        r.hsetnx("h", "a", "1")
+        r.hsetnx("h", "a", "1")  # nothing set: no event
+        r.hincrby("h", "a", 1)
+        r.hdel("h", "zz")  # nothing deleted: no event
+
+    assert keyevents(r, actions) == [
+        ("hset", "h"), ("hincrbyfloat", "h"), ("hdel", "h"), ("del", "h"), ("hset", "h"),
+        ("hincrby", "h"),
+    ]

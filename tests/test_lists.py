@@ -275,3 +275,43 @@ def test_resp3_null_and_nested_replies(server):
     assert client.lpop("nokey", 2) is None
     assert client.lmpop(1, "l", direction="LEFT", count=5) == [b"l", [b"a", b"b"]]
     client.close()
+
+
+def keyevents(r, actions):
+    """The (event, key) keyspace notifications that ``actions(r)`` publishes."""
+    r.config_set("notify-keyspace-events", "Elgh")
+    pubsub = r.pubsub()
+    pubsub.psubscribe("__keyevent@0__:*")
+    assert pubsub.get_message(timeout=5)["type"] == "psubscribe"
+    actions(r)
+    r.publish("__keyevent@0__:end", "end")  # a marker: every event before it has arrived
+    events = []
+    while True:
+        message = pubsub.get_message(timeout=5)
+        event = message["channel"].rsplit(b":", 1)[-1].decode()
+        if event == "end":
+            break
+        events.append((event, message["data"].decode()))
+    pubsub.close()
+    return events
+
+
+def test_list_commands_publish_redis_keyspace_events_in_order(r):
+    def actions(r):
+        r.rpush("src", "x")
+        r.lmove("src", "dst", "LEFT", "RIGHT")
+        r.ltrim("dst", 0, 5)
+        r.lrem("dst", 0, "x")
+        r.rpush("l", "a")
+        r.blpop(["l"], 0)
+        r.rpush("l", "a", "b")
+        r.lset("l", 0, "z")
+        r.linsert("l", "BEFORE", "z", "y")
+        r.lmpop(1, "l", direction="RIGHT", count=5)
+
+    # As Redis 7.0.15 publishes them (checked against redis-server).
+    assert keyevents(r, actions) == [
+        ("rpush", "src"), ("rpush", "dst"), ("lpop", "src"), ("del", "src"), ("ltrim", "dst"),
+        ("lrem", "dst"), ("del", "dst"), ("rpush", "l"), ("lpop", "l"), ("del", "l"),
+        ("rpush", "l"), ("lset", "l"), ("linsert", "l"), ("rpop", "l"), ("del", "l"),
+    ]

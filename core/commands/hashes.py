@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import errors
 from ..errors import CommandError
+from ..pubsub import notify_keyspace_event
 from ..resp import OK, Map
 from . import command
 from .args import (
@@ -36,6 +37,12 @@ HASH_NOT_FLOAT = "ERR hash value is not a float"
 INCREMENT_NAN_OR_INF = "ERR value is NaN or Infinity"
 RANGE_LONG = "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
 OUT_OF_RANGE = "ERR value is out of range"
+
+
+def _notify(ctx, event: bytes, key: bytes, event_class: str = "h") -> None:
+    """A keyspace notification (``notify-keyspace-events``), with Redis's event names."""
+    if ctx.config.notify_keyspace_events:
+        notify_keyspace_event(ctx.engine, event_class, event, key, ctx.db.index)
 
 
 def _hash(ctx, key: bytes) -> dict | None:
@@ -62,6 +69,7 @@ def hset(ctx, argv):
     for index in range(2, len(argv), 2):
         fields[argv[index]] = argv[index + 1]
     ctx.dirty += (len(argv) - 2) // 2
+    _notify(ctx, b"hset", argv[1])
     return len(fields) - before
 
 
@@ -76,6 +84,7 @@ def hsetnx(ctx, argv):
         return 0
     fields[argv[2]] = argv[3]
     ctx.dirty += 1
+    _notify(ctx, b"hset", argv[1])
     return 1
 
 
@@ -90,8 +99,11 @@ def hdel(ctx, argv):
             deleted += 1
             if not fields:
                 break
+    if deleted:
+        _notify(ctx, b"hdel", key)
     if not fields:
         ctx.db.delete(key)
+        _notify(ctx, b"del", key, "g")
     ctx.dirty += deleted
     return deleted
 
@@ -106,6 +118,7 @@ def hincrby(ctx, argv):
         raise CommandError(errors.OVERFLOW)
     fields[argv[2]] = b"%d" % total
     ctx.dirty += 1
+    _notify(ctx, b"hincrby", argv[1])
     return total
 
 
@@ -127,6 +140,7 @@ def hincrbyfloat(ctx, argv):
     text = format_long_double(total)
     fields[field] = text
     ctx.dirty += 1
+    _notify(ctx, b"hincrbyfloat", key)
     ctx.propagate([b"HSET", key, field, text])
     return text
 

@@ -23,6 +23,7 @@ from typing import Any
 from .. import errors
 from ..engine import Block
 from ..errors import CommandError
+from ..pubsub import notify_keyspace_event
 from ..resp import NULL_ARRAY, OK
 from . import command
 from .args import INT64_MAX, INT64_MIN, parse_int
@@ -99,9 +100,19 @@ def _pop_n(items: deque, where: bytes, count: int) -> list[bytes]:
     return [pop() for _ in range(min(count, len(items)))]
 
 
-def _drop_if_empty(ctx, key: bytes, items: deque) -> None:
+def _notify(ctx, event: bytes, key: bytes, event_class: str = "l") -> None:
+    """A keyspace notification (``notify-keyspace-events``), with Redis's event names."""
+    if ctx.config.notify_keyspace_events:
+        notify_keyspace_event(ctx.engine, event_class, event, key, ctx.db.index)
+
+
+def _changed(ctx, event: bytes, key: bytes, items: deque) -> None:
+    """After a change to the list at ``key``: its notification, then deletion (and ``del``)
+    when it is empty, in Redis's order."""
+    _notify(ctx, event, key)
     if not items:
         ctx.db.delete(key)
+        _notify(ctx, b"del", key, "g")
 
 
 # --- pushes --------------------------------------------------------------------------------
@@ -120,6 +131,7 @@ def _push(ctx, argv: list[bytes], where: bytes, only_existing: bool) -> int:
     else:
         items.extend(argv[2:])
     ctx.dirty += len(argv) - 2
+    _notify(ctx, b"lpush" if where == LEFT else b"rpush", key)
     return len(items)
 
 
@@ -155,7 +167,7 @@ def _pop(ctx, argv: list[bytes], where: bytes) -> Any:
     if has_count and count == 0:
         return []
     popped = _pop_n(items, where, count)
-    _drop_if_empty(ctx, key, items)
+    _changed(ctx, b"lpop" if where == LEFT else b"rpop", key, items)
     ctx.dirty += len(popped)
     return popped if has_count else popped[0]
 
@@ -283,6 +295,7 @@ def lset(ctx, argv):
         raise CommandError(errors.INDEX_OUT_OF_RANGE)
     items[index] = argv[3]
     ctx.dirty += 1
+    _notify(ctx, b"lset", key)
     return OK
 
 
@@ -299,6 +312,7 @@ def linsert(ctx, argv):
         return -1
     items.insert(position if where == b"before" else position + 1, argv[4])
     ctx.dirty += 1
+    _notify(ctx, b"linsert", argv[1])
     return len(items)
 
 
@@ -322,7 +336,7 @@ def lrem(ctx, argv):
             kept.reverse()
         items.clear()
         items.extend(kept)
-        _drop_if_empty(ctx, key, items)
+        _changed(ctx, b"lrem", key, items)
         ctx.dirty += removed
     return removed
 
@@ -346,7 +360,7 @@ def ltrim(ctx, argv):
             items.popleft()
         for _ in range(right):
             items.pop()
-    _drop_if_empty(ctx, key, items)
+    _changed(ctx, b"ltrim", key, items)
     if left + right:
         ctx.dirty += left + right
     else:
@@ -372,7 +386,8 @@ def _move(ctx, source: bytes, destination: bytes, wherefrom: bytes, whereto: byt
         target.appendleft(element)
     else:
         target.append(element)
-    _drop_if_empty(ctx, source, items)
+    _notify(ctx, b"lpush" if whereto == LEFT else b"rpush", destination)
+    _changed(ctx, b"lpop" if wherefrom == LEFT else b"rpop", source, items)
     ctx.dirty += 1
     ctx.touch(destination)  # wakes clients blocked on the destination when served from a Block
     return element
@@ -428,7 +443,7 @@ def _mpop_nowait(ctx, keys: list[bytes], where: bytes, count: int, serving: bool
                 continue
             raise CommandError(errors.WRONGTYPE)
         popped = _pop_n(value, where, count)
-        _drop_if_empty(ctx, key, value)
+        _changed(ctx, b"lpop" if where == LEFT else b"rpop", key, value)
         ctx.dirty += len(popped)
         ctx.touch(key)
         ctx.propagate([b"LPOP" if where == LEFT else b"RPOP", key, b"%d" % len(popped)])
@@ -463,7 +478,7 @@ def _bpop_nowait(ctx, keys: list[bytes], where: bytes, serving: bool) -> Any:
                 continue
             raise CommandError(errors.WRONGTYPE)
         element = value.popleft() if where == LEFT else value.pop()
-        _drop_if_empty(ctx, key, value)
+        _changed(ctx, b"lpop" if where == LEFT else b"rpop", key, value)
         ctx.dirty += 1
         ctx.propagate([b"LPOP" if where == LEFT else b"RPOP", key])
         return [key, element]
