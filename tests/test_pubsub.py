@@ -276,3 +276,35 @@ def test_keyspace_notifications_use_redis_channels(rc, shared_server):
 def test_keyspace_event_flags(setting, letters):
     expected = set(letters.replace("A", "g$lshzxetd"))
     assert keyspace_event_flags(setting) == expected
+
+
+def test_fan_out_keeps_every_subscriber_in_publish_order(rc, shared_server):
+    """20 subscribers, 200 pipelined PUBLISHes: each subscriber gets every message, in order."""
+    subscribers = []
+    confirmation = b"*3\r\n$9\r\nsubscribe\r\n$3\r\nfan\r\n:1\r\n"
+    for _ in range(20):
+        sock = socket.create_connection(("127.0.0.1", shared_server.port), timeout=10)
+        sock.sendall(b"SUBSCRIBE fan\r\n")
+        received = b""
+        while len(received) < len(confirmation):
+            received += sock.recv(65536)
+        assert received == confirmation
+        subscribers.append(sock)
+    try:
+        pipe = rc.pipeline(transaction=False)
+        for i in range(200):
+            pipe.publish("fan", f"m{i}")
+        assert pipe.execute() == [20] * 200
+        expected = b"".join(
+            b"*3\r\n$7\r\nmessage\r\n$3\r\nfan\r\n$%d\r\n%b\r\n" % (len(m), m)
+            for m in (f"m{i}".encode() for i in range(200)))
+        for sock in subscribers:
+            received = b""
+            while len(received) < len(expected):
+                chunk = sock.recv(65536)
+                assert chunk
+                received += chunk
+            assert received == expected
+    finally:
+        for sock in subscribers:
+            sock.close()
