@@ -60,10 +60,10 @@ def _hash_or_create(ctx, key: bytes) -> dict:
 # --- writing -------------------------------------------------------------------------------
 
 
-def hset(ctx, argv):
+def hset(ctx, argv, name: str = "hset"):
     """HSET key field value [field value ...]: the number of fields that were new."""
     if len(argv) % 2:
-        raise CommandError(errors.wrong_arity(argv[0].decode("utf-8", "replace").lower()))
+        raise CommandError(errors.wrong_arity(name))
     fields = _hash_or_create(ctx, argv[1])
     before = len(fields)
     for index in range(2, len(argv), 2):
@@ -74,7 +74,7 @@ def hset(ctx, argv):
 
 
 def hmset(ctx, argv):
-    hset(ctx, argv)
+    hset(ctx, argv, "hmset")
     return OK
 
 

@@ -156,7 +156,7 @@ def rpushx(ctx, argv):
 
 def _pop(ctx, argv: list[bytes], where: bytes) -> Any:
     if len(argv) > 3:
-        raise CommandError(errors.wrong_arity(argv[0].decode("utf-8", "replace").lower()))
+        raise CommandError(errors.wrong_arity("lpop" if where == LEFT else "rpop"))
     has_count = len(argv) == 3
     count = _parse_range(argv[2], 0, INT64_MAX, POSITIVE_COUNT) if has_count else 1
     key = argv[1]
@@ -504,12 +504,9 @@ def brpop(ctx, argv):
     return _bpop(ctx, argv, RIGHT)
 
 
-def _bmove(ctx, argv: list[bytes], wherefrom: bytes, whereto: bytes, timeout: float) -> Any:
-    source, destination = argv[1], argv[2]
-    if argv[0].lower() == b"brpoplpush":
-        effect = [b"RPOPLPUSH", source, destination]
-    else:
-        effect = [b"LMOVE", source, destination, argv[3], argv[4]]
+def _bmove(ctx, source: bytes, destination: bytes, wherefrom: bytes, whereto: bytes,
+           timeout: float, effect: list[bytes]) -> Any:
+    """BLMOVE/BRPOPLPUSH: move now, else block; ``effect`` is what a move propagates."""
 
     def attempt(c):
         element = _move(c, source, destination, wherefrom, whereto)
@@ -528,12 +525,14 @@ def _bmove(ctx, argv: list[bytes], wherefrom: bytes, whereto: bytes, timeout: fl
 def blmove(ctx, argv):
     wherefrom, whereto = _parse_end(argv[3]), _parse_end(argv[4])
     timeout = parse_block_timeout(argv[5])
-    return _bmove(ctx, argv, wherefrom, whereto, timeout)
+    effect = [b"LMOVE", argv[1], argv[2], argv[3], argv[4]]
+    return _bmove(ctx, argv[1], argv[2], wherefrom, whereto, timeout, effect)
 
 
 def brpoplpush(ctx, argv):
     timeout = parse_block_timeout(argv[3])
-    return _bmove(ctx, argv, RIGHT, LEFT, timeout)
+    effect = [b"RPOPLPUSH", argv[1], argv[2]]
+    return _bmove(ctx, argv[1], argv[2], RIGHT, LEFT, timeout, effect)
 
 
 def blmpop(ctx, argv):
