@@ -627,6 +627,7 @@ class AofBackend(BaseBackend):
         reloading = self._fd is not None  # DEBUG RELOAD: the file is complete and open
         if not reloading:
             self._path = self._configured_path(self._config)
+            self._remove_stale_temp_files(loader.log)
         try:
             size = os.stat(self._path).st_size
         except FileNotFoundError:
@@ -640,6 +641,19 @@ class AofBackend(BaseBackend):
         loader.log.notice(f"DB loaded from append only file: {time.monotonic() - started:.3f} "
                           "seconds")
         return True
+
+    def _remove_stale_temp_files(self, log: Any) -> None:
+        """A server killed during a rewrite leaves its child's temp file behind (the child is
+        killed with it): never a valid AOF, so it is removed at start-up."""
+        directory = os.path.dirname(self._path) or "."
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return
+        for name in names:
+            if name.startswith("temp-rewriteaof-bg-") and name.endswith(".aof"):
+                log.notice(f"Removing the temporary AOF {name} left by an interrupted rewrite")
+                _remove(os.path.join(directory, name))
 
     async def _replay(self, loader: Loader, size: int) -> int:
         """Execute every command of the file; handle a torn tail; the valid size."""
