@@ -526,7 +526,10 @@ class Server:
 
         async def watch_socket() -> None:
             while connection.parser.pending() <= self.config.client_query_buffer_limit:
-                await trio.lowlevel.wait_readable(connection.sock)
+                try:
+                    await trio.lowlevel.wait_readable(connection.sock)
+                except trio.ClosedResourceError:  # closed under us: the close path cleans up
+                    return
                 try:
                     data = connection.sock.recv(RECV_SIZE)
                 except BlockingIOError:
