@@ -297,3 +297,15 @@ def test_a_client_blocked_on_several_keys_takes_from_the_key_that_became_ready(r
     pipe.execute()
     assert waiting.result() == (b"b", b"from-b")  # as Redis 7.0: b was signalled first
     assert r.lrange("a", 0, -1) == [b"from-a"]
+
+
+def test_commands_pipelined_behind_a_blocked_pop_run_after_it_is_served(r, server):
+    waiter = redis.Connection(host="127.0.0.1", port=server.port)
+    waiter.connect()
+    waiter.send_packed_command(waiter.pack_commands([("BLPOP", "k", "0"), ("LLEN", "k"), ("PING",)]))
+    wait_blocked_clients(r, 1)
+    r.rpush("k", "a", "b")
+    assert waiter.read_response() == [b"k", b"a"]
+    assert waiter.read_response() == 1
+    assert waiter.read_response() == b"PONG"
+    waiter.disconnect()
