@@ -140,6 +140,25 @@ def test_spop_with_count(abc, server):
     assert error_of(cmd, abc, "SPOP", "s", "1", "2") == "syntax error"
 
 
+def test_spop_drains_a_large_set_once_each_and_srandmember_sees_new_members(r):
+    r.sadd("big", *range(3000))
+    pipe = r.pipeline(transaction=False)
+    for _ in range(2990):
+        pipe.spop("big")
+    popped = pipe.execute()
+    assert len(set(popped)) == 2990
+    left = r.smembers("big")
+    assert len(left) == 10 and not left & set(popped)
+    r.sadd("many", *range(2000))
+    r.srandmember("many")
+    r.srem("many", 0)
+    r.sadd("many", "new")  # same size, one member swapped
+    pipe = r.pipeline(transaction=False)
+    for _ in range(20000):
+        pipe.srandmember("many")
+    assert b"new" in set(pipe.execute())
+
+
 def test_srandmember_counts(abc, server):
     assert abc.srandmember("s") in (b"a", b"b", b"c")
     assert sorted(abc.srandmember("s", 2)) != [] and len(set(abc.srandmember("s", 2))) == 2

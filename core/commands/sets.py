@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import weakref
 from typing import Any
 
 from .. import errors
@@ -59,8 +60,78 @@ def parse_range_long(raw: bytes, low: int, high: int, error: str | None = None) 
 
 
 def random_member(collection: Any) -> Any:
-    """One uniformly random element of a set or dict without copying it (islice skips in C)."""
+    """One uniformly random element of a small set or dict without copying it (islice skips
+    in C: fine for small collections, a large set goes through :data:`SAMPLER`)."""
     return next(itertools.islice(iter(collection), random.randrange(len(collection)), None))
+
+
+class _LargeSetSampler:
+    """Random members of large sets in O(1), for SPOP and SRANDMEMBER.
+
+    A Python set has no random access, so a large set gets a list snapshot of its members,
+    kept in step with the removals SPOP makes through :meth:`pop` (swap with the last, then
+    shrink) and rebuilt when the set's size shows another command changed it.  A pick is
+    checked against the set, so a stale snapshot can never return a non-member.  A few
+    snapshots are kept (least recently used dropped) and each dies with its set."""
+
+    THRESHOLD = 1024
+    MAX_SNAPSHOTS = 8
+
+    def __init__(self) -> None:
+        self._snapshots: dict[int, tuple[weakref.ref, list[bytes]]] = {}
+
+    def _snapshot(self, members: set[bytes], fresh: bool = False) -> list[bytes]:
+        key = id(members)
+        entry = self._snapshots.pop(key, None)
+        if not fresh and entry is not None and entry[0]() is members and len(entry[1]) == len(members):
+            self._snapshots[key] = entry  # most recently used last
+            return entry[1]
+        snapshot = list(members)
+
+        def forget(ref: weakref.ref, key: int = key) -> None:
+            current = self._snapshots.get(key)
+            if current is not None and current[0] is ref:
+                del self._snapshots[key]
+
+        self._snapshots[key] = (weakref.ref(members, forget), snapshot)
+        while len(self._snapshots) > self.MAX_SNAPSHOTS:
+            del self._snapshots[next(iter(self._snapshots))]
+        return snapshot
+
+    def forget(self, members: set[bytes]) -> None:
+        """``members`` changed (SADD, SREM, SMOVE): its snapshot is out of date."""
+        if self._snapshots:
+            self._snapshots.pop(id(members), None)
+
+    def _pick(self, members: set[bytes]) -> tuple[list[bytes], int]:
+        snapshot = self._snapshot(members)
+        index = random.randrange(len(snapshot))
+        if snapshot[index] not in members:  # changed behind our back: start again
+            snapshot = self._snapshot(members, fresh=True)
+            index = random.randrange(len(snapshot))
+        return snapshot, index
+
+    def choice(self, members: set[bytes]) -> bytes:
+        if len(members) < self.THRESHOLD:
+            return random_member(members)
+        snapshot, index = self._pick(members)
+        return snapshot[index]
+
+    def pop(self, members: set[bytes]) -> bytes:
+        """Remove and return a random member."""
+        if len(members) < self.THRESHOLD:
+            member = random_member(members)
+            members.discard(member)
+            return member
+        snapshot, index = self._pick(members)
+        member = snapshot[index]
+        snapshot[index] = snapshot[-1]
+        snapshot.pop()
+        members.discard(member)
+        return member
+
+
+SAMPLER = _LargeSetSampler()
 
 
 # --- reading helpers -----------------------------------------------------------------------
@@ -94,6 +165,8 @@ def sadd(ctx, argv):
     before = len(value)
     value.update(argv[2:])
     added = len(value) - before
+    if added:
+        SAMPLER.forget(value)
     ctx.dirty += added
     return added
 
@@ -111,6 +184,8 @@ def srem(ctx, argv):
             if not value:
                 ctx.db.delete(key)
                 break
+    if removed:
+        SAMPLER.forget(value)
     ctx.dirty += removed
     return removed
 
@@ -128,6 +203,7 @@ def smove(ctx, argv):
     if member not in src:
         return 0
     src.discard(member)
+    SAMPLER.forget(src)
     if not src:
         ctx.db.delete(source)
     if dst is None:
@@ -136,6 +212,7 @@ def smove(ctx, argv):
     ctx.dirty += 1
     if member not in dst:
         dst.add(member)
+        SAMPLER.forget(dst)
         ctx.dirty += 1
     return 1
 
@@ -176,6 +253,7 @@ def spop(ctx, argv):
             return SetReply(value)
         popped = random.sample(list(value), count)
         value.difference_update(popped)
+        SAMPLER.forget(value)
         ctx.dirty += count
         for start in range(0, count, SREM_BATCH):
             ctx.propagate([b"SREM", key, *popped[start : start + SREM_BATCH]])
@@ -183,8 +261,7 @@ def spop(ctx, argv):
     value = _get_set(ctx, key)
     if value is None:
         return None
-    member = random_member(value)
-    value.discard(member)
+    member = SAMPLER.pop(value)
     if not value:
         ctx.db.delete(key)
     ctx.dirty += 1
@@ -198,7 +275,7 @@ def srandmember(ctx, argv):
         raise CommandError(errors.SYNTAX)
     if len(argv) == 2:
         value = _get_set(ctx, key)
-        return None if value is None else random_member(value)
+        return None if value is None else SAMPLER.choice(value)
     count = parse_range_long(argv[2], -INT64_MAX, INT64_MAX)
     value = _get_set(ctx, key)
     if value is None or count == 0:

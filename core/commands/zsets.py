@@ -25,7 +25,7 @@ from ..zset import LexRange, ScoreRange, ZSet, parse_double
 from . import command
 from .args import INT64_MAX, parse_int, parse_timeout
 from .keys import compile_glob, object_encoding, parse_cursor, parse_scan_options, scan_snapshots
-from .sets import LIMIT_NEGATIVE, parse_positive, parse_range_long, random_member
+from .sets import LIMIT_NEGATIVE, parse_positive, parse_range_long
 
 XX_AND_NX = "ERR XX and NX options at the same time are not compatible"
 GT_LT_NX = "ERR GT, LT, and/or NX options at the same time are not compatible"
@@ -580,7 +580,7 @@ def zrandmember(ctx, argv):
     key = argv[1]
     if len(argv) == 2:
         zset = _get(ctx, key)
-        return None if zset is None else random_member(zset.scores)
+        return None if zset is None else zset.at(random.randrange(len(zset)))[0]
     count = parse_range_long(argv[2], -INT64_MAX, INT64_MAX)
     withscores = False
     if len(argv) > 4 or (len(argv) == 4 and argv[3].lower() != b"withscores"):
