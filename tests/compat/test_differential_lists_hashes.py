@@ -8,6 +8,10 @@ compared by reply shape only; everything else byte for byte.  Hashes stay small 
 short values) so Redis keeps them listpack-encoded, whose field order is insertion order, as
 a Python dict's is; for bigger hashes Redis's hashtable order is its own and not part of the
 contract.
+
+Then scripted scenarios of blocked clients being served (which key wins, FIFO, a BLMOVE
+feeding a BLPOP, a wrong-type destination, timeouts in RESP2 and RESP3), compared the same
+way: every reply the waiters and the pushing client get, and the lists afterwards.
 """
 
 from __future__ import annotations
@@ -68,9 +72,12 @@ class RawConnection:
             return line + b"\r\n" + b"".join(self.read_reply() for _ in range(2 * int(rest)))
         return line + b"\r\n"
 
-    def call(self, argv: list[bytes]) -> bytes:
+    def send(self, argv: list[bytes]) -> None:
         self.sock.sendall(b"*%d\r\n" % len(argv) + b"".join(
             b"$%d\r\n%b\r\n" % (len(arg), arg) for arg in argv))
+
+    def call(self, argv: list[bytes]) -> bytes:
+        self.send(argv)
         return self.read_reply()
 
 
@@ -295,13 +302,14 @@ def _final_state() -> list[list[bytes]]:
     return reads
 
 
-def test_list_and_hash_replies_equal_redis(server, redis_port):
+@pytest.mark.parametrize("seed", [SEED, SEED + 1])
+def test_list_and_hash_replies_equal_redis(server, redis_port, seed):
     ours = [RawConnection(server.port), RawConnection(server.port)]
     theirs = [RawConnection(redis_port), RawConnection(redis_port)]
     try:
         for connections in (ours, theirs):
             assert connections[1].call([b"HELLO", b"3"]).startswith(b"%")
-        rng = random.Random(SEED)
+        rng = random.Random(seed)
         in_multi: int | None = None
         mismatches = []
         for number, argv in enumerate(_stream(rng, COMMANDS)):
@@ -347,3 +355,72 @@ def test_stream_covers_every_command():
         b"EXEC",
     }
     assert expected <= seen
+
+
+# --- blocked clients served ----------------------------------------------------------------
+
+# (waiters: commands sent by clients that block, in this order; trigger: commands another
+# client then runs; reads: the state afterwards).  Waiters marked "3" speak RESP3.
+SERVED_SCENARIOS = {
+    "woken key wins": (
+        [(2, "BLPOP a b 0")], ["MULTI", "RPUSH b x", "RPUSH a y", "EXEC"],
+        ["LRANGE a 0 -1", "LRANGE b 0 -1"]),
+    "blmove feeds a blpop": (
+        [(2, "BLMOVE s d LEFT RIGHT 0"), (3, "BLPOP d 0")], ["RPUSH s 1 2"],
+        ["LRANGE s 0 -1", "EXISTS d"]),
+    "blmpop count": (
+        [(3, "BLMPOP 0 2 a b RIGHT COUNT 2")], ["RPUSH b 1 2 3"], ["LRANGE b 0 -1"]),
+    "brpoplpush": ([(2, "BRPOPLPUSH s d 0")], ["LPUSH s q"], ["LRANGE d 0 -1"]),
+    "fifo": (
+        [(2, "BLPOP k 0"), (3, "BLPOP k 0"), (2, "BRPOP k 0")], ["RPUSH k 1 2 3 4"],
+        ["LRANGE k 0 -1"]),
+    "pushed and popped in one transaction": (
+        [(2, "BLPOP k 0")], ["MULTI", "RPUSH k a", "LPOP k", "EXEC", "RPUSH k b"],
+        ["EXISTS k"]),
+    "a hash at the key does not serve": (
+        [(2, "BLPOP k 0")], ["HSET k f v", "DEL k", "RPUSH k 1"], ["EXISTS k"]),
+    "destination of the wrong type": (
+        [(2, "BLMOVE s d LEFT LEFT 0")], ["SET d x", "RPUSH s 1"], ["LRANGE s 0 -1", "GET d"]),
+    "timeouts": ([(3, "BLPOP k 0.05"), (2, "BLMOVE k d LEFT LEFT 0.05")], [], []),
+}
+
+
+def _blocked_clients(control: RawConnection) -> int:
+    info = control.call([b"INFO", b"clients"])
+    for line in info.split(b"\r\n"):
+        if line.startswith(b"blocked_clients:"):
+            return int(line.split(b":")[1])
+    raise AssertionError("INFO clients has no blocked_clients")
+
+
+def _run_served(port: int, waiters, trigger, reads) -> list[bytes]:
+    control = RawConnection(port)
+    control.call([b"FLUSHALL"])
+    connections = []
+    replies = []
+    try:
+        for protocol, line in waiters:
+            connection = RawConnection(port)
+            connections.append(connection)
+            if protocol == 3:
+                connection.call([b"HELLO", b"3"])
+            connection.send(line.encode().split())
+            if not line.endswith("0.05"):
+                deadline = time.monotonic() + 10
+                while _blocked_clients(control) < len(connections):
+                    assert time.monotonic() < deadline, f"{line} did not block"
+                    time.sleep(0.005)
+        replies += [control.call(line.encode().split()) for line in trigger]
+        replies += [connection.read_reply() for connection in connections]
+        replies += [control.call(line.encode().split()) for line in reads]
+    finally:
+        for connection in [control, *connections]:
+            connection.close()
+    return replies
+
+
+@pytest.mark.parametrize("name", sorted(SERVED_SCENARIOS))
+def test_served_blocked_clients_get_what_redis_gives(server, redis_port, name):
+    waiters, trigger, reads = SERVED_SCENARIOS[name]
+    assert _run_served(server.port, waiters, trigger, reads) == _run_served(
+        redis_port, waiters, trigger, reads)
