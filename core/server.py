@@ -398,7 +398,7 @@ class Server:
             raw.close()
             return
         client = engine.new_client(addr, laddr, raw.fileno())
-        connection = Connection(raw, client, RequestParser(self.config.proto_max_bulk_len))
+        connection = Connection(raw, client, RequestParser(self.engine.config.proto_max_bulk_len))
         client.transport = Transport(
             push=lambda reply, c=connection: self._push(c, reply),
             close=lambda c=connection: self._close_soon(c),

@@ -403,13 +403,13 @@ def client_(ctx, argv):
 
 def register(registry):
     registry.extend([
-        command("ping", -1, "fast stale loading", ping, group="connection"),
+        command("ping", -1, "fast", ping, group="connection"),  # as Redis: -LOADING while loading
         command("echo", 2, "fast stale loading", echo, group="connection"),
-        command("quit", -1, "fast stale loading noauth allow-busy", quit_, group="connection"),
+        command("quit", -1, "noscript fast stale loading noauth allow-busy", quit_, group="connection"),
         command("select", 2, "fast stale loading", select, group="connection"),
-        command("auth", -2, "noauth fast stale loading", auth, group="connection"),
-        command("hello", -1, "noauth fast stale loading", hello, group="connection"),
-        command("reset", 1, "noauth fast stale loading", reset, group="connection"),
+        command("auth", -2, "noscript noauth fast stale loading allow-busy", auth, group="connection"),
+        command("hello", -1, "noscript noauth fast stale loading allow-busy", hello, group="connection"),
+        command("reset", 1, "noscript noauth fast stale loading allow-busy", reset, group="connection"),
         command("client", -2, "admin stale loading", client_, group="connection",
                 subcommands=tuple(name.decode() for name in _CLIENT_SUBCOMMANDS)),
     ])

@@ -20,7 +20,7 @@ from ..config import (
 from ..errors import CommandError
 from ..info import info_text
 from ..persistence import PersistenceUnsupported
-from ..resp import OK, Map, Status, Verbatim
+from ..resp import OK, Map, Raw, Status, Verbatim
 from . import command
 from .args import help_reply, parse_int
 
@@ -332,7 +332,7 @@ def shutdown(ctx, argv):
     save_mode = False if b"nosave" in options else True if b"save" in options else None
     ctx.engine.request_shutdown(save_mode)
     ctx.client.close_after_reply = True
-    return None
+    return Raw(b"")  # a successful SHUTDOWN answers nothing: the connection just closes
 
 
 # --- DEBUG ---------------------------------------------------------------------------------

@@ -46,9 +46,9 @@ def unwatch(ctx, argv):
 def register(registry):
     group = "transactions"
     registry.extend([
-        command("multi", 1, "fast loading stale allow-busy", multi, group=group),
-        command("exec", 1, "loading stale skip-slowlog", exec_, group=group),
-        command("discard", 1, "fast loading stale allow-busy", discard, group=group),
-        command("watch", -2, "fast loading stale allow-busy", watch, (1, -1, 1), group=group),
-        command("unwatch", 1, "fast loading stale allow-busy", unwatch, group=group),
+        command("multi", 1, "noscript fast loading stale allow-busy", multi, group=group),
+        command("exec", 1, "noscript loading stale skip-slowlog", exec_, group=group),
+        command("discard", 1, "noscript fast loading stale allow-busy", discard, group=group),
+        command("watch", -2, "noscript fast loading stale allow-busy", watch, (1, -1, 1), group=group),
+        command("unwatch", 1, "noscript fast loading stale allow-busy", unwatch, group=group),
     ])
