@@ -285,3 +285,38 @@ def test_writes_that_change_nothing_are_not_propagated(recorded):
     assert propagated() == []
     client.smove("s", "t", "a")
     assert propagated() == [[b"SMOVE", b"s", b"t", b"a"]]
+
+
+# --- rewrite and restart -------------------------------------------------------------------
+
+
+def test_rewrite_and_restart_rebuild_the_same_sets(tmp_path):
+    import time
+
+    import hiredis
+
+    options = [["appendonly", "yes"], ["save", ""], ["dir", str(tmp_path)]]
+    members = 100_000
+    with ServerThread(options) as server:
+        server.wait_ready()
+        r = server.client()
+        r.sadd("big", *[f"m{i}" for i in range(members)])
+        r.sadd("ints", *range(100))
+        before = r.execute_command("DEBUG", "DIGEST")
+        r.bgrewriteaof()
+        deadline = time.monotonic() + 60
+        while r.info("persistence")["aof_rewrite_in_progress"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    reader = hiredis.Reader()
+    reader.feed((tmp_path / "appendonly.aof").read_bytes())
+    commands = []
+    while (argv := reader.gets()) is not False:
+        commands.append(argv)
+    big = [argv for argv in commands if argv[0].upper() == b"SADD" and argv[1] == b"big"]
+    assert len(big) == -(-members // 64)  # ceil(n / 64): at most 64 members per SADD
+    with ServerThread(options) as server:
+        server.wait_ready()
+        r = server.client()
+        assert r.execute_command("DEBUG", "DIGEST") == before
+        assert r.scard("big") == members

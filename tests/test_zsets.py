@@ -681,3 +681,57 @@ def test_a_served_bzpopmin_is_propagated_right_after_the_zadd(recorded):
     client.zadd("z", {"a": 1, "b": 2})
     assert waiting.result() == [b"z", [[b"b", b"2"]]]
     assert propagated() == [[b"ZADD", b"z", b"1", b"a", b"2", b"b"], [b"ZPOPMAX", b"z", b"1"]]
+
+
+# --- rewrite and restart -------------------------------------------------------------------
+
+
+def _aof_options(directory):
+    return [["appendonly", "yes"], ["save", ""], ["dir", str(directory)]]
+
+
+def _rewrite(r) -> None:
+    r.bgrewriteaof()
+    deadline = time.monotonic() + 60
+    while True:
+        info = r.info("persistence")
+        if not info["aof_rewrite_in_progress"] and not info.get("aof_rewrite_scheduled"):
+            return
+        assert time.monotonic() < deadline, "BGREWRITEAOF never finished"
+        time.sleep(0.02)
+
+
+def _aof_commands(directory) -> list[list[bytes]]:
+    import hiredis
+
+    reader = hiredis.Reader()
+    reader.feed((directory / "appendonly.aof").read_bytes())
+    commands = []
+    while (argv := reader.gets()) is not False:
+        commands.append(argv)
+    return commands
+
+
+def test_rewrite_and_restart_rebuild_the_same_sorted_sets(tmp_path):
+    members = 100_000
+    with ServerThread(_aof_options(tmp_path)) as server:
+        server.wait_ready()
+        r = server.client()
+        r.zadd("big", {f"m{i}": i / 7 for i in range(members)})
+        r.zadd("odd", {"inf": float("inf"), "-inf": float("-inf"), "tenth": 0.1, "huge": 1e20,
+                       "tiny": 5e-324, "zero": -0.0, "third": 1 / 3})
+        r.zadd("expiring", {"x": 1})
+        r.expire("expiring", 1000)
+        before = r.execute_command("DEBUG", "DIGEST")
+        _rewrite(r)
+        commands = _aof_commands(tmp_path)
+    big = [argv for argv in commands if argv[0].upper() == b"ZADD" and argv[1] == b"big"]
+    assert len(big) == -(-members // 64)  # ceil(n / 64): at most 64 pairs per ZADD
+    assert any(argv[0].upper() == b"PEXPIREAT" and argv[1] == b"expiring" for argv in commands)
+    with ServerThread(_aof_options(tmp_path)) as server:
+        server.wait_ready()
+        r = server.client()
+        assert r.execute_command("DEBUG", "DIGEST") == before
+        assert r.zscore("odd", "third") == 1 / 3 and r.zscore("odd", "tiny") == 5e-324
+        assert r.zscore("big", "m99999") == 99999 / 7
+        assert 0 < r.ttl("expiring") <= 1000
