@@ -169,12 +169,14 @@ class AofBackend(BaseBackend):
         #   no:       no ticket; the kernel flushes when it likes (typically within 30 s).
         # In the WAIT_REWRITE state (appendonly switched on at runtime) nothing is written
         # until the first rewrite finishes, as in Redis: those writes are in memory only.
-        if self._fatal or self._fd is None or self.state is not State.ON:
+        if self._fatal:
+            return self._written + 1  # never durable: wait_durable parks the reply
+        if self._fd is None or self.state is not State.ON:
             return None
         if self._buf:
             self._write_pending()
             if self._fatal:
-                return self._written + 1  # never durable: wait_durable parks the reply
+                return self._written + 1
         policy = self.config.appendfsync
         if policy == "always":
             return self._written
@@ -233,6 +235,8 @@ class AofBackend(BaseBackend):
         self._write_error = reason
 
     def refuse_writes(self) -> str | None:
+        if self._fatal:
+            return "MISCONF Errors writing to the AOF file: the server is stopping"
         if self.state is not State.ON:
             return None
         reason = self._write_error or self._fsync_error

@@ -13,6 +13,7 @@ acknowledged lost, nothing never sent present, no holes, transactions whole.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +94,7 @@ class Writer(threading.Thread):
         self.stop = stop
         self.acked = 0
         self.sent = 0
+        self.ack_times: list[float] = []  # time.monotonic() when each reply arrived
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -115,6 +117,7 @@ class Writer(threading.Thread):
                         pipe.rpush(f"{prefix}:txlist", n).incr(f"{prefix}:txcount")
                         pipe.set(f"{prefix}:txlast", n)
                         pipe.execute()
+                self.ack_times.append(time.monotonic())
                 self.acked = n + 1
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             pass  # the server died: operation ``sent - 1`` is in doubt
@@ -148,3 +151,15 @@ def verify(client: redis.Redis, prefix: str, acked: int, sent: int) -> tuple[Ver
     return (Verdict(acked=acked, lost=max(0, acked - applied), phantom=max(0, applied - sent),
                     mismatches=[f"{prefix}: acked={acked} sent={sent} found={state!r}"[:2000]]),
             -1)
+
+
+def surviving_prefix(client: redis.Redis, prefix: str, sent: int) -> int | None:
+    """The k such that the writer's keys equal its state after its first k operations, or
+    None when they match no prefix (a hole, a half transaction, a phantom)."""
+    state = read_state(client, prefix)
+    guess = applied_operations(state, prefix)
+    for operations in sorted(range(max(0, guess - 6), min(sent, guess + 6) + 1),
+                             key=lambda k: abs(k - guess)):
+        if state == expected_state(prefix, operations):
+            return operations
+    return None
