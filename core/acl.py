@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -59,6 +60,44 @@ NOPERM_CHANNEL = (
     "NOPERM this user has no permissions to access one of the channels used as arguments"
 )
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
+# Redis 7.0's reply to a non-loopback client in protected mode (networking.c), verbatim,
+# typo included.
+PROTECTED_MODE_DENIED = (
+    b"-DENIED Redis is running in protected mode because protected mode is enabled and no "
+    b"password is set for the default user. In this mode connections are only accepted from "
+    b"the loopback interface. If you want to connect from external computers to Redis you may "
+    b"adopt one of the following solutions: 1) Just disable protected mode sending the command "
+    b"'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from "
+    b"the same host the server is running, however MAKE SURE Redis is not publicly accessible "
+    b"from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) "
+    b"Alternatively you can just disable the protected mode by editing the Redis configuration "
+    b"file, and setting the protected mode option to 'no', and then restarting the server. 3) "
+    b"If you started the server manually just for testing, restart it with the "
+    b"'--protected-mode no' option. 4) Setup a an authentication password for the default "
+    b"user. NOTE: You only need to do one of the above things in order for the server to start "
+    b"accepting connections from the outside.\r\n"
+)
+
+
+def is_loopback(host: str) -> bool:
+    """Redis's ``connIsLocal``: 127.0.0.0/8 or ::1 (also as an IPv4-mapped IPv6 address)."""
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+def protected_mode_refusal(protected_mode: bool, acl: AccessControl, host: str) -> bytes | None:
+    """What to send a new TCP client before closing it, or None to serve it.
+
+    Redis 7.0 refuses a client that is not on the loopback interface while ``protected-mode``
+    is on and the default user has no password (``nopass``: no ``requirepass``, no ACL
+    password), whatever ``bind`` says."""
+    if protected_mode and acl.users["default"].nopass and not is_loopback(host):
+        return PROTECTED_MODE_DENIED
+    return None
 
 
 def password_digest(password: bytes) -> str:

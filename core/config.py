@@ -38,6 +38,11 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     # limits
     proto_max_bulk_len: int = 512 * 1024 * 1024
     client_query_buffer_limit: int = 1024 * 1024 * 1024
+    # "<class> <hard> <soft> <soft-seconds>" for each class, as CONFIG GET shows it (see
+    # merge_output_limits); a config line or CONFIG SET changes only the classes it names.
+    client_output_buffer_limit: str = (
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+    )
     maxmemory: int = 0
     # Enumerations list their values in Redis's order: the error message shows them.
     maxmemory_policy: Literal[
@@ -214,6 +219,10 @@ class _Reader:
             if name not in _FIELDS:
                 raise ConfigError(f"Bad directive or wrong number of arguments: {name!r}")
             field_name, kind = _FIELDS[name]
+            if name == "client-output-buffer-limit":
+                current = self.values.get(field_name, Config().client_output_buffer_limit)
+                self.values[field_name] = merge_output_limits(current, " ".join(args).split())
+                return
             value = _convert(name, kind, args)
             if name in _MULTI_LINE:
                 if name not in self.seen_multi:
@@ -286,6 +295,39 @@ def _check_ranges(config: Config) -> None:
             raise ConfigError(f"{option}: argument must be between {low} and {high} inclusive")
 
 
+_OUTPUT_CLASSES = ("normal", "slave", "pubsub")
+
+
+def output_buffer_limits(text: str) -> dict[str, tuple[int, int, int]]:
+    """``client-output-buffer-limit`` as {class: (hard bytes, soft bytes, soft seconds)}."""
+    words = text.split()
+    return {words[i]: (int(words[i + 1]), int(words[i + 2]), int(words[i + 3]))
+            for i in range(0, len(words) - 3, 4)}
+
+
+def merge_output_limits(current: str, words: list[str]) -> str:
+    """``current`` with the classes that ``words`` name (``pubsub 32mb 8mb 60 ...``) replaced,
+    in CONFIG GET's form; Redis's errors (config.c) for a bad list."""
+    if not words or len(words) % 4:
+        raise ConfigError("Wrong number of arguments in buffer limit configuration.")
+    limits = output_buffer_limits(current)
+    for i in range(0, len(words), 4):
+        kind = words[i].lower()
+        kind = "slave" if kind == "replica" else kind
+        if kind not in _OUTPUT_CLASSES:
+            raise ConfigError("Invalid client class specified in buffer limit configuration.")
+        try:
+            hard, soft = parse_memory(words[i + 1]), parse_memory(words[i + 2])
+            seconds = int(words[i + 3])
+        except ValueError:
+            hard = soft = seconds = -1
+        if min(hard, soft, seconds) < 0:
+            raise ConfigError(
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration.")
+        limits[kind] = (hard, soft, seconds)
+    return " ".join(f"{kind} {' '.join(map(str, limits[kind]))}" for kind in _OUTPUT_CLASSES)
+
+
 def replace_options(config: Config, changes: Mapping[str, str]) -> Config:
     """A new Config with ``changes`` (option name -> CONFIG SET text) applied.
 
@@ -301,7 +343,11 @@ def replace_options(config: Config, changes: Mapping[str, str]) -> Config:
         if option == "save" and text.strip() == "":
             words = []
         try:
-            values[field_name] = _convert(option, kind, words)
+            if option == "client-output-buffer-limit":
+                current = values.get(field_name, config.client_output_buffer_limit)
+                values[field_name] = merge_output_limits(current, text.split())
+            else:
+                values[field_name] = _convert(option, kind, words)
         except ConfigError as error:
             raise ConfigError(f"CONFIG SET failed (possibly related to argument '{option}') - {error}") from None
     try:

@@ -12,6 +12,7 @@ harmless data (a value containing ``\\n:``); that costs speed for that chunk, ne
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -164,6 +165,16 @@ def encode_command(argv: Iterable[bytes]) -> bytes:
 # by a long count, a negative bulk length, a line starting with a RESP type that hiredis would
 # accept and Redis refuses inside a request (``+OK`` would otherwise pass as a bulk string).
 _UNUSUAL = re.compile(rb"\*\d{7}|\$\d{9}|\$-|\n[-+:_,#(%~=|>!]")
+
+
+@functools.lru_cache(maxsize=8)
+def _screen_for(max_bulk_len: int) -> re.Pattern[bytes]:
+    """The screen for a ``proto-max-bulk-len`` below 100 MB: a bulk length with as many digits
+    as the limit goes to ExactParser, which enforces it (hiredis would wait for the data)."""
+    digits = len(str(max_bulk_len))
+    if digits >= 9:
+        return _UNUSUAL
+    return re.compile(_UNUSUAL.pattern.replace(rb"\$\d{9}", rb"\$\d{%d}" % digits))
 
 
 class ExactParser:
@@ -386,12 +397,13 @@ class RequestParser:
     otherwise (see the module docstring).  ``feed`` then ``gets`` until it returns None."""
 
     __slots__ = ("_reader", "_exact", "_since_boundary", "_returned", "_tail", "max_bulk_len",
-                 "_fed", "_consumed", "_searched")
+                 "_fed", "_consumed", "_searched", "_screen")
 
     def __init__(self, proto_max_bulk_len: int = 512 * 1024 * 1024) -> None:
         self._reader = hiredis.Reader()
         self._exact: ExactParser | None = None
         self.max_bulk_len = proto_max_bulk_len
+        self._screen = _screen_for(proto_max_bulk_len)
         # Chunks given to hiredis since it was last at a command boundary, and how many
         # commands it returned from them: enough to replay the stream into ExactParser.
         self._since_boundary: list[bytes] = []
@@ -415,7 +427,7 @@ class RequestParser:
             self._exact.feed(data)
             return
         at_boundary = not self._since_boundary
-        if (at_boundary and data[:1] != b"*") or _UNUSUAL.search(self._tail + data) is not None:
+        if (at_boundary and data[:1] != b"*") or self._screen.search(self._tail + data) is not None:
             self._switch_to_exact(data)
             return
         # The screen's patterns span up to 11 bytes: keep that much across small chunks.

@@ -26,8 +26,9 @@ from typing import Any
 import trio
 
 from . import __version__, errors
+from .acl import protected_mode_refusal
 from .client import Client, Transport
-from .config import LoadedConfig
+from .config import LoadedConfig, output_buffer_limits
 from .engine import Block, Engine
 from .log import Log
 from .persistence import PersistenceRegistry
@@ -254,6 +255,10 @@ class Server:
         self.reactor: Reactor | None = None
         self.ready = trio.Event()
         self.exit_code = 0
+        self._output_limits: dict[str, tuple[int, int, int]] = {}
+        self._output_limits_text: str | None = None
+        self._output_soft_since: dict[int, float] = {}  # client id -> over the soft limit since
+        self._output_overflow: set[int] = set()  # client ids closed for their output
 
     @property
     def port(self) -> int:
@@ -397,6 +402,16 @@ class Server:
                 pass
             raw.close()
             return
+        if sock.family != stdsocket.AF_UNIX:
+            denied = protected_mode_refusal(engine.config.protected_mode, engine.acl, address[0])
+            if denied is not None:
+                engine.stats.rejected_connections += 1
+                try:
+                    raw.send(denied)
+                except OSError:
+                    pass
+                raw.close()
+                return
         client = engine.new_client(addr, laddr, raw.fileno())
         connection = Connection(raw, client, RequestParser(self.engine.config.proto_max_bulk_len))
         client.transport = Transport(
@@ -455,6 +470,9 @@ class Server:
         if not closing and parser.pending() > self.config.client_query_buffer_limit:
             self._query_limit(connection)
             closing = True
+        if (len(out) > queued and self._output_limits_for() is not None
+                and self._output_limit_reached(connection, sum(map(len, out)))):
+            return
         if closing:
             connection.closing = True
             reactor.to_send[connection] = None
@@ -465,6 +483,52 @@ class Server:
         client = connection.client
         self.log.verbose(f"Protocol error ({error}) from client: id={client.id} addr={client.addr}")
         return b"-ERR Protocol error: %s\r\n" % str(error).encode()
+
+    # --- client-output-buffer-limit -----------------------------------------------------------
+    #
+    # A client that does not read its replies must not grow the server without bound.  Replies
+    # to a normal client are checked once per batch (the reactor reads no more from a client
+    # whose replies wait for the kernel, so its queue grows a batch at a time); pub/sub
+    # messages are checked as each is queued.  Over the hard limit, or over the soft limit for
+    # longer than its seconds, the client is closed at once and what it had queued is dropped,
+    # as Redis's closeClientOnOutputBufferLimitReached does.
+
+    def _output_limits_for(self) -> tuple[int, int, int] | None:
+        """The normal class's limits, None when unlimited (the default: nothing to check)."""
+        assert self.engine is not None
+        text = self.engine.config.client_output_buffer_limit
+        if text is not self._output_limits_text:
+            self._output_limits = output_buffer_limits(text)
+            self._output_limits_text = text
+        normal = self._output_limits["normal"]
+        return normal if normal[0] or normal[1] else None
+
+    def _output_limit_reached(self, connection: Connection, pending: int) -> bool:
+        """Close ``connection`` if ``pending`` queued bytes break its class's limits."""
+        client = connection.client
+        self._output_limits_for()
+        kind = "pubsub" if client.channels or client.patterns else "normal"
+        hard, soft, seconds = self._output_limits[kind]
+        over = bool(hard and pending >= hard)
+        if not over and soft and pending >= soft:
+            now = time.monotonic()
+            since = self._output_soft_since.setdefault(client.id, now)
+            over = now - since > seconds
+        elif self._output_soft_since:
+            self._output_soft_since.pop(client.id, None)
+        if not over:
+            return False
+        self._output_soft_since.pop(client.id, None)
+        if len(self._output_overflow) > 1024:  # ids of connections closed since
+            self._output_overflow &= self.connections.keys()
+        self._output_overflow.add(client.id)
+        self.log.warning(
+            f"Client id={client.id} addr={client.addr} scheduled to be closed ASAP for "
+            "overcoming of output buffer limits.")
+        connection.out.clear()
+        client.output_buffer = 0
+        self._close_soon(connection)
+        return True
 
     def _query_limit(self, connection: Connection) -> None:
         client = connection.client
@@ -584,9 +648,20 @@ class Server:
 
     def _push(self, connection: Connection, reply: Any) -> None:
         """An out-of-band message for a client (pub/sub), queued behind its replies."""
-        if connection.mode is CLOSED:
+        client = connection.client
+        if connection.mode is CLOSED or client.id in self._output_overflow:
             return
-        connection.out.append(encode(reply, connection.client.resp3))
+        out = connection.out
+        data = encode(reply, client.resp3)
+        out.append(data)
+        # Bytes queued, in O(1) per push: out[0] may be a partly sent leftover, what follows
+        # it was counted as it came.
+        if len(out) <= 2:
+            client.output_buffer = len(out[0]) + (len(data) if len(out) == 2 else 0)
+        else:
+            client.output_buffer += len(data)
+        if self._output_limit_reached(connection, client.output_buffer):
+            return
         if connection.mode is REACTOR:
             assert self.reactor is not None
             self.reactor.to_send[connection] = None

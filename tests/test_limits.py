@@ -1,0 +1,279 @@
+"""Limits a Redis operator expects, through raw sockets and redis-py, with Redis's bytes:
+maxclients, client-query-buffer-limit, proto-max-bulk-len, client-output-buffer-limit
+(normal and pubsub), timeout, tcp-keepalive, maxmemory (noeviction) and protected mode."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import hiredis
+import pytest
+import redis
+from servers import ServerThread
+from trioredis.acl import PROTECTED_MODE_DENIED, AccessControl, is_loopback, protected_mode_refusal
+from trioredis.commands import CommandRegistry
+from trioredis.config import ConfigError, load_config
+
+OOM = "OOM command not allowed when used memory > 'maxmemory'."
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    running: list[ServerThread] = []
+
+    def start(*options: list[str]) -> ServerThread:
+        server = ServerThread([["save", ""], ["dir", str(tmp_path)], *options]).start()
+        server.wait_ready()
+        running.append(server)
+        return server
+
+    yield start
+    for server in running:
+        server.stop()
+
+
+def connect(server: ServerThread, host: str = "127.0.0.1") -> socket.socket:
+    return socket.create_connection((host, server.port), timeout=10)
+
+
+def read_until_closed(sock: socket.socket, limit: float = 10) -> bytes:
+    """Everything the server sends until it closes the connection (a reset counts too)."""
+    sock.settimeout(limit)
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+def exchange(server: ServerThread, *commands: bytes) -> list[object]:
+    reader = hiredis.Reader()
+    replies: list[object] = []
+    with connect(server) as sock:
+        sock.sendall(b"".join(c + b"\r\n" for c in commands))
+        while len(replies) < len(commands):
+            data = sock.recv(65536)
+            assert data, replies
+            reader.feed(data)
+            while (reply := reader.gets()) is not False:
+                replies.append(reply)
+    return [str(r) if isinstance(r, hiredis.ReplyError) else r for r in replies]
+
+
+# --- connections -------------------------------------------------------------------------------
+
+
+def test_maxclients_refuses_the_next_client_with_redis_error(make_server):
+    server = make_server(["maxclients", "2"])
+    first, second = connect(server), connect(server)
+    for sock in (first, second):
+        sock.sendall(b"PING\r\n")
+        assert sock.recv(100) == b"+PONG\r\n"
+    with connect(server) as third:
+        assert read_until_closed(third) == b"-ERR max number of clients reached\r\n"
+    first.close()
+    deadline = time.monotonic() + 10
+    while True:  # the server notices the close on its next turn
+        with connect(server) as again:
+            again.sendall(b"PING\r\n")
+            reply = again.recv(100)
+        if reply == b"+PONG\r\n" or time.monotonic() > deadline:
+            break
+    assert reply == b"+PONG\r\n"
+    second.close()
+
+
+def test_idle_client_is_closed_after_timeout_but_subscriber_is_not(make_server):
+    server = make_server(["timeout", "1"])
+    with connect(server) as idle, connect(server) as subscriber:
+        subscriber.sendall(b"SUBSCRIBE news\r\n")
+        assert subscriber.recv(100).startswith(b"*3\r\n$9\r\nsubscribe\r\n")
+        assert read_until_closed(idle) == b""
+        subscriber.sendall(b"PING\r\n")
+        assert subscriber.recv(100) == b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+
+
+def test_tcp_keepalive_is_set_on_client_sockets(make_server):
+    server = make_server(["tcp-keepalive", "120"])
+    with connect(server) as sock:
+        sock.sendall(b"PING\r\n")
+        assert sock.recv(100) == b"+PONG\r\n"
+        (connection,) = server.server.client_connections()
+        raw = connection.sock
+        assert raw.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 120
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+
+def test_query_buffer_over_limit_closes_only_that_client(make_server):
+    server = make_server(["client-query-buffer-limit", "1mb"])
+    bystander = server.client()
+    bystander.set("safe", "yes")
+    with connect(server) as greedy:
+        greedy.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3000000\r\n")
+        try:
+            greedy.sendall(b"x" * (1024 * 1024 + 4096))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert read_until_closed(greedy) == b""
+    assert bystander.get("safe") == b"yes"
+    assert bystander.get("k") is None
+
+
+def test_bulk_longer_than_proto_max_bulk_len_is_a_protocol_error(make_server):
+    server = make_server(["proto-max-bulk-len", "1mb"])
+    with connect(server) as sock:
+        sock.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048577\r\n")
+        assert read_until_closed(sock) == b"-ERR Protocol error: invalid bulk length\r\n"
+    with connect(server) as sock:
+        value = b"v" * (1024 * 1024)
+        sock.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048576\r\n" + value + b"\r\n")
+        assert sock.recv(100) == b"+OK\r\n"
+
+
+# --- replies -----------------------------------------------------------------------------------
+
+
+def test_subscriber_that_does_not_read_is_closed_over_the_hard_limit(make_server):
+    server = make_server(["client-output-buffer-limit", "pubsub 256kb 0 0"])
+    publisher = server.client()
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.connect(("127.0.0.1", server.port))
+    with slow:
+        slow.sendall(b"SUBSCRIBE news\r\n")
+        assert slow.recv(100).startswith(b"*3\r\n")
+        message = b"m" * 65536
+        receivers = [publisher.publish("news", message) for _ in range(200)]
+        assert receivers[0] == 1 and receivers[-1] == 0  # dropped before 13 MB queued
+        read_until_closed(slow)
+    assert publisher.execute_command("PUBSUB", "NUMSUB", "news") == [b"news", 0]
+    assert publisher.ping() is True
+
+
+def test_subscriber_over_the_soft_limit_for_its_seconds_is_closed(make_server):
+    server = make_server(["client-output-buffer-limit", "pubsub 0 128kb 0"])
+    publisher = server.client()
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.connect(("127.0.0.1", server.port))
+    with slow:
+        slow.sendall(b"SUBSCRIBE news\r\n")
+        assert slow.recv(100).startswith(b"*3\r\n")
+        for _ in range(1000):
+            if publisher.publish("news", b"m" * 65536) == 0:
+                break
+        assert publisher.publish("news", b"after") == 0
+
+
+def test_normal_client_over_its_hard_limit_is_closed_without_the_reply(make_server):
+    server = make_server(["client-output-buffer-limit", "normal 1mb 0 0"])
+    writer = server.client()
+    writer.set("big", b"x" * (2 * 1024 * 1024))
+    writer.set("small", b"y")
+    with connect(server) as reader:
+        reader.sendall(b"GET small\r\n")
+        assert reader.recv(100) == b"$1\r\ny\r\n"
+        reader.sendall(b"GET big\r\n")
+        assert read_until_closed(reader) == b""
+    assert writer.get("small") == b"y"
+
+
+def test_output_buffer_limit_config_round_trip():
+    config = load_config(None, [["client-output-buffer-limit", "pubsub", "32mb", "8mb", "60"],
+                                ["client-output-buffer-limit", "normal", "1mb", "512kb", "5"]])
+    assert config.config.client_output_buffer_limit == (
+        "normal 1048576 524288 5 slave 268435456 67108864 60 pubsub 33554432 8388608 60")
+    with pytest.raises(ConfigError, match="Invalid client class specified in buffer limit"):
+        load_config(None, [["client-output-buffer-limit", "bogus", "1", "1", "1"]])
+
+
+def test_config_set_and_get_client_output_buffer_limit(make_server):
+    client = make_server().client()
+    client.config_set("client-output-buffer-limit", "pubsub 1mb 0 0")
+    assert client.config_get("client-output-buffer-limit") == {
+        "client-output-buffer-limit": "normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 0 0"}
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
+def test_maxmemory_noeviction_refuses_denyoom_commands_only(make_server):
+    server = make_server()
+    client = server.client()
+    client.set("kept", "v")
+    client.config_set("maxmemory", "1")  # below any process's RSS: always over
+    assert exchange(server, b"SET k v", b"GET kept", b"DEL kept", b"INCR n",
+                    b"MULTI", b"SET a b", b"EXEC") == [
+        OOM, b"v", 1, OOM, b"OK", OOM,
+        "EXECABORT Transaction discarded because of previous errors.",
+    ]
+    client.config_set("maxmemory", "0")
+    assert client.set("k", "v") is True
+
+
+def test_used_memory_is_the_process_rss_and_below_a_large_maxmemory(make_server):
+    server = make_server(["maxmemory", "100gb"])
+    client = server.client()
+    memory = client.info("memory")
+    assert memory["used_memory"] == memory["used_memory_rss"] > 0
+    assert client.set("k", "v") is True
+
+
+# --- protected mode ----------------------------------------------------------------------------
+
+
+def outbound_address() -> str | None:
+    """This host's non-loopback address (no packet is sent), or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if is_loopback(address) else address
+
+
+def test_protected_mode_decision():
+    acl = AccessControl(CommandRegistry())
+    assert protected_mode_refusal(True, acl, "10.1.2.3") == PROTECTED_MODE_DENIED
+    for local in ("127.0.0.1", "127.8.9.1", "::1", "::ffff:127.0.0.1"):
+        assert protected_mode_refusal(True, acl, local) is None
+    assert protected_mode_refusal(False, acl, "10.1.2.3") is None
+    acl.set_requirepass("pw")
+    assert protected_mode_refusal(True, acl, "10.1.2.3") is None
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ([], PROTECTED_MODE_DENIED),
+        ([["protected-mode", "no"]], b"+PONG\r\n"),
+        ([["requirepass", "pw"]], b"-NOAUTH Authentication required.\r\n"),
+    ],
+)
+def test_protected_mode_refuses_non_loopback_clients_without_password(make_server, options, expected):
+    address = outbound_address()
+    if address is None:
+        pytest.skip("no non-loopback address on this host")
+    server = make_server(["bind", "0.0.0.0"], *options)
+    with connect(server, address) as sock:
+        sock.sendall(b"PING\r\n")
+        data = read_until_closed(sock, 2) if expected == PROTECTED_MODE_DENIED else sock.recv(65536)
+    assert data == expected
+    with connect(server) as local:  # loopback is always served
+        local.sendall(b"AUTH pw\r\nPING\r\n" if options == [["requirepass", "pw"]] else b"PING\r\n")
+        assert local.recv(100).endswith(b"+PONG\r\n")
+
+
+def test_redis_py_sees_oom_as_out_of_memory_error(make_server):
+    client = make_server(["maxmemory", "1"]).client()
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        client.set("k", "v")
