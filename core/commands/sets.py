@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import errors
 from ..errors import CommandError
+from ..pubsub import notify_keyspace_event
 from ..resp import SetReply
 from . import command
 from .args import INT64_MAX, parse_int
@@ -134,22 +135,37 @@ class _LargeSetSampler:
 SAMPLER = _LargeSetSampler()
 
 
-# --- reading helpers -----------------------------------------------------------------------
+# --- helpers -------------------------------------------------------------------------------
+
+
+def notify(ctx, event: bytes, key: bytes, event_class: str = "s") -> None:
+    """A keyspace notification (``notify-keyspace-events``), with Redis's event names."""
+    if ctx.config.notify_keyspace_events:
+        notify_keyspace_event(ctx.engine, event_class, event, key, ctx.db.index)
+
+
+def delete_emptied(ctx, key: bytes) -> None:
+    """A collection became empty: the key goes, with Redis's generic ``del`` event."""
+    ctx.db.delete(key)
+    notify(ctx, b"del", key, "g")
+
 
 
 def _get_set(ctx, key: bytes) -> set[bytes] | None:
     return ctx.db.get_typed(key, set)
 
 
-def _store(ctx, key: bytes, result: set[bytes]) -> int:
+def _store(ctx, key: bytes, result: set[bytes], event: bytes) -> int:
     """SINTERSTORE & co: replace ``key`` by ``result`` (dropping its TTL), or delete it when
     the result is empty.  The reply is the size."""
     if result:
         ctx.db.set(key, result)
         ctx.dirty += 1
+        notify(ctx, event, key)
         return len(result)
     if ctx.db.delete(key):
         ctx.dirty += 1
+        notify(ctx, b"del", key, "g")
     return 0
 
 
@@ -167,6 +183,7 @@ def sadd(ctx, argv):
     added = len(value) - before
     if added:
         SAMPLER.forget(value)
+        notify(ctx, b"sadd", key)
     ctx.dirty += added
     return added
 
@@ -182,10 +199,12 @@ def srem(ctx, argv):
             value.discard(member)
             removed += 1
             if not value:
-                ctx.db.delete(key)
                 break
     if removed:
         SAMPLER.forget(value)
+        notify(ctx, b"srem", key)
+        if not value:
+            delete_emptied(ctx, key)
     ctx.dirty += removed
     return removed
 
@@ -204,8 +223,9 @@ def smove(ctx, argv):
         return 0
     src.discard(member)
     SAMPLER.forget(src)
+    notify(ctx, b"srem", source)
     if not src:
-        ctx.db.delete(source)
+        delete_emptied(ctx, source)
     if dst is None:
         dst = set()
         ctx.db.set(destination, dst)
@@ -214,6 +234,7 @@ def smove(ctx, argv):
         dst.add(member)
         SAMPLER.forget(dst)
         ctx.dirty += 1
+        notify(ctx, b"sadd", destination)
     return 1
 
 
@@ -247,14 +268,16 @@ def spop(ctx, argv):
         if value is None or count == 0:
             return SetReply()
         if count >= len(value):
-            ctx.db.delete(key)
             ctx.dirty += 1
+            notify(ctx, b"spop", key)
+            delete_emptied(ctx, key)
             ctx.propagate([b"DEL", key])
             return SetReply(value)
         popped = random.sample(list(value), count)
         value.difference_update(popped)
         SAMPLER.forget(value)
         ctx.dirty += count
+        notify(ctx, b"spop", key)
         for start in range(0, count, SREM_BATCH):
             ctx.propagate([b"SREM", key, *popped[start : start + SREM_BATCH]])
         return SetReply(popped)
@@ -262,8 +285,9 @@ def spop(ctx, argv):
     if value is None:
         return None
     member = SAMPLER.pop(value)
+    notify(ctx, b"spop", key)
     if not value:
-        ctx.db.delete(key)
+        delete_emptied(ctx, key)
     ctx.dirty += 1
     ctx.propagate([b"SREM", key, member])
     return member
@@ -340,15 +364,15 @@ def sdiff(ctx, argv):
 
 
 def sinterstore(ctx, argv):
-    return _store(ctx, argv[1], _intersection(_load_sets(ctx, argv[2:])))
+    return _store(ctx, argv[1], _intersection(_load_sets(ctx, argv[2:])), b"sinterstore")
 
 
 def sunionstore(ctx, argv):
-    return _store(ctx, argv[1], _union(_load_sets(ctx, argv[2:])))
+    return _store(ctx, argv[1], _union(_load_sets(ctx, argv[2:])), b"sunionstore")
 
 
 def sdiffstore(ctx, argv):
-    return _store(ctx, argv[1], _difference(_load_sets(ctx, argv[2:])))
+    return _store(ctx, argv[1], _difference(_load_sets(ctx, argv[2:])), b"sdiffstore")
 
 
 def sintercard(ctx, argv):

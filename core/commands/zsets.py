@@ -25,7 +25,7 @@ from ..zset import LexRange, ScoreRange, ZSet, parse_double
 from . import command
 from .args import INT64_MAX, parse_int, parse_timeout
 from .keys import compile_glob, object_encoding, parse_cursor, parse_scan_options, scan_snapshots
-from .sets import LIMIT_NEGATIVE, parse_positive, parse_range_long
+from .sets import LIMIT_NEGATIVE, delete_emptied, notify, parse_positive, parse_range_long
 
 XX_AND_NX = "ERR XX and NX options at the same time are not compatible"
 GT_LT_NX = "ERR GT, LT, and/or NX options at the same time are not compatible"
@@ -60,15 +60,17 @@ def _pairs_reply(ctx, pairs: list[tuple[bytes, float]], withscores: bool) -> lis
     return flat
 
 
-def _store(ctx, key: bytes, pairs: list[tuple[bytes, float]]) -> int:
+def _store(ctx, key: bytes, pairs: list[tuple[bytes, float]], event: bytes) -> int:
     """ZRANGESTORE, ZUNIONSTORE...: replace ``key`` (its TTL goes too) or delete it when the
     result is empty; the reply is the stored size."""
     if pairs:
         ctx.db.set(key, ZSet(pairs))
         ctx.dirty += 1
+        notify(ctx, event, key, "z")
         return len(pairs)
     if ctx.db.delete(key):
         ctx.dirty += 1
+        notify(ctx, b"del", key, "g")
     return 0
 
 
@@ -152,6 +154,8 @@ def _zadd_generic(ctx, argv: list[bytes], incr: bool) -> Any:
             zset.add(member, score)
             updated += 1
     ctx.dirty += added + updated
+    if added or updated:
+        notify(ctx, b"zincr" if incr else b"zadd", key, "z")
     if incr:
         return score if processed else None
     return added + updated if ch else added
@@ -175,8 +179,11 @@ def zrem(ctx, argv):
         if zset.discard(member):
             removed += 1
             if not zset:
-                ctx.db.delete(key)
                 break
+    if removed:
+        notify(ctx, b"zrem", key, "z")
+        if not zset:
+            delete_emptied(ctx, key)
     ctx.dirty += removed
     return removed
 
@@ -347,7 +354,7 @@ def _zrange_generic(ctx, argv: list[bytes], key_index: int, store: bool,
     zset = _get(ctx, argv[key_index])
     pairs = [] if zset is None else _select(zset, kind, reverse, low, high, offset, limit)
     if store:
-        return _store(ctx, argv[1], pairs)
+        return _store(ctx, argv[1], pairs, b"zrangestore")
     return _pairs_reply(ctx, pairs, withscores)
 
 
@@ -404,8 +411,9 @@ def _zremrange(ctx, argv, kind: str) -> int:
         lo, hi = first, zset.lex_forward_stop(lex_spec, first)
     removed = zset.delete_positions(lo, hi) if lo < hi else 0
     if removed:
+        notify(ctx, b"zremrangeby" + kind.encode(), key, "z")
         if not zset:
-            ctx.db.delete(key)
+            delete_emptied(ctx, key)
         ctx.dirty += removed
     return removed
 
@@ -430,8 +438,9 @@ def _pop_from(ctx, key: bytes, zset: ZSet, highest: bool, count: int,
     """Pop up to ``count`` pairs from ``zset`` at ``key``, deleting it when emptied;
     ``propagate`` is the effect to propagate instead of the command (None: as sent)."""
     popped = [zset.pop(highest) for _ in range(min(count, len(zset)))]
+    notify(ctx, _pop_name(highest).lower(), key, "z")
     if not zset:
-        ctx.db.delete(key)
+        delete_emptied(ctx, key)
     ctx.dirty += len(popped)
     if propagate is not None:
         ctx.propagate(propagate)
@@ -741,7 +750,7 @@ def _zsetop(ctx, argv: list[bytes], numkeys_index: int, op: str, store: bool = F
     pairs = sorted(((score, member) for member, score in result.items()))
     ordered = [(member, score) for score, member in pairs]
     if store:
-        return _store(ctx, argv[1], ordered)
+        return _store(ctx, argv[1], ordered, b"z" + op.encode() + b"store")
     return _pairs_reply(ctx, ordered, withscores)
 
 

@@ -412,3 +412,41 @@ def test_large_sets_and_zsets_reply_like_redis(server, reference):
             if mine != real:
                 differences.append((2, scan, mine, real))
     assert not differences, _describe(differences)
+
+
+NOTIFY_SCRIPT = [
+    [b"SADD", b"s", b"a", b"b", b"c"], [b"SADD", b"s", b"a"], [b"SREM", b"s", b"a", b"x"],
+    [b"SMOVE", b"s", b"t", b"b"], [b"SMOVE", b"s", b"t", b"c"], [b"SADD", b"s", b"1", b"2", b"3"],
+    [b"SPOP", b"s"], [b"SPOP", b"s", b"5"], [b"SADD", b"u", b"q"],
+    [b"SINTERSTORE", b"d", b"t", b"u"], [b"SUNIONSTORE", b"d", b"t", b"u"],
+    [b"SDIFFSTORE", b"d", b"t", b"u"], [b"SINTERSTORE", b"d", b"t", b"u"],
+    [b"ZADD", b"z", b"1", b"a", b"2", b"b", b"3", b"c", b"4", b"d"], [b"ZADD", b"z", b"1", b"a"],
+    [b"ZINCRBY", b"z", b"1", b"a"], [b"ZADD", b"z", b"INCR", b"0", b"a"], [b"ZREM", b"z", b"a"],
+    [b"ZREMRANGEBYRANK", b"z", b"0", b"0"], [b"ZREMRANGEBYSCORE", b"z", b"3", b"3"],
+    [b"ZADD", b"z", b"0", b"x", b"0", b"y"], [b"ZREMRANGEBYLEX", b"z", b"[x", b"[x"],
+    [b"ZPOPMIN", b"z"], [b"ZPOPMAX", b"z", b"1"], [b"ZADD", b"z", b"1", b"a", b"2", b"b"],
+    [b"ZRANGESTORE", b"r", b"z", b"0", b"0"], [b"ZUNIONSTORE", b"r", b"1", b"z"],
+    [b"ZINTERSTORE", b"r", b"2", b"z", b"nokey"], [b"ZDIFFSTORE", b"r", b"1", b"z"],
+    [b"ZMPOP", b"1", b"z", b"MIN"], [b"BZPOPMIN", b"z", b"0"], [b"ZREM", b"z", b"nope"],
+]
+
+
+def _events(port: int, script: list[list[bytes]]) -> list[bytes]:
+    """The keyspace and keyevent messages a script publishes, in order."""
+    with RawClient(port) as subscriber, RawClient(port) as writer:
+        writer.call(b"CONFIG", b"SET", b"notify-keyspace-events", b"KEA")
+        writer.call(b"SELECT", b"9")
+        writer.call(b"FLUSHDB")
+        subscriber.call(b"PSUBSCRIBE", b"__key*@9__:*")
+        for command in script:
+            writer.call(*command)
+        writer.call(b"CONFIG", b"SET", b"notify-keyspace-events", b"")
+        subscriber.send(parity.encode_command(b"PING"))
+        messages = []
+        while (message := subscriber.read_reply()) and b"pong" not in message:
+            messages.append(message)
+    return messages
+
+
+def test_keyspace_notifications_name_the_events_redis_names(server, reference):
+    assert _events(server.port, NOTIFY_SCRIPT) == _events(reference.port, NOTIFY_SCRIPT)
