@@ -25,11 +25,15 @@ from servers import ServerProcess, ServerThread
 from trioredis.plugins.snapshot.backend import zset_class
 from trioredis.plugins.snapshot.format import (
     FORMAT_VERSION,
-    PART_ITEMS,
     SnapshotError,
-    SnapshotReader,
+    SnapshotFile,
+    drop_expired,
+    materialize,
     write_snapshot,
+    write_snapshot_file,
 )
+
+BIG = 10_017  # items in the big collections of the round-trip datasets
 
 MISCONF = (
     "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist "
@@ -195,7 +199,7 @@ def populate_collections(server, databases=16):
     client.close()
     for index in range(databases):
         client = server.client(db=index)
-        big = PART_ITEMS * 2 + 17 if index in (0, databases - 1) else 0
+        big = BIG if index in (0, databases - 1) else 0
         client.rpush(b"list:%d" % index, *[b"item%d" % i for i in range(50)], b"", b"\x00")
         client.hset(b"hash:%d" % index, mapping={b"f%d" % i: b"v%d" % i for i in range(40)})
         client.sadd(b"set:%d" % index, *[b"m%d" % i for i in range(30)])
@@ -225,89 +229,98 @@ class _Db:
         self.index, self.data, self.expires = index, data, expires
 
 
+FAR = 4_102_444_800_000  # 2100-01-01, in ms
+
+
 def _sample_databases():
     zset = zset_class()
     data0 = {
-        b"s": b"string", b"bin": bytes(range(256)), b"l": deque([b"a", b"b"]),
-        b"bigl": deque(b"%d" % i for i in range(PART_ITEMS * 3 + 1)),
-        b"h": {b"f": b"v"}, b"bigh": {b"%d" % i: b"x" for i in range(PART_ITEMS + 5)},
-        b"set": {b"1", b"2"}, b"bigset": {b"%d" % i for i in range(PART_ITEMS * 2)},
+        b"s": b"string", b"bin": bytes(range(256)), b"": b"empty key", b"l": deque([b"a", b""]),
+        b"bigl": deque(b"%d" % i for i in range(BIG)),
+        b"h": {b"f": b"v"}, b"bigh": {b"%d" % i: b"x" for i in range(BIG)},
+        b"set": {b"1", b"2"}, b"bigset": {b"%d" % i for i in range(BIG)},
         b"gone": b"expired already",
     }
     if zset is not None:
-        value = zset()
-        for i in range(PART_ITEMS + 3):
-            value.add(b"m%d" % i, i * 0.5)
-        data0[b"z"] = value
-    far = 4_102_444_800_000  # 2100-01-01
-    return [_Db(0, data0, {b"s": far, b"bigl": far, b"gone": 1}), _Db(3, {b"k": b"v"}, {})]
+        data0[b"z"] = zset([(b"m%d" % i, i * 0.5) for i in range(BIG)] + [(b"inf", float("inf"))])
+    return [_Db(0, data0, {b"s": FAR, b"bigl": FAR, b"gone": 1}), _Db(3, {b"k": b"v"}, {})]
 
 
-def _write_sample() -> bytes:
-    out = io.BytesIO()
-    write_snapshot(out, _sample_databases(), lambda value: None, zset_class())
-    return out.getvalue()
+def _read_all(path, decode_plugin=None):
+    """Every database of a snapshot as the server would install it."""
+    result = {}
+    with SnapshotFile(str(path)) as snapshot:
+        snapshot.verify()
+        for offset, start, end in snapshot.database_records():
+            index, data, expires = snapshot.decode_database(offset, start, end)
+            materialize(data, zset_class(), decode_plugin)
+            drop_expired(data, expires, int(time.time() * 1000))
+            result[index] = (data, expires)
+    return result
 
 
-def test_format_reads_back_every_record_with_parts_merged():
-    from trioredis.plugins.snapshot.backend import build_value, extend_value
-
-    data = _write_sample()
-    assert data.startswith(b"TRDB%04d" % FORMAT_VERSION)
-    reader = SnapshotReader(io.BytesIO(data), "sample", len(data))
-    rebuilt: dict[tuple[int, bytes], object] = {}
-    expires = {}
-    previous = None
-    for db, record in reader.records():
-        for i in range(1, len(record), 4):
-            key, code, raw, expire = record[i:i + 4]
-            if previous == (db, key, code):
-                extend_value(code, rebuilt[(db, key)], raw)
-                continue
-            previous = (db, key, code)
-            rebuilt[(db, key)] = build_value(code, raw, zset_class(), None)
-            if expire is not None:
-                expires[(db, key)] = expire
-    original = _sample_databases()
-    expected = {(db.index, k): v for db in original for k, v in db.data.items() if k != b"gone"}
-    assert set(rebuilt) == set(expected)
-    for where, value in expected.items():
+def test_format_round_trips_every_type(tmp_path):
+    path = tmp_path / "dump.trdb"
+    keys = write_snapshot_file(str(path), _sample_databases(), lambda value: None, zset_class())
+    assert keys == sum(len(db.data) for db in _sample_databases())
+    assert path.read_bytes().startswith(b"TRDB%04d" % FORMAT_VERSION)
+    loaded = _read_all(path)
+    assert set(loaded) == {0, 3}
+    data, expires = loaded[0]
+    original = _sample_databases()[0].data
+    del original[b"gone"]
+    assert data.keys() == original.keys()
+    for key, value in original.items():
         if value.__class__.__name__ == "ZSet":
-            assert list(rebuilt[where].items()) == list(value.items())
+            assert list(data[key].items()) == list(value.items())
         else:
-            assert rebuilt[where] == value, where
-    assert expires == {(0, b"s"): original[0].expires[b"s"], (0, b"bigl"): original[0].expires[b"bigl"]}
+            assert data[key] == value and data[key].__class__ is value.__class__, key
+    assert expires == {b"s": FAR, b"bigl": FAR}
+    assert loaded[3] == ({b"k": b"v"}, {})
 
 
-def test_format_detects_every_single_bit_flip():
-    """Whatever bit flips (header, length prefix, payload, end marker, checksum), reading the
-    file to its end raises SnapshotError: a damaged snapshot is never taken as good."""
+def test_format_refuses_a_value_no_plugin_encodes(tmp_path):
+    class Opaque:
+        pass
+
+    with pytest.raises(TypeError, match="no plugin can snapshot"):
+        write_snapshot(io.BytesIO(), [_Db(0, {b"k": Opaque()}, {})], lambda value: None, None)
+
+
+def test_format_detects_every_single_bit_flip(tmp_path):
+    """Whatever bit flips (header, length, payload, end marker, checksum), the file is
+    refused with SnapshotError before anything is decoded into a database."""
     out = io.BytesIO()
     databases = [_Db(0, {b"a": b"1", b"l": deque([b"x", b"y"]), b"h": {b"f": b"v"},
-                         b"s": {b"m"}}, {b"a": int(time.time() * 1000) + 10**7}),
+                         b"s": {b"m"}}, {b"a": FAR}),
                  _Db(1, {b"b": b"2"}, {})]
     write_snapshot(out, databases, lambda value: None, None)
     good = out.getvalue()
+    path = tmp_path / "flipped.trdb"
     for position in range(len(good)):
         for bit in range(8):
             damaged = bytearray(good)
             damaged[position] ^= 1 << bit
-            reader = SnapshotReader(io.BytesIO(bytes(damaged)), "damaged", len(damaged))
-            with pytest.raises(SnapshotError):
-                for _ in reader.records():
-                    pass
-    truncated = good[:-1]
-    with pytest.raises(SnapshotError, match="truncated"):
-        list(SnapshotReader(io.BytesIO(truncated), "t", len(truncated)).records())
-    with pytest.raises(SnapshotError, match="damaged"):
-        list(SnapshotReader(io.BytesIO(good + b"\0"), "t", len(good) + 1).records())
+            path.write_bytes(bytes(damaged))
+            with SnapshotFile(str(path)) as snapshot, pytest.raises(SnapshotError):
+                snapshot.verify()
+    for cut in (0, 5, len(good) // 2, len(good) - 1):
+        path.write_bytes(good[:cut])
+        with SnapshotFile(str(path)) as snapshot, pytest.raises(SnapshotError):
+            snapshot.verify()
+    path.write_bytes(good + b"\0")
+    with SnapshotFile(str(path)) as snapshot, pytest.raises(SnapshotError):
+        snapshot.verify()
 
 
-def test_format_refuses_a_newer_version():
-    data = bytearray(_write_sample())
+def test_format_refuses_a_newer_version(tmp_path):
+    path = tmp_path / "new.trdb"
+    write_snapshot_file(str(path), [_Db(0, {b"k": b"v"}, {})], lambda value: None, None)
+    data = bytearray(path.read_bytes())
     data[4:8] = b"%04d" % (FORMAT_VERSION + 1)
-    with pytest.raises(SnapshotError, match="newer than this server reads"):
-        list(SnapshotReader(io.BytesIO(bytes(data)), "new", len(data)).records())
+    path.write_bytes(bytes(data))
+    with SnapshotFile(str(path)) as snapshot, pytest.raises(SnapshotError, match="newer than this server reads"):
+        snapshot.verify()
 
 
 # --- SAVE, BGSAVE, LASTSAVE, DEBUG RELOAD ---------------------------------------------------
@@ -352,7 +365,7 @@ def test_save_restart_round_trips_every_type(tmp_path, test_plugin):
         client = server.client()
         assert digest(client) == before
         assert client.execute_command("BOXGET", "box") == 42
-        assert client.llen(b"biglist") == PART_ITEMS * 2 + 17
+        assert client.llen(b"biglist") == BIG
         assert server.client(db=3).zscore(b"zset:3", b"inf") == float("inf")
     finally:
         server.stop()

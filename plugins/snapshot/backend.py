@@ -30,23 +30,12 @@ import os
 import signal
 import time
 import weakref
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import trio
 from trioredis import OK, BaseBackend, CommandError, PersistenceUnsupported, Status
 
-from .format import (
-    HASH,
-    LIST,
-    PLUGIN,
-    SET,
-    STRING,
-    ZSET,
-    SnapshotError,
-    SnapshotReader,
-    write_snapshot_file,
-)
+from .format import SnapshotError, SnapshotFile, drop_expired, materialize, write_snapshot_file
 
 if TYPE_CHECKING:
     from trioredis import BackendHost, Config, Loader
@@ -186,58 +175,6 @@ def _remove(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-def build_value(code: int, raw: Any, zset: type | None, decode_plugin: Any) -> Any:
-    """The keyspace value of one entry."""
-    if code == STRING:
-        if raw.__class__ is not bytes:
-            raise ValueError("string entry is not bytes")
-        return raw
-    if code == LIST:
-        return deque(raw)
-    if code == HASH:
-        if raw.__class__ is not dict:
-            raise ValueError("hash entry is not a map")
-        return raw
-    if code == SET:
-        return set(raw)
-    if code == ZSET:
-        if zset is None:
-            raise ValueError("sorted sets are not supported by this server")
-        value = zset()
-        _zset_extend(value, raw)
-        return value
-    if code == PLUGIN:
-        tag, payload = raw
-        value = decode_plugin(tag, payload)
-        if value is None:
-            raise ValueError(f"no plugin decodes values of type tag {tag!r}")
-        return value
-    raise ValueError(f"unknown type code {code}")
-
-
-def _zset_extend(value: Any, flat: list[Any]) -> None:
-    if len(flat) % 2:
-        raise ValueError("sorted set entry has an odd number of items")
-    it = iter(flat)
-    add = value.add
-    for member, score in zip(it, it, strict=True):
-        add(member, float(score))
-
-
-def extend_value(code: int, value: Any, raw: Any) -> None:
-    """Add a further part of a collection written in several entries."""
-    if code == LIST:
-        value.extend(raw)
-    elif code == HASH:
-        value.update(raw)
-    elif code == SET:
-        value.update(raw)
-    elif code == ZSET:
-        _zset_extend(value, raw)
-    else:
-        raise ValueError(f"a value of type code {code} cannot be continued")
 
 
 class SnapshotBackend(BaseBackend):
@@ -549,16 +486,15 @@ class SnapshotBackend(BaseBackend):
 
     async def load(self, loader: Loader) -> bool:
         path = self.path()
-        try:
-            handle = open(path, "rb")  # noqa: SIM115 - closed below, across awaits
-        except FileNotFoundError:
-            return False
         log = loader_log(loader, self)
         started = time.time()
         try:
-            with handle:
-                size = os.fstat(handle.fileno()).st_size
-                loaded, expired = await self._load_records(loader, handle, path, size)
+            snapshot = SnapshotFile(path)
+        except FileNotFoundError:
+            return False
+        try:
+            with snapshot:
+                loaded, expired = await self._load_databases(loader, snapshot)
         except SnapshotError as error:
             if log is not None:
                 log.warning(f"{error}. Refusing to start on wrong data: move the file away or "
@@ -570,51 +506,38 @@ class SnapshotBackend(BaseBackend):
                        f"loaded) in {time.time() - started:.3f} seconds")
         return True
 
-    async def _load_records(self, loader: Loader, handle: Any, path: str, size: int) -> tuple[int, int]:
-        reader = SnapshotReader(handle, path, size)
+    async def _load_databases(self, loader: Loader, snapshot: SnapshotFile) -> tuple[int, int]:
+        """Verify the whole file first (nothing reaches the keyspace from a damaged one),
+        then decode each database in a worker thread (the event loop keeps answering
+        -LOADING meanwhile) and install it."""
         keyspace = loader.keyspace
-        zset = zset_class()
-        decode_plugin = loader.decode_value
-        now = int(time.time() * 1000)
-        loaded = expired = 0
-        previous_db = -1
-        previous_key: bytes | None = None
-        previous_value: Any = None
-        previous_code = -1
+        size = snapshot.size
         loader.progress(0, size)
-        for db_index, record in reader.records():
-            if db_index >= len(keyspace) or db_index < 0:
+        await trio.to_thread.run_sync(snapshot.verify, limiter=self._io_limiter)
+        zset = zset_class()
+        loaded = expired = 0
+        for offset, start, end in snapshot.database_records():
+            index, data, expires = await trio.to_thread.run_sync(
+                snapshot.decode_database, offset, start, end, limiter=self._io_limiter)
+            if not 0 <= index < len(keyspace):
                 raise SnapshotError(
-                    f"Bad snapshot file {path}: it holds database {db_index} but this server "
-                    f"has {len(keyspace)} (raise the 'databases' option)"
-                )
-            db = keyspace[db_index]
-            data, expires = db.data, db.expires
+                    f"Bad snapshot file {snapshot.path}: it holds database {index} but this "
+                    f"server has {len(keyspace)} (raise the 'databases' option)")
             try:
-                for i in range(1, len(record), 4):
-                    key, code, raw, expire = record[i], record[i + 1], record[i + 2], record[i + 3]
-                    if key == previous_key and db_index == previous_db and code == previous_code:
-                        if previous_value is not None:
-                            extend_value(code, previous_value, raw)
-                        continue
-                    previous_key, previous_db, previous_code = key, db_index, code
-                    if expire is not None and expire <= now:
-                        previous_value = None
-                        expired += 1
-                        continue
-                    value = build_value(code, raw, zset, decode_plugin)
-                    previous_value = value
-                    data[key] = value
-                    if expire is not None:
-                        expires[key] = expire
-                    loaded += 1
-            except Exception as error:  # noqa: BLE001 - any surprise in an entry is damage
-                raise SnapshotError(
-                    f"Bad snapshot file {path} before offset {reader.offset}: "
-                    f"malformed entry ({error}): the file is damaged"
-                ) from None
-            loader.progress(reader.offset, size)
-            await trio.sleep(0)  # serve -LOADING to clients meanwhile
+                materialize(data, zset, loader.decode_value)
+            except Exception as error:  # noqa: BLE001 - a value that cannot be built is damage
+                raise SnapshotError(f"Bad snapshot file {snapshot.path} at offset {offset}: "
+                                    f"{error}") from None
+            expired += drop_expired(data, expires, int(time.time() * 1000))
+            db = keyspace[index]
+            if db.data:  # keys already there (a database in two records): merge
+                db.data.update(data)
+                db.expires.update(expires)
+            else:
+                db.data, db.expires = data, expires
+            loaded += len(data)
+            loader.progress(end, size)
+            await trio.sleep(0)
         return loaded, expired
 
 

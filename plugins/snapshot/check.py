@@ -5,63 +5,68 @@ prints what it holds per database, or the reason and offset it would be refused 
 status 0 when the server would load it, 1 when it would refuse it, 2 on bad usage.
 
 Plugin values are counted by their type tag and not decoded (their plugins need not be
-installed where the file is checked).
+installed where the file is checked).  Each database is decoded in turn and dropped, so the
+check needs memory for the largest database, not the whole file.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections import Counter
 
-from .format import TYPE_NAMES, SnapshotError, SnapshotReader
+from .backend import zset_class
+from .format import SnapshotError, SnapshotFile, materialize
 
 USAGE = "Usage: trioredis-check-snapshot <file.trdb>"
 
 
 def check(path: str, out=sys.stdout) -> int:
     try:
-        handle = open(path, "rb")  # noqa: SIM115
+        snapshot = SnapshotFile(path)
     except OSError as error:
         print(f"Cannot open {path}: {error.strerror}", file=out)
         return 1
-    keys: dict[int, int] = Counter()
+    keys: dict[int, int] = {}
     types: Counter[str] = Counter()
-    with_expiry = 0
+    with_expiry = expired = 0
+    now = int(time.time() * 1000)
     try:
-        with handle:
-            size = os.fstat(handle.fileno()).st_size
-            reader = SnapshotReader(handle, path, size)
-            reader.read_header()
-            previous: tuple[int, bytes, int] | None = None
-            for db, record in reader.records():
-                for i in range(1, len(record), 4):
-                    key, code, raw, expire = record[i:i + 4]
-                    if previous == (db, key, code):
-                        continue  # a further part of a big collection
-                    previous = (db, key, code)
-                    keys[db] += 1
-                    name = TYPE_NAMES.get(code, f"unknown({code})")
-                    if name == "plugin" and isinstance(raw, list) and raw:
-                        name = f"plugin:{raw[0]}"
-                    types[name] += 1
-                    if expire is not None:
-                        with_expiry += 1
+        with snapshot:
+            snapshot.verify()
+            for offset, start, end in snapshot.database_records():
+                index, data, expires = snapshot.decode_database(offset, start, end)
+                try:
+                    counts = materialize(data, zset_class(), None)
+                except ValueError as error:
+                    raise SnapshotError(f"Bad snapshot file {path} at offset {offset}: {error}") from None
+                types.update(counts)
+                for value in data.values():
+                    kind = value.__class__
+                    if kind is bytes:
+                        types["string"] += 1
+                    elif kind is dict:
+                        types["hash"] += 1
+                    elif kind is set:
+                        types["set"] += 1
+                keys[index] = keys.get(index, 0) + len(data)
+                with_expiry += len(expires)
+                expired += sum(1 for when in expires.values() if when <= now)
+                del data, expires
     except SnapshotError as error:
         print(f"{error}", file=out)
         print("The server refuses to start on this file.", file=out)
         return 1
-    meta = reader.metadata
+    meta = snapshot.metadata
     created = meta.get("created_ms")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(created / 1000)) if created else "?"
-    print(f"[info] {path}: trioredis snapshot, format version {reader.version}, "
-          f"{size} bytes, written {when} UTC", file=out)
+    print(f"[info] {path}: trioredis snapshot, format version {snapshot.version}, "
+          f"{snapshot.size} bytes, written {when} UTC", file=out)
     for db in sorted(keys):
         print(f"[info] db{db}: {keys[db]} keys", file=out)
     summary = ", ".join(f"{n} {t}" for t, n in sorted(types.items()))
-    print(f"[info] {sum(keys.values())} keys ({summary or 'none'}), {with_expiry} with an expiry",
-          file=out)
+    print(f"[info] {sum(keys.values())} keys ({summary or 'none'}), {with_expiry} with an expiry "
+          f"({expired} already expired: not loaded)", file=out)
     print("[ok] checksum verified: the snapshot is complete and undamaged", file=out)
     return 0
 
