@@ -423,7 +423,7 @@ def register(registry):
         command("spop", -2, "write fast", spop, (1, 1, 1), group=group),
         command("srandmember", -2, "readonly", srandmember, (1, 1, 1), group=group),
         command("sinter", -2, "readonly", sinter, (1, -1, 1), group=group),
-        command("sintercard", -3, "readonly", sintercard, (0, 0, 0), group=group),
+        command("sintercard", -3, "readonly movablekeys", sintercard, (0, 0, 0), group=group),
         # The STORE variants name only the destination: that is the key they modify (WATCH
         # and blocked clients must not see the sources as changed).
         command("sinterstore", -3, "write denyoom", sinterstore, (1, 1, 1), group=group),
