@@ -472,11 +472,19 @@ class RequestParser:
         if type(argv) is not list:
             self._switch_to_exact(b"")
             return self.gets()
+        # Every element a bulk string (not a nested array), and the request's size in bytes,
+        # in one pass: this runs for every command.
+        count = len(argv)
+        size = 3 + (_BULK_OVERHEAD[count] - 5 if count < _TABLE_SIZE else len(b"%d" % count))
         for arg in argv:
             if arg.__class__ is not bytes:
                 self._switch_to_exact(b"")
                 return self.gets()
-        self._consumed += _request_size(argv)
+            length = len(arg)
+            size += length + (
+                _BULK_OVERHEAD[length] if length < _TABLE_SIZE else 5 + len(b"%d" % length)
+            )
+        self._consumed += size
         if not argv:
             return self.gets()
         self._returned += 1
@@ -512,6 +520,11 @@ class RequestParser:
             offset = end
         self._searched = self._fed
         return True
+
+
+_TABLE_SIZE = 10000
+# ``$<length>\r\n`` + ``\r\n`` around a bulk of each small length: 5 + its digits.
+_BULK_OVERHEAD = tuple(5 + len(str(length)) for length in range(_TABLE_SIZE))
 
 
 def _request_size(argv: list[bytes]) -> int:
