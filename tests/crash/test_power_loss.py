@@ -39,6 +39,11 @@ SHIM = r"""
 
 static int log_fd = -1;
 
+static void slow_down(void) {
+    const char *delay = getenv("FSYNC_SHIM_DELAY_MS");  /* a slow disk, for real */
+    if (delay != NULL) usleep((useconds_t)atoi(delay) * 1000);
+}
+
 static void note(const struct stat *st) {
     if (log_fd < 0) {
         const char *path = getenv("FSYNC_SHIM_LOG");
@@ -58,6 +63,7 @@ static void note(const struct stat *st) {
         if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, #name);     \
         struct stat st;                                                     \
         int regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);           \
+        slow_down();                                                        \
         int result = real(fd);                                              \
         if (result == 0 && regular) note(&st);                              \
         return result;                                                      \
@@ -166,3 +172,84 @@ def test_power_loss_costs_what_the_policy_promises(tmp_path, shim, policy, capsy
         assert lost == 0
     elif policy == "everysec":
         assert worst_span <= EVERYSEC_LOSS_BOUND
+
+
+def test_group_commit_serves_concurrent_writers_with_shared_fsyncs(tmp_path, shim, capsys):
+    """``always`` with 8 concurrent writers: every reply waited for an fsync covering it, yet
+    the fsyncs are far fewer than the writes (one fsync serves every waiting writer)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    log_path = tmp_path / "fsync.log"
+    server = ServerProcess(str(data), [["appendonly", "yes"], ["appendfsync", "always"],
+                                       ["save", ""]],
+                           env={"LD_PRELOAD": str(shim), "FSYNC_SHIM_LOG": str(log_path)})
+    server.start(wait=False)
+    wait_loaded(server)
+    fsyncs_before = len(log_path.read_text().splitlines()) if log_path.exists() else 0
+    stop = threading.Event()
+    counts = [0] * 8
+
+    def write(index: int) -> None:
+        client = no_retry_client(server.port)
+        while not stop.is_set():
+            client.set(f"w{index}", counts[index])
+            counts[index] += 1
+        client.close()
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(1.5)
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        fsyncs = len(log_path.read_text().splitlines()) - fsyncs_before
+    finally:
+        server.stop()
+    writes = sum(counts)
+    with capsys.disabled():
+        print(f"\ngroup-commit writes={writes} fsyncs={fsyncs} "
+              f"writes_per_fsync={writes / max(fsyncs, 1):.1f}")
+    assert 0 < fsyncs < writes / 2
+
+
+def test_everysec_makes_writers_wait_when_an_fsync_runs_over_two_seconds(tmp_path, shim):
+    """A slow disk for real (the shim sleeps 2.5 s in every fsync): once the running fsync is
+    older than 2 s, replies wait for it (INFO counts aof_delayed_fsync), so a power loss cannot
+    cost an unbounded stretch of acknowledged writes."""
+    data = tmp_path / "data"
+    data.mkdir()
+    server = ServerProcess(str(data), [["appendonly", "yes"], ["appendfsync", "everysec"],
+                                       ["save", ""]],
+                           env={"LD_PRELOAD": str(shim), "FSYNC_SHIM_DELAY_MS": "2500"})
+    server.start(wait=False)
+    wait_loaded(server)
+    stop = threading.Event()
+    acked = [0]
+
+    def write() -> None:
+        client = no_retry_client(server.port)
+        while not stop.is_set():
+            client.set("k", acked[0])
+            acked[0] += 1
+        client.close()
+
+    thread = threading.Thread(target=write)
+    try:
+        thread.start()
+        observer = no_retry_client(server.port)
+        deadline = time.monotonic() + 20
+        while observer.info("persistence")["aof_delayed_fsync"] == 0:
+            assert time.monotonic() < deadline, "writers never waited for the slow fsync"
+            time.sleep(0.1)
+        before = acked[0]
+        deadline = time.monotonic() + 20
+        while acked[0] == before:  # and they go on once it finished
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        observer.close()
+    finally:
+        stop.set()
+        thread.join(30)
+        server.kill()
