@@ -31,11 +31,12 @@ from .resp import (  # noqa: E402
     encode,
     encode_command,
 )
+from .zset import ZSet  # noqa: E402
 
 __all__ = [
     "REDIS_VERSION", "BackendHost", "BaseBackend", "Block", "CommandContext", "CommandError",
     "CommandRegistry", "CommandSpec", "Config", "Database", "ErrorReply", "ForkSlot",
     "Keyspace", "Loader", "Map", "NULL_ARRAY", "OK", "PersistenceBackend",
-    "PersistenceRegistry", "PersistenceUnsupported", "Raw", "Status", "__version__", "command",
+    "PersistenceRegistry", "PersistenceUnsupported", "Raw", "Status", "ZSet", "__version__", "command",
     "encode", "encode_command", "hookimpl", "hookspec", "now_ms",
 ]

@@ -66,16 +66,10 @@ _BACKENDS: weakref.WeakSet[SnapshotBackend] = weakref.WeakSet()
 
 
 def zset_class() -> type | None:
-    """The sorted set class, if core provides one (looked up lazily: it may be added later)."""
+    """The sorted set class of the public API (None in a build without sorted sets)."""
     import trioredis
 
-    cls = getattr(trioredis, "ZSet", None)
-    if cls is None:
-        try:
-            from trioredis.zset import ZSet as cls  # type: ignore[no-redef]
-        except ImportError:
-            return None
-    return cls
+    return getattr(trioredis, "ZSet", None)
 
 
 def _die_with_parent() -> None:
