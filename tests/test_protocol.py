@@ -1,0 +1,198 @@
+"""The wire protocol over real sockets: every malformed request gets Redis's exact error and
+closes only that client; inline commands with quotes; pipelined batches split at every byte
+give the same replies; RESP3 reply types."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import parity
+import pytest
+from parity import RawClient, encode_command
+
+reference = parity.reference  # the real Redis, a module-scoped fixture
+
+
+def exchange(port: int, data: bytes, wait: float = 2.0) -> bytes:
+    """Send ``data`` on a fresh connection; everything received, then ``<CLOSED>`` if the
+    server closed the connection or ``<OPEN>`` if it was still open after ``wait``."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(wait)
+        sock.sendall(data)
+        received = b""
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return received + b"<CLOSED>"
+                received += chunk
+        except TimeoutError:
+            return received + b"<OPEN>"
+        except ConnectionResetError:
+            return received + b"<CLOSED>"
+
+
+def protocol_error(reason: str) -> bytes:
+    return b"-ERR Protocol error: " + reason.encode() + b"\r\n<CLOSED>"
+
+
+MALFORMED = {
+    "multibulk count not a number": (b"*abc\r\n", protocol_error("invalid multibulk length")),
+    "bulk length not a number": (b"*1\r\n$abc\r\n", protocol_error("invalid bulk length")),
+    "negative bulk length": (b"*1\r\n$-1\r\n", protocol_error("invalid bulk length")),
+    "bulk over proto-max-bulk-len": (b"*1\r\n$536870913\r\n",
+                                     protocol_error("invalid bulk length")),
+    "element is not a bulk": (b"*1\r\nPING\r\n", protocol_error("expected '$', got 'P'")),
+    "integer element": (b"*1\r\n:1\r\n", protocol_error("expected '$', got ':'")),
+    "inline line over 64 KiB": (b"A" * (65 * 1024), protocol_error("too big inline request")),
+    "multibulk count line over 64 KiB": (b"*" + b"1" * (65 * 1024),
+                                         protocol_error("too big mbulk count string")),
+    "bulk count line over 64 KiB": (b"*1\r\n$" + b"1" * (65 * 1024),
+                                    protocol_error("too big bulk count string")),
+    "unbalanced double quotes": (b'SET "a b\r\n', protocol_error("unbalanced quotes in request")),
+    "closing quote followed by a letter": (b'SET "a"b c\r\n',
+                                           protocol_error("unbalanced quotes in request")),
+    "unbalanced single quotes": (b"SET 'a\r\n", protocol_error("unbalanced quotes in request")),
+    "garbage after a good command": (b"PING\r\n*1\r\n$x\r\n",
+                                     b"+PONG\r\n" + protocol_error("invalid bulk length")),
+    "bad count after a good multibulk": (b"*1\r\n$4\r\nPING\r\n*x\r\n",
+                                         b"+PONG\r\n" + protocol_error("invalid multibulk length")),
+}
+
+HARMLESS = {
+    "empty multibulk is skipped": (b"*0\r\n*1\r\n$4\r\nPING\r\n", b"+PONG\r\n<OPEN>"),
+    "negative multibulk is skipped": (b"*-1\r\n*1\r\n$4\r\nPING\r\n", b"+PONG\r\n<OPEN>"),
+    "blank lines are skipped": (b"\r\n\r\nPING\r\n", b"+PONG\r\n<OPEN>"),
+    "bulk terminator is not checked": (b"*1\r\n$4\r\nPINGxx*1\r\n$4\r\nPING\r\n",
+                                       b"+PONG\r\n+PONG\r\n<OPEN>"),
+    "inline escapes in double quotes": (b'ECHO "a\\x41\\n\\t"\r\n', b"$4\r\naA\n\t\r\n<OPEN>"),
+    "escaped quote in single quotes": (b"ECHO 'it\\'s'\r\n", b"$4\r\nit's\r\n<OPEN>"),
+    "inline unknown command": (
+        b"FOO bar baz\r\n",
+        b"-ERR unknown command 'FOO', with args beginning with: 'bar' 'baz' \r\n<OPEN>"),
+    "inline with LF only": (b"PING\nPING\n", b"+PONG\r\n+PONG\r\n<OPEN>"),
+    "leading space makes it inline": (
+        b" *1\r\n$4\r\nPING\r\n",
+        b"-ERR unknown command '*1', with args beginning with: \r\n"
+        b"-ERR unknown command '$4', with args beginning with: \r\n+PONG\r\n<OPEN>"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_malformed_request_gets_redis_error_and_closes(server, name):
+    data, expected = MALFORMED[name]
+    assert exchange(server.port, data) == expected
+
+
+@pytest.mark.parametrize("name", sorted(HARMLESS))
+def test_unusual_but_valid_requests_are_served(server, name):
+    data, expected = HARMLESS[name]
+    assert exchange(server.port, data, wait=0.15) == expected
+
+
+def test_protocol_replies_match_the_real_redis(server, reference):
+    for name, (data, _expected) in {**MALFORMED, **HARMLESS}.items():
+        wait = 2.0 if name in MALFORMED else 0.15
+        assert exchange(server.port, data, wait) == exchange(reference.port, data, wait), name
+
+
+def test_multibulk_count_over_1048576_is_refused(server):
+    """Our limit is the issue's 1048576 elements (Redis 7.0 accepts up to INT_MAX)."""
+    assert exchange(server.port, b"*1048577\r\n") == protocol_error("invalid multibulk length")
+    # The limit itself is accepted: the server waits for the elements.
+    assert exchange(server.port, b"*1048576\r\n", wait=0.3) == b"<OPEN>"
+
+
+def test_query_buffer_limit_closes_the_client(server):
+    with RawClient(server.port) as admin:
+        admin.call("CONFIG", "SET", "client-query-buffer-limit", "1mb")
+        with socket.create_connection(("127.0.0.1", server.port)) as greedy:
+            greedy.settimeout(5)
+            greedy.sendall(b"*2\r\n$4\r\nECHO\r\n$3000000\r\n")
+            closed = False
+            try:
+                for _ in range(100):
+                    greedy.sendall(b"x" * 65536)
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+            if not closed:
+                try:
+                    closed = greedy.recv(100) == b""
+                except ConnectionResetError:
+                    closed = True
+            assert closed
+        assert admin.call("PING") == b"+PONG\r\n"
+
+
+def test_garbage_from_one_client_does_not_touch_another(server):
+    """A second client, in the middle of a command, finishes it after the first client is
+    thrown out for a protocol error; its data is intact."""
+    with RawClient(server.port) as good:
+        good.call("SET", "mine", "safe")
+        half = encode_command("SET", "mine", "updated")
+        good.send(half[:15])
+        assert exchange(server.port, b"*1\r\n$-5\r\n") == protocol_error("invalid bulk length")
+        good.send(half[15:])
+        assert good.read_reply() == b"+OK\r\n"
+        assert good.call("GET", "mine") == b"$7\r\nupdated\r\n"
+        assert good.call("DBSIZE") == b":1\r\n"
+
+
+# --- pipelining ----------------------------------------------------------------------------
+
+PIPELINE = (
+    encode_command("SET", "k", "v" * 20)
+    + b"PING\r\n"
+    + encode_command("GET", "k")
+    + encode_command("INCR", "n")
+    + b'ECHO "two words"\r\n'
+    + encode_command("MSET", "a", "1", "b", "")
+    + encode_command("MGET", "a", "b", "missing")
+    + encode_command("APPEND", "k", "\r\n*1\r\n$4\r\n")  # protocol-looking bytes in a value
+    + encode_command("STRLEN", "k")
+    + encode_command("DEL", "k", "a", "b", "n")
+)
+
+
+def _replies(port: int, chunks: list[bytes], expected_replies: int) -> bytes:
+    with RawClient(port) as raw:
+        raw.call("FLUSHDB")
+        for chunk in chunks:
+            raw.send(chunk)
+            time.sleep(0.0005)  # let the server read each part on its own
+        return b"".join(raw.read_reply() for _ in range(expected_replies))
+
+
+def test_pipeline_split_at_every_byte_gives_the_same_replies(server, reference):
+    count = 10
+    whole = _replies(server.port, [PIPELINE], count)
+    assert whole == _replies(reference.port, [PIPELINE], count)
+    for cut in range(1, len(PIPELINE)):
+        assert _replies(server.port, [PIPELINE[:cut], PIPELINE[cut:]], count) == whole, cut
+
+
+def test_pipeline_sent_byte_by_byte(server):
+    count = 10
+    whole = _replies(server.port, [PIPELINE], count)
+    assert _replies(server.port, [bytes([b]) for b in PIPELINE], count) == whole
+
+
+def test_many_commands_in_one_send_are_all_answered(server):
+    batch = b"".join(encode_command("INCR", "counter") for _ in range(5000))
+    with RawClient(server.port) as raw:
+        raw.send(batch)
+        replies = [raw.read_reply() for _ in range(5000)]
+    assert replies[-1] == b":5000\r\n"
+
+
+# --- RESP3 ---------------------------------------------------------------------------------
+
+
+def test_resp3_reply_types(server, reference):
+    script = [("HELLO", "3"), ("GET", "missing"), ("SET", "k", "1"), ("INCRBYFLOAT", "k", "0.5"),
+              ("CONFIG", "GET", "maxmemory"), ("MGET", "k", "missing"), ("EXISTS", "k"),
+              ("OBJECT", "ENCODING", "missing"), ("LCS", "k", "k", "IDX"),
+              ("MULTI",), ("GET", "missing"), ("EXEC",), ("HELLO", "2"), ("GET", "missing")]
+    differences = parity.compare_scripts(server.port, reference.port, script)
+    assert [d for d in differences if d[0][0] != "HELLO"] == []
