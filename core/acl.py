@@ -104,12 +104,44 @@ def password_digest(password: bytes) -> str:
     return hashlib.sha256(password).hexdigest()
 
 
-def categories_of(spec: CommandSpec) -> frozenset[str]:
-    """The Redis categories of a command, from its flags and its group."""
+# Containers whose subcommands Redis 7.0 files under different categories: a category rule
+# (``-@dangerous``) then allows or refuses each subcommand, not the whole command, so that a
+# user without @dangerous may still run ACL WHOAMI or CLIENT SETNAME.
+_SAFE_CLIENT = "slow connection"
+_SUBCOMMAND_CATEGORIES: dict[str, tuple[str, dict[str, str]]] = {
+    # command: (categories of the subcommands not listed, {subcommand: categories})
+    "acl": ("admin slow dangerous", {"cat": "slow", "genpass": "slow", "help": "slow",
+                                     "whoami": "slow"}),
+    "config": ("admin slow dangerous", {"help": "slow"}),
+    "client": ("admin slow dangerous connection", {
+        sub: _SAFE_CLIENT for sub in ("caching", "getname", "getredir", "id", "info", "reply",
+                                      "setname", "setinfo", "tracking", "trackinginfo",
+                                      "no-touch", "help")}),
+}
+
+
+def categories_of(spec: CommandSpec, sub: str | None = None) -> frozenset[str]:
+    """The Redis categories of a command (or of one of its subcommands), from its flags and
+    its group."""
+    split = _SUBCOMMAND_CATEGORIES.get(spec.name)
+    if split is not None and sub is not None:
+        return frozenset(split[1].get(sub, split[0]).split())
     found = {_GROUP_CATEGORY.get(c, c) for c in spec.categories}
     if spec.name in _DANGEROUS:
         found.add("dangerous")
     return frozenset(c for c in found if c in CATEGORIES)
+
+
+def category_members(registry: CommandRegistry, category: str) -> list[str]:
+    """``ACL CAT <category>``: command names, ``name|sub`` for split containers."""
+    members = []
+    for spec in registry:
+        if spec.name in _SUBCOMMAND_CATEGORIES:
+            members += [f"{spec.name}|{sub}" for sub in spec.subcommands
+                        if category in categories_of(spec, sub)]
+        elif category in categories_of(spec):
+            members.append(spec.name)
+    return members
 
 
 def glob_regex(pattern: bytes) -> re.Pattern[bytes]:
@@ -309,9 +341,11 @@ class User:
             category = target[1:]
             if category not in CATEGORIES:
                 raise ValueError("Unknown command or category name in ACL")
-            names = [spec.name for spec in registry if category in categories_of(spec)]
-            for name in names:
-                self._set_command(name, add)
+            for name in category_members(registry, category):
+                if "|" in name:
+                    self._set_subcommand(name, add)
+                else:
+                    self._set_command(name, add)
             if not add:
                 self.all_commands = False
         else:
@@ -320,19 +354,24 @@ class User:
             if spec is None or (bar and not sub):
                 raise ValueError("Unknown command or category name in ACL")
             if bar:
-                if add and name in self.commands:
-                    self.denied_subs.discard(f"{name}|{sub}")
-                elif add:
-                    self.allowed_subs.add(f"{name}|{sub}")
-                elif name in self.commands:
-                    self.denied_subs.add(f"{name}|{sub}")
-                else:
-                    self.allowed_subs.discard(f"{name}|{sub}")
+                self._set_subcommand(f"{spec.name}|{sub}", add)
             else:
                 self._set_command(spec.name, add)
                 if not add:
                     self.all_commands = False
         self._describe_rule(rule[0] + target)
+
+    def _set_subcommand(self, full_name: str, add: bool) -> None:
+        """``+name|sub`` / ``-name|sub``: an exception to what ``name`` itself allows."""
+        parent_allowed = full_name.partition("|")[0] in self.commands
+        if add and parent_allowed:
+            self.denied_subs.discard(full_name)
+        elif add:
+            self.allowed_subs.add(full_name)
+        elif parent_allowed:
+            self.denied_subs.add(full_name)
+        else:
+            self.allowed_subs.discard(full_name)
 
     def _set_command(self, name: str, add: bool) -> None:
         if add:
@@ -363,6 +402,8 @@ class User:
 
     def denied(self, spec: CommandSpec, argv: list[bytes]) -> str | None:
         """The NOPERM message for running ``argv``, or None when allowed."""
+        if "noauth" in spec.flags:  # AUTH, HELLO, QUIT, RESET: always allowed, as in Redis
+            return None
         name = spec.name
         sub = f"{name}|{argv[1].decode('utf-8', 'replace').lower()}" if (
             spec.subcommands and len(argv) > 1) else None

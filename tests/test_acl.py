@@ -5,12 +5,15 @@ passwords kept out of replies and logs."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 import socket
+import subprocess
+import time
 
 import hiredis
 import pytest
 import redis
-from servers import ServerThread
+from servers import ServerThread, free_port
 from trioredis.acl import User, glob_regex
 
 
@@ -365,3 +368,77 @@ def test_user_keeps_only_digests_and_checks_every_one():
                               hashlib.sha256(b"second").hexdigest()]
     assert user.check_password(b"second") and user.check_password(b"first")
     assert not user.check_password(b"third")
+
+
+def test_without_dangerous_safe_subcommands_stay_allowed(acl_server):
+    admin = acl_server.client()
+    admin.execute_command("ACL", "SETUSER", "ops", "on", ">pw", "allkeys", "+@all", "-@dangerous")
+    assert exchange(acl_server, b"AUTH ops pw", b"ACL WHOAMI", b"CLIENT SETNAME me",
+                    b"CLIENT KILL ID 99999", b"ACL SETUSER x") == [
+        b"OK", b"ops", b"OK",
+        "NOPERM this user has no permissions to run the 'client|kill' command",
+        "NOPERM this user has no permissions to run the 'acl|setuser' command",
+    ]
+    dangerous = admin.execute_command("ACL", "CAT", "dangerous")
+    assert b"client|kill" in dangerous and b"client|id" not in dangerous
+
+
+# --- parity with redis-server --------------------------------------------------------------------
+
+PARITY_SETUP = [
+    b"ACL SETUSER alice on >pw ~app:* +@read -@dangerous",
+    b"ACL SETUSER ops on >pw allkeys +@all -@dangerous",
+    b"ACL SETUSER carol on >x +config|get ~*",
+    b"SET app:x 1",
+    b"SET other 2",
+]
+PARITY_SESSIONS = [
+    [b"AUTH alice pw", b"GET app:x", b"SET app:x 1", b"GET other", b"MGET app:x other",
+     b"MGET app:x app:y", b"PING", b"ACL WHOAMI", b"AUTH alice wrong", b"AUTH nobody pw"],
+    [b"AUTH ops pw", b"ACL WHOAMI", b"CLIENT SETNAME me", b"CLIENT KILL ID 99999", b"FLUSHALL",
+     b"KEYS *", b"CONFIG GET maxclients", b"ACL SETUSER x", b"SET k v", b"MULTI", b"KEYS *",
+     b"EXEC"],
+    [b"AUTH carol x", b"CONFIG SET maxclients 10", b"CONFIG GET maxclients", b"GET k"],
+    [b"ACL DRYRUN alice get app:x", b"ACL DRYRUN alice set app:x 1", b"ACL DRYRUN alice get zz",
+     b"ACL DRYRUN nobody get x", b"ACL GETUSER nobody", b"ACL DELUSER default",
+     b"ACL SETUSER dave badrule", b"ACL SETUSER dave +@nosuch", b"ACL SETUSER dave <nope",
+     b"ACL CAT nosuch", b"ACL DELUSER dave nobody", b"AUTH x", b"ACL WHOAMI"],
+]
+
+
+class _Address:
+    """Enough of a ServerThread for :func:`exchange`: a port on 127.0.0.1."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+
+def test_acl_replies_match_redis_server(acl_server, tmp_path):
+    """The same sessions against redis-server 7.0 and trioredis give the same replies."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(port=port).ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.02)
+        results = {}
+        for name, target in (("redis", _Address(port)), ("trioredis", acl_server)):
+            exchange(target, *PARITY_SETUP)
+            results[name] = [exchange(target, *session) for session in PARITY_SESSIONS]
+        for ours, theirs, session in zip(results["trioredis"], results["redis"], PARITY_SESSIONS,
+                                         strict=True):
+            for command, mine, reference in zip(session, ours, theirs, strict=True):
+                assert (command, mine) == (command, reference)
+    finally:
+        process.terminate()
+        process.wait(10)

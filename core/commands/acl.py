@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from .. import errors
-from ..acl import CATEGORIES, categories_of
+from ..acl import CATEGORIES, category_members
 from ..errors import CommandError
 from ..resp import OK, Map
 from . import command
@@ -119,7 +119,7 @@ def cat(ctx, argv):
     category = _text(argv[2]).lower()
     if category not in CATEGORIES:
         raise CommandError(f"ERR Unknown category '{_text(argv[2])}'")
-    return [spec.name.encode() for spec in ctx.engine.commands if category in categories_of(spec)]
+    return [name.encode() for name in category_members(ctx.engine.commands, category)]
 
 
 def dryrun(ctx, argv):
