@@ -523,6 +523,17 @@ def test_a_zadd_inside_multi_exec_serves_the_blocked_client(r, other):
     assert r.zrange("z", 0, -1) == [b"c"]
 
 
+def test_a_blocked_client_waits_past_a_key_of_another_type(r, other):
+    waiting = InThread(other.bzpopmax, ["z"], 5)
+    wait_blocked_clients(r, 1)
+    r.set("z", "a string")  # not a sorted set: the client stays blocked
+    r.delete("z")
+    r.zadd("src", {"a": 1, "b": 2})
+    assert r.zunionstore("z", ["src"]) == 2  # a STORE into the key serves it
+    assert waiting.result() == (b"z", b"b", 2.0)
+    assert r.zrange("z", 0, -1) == [b"a"]
+
+
 def test_bzpopmin_inside_multi_does_not_block(r):
     pipe = r.pipeline(transaction=True)
     pipe.bzpopmin(["nokey"], 0)
