@@ -4,13 +4,15 @@ maxclients, client-query-buffer-limit, proto-max-bulk-len, client-output-buffer-
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import time
 
 import hiredis
 import pytest
 import redis
-from servers import ServerThread
+from servers import ServerThread, free_port
 from trioredis.acl import PROTECTED_MODE_DENIED, AccessControl, is_loopback, protected_mode_refusal
 from trioredis.commands import CommandRegistry
 from trioredis.config import ConfigError, load_config
@@ -277,3 +279,53 @@ def test_redis_py_sees_oom_as_out_of_memory_error(make_server):
     client = make_server(["maxmemory", "1"]).client()
     with pytest.raises(redis.exceptions.OutOfMemoryError):
         client.set("k", "v")
+
+
+def test_limit_errors_match_redis_server(make_server, tmp_path):
+    """OOM, proto-max-bulk-len and maxclients answers, byte for byte, against redis-server."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    options = ["--maxmemory", "1", "--proto-max-bulk-len", "1mb", "--maxclients", "3"]
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path),
+         *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ours = make_server(["maxmemory", "1"], ["proto-max-bulk-len", "1mb"], ["maxclients", "3"])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(port=port).ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.02)
+
+        def session(target_port: int) -> list[bytes]:
+            answers = []
+            held = [socket.create_connection(("127.0.0.1", target_port)) for _ in range(3)]
+            with socket.create_connection(("127.0.0.1", target_port), timeout=10) as refused:
+                answers.append(read_until_closed(refused))
+            for sock in held:
+                sock.close()
+            while True:  # until the server has noticed the closes
+                sock = socket.create_connection(("127.0.0.1", target_port), timeout=10)
+                sock.sendall(b"PING\r\n")
+                if sock.recv(100) == b"+PONG\r\n":
+                    break
+                sock.close()
+            with sock:
+                sock.sendall(b"SET k v\r\nGET k\r\nDEL k\r\nMULTI\r\nSET a b\r\nEXEC\r\n")
+                data = b""
+                while data.count(b"\r\n") < 6:
+                    data += sock.recv(65536)
+                answers.append(data)
+                sock.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048577\r\n")
+                answers.append(read_until_closed(sock))
+            return answers
+
+        assert session(ours.port) == session(port)
+    finally:
+        process.terminate()
+        process.wait(10)
