@@ -22,6 +22,10 @@ from .resp import split_args
 class ConfigError(Exception):
     """A bad option: the message says which and why (with ``file:line:`` when from a file)."""
 
+    def __init__(self, message: str, located: bool = False) -> None:
+        super().__init__(message)
+        self.located = located  # the message already starts with ``file:line:``
+
 
 class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True, rename="kebab"):
     # network
@@ -232,9 +236,9 @@ class _Reader:
             else:
                 self.values[field_name] = value
         except ConfigError as error:
-            if str(error).startswith(where):
+            if error.located:  # from an included file: it already names its file and line
                 raise
-            raise ConfigError(f"{where}: {error}") from None
+            raise ConfigError(f"{where}: {error}", located=True) from None
 
     def file(self, path: str, depth: int = 0) -> None:
         try:
@@ -249,7 +253,7 @@ class _Reader:
             words = split_args(text.encode())
             where = f"{path}:{number}"
             if words is None:
-                raise ConfigError(f"{where}: unbalanced quotes in configuration line")
+                raise ConfigError(f"{where}: unbalanced quotes in configuration line", located=True)
             self.line([w.decode("utf-8", "replace") for w in words], where, depth)
 
 
