@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
+import msgspec
 import trio
 
 from . import REDIS_VERSION, __version__
@@ -69,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"# Can't chdir to '{config.dir}': {error.strerror}", file=sys.stderr)
         return 1
+    # Backends join dir with their file names: now that the process runs in dir, a relative
+    # dir (dir ./data) must not be applied twice (./data/data).  CONFIG GET dir then answers
+    # the absolute path, as Redis does.
+    config = msgspec.structs.replace(config, dir=os.getcwd())
+    loaded = msgspec.structs.replace(loaded, config=config)
     if config.pidfile:
         with open(config.pidfile, "w") as handle:
             handle.write(f"{os.getpid()}\n")
