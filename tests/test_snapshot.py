@@ -532,6 +532,11 @@ def test_misconf_after_a_failed_bgsave_until_a_save_succeeds(tmp_path):
         assert str(refused.value) == MISCONF
         assert client.get("k") == b"v"
         assert glob.glob(str(tmp_path / "temp-*.trdb")) == []
+        client.config_set("save", "")  # no save points: Redis does not refuse writes then
+        assert client.set("k2", "v") is True
+        client.config_set("save", "3600 1")
+        with pytest.raises(redis.ResponseError, match="^MISCONF"):
+            client.set("k2", "v")
         os.rmdir(tmp_path / "dump.trdb")
         assert bgsave(client) is True
         wait_bgsave_done(client)
@@ -663,5 +668,52 @@ def test_sigterm_during_bgsave_kills_the_child_and_saves_the_final_snapshot(tmp_
         client = server.client()
         assert client.dbsize() == 300_001
         assert client.get("last") == b"write"
+    finally:
+        server.kill()
+
+
+def test_dir_and_dbfilename_apply_to_the_next_save(tmp_path):
+    server = start(tmp_path)
+    try:
+        client = server.client()
+        client.set("k", "v")
+        other = tmp_path / "elsewhere"
+        other.mkdir()
+        client.config_set("dir", str(other))
+        client.config_set("dbfilename", "other.trdb")
+        assert client.save() is True
+        assert os.path.exists(other / "other.trdb")
+        assert not os.path.exists(tmp_path / "dump.trdb")
+    finally:
+        server.stop()
+
+
+def test_a_save_child_killed_by_sigkill_fails_the_save_and_keeps_the_old_file(tmp_path):
+    server = ServerProcess(str(tmp_path), [["save", "3600", "1"], ["appendonly", "no"]]).start()
+    try:
+        client = server.client()
+        client.set("generation", "1")
+        assert client.save() is True
+        good = (tmp_path / "dump.trdb").read_bytes()
+        mset_many(client, 300_000)
+        assert bgsave(client) is True
+        pid = server.process.pid
+        deadline = time.monotonic() + 20
+        children: list[str] = []
+        while not children:
+            assert time.monotonic() < deadline, "no save child appeared"
+            with open(f"/proc/{pid}/task/{pid}/children") as handle:
+                children = handle.read().split()
+        os.kill(int(children[0]), signal.SIGKILL)
+        wait_bgsave_done(client)
+        info = persistence(client)
+        # Unless the child had finished before the kill landed, the save failed.
+        if info["rdb_saves"] == 1:
+            assert info["rdb_last_bgsave_status"] == "err"
+            assert (tmp_path / "dump.trdb").read_bytes() == good
+            assert "terminated by signal 9" in server.log()
+            with pytest.raises(redis.ResponseError, match="^MISCONF"):
+                client.set("k", "v")
+        assert glob.glob(str(tmp_path / "temp-*.trdb")) == []
     finally:
         server.kill()
