@@ -72,17 +72,26 @@ def zset_class() -> type | None:
     return getattr(trioredis, "ZSet", None)
 
 
+def _find_prctl() -> Any:
+    """libc's prctl, resolved in the parent: the child should not dlopen anything."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _find_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent() -> None:
     """Ask the kernel to kill this child when the server dies (kill -9 during a save), so a
     dead server leaves no writer behind that could still create a temp file after the next
     server cleaned them up."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _child_main(path: str, databases: list[Any], host: BackendHost, zset: type | None,
