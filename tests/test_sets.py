@@ -75,6 +75,15 @@ def test_membership_queries(abc):
     assert abc.smembers("nokey") == set()
 
 
+def test_a_small_set_of_integers_replies_in_numeric_order_like_a_redis_intset(r):
+    r.sadd("ints", 10, 3, -7, 1, 2)
+    assert cmd(r, "SMEMBERS", "ints") == [b"-7", b"1", b"2", b"3", b"10"]
+    assert cmd(r, "SUNION", "ints", "nokey") == [b"-7", b"1", b"2", b"3", b"10"]
+    assert cmd(r, "SSCAN", "ints", "0") == [b"0", [b"-7", b"1", b"2", b"3", b"10"]]
+    r.sadd("ints", "01")  # not an integer as Redis reads one: a hash table, any order
+    assert sorted(cmd(r, "SMEMBERS", "ints")) == [b"-7", b"01", b"1", b"10", b"2", b"3"]
+
+
 def test_smembers_is_a_resp3_set(server, abc):
     reply = raw(server, "SMEMBERS", "s", resp3=True)
     assert reply.startswith(b"~3\r\n")

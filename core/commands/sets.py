@@ -151,6 +151,15 @@ def delete_emptied(ctx, key: bytes) -> None:
 
 
 
+def members_reply(members: Any) -> SetReply:
+    """A whole set as a reply.  Redis keeps a small set of integers as a sorted intset and
+    replies in that order (``SADD s 3 1 2`` then ``SMEMBERS s`` is 1 2 3); any other set's
+    order is its hash table's, which no client can rely on."""
+    if members and object_encoding(members) == "intset":
+        return SetReply(sorted(members, key=int))
+    return SetReply(members)
+
+
 def _get_set(ctx, key: bytes) -> set[bytes] | None:
     return ctx.db.get_typed(key, set)
 
@@ -255,7 +264,7 @@ def scard(ctx, argv):
 
 def smembers(ctx, argv):
     value = _get_set(ctx, argv[1])
-    return SetReply(value or ())
+    return members_reply(value or ())
 
 
 def spop(ctx, argv):
@@ -272,7 +281,7 @@ def spop(ctx, argv):
             notify(ctx, b"spop", key)
             delete_emptied(ctx, key)
             ctx.propagate([b"DEL", key])
-            return SetReply(value)
+            return members_reply(value)
         popped = random.sample(list(value), count)
         value.difference_update(popped)
         SAMPLER.forget(value)
@@ -307,7 +316,7 @@ def srandmember(ctx, argv):
     if count < 0:
         return random.choices(list(value), k=-count)
     if count >= len(value):
-        return list(value)
+        return list(members_reply(value))  # the whole set, in its intset order if it has one
     return random.sample(list(value), count)
 
 
@@ -352,15 +361,15 @@ def _difference(sets: list[set[bytes] | None]) -> set[bytes]:
 
 
 def sinter(ctx, argv):
-    return SetReply(_intersection(_load_sets(ctx, argv[1:])))
+    return members_reply(_intersection(_load_sets(ctx, argv[1:])))
 
 
 def sunion(ctx, argv):
-    return SetReply(_union(_load_sets(ctx, argv[1:])))
+    return members_reply(_union(_load_sets(ctx, argv[1:])))
 
 
 def sdiff(ctx, argv):
-    return SetReply(_difference(_load_sets(ctx, argv[1:])))
+    return members_reply(_difference(_load_sets(ctx, argv[1:])))
 
 
 def sinterstore(ctx, argv):
@@ -399,7 +408,7 @@ def sscan(ctx, argv):
         return [b"0", []]  # Redis answers a missing key before it reads the options
     pattern, count, _ = parse_scan_options(argv, 3)
     if object_encoding(value) == "intset":
-        next_cursor, batch = 0, list(value)
+        next_cursor, batch = 0, sorted(value, key=int)
     else:
         next_cursor, batch = scan_snapshots(ctx).step(cursor, lambda: list(value), count)
     match = compile_glob(pattern).match if pattern is not None else None

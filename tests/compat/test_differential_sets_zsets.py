@@ -392,7 +392,13 @@ def _large_script() -> list[list[bytes]]:
                [b"SMISMEMBER", b"t", b"m000", b"m001", b"extra"],
                [b"ZINTERCARD", b"2", b"lex", b"t"],
                [b"SADD", b"ints", *[b"%d" % i for i in range(600)]], [b"SCARD", b"ints"],
-               [b"SREM", b"ints", *[b"%d" % i for i in range(0, 600, 2)]], [b"SCARD", b"ints"]]
+               [b"SREM", b"ints", *[b"%d" % i for i in range(0, 600, 2)]], [b"SCARD", b"ints"],
+               # Integers that never passed 512 members: an intset, whose order Redis replies in
+               # (ascending); "ints" above became a hash table for good when it passed 512.
+               [b"SADD", b"small", *[b"%d" % (i * 7919 % 1000 - 500) for i in range(300)]],
+               [b"SMEMBERS", b"small"], [b"SUNION", b"small", b"nokey"],
+               [b"SINTER", b"small", b"small"], [b"SDIFF", b"small", b"nokey"],
+               [b"SSCAN", b"small", b"0"], [b"SPOP", b"small", b"1000"]]
     return script
 
 
