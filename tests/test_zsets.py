@@ -12,6 +12,8 @@ import time
 import listhash_recorder
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from servers import ServerThread
 from trioredis.zset import LexRange, ScoreRange, ZSet
 
@@ -746,3 +748,65 @@ def test_rewrite_and_restart_rebuild_the_same_sorted_sets(tmp_path):
         assert r.zscore("odd", "third") == 1 / 3 and r.zscore("odd", "tiny") == 5e-324
         assert r.zscore("big", "m99999") == 99999 / 7
         assert 0 < r.ttl("expiring") <= 1000
+
+
+# --- the value class against a brute-force model -------------------------------------------
+
+
+_members = st.text(alphabet="abc", max_size=2).map(str.encode)
+_scores = st.sampled_from([0.0, 0.0, 0.0, 1.0, 1.5, -2.0, float("inf"), float("-inf")])
+_lex_items = st.one_of(st.sampled_from([b"-", b"+"]),
+                       st.builds(lambda p, m: p + m, st.sampled_from([b"[", b"("]), _members))
+_score_items = st.builds(lambda ex, s: (b"(" if ex else b"") + repr(s).encode(),
+                         st.booleans(), _scores)
+
+
+def _walk_first(pairs, spec):
+    """Redis's zzlFirstInLexRange, literally: the listpack walk from the head."""
+    if spec.is_empty() or not pairs or not spec.gte_min(pairs[-1][0]) or not spec.lte_max(pairs[0][0]):
+        return None
+    for index, (member, _) in enumerate(pairs):
+        if spec.gte_min(member):
+            return index if spec.lte_max(member) else None
+    return None
+
+
+def _walk_last(pairs, spec):
+    if spec.is_empty() or not pairs or not spec.gte_min(pairs[-1][0]) or not spec.lte_max(pairs[0][0]):
+        return None
+    for index in range(len(pairs) - 1, -1, -1):
+        if spec.lte_max(pairs[index][0]):
+            return index if spec.gte_min(pairs[index][0]) else None
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_members, _scores), max_size=12), _lex_items, _lex_items,
+       _score_items, _score_items, st.booleans())
+def test_zset_ranges_match_a_brute_force_model(entries, low, high, score_low, score_high, same):
+    if same:
+        entries = [(member, 0.0) for member, _ in entries]
+    zset = ZSet(entries)
+    model = dict(entries)
+    pairs = sorted(model.items(), key=lambda pair: (pair[1], pair[0]))
+    assert list(zset.items()) == pairs
+    assert [zset.rank(member) for member, _ in pairs] == list(range(len(pairs)))
+    spec = LexRange(low, high)
+    first, last = zset.lex_first(spec), zset.lex_last(spec)
+    assert first == _walk_first(pairs, spec)
+    assert last == _walk_last(pairs, spec)
+    if first is not None:
+        stop = first
+        while stop < len(pairs) and spec.lte_max(pairs[stop][0]):
+            stop += 1
+        assert zset.lex_forward_stop(spec, first) == stop
+    if last is not None:
+        lowest = last
+        while lowest >= 0 and spec.gte_min(pairs[lowest][0]):
+            lowest -= 1
+        assert zset.lex_backward_stop(spec, last) == lowest + 1
+    scores = ScoreRange.parse(score_low, score_high)
+    start, stop = zset.score_span(scores)
+    inside = [index for index, (_, score) in enumerate(pairs)
+              if scores.gte_min(score) and scores.lte_max(score)]
+    assert list(range(start, stop)) == inside
