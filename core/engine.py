@@ -339,7 +339,10 @@ class Engine:
             reply = self._error(f"ERR internal error running '{spec.name}': {error!r}", spec.name)
         finally:
             self._current = previous
-        self.stats.commands_processed += 1
+        stats = self.stats
+        stats.commands_processed += 1
+        calls = stats.command_calls  # INFO commandstats
+        calls[spec.name] = calls.get(spec.name, 0) + 1
         last = _NAME_BYTES.get(spec.name)
         if last is None:
             last = _NAME_BYTES[spec.name] = spec.name.encode()
@@ -363,6 +366,8 @@ class Engine:
                 reply = reply.timeout_reply
         if self._executed_hook:
             duration_us = int((time.perf_counter() - started) * 1e6)
+            usec = stats.command_usec
+            usec[spec.name] = usec.get(spec.name, 0) + duration_us
             if self._on_executed is not None:
                 self._on_executed(client, argv, duration_us)
             else:

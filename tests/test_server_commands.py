@@ -247,3 +247,18 @@ def test_shutdown_nosave_stops_the_server(tmp_path):
         assert raw.read_until_closed() == b""
     running._thread.join(10)
     assert not running._thread.is_alive()
+
+
+def test_info_commandstats_counts_calls_and_failures(server, r):
+    r.config_resetstat()
+    r.set("k", "v")
+    r.get("k")
+    r.get("k")
+    with pytest.raises(redis.ResponseError):
+        r.incr("k")
+    with RawClient(server.port) as raw:
+        text = raw.call("INFO", "commandstats").decode()
+    lines = {line.split(":")[0]: line.split(":")[1] for line in text.split("\r\n")[1:]
+             if line.startswith("cmdstat_")}
+    assert lines["cmdstat_get"].startswith("calls=2,usec=")
+    assert lines["cmdstat_incr"].endswith(",rejected_calls=0,failed_calls=1")
