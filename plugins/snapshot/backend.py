@@ -467,7 +467,7 @@ class SnapshotBackend(BaseBackend):
 
     def statistics(self) -> dict[str, Any]:
         dirty = self._host.dirty if self._host is not None else 0
-        running = self._child_pid is not None
+        running = self._child_pid is not None and self._child_background  # SAVE is not "bg"
         return {
             "rdb_changes_since_last_save": dirty - self._dirty_at_save,
             "rdb_bgsave_in_progress": 1 if running else 0,
