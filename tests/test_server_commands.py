@@ -261,4 +261,4 @@ def test_info_commandstats_counts_calls_and_failures(server, r):
     lines = {line.split(":")[0]: line.split(":")[1] for line in text.split("\r\n")[1:]
              if line.startswith("cmdstat_")}
     assert lines["cmdstat_get"].startswith("calls=2,usec=")
-    assert lines["cmdstat_incr"].endswith(",rejected_calls=0,failed_calls=1")
+    assert lines["cmdstat_incrby"].endswith(",rejected_calls=0,failed_calls=1")
