@@ -5,8 +5,11 @@ are :class:`SetReply`; SRANDMEMBER with a count is a plain array, as in Redis.  
 propagated as the SREM of what it popped (or DEL when it took everything), so a replayed AOF
 ends with the same set whatever the random choice was.
 
-Also here, shared with the sorted set commands: Redis's helpers for positive and bounded
-integer arguments, and a random member without a copy.
+A small set of integers replies in ascending order, as Redis's intset encoding does; a large
+set's random members come from :data:`SAMPLER` in O(1).
+
+Also here, shared with the sorted set commands: Redis's parsing of positive and bounded
+integer arguments, keyspace notifications, and the deletion of an emptied collection.
 """
 
 from __future__ import annotations
@@ -148,7 +151,6 @@ def delete_emptied(ctx, key: bytes) -> None:
     """A collection became empty: the key goes, with Redis's generic ``del`` event."""
     ctx.db.delete(key)
     notify(ctx, b"del", key, "g")
-
 
 
 def members_reply(members: Any) -> SetReply:
