@@ -179,3 +179,21 @@ def test_none_mode_still_saves_when_asked_and_loads_that_snapshot(tmp_path):
         assert digest(server.client()) == saved
     finally:
         server.kill()
+
+
+def test_none_mode_shutdown_save_writes_a_final_snapshot(tmp_path):
+    server = server_for("none", tmp_path).start()
+    try:
+        client = server.client()
+        write(server, "a")
+        expected = digest(client)
+        try:
+            client.shutdown(save=True)
+        except Exception:  # noqa: BLE001 - the connection closes under redis-py
+            pass
+        assert server.process.wait(30) == 0
+        assert files(tmp_path) == {"dump.trdb"}
+        server.start()
+        assert digest(server.client()) == expected
+    finally:
+        server.kill()
