@@ -717,3 +717,31 @@ def test_a_save_child_killed_by_sigkill_fails_the_save_and_keeps_the_old_file(tm
         assert glob.glob(str(tmp_path / "temp-*.trdb")) == []
     finally:
         server.kill()
+
+
+def test_clients_see_loading_or_the_whole_dataset_never_a_part(tmp_path):
+    """While a snapshot loads, every command that needs the data is answered -LOADING; the
+    first real answer already counts every key."""
+    count = 300_000
+    data = {b"key:%d" % i: b"value:%d" % i for i in range(count)}
+    write_snapshot_file(str(tmp_path / "dump.trdb"), [_Db(0, data, {})], lambda value: None, None)
+    del data
+    server = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"]])
+    server.start(wait=False)
+    try:
+        replies = set()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                reply = raw(server.port, b"DBSIZE")
+            except OSError:
+                time.sleep(0.005)
+                continue
+            replies.add(reply)
+            if reply.startswith(b":"):
+                break
+        assert replies <= {b"-LOADING Redis is loading the dataset in memory\r\n",
+                           b":%d\r\n" % count}
+        assert b":%d\r\n" % count in replies
+    finally:
+        server.kill()
