@@ -18,9 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import hiredis
-from trioredis import encode_command
 
-CHUNK_SIZE = 1 << 20  # bytes read and parsed at a time while loading
+CHUNK_SIZE = 1 << 20  # bytes read from the file at a time while loading
+FEED_SIZE = 1 << 14  # bytes handed to hiredis at a time
+_DIGITS = [len(str(number)) for number in range(1000)]
 
 
 class AofCorruption(Exception):
@@ -57,14 +58,24 @@ class AofScanner:
         self.commands = 0
         self.command_start = 0  # offset of the last command iterated
         self.multi_at: int | None = None  # offset of an open MULTI
+        self._pending: list[bytes] = []  # fed, not yet handed to hiredis
+        self._pending_pos = 0
+        self._in_reader = 0  # bytes handed to hiredis
 
     def feed(self, data: bytes) -> None:
-        self._reader.feed(data)
-        self.fed += len(data)
+        if data:
+            self._pending.append(data)
+            self.fed += len(data)
 
     def __iter__(self) -> Iterator[list[bytes]]:
-        """Whole commands parsed from what was fed; raises :class:`AofCorruption`."""
+        """Whole commands parsed from what was fed; raises :class:`AofCorruption`.
+
+        hiredis gets the data in small slices: its buffer handling makes parsing from one big
+        buffer several times slower.  The canonical size is summed by hand (a table of digit
+        counts), several times cheaper than encoding the command again."""
         reader = self._reader
+        pending = self._pending
+        digits = _DIGITS
         while True:
             start = self.command_start = self.consumed
             try:
@@ -72,23 +83,41 @@ class AofScanner:
             except hiredis.ProtocolError as error:
                 raise AofCorruption(start, f"Bad file format ({error})") from None
             if argv is False:
-                return
-            if (argv.__class__ is not list or not argv
-                    or any(part.__class__ is not bytes for part in argv)):
+                if not pending:
+                    return
+                data = pending[0]
+                size = min(FEED_SIZE, len(data) - self._pending_pos)
+                reader.feed(data, self._pending_pos, size)
+                self._in_reader += size
+                self._pending_pos += size
+                if self._pending_pos == len(data):
+                    pending.pop(0)
+                    self._pending_pos = 0
+                continue
+            if argv.__class__ is not list or not argv:
                 raise AofCorruption(start, "Bad file format (not an array of bulk strings)")
-            self.consumed = start + len(encode_command(argv))
-            if self.consumed > self.fed:
+            count = len(argv)
+            size = 3 + 5 * count + (digits[count] if count < 1000 else len(str(count)))
+            for part in argv:
+                if part.__class__ is not bytes:
+                    raise AofCorruption(start, "Bad file format (not an array of bulk strings)")
+                length = len(part)
+                size += length + (digits[length] if length < 1000 else len(str(length)))
+            self.consumed = start + size
+            if self.consumed > self._in_reader:
                 raise AofCorruption(start, "Bad file format (not canonical RESP)")
             self.commands += 1
-            name = argv[0].lower()
-            if name == b"multi":
-                if self.multi_at is not None:
-                    raise AofCorruption(start, "Unexpected MULTI")
-                self.multi_at = start
-            elif name == b"exec":
-                if self.multi_at is None:
-                    raise AofCorruption(start, "Unexpected EXEC")
-                self.multi_at = None
+            name = argv[0]
+            if 4 <= len(name) <= 5:
+                name = name.lower()
+                if name == b"multi":
+                    if self.multi_at is not None:
+                        raise AofCorruption(start, "Unexpected MULTI")
+                    self.multi_at = start
+                elif name == b"exec":
+                    if self.multi_at is None:
+                        raise AofCorruption(start, "Unexpected EXEC")
+                    self.multi_at = None
             yield argv
 
     def finish(self, tail: bytes = b"") -> ScanEnd:
