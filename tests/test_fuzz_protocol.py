@@ -33,7 +33,12 @@ TOKENS = [
 ]
 
 # Commands the streams are made of: none blocks, none touches the other client's key.
-VERBS = [b"PING", b"ECHO", b"SET", b"GET", b"DEL", b"EXISTS", b"INCR", b"APPEND", b"NOSUCH"]
+VERBS = [
+    b"PING", b"ECHO", b"SET", b"GET", b"DEL", b"EXISTS", b"INCR", b"APPEND", b"NOSUCH",
+    b"LPUSH", b"LRANGE", b"HSET", b"HGETALL", b"SADD", b"SMEMBERS", b"ZADD", b"ZRANGE",
+    b"EXPIRE", b"TTL", b"TYPE", b"STRLEN", b"INCRBYFLOAT", b"GETRANGE", b"MGET", b"MULTI",
+    b"EXEC", b"DISCARD",
+]
 args = st.binary(max_size=12).map(lambda value: b"fuzz:" + value)
 commands = st.tuples(st.sampled_from(VERBS), st.lists(args, max_size=3)).map(
     lambda parts: [parts[0], *parts[1]]
@@ -225,6 +230,8 @@ def test_server_answers_one_reply_per_command_then_protocol_error(live, data, cu
         last = replies[-1]
         assert isinstance(last, hiredis.ReplyError)
         assert str(last) == f"ERR Protocol error: {error}"
+    internal = [r for r in replies if str(r).startswith("ERR internal error")]
+    assert not internal, internal  # a handler raised: the engine's safety net caught a bug
     assert bystander.ping() is True
     assert bystander.get("bystander") == b"intact"
     assert running._thread.is_alive() and running.error is None
