@@ -329,3 +329,13 @@ def test_limit_errors_match_redis_server(make_server, tmp_path):
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_default_bind_is_loopback_only(make_server):
+    assert load_config().config.bind == ["127.0.0.1", "-::1"]
+    address = outbound_address()
+    if address is None:
+        pytest.skip("no non-loopback address on this host")
+    server = make_server()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((address, server.port), timeout=10)
