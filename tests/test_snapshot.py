@@ -114,7 +114,7 @@ def trioredis_rewrite_value(db, key, value, expire_ms):
 
 
 @pytest.fixture(scope="module")
-def test_plugin(tmp_path_factory):
+def box_plugin(tmp_path_factory):
     """The module name of the test plugin, importable from now on."""
     directory = tmp_path_factory.mktemp("snapshot_plugin")
     (directory / "snapshot_test_plugin.py").write_text(TEST_PLUGIN)
@@ -348,8 +348,8 @@ def test_save_restart_round_trips_strings_ttls_and_16_databases(tmp_path):
         server.stop()
 
 
-def test_save_restart_round_trips_every_type(tmp_path, test_plugin):
-    server = start(tmp_path, plugin=test_plugin)
+def test_save_restart_round_trips_every_type(tmp_path, box_plugin):
+    server = start(tmp_path, plugin=box_plugin)
     try:
         populate_strings(server)
         populate_collections(server)
@@ -360,7 +360,7 @@ def test_save_restart_round_trips_every_type(tmp_path, test_plugin):
         assert client.save() is True
     finally:
         server.stop()
-    server = start(tmp_path, plugin=test_plugin)
+    server = start(tmp_path, plugin=box_plugin)
     try:
         client = server.client()
         assert digest(client) == before
@@ -371,8 +371,8 @@ def test_save_restart_round_trips_every_type(tmp_path, test_plugin):
         server.stop()
 
 
-def test_debug_reload_keeps_the_dataset(tmp_path, test_plugin):
-    server = start(tmp_path, plugin=test_plugin)
+def test_debug_reload_keeps_the_dataset(tmp_path, box_plugin):
+    server = start(tmp_path, plugin=box_plugin)
     try:
         populate_strings(server, databases=4)
         client = server.client()
@@ -436,8 +436,8 @@ def test_bgsave_snapshot_is_the_dataset_at_the_fork(tmp_path):
         server.stop()
 
 
-def test_bgsave_replies_and_statistics(tmp_path, test_plugin):
-    server = start(tmp_path, plugin=test_plugin)
+def test_bgsave_replies_and_statistics(tmp_path, box_plugin):
+    server = start(tmp_path, plugin=box_plugin)
     try:
         client = server.client()
         assert raw(server.port, b"BGSAVE") == b"+Background saving started\r\n"
