@@ -348,3 +348,41 @@ def test_scan_with_a_made_up_cursor_terminates(r):
     cursor, _batch = r.scan(2**64 - 1)
     assert cursor == 0
     assert r.execute_command("SCAN", "-1")[0] in (0, b"0")  # redis-py may parse it
+
+
+# --- differential: random key scripts against the real Redis --------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+K = st.sampled_from(["a", "b", "c"])
+SECONDS = st.sampled_from(["100", "200", "300", "-1", "0", "abc"])
+FLAGS = st.lists(st.sampled_from(["NX", "XX", "GT", "LT"]), max_size=2)
+KEY_COMMANDS = st.one_of(
+    st.tuples(st.just("SET"), K, st.sampled_from(["1", "v", ""])),
+    st.tuples(st.just("SET"), K, st.just("v"), st.just("EX"), st.sampled_from(["150", "250"])),
+    st.tuples(st.just("DEL"), K, K),
+    st.tuples(st.just("UNLINK"), K),
+    st.tuples(st.just("EXISTS"), K, K, K),
+    st.tuples(st.just("TOUCH"), K, K),
+    st.tuples(st.just("TYPE"), K),
+    st.tuples(st.just("RENAME"), K, K),
+    st.tuples(st.just("RENAMENX"), K, K),
+    st.tuples(st.just("COPY"), K, K),
+    st.tuples(st.just("COPY"), K, K, st.just("REPLACE")),
+    st.tuples(st.just("COPY"), K, K, st.just("DB"), st.sampled_from(["3", "9"])),
+    st.tuples(st.just("MOVE"), K, st.sampled_from(["3", "9", "99"])),
+    st.builds(lambda k, s, f: ("EXPIRE", k, s, *f), K, SECONDS, FLAGS),
+    st.builds(lambda k, s, f: ("PEXPIRE", k, s + "000", *f), K, SECONDS, FLAGS),
+    st.tuples(st.just("PERSIST"), K),
+    st.tuples(st.just("TTL"), K),
+    st.tuples(st.just("DBSIZE")),
+    st.tuples(st.just("SELECT"), st.sampled_from(["3", "9"])),
+    st.tuples(st.just("GET"), K),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(script=st.lists(KEY_COMMANDS, min_size=1, max_size=25))
+def test_random_key_scripts_match_redis(server, reference, script):
+    assert compare_scripts(server.port, reference.port, script) == []
