@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Handler = Callable[[Any, list[bytes]], Any]
+# A command whose keys move (``ZUNION numkeys key...``): argv -> its key arguments.
+KeyFinder = Callable[[list[bytes]], list[bytes]]
 
 # Flags, with Redis's meaning.
 WRITE = "write"  # may change the dataset: refused while writes are refused (MISCONF, OOM)
@@ -35,8 +37,10 @@ ALLOW_BUSY = "allow-busy"
 class CommandSpec:
     """One command: ``arity`` follows Redis (N exact words including the name, -N at least N);
     ``first_key``/``last_key``/``step`` locate key arguments (``last_key`` -1 means the last
-    argument, 0 for no keys); ``handler(ctx, argv)`` returns the reply or raises
-    :class:`trioredis.CommandError`."""
+    argument, 0 for no keys); ``key_finder(argv)``, when set, finds the keys of a command
+    whose keys move with an argument (``numkeys``, Redis's movablekeys), for ACL key checks,
+    COMMAND GETKEYS and modified-key signals; ``handler(ctx, argv)`` returns the reply or
+    raises :class:`trioredis.CommandError`."""
 
     name: str
     arity: int
@@ -49,6 +53,7 @@ class CommandSpec:
     summary: str = ""
     subcommands: tuple[str, ...] = ()
     categories: frozenset[str] = field(default_factory=frozenset)
+    key_finder: KeyFinder | None = None
 
     @property
     def is_write(self) -> bool:
@@ -56,6 +61,8 @@ class CommandSpec:
 
     def keys(self, argv: list[bytes]) -> list[bytes]:
         """The key arguments of one invocation."""
+        if self.key_finder is not None:
+            return self.key_finder(argv)
         if not self.first_key or len(argv) <= self.first_key:
             return []
         last = self.last_key if self.last_key >= 0 else len(argv) + self.last_key
@@ -72,6 +79,7 @@ def command(
     group: str = "generic",
     summary: str = "",
     subcommands: Iterable[str] = (),
+    key_finder: KeyFinder | None = None,
 ) -> CommandSpec:
     """A CommandSpec from compact arguments: ``flags`` is space-separated
     (``"write denyoom fast"``), ``keys`` is (first, last, step)."""
@@ -88,6 +96,7 @@ def command(
         summary=summary,
         subcommands=tuple(subcommands),
         categories=_categories(flag_set, group),
+        key_finder=key_finder,
     )
 
 

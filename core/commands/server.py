@@ -255,7 +255,7 @@ def command_(ctx, argv):
         spec = table.get(argv[2].lower())
         if spec is None:
             raise CommandError("ERR Invalid command specified")
-        if not spec.first_key:
+        if not spec.first_key and spec.key_finder is None:
             raise CommandError("ERR The command has no key arguments")
         inner = argv[2:]
         if (spec.arity > 0 and len(inner) != spec.arity) or len(inner) < -spec.arity:

@@ -63,6 +63,23 @@ def parse_range_long(raw: bytes, low: int, high: int, error: str | None = None) 
     return value
 
 
+def numkeys_finder(numkeys_index: int, fixed: tuple[int, ...] = ()):
+    """A key finder for a command whose keys follow a ``numkeys`` argument (ZUNION, SINTERCARD,
+    ZMPOP...), plus the keys at ``fixed`` positions (a STORE destination).  It runs before the
+    handler validates anything (ACL checks), so a malformed count just finds fewer keys."""
+
+    def find(argv: list[bytes]) -> list[bytes]:
+        keys = [argv[index] for index in fixed if index < len(argv)]
+        try:
+            count = int(argv[numkeys_index])
+        except (IndexError, ValueError):
+            return keys
+        start = numkeys_index + 1
+        return keys + argv[start : start + max(0, count)]
+
+    return find
+
+
 def random_member(collection: Any) -> Any:
     """One uniformly random element of a small set or dict without copying it (islice skips
     in C: fine for small collections, a large set goes through :data:`SAMPLER`)."""
@@ -434,13 +451,15 @@ def register(registry):
         command("spop", -2, "write fast", spop, (1, 1, 1), group=group),
         command("srandmember", -2, "readonly", srandmember, (1, 1, 1), group=group),
         command("sinter", -2, "readonly", sinter, (1, -1, 1), group=group),
-        command("sintercard", -3, "readonly movablekeys", sintercard, (0, 0, 0), group=group),
-        # The STORE variants name only the destination: that is the key they modify (WATCH
-        # and blocked clients must not see the sources as changed).
-        command("sinterstore", -3, "write denyoom", sinterstore, (1, 1, 1), group=group),
+        command("sintercard", -3, "readonly movablekeys", sintercard, (0, 0, 0), group=group,
+                key_finder=numkeys_finder(1)),
+        # The STORE variants name their sources too, as Redis does (ACL key checks, COMMAND
+        # GETKEYS); so a WATCH on a source is also invalidated by them, where Redis's key
+        # specs would signal only the destination.
+        command("sinterstore", -3, "write denyoom", sinterstore, (1, -1, 1), group=group),
         command("sunion", -2, "readonly", sunion, (1, -1, 1), group=group),
-        command("sunionstore", -3, "write denyoom", sunionstore, (1, 1, 1), group=group),
+        command("sunionstore", -3, "write denyoom", sunionstore, (1, -1, 1), group=group),
         command("sdiff", -2, "readonly", sdiff, (1, -1, 1), group=group),
-        command("sdiffstore", -3, "write denyoom", sdiffstore, (1, 1, 1), group=group),
+        command("sdiffstore", -3, "write denyoom", sdiffstore, (1, -1, 1), group=group),
         command("sscan", -3, "readonly", sscan, (1, 1, 1), group=group),
     ])

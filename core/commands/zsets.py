@@ -25,7 +25,14 @@ from ..zset import LexRange, ScoreRange, ZSet, parse_double
 from . import command
 from .args import INT64_MAX, parse_int, parse_timeout
 from .keys import compile_glob, object_encoding, parse_cursor, parse_scan_options, scan_snapshots
-from .sets import LIMIT_NEGATIVE, delete_emptied, notify, parse_positive, parse_range_long
+from .sets import (
+    LIMIT_NEGATIVE,
+    delete_emptied,
+    notify,
+    numkeys_finder,
+    parse_positive,
+    parse_range_long,
+)
 
 XX_AND_NX = "ERR XX and NX options at the same time are not compatible"
 GT_LT_NX = "ERR GT, LT, and/or NX options at the same time are not compatible"
@@ -527,7 +534,6 @@ def _mpop(ctx, key: bytes, zset: ZSet, highest: bool, count: int) -> list[Any]:
     """ZMPOP/BZMPOP's pop: ``[key, [[member, score], ...]]`` in both protocols, propagated
     as ``ZPOPMIN key count`` (the keys it was not taken from play no part)."""
     popped = _pop_from(ctx, key, zset, highest, count, [_pop_name(highest), key, b"%d" % count])
-    ctx.touch(key)  # the declared key positions are empty: numkeys makes them movable
     return [key, [[member, score] for member, score in popped]]
 
 
@@ -796,9 +802,9 @@ def register(registry):
         command("zcount", 4, "readonly fast", zcount, (1, 1, 1), group=group),
         command("zlexcount", 4, "readonly fast", zlexcount, (1, 1, 1), group=group),
         command("zrange", -4, "readonly", zrange, (1, 1, 1), group=group),
-        # ZRANGESTORE and the STORE set operations name only the destination: the key they
-        # modify (the sources must not look changed to WATCH or blocked clients).
-        command("zrangestore", -5, "write denyoom", zrangestore, (1, 1, 1), group=group),
+        # ZRANGESTORE and the STORE set operations name their sources too, as Redis does (ACL
+        # key checks, COMMAND GETKEYS); so a WATCH on a source is also invalidated by them.
+        command("zrangestore", -5, "write denyoom", zrangestore, (1, 2, 1), group=group),
         command("zrevrange", -4, "readonly", zrevrange, (1, 1, 1), group=group),
         command("zrangebyscore", -4, "readonly", zrangebyscore, (1, 1, 1), group=group),
         command("zrevrangebyscore", -4, "readonly", zrevrangebyscore, (1, 1, 1), group=group),
@@ -811,15 +817,24 @@ def register(registry):
         command("zpopmax", -2, "write fast", zpopmax, (1, 1, 1), group=group),
         command("bzpopmin", -3, "write noscript fast blocking", bzpopmin, (1, -2, 1), group=group),
         command("bzpopmax", -3, "write noscript fast blocking", bzpopmax, (1, -2, 1), group=group),
-        command("zmpop", -4, "write movablekeys", zmpop, (0, 0, 0), group=group),
-        command("bzmpop", -5, "write blocking movablekeys", bzmpop, (0, 0, 0), group=group),
+        command("zmpop", -4, "write movablekeys", zmpop, (0, 0, 0), group=group,
+                key_finder=numkeys_finder(1)),
+        command("bzmpop", -5, "write blocking movablekeys", bzmpop, (0, 0, 0), group=group,
+                key_finder=numkeys_finder(2)),
         command("zrandmember", -2, "readonly", zrandmember, (1, 1, 1), group=group),
         command("zscan", -3, "readonly", zscan, (1, 1, 1), group=group),
-        command("zunionstore", -4, "write denyoom movablekeys", zunionstore, (1, 1, 1), group=group),
-        command("zinterstore", -4, "write denyoom movablekeys", zinterstore, (1, 1, 1), group=group),
-        command("zdiffstore", -4, "write denyoom movablekeys", zdiffstore, (1, 1, 1), group=group),
-        command("zunion", -3, "readonly movablekeys", zunion, (0, 0, 0), group=group),
-        command("zinter", -3, "readonly movablekeys", zinter, (0, 0, 0), group=group),
-        command("zdiff", -3, "readonly movablekeys", zdiff, (0, 0, 0), group=group),
-        command("zintercard", -3, "readonly movablekeys", zintercard, (0, 0, 0), group=group),
+        command("zunionstore", -4, "write denyoom movablekeys", zunionstore, (1, 1, 1), group=group,
+                key_finder=numkeys_finder(2, (1,))),
+        command("zinterstore", -4, "write denyoom movablekeys", zinterstore, (1, 1, 1), group=group,
+                key_finder=numkeys_finder(2, (1,))),
+        command("zdiffstore", -4, "write denyoom movablekeys", zdiffstore, (1, 1, 1), group=group,
+                key_finder=numkeys_finder(2, (1,))),
+        command("zunion", -3, "readonly movablekeys", zunion, (0, 0, 0), group=group,
+                key_finder=numkeys_finder(1)),
+        command("zinter", -3, "readonly movablekeys", zinter, (0, 0, 0), group=group,
+                key_finder=numkeys_finder(1)),
+        command("zdiff", -3, "readonly movablekeys", zdiff, (0, 0, 0), group=group,
+                key_finder=numkeys_finder(1)),
+        command("zintercard", -3, "readonly movablekeys", zintercard, (0, 0, 0), group=group,
+                key_finder=numkeys_finder(1)),
     ])
