@@ -9,7 +9,8 @@ bytes comparison does.
 Scores are IEEE doubles; NaN is never stored.  A stored ``-0.0`` is kept as ``0.0``: Redis 7.0
 keeps small sorted sets as listpacks, which store ``-0`` as the integer 0, so ZSCORE prints
 ``0`` after ``ZADD z -0 m`` (a computed score in a reply, ZINCRBY's or ZUNION's, may still be
-``-0``).
+``-0``).  A large Redis sorted set (skiplist) would keep ``-0``; this class does not track
+Redis's encoding history, so it prints ``0`` there too.
 """
 
 from __future__ import annotations
@@ -160,9 +161,6 @@ class ZSet:
             del self.scores[member]
         del self.ordered[start:stop]
         return len(doomed)
-
-    def delete_members(self, members: Iterable[bytes]) -> int:
-        return sum(1 for member in list(members) if self.discard(member))
 
     # --- score ranges ----------------------------------------------------------------------
 
