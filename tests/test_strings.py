@@ -8,7 +8,7 @@ import time
 import parity
 import pytest
 import redis
-from parity import compare_scripts
+from parity import RawClient, compare_scripts
 from trioredis import hookimpl
 from trioredis.commands.args import incr_long_double
 
@@ -266,3 +266,29 @@ COMMANDS = st.one_of(
 @given(script=st.lists(COMMANDS, min_size=1, max_size=25))
 def test_random_string_scripts_match_redis(server, reference, script):
     assert compare_scripts(server.port, reference.port, script) == []
+
+
+def test_keyspace_hits_and_misses_count_like_redis(server, reference):
+    """Reads count a hit or a miss (GET, MGET, EXISTS, TYPE, TTL, SET..GET...); writes that
+    look at the old value (APPEND, INCR, SETRANGE) do not."""
+    script = [("SET", "s", "1"), ("GET", "s"), ("GET", "nope"), ("MGET", "s", "nope", "s"),
+              ("EXISTS", "s", "nope"), ("TYPE", "s"), ("TTL", "nope"), ("PTTL", "s"),
+              ("STRLEN", "s"), ("GETRANGE", "nope", "0", "1"), ("APPEND", "s", "2"),
+              ("INCR", "s"), ("SETRANGE", "n", "0", "x"), ("INCRBYFLOAT", "f", "1"),
+              ("SET", "s", "2", "GET"), ("SET", "s", "3", "NX"), ("GETSET", "s", "4"),
+              ("GETDEL", "s"), ("GETEX", "s"), ("TOUCH", "n", "s"), ("COPY", "n", "m"),
+              ("OBJECT", "ENCODING", "n"), ("LCS", "n", "m"), ("RENAME", "n", "r"),
+              ("MOVE", "r", "3"), ("EXPIRE", "m", "100"), ("PERSIST", "m"), ("KEYS", "*"),
+              ("SCAN", "0"), ("SETNX", "m", "1"), ("MSETNX", "q", "1")]
+
+    def counts(port):
+        with RawClient(port) as raw:
+            raw.call("SELECT", "9")
+            raw.call("FLUSHALL")
+            raw.call("CONFIG", "RESETSTAT")
+            for args in script:
+                raw.call(*args)
+            text = raw.call("INFO", "stats").decode()
+        return [line for line in text.split("\r\n") if line.startswith("keyspace_")]
+
+    assert counts(server.port) == counts(reference.port)

@@ -144,6 +144,18 @@ def object_encoding(value: Any) -> str:
     return "raw"
 
 
+def read_key(ctx, key: bytes) -> Any:
+    """The value at ``key`` for a command that reads it (Redis's ``lookupKeyRead``): counts a
+    keyspace hit or miss for INFO, as Redis does for reads and not for writes."""
+    value = ctx.db.get(key)
+    stats = ctx.engine.stats
+    if value is None:
+        stats.keyspace_misses += 1
+    else:
+        stats.keyspace_hits += 1
+    return value
+
+
 def copy_value(value: Any) -> Any:
     """An independent copy of a value (COPY): containers are copied, members shared (they
     are immutable bytes)."""
@@ -175,12 +187,11 @@ def del_(ctx, argv):
 
 
 def exists(ctx, argv):
-    db = ctx.db
-    return sum(1 for key in argv[1:] if db.get(key) is not None)
+    return sum(1 for key in argv[1:] if read_key(ctx, key) is not None)
 
 
 def type_(ctx, argv):
-    value = ctx.db.get(argv[1])
+    value = read_key(ctx, argv[1])
     if value is None:
         return Status(b"none")
     return Status(type_name(ctx, value).encode())
@@ -366,7 +377,7 @@ def copy_(ctx, argv):
             raise CommandError(errors.SYNTAX)
     if target_db is ctx.db and source_key == target_key:
         raise CommandError(errors.SAME_OBJECT)
-    value = ctx.db.get(source_key)
+    value = read_key(ctx, source_key)
     if value is None:
         return 0
     if target_db.get(target_key) is not None:
@@ -446,7 +457,7 @@ def object_(ctx, argv):
         raise CommandError(errors.unknown_subcommand(argv[1], "OBJECT"))
     if len(argv) != 3:
         raise CommandError(errors.wrong_arity(f"object|{sub.decode()}"))
-    value = ctx.db.get(argv[2])
+    value = read_key(ctx, argv[2])
     if value is None:
         return None
     lfu = ctx.config.maxmemory_policy.endswith("lfu")
@@ -542,7 +553,7 @@ def pexpireat(ctx, argv):
 
 def _ttl_generic(ctx, key: bytes, in_ms: bool, absolute: bool) -> int:
     db = ctx.db
-    if db.get(key) is None:
+    if read_key(ctx, key) is None:
         return -2
     when = db.expires.get(key)
     if when is None:

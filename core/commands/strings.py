@@ -8,16 +8,18 @@ from ..keyspace import now_ms
 from ..resp import OK, Map
 from . import command
 from .args import INT64_MAX, INT64_MIN, incr_long_double, parse_int
+from .keys import read_key
 
 
 def get(ctx, argv):
+    # The hot path: _get_string inlined.
     value = ctx.db.get(argv[1])
     if value is None:
         ctx.engine.stats.keyspace_misses += 1
         return None
+    ctx.engine.stats.keyspace_hits += 1
     if value.__class__ is not bytes:
         raise CommandError(errors.WRONGTYPE)
-    ctx.engine.stats.keyspace_hits += 1
     return value
 
 
@@ -95,7 +97,7 @@ def set_generic(ctx, key: bytes, value: bytes, expire_at: int | None, keep_ttl: 
     """SET and its older forms (SETEX PSETEX SETNX): store, then propagate ``SET`` plus, with
     an expiry, ``PEXPIREAT`` with the absolute time."""
     db = ctx.db
-    old = db.get(key)
+    old = read_key(ctx, key) if get_old else db.get(key)
     if get_old and old is not None and old.__class__ is not bytes:
         raise CommandError(errors.WRONGTYPE)
     reply = old if get_old else OK
@@ -137,8 +139,10 @@ def psetex(ctx, argv):
     return set_generic(ctx, argv[1], argv[3], expire_at)
 
 
-def _get_string(ctx, key: bytes) -> bytes | None:
-    value = ctx.db.get(key)
+def _get_string(ctx, key: bytes, reading: bool = True) -> bytes | None:
+    """The string at ``key`` (None when missing, WRONGTYPE for another type); ``reading``
+    counts a keyspace hit or miss, as Redis does for commands that read the value."""
+    value = read_key(ctx, key) if reading else ctx.db.get(key)
     if value is not None and value.__class__ is not bytes:
         raise CommandError(errors.WRONGTYPE)
     return value
@@ -186,10 +190,9 @@ def getex(ctx, argv):
 
 
 def mget(ctx, argv):
-    db = ctx.db
     replies = []
     for key in argv[1:]:
-        value = db.get(key)
+        value = read_key(ctx, key)
         replies.append(value if value.__class__ is bytes else None)
     return replies
 
@@ -225,7 +228,7 @@ def _check_length(ctx, size: int) -> None:
 
 def append(ctx, argv):
     key = argv[1]
-    old = _get_string(ctx, key)
+    old = _get_string(ctx, key, reading=False)
     if old is None:
         new = argv[2]
     else:
@@ -268,7 +271,7 @@ def setrange(ctx, argv):
     if offset < 0:
         raise CommandError(errors.OFFSET_OUT_OF_RANGE)
     key, patch = argv[1], argv[3]
-    old = _get_string(ctx, key)
+    old = _get_string(ctx, key, reading=False)
     if not patch:
         return 0 if old is None else len(old)
     _check_length(ctx, offset + len(patch))
@@ -282,7 +285,7 @@ def setrange(ctx, argv):
 
 
 def _incr_by(ctx, key: bytes, increment: int) -> int:
-    value = _get_string(ctx, key)
+    value = _get_string(ctx, key, reading=False)
     current = 0 if value is None else parse_int(value)
     result = current + increment
     if not INT64_MIN <= result <= INT64_MAX:
@@ -313,7 +316,7 @@ def decrby(ctx, argv):
 
 def incrbyfloat(ctx, argv):
     key = argv[1]
-    value = _get_string(ctx, key)
+    value = _get_string(ctx, key, reading=False)
     result = incr_long_double(value, argv[2])
     ctx.db.set(key, result, keep_ttl=True)
     ctx.dirty += 1
@@ -347,7 +350,7 @@ def lcs(ctx, argv):
         index += 1
     values = []
     for key in argv[1:3]:
-        value = ctx.db.get(key)
+        value = read_key(ctx, key)
         if value is not None and value.__class__ is not bytes:
             raise CommandError("ERR The specified keys must contain string values")
         values.append(value or b"")
