@@ -137,10 +137,19 @@ def record_latency(engine: Any, event: str, milliseconds: int) -> None:
 
 
 def redact(argv: list[bytes]) -> list[bytes]:
-    """AUTH's password (and user) and HELLO's AUTH pair never reach a log."""
+    """AUTH's password (and user), HELLO's AUTH pair, ACL SETUSER's rules and CONFIG SET
+    requirepass's value never reach a log."""
     name = argv[0].lower()
     if name == b"auth":
         return [argv[0]] + [REDACTED] * (len(argv) - 1)
+    if name == b"acl" and len(argv) > 2 and argv[1].lower() == b"setuser":
+        return argv[:2] + [REDACTED] * (len(argv) - 2)  # the rules hold passwords
+    if name == b"config" and len(argv) > 3 and argv[1].lower() == b"set":
+        shown = list(argv)
+        for index in range(2, len(shown) - 1, 2):
+            if shown[index].lower() == b"requirepass":  # Redis's sensitive option
+                shown[index + 1] = REDACTED
+        return shown
     if name == b"hello":
         shown = list(argv)
         for index in range(2, len(shown) - 2):

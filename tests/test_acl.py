@@ -88,18 +88,21 @@ def test_requirepass_never_shown_by_config_get_info_or_acl_list(tmp_path):
     with ServerThread(options) as srv:
         srv.wait_ready()
         client = srv.client(password="hunter2-secret")
+        client.config_set("slowlog-log-slower-than", "0")
         client.execute_command("ACL", "SETUSER", "alice", "on", ">alice-secret", "+@all", "~*")
+        client.config_set("requirepass", "hunter2-secret")
         assert login(srv, "alice", "alice-secret").ping() is True
         with pytest.raises(redis.AuthenticationError):
             login(srv, "alice", "not-alice-secret").ping()
         shown = exchange(srv, b"AUTH hunter2-secret", b"CONFIG GET *", b"INFO everything",
-                         b"ACL LIST", b"ACL GETUSER alice", b"CLIENT LIST")
+                         b"ACL LIST", b"ACL GETUSER alice", b"CLIENT LIST", b"SLOWLOG GET 100")
     text = repr(shown)
     log = logfile.read_text(errors="replace")
     for secret in ("hunter2-secret", "alice-secret"):
         assert secret not in text
         assert secret not in log
     assert hashlib.sha256(b"alice-secret").hexdigest() in text  # stored as its digest
+    assert "b'SETUSER', b'(redacted)'" in text  # SLOWLOG shows the command, not its rules
 
 
 # --- users and passwords -----------------------------------------------------------------------
