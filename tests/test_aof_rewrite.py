@@ -208,3 +208,26 @@ def test_bgrewriteaof_with_appendonly_no_writes_a_loadable_file(tmp_path):
     with ServerThread(aof_options(tmp_path)) as server:
         server.wait_ready()
         assert digest(server.client()) == before
+
+
+def test_switching_from_snapshot_to_aof_writes_the_loaded_dataset_into_a_new_aof(tmp_path):
+    with ServerThread([["appendonly", "no"], ["save", "3600", "1"], ["dir", str(tmp_path)]]) as server:
+        server.wait_ready()
+        r = server.client()
+        populate(r, 300)
+        r.rpush("list", *range(100))
+        assert r.save()
+        before = digest(r)
+    assert not (tmp_path / AOF).exists()
+    # No AOF yet: the snapshot loads, then the AOF is born from a rewrite of that dataset.
+    with ServerThread(aof_options(tmp_path)) as server:
+        server.wait_ready()
+        r = server.client()
+        assert digest(r) == before
+        wait_for(lambda: rewrites(r) == 1 and rewrite_idle(r))
+        r.set("written-after", "1")
+        after = digest(r)
+    os.unlink(tmp_path / "dump.trdb")  # the AOF alone must now hold everything
+    with ServerThread(aof_options(tmp_path)) as server:
+        server.wait_ready()
+        assert digest(server.client()) == after

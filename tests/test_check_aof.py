@@ -98,3 +98,38 @@ def test_the_cut_agrees_with_debian_redis_check_aof(tmp_path):
         subprocess.run(["redis-check-aof", "--fix", str(theirs)], input="y\n", text=True,
                        capture_output=True, timeout=30, check=True)
         assert ours.read_bytes() == theirs.read_bytes() == WHOLE
+
+
+# --- the scanner, sans-IO: every cut of a random AOF, in random feed slices --------------
+
+
+_arg = st.binary(min_size=0, max_size=30)
+_command = st.lists(_arg, min_size=1, max_size=4).map(lambda rest: [b"SET", *rest])
+_block = st.lists(_command, min_size=1, max_size=3).map(lambda body: [[b"MULTI"], *body, [b"EXEC"]])
+_entries = st.lists(st.one_of(_command.map(lambda c: [c]), _block), min_size=1, max_size=8)
+
+
+def _scan(data: bytes, slice_size: int):
+    scanner = AofScanner()
+    seen = []
+    for start in range(0, len(data), slice_size):
+        scanner.feed(data[start:start + slice_size])
+        seen.extend(scanner)
+    return scanner.finish(data[scanner.consumed:]), seen
+
+
+@settings(max_examples=150, deadline=None)
+@given(entries=_entries, cut_fraction=st.floats(0, 1), slice_size=st.integers(1, 64))
+def test_the_valid_part_of_a_cut_file_ends_at_the_last_whole_entry(entries, cut_fraction,
+                                                                   slice_size):
+    data = b""
+    boundaries = [0]  # offsets where a whole entry (command or whole transaction) ends
+    for entry in entries:
+        data += b"".join(encode_command(argv) for argv in entry)
+        boundaries.append(len(data))
+    cut = int(len(data) * cut_fraction)
+    end, _ = _scan(data[:cut], slice_size)
+    expected = max(b for b in boundaries if b <= cut)
+    assert end.valid_size == expected
+    assert end.torn == (cut != expected)
+    assert end.total_size == cut
