@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import resource
 import sys
@@ -279,9 +280,20 @@ def _commandstats(engine: Engine) -> dict[str, Any]:
     }
 
 
+def _average_ttl(expires: dict[bytes, int], sample: int = 64) -> int:
+    """Milliseconds left on average, from the first keys with a TTL: an estimate, like
+    Redis's (which its expire cycle samples)."""
+    if not expires:
+        return 0
+    now = int(time.time() * 1000)
+    remaining = [max(0, when - now) for when in itertools.islice(expires.values(), sample)]
+    return sum(remaining) // len(remaining)
+
+
 def _keyspace(engine: Engine) -> dict[str, Any]:
     return {
-        f"db{db.index}": f"keys={len(db.data)},expires={len(db.expires)},avg_ttl=0"
+        f"db{db.index}": (f"keys={len(db.data)},expires={len(db.expires)},"
+                          f"avg_ttl={_average_ttl(db.expires)}")
         for db in engine.keyspace.databases if db.data
     }
 

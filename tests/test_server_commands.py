@@ -136,7 +136,9 @@ def test_info_keyspace_counts_keys_and_expires(server, r):
     r.set("c", 1)
     with RawClient(r.connection_pool.connection_kwargs["port"]) as raw:
         text = raw.call("INFO", "keyspace").decode()
-    assert "db0:keys=2,expires=1,avg_ttl=0" in text and "db3:keys=1,expires=0" in text
+    assert "db0:keys=2,expires=1,avg_ttl=" in text and "db3:keys=1,expires=0,avg_ttl=0" in text
+    average = int(text.split("db0:keys=2,expires=1,avg_ttl=")[1].split("\r\n")[0])
+    assert 90_000 < average <= 100_000
 
 
 def test_info_errorstats_count_error_prefixes(r):
