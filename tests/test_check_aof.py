@@ -8,7 +8,10 @@ import shutil
 import subprocess
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from trioredis import encode_command
+from trioredis.plugins.aof.loading import AofScanner
 
 COMMANDS = [[b"SELECT", b"0"]] + [[b"SET", b"k%d" % i, b"v" * i] for i in range(30)]
 WHOLE = b"".join(encode_command(argv) for argv in COMMANDS)
