@@ -156,9 +156,13 @@ def test_info_errorstats_count_error_prefixes(r):
 def test_config_resetstat_zeroes_counters(r):
     r.set("k", "v")
     r.get("k")
+    r.set("gone", "v", px=1)
+    time.sleep(0.01)
+    r.get("gone")
+    assert r.info("stats")["expired_keys"] == 1
     r.config_resetstat()
     stats = r.info("stats")
-    assert stats["keyspace_hits"] == 0
+    assert stats["keyspace_hits"] == 0 and stats["expired_keys"] == 0
     assert stats["total_commands_processed"] <= 1
 
 

@@ -106,6 +106,7 @@ def config_(ctx, argv):
         return OK
     if sub == b"resetstat" and len(argv) == 2:
         engine.stats.reset()
+        engine.keyspace.expired_keys = 0
         return OK
     if sub == b"rewrite" and len(argv) == 2:
         path = engine.loaded.path
