@@ -293,6 +293,9 @@ def _scan_all(client: RawClient, command: list[bytes]) -> list[bytes]:
 def _run(rng: random.Random, ours: RawClient, theirs: RawClient, protocol: int) -> list[tuple]:
     differences = []
     for _ in range(COMMANDS_PER_SEED):
+        if rng.random() < 0.03:
+            differences += _run_transaction(rng, ours, theirs, protocol)
+            continue
         mode, command = _zset_command(rng) if rng.random() < 0.6 else _set_command(rng)
         if mode == "bzpop":
             if theirs.call(b"TYPE", command[1]) != b"+zset\r\n":
@@ -308,6 +311,24 @@ def _run(rng: random.Random, ours: RawClient, theirs: RawClient, protocol: int) 
         elif mode == "size" and mine[:1] != b"-":
             mine, real = _parse(mine)[0] + b"%d" % len(_parse(mine)[1]), \
                 _parse(real)[0] + b"%d" % len(_parse(real)[1])
+        if mine != real:
+            differences.append((protocol, command, mine, real))
+    return differences
+
+
+def _run_transaction(rng: random.Random, ours: RawClient, theirs: RawClient,
+                     protocol: int) -> list[tuple]:
+    """MULTI, a few commands whose replies are ordered (blocking pops included: inside a
+    transaction they do not block), EXEC: every reply compared."""
+    commands = [[b"MULTI"]]
+    while len(commands) < 5:
+        mode, command = _zset_command(rng) if rng.random() < 0.6 else _set_command(rng)
+        if mode in ("exact", "bzpop"):
+            commands.append(command)
+    commands.append([b"EXEC"])
+    differences = []
+    for command in commands:
+        mine, real = ours.call(*command), theirs.call(*command)
         if mine != real:
             differences.append((protocol, command, mine, real))
     return differences
