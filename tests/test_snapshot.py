@@ -458,6 +458,7 @@ def test_bgsave_replies_and_statistics(tmp_path, box_plugin):
         assert info["rdb_changes_since_last_save"] == 0
         assert info["rdb_last_bgsave_time_sec"] >= 0
         assert info["rdb_current_bgsave_time_sec"] == -1
+        assert info["rdb_last_cow_size"] > 0  # what the child stopped sharing, as it measured
         client.set("one", "more")
         assert persistence(client)["rdb_changes_since_last_save"] == 1
 

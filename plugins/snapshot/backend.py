@@ -113,6 +113,7 @@ def _child_main(path: str, databases: list[Any], host: BackendHost, zset: type |
         if os.getppid() != parent:
             os._exit(1)
         write_snapshot_file(path, databases, host.encode_value, zset)
+        os.write(report_fd, b"%d" % _private_dirty_bytes())
         status = 0
     except BaseException as error:  # noqa: BLE001 - the reason goes to the parent
         try:
@@ -121,6 +122,18 @@ def _child_main(path: str, databases: list[Any], host: BackendHost, zset: type |
             pass
     finally:
         os._exit(status)
+
+
+def _private_dirty_bytes() -> int:
+    """This process's copy-on-write cost so far: the pages it no longer shares."""
+    try:
+        with open("/proc/self/smaps_rollup", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Private_Dirty:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _read_report(fd: int) -> str:
@@ -203,6 +216,7 @@ class SnapshotBackend(BaseBackend):
         self._last_bgsave_ok = True
         self._last_bgsave_seconds = -1
         self._saves = 0
+        self._last_cow_size = 0
         self._loaded_keys = 0
         self._expired_on_load = 0
         self._wakeup = trio.Event()
@@ -341,6 +355,10 @@ class SnapshotBackend(BaseBackend):
             report = _read_report(report_fd)
             report_fd = -1
             if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+                if report.isdigit():
+                    self._last_cow_size = int(report)
+                    host.log.notice(f"RDB: {self._last_cow_size // (1024 * 1024)} MB of memory "
+                                    "used by copy-on-write")
                 try:
                     await trio.to_thread.run_sync(_install, temp, final, config.dir,
                                                   limiter=self._io_limiter)
@@ -476,6 +494,7 @@ class SnapshotBackend(BaseBackend):
             "rdb_last_bgsave_time_sec": self._last_bgsave_seconds,
             "rdb_current_bgsave_time_sec": int(time.time() - self._child_started) if running else -1,
             "rdb_saves": self._saves,
+            "rdb_last_cow_size": self._last_cow_size,
             "rdb_last_load_keys_expired": self._expired_on_load,
             "rdb_last_load_keys_loaded": self._loaded_keys,
         }
