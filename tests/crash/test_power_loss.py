@@ -253,3 +253,39 @@ def test_everysec_makes_writers_wait_when_an_fsync_runs_over_two_seconds(tmp_pat
         stop.set()
         thread.join(30)
         server.kill()
+
+
+def _fsyncs_of(log_path, inode: int) -> int:
+    if not os.path.exists(log_path):
+        return 0
+    with open(log_path) as handle:
+        return sum(1 for line in handle if int(line.split()[0]) == inode)
+
+
+@pytest.mark.parametrize("skip", ["yes", "no"])
+def test_no_appendfsync_on_rewrite_skips_fsyncs_while_the_child_runs(tmp_path, shim, skip):
+    data = tmp_path / "data"
+    data.mkdir()
+    log_path = str(tmp_path / "fsync.log")
+    server = ServerProcess(str(data), [["appendonly", "yes"], ["appendfsync", "always"],
+                                       ["save", ""], ["no-appendfsync-on-rewrite", skip]],
+                           env={"LD_PRELOAD": str(shim), "FSYNC_SHIM_LOG": log_path})
+    server.start(wait=False)
+    wait_loaded(server)
+    try:
+        preload(server.port, 150_000)
+        client = no_retry_client(server.port)
+        inode = os.stat(data / "appendonly.aof").st_ino
+        before = _fsyncs_of(log_path, inode)
+        client.bgrewriteaof()
+        for i in range(20):
+            client.set(f"during:{i}", i)  # acknowledged while the child runs
+        assert client.info("persistence")["aof_rewrite_in_progress"] == 1, "rewrite too fast"
+        during = _fsyncs_of(log_path, inode) - before
+        client.close()
+    finally:
+        server.stop()
+    if skip == "yes":
+        assert during == 0
+    else:
+        assert during >= 1
