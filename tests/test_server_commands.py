@@ -268,3 +268,12 @@ def test_info_commandstats_counts_calls_and_failures(server, r):
              if line.startswith("cmdstat_")}
     assert lines["cmdstat_get"].startswith("calls=2,usec=")
     assert lines["cmdstat_incrby"].endswith(",rejected_calls=0,failed_calls=1")
+
+
+def test_debug_object_is_a_status_line(server):
+    with RawClient(server.port) as raw:
+        raw.call("SET", "k", "12")
+        assert raw.call("DEBUG", "OBJECT", "k").startswith(b"+Value at:")
+        assert b" encoding:int " in raw.call("DEBUG", "OBJECT", "k")
+        assert raw.call("DEBUG", "OBJECT", "nope") == b"-ERR no such key\r\n"
+        assert raw.call("DEBUG", "HELP").startswith(b"*")

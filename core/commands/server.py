@@ -419,13 +419,33 @@ def debug(ctx, argv):
             raise CommandError(errors.NO_SUCH_KEY)
         from .keys import object_encoding
 
-        return f"Value at:0x0 refcount:1 encoding:{object_encoding(value)} serializedlength:0 lru:0 lru_seconds_idle:0".encode()
+        return Status(
+            f"Value at:0x0 refcount:1 encoding:{object_encoding(value)} serializedlength:0 "
+            f"lru:0 lru_seconds_idle:0".encode()
+        )
     if sub == b"jmap" or sub == b"log":
         return OK
     if sub == b"help":
-        return [b"DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                b"DIGEST", b"DIGEST-VALUE <key> ...", b"SLEEP <seconds>", b"RELOAD",
-                b"OBJECT <key>", b"SET-ACTIVE-EXPIRE <0|1>"]
+        return help_reply([
+            b"DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            b"DIGEST",
+            b"    Output a hex signature representing the current DB content.",
+            b"DIGEST-VALUE <key> [<key> ...]",
+            b"    Output a hex signature of the values of all the specified keys.",
+            b"OBJECT <key>",
+            b"    Show low level info about `key` and associated value.",
+            b"RELOAD",
+            b"    Save the dataset through the active persistence backend, empty the",
+            b"    dataset and load it back.",
+            b"SET-ACTIVE-EXPIRE <0|1>",
+            b"    Setting it to 0 disables expiring keys in background when they are not",
+            b"    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+            b"    default.",
+            b"SLEEP <seconds>",
+            b"    Stop the server for <seconds>. Decimals allowed.",
+            b"HELP",
+            b"    Prints this help.",
+        ])
     raise CommandError(errors.unknown_subcommand(argv[1], "DEBUG"))
 
 
