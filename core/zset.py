@@ -61,10 +61,12 @@ class ZSet:
     __slots__ = ("scores", "ordered")
 
     def __init__(self, items: Iterable[tuple[bytes, float]] = ()) -> None:
-        self.scores: dict[bytes, float] = {}
-        self.ordered: SortedList = SortedList()
-        for member, score in items:
-            self.add(member, score)
+        """From (member, score) pairs; a repeated member keeps its last score."""
+        self.scores: dict[bytes, float] = {member: score + 0.0 for member, score in items}
+        # One sort of the whole list (linear when the pairs come sorted, as a STORE's do).
+        self.ordered: SortedList = SortedList(
+            [(score, member) for member, score in self.scores.items()]
+        )
 
     # --- reading ---------------------------------------------------------------------------
 
