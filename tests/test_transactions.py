@@ -156,3 +156,25 @@ def test_blocking_pop_inside_multi_does_not_block(server):
         raw.call("MULTI")
         raw.call("BLPOP", "empty", "0")
         assert raw.call("EXEC") == b"*1\r\n*-1\r\n"
+
+
+# --- differential: random transaction scripts against the real Redis -----------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+TK = st.sampled_from(["a", "b"])
+TX_COMMANDS = st.one_of(
+    st.just(("MULTI",)), st.just(("EXEC",)), st.just(("DISCARD",)), st.just(("UNWATCH",)),
+    st.tuples(st.just("WATCH"), TK), st.tuples(st.just("SET"), TK, st.sampled_from(["1", "x"])),
+    st.tuples(st.just("INCR"), TK), st.tuples(st.just("GET"), TK), st.tuples(st.just("DEL"), TK),
+    st.just(("GET",)), st.just(("NOSUCH", "x")), st.just(("EXEC", "x")),
+    st.tuples(st.just("SELECT"), st.sampled_from(["9", "3"])), st.just(("PING",)),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(script=st.lists(TX_COMMANDS, min_size=1, max_size=20))
+def test_random_transaction_scripts_match_redis(server, reference, script):
+    script = [*script, ("EXEC",), ("DISCARD",), ("UNWATCH",)]
+    assert compare_scripts(server.port, reference.port, script) == []
