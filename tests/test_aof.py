@@ -256,6 +256,28 @@ def test_cut_inside_multi_drops_the_whole_transaction_and_later_writes_survive(t
             assert r.get("after") == b"recovery"
 
 
+def test_writes_after_a_torn_multi_recovery_survive_a_kill(tmp_path):
+    whole = encode_command([b"SELECT", b"0"]) + encode_command([b"SET", b"base", b"1"])
+    block = b"".join(encode_command(argv) for argv in ([b"MULTI"], [b"SET", b"t1", b"a"],
+                                                       [b"SET", b"t2", b"b"], [b"EXEC"]))
+    (tmp_path / AOF).write_bytes(whole + block[:len(block) - 3])
+    server = ServerProcess(str(tmp_path), [["appendonly", "yes"], ["save", ""]])
+    server.start()
+    try:
+        r = server.client()
+        assert r.get("base") == b"1"
+        r.set("after", "recovery")
+        with r.pipeline(transaction=True) as pipe:
+            pipe.set("t1", "new").set("t2", "new")
+            pipe.execute()
+        server.kill()
+        server.start()
+        r = server.client()
+        assert r.mget("base", "after", "t1", "t2") == [b"1", b"recovery", b"new", b"new"]
+    finally:
+        server.stop()
+
+
 def test_aof_load_truncated_no_refuses_and_check_aof_fix_repairs_to_the_same_cut(tmp_path):
     commands = [[b"SELECT", b"0"]] + [[b"SET", b"k%d" % i, b"v"] for i in range(10)]
     whole = b"".join(encode_command(argv) for argv in commands)
@@ -306,6 +328,7 @@ def test_clients_connecting_during_a_long_load_get_loading(tmp_path):
     try:
         # A raw socket: redis-py retries LOADING replies by itself (they are a ConnectionError).
         replies = []
+        info_during_load = b""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -318,7 +341,14 @@ def test_clients_connecting_during_a_long_load_get_loading(tmp_path):
             replies.append(reply)
             if not reply.startswith(b"-LOADING"):
                 break
+            if not info_during_load:
+                with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                    sock.sendall(b"INFO persistence\r\n")
+                    info_during_load = sock.recv(65536)
         assert replies[0] == b"-LOADING Redis is loading the dataset in memory\r\n"
+        assert info_during_load and b"loading:1\r\n" in info_during_load
+        assert b"loading_loaded_perc:" in info_during_load
+        assert b"loading_eta_seconds:" in info_during_load
         assert replies[-1] == b"$7\r\nvalue:0\r\n"
         assert server.client().dbsize() == keys
     finally:
