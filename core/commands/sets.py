@@ -25,7 +25,14 @@ from ..pubsub import notify_keyspace_event
 from ..resp import SetReply
 from . import command
 from .args import INT64_MAX, parse_int
-from .keys import compile_glob, object_encoding, parse_cursor, parse_scan_options, scan_snapshots
+from .keys import (
+    compile_glob,
+    object_encoding,
+    parse_cursor,
+    parse_scan_options,
+    read_key,
+    scan_snapshots,
+)
 
 NUMKEYS_POSITIVE = "ERR numkeys should be greater than 0"
 NUMKEYS_TOO_MANY = "ERR Number of keys can't be greater than number of args"
@@ -179,8 +186,14 @@ def members_reply(members: Any) -> SetReply:
     return SetReply(members)
 
 
-def _get_set(ctx, key: bytes) -> set[bytes] | None:
-    return ctx.db.get_typed(key, set)
+def _get_set(ctx, key: bytes, read: bool = False) -> set[bytes] | None:
+    """The set at ``key`` (None when missing; WRONGTYPE for another type).  ``read`` is
+    Redis's lookupKeyRead: the lookup counts as a keyspace hit or miss (INFO stats), which
+    the lookups of writing commands do not."""
+    value = read_key(ctx, key) if read else ctx.db.get(key)
+    if value is not None and value.__class__ is not set:
+        raise CommandError(errors.WRONGTYPE)
+    return value
 
 
 def _store(ctx, key: bytes, result: set[bytes], event: bytes) -> int:
@@ -267,22 +280,22 @@ def smove(ctx, argv):
 
 
 def sismember(ctx, argv):
-    value = _get_set(ctx, argv[1])
+    value = _get_set(ctx, argv[1], read=True)
     return 1 if value is not None and argv[2] in value else 0
 
 
 def smismember(ctx, argv):
-    value = _get_set(ctx, argv[1]) or ()
+    value = _get_set(ctx, argv[1], read=True) or ()
     return [1 if member in value else 0 for member in argv[2:]]
 
 
 def scard(ctx, argv):
-    value = _get_set(ctx, argv[1])
+    value = _get_set(ctx, argv[1], read=True)
     return 0 if value is None else len(value)
 
 
 def smembers(ctx, argv):
-    value = _get_set(ctx, argv[1])
+    value = _get_set(ctx, argv[1], read=True)
     return members_reply(value or ())
 
 
@@ -326,10 +339,10 @@ def srandmember(ctx, argv):
     if len(argv) > 3:
         raise CommandError(errors.SYNTAX)
     if len(argv) == 2:
-        value = _get_set(ctx, key)
+        value = _get_set(ctx, key, read=True)
         return None if value is None else SAMPLER.choice(value)
     count = parse_range_long(argv[2], -INT64_MAX, INT64_MAX)
-    value = _get_set(ctx, key)
+    value = _get_set(ctx, key, read=True)
     if value is None or count == 0:
         return []
     if count < 0:
@@ -340,8 +353,9 @@ def srandmember(ctx, argv):
 
 
 def _load_sets(ctx, keys: list[bytes]) -> list[set[bytes] | None]:
-    """Every key's set (None when missing); WRONGTYPE if any key holds another type."""
-    return [_get_set(ctx, key) for key in keys]
+    """Every key's set (None when missing); WRONGTYPE if any key holds another type.  Read
+    lookups (hits and misses counted), the STORE variants' sources included, as in 7.0."""
+    return [_get_set(ctx, key, read=True) for key in keys]
 
 
 def _intersection(sets: list[set[bytes] | None], limit: int = 0) -> set[bytes]:
@@ -422,7 +436,7 @@ def sscan(ctx, argv):
     """A small set (intset in Redis) comes back whole with cursor 0, as Redis answers it; a
     large one walks a snapshot of its members, COUNT at a time (see keys.ScanSnapshots)."""
     cursor = parse_cursor(argv[2])
-    value = _get_set(ctx, argv[1])
+    value = _get_set(ctx, argv[1], read=True)
     if value is None:
         return [b"0", []]  # Redis answers a missing key before it reads the options
     pattern, count, _ = parse_scan_options(argv, 3)

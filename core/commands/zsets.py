@@ -24,7 +24,14 @@ from ..resp import NULL_ARRAY, format_double
 from ..zset import LexRange, ScoreRange, ZSet, parse_double
 from . import command
 from .args import INT64_MAX, parse_int, parse_timeout
-from .keys import compile_glob, object_encoding, parse_cursor, parse_scan_options, scan_snapshots
+from .keys import (
+    compile_glob,
+    object_encoding,
+    parse_cursor,
+    parse_scan_options,
+    read_key,
+    scan_snapshots,
+)
 from .sets import (
     LIMIT_NEGATIVE,
     delete_emptied,
@@ -50,8 +57,13 @@ OUT_OF_RANGE = "ERR value is out of range"
 RANK, SCORE, LEX = "rank", "score", "lex"
 
 
-def _get(ctx, key: bytes) -> ZSet | None:
-    return ctx.db.get_typed(key, ZSet)
+def _get(ctx, key: bytes, read: bool = False) -> ZSet | None:
+    """The sorted set at ``key`` (None when missing; WRONGTYPE for another type).  ``read``
+    is Redis's lookupKeyRead: it counts a keyspace hit or miss, as writes do not."""
+    value = read_key(ctx, key) if read else ctx.db.get(key)
+    if value is not None and value.__class__ is not ZSet:
+        raise CommandError(errors.WRONGTYPE)
+    return value
 
 
 def _pairs_reply(ctx, pairs: list[tuple[bytes, float]], withscores: bool) -> list[Any]:
@@ -199,17 +211,17 @@ def zrem(ctx, argv):
 
 
 def zcard(ctx, argv):
-    zset = _get(ctx, argv[1])
+    zset = _get(ctx, argv[1], read=True)
     return 0 if zset is None else len(zset)
 
 
 def zscore(ctx, argv):
-    zset = _get(ctx, argv[1])
+    zset = _get(ctx, argv[1], read=True)
     return None if zset is None else zset.score(argv[2])
 
 
 def zmscore(ctx, argv):
-    zset = _get(ctx, argv[1])
+    zset = _get(ctx, argv[1], read=True)
     if zset is None:
         return [None] * (len(argv) - 2)
     return [zset.score(member) for member in argv[2:]]
@@ -226,7 +238,7 @@ def _zrank_generic(ctx, argv, reverse: bool):
             raise CommandError(errors.SYNTAX)
         withscore = True
     missing = NULL_ARRAY if withscore else None
-    zset = _get(ctx, argv[1])
+    zset = _get(ctx, argv[1], read=True)
     if zset is None:
         return missing
     rank = zset.rank(argv[2], reverse)
@@ -245,7 +257,7 @@ def zrevrank(ctx, argv):
 
 def zcount(ctx, argv):
     spec = ScoreRange.parse(argv[2], argv[3])
-    zset = _get(ctx, argv[1])
+    zset = _get(ctx, argv[1], read=True)
     if zset is None:
         return 0
     start, stop = zset.score_span(spec)
@@ -254,7 +266,7 @@ def zcount(ctx, argv):
 
 def zlexcount(ctx, argv):
     spec = LexRange(argv[2], argv[3])
-    zset = _get(ctx, argv[1])
+    zset = _get(ctx, argv[1], read=True)
     if zset is None:
         return 0
     first = zset.lex_first(spec)
@@ -358,7 +370,7 @@ def _zrange_generic(ctx, argv: list[bytes], key_index: int, store: bool,
         low = ScoreRange.parse(low_raw, high_raw)
     else:
         low = LexRange(low_raw, high_raw)
-    zset = _get(ctx, argv[key_index])
+    zset = _get(ctx, argv[key_index], read=True)
     pairs = [] if zset is None else _select(zset, kind, reverse, low, high, offset, limit)
     if store:
         return _store(ctx, argv[1], pairs, b"zrangestore")
@@ -594,7 +606,7 @@ def bzpopmax(ctx, argv):
 def zrandmember(ctx, argv):
     key = argv[1]
     if len(argv) == 2:
-        zset = _get(ctx, key)
+        zset = _get(ctx, key, read=True)
         return None if zset is None else zset.at(random.randrange(len(zset)))[0]
     count = parse_range_long(argv[2], -INT64_MAX, INT64_MAX)
     withscores = False
@@ -604,7 +616,7 @@ def zrandmember(ctx, argv):
         withscores = True
         if count < -(INT64_MAX // 2) or count > INT64_MAX // 2:
             raise CommandError(OUT_OF_RANGE)
-    zset = _get(ctx, key)
+    zset = _get(ctx, key, read=True)
     if zset is None or count == 0:
         return []
     length = len(zset)
@@ -622,7 +634,7 @@ def zscan(ctx, argv):
     0; a large one walks a snapshot of its members (see keys.ScanSnapshots).  Scores are
     bulk strings in both protocols, as Redis sends them."""
     cursor = parse_cursor(argv[2])
-    zset = _get(ctx, argv[1])
+    zset = _get(ctx, argv[1], read=True)
     if zset is None:
         return [b"0", []]
     pattern, count, _ = parse_scan_options(argv, 3)
@@ -685,7 +697,7 @@ def _zsetop(ctx, argv: list[bytes], numkeys_index: int, op: str, store: bool = F
         raise CommandError(errors.SYNTAX)
     values = []
     for key in argv[numkeys_index + 1 : numkeys_index + 1 + setnum]:
-        value = ctx.db.get(key)
+        value = read_key(ctx, key)  # a read lookup even for the STORE variants, as in Redis
         if value is not None and value.__class__ is not ZSet and value.__class__ is not set:
             raise CommandError(errors.WRONGTYPE)
         values.append(value)

@@ -518,3 +518,52 @@ def test_movable_keys_are_found_for_getkeys_and_acl_like_redis(server, reference
         for client in (ours, theirs):
             client.call(b"ACL", b"DELUSER", b"limited")
     assert not differences, _describe(differences)
+
+
+def _hits_and_misses(client: RawClient) -> tuple[int, int]:
+    import re
+
+    info = client.call(b"INFO", b"stats")
+    hits = re.search(rb"keyspace_hits:(\d+)", info)
+    misses = re.search(rb"keyspace_misses:(\d+)", info)
+    return int(hits.group(1)), int(misses.group(1))
+
+
+LOOKUP_SCRIPT = [
+    [b"SADD", b"s", b"a", b"b"], [b"SREM", b"s", b"x"], [b"SREM", b"nokey", b"x"],
+    [b"SISMEMBER", b"s", b"a"], [b"SISMEMBER", b"nokey", b"a"], [b"SMISMEMBER", b"s", b"a"],
+    [b"SCARD", b"nokey"], [b"SMEMBERS", b"s"], [b"SRANDMEMBER", b"s"],
+    [b"SRANDMEMBER", b"nokey", b"2"], [b"SINTER", b"s", b"nokey"], [b"SUNION", b"s", b"s"],
+    [b"SDIFF", b"nokey", b"s"], [b"SINTERCARD", b"2", b"s", b"nokey"],
+    [b"SINTERSTORE", b"d", b"s", b"nokey"], [b"SUNIONSTORE", b"d", b"s"],
+    [b"SDIFFSTORE", b"d", b"s", b"nokey"], [b"SMOVE", b"s", b"t", b"a"], [b"SSCAN", b"s", b"0"],
+    [b"SSCAN", b"nokey", b"0"], [b"SPOP", b"nokey"],
+    [b"ZADD", b"z", b"1", b"a", b"2", b"b"], [b"ZINCRBY", b"z", b"1", b"a"], [b"ZCARD", b"z"],
+    [b"ZSCORE", b"nokey", b"a"], [b"ZMSCORE", b"z", b"a"], [b"ZRANK", b"z", b"a"],
+    [b"ZCOUNT", b"z", b"-inf", b"+inf"], [b"ZLEXCOUNT", b"nokey", b"-", b"+"],
+    [b"ZRANGE", b"z", b"0", b"-1"], [b"ZRANGESTORE", b"d2", b"z", b"0", b"-1"],
+    [b"ZRANGESTORE", b"d2", b"nokey", b"0", b"-1"], [b"ZREVRANGEBYSCORE", b"z", b"+inf", b"0"],
+    [b"ZUNION", b"2", b"z", b"nokey"], [b"ZUNIONSTORE", b"d3", b"2", b"z", b"nokey"],
+    [b"ZINTERCARD", b"1", b"z"], [b"ZRANDMEMBER", b"z"], [b"ZRANDMEMBER", b"nokey", b"2"],
+    [b"ZSCAN", b"z", b"0"], [b"ZREM", b"z", b"x"], [b"ZREMRANGEBYRANK", b"nokey", b"0", b"1"],
+    [b"ZPOPMIN", b"nokey"], [b"ZMPOP", b"2", b"nokey", b"z", b"MIN"],
+    [b"BZPOPMAX", b"z", b"0"], [b"ZPOPMAX", b"z"],
+]
+
+
+def test_read_lookups_count_keyspace_hits_and_misses_like_redis(server, reference):
+    differences = []
+    with RawClient(server.port) as ours, RawClient(reference.port) as theirs:
+        for client in (ours, theirs):
+            client.call(b"SELECT", b"9")
+            client.call(b"FLUSHDB")
+        for command in LOOKUP_SCRIPT:
+            deltas = []
+            for client in (ours, theirs):
+                hits, misses = _hits_and_misses(client)
+                client.call(*command)
+                after_hits, after_misses = _hits_and_misses(client)
+                deltas.append(b"hits +%d misses +%d" % (after_hits - hits, after_misses - misses))
+            if deltas[0] != deltas[1]:
+                differences.append((2, command, deltas[0], deltas[1]))
+    assert not differences, _describe(differences)
