@@ -358,7 +358,8 @@ class AofBackend(BaseBackend):
         if self._child is None and self._host is not None and not self._host.fork_slot.busy:
             if self._rewrite_scheduled and now >= self._rewrite_retry_at:
                 self._start_rewrite_logged()
-            elif self.state is State.ON and self._auto_rewrite_due():
+            elif (self.state is State.ON and now >= self._rewrite_retry_at
+                    and self._auto_rewrite_due()):
                 growth = self._current_size * 100 // max(self._base_size, 1) - 100
                 self._log("notice", f"Starting automatic rewriting of AOF on {growth}% growth")
                 self._start_rewrite_logged()
@@ -465,9 +466,11 @@ class AofBackend(BaseBackend):
             self._log("notice", "Background AOF rewrite finished successfully")
         else:
             self._rewrite_failures += 1
+            # Back off before the next attempt (automatic or scheduled), so a child that
+            # keeps failing does not turn into a fork every tick.
+            self._rewrite_retry_at = time.monotonic() + min(2 ** self._rewrite_failures, 60)
             if self.state is State.WAIT_REWRITE:  # appendonly yes still needs its first file
                 self._rewrite_scheduled = True
-                self._rewrite_retry_at = time.monotonic() + min(self._rewrite_failures, 10)
         host.hook.trioredis_rewrite_finished(ok=ok, stats={"kind": "aof", "seconds": seconds})
 
     async def _install_rewrite(self, child: RewriteChild, temp: str) -> bool:
