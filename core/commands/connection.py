@@ -6,7 +6,7 @@ import time
 
 from .. import REDIS_VERSION, errors
 from ..errors import CommandError
-from ..resp import NULL_ARRAY, OK, PONG, ErrorReply, Map, Raw, Status
+from ..resp import NULL_ARRAY, OK, PONG, ErrorReply, Map, Raw, Status, Verbatim
 from . import command
 from .args import help_reply, parse_c_int, parse_int
 
@@ -185,7 +185,7 @@ def _client_getname(ctx, argv):
 
 
 def _client_info(ctx, argv):
-    return client_info_line(ctx.engine, ctx.client, b"client|info") + b"\n"
+    return Verbatim(client_info_line(ctx.engine, ctx.client, b"client|info") + b"\n")
 
 
 def _client_list(ctx, argv):
@@ -205,10 +205,10 @@ def _client_list(ctx, argv):
             clients = [c for c in clients if c.id in ids]
         else:
             raise CommandError(errors.SYNTAX)
-    return b"".join(
+    return Verbatim(b"".join(
         client_info_line(engine, c, b"client|list" if c is ctx.client else None) + b"\n"
         for c in clients
-    )
+    ))
 
 
 def _client_setinfo(ctx, argv):

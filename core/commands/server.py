@@ -20,7 +20,7 @@ from ..config import (
 from ..errors import CommandError
 from ..info import info_text
 from ..persistence import PersistenceUnsupported
-from ..resp import OK, Map, Raw, Status, Verbatim
+from ..resp import OK, Map, Raw, SetReply, Status, Verbatim
 from . import command
 from .args import help_reply, parse_int
 
@@ -170,9 +170,13 @@ def _command_info(spec):
         {c for c in (_CATEGORY_NAMES.get(c, c) for c in spec.categories) if c in _CATEGORY_ORDER},
         _CATEGORY_ORDER,
     )
+    # Flags, categories, tips, key specs and subcommands are sets in RESP3, as Redis sends
+    # them; tips, key specs and subcommands are left empty here.
     return [
-        spec.name.encode(), spec.arity, [Status(f.encode()) for f in flags], spec.first_key,
-        spec.last_key, spec.step, [Status(b"@" + c.encode()) for c in categories], [], [], [],
+        spec.name.encode(), spec.arity, SetReply([Status(f.encode()) for f in flags]),
+        spec.first_key, spec.last_key, spec.step,
+        SetReply([Status(b"@" + c.encode()) for c in categories]), SetReply(), SetReply(),
+        SetReply(),
     ]
 
 
