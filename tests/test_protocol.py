@@ -193,6 +193,9 @@ def test_resp3_reply_types(server, reference):
     script = [("HELLO", "3"), ("GET", "missing"), ("SET", "k", "1"), ("INCRBYFLOAT", "k", "0.5"),
               ("CONFIG", "GET", "maxmemory"), ("MGET", "k", "missing"), ("EXISTS", "k"),
               ("OBJECT", "ENCODING", "missing"), ("LCS", "k", "k", "IDX"),
-              ("MULTI",), ("GET", "missing"), ("EXEC",), ("HELLO", "2"), ("GET", "missing")]
+              ("MULTI",), ("GET", "missing"), ("EXEC",), ("TYPE", "k"), ("SCAN", "0"),
+              ("TTL", "k"), ("OBJECT", "HELP"), ("COMMAND", "INFO", "nosuch"),
+              ("INFO", "nosuch"), ("CLIENT", "GETNAME"), ("WATCH", "k"), ("SET", "k", "2"),
+              ("MULTI",), ("EXEC",), ("HELLO", "2"), ("GET", "missing")]
     differences = parity.compare_scripts(server.port, reference.port, script)
     assert [d for d in differences if d[0][0] != "HELLO"] == []
