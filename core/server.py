@@ -33,7 +33,7 @@ from .engine import Block, Engine
 from .log import Log
 from .persistence import PersistenceRegistry
 from .plugin_manager import make_plugin_manager, plugin_names
-from .resp import ProtocolError, RequestParser, encode
+from .resp import ProtocolError, Raw, RequestParser, encode
 
 RECV_SIZE = 65536
 # TRIOREDIS_REACTOR=0 serves every connection from a task of its own (for measurements).
@@ -460,10 +460,19 @@ class Server:
             if argv is None:
                 break
             reply = call(client, argv)
-            if reply.__class__ is Block:
+            kind = reply.__class__
+            # The common replies encoded inline (a call less per command), the rest by encode.
+            if kind is Raw:
+                out.append(reply)
+            elif kind is bytes:
+                out.append(b"$%d\r\n%b\r\n" % (len(reply), reply))
+            elif kind is int:
+                out.append(b":%d\r\n" % reply)
+            elif kind is Block:
                 self._to_task(connection, reply)
                 return
-            out.append(encode(reply, client.resp3))
+            else:
+                out.append(encode(reply, client.resp3))
             if client.close_after_reply:
                 closing = True
                 break
