@@ -15,6 +15,7 @@ import time
 import pytest
 import redis
 from servers import ServerProcess, ServerThread, free_port
+from test_check_aof import check_aof_command
 from trioredis import encode_command
 
 AOF = "appendonly.aof"
@@ -291,7 +292,7 @@ def test_aof_load_truncated_no_refuses_and_check_aof_fix_repairs_to_the_same_cut
     assert "Unexpected end of file reading the append only file" in log
     assert "trioredis-check-aof --fix" in log
     assert (tmp_path / AOF).read_bytes() == torn  # refused: untouched
-    fixed = subprocess.run(["trioredis-check-aof", "--fix", "-y", str(tmp_path / AOF)],
+    fixed = subprocess.run([*check_aof_command(), "--fix", "-y", str(tmp_path / AOF)],
                            capture_output=True, text=True, timeout=30)
     assert fixed.returncode == 0, fixed.stdout
     assert f"removed {len(torn) - len(whole)} bytes" in fixed.stdout

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -17,8 +19,18 @@ COMMANDS = [[b"SELECT", b"0"]] + [[b"SET", b"k%d" % i, b"v" * i] for i in range(
 WHOLE = b"".join(encode_command(argv) for argv in COMMANDS)
 
 
+def check_aof_command() -> list[str]:
+    """The console script as installed next to this Python (a venv's bin/ need not be on
+    PATH when pytest runs as .venv/bin/python)."""
+    script = os.path.join(os.path.dirname(sys.executable), "trioredis-check-aof")
+    if os.path.exists(script):
+        return [script]
+    found = shutil.which("trioredis-check-aof")
+    return [found] if found else [sys.executable, "-m", "trioredis.plugins.aof.check"]
+
+
 def run(*args, stdin=""):
-    return subprocess.run(["trioredis-check-aof", *map(str, args)], capture_output=True,
+    return subprocess.run([*check_aof_command(), *map(str, args)], capture_output=True,
                           text=True, input=stdin, timeout=30)
 
 
