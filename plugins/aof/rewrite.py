@@ -74,13 +74,22 @@ def write_dataset(host: Any, path: str) -> int:
         os.close(fd)
 
 
+def _load_prctl() -> Any:
+    # Looked up in the parent, at import: dlopen() in a forked child could wait forever on
+    # a loader lock that another thread of the parent held at the fork.
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()
+
+
 def _die_with_parent(parent_pid: int) -> None:
     """A child outliving a killed server would keep writing; ask the kernel to kill it."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
 
