@@ -13,24 +13,31 @@ from __future__ import annotations
 from typing import Any
 
 import trio
-from trioredis import Block, CommandError, hookimpl
+from trioredis import (
+    Block,
+    CommandError,
+    CommandRegistry,
+    Config,
+    PersistenceRegistry,
+    hookimpl,
+)
 from trioredis import command as command_spec
 
 from .backend import AofBackend, AofLoadError, State, config_changed
 
 
 @hookimpl
-def trioredis_register_persistence(registry, config):
+def trioredis_register_persistence(registry: PersistenceRegistry, config: Config) -> None:
     registry.add(AofBackend(config))
 
 
 @hookimpl
-def trioredis_config_changed(old, new):
+def trioredis_config_changed(old: Config, new: Config) -> None:
     config_changed(old, new)
 
 
 @hookimpl
-def trioredis_register_commands(registry):
+def trioredis_register_commands(registry: CommandRegistry) -> None:
     registry.add(command_spec("waitaof", 4, "noscript", waitaof, group="generic",
                               summary="Blocks until the preceding writes are fsynced to the AOF"))
 
