@@ -15,11 +15,16 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
+from typing import Any
 
 import hiredis
 
 INLINE_MAX_SIZE = 64 * 1024
 MAX_MULTIBULK_LENGTH = 1024 * 1024
+# Redis 7.0.15's limits for a client that has yet to AUTH (when a password is required):
+# enough for AUTH/HELLO, not enough to make the server buffer much for a stranger.
+UNAUTHENTICATED_MULTIBULK = 10
+UNAUTHENTICATED_BULK = 16384
 
 
 class ProtocolError(Exception):
@@ -182,7 +187,8 @@ class ExactParser:
 
     ``proto_max_bulk_len`` bounds one bulk string, as Redis's option of that name does."""
 
-    __slots__ = ("buffer", "pos", "proto_max_bulk_len", "_argv", "_missing", "loose_terminators")
+    __slots__ = ("buffer", "pos", "proto_max_bulk_len", "_argv", "_missing", "loose_terminators",
+                 "client")
 
     def __init__(self, proto_max_bulk_len: int = 512 * 1024 * 1024) -> None:
         self.buffer = bytearray()
@@ -194,6 +200,9 @@ class ExactParser:
         # parser and hiredis, but what follows may then be read differently by hiredis
         # (``+OK`` as an argument): the fuzz tests compare the two only without these.
         self.loose_terminators = 0
+        # The connection's client, when it may have to authenticate: until it has, Redis
+        # refuses requests bigger than an AUTH needs (see UNAUTHENTICATED_*).
+        self.client: Any = None
 
     def feed(self, data: bytes) -> None:
         if self.pos > 65536 and self.pos * 2 > len(self.buffer):
@@ -259,6 +268,9 @@ class ExactParser:
             raise ProtocolError("unbalanced quotes in request")
         return argv
 
+    def _unauthenticated(self) -> bool:
+        return self.client is not None and not self.client.authenticated
+
     def _start_multibulk(self) -> list[bytes] | None:
         start = self.pos
         line = self._read_line("too big mbulk count string")
@@ -268,6 +280,8 @@ class ExactParser:
         if count is None or count > MAX_MULTIBULK_LENGTH:
             self.pos = start
             raise ProtocolError("invalid multibulk length")
+        if count > UNAUTHENTICATED_MULTIBULK and self._unauthenticated():
+            raise ProtocolError("unauthenticated multibulk length")
         if count <= 0:
             return []
         self._argv = []
@@ -292,6 +306,8 @@ class ExactParser:
             length = _parse_int(line[1:])
             if length is None or length < 0 or length > self.proto_max_bulk_len:
                 raise ProtocolError("invalid bulk length")
+            if length > UNAUTHENTICATED_BULK and self._unauthenticated():
+                raise ProtocolError("unauthenticated bulk length")
             if len(buf) - self.pos < length + 2:
                 self.pos = start
                 return None
@@ -397,9 +413,13 @@ class RequestParser:
     otherwise (see the module docstring).  ``feed`` then ``gets`` until it returns None."""
 
     __slots__ = ("_reader", "_exact", "_since_boundary", "_returned", "_tail", "max_bulk_len",
-                 "_fed", "_consumed", "_searched", "_screen")
+                 "_fed", "_consumed", "_searched", "_screen", "client")
 
-    def __init__(self, proto_max_bulk_len: int = 512 * 1024 * 1024) -> None:
+    def __init__(self, proto_max_bulk_len: int = 512 * 1024 * 1024, client: Any = None) -> None:
+        """``client``: the connection's client (with an ``authenticated`` attribute); while
+        it is not authenticated, requests go through :class:`ExactParser`, which applies
+        Redis's limits for unauthenticated clients."""
+        self.client = client
         self._reader = hiredis.Reader()
         self._exact: ExactParser | None = None
         self.max_bulk_len = proto_max_bulk_len
@@ -427,7 +447,8 @@ class RequestParser:
             self._exact.feed(data)
             return
         at_boundary = not self._since_boundary
-        if (at_boundary and data[:1] != b"*") or self._screen.search(self._tail + data) is not None:
+        if ((at_boundary and data[:1] != b"*") or self._screen.search(self._tail + data) is not None
+                or (self.client is not None and not self.client.authenticated)):
             self._switch_to_exact(data)
             return
         # The screen's patterns span up to 11 bytes: keep that much across small chunks.
@@ -438,6 +459,7 @@ class RequestParser:
 
     def _switch_to_exact(self, data: bytes) -> None:
         exact = ExactParser(self.max_bulk_len)
+        exact.client = self.client
         exact.feed(b"".join(self._since_boundary) + data)
         for _ in range(self._returned):
             exact.gets()

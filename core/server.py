@@ -413,7 +413,8 @@ class Server:
                 raw.close()
                 return
         client = engine.new_client(addr, laddr, raw.fileno())
-        connection = Connection(raw, client, RequestParser(self.engine.config.proto_max_bulk_len))
+        parser = RequestParser(self.engine.config.proto_max_bulk_len, client)
+        connection = Connection(raw, client, parser)
         client.transport = Transport(
             push=lambda reply, c=connection: self._push(c, reply),
             close=lambda c=connection: self._close_soon(c),

@@ -199,3 +199,42 @@ def test_resp3_reply_types(server, reference):
               ("MULTI",), ("EXEC",), ("HELLO", "2"), ("GET", "missing")]
     differences = parity.compare_scripts(server.port, reference.port, script)
     assert [d for d in differences if d[0][0] != "HELLO"] == []
+
+
+# --- a client that has yet to authenticate -------------------------------------------------
+
+
+@pytest.fixture
+def secured(tmp_path):
+    from servers import ServerThread
+
+    with ServerThread([["save", ""], ["dir", str(tmp_path)], ["requirepass", "pw"]]) as running:
+        running.wait_ready()
+        yield running
+
+
+def test_unauthenticated_client_gets_redis_7_limits(secured):
+    """Redis 7.0.15 refuses more than 10 elements or a bulk over 16384 bytes before AUTH."""
+    assert exchange(secured.port, b"*11\r\n") == protocol_error("unauthenticated multibulk length")
+    assert exchange(secured.port, b"*1\r\n$16385\r\n") == protocol_error(
+        "unauthenticated bulk length")
+    assert exchange(secured.port, b"*1\r\n$16384\r\n", wait=0.2) == b"<OPEN>"
+    big = encode_command("SET", "k", "x" * 100_000)
+    assert exchange(secured.port, encode_command("AUTH", "pw") + big, wait=0.3) == (
+        b"+OK\r\n+OK\r\n<OPEN>")
+    assert exchange(secured.port, b"AUTH pw\r\n" + encode_command("MSET", *"abcdefghijkl"),
+                    wait=0.3) == b"+OK\r\n+OK\r\n<OPEN>"
+
+
+def test_unauthenticated_limits_match_redis(secured, reference):
+    with RawClient(reference.port) as admin:
+        admin.call("CONFIG", "SET", "requirepass", "pw")
+    try:
+        for data in (b"*11\r\n", b"*1\r\n$16385\r\n", b"*3\r\n$4\r\nAUTH\r\n$20000\r\n",
+                     b"AUTH pw\r\n*11\r\n$4\r\nMSET\r\n", b"*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n"
+                     b"*1\r\n$16385\r\n"):
+            assert exchange(secured.port, data, 0.3) == exchange(reference.port, data, 0.3), data
+    finally:
+        with RawClient(reference.port) as admin:
+            admin.call("AUTH", "pw")
+            admin.call("CONFIG", "SET", "requirepass", "")
