@@ -1,4 +1,11 @@
-"""String commands."""
+"""String commands: GET SET SETNX SETEX PSETEX GETSET GETDEL GETEX MGET MSET MSETNX APPEND
+STRLEN GETRANGE SUBSTR SETRANGE INCR DECR INCRBY DECRBY INCRBYFLOAT LCS.
+
+Replies and errors follow Redis 7.0's ``t_string.c``.  Writes propagate their effect: an
+expiry as ``PEXPIREAT`` with the absolute time, INCRBYFLOAT as ``SET key <result> KEEPTTL``
+(the addition could round differently elsewhere), GETSET as ``SET``, GETDEL as ``DEL``.
+A string may not grow past ``proto-max-bulk-len`` (APPEND, SETRANGE).
+"""
 
 from __future__ import annotations
 
@@ -376,8 +383,8 @@ def lcs(ctx, argv):
     matches = []
     position = length
     i, j = a_len, b_len
-    a_start = a_end = b_start = b_end = 0
-    a_start = a_len
+    # The match range being extended backwards; a_start == a_len means "no range open".
+    a_start, a_end, b_start, b_end = a_len, 0, 0, 0
     while i > 0 and j > 0:
         emit = False
         if a[i - 1] == b[j - 1]:
