@@ -566,3 +566,46 @@ def test_we_load_an_aof_written_by_debian_redis_server(tmp_path):
     with ServerThread(aof_options(ours)) as server:
         server.wait_ready()
         assert _dump(server.client()) == expected
+
+
+def test_we_import_a_redis7_multi_part_aof_directory_then_keep_our_own_file(tmp_path):
+    redis_server = RedisServer(tmp_path, "--appendonly", "yes", "--aof-use-rdb-preamble", "no")
+    try:
+        r = redis_server.client
+        r.set("seed", "in-the-base")
+        r.bgrewriteaof()
+        deadline = time.monotonic() + 20
+        while r.info("persistence")["aof_rewrite_in_progress"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        _populate(r)  # these land in the incremental file
+        expected = _dump(r)
+    finally:
+        redis_server.stop()
+    assert not (tmp_path / AOF).exists()
+    with ServerThread(aof_options(tmp_path)) as server:
+        server.wait_ready()
+        r = server.client()
+        assert _dump(r) == expected
+        deadline = time.monotonic() + 20
+        while r.info("persistence")["aof_rewrites"] < 1:  # our own file, from the dataset
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    shutil.rmtree(tmp_path / "appendonlydir")
+    with ServerThread(aof_options(tmp_path)) as server:
+        server.wait_ready()
+        assert _dump(server.client()) == expected
+
+
+def test_a_redis7_base_with_an_rdb_preamble_stops_start_up_with_advice(tmp_path):
+    redis_server = RedisServer(tmp_path, "--appendonly", "yes")  # preamble yes: the default
+    try:
+        redis_server.client.set("k", "v")
+        redis_server.client.bgrewriteaof()
+        time.sleep(0.5)
+    finally:
+        redis_server.stop()
+    server = ServerProcess(str(tmp_path), [["appendonly", "yes"], ["save", ""]])
+    server.start(wait=False)
+    assert server.process.wait(30) != 0
+    assert "aof-use-rdb-preamble no" in server.log()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import errno
 import os
+import shlex
 import signal
 import time
 import weakref
@@ -42,6 +43,8 @@ SMALL_TAIL = 64 * 1024  # rewrite buffer left to copy on the event loop at the s
 CATCH_UP_ROUNDS = 16  # copies of the rewrite buffer off the loop before the switch
 PROGRESS_LOG_SECONDS = 2.0
 YIELD_SECONDS = 0.01  # loading hands the event loop over at least this often
+
+REDIS7_DIRNAME = "appendonlydir"  # Redis 7's appenddirname default
 
 REWRITE_IN_PROGRESS = b"ERR Background append only file rewriting already in progress"
 REWRITE_FAILED = (b"ERR Can't execute an AOF background rewriting. Please check the server "
@@ -650,9 +653,11 @@ class AofBackend(BaseBackend):
         try:
             size = os.stat(self._path).st_size
         except FileNotFoundError:
-            return False
+            if reloading:
+                return False
+            return await self._import_redis7(loader)
         started = time.monotonic()
-        valid_size = await self._replay(loader, size)
+        valid_size = await self._replay(loader, self._path, size)
         if not reloading:
             self._open_for_append()
             self.state = State.ON
@@ -674,9 +679,40 @@ class AofBackend(BaseBackend):
                 log.notice(f"Removing the temporary AOF {name} left by an interrupted rewrite")
                 _remove(os.path.join(directory, name))
 
-    async def _replay(self, loader: Loader, size: int) -> int:
+    async def _import_redis7(self, loader: Loader) -> bool:
+        """No AOF of ours, but Redis 7's multi-part AOF (``appendonlydir/`` with a manifest)
+        is in ``dir``: replay its base and incremental files, in manifest order, without
+        touching them.  Our own file is then born from a rewrite of the loaded dataset (see
+        :meth:`_open_after_load`).  A base in RDB format (Redis's default preamble) cannot be
+        read here: start-up stops and says so."""
+        directory = os.path.join(self._config.dir, REDIS7_DIRNAME)
+        manifest = os.path.join(directory, f"{self._config.appendfilename}.manifest")
+        try:
+            with open(manifest, encoding="utf-8") as handle:
+                lines = [shlex.split(line) for line in handle if line.strip()]
+        except FileNotFoundError:
+            return False
+        entries = [dict(zip(words[::2], words[1::2], strict=False)) for words in lines]
+        parts = ([e["file"] for e in entries if e.get("type") == "b"]
+                 + [e["file"] for e in entries if e.get("type") == "i"])
+        loader.log.notice(f"Importing Redis 7's multi-part AOF from {directory}: "
+                          f"{', '.join(parts)}")
+        for index, name in enumerate(parts):
+            path = os.path.join(directory, name)
+            with open(path, "rb") as handle:
+                if handle.read(5) == b"REDIS":
+                    loader.log.warning(
+                        f"The AOF base file {path} starts with an RDB preamble, which this "
+                        "server cannot read: in Redis, CONFIG SET aof-use-rdb-preamble no and "
+                        "run BGREWRITEAOF, then start this server again.")
+                    raise AofLoadError(f"AOF base {path} is in RDB format")
+            await self._replay(loader, path, os.path.getsize(path), own_file=False,
+                               last=index == len(parts) - 1)
+        return True
+
+    async def _replay(self, loader: Loader, path: str, size: int, own_file: bool = True,
+                      last: bool = True) -> int:
         """Execute every command of the file; handle a torn tail; the valid size."""
-        path = self._path
         scanner = AofScanner()
         last_log = last_yield = time.monotonic()
         executed = 0
@@ -727,7 +763,7 @@ class AofBackend(BaseBackend):
         # loaded and the file is cut back to them (before the MULTI of an unfinished
         # transaction, so it can never be half-applied by a later restart); appends then
         # continue from a clean end.  With no, the server refuses to start.
-        if not self._config.aof_load_truncated:
+        if not self._config.aof_load_truncated or not last:
             loader.log.warning(
                 f"Unexpected end of file reading the append only file {path} (valid up to "
                 f"offset {end.valid_size} of {end.total_size}). You can: 1) Make a backup of "
@@ -739,6 +775,10 @@ class AofBackend(BaseBackend):
         if end.unfinished_multi_at is not None:
             loader.log.warning("Revert incomplete MULTI/EXEC transaction in AOF file "
                                f"(from offset {end.unfinished_multi_at})")
+        if not own_file:  # Redis's file: loaded as far as it is whole, left as it is
+            loader.log.warning(f"AOF loaded anyway because aof-load-truncated is enabled "
+                               f"(valid up to offset {end.valid_size} of {end.total_size})")
+            return end.valid_size
         loader.log.warning(
             f"AOF loaded anyway because aof-load-truncated is enabled: truncating {path} from "
             f"{end.total_size} to {end.valid_size} bytes")
