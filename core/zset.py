@@ -6,11 +6,14 @@ member -> score for O(1) ZSCORE/ZADD lookups, and a ``sortedcontainers.SortedLis
 Redis orders a sorted set: by score, then by member bytes (memcmp), which is what Python's
 bytes comparison does.
 
-Scores are IEEE doubles; NaN is never stored.  A stored ``-0.0`` is kept as ``0.0``: Redis 7.0
-keeps small sorted sets as listpacks, which store ``-0`` as the integer 0, so ZSCORE prints
-``0`` after ``ZADD z -0 m`` (a computed score in a reply, ZINCRBY's or ZUNION's, may still be
-``-0``).  A large Redis sorted set (skiplist) would keep ``-0``; this class does not track
-Redis's encoding history, so it prints ``0`` there too.
+Scores are IEEE doubles; NaN is never stored.
+
+The set also tracks which encoding Redis would have given it (:attr:`ZSet.encoding`), because
+a few replies depend on it: Redis 7.0 keeps a small sorted set as a listpack (at most 128
+members of at most 64 bytes) and converts it for good to a skiplist when it outgrows that;
+only ZUNIONSTORE & co or a load pick the encoding afresh from the size.  A listpack stores a
+score of ``-0`` as the integer 0 (ZSCORE prints ``0`` after ``ZADD z -0 m``) while a skiplist
+keeps ``-0``; and ZSCAN returns a listpack whole but walks a skiplist with a cursor.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from collections.abc import Iterable, Iterator
 from sortedcontainers import SortedList
 
 from .errors import NOT_FLOAT, CommandError
+
+# Redis 7.0's zset-max-listpack-entries / zset-max-listpack-value defaults.
+LISTPACK_ENTRIES = 128
+LISTPACK_VALUE = 64
 
 MIN_SCORE_RANGE_ERROR = "ERR min or max is not a float"
 LEX_RANGE_ERROR = "ERR min or max not valid string range item"
@@ -58,15 +65,43 @@ TOP = _Top()
 class ZSet:
     """A sorted set: members (bytes) with scores (float), ordered by (score, member)."""
 
-    __slots__ = ("scores", "ordered")
+    __slots__ = ("scores", "ordered", "compact")
 
     def __init__(self, items: Iterable[tuple[bytes, float]] = ()) -> None:
-        """From (member, score) pairs; a repeated member keeps its last score."""
-        self.scores: dict[bytes, float] = {member: score + 0.0 for member, score in items}
+        """From (member, score) pairs (a repeated member keeps its last score), encoded as
+        Redis encodes a STORE result or a loaded set: a listpack when small enough."""
+        scores = dict(items)
+        self.compact = len(scores) <= LISTPACK_ENTRIES and all(
+            len(member) <= LISTPACK_VALUE for member in scores)
+        if self.compact:
+            scores = {member: score + 0.0 for member, score in scores.items()}
+        self.scores: dict[bytes, float] = scores
         # One sort of the whole list (linear when the pairs come sorted, as a STORE's do).
-        self.ordered: SortedList = SortedList(
-            [(score, member) for member, score in self.scores.items()]
-        )
+        self.ordered: SortedList = SortedList([(score, member) for member, score in scores.items()])
+
+    @classmethod
+    def for_first_member(cls, member: bytes) -> ZSet:
+        """An empty set as Redis 7.0's ZADD creates one: a listpack unless the first member
+        to add is already too long for one (members after it convert it as they come)."""
+        zset = cls()
+        zset.compact = len(member) <= LISTPACK_VALUE
+        return zset
+
+    @classmethod
+    def built_by_adding(cls, pairs: list[tuple[bytes, float]]) -> ZSet:
+        """A set as ZRANGESTORE builds its result: created for its size (Redis's
+        zsetTypeCreate), then grown one pair at a time, so a member too long for a listpack
+        converts it from there on."""
+        zset = cls()
+        zset.compact = len(pairs) <= LISTPACK_ENTRIES
+        for member, score in pairs:
+            zset.add(member, score)
+        return zset
+
+    @property
+    def encoding(self) -> str:
+        """What OBJECT ENCODING answers in Redis 7.0 for this set's history."""
+        return "listpack" if self.compact else "skiplist"
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -120,14 +155,19 @@ class ZSet:
         clone = ZSet()
         clone.scores = dict(self.scores)
         clone.ordered = SortedList(self.ordered)
+        clone.compact = self.compact
         return clone
 
     # --- writing ---------------------------------------------------------------------------
 
     def add(self, member: bytes, score: float) -> bool:
         """Set ``member``'s score; True when the member is new."""
-        score = score + 0.0  # -0.0 becomes 0.0 (see the module docstring)
         old = self.scores.get(member)
+        if self.compact and old is None and (
+                len(self.scores) + 1 > LISTPACK_ENTRIES or len(member) > LISTPACK_VALUE):
+            self.compact = False  # Redis converts to a skiplist, never back
+        if self.compact:
+            score = score + 0.0  # a listpack stores -0 as 0 (see the module docstring)
         if old is not None:
             if old == score:
                 return False

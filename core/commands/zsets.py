@@ -26,7 +26,6 @@ from . import command
 from .args import INT64_MAX, parse_int, parse_timeout
 from .keys import (
     compile_glob,
-    object_encoding,
     parse_cursor,
     parse_scan_options,
     read_key,
@@ -79,11 +78,13 @@ def _pairs_reply(ctx, pairs: list[tuple[bytes, float]], withscores: bool) -> lis
     return flat
 
 
-def _store(ctx, key: bytes, pairs: list[tuple[bytes, float]], event: bytes) -> int:
+def _store(ctx, key: bytes, pairs: list[tuple[bytes, float]], event: bytes,
+           one_by_one: bool = False) -> int:
     """ZRANGESTORE, ZUNIONSTORE...: replace ``key`` (its TTL goes too) or delete it when the
-    result is empty; the reply is the stored size."""
+    result is empty; the reply is the stored size.  ZRANGESTORE adds its result ``one_by_one``
+    as Redis 7.0 does (which decides where a ``-0`` score survives, see trioredis.zset)."""
     if pairs:
-        ctx.db.set(key, ZSet(pairs))
+        ctx.db.set(key, ZSet.built_by_adding(pairs) if one_by_one else ZSet(pairs))
         ctx.dirty += 1
         notify(ctx, event, key, "z")
         return len(pairs)
@@ -146,7 +147,7 @@ def _zadd_generic(ctx, argv: list[bytes], incr: bool) -> Any:
     if zset is None:
         if xx:
             return None if incr else 0
-        zset = ZSet()
+        zset = ZSet.for_first_member(rest[1])
         ctx.db.set(key, zset)
     added = updated = processed = 0
     score = 0.0
@@ -373,7 +374,7 @@ def _zrange_generic(ctx, argv: list[bytes], key_index: int, store: bool,
     zset = _get(ctx, argv[key_index], read=True)
     pairs = [] if zset is None else _select(zset, kind, reverse, low, high, offset, limit)
     if store:
-        return _store(ctx, argv[1], pairs, b"zrangestore")
+        return _store(ctx, argv[1], pairs, b"zrangestore", one_by_one=True)
     return _pairs_reply(ctx, pairs, withscores)
 
 
@@ -638,7 +639,7 @@ def zscan(ctx, argv):
     if zset is None:
         return [b"0", []]
     pattern, count, _ = parse_scan_options(argv, 3)
-    if object_encoding(zset) == "listpack":
+    if zset.compact:
         next_cursor, batch = 0, list(zset)
     else:
         next_cursor, batch = scan_snapshots(ctx).step(cursor, lambda: list(zset.scores), count)

@@ -402,6 +402,28 @@ def _large_script() -> list[list[bytes]]:
                [b"ZPOPMIN", b"big", b"3"], [b"ZPOPMAX", b"big"], [b"ZMPOP", b"1", b"big", b"MAX",
                                                               b"COUNT", b"2"],
                [b"ZRANGE", b"big", b"0", b"-1", b"WITHSCORES"]]
+    # Negative zero: a skiplist keeps it, a listpack stores 0; a set that outgrew the
+    # listpack stays a skiplist after it shrinks.
+    script += [[b"ZADD", b"lex", b"-0", b"zero"], [b"ZSCORE", b"lex", b"zero"],
+               [b"ZADD", b"small", b"-0", b"zero"], [b"ZSCORE", b"small", b"zero"],
+               [b"ZADD", b"long", b"-0", b"x" * 65], [b"ZSCORE", b"long", b"x" * 65],
+               [b"ZREMRANGEBYRANK", b"lex", b"0", b"-3"], [b"ZADD", b"lex", b"-0", b"zero2"],
+               [b"ZRANGE", b"lex", b"0", b"-1", b"WITHSCORES"],
+               [b"ZUNIONSTORE", b"u2", b"1", b"lex"], [b"ZSCORE", b"u2", b"zero2"],
+               [b"ZADD", b"wide", *[part for i in range(130) for part in (b"-0", b"w%d" % i)]],
+               [b"ZSCORE", b"wide", b"w1"], [b"ZSCORE", b"wide", b"w129"],
+               [b"ZADD", b"wide2", b"1", b"x" * 65, *[part for i in range(9) for part in (b"-0", b"v%d" % i)]],
+               [b"ZSCORE", b"wide2", b"v1"],
+               [b"ZRANGESTORE", b"rs", b"wide", b"0", b"-1"], [b"ZSCORE", b"rs", b"w1"],
+               [b"ZSCORE", b"rs", b"w129"], [b"ZRANGESTORE", b"rs", b"wide", b"0", b"-1", b"REV"],
+               [b"ZSCORE", b"rs", b"w1"], [b"ZSCORE", b"rs", b"w129"],
+               [b"ZADD", b"ml", b"1", b"y" * 65], [b"ZADD", b"ml", b"-0", b"a", b"-0", b"b"],
+               [b"ZRANGESTORE", b"rs", b"ml", b"0", b"-1"], [b"ZSCORE", b"rs", b"a"],
+               [b"ZRANGESTORE", b"rs", b"ml", b"0", b"-1", b"REV"], [b"ZSCORE", b"rs", b"a"],
+               [b"ZUNIONSTORE", b"rs", b"1", b"ml"], [b"ZSCORE", b"rs", b"a"],
+               [b"ZINTERSTORE", b"rs", b"1", b"ml", b"WEIGHTS", b"-1"], [b"ZSCORE", b"rs", b"b"],
+               [b"COPY", b"ml", b"mlcopy"], [b"ZADD", b"mlcopy", b"-0", b"c"],
+               [b"ZSCORE", b"mlcopy", b"c"]]
     # Sets past the intset: only order-free replies.
     script.append([b"SADD", b"s", *members])
     script.append([b"SADD", b"t", *members[::3], b"extra"])
