@@ -145,6 +145,18 @@ class _LargeSetSampler:
         snapshot, index = self._pick(members)
         return snapshot[index]
 
+    def sample(self, members: set[bytes], count: int) -> list[bytes]:
+        """``count`` distinct random members (``count`` below the size)."""
+        if len(members) < self.THRESHOLD:
+            return random.sample(list(members), count)
+        return random.sample(self._snapshot(members), count)
+
+    def choices(self, members: set[bytes], count: int) -> list[bytes]:
+        """``count`` random members, repetitions allowed (SRANDMEMBER's negative count)."""
+        if len(members) < self.THRESHOLD:
+            return random.choices(list(members), k=count)
+        return random.choices(self._snapshot(members), k=count)
+
     def pop(self, members: set[bytes]) -> bytes:
         """Remove and return a random member."""
         if len(members) < self.THRESHOLD:
@@ -314,9 +326,12 @@ def spop(ctx, argv):
             delete_emptied(ctx, key)
             ctx.propagate([b"DEL", key])
             return members_reply(value)
-        popped = random.sample(list(value), count)
-        value.difference_update(popped)
-        SAMPLER.forget(value)
+        if count * 4 < len(value):  # a few from a large set: O(count), not a copy
+            popped = [SAMPLER.pop(value) for _ in range(count)]
+        else:
+            popped = random.sample(list(value), count)
+            value.difference_update(popped)
+            SAMPLER.forget(value)
         ctx.dirty += count
         notify(ctx, b"spop", key)
         for start in range(0, count, SREM_BATCH):
@@ -346,10 +361,10 @@ def srandmember(ctx, argv):
     if value is None or count == 0:
         return []
     if count < 0:
-        return random.choices(list(value), k=-count)
+        return SAMPLER.choices(value, -count)
     if count >= len(value):
         return list(members_reply(value))  # the whole set, in its intset order if it has one
-    return random.sample(list(value), count)
+    return SAMPLER.sample(value, count)
 
 
 def _load_sets(ctx, keys: list[bytes]) -> list[set[bytes] | None]:
