@@ -159,6 +159,12 @@ def test_spop_drains_a_large_set_once_each_and_srandmember_sees_new_members(r):
     left = r.smembers("big")
     assert len(left) == 10 and not left & set(popped)
     r.sadd("many", *range(2000))
+    sample = r.srandmember("many", 300)
+    assert len(set(sample)) == 300 and {int(m) for m in sample} <= set(range(2000))
+    assert len(r.srandmember("many", -3000)) == 3000
+    popped = r.spop("many", 100)
+    assert len(set(popped)) == 100 and r.scard("many") == 1900
+    r.sadd("many", *popped)
     r.srandmember("many")
     r.srem("many", 0)
     r.sadd("many", "new")  # same size, one member swapped
