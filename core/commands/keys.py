@@ -11,6 +11,7 @@ in the past deletes the key and propagates ``DEL``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import itertools
 import re
@@ -597,7 +598,8 @@ def register(registry):
         command("exists", -2, "readonly fast", exists, (1, -1, 1), group=group),
         command("touch", -2, "readonly fast", touch, (1, -1, 1), group=group),
         command("type", 2, "readonly fast", type_, one, group=group),
-        command("keys", 2, "readonly", keys, group=group),
+        dataclasses.replace(command("keys", 2, "readonly", keys, group=group),
+                            categories=frozenset({"keyspace", "read", "slow", "dangerous"})),
         command("scan", -2, "readonly", scan, group=group),
         command("randomkey", 1, "readonly", randomkey, group=group),
         command("rename", 3, "write", rename, (1, 2, 1), group=group),

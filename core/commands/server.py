@@ -3,6 +3,7 @@ SAVE BGSAVE BGREWRITEAOF LASTSAVE."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 
@@ -453,23 +454,38 @@ def debug(ctx, argv):
     raise CommandError(errors.unknown_subcommand(argv[1], "DEBUG"))
 
 
+def with_categories(spec, *categories: str):
+    """A spec with ACL categories Redis gives it beyond what its flags imply."""
+    return dataclasses.replace(spec, categories=spec.categories | frozenset(categories))
+
+
+def dangerous(spec):
+    return with_categories(spec, "dangerous")
+
+
 def register(registry):
     group = "server"
     registry.extend([
-        command("info", -1, "loading stale", info, group=group),
+        dangerous(command("info", -1, "loading stale", info, group=group)),
         command("dbsize", 1, "readonly fast", dbsize, group="keyspace"),
-        command("flushdb", -1, "write", flushdb, group="keyspace"),
-        command("flushall", -1, "write", flushall, group="keyspace"),
-        command("swapdb", 3, "write fast", swapdb, group="keyspace"),
+        dangerous(command("flushdb", -1, "write", flushdb, group="keyspace")),
+        dangerous(command("flushall", -1, "write", flushall, group="keyspace")),
+        dangerous(command("swapdb", 3, "write fast", swapdb, group="keyspace")),
         command("time", 1, "loading stale fast", time_, group=group),
-        command("lastsave", 1, "loading stale fast", lastsave, group=group),
+        with_categories(command("lastsave", 1, "loading stale fast", lastsave, group=group),
+                        "admin", "dangerous"),
         command("config", -2, "admin loading stale", config_, group=group,
                 subcommands=("get", "set", "resetstat", "rewrite", "help")),
-        command("command", -1, "loading stale", command_, group=group,
-                subcommands=("count", "info", "docs", "list", "getkeys", "help")),
-        command("save", 1, "admin no-multi blocking", save, group=group),
-        command("bgsave", -1, "admin no-multi blocking", bgsave, group=group),
-        command("bgrewriteaof", 1, "admin no-multi blocking", bgrewriteaof, group=group),
-        command("shutdown", -1, "admin loading stale no-multi", shutdown, group=group),
-        command("debug", -2, "admin loading stale", debug, group=group),
+        with_categories(command("command", -1, "loading stale", command_, group=group,
+                subcommands=("count", "info", "docs", "list", "getkeys", "help")), "connection"),
+        # These wait on a backend through an event Block, which needs no "blocking" flag.
+        # BGSAVE and BGREWRITEAOF are refused in MULTI here (Redis queues them): EXEC cannot
+        # wait for a backend in the middle of a transaction.
+        command("save", 1, "admin noscript no-async-loading no-multi", save, group=group),
+        command("bgsave", -1, "admin noscript no-async-loading no-multi", bgsave, group=group),
+        command("bgrewriteaof", 1, "admin noscript no-async-loading no-multi", bgrewriteaof,
+                group=group),
+        command("shutdown", -1, "admin noscript loading stale no-multi allow-busy", shutdown,
+                group=group),
+        command("debug", -2, "admin noscript loading stale", debug, group=group),
     ])
