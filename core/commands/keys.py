@@ -228,7 +228,7 @@ class ScanSnapshots:
     cursor whose snapshot was evicted (or a made-up cursor) continues over a fresh snapshot,
     so a scan always terminates."""
 
-    MAX_SNAPSHOTS = 32
+    MAX_SNAPSHOTS = 16
 
     def __init__(self) -> None:
         self.snapshots: OrderedDict[int, list[Any]] = OrderedDict()
@@ -240,7 +240,7 @@ class ScanSnapshots:
         snapshot = self.snapshots.get(snapshot_id) if cursor else None
         if snapshot is None:
             snapshot = take_snapshot()
-            snapshot_id = next(self._ids) & 0x7FFFFFFF or next(self._ids)
+            snapshot_id = next(self._ids) % 0x7FFFFFFF + 1  # 1..2**31-1: cursor fits 63 bits
             self.snapshots[snapshot_id] = snapshot
             while len(self.snapshots) > self.MAX_SNAPSHOTS:
                 self.snapshots.popitem(last=False)
