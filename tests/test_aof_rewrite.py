@@ -177,13 +177,16 @@ def test_appendonly_no_during_a_rewrite_kills_the_child(tmp_path):
 
 def test_auto_rewrite_triggers_on_growth(tmp_path):
     options = aof_options(tmp_path, ["auto-aof-rewrite-min-size", "32kb"],
-                          ["auto-aof-rewrite-percentage", "100"])
+                          ["auto-aof-rewrite-percentage", "0"])
     with ServerThread(options) as server:
         server.wait_ready()
         r = server.client()
         for i in range(1000):
             r.set("same-key", "x" * 100 + str(i))
-        wait_for(lambda: rewrites(r) >= 1 and rewrite_idle(r))
+        assert rewrites(r) == 0  # percentage 0: no automatic rewrite
+        assert r.info("persistence")["aof_current_size"] > 64 * 1024
+        r.config_set("auto-aof-rewrite-percentage", 100)
+        wait_for(lambda: rewrites(r) == 1 and rewrite_idle(r))
         info = r.info("persistence")
         assert info["aof_base_size"] < 32 * 1024
         assert r.get("same-key") == b"x" * 100 + b"999"
