@@ -206,6 +206,9 @@ def _zset_command(rng: random.Random) -> tuple[str, list[bytes]]:
         return "exact", command
     if pick == 23:
         # Only on a key that exists: the reply is immediate (no test time spent blocking).
+        if rng.random() < 0.4:
+            return "bzpop", [b"BZMPOP", b"0.01", b"1", key, rng.choice([b"MIN", b"MAX"]),
+                             b"COUNT", rng.choice([b"1", b"3"])]
         name = rng.choice([b"BZPOPMIN", b"BZPOPMAX"])
         return "bzpop", [name, key, b"0.01"]
     if pick in (24, 25, 26):
@@ -298,7 +301,8 @@ def _run(rng: random.Random, ours: RawClient, theirs: RawClient, protocol: int) 
             continue
         mode, command = _zset_command(rng) if rng.random() < 0.6 else _set_command(rng)
         if mode == "bzpop":
-            if theirs.call(b"TYPE", command[1]) != b"+zset\r\n":
+            key = command[3] if command[0] == b"BZMPOP" else command[1]
+            if theirs.call(b"TYPE", key) != b"+zset\r\n":
                 continue
             mode = "exact"
         if mode == "scan":
