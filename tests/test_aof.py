@@ -157,6 +157,9 @@ def test_waitaof_answers_once_the_writes_are_fsynced(tmp_path):
         r.set("k", "v")
         assert r.execute_command("WAITAOF", 1, 0, 0) == [1, 0]
         assert r.execute_command("WAITAOF", 0, 0, 0) == [1, 0]
+        with r.pipeline(transaction=True) as pipe:
+            pipe.set("k2", "v").execute_command("WAITAOF", 1, 0, 0)
+            assert pipe.execute()[1][1] == 0  # answered at once inside EXEC
     with ServerThread([["appendonly", "no"], ["save", ""], ["dir", str(tmp_path)]]) as server:
         server.wait_ready()
         with pytest.raises(redis.ResponseError, match="appendonly is disabled"):

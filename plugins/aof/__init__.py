@@ -74,7 +74,7 @@ def waitaof(ctx: Any, argv: list[bytes]) -> Any:
     if backend is None or not enabled:
         return [0, 0]
     position = backend.fed_position  # includes this batch's writes, flushed before we wait
-    if not numlocal and not numreplicas:
+    if (not numlocal and not numreplicas) or ctx.engine.in_exec:  # as WAIT: no wait in EXEC
         return [1 if backend.durable_position >= position else 0, 0]
     result: dict[str, Any] = {}
     done = trio.Event()
