@@ -50,6 +50,9 @@ REWRITE_IN_PROGRESS = b"ERR Background append only file rewriting already in pro
 REWRITE_FAILED = (b"ERR Can't execute an AOF background rewriting. Please check the server "
                   b"logs for more information.")
 
+_ARRAY_HEADERS = [b"*%d\r\n" % count for count in range(64)]
+_BULK_HEADERS = [b"$%d\r\n" % size for size in range(1024)]
+
 _BACKENDS: weakref.WeakSet[AofBackend] = weakref.WeakSet()
 
 
@@ -147,16 +150,24 @@ class AofBackend(BaseBackend):
         state = self.state
         if state is State.OFF or self._fatal:
             return
+        # Encoded straight into the buffer (the same bytes encode_command makes, without the
+        # intermediate objects: this runs for every write).
+        target = self._rewrite_buf if state is State.WAIT_REWRITE else self._buf
+        if target is None:
+            return  # WAIT_REWRITE before the fork: the child's dataset will include it
+        start = len(target)
         if db != self._selected_db:
-            chunk = encode_command([b"SELECT", b"%d" % db]) + encode_command(argv)
+            target += encode_command([b"SELECT", b"%d" % db])
             self._selected_db = db
-        else:
-            chunk = encode_command(argv)
-        self._fed += len(chunk)
-        if state is not State.WAIT_REWRITE:
-            self._buf += chunk
-        if self._rewrite_buf is not None:
-            self._rewrite_buf += chunk
+        target += _ARRAY_HEADERS[len(argv)] if len(argv) < 64 else b"*%d\r\n" % len(argv)
+        for arg in argv:
+            size = len(arg)
+            target += _BULK_HEADERS[size] if size < 1024 else b"$%d\r\n" % size
+            target += arg
+            target += b"\r\n"
+        self._fed += len(target) - start
+        if self._rewrite_buf is not None and target is not self._rewrite_buf:
+            self._rewrite_buf += target[start:]
 
     def flush(self) -> int | None:
         # WRITE BEFORE REPLY.  Core calls flush() before any reply of a batch that wrote
