@@ -25,6 +25,15 @@ def aof_options(directory, *extra):
     return [["appendonly", "yes"], ["save", ""], ["dir", str(directory)], *extra]
 
 
+@pytest.fixture
+def spawned():
+    """Server processes a test started: killed at teardown whatever happened."""
+    servers = []
+    yield servers
+    for server in servers:
+        server.kill()
+
+
 def digest(client) -> bytes:
     return client.execute_command("DEBUG", "DIGEST")
 
@@ -82,7 +91,8 @@ def test_select_is_written_only_when_the_database_changes(tmp_path):
         r.set("d", "4")
         other = server.client(db=0)
         other.set("e", "5")
-    names = [argv[:2] if argv[0] == b"SELECT" else argv[0] for argv in commands_in(aof_bytes(tmp_path))]
+    names = [argv[:2] if argv[0] == b"SELECT" else argv[0]
+             for argv in commands_in(aof_bytes(tmp_path))]
     assert names == [[b"SELECT", b"0"], b"SET", b"SET", [b"SELECT", b"3"], b"SET", b"SET",
                      [b"SELECT", b"0"], b"SET"]
 
@@ -260,12 +270,13 @@ def test_cut_inside_multi_drops_the_whole_transaction_and_later_writes_survive(t
             assert r.get("after") == b"recovery"
 
 
-def test_writes_after_a_torn_multi_recovery_survive_a_kill(tmp_path):
+def test_writes_after_a_torn_multi_recovery_survive_a_kill(tmp_path, spawned):
     whole = encode_command([b"SELECT", b"0"]) + encode_command([b"SET", b"base", b"1"])
     block = b"".join(encode_command(argv) for argv in ([b"MULTI"], [b"SET", b"t1", b"a"],
                                                        [b"SET", b"t2", b"b"], [b"EXEC"]))
     (tmp_path / AOF).write_bytes(whole + block[:len(block) - 3])
     server = ServerProcess(str(tmp_path), [["appendonly", "yes"], ["save", ""]])
+    spawned.append(server)
     server.start()
     try:
         r = server.client()
@@ -282,13 +293,14 @@ def test_writes_after_a_torn_multi_recovery_survive_a_kill(tmp_path):
         server.stop()
 
 
-def test_aof_load_truncated_no_refuses_and_check_aof_fix_repairs_to_the_same_cut(tmp_path):
+def test_aof_load_truncated_no_refuses_and_check_aof_fix_repairs_to_the_same_cut(tmp_path, spawned):
     commands = [[b"SELECT", b"0"]] + [[b"SET", b"k%d" % i, b"v"] for i in range(10)]
     whole = b"".join(encode_command(argv) for argv in commands)
     torn = whole + encode_command([b"SET", b"half", b"written"])[:17]
     (tmp_path / AOF).write_bytes(torn)
     server = ServerProcess(str(tmp_path), [["appendonly", "yes"], ["save", ""],
                                            ["aof-load-truncated", "no"]])
+    spawned.append(server)
     server.start(wait=False)
     assert server.process.wait(30) != 0
     log = server.log()
@@ -308,11 +320,12 @@ def test_aof_load_truncated_no_refuses_and_check_aof_fix_repairs_to_the_same_cut
         server.stop()
 
 
-def test_damage_in_the_middle_refuses_to_start_naming_the_offset_and_the_fix(tmp_path):
+def test_damage_in_the_middle_refuses_to_start_naming_the_offset_and_the_fix(tmp_path, spawned):
     good = encode_command([b"SELECT", b"0"]) + encode_command([b"SET", b"a", b"1"])
     bad = good + b"GARBAGE\r\n" + encode_command([b"SET", b"b", b"2"])
     (tmp_path / AOF).write_bytes(bad)
     server = ServerProcess(str(tmp_path), [["appendonly", "yes"], ["save", ""]])
+    spawned.append(server)
     server.start(wait=False)
     assert server.process.wait(30) != 0
     log = server.log()
@@ -321,13 +334,14 @@ def test_damage_in_the_middle_refuses_to_start_naming_the_offset_and_the_fix(tmp
     assert (tmp_path / AOF).read_bytes() == bad
 
 
-def test_clients_connecting_during_a_long_load_get_loading(tmp_path):
+def test_clients_connecting_during_a_long_load_get_loading(tmp_path, spawned):
     keys = 200_000
     with open(tmp_path / AOF, "wb") as handle:
         handle.write(encode_command([b"SELECT", b"0"]))
         handle.write(b"".join(encode_command([b"SET", b"key:%d" % i, b"value:%d" % i])
                               for i in range(keys)))
     server = ServerProcess(str(tmp_path), [["appendonly", "yes"], ["save", ""]])
+    spawned.append(server)
     server.start(wait=False)
     try:
         # A raw socket: redis-py retries LOADING replies by itself (they are a ConnectionError).
@@ -369,11 +383,13 @@ def _limit_file_size(limit):
     return preexec
 
 
-def test_write_error_under_everysec_refuses_writes_with_misconf_until_a_retry_succeeds(tmp_path):
+def test_write_error_under_everysec_refuses_writes_with_misconf_until_a_retry_succeeds(
+        tmp_path, spawned):
     limit = 64 * 1024
     server = ServerProcess(str(tmp_path), [["appendonly", "yes"], ["save", ""],
                                            ["appendfsync", "everysec"]],
                            preexec_fn=_limit_file_size(limit))
+    spawned.append(server)
     server.start()
     try:
         r = server.client()
@@ -410,10 +426,11 @@ def test_write_error_under_everysec_refuses_writes_with_misconf_until_a_retry_su
         server.stop()
 
 
-def test_write_error_under_always_stops_the_server(tmp_path):
+def test_write_error_under_always_stops_the_server(tmp_path, spawned):
     server = ServerProcess(str(tmp_path), [["appendonly", "yes"], ["save", ""],
                                            ["appendfsync", "always"]],
                            preexec_fn=_limit_file_size(16 * 1024))
+    spawned.append(server)
     server.start()
     r = server.client(socket_timeout=10)
     value = "x" * 1000
@@ -423,7 +440,8 @@ def test_write_error_under_always_stops_the_server(tmp_path):
             r.set(f"k{i}", value)
             acked += 1
     assert server.process.wait(30) != 0
-    assert "Can't recover from AOF write error when the AOF fsync policy is 'always'" in server.log()
+    assert ("Can't recover from AOF write error when the AOF fsync policy is 'always'"
+            in server.log())
     # Every acknowledged write is in the file.
     keys = {argv[1] for argv in commands_in(aof_bytes(tmp_path)) if argv[0] == b"SET"}
     assert {b"k%d" % i for i in range(acked)} <= keys
@@ -497,6 +515,7 @@ class RedisServer:
                     break
             except (redis.ConnectionError, redis.BusyLoadingError):
                 if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
                     raise
                 time.sleep(0.05)
 
@@ -600,7 +619,7 @@ def test_we_import_a_redis7_multi_part_aof_directory_then_keep_our_own_file(tmp_
         assert _dump(server.client()) == expected
 
 
-def test_a_redis7_base_with_an_rdb_preamble_stops_start_up_with_advice(tmp_path):
+def test_a_redis7_base_with_an_rdb_preamble_stops_start_up_with_advice(tmp_path, spawned):
     redis_server = RedisServer(tmp_path, "--appendonly", "yes")  # preamble yes: the default
     try:
         redis_server.client.set("k", "v")
@@ -609,6 +628,7 @@ def test_a_redis7_base_with_an_rdb_preamble_stops_start_up_with_advice(tmp_path)
     finally:
         redis_server.stop()
     server = ServerProcess(str(tmp_path), [["appendonly", "yes"], ["save", ""]])
+    spawned.append(server)
     server.start(wait=False)
     assert server.process.wait(30) != 0
     assert "aof-use-rdb-preamble no" in server.log()

@@ -42,7 +42,8 @@ def rewrite_idle(client) -> bool:
 def populate(client, keys, prefix="key"):
     with client.pipeline(transaction=False) as pipe:
         for start in range(0, keys, 1000):
-            pipe.mset({f"{prefix}:{i}": f"value:{i}" for i in range(start, min(start + 1000, keys))})
+            end = min(start + 1000, keys)
+            pipe.mset({f"{prefix}:{i}": f"value:{i}" for i in range(start, end)})
         pipe.execute()
 
 
@@ -214,7 +215,8 @@ def test_bgrewriteaof_with_appendonly_no_writes_a_loadable_file(tmp_path):
 
 
 def test_switching_from_snapshot_to_aof_writes_the_loaded_dataset_into_a_new_aof(tmp_path):
-    with ServerThread([["appendonly", "no"], ["save", "3600", "1"], ["dir", str(tmp_path)]]) as server:
+    snapshot_only = [["appendonly", "no"], ["save", "3600", "1"], ["dir", str(tmp_path)]]
+    with ServerThread(snapshot_only) as server:
         server.wait_ready()
         r = server.client()
         populate(r, 300)

@@ -52,11 +52,12 @@ def preload(port: int, keys: int) -> None:
 
 
 @pytest.mark.parametrize("policy", ["always", "everysec", "no"])
-def test_kill_9_loses_no_acknowledged_write(tmp_path, policy, capsys):
+def test_kill_9_loses_no_acknowledged_write(tmp_path, policy, capsys, spawned):
     seed = int(os.environ.get("CRASH_SEED", time.time_ns() % 1_000_000))
     rng = random.Random(f"{policy}:{seed}")
     server = ServerProcess(str(tmp_path), [["appendonly", "yes"], ["appendfsync", policy],
                                            ["save", ""]])
+    spawned.append(server)
     server.start(wait=False)
     wait_loaded(server)
     preload(server.port, 30_000)
@@ -109,7 +110,8 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path, policy, capsys):
                     verified[writer.prefix] = operations
                 # Earlier rounds' survivors must stay exactly as they were.
                 for prefix, operations in verified.items():
-                    if operations >= 0 and read_state(client, prefix) != expected_state(prefix, operations):
+                    if (operations >= 0 and read_state(client, prefix)
+                            != expected_state(prefix, operations)):
                         total.mismatches.append(f"{prefix} changed after a later crash")
             finally:
                 client.close()

@@ -113,7 +113,8 @@ def lose_power(directory, log_path) -> int:
 
 
 @pytest.mark.parametrize("policy", ["always", "everysec", "no"])
-def test_power_loss_costs_what_the_policy_promises(tmp_path, shim, policy, capsys):
+def test_power_loss_costs_what_the_policy_promises(tmp_path, shim, policy, capsys,
+                                                   spawned):
     seed = int(os.environ.get("CRASH_SEED", time.time_ns() % 1_000_000))
     rng = random.Random(f"power:{policy}:{seed}")
     data = tmp_path / "data"
@@ -122,6 +123,7 @@ def test_power_loss_costs_what_the_policy_promises(tmp_path, shim, policy, capsy
     server = ServerProcess(str(data), [["appendonly", "yes"], ["appendfsync", policy],
                                        ["save", ""]],
                            env={"LD_PRELOAD": str(shim), "FSYNC_SHIM_LOG": log_path})
+    spawned.append(server)
     server.start(wait=False)
     wait_loaded(server)
     preload(server.port, 5_000)
@@ -174,7 +176,8 @@ def test_power_loss_costs_what_the_policy_promises(tmp_path, shim, policy, capsy
         assert worst_span <= EVERYSEC_LOSS_BOUND
 
 
-def test_group_commit_serves_concurrent_writers_with_shared_fsyncs(tmp_path, shim, capsys):
+def test_group_commit_serves_concurrent_writers_with_shared_fsyncs(tmp_path, shim, capsys,
+                                                                   spawned):
     """``always`` with 8 concurrent writers: every reply waited for an fsync covering it, yet
     the fsyncs are far fewer than the writes (one fsync serves every waiting writer)."""
     data = tmp_path / "data"
@@ -183,6 +186,7 @@ def test_group_commit_serves_concurrent_writers_with_shared_fsyncs(tmp_path, shi
     server = ServerProcess(str(data), [["appendonly", "yes"], ["appendfsync", "always"],
                                        ["save", ""]],
                            env={"LD_PRELOAD": str(shim), "FSYNC_SHIM_LOG": str(log_path)})
+    spawned.append(server)
     server.start(wait=False)
     wait_loaded(server)
     fsyncs_before = len(log_path.read_text().splitlines()) if log_path.exists() else 0
@@ -214,7 +218,8 @@ def test_group_commit_serves_concurrent_writers_with_shared_fsyncs(tmp_path, shi
     assert 0 < fsyncs < writes / 2
 
 
-def test_everysec_makes_writers_wait_when_an_fsync_runs_over_two_seconds(tmp_path, shim):
+def test_everysec_makes_writers_wait_when_an_fsync_runs_over_two_seconds(tmp_path, shim,
+                                                                         spawned):
     """A slow disk for real (the shim sleeps 2.5 s in every fsync): once the running fsync is
     older than 2 s, replies wait for it (INFO counts aof_delayed_fsync), so a power loss cannot
     cost an unbounded stretch of acknowledged writes."""
@@ -223,6 +228,7 @@ def test_everysec_makes_writers_wait_when_an_fsync_runs_over_two_seconds(tmp_pat
     server = ServerProcess(str(data), [["appendonly", "yes"], ["appendfsync", "everysec"],
                                        ["save", ""]],
                            env={"LD_PRELOAD": str(shim), "FSYNC_SHIM_DELAY_MS": "2500"})
+    spawned.append(server)
     server.start(wait=False)
     wait_loaded(server)
     stop = threading.Event()
@@ -263,13 +269,15 @@ def _fsyncs_of(log_path, inode: int) -> int:
 
 
 @pytest.mark.parametrize("skip", ["yes", "no"])
-def test_no_appendfsync_on_rewrite_skips_fsyncs_while_the_child_runs(tmp_path, shim, skip):
+def test_no_appendfsync_on_rewrite_skips_fsyncs_while_the_child_runs(tmp_path, shim, skip,
+                                                                     spawned):
     data = tmp_path / "data"
     data.mkdir()
     log_path = str(tmp_path / "fsync.log")
     server = ServerProcess(str(data), [["appendonly", "yes"], ["appendfsync", "always"],
                                        ["save", ""], ["no-appendfsync-on-rewrite", skip]],
                            env={"LD_PRELOAD": str(shim), "FSYNC_SHIM_LOG": log_path})
+    spawned.append(server)
     server.start(wait=False)
     wait_loaded(server)
     try:
