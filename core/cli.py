@@ -10,7 +10,6 @@ import trio
 
 from . import REDIS_VERSION, __version__
 from .config import ConfigError, load_config
-from .plugin_manager import PluginLoadError
 
 USAGE = """Usage: trioredis-server [/path/to/trioredis.conf] [options] [-]
        trioredis-server -v or --version
@@ -80,11 +79,13 @@ def main(argv: list[str] | None = None) -> int:
             handle.write(f"{os.getpid()}\n")
     try:
         return trio.run(serve, loaded)
-    except PluginLoadError as error:
-        print(f"# Fatal: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"# Fatal: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 0
+    except Exception as error:  # start-up refused (bad data file, port taken, bad plugin)
+        # The cause is already in the log when a backend refused; a supervisor gets exit 1
+        # and one line per cause, not a traceback.
+        for cause in _leaf_exceptions(error):
+            print(f"# Fatal: {type(cause).__name__}: {cause}", file=sys.stderr)
         return 1
     finally:
         if config.pidfile:
@@ -92,3 +93,10 @@ def main(argv: list[str] | None = None) -> int:
                 os.unlink(config.pidfile)
             except OSError:
                 pass
+
+
+def _leaf_exceptions(error: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, as trio raises them from nurseries."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaf_exceptions(inner)]
+    return [error]
