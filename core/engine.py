@@ -515,6 +515,23 @@ class Engine:
         elif self.unflushed:
             self.flush_nowait()
 
+    def flush_writes(self) -> list[tuple[PersistenceBackend, Any]]:
+        """Write what every backend buffered now; the (backend, ticket) pairs a reply to a
+        write must wait for (:meth:`wait_durable`) before it leaves.  The reactor calls this
+        once per turn and parks only the clients that wrote, so the next turn's commands
+        run while the disk syncs (group commit that overlaps the fsync with work)."""
+        self.unflushed = False
+        tickets = []
+        for backend in self.backends:
+            ticket = backend.flush()
+            if ticket is not None:
+                tickets.append((backend, ticket))
+        return tickets
+
+    async def wait_durable(self, tickets: list[tuple[PersistenceBackend, Any]]) -> None:
+        for backend, ticket in tickets:
+            await backend.wait_durable(ticket)
+
     def flush_nowait(self) -> None:
         """Write what the backends buffered, without waiting for durability (cron, shutdown)."""
         self.unflushed = False

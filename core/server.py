@@ -48,7 +48,7 @@ class Connection:
     buffered commands are done, and hands it back."""
 
     __slots__ = ("sock", "fd", "client", "parser", "out", "mode", "cancel_scope", "sending",
-                 "send_free", "closing", "want_write", "trio_sock")
+                 "send_free", "closing", "want_write", "trio_sock", "parked")
 
     def __init__(self, sock: stdsocket.socket, client: Client, parser: RequestParser) -> None:
         self.sock = sock
@@ -63,6 +63,7 @@ class Connection:
         self.closing = False  # close once ``out`` has left
         self.want_write = False  # the kernel buffer was full: waiting for EPOLLOUT
         self.trio_sock: trio.socket.SocketType | None = None
+        self.parked = False  # replies wait for the fsync of their writes (appendfsync always)
 
     async def drain(self) -> None:
         """Send everything in ``out`` from a task (TASK mode), whole and in order: replies
@@ -100,10 +101,11 @@ class Reactor:
     every client; with 50 busy clients that overhead, not the commands, was most of the
     time.  Here one task owns an epoll fd (level-triggered), waits for it with
     ``trio.lowlevel.wait_readable``, then for each ready socket reads once (non-blocking),
-    runs the complete commands and queues their replies; once per turn the persistence
-    backends flush (``Engine.flush_for_reply``: written before replies leave, durable first
-    under ``appendfsync always`` -- one fsync for the whole turn: group commit, Redis's
-    ``beforeSleep``), then the replies leave with one non-blocking ``send`` per client.  A
+    runs the complete commands and queues their replies.  Once per turn the persistence
+    backends write what they buffered (before any reply leaves, as Redis's ``beforeSleep``);
+    under ``appendfsync always`` the clients that wrote are parked until the fsync covering
+    the turn ends (one fsync for every client of the turn: group commit), while the next turn
+    already runs.  Then the replies leave with one non-blocking ``send`` per client.  A
     client whose send would block waits for EPOLLOUT (and is not read meanwhile); a client
     whose command blocks is handed to a task of its own (:meth:`Server._serve_task`)."""
 
@@ -148,14 +150,14 @@ class Reactor:
             task_status.started()
             while True:
                 await trio.lowlevel.wait_readable(epoll_fd)
-                await self.turn()
+                self.turn()
         finally:
             for connection in list(self.by_fd.values()):
                 self.server._close_now(connection)
             self.epoll.close()
             os.close(self.wake_fd)
 
-    async def turn(self) -> None:
+    def turn(self) -> None:
         server = self.server
         engine = server.engine
         assert engine is not None
@@ -180,20 +182,22 @@ class Reactor:
                     continue
                 served.append(connection)
                 server._read_and_run(connection, self, now)
-            # One flush per turn, before any reply leaves (durable first where asked).
-            writer = None
+            # One write per turn, before any reply leaves.  Clients that wrote and whose
+            # writes must be durable first (appendfsync always) are parked until the fsync
+            # covering them ends; the others' replies leave now, and the next turn runs
+            # while the disk syncs.  (A client handed to a task this turn flushes itself.)
+            writers = []
             for connection in served:
-                if connection.client.wrote:
+                if connection.client.wrote and connection.mode is REACTOR:
                     connection.client.wrote = False
-                    writer = connection.client
-            if writer is not None:
-                writer.wrote = True
-                await engine.flush_for_reply(writer)
-            elif engine.unflushed:
-                engine.flush_nowait()
+                    writers.append(connection)
+            if writers or engine.unflushed:
+                tickets = engine.flush_writes()
+                if tickets and writers:
+                    self._park(writers, tickets)
             to_send, self.to_send = self.to_send, {}
             for connection in to_send:
-                if connection.mode is REACTOR:
+                if connection.mode is REACTOR and not connection.parked:
                     self._send_nowait(connection)
             to_close, self.to_close = self.to_close, {}
             for connection in to_close:
@@ -201,6 +205,27 @@ class Reactor:
                     server._close_now(connection)
         finally:
             self.in_turn = False
+
+    def _park(self, writers: list[Connection], tickets: list[Any]) -> None:
+        """Hold ``writers``' replies (and stop reading them, to keep each client's replies in
+        order) until ``tickets`` are durable."""
+        for connection in writers:
+            connection.parked = True
+            if not connection.want_write:
+                self.epoll.modify(connection.fd, 0)
+        assert self.server._nursery is not None
+        self.server._nursery.start_soon(self._release_when_durable, writers, tickets)
+
+    async def _release_when_durable(self, writers: list[Connection], tickets: list[Any]) -> None:
+        engine = self.server.engine
+        assert engine is not None
+        await engine.wait_durable(tickets)
+        for connection in writers:
+            if connection.mode is REACTOR and connection.parked:
+                connection.parked = False
+                if not connection.want_write:
+                    self.epoll.modify(connection.fd, select.EPOLLIN)
+                self._send_nowait(connection)
 
     def _send_nowait(self, connection: Connection) -> None:
         out = connection.out
