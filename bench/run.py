@@ -376,9 +376,13 @@ def aof_file(keys: int) -> Path:
 UPGRADED: list[bool] = []  # Redis 7 turned the old-style file into appendonlydir/ + manifest
 
 
-def load_once(kind: str, directory: Path, aof: Path, keys: int) -> tuple[float | None, int | None]:
+def load_once(
+    kind: str, directory: Path, aof: Path, keys: int,
+    while_loaded: Callable[[Server], None] | None = None,
+) -> tuple[float | None, int | None]:
     """Start ``kind`` on a copy of ``aof`` as the old-style ``appendonly.aof`` of its dir (Redis 7
-    upgrades it to a manifest); seconds until PING and loading:0, and RSS bytes per key."""
+    upgrades it to a manifest); seconds until PING and loading:0, and RSS bytes after loading.
+    ``while_loaded(server)`` runs before the server stops (the rewrite measurement)."""
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     shutil.copyfile(aof, directory / "appendonly.aof")
@@ -396,7 +400,10 @@ def load_once(kind: str, directory: Path, aof: Path, keys: int) -> tuple[float |
         if kind == "redis":
             manifests = list((directory / "appendonlydir").glob("*.manifest"))
             UPGRADED.append(bool(manifests))
-        return seconds, rss_bytes(server.process.pid)
+        resident = rss_bytes(server.process.pid)
+        if while_loaded is not None:
+            while_loaded(server)
+        return seconds, resident
     finally:
         server.stop()
         shutil.rmtree(directory, ignore_errors=True)
@@ -411,6 +418,114 @@ def empty_rss(kind: str, directory: Path) -> int:
     finally:
         server.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def collections_aof(collections: int, elements: int) -> Path:
+    """An AOF of ``collections`` lists of ``elements`` small elements (RPUSH of 1,000 at a time)."""
+    DATA.mkdir(exist_ok=True)
+    path = DATA / f"lists-{collections}x{elements}.aof"
+    if path.exists():
+        return path
+    partial = path.with_suffix(".tmp")
+    with open(partial, "wb") as handle:
+        handle.write(b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n")
+        for number in range(collections):
+            key = b"list:%d" % number
+            for start in range(0, elements, 1000):
+                argv = [b"RPUSH", key] + [b"element:%d" % i for i in range(start, min(start + 1000, elements))]
+                handle.write(b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in argv))
+    partial.rename(path)
+    return path
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(word) for word in handle.read().split()]
+    except OSError:
+        return []
+
+
+def private_bytes(pid: int) -> int:
+    """Memory a process does not share (a forked child's copied pages): Private_* of smaps."""
+    total = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            for line in handle:
+                if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                    total += int(line.split()[1]) * 1024
+    except OSError:
+        return 0
+    return total
+
+
+@dataclass
+class Rewrite:
+    seconds: float | None = None
+    parent_peak: int = 0  # RSS
+    child_peak: int = 0  # private (copied) bytes of the rewrite child
+    forked: bool = False
+
+
+def measure_rewrite(server: Server, result: Rewrite) -> None:
+    """BGREWRITEAOF, then poll INFO until it is done, sampling the parent's RSS and the private
+    memory of any child (the forked rewriter) every few milliseconds."""
+    assert server.process is not None
+    pid = server.process.pid
+    started = time.perf_counter()
+    reply = command(server.port, b"BGREWRITEAOF")
+    if not reply.startswith(b"+"):
+        return
+    deadline = started + 300
+    polls = 0
+    while time.perf_counter() < deadline:
+        result.parent_peak = max(result.parent_peak, rss_bytes(pid))
+        for child in children(pid):
+            result.forked = True
+            result.child_peak = max(result.child_peak, private_bytes(child))
+        polls += 1
+        if polls % 4 == 0:
+            if (info_field(server.port, "aof_rewrite_in_progress") == "0"
+                    and info_field(server.port, "aof_rewrite_scheduled") == "0"):
+                result.seconds = time.perf_counter() - started
+                return
+        time.sleep(0.005)
+
+
+def rewrite_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], None]) -> list[str]:
+    keys = 100_000 if args.quick else 1_000_000
+    collections, elements = (20, 10_000) if args.quick else (100, 10_000)
+    cases = [(f"{keys:,} strings", aof_file(keys), keys),
+             (f"{collections} lists x {elements:,}", collections_aof(collections, elements), collections)]
+    lines = [
+        "### BGREWRITEAOF",
+        "",
+        "Wall time from BGREWRITEAOF until INFO shows no rewrite in progress or scheduled; peak "
+        "RSS of the server process, and peak private (copied) memory of its rewrite child, "
+        "sampled every ~5 ms from /proc.  The dataset RSS is the loaded server's RSS.",
+        "",
+        "| dataset | Redis s | trioredis s | ratio | Redis RSS / child MB | trioredis RSS / child MB |"
+        " trioredis (RSS + child) / dataset RSS |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, aof, count in cases:
+        results: dict[str, Rewrite] = {}
+        loaded_rss: dict[str, int | None] = {}
+        for kind in ("redis", "trio"):
+            result = results[kind] = Rewrite()
+            _, loaded_rss[kind] = load_once(kind, scratch / f"{kind}-rw", aof, count,
+                                            lambda server, r=result: measure_rewrite(server, r))
+            log(f"  rewrite {name} {kind}: {result.seconds if result.seconds is None else round(result.seconds, 2)} s")
+        r, t = results["redis"], results["trio"]
+        dataset = loaded_rss["trio"]
+        peak_ratio = ((t.parent_peak + t.child_peak) / dataset) if dataset and t.seconds else None
+        lines.append(
+            f"| {name} | {_sec(r.seconds)} | {_sec(t.seconds)} | "
+            f"{_ratio(t.seconds / r.seconds if r.seconds and t.seconds else None)} | "
+            f"{r.parent_peak / 1e6:.0f} / {r.child_peak / 1e6:.0f} | "
+            f"{t.parent_peak / 1e6:.0f} / {t.child_peak / 1e6:.0f}"
+            f"{'' if t.forked else ' (no fork seen)'} | {_ratio(peak_ratio)} |")
+    return lines + [""]
 
 
 def replay_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], None]) -> tuple[list[str], dict]:
@@ -484,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (a few minutes less)")
     parser.add_argument("--rounds", type=int, default=3, help="A B rounds per measurement (>= 3)")
-    parser.add_argument("--only", default="throughput,replay", help="sections to run")
+    parser.add_argument("--only", default="throughput,replay,rewrite", help="sections to run")
     parser.add_argument("--modes", default="", help="persistence cases, e.g. 'appendonly no'")
     parser.add_argument("--shapes", default="", help="load shapes, e.g. '-c 50 -P 1'")
     parser.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
@@ -508,6 +623,9 @@ def main(argv: list[str] | None = None) -> int:
         if "replay" in sections:
             lines, _ = replay_section(args, scratch, log)
             body += lines
+        if "rewrite" in sections:
+            log("BGREWRITEAOF")
+            body += rewrite_section(args, scratch, log)
     redis_version = Server("redis", Path("."), []).version()
     trio_version = Server("trio", Path("."), []).version()
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
