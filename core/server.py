@@ -607,6 +607,9 @@ class Server:
                     parser.feed(data)
         except OSError:
             done = True
+        except BaseException:  # the server is stopping (cancelled): close, then let it go
+            self._close_now(connection)
+            raise
         if done or connection.cancel_scope.cancelled_caught or connection.closing:
             self._close_now(connection)
         elif connection.mode is TASK:
