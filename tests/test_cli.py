@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from parity import RawClient, encode_command
@@ -138,3 +139,29 @@ def test_redis_benchmark_runs_to_the_end(process):
     assert result.returncode == 0, result.stderr
     for name in ("SET", "GET", "INCR", "MSET"):
         assert f"{name}:" in result.stdout or f"{name} (" in result.stdout, result.stdout
+
+
+def test_redis_cli_shows_argument_hints_as_for_redis(process, redis_cli):
+    """Typed into an interactive redis-cli (in tmux, as a person would), ``SET `` shows the
+    argument hint redis-cli builds from COMMAND DOCS."""
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        pytest.skip("tmux is not installed: the interactive redis-cli check needs a terminal")
+    session = f"trioredis-hints-{os.getpid()}"
+    subprocess.run([tmux, "new-session", "-d", "-s", session, "-x", "160", "-y", "10",
+                    f"{redis_cli} -p {process.port}"], check=True, timeout=30)
+    try:
+        screen = ""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not screen.rstrip().endswith(">"):  # the prompt
+            screen = subprocess.run([tmux, "capture-pane", "-t", session, "-p"],
+                                    capture_output=True, text=True, timeout=30).stdout
+            time.sleep(0.1)
+        subprocess.run([tmux, "send-keys", "-t", session, "SET "], check=True, timeout=30)
+        while time.monotonic() < deadline and "key value" not in screen:
+            time.sleep(0.1)
+            screen = subprocess.run([tmux, "capture-pane", "-t", session, "-p"],
+                                    capture_output=True, text=True, timeout=30).stdout
+        assert "SET key value [NX|XX] [GET]" in screen, screen
+    finally:
+        subprocess.run([tmux, "kill-session", "-t", session], timeout=30)

@@ -181,12 +181,61 @@ def _command_info(spec):
     ]
 
 
+_REDIS_DOCS: dict[bytes, object] = {}  # parsed entries of redis_docs.DOCS, on first use
+
+
 def _command_docs(spec):
+    """Redis's own documentation for a Redis command (redis-cli builds its argument hints
+    from it); a short entry from the spec for anything else (plugins' commands)."""
+    name = spec.name.encode()
+    doc = _REDIS_DOCS.get(name)
+    if doc is None:
+        from .redis_docs import DOCS
+
+        raw = DOCS.get(name)
+        if raw is not None:
+            doc = _REDIS_DOCS[name] = parse_resp3(raw)
+    if doc is not None:
+        return doc
     return Map({
         b"summary": (spec.summary or f"{spec.name.upper()} command").encode(),
         b"since": b"1.0.0",
         b"group": _DOC_GROUPS.get(spec.group, spec.group).encode(),
     })
+
+
+def parse_resp3(data: bytes):
+    """RESP3 bytes (maps, sets, arrays, bulk and simple strings, integers) as reply objects,
+    so they encode back to RESP3 or, flattened, to RESP2."""
+    value, end = _parse_resp3_at(data, 0)
+    if end != len(data):
+        raise ValueError("trailing bytes after a RESP3 value")
+    return value
+
+
+def _parse_resp3_at(data: bytes, pos: int):
+    line_end = data.index(b"\r\n", pos)
+    kind, text = data[pos : pos + 1], data[pos + 1 : line_end]
+    after = line_end + 2
+    if kind == b"+":
+        return Status(text), after
+    if kind == b":":
+        return int(text), after
+    if kind == b"$":
+        size = int(text)
+        return data[after : after + size], after + size + 2
+    count = int(text)
+    items = []
+    for _ in range(count * 2 if kind == b"%" else count):
+        item, after = _parse_resp3_at(data, after)
+        items.append(item)
+    if kind == b"%":
+        return Map(zip(items[0::2], items[1::2], strict=True)), after
+    if kind == b"~":
+        return SetReply(items), after
+    if kind == b"*":
+        return items, after
+    raise ValueError(f"unexpected RESP3 type {kind!r}")
 
 
 _COMMAND_HELP = [
