@@ -88,6 +88,9 @@ def _watch_scenarios(port: int) -> dict[str, bytes]:
         run("key expires",
             lambda: (a.call("SET", "t", "v", "PX", "30"), a.call("WATCH", "t")),
             lambda: time.sleep(0.06))
+        run("expired before watch",
+            lambda: (a.call("SET", "e", "v", "PX", "10"), time.sleep(0.03), a.call("WATCH", "e")),
+            lambda: None)
         run("unwatch", lambda: (a.call("WATCH", "k2"), a.call("UNWATCH")),
             lambda: b.call("SET", "k2", "1"))
     return results

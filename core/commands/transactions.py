@@ -34,6 +34,10 @@ def discard(ctx, argv):
 def watch(ctx, argv):
     if ctx.client.multi is not None:
         raise CommandError(errors.WATCH_IN_MULTI)
+    for key in argv[1:]:
+        # A key already expired when watched does not abort EXEC later (Redis records it as
+        # expired at WATCH time): expire it now, so EXEC sees a key without a TTL.
+        ctx.db.get(key)
     ctx.engine.watch(ctx.client, argv[1:])
     return OK
 
