@@ -292,3 +292,36 @@ def test_keyspace_hits_and_misses_count_like_redis(server, reference):
         return [line for line in text.split("\r\n") if line.startswith("keyspace_")]
 
     assert counts(server.port) == counts(reference.port)
+
+
+def test_lcs_limits_and_errors_like_redis(server, reference):
+    script = [("CONFIG", "SET", "proto-max-bulk-len", "1mb"),
+              ("SET", "a", "x" * 511), ("SET", "b", "x" * 511), ("LCS", "a", "b", "LEN"),
+              ("SET", "b", "x" * 512), ("LCS", "a", "b"), ("SET", "a", ""),
+              ("SET", "b", "y" * 300000), ("LCS", "a", "b", "IDX"),
+              ("RPUSH", "l", "x"), ("LCS", "l", "a", "FOO"), ("LCS", "a", "l", "LEN", "IDX"),
+              ("LCS", "a", "nope", "LEN", "IDX")]
+    try:
+        assert compare_scripts(server.port, reference.port, script) == []
+    finally:
+        with RawClient(reference.port) as admin:
+            admin.call("CONFIG", "SET", "proto-max-bulk-len", "512mb")
+
+
+def test_lcs_of_long_strings_is_quick_and_right(r):
+    """Two 5000-byte strings: the bit-parallel rows give the same answer as the table."""
+    import random
+
+    rng = random.Random(7)
+    a = bytes(rng.choice(b"acgt") for _ in range(5000))
+    b = bytes(rng.choice(b"acgt") for _ in range(5000))
+    r.mset({"a": a, "b": b})
+    common = r.execute_command("LCS", "a", "b")
+    assert r.execute_command("LCS", "a", "b", "LEN") == len(common)
+    assert _is_subsequence(common, a) and _is_subsequence(common, b)
+    assert 3000 < len(common) < 3600
+
+
+def _is_subsequence(small: bytes, big: bytes) -> bool:
+    it = iter(big)
+    return all(byte in it for byte in small)

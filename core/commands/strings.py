@@ -335,9 +335,36 @@ def incrbyfloat(ctx, argv):
 # --- LCS -----------------------------------------------------------------------------------
 
 
+def _lcs_rows(a: bytes, b: bytes):
+    """``lcs(i, j)``: the LCS length of ``a[:i]`` and ``b[:j]``, for Redis's walk back.
+
+    Redis fills a table of (len(a)+1) x (len(b)+1) integers.  Here each row of that table
+    is one integer used as a bit vector (Hyyrö's bit-parallel LCS): bit j is clear where the
+    row's value steps up, so a row costs a few big-integer operations instead of len(b)
+    Python steps, and lcs(i, j) counts the clear bits below j."""
+    full = (1 << len(b)) - 1
+    match_masks: dict[int, int] = {}
+    for position, char in enumerate(b):
+        match_masks[char] = match_masks.get(char, 0) | (1 << position)
+    rows = [full]
+    vector = full
+    for char in a:
+        matched = vector & match_masks.get(char, 0)
+        vector = ((vector + matched) | (vector - matched)) & full
+        rows.append(vector)
+
+    def prefix_lcs(i: int, j: int) -> int:
+        return j - (rows[i] & ((1 << j) - 1)).bit_count()
+
+    return prefix_lcs
+
+
 def lcs(ctx, argv):
     """LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN] (t_string.c ``lcsCommand``,
     including the order in which it reports matches)."""
+    values = [read_key(ctx, key) for key in argv[1:3]]
+    if any(value is not None and value.__class__ is not bytes for value in values):
+        raise CommandError("ERR The specified keys must contain string values")
     want_len = want_idx = with_match_len = False
     min_match_len = 0
     index = 3
@@ -355,28 +382,18 @@ def lcs(ctx, argv):
         else:
             raise CommandError(errors.SYNTAX)
         index += 1
-    values = []
-    for key in argv[1:3]:
-        value = read_key(ctx, key)
-        if value is not None and value.__class__ is not bytes:
-            raise CommandError("ERR The specified keys must contain string values")
-        values.append(value or b"")
     if want_len and want_idx:
         raise CommandError("ERR If you want both the length and indexes, please just use IDX.")
-    a, b = values
+    a, b = values[0] or b"", values[1] or b""
     a_len, b_len = len(a), len(b)
-    width = b_len + 1
-    table = [0] * ((a_len + 1) * width)
-    for i in range(1, a_len + 1):
-        row, above = i * width, (i - 1) * width
-        char = a[i - 1]
-        for j in range(1, b_len + 1):
-            if char == b[j - 1]:
-                table[row + j] = table[above + j - 1] + 1
-            else:
-                left, up = table[row + j - 1], table[above + j]
-                table[row + j] = up if up > left else left
-    length = table[a_len * width + b_len]
+    # Redis refuses when its table of 32-bit cells would pass proto-max-bulk-len (ours is
+    # 32 times smaller, but the limit is the same).
+    if (a_len + 1) * (b_len + 1) * 4 > ctx.config.proto_max_bulk_len:
+        raise CommandError(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
+        )
+    prefix_lcs = _lcs_rows(a, b)
+    length = prefix_lcs(a_len, b_len)
     if want_len:
         return length
     result = bytearray(length)
@@ -403,7 +420,7 @@ def lcs(ctx, argv):
             i -= 1
             j -= 1
         else:
-            if table[(i - 1) * width + j] > table[i * width + j - 1]:
+            if prefix_lcs(i - 1, j) > prefix_lcs(i, j - 1):
                 i -= 1
             else:
                 j -= 1
