@@ -289,9 +289,10 @@ class Engine:
         if self.config.maxmemory and not client.is_loader and self._out_of_memory(client, spec):
             return self._reject(client, argv, errors.OOM)
         if is_write and self._refusers and not client.is_loader:
-            refusal = self.refuse_writes()
-            if refusal is not None:
-                return self._reject(client, argv, refusal)
+            for backend in self._refusers:  # refuse_writes() inlined: every write runs this
+                refusal = backend.refuse_writes()
+                if refusal is not None:
+                    return self._reject(client, argv, refusal)
         if (client.channels or client.patterns) and not client.resp3 and name not in _SUBSCRIBED_ALLOWED:
             return self._reject(
                 client, argv,
@@ -339,21 +340,30 @@ class Engine:
             reply = self._error(f"ERR internal error running '{spec.name}': {error!r}", spec.name)
         finally:
             self._current = previous
+        name = spec.name
         stats = self.stats
         stats.commands_processed += 1
         calls = stats.command_calls  # INFO commandstats
-        calls[spec.name] = calls.get(spec.name, 0) + 1
-        last = _NAME_BYTES.get(spec.name)
+        calls[name] = calls.get(name, 0) + 1
+        last = _NAME_BYTES.get(name)
         if last is None:
-            last = _NAME_BYTES[spec.name] = spec.name.encode()
+            last = _NAME_BYTES[name] = name.encode()
         client.last_command = last
         if ctx.dirty:
             self.dirty += ctx.dirty
             db = ctx.db
             if not ctx.propagated and not self.replaying:
-                self._current = client
-                self.propagate(db.index, argv)
-                self._current = previous
+                if self.in_exec:
+                    self._current = client
+                    self.propagate(db.index, argv)
+                    self._current = previous
+                else:  # propagate() and _feed() inlined: this runs for every write
+                    for feed in self._feeds:
+                        feed(db.index, argv)
+                    if self._propagated_hook:
+                        self.hook.trioredis_command_propagated(db=db.index, argv=argv)
+                    self.unflushed = True
+                    client.wrote = True
             if db.watched or db.blocked:
                 for key in spec.keys(argv):
                     self.keyspace.signal_modified(db, key)
