@@ -61,7 +61,7 @@ def unknown_command(argv: list[bytes]) -> str:
     for arg in argv[1:]:
         if len(args) >= 128:
             break
-        args += "'%s' " % arg.decode("utf-8", "replace")[: 128 - len(args)]
+        args += f"'{arg.decode('utf-8', 'replace')[: 128 - len(args)]}' "
     name = argv[0].decode("utf-8", "replace")[:128]
     return sanitize(f"ERR unknown command '{name}', with args beginning with: {args}")
 
