@@ -4,16 +4,18 @@ maxclients, client-query-buffer-limit, proto-max-bulk-len, client-output-buffer-
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 
 import hiredis
 import pytest
 import redis
 from servers import ServerThread, free_port
-from trioredis.acl import PROTECTED_MODE_DENIED, AccessControl, is_loopback, protected_mode_refusal
+from trioredis.acl import PROTECTED_MODE_DENIED, AccessControl, protected_mode_refusal
 from trioredis.commands import CommandRegistry
 from trioredis.config import ConfigError, load_config
 
@@ -232,15 +234,60 @@ def test_used_memory_is_the_process_rss_and_below_a_large_maxmemory(make_server)
 # --- protected mode ----------------------------------------------------------------------------
 
 
-def outbound_address() -> str | None:
-    """This host's non-loopback address (no packet is sent), or None."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.1", 9))
-        except OSError:
-            return None
-        address = probe.getsockname()[0]
-    return None if is_loopback(address) else address
+class NamespaceHost:
+    """A test host of our own: a network namespace joined to this one by a veth pair, so a
+    client connects from a non-loopback address without any traffic leaving the machine."""
+
+    HOST_ADDRESS = "10.213.77.1"
+    PEER_ADDRESS = "10.213.77.2"
+
+    def __init__(self) -> None:
+        suffix = os.getpid() % 100000
+        self.namespace = f"trtest{suffix}"
+        self.host_link = f"trh{suffix}"
+        self.peer_link = f"trp{suffix}"
+
+    def __enter__(self) -> NamespaceHost:
+        commands = [
+            ["ip", "netns", "add", self.namespace],
+            ["ip", "link", "add", self.host_link, "type", "veth", "peer", "name", self.peer_link],
+            ["ip", "link", "set", self.peer_link, "netns", self.namespace],
+            ["ip", "addr", "add", f"{self.HOST_ADDRESS}/30", "dev", self.host_link],
+            ["ip", "link", "set", self.host_link, "up"],
+            ["ip", "netns", "exec", self.namespace, "ip", "addr", "add", f"{self.PEER_ADDRESS}/30",
+             "dev", self.peer_link],
+            ["ip", "netns", "exec", self.namespace, "ip", "link", "set", self.peer_link, "up"],
+            ["ip", "netns", "exec", self.namespace, "ip", "link", "set", "lo", "up"],
+        ]
+        for command in commands:
+            if subprocess.run(command, capture_output=True).returncode != 0:
+                self.__exit__()
+                pytest.skip(f"cannot make a test network namespace ({' '.join(command)})")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        subprocess.run(["ip", "link", "del", self.host_link], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True)
+
+    def exchange(self, port: int, payload: bytes) -> bytes:
+        """Connect from the namespace to the server, send ``payload``, return what came back
+        until the server closed or 2 s passed."""
+        script = (
+            "import socket,sys,time\n"
+            "try:\n"
+            f"    s=socket.create_connection(({self.HOST_ADDRESS!r},{port}),timeout=5)\n"
+            "except ConnectionRefusedError:\n"
+            "    sys.stdout.write('REFUSED'); sys.exit(0)\n"
+            f"s.sendall({payload!r})\n"
+            "s.settimeout(0.5);out=b'';end=time.monotonic()+2\n"
+            "while time.monotonic()<end:\n"
+            "    try:\n        d=s.recv(65536)\n    except (socket.timeout, ConnectionResetError):\n        break\n"
+            "    if not d: break\n    out+=d\n"
+            "sys.stdout.buffer.write(out)\n"
+        )
+        result = subprocess.run(["ip", "netns", "exec", self.namespace, sys.executable, "-c", script],
+                                capture_output=True, timeout=30)
+        return result.stdout
 
 
 def test_protected_mode_decision():
@@ -262,13 +309,14 @@ def test_protected_mode_decision():
     ],
 )
 def test_protected_mode_refuses_non_loopback_clients_without_password(make_server, options, expected):
-    address = outbound_address()
-    if address is None:
-        pytest.skip("no non-loopback address on this host")
+    if shutil.which("ip") is None or os.geteuid() != 0:
+        pytest.skip("needs root and iproute2 to make a test host in a network namespace")
     server = make_server(["bind", "0.0.0.0"], *options)
-    with connect(server, address) as sock:
-        sock.sendall(b"PING\r\n")
-        data = read_until_closed(sock, 2) if expected == PROTECTED_MODE_DENIED else sock.recv(65536)
+    with NamespaceHost() as host:
+        # The refused client sends nothing: unread input would make the close a reset that
+        # can destroy the DENIED line in flight (Redis behaves the same).
+        refused = expected == PROTECTED_MODE_DENIED
+        data = host.exchange(server.port, b"" if refused else b"PING\r\n")
     assert data == expected
     with connect(server) as local:  # loopback is always served
         local.sendall(b"AUTH pw\r\nPING\r\n" if options == [["requirepass", "pw"]] else b"PING\r\n")
@@ -333,9 +381,8 @@ def test_limit_errors_match_redis_server(make_server, tmp_path):
 
 def test_default_bind_is_loopback_only(make_server):
     assert load_config().config.bind == ["127.0.0.1", "-::1"]
-    address = outbound_address()
-    if address is None:
-        pytest.skip("no non-loopback address on this host")
+    if shutil.which("ip") is None or os.geteuid() != 0:
+        pytest.skip("needs root and iproute2 to make a test host in a network namespace")
     server = make_server()
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection((address, server.port), timeout=10)
+    with NamespaceHost() as host:
+        assert host.exchange(server.port, b"PING\r\n") == b"REFUSED"
