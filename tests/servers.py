@@ -16,7 +16,6 @@ from collections.abc import Iterable
 
 import redis
 import trio
-
 from trioredis.config import load_config
 from trioredis.server import Server
 
