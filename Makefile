@@ -13,12 +13,13 @@ $(BIN)/trioredis-server: pyproject.toml
 
 setup: $(BIN)/trioredis-server
 
-# Debian packages the tests talk to: redis-cli, and redis-server to compare against.
+# Debian packages the tests talk to: redis-cli, redis-server to compare against, nutcracker (twemproxy).
 system-deps:
-	@if ! command -v redis-cli >/dev/null || ! command -v redis-server >/dev/null; then \
+	@if ! command -v redis-cli >/dev/null || ! command -v redis-server >/dev/null || ! command -v nutcracker >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools redis-server >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools redis-server nutcracker >/dev/null; \
 	    systemctl stop redis-server >/dev/null 2>&1 || service redis-server stop >/dev/null 2>&1 || true; \
+	    systemctl stop nutcracker >/dev/null 2>&1 || service nutcracker stop >/dev/null 2>&1 || true; \
 	  else echo "redis-tools/redis-server missing and not root: tests that need them will skip"; fi; \
 	fi
 
@@ -33,3 +34,8 @@ lint: setup
 
 bench: setup system-deps
 	$(BIN)/python bench/run.py
+
+# Three instances (AOF on, ports 7001-7003) behind twemproxy on 22121; Ctrl-C stops them.
+.PHONY: cluster-demo
+cluster-demo: setup system-deps
+	PYTHON=$(BIN)/python scripts/cluster-demo.sh
