@@ -86,8 +86,8 @@ def _watch_scenarios(port: int) -> dict[str, bytes]:
             lambda: (a.call("SET", "w", "1"), a.call("WATCH", "w")),
             lambda: b.call("EXPIRE", "w", "100"))
         run("key expires",
-            lambda: (a.call("SET", "t", "v", "PX", "30"), a.call("WATCH", "t")),
-            lambda: time.sleep(0.06))
+            lambda: (a.call("SET", "t", "v", "PX", "300"), a.call("WATCH", "t")),
+            lambda: time.sleep(0.35))  # 300 ms: still alive when watched on a busy machine
         run("expired before watch",
             lambda: (a.call("SET", "e", "v", "PX", "10"), time.sleep(0.03), a.call("WATCH", "e")),
             lambda: None)
