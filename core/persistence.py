@@ -13,6 +13,7 @@ So a reply never leaves before the write(2) of its change returned, under every 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -21,6 +22,8 @@ import trio
 if TYPE_CHECKING:
     from .engine import Engine
     from .keyspace import Keyspace
+
+PROGRESS_LOG_SECONDS = 1.0  # the loading progress line: at most once a second
 
 
 class PersistenceUnsupported(Exception):
@@ -179,6 +182,7 @@ class Loader:
         self.log = engine.log  # the server log, for the loader's own lines (loaded, refused)
         self.total_bytes = 0
         self.loaded_bytes = 0
+        self._last_progress_log = time.monotonic()  # a load shorter than a second logs none
 
     def execute(self, argv: list[bytes]) -> Any:
         """Run one command (``SELECT`` included) as a client that gets no replies and
@@ -191,6 +195,13 @@ class Loader:
         self.loaded_bytes = loaded_bytes
         self.total_bytes = total_bytes
         self._engine.loading_progress(loaded_bytes, total_bytes)
+        # An operator (or a supervisor's log) watching a long start-up sees how far it is and
+        # when it ends, at most once a second whatever the backend's reporting rate.
+        now = time.monotonic()
+        if now - self._last_progress_log >= PROGRESS_LOG_SECONDS and 0 < loaded_bytes < total_bytes:
+            self._last_progress_log = now
+            self.log.notice(f"Loading: {100 * loaded_bytes / total_bytes:.1f}% "
+                            f"(ETA {self._engine.loading_eta()}s)")
 
     def rewrite_value(self, db: int, key: bytes, value: Any, expire_ms: int | None) -> Any:
         return self._engine.rewrite_value(db, key, value, expire_ms)
