@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -129,3 +130,20 @@ def test_long_load_logs_progress_with_eta_at_most_once_a_second(tmp_path):
     assert percents == sorted(percents) and all(0 < p < 100 for p in percents)
     # At most one line a second: n lines need at least n-1 seconds of loading.
     assert len(progress) <= int(seconds) + 1, log
+
+
+@pytest.mark.parametrize("script", ["trioredis-server", "trioredis-check-aof",
+                                    "trioredis-check-snapshot"])
+def test_console_scripts_are_installed(script):
+    """The names an operator types (pip install puts them on PATH): the server answers
+    --version, the checkers print their usage and refuse to run without a file."""
+    path = shutil.which(script)
+    if path is None:
+        pytest.skip(f"{script} not on PATH (pip install -e . installs it)")
+    if script == "trioredis-server":
+        result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and __version__ in result.stdout
+    else:
+        result = subprocess.run([path], capture_output=True, text=True, timeout=60)
+        assert result.returncode != 0
+        assert "Usage:" in result.stdout + result.stderr
