@@ -145,7 +145,22 @@ def test_keys_spread_over_three_instances_and_survive_kill_9(tmp_path):
         assert sum(shares) == KEYS
 
         victim = instances[1]
+        victim_keys = set(victim.client(socket_timeout=10).scan_iter(count=1000))
         victim.kill(signal.SIGKILL)  # appendfsync always: every acknowledged SET is on disk
+
+        # While it is down its keys fail loudly (an error, never a null that reads as "no such
+        # key"), and the other instances' keys are still served.
+        pipe = client.pipeline(transaction=False)
+        for index in range(BATCH):
+            pipe.get(b"key:%d" % index)
+        replies = pipe.execute(raise_on_error=False)
+        for index, reply in enumerate(replies):
+            key = b"key:%d" % index
+            if key in victim_keys:
+                assert isinstance(reply, redis.RedisError), (key, reply)
+            else:
+                assert reply == b"value:%d" % index, (key, reply)
+
         victim.start(timeout=60)
         assert victim.client(socket_timeout=10).dbsize() == shares[1]
 
