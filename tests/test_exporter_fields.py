@@ -3,7 +3,8 @@
 The exporter splits the reply into ``# Section`` headers and ``field:value`` lines, turns every
 value it knows into a float (a field it cannot parse is dropped from the metrics, silently),
 parses ``dbN:keys=..,expires=..,avg_ttl=..`` into per-database gauges and
-``cmdstat_<name>:calls=..,usec=..,usec_per_call=..`` into per-command counters.  So a
+``cmdstat_<name>:calls=..,usec=..,usec_per_call=..`` into per-command counters and
+``errorstat_<PREFIX>:count=..`` into per-error counters.  So a
 missing field or one that does not parse as a number is a metric that disappears from the
 operator's dashboard: each is checked here for the server with no persistence, with AOF and
 with snapshots.
@@ -34,6 +35,7 @@ EXPORTER_FIELDS = (
 # The exporter's own patterns for the keyspace and commandstats lines.
 KEYSPACE_LINE = re.compile(r"^db(\d+)$")
 KEYSPACE_VALUE = re.compile(r"^keys=(\d+),expires=(\d+),avg_ttl=(\d+)")
+ERRORSTAT_VALUE = re.compile(r"^count=(\d+)$")
 CMDSTAT_VALUE = re.compile(r"^calls=(\d+),usec=(\d+),usec_per_call=(\d+(?:\.\d+)?)")
 
 
@@ -72,6 +74,10 @@ def exercise(client) -> None:
     client.execute_command("INCR", "counter")  # redis-py's incr() sends INCRBY
     client.rpush("list", "a", "b")
     client.lrange("list", 0, -1)
+    try:
+        client.execute_command("INCR", "list")  # a WRONGTYPE error, for errorstat_WRONGTYPE
+    except Exception:  # noqa: BLE001 - the error reply itself is what is wanted
+        pass
 
 
 def check_scrape(client) -> dict[str, str]:
@@ -104,6 +110,11 @@ def check_scrape(client) -> dict[str, str]:
         assert CMDSTAT_VALUE.match(commands[command]), commands[command]
     assert int(CMDSTAT_VALUE.match(commands["set"]).group(1)) == 2
     assert int(CMDSTAT_VALUE.match(commands["get"]).group(1)) == 2
+    # Strings the exporter maps to gauges itself: role, and the last save/rewrite statuses.
+    assert fields["role"] == "master"
+    for status in ("rdb_last_bgsave_status", "aof_last_bgrewrite_status"):
+        assert fields[status] in ("ok", "err")
+    assert ERRORSTAT_VALUE.match(fields["errorstat_WRONGTYPE"]).group(1) == "1"
     assert int(fields["keyspace_hits"]) >= 1 and int(fields["keyspace_misses"]) >= 1
     assert int(fields["connected_clients"]) >= 1
     assert int(fields["total_commands_processed"]) >= 7
