@@ -41,7 +41,6 @@ TICK_SECONDS = 0.1  # write retries, the everysec timer, auto-rewrite checks
 DELAY_WRITERS_AFTER = 2.0  # everysec: a fsync running this long makes writers wait for it
 SMALL_TAIL = 64 * 1024  # rewrite buffer left to copy on the event loop at the switch
 CATCH_UP_ROUNDS = 16  # copies of the rewrite buffer off the loop before the switch
-PROGRESS_LOG_SECONDS = 2.0
 YIELD_SECONDS = 0.01  # loading hands the event loop over at least this often
 
 REDIS7_DIRNAME = "appendonlydir"  # Redis 7's appenddirname default
@@ -725,7 +724,7 @@ class AofBackend(BaseBackend):
                       last: bool = True) -> int:
         """Execute every command of the file; handle a torn tail; the valid size."""
         scanner = AofScanner()
-        last_log = last_yield = time.monotonic()
+        last_yield = time.monotonic()
         executed = 0
         loader.progress(0, size)
         try:
@@ -750,11 +749,7 @@ class AofBackend(BaseBackend):
                             loader.progress(scanner.consumed, size)
                             await trio.sleep(0)
                             last_yield = time.monotonic()
-                    loader.progress(scanner.consumed, size)
-                    if time.monotonic() - last_log >= PROGRESS_LOG_SECONDS:
-                        last_log = time.monotonic()
-                        loader.log.notice(f"Loading AOF: {100 * scanner.fed / max(size, 1):.2f}% "
-                                          f"({scanner.fed} of {size} bytes)")
+                    loader.progress(scanner.consumed, size)  # core logs percent and ETA
                     await trio.sleep(0)
                     last_yield = time.monotonic()
                 handle.seek(scanner.consumed)
