@@ -23,8 +23,9 @@ system-deps:
 	  else echo "redis-tools/redis-server missing and not root: tests that need them will skip"; fi; \
 	fi
 
+# ARGS: extra options, e.g. make run ARGS="--port 7000 --appendfsync always"
 run: setup
-	$(BIN)/trioredis-server config/trioredis.conf
+	$(BIN)/trioredis-server config/trioredis.conf $(ARGS)
 
 test: setup system-deps
 	$(BIN)/python -m pytest -q -p no:randomly tests

@@ -1,0 +1,90 @@
+"""The README, followed from top to bottom as a new user would: `make run`, redis-cli, the
+config check, the AOF repair and snapshot check commands, and a clean shutdown.
+
+Runs the README's own commands (`make run` with extra options only for a free port and a
+scratch directory), so a README that drifts from the code fails here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+from servers import REPO, free_port
+
+README = os.path.join(REPO, "README.md")
+
+
+def code_blocks(text: str) -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", text, flags=re.S)
+
+
+def test_readme_starts_with_the_two_commands():
+    with open(README, encoding="utf-8") as handle:
+        text = handle.read()
+    first = code_blocks(text)[0]
+    assert first.splitlines()[0].startswith("make run")
+    assert first.splitlines()[1].startswith("make test")
+    makefile = open(os.path.join(REPO, "Makefile"), encoding="utf-8").read()
+    assert re.search(r"^run:", makefile, flags=re.M) and re.search(r"^test:", makefile, flags=re.M)
+    with open(os.path.join(REPO, ".ci", "run"), encoding="utf-8") as handle:
+        assert "make test" in handle.read()
+
+
+def _cli(port: int, *args: str) -> str:
+    result = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True,
+                            text=True, timeout=30)
+    return result.stdout.strip()
+
+
+def test_readme_commands_work_from_top_to_bottom(tmp_path):
+    if shutil.which("make") is None or shutil.which("redis-cli") is None:
+        pytest.skip("needs make and redis-cli (Debian redis-tools; `make test` installs it)")
+    port = free_port()
+    data = tmp_path / "data"
+    # `make run` exactly as the README says, plus a free port and a scratch directory.
+    server = subprocess.Popen(
+        ["make", "--no-print-directory", "run", f"ARGS=--port {port} --dir {data}"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600  # a fresh machine builds .venv first
+        while _cli(port, "ping") != "PONG":
+            assert server.poll() is None, server.stdout.read().decode(errors="replace")
+            assert time.monotonic() < deadline, "make run did not answer PING"
+            time.sleep(0.2)
+        # "Connect" section: the session shown in the README.
+        assert _cli(port, "SET", "greeting", "hello") == "OK"
+        assert _cli(port, "GET", "greeting") == "hello"
+        # Default config is AOF everysec.
+        assert _cli(port, "CONFIG", "GET", "appendonly") == "appendonly\nyes"
+        assert _cli(port, "CONFIG", "GET", "appendfsync") == "appendfsync\neverysec"
+        assert _cli(port, "SAVE") == "OK"  # an explicit snapshot, for the check command below
+        assert _cli(port, "shutdown") == ""
+        assert server.wait(60) == 0
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    bin_dir = os.path.join(REPO, ".venv", "bin")
+    check = subprocess.run([os.path.join(bin_dir, "trioredis-server"), "--test-config",
+                            os.path.join(REPO, "config", "trioredis.conf")],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    # "Repair an AOF": back up, then check-aof --fix on a file with a torn last command.
+    aof = data / "appendonly.aof"
+    original = aof.read_bytes()
+    assert original.count(b"greeting") >= 1
+    aof.write_bytes(original + b"*3\r\n$3\r\nSET\r\n$4\r\ntorn")
+    shutil.copy(aof, str(aof) + ".bak")
+    fixed = subprocess.run([os.path.join(bin_dir, "trioredis-check-aof"), "--fix", "-y", str(aof)],
+                           capture_output=True, text=True, timeout=60)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert aof.read_bytes() == original
+    snapshot = subprocess.run([os.path.join(bin_dir, "trioredis-check-snapshot"),
+                               str(data / "dump.trdb")], capture_output=True, text=True, timeout=60)
+    assert snapshot.returncode == 0, snapshot.stdout + snapshot.stderr
