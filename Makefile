@@ -40,3 +40,9 @@ bench: setup system-deps
 .PHONY: cluster-demo
 cluster-demo: setup system-deps
 	PYTHON=$(BIN)/python scripts/cluster-demo.sh
+
+# Randomized crash soak (kill -9 during writes, rewrites, saves, loading; torn tails) under every
+# fsync policy; bounded: SOAK_ARGS="--rounds 200 --time-limit 300" by default.
+SOAK_ARGS ?= --rounds 200 --time-limit 300
+soak: setup
+	$(BIN)/python scripts/soak.py $(SOAK_ARGS)
