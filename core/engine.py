@@ -46,6 +46,7 @@ _SUBSCRIBED_ALLOWED = frozenset(
 
 
 _NAME_BYTES: dict[str, bytes] = {}  # command name -> bytes for CLIENT LIST's cmd=
+_UNSEEN: Any = object()  # replay_many: a command name not looked up yet
 
 
 class Block:
@@ -731,6 +732,78 @@ class Engine:
         if reply.__class__ is Block:
             return reply.timeout_reply
         return reply
+
+    def replay_many(self, argvs: Sequence[list[bytes]]) -> tuple[int, Any] | None:
+        """Run a batch of commands from a persistence file, as :meth:`replay` runs each one;
+        None when all succeeded, else ``(index, reply)`` of the first that failed (an
+        ErrorReply, or an EXEC reply holding one), whose followers are not run.
+
+        Why not :meth:`call` per command: loading a big AOF is millions of commands, and most
+        of what ``call``/``execute`` do per command is for live clients (ACL, OOM, refused
+        writes, pub/sub mode, commandstats, latency and the executed hook, propagation).  Like
+        Redis's loader (``cmd->proc`` on a fake client, not ``call()``), a plain command here
+        is the arity check and the handler; the engine's dirty count, WATCH and blocked
+        clients are kept as ``execute`` keeps them.  Transactions, blocking commands,
+        unknown names and wrong arity take the full ``call`` path, as does everything while
+        a MULTI is open."""
+        client = self.loader_client
+        ctx = client.ctx
+        if ctx is None:
+            ctx = client.ctx = CommandContext(self, client)
+        dispatch = self._dispatch
+        fast: dict[bytes, tuple[Callable[..., Any], int, CommandSpec] | None] = {}
+        previous = self._current
+        dirty = 0
+        self.replaying = True
+        self._current = client
+        try:
+            for index, argv in enumerate(argvs):
+                name = argv[0]
+                entry = fast.get(name, _UNSEEN)
+                if entry is _UNSEEN:
+                    found = dispatch.get(name) or self._lookup(name)
+                    entry = fast[name] = (
+                        None if found is None or found[1] in _MULTI_CONTROL
+                        or BLOCKING in found[0].flags
+                        else (found[0].handler, found[0].arity, found[0]))
+                arity = entry[1] if entry is not None else 0
+                if (entry is None or client.multi is not None
+                        or (arity > 0 and len(argv) != arity) or len(argv) < -arity):
+                    reply = self.call(client, argv)
+                    self._current = client
+                    if reply.__class__ is Block:
+                        reply = reply.timeout_reply
+                    if isinstance(reply, ErrorReply) or (
+                            reply.__class__ is list and name.lower() == b"exec"
+                            and any(isinstance(item, ErrorReply) for item in reply)):
+                        return index, reply
+                    continue
+                ctx.db = client.db
+                ctx.dirty = 0
+                try:
+                    reply = entry[0](ctx, argv)
+                except CommandError as error:
+                    reply = self._error(error.message, entry[2].name)
+                except Exception as error:  # a bug: the load stops with this error
+                    self.log.warning(f"Internal error running {entry[2].name}: {error!r}")
+                    reply = self._error(
+                        f"ERR internal error running '{entry[2].name}': {error!r}", entry[2].name)
+                if ctx.dirty:
+                    dirty += ctx.dirty
+                    db = ctx.db
+                    if db.watched or db.blocked:
+                        for key in entry[2].keys(argv):
+                            self.keyspace.signal_modified(db, key)
+                    if self._ready_keys:
+                        self.serve_blocked()
+                        self._current = client
+                if isinstance(reply, ErrorReply):
+                    return index, reply
+            return None
+        finally:
+            self.dirty += dirty
+            self.replaying = False
+            self._current = previous
 
     async def load(self) -> None:
         """Ask backends, highest priority first, to load the dataset."""
