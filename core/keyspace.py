@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .errors import WRONGTYPE, CommandError
+from .pubsub import notify_keyspace_event
 
 Propagate = Callable[[int, list[bytes]], None]
 
@@ -87,7 +88,14 @@ class Database:
     # --- writing ---------------------------------------------------------------------------
 
     def set(self, key: bytes, value: Any, keep_ttl: bool = False) -> None:
-        """Store ``value``; an existing expiry is removed unless ``keep_ttl``."""
+        """Store ``value``; an existing expiry is removed unless ``keep_ttl``.  A key that did
+        not exist publishes the ``new`` keyspace event (Redis 7.0's ``dbAdd``), before the
+        event of the command that created it; an overwrite costs only the membership test."""
+        if key not in self.data:
+            owner = self.keyspace.owner
+            if owner is not None and owner.config.notify_keyspace_events:
+                self.data[key] = value
+                notify_keyspace_event(owner, "n", b"new", key, self.index)
         self.data[key] = value
         if not keep_ttl and self.expires:
             self.expires.pop(key, None)
@@ -108,10 +116,16 @@ class Database:
         return self.expires.pop(key, None) is not None
 
     def expire_key(self, key: bytes) -> None:
-        """Delete an expired key and propagate its deletion as DEL."""
+        """Delete an expired key, publish the ``expired`` keyspace event (lazy and active
+        expiry alike, as Redis's ``deleteExpiredKeyAndPropagate``) and propagate the deletion
+        as DEL."""
         self.data.pop(key, None)
         self.expires.pop(key, None)
-        self.keyspace.expired_keys += 1
+        keyspace = self.keyspace
+        keyspace.expired_keys += 1
+        owner = keyspace.owner
+        if owner is not None and owner.config.notify_keyspace_events:
+            notify_keyspace_event(owner, "x", b"expired", key, self.index)
         self.keyspace.propagate(self.index, [b"DEL", key])
         self.keyspace.signal_modified(self, key)
 
@@ -146,6 +160,10 @@ class Keyspace:
     def __init__(self, databases: int, propagate: Propagate) -> None:
         self.databases = [Database(i, self) for i in range(databases)]
         self.propagate = propagate
+        # The engine, when ``propagate`` is its bound method: keyspace notifications (``new``,
+        # ``expired``) read its current config and publish through its Pub/Sub.
+        owner = getattr(propagate, "__self__", None)
+        self.owner: Any = owner if hasattr(owner, "config") else None
         self.loading = False
         self.expired_keys = 0
         # Set by the engine: called when a key that a client WATCHes or waits on changes.

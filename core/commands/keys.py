@@ -21,6 +21,7 @@ from typing import Any
 from .. import errors
 from ..errors import CommandError
 from ..keyspace import TYPE_NAMES, now_ms
+from ..pubsub import notify_keyspace_event
 from ..resp import OK, Status
 from . import command
 from .args import INT64_MAX, INT64_MIN, help_reply, parse_c_int, parse_int
@@ -174,6 +175,15 @@ def copy_value(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+def notify(ctx, event: bytes, key: bytes, db=None) -> None:
+    """A generic-class keyspace notification (``del``, ``rename_from``, ``expire``...) for
+    ``key`` in ``db`` (the client's database by default); one attribute test when
+    ``notify-keyspace-events`` is off."""
+    if ctx.engine.config.notify_keyspace_events:
+        index = ctx.db.index if db is None else db.index
+        notify_keyspace_event(ctx.engine, "g", event, key, index)
+
+
 # --- DEL UNLINK EXISTS TOUCH TYPE RANDOMKEY --------------------------------------------------
 
 
@@ -183,6 +193,7 @@ def del_(ctx, argv):
     for key in argv[1:]:
         if db.delete(key):
             deleted += 1
+            notify(ctx, b"del", key)
     ctx.dirty += deleted
     return deleted
 
@@ -342,6 +353,8 @@ def _rename(ctx, argv, only_if_absent: bool):
     if expire is not None:
         db.set_expire(target, expire)
     ctx.dirty += 1
+    notify(ctx, b"rename_from", source)
+    notify(ctx, b"rename_to", target)
     return 1 if only_if_absent else OK
 
 
@@ -390,6 +403,7 @@ def copy_(ctx, argv):
     if expire is not None:
         target_db.set_expire(target_key, expire)
     ctx.dirty += 1
+    notify(ctx, b"copy_to", target_key, target_db)
     ctx.touch(target_key, target_db)
     return 1
 
@@ -409,6 +423,8 @@ def move(ctx, argv):
     if expire is not None:
         target_db.set_expire(key, expire)
     ctx.dirty += 1
+    notify(ctx, b"move_from", key)
+    notify(ctx, b"move_to", key, target_db)
     ctx.touch(key, target_db)
     return 1
 
@@ -528,9 +544,11 @@ def _expire_generic(ctx, argv, base_ms: int, unit_ms: int):
     if when <= now_ms() and not ctx.client.is_loader:
         # Not while loading: the file goes on to say what happened to the key.
         db.delete(key)
+        notify(ctx, b"del", key)
         ctx.propagate([b"DEL", key])
         return 1
     db.set_expire(key, when)
+    notify(ctx, b"expire", key)
     if argv[0].lower() != b"pexpireat":
         ctx.propagate([b"PEXPIREAT", key, b"%d" % when, *argv[3:]])
     return 1
@@ -585,6 +603,7 @@ def persist(ctx, argv):
         return 0
     if db.persist(argv[1]):
         ctx.dirty += 1
+        notify(ctx, b"persist", argv[1])
         return 1
     return 0
 

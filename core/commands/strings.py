@@ -12,10 +12,18 @@ from __future__ import annotations
 from .. import errors
 from ..errors import CommandError
 from ..keyspace import now_ms
+from ..pubsub import notify_keyspace_event
 from ..resp import OK, Map
 from . import command
 from .args import INT64_MAX, INT64_MIN, incr_long_double, parse_int
 from .keys import read_key
+
+
+def notify(ctx, event_class: str, event: bytes, key: bytes) -> None:
+    """A keyspace notification with Redis's event name and class (``"$"`` string, ``"g"``
+    generic, ``"x"`` expired); one attribute test when ``notify-keyspace-events`` is off."""
+    if ctx.engine.config.notify_keyspace_events:
+        notify_keyspace_event(ctx.engine, event_class, event, key, ctx.db.index)
 
 
 def get(ctx, argv):
@@ -90,7 +98,9 @@ _SET_OPTIONS = frozenset({b"EX", b"PX", b"EXAT", b"PXAT", b"KEEPTTL", b"NX", b"X
 
 def set_(ctx, argv):
     key, value = argv[1], argv[2]
-    if len(argv) == 3:
+    if len(argv) == 3 and not ctx.engine.config.notify_keyspace_events:
+        # The hot path skips the lookup; with notifications on, set_generic's lookup
+        # publishes "expired" for a key past its TTL first, as Redis's lookupKeyWrite does.
         ctx.db.set(key, value)
         ctx.dirty += 1
         return OK
@@ -112,11 +122,16 @@ def set_generic(ctx, key: bytes, value: bytes, expire_at: int | None, keep_ttl: 
         return old if get_old else None
     db.set(key, value, keep_ttl=keep_ttl)
     ctx.dirty += 1
+    notify(ctx, "$", b"set", key)
     if expire_at is not None:
+        notify(ctx, "g", b"expire", key)
         if expire_at <= now_ms():
-            # Already in the past (EXAT/PXAT): Redis deletes the key and propagates DEL.
+            # Already in the past (EXAT/PXAT): the key is deleted now and DEL propagated.
+            # Redis 7.0 keeps it until its next access or active expiry, which publish
+            # "expired": published here, so subscribers see the same sequence.
             db.delete(key)
             ctx.propagate([b"DEL", key])
+            notify(ctx, "x", b"expired", key)
             return reply
         db.set_expire(key, expire_at)
         ctx.propagate([b"SET", key, value])
@@ -133,6 +148,7 @@ def setnx(ctx, argv):
         return 0
     ctx.db.set(argv[1], argv[2])
     ctx.dirty += 1
+    notify(ctx, "$", b"set", argv[1])
     return 1
 
 
@@ -159,6 +175,7 @@ def getset(ctx, argv):
     old = _get_string(ctx, argv[1])
     ctx.db.set(argv[1], argv[2])
     ctx.dirty += 1
+    notify(ctx, "$", b"set", argv[1])
     ctx.propagate([b"SET", argv[1], argv[2]])  # as Redis 7 does
     return old
 
@@ -168,6 +185,7 @@ def getdel(ctx, argv):
     if value is not None:
         ctx.db.delete(argv[1])
         ctx.dirty += 1
+        notify(ctx, "g", b"del", argv[1])
         ctx.propagate([b"DEL", argv[1]])
     return value
 
@@ -186,12 +204,15 @@ def getex(ctx, argv):
         ctx.dirty += 1
         if expire_at <= now_ms() and not ctx.client.is_loader:
             db.delete(key)
+            notify(ctx, "g", b"del", key)
             ctx.propagate([b"DEL", key])
         else:
             db.set_expire(key, expire_at)
+            notify(ctx, "g", b"expire", key)
             ctx.propagate([b"PEXPIREAT", key, b"%d" % expire_at])
     elif persist and db.persist(key):
         ctx.dirty += 1
+        notify(ctx, "g", b"persist", key)
         ctx.propagate([b"PERSIST", key])
     return value
 
@@ -208,8 +229,15 @@ def mset(ctx, argv):
     if len(argv) % 2 == 0:
         raise CommandError(errors.wrong_arity("mset"))
     db = ctx.db
-    for index in range(1, len(argv), 2):
-        db.set(argv[index], argv[index + 1])
+    if ctx.engine.config.notify_keyspace_events:
+        # Each key is looked up first (lazy expiry publishes "expired"), as Redis's setKey.
+        for index in range(1, len(argv), 2):
+            db.get(argv[index])
+            db.set(argv[index], argv[index + 1])
+            notify(ctx, "$", b"set", argv[index])
+    else:
+        for index in range(1, len(argv), 2):
+            db.set(argv[index], argv[index + 1])
     ctx.dirty += (len(argv) - 1) // 2
     return OK
 
@@ -222,6 +250,7 @@ def msetnx(ctx, argv):
         return 0
     for index in range(1, len(argv), 2):
         db.set(argv[index], argv[index + 1])
+        notify(ctx, "$", b"set", argv[index])
     ctx.dirty += (len(argv) - 1) // 2
     return 1
 
@@ -243,6 +272,7 @@ def append(ctx, argv):
         new = old + argv[2]
     ctx.db.set(key, new, keep_ttl=True)
     ctx.dirty += 1
+    notify(ctx, "$", b"append", key)
     return len(new)
 
 
@@ -288,6 +318,7 @@ def setrange(ctx, argv):
     new = base[:offset] + patch + base[offset + len(patch) :]
     ctx.db.set(key, new, keep_ttl=True)
     ctx.dirty += 1
+    notify(ctx, "$", b"setrange", key)
     return len(new)
 
 
@@ -299,6 +330,7 @@ def _incr_by(ctx, key: bytes, increment: int) -> int:
         raise CommandError(errors.OVERFLOW)
     ctx.db.set(key, b"%d" % result, keep_ttl=True)
     ctx.dirty += 1
+    notify(ctx, "$", b"incrby", key)  # INCR DECR DECRBY too: Redis names them all incrby
     return result
 
 
@@ -327,6 +359,7 @@ def incrbyfloat(ctx, argv):
     result = incr_long_double(value, argv[2])
     ctx.db.set(key, result, keep_ttl=True)
     ctx.dirty += 1
+    notify(ctx, "$", b"incrbyfloat", key)
     # Replaying the addition could give other digits elsewhere: propagate the result.
     ctx.propagate([b"SET", key, result, b"KEEPTTL"])
     return result

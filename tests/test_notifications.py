@@ -1,0 +1,281 @@
+"""Keyspace notifications (``notify-keyspace-events``) of string and generic key commands,
+key creation (``new``) and expiry (``expired``), compared message by message with what
+Redis 7.0.15 publishes for the same script (a redis-server started by the test).
+
+Each server gets the same commands on one connection while a second connection is
+psubscribed to ``__key*__:*``; a marker published at the end tells the reader that every
+notification before it has arrived, so nothing here sleeps to wait for messages."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import pytest
+import redis
+from servers import ServerThread, free_port
+
+SETTING = "KEAn"  # every class Redis 7.0 has but key-miss, with the 'new' class of 7.0
+MARKER = b"__keyspace@0__:zz-end-of-script"
+
+# (command...) runs on db 0 unless a SELECT says otherwise; ("sleep", seconds) waits so that
+# keys with a short TTL are past it (lazy expiry on the next access publishes "expired").
+SCRIPT: list[tuple] = [
+    # strings
+    ("SET", "s", "1"),
+    ("SET", "s", "2"),
+    ("SET", "s", "3", "NX"),
+    ("SET", "s", "4", "XX"),
+    ("SET", "nx", "v", "NX"),
+    ("SET", "xx", "v", "XX"),
+    ("SET", "s", "5", "GET"),
+    ("SET", "s", "6", "EX", "100"),
+    ("SET", "s", "7", "KEEPTTL"),
+    ("SET", "s", "8", "PX", "100000", "GET"),
+    ("SETNX", "s", "x"),
+    ("SETNX", "snx", "x"),
+    ("SETEX", "sex", "100", "v"),
+    ("PSETEX", "psex", "100000", "v"),
+    ("GETSET", "s", "9"),
+    ("GETSET", "gs-new", "9"),
+    ("GETDEL", "s"),
+    ("GETDEL", "s"),
+    ("SET", "g", "v"),
+    ("GETEX", "g"),
+    ("GETEX", "g", "EX", "100"),
+    ("GETEX", "g", "PX", "100000"),
+    ("GETEX", "g", "EXAT", "99999999999"),
+    ("GETEX", "g", "PERSIST"),
+    ("GETEX", "g", "PERSIST"),
+    ("GETEX", "g", "PXAT", "1"),
+    ("GETEX", "missing", "EX", "100"),
+    ("MSET", "m1", "a", "m2", "b", "m1", "c"),
+    ("MSETNX", "m1", "a", "m3", "b"),
+    ("MSETNX", "m3", "a", "m4", "b"),
+    ("APPEND", "ap", "x"),
+    ("APPEND", "ap", "y"),
+    ("SETRANGE", "sr", "3", "abc"),
+    ("SETRANGE", "sr", "0", "z"),
+    ("SETRANGE", "sr", "0", ""),
+    ("SETRANGE", "sr-empty", "0", ""),
+    ("INCR", "n"),
+    ("DECR", "n"),
+    ("INCRBY", "n", "5"),
+    ("DECRBY", "n", "2"),
+    ("INCRBYFLOAT", "f", "1.5"),
+    ("INCRBYFLOAT", "f", "1.5"),
+    ("INCR", "sr"),
+    ("GET", "n"),
+    ("STRLEN", "n"),
+    ("GETRANGE", "n", "0", "1"),
+    ("MGET", "n", "f"),
+    ("LCS", "m1", "m2"),
+    # generic
+    ("DEL", "n", "f", "nothing"),
+    ("UNLINK", "m1", "m2"),
+    ("EXISTS", "m3"),
+    ("TOUCH", "m3"),
+    ("TYPE", "m3"),
+    ("SET", "r1", "v"),
+    ("RENAME", "r1", "r2"),
+    ("SET", "r3", "w"),
+    ("RENAME", "r2", "r3"),
+    ("RENAME", "r3", "r3"),
+    ("RENAMENX", "r3", "r4"),
+    ("SET", "r5", "v"),
+    ("RENAMENX", "r4", "r5"),
+    ("RENAMENX", "r4", "r4"),
+    ("RENAME", "nothing", "r6"),
+    ("COPY", "r4", "c1"),
+    ("COPY", "r4", "c1"),
+    ("COPY", "r5", "c1", "REPLACE"),
+    ("COPY", "r5", "c2", "DB", "1"),
+    ("COPY", "nothing", "c3"),
+    ("MOVE", "c1", "1"),
+    ("MOVE", "c2", "1"),
+    ("SET", "e", "v"),
+    ("EXPIRE", "e", "100"),
+    ("EXPIRE", "e", "100", "NX"),
+    ("PEXPIRE", "e", "100000", "XX"),
+    ("EXPIREAT", "e", "99999999999"),
+    ("PEXPIREAT", "e", "99999999999000", "GT"),
+    ("TTL", "e"),
+    ("PERSIST", "e"),
+    ("PERSIST", "e"),
+    ("EXPIRE", "nothing", "100"),
+    ("EXPIRE", "e", "-1"),
+    ("SET", "e", "v"),
+    ("PEXPIREAT", "e", "1"),
+    ("SET", "e", "v"),
+    ("EXPIREAT", "e", "1"),
+    # lazy expiry: the next access deletes the key and publishes "expired" (active expiry
+    # paused, or it could delete them first and in another order)
+    ("DEBUG", "SET-ACTIVE-EXPIRE", "0"),
+    # An expiry already past: Redis keeps the key until its next access ("expired" then),
+    # we delete it at once and publish "expired" then: the same sequence either way.
+    ("SET", "past", "v", "EXAT", "1"),
+    ("GET", "past"),
+    ("SET", "past2", "v", "PXAT", "1", "GET"),
+    ("EXISTS", "past2"),
+    # (PX 50, not 1: a TTL already past when SET checks it deletes the key at once here)
+    *[("SET", f"lazy{n}", "v", "PX", "50") for n in range(1, 17)],
+    ("SET", "plain", "v"),
+    ("SELECT", "1"),
+    ("SET", "lazy-db1", "v", "PX", "50"),
+    ("SELECT", "0"),
+    ("sleep", 0.2),
+    ("GET", "lazy1"),
+    ("SET", "lazy2", "again"),
+    ("EXISTS", "lazy3"),
+    ("INCR", "lazy4"),
+    ("MSET", "lazy5", "a", "lazy6", "b"),
+    ("RENAME", "plain", "lazy7"),
+    ("DEL", "lazy8"),
+    ("SET", "lazy9", "v", "XX"),
+    ("GETSET", "lazy10", "v"),
+    ("COPY", "lazy7", "lazy11"),
+    ("APPEND", "lazy12", "x"),
+    ("SETRANGE", "lazy13", "0", "a"),
+    ("EXPIRE", "lazy14", "100"),
+    ("MSETNX", "lazy15", "a", "fresh", "b"),
+    ("MOVE", "lazy7", "1"),
+    ("MOVE", "lazy-db1", "1"),
+    ("SELECT", "1"),
+    ("GET", "lazy-db1"),
+    ("SELECT", "0"),
+    ("PERSIST", "lazy16"),
+    ("DEBUG", "SET-ACTIVE-EXPIRE", "1"),
+    # other types: the 'new' event on creation, before the type's own event
+    ("RPUSH", "list", "a"),
+    ("HSET", "hash", "f", "v"),
+    ("SADD", "set", "m"),
+    ("ZADD", "zset", "1", "m"),
+    ("RENAME", "list", "list2"),
+    ("MOVE", "hash", "1"),
+    ("COPY", "set", "set2"),
+    ("DEL", "list2", "set", "set2", "zset"),
+    # in another database
+    ("SELECT", "1"),
+    ("SET", "db1", "v"),
+    ("DEL", "db1", "c1", "c2", "hash"),
+    ("SELECT", "0"),
+    # inside MULTI/EXEC the events come as the queued commands run
+    ("MULTI",),
+    ("SET", "tx", "1"),
+    ("INCR", "tx"),
+    ("EXPIRE", "tx", "100"),
+    ("DEL", "tx"),
+    ("EXEC",),
+    # FLUSHDB/FLUSHALL publish no keyspace event in 7.0
+    ("SET", "fl", "v"),
+    ("FLUSHDB",),
+    ("SET", "fl", "v"),
+    ("FLUSHALL",),
+    ("SET", "after", "v"),
+]
+
+
+def notifications(port: int, script: list[tuple]) -> list[tuple[bytes, bytes, bytes]]:
+    """Run ``script`` on the server at ``port`` and return the (pattern, channel, message)
+    notifications it published, in order."""
+    client = redis.Redis(port=port, protocol=2)
+    listener = client.pubsub()
+    try:
+        client.config_set("notify-keyspace-events", SETTING)
+        client.flushall()
+        listener.psubscribe("__key*__:*")
+        assert listener.get_message(timeout=5)["type"] == "psubscribe"
+        for step in script:
+            if step[0] == "sleep":
+                time.sleep(step[1])
+                continue
+            try:
+                client.execute_command(*step)
+            except redis.ResponseError:
+                pass
+        client.execute_command("SELECT", "0")
+        client.publish(MARKER, b"end")
+        received = []
+        while True:
+            message = listener.get_message(timeout=5)
+            assert message is not None, "the end marker did not arrive"
+            if message["channel"] == MARKER:
+                break
+            received.append((message["pattern"], message["channel"], message["data"]))
+        return received
+    finally:
+        listener.close()
+        client.config_set("notify-keyspace-events", "")
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def reference_port():
+    """A redis-server 7.0 of our own (skips when it is not installed)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server not installed")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--enable-debug-command", "yes", "--notify-keyspace-events", SETTING],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        probe = redis.Redis(port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                probe.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        probe.close()
+        yield port
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def ours(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("notifications")
+    with ServerThread([["save", ""], ["appendonly", "no"], ["dir", str(directory)],
+                       ["notify-keyspace-events", SETTING]]) as running:
+        running.wait_ready()
+        yield running
+
+
+def test_notification_sequence_matches_redis(reference_port, ours):
+    expected = notifications(reference_port, SCRIPT)
+    got = notifications(ours.port, SCRIPT)
+    assert got == expected
+
+
+def test_active_expiry_publishes_expired(ours):
+    """A key nobody touches after its TTL is deleted by the server cron: ``expired`` is
+    published then too (on both channels, after the key is gone)."""
+    client = ours.client()
+    listener = client.pubsub()
+    try:
+        client.config_set("notify-keyspace-events", "KEx")
+        listener.psubscribe("__key*__:*")
+        assert listener.get_message(timeout=5)["type"] == "psubscribe"
+        client.set("short-lived", "v", px=1)
+        messages = []
+        while len(messages) < 2:
+            message = listener.get_message(timeout=10)
+            assert message is not None, "no expired event from active expiry"
+            messages.append((message["channel"], message["data"]))
+        assert messages == [
+            (b"__keyspace@0__:short-lived", b"expired"),
+            (b"__keyevent@0__:expired", b"short-lived"),
+        ]
+        assert client.exists("short-lived") == 0
+    finally:
+        listener.close()
+        client.config_set("notify-keyspace-events", "")
+        client.close()
