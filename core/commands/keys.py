@@ -5,7 +5,9 @@ PEXPIRETIME PERSIST).
 Replies and error strings follow Redis 7.0 (``db.c``, ``expire.c``, ``object.c``).  Expiry
 commands propagate what they did, not what was typed: a relative expiry becomes ``PEXPIREAT``
 with the absolute time, so replaying the AOF later sets the same deadline; an expiry already
-in the past deletes the key and propagates ``DEL``.
+in the past deletes the key and propagates ``DEL``.  Keyspace notifications (generic class)
+are Redis 7.0's: ``del``, ``rename_from``/``rename_to``, ``copy_to``, ``move_from``/``move_to``
+(in each database), ``expire``, ``persist``; ``new`` comes from ``Database.set``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,10 @@ STRLEN GETRANGE SUBSTR SETRANGE INCR DECR INCRBY DECRBY INCRBYFLOAT LCS.
 Replies and errors follow Redis 7.0's ``t_string.c``.  Writes propagate their effect: an
 expiry as ``PEXPIREAT`` with the absolute time, INCRBYFLOAT as ``SET key <result> KEEPTTL``
 (the addition could round differently elsewhere), GETSET as ``SET``, GETDEL as ``DEL``.
-A string may not grow past ``proto-max-bulk-len`` (APPEND, SETRANGE).
+A string may not grow past ``proto-max-bulk-len`` (APPEND, SETRANGE).  Keyspace
+notifications use Redis's names: ``set`` (SET and its forms, GETSET, MSET), ``append``,
+``setrange``, ``incrby`` (every integer step), ``incrbyfloat``, and generic ``expire``,
+``persist``, ``del`` for the TTL options and GETDEL; ``new`` comes from ``Database.set``.
 """
 
 from __future__ import annotations
