@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .errors import CommandError
+from .glob import compile_glob
 
 if TYPE_CHECKING:
     from .commands import CommandRegistry, CommandSpec
@@ -144,48 +145,6 @@ def category_members(registry: CommandRegistry, category: str) -> list[str]:
     return members
 
 
-def glob_regex(pattern: bytes) -> re.Pattern[bytes]:
-    """Redis's ``stringmatchlen`` as a regex: ``*``, ``?``, ``[a-z]``, ``[^x]``, ``\\x``."""
-    out = bytearray()
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i : i + 1]
-        if c == b"*":
-            out += b".*"
-        elif c == b"?":
-            out += b"."
-        elif c == b"\\" and i + 1 < n:
-            i += 1
-            out += re.escape(pattern[i : i + 1])
-        elif c == b"[":
-            end = pattern.find(b"]", i + 2 if pattern[i + 1 : i + 2] in (b"^", b"]") else i + 1)
-            if end < 0:
-                out += re.escape(c)
-            else:
-                body = pattern[i + 1 : end]
-                negate = body.startswith(b"^")
-                if negate:
-                    body = body[1:]
-                parts = bytearray()
-                j = 0
-                while j < len(body):
-                    if body[j : j + 1] == b"\\" and j + 1 < len(body):
-                        j += 1
-                    if j + 2 < len(body) and body[j + 1 : j + 2] == b"-":
-                        low, high = sorted((body[j], body[j + 2]))
-                        parts += b"%s-%s" % (re.escape(bytes([low])), re.escape(bytes([high])))
-                        j += 3
-                    else:
-                        parts += re.escape(body[j : j + 1])
-                        j += 1
-                out += b"[" + (b"^" if negate else b"") + bytes(parts) + b"]" if parts else b"(?!)"
-                i = end
-        else:
-            out += re.escape(c)
-        i += 1
-    return re.compile(bytes(out), re.DOTALL)
-
-
 class KeyPattern:
     """``~pattern`` (read and write), ``%R~pattern`` or ``%W~pattern``."""
 
@@ -195,7 +154,7 @@ class KeyPattern:
         self.text = text
         self.read = read
         self.write = write
-        self.regex = glob_regex(text)
+        self.regex = compile_glob(text)
 
     def describe(self) -> str:
         prefix = "~" if self.read and self.write else "%R~" if self.read else "%W~"
@@ -259,7 +218,7 @@ class User:
         elif lowered in ("allchannels", "&*"):
             self.all_channels = True
             self.channels = [b"*"]
-            self._channel_regexes = [glob_regex(b"*")]
+            self._channel_regexes = [compile_glob(b"*")]
         elif lowered == "resetchannels":
             self.all_channels = False
             self.channels = []
@@ -305,7 +264,7 @@ class User:
             if not self.all_channels:
                 pattern = rule[1:].encode("utf-8", "surrogateescape")
                 self.channels.append(pattern)
-                self._channel_regexes.append(glob_regex(pattern))
+                self._channel_regexes.append(compile_glob(pattern))
         elif rule.startswith(("+", "-")) and len(rule) > 1:
             self._command_rule(rule, registry)
         else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from .glob import compile_glob
 from .resp import Push
 
 if TYPE_CHECKING:
@@ -129,58 +130,6 @@ def of(engine: Any) -> PubSub:
     if pubsub is None:
         pubsub = engine.pubsub = PubSub()
     return pubsub
-
-
-# --- glob patterns -------------------------------------------------------------------------
-
-
-def compile_glob(pattern: bytes) -> re.Pattern[bytes]:
-    """A regular expression matching what Redis's ``stringmatchlen`` matches: ``*``, ``?``,
-    ``[abc]``, ``[^a-z]`` (reversed ranges allowed), ``\\x`` for a literal x; an unclosed
-    ``[`` runs to the end of the pattern, a trailing ``\\`` is a literal backslash."""
-    out: list[bytes] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i : i + 1]
-        if c == b"*":
-            while i + 1 < n and pattern[i + 1 : i + 2] == b"*":
-                i += 1
-            out.append(b".*")
-        elif c == b"?":
-            out.append(b".")
-        elif c == b"[":
-            i += 1
-            negate = i < n and pattern[i : i + 1] == b"^"
-            if negate:
-                i += 1
-            members: list[bytes] = []
-            while i < n:
-                c = pattern[i : i + 1]
-                if c == b"\\" and i + 1 < n:
-                    i += 1
-                    members.append(re.escape(pattern[i : i + 1]))
-                elif c == b"]":
-                    break
-                elif i + 2 < n and pattern[i + 1 : i + 2] == b"-":
-                    start, end = pattern[i], pattern[i + 2]
-                    if start > end:
-                        start, end = end, start
-                    members.append(b"%s-%s" % (re.escape(bytes([start])), re.escape(bytes([end]))))
-                    i += 2
-                else:
-                    members.append(re.escape(c))
-                i += 1
-            if members:
-                out.append(b"[%s%s]" % (b"^" if negate else b"", b"".join(members)))
-            else:
-                out.append(b"." if negate else b"(?!)")
-        elif c == b"\\" and i + 1 < n:
-            i += 1
-            out.append(re.escape(pattern[i : i + 1]))
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile(b"".join(out), re.DOTALL)
 
 
 # --- keyspace notifications ----------------------------------------------------------------

@@ -14,7 +14,8 @@ import hiredis
 import pytest
 import redis
 from servers import ServerThread, free_port
-from trioredis.acl import User, glob_regex
+from trioredis.acl import User
+from trioredis.glob import compile_glob
 
 
 def error_of(call, *args) -> str:
@@ -360,7 +361,7 @@ def test_rename_command_moves_and_removes_commands(tmp_path):
     ],
 )
 def test_key_patterns_match_like_redis_stringmatch(pattern, subject, matches):
-    assert bool(glob_regex(pattern).fullmatch(subject)) is matches
+    assert bool(compile_glob(pattern).fullmatch(subject)) is matches
 
 
 def test_user_keeps_only_digests_and_checks_every_one():
