@@ -274,6 +274,7 @@ def test_aof_deleted_under_a_running_server_then_a_rewrite_recreates_it(tmp_path
     server.start(wait=False)
     wait_loaded(server)
     preload(server.port, 5_000)
+    wait_for(lambda: os.path.exists(tmp_path / AOF), what="the AOF to be created")
     before = run_writers(server.port, "before", 0.2)
     stop_writers(before)
     os.unlink(tmp_path / AOF)
@@ -304,6 +305,8 @@ def test_aof_made_read_only_under_a_running_server_keeps_writing(tmp_path, capsy
     spawned.append(server)
     server.start(wait=False)
     wait_loaded(server)
+    # INFO can say loading:0 a moment before the new empty AOF is created.
+    wait_for(lambda: os.path.exists(tmp_path / AOF), what="the AOF to be created")
     os.chmod(tmp_path / AOF, 0o444)
     during = run_writers(server.port, "readonly", 0.3)
     stop_writers(during)
