@@ -46,7 +46,6 @@ _SUBSCRIBED_ALLOWED = frozenset(
 
 
 _NAME_BYTES: dict[str, bytes] = {}  # command name -> bytes for CLIENT LIST's cmd=
-_UNSEEN: Any = object()  # replay_many: a command name not looked up yet
 
 
 class Block:
@@ -750,60 +749,81 @@ class Engine:
         ctx = client.ctx
         if ctx is None:
             ctx = client.ctx = CommandContext(self, client)
-        dispatch = self._dispatch
-        fast: dict[bytes, tuple[Callable[..., Any], int, CommandSpec] | None] = {}
+        # name as sent -> (handler, fewest args, most args, spec), or False for the full path
+        fast = self.__dict__.get("_replay_table")
+        if fast is None:
+            fast = self._replay_table = {}
+        in_multi = client.multi is not None
+        # Nobody WATCHes or waits during a start-up load: then a command's keys need no
+        # signal and the dirty count is summed once (DEBUG RELOAD keeps the per-command way).
+        signal = self._ready_keys or any(
+            db.watched or db.blocked for db in self.keyspace.databases)
         previous = self._current
         dirty = 0
         self.replaying = True
         self._current = client
+        ctx.dirty = 0
         try:
             for index, argv in enumerate(argvs):
-                name = argv[0]
-                entry = fast.get(name, _UNSEEN)
-                if entry is _UNSEEN:
-                    found = dispatch.get(name) or self._lookup(name)
-                    entry = fast[name] = (
-                        None if found is None or found[1] in _MULTI_CONTROL
-                        or BLOCKING in found[0].flags
-                        else (found[0].handler, found[0].arity, found[0]))
-                arity = entry[1] if entry is not None else 0
-                if (entry is None or client.multi is not None
-                        or (arity > 0 and len(argv) != arity) or len(argv) < -arity):
-                    reply = self.call(client, argv)
-                    self._current = client
-                    if reply.__class__ is Block:
-                        reply = reply.timeout_reply
-                    if isinstance(reply, ErrorReply) or (
-                            reply.__class__ is list and name.lower() == b"exec"
-                            and any(isinstance(item, ErrorReply) for item in reply)):
+                entry = fast.get(argv[0])
+                if entry is None:
+                    entry = self._replay_entry(argv[0])
+                if entry and not in_multi and entry[1] <= len(argv) <= entry[2]:
+                    ctx.db = client.db
+                    try:
+                        reply = entry[0](ctx, argv)
+                    except CommandError as error:
+                        reply = self._error(error.message, entry[3].name)
+                    except Exception as error:  # a bug: the load stops with this error
+                        name = entry[3].name
+                        self.log.warning(f"Internal error running {name}: {error!r}")
+                        reply = self._error(f"ERR internal error running '{name}': {error!r}",
+                                            name)
+                    if signal and ctx.dirty:
+                        dirty += ctx.dirty
+                        ctx.dirty = 0
+                        db = ctx.db
+                        if db.watched or db.blocked:
+                            for key in entry[3].keys(argv):
+                                self.keyspace.signal_modified(db, key)
+                        if self._ready_keys:
+                            self.serve_blocked()
+                            self._current = client
+                    if isinstance(reply, ErrorReply):
                         return index, reply
                     continue
-                ctx.db = client.db
+                # Transactions, blocking commands, unknown names, wrong arity: the full path
+                # (``execute`` counts its own dirty changes).
+                dirty += ctx.dirty
+                reply = self.call(client, argv)
                 ctx.dirty = 0
-                try:
-                    reply = entry[0](ctx, argv)
-                except CommandError as error:
-                    reply = self._error(error.message, entry[2].name)
-                except Exception as error:  # a bug: the load stops with this error
-                    self.log.warning(f"Internal error running {entry[2].name}: {error!r}")
-                    reply = self._error(
-                        f"ERR internal error running '{entry[2].name}': {error!r}", entry[2].name)
-                if ctx.dirty:
-                    dirty += ctx.dirty
-                    db = ctx.db
-                    if db.watched or db.blocked:
-                        for key in entry[2].keys(argv):
-                            self.keyspace.signal_modified(db, key)
-                    if self._ready_keys:
-                        self.serve_blocked()
-                        self._current = client
-                if isinstance(reply, ErrorReply):
+                self._current = client
+                in_multi = client.multi is not None
+                if reply.__class__ is Block:
+                    reply = reply.timeout_reply
+                if isinstance(reply, ErrorReply) or (
+                        reply.__class__ is list and argv[0].lower() == b"exec"
+                        and any(isinstance(item, ErrorReply) for item in reply)):
                     return index, reply
             return None
         finally:
-            self.dirty += dirty
+            self.dirty += dirty + ctx.dirty
+            ctx.dirty = 0
             self.replaying = False
             self._current = previous
+
+    def _replay_entry(self, sent: bytes) -> tuple[Callable[..., Any], int, int, CommandSpec] | bool:
+        """``replay_many``'s table entry for a command name as sent (remembered)."""
+        found = self._dispatch.get(sent) or self._lookup(sent)
+        if found is None or found[1] in _MULTI_CONTROL or BLOCKING in found[0].flags:
+            entry: Any = False
+        else:
+            spec = found[0]
+            fewest, most = (spec.arity, spec.arity) if spec.arity > 0 else (-spec.arity, 1 << 62)
+            entry = (spec.handler, fewest, most, spec)
+        if len(self._replay_table) < 4096:
+            self._replay_table[sent] = entry
+        return entry
 
     async def load(self) -> None:
         """Ask backends, highest priority first, to load the dataset."""
