@@ -35,6 +35,7 @@ from trioredis import (
     encode_command,
 )
 
+from .fsync import FsyncThread
 from .loading import CHUNK_SIZE, AofCorruption, AofScanner
 from .rewrite import child_main, temp_path, write_all
 
@@ -105,6 +106,9 @@ class AofBackend(BaseBackend):
         self._delayed_fsync = 0
         self._io_limiter = trio.CapacityLimiter(1)  # fsync, close: one at a time, in order
         self._copy_limiter = trio.CapacityLimiter(1)  # copying the rewrite buffer
+        # appendfsync always: fdatasyncs in a thread of our own, started by run().
+        self._fsync_thread = FsyncThread(self._fsync_done)
+        self._fsync_round = trio.Event()  # set (and replaced) after each of its fdatasyncs
         self._child: RewriteChild | None = None
         self._rewrite_buf: bytearray | None = None
         self._rewrite_scheduled = False
@@ -194,6 +198,9 @@ class AofBackend(BaseBackend):
                 return self._written + 1
         policy = self.config.appendfsync
         if policy == "always":
+            # The fdatasync starts now, while the turn's replies are still being encoded.
+            if self._fsync_thread.running and not self._skip_fsync():
+                self._fsync_thread.request(self._fd, self._generation, self._written)
             return self._written
         if (policy == "everysec" and self._syncing is not None
                 and time.monotonic() - self._sync_started > DELAY_WRITERS_AFTER):
@@ -277,6 +284,11 @@ class AofBackend(BaseBackend):
                 return
             if self._durable >= ticket or self._fd is None or self._skip_fsync():
                 return
+            if self._fsync_thread.running:
+                round_done = self._fsync_round
+                self._fsync_thread.request(self._fd, self._generation, self._written)
+                await round_done.wait()
+                continue
             if self._syncing is not None:
                 await self._syncing.wait()
                 continue
@@ -314,22 +326,52 @@ class AofBackend(BaseBackend):
             self._syncing = None
             event.set()
 
+    def _fsync_done(self, generation: int, position: int, error: OSError | None) -> None:
+        """On the trio thread, after each fdatasync of the fsync thread: what it covered is
+        durable (unless the file changed meanwhile); the waiters re-check their tickets."""
+        if error is not None:
+            reason = error.strerror or str(error)
+            if self.config.appendfsync == "always" and generation == self._generation:
+                if not self._fatal:
+                    self._fatal = True
+                    message = (f"Can't persist AOF for fsync error when the AOF fsync policy "
+                               f"is 'always': {reason}. Exiting...")
+                    if self._host is not None:
+                        self._host.fatal(message)
+            elif self._fsync_error is None:
+                self._log("warning", f"Error fsyncing the AOF file: {reason}")
+                self._fsync_error = reason
+        elif generation == self._generation:
+            if position > self._durable:
+                self._durable = position
+            self._fsync_error = None
+        self._wake_fsync_waiters()
+
+    def _wake_fsync_waiters(self) -> None:
+        self._fsync_round.set()
+        self._fsync_round = trio.Event()
+
     # --- the backend's task ----------------------------------------------------------------
 
     async def run(self, host: BackendHost, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         self._host = host
         self._log_ = host.log
         self._config = host.config
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            if self.state is State.PENDING:
-                self._open_after_load()
-            if self._fatal:
-                host.fatal("Error writing to the AOF file before start-up completed")
-            task_status.started()
-            while True:
-                await trio.sleep(TICK_SECONDS)
-                self._tick()
+        self._fsync_thread.start(trio.lowlevel.current_trio_token())
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                if self.state is State.PENDING:
+                    self._open_after_load()
+                if self._fatal:
+                    host.fatal("Error writing to the AOF file before start-up completed")
+                task_status.started()
+                while True:
+                    await trio.sleep(TICK_SECONDS)
+                    self._tick()
+        finally:
+            self._fsync_thread.stop()
+            self._wake_fsync_waiters()
 
     def _open_after_load(self) -> None:
         """appendonly yes and no AOF was found at load: create it.  When another backend
@@ -546,6 +588,7 @@ class AofBackend(BaseBackend):
         self._current_size = self._base_size = os.fstat(new_fd).st_size
         was_waiting = self.state is State.WAIT_REWRITE
         self.state = State.ON
+        self._wake_fsync_waiters()  # requests for the old file are void: re-check tickets
         assert self._nursery is not None
         if old_fd is not None:
             # Closing the last descriptor of the unlinked old file frees its blocks: that can
@@ -576,7 +619,7 @@ class AofBackend(BaseBackend):
         return True
 
     async def _close_in_thread(self, fd: int) -> None:
-        await trio.to_thread.run_sync(os.close, fd, limiter=self._io_limiter)
+        await trio.to_thread.run_sync(self._fsync_thread.close_fd, fd, limiter=self._io_limiter)
 
     async def _fsync_directory(self) -> None:
         """Make the rename itself durable."""
@@ -636,17 +679,13 @@ class AofBackend(BaseBackend):
         self._generation += 1
         self.state = State.OFF
         self._write_error = self._fsync_error = None
+        self._wake_fsync_waiters()
         if fd is not None and self._nursery is not None:
             self._nursery.start_soon(self._sync_and_close, fd)
 
     async def _sync_and_close(self, fd: int) -> None:
-        def work() -> None:
-            try:
-                os.fdatasync(fd)
-            finally:
-                os.close(fd)
-
-        await trio.to_thread.run_sync(work, limiter=self._io_limiter)
+        await trio.to_thread.run_sync(self._fsync_thread.close_fd, fd, True,
+                                      limiter=self._io_limiter)
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -826,8 +865,9 @@ class AofBackend(BaseBackend):
             self._write_pending()
         self._fd = None
         self._generation += 1
-        await trio.to_thread.run_sync(os.fsync, fd, limiter=self._io_limiter)
-        await trio.to_thread.run_sync(os.close, fd, limiter=self._io_limiter)
+        self._wake_fsync_waiters()
+        await trio.to_thread.run_sync(self._fsync_thread.close_fd, fd, True,
+                                      limiter=self._io_limiter)
 
     def statistics(self) -> dict[str, Any]:
         child = self._child
@@ -851,7 +891,8 @@ class AofBackend(BaseBackend):
                 "aof_pending_rewrite": 1 if self._rewrite_scheduled else 0,
                 "aof_buffer_length": len(self._buf),
                 "aof_rewrite_buffer_length": len(self._rewrite_buf or b""),
-                "aof_pending_bio_fsync": 1 if self._syncing is not None else 0,
+                "aof_pending_bio_fsync":
+                    1 if self._syncing is not None or self._fsync_thread.busy else 0,
                 "aof_delayed_fsync": self._delayed_fsync,
             })
         return fields
