@@ -160,6 +160,50 @@ def test_every_policy_appends_before_replying(tmp_path, policy):
             assert f"k{i}".encode() in aof_bytes(tmp_path)
 
 
+def test_always_group_commit_across_clients_and_a_file_switch_keeps_every_write(tmp_path):
+    """``always`` fsyncs in the AOF's own thread: many clients writing at once, a rewrite
+    switching files under them and a policy change all leave every acknowledged write in the
+    AOF, and stopping the server stops the thread."""
+    import threading
+
+    with ServerThread(aof_options(tmp_path, ["appendfsync", "always"])) as server:
+        server.wait_ready()
+        r = server.client()
+        failures = []
+
+        def writer(number):
+            try:
+                client = server.client()
+                for i in range(150):
+                    client.set(f"w{number}:{i}", i)
+                    client.rpush(f"list{number}", i)
+            except Exception as error:  # pragma: no cover - reported below
+                failures.append(error)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        r.bgrewriteaof()
+        for thread in threads:
+            thread.join()
+        deadline = time.monotonic() + 30
+        while r.info("persistence")["aof_rewrite_in_progress"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        r.config_set("appendfsync", "everysec")
+        r.set("after-everysec", 1)
+        r.config_set("appendfsync", "always")
+        r.set("after-always", 1)
+        assert not failures
+        before = digest(r)
+    assert not [t for t in threading.enumerate() if t.name == "trioredis-aof-fsync"]
+    with ServerThread(aof_options(tmp_path)) as server:
+        server.wait_ready()
+        r = server.client()
+        assert digest(r) == before
+        assert r.llen("list7") == 150 and r.get("w3:149") == b"149"
+
+
 def test_waitaof_answers_once_the_writes_are_fsynced(tmp_path):
     with ServerThread(aof_options(tmp_path, ["appendfsync", "everysec"])) as server:
         server.wait_ready()

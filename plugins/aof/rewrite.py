@@ -86,19 +86,24 @@ def _variadic(name: bytes, key: bytes, encoded: list[bytes], per_item: int) -> l
 def encode_value(host: Any, db: int, key: bytes, value: Any, expire_ms: int | None) -> bytes:
     """The RESP commands that rebuild one key (its expiry included)."""
     kind = value.__class__
+    join, bulk, crlf = b"".join, _BULK, _CRLF  # inlined _bulk(): one call less per item
     if kind is bytes:
-        commands = [b"".join((_SET, _BULK[len(key)], key, _CRLF, _BULK[len(value)], value, _CRLF))]
+        commands = [join((_SET, bulk[len(key)], key, crlf, bulk[len(value)], value, crlf))]
     elif kind is deque:
-        commands = _variadic(b"RPUSH", key, [_bulk(item) for item in value], 1)
+        commands = _variadic(b"RPUSH", key, [join((bulk[len(item)], item, crlf))
+                                             for item in value], 1)
     elif kind is set:
-        commands = _variadic(b"SADD", key, [_bulk(item) for item in value], 1)
+        commands = _variadic(b"SADD", key, [join((bulk[len(item)], item, crlf))
+                                            for item in value], 1)
     elif kind is dict:
-        commands = _variadic(b"HSET", key, [_bulk(field) + _bulk(item)
-                                            for field, item in value.items()], 2)
+        commands = _variadic(b"HSET", key, [
+            join((bulk[len(field)], field, crlf, bulk[len(item)], item, crlf))
+            for field, item in value.items()], 2)
     elif kind is ZSet:
         # repr() is the shortest text that reads back as the same double ("inf", "-inf" too).
-        commands = _variadic(b"ZADD", key, [_bulk(repr(score).encode()) + _bulk(member)
-                                            for member, score in value.items()], 2)
+        commands = _variadic(b"ZADD", key, [
+            join((bulk[len(text)], text, crlf, bulk[len(member)], member, crlf))
+            for member, score in value.items() for text in (repr(score).encode(),)], 2)
     else:
         argvs = host.rewrite_value(db, key, value, expire_ms)
         if argvs is None:
