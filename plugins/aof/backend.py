@@ -269,12 +269,14 @@ class AofBackend(BaseBackend):
     # --- durability ------------------------------------------------------------------------
 
     async def wait_durable(self, ticket: int) -> None:
-        # GROUP COMMIT (always).  One fdatasync runs at a time (a CapacityLimiter(1) worker
-        # thread); it covers every byte written before it started, so every waiter whose
-        # ticket is at or below that position is released by the same fsync.  A writer that
-        # arrives while an fsync runs waits for it to finish and then for the next one, which
-        # also covers every other writer that arrived meanwhile: throughput is bounded by the
-        # disk's fsync rate, not by the number of clients.
+        # GROUP COMMIT (always).  One fdatasync runs at a time (in the AOF's fsync thread once
+        # run() started it, see fsync.py; else a CapacityLimiter(1) worker thread); it covers
+        # every byte written before it started, so every waiter whose ticket is at or below
+        # that position is released by the same fsync.  A writer that arrives while an fsync
+        # runs waits for it to finish and then for the next one, which also covers every
+        # other writer that arrived meanwhile (the fsync thread starts that next one as soon
+        # as the first returns): throughput is bounded by the disk's fsync rate, not by the
+        # number of clients.
         while True:
             if self._fatal:
                 await trio.sleep_forever()  # the server is stopping; this reply never leaves
