@@ -33,6 +33,7 @@ from trioredis import (
     Loader,
     Status,
     encode_command,
+    wait_child,
 )
 
 from .fsync import FsyncThread
@@ -492,7 +493,7 @@ class AofBackend(BaseBackend):
         temp = temp_path(child.directory, child.pid)
         ok = False
         try:
-            status = await _wait_child(child.pid)
+            status = await wait_child(child.pid)
             if child.killed:
                 self._log("notice", "Killed AOF rewrite child; its file is removed")
             elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
@@ -920,31 +921,6 @@ class AofBackend(BaseBackend):
     @property
     def durable_position(self) -> int:
         return self._durable
-
-
-async def _wait_child(pid: int) -> int:
-    """The child's wait status, without blocking the event loop (a pidfd becomes readable
-    when the child exits; else waitpid in a worker thread).  If cancelled (shutdown), the
-    child is killed and reaped first, so no orphan keeps writing."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        pidfd = -1
-    try:
-        if pidfd >= 0:
-            await trio.lowlevel.wait_readable(pidfd)
-            return os.waitpid(pid, 0)[1]
-        return (await trio.to_thread.run_sync(os.waitpid, pid, 0))[1]
-    except BaseException:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-        raise
-    finally:
-        if pidfd >= 0:
-            os.close(pidfd)
 
 
 def _remove(path: str) -> None:

@@ -33,7 +33,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 import trio
-from trioredis import OK, BaseBackend, CommandError, PersistenceUnsupported, Status
+from trioredis import OK, BaseBackend, CommandError, PersistenceUnsupported, Status, wait_child
 
 from .format import SnapshotError, SnapshotFile, drop_expired, materialize, write_snapshot_file
 
@@ -144,35 +144,6 @@ def _read_report(fd: int) -> str:
         return ""
     finally:
         os.close(fd)
-
-
-async def _wait_child(pid: int) -> int:
-    """The child's wait status, without blocking the event loop.  If cancelled, the child is
-    killed and reaped before the cancellation goes on (no zombie, no orphan writer)."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        pidfd = -1
-    try:
-        if pidfd >= 0:
-            await trio.lowlevel.wait_readable(pidfd)
-        else:
-            while True:
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    return status
-                await trio.sleep(0.02)
-        return os.waitpid(pid, 0)[1]
-    except BaseException:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-        raise
-    finally:
-        if pidfd >= 0:
-            os.close(pidfd)
 
 
 def _install(temp: str, final: str, directory: str) -> None:
@@ -351,7 +322,7 @@ class SnapshotBackend(BaseBackend):
         ok = False
         killed_on_purpose = False
         try:
-            status = await _wait_child(pid)
+            status = await wait_child(pid)
             report = _read_report(report_fd)
             report_fd = -1
             if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
