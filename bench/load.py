@@ -30,6 +30,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -345,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         client.close()
     finally:
         server.kill()
+        shutil.rmtree(directory, ignore_errors=True)
     for key, value in figures.items():
         print(f"{key}: {value}")
     if args.json:
