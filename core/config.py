@@ -64,6 +64,7 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     loadplugin: list[str] = msgspec.field(default_factory=list)
     slowlog_log_slower_than: int = 10000
     slowlog_max_len: int = 128
+    latency_monitor_threshold: int = 0
     notify_keyspace_events: str = ""
     # append-only file (plugins/aof)
     appendonly: bool = False
@@ -109,6 +110,7 @@ _BOUNDS: dict[str, tuple[int, int]] = {
     "proto-max-bulk-len": (1024 * 1024, INT64_MAX),
     "client-query-buffer-limit": (1024 * 1024, INT64_MAX), "maxmemory": (0, 2**64 - 1),
     "slowlog-log-slower-than": (-1, INT64_MAX), "slowlog-max-len": (0, INT64_MAX),
+    "latency-monitor-threshold": (0, INT64_MAX),
     "auto-aof-rewrite-percentage": (0, INT_MAX), "auto-aof-rewrite-min-size": (0, INT64_MAX),
 }
 

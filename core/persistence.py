@@ -259,6 +259,14 @@ class BackendHost:
         """Stop the server now with ``message`` in the log (a durability promise is broken)."""
         self._engine.fatal(message)
 
+    def record_fork(self, seconds: float) -> None:
+        """Call in the parent right after a successful os.fork(): INFO's total_forks and
+        latest_fork_usec, and the ``fork`` latency event."""
+        usec = int(seconds * 1_000_000)
+        self._engine.total_forks += 1
+        self._engine.latest_fork_usec = usec
+        self.record_latency("fork", usec // 1000)
+
     def record_latency(self, event: str, milliseconds: int) -> None:
         """A latency sample for LATENCY LATEST/HISTORY (``aof-write``, ``aof-fsync-always``,
         ``fork``...): kept when it reaches ``latency-monitor-threshold``."""

@@ -270,3 +270,27 @@ def test_latency_event_keeps_160_samples_and_the_maximum():
     assert len(event.samples) == 160
     assert event.samples[0] == (1_700_000_040, 10)
     assert event.max == 100
+
+
+def test_fork_is_counted_and_sampled_as_a_latency_event(tmp_path):
+    """A BGREWRITEAOF forks: INFO total_forks and latest_fork_usec move, and a fork that took
+    at least latency-monitor-threshold (1 ms) shows in LATENCY LATEST."""
+    with ServerThread([["dir", str(tmp_path)], ["appendonly", "yes"], ["save", ""],
+                       ["latency-monitor-threshold", "1"]]) as running:
+        running.wait_ready()
+        client = running.client()
+        client.set("k", "v")
+        before = client.info("stats")["total_forks"]
+        client.bgrewriteaof()
+        deadline = time.monotonic() + 30
+        while client.info("persistence")["aof_rewrite_in_progress"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        stats = client.info("stats")
+        assert stats["total_forks"] == before + 1
+        assert stats["latest_fork_usec"] > 0
+        assert client.config_get("latency-monitor-threshold") == {"latency-monitor-threshold": "1"}
+        events = {entry[0] for entry in client.execute_command("LATENCY", "LATEST")}
+        assert events <= {b"fork", b"aof-write", b"aof-fsync-always", b"command", b"fast-command"}
+        if stats["latest_fork_usec"] >= 1000:
+            assert b"fork" in events

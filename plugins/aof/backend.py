@@ -216,6 +216,7 @@ class AofBackend(BaseBackend):
         buf = self._buf
         fd = self._fd
         assert fd is not None
+        started = time.monotonic()
         while buf:
             try:
                 written = os.write(fd, buf)
@@ -230,6 +231,9 @@ class AofBackend(BaseBackend):
             del buf[:written]
             self._written += written
             self._current_size += written
+        elapsed = time.monotonic() - started
+        if elapsed >= 0.001 and self._host is not None:
+            self._host.record_latency("aof-write", int(elapsed * 1000))
         if self._write_error is not None:
             self._log("warning", "AOF write error looks solved, Redis can write again.")
             self._write_error = None
@@ -329,9 +333,12 @@ class AofBackend(BaseBackend):
             self._syncing = None
             event.set()
 
-    def _fsync_done(self, generation: int, position: int, error: OSError | None) -> None:
+    def _fsync_done(self, generation: int, position: int, error: OSError | None,
+                    seconds: float = 0.0) -> None:
         """On the trio thread, after each fdatasync of the fsync thread: what it covered is
         durable (unless the file changed meanwhile); the waiters re-check their tickets."""
+        if seconds >= 0.001 and self._host is not None:
+            self._host.record_latency("aof-fsync-always", int(seconds * 1000))
         if error is not None:
             reason = error.strerror or str(error)
             if self.config.appendfsync == "always" and generation == self._generation:
@@ -468,12 +475,14 @@ class AofBackend(BaseBackend):
             directory = os.path.dirname(self._path) or "."
             parent = os.getpid()
             host.prepare_fork()
+            fork_started = time.monotonic()
             pid = os.fork()
         except BaseException:
             host.fork_slot.release("aof")
             raise
         if pid == 0:
             child_main(host, directory, parent)  # never returns
+        host.record_fork(time.monotonic() - fork_started)
         # THE FORK POINT.  The child writes the dataset as it is now; every write fed from
         # now on goes to the old AOF (still the one in use: a crash during the rewrite loses
         # nothing) and to the rewrite buffer, which the switch appends to the child's file.

@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 
 import trio
 
-# done(generation, position, error): runs on the trio thread after each fdatasync.
-DoneCallback = Callable[[int, int, "OSError | None"], None]
+# done(generation, position, error, seconds): runs on the trio thread after each fdatasync;
+# ``seconds`` is how long the fdatasync took (the ``aof-fsync-always`` latency event).
+DoneCallback = Callable[[int, int, "OSError | None", float], None]
 
 
 class FsyncThread:
@@ -116,6 +118,7 @@ class FsyncThread:
                 self.busy = True
                 self.io_lock.acquire()  # under the condition: forget() cannot slip between
             error: OSError | None = None
+            started = time.monotonic()
             try:
                 os.fdatasync(fd)
             except OSError as failure:
@@ -126,6 +129,7 @@ class FsyncThread:
             token = self._token
             assert token is not None
             try:
-                token.run_sync_soon(self._done, generation, position, error)
+                token.run_sync_soon(self._done, generation, position, error,
+                                    time.monotonic() - started)
             except trio.RunFinishedError:
                 return

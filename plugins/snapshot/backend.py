@@ -294,6 +294,7 @@ class SnapshotBackend(BaseBackend):
         self._dirty_at_fork = host.dirty
         self._last_try = time.time()
         host.prepare_fork()
+        fork_started = time.monotonic()
         try:
             pid = os.fork()
         except OSError:
@@ -306,6 +307,7 @@ class SnapshotBackend(BaseBackend):
             temp = os.path.join(config.dir, f"temp-{os.getpid()}.trdb")
             _child_main(temp, databases, host, zset, write_fd, parent)
         os.close(write_fd)
+        host.record_fork(time.monotonic() - fork_started)
         self._child_pid = pid
         self._child_started = time.time()
         self._child_done = trio.Event()
