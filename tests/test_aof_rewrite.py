@@ -95,8 +95,9 @@ def test_rewrite_under_concurrent_writes_restarts_with_the_same_digest_and_a_sma
         assert info["aof_last_bgrewrite_status"] == "ok"
         before = digest(r)
         assert temp_files(tmp_path) == []
-    size_after = os.path.getsize(tmp_path / AOF)
-    assert size_after < size_before / 5
+    # The file as the switch left it (the rewrite plus what was written during it): how much
+    # the writers add afterwards depends on the machine's speed, not on the rewrite.
+    assert info["aof_base_size"] < size_before / 5
     with ServerThread(aof_options(tmp_path)) as server:
         server.wait_ready()
         assert digest(server.client()) == before
