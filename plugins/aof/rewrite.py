@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import time
 from collections import deque
 from collections.abc import Iterator
 from itertools import islice
@@ -22,6 +23,9 @@ from trioredis import ZSet, encode_command, now_ms
 
 WRITE_CHUNK = 1 << 20
 PR_SET_PDEATHSIG = 1
+
+
+PROGRESS_LOG_SECONDS = 1.0  # the rewrite's progress line, at most this often
 
 
 def temp_path(directory: str, pid: int) -> str:
@@ -114,8 +118,10 @@ def encode_value(host: Any, db: int, key: bytes, value: Any, expire_ms: int | No
     return b"".join(commands)
 
 
-def dataset_chunks(host: Any) -> Iterator[bytes]:
-    """The dataset as RESP, in chunks of about KEYS_PER_BATCH keys."""
+def dataset_chunks(host: Any, done: list[int] | None = None) -> Iterator[bytes]:
+    """The dataset as RESP, in chunks of about KEYS_PER_BATCH keys; ``done[0]`` counts the
+    keys visited so far (for the progress line)."""
+    done = done if done is not None else [0]
     join = b"".join
     bulk = _BULK
     for db in host.keyspace.databases:
@@ -135,10 +141,12 @@ def dataset_chunks(host: Any) -> Iterator[bytes]:
                       if value.__class__ is not bytes and key not in expires]
             if others:
                 chunk += join(others)
+            done[0] += len(batch)
             yield chunk
         # Keys with a TTL (those already expired are left out, as the loader would drop them).
         timed = iter(expires.items())
         while batch := list(islice(timed, KEYS_PER_BATCH)):
+            done[0] += len(batch)
             yield join([encode_value(host, db.index, key, data[key], when)
                         for key, when in batch if when > now and key in data])
 
@@ -146,10 +154,20 @@ def dataset_chunks(host: Any) -> Iterator[bytes]:
 def write_dataset(host: Any, path: str) -> int:
     """Write the dataset as commands to ``path`` and fsync it; the file's size."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    total = sum(len(db.data) for db in host.keyspace.databases)
+    done = [0]
+    started = last_report = time.monotonic()
     try:
         pending: list[bytes] = []
         pending_size = size = 0
-        for chunk in dataset_chunks(host):
+        for chunk in dataset_chunks(host, done):
+            now = time.monotonic()
+            if now - last_report >= PROGRESS_LOG_SECONDS and total and done[0]:
+                # A long rewrite says how far it is, at most once a second (the child's log
+                # lines carry its own pid and the role C, as Redis's do).
+                last_report = now
+                eta = (now - started) * (total - done[0]) / done[0]
+                host.log.notice(f"AOF rewrite: {100 * done[0] / total:.1f}% (ETA {eta:.0f}s)")
             pending.append(chunk)
             pending_size += len(chunk)
             if pending_size >= WRITE_CHUNK:
@@ -196,6 +214,7 @@ def child_main(host: Any, directory: str, parent_pid: int) -> None:
         except ValueError:
             pass
         _die_with_parent(parent_pid)
+        host.log.role = "C"
         write_dataset(host, temp_path(directory, os.getpid()))
         code = 0
     except BaseException:  # noqa: B036 - whatever happens, the child leaves through _exit
