@@ -237,3 +237,20 @@ def test_switching_from_snapshot_to_aof_writes_the_loaded_dataset_into_a_new_aof
     with ServerThread(aof_options(tmp_path)) as server:
         server.wait_ready()
         assert digest(server.client()) == after
+
+
+def test_save_during_a_rewrite_waits_for_the_child_and_answers_ok(tmp_path):
+    """Only one persistence child at a time: SAVE while BGREWRITEAOF's child runs waits for
+    it, then saves (Redis answers OK here too), instead of refusing."""
+    with ServerThread(aof_options(tmp_path)) as server:
+        server.wait_ready()
+        r = server.client()
+        with r.pipeline(transaction=False) as pipe:
+            for i in range(20000):
+                pipe.set(f"k:{i}", i)
+            pipe.execute()
+        assert r.bgrewriteaof()
+        assert r.save() is True
+        assert (tmp_path / "dump.trdb").exists()
+        wait_for(lambda: rewrite_idle(r))
+        assert r.info("persistence")["aof_last_bgrewrite_status"] == "ok"
