@@ -150,3 +150,20 @@ class CommandRegistry:
 
     def __len__(self) -> int:
         return len(self.by_name)
+
+
+def numkeys_finder(numkeys_index: int, fixed: tuple[int, ...] = ()):
+    """A key finder for a command whose keys follow a ``numkeys`` argument (ZUNION, SINTERCARD,
+    ZMPOP...), plus the keys at ``fixed`` positions (a STORE destination).  It runs before the
+    handler validates anything (ACL checks), so a malformed count just finds fewer keys."""
+
+    def find(argv: list[bytes]) -> list[bytes]:
+        keys = [argv[index] for index in fixed if index < len(argv)]
+        try:
+            count = int(argv[numkeys_index])
+        except (IndexError, ValueError):
+            return keys
+        start = numkeys_index + 1
+        return keys + argv[start : start + max(0, count)]
+
+    return find

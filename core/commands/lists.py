@@ -25,7 +25,7 @@ from ..engine import Block
 from ..errors import CommandError
 from ..pubsub import notify_keyspace_event
 from ..resp import NULL_ARRAY, OK
-from . import command
+from . import command, numkeys_finder
 from .args import INT64_MAX, INT64_MIN, parse_int
 
 LEFT, RIGHT = b"left", b"right"
@@ -565,11 +565,12 @@ def register(registry):
         command("ltrim", 4, "write", ltrim, (1, 1, 1), group=group),
         command("lmove", 5, "write denyoom", lmove, (1, 2, 1), group=group),
         command("rpoplpush", 3, "write denyoom", rpoplpush, (1, 2, 1), group=group),
-        # LMPOP's keys follow numkeys: the handler touches the key it pops from.
-        command("lmpop", -4, "write", lmpop, (0, 0, 0), group=group),
+        command("lmpop", -4, "write movablekeys", lmpop, (0, 0, 0), group=group,
+                key_finder=numkeys_finder(1)),
         command("blpop", -3, "write blocking", blpop, (1, -2, 1), group=group),
         command("brpop", -3, "write blocking", brpop, (1, -2, 1), group=group),
         command("blmove", 6, "write denyoom blocking", blmove, (1, 2, 1), group=group),
         command("brpoplpush", 4, "write denyoom blocking", brpoplpush, (1, 2, 1), group=group),
-        command("blmpop", -5, "write blocking", blmpop, (0, 0, 0), group=group),
+        command("blmpop", -5, "write blocking movablekeys", blmpop, (0, 0, 0), group=group,
+                key_finder=numkeys_finder(2)),
     ])

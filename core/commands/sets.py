@@ -23,7 +23,7 @@ from .. import errors
 from ..errors import CommandError
 from ..pubsub import notify_keyspace_event
 from ..resp import SetReply
-from . import command
+from . import command, numkeys_finder
 from .args import INT64_MAX, parse_int
 from .keys import (
     compile_glob,
@@ -70,21 +70,6 @@ def parse_range_long(raw: bytes, low: int, high: int, error: str | None = None) 
     return value
 
 
-def numkeys_finder(numkeys_index: int, fixed: tuple[int, ...] = ()):
-    """A key finder for a command whose keys follow a ``numkeys`` argument (ZUNION, SINTERCARD,
-    ZMPOP...), plus the keys at ``fixed`` positions (a STORE destination).  It runs before the
-    handler validates anything (ACL checks), so a malformed count just finds fewer keys."""
-
-    def find(argv: list[bytes]) -> list[bytes]:
-        keys = [argv[index] for index in fixed if index < len(argv)]
-        try:
-            count = int(argv[numkeys_index])
-        except (IndexError, ValueError):
-            return keys
-        start = numkeys_index + 1
-        return keys + argv[start : start + max(0, count)]
-
-    return find
 
 
 def random_member(collection: Any) -> Any:

@@ -22,7 +22,7 @@ from ..engine import Block
 from ..errors import CommandError
 from ..resp import NULL_ARRAY, format_double
 from ..zset import LexRange, ScoreRange, ZSet, parse_double
-from . import command
+from . import command, numkeys_finder
 from .args import INT64_MAX, parse_int, parse_timeout
 from .keys import (
     compile_glob,
@@ -35,7 +35,6 @@ from .sets import (
     LIMIT_NEGATIVE,
     delete_emptied,
     notify,
-    numkeys_finder,
     parse_positive,
     parse_range_long,
 )
