@@ -11,24 +11,10 @@ promise says (the promise is written at the top of each config file):
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 
-import pytest
 from servers import REPO, ServerProcess
-
-
-def aof_backend_available() -> bool:
-    """The AOF plugin is written alongside; its modes are skipped until it registers."""
-    try:
-        module = importlib.import_module("trioredis.plugins.aof")
-    except ImportError:
-        return False
-    return hasattr(module, "trioredis_register_persistence")
-
-
-needs_aof = pytest.mark.skipif(not aof_backend_available(), reason="the AOF backend is not in yet")
 
 
 def server_for(mode: str, directory) -> ServerProcess:
@@ -106,7 +92,6 @@ def test_snapshot_mode_shutdown_nosave_keeps_the_last_snapshot(tmp_path):
         server.kill()
 
 
-@needs_aof
 def test_aof_mode_keeps_every_acknowledged_write(tmp_path):
     server = server_for("aof", tmp_path).start()
     try:
@@ -126,7 +111,6 @@ def test_aof_mode_keeps_every_acknowledged_write(tmp_path):
         server.kill()
 
 
-@needs_aof
 def test_both_mode_loads_the_aof_when_it_exists_else_the_snapshot(tmp_path):
     server = server_for("both", tmp_path).start()
     try:
