@@ -157,16 +157,6 @@ def wait_bgsave_done(client, timeout=30):
         time.sleep(0.01)
 
 
-def require(client, *names):
-    """Skip when another helper's command group is not in yet."""
-    for name in names:
-        try:
-            client.execute_command(name)  # too few arguments: only the arity error matters
-        except redis.ResponseError as error:
-            if str(error).startswith("unknown command"):
-                pytest.skip(f"{name.upper()} is not implemented yet")
-
-
 def mset_many(client, count, prefix=b"key:", value=b"value:%d", batch=10_000):
     for begin in range(0, count, batch):
         pairs = []
@@ -194,9 +184,6 @@ def populate_strings(server, databases=16):
 def populate_collections(server, databases=16):
     """Lists, hashes, sets and sorted sets in every database, with big ones (several parts
     in the file) in db 0 and 15, and TTLs on some."""
-    client = server.client()
-    require(client, "rpush", "hset", "sadd", "zadd")
-    client.close()
     for index in range(databases):
         client = server.client(db=index)
         big = BIG if index in (0, databases - 1) else 0
