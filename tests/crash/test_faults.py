@@ -203,7 +203,11 @@ def test_kill_9_of_the_rewrite_child_keeps_the_old_aof_and_loses_nothing(tmp_pat
              what="the rewrite to end")
     info = control.info("persistence")
     acked_at_failure = sum(writer.acked for writer in writers)
-    time.sleep(0.3)  # writers go on appending to the old file
+    size_at_failure = os.path.getsize(tmp_path / AOF)
+    # Writers go on appending to the old file after the failed rewrite.
+    wait_for(lambda: sum(writer.acked for writer in writers) > acked_at_failure
+             and os.path.getsize(tmp_path / AOF) > size_at_failure,
+             what="writes after the failed rewrite")
     stop_writers(writers)
     status = info["aof_last_bgrewrite_status"]
     # The old file is still the one in use, and it grew with the writes made meanwhile.
@@ -370,7 +374,8 @@ def test_file_size_limit_imposed_mid_load_refuses_then_recovers_without_loss(tmp
     threads = [threading.Thread(target=write, args=(i,)) for i in range(WRITERS)]
     for thread in threads:
         thread.start()
-    time.sleep(0.3)
+    # The limit drops while every writer is writing.
+    wait_for(lambda: all(len(done) >= 20 for done in acked), what="every writer under way")
     limit = os.path.getsize(tmp_path / AOF) + 64 * 1024
     subprocess.run(["prlimit", "--pid", str(server.process.pid), f"--fsize={limit}:unlimited"],
                    check=True)
