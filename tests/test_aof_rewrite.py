@@ -64,8 +64,9 @@ def test_rewrite_under_concurrent_writes_restarts_with_the_same_digest_and_a_sma
         size_before = os.path.getsize(tmp_path / AOF)
         stop = threading.Event()
         errors = []
+        done = [0, 0, 0]  # operations each writer has finished
 
-        def writer(name):
+        def writer(name, index):
             client = server.client()
             n = 0
             try:
@@ -77,16 +78,19 @@ def test_rewrite_under_concurrent_writes_restarts_with_the_same_digest_and_a_sma
                         pipe.set(f"k:{n % 2000}", f"{name}-{n}").incr(f"{name}:tx")
                         pipe.execute()
                     n += 1
+                    done[index] = n
             except Exception as error:  # reported below
                 errors.append(error)
 
-        threads = [threading.Thread(target=writer, args=(f"w{i}",)) for i in range(3)]
+        threads = [threading.Thread(target=writer, args=(f"w{i}", i)) for i in range(3)]
         for thread in threads:
             thread.start()
-        time.sleep(0.2)
+        wait_for(lambda: errors or min(done) >= 20)  # every writer under way
         assert r.bgrewriteaof()
-        wait_for(lambda: rewrites(r) >= 1 and rewrite_idle(r))
-        time.sleep(0.2)  # writes keep landing in the new file after the switch
+        wait_for(lambda: errors or (rewrites(r) >= 1 and rewrite_idle(r)))
+        after_switch = list(done)
+        # Writes keep landing in the new file after the switch.
+        wait_for(lambda: errors or all(done[i] >= after_switch[i] + 20 for i in range(3)))
         stop.set()
         for thread in threads:
             thread.join(30)
