@@ -204,7 +204,11 @@ def test_group_commit_serves_concurrent_writers_with_shared_fsyncs(tmp_path, shi
     try:
         for thread in threads:
             thread.start()
-        time.sleep(1.5)
+        deadline = time.monotonic() + 60
+        while sum(counts) < 3000:  # a fixed amount of work, however fast the machine
+            assert time.monotonic() < deadline, f"only {sum(counts)} writes were acknowledged"
+            assert all(thread.is_alive() for thread in threads), "a writer failed"
+            time.sleep(0.05)
         stop.set()
         for thread in threads:
             thread.join(30)
