@@ -67,7 +67,7 @@ def other(server):
 
 
 def test_blpop_is_served_by_a_push_from_another_client(r, other):
-    waiting = InThread(other.blpop, ["k"], timeout=2)
+    waiting = InThread(other.blpop, ["k"], timeout=10)
     wait_blocked_clients(r, 1)
     assert r.rpush("k", "a", "b") == 2
     assert waiting.result() == (b"k", b"a")
@@ -75,14 +75,14 @@ def test_blpop_is_served_by_a_push_from_another_client(r, other):
 
 
 def test_brpop_takes_from_the_right(r, other):
-    waiting = InThread(other.brpop, ["k"], timeout=2)
+    waiting = InThread(other.brpop, ["k"], timeout=10)
     wait_blocked_clients(r, 1)
     r.rpush("k", "a", "b")
     assert waiting.result() == (b"k", b"b")
 
 
 def test_blpop_on_several_keys_takes_the_one_pushed(r, other):
-    waiting = InThread(other.blpop, ["k1", "k2", "k3"], timeout=2)
+    waiting = InThread(other.blpop, ["k1", "k2", "k3"], timeout=10)
     wait_blocked_clients(r, 1)
     r.lpush("k2", "x")
     assert waiting.result() == (b"k2", b"x")
@@ -134,7 +134,7 @@ def test_blmove_is_served_and_its_push_wakes_the_next_waiter(r, server):
 
 
 def test_brpoplpush_is_served(r, other):
-    waiting = InThread(other.brpoplpush, "src", "dst", timeout=2)
+    waiting = InThread(other.brpoplpush, "src", "dst", timeout=10)
     wait_blocked_clients(r, 1)
     r.rpush("src", "a", "b")
     assert waiting.result() == b"b"
@@ -149,7 +149,7 @@ def test_blmpop_is_served_with_up_to_count_elements(r, other):
 
 
 def test_a_push_inside_multi_exec_serves_the_blocked_client_after_exec(r, other):
-    waiting = InThread(other.blpop, ["k"], timeout=2)
+    waiting = InThread(other.blpop, ["k"], timeout=10)
     wait_blocked_clients(r, 1)
     pipe = r.pipeline(transaction=True)
     pipe.rpush("k", "a")
@@ -240,7 +240,7 @@ def propagated():
 
 def test_a_served_blpop_is_propagated_as_lpop_right_after_the_push(recorded):
     client, other = recorded.client(), recorded.client()
-    waiting = InThread(other.blpop, ["k"], timeout=2)
+    waiting = InThread(other.blpop, ["k"], timeout=10)
     wait_blocked_clients(client, 1)
     client.rpush("k", "a")
     assert waiting.result() == (b"k", b"a")
@@ -289,7 +289,7 @@ def test_a_served_blmove_and_blmpop_propagate_lmove_and_lpop_count(recorded):
 
 
 def test_a_client_blocked_on_several_keys_takes_from_the_key_that_became_ready(r, other):
-    waiting = InThread(other.blpop, ["a", "b"], timeout=2)
+    waiting = InThread(other.blpop, ["a", "b"], timeout=10)
     wait_blocked_clients(r, 1)
     pipe = r.pipeline(transaction=True)
     pipe.rpush("b", "from-b")
