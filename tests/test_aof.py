@@ -506,12 +506,9 @@ def _populate(r):
     r.set("expiring", "soon", ex=3000)
     r.incr("counter")
     r.rpush("list", "a", "b", "c", *[f"item{i}" for i in range(100)])
-    try:
-        r.hset("hash", mapping={"f1": "v1", "f2": "v2"})
-        r.sadd("set", "x", "y", "z")
-        r.zadd("zset", {"m1": 1.5, "m2": -2})
-    except redis.ResponseError:  # a type whose commands are not in yet
-        pass
+    r.hset("hash", mapping={"f1": "v1", "f2": "v2"})
+    r.sadd("set", "x", "y", "z")
+    r.zadd("zset", {"m1": 1.5, "m2": -2})
     with r.pipeline(transaction=True) as pipe:
         pipe.set("in-tx", "1").incrby("counter", 10)
         pipe.execute()
@@ -521,7 +518,8 @@ def _populate(r):
 
 
 def _dump(r) -> dict:
-    """Every key of databases 0-3: type, value, TTL (rounded to seconds)."""
+    """Every key of databases 0-3: type, value, expiry (EXPIRETIME: absolute, so two servers
+    read at different moments agree)."""
     result = {}
     for db in range(4):
         r.execute_command("SELECT", db)
@@ -539,8 +537,7 @@ def _dump(r) -> dict:
                 value = r.zrange(key, 0, -1, withscores=True)
             else:
                 value = None
-            ttl = r.ttl(key)
-            result[(db, key)] = (kind, value, ttl if ttl < 0 else round(ttl, -1))
+            result[(db, key)] = (kind, value, r.execute_command("EXPIRETIME", key))
     r.execute_command("SELECT", 0)
     return result
 
