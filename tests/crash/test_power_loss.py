@@ -285,14 +285,21 @@ def test_no_appendfsync_on_rewrite_skips_fsyncs_while_the_child_runs(tmp_path, s
     server.start(wait=False)
     wait_loaded(server)
     try:
-        preload(server.port, 150_000)
         client = no_retry_client(server.port)
-        inode = os.stat(data / "appendonly.aof").st_ino
-        before = _fsyncs_of(log_path, inode)
-        client.bgrewriteaof()
-        for i in range(20):
-            client.set(f"during:{i}", i)  # acknowledged while the child runs
-        assert client.info("persistence")["aof_rewrite_in_progress"] == 1, "rewrite too fast"
+        # The child must outlive 20 acknowledged writes: a machine that rewrites the data
+        # faster than that tries again with twice the keys (the check is not skipped).
+        for keys in (150_000, 300_000, 600_000, 1_200_000):
+            preload(server.port, keys)
+            inode = os.stat(data / "appendonly.aof").st_ino
+            before = _fsyncs_of(log_path, inode)
+            client.bgrewriteaof()
+            for i in range(20):
+                client.set(f"during:{i}", i)  # acknowledged while the child runs
+            if client.info("persistence")["aof_rewrite_in_progress"] == 1:
+                break
+        else:
+            raise AssertionError("every rewrite finished before 20 writes were acknowledged")
+        # The child ran from before the first write until after the last one.
         during = _fsyncs_of(log_path, inode) - before
         client.close()
     finally:
