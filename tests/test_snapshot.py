@@ -567,16 +567,28 @@ def test_kill_9_during_bgsave_leaves_the_previous_snapshot_intact(tmp_path):
         client = server.client()
         client.set("generation", "1")
         assert client.save() is True
-        good = (tmp_path / "dump.trdb").read_bytes()
-        saved_digest = digest(client)
-        mset_many(client, 300_000)
-        client.set("generation", "2")
-        assert bgsave(client) is True
-        deadline = time.monotonic() + 20
-        while not glob.glob(str(tmp_path / "temp-*.trdb")):
-            assert time.monotonic() < deadline, "the child never created its temp file"
-            time.sleep(0.001)
-        server.kill(signal.SIGKILL)
+        # A save that finished before its temp file was seen is the new "previous snapshot":
+        # try again with twice the data until the kill lands while the child writes.
+        for attempt in range(4):
+            good = (tmp_path / "dump.trdb").read_bytes()
+            saved_digest = digest(client)
+            generation = client.get("generation")
+            saves = persistence(client)["rdb_saves"]
+            mset_many(client, 300_000 << attempt, prefix=b"round%d:" % attempt)
+            client.set("generation", b"%d" % (attempt + 2))
+            assert bgsave(client) is True
+            deadline = time.monotonic() + 20
+            while not glob.glob(str(tmp_path / "temp-*.trdb")):
+                assert time.monotonic() < deadline, "the child never created its temp file"
+                if persistence(client)["rdb_saves"] > saves:
+                    break  # done already: wait for the next one's temp file
+                time.sleep(0.001)
+            else:
+                server.kill(signal.SIGKILL)
+                break
+            wait_bgsave_done(client)
+        else:
+            raise AssertionError("every save finished before its temp file was seen")
     finally:
         server.kill()
     assert (tmp_path / "dump.trdb").read_bytes() == good
@@ -584,7 +596,7 @@ def test_kill_9_during_bgsave_leaves_the_previous_snapshot_intact(tmp_path):
     try:
         client = server.client()
         assert digest(client) == saved_digest
-        assert client.get("generation") == b"1"
+        assert client.get("generation") == generation
         assert glob.glob(str(tmp_path / "temp-*.trdb")) == []
     finally:
         server.stop()
@@ -682,26 +694,32 @@ def test_a_save_child_killed_by_sigkill_fails_the_save_and_keeps_the_old_file(tm
         client = server.client()
         client.set("generation", "1")
         assert client.save() is True
-        good = (tmp_path / "dump.trdb").read_bytes()
-        mset_many(client, 300_000)
-        assert bgsave(client) is True
         pid = server.process.pid
-        deadline = time.monotonic() + 20
-        children: list[str] = []
-        while not children:
-            assert time.monotonic() < deadline, "no save child appeared"
-            with open(f"/proc/{pid}/task/{pid}/children") as handle:
-                children = handle.read().split()
-        os.kill(int(children[0]), signal.SIGKILL)
-        wait_bgsave_done(client)
-        info = persistence(client)
-        # Unless the child had finished before the kill landed, the save failed.
-        if info["rdb_saves"] == 1:
-            assert info["rdb_last_bgsave_status"] == "err"
-            assert (tmp_path / "dump.trdb").read_bytes() == good
-            assert "terminated by signal 9" in server.log()
-            with pytest.raises(redis.ResponseError, match="^MISCONF"):
-                client.set("k", "v")
+        # A child that finished before the kill landed proves nothing: try again with twice
+        # the data until the kill lands while the child writes.
+        for attempt in range(4):
+            mset_many(client, 300_000 << attempt, prefix=b"round%d:" % attempt)
+            good = (tmp_path / "dump.trdb").read_bytes()
+            saves = persistence(client)["rdb_saves"]
+            assert bgsave(client) is True
+            deadline = time.monotonic() + 20
+            children: list[str] = []
+            while not children:
+                assert time.monotonic() < deadline, "no save child appeared"
+                with open(f"/proc/{pid}/task/{pid}/children") as handle:
+                    children = handle.read().split()
+            os.kill(int(children[0]), signal.SIGKILL)
+            wait_bgsave_done(client)
+            info = persistence(client)
+            if info["rdb_saves"] == saves:
+                break
+        else:
+            raise AssertionError("every save child finished before the kill landed")
+        assert info["rdb_last_bgsave_status"] == "err"
+        assert (tmp_path / "dump.trdb").read_bytes() == good
+        assert "terminated by signal 9" in server.log()
+        with pytest.raises(redis.ResponseError, match="^MISCONF"):
+            client.set("k", "v")
         assert glob.glob(str(tmp_path / "temp-*.trdb")) == []
     finally:
         server.kill()
