@@ -182,6 +182,37 @@ def _screen_for(max_bulk_len: int) -> re.Pattern[bytes]:
     return re.compile(_UNUSUAL.pattern.replace(rb"\$\d{9}", rb"\$\d{%d}" % digits))
 
 
+# The same screen without the regex engine, for large chunks (pipelines): one ``translate``
+# folds every digit to ``0`` and every RESP type byte Redis refuses after ``\n`` to ``!``,
+# then a handful of substring searches (C loops over the buffer) decide.  It flags exactly what
+# the regex flags: ``-`` stays itself (``$-`` and ``\n-`` are both unusual), and no byte the
+# regex tests for maps onto another.  About twice as fast as the regex on a 16-command
+# pipeline, slower on one small command (the fixed cost of six calls), hence the size split.
+_FOLD = bytearray(range(256))
+for _byte in b"0123456789":
+    _FOLD[_byte] = 0x30
+for _byte in b"+:_,#(%~=|>":
+    _FOLD[_byte] = 0x21  # '!' itself is in the set and maps to itself
+_FOLD = bytes(_FOLD)
+del _byte
+_FOLD_FROM = 256  # chunks of at least this many bytes take the translate screen
+
+
+@functools.lru_cache(maxsize=8)
+def _needles_for(max_bulk_len: int) -> tuple[bytes, ...]:
+    """The substrings of the folded chunk that make it unusual (see ``_screen_for``)."""
+    digits = min(len(str(max_bulk_len)), 9)
+    return (b"*" + b"0" * 7, b"$" + b"0" * digits, b"$-", b"\n!", b"\n-")
+
+
+def _unusual_folded(data: bytes, needles: tuple[bytes, ...]) -> bool:
+    folded = data.translate(_FOLD)
+    for needle in needles:
+        if needle in folded:
+            return True
+    return False
+
+
 class ExactParser:
     """Redis's request parser in Python: inline and multibulk requests, exact error strings.
 
@@ -413,7 +444,7 @@ class RequestParser:
     otherwise (see the module docstring).  ``feed`` then ``gets`` until it returns None."""
 
     __slots__ = ("_reader", "_exact", "_since_boundary", "_returned", "_tail", "max_bulk_len",
-                 "_fed", "_consumed", "_searched", "_screen", "client")
+                 "_fed", "_consumed", "_searched", "_screen", "_needles", "client")
 
     def __init__(self, proto_max_bulk_len: int = 512 * 1024 * 1024, client: Any = None) -> None:
         """``client``: the connection's client (with an ``authenticated`` attribute); while
@@ -424,6 +455,7 @@ class RequestParser:
         self._exact: ExactParser | None = None
         self.max_bulk_len = proto_max_bulk_len
         self._screen = _screen_for(proto_max_bulk_len)
+        self._needles = _needles_for(proto_max_bulk_len)
         # Chunks given to hiredis since it was last at a command boundary, and how many
         # commands it returned from them: enough to replay the stream into ExactParser.
         self._since_boundary: list[bytes] = []
@@ -447,7 +479,10 @@ class RequestParser:
             self._exact.feed(data)
             return
         at_boundary = not self._since_boundary
-        if ((at_boundary and data[:1] != b"*") or self._screen.search(self._tail + data) is not None
+        screened = self._tail + data
+        if ((at_boundary and data[:1] != b"*")
+                or (_unusual_folded(screened, self._needles) if len(screened) >= _FOLD_FROM
+                    else self._screen.search(screened) is not None)
                 or (self.client is not None and not self.client.authenticated)):
             self._switch_to_exact(data)
             return
