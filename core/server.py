@@ -20,6 +20,7 @@ import select
 import signal
 import socket as stdsocket
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -93,6 +94,10 @@ class Connection:
 
 
 REACTOR, TASK, CLOSED = "reactor", "task", "closed"
+# Connection.parked: PARKED keeps the socket registered for EPOLLIN (a client awaiting its
+# reply sends nothing, so it costs no epoll_ctl); one that pipelines on while parked is
+# MUTED (unregistered from EPOLLIN) the first time it shows up readable.
+PARKED, MUTED = 1, 2
 
 
 class Reactor:
@@ -119,6 +124,9 @@ class Reactor:
         self.to_send: dict[Connection, None] = {}  # ordered set
         self.to_close: dict[Connection, None] = {}
         self.in_turn = False
+        # appendfsync always: groups of parked writers (oldest first) with their tickets.
+        self.parked_groups: deque[tuple[list[Connection], list[Any]]] = deque()
+        self.recheck_parked = False
         self.stats = server.engine.stats if server.engine is not None else None
 
     def add(self, connection: Connection) -> None:
@@ -190,6 +198,11 @@ class Reactor:
                     if mask & (select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP):
                         self.to_send[connection] = None
                     continue
+                if connection.parked:
+                    if connection.parked == PARKED:
+                        connection.parked = MUTED
+                        self.epoll.modify(connection.fd, 0)
+                    continue
                 served.append(connection)
                 server._read_and_run(connection, self, now)
             # One write per turn, before any reply leaves.  Clients that wrote and whose
@@ -205,6 +218,9 @@ class Reactor:
                 tickets = engine.flush_writes()
                 if tickets and writers:
                     self._park(writers, tickets)
+            if self.recheck_parked:
+                self.recheck_parked = False
+                self._release_durable_groups()
             to_send, self.to_send = self.to_send, {}
             for connection in to_send:
                 if connection.mode is REACTOR and not connection.parked:
@@ -218,23 +234,71 @@ class Reactor:
 
     def _park(self, writers: list[Connection], tickets: list[Any]) -> None:
         """Hold ``writers``' replies (and stop reading them, to keep each client's replies in
-        order) until ``tickets`` are durable."""
+        order) until ``tickets`` are durable.
+
+        Backends with a synchronous ``durable_or_notify`` (the AOF's fsync thread) call
+        :meth:`_release_durable` on the trio thread after each fsync round, which sends the
+        replies of every group now durable: no task and no epoll_ctl per turn.  Others are
+        awaited by a task (:meth:`_release_when_durable`)."""
+        state = self._durable_state(tickets)
+        if state is True:
+            return  # already durable: the replies leave with this turn's
         for connection in writers:
-            connection.parked = True
-            if not connection.want_write:
-                self.epoll.modify(connection.fd, 0)
-        assert self.server._nursery is not None
-        self.server._nursery.start_soon(self._release_when_durable, writers, tickets)
+            connection.parked = PARKED
+        if state is None:
+            assert self.server._nursery is not None
+            self.server._nursery.start_soon(self._release_when_durable, writers, tickets)
+        else:
+            self.parked_groups.append((writers, tickets))
+
+    def _durable_state(self, tickets: list[Any]) -> bool | None:
+        """True: every ticket is durable; False: not yet, and every backend concerned will
+        call :meth:`_release_durable` after its next fsync round; None: ask ``wait_durable``."""
+        state: bool | None = True
+        for backend, ticket in tickets:
+            check = getattr(backend, "durable_or_notify", None)
+            if check is None:
+                return None
+            durable = check(ticket, self._release_durable)
+            if durable is None:
+                return None
+            if not durable:
+                state = False
+        return state
+
+    def _release_durable(self) -> None:
+        """After an fsync round: send the replies of the parked groups now durable."""
+        if self.in_turn:
+            self.recheck_parked = True  # at the end of this turn's flush
+            return
+        self._release_durable_groups()
+
+    def _release_durable_groups(self) -> None:
+        groups = self.parked_groups
+        while groups:
+            writers, tickets = groups[0]
+            state = self._durable_state(tickets)
+            if state is False:
+                break  # later groups hold later tickets
+            groups.popleft()
+            if state is None:
+                assert self.server._nursery is not None
+                self.server._nursery.start_soon(self._release_when_durable, writers, tickets)
+            else:
+                self._unpark(writers)
 
     async def _release_when_durable(self, writers: list[Connection], tickets: list[Any]) -> None:
         engine = self.server.engine
         assert engine is not None
         await engine.wait_durable(tickets)
+        self._unpark(writers)
+
+    def _unpark(self, writers: list[Connection]) -> None:
         for connection in writers:
             if connection.mode is REACTOR and connection.parked:
-                connection.parked = False
-                if not connection.want_write:
+                if connection.parked == MUTED and not connection.want_write:
                     self.epoll.modify(connection.fd, select.EPOLLIN)
+                connection.parked = False
                 self._send_nowait(connection)
 
     def _send_nowait(self, connection: Connection) -> None:

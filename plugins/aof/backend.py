@@ -20,7 +20,7 @@ import shlex
 import signal
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +110,7 @@ class AofBackend(BaseBackend):
         # appendfsync always: fdatasyncs in a thread of our own, started by run().
         self._fsync_thread = FsyncThread(self._fsync_done)
         self._fsync_round = trio.Event()  # set (and replaced) after each of its fdatasyncs
+        self._round_listeners: list[Callable[[], None]] = []  # durable_or_notify callers
         self._child: RewriteChild | None = None
         self._rewrite_buf: bytearray | None = None
         self._rewrite_scheduled = False
@@ -301,6 +302,26 @@ class AofBackend(BaseBackend):
                 continue
             await self._fsync(self._begin_fsync())
 
+    def durable_or_notify(self, ticket: int, notify: Callable[[], None]) -> bool | None:
+        """The synchronous fast path of :meth:`wait_durable`, for the reactor: True when
+        ``ticket`` is durable now (the reply may leave); False when not yet, and then
+        ``notify()`` runs on the trio thread after the next fsync round (ask again then);
+        None when only ``wait_durable`` can tell (no fsync thread, a stopping server, the
+        everysec delay).  Why: parking a turn's writers behind an awaited event costs a task
+        start and a trio wake-up per turn, on the path of every write under ``always``."""
+        if self._fatal or self.config.appendfsync != "always":
+            return None
+        if self._durable >= ticket or self._fd is None or self._skip_fsync():
+            return True
+        if not self._fsync_thread.running:
+            return None
+        # The same request wait_durable makes each round: a request voided by a file change
+        # (forget) is made again for the current file.
+        self._fsync_thread.request(self._fd, self._generation, self._written)
+        if notify not in self._round_listeners:
+            self._round_listeners.append(notify)
+        return False
+
     def _begin_fsync(self) -> trio.Event:
         event = self._syncing = trio.Event()
         self._sync_started = self._last_fsync_started = time.monotonic()
@@ -360,6 +381,10 @@ class AofBackend(BaseBackend):
     def _wake_fsync_waiters(self) -> None:
         self._fsync_round.set()
         self._fsync_round = trio.Event()
+        if self._round_listeners:
+            listeners, self._round_listeners = self._round_listeners, []
+            for notify in listeners:
+                notify()
 
     # --- the backend's task ----------------------------------------------------------------
 
