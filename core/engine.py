@@ -200,6 +200,9 @@ class Engine:
         self.total_forks = 0
         self.latest_fork_usec = 0
         self._ops_samples: deque[tuple[float, int]] = deque(maxlen=16)
+        # The MONITOR clients (observability.of() puts the Observer's dict here): while it is
+        # empty, the built-in observer is only called for commands it may log (see below).
+        self.monitoring: dict[int, Client] = {}
         self.refresh_hooks()
         self.loader_client = Client(self.keyspace[0])
         self.loader_client.authenticated = True
@@ -232,6 +235,15 @@ class Engine:
             if len(executed) == 1 and tuple(executed[0].argnames) == ("client", "argv", "duration_us")
             else None
         )
+        self._refresh_observe_from()
+
+    def _refresh_observe_from(self) -> None:
+        """The shortest command duration the direct observer wants to see (0: every command).
+        The built-in one says so through ``observe_from_us(config)`` (the slow log's and the
+        latency monitor's thresholds), which saves a call per command when no threshold is
+        near; MONITOR clients make every command go to it regardless (``monitoring``)."""
+        observe_from = getattr(self._on_executed, "observe_from_us", None)
+        self._observe_from_us = observe_from(self.config) if observe_from is not None else 0
 
     def backend_host(self) -> BackendHost:
         return BackendHost(self)
@@ -379,7 +391,8 @@ class Engine:
             usec = stats.command_usec
             usec[spec.name] = usec.get(spec.name, 0) + duration_us
             if self._on_executed is not None:
-                self._on_executed(client, argv, duration_us)
+                if duration_us >= self._observe_from_us or self.monitoring:
+                    self._on_executed(client, argv, duration_us)
             else:
                 self.hook.trioredis_command_executed(client=client, argv=argv, duration_us=duration_us)
         return reply
@@ -658,6 +671,7 @@ class Engine:
     def apply_config(self, new: Config) -> None:
         """CONFIG SET: swap the frozen config, then tell the plugins."""
         old, self.config = self.config, new
+        self._refresh_observe_from()
         if old.loglevel != new.loglevel:
             self.log.set_level(new.loglevel)
         if old.requirepass != new.requirepass:

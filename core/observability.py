@@ -121,6 +121,7 @@ def of(engine: Any) -> Observer:
     observer = getattr(engine, "observer", None)
     if observer is None:
         observer = engine.observer = Observer()
+        engine.monitoring = observer.monitors  # the engine skips the observer while empty
     return observer
 
 
@@ -230,3 +231,18 @@ def trioredis_command_executed(client, argv, duration_us):
         of(engine).log_slow(client, argv, duration_us, engine.config.slowlog_max_len)
     if observer is not None and observer.monitors and ADMIN not in spec.flags:
         observer.feed_monitors(engine, client, argv)
+
+
+def _observe_from_us(config: Any) -> int:
+    """The shortest duration (us) for which the hook above does anything without MONITOR
+    clients: the engine skips calling it for faster commands (most of them, by default)."""
+    floors = []
+    if config.slowlog_log_slower_than >= 0:
+        floors.append(config.slowlog_log_slower_than)
+    latency_ms = getattr(config, "latency_monitor_threshold", 0)
+    if latency_ms:
+        floors.append(latency_ms * 1000)
+    return min(floors) if floors else 1 << 62
+
+
+trioredis_command_executed.observe_from_us = _observe_from_us
