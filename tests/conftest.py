@@ -30,3 +30,17 @@ def redis_cli():
     if path is None:
         pytest.skip("redis-cli is not installed (Debian package redis-tools); `make test` installs it")
     return path
+
+
+@pytest.fixture
+def recorded(tmp_path):
+    """An in-memory server with the ``listhash_recorder`` plugin loaded: tests read what it
+    propagated through ``listhash_recorder.propagated()``."""
+    import listhash_recorder
+
+    options = [["save", ""], ["appendonly", "no"], ["dir", str(tmp_path)],
+               ["loadplugin", "listhash_recorder"]]
+    listhash_recorder.PROPAGATED.clear()
+    with ServerThread(options) as running:
+        running.wait_ready()
+        yield running

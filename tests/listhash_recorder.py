@@ -9,3 +9,8 @@ PROPAGATED: list[tuple[int, list[bytes]]] = []
 @hookimpl
 def trioredis_command_propagated(db, argv):
     PROPAGATED.append((db, list(argv)))
+
+
+def propagated() -> list[list[bytes]]:
+    """What was propagated since the last ``PROPAGATED.clear()``, without the db."""
+    return [argv for _db, argv in PROPAGATED]

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import redis
 import trio
+from trioredis import hookimpl
 from trioredis.config import load_config
 from trioredis.server import Server
 
@@ -166,3 +167,28 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+class PropagationRecorder:
+    """A test-only plugin registered on a running server: what the engine propagates, as
+    (db, argv) in ``seen``; ``argvs`` drops the db."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, list[bytes]]] = []
+
+    @hookimpl
+    def trioredis_command_propagated(self, db, argv):
+        self.seen.append((db, list(argv)))
+
+    @property
+    def argvs(self) -> list[list[bytes]]:
+        return [argv for _db, argv in self.seen]
+
+
+def record_propagation(server: ServerThread) -> PropagationRecorder:
+    """Start recording what ``server`` propagates from now on."""
+    recorder = PropagationRecorder()
+    engine = server.server.engine
+    engine.plugin_manager.register(recorder)
+    engine.refresh_hooks()
+    return recorder

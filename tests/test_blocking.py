@@ -14,7 +14,7 @@ import time
 import listhash_recorder
 import pytest
 import redis
-from servers import ServerThread
+from listhash_recorder import propagated
 
 
 def wait_blocked_clients(r, count: int, timeout: float = 10) -> None:
@@ -222,20 +222,6 @@ def test_client_disconnect_while_blocked_leaves_no_waiter(r, server):
 
 
 # --- propagation ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def recorded(tmp_path):
-    options = [["save", ""], ["appendonly", "no"], ["dir", str(tmp_path)],
-               ["loadplugin", "listhash_recorder"]]
-    listhash_recorder.PROPAGATED.clear()
-    with ServerThread(options) as running:
-        running.wait_ready()
-        yield running
-
-
-def propagated():
-    return [argv for _db, argv in listhash_recorder.PROPAGATED]
 
 
 def test_a_served_blpop_is_propagated_as_lpop_right_after_the_push(recorded):

@@ -1,10 +1,9 @@
 """Hash commands through redis-py, with Redis 7.0's replies and errors; HINCRBYFLOAT's long
 double arithmetic and its propagation as HSET."""
 
-import listhash_recorder
 import pytest
 import redis
-from servers import ServerThread
+from listhash_recorder import propagated
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 
@@ -243,18 +242,13 @@ def test_hscan_errors(h):
 # --- propagation ---------------------------------------------------------------------------
 
 
-def test_hincrbyfloat_is_propagated_as_hset_of_the_result(tmp_path):
-    options = [["save", ""], ["appendonly", "no"], ["dir", str(tmp_path)],
-               ["loadplugin", "listhash_recorder"]]
-    listhash_recorder.PROPAGATED.clear()
-    with ServerThread(options) as running:
-        running.wait_ready()
-        client = running.client()
-        client.hset("h", "f", "0.1")
-        client.hincrbyfloat("h", "f", "0.2")
-        client.hincrby("h", "n", 3)
-        client.close()
-    assert [argv for _db, argv in listhash_recorder.PROPAGATED] == [
+def test_hincrbyfloat_is_propagated_as_hset_of_the_result(recorded):
+    client = recorded.client()
+    client.hset("h", "f", "0.1")
+    client.hincrbyfloat("h", "f", "0.2")
+    client.hincrby("h", "n", 3)
+    client.close()
+    assert propagated() == [
         [b"HSET", b"h", b"f", b"0.1"],
         [b"HSET", b"h", b"f", b"0.3"],
         [b"HINCRBY", b"h", b"n", b"3"],

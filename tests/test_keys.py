@@ -9,29 +9,11 @@ import parity
 import pytest
 import redis
 from parity import RawClient, compare_scripts, require_commands
+from servers import record_propagation
 from trioredis import hookimpl
 from trioredis.commands.keys import compile_glob, object_encoding
 
 reference = parity.reference  # the real Redis, a module-scoped fixture
-
-
-class PropagationRecorder:
-    """A test-only plugin: what the engine propagates, as (db, argv)."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[int, list[bytes]]] = []
-
-    @hookimpl
-    def trioredis_command_propagated(self, db, argv):
-        self.seen.append((db, list(argv)))
-
-
-def record_propagation(server) -> PropagationRecorder:
-    recorder = PropagationRecorder()
-    engine = server.server.engine
-    engine.plugin_manager.register(recorder)
-    engine.refresh_hooks()
-    return recorder
 
 
 # --- parity with the real Redis ------------------------------------------------------------

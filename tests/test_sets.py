@@ -9,6 +9,7 @@ import socket
 import listhash_recorder
 import pytest
 import redis
+from listhash_recorder import propagated
 from servers import ServerThread
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
@@ -261,20 +262,6 @@ def test_sscan_returns_a_small_intset_whole_and_walks_a_large_set(r):
 
 
 # --- propagation ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def recorded(tmp_path):
-    options = [["save", ""], ["appendonly", "no"], ["dir", str(tmp_path)],
-               ["loadplugin", "listhash_recorder"]]
-    listhash_recorder.PROPAGATED.clear()
-    with ServerThread(options) as running:
-        running.wait_ready()
-        yield running
-
-
-def propagated():
-    return [argv for _db, argv in listhash_recorder.PROPAGATED]
 
 
 def test_spop_is_propagated_as_the_srem_of_what_it_popped(recorded):

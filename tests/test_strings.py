@@ -9,27 +9,10 @@ import parity
 import pytest
 import redis
 from parity import RawClient, compare_scripts
-from trioredis import hookimpl
+from servers import record_propagation
 from trioredis.commands.args import incr_long_double
 
 reference = parity.reference  # the real Redis, a module-scoped fixture
-
-
-class PropagationRecorder:
-    def __init__(self) -> None:
-        self.seen: list[list[bytes]] = []
-
-    @hookimpl
-    def trioredis_command_propagated(self, db, argv):
-        self.seen.append(list(argv))
-
-
-def record_propagation(server) -> PropagationRecorder:
-    recorder = PropagationRecorder()
-    engine = server.server.engine
-    engine.plugin_manager.register(recorder)
-    engine.refresh_hooks()
-    return recorder
 
 
 STRING_SCRIPT = [
@@ -128,8 +111,8 @@ def test_set_with_relative_expiry_propagates_absolute_time(server, r):
     before = int(time.time() * 1000)
     r.set("k", "v", ex=100)
     after = int(time.time() * 1000)
-    assert recorder.seen[0] == [b"SET", b"k", b"v"]
-    name, key, when = recorder.seen[1]
+    assert recorder.argvs[0] == [b"SET", b"k", b"v"]
+    name, key, when = recorder.argvs[1]
     assert (name, key) == (b"PEXPIREAT", b"k")
     assert before + 100_000 <= int(when) <= after + 100_000
 
@@ -138,14 +121,14 @@ def test_setex_and_psetex_propagate_like_set(server, r):
     recorder = record_propagation(server)
     r.execute_command("SETEX", "a", 100, "1")
     r.execute_command("PSETEX", "b", 100_000, "2")
-    assert [argv[0] for argv in recorder.seen] == [b"SET", b"PEXPIREAT", b"SET", b"PEXPIREAT"]
+    assert [argv[0] for argv in recorder.argvs] == [b"SET", b"PEXPIREAT", b"SET", b"PEXPIREAT"]
 
 
 def test_incrbyfloat_propagates_set_keepttl_with_the_result(server, r):
     recorder = record_propagation(server)
     r.set("f", "10")
     assert r.incrbyfloat("f", 0.5) == 10.5
-    assert recorder.seen[-1] == [b"SET", b"f", b"10.5", b"KEEPTTL"]
+    assert recorder.argvs[-1] == [b"SET", b"f", b"10.5", b"KEEPTTL"]
 
 
 def test_getset_propagates_set_and_getdel_propagates_del(server, r):
@@ -153,7 +136,7 @@ def test_getset_propagates_set_and_getdel_propagates_del(server, r):
     r.getset("k", "1")
     r.getdel("k")
     r.getdel("k")
-    assert recorder.seen == [[b"SET", b"k", b"1"], [b"DEL", b"k"]]
+    assert recorder.argvs == [[b"SET", b"k", b"1"], [b"DEL", b"k"]]
 
 
 def test_getex_propagates_its_effect_only(server, r):
@@ -164,7 +147,7 @@ def test_getex_propagates_its_effect_only(server, r):
     r.getex("k", ex=100)
     r.getex("k", persist=True)
     r.getex("k", exat=1)
-    kinds = [argv[0] for argv in recorder.seen]
+    kinds = [argv[0] for argv in recorder.argvs]
     assert kinds == [b"PEXPIREAT", b"PERSIST", b"DEL"]
     assert r.exists("k") == 0
 
@@ -174,7 +157,7 @@ def test_failed_set_nx_propagates_nothing(server, r):
     recorder = record_propagation(server)
     assert r.set("k", "w", nx=True) is None
     assert r.setnx("k", "w") is False
-    assert recorder.seen == []
+    assert recorder.argvs == []
 
 
 def test_string_growth_is_refused_past_proto_max_bulk_len(server, r):

@@ -8,26 +8,9 @@ import time
 import parity
 import pytest
 from parity import RawClient, compare_scripts
-from trioredis import hookimpl
+from servers import record_propagation
 
 reference = parity.reference  # the real Redis, a module-scoped fixture
-
-
-class PropagationRecorder:
-    def __init__(self) -> None:
-        self.seen: list[tuple[int, list[bytes]]] = []
-
-    @hookimpl
-    def trioredis_command_propagated(self, db, argv):
-        self.seen.append((db, list(argv)))
-
-
-def record_propagation(server) -> PropagationRecorder:
-    recorder = PropagationRecorder()
-    engine = server.server.engine
-    engine.plugin_manager.register(recorder)
-    engine.refresh_hooks()
-    return recorder
 
 
 TRANSACTION_SCRIPT = [

@@ -14,6 +14,7 @@ import pytest
 import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from listhash_recorder import propagated
 from servers import ServerThread
 from trioredis.zset import LexRange, ScoreRange, ZSet
 
@@ -656,20 +657,6 @@ def test_set_operation_errors(two, args, message):
 
 
 # --- propagation ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def recorded(tmp_path):
-    options = [["save", ""], ["appendonly", "no"], ["dir", str(tmp_path)],
-               ["loadplugin", "listhash_recorder"]]
-    listhash_recorder.PROPAGATED.clear()
-    with ServerThread(options) as running:
-        running.wait_ready()
-        yield running
-
-
-def propagated():
-    return [argv for _db, argv in listhash_recorder.PROPAGATED]
 
 
 def test_pops_are_propagated_as_the_pop_that_happened(recorded):
