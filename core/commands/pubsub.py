@@ -15,51 +15,35 @@ from ..resp import Push, Raw, Status, encode
 from . import command
 
 
-def _confirmations(client, kind: bytes, names) -> Raw:
-    return Raw(b"".join(encode(Push([kind, name, client.subscriptions]), client.resp3)
-                        for name in names))
+def _confirm_each(client, kind: bytes, names, action) -> Raw:
+    """Apply ``action(client, name)`` to each name and confirm each with Redis's
+    ``[kind, name, subscription count]`` push, the count as it is right after that name.
+    A None name (UNSUBSCRIBE with nothing to leave) is confirmed without an action."""
+    out = []
+    for name in names:
+        if name is not None:
+            action(client, name)
+        out.append(encode(Push([kind, name, client.subscriptions]), client.resp3))
+    return Raw(b"".join(out))
 
 
 def subscribe(ctx, argv):
-    pubsub, client = of(ctx.engine), ctx.client
-    out = []
-    for channel in argv[1:]:
-        pubsub.subscribe(client, channel)
-        out.append(encode(Push([b"subscribe", channel, client.subscriptions]), client.resp3))
-    return Raw(b"".join(out))
+    return _confirm_each(ctx.client, b"subscribe", argv[1:], of(ctx.engine).subscribe)
 
 
 def psubscribe(ctx, argv):
-    pubsub, client = of(ctx.engine), ctx.client
-    out = []
-    for pattern in argv[1:]:
-        pubsub.psubscribe(client, pattern)
-        out.append(encode(Push([b"psubscribe", pattern, client.subscriptions]), client.resp3))
-    return Raw(b"".join(out))
+    return _confirm_each(ctx.client, b"psubscribe", argv[1:], of(ctx.engine).psubscribe)
 
 
 def unsubscribe(ctx, argv):
-    pubsub, client = of(ctx.engine), ctx.client
-    channels = argv[1:] or list(client.channels)
-    if not channels:  # nothing to leave: one confirmation with a null channel
-        return _confirmations(client, b"unsubscribe", [None])
-    out = []
-    for channel in channels:
-        pubsub.unsubscribe(client, channel)
-        out.append(encode(Push([b"unsubscribe", channel, client.subscriptions]), client.resp3))
-    return Raw(b"".join(out))
+    # Nothing to leave: one confirmation with a null channel.
+    channels = argv[1:] or list(ctx.client.channels) or [None]
+    return _confirm_each(ctx.client, b"unsubscribe", channels, of(ctx.engine).unsubscribe)
 
 
 def punsubscribe(ctx, argv):
-    pubsub, client = of(ctx.engine), ctx.client
-    patterns = argv[1:] or list(client.patterns)
-    if not patterns:
-        return _confirmations(client, b"punsubscribe", [None])
-    out = []
-    for pattern in patterns:
-        pubsub.punsubscribe(client, pattern)
-        out.append(encode(Push([b"punsubscribe", pattern, client.subscriptions]), client.resp3))
-    return Raw(b"".join(out))
+    patterns = argv[1:] or list(ctx.client.patterns) or [None]
+    return _confirm_each(ctx.client, b"punsubscribe", patterns, of(ctx.engine).punsubscribe)
 
 
 def publish(ctx, argv):
