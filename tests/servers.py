@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterable
 
+import hiredis
 import redis
 import trio
 from trioredis import hookimpl
@@ -192,3 +193,19 @@ def record_propagation(server: ServerThread) -> PropagationRecorder:
     engine.plugin_manager.register(recorder)
     engine.refresh_hooks()
     return recorder
+
+
+def exchange(server: ServerThread, *commands: bytes) -> list[object]:
+    """Send inline commands on a raw socket: one reply each (hiredis-parsed; an error reply
+    becomes its text, prefix included)."""
+    reader = hiredis.Reader()
+    replies: list[object] = []
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"".join(c + b"\r\n" for c in commands))
+        while len(replies) < len(commands):
+            data = sock.recv(65536)
+            assert data, replies
+            reader.feed(data)
+            while (reply := reader.gets()) is not False:
+                replies.append(reply)
+    return [str(r) if isinstance(r, hiredis.ReplyError) else r for r in replies]

@@ -10,10 +10,9 @@ import socket
 import subprocess
 import time
 
-import hiredis
 import pytest
 import redis
-from servers import ServerThread, free_port
+from servers import ServerThread, exchange, free_port
 from trioredis.acl import User
 from trioredis.glob import compile_glob
 
@@ -37,22 +36,6 @@ def login(server, user: str, password: str) -> redis.Redis:
 
 
 # --- requirepass and AUTH ----------------------------------------------------------------------
-
-
-def exchange(server, *commands: bytes) -> list[object]:
-    """Send inline commands on a raw socket: one reply each (hiredis-parsed; errors as
-    ReplyError whose text includes the prefix)."""
-    reader = hiredis.Reader()
-    replies: list[object] = []
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(b"".join(c + b"\r\n" for c in commands))
-        while len(replies) < len(commands):
-            data = sock.recv(65536)
-            assert data, replies
-            reader.feed(data)
-            while (reply := reader.gets()) is not False:
-                replies.append(reply)
-    return [str(r) if isinstance(r, hiredis.ReplyError) else r for r in replies]
 
 
 def test_requirepass_refuses_commands_until_auth(tmp_path):

@@ -11,10 +11,9 @@ import subprocess
 import sys
 import time
 
-import hiredis
 import pytest
 import redis
-from servers import ServerThread, free_port
+from servers import ServerThread, exchange, free_port
 from trioredis.acl import PROTECTED_MODE_DENIED, AccessControl, protected_mode_refusal
 from trioredis.commands import CommandRegistry
 from trioredis.config import ConfigError, load_config
@@ -53,20 +52,6 @@ def read_until_closed(sock: socket.socket, limit: float = 10) -> bytes:
         if not chunk:
             return data
         data += chunk
-
-
-def exchange(server: ServerThread, *commands: bytes) -> list[object]:
-    reader = hiredis.Reader()
-    replies: list[object] = []
-    with connect(server) as sock:
-        sock.sendall(b"".join(c + b"\r\n" for c in commands))
-        while len(replies) < len(commands):
-            data = sock.recv(65536)
-            assert data, replies
-            reader.feed(data)
-            while (reply := reader.gets()) is not False:
-                replies.append(reply)
-    return [str(r) if isinstance(r, hiredis.ReplyError) else r for r in replies]
 
 
 # --- connections -------------------------------------------------------------------------------
