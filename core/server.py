@@ -236,7 +236,7 @@ class Reactor:
         """Hold ``writers``' replies (and stop reading them, to keep each client's replies in
         order) until ``tickets`` are durable.
 
-        Backends with a synchronous ``durable_or_notify`` (the AOF's fsync thread) call
+        Backends with a synchronous ``durable_or_notify`` (the AOF's fsync process) call
         :meth:`_release_durable` on the trio thread after each fsync round, which sends the
         replies of every group now durable: no task and no epoll_ctl per turn.  Others are
         awaited by a task (:meth:`_release_when_durable`)."""

@@ -161,9 +161,9 @@ def test_every_policy_appends_before_replying(tmp_path, policy):
 
 
 def test_always_group_commit_across_clients_and_a_file_switch_keeps_every_write(tmp_path):
-    """``always`` fsyncs in the AOF's own thread: many clients writing at once, a rewrite
-    switching files under them and a policy change all leave every acknowledged write in the
-    AOF, and stopping the server stops the thread."""
+    """``always`` fsyncs in the AOF's own fsync process: many clients writing at once, a
+    rewrite switching files under them and a policy change all leave every acknowledged write
+    in the AOF, and stopping the server stops the process."""
     import threading
 
     with ServerThread(aof_options(tmp_path, ["appendfsync", "always"])) as server:
@@ -196,7 +196,10 @@ def test_always_group_commit_across_clients_and_a_file_switch_keeps_every_write(
         r.set("after-always", 1)
         assert not failures
         before = digest(r)
-    assert not [t for t in threading.enumerate() if t.name == "trioredis-aof-fsync"]
+        helper = next(b for b in server.server.engine.backends if b.name == "aof")._fsyncer
+        assert helper.running and helper.helper_pid
+        assert "fsync_helper.py" in open(f"/proc/{helper.helper_pid}/cmdline").read()
+    assert not os.path.exists(f"/proc/{helper.helper_pid}")
     with ServerThread(aof_options(tmp_path)) as server:
         server.wait_ready()
         r = server.client()

@@ -36,7 +36,7 @@ from trioredis import (
     wait_child,
 )
 
-from .fsync import FsyncThread
+from .fsync import Fsyncer, sync_and_close
 from .loading import CHUNK_SIZE, AofCorruption, AofScanner
 from .rewrite import child_main, temp_path, write_all
 
@@ -107,8 +107,9 @@ class AofBackend(BaseBackend):
         self._delayed_fsync = 0
         self._io_limiter = trio.CapacityLimiter(1)  # fsync, close: one at a time, in order
         self._copy_limiter = trio.CapacityLimiter(1)  # copying the rewrite buffer
-        # appendfsync always: fdatasyncs in a thread of our own, started by run().
-        self._fsync_thread = FsyncThread(self._fsync_done)
+        # appendfsync always: fdatasyncs in a process of our own (fsync.py), started by run()
+        # once the policy is ``always``.
+        self._fsyncer = Fsyncer(self._fsync_done)
         self._fsync_round = trio.Event()  # set (and replaced) after each of its fdatasyncs
         self._round_listeners: list[Callable[[], None]] = []  # durable_or_notify callers
         self._child: RewriteChild | None = None
@@ -201,8 +202,8 @@ class AofBackend(BaseBackend):
         policy = self.config.appendfsync
         if policy == "always":
             # The fdatasync starts now, while the turn's replies are still being encoded.
-            if self._fsync_thread.running and not self._skip_fsync():
-                self._fsync_thread.request(self._fd, self._generation, self._written)
+            if self._fsyncer.running and not self._skip_fsync():
+                self._fsyncer.request(self._fd, self._generation, self._written)
             return self._written
         if (policy == "everysec" and self._syncing is not None
                 and time.monotonic() - self._sync_started > DELAY_WRITERS_AFTER):
@@ -275,12 +276,12 @@ class AofBackend(BaseBackend):
     # --- durability ------------------------------------------------------------------------
 
     async def wait_durable(self, ticket: int) -> None:
-        # GROUP COMMIT (always).  One fdatasync runs at a time (in the AOF's fsync thread once
+        # GROUP COMMIT (always).  One fdatasync runs at a time (in the AOF's fsync process once
         # run() started it, see fsync.py; else a CapacityLimiter(1) worker thread); it covers
         # every byte written before it started, so every waiter whose ticket is at or below
         # that position is released by the same fsync.  A writer that arrives while an fsync
         # runs waits for it to finish and then for the next one, which also covers every
-        # other writer that arrived meanwhile (the fsync thread starts that next one as soon
+        # other writer that arrived meanwhile (the fsync process starts that next one as soon
         # as the first returns): throughput is bounded by the disk's fsync rate, not by the
         # number of clients.
         while True:
@@ -292,9 +293,9 @@ class AofBackend(BaseBackend):
                 return
             if self._durable >= ticket or self._fd is None or self._skip_fsync():
                 return
-            if self._fsync_thread.running:
+            if self._fsyncer.running:
                 round_done = self._fsync_round
-                self._fsync_thread.request(self._fd, self._generation, self._written)
+                self._fsyncer.request(self._fd, self._generation, self._written)
                 await round_done.wait()
                 continue
             if self._syncing is not None:
@@ -306,18 +307,18 @@ class AofBackend(BaseBackend):
         """The synchronous fast path of :meth:`wait_durable`, for the reactor: True when
         ``ticket`` is durable now (the reply may leave); False when not yet, and then
         ``notify()`` runs on the trio thread after the next fsync round (ask again then);
-        None when only ``wait_durable`` can tell (no fsync thread, a stopping server, the
+        None when only ``wait_durable`` can tell (no fsync process, a stopping server, the
         everysec delay).  Why: parking a turn's writers behind an awaited event costs a task
         start and a trio wake-up per turn, on the path of every write under ``always``."""
         if self._fatal or self.config.appendfsync != "always":
             return None
         if self._durable >= ticket or self._fd is None or self._skip_fsync():
             return True
-        if not self._fsync_thread.running:
+        if not self._fsyncer.running:
             return None
         # The same request wait_durable makes each round: a request voided by a file change
         # (forget) is made again for the current file.
-        self._fsync_thread.request(self._fd, self._generation, self._written)
+        self._fsyncer.request(self._fd, self._generation, self._written)
         if notify not in self._round_listeners:
             self._round_listeners.append(notify)
         return False
@@ -356,7 +357,7 @@ class AofBackend(BaseBackend):
 
     def _fsync_done(self, generation: int, position: int, error: OSError | None,
                     seconds: float = 0.0) -> None:
-        """On the trio thread, after each fdatasync of the fsync thread: what it covered is
+        """On the trio thread, after each fdatasync of the fsync process: what it covered is
         durable (unless the file changed meanwhile); the waiters re-check their tickets."""
         if seconds >= 0.001 and self._host is not None:
             self._host.record_latency("aof-fsync-always", int(seconds * 1000))
@@ -392,7 +393,6 @@ class AofBackend(BaseBackend):
         self._host = host
         self._log_ = host.log
         self._config = host.config
-        self._fsync_thread.start(trio.lowlevel.current_trio_token())
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -400,13 +400,21 @@ class AofBackend(BaseBackend):
                     self._open_after_load()
                 if self._fatal:
                     host.fatal("Error writing to the AOF file before start-up completed")
+                self._start_fsyncer_if_always()
                 task_status.started()
                 while True:
                     await trio.sleep(TICK_SECONDS)
                     self._tick()
         finally:
-            self._fsync_thread.stop()
             self._wake_fsync_waiters()
+
+    def _start_fsyncer_if_always(self) -> None:
+        """The fsync process exists only under ``appendfsync always`` (started at run() or at
+        the first tick after CONFIG SET made it so); until it answers, fsyncs go through a
+        worker thread."""
+        if (not self._fsyncer.started and self.config.appendfsync == "always"
+                and self.state is not State.OFF and self._nursery is not None):
+            self._nursery.start_soon(self._fsyncer.run, lambda line: self._log("warning", line))
 
     def _open_after_load(self) -> None:
         """appendonly yes and no AOF was found at load: create it.  When another backend
@@ -434,6 +442,7 @@ class AofBackend(BaseBackend):
 
     def _tick(self) -> None:
         now = time.monotonic()
+        self._start_fsyncer_if_always()
         if self.state is State.ON and self._fd is not None and not self._fatal:
             if self._buf:
                 self._write_pending()  # the cron's flush, and the retry after a write error
@@ -655,8 +664,9 @@ class AofBackend(BaseBackend):
         await self._fsync_directory()
         return True
 
-    async def _close_in_thread(self, fd: int) -> None:
-        await trio.to_thread.run_sync(self._fsync_thread.close_fd, fd, limiter=self._io_limiter)
+    async def _close_in_thread(self, fd: int, sync: bool = False) -> None:
+        self._fsyncer.forget(fd)
+        await trio.to_thread.run_sync(sync_and_close, fd, sync, limiter=self._io_limiter)
 
     async def _fsync_directory(self) -> None:
         """Make the rename itself durable."""
@@ -721,8 +731,7 @@ class AofBackend(BaseBackend):
             self._nursery.start_soon(self._sync_and_close, fd)
 
     async def _sync_and_close(self, fd: int) -> None:
-        await trio.to_thread.run_sync(self._fsync_thread.close_fd, fd, True,
-                                      limiter=self._io_limiter)
+        await self._close_in_thread(fd, sync=True)
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -903,8 +912,7 @@ class AofBackend(BaseBackend):
         self._fd = None
         self._generation += 1
         self._wake_fsync_waiters()
-        await trio.to_thread.run_sync(self._fsync_thread.close_fd, fd, True,
-                                      limiter=self._io_limiter)
+        await self._close_in_thread(fd, sync=True)
 
     def statistics(self) -> dict[str, Any]:
         child = self._child
@@ -929,7 +937,7 @@ class AofBackend(BaseBackend):
                 "aof_buffer_length": len(self._buf),
                 "aof_rewrite_buffer_length": len(self._rewrite_buf or b""),
                 "aof_pending_bio_fsync":
-                    1 if self._syncing is not None or self._fsync_thread.busy else 0,
+                    1 if self._syncing is not None or self._fsyncer.busy else 0,
                 "aof_delayed_fsync": self._delayed_fsync,
             })
         return fields

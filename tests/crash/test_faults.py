@@ -46,7 +46,7 @@ def summary(capsys, name: str, **figures) -> None:
 
 
 def children_of(pid: int) -> list[int]:
-    """The server's child processes (a rewrite or save child is forked by the server)."""
+    """The server's forked children (a rewrite or save child), not its fsync process."""
     found: list[int] = []
     for task in glob.glob(f"/proc/{pid}/task/*/children"):
         try:
@@ -54,7 +54,15 @@ def children_of(pid: int) -> list[int]:
                 found += [int(word) for word in handle.read().split()]
         except OSError:
             pass
-    return found
+    return [child for child in found if not _is_fsync_helper(child)]
+
+
+def _is_fsync_helper(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return b"fsync_helper.py" in handle.read()
+    except OSError:
+        return False
 
 
 def raw_info(port: int, section: str = "persistence") -> dict[str, str]:
