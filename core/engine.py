@@ -212,14 +212,22 @@ class Engine:
 
     def add_backends(self, backends: list[PersistenceBackend]) -> None:
         self.backends = list(backends)
-        # A backend that keeps BaseBackend's no-op ``feed``/``refuse_writes`` costs nothing
-        # per command (the hot path runs these for every write).
+        self._refresh_write_path()
+
+    def _refresh_write_path(self) -> None:
+        """The backends the hot path calls for each write.  One that keeps BaseBackend's
+        no-op ``feed``/``refuse_writes``, or says it ``wants_writes()`` no more (asked again
+        after each config change), costs nothing per command."""
+        wanting = [
+            backend for backend in self.backends
+            if getattr(backend, "wants_writes", None) is None or backend.wants_writes()
+        ]
         self._feeds = [
-            backend.feed for backend in self.backends
+            backend.feed for backend in wanting
             if getattr(type(backend), "feed", None) is not BaseBackend.feed
         ]
         self._refusers = [
-            backend for backend in self.backends
+            backend for backend in wanting
             if getattr(type(backend), "refuse_writes", None) is not BaseBackend.refuse_writes
         ]
 
@@ -677,6 +685,7 @@ class Engine:
         if old.requirepass != new.requirepass:
             self.acl.set_requirepass(new.requirepass)
         self.hook.trioredis_config_changed(old=old, new=new)
+        self._refresh_write_path()
 
     # --- memory ----------------------------------------------------------------------------
 

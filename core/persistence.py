@@ -63,6 +63,11 @@ class PersistenceBackend(Protocol):
     def refuse_writes(self) -> str | None:
         """An error reply text (``MISCONF ...``) while writes must be refused, else None."""
 
+    def wants_writes(self) -> bool:
+        """Whether ``feed`` and ``refuse_writes`` must run for each write now.  Asked at
+        start-up and again after every configuration change: a backend the config switched
+        off (the AOF with ``appendonly no``) then costs nothing per command."""
+
     async def save(self, background: bool, schedule: bool = False) -> Any:
         """SAVE / BGSAVE: return the reply; raise :class:`PersistenceUnsupported` if this
         backend does not snapshot."""
@@ -111,6 +116,9 @@ class BaseBackend:
 
     def refuse_writes(self) -> str | None:
         return None
+
+    def wants_writes(self) -> bool:
+        return True
 
     async def save(self, background: bool, schedule: bool = False) -> Any:
         raise PersistenceUnsupported

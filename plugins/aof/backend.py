@@ -263,6 +263,10 @@ class AofBackend(BaseBackend):
             self._log("warning", f"Error writing to the AOF file: {reason}")
         self._write_error = reason
 
+    def wants_writes(self) -> bool:
+        # OFF changes only with the config (appendonly): the engine asks again after that.
+        return self.state is not State.OFF or self._fatal
+
     def refuse_writes(self) -> str | None:
         if self._fatal:
             return "MISCONF Errors writing to the AOF file: the server is stopping"
