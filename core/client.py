@@ -59,7 +59,7 @@ class Client:
         self.last_interaction = self.created
         self.transport = Transport()
         self.ctx: CommandContext | None = None
-        self.last_command = b"NULL"
+        self.last_command = "NULL"  # a command's name as declared (str)
         self.lib_name = b""
         self.lib_ver = b""
         self.close_after_reply = False

@@ -21,6 +21,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -45,7 +46,6 @@ _SUBSCRIBED_ALLOWED = frozenset(
 )
 
 
-_NAME_BYTES: dict[str, bytes] = {}  # command name -> bytes for CLIENT LIST's cmd=
 
 
 class Block:
@@ -133,7 +133,7 @@ class Stats:
     __slots__ = (
         "commands_processed", "connections_received", "rejected_connections", "keyspace_hits",
         "keyspace_misses", "net_input_bytes", "net_output_bytes", "errors", "started",
-        "command_calls", "command_usec", "command_failed", "error_counts",
+        "per_command", "error_counts",
     )
 
     def __init__(self) -> None:
@@ -149,9 +149,8 @@ class Stats:
         self.net_input_bytes = 0
         self.net_output_bytes = 0
         self.errors = 0
-        self.command_calls: dict[str, int] = {}
-        self.command_usec: dict[str, int] = {}
-        self.command_failed: dict[str, int] = {}
+        # INFO commandstats: name -> [calls, usec, failed calls] (one lookup per command).
+        self.per_command: dict[str, list[int]] = {}
         self.error_counts: dict[str, int] = {}
 
 
@@ -350,7 +349,7 @@ class Engine:
         ctx.propagated = False
         previous = self._current
         self._current = client
-        started = time.perf_counter() if self._executed_hook else 0.0
+        started = perf_counter() if self._executed_hook else 0.0
         try:
             reply = spec.handler(ctx, argv)
         except CommandError as error:
@@ -363,12 +362,11 @@ class Engine:
         name = spec.name
         stats = self.stats
         stats.commands_processed += 1
-        calls = stats.command_calls  # INFO commandstats
-        calls[name] = calls.get(name, 0) + 1
-        last = _NAME_BYTES.get(name)
-        if last is None:
-            last = _NAME_BYTES[name] = name.encode()
-        client.last_command = last
+        record = stats.per_command.get(name)
+        if record is None:
+            record = stats.per_command[name] = [0, 0, 0]
+        record[0] += 1
+        client.last_command = name
         if ctx.dirty:
             self.dirty += ctx.dirty
             db = ctx.db
@@ -395,9 +393,8 @@ class Engine:
                 # Inside a transaction a blocking command does not block.
                 reply = reply.timeout_reply
         if self._executed_hook:
-            duration_us = int((time.perf_counter() - started) * 1e6)
-            usec = stats.command_usec
-            usec[spec.name] = usec.get(spec.name, 0) + duration_us
+            duration_us = int((perf_counter() - started) * 1e6)
+            record[1] += duration_us
             if self._on_executed is not None:
                 if duration_us >= self._observe_from_us or self.monitoring:
                     self._on_executed(client, argv, duration_us)
@@ -424,8 +421,16 @@ class Engine:
         prefix = message.split(" ", 1)[0]
         self.stats.error_counts[prefix] = self.stats.error_counts.get(prefix, 0) + 1
         if command is not None:
-            self.stats.command_failed[command] = self.stats.command_failed.get(command, 0) + 1
+            self.stats.per_command.setdefault(command, [0, 0, 0])[2] += 1
         return ErrorReply(message.encode())
+
+    def flushed_all(self) -> None:
+        """FLUSHALL ran: tell the backends (not while replaying a file)."""
+        if not self.replaying and not self.loading:
+            for backend in self.backends:
+                flushed = getattr(backend, "flushed", None)
+                if flushed is not None:
+                    flushed()
 
     def refuse_writes(self) -> str | None:
         for backend in self._refusers:

@@ -273,10 +273,9 @@ def _errorstats(engine: Engine) -> dict[str, Any]:
 
 def _commandstats(engine: Engine) -> dict[str, Any]:
     return {
-        f"cmdstat_{name}": f"calls={calls},usec={engine.stats.command_usec.get(name, 0)},"
-        f"usec_per_call={engine.stats.command_usec.get(name, 0) / calls:.2f},"
-        f"rejected_calls=0,failed_calls={engine.stats.command_failed.get(name, 0)}"
-        for name, calls in engine.stats.command_calls.items() if calls
+        f"cmdstat_{name}": f"calls={calls},usec={usec},usec_per_call={usec / calls:.2f},"
+        f"rejected_calls=0,failed_calls={failed}"
+        for name, (calls, usec, failed) in engine.stats.per_command.items() if calls
     }
 
 

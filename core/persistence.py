@@ -68,6 +68,10 @@ class PersistenceBackend(Protocol):
         start-up and again after every configuration change: a backend the config switched
         off (the AOF with ``appendonly no``) then costs nothing per command."""
 
+    def flushed(self) -> None:
+        """FLUSHALL just emptied every database (a client's, not a replayed one): a snapshot
+        backend stops a running save child, whose file would bring the keys back."""
+
     async def save(self, background: bool, schedule: bool = False) -> Any:
         """SAVE / BGSAVE: return the reply; raise :class:`PersistenceUnsupported` if this
         backend does not snapshot."""
@@ -119,6 +123,9 @@ class BaseBackend:
 
     def wants_writes(self) -> bool:
         return True
+
+    def flushed(self) -> None:
+        pass
 
     async def save(self, background: bool, schedule: bool = False) -> Any:
         raise PersistenceUnsupported

@@ -653,6 +653,28 @@ def test_flushall_with_save_points_saves_the_empty_dataset(tmp_path):
         server.stop()
 
 
+def test_flushall_during_bgsave_kills_the_child_so_its_snapshot_never_lands(tmp_path):
+    """No save points: FLUSHALL stops a running save child (as Redis's rdbKillChild does), so
+    a crash afterwards cannot load the flushed keys from the child's file."""
+    server = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"]]).start()
+    try:
+        client = server.client()
+        mset_many(client, 600_000)
+        pipe = client.pipeline(transaction=False)
+        pipe.execute_command("BGSAVE")
+        pipe.info("persistence")
+        pipe.flushall()
+        _, info, _ = pipe.execute()
+        assert info["rdb_bgsave_in_progress"] == 1
+        wait_bgsave_done(client)
+        assert not (tmp_path / "dump.trdb").exists()
+        server.kill()
+        server.start()
+        assert server.client().dbsize() == 0
+    finally:
+        server.kill()
+
+
 def test_sigterm_during_bgsave_kills_the_child_and_saves_the_final_snapshot(tmp_path):
     options = [["save", "3600", "1"], ["appendonly", "no"]]
     server = ServerProcess(str(tmp_path), options).start()

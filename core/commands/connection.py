@@ -140,7 +140,7 @@ def client_info_line(engine, client, current: bytes | None = None) -> bytes:
     elif client.channels or client.patterns:
         flags = "P"
     multi = len(client.multi) if client.multi is not None else -1
-    command_name = current or client.last_command.lower()
+    command_name = current or client.last_command.lower().encode()
     fields = [
         ("id", client.id), ("addr", client.addr), ("laddr", client.laddr), ("fd", client.fd),
         ("name", client.name.decode("utf-8", "replace")), ("age", int(now - client.created)),

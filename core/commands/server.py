@@ -54,6 +54,7 @@ def flushall(ctx, argv):
     removed = ctx.keyspace.flush_all()
     ctx.dirty += max(removed, 1)
     ctx.propagate([b"FLUSHALL"])
+    ctx.engine.flushed_all()
     return OK
 
 

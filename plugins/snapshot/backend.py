@@ -256,12 +256,11 @@ class SnapshotBackend(BaseBackend):
                 self._start_background()
                 return
 
-    def feed(self, db: int, argv: Any) -> None:
-        """Watch the propagated stream for FLUSHALL only.  Redis then kills a running save
-        child (its snapshot would bring the flushed keys back) and, with save points, saves
-        the empty dataset at once, so a crash after FLUSHALL does not resurrect them."""
-        name = argv[0]
-        if len(name) == 8 and name.upper() == b"FLUSHALL" and self._host is not None:
+    def flushed(self) -> None:
+        """After FLUSHALL, as Redis does: kill a running save child (its snapshot would bring
+        the flushed keys back) and, with save points, save the empty dataset at once, so a
+        crash after FLUSHALL does not resurrect them."""
+        if self._host is not None:
             if self._child_pid is not None and self._child_background:
                 try:
                     os.kill(self._child_pid, KILL_SIGNAL)
@@ -427,6 +426,11 @@ class SnapshotBackend(BaseBackend):
             return False
         await self.save(background=False)
         return True
+
+    def wants_writes(self) -> bool:
+        # refuse_writes() can refuse only under this configuration (asked again on a change).
+        config = self.config
+        return bool(config.stop_writes_on_bgsave_error and config.save)
 
     def refuse_writes(self) -> str | None:
         if self._last_bgsave_ok:
