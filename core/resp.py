@@ -1,19 +1,22 @@
 """RESP, sans I/O: the request parser and the reply encoder.
 
 Requests are parsed by ``hiredis.Reader`` in the common case (many commands per ``recv``).
-hiredis knows nothing of Redis's server-side limits and inline commands, so every chunk is first
-screened by one regular expression for anything unusual: an inline command, a count or length
-big enough to approach a limit, a negative bulk length, a non-bulk element type.  A chunk that
-looks unusual, and everything after it until the stream is back at a command boundary, goes
-through :class:`ExactParser`, a pure-Python parser with Redis's own rules and error strings
-(``networking.c`` ``processInlineBuffer``/``processMultibulkBuffer``).  The screen may flag
-harmless data (a value containing ``\\n:``); that costs speed for that chunk, never correctness.
+hiredis knows nothing of Redis's server-side limits and inline commands, and it accepts some
+element types Redis refuses inside a request.  So: a chunk is screened for the element types
+hiredis would hand back as strings (``+``, ``(``, ``=`` after a newline: three substring
+searches); every command hiredis returns is checked (a list of bytes, within the multibulk and
+bulk limits); a command hiredis is still waiting for is checked for what Redis refuses as soon
+as it reads it (an inline request, a nested array, a count or length past a limit).  hiredis
+itself raises on malformed counts and lengths.  Whatever fails goes, from the last command
+boundary on, through :class:`ExactParser`, a pure-Python parser with Redis's own rules and
+error strings (``networking.c`` ``processInlineBuffer``/``processMultibulkBuffer``), until the
+stream is back at a boundary.  The checks may flag harmless data (a value containing
+``\\n+``); that costs speed for that chunk, never correctness.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -166,51 +169,30 @@ def encode_command(argv: Iterable[bytes]) -> bytes:
 
 # --- requests ------------------------------------------------------------------------------
 
-# Anything that the fast path must not see: see the module docstring.  ``*`` or ``$`` followed
-# by a long count, a negative bulk length, a line starting with a RESP type that hiredis would
-# accept and Redis refuses inside a request (``+OK`` would otherwise pass as a bulk string).
-_UNUSUAL = re.compile(rb"\*\d{7}|\$\d{9}|\$-|\n[-+:_,#(%~=|>!]")
+# Element types hiredis returns as strings although Redis refuses them inside a request
+# (``+OK`` would otherwise pass as a bulk string); hiredis returns every other type as a
+# non-bytes value, which ``RequestParser.gets`` checks for.
+_STRING_LIKE_TYPES = b"+(="
 
-
-@functools.lru_cache(maxsize=8)
-def _screen_for(max_bulk_len: int) -> re.Pattern[bytes]:
-    """The screen for a ``proto-max-bulk-len`` below 100 MB: a bulk length with as many digits
-    as the limit goes to ExactParser, which enforces it (hiredis would wait for the data)."""
-    digits = len(str(max_bulk_len))
-    if digits >= 9:
-        return _UNUSUAL
-    return re.compile(_UNUSUAL.pattern.replace(rb"\$\d{9}", rb"\$\d{%d}" % digits))
-
-
-# The same screen without the regex engine, for large chunks (pipelines): one ``translate``
-# folds every digit to ``0`` and every RESP type byte Redis refuses after ``\n`` to ``!``,
-# then a handful of substring searches (C loops over the buffer) decide.  It flags exactly what
-# the regex flags: ``-`` stays itself (``$-`` and ``\n-`` are both unusual), and no byte the
-# regex tests for maps onto another.  About twice as fast as the regex on a 16-command
-# pipeline, slower on one small command (the fixed cost of six calls), hence the size split.
+# The partial-command check folds every digit to ``0`` and every RESP type byte Redis refuses
+# after ``\n`` to ``!`` with one ``translate``; a few substring searches then decide.
 _FOLD = bytearray(range(256))
 for _byte in b"0123456789":
     _FOLD[_byte] = 0x30
 for _byte in b"+:_,#(%~=|>":
-    _FOLD[_byte] = 0x21  # '!' itself is in the set and maps to itself
+    _FOLD[_byte] = 0x21  # '!' itself is refused too and maps to itself
 _FOLD = bytes(_FOLD)
 del _byte
-_FOLD_FROM = 256  # chunks of at least this many bytes take the translate screen
 
 
 @functools.lru_cache(maxsize=8)
-def _needles_for(max_bulk_len: int) -> tuple[bytes, ...]:
-    """The substrings of the folded chunk that make it unusual (see ``_screen_for``)."""
+def _refused_in_waiting_for(max_bulk_len: int) -> tuple[bytes, ...]:
+    """Folded substrings of a command hiredis waits for that Redis refuses at once: a
+    multibulk count of 7 digits or more (the limit is 1,048,576), a bulk length with as many
+    digits as ``proto-max-bulk-len`` (hiredis would wait for the data), a negative bulk
+    length, and a line starting with a type other than ``$``/``*`` (``expected '$'``)."""
     digits = min(len(str(max_bulk_len)), 9)
     return (b"*" + b"0" * 7, b"$" + b"0" * digits, b"$-", b"\n!", b"\n-")
-
-
-def _unusual_folded(data: bytes, needles: tuple[bytes, ...]) -> bool:
-    folded = data.translate(_FOLD)
-    for needle in needles:
-        if needle in folded:
-            return True
-    return False
 
 
 class ExactParser:
@@ -443,8 +425,8 @@ class RequestParser:
     """Commands from a byte stream: hiredis when the stream is ordinary, :class:`ExactParser`
     otherwise (see the module docstring).  ``feed`` then ``gets`` until it returns None."""
 
-    __slots__ = ("_reader", "_exact", "_since_boundary", "_returned", "_tail", "max_bulk_len",
-                 "_fed", "_consumed", "_searched", "_screen", "_needles", "client")
+    __slots__ = ("_reader", "_exact", "_since_boundary", "_returned", "_after_newline",
+                 "max_bulk_len", "_fed", "_consumed", "_searched", "_refused_in_waiting", "client")
 
     def __init__(self, proto_max_bulk_len: int = 512 * 1024 * 1024, client: Any = None) -> None:
         """``client``: the connection's client (with an ``authenticated`` attribute); while
@@ -454,13 +436,12 @@ class RequestParser:
         self._reader = hiredis.Reader()
         self._exact: ExactParser | None = None
         self.max_bulk_len = proto_max_bulk_len
-        self._screen = _screen_for(proto_max_bulk_len)
-        self._needles = _needles_for(proto_max_bulk_len)
+        self._refused_in_waiting = _refused_in_waiting_for(proto_max_bulk_len)
         # Chunks given to hiredis since it was last at a command boundary, and how many
         # commands it returned from them: enough to replay the stream into ExactParser.
         self._since_boundary: list[bytes] = []
         self._returned = 0
-        self._tail = b""
+        self._after_newline = False  # the last chunk fed ended with \n
         # Bytes fed to hiredis since the boundary, and the bytes of the commands it returned
         # from them.  hiredis's ``has_data()`` is no boundary test: it is False inside an
         # array whose bulks so far were all consumed (``*2\r\n$1\r\na\r\n``).
@@ -478,16 +459,16 @@ class RequestParser:
         if self._exact is not None:
             self._exact.feed(data)
             return
-        at_boundary = not self._since_boundary
-        screened = self._tail + data
-        if ((at_boundary and data[:1] != b"*")
-                or (_unusual_folded(screened, self._needles) if len(screened) >= _FOLD_FROM
-                    else self._screen.search(screened) is not None)
+        if not data:
+            return
+        first = data[:1]
+        if ((first != b"*" and (not self._since_boundary
+                                or (self._after_newline and first in _STRING_LIKE_TYPES)))
+                or b"\n+" in data or b"\n(" in data or b"\n=" in data
                 or (self.client is not None and not self.client.authenticated)):
             self._switch_to_exact(data)
             return
-        # The screen's patterns span up to 11 bytes: keep that much across small chunks.
-        self._tail = data[-12:] if len(data) >= 12 else (self._tail + data)[-12:]
+        self._after_newline = data[-1] == 0x0A
         self._since_boundary.append(data)
         self._fed += len(data)
         self._reader.feed(data)
@@ -502,7 +483,7 @@ class RequestParser:
         self._reader = hiredis.Reader()
         self._since_boundary = []
         self._returned = 0
-        self._tail = b""
+        self._after_newline = False
         self._fed = self._consumed = self._searched = 0
 
     def gets(self) -> list[bytes] | None:
@@ -529,18 +510,28 @@ class RequestParser:
         if type(argv) is not list:
             self._switch_to_exact(b"")
             return self.gets()
-        # Every element a bulk string (not a nested array), and the request's size in bytes,
-        # in one pass: this runs for every command.
+        # Every element a bulk string (not a nested array) within the limits, and the
+        # request's size in bytes, in one pass: this runs for every command.
         count = len(argv)
-        size = 3 + (_BULK_OVERHEAD[count] - 5 if count < _TABLE_SIZE else len(b"%d" % count))
+        if count < _TABLE_SIZE:
+            size = _BULK_OVERHEAD[count] - 2
+        elif count <= MAX_MULTIBULK_LENGTH:
+            size = 3 + len(b"%d" % count)
+        else:
+            self._switch_to_exact(b"")
+            return self.gets()
         for arg in argv:
             if arg.__class__ is not bytes:
                 self._switch_to_exact(b"")
                 return self.gets()
             length = len(arg)
-            size += length + (
-                _BULK_OVERHEAD[length] if length < _TABLE_SIZE else 5 + len(b"%d" % length)
-            )
+            if length < _TABLE_SIZE:
+                size += length + _BULK_OVERHEAD[length]
+            elif length <= self.max_bulk_len:
+                size += length + 5 + len(b"%d" % length)
+            else:
+                self._switch_to_exact(b"")
+                return self.gets()
         self._consumed += size
         if not argv:
             return self.gets()
@@ -551,30 +542,30 @@ class RequestParser:
         """Whether hiredis, waiting inside a command, waits for what Redis would wait for.
 
         Redis refuses at once what hiredis would wait on: a request starting with ``$``
-        (inline for Redis, a bulk reply for hiredis) or an array nested in a request
-        (``expected '$', got '*'``).  The command's first byte must be ``*`` and no ``\n*``
-        may follow inside it (a bulk holding those bytes costs a detour through ExactParser).
-        Each byte is searched once (``_searched``), so a large bulk arriving in many pieces
-        costs linear time."""
+        (inline for Redis, a bulk reply for hiredis), an array nested in a request
+        (``expected '$', got '*'``), another type byte starting a line, a count or bulk
+        length past its limit (hiredis would wait for the data).  The command's first byte
+        must be ``*`` and none of the others may follow inside it (a bulk holding such bytes
+        costs a detour through ExactParser).  Each byte is searched once, plus a small
+        overlap (``_searched``), so a large bulk arriving in many pieces costs linear time."""
         consumed = self._consumed
-        low = max(consumed + 1, self._searched)  # first position where a '*' is not yet checked
+        start = max(consumed, self._searched - 12)  # patterns span up to 11 bytes
+        pieces = []
         offset = 0
-        previous = b""
         for chunk in self._since_boundary:
             end = offset + len(chunk)
-            if offset <= consumed < end and chunk[consumed - offset] != 0x2A:
-                return False
-            if end > low:
-                local = max(low - offset, 0)
-                if local == 0:
-                    if previous[-1:] == b"\n" and chunk[:1] == b"*":
-                        return False
-                    if chunk.find(b"\n*") >= 0:
-                        return False
-                elif chunk.find(b"\n*", local - 1) >= 0:
-                    return False
-            previous = chunk
+            if end > start:
+                pieces.append(chunk[start - offset:] if start > offset else chunk)
             offset = end
+        region = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        if start == consumed and region[:1] != b"*":
+            return False
+        if region.find(b"\n*", 1) >= 0:
+            return False
+        folded = region.translate(_FOLD)
+        for needle in self._refused_in_waiting:
+            if needle in folded:
+                return False
         self._searched = self._fed
         return True
 
