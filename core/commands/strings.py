@@ -326,14 +326,22 @@ def setrange(ctx, argv):
 
 
 def _incr_by(ctx, key: bytes, increment: int) -> int:
-    value = _get_string(ctx, key, reading=False)
-    current = 0 if value is None else parse_int(value)
-    result = current + increment
-    if not INT64_MIN <= result <= INT64_MAX:
-        raise CommandError(errors.OVERFLOW)
-    ctx.db.set(key, b"%d" % result, keep_ttl=True)
+    db = ctx.db
+    value = db.get(key)
+    if value is None:
+        result = increment
+        db.set(key, b"%d" % result, keep_ttl=True)
+    else:
+        if value.__class__ is not bytes:
+            raise CommandError(errors.WRONGTYPE)
+        result = parse_int(value) + increment
+        if not INT64_MIN <= result <= INT64_MAX:
+            raise CommandError(errors.OVERFLOW)
+        db.data[key] = b"%d" % result  # an existing key keeps its TTL: Database.set's job
     ctx.dirty += 1
-    notify(ctx, "$", b"incrby", key)  # INCR DECR DECRBY too: Redis names them all incrby
+    if ctx.engine.config.notify_keyspace_events:
+        # INCR DECR DECRBY too: Redis names them all incrby
+        notify_keyspace_event(ctx.engine, "$", b"incrby", key, db.index)
     return result
 
 
