@@ -71,6 +71,9 @@ class State(enum.Enum):
     WAIT_REWRITE = "wait_rewrite"
 
 
+_ON, _OFF, _WAIT_REWRITE = State.ON, State.OFF, State.WAIT_REWRITE  # feed()'s fast checks
+
+
 @dataclass
 class RewriteChild:
     pid: int
@@ -155,13 +158,18 @@ class AofBackend(BaseBackend):
         # rewrite buffer while a child runs, so the new file ends with exactly what the old
         # one received after the fork.
         state = self.state
-        if state is State.OFF or self._fatal:
+        if state is _ON:
+            target = self._buf
+        elif state is _OFF:
+            return
+        else:
+            target = self._rewrite_buf if state is _WAIT_REWRITE else self._buf
+            if target is None:
+                return  # WAIT_REWRITE before the fork: the child's dataset will include it
+        if self._fatal:
             return
         # Encoded straight into the buffer (the same bytes encode_command makes, without the
         # intermediate objects: this runs for every write).
-        target = self._rewrite_buf if state is State.WAIT_REWRITE else self._buf
-        if target is None:
-            return  # WAIT_REWRITE before the fork: the child's dataset will include it
         start = len(target)
         if db != self._selected_db:
             target += encode_command([b"SELECT", b"%d" % db])
