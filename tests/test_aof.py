@@ -223,6 +223,51 @@ def test_waitaof_answers_once_the_writes_are_fsynced(tmp_path):
             server.client().execute_command("WAITAOF", 1, 0, 0)
 
 
+def fsync_process(server):
+    return next(b for b in server.server.engine.backends if b.name == "aof")._fsyncer
+
+
+def wait_until(condition, what, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def test_config_set_appendfsync_always_at_runtime_starts_the_fsync_process(tmp_path):
+    with ServerThread(aof_options(tmp_path, ["appendfsync", "everysec"])) as server:
+        server.wait_ready()
+        r = server.client()
+        helper = fsync_process(server)
+        assert not helper.started
+        r.config_set("appendfsync", "always")
+        r.set("first", "1")  # before the process answers, a worker thread fsyncs
+        wait_until(lambda: helper.running, "the fsync process did not start")
+        for i in range(200):
+            r.set(f"k{i}", i)
+        assert helper.requested > 0 and not helper.busy
+        assert b"k199" in aof_bytes(tmp_path)
+
+
+def test_a_killed_fsync_process_falls_back_to_a_worker_thread_and_loses_nothing(tmp_path):
+    """The fsync process dies (OOM killer, an operator's kill): replies under ``always`` keep
+    coming, fsynced by a worker thread, and every acknowledged write is in the AOF."""
+    with ServerThread(aof_options(tmp_path, ["appendfsync", "always"])) as server:
+        server.wait_ready()
+        r = server.client(socket_timeout=20)
+        helper = fsync_process(server)
+        wait_until(lambda: helper.running, "the fsync process did not start")
+        r.set("before", "1")
+        os.kill(helper.helper_pid, signal.SIGKILL)
+        wait_until(lambda: not helper.running, "the server did not notice the fsync process died")
+        for i in range(100):
+            r.set(f"after{i}", i)
+        before = digest(r)
+    with ServerThread(aof_options(tmp_path)) as server:
+        server.wait_ready()
+        assert digest(server.client()) == before
+
+
 def test_config_set_appendonly_at_runtime_writes_the_dataset_then_stops(tmp_path):
     with ServerThread([["appendonly", "no"], ["save", ""], ["dir", str(tmp_path)]]) as server:
         server.wait_ready()
