@@ -464,7 +464,10 @@ class RequestParser:
         first = data[:1]
         if ((first != b"*" and (not self._since_boundary
                                 or (self._after_newline and first in _STRING_LIKE_TYPES)))
-                or b"\n+" in data or b"\n(" in data or b"\n=" in data
+                # An int operand is a memchr; a bytes one costs ~0.15 us of setup: search
+                # for the pair only in a chunk that holds the type byte at all.
+                or (0x2B in data and b"\n+" in data) or (0x28 in data and b"\n(" in data)
+                or (0x3D in data and b"\n=" in data)
                 or (self.client is not None and not self.client.authenticated)):
             self._switch_to_exact(data)
             return
