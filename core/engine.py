@@ -21,7 +21,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from time import perf_counter
+from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -349,7 +349,7 @@ class Engine:
         ctx.propagated = False
         previous = self._current
         self._current = client
-        started = perf_counter() if self._executed_hook else 0.0
+        started = perf_counter_ns() if self._executed_hook else 0
         try:
             reply = spec.handler(ctx, argv)
         except CommandError as error:
@@ -393,7 +393,7 @@ class Engine:
                 # Inside a transaction a blocking command does not block.
                 reply = reply.timeout_reply
         if self._executed_hook:
-            duration_us = int((perf_counter() - started) * 1e6)
+            duration_us = (perf_counter_ns() - started) // 1000
             record[1] += duration_us
             if self._on_executed is not None:
                 if duration_us >= self._observe_from_us or self.monitoring:

@@ -239,7 +239,7 @@ def mset(ctx, argv):
             db.set(argv[index], argv[index + 1])
             notify(ctx, "$", b"set", argv[index])
     elif not db.expires:  # nothing to publish, no TTL to drop: one C-level update
-        db.data.update(zip(argv[1::2], argv[2::2]))
+        db.data.update(zip(argv[1::2], argv[2::2], strict=True))
     else:
         for index in range(1, len(argv), 2):
             db.set(argv[index], argv[index + 1])
