@@ -153,11 +153,15 @@ class Fsyncer:
             self.requested_generation = -1
 
     def _send(self, message: bytes, fds: list[int] | None = None) -> None:
-        if self._backlog:
-            self._backlog.append((message, fds or []))
+        backlog = self._backlog
+        if not backlog and self._try_send(message, fds):
             return
-        if not self._try_send(message, fds):
-            self._backlog.append((message, fds or []))
+        # The helper is behind (its socket is full: a disk stalled): queue in order, but a
+        # sync request supersedes a queued one right before it (it covers more).
+        if not fds and message[:1] == b"S" and backlog and backlog[-1][0][:1] == b"S":
+            backlog[-1] = (message, [])
+        else:
+            backlog.append((message, fds or []))
 
     def _send_backlog(self) -> None:
         while self._backlog:
