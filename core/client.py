@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 
 _ids = itertools.count(1)
 
+# CLIENT REPLY, as Redis's client flags: OFF drops every reply until CLIENT REPLY ON; SKIP drops
+# the reply of the command being run; SKIP_NEXT (set by CLIENT REPLY SKIP) becomes SKIP when
+# the next command starts.  Pub/sub messages and (un)subscribe confirmations still go out.
+REPLY_OFF, REPLY_SKIP, REPLY_SKIP_NEXT = 1, 2, 4
+
 
 class Transport:
     """What the I/O layer offers to commands: push an out-of-band reply, close the client."""
@@ -35,8 +40,8 @@ class Client:
     __slots__ = (
         "id", "name", "db", "resp3", "authenticated", "user", "multi", "multi_error",
         "watched", "dirty_cas", "wrote", "addr", "laddr", "fd", "created", "last_interaction",
-        "transport", "ctx", "last_command", "lib_name", "lib_ver", "close_after_reply",
-        "channels", "patterns", "kind", "blocked", "no_evict", "is_loader", "query_buffer",
+        "transport", "ctx", "last_command", "lib_name", "lib_ver", "_close_after_reply",
+        "reply_flags", "after_reply", "channels", "patterns", "kind", "blocked", "no_evict", "is_loader", "query_buffer",
         "output_buffer",
     )
 
@@ -62,7 +67,11 @@ class Client:
         self.last_command = "NULL"  # a command's name as declared (str)
         self.lib_name = b""
         self.lib_ver = b""
-        self.close_after_reply = False
+        self._close_after_reply = False
+        self.reply_flags = 0  # CLIENT REPLY: REPLY_OFF | REPLY_SKIP | REPLY_SKIP_NEXT
+        # Something to do once this command's reply is queued (close the client, drop the
+        # reply): the one test the transport makes per command, False for almost every client.
+        self.after_reply = False
         self.channels: set[bytes] = set()
         self.patterns: set[bytes] = set()
         self.kind = "normal"
@@ -71,6 +80,37 @@ class Client:
         self.is_loader = False
         self.query_buffer = 0
         self.output_buffer = 0
+
+    @property
+    def close_after_reply(self) -> bool:
+        """QUIT, CLIENT KILL of itself, ACL changes: close once the reply has left."""
+        return self._close_after_reply
+
+    @close_after_reply.setter
+    def close_after_reply(self, value: bool) -> None:
+        self._close_after_reply = value
+        self.after_reply = value or bool(self.reply_flags)
+
+    def set_reply_flags(self, flags: int) -> None:
+        self.reply_flags = flags
+        self.after_reply = bool(flags) or self._close_after_reply
+
+    @property
+    def replies_dropped(self) -> bool:
+        """CLIENT REPLY OFF or SKIP drops what the command now running replies (its pub/sub
+        confirmations excepted: they go out as pushes)."""
+        return bool(self.reply_flags & (REPLY_OFF | REPLY_SKIP))
+
+    def reply_queued(self) -> bool:
+        """The transport queued this command's reply as the last entry of its output: whether
+        to drop it (CLIENT REPLY OFF/SKIP), then a SKIP asked for by CLIENT REPLY SKIP applies
+        to the next command, as Redis's ``resetClient`` does between commands.  (A blocked
+        command gets here once its reply is ready, so a SKIP before it drops that reply.)"""
+        flags = self.reply_flags
+        drop = bool(flags & (REPLY_OFF | REPLY_SKIP))
+        if flags:
+            self.set_reply_flags(flags & REPLY_OFF | (REPLY_SKIP if flags & REPLY_SKIP_NEXT else 0))
+        return drop
 
     @property
     def subscriptions(self) -> int:

@@ -573,7 +573,7 @@ class Server:
                 return
             else:
                 out.append(encode(reply, client.resp3))
-            if client.close_after_reply:
+            if client.after_reply and self._after_reply(client, out):
                 closing = True
                 break
         if not closing and parser.pending() > self.config.client_query_buffer_limit:
@@ -587,6 +587,14 @@ class Server:
             reactor.to_send[connection] = None
         elif len(out) > queued:
             reactor.to_send[connection] = None
+
+    def _after_reply(self, client: Client, out: list[bytes]) -> bool:
+        """The rare work once a command's reply is queued (``client.after_reply``): CLIENT
+        REPLY OFF/SKIP drop it (the last entry of ``out``: pushes made while the command ran
+        came before it, and stay); True when the client is to be closed (QUIT...)."""
+        if client.reply_flags and client.reply_queued():
+            out.pop()
+        return client.close_after_reply
 
     def _protocol_error(self, connection: Connection, error: ProtocolError) -> bytes:
         client = connection.client
@@ -662,6 +670,8 @@ class Server:
                     await self._flush_and_drain(connection)
                     reply = await self._wait_blocked(connection, block)
                     connection.out.append(encode(reply, client.resp3))
+                    if client.after_reply and self._after_reply(client, connection.out):
+                        connection.closing = True
                 while True:
                     closing = await self._run_buffered_in_task(connection)
                     await self._flush_and_drain(connection)
@@ -743,7 +753,7 @@ class Server:
                 await self._flush_and_drain(connection)
                 reply = await self._wait_blocked(connection, reply)
             out.append(encode(reply, client.resp3))
-            if client.close_after_reply:
+            if client.after_reply and self._after_reply(client, out):
                 return True
         if parser.pending() > self.config.client_query_buffer_limit:
             self._query_limit(connection)

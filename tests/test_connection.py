@@ -8,7 +8,7 @@ import time
 import parity
 import pytest
 import redis
-from parity import RawClient, compare_scripts
+from parity import RawClient, compare_scripts, encode_command
 from servers import ServerThread
 
 reference = parity.reference  # the real Redis, a module-scoped fixture
@@ -124,6 +124,145 @@ def test_client_list_type_pubsub_and_normal(server):
         normal = raw.call("CLIENT", "LIST", "TYPE", "normal")
         assert pubsub.count(b"id=") == 1 and b"sub=1" in pubsub
         assert normal.count(b"id=") == 1 and b"cmd=client|list" in normal
+
+
+# --- CLIENT REPLY --------------------------------------------------------------------------
+#
+# A pipeline is sent whole, then RESET (it ends CLIENT REPLY OFF and answers +RESET) and an
+# ECHO of a marker: everything the server sent up to the marker is the stream to check, so
+# a missing reply is seen without waiting for it.
+
+END_MARKER = b"$14\r\nend-of-replies\r\n"
+
+
+def reply_stream(port: int, *commands: str | tuple) -> bytes:
+    """The bytes sent back for ``commands`` (a string is split on spaces), pipelined."""
+    argvs = [tuple(c.split(" ")) if isinstance(c, str) else c for c in commands]
+    argvs += [("RESET",), ("ECHO", "end-of-replies")]
+    with RawClient(port) as client:
+        client.send(b"".join(encode_command(*argv) for argv in argvs))
+        stream = b""
+        while not stream.endswith(END_MARKER):
+            reply = client.read_reply()
+            assert reply, f"connection closed after {stream!r}"
+            stream += reply
+    return stream[: -len(END_MARKER)]
+
+
+# (pipeline, what Redis 7.0.15 sends back before +RESET) -- checked with redis-server.
+CLIENT_REPLY_CASES = [
+    (["CLIENT REPLY OFF", "SET a 1", "GET a", "NOSUCHCOMMAND", "GET", "CLIENT REPLY FOO",
+      "CLIENT REPLY ON", "GET a"],
+     b"+OK\r\n$1\r\n1\r\n"),
+    (["SET a 1", "CLIENT REPLY SKIP", "GET a", "GET a", "CLIENT REPLY SKIP", "NOSUCHCOMMAND",
+      "PING"],
+     b"+OK\r\n$1\r\n1\r\n+PONG\r\n"),
+    # SKIP skips the next command, which may be another SKIP
+    (["CLIENT REPLY SKIP", "CLIENT REPLY SKIP", "PING", "PING"], b"+PONG\r\n"),
+    # SKIP under OFF does nothing; ON ends both
+    (["CLIENT REPLY OFF", "CLIENT REPLY SKIP", "PING", "CLIENT REPLY ON", "PING"],
+     b"+OK\r\n+PONG\r\n"),
+    (["CLIENT REPLY SKIP", "CLIENT REPLY ON", "PING"], b"+OK\r\n+PONG\r\n"),
+    (["CLIENT REPLY SKIP", "CLIENT REPLY OFF", "PING", "CLIENT REPLY ON"], b"+OK\r\n"),
+    (["CLIENT REPLY FOO", "CLIENT REPLY", "CLIENT REPLY ON EXTRA", "client reply on"],
+     b"-ERR syntax error\r\n"
+     b"-ERR wrong number of arguments for 'client|reply' command\r\n"
+     b"-ERR wrong number of arguments for 'client|reply' command\r\n+OK\r\n"),
+    # In a transaction: SKIP leaves no element in EXEC's array and skips the command after
+    # EXEC (Redis's stream is short of an element, and so is ours).
+    (["MULTI", "CLIENT REPLY SKIP", "PING", "EXEC", "PING", "PING"],
+     b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+PONG\r\n+PONG\r\n"),
+    (["CLIENT REPLY OFF", "MULTI", "PING", "EXEC", "CLIENT REPLY ON", "PING"],
+     b"+OK\r\n+PONG\r\n"),
+    (["CLIENT REPLY SKIP", "MULTI", "PING", "EXEC"], b"+QUEUED\r\n*1\r\n+PONG\r\n"),
+    (["MULTI", "CLIENT REPLY ON", "PING", "EXEC"],
+     b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n+PONG\r\n"),
+    # RESET ends OFF (its +RESET is sent), but not a SKIP that applies to itself
+    (["CLIENT REPLY OFF", "RESET", "PING"], b"+RESET\r\n+PONG\r\n"),
+    (["CLIENT REPLY SKIP", "RESET", "PING"], b"+PONG\r\n"),
+    # (Un)subscribe confirmations are pushes: they still go out under OFF; CLIENT REPLY ON is
+    # refused to a RESP2 subscriber, and the refusal is not sent either.
+    (["CLIENT REPLY OFF", "SUBSCRIBE ch", "PSUBSCRIBE p*", "CLIENT REPLY ON", "PING",
+      "UNSUBSCRIBE ch", "PUNSUBSCRIBE"],
+     b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"
+     b"*3\r\n$10\r\npsubscribe\r\n$2\r\np*\r\n:2\r\n"
+     b"*3\r\n$11\r\nunsubscribe\r\n$2\r\nch\r\n:1\r\n"
+     b"*3\r\n$12\r\npunsubscribe\r\n$2\r\np*\r\n:0\r\n"),
+    # RESP3 (HELLO's own reply skipped: it holds the client id): a message published to
+    # oneself is pushed while the PUBLISH reply is dropped
+    (["CLIENT REPLY SKIP", "HELLO 3", "SUBSCRIBE ch", "CLIENT REPLY OFF", "PING",
+      "PUBLISH ch me", "CLIENT REPLY ON", "CLIENT REPLY SKIP", "PUBLISH ch again", "PING"],
+     b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"
+     b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nme\r\n+OK\r\n"
+     b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nagain\r\n+PONG\r\n"),
+]
+
+
+@pytest.mark.parametrize(("commands", "expected"), CLIENT_REPLY_CASES)
+def test_client_reply_drops_replies_as_redis_does(server, commands, expected):
+    assert reply_stream(server.port, *commands) == expected + b"+RESET\r\n"
+
+
+@pytest.mark.parametrize(("commands", "expected"), CLIENT_REPLY_CASES)
+def test_client_reply_cases_hold_for_the_reference_redis(reference, commands, expected):
+    """The expectations above are what Redis 7.0 does (this fails if one is not)."""
+    assert reply_stream(reference.port, *commands) == expected + b"+RESET\r\n"
+
+
+def test_client_reply_off_still_delivers_messages_from_other_clients(server):
+    """Pub/sub messages are pushes, sent whatever CLIENT REPLY says (Redis 7.0.15)."""
+    parity.require_commands(server.port, "subscribe")
+    with RawClient(server.port) as subscriber, RawClient(server.port) as publisher:
+        subscriber.send(encode_command("CLIENT", "REPLY", "OFF")
+                        + encode_command("SUBSCRIBE", "news"))
+        assert subscriber.read_reply() == b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n"
+        assert publisher.call("PUBLISH", "news", "hello") == b":1\r\n"
+        subscriber.send(encode_command("PING") + encode_command("RESET"))
+        assert subscriber.read_reply() == b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n"
+        assert subscriber.read_reply() == b"+RESET\r\n"  # PING's reply was dropped
+
+
+def _wait_blocked_clients(port: int, count: int) -> None:
+    with RawClient(port) as admin:
+        while b"blocked_clients:%d\r\n" % count not in admin.call("INFO", "clients"):
+            time.sleep(0.01)
+
+
+@pytest.mark.parametrize(("mode", "expected"), [
+    ("SKIP", b"+PONG\r\n"),  # the skip applies to the blocked command's late reply
+    ("OFF", b"+OK\r\n+PONG\r\n"),
+])
+def test_client_reply_drops_the_reply_of_a_blocked_command(server, mode, expected):
+    with RawClient(server.port) as blocked, RawClient(server.port) as pusher:
+        blocked.send(encode_command("CLIENT", "REPLY", mode) + encode_command("BLPOP", "q", "0"))
+        _wait_blocked_clients(server.port, 1)
+        after = ["PING"] if mode == "SKIP" else ["CLIENT REPLY ON", "PING"]
+        blocked.send(b"".join(encode_command(*c.split(" ")) for c in after))
+        assert pusher.call("RPUSH", "q", "v") == b":1\r\n"
+        stream = b""
+        while len(stream) < len(expected):
+            reply = blocked.read_reply()
+            assert reply, stream
+            stream += reply
+        assert stream == expected
+        assert pusher.call("LLEN", "q") == b":0\r\n"  # the element was popped all the same
+
+
+def test_client_reply_off_errors_are_still_counted(server):
+    with RawClient(server.port) as raw:
+        raw.call("CONFIG", "RESETSTAT")
+        raw.send(encode_command("CLIENT", "REPLY", "OFF") + encode_command("NOSUCHCOMMAND")
+                 + encode_command("GET") + encode_command("CLIENT", "REPLY", "ON"))
+        assert raw.read_reply() == b"+OK\r\n"
+        assert b"errorstat_ERR:count=2\r\n" in raw.call("INFO", "errorstats")
+
+
+def test_quit_under_client_reply_off_closes_without_a_reply(server):
+    """Redis 7.0 leaves such a connection open and reads no more from it; we close it, as
+    QUIT asks."""
+    with RawClient(server.port) as raw:
+        raw.send(encode_command("CLIENT", "REPLY", "OFF") + encode_command("QUIT"))
+        assert raw.read_until_closed() == b""
 
 
 # --- authentication ------------------------------------------------------------------------

@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 
 from .. import REDIS_VERSION, errors
+from ..client import REPLY_OFF, REPLY_SKIP, REPLY_SKIP_NEXT
 from ..errors import CommandError
 from ..resp import NULL_ARRAY, OK, PONG, ErrorReply, Map, Raw, Status, Verbatim
 from . import command
 from .args import help_reply, parse_c_int, parse_int
+
+NO_REPLY = Raw(b"")  # a command that answers nothing (CLIENT REPLY OFF and SKIP)
 
 
 def ping(ctx, argv):
@@ -117,6 +120,9 @@ def reset(ctx, argv):
     client.resp3 = False
     client.name = b""
     client.no_evict = False
+    # CLIENT REPLY OFF and a pending SKIP end (+RESET is sent); a SKIP that applies to this
+    # very command stays, so RESET right after CLIENT REPLY SKIP answers nothing, as in Redis.
+    client.set_reply_flags(client.reply_flags & REPLY_SKIP)
     client.user = "default"
     client.authenticated = not engine.acl.default_needs_auth()
     return Status(b"RESET")
@@ -242,10 +248,23 @@ def _client_no_touch(ctx, argv):
 
 
 def _client_reply(ctx, argv):
-    """Only ON is honoured: OFF and SKIP are accepted and ignored (replies still flow)."""
-    if argv[2].lower() not in (b"on", b"off", b"skip"):
-        raise CommandError(errors.SYNTAX)
-    return OK
+    """CLIENT REPLY ON|OFF|SKIP as Redis 7.0: ON answers +OK (the flags are cleared first);
+    OFF and SKIP answer nothing at all (an empty Raw: inside EXEC they leave no element, as in
+    Redis); SKIP under OFF changes nothing.  The transport drops the replies
+    (``Server._after_reply``); a SKIP given inside MULTI applies to the command after EXEC."""
+    client = ctx.client
+    mode = argv[2].lower()
+    if mode == b"on":
+        client.set_reply_flags(client.reply_flags & REPLY_SKIP_NEXT)
+        return OK
+    if mode == b"off":
+        client.set_reply_flags(client.reply_flags | REPLY_OFF)
+        return NO_REPLY
+    if mode == b"skip":
+        if not client.reply_flags & REPLY_OFF:
+            client.set_reply_flags(client.reply_flags | REPLY_SKIP_NEXT)
+        return NO_REPLY
+    raise CommandError(errors.SYNTAX)
 
 
 def _client_unblock(ctx, argv):

@@ -24,7 +24,12 @@ def _confirm_each(client, kind: bytes, names, action) -> Raw:
         if name is not None:
             action(client, name)
         out.append(encode(Push([kind, name, client.subscriptions]), client.resp3))
-    return Raw(b"".join(out))
+    confirmations = Raw(b"".join(out))
+    if client.replies_dropped:
+        # CLIENT REPLY OFF/SKIP silence replies, not pushes: Redis still sends these.
+        client.transport.push(confirmations)
+        return None
+    return confirmations
 
 
 def subscribe(ctx, argv):
@@ -54,6 +59,10 @@ def publish(ctx, argv):
     if not own:
         return receivers
     # The publisher listens too (RESP3): its messages come before the reply, as in Redis.
+    if ctx.client.replies_dropped:  # CLIENT REPLY OFF/SKIP: the messages alone
+        for message in own:
+            ctx.client.transport.push(message)
+        return receivers
     resp3 = ctx.client.resp3
     return Raw(b"".join(encode(message, resp3) for message in own) + encode(receivers, resp3))
 
