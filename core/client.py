@@ -41,8 +41,8 @@ class Client:
         "id", "name", "db", "resp3", "authenticated", "user", "multi", "multi_error",
         "watched", "dirty_cas", "wrote", "addr", "laddr", "fd", "created", "last_interaction",
         "transport", "ctx", "last_command", "lib_name", "lib_ver", "_close_after_reply",
-        "reply_flags", "after_reply", "channels", "patterns", "kind", "blocked", "no_evict", "is_loader", "query_buffer",
-        "output_buffer",
+        "reply_flags", "after_reply", "channels", "patterns", "kind", "blocked", "no_evict",
+        "is_loader", "query_buffer", "output_buffer",
     )
 
     def __init__(self, db: Database, addr: str = "", laddr: str = "", fd: int = -1) -> None:
