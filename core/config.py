@@ -160,6 +160,8 @@ def _convert(name: str, kind: Any, words: list[str]) -> Any:
     if kind is str:
         if len(words) != 1:
             raise ConfigError("wrong number of arguments")
+        if name == "notify-keyspace-events":
+            return keyspace_events_letters(words[0])
         return words[0]
     if get_origin(kind) is Literal:
         if len(words) != 1 or words[0].lower() not in get_args(kind):
@@ -184,9 +186,38 @@ def _convert(name: str, kind: Any, words: list[str]) -> Any:
     raise ConfigError(f"unsupported option type for {name}")
 
 
+# notify-keyspace-events, as Redis's keyspaceEventsStringToFlags and ...FlagsToString: the
+# classes (A stands for g$lshzxetd: neither n nor m), then K and E (the channels) and m.
+# The value is kept as every letter in force, in this order ("A" spelled out), so nothing is
+# lost; CONFIG GET and CONFIG REWRITE print Redis's form, where "A" hides n ("KEAn" -> "AKE").
+_EVENT_CLASSES_IN_A = "g$lshzxetd"
+_EVENT_LETTERS = _EVENT_CLASSES_IN_A + "nKEm"
+
+
+def keyspace_events_letters(text: str) -> str:
+    """The letters a ``notify-keyspace-events`` value turns on, in Redis's order; Redis's
+    error for any other character."""
+    letters = set(text.replace("A", _EVENT_CLASSES_IN_A))
+    if not letters <= set(_EVENT_LETTERS):
+        raise ConfigError("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
+    return "".join(letter for letter in _EVENT_LETTERS if letter in letters)
+
+
+def keyspace_events_display(letters: str) -> str:
+    """Redis's spelling of the letters in force: "A" when every class it stands for is on
+    (and then no other class letter, as Redis prints it), then K, E, m."""
+    if letters.startswith(_EVENT_CLASSES_IN_A):
+        classes = "A"
+    else:
+        classes = "".join(letter for letter in letters if letter in _EVENT_CLASSES_IN_A + "n")
+    return classes + "".join(letter for letter in letters if letter in "KEm")
+
+
 def format_value(config: Config, option: str) -> str:
     """An option's value as redis.conf and CONFIG GET spell it."""
     value = getattr(config, _FIELDS[option][0])
+    if option == "notify-keyspace-events":
+        return keyspace_events_display(value)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if option == "save":

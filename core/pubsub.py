@@ -135,7 +135,8 @@ def of(engine: Any) -> PubSub:
 # --- keyspace notifications ----------------------------------------------------------------
 
 # notify-keyspace-events letters (Redis's keyspaceEventsStringToFlags): K and E choose the
-# channels, the others the classes of events; A is an alias for "g$lshzxetd".
+# channels, the others the classes of events; A is an alias for "g$lshzxetd" (not for "n",
+# new keys, nor "m", key misses).  config.py validates the setting and keeps it in this form.
 _CLASSES = frozenset("g$lshzxetdmn")
 _parsed_flags: dict[str, frozenset[str]] = {}
 

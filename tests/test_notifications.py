@@ -1,6 +1,7 @@
 """Keyspace notifications (``notify-keyspace-events``) of string and generic key commands,
-key creation (``new``) and expiry (``expired``), compared message by message with what
-Redis 7.0.15 publishes for the same script (a redis-server started by the test).
+key creation (``new``), expiry (``expired``) and key misses (``keymiss``, class ``m``),
+compared message by message with what Redis 7.0.15 publishes for the same script (a
+redis-server started by the test); CONFIG GET's spelling of the setting, as Redis's.
 
 Each server gets the same commands on one connection while a second connection is
 psubscribed to ``__key*__:*``; a marker published at the end tells the reader that every
@@ -313,3 +314,123 @@ def test_active_expiry_publishes_expired(ours):
         listener.close()
         client.config_set("notify-keyspace-events", "")
         client.close()
+
+
+# --- key misses (class m) ------------------------------------------------------------------
+
+# Reads that find no key publish "keymiss" (Redis's lookupKeyRead); writes, DEL/EXPIRE-like
+# commands and OBJECT do not.  "A" does not include m.
+KEYMISS_SETTINGS = ["KEm", "Km", "Em", "KEA", "KEAm", "Elm"]
+KEYMISS_SCRIPT: list[tuple] = [
+    ("SET", "str", "v"), ("RPUSH", "list", "a"), ("HSET", "hash", "f", "v"),
+    ("SADD", "set", "m"), ("ZADD", "zset", "1", "m"),
+    # reads of a missing key
+    ("GET", "k1"), ("MGET", "k2", "str", "k3"), ("STRLEN", "k4"), ("GETRANGE", "k5", "0", "1"),
+    ("SUBSTR", "k5", "0", "1"), ("LCS", "k6", "str"), ("GETDEL", "k7"), ("GETEX", "k8"),
+    ("GETSET", "k9", "v"), ("SET", "k10", "v", "GET"), ("EXISTS", "k11", "str", "k12"),
+    ("TYPE", "k13"), ("TTL", "k14"), ("PTTL", "k15"), ("EXPIRETIME", "k16"),
+    ("PEXPIRETIME", "k16"), ("TOUCH", "k17", "str"), ("COPY", "k18", "dst"),
+    ("HGET", "h1", "f"), ("HMGET", "h2", "f"), ("HGETALL", "h3"), ("HLEN", "h4"),
+    ("HKEYS", "h5"), ("HVALS", "h6"), ("HEXISTS", "h7", "f"), ("HSTRLEN", "h8", "f"),
+    ("HRANDFIELD", "h9"), ("HRANDFIELD", "h9", "2"), ("HSCAN", "h10", "0"),
+    ("LRANGE", "l1", "0", "-1"), ("LLEN", "l2"), ("LINDEX", "l3", "0"), ("LPOS", "l4", "a"),
+    ("SMEMBERS", "s1"), ("SCARD", "s2"), ("SISMEMBER", "s3", "m"), ("SMISMEMBER", "s4", "m"),
+    ("SRANDMEMBER", "s5"), ("SSCAN", "s6", "0"), ("SUNION", "s7", "set"),
+    ("SINTER", "set", "s8"), ("SDIFF", "s9", "set"), ("SINTERCARD", "2", "set", "s10"),
+    ("SUNIONSTORE", "dst2", "s11", "set"), ("SINTERSTORE", "dst3", "set", "s12"),
+    ("SDIFFSTORE", "dst4", "s13"),
+    ("ZRANGE", "z1", "0", "-1"), ("ZCARD", "z2"), ("ZSCORE", "z3", "m"), ("ZMSCORE", "z4", "m"),
+    ("ZRANK", "z5", "m"), ("ZCOUNT", "z6", "0", "1"), ("ZRANDMEMBER", "z7"),
+    ("ZSCAN", "z8", "0"), ("ZUNION", "2", "zset", "z9"), ("ZINTERCARD", "2", "zset", "z10"),
+    ("ZUNIONSTORE", "dst5", "2", "z11", "zset"), ("ZRANGESTORE", "dst6", "z12", "0", "-1"),
+    # a key that is there, whatever the field or type: no miss
+    ("GET", "str"), ("HGET", "hash", "nofield"), ("LINDEX", "list", "9"), ("GET", "hash"),
+    ("SISMEMBER", "set", "x"), ("ZSCORE", "zset", "x"),
+    # writes and lookups that are not reads: no miss
+    ("DEL", "w1"), ("UNLINK", "w1"), ("EXPIRE", "w2", "10"), ("PERSIST", "w3"),
+    ("RENAME", "w4", "w5"), ("MOVE", "w6", "1"), ("INCR", "w7"), ("APPEND", "w8", "x"),
+    ("SETNX", "w9", "x"), ("LPOP", "w10"), ("RPOPLPUSH", "w11", "w12"), ("LPUSHX", "w13", "a"),
+    ("HDEL", "w14", "f"), ("HINCRBY", "w15", "f", "1"), ("SREM", "w16", "m"), ("SPOP", "w17"),
+    ("SMOVE", "w18", "set", "m"), ("ZREM", "w19", "m"), ("ZPOPMIN", "w20"),
+    ("OBJECT", "ENCODING", "w21"), ("WATCH", "w22"), ("UNWATCH",),
+    # an expired key read: "expired", then the miss
+    ("DEBUG", "SET-ACTIVE-EXPIRE", "0"),
+    ("SET", "gone", "v", "PX", "20"),
+    ("sleep", 0.1),
+    ("GET", "gone"),
+    ("DEBUG", "SET-ACTIVE-EXPIRE", "1"),
+    # in another database, and inside a transaction
+    ("SELECT", "1"), ("GET", "db1-miss"), ("SELECT", "0"),
+    ("MULTI",), ("GET", "tx-miss"), ("HGET", "tx-miss2", "f"), ("EXEC",),
+]
+
+
+@pytest.mark.parametrize("setting", KEYMISS_SETTINGS)
+def test_keymiss_notifications_match_redis(reference_port, ours, setting):
+    expected = notifications(reference_port, KEYMISS_SCRIPT, setting)
+    got = notifications(ours.port, KEYMISS_SCRIPT, setting)
+    assert got == expected
+    if setting == "KEm":
+        assert sum(message == b"keymiss" for _, _, message in expected) >= 60
+
+
+def test_get_of_a_missing_key_publishes_keymiss_only_with_class_m(ours):
+    """The GET fast path and read_key both publish; ``A`` alone does not include ``m``."""
+    pattern = b"__key*__:*"
+    assert notifications(ours.port, [("GET", "nope"), ("HGET", "nope2", "f")], "KEm") == [
+        (pattern, b"__keyspace@0__:nope", b"keymiss"),
+        (pattern, b"__keyevent@0__:keymiss", b"nope"),
+        (pattern, b"__keyspace@0__:nope2", b"keymiss"),
+        (pattern, b"__keyevent@0__:keymiss", b"nope2"),
+    ]
+    assert notifications(ours.port, [("GET", "nope"), ("HGET", "nope2", "f")], "KEA") == []
+
+
+# (CONFIG SET value, what CONFIG GET then answers in Redis 7.0.15): the classes first ("A"
+# when all it stands for are on, and then no "n"), then K, E, m.
+KEYSPACE_EVENTS_DISPLAY = [
+    ("KEA", "AKE"), ("KEAm", "AKEm"), ("mAKE", "AKEm"), ("Em", "Em"), ("m", "m"),
+    ("Km", "Km"), ("KEAn", "AKE"), ("nm", "nm"), ("KEx", "xKE"), ("g$lshzxetd", "A"),
+    ("g$lshzxetdK", "AK"), ("mKElgshzxetdn", "glshzxetdnKEm"), ("mm", "m"), ("AA", "A"),
+    ("K", "K"), ("", ""),
+]
+
+
+@pytest.mark.parametrize(("value", "shown"), KEYSPACE_EVENTS_DISPLAY)
+def test_config_get_shows_keyspace_events_as_redis(ours, reference_port, value, shown):
+    for port in (ours.port, reference_port):
+        client = redis.Redis(port=port, decode_responses=True)
+        try:
+            client.config_set("notify-keyspace-events", value)
+            assert client.config_get("notify-keyspace-events") == {
+                "notify-keyspace-events": shown}, port
+        finally:
+            client.config_set("notify-keyspace-events", "")
+            client.close()
+
+
+def test_config_set_refuses_an_unknown_event_class(ours):
+    client = ours.client()
+    try:
+        client.config_set("notify-keyspace-events", "KEm")
+        with pytest.raises(redis.ResponseError) as refused:
+            client.config_set("notify-keyspace-events", "KEQ")
+        assert str(refused.value) == (
+            "CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - "
+            "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
+        assert client.config_get("notify-keyspace-events") == {
+            "notify-keyspace-events": "KEm"}
+    finally:
+        client.config_set("notify-keyspace-events", "")
+        client.close()
+
+
+def test_keyspace_events_with_new_class_still_publish_new_though_shown_as_a(ours):
+    """"KEAn" reads back as "AKE" (Redis prints no "n" after "A") yet "new" stays on."""
+    pattern = b"__key*__:*"
+    assert notifications(ours.port, [("SET", "fresh", "v")], "KEAn") == [
+        (pattern, b"__keyspace@0__:fresh", b"new"),
+        (pattern, b"__keyevent@0__:new", b"fresh"),
+        (pattern, b"__keyspace@0__:fresh", b"set"),
+        (pattern, b"__keyevent@0__:set", b"fresh"),
+    ]

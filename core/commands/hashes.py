@@ -30,7 +30,14 @@ from .args import (
     parse_int,
     parse_long_double,
 )
-from .keys import compile_glob, object_encoding, parse_cursor, parse_scan_options, scan_snapshots
+from .keys import (
+    compile_glob,
+    object_encoding,
+    parse_cursor,
+    parse_scan_options,
+    read_key,
+    scan_snapshots,
+)
 
 HASH_NOT_INTEGER = "ERR hash value is not an integer"
 HASH_NOT_FLOAT = "ERR hash value is not a float"
@@ -45,8 +52,14 @@ def _notify(ctx, event: bytes, key: bytes, event_class: str = "h") -> None:
         notify_keyspace_event(ctx.engine, event_class, event, key, ctx.db.index)
 
 
-def _hash(ctx, key: bytes) -> dict | None:
-    return ctx.db.get_typed(key, dict)
+def _hash(ctx, key: bytes, read: bool = False) -> dict | None:
+    """The hash at ``key`` (None when missing; WRONGTYPE for another type).  ``read`` is
+    Redis's lookupKeyRead: a keyspace hit or miss for INFO and, on a miss, the ``keymiss``
+    event, which the lookups of writing commands do not make."""
+    value = read_key(ctx, key) if read else ctx.db.get(key)
+    if value is not None and value.__class__ is not dict:
+        raise CommandError(errors.WRONGTYPE)
+    return value
 
 
 def _hash_or_create(ctx, key: bytes) -> dict:
@@ -149,46 +162,46 @@ def hincrbyfloat(ctx, argv):
 
 
 def hget(ctx, argv):
-    fields = _hash(ctx, argv[1])
+    fields = _hash(ctx, argv[1], read=True)
     return None if fields is None else fields.get(argv[2])
 
 
 def hmget(ctx, argv):
-    fields = _hash(ctx, argv[1])
+    fields = _hash(ctx, argv[1], read=True)
     if fields is None:
         return [None] * (len(argv) - 2)
     return [fields.get(field) for field in argv[2:]]
 
 
 def hlen(ctx, argv):
-    fields = _hash(ctx, argv[1])
+    fields = _hash(ctx, argv[1], read=True)
     return 0 if fields is None else len(fields)
 
 
 def hstrlen(ctx, argv):
-    fields = _hash(ctx, argv[1])
+    fields = _hash(ctx, argv[1], read=True)
     value = None if fields is None else fields.get(argv[2])
     return 0 if value is None else len(value)
 
 
 def hexists(ctx, argv):
-    fields = _hash(ctx, argv[1])
+    fields = _hash(ctx, argv[1], read=True)
     return int(fields is not None and argv[2] in fields)
 
 
 def hkeys(ctx, argv):
-    fields = _hash(ctx, argv[1])
+    fields = _hash(ctx, argv[1], read=True)
     return [] if fields is None else list(fields)
 
 
 def hvals(ctx, argv):
-    fields = _hash(ctx, argv[1])
+    fields = _hash(ctx, argv[1], read=True)
     return [] if fields is None else list(fields.values())
 
 
 def hgetall(ctx, argv):
     """A map in RESP3, field value field value ... in RESP2."""
-    fields = _hash(ctx, argv[1])
+    fields = _hash(ctx, argv[1], read=True)
     return Map() if fields is None else Map(fields)
 
 
@@ -204,7 +217,7 @@ def hrandfield(ctx, argv):
     """HRANDFIELD key [count [WITHVALUES]]: a positive count gives distinct fields (the whole
     hash, in order, when count >= its size), a negative one may repeat fields."""
     if len(argv) == 2:
-        fields = _hash(ctx, argv[1])
+        fields = _hash(ctx, argv[1], read=True)
         return None if not fields else _random_field(fields)
     count = parse_int(argv[2])
     if count == INT64_MIN:
@@ -214,7 +227,7 @@ def hrandfield(ctx, argv):
     with_values = len(argv) == 4
     if with_values and not -(INT64_MAX // 2) <= count <= INT64_MAX // 2:
         raise CommandError(OUT_OF_RANGE)
-    fields = _hash(ctx, argv[1])
+    fields = _hash(ctx, argv[1], read=True)
     if fields is None or count == 0:
         return []
     if count < 0 or count == 1:
@@ -242,7 +255,7 @@ def hscan(ctx, argv):
     """A small hash (listpack in Redis) comes back whole with cursor 0, as Redis answers it;
     a large one walks a snapshot of its fields, COUNT at a time (see keys.ScanSnapshots)."""
     cursor = parse_cursor(argv[2])
-    fields = _hash(ctx, argv[1])
+    fields = _hash(ctx, argv[1], read=True)
     if fields is None:
         return [b"0", []]
     pattern, count, _ = parse_scan_options(argv, 3)

@@ -101,14 +101,23 @@ def object_encoding(value: Any) -> str:
 
 def read_key(ctx, key: bytes) -> Any:
     """The value at ``key`` for a command that reads it (Redis's ``lookupKeyRead``): counts a
-    keyspace hit or miss for INFO, as Redis does for reads and not for writes."""
+    keyspace hit or miss for INFO, as Redis does for reads and not for writes, and a miss
+    publishes the ``keymiss`` event (class ``m``)."""
     value = ctx.db.get(key)
     stats = ctx.engine.stats
     if value is None:
         stats.keyspace_misses += 1
+        if ctx.engine.config.notify_keyspace_events:
+            notify_key_miss(ctx, key)
     else:
         stats.keyspace_hits += 1
     return value
+
+
+def notify_key_miss(ctx, key: bytes) -> None:
+    """``keymiss`` on ``__keyspace@<db>__:<key>`` / ``__keyevent@<db>__:keymiss`` (class
+    ``m``, which ``A`` does not include), for a read that found no key."""
+    notify_keyspace_event(ctx.engine, "m", b"keymiss", key, ctx.db.index)
 
 
 def copy_value(value: Any) -> Any:
@@ -427,9 +436,12 @@ def object_(ctx, argv):
         raise CommandError(errors.unknown_subcommand(argv[1], "OBJECT"))
     if len(argv) != 3:
         raise CommandError(errors.wrong_arity(f"object|{sub.decode()}"))
-    value = read_key(ctx, argv[2])
+    # Counted as a read, but no keymiss event: Redis looks up with LOOKUP_NONOTIFY here.
+    value = ctx.db.get(argv[2])
     if value is None:
+        ctx.engine.stats.keyspace_misses += 1
         return None
+    ctx.engine.stats.keyspace_hits += 1
     lfu = ctx.config.maxmemory_policy.endswith("lfu")
     if sub == b"encoding":
         return object_encoding(value).encode()

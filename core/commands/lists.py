@@ -27,6 +27,7 @@ from ..pubsub import notify_keyspace_event
 from ..resp import NULL_ARRAY, OK
 from . import command, numkeys_finder
 from .args import INT64_MAX, INT64_MIN, parse_int
+from .keys import read_key
 
 LEFT, RIGHT = b"left", b"right"
 
@@ -91,8 +92,14 @@ def _parse_range(raw: bytes, low: int, high: int, error: str | None) -> int:
     return value
 
 
-def _list(ctx, key: bytes) -> deque | None:
-    return ctx.db.get_typed(key, deque)
+def _list(ctx, key: bytes, read: bool = False) -> deque | None:
+    """The list at ``key`` (None when missing; WRONGTYPE for another type).  ``read`` is
+    Redis's lookupKeyRead: a keyspace hit or miss for INFO and, on a miss, the ``keymiss``
+    event, which the lookups of writing commands do not make."""
+    value = read_key(ctx, key) if read else ctx.db.get(key)
+    if value is not None and value.__class__ is not deque:
+        raise CommandError(errors.WRONGTYPE)
+    return value
 
 
 def _pop_n(items: deque, where: bytes, count: int) -> list[bytes]:
@@ -184,7 +191,7 @@ def rpop(ctx, argv):
 
 
 def llen(ctx, argv):
-    items = _list(ctx, argv[1])
+    items = _list(ctx, argv[1], read=True)
     return 0 if items is None else len(items)
 
 
@@ -214,7 +221,7 @@ def _slice(items: deque, start: int, end: int) -> list[bytes]:
 
 def lrange(ctx, argv):
     start, end = parse_int(argv[2]), parse_int(argv[3])
-    items = _list(ctx, argv[1])
+    items = _list(ctx, argv[1], read=True)
     if items is None:
         return []
     bounds = _clamp_range(start, end, len(items))
@@ -224,7 +231,7 @@ def lrange(ctx, argv):
 
 
 def lindex(ctx, argv):
-    items = _list(ctx, argv[1])
+    items = _list(ctx, argv[1], read=True)
     if items is None:
         return None
     index = parse_int(argv[2])
@@ -255,7 +262,7 @@ def lpos(ctx, argv):
         else:
             raise CommandError(errors.SYNTAX)
         index += 2
-    items = _list(ctx, argv[1])
+    items = _list(ctx, argv[1], read=True)
     if items is None:
         return [] if count != -1 else None
     length = len(items)

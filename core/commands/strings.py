@@ -19,7 +19,7 @@ from ..pubsub import notify_keyspace_event
 from ..resp import OK, Map
 from . import command
 from .args import INT64_MAX, INT64_MIN, incr_long_double, parse_int
-from .keys import read_key
+from .keys import notify_key_miss, read_key
 
 
 def notify(ctx, event_class: str, event: bytes, key: bytes) -> None:
@@ -34,6 +34,8 @@ def get(ctx, argv):
     value = ctx.db.get(argv[1])
     if value is None:
         ctx.engine.stats.keyspace_misses += 1
+        if ctx.engine.config.notify_keyspace_events:
+            notify_key_miss(ctx, argv[1])
         return None
     ctx.engine.stats.keyspace_hits += 1
     if value.__class__ is not bytes:
