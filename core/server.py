@@ -599,6 +599,8 @@ class Server:
     def _protocol_error(self, connection: Connection, error: ProtocolError) -> bytes:
         client = connection.client
         self.log.verbose(f"Protocol error ({error}) from client: id={client.id} addr={client.addr}")
+        if client.replies_dropped:  # CLIENT REPLY OFF/SKIP silence this error too, as in Redis
+            return b""
         return b"-ERR Protocol error: %s\r\n" % str(error).encode()
 
     # --- client-output-buffer-limit -----------------------------------------------------------

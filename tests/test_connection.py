@@ -257,6 +257,15 @@ def test_client_reply_off_errors_are_still_counted(server):
         assert b"errorstat_ERR:count=2\r\n" in raw.call("INFO", "errorstats")
 
 
+@pytest.mark.parametrize("mode", ["OFF", "SKIP"])
+def test_protocol_error_under_client_reply_off_or_skip_is_not_sent(server, mode):
+    """Redis 7.0 sends no error (and then leaves the connection open, reading no more); we
+    send none either, and close."""
+    with RawClient(server.port) as raw:
+        raw.send(encode_command("CLIENT", "REPLY", mode) + b"*abc\r\n")
+        assert raw.read_until_closed() == b""
+
+
 def test_quit_under_client_reply_off_closes_without_a_reply(server):
     """Redis 7.0 leaves such a connection open and reads no more from it; we close it, as
     QUIT asks."""
