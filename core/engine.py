@@ -184,6 +184,7 @@ class Engine:
         self._current: Client | None = None
         self._feeds: list[Callable[[int, Sequence[bytes]], None]] = []
         self._refusers: list[PersistenceBackend] = []
+        self._flushers: list[PersistenceBackend] = []
         # argv[0] as sent (any case) -> (spec, lowercase name): skips lower() and a lookup.
         self._dispatch: dict[bytes, tuple[CommandSpec, bytes, bool, bytes]] = {}
         self._waiters: dict[tuple[int, bytes], deque[_Waiter]] = {}
@@ -211,12 +212,18 @@ class Engine:
 
     def add_backends(self, backends: list[PersistenceBackend]) -> None:
         self.backends = list(backends)
-        self._refresh_write_path()
+        # flush() runs once per turn that wrote: only for backends that write something.
+        self._flushers = [
+            backend for backend in self.backends
+            if getattr(type(backend), "flush", None) is not BaseBackend.flush
+        ]
+        self.refresh_write_path()
 
-    def _refresh_write_path(self) -> None:
+    def refresh_write_path(self) -> None:
         """The backends the hot path calls for each write.  One that keeps BaseBackend's
         no-op ``feed``/``refuse_writes``, or says it ``wants_writes()`` no more (asked again
-        after each config change), costs nothing per command."""
+        after each config change), costs nothing per command; ``refuse_writes`` runs only
+        while ``may_refuse_writes()`` (backends push changes: ``write_path_changed``)."""
         wanting = [
             backend for backend in self.backends
             if getattr(backend, "wants_writes", None) is None or backend.wants_writes()
@@ -228,6 +235,7 @@ class Engine:
         self._refusers = [
             backend for backend in wanting
             if getattr(type(backend), "refuse_writes", None) is not BaseBackend.refuse_writes
+            and (getattr(backend, "may_refuse_writes", None) is None or backend.may_refuse_writes())
         ]
 
     def refresh_hooks(self) -> None:
@@ -544,7 +552,7 @@ class Engine:
         if client.wrote:
             client.wrote = False
             self.unflushed = False
-            tickets = [(backend, backend.flush()) for backend in self.backends]
+            tickets = [(backend, backend.flush()) for backend in self._flushers]
             for backend, ticket in tickets:
                 if ticket is not None:
                     await backend.wait_durable(ticket)
@@ -558,7 +566,7 @@ class Engine:
         run while the disk syncs (group commit that overlaps the fsync with work)."""
         self.unflushed = False
         tickets = []
-        for backend in self.backends:
+        for backend in self._flushers:
             ticket = backend.flush()
             if ticket is not None:
                 tickets.append((backend, ticket))
@@ -571,7 +579,7 @@ class Engine:
     def flush_nowait(self) -> None:
         """Write what the backends buffered, without waiting for durability (cron, shutdown)."""
         self.unflushed = False
-        for backend in self.backends:
+        for backend in self._flushers:
             backend.flush()
 
     # --- blocking --------------------------------------------------------------------------
@@ -690,7 +698,7 @@ class Engine:
         if old.requirepass != new.requirepass:
             self.acl.set_requirepass(new.requirepass)
         self.hook.trioredis_config_changed(old=old, new=new)
-        self._refresh_write_path()
+        self.refresh_write_path()
 
     # --- memory ----------------------------------------------------------------------------
 

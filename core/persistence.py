@@ -68,6 +68,11 @@ class PersistenceBackend(Protocol):
         start-up and again after every configuration change: a backend the config switched
         off (the AOF with ``appendonly no``) then costs nothing per command."""
 
+    def may_refuse_writes(self) -> bool:
+        """Whether ``refuse_writes`` can refuse now (a write error is pending, say).  Asked
+        at start-up, after every configuration change and whenever the backend calls
+        ``host.write_path_changed()``: while False, ``refuse_writes`` is not called."""
+
     def flushed(self) -> None:
         """FLUSHALL just emptied every database (a client's, not a replayed one): a snapshot
         backend stops a running save child, whose file would bring the keys back."""
@@ -122,6 +127,9 @@ class BaseBackend:
         return None
 
     def wants_writes(self) -> bool:
+        return True
+
+    def may_refuse_writes(self) -> bool:
         return True
 
     def flushed(self) -> None:
@@ -273,6 +281,11 @@ class BackendHost:
     def fatal(self, message: str) -> None:
         """Stop the server now with ``message`` in the log (a durability promise is broken)."""
         self._engine.fatal(message)
+
+    def write_path_changed(self) -> None:
+        """Call when ``wants_writes()`` or ``may_refuse_writes()`` would answer differently
+        (a write error appeared or went away): the engine asks again."""
+        self._engine.refresh_write_path()
 
     def record_fork(self, seconds: float) -> None:
         """Call in the parent right after a successful os.fork(): INFO's total_forks and

@@ -101,9 +101,9 @@ class AofBackend(BaseBackend):
         self._generation = 0  # bumped whenever the fd changes: an old fsync proves nothing
         self._current_size = 0
         self._base_size = 0
-        self._write_error: str | None = None
-        self._fsync_error: str | None = None
         self._fatal = False
+        self._write_error_reason: str | None = None
+        self._fsync_error_reason: str | None = None
         self._syncing: trio.Event | None = None
         self._sync_started = 0.0
         self._last_fsync_started = 0.0
@@ -207,7 +207,7 @@ class AofBackend(BaseBackend):
             self._write_pending()
             if self._fatal:
                 return self._written + 1
-        policy = self.config.appendfsync
+        policy = self._config.appendfsync  # kept current by run() and config_changed()
         if policy == "always":
             # The fdatasync starts now, while the turn's replies are still being encoded.
             if self._fsyncer.running and not self._skip_fsync():
@@ -259,7 +259,7 @@ class AofBackend(BaseBackend):
         reason = error.strerror or str(error)
         if self.config.appendfsync == "always":
             if not self._fatal:
-                self._fatal = True
+                self._become_fatal()
                 message = (f"Error writing to the AOF file: {reason}. Can't recover from AOF "
                            "write error when the AOF fsync policy is 'always'. Exiting...")
                 if self._host is not None:
@@ -274,6 +274,41 @@ class AofBackend(BaseBackend):
     def wants_writes(self) -> bool:
         # OFF changes only with the config (appendonly): the engine asks again after that.
         return self.state is not State.OFF or self._fatal
+
+    def may_refuse_writes(self) -> bool:
+        return self._fatal or self._write_error is not None or self._fsync_error is not None
+
+    # The refusal state: every change is pushed to the engine, which calls refuse_writes()
+    # for each write only while may_refuse_writes() says so.
+    @property
+    def _write_error(self) -> str | None:
+        return self._write_error_reason
+
+    @_write_error.setter
+    def _write_error(self, reason: str | None) -> None:
+        changed = (reason is None) != (self._write_error_reason is None)
+        self._write_error_reason = reason
+        if changed:
+            self._refusal_changed()
+
+    @property
+    def _fsync_error(self) -> str | None:
+        return self._fsync_error_reason
+
+    @_fsync_error.setter
+    def _fsync_error(self, reason: str | None) -> None:
+        changed = (reason is None) != (self._fsync_error_reason is None)
+        self._fsync_error_reason = reason
+        if changed:
+            self._refusal_changed()
+
+    def _become_fatal(self) -> None:
+        self._fatal = True
+        self._refusal_changed()
+
+    def _refusal_changed(self) -> None:
+        if self._host is not None:
+            self._host.write_path_changed()
 
     def refuse_writes(self) -> str | None:
         if self._fatal:
@@ -350,7 +385,7 @@ class AofBackend(BaseBackend):
         except OSError as error:
             reason = error.strerror or str(error)
             if self.config.appendfsync == "always":
-                self._fatal = True
+                self._become_fatal()
                 message = (f"Can't persist AOF for fsync error when the AOF fsync policy is "
                            f"'always': {reason}. Exiting...")
                 if self._host is not None:
@@ -377,7 +412,7 @@ class AofBackend(BaseBackend):
             reason = error.strerror or str(error)
             if self.config.appendfsync == "always" and generation == self._generation:
                 if not self._fatal:
-                    self._fatal = True
+                    self._become_fatal()
                     message = (f"Can't persist AOF for fsync error when the AOF fsync policy "
                                f"is 'always': {reason}. Exiting...")
                     if self._host is not None:

@@ -184,7 +184,7 @@ class SnapshotBackend(BaseBackend):
         self._dirty_at_fork = 0
         self._last_save = int(time.time())
         self._last_try = 0.0
-        self._last_bgsave_ok = True
+        self._bgsave_ok = True
         self._last_bgsave_seconds = -1
         self._saves = 0
         self._last_cow_size = 0
@@ -427,10 +427,21 @@ class SnapshotBackend(BaseBackend):
         await self.save(background=False)
         return True
 
-    def wants_writes(self) -> bool:
-        # refuse_writes() can refuse only under this configuration (asked again on a change).
+    def may_refuse_writes(self) -> bool:
+        # Asked again after each config change and each change of the last bgsave's result.
         config = self.config
-        return bool(config.stop_writes_on_bgsave_error and config.save)
+        return not self._bgsave_ok and bool(config.stop_writes_on_bgsave_error and config.save)
+
+    @property
+    def _last_bgsave_ok(self) -> bool:
+        return self._bgsave_ok
+
+    @_last_bgsave_ok.setter
+    def _last_bgsave_ok(self, ok: bool) -> None:
+        changed = ok != self._bgsave_ok
+        self._bgsave_ok = ok
+        if changed and self._host is not None:
+            self._host.write_path_changed()
 
     def refuse_writes(self) -> str | None:
         if self._last_bgsave_ok:
