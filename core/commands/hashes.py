@@ -35,8 +35,8 @@ from .keys import (
     object_encoding,
     parse_cursor,
     parse_scan_options,
-    read_key,
     scan_snapshots,
+    typed_value,
 )
 
 HASH_NOT_INTEGER = "ERR hash value is not an integer"
@@ -53,13 +53,7 @@ def _notify(ctx, event: bytes, key: bytes, event_class: str = "h") -> None:
 
 
 def _hash(ctx, key: bytes, read: bool = False) -> dict | None:
-    """The hash at ``key`` (None when missing; WRONGTYPE for another type).  ``read`` is
-    Redis's lookupKeyRead: a keyspace hit or miss for INFO and, on a miss, the ``keymiss``
-    event, which the lookups of writing commands do not make."""
-    value = read_key(ctx, key) if read else ctx.db.get(key)
-    if value is not None and value.__class__ is not dict:
-        raise CommandError(errors.WRONGTYPE)
-    return value
+    return typed_value(ctx, key, dict, read)
 
 
 def _hash_or_create(ctx, key: bytes) -> dict:

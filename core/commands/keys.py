@@ -99,6 +99,17 @@ def object_encoding(value: Any) -> str:
     return "raw"
 
 
+def typed_value(ctx, key: bytes, kind: type, read: bool = False) -> Any:
+    """The value of class ``kind`` at ``key`` (None when missing; WRONGTYPE for another
+    type).  ``read`` is Redis's lookupKeyRead (:func:`read_key`): a keyspace hit or miss for
+    INFO and, on a miss, the ``keymiss`` event, which the lookups of writing commands do not
+    make."""
+    value = read_key(ctx, key) if read else ctx.db.get(key)
+    if value is not None and value.__class__ is not kind:
+        raise CommandError(errors.WRONGTYPE)
+    return value
+
+
 def read_key(ctx, key: bytes) -> Any:
     """The value at ``key`` for a command that reads it (Redis's ``lookupKeyRead``): counts a
     keyspace hit or miss for INFO, as Redis does for reads and not for writes, and a miss

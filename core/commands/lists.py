@@ -27,7 +27,7 @@ from ..pubsub import notify_keyspace_event
 from ..resp import NULL_ARRAY, OK
 from . import command, numkeys_finder
 from .args import INT64_MAX, INT64_MIN, parse_int
-from .keys import read_key
+from .keys import typed_value
 
 LEFT, RIGHT = b"left", b"right"
 
@@ -93,13 +93,7 @@ def _parse_range(raw: bytes, low: int, high: int, error: str | None) -> int:
 
 
 def _list(ctx, key: bytes, read: bool = False) -> deque | None:
-    """The list at ``key`` (None when missing; WRONGTYPE for another type).  ``read`` is
-    Redis's lookupKeyRead: a keyspace hit or miss for INFO and, on a miss, the ``keymiss``
-    event, which the lookups of writing commands do not make."""
-    value = read_key(ctx, key) if read else ctx.db.get(key)
-    if value is not None and value.__class__ is not deque:
-        raise CommandError(errors.WRONGTYPE)
-    return value
+    return typed_value(ctx, key, deque, read)
 
 
 def _pop_n(items: deque, where: bytes, count: int) -> list[bytes]:

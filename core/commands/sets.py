@@ -30,8 +30,8 @@ from .keys import (
     object_encoding,
     parse_cursor,
     parse_scan_options,
-    read_key,
     scan_snapshots,
+    typed_value,
 )
 
 NUMKEYS_POSITIVE = "ERR numkeys should be greater than 0"
@@ -184,13 +184,7 @@ def members_reply(members: Any) -> SetReply:
 
 
 def _get_set(ctx, key: bytes, read: bool = False) -> set[bytes] | None:
-    """The set at ``key`` (None when missing; WRONGTYPE for another type).  ``read`` is
-    Redis's lookupKeyRead: the lookup counts as a keyspace hit or miss (INFO stats), which
-    the lookups of writing commands do not."""
-    value = read_key(ctx, key) if read else ctx.db.get(key)
-    if value is not None and value.__class__ is not set:
-        raise CommandError(errors.WRONGTYPE)
-    return value
+    return typed_value(ctx, key, set, read)
 
 
 def _store(ctx, key: bytes, result: set[bytes], event: bytes) -> int:

@@ -30,6 +30,7 @@ from .keys import (
     parse_scan_options,
     read_key,
     scan_snapshots,
+    typed_value,
 )
 from .sets import (
     LIMIT_NEGATIVE,
@@ -56,12 +57,7 @@ RANK, SCORE, LEX = "rank", "score", "lex"
 
 
 def _get(ctx, key: bytes, read: bool = False) -> ZSet | None:
-    """The sorted set at ``key`` (None when missing; WRONGTYPE for another type).  ``read``
-    is Redis's lookupKeyRead: it counts a keyspace hit or miss, as writes do not."""
-    value = read_key(ctx, key) if read else ctx.db.get(key)
-    if value is not None and value.__class__ is not ZSet:
-        raise CommandError(errors.WRONGTYPE)
-    return value
+    return typed_value(ctx, key, ZSet, read)
 
 
 def _pairs_reply(ctx, pairs: list[tuple[bytes, float]], withscores: bool) -> list[Any]:
