@@ -463,6 +463,7 @@ class Engine:
             return NULL_ARRAY
         self._unwatch(client)
         self.in_exec = True
+        self.fork_slot.in_transaction = True
         self._multi_emitted = False
         replies = []
         try:
@@ -476,6 +477,7 @@ class Engine:
             if self._multi_emitted:
                 self._feed(client.db.index, [b"EXEC"])
             self.in_exec = False
+            self.fork_slot.in_transaction = False
             self._multi_emitted = False
             # EXEC shares the client's context with the commands it ran: clear their dirty
             # count so EXEC itself is not propagated a second time after the block.

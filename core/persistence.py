@@ -169,18 +169,20 @@ class PersistenceRegistry:
 class ForkSlot:
     """Only one persistence child (AOF rewrite or snapshot) runs at a time, as in Redis: a
     backend checks :attr:`busy` to answer "scheduled", and holds the slot while its child
-    runs."""
+    runs.  The slot is also busy while EXEC runs a transaction (``in_transaction``): Redis
+    never forks there, so BGSAVE and BGREWRITEAOF inside MULTI are scheduled."""
 
     def __init__(self) -> None:
         self.owner: str | None = None
+        self.in_transaction = False
         self._freed = trio.Event()
 
     @property
     def busy(self) -> bool:
-        return self.owner is not None
+        return self.owner is not None or self.in_transaction
 
     def try_acquire(self, owner: str) -> bool:
-        if self.owner is not None:
+        if self.owner is not None or self.in_transaction:
             return False
         self.owner = owner
         self._freed = trio.Event()

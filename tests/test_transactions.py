@@ -39,6 +39,25 @@ def test_transaction_replies_like_redis_byte_for_byte(server, reference):
     assert compare_scripts(server.port, reference.port, TRANSACTION_SCRIPT) == []
 
 
+# Redis never forks inside EXEC: BGSAVE (with or without SCHEDULE) and BGREWRITEAOF answer
+# "scheduled" there and run afterwards.  (The second transaction is refused as a whole, so no
+# reply depends on whether the first one's child has started yet.)
+BACKGROUND_IN_MULTI_SCRIPT = [
+    ("MULTI",), ("SET", "bg", "1"), ("BGSAVE",), ("BGREWRITEAOF",), ("EXEC",),
+    ("MULTI",), ("BGSAVE", "SCHEDULE"), ("SAVE",), ("EXEC",),
+]
+
+
+def test_bgsave_and_bgrewriteaof_inside_multi_are_scheduled_like_redis(server, reference, r):
+    saves, rewrites = (r.info("persistence")[field] for field in ("rdb_saves", "aof_rewrites"))
+    assert compare_scripts(server.port, reference.port, BACKGROUND_IN_MULTI_SCRIPT) == []
+    deadline = time.monotonic() + 20
+    while (r.info("persistence")["rdb_saves"] <= saves
+           or r.info("persistence")["aof_rewrites"] <= rewrites):
+        assert time.monotonic() < deadline, "the scheduled BGSAVE and BGREWRITEAOF did not run"
+        time.sleep(0.02)
+
+
 def _watch_scenarios(port: int) -> dict[str, bytes]:
     """The EXEC reply after each way of touching (or not) a watched key, on one server."""
     results = {}

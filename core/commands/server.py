@@ -334,9 +334,13 @@ async def _first_supported(ctx, operation):
 
 def _run_async(ctx, operation):
     """Run a backend coroutine for a command: the command blocks this client (not the
-    server) until it answers, through the same Block path as BLPOP."""
+    server) until it answers, through the same Block path as BLPOP.  Inside EXEC nothing may
+    block: the operation must answer without awaiting (a background start then only
+    schedules, as the fork slot is busy there), see :func:`_run_in_transaction`."""
     from ..engine import Block
 
+    if ctx.engine.in_exec:
+        return _run_in_transaction(ctx, operation)
     result: dict[str, object] = {}
     done = trio.Event()
 
@@ -354,6 +358,22 @@ def _run_async(ctx, operation):
     return Block([], 0, lambda _ctx: None, None).waiting_on(done, result)
 
 
+def _run_in_transaction(ctx, operation):
+    """A backend operation inside EXEC: run its coroutine to its first await, which the
+    built-in backends never reach when the fork slot is busy (they answer "scheduled")."""
+    for backend in ctx.engine.backends:
+        coroutine = operation(backend)
+        try:
+            coroutine.send(None)
+        except StopIteration as finished:
+            return finished.value
+        except PersistenceUnsupported:
+            continue
+        coroutine.close()
+        raise CommandError(errors.NOT_ALLOWED_IN_MULTI)
+    raise CommandError(errors.NO_PERSISTENCE)
+
+
 def save(ctx, argv):
     # A BGSAVE in progress is refused by the backend; an AOF rewrite's child is waited for
     # (Redis saves in-process meanwhile and answers OK too).
@@ -368,6 +388,8 @@ def bgsave(ctx, argv):
         schedule = True
     elif len(argv) > 2:
         raise CommandError(errors.SYNTAX)
+    # Inside MULTI Redis schedules the save whether SCHEDULE was given or not.
+    schedule = schedule or ctx.engine.in_exec
     return _run_async(ctx, lambda backend: backend.save(background=True, schedule=schedule))
 
 
@@ -532,8 +554,8 @@ def register(registry):
         # BGSAVE and BGREWRITEAOF are refused in MULTI here (Redis queues them): EXEC cannot
         # wait for a backend in the middle of a transaction.
         command("save", 1, "admin noscript no-async-loading no-multi", save, group=group),
-        command("bgsave", -1, "admin noscript no-async-loading no-multi", bgsave, group=group),
-        command("bgrewriteaof", 1, "admin noscript no-async-loading no-multi", bgrewriteaof,
+        command("bgsave", -1, "admin noscript no-async-loading", bgsave, group=group),
+        command("bgrewriteaof", 1, "admin noscript no-async-loading", bgrewriteaof,
                 group=group),
         command("shutdown", -1, "admin noscript loading stale no-multi allow-busy", shutdown,
                 group=group),
