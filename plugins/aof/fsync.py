@@ -15,7 +15,8 @@ by a task here, on the trio thread, which calls ``done`` for each.
 PROTOCOL.  Requests are ``REQUEST`` records ``(kind, generation, position)``: ``F`` hands the
 helper a duplicate of the AOF descriptor of a new generation (SCM_RIGHTS; it closes the
 previous one), ``S`` asks for an fdatasync covering ``position`` of that generation, ``X``
-makes it close its descriptor of that generation.  Answers are ``RESULT`` records
+makes it close its descriptor of that generation, ``Q`` makes it exit (so does end of file:
+a killed server's end is closed by the kernel).  Answers are ``RESULT`` records
 ``(generation, position, errno, nanoseconds)``.
 
 DURABILITY.  A request names a position whose write(2) already returned; the fdatasync that
@@ -103,7 +104,13 @@ class Fsyncer:
             self._sent_fd = self._sent_generation = -1
             self.requested_generation = -1
             self._backlog.clear()
-            ours.close()  # the helper sees end of file and exits
+            # Q, then end of file: a forked child (a rewrite or a save) holds a copy of our
+            # end, so end of file alone would wait for it.
+            try:
+                ours.send(REQUEST.pack(b"Q", 0, 0))
+            except OSError:
+                pass
+            ours.close()
             with trio.CancelScope(shield=True):
                 with trio.move_on_after(5):
                     await process.wait()

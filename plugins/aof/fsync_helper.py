@@ -48,6 +48,8 @@ def serve(sock: socket.socket) -> None:
             if not data:
                 return  # the server closed its end
             kind, message_generation, position = REQUEST.unpack(data)
+            if kind == b"Q":
+                return
             if kind == b"F":  # a new file: its descriptor rides along
                 if fd >= 0:
                     os.close(fd)
