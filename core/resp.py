@@ -449,6 +449,13 @@ class RequestParser:
         self._consumed = 0
         self._searched = 0  # bytes of the partial command already checked for nested arrays
 
+    def set_max_bulk_len(self, proto_max_bulk_len: int) -> None:
+        """CONFIG SET proto-max-bulk-len: applies from the next request on, as in Redis."""
+        self.max_bulk_len = proto_max_bulk_len
+        self._refused_in_waiting = _refused_in_waiting_for(proto_max_bulk_len)
+        if self._exact is not None:
+            self._exact.proto_max_bulk_len = proto_max_bulk_len
+
     def pending(self) -> int:
         """Bytes held for a command not yet complete (an upper bound on the hiredis path)."""
         if self._exact is not None:

@@ -822,6 +822,11 @@ class Server:
         assert self.engine is not None
         self.engine.drop_client(connection.client)
 
+    def set_max_bulk_len(self, proto_max_bulk_len: int) -> None:
+        """CONFIG SET proto-max-bulk-len reaches every connected client, as in Redis."""
+        for connection in self.connections.values():
+            connection.parser.set_max_bulk_len(proto_max_bulk_len)
+
     def client_connections(self) -> list[Connection]:
         return list(self.connections.values())
 

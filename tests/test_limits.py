@@ -127,6 +127,25 @@ def test_bulk_longer_than_proto_max_bulk_len_is_a_protocol_error(make_server):
         assert sock.recv(100) == b"+OK\r\n"
 
 
+def test_config_set_proto_max_bulk_len_reaches_clients_already_connected(make_server):
+    """As in Redis, the limit is read for every request, not fixed at connect time."""
+    server = make_server()
+    admin = server.client()
+    with connect(server) as sock:
+        sock.sendall(b"PING\r\n")
+        assert sock.recv(100) == b"+PONG\r\n"
+        admin.config_set("proto-max-bulk-len", "1mb")
+        sock.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048577\r\n")
+        assert read_until_closed(sock) == b"-ERR Protocol error: invalid bulk length\r\n"
+    admin.config_set("proto-max-bulk-len", "2mb")
+    with connect(server) as sock:
+        sock.sendall(b"PING\r\n")
+        assert sock.recv(100) == b"+PONG\r\n"
+        value = b"v" * (1024 * 1024 + 1)
+        sock.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048577\r\n" + value + b"\r\n")
+        assert sock.recv(100) == b"+OK\r\n"
+
+
 # --- replies -----------------------------------------------------------------------------------
 
 
