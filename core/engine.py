@@ -699,8 +699,8 @@ class Engine:
             self.log.set_level(new.loglevel)
         if old.requirepass != new.requirepass:
             self.acl.set_requirepass(new.requirepass)
-        if old.proto_max_bulk_len != new.proto_max_bulk_len and self.server is not None:
-            self.server.set_max_bulk_len(new.proto_max_bulk_len)
+        if self.server is not None:
+            self.server.config_applied(old, new)
         self.hook.trioredis_config_changed(old=old, new=new)
         self.refresh_write_path()
 

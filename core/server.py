@@ -356,6 +356,9 @@ class Server:
         self.exit_code = 0
         self._output_limits: dict[str, tuple[int, int, int]] = {}
         self._output_limits_text: str | None = None
+        # Whether normal clients have an output limit at all (refreshed by config_applied):
+        # the reactor tests this once per read instead of parsing the option's text.
+        self._normal_output_limited = False
         self._output_soft_since: dict[int, float] = {}  # client id -> over the soft limit since
         self._output_overflow: set[int] = set()  # client ids closed for their output
 
@@ -374,6 +377,7 @@ class Server:
         manager = make_plugin_manager(config.loadplugin)
         engine = self.engine = Engine(self.loaded, manager, self.log)
         engine.server = self
+        self._normal_output_limited = self._output_limits_for() is not None
         registry = PersistenceRegistry()
         manager.hook.trioredis_register_persistence(registry=registry, config=config)
         engine.add_backends(registry.backends)
@@ -579,7 +583,7 @@ class Server:
         if not closing and parser.pending() > self.config.client_query_buffer_limit:
             self._query_limit(connection)
             closing = True
-        if (len(out) > queued and self._output_limits_for() is not None
+        if (len(out) > queued and self._normal_output_limited
                 and self._output_limit_reached(connection, sum(map(len, out)))):
             return
         if closing:
@@ -822,10 +826,13 @@ class Server:
         assert self.engine is not None
         self.engine.drop_client(connection.client)
 
-    def set_max_bulk_len(self, proto_max_bulk_len: int) -> None:
-        """CONFIG SET proto-max-bulk-len reaches every connected client, as in Redis."""
-        for connection in self.connections.values():
-            connection.parser.set_max_bulk_len(proto_max_bulk_len)
+    def config_applied(self, old: Any, new: Any) -> None:
+        """After CONFIG SET: proto-max-bulk-len reaches every connected client, as in Redis,
+        and the reactor learns whether normal clients now have an output limit."""
+        if old.proto_max_bulk_len != new.proto_max_bulk_len:
+            for connection in self.connections.values():
+                connection.parser.set_max_bulk_len(new.proto_max_bulk_len)
+        self._normal_output_limited = self._output_limits_for() is not None
 
     def client_connections(self) -> list[Connection]:
         return list(self.connections.values())

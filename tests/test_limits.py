@@ -181,9 +181,13 @@ def test_subscriber_over_the_soft_limit_for_its_seconds_is_closed(make_server):
         assert publisher.publish("news", b"after") == 0
 
 
-def test_normal_client_over_its_hard_limit_is_closed_without_the_reply(make_server):
-    server = make_server(["client-output-buffer-limit", "normal 1mb 0 0"])
+@pytest.mark.parametrize("set_at", ["start-up", "runtime"])
+def test_normal_client_over_its_hard_limit_is_closed_without_the_reply(make_server, set_at):
+    limit = ["client-output-buffer-limit", "normal 1mb 0 0"]
+    server = make_server(limit) if set_at == "start-up" else make_server()
     writer = server.client()
+    if set_at == "runtime":
+        writer.config_set(*limit)
     writer.set("big", b"x" * (2 * 1024 * 1024))
     writer.set("small", b"y")
     with connect(server) as reader:
