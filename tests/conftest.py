@@ -17,6 +17,25 @@ def server(tmp_path):
         yield running
 
 
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    """One in-memory server for a whole module (its tests use their own keys and channels)."""
+    directory = tmp_path_factory.mktemp("shared")
+    with ServerThread([["save", ""], ["appendonly", "no"], ["dir", str(directory)]]) as running:
+        running.wait_ready()
+        yield running
+
+
+@pytest.fixture
+def spawned():
+    """Server processes a test started: killed at teardown whatever happened, so a failing
+    test never leaves a server behind."""
+    servers = []
+    yield servers
+    for server in servers:
+        server.kill()
+
+
 @pytest.fixture
 def r(server):
     client = server.client(decode_responses=False)

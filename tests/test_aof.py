@@ -25,15 +25,6 @@ def aof_options(directory, *extra):
     return [["appendonly", "yes"], ["save", ""], ["dir", str(directory)], *extra]
 
 
-@pytest.fixture
-def spawned():
-    """Server processes a test started: killed at teardown whatever happened."""
-    servers = []
-    yield servers
-    for server in servers:
-        server.kill()
-
-
 def digest(client) -> bytes:
     return client.execute_command("DEBUG", "DIGEST")
 

@@ -15,15 +15,6 @@ from trioredis.plugins.aof.loading import BATCH_COMMANDS, AofCorruption, AofScan
 AOF = "appendonly.aof"
 
 
-@pytest.fixture
-def spawned():
-    """Server processes a test started: killed at teardown whatever happened."""
-    servers = []
-    yield servers
-    for server in servers:
-        server.kill()
-
-
 def mixed_commands(seed: int, count: int) -> list[list[bytes]]:
     """SETs of small, empty, CRLF-holding and past-the-digit-table values, with transactions,
     SELECTs and collection writes in between."""

@@ -13,14 +13,6 @@ from servers import ServerThread
 from trioredis.observability import LatencyEvent, of, quote
 
 
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("observability")
-    with ServerThread([["save", ""], ["appendonly", "no"], ["dir", str(directory)]]) as running:
-        running.wait_ready()
-        yield running
-
-
 @pytest.fixture
 def rc(shared_server):
     client = shared_server.client()

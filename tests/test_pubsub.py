@@ -9,17 +9,7 @@ import time
 import pytest
 import redis
 import trio
-from servers import ServerThread
 from trioredis.pubsub import compile_glob, keyspace_event_flags, notify_keyspace_event
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory):
-    """One server for the module: every test uses its own channel names."""
-    directory = tmp_path_factory.mktemp("pubsub")
-    with ServerThread([["save", ""], ["appendonly", "no"], ["dir", str(directory)]]) as running:
-        running.wait_ready()
-        yield running
 
 
 @pytest.fixture
