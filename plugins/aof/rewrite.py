@@ -10,7 +10,6 @@ the server runs inside a test process).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import time
@@ -19,10 +18,9 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
-from trioredis import ZSet, encode_command, now_ms
+from trioredis import ZSet, die_with_parent, encode_command, now_ms
 
 WRITE_CHUNK = 1 << 20
-PR_SET_PDEATHSIG = 1
 
 
 PROGRESS_LOG_SECONDS = 1.0  # the rewrite's progress line, at most this often
@@ -183,26 +181,6 @@ def write_dataset(host: Any, path: str) -> int:
         os.close(fd)
 
 
-def _load_prctl() -> Any:
-    # Looked up in the parent, at import: dlopen() in a forked child could wait forever on
-    # a loader lock that another thread of the parent held at the fork.
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _load_prctl()
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """A child outliving a killed server would keep writing; ask the kernel to kill it."""
-    if _PRCTL is not None:
-        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
-
-
 def child_main(host: Any, directory: str, parent_pid: int) -> None:
     """Body of the rewrite child: never returns."""
     code = 1
@@ -213,7 +191,7 @@ def child_main(host: Any, directory: str, parent_pid: int) -> None:
             signal.set_wakeup_fd(-1)  # the parent's trio wakeup socket is not ours to poke
         except ValueError:
             pass
-        _die_with_parent(parent_pid)
+        die_with_parent(parent_pid)
         host.log.role = "C"
         write_dataset(host, temp_path(directory, os.getpid()))
         code = 0

@@ -33,7 +33,15 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 import trio
-from trioredis import OK, BaseBackend, CommandError, PersistenceUnsupported, Status, wait_child
+from trioredis import (
+    OK,
+    BaseBackend,
+    CommandError,
+    PersistenceUnsupported,
+    Status,
+    die_with_parent,
+    wait_child,
+)
 
 from .format import SnapshotError, SnapshotFile, drop_expired, materialize, write_snapshot_file
 
@@ -72,28 +80,6 @@ def zset_class() -> type | None:
     return getattr(trioredis, "ZSet", None)
 
 
-def _find_prctl() -> Any:
-    """libc's prctl, resolved in the parent: the child should not dlopen anything."""
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _find_prctl()
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Ask the kernel to kill this child when the server dies (kill -9 during a save), so a
-    dead server leaves no writer behind that could still create a temp file after the next
-    server cleaned them up."""
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def _child_main(path: str, databases: list[Any], host: BackendHost, zset: type | None,
                 report_fd: int, parent: int) -> None:
     """Runs in the forked child: write the snapshot, exit.  Never returns, never raises."""
@@ -109,9 +95,7 @@ def _child_main(path: str, databases: list[Any], host: BackendHost, zset: type |
             except (ValueError, OSError):
                 pass
         gc.disable()  # a collection would write to every object header: copy-on-write
-        _die_with_parent()
-        if os.getppid() != parent:
-            os._exit(1)
+        die_with_parent(parent)
         write_snapshot_file(path, databases, host.encode_value, zset)
         os.write(report_fd, b"%d" % _private_dirty_bytes())
         status = 0
