@@ -31,11 +31,9 @@ from .args import (
     parse_long_double,
 )
 from .keys import (
-    compile_glob,
     object_encoding,
     parse_cursor,
-    parse_scan_options,
-    scan_snapshots,
+    scan_collection,
     typed_value,
 )
 
@@ -252,12 +250,8 @@ def hscan(ctx, argv):
     fields = _hash(ctx, argv[1], read=True)
     if fields is None:
         return [b"0", []]
-    pattern, count, _ = parse_scan_options(argv, 3)
-    if object_encoding(fields) == "listpack":
-        next_cursor, batch = 0, list(fields)
-    else:
-        next_cursor, batch = scan_snapshots(ctx).step(cursor, lambda: list(fields), count)
-    match = compile_glob(pattern).match if pattern is not None else None
+    small = list(fields) if object_encoding(fields) == "listpack" else None
+    next_cursor, batch, match = scan_collection(ctx, argv, cursor, lambda: list(fields), small)
     found: list[Any] = []
     for field in batch:
         value = fields.get(field)
@@ -265,7 +259,7 @@ def hscan(ctx, argv):
             continue
         found.append(field)
         found.append(value)
-    return [b"%d" % next_cursor, found]
+    return [next_cursor, found]
 
 
 def register(registry):

@@ -16,6 +16,7 @@ import copy
 import dataclasses
 import itertools
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Any
 
 from .. import errors
@@ -284,6 +285,21 @@ def parse_scan_options(argv: list[bytes], index: int, allow_type: bool = False):
             raise CommandError(errors.SYNTAX)
         index += 2
     return pattern, count, kind
+
+
+def scan_collection(ctx, argv: list[bytes], cursor: int, members: Callable[[], list],
+                    small: list | None) -> tuple[bytes, list, Callable | None]:
+    """HSCAN/SSCAN/ZSCAN once the key is found: the next cursor, the batch of members to
+    answer from, and the MATCH test (None without MATCH).  ``small`` is the whole collection
+    when Redis keeps it in a small encoding and answers it in one go with cursor 0; else a
+    snapshot of ``members()`` is walked COUNT at a time (see ScanSnapshots)."""
+    pattern, count, _ = parse_scan_options(argv, 3)
+    if small is not None:
+        next_cursor, batch = 0, small
+    else:
+        next_cursor, batch = scan_snapshots(ctx).step(cursor, members, count)
+    match = compile_glob(pattern).match if pattern is not None else None
+    return b"%d" % next_cursor, batch, match
 
 
 def scan(ctx, argv):

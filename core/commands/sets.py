@@ -26,11 +26,9 @@ from ..resp import SetReply
 from . import command, numkeys_finder
 from .args import INT64_MAX, parse_int
 from .keys import (
-    compile_glob,
     object_encoding,
     parse_cursor,
-    parse_scan_options,
-    scan_snapshots,
+    scan_collection,
     typed_value,
 )
 
@@ -433,17 +431,13 @@ def sscan(ctx, argv):
     value = _get_set(ctx, argv[1], read=True)
     if value is None:
         return [b"0", []]  # Redis answers a missing key before it reads the options
-    pattern, count, _ = parse_scan_options(argv, 3)
-    if object_encoding(value) == "intset":
-        next_cursor, batch = 0, sorted(value, key=int)
-    else:
-        next_cursor, batch = scan_snapshots(ctx).step(cursor, lambda: list(value), count)
-    match = compile_glob(pattern).match if pattern is not None else None
+    small = sorted(value, key=int) if object_encoding(value) == "intset" else None
+    next_cursor, batch, match = scan_collection(ctx, argv, cursor, lambda: list(value), small)
     found = [
         member for member in batch
         if member in value and (match is None or match(member) is not None)
     ]
-    return [b"%d" % next_cursor, found]
+    return [next_cursor, found]
 
 
 def register(registry):

@@ -25,11 +25,9 @@ from ..zset import LexRange, ScoreRange, ZSet, parse_double
 from . import command, numkeys_finder
 from .args import INT64_MAX, parse_int, parse_timeout
 from .keys import (
-    compile_glob,
     parse_cursor,
-    parse_scan_options,
     read_key,
-    scan_snapshots,
+    scan_collection,
     typed_value,
 )
 from .sets import (
@@ -633,12 +631,9 @@ def zscan(ctx, argv):
     zset = _get(ctx, argv[1], read=True)
     if zset is None:
         return [b"0", []]
-    pattern, count, _ = parse_scan_options(argv, 3)
-    if zset.compact:
-        next_cursor, batch = 0, list(zset)
-    else:
-        next_cursor, batch = scan_snapshots(ctx).step(cursor, lambda: list(zset.scores), count)
-    match = compile_glob(pattern).match if pattern is not None else None
+    small = list(zset) if zset.compact else None
+    next_cursor, batch, match = scan_collection(ctx, argv, cursor, lambda: list(zset.scores),
+                                                small)
     scores = zset.scores
     found: list[bytes] = []
     for member in batch:
@@ -647,7 +642,7 @@ def zscan(ctx, argv):
             continue
         found.append(member)
         found.append(format_double(score))
-    return [b"%d" % next_cursor, found]
+    return [next_cursor, found]
 
 
 # --- set operations ------------------------------------------------------------------------
