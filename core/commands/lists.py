@@ -430,11 +430,10 @@ def _serving_keys(block: Block | None, keys: list[bytes]) -> list[bytes]:
     return keys
 
 
-def _mpop_nowait(ctx, keys: list[bytes], where: bytes, count: int, serving: bool) -> Any:
-    """Pop up to ``count`` from the first non-empty list: ``[key, [elements]]`` or None.
-    Propagated as ``LPOP/RPOP key n`` with the number taken.  ``serving``: retried for a
-    blocked client, where a key of another type is passed over (Redis serves only lists
-    that became ready) instead of failing."""
+def _first_list(ctx, keys: list[bytes], serving: bool) -> tuple[bytes, deque] | None:
+    """The first of ``keys`` holding a list, and that list; None when none does.
+    ``serving``: retried for a blocked client, where a key of another type is passed over
+    (Redis serves only lists that became ready) instead of failing with WRONGTYPE."""
     for key in keys:
         value = ctx.db.get(key)
         if value is None:
@@ -443,13 +442,24 @@ def _mpop_nowait(ctx, keys: list[bytes], where: bytes, count: int, serving: bool
             if serving:
                 continue
             raise CommandError(errors.WRONGTYPE)
-        popped = _pop_n(value, where, count)
-        _changed(ctx, b"lpop" if where == LEFT else b"rpop", key, value)
-        ctx.dirty += len(popped)
-        ctx.touch(key)
-        ctx.propagate([b"LPOP" if where == LEFT else b"RPOP", key, b"%d" % len(popped)])
-        return [key, popped]
+        return key, value
     return None
+
+
+def _mpop_nowait(ctx, keys: list[bytes], where: bytes, count: int, serving: bool) -> Any:
+    """Pop up to ``count`` from the first non-empty list: ``[key, [elements]]`` or None.
+    Propagated as ``LPOP/RPOP key n`` with the number taken (``serving``: see
+    :func:`_first_list`)."""
+    found = _first_list(ctx, keys, serving)
+    if found is None:
+        return None
+    key, value = found
+    popped = _pop_n(value, where, count)
+    _changed(ctx, b"lpop" if where == LEFT else b"rpop", key, value)
+    ctx.dirty += len(popped)
+    ctx.touch(key)
+    ctx.propagate([b"LPOP" if where == LEFT else b"RPOP", key, b"%d" % len(popped)])
+    return [key, popped]
 
 
 def lmpop(ctx, argv):
@@ -470,20 +480,15 @@ def _blocks(ctx) -> bool:
 def _bpop_nowait(ctx, keys: list[bytes], where: bytes, serving: bool) -> Any:
     """BLPOP/BRPOP's pop: ``[key, element]`` from the first non-empty list, or None;
     propagated as ``LPOP key``/``RPOP key``."""
-    for key in keys:
-        value = ctx.db.get(key)
-        if value is None:
-            continue
-        if value.__class__ is not deque:
-            if serving:
-                continue
-            raise CommandError(errors.WRONGTYPE)
-        element = value.popleft() if where == LEFT else value.pop()
-        _changed(ctx, b"lpop" if where == LEFT else b"rpop", key, value)
-        ctx.dirty += 1
-        ctx.propagate([b"LPOP" if where == LEFT else b"RPOP", key])
-        return [key, element]
-    return None
+    found = _first_list(ctx, keys, serving)
+    if found is None:
+        return None
+    key, value = found
+    element = value.popleft() if where == LEFT else value.pop()
+    _changed(ctx, b"lpop" if where == LEFT else b"rpop", key, value)
+    ctx.dirty += 1
+    ctx.propagate([b"LPOP" if where == LEFT else b"RPOP", key])
+    return [key, element]
 
 
 def _bpop(ctx, argv: list[bytes], where: bytes) -> Any:
