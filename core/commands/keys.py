@@ -324,6 +324,16 @@ def scan(ctx, argv):
 # --- RENAME COPY MOVE ----------------------------------------------------------------------
 
 
+def _move_key(db, source: bytes, target_db, target: bytes, value: Any) -> None:
+    """RENAME and MOVE: ``value``, found at ``source`` in ``db``, goes to ``target`` in
+    ``target_db`` with its TTL."""
+    expire = db.expires.get(source)
+    db.delete(source)
+    target_db.set(target, value)
+    if expire is not None:
+        target_db.set_expire(target, expire)
+
+
 def _rename(ctx, argv, only_if_absent: bool):
     db = ctx.db
     source, target = argv[1], argv[2]
@@ -336,11 +346,7 @@ def _rename(ctx, argv, only_if_absent: bool):
         if only_if_absent:
             return 0
         db.delete(target)
-    expire = db.expires.get(source)
-    db.delete(source)
-    db.set(target, value)
-    if expire is not None:
-        db.set_expire(target, expire)
+    _move_key(db, source, db, target, value)
     ctx.dirty += 1
     notify(ctx, b"rename_from", source)
     notify(ctx, b"rename_to", target)
@@ -406,11 +412,7 @@ def move(ctx, argv):
     value = db.get(key)
     if value is None or target_db.get(key) is not None:
         return 0
-    expire = db.expires.get(key)
-    db.delete(key)
-    target_db.set(key, value)
-    if expire is not None:
-        target_db.set_expire(key, expire)
+    _move_key(db, key, target_db, key, value)
     ctx.dirty += 1
     notify(ctx, b"move_from", key)
     notify(ctx, b"move_to", key, target_db)
