@@ -110,17 +110,19 @@ def reply_end(buffer: bytes, pos: int) -> int | None:
 
 
 class ReferenceRedis:
-    """A real redis-server in a subprocess (no persistence), for parity tests."""
+    """A real redis-server in a subprocess (no persistence), for parity tests; ``options``
+    are more of its command-line options (``"--maxmemory", "1"``).  A context manager."""
 
-    def __init__(self) -> None:
+    def __init__(self, *options: str) -> None:
         self.directory = tempfile.mkdtemp(prefix="trioredis-ref-")
         self.port = free_port()
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.directory, "--enable-debug-command", "yes"],
+             "--appendonly", "no", "--dir", self.directory, "--enable-debug-command", "yes",
+             *options],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while True:
             try:
                 with RawClient(self.port) as client:
@@ -131,6 +133,12 @@ class ReferenceRedis:
                     self.stop()
                     raise
                 time.sleep(0.02)
+
+    def __enter__(self) -> ReferenceRedis:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
     def stop(self) -> None:
         self.process.terminate()

@@ -7,12 +7,11 @@ from __future__ import annotations
 import hashlib
 import shutil
 import socket
-import subprocess
-import time
 
 import pytest
 import redis
-from servers import ServerThread, exchange, free_port
+from parity import ReferenceRedis
+from servers import ServerThread, exchange
 from trioredis.acl import User
 from trioredis.glob import compile_glob
 
@@ -400,32 +399,16 @@ class _Address:
         self.port = port
 
 
-def test_acl_replies_match_redis_server(acl_server, tmp_path):
+def test_acl_replies_match_redis_server(acl_server):
     """The same sessions against redis-server 7.0 and trioredis give the same replies."""
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis(port=port).ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.02)
+    with ReferenceRedis() as redis_server:
         results = {}
-        for name, target in (("redis", _Address(port)), ("trioredis", acl_server)):
+        for name, target in (("redis", _Address(redis_server.port)), ("trioredis", acl_server)):
             exchange(target, *PARITY_SETUP)
             results[name] = [exchange(target, *session) for session in PARITY_SESSIONS]
-        for ours, theirs, session in zip(results["trioredis"], results["redis"], PARITY_SESSIONS,
-                                         strict=True):
-            for command, mine, reference in zip(session, ours, theirs, strict=True):
-                assert (command, mine) == (command, reference)
-    finally:
-        process.terminate()
-        process.wait(10)
+    for ours, theirs, session in zip(results["trioredis"], results["redis"], PARITY_SESSIONS,
+                                     strict=True):
+        for command, mine, reference in zip(session, ours, theirs, strict=True):
+            assert (command, mine) == (command, reference)

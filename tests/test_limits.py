@@ -13,7 +13,8 @@ import time
 
 import pytest
 import redis
-from servers import ServerThread, exchange, free_port
+from parity import ReferenceRedis
+from servers import ServerThread, exchange
 from trioredis.acl import PROTECTED_MODE_DENIED, AccessControl, protected_mode_refusal
 from trioredis.commands import CommandRegistry
 from trioredis.config import ConfigError, load_config
@@ -337,26 +338,13 @@ def test_redis_py_sees_oom_as_out_of_memory_error(make_server):
         client.set("k", "v")
 
 
-def test_limit_errors_match_redis_server(make_server, tmp_path):
+def test_limit_errors_match_redis_server(make_server):
     """OOM, proto-max-bulk-len and maxclients answers, byte for byte, against redis-server."""
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
     options = ["--maxmemory", "1", "--proto-max-bulk-len", "1mb", "--maxclients", "3"]
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path),
-         *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ours = make_server(["maxmemory", "1"], ["proto-max-bulk-len", "1mb"], ["maxclients", "3"])
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis(port=port).ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.02)
+    with ReferenceRedis(*options) as redis_server:
 
         def session(target_port: int) -> list[bytes]:
             answers = []
@@ -381,10 +369,7 @@ def test_limit_errors_match_redis_server(make_server, tmp_path):
                 answers.append(read_until_closed(sock))
             return answers
 
-        assert session(ours.port) == session(port)
-    finally:
-        process.terminate()
-        process.wait(10)
+        assert session(ours.port) == session(redis_server.port)
 
 
 def test_default_bind_is_loopback_only(make_server):

@@ -10,12 +10,12 @@ notification before it has arrived, so nothing here sleeps to wait for messages.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 
 import pytest
 import redis
-from servers import ServerThread, free_port
+from parity import ReferenceRedis
+from servers import ServerThread
 
 SETTING = "KEAn"  # every class Redis 7.0 has but key-miss, with the 'new' class of 7.0
 # Narrower settings: each event must belong to Redis's class ("expire" generic, "expired"
@@ -245,31 +245,10 @@ def notifications(port: int, script: list[tuple], setting: str = SETTING
 @pytest.fixture(scope="module")
 def reference_port():
     """A redis-server 7.0 of our own (skips when it is not installed)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if shutil.which("redis-server") is None:
         pytest.skip("redis-server not installed")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--enable-debug-command", "yes", "--notify-keyspace-events", SETTING],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        probe = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                probe.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        probe.close()
-        yield port
-    finally:
-        process.kill()
-        process.wait()
+    with ReferenceRedis("--notify-keyspace-events", SETTING) as redis_server:
+        yield redis_server.port
 
 
 @pytest.fixture(scope="module")

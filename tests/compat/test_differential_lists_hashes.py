@@ -19,11 +19,10 @@ from __future__ import annotations
 import random
 import shutil
 import socket
-import subprocess
 import time
 
 import pytest
-from servers import free_port
+from parity import ReferenceRedis
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="redis-server is not installed"
@@ -82,31 +81,9 @@ class RawConnection:
 
 
 @pytest.fixture
-def redis_port(tmp_path):
-    port = free_port()
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                probe = RawConnection(port)
-                if probe.call([b"PING"]) == b"+PONG\r\n":
-                    probe.close()
-                    break
-                probe.close()
-            except OSError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                pytest.fail("redis-server did not start")
-            time.sleep(0.02)
-        yield port
-    finally:
-        process.kill()
-        process.wait(10)
+def redis_port():
+    with ReferenceRedis() as redis_server:
+        yield redis_server.port
 
 
 # --- the stream ----------------------------------------------------------------------------
