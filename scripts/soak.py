@@ -58,8 +58,10 @@ from workload import (  # noqa: E402
     applied_operations,
     expected_state,
     no_retry_client,
+    preload,
     read_state,
     surviving_prefix,
+    wait_loaded,
 )
 
 POLICIES = ("always", "everysec", "no")
@@ -114,26 +116,6 @@ def loading(port: int) -> bool | None:
     if b"loading:0" in data:
         return False
     return None
-
-
-def wait_loaded(server: ServerProcess, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited with {server.process.returncode}")
-        if loading(server.port) is False:
-            return
-        time.sleep(0.01)
-    raise TimeoutError("server did not finish loading")
-
-
-def preload(port: int, keys: int) -> None:
-    client = no_retry_client(port)
-    with client.pipeline(transaction=False) as pipe:
-        for start in range(0, keys, 1000):
-            pipe.mset({f"pre:{i}": f"value:{i}" for i in range(start, start + 1000)})
-        pipe.execute()
-    client.close()
 
 
 def last_command_offset(path: str) -> tuple[int, int]:
@@ -196,11 +178,11 @@ class Soak:
                                                ["auto-aof-rewrite-percentage", "0"]], env=env)
             self.servers[policy] = server
             server.start(wait=False)
-            wait_loaded(server)
+            wait_loaded(server, timeout=120)
             preload(server.port, self.args.preload)
         elif server.process is None or server.process.poll() is not None:
             server.start(wait=False)
-            wait_loaded(server)
+            wait_loaded(server, timeout=120)
         if self.running is not None and self.running is not server:
             self.running.stop()
         self.running = server
@@ -209,7 +191,7 @@ class Soak:
     def restart(self, server: ServerProcess, policy: str, fault: str) -> bool:
         try:
             server.start(wait=False)
-            wait_loaded(server)
+            wait_loaded(server, timeout=120)
             return True
         except (RuntimeError, TimeoutError) as error:
             self.failed_restarts.append(f"round {self.rounds} {policy}/{fault}: {error}\n"

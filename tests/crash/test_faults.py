@@ -33,8 +33,7 @@ import time
 
 import redis
 from servers import ServerProcess
-from test_kill import preload, wait_loaded
-from workload import Verdict, Writer, no_retry_client, verify
+from workload import Verdict, Writer, no_retry_client, preload, verify, wait_loaded
 
 AOF = "appendonly.aof"
 WRITERS = 4

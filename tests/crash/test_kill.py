@@ -16,39 +16,19 @@ import time
 import pytest
 import redis
 from servers import ServerProcess
-from workload import Verdict, Writer, expected_state, no_retry_client, read_state, verify
+from workload import (
+    Verdict,
+    Writer,
+    expected_state,
+    no_retry_client,
+    preload,
+    read_state,
+    verify,
+    wait_loaded,
+)
 
 ROUNDS_PER_POLICY = 7
 WRITERS = 4
-
-
-def wait_loaded(server: ServerProcess, timeout: float = 60) -> None:
-    """Until INFO says loading:0 (PING is answered while loading)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited with {server.process.returncode}")
-        try:
-            client = no_retry_client(server.port, socket_timeout=5)
-            try:
-                if client.info("persistence")["loading"] == 0:
-                    return
-            finally:
-                client.close()
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
-            pass
-        time.sleep(0.02)
-    raise TimeoutError("server did not finish loading")
-
-
-def preload(port: int, keys: int) -> None:
-    """Data that makes a rewrite take a moment, so kills land during rewrites too."""
-    client = no_retry_client(port)
-    with client.pipeline(transaction=False) as pipe:
-        for start in range(0, keys, 1000):
-            pipe.mset({f"pre:{i}": f"value:{i}" for i in range(start, start + 1000)})
-        pipe.execute()
-    client.close()
 
 
 @pytest.mark.parametrize("policy", ["always", "everysec", "no"])

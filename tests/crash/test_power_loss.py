@@ -25,8 +25,7 @@ import time
 
 import pytest
 from servers import ServerProcess
-from test_kill import preload, wait_loaded
-from workload import Writer, no_retry_client, surviving_prefix
+from workload import Writer, no_retry_client, preload, surviving_prefix, wait_loaded
 
 SHIM = r"""
 #define _GNU_SOURCE

@@ -30,6 +30,36 @@ def no_retry_client(port: int, **kwargs: Any) -> redis.Redis:
                        retry_on_error=[], **kwargs)
 
 
+def wait_loaded(server: Any, timeout: float = 60) -> None:
+    """Until INFO says loading:0 (PING is answered while loading); ``server`` is a
+    ``servers.ServerProcess``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited with {server.process.returncode}")
+        try:
+            client = no_retry_client(server.port, socket_timeout=5)
+            try:
+                if client.info("persistence")["loading"] == 0:
+                    return
+            finally:
+                client.close()
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            pass
+        time.sleep(0.02)
+    raise TimeoutError("server did not finish loading")
+
+
+def preload(port: int, keys: int) -> None:
+    """Data that makes a rewrite take a moment, so kills land during rewrites too."""
+    client = no_retry_client(port)
+    with client.pipeline(transaction=False) as pipe:
+        for start in range(0, keys, 1000):
+            pipe.mset({f"pre:{i}": f"value:{i}" for i in range(start, start + 1000)})
+        pipe.execute()
+    client.close()
+
+
 def expected_state(prefix: str, operations: int) -> dict[str, Any]:
     """The writer's keys after its first ``operations`` operations, as redis-py reads them."""
     state: dict[str, Any] = {}
