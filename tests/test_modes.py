@@ -49,13 +49,21 @@ def restart(server: ServerProcess, how: str) -> None:
     server.start()
 
 
+def shut_down(server: ServerProcess, client, **how: bool) -> int:
+    """SHUTDOWN NOSAVE/SAVE (``nosave=True``, ``save=True``): the server's exit code."""
+    try:
+        client.shutdown(**how)
+    except Exception:  # noqa: BLE001 - the connection closes under redis-py
+        pass
+    return server.process.wait(30)
+
+
 def files(directory) -> set[str]:
     return {name for name in os.listdir(directory) if name != "server.log"}
 
 
 def test_snapshot_mode_saves_on_sigterm_and_loses_unsaved_writes_on_kill(tmp_path):
-    server = server_for("snapshot", tmp_path).start()
-    try:
+    with server_for("snapshot", tmp_path) as server:
         client = server.client()
         write(server, "a")
         saved = digest(client)
@@ -69,32 +77,22 @@ def test_snapshot_mode_saves_on_sigterm_and_loses_unsaved_writes_on_kill(tmp_pat
         client = server.client()
         assert digest(client) == saved
         assert client.get("b:0") is None and client.get("a:0") == b"value 0"
-    finally:
-        server.kill()
 
 
 def test_snapshot_mode_shutdown_nosave_keeps_the_last_snapshot(tmp_path):
-    server = server_for("snapshot", tmp_path).start()
-    try:
+    with server_for("snapshot", tmp_path) as server:
         client = server.client()
         write(server, "a")
         assert client.save() is True
         saved = digest(client)
         write(server, "b")
-        try:
-            client.shutdown(nosave=True)
-        except Exception:  # noqa: BLE001 - the connection closes under redis-py
-            pass
-        server.process.wait(30)
+        shut_down(server, client, nosave=True)
         server.start()
         assert digest(server.client()) == saved
-    finally:
-        server.kill()
 
 
 def test_aof_mode_keeps_every_acknowledged_write(tmp_path):
-    server = server_for("aof", tmp_path).start()
-    try:
+    with server_for("aof", tmp_path) as server:
         client = server.client()
         write(server, "a")
         expected = digest(client)
@@ -107,13 +105,10 @@ def test_aof_mode_keeps_every_acknowledged_write(tmp_path):
         assert digest(server.client()) == expected
         assert "dump.trdb" not in files(tmp_path)
         assert "appendonly.aof" in files(tmp_path)
-    finally:
-        server.kill()
 
 
 def test_both_mode_loads_the_aof_when_it_exists_else_the_snapshot(tmp_path):
-    server = server_for("both", tmp_path).start()
-    try:
+    with server_for("both", tmp_path) as server:
         client = server.client()
         write(server, "a")
         first = digest(client)
@@ -129,13 +124,10 @@ def test_both_mode_loads_the_aof_when_it_exists_else_the_snapshot(tmp_path):
         os.unlink(tmp_path / "appendonly.aof")
         server.start()
         assert digest(server.client()) == first  # no AOF: the snapshot was loaded
-    finally:
-        server.kill()
 
 
 def test_none_mode_starts_empty_and_writes_nothing(tmp_path):
-    server = server_for("none", tmp_path).start()
-    try:
+    with server_for("none", tmp_path) as server:
         client = server.client()
         write(server, "a")
         assert client.dbsize() > 0
@@ -146,14 +138,11 @@ def test_none_mode_starts_empty_and_writes_nothing(tmp_path):
         restart(server, "kill -9")
         assert server.client().dbsize() == 0
         assert files(tmp_path) == set()
-    finally:
-        server.kill()
 
 
 def test_none_mode_still_saves_when_asked_and_loads_that_snapshot(tmp_path):
     """As in Redis: SAVE works with save "", and a snapshot found at start-up is loaded."""
-    server = server_for("none", tmp_path).start()
-    try:
+    with server_for("none", tmp_path) as server:
         client = server.client()
         write(server, "a")
         assert client.save() is True
@@ -161,23 +150,14 @@ def test_none_mode_still_saves_when_asked_and_loads_that_snapshot(tmp_path):
         write(server, "b")
         restart(server, "SIGTERM")  # no save points: no final save
         assert digest(server.client()) == saved
-    finally:
-        server.kill()
 
 
 def test_none_mode_shutdown_save_writes_a_final_snapshot(tmp_path):
-    server = server_for("none", tmp_path).start()
-    try:
+    with server_for("none", tmp_path) as server:
         client = server.client()
         write(server, "a")
         expected = digest(client)
-        try:
-            client.shutdown(save=True)
-        except Exception:  # noqa: BLE001 - the connection closes under redis-py
-            pass
-        assert server.process.wait(30) == 0
+        assert shut_down(server, client, save=True) == 0
         assert files(tmp_path) == {"dump.trdb"}
         server.start()
         assert digest(server.client()) == expected
-    finally:
-        server.kill()
