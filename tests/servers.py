@@ -93,6 +93,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """``python -m trioredis ARGS`` to its end (``--version``, ``--test-config``...)."""
+    return subprocess.run([sys.executable, "-m", "trioredis", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
 class ServerProcess:
     """``python -m trioredis`` as a child process, for tests that kill it."""
 

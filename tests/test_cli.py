@@ -7,21 +7,14 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 from parity import RawClient, encode_command
-from servers import ServerProcess
+from servers import REPO, ServerProcess, run_cli
 from trioredis import REDIS_VERSION, __version__
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO, "config", "trioredis.conf")
-
-
-def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "trioredis", *args], capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def test_version_flag_prints_both_versions():

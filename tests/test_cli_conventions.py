@@ -14,13 +14,8 @@ import subprocess
 import sys
 
 import pytest
-from servers import ServerProcess
+from servers import ServerProcess, run_cli
 from trioredis import __version__
-
-
-def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "trioredis", *args], capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def test_help_names_every_mode():
