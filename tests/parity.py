@@ -14,6 +14,7 @@ import tempfile
 import time
 
 import pytest
+import redis
 from servers import free_port
 
 
@@ -110,11 +111,14 @@ def reply_end(buffer: bytes, pos: int) -> int | None:
 
 
 class ReferenceRedis:
-    """A real redis-server in a subprocess (no persistence), for parity tests; ``options``
-    are more of its command-line options (``"--maxmemory", "1"``).  A context manager."""
+    """A real redis-server in a subprocess (no persistence unless ``options`` ask for it:
+    ``"--appendonly", "yes"``), in ``directory`` or a temporary one of its own.  Ready once
+    PING answers PONG (not while it loads).  A context manager."""
 
-    def __init__(self, *options: str) -> None:
-        self.directory = tempfile.mkdtemp(prefix="trioredis-ref-")
+    def __init__(self, *options: str, directory: str | None = None) -> None:
+        self.owns_directory = directory is None
+        self.directory = str(directory) if directory is not None else tempfile.mkdtemp(
+            prefix="trioredis-ref-")
         self.port = free_port()
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
@@ -129,10 +133,14 @@ class ReferenceRedis:
                     if client.call("PING") == b"+PONG\r\n":
                         return
             except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise
-                time.sleep(0.02)
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise TimeoutError("redis-server did not start")
+            time.sleep(0.02)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, protocol=2)
 
     def __enter__(self) -> ReferenceRedis:
         return self
@@ -147,7 +155,8 @@ class ReferenceRedis:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        if self.owns_directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ import time
 
 import pytest
 import redis
-from servers import ServerProcess, ServerThread, free_port
+from parity import ReferenceRedis
+from servers import ServerProcess, ServerThread
 from test_check_aof import check_aof_command
 from trioredis import encode_command
 
@@ -581,27 +582,10 @@ def _dump(r) -> dict:
     return result
 
 
-class RedisServer:
-    def __init__(self, directory, *args):
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--dir", str(directory), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.client = redis.Redis(port=self.port, protocol=2)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if self.client.ping():
-                    break
-            except (redis.ConnectionError, redis.BusyLoadingError):
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    self.stop()
-                    raise
-                time.sleep(0.05)
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(20)
+def debian_redis(directory, *options: str) -> ReferenceRedis:
+    """Debian's redis-server on ``directory`` (skips when it is not installed)."""
+    _redis_server()
+    return ReferenceRedis(*options, directory=directory)
 
 
 def test_debian_redis_check_aof_accepts_our_file(tmp_path):
@@ -629,9 +613,9 @@ def test_debian_redis_server_loads_our_aof_with_the_same_data(tmp_path):
     shutil.copy(ours / AOF, theirs / "ours.aof")
     # Redis 7 finds an old-style single AOF named appendfilename in dir and upgrades it to
     # its multi-part layout (appenddirname/ with a manifest) on start-up.
-    redis_server = RedisServer(theirs, "--appendonly", "yes", "--appendfilename", "ours.aof")
+    redis_server = debian_redis(theirs, "--appendonly", "yes", "--appendfilename", "ours.aof")
     try:
-        assert _dump(redis_server.client) == expected
+        assert _dump(redis_server.client()) == expected
     finally:
         redis_server.stop()
     assert (theirs / "appendonlydir").is_dir()
@@ -640,10 +624,10 @@ def test_debian_redis_server_loads_our_aof_with_the_same_data(tmp_path):
 def test_we_load_an_aof_written_by_debian_redis_server(tmp_path):
     theirs = tmp_path / "theirs"
     theirs.mkdir()
-    redis_server = RedisServer(theirs, "--appendonly", "yes", "--aof-use-rdb-preamble", "no",
+    redis_server = debian_redis(theirs, "--appendonly", "yes", "--aof-use-rdb-preamble", "no",
                                "--appendfsync", "always")
     try:
-        r = redis_server.client
+        r = redis_server.client()
         r.set("seed", "before-rewrite")
         r.bgrewriteaof()
         deadline = time.monotonic() + 20
@@ -671,9 +655,9 @@ def test_we_load_an_aof_written_by_debian_redis_server(tmp_path):
 
 
 def test_we_import_a_redis7_multi_part_aof_directory_then_keep_our_own_file(tmp_path):
-    redis_server = RedisServer(tmp_path, "--appendonly", "yes", "--aof-use-rdb-preamble", "no")
+    redis_server = debian_redis(tmp_path, "--appendonly", "yes", "--aof-use-rdb-preamble", "no")
     try:
-        r = redis_server.client
+        r = redis_server.client()
         r.set("seed", "in-the-base")
         r.bgrewriteaof()
         deadline = time.monotonic() + 20
@@ -700,10 +684,11 @@ def test_we_import_a_redis7_multi_part_aof_directory_then_keep_our_own_file(tmp_
 
 
 def test_a_redis7_base_with_an_rdb_preamble_stops_start_up_with_advice(tmp_path, spawned):
-    redis_server = RedisServer(tmp_path, "--appendonly", "yes")  # preamble yes: the default
+    redis_server = debian_redis(tmp_path, "--appendonly", "yes")  # preamble yes: the default
     try:
-        redis_server.client.set("k", "v")
-        redis_server.client.bgrewriteaof()
+        client = redis_server.client()
+        client.set("k", "v")
+        client.bgrewriteaof()
         time.sleep(0.5)
     finally:
         redis_server.stop()
