@@ -185,8 +185,8 @@ class Engine:
         self._feeds: list[Callable[[int, Sequence[bytes]], None]] = []
         self._refusers: list[PersistenceBackend] = []
         self._flushers: list[PersistenceBackend] = []
-        # argv[0] as sent (any case) -> (spec, lowercase name): skips lower() and a lookup.
-        self._dispatch: dict[bytes, tuple[CommandSpec, bytes, bool, bytes]] = {}
+        # argv[0] as sent (any case) -> (spec, lowercase name, is_write): skips lower() and a lookup.
+        self._dispatch: dict[bytes, tuple[CommandSpec, bytes, bool]] = {}
         self._waiters: dict[tuple[int, bytes], deque[_Waiter]] = {}
         self._ready_keys: list[tuple[int, bytes]] = []
         self.shutdown_requested = trio.Event()
@@ -303,7 +303,7 @@ class Engine:
             entry = self._lookup(argv[0])
             if entry is None:
                 return self._reject(client, argv, errors.unknown_command(argv))
-        spec, name, is_write, _ = entry
+        spec, name, is_write = entry
         arity = spec.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return self._reject(client, argv, errors.wrong_arity(spec.name))
@@ -335,14 +335,14 @@ class Engine:
             return QUEUED
         return self.execute(client, spec, argv)
 
-    def _lookup(self, sent: bytes) -> tuple[CommandSpec, bytes, bool, bytes] | None:
+    def _lookup(self, sent: bytes) -> tuple[CommandSpec, bytes, bool] | None:
         """The command table entry for a name as sent; remembered (a bounded number of
         spellings) so the common case is one dict lookup."""
         name = sent.lower()
         spec = self.commands.by_name.get(name)
         if spec is None:
             return None
-        entry = (spec, name, spec.is_write, spec.name.encode())
+        entry = (spec, name, spec.is_write)
         if len(self._dispatch) < 4096:
             self._dispatch[sent] = entry
         return entry
