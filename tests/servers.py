@@ -93,6 +93,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for(condition, timeout: float = 30, what: str = "condition") -> None:
+    """Poll ``condition`` until it holds; an AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def wait_rewrite_done(client: redis.Redis, timeout: float = 30) -> None:
+    """Until INFO persistence shows no AOF rewrite in progress (trioredis or Redis)."""
+    wait_for(lambda: not client.info("persistence")["aof_rewrite_in_progress"], timeout,
+             "the AOF rewrite to finish")
+
+
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """``python -m trioredis ARGS`` to its end (``--version``, ``--test-config``...)."""
     return subprocess.run([sys.executable, "-m", "trioredis", *args], capture_output=True,

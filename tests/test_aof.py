@@ -15,7 +15,7 @@ import time
 import pytest
 import redis
 from parity import ReferenceRedis
-from servers import ServerProcess, ServerThread
+from servers import ServerProcess, ServerThread, wait_for, wait_rewrite_done
 from test_check_aof import check_aof_command
 from trioredis import encode_command
 
@@ -178,10 +178,7 @@ def test_always_group_commit_across_clients_and_a_file_switch_keeps_every_write(
         r.bgrewriteaof()
         for thread in threads:
             thread.join()
-        deadline = time.monotonic() + 30
-        while r.info("persistence")["aof_rewrite_in_progress"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_rewrite_done(r, timeout=30)
         r.config_set("appendfsync", "everysec")
         r.set("after-everysec", 1)
         r.config_set("appendfsync", "always")
@@ -219,13 +216,6 @@ def fsync_process(server):
     return next(b for b in server.server.engine.backends if b.name == "aof")._fsyncer
 
 
-def wait_until(condition, what, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
-
-
 def test_config_set_appendfsync_always_at_runtime_starts_the_fsync_process(tmp_path):
     with ServerThread(aof_options(tmp_path, ["appendfsync", "everysec"])) as server:
         server.wait_ready()
@@ -234,7 +224,7 @@ def test_config_set_appendfsync_always_at_runtime_starts_the_fsync_process(tmp_p
         assert not helper.started
         r.config_set("appendfsync", "always")
         r.set("first", "1")  # before the process answers, a worker thread fsyncs
-        wait_until(lambda: helper.running, "the fsync process did not start")
+        wait_for(lambda: helper.running, timeout=10, what="the fsync process to start")
         for i in range(200):
             r.set(f"k{i}", i)
         assert helper.requested > 0 and not helper.busy
@@ -248,10 +238,11 @@ def test_a_killed_fsync_process_falls_back_to_a_worker_thread_and_loses_nothing(
         server.wait_ready()
         r = server.client(socket_timeout=20)
         helper = fsync_process(server)
-        wait_until(lambda: helper.running, "the fsync process did not start")
+        wait_for(lambda: helper.running, timeout=10, what="the fsync process to start")
         r.set("before", "1")
         os.kill(helper.helper_pid, signal.SIGKILL)
-        wait_until(lambda: not helper.running, "the server did not notice the fsync process died")
+        wait_for(lambda: not helper.running, timeout=10,
+                 what="the server to notice the fsync process died")
         for i in range(100):
             r.set(f"after{i}", i)
         before = digest(r)
@@ -630,10 +621,7 @@ def test_we_load_an_aof_written_by_debian_redis_server(tmp_path):
         r = redis_server.client()
         r.set("seed", "before-rewrite")
         r.bgrewriteaof()
-        deadline = time.monotonic() + 20
-        while r.info("persistence")["aof_rewrite_in_progress"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_rewrite_done(r, timeout=20)
         _populate(r)
         expected = _dump(r)
     finally:
@@ -660,10 +648,7 @@ def test_we_import_a_redis7_multi_part_aof_directory_then_keep_our_own_file(tmp_
         r = redis_server.client()
         r.set("seed", "in-the-base")
         r.bgrewriteaof()
-        deadline = time.monotonic() + 20
-        while r.info("persistence")["aof_rewrite_in_progress"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_rewrite_done(r, timeout=20)
         _populate(r)  # these land in the incremental file
         expected = _dump(r)
     finally:

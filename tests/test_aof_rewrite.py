@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 
 import redis
 import trio
-from servers import ServerThread
+from servers import ServerThread, wait_for
 
 AOF = "appendonly.aof"
 
@@ -21,13 +20,6 @@ def aof_options(directory, *extra):
 
 def digest(client) -> bytes:
     return client.execute_command("DEBUG", "DIGEST")
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def rewrites(client) -> int:

@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 import trio
-from servers import ServerThread
+from servers import ServerThread, wait_rewrite_done
 from trioredis.observability import LatencyEvent, of, quote
 
 
@@ -281,10 +281,7 @@ def test_fork_is_counted_and_sampled_as_a_latency_event(tmp_path):
         client.set("k", "v")
         before = client.info("stats")["total_forks"]
         client.bgrewriteaof()
-        deadline = time.monotonic() + 30
-        while client.info("persistence")["aof_rewrite_in_progress"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_rewrite_done(client, timeout=30)
         stats = client.info("stats")
         assert stats["total_forks"] == before + 1
         assert stats["latest_fork_usec"] > 0

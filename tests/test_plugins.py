@@ -15,12 +15,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import hiredis
 import pytest
 import redis
-from servers import ServerProcess, ServerThread
+from servers import ServerProcess, ServerThread, wait_rewrite_done
 from trioredis.plugin_manager import PluginLoadError
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
@@ -272,13 +271,6 @@ def test_mirror_backend_receives_writes_and_loads_them_back(test_plugins_on_path
 # --- the example data type through the real persistence backends ---------------------------
 
 
-def _wait_rewrite_done(client: redis.Redis) -> None:
-    deadline = time.monotonic() + 30
-    while client.info("persistence")["aof_rewrite_in_progress"]:
-        assert time.monotonic() < deadline, "rewrite did not finish"
-        time.sleep(0.02)
-
-
 @pytest.mark.parametrize("mode", ["aof-rewrite", "snapshot"])
 def test_example_data_type_survives_restart(site, tmp_path, mode):
     """The type hooks end to end: an AOF rewrite writes COUNTER.INCRBY (trioredis_rewrite_value)
@@ -297,7 +289,7 @@ def test_example_data_type_survives_restart(site, tmp_path, mode):
         client.set("plain", "x")
         if mode == "aof-rewrite":
             client.bgrewriteaof()
-            _wait_rewrite_done(client)
+            wait_rewrite_done(client)
             rewritten = (tmp_path / "appendonly.aof").read_bytes()
             assert b"$14\r\nCOUNTER.INCRBY\r\n$6\r\nvisits\r\n$2\r\n42\r\n" in rewritten
             # One command per counter, not its history (the PEXPIREAT time may hold "41").
@@ -336,7 +328,7 @@ def test_observer_hooks_are_called_as_documented(test_plugins_on_path, tmp_path)
         client.get("k")
         client.config_set("maxclients", 500)
         client.bgrewriteaof()
-        _wait_rewrite_done(client)
+        wait_rewrite_done(client)
         client.close()
     finally:
         server.stop()

@@ -9,6 +9,7 @@ import time
 import pytest
 import redis
 import trio
+from servers import wait_for
 from trioredis.pubsub import compile_glob, keyspace_event_flags, notify_keyspace_event
 
 
@@ -32,15 +33,6 @@ def exchange(port: int, request: bytes, expected: bytes, timeout: float = 5) -> 
                 break
             received += chunk
         return received
-
-
-def wait_for(condition, timeout: float = 5):
-    """Poll ``condition`` until it is true: for effects of another connection's close."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
 
 
 def next_message(pubsub: redis.client.PubSub) -> dict:
@@ -111,7 +103,7 @@ def test_disconnected_subscriber_is_forgotten(rc, shared_server):
     next_message(listener)
     assert rc.pubsub_numsub("gone") == [(b"gone", 1)]
     listener.close()
-    wait_for(lambda: rc.pubsub_numsub("gone") == [(b"gone", 0)])
+    wait_for(lambda: rc.pubsub_numsub("gone") == [(b"gone", 0)], timeout=5)
     assert rc.publish("gone", "x") == 0
 
 

@@ -4,9 +4,8 @@ in one turn.  Raw sockets, so the bytes on the wire are what is checked."""
 
 import socket
 import threading
-import time
 
-from servers import ServerThread
+from servers import ServerThread, wait_for
 from trioredis.resp import encode_command
 
 
@@ -53,19 +52,12 @@ def test_commands_pipelined_after_a_blocking_one_wait_for_it(server, r):
         assert read_exactly(sock, 7) == b"$1\r\n1\r\n"
 
 
-def wait_for(condition) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.01)
-
-
 def test_a_blocked_client_that_disconnects_takes_nothing(server, r):
     sock = connect(server)
     sock.sendall(encode_command([b"BLPOP", b"queue", b"0"]))
-    wait_for(lambda: r.info("clients")["blocked_clients"] == 1)
+    wait_for(lambda: r.info("clients")["blocked_clients"] == 1, timeout=10)
     sock.close()
-    wait_for(lambda: r.info("clients")["connected_clients"] == 1)
+    wait_for(lambda: r.info("clients")["connected_clients"] == 1, timeout=10)
     r.rpush("queue", "job")
     assert r.lrange("queue", 0, -1) == [b"job"]
 

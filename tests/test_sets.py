@@ -10,7 +10,7 @@ import listhash_recorder
 import pytest
 import redis
 from listhash_recorder import propagated
-from servers import ServerThread
+from servers import ServerThread, wait_rewrite_done
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 
@@ -293,7 +293,6 @@ def test_writes_that_change_nothing_are_not_propagated(recorded):
 
 
 def test_rewrite_and_restart_rebuild_the_same_sets(tmp_path):
-    import time
 
     import hiredis
 
@@ -306,10 +305,7 @@ def test_rewrite_and_restart_rebuild_the_same_sets(tmp_path):
         r.sadd("ints", *range(100))
         before = r.execute_command("DEBUG", "DIGEST")
         r.bgrewriteaof()
-        deadline = time.monotonic() + 60
-        while r.info("persistence")["aof_rewrite_in_progress"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_rewrite_done(r, timeout=60)
     reader = hiredis.Reader()
     reader.feed((tmp_path / "appendonly.aof").read_bytes())
     commands = []

@@ -32,7 +32,7 @@ import threading
 import time
 
 import redis
-from servers import ServerProcess
+from servers import ServerProcess, wait_for
 from workload import Verdict, Writer, no_retry_client, preload, verify, wait_loaded
 
 AOF = "appendonly.aof"
@@ -84,13 +84,6 @@ def raw_info(port: int, section: str = "persistence") -> dict[str, str]:
         if sep:
             fields[key] = value
     return fields
-
-
-def wait_for(condition, timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def run_writers(port: int, prefix: str, seconds: float) -> list[Writer]:
