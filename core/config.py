@@ -9,13 +9,13 @@ so every change is validated the same way as the file.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, get_args, get_origin
 
 import msgspec
 
+from .glob import compile_glob
 from .resp import split_args
 
 
@@ -395,8 +395,8 @@ def replace_options(config: Config, changes: Mapping[str, str]) -> Config:
 
 def matching_options(pattern: str) -> list[str]:
     """The option names that match a CONFIG GET glob pattern."""
-    pattern = pattern.lower()
-    return [name for name in OPTION_NAMES if fnmatch.fnmatchcase(name, pattern)]
+    match = compile_glob(pattern.encode("utf-8", "surrogateescape"), nocase=True).matches
+    return [name for name in OPTION_NAMES if match(name.encode())]
 
 
 def rewrite_config_file(path: str, config: Config) -> None:

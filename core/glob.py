@@ -1,58 +1,267 @@
-"""Redis's glob patterns (``stringmatchlen``) as compiled regular expressions.
+"""Redis's glob patterns (``stringmatchlen``), matched in time bounded for every pattern.
 
-One implementation for every place that matches a pattern: KEYS/SCAN MATCH, PSUBSCRIBE,
-ACL key and channel patterns, CONFIG GET, COMMAND LIST FILTERBY PATTERN.
+One implementation for every place that matches a pattern: KEYS/SCAN MATCH, HSCAN/SSCAN/ZSCAN
+MATCH, PSUBSCRIBE and PUBSUB CHANNELS, ACL key and channel patterns, CONFIG GET, COMMAND LIST
+FILTERBY PATTERN.  Patterns come from clients, so a pattern must never cost more than
+(subject length x pattern length): the former regular expression (``*`` as ``.*``)
+backtracked exponentially on ``*a*a*a...*b`` against a run of ``a``.
+
+How it works.  A pattern is first cut into *tokens*, which depends on the pattern only: a star
+(a run of ``*`` is one star), or one "single byte" test: a literal byte, ``?`` (any byte) or a
+class ``[...]`` (a set of bytes).  The stars cut the tokens into *segments* of fixed length.  A
+subject matches when the first segment matches at its start, the last one at its end, and the
+middle ones occur in order, without overlapping, in between; taking each middle segment at its
+leftmost occurrence is always right (any match could move that segment left without harm), so
+no backtracking is needed.  Each segment is a quantifier-free regular expression (or plain
+bytes), so each search costs at most (subject x segment) in C.
+
+Redis 7.0.15's answers, checked against ``redis-server`` (``tests/test_security_patterns.py``):
+
+* ``?`` and classes match exactly one byte; ``\\x`` is a literal x, a trailing ``\\`` a literal
+  backslash.
+* In a class: ``^`` first negates; ``\\x`` is x (compared case-sensitively, even for the
+  case-insensitive callers); ``a-z`` is a range whose ends are swapped when reversed, compared
+  as C's signed ``char`` (so bytes 0x80-0xff sort *below* ASCII: ``[a-\\xff]`` means
+  ``\\xff``..``a``); a ``-`` needs both ends present (``[a-`` is ``a`` or ``-``), and the
+  closing ``]`` may serve as an end (``[a-]`` is ``]``..``a``); an unterminated ``[...`` is a
+  class of what follows; ``[]`` matches nothing and ``[^]`` any byte.
+* An empty subject matches only the empty pattern (``stringmatchlen`` stops at once; KEYS
+  and SCAN answer ``*`` without matching, so an empty key still shows there).
+* Redis refuses to nest deeper than 1000 stars (its recursion guard against abusive
+  patterns), so a pattern whose 1001st star is not its last token, or with 1002 or more stars,
+  matches nothing.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
+
+# Redis's stringmatchlen gives up (no match) when it would recurse deeper than this many stars.
+MAX_STAR_NESTING = 1000
+
+# A token is STAR or a 256-byte membership table (b"\x01" where the byte matches).
+STAR = None
+_ANY = b"\x01" * 256
 
 
-@functools.lru_cache(maxsize=256)
-def compile_glob(pattern: bytes) -> re.Pattern[bytes]:
-    """A regular expression matching exactly what Redis's ``stringmatchlen`` matches: ``*``,
-    ``?``, ``[abc]``, ``[^a-z]`` (a reversed range is swapped), ``\\x`` for a literal x; an
-    unclosed ``[`` runs to the end of the pattern; a trailing ``\\`` is a literal backslash."""
-    out: list[bytes] = []
+def _signed(byte: int) -> int:
+    """The byte as C's signed ``char`` on the platforms Redis ships for (x86, arm64 Linux
+    compares ``pattern[0]`` as ``int`` taken from ``char``)."""
+    return byte - 256 if byte >= 128 else byte
+
+
+def _lower(byte: int) -> int:
+    """C's ``tolower`` in the "C" locale (Redis never sets LC_CTYPE)."""
+    return byte + 32 if 65 <= byte <= 90 else byte
+
+
+@functools.lru_cache(maxsize=512)
+def _literal(byte: int, nocase: bool) -> bytes:
+    table = bytearray(256)
+    table[byte] = 1
+    if nocase and 97 <= byte | 0x20 <= 122:
+        table[byte ^ 0x20] = 1  # the other case of an ASCII letter
+    return bytes(table)
+
+
+def _class(pattern: bytes, i: int, nocase: bool) -> tuple[bytes, int]:
+    """The table of the class starting just after ``[`` at ``i``, and the index after it."""
+    n = len(pattern)
+    negate = i < n and pattern[i] == 0x5E  # ^
+    if negate:
+        i += 1
+    table = bytearray(256)
+    while i < n:
+        c = pattern[i]
+        if c == 0x5C and n - i >= 2:  # \x: x itself, always case-sensitive
+            i += 1
+            table[pattern[i]] = 1
+        elif c == 0x5D:  # ]
+            break
+        elif n - i >= 3 and pattern[i + 1] == 0x2D:  # a-z (the end may be the closing ])
+            start, end = sorted((_signed(c), _signed(pattern[i + 2])))
+            if nocase:
+                start, end = _lower(start & 0xFF), _lower(end & 0xFF)
+                start, end = _signed(start), _signed(end)
+                for byte in range(256):
+                    if start <= _signed(_lower(byte)) <= end:
+                        table[byte] = 1
+            else:
+                # Signed order: -128..-1 are bytes 0x80..0xff, 0..127 are themselves.
+                for value in range(max(start, -128), min(end, 127) + 1):
+                    table[value & 0xFF] = 1
+            i += 2
+        else:
+            table[c] = 1
+            if nocase and 97 <= c | 0x20 <= 122:
+                table[c ^ 0x20] = 1
+        i += 1
+    # i is at the closing "]" or past the end (unterminated): either way the class ends here.
+    if negate:
+        table = bytearray(1 - bit for bit in table)
+    return bytes(table), i + 1
+
+
+def tokenize(pattern: bytes, nocase: bool = False) -> list[bytes | None]:
+    """The pattern as tokens: :data:`STAR` or a membership table of one byte."""
+    tokens: list[bytes | None] = []
     i, n = 0, len(pattern)
     while i < n:
-        c = pattern[i : i + 1]
-        if c == b"*":
-            while i + 1 < n and pattern[i + 1 : i + 2] == b"*":
-                i += 1
-            out.append(b".*")
-        elif c == b"?":
-            out.append(b".")
-        elif c == b"[":
+        c = pattern[i]
+        if c == 0x2A:  # *
+            if not tokens or tokens[-1] is not STAR:
+                tokens.append(STAR)
             i += 1
-            negate = i < n and pattern[i : i + 1] == b"^"
-            if negate:
-                i += 1
-            members: list[bytes] = []
-            while i < n:
-                c = pattern[i : i + 1]
-                if c == b"\\" and i + 1 < n:
-                    i += 1
-                    members.append(re.escape(pattern[i : i + 1]))
-                elif c == b"]":
-                    break
-                elif i + 2 < n and pattern[i + 1 : i + 2] == b"-":
-                    start, end = sorted((pattern[i], pattern[i + 2]))
-                    members.append(re.escape(bytes([start])) + b"-" + re.escape(bytes([end])))
-                    i += 2
-                else:
-                    members.append(re.escape(c))
-                i += 1
-            if members:
-                out.append(b"[" + (b"^" if negate else b"") + b"".join(members) + b"]")
-            else:  # "[]" matches nothing, "[^]" any one byte
-                out.append(b"." if negate else b"(?!)")
-        elif c == b"\\" and i + 1 < n:
+        elif c == 0x3F:  # ?
+            tokens.append(_ANY)
             i += 1
-            out.append(re.escape(pattern[i : i + 1]))
+        elif c == 0x5B:  # [
+            table, i = _class(pattern, i + 1, nocase)
+            tokens.append(table)
         else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile(b"".join(out) + rb"\Z", re.DOTALL)
+            if c == 0x5C and n - i >= 2:  # \x; a trailing \ is itself
+                i += 1
+                c = pattern[i]
+            tokens.append(_literal(c, nocase))
+            i += 1
+    return tokens
+
+
+@functools.lru_cache(maxsize=512)
+def _regex_item(table: bytes) -> bytes:
+    members = [byte for byte in range(256) if table[byte]]
+    if len(members) == 256:
+        return b"."
+    if not members:
+        return b"(?!)"
+    if len(members) == 1:
+        return re.escape(bytes(members))
+    return b"[" + b"".join(re.escape(bytes([m])) for m in members) + b"]"
+
+
+class Segment:
+    """A run of single-byte tokens between stars: plain bytes when every token is one
+    literal byte (searched with bytes methods), else a quantifier-free regular expression."""
+
+    __slots__ = ("length", "literal", "regex")
+
+    def __init__(self, tables: list[bytes]) -> None:
+        self.length = len(tables)
+        singles = [table.find(1) if table.count(1) == 1 else -1 for table in tables]
+        self.literal: bytes | None = bytes(singles) if -1 not in singles else None
+        self.regex = (None if self.literal is not None else
+                      re.compile(b"".join(map(_regex_item, tables)), re.DOTALL))
+
+    def at(self, subject: bytes, pos: int) -> bool:
+        if self.literal is not None:
+            return subject.startswith(self.literal, pos)
+        return self.regex.match(subject, pos) is not None
+
+    def find(self, subject: bytes, pos: int, end: int) -> int:
+        """Where the segment first occurs in ``subject[pos:end]``, or -1."""
+        if self.literal is not None:
+            return subject.find(self.literal, pos, end)
+        found = self.regex.search(subject, pos, end)
+        return -1 if found is None else found.start()
+
+
+class GlobPattern:
+    """One compiled pattern; :meth:`matches` answers as Redis's ``stringmatchlen``.
+
+    ``literal_prefix`` is what every matching subject starts with (the bytes before the first
+    token that is not a single literal byte): the pub/sub pattern index groups by it."""
+
+    __slots__ = ("pattern", "literal_prefix", "matches", "_head", "_middle", "_tail")
+
+    def __init__(self, pattern: bytes, nocase: bool = False) -> None:
+        self.pattern = pattern
+        tokens = tokenize(pattern, nocase)
+        prefix = bytearray()
+        for token in tokens:
+            if token is STAR or token.count(1) != 1:
+                break
+            prefix.append(token.find(1))
+        self.literal_prefix = bytes(prefix)
+        stars = tokens.count(STAR)
+        if stars > MAX_STAR_NESTING + 1 or (stars == MAX_STAR_NESTING + 1 and tokens[-1] is not STAR):
+            self.matches: Callable[[bytes], bool] = _never
+            return
+        segments: list[list[bytes]] = [[]]
+        for token in tokens:
+            if token is STAR:
+                segments.append([])
+            else:
+                segments[-1].append(token)
+        compiled = [Segment(tables) for tables in segments]
+        self._head = compiled[0]
+        self._middle = compiled[1:-1]
+        self._tail = compiled[-1]
+        if not pattern:
+            self.matches = _is_empty
+        elif stars == 0:
+            self.matches = self._exact
+        elif stars == 1 and self._head.literal is not None and self._tail.length == 0:
+            # "prefix*", the common SCAN/KEYS shape: one startswith.
+            literal = self._head.literal
+            self.matches = lambda subject: bool(subject) and subject.startswith(literal)
+        else:
+            self.matches = self._general
+
+    def _exact(self, subject: bytes) -> bool:
+        head = self._head
+        return len(subject) == head.length and head.at(subject, 0)
+
+    def _general(self, subject: bytes) -> bool:
+        if not subject:
+            return False
+        head, tail = self._head, self._tail
+        end = len(subject) - tail.length
+        if end < head.length or not head.at(subject, 0):
+            return False
+        pos = head.length
+        for segment in self._middle:
+            found = segment.find(subject, pos, end)
+            if found < 0:
+                return False
+            pos = found + segment.length
+        return pos <= end and tail.at(subject, end)
+
+    # The regex API this module had before: callers test the result for truth.
+    def match(self, subject: bytes) -> bool:
+        return self.matches(subject)
+
+    fullmatch = match
+
+
+def _never(subject: bytes) -> bool:
+    return False
+
+
+def _is_empty(subject: bytes) -> bool:
+    return not subject
+
+
+# Patterns up to this long are cached: the usual ones are short, and a client's giant pattern
+# must not stay in memory after its command.
+CACHED_PATTERN_LENGTH = 512
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile_cached(pattern: bytes, nocase: bool) -> GlobPattern:
+    return GlobPattern(pattern, nocase)
+
+
+def compile_glob(pattern: bytes, nocase: bool = False) -> GlobPattern:
+    """The compiled pattern (cached: SCAN, PSUBSCRIBE and ACL checks reuse a few patterns).
+    ``nocase`` compares as Redis's ``stringmatchlen(..., nocase=1)`` (CONFIG GET, COMMAND
+    LIST FILTERBY PATTERN): ASCII letters fold, but a ``\\x`` inside a class stays exact."""
+    if len(pattern) <= CACHED_PATTERN_LENGTH:
+        return _compile_cached(pattern, nocase)
+    return GlobPattern(pattern, nocase)
+
+
+def stringmatch(pattern: bytes, subject: bytes, nocase: bool = False) -> bool:
+    """Whether ``subject`` matches ``pattern`` as Redis's ``stringmatchlen`` answers."""
+    return compile_glob(pattern, nocase).matches(subject)

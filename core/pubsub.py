@@ -11,7 +11,8 @@ own, so a publisher never waits for a slow subscriber.
 
 from __future__ import annotations
 
-import re
+import bisect
+import itertools
 from typing import TYPE_CHECKING, Any
 
 from .glob import compile_glob
@@ -19,6 +20,65 @@ from .resp import Push
 
 if TYPE_CHECKING:
     from .client import Client
+    from .glob import GlobPattern
+
+
+class PatternIndex:
+    """The subscribed patterns grouped by their literal prefix (the bytes before their first
+    wildcard), so PUBLISH tests only the patterns whose prefix starts the channel instead of
+    every pattern: one dict lookup per distinct prefix length, then the full match on the few
+    candidates.  ``news.*`` and ``news.sport`` sit under ``news.`` and ``news.sport``; a
+    pattern starting with a wildcard sits under ``b""`` and is tried for every channel.
+
+    :meth:`matching` answers in the order the patterns were first subscribed.  Redis walks its
+    pattern dict in hash order, which its random hash seed changes from one process to the
+    next; what stays fixed, and what we keep, is one order of patterns shared by every client."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[bytes, dict[bytes, tuple[int, GlobPattern]]] = {}
+        self._length_counts: dict[int, int] = {}
+        self._lengths: list[int] = []  # the distinct prefix lengths, ascending
+        self._order = itertools.count()
+
+    def add(self, pattern: bytes) -> None:
+        matcher = compile_glob(pattern)
+        prefix = matcher.literal_prefix
+        self._buckets.setdefault(prefix, {})[pattern] = (next(self._order), matcher)
+        length = len(prefix)
+        count = self._length_counts.get(length, 0)
+        if not count:
+            bisect.insort(self._lengths, length)
+        self._length_counts[length] = count + 1
+
+    def remove(self, pattern: bytes) -> None:
+        prefix = compile_glob(pattern).literal_prefix
+        bucket = self._buckets[prefix]
+        del bucket[pattern]
+        if not bucket:
+            del self._buckets[prefix]
+        length = len(prefix)
+        self._length_counts[length] -= 1
+        if not self._length_counts[length]:
+            del self._length_counts[length]
+            self._lengths.remove(length)
+
+    def matching(self, channel: bytes) -> list[bytes]:
+        """The patterns that match ``channel``, in the order they were first subscribed."""
+        found: list[tuple[int, bytes]] = []
+        buckets = self._buckets
+        limit = len(channel)
+        for length in self._lengths:
+            if length > limit:
+                break
+            bucket = buckets.get(channel[:length])
+            if bucket is None:
+                continue
+            for pattern, (order, matcher) in bucket.items():
+                if matcher.matches(channel):
+                    found.append((order, pattern))
+        if len(found) > 1:
+            found.sort()
+        return [pattern for _, pattern in found]
 
 
 class PubSub:
@@ -32,7 +92,7 @@ class PubSub:
     def __init__(self) -> None:
         self.channels: dict[bytes, dict[Client, None]] = {}
         self.patterns: dict[bytes, dict[Client, None]] = {}
-        self._matchers: dict[bytes, re.Pattern[bytes]] = {}
+        self._pattern_index = PatternIndex()
 
     # --- subscriptions ---------------------------------------------------------------------
 
@@ -62,7 +122,7 @@ class PubSub:
         listeners = self.patterns.get(pattern)
         if listeners is None:
             listeners = self.patterns[pattern] = {}
-            self._matchers[pattern] = compile_glob(pattern)
+            self._pattern_index.add(pattern)
         listeners[client] = None
         return True
 
@@ -75,7 +135,7 @@ class PubSub:
             listeners.pop(client, None)
             if not listeners:
                 del self.patterns[pattern]
-                self._matchers.pop(pattern, None)
+                self._pattern_index.remove(pattern)
         return True
 
     def drop(self, client: Client) -> None:
@@ -104,9 +164,8 @@ class PubSub:
                     client.transport.push(push)
             receivers += len(listeners)
         if self.patterns:
-            for pattern, clients in list(self.patterns.items()):
-                if self._matchers[pattern].fullmatch(channel) is None:
-                    continue
+            for pattern in self._pattern_index.matching(channel):
+                clients = self.patterns[pattern]
                 push = Push([b"pmessage", pattern, channel, message])
                 for client in clients:
                     if client is sender:
@@ -120,8 +179,8 @@ class PubSub:
         """PUBSUB CHANNELS: the active channels (with at least one subscriber)."""
         if pattern is None:
             return list(self.channels)
-        matcher = compile_glob(pattern)
-        return [channel for channel in self.channels if matcher.fullmatch(channel)]
+        match = compile_glob(pattern).matches
+        return [channel for channel in self.channels if match(channel)]
 
 
 def of(engine: Any) -> PubSub:

@@ -11,7 +11,8 @@ import redis
 from parity import RawClient, compare_scripts, require_commands
 from servers import record_propagation
 from trioredis import hookimpl
-from trioredis.commands.keys import compile_glob, object_encoding
+from trioredis.commands.keys import object_encoding
+from trioredis.glob import compile_glob
 
 reference = parity.reference  # the real Redis, a module-scoped fixture
 

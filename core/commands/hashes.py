@@ -255,7 +255,7 @@ def hscan(ctx, argv):
     found: list[Any] = []
     for field in batch:
         value = fields.get(field)
-        if value is None or (match is not None and match(field) is None):
+        if value is None or (match is not None and not match(field)):
             continue
         found.append(field)
         found.append(value)

@@ -32,7 +32,7 @@ from .args import INT64_MAX, INT64_MIN, help_reply, parse_c_int, parse_int
 
 
 def glob_match(pattern: bytes, subject: bytes) -> bool:
-    return compile_glob(pattern).match(subject) is not None
+    return compile_glob(pattern).matches(subject)
 
 
 # --- value types and encodings -------------------------------------------------------------
@@ -198,8 +198,8 @@ def keys(ctx, argv):
     live = [k for k in db.data if (when := expires.get(k)) is None or when > current]
     if pattern == b"*":
         return live
-    match = compile_glob(pattern).match
-    return [key for key in live if match(key) is not None]
+    match = compile_glob(pattern).matches
+    return [key for key in live if match(key)]
 
 
 class ScanSnapshots:
@@ -298,7 +298,7 @@ def scan_collection(ctx, argv: list[bytes], cursor: int, members: Callable[[], l
         next_cursor, batch = 0, small
     else:
         next_cursor, batch = scan_snapshots(ctx).step(cursor, members, count)
-    match = compile_glob(pattern).match if pattern is not None else None
+    match = compile_glob(pattern).matches if pattern is not None else None
     return b"%d" % next_cursor, batch, match
 
 
@@ -307,13 +307,13 @@ def scan(ctx, argv):
     pattern, count, kind = parse_scan_options(argv, 2, allow_type=True)
     db = ctx.db
     next_cursor, batch = scan_snapshots(ctx).step(cursor, lambda: list(db.data), count)
-    match = compile_glob(pattern).match if pattern is not None else None
+    match = compile_glob(pattern).matches if pattern is not None else None
     found = []
     for key in batch:
         value = db.get(key)
         if value is None:
             continue
-        if match is not None and match(key) is None:
+        if match is not None and not match(key):
             continue
         if kind is not None and type_name(ctx, value) != kind:
             continue

@@ -292,9 +292,9 @@ def command_(ctx, argv):
         if len(argv) == 5 and argv[2].lower() == b"filterby":
             kind, value = argv[3].lower(), argv[4]
             if kind == b"pattern":
-                from .keys import compile_glob
+                from ..glob import compile_glob
 
-                match = compile_glob(value.lower()).match
+                match = compile_glob(value, nocase=True).matches
                 names = [n for n in names if match(n)]
             elif kind == b"aclcat":
                 category = value.lower().decode("utf-8", "replace")

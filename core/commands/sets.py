@@ -435,7 +435,7 @@ def sscan(ctx, argv):
     next_cursor, batch, match = scan_collection(ctx, argv, cursor, lambda: list(value), small)
     found = [
         member for member in batch
-        if member in value and (match is None or match(member) is not None)
+        if member in value and (match is None or match(member))
     ]
     return [next_cursor, found]
 

@@ -638,7 +638,7 @@ def zscan(ctx, argv):
     found: list[bytes] = []
     for member in batch:
         score = scores.get(member)
-        if score is None or (match is not None and match(member) is None):
+        if score is None or (match is not None and not match(member)):
             continue
         found.append(member)
         found.append(format_double(score))
