@@ -12,8 +12,9 @@ class ``[...]`` (a set of bytes).  The stars cut the tokens into *segments* of f
 subject matches when the first segment matches at its start, the last one at its end, and the
 middle ones occur in order, without overlapping, in between; taking each middle segment at its
 leftmost occurrence is always right (any match could move that segment left without harm), so
-no backtracking is needed.  Each segment is a quantifier-free regular expression (or plain
-bytes), so each search costs at most (subject x segment) in C.
+no backtracking is needed.  The common shapes (``user:*``, ``*:1*``, an exact name) become
+bytes operations; the others one regular expression whose middle segments sit in atomic
+groups, so the regex engine never goes back into them (see :func:`_regex_matcher`).
 
 Redis 7.0.15's answers, checked against ``redis-server`` (``tests/test_security_patterns.py``):
 
@@ -141,98 +142,96 @@ def _regex_item(table: bytes) -> bytes:
     return b"[" + b"".join(re.escape(bytes([m])) for m in members) + b"]"
 
 
-class Segment:
-    """A run of single-byte tokens between stars: plain bytes when every token is one
-    literal byte (searched with bytes methods), else a quantifier-free regular expression."""
-
-    __slots__ = ("length", "literal", "regex")
-
-    def __init__(self, tables: list[bytes]) -> None:
-        self.length = len(tables)
-        singles = [table.find(1) if table.count(1) == 1 else -1 for table in tables]
-        self.literal: bytes | None = bytes(singles) if -1 not in singles else None
-        self.regex = (None if self.literal is not None else
-                      re.compile(b"".join(map(_regex_item, tables)), re.DOTALL))
-
-    def at(self, subject: bytes, pos: int) -> bool:
-        if self.literal is not None:
-            return subject.startswith(self.literal, pos)
-        return self.regex.match(subject, pos) is not None
-
-    def find(self, subject: bytes, pos: int, end: int) -> int:
-        """Where the segment first occurs in ``subject[pos:end]``, or -1."""
-        if self.literal is not None:
-            return subject.find(self.literal, pos, end)
-        found = self.regex.search(subject, pos, end)
-        return -1 if found is None else found.start()
+def _literal_bytes(tables: list[bytes]) -> bytes | None:
+    """The bytes a run of tokens spells when each is one literal byte, else None."""
+    out = bytearray()
+    for table in tables:
+        if table.count(1) != 1:
+            return None
+        out.append(table.find(1))
+    return bytes(out)
 
 
 class GlobPattern:
-    """One compiled pattern; :meth:`matches` answers as Redis's ``stringmatchlen``.
+    """One compiled pattern; ``matches(subject)`` answers as Redis's ``stringmatchlen``,
+    with a truthy value for a match (a ``bool``, or a ``re.Match`` where a regular expression
+    decides: KEYS and SCAN call it per key, so it is never wrapped).
 
     ``literal_prefix`` is what every matching subject starts with (the bytes before the first
     token that is not a single literal byte): the pub/sub pattern index groups by it."""
 
-    __slots__ = ("pattern", "literal_prefix", "matches", "_head", "_middle", "_tail")
+    __slots__ = ("pattern", "literal_prefix", "matches")
 
     def __init__(self, pattern: bytes, nocase: bool = False) -> None:
         self.pattern = pattern
         tokens = tokenize(pattern, nocase)
-        prefix = bytearray()
-        for token in tokens:
-            if token is STAR or token.count(1) != 1:
-                break
-            prefix.append(token.find(1))
-        self.literal_prefix = bytes(prefix)
-        stars = tokens.count(STAR)
-        if stars > MAX_STAR_NESTING + 1 or (stars == MAX_STAR_NESTING + 1 and tokens[-1] is not STAR):
-            self.matches: Callable[[bytes], bool] = _never
-            return
         segments: list[list[bytes]] = [[]]
         for token in tokens:
             if token is STAR:
                 segments.append([])
             else:
                 segments[-1].append(token)
-        compiled = [Segment(tables) for tables in segments]
-        self._head = compiled[0]
-        self._middle = compiled[1:-1]
-        self._tail = compiled[-1]
-        if not pattern:
+        head, middle, tail = segments[0], segments[1:-1], segments[-1]
+        stars = len(segments) - 1
+        prefix = bytearray()
+        for table in head:
+            if table.count(1) != 1:
+                break
+            prefix.append(table.find(1))
+        self.literal_prefix = bytes(prefix)
+        literals = [_literal_bytes(segment) for segment in segments]
+        if stars > MAX_STAR_NESTING + 1 or (stars == MAX_STAR_NESTING + 1 and tail):
+            self.matches: Callable[[bytes], object] = _never
+        elif not pattern:
             self.matches = _is_empty
-        elif stars == 0:
-            self.matches = self._exact
-        elif stars == 1 and self._head.literal is not None and self._tail.length == 0:
-            # "prefix*", the common SCAN/KEYS shape: one startswith.
-            literal = self._head.literal
-            self.matches = lambda subject: bool(subject) and subject.startswith(literal)
+        elif None not in literals and stars <= 2 and not (stars == 2 and (head or tail)):
+            # The common shapes, "user:1", "user:*", "*:1*", as plain bytes operations.
+            self.matches = _literal_matcher(literals, stars)
         else:
-            self.matches = self._general
-
-    def _exact(self, subject: bytes) -> bool:
-        head = self._head
-        return len(subject) == head.length and head.at(subject, 0)
-
-    def _general(self, subject: bytes) -> bool:
-        if not subject:
-            return False
-        head, tail = self._head, self._tail
-        end = len(subject) - tail.length
-        if end < head.length or not head.at(subject, 0):
-            return False
-        pos = head.length
-        for segment in self._middle:
-            found = segment.find(subject, pos, end)
-            if found < 0:
-                return False
-            pos = found + segment.length
-        return pos <= end and tail.at(subject, end)
+            self.matches = _regex_matcher(head, middle, tail, stars)
 
     # The regex API this module had before: callers test the result for truth.
-    def match(self, subject: bytes) -> bool:
+    def match(self, subject: bytes) -> object:
         return self.matches(subject)
 
     fullmatch = match
+
+
+def _literal_matcher(literals: list[bytes], stars: int) -> Callable[[bytes], object]:
+    if stars == 0:
+        return literals[0].__eq__
+    if stars == 1:
+        head, tail = literals
+        if not head and not tail:
+            return bool  # "*": anything but the empty subject
+        if not tail:
+            return lambda subject: subject.startswith(head)
+        if not head:
+            return lambda subject: subject.endswith(tail)
+        return lambda subject: (len(subject) >= len(head) + len(tail) and subject.startswith(head)
+                                and subject.endswith(tail))
+    inner = literals[1]  # "*inner*"
+    return lambda subject: inner in subject
+
+
+def _regex_matcher(head: list[bytes], middle: list[list[bytes]], tail: list[bytes],
+                   stars: int) -> Callable[[bytes], object]:
+    """One regular expression without nested quantifiers: the head anchored at the start;
+    each middle segment at its leftmost occurrence, in an atomic group (``(?>.*?seg)``) so a
+    later failure never retries it further right (leftmost is always right, see the module
+    docstring); the tail anchored at the end.  Every part is searched once: at most
+    (subject x pattern) steps, never exponential."""
+    parts = [b"\\A", *map(_regex_item, head)]
+    for segment in middle:
+        parts.append(b"(?>.*?" + b"".join(map(_regex_item, segment)) + b")")
+    if not stars:  # head and tail are the same segment
+        parts.append(b"\\Z")
+    elif tail:
+        parts.append(b".*")
+        parts.extend(map(_regex_item, tail))
+        parts.append(b"\\Z")
+    # Never true for an empty subject, as in Redis: there is at least one single-byte token.
+    return re.compile(b"".join(parts), re.DOTALL).match
 
 
 def _never(subject: bytes) -> bool:
@@ -264,4 +263,4 @@ def compile_glob(pattern: bytes, nocase: bool = False) -> GlobPattern:
 
 def stringmatch(pattern: bytes, subject: bytes, nocase: bool = False) -> bool:
     """Whether ``subject`` matches ``pattern`` as Redis's ``stringmatchlen`` answers."""
-    return compile_glob(pattern, nocase).matches(subject)
+    return bool(compile_glob(pattern, nocase).matches(subject))

