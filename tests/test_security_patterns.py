@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import parity
 import pytest
@@ -197,3 +198,62 @@ def test_common_patterns_match_fast():
         elapsed = time.perf_counter() - started
         assert found > 0
         assert elapsed < 0.5, (pattern, elapsed)
+
+
+# --- item 9: timeouts of blocking commands ------------------------------------------------
+
+# (command prefix, command suffix): the timeout goes in between.
+BLOCKING_COMMANDS = [
+    (("BLPOP", "nokey"), ()),
+    (("BRPOP", "nokey", "nokey2"), ()),
+    (("BLMOVE", "nokey", "dest", "LEFT", "RIGHT"), ()),
+    (("BRPOPLPUSH", "nokey", "dest"), ()),
+    (("BLMPOP",), ("1", "nokey", "LEFT")),
+    (("BZPOPMIN", "nokey"), ()),
+    (("BZPOPMAX", "nokey"), ()),
+    (("BZMPOP",), ("1", "nokey", "MIN", "COUNT", "2")),
+]
+TIMEOUTS = [
+    b"1e308", b"1e-400", b"1e5000", b"inf", b"-inf", b"+inf", b"infinity", b"nan", b"-nan",
+    b"-0", b"-0.0001", b"-0.001", b"-0.0011", b"0x10", b"0x1p-20", b"0x", b"0X1P-3", b"1\x00",
+    b"\x00", b"", b" 1", b"1 ", b"1_0", b"9223372036854775", b"9223372036854776", b"9.3e15",
+    b"1e4932", b"1.2e4932", b"1e-4950", b"1e-4951", b"0.0", b".5e-3", b"5.", b"-1", b"1" * 6000,
+    b"0." + b"0" * 5110 + b"1", b"0x1p99999", b"1e", b"abc", b"0e99999999999", b"0.0005",
+    b"1e16", b"-9.3e15", b"0.05", b"+0.01", b"1e-2", b"0x.08p-4",
+]
+
+
+def _blocking_reply(port: int, args: tuple) -> bytes:
+    """The reply, or "BLOCKED" when none came within half a second (the timeout means
+    forever, or long): closing the connection ends the wait."""
+    with RawClient(port, timeout=0.5) as client:
+        try:
+            return client.call(*args)
+        except TimeoutError:
+            return b"BLOCKED"
+
+
+@pytest.mark.parametrize("prefix,suffix", BLOCKING_COMMANDS, ids=lambda p: p[0] if p else "")
+def test_blocking_timeouts_are_validated_like_redis(server, reference, prefix, suffix):
+    """``BLPOP k 1e308`` answered a Python OverflowError; ``1e-400`` blocked forever (Redis:
+    nil after 1 ms).  Every timeout text gets Redis's answer, on every blocking command."""
+    calls = [(port, (*prefix, timeout, *suffix)) for timeout in TIMEOUTS
+             for port in (server.port, reference.port)]
+    with ThreadPoolExecutor(len(calls)) as pool:  # the half-second waits overlap
+        replies = list(pool.map(lambda call: _blocking_reply(*call), calls))
+    differences = [(timeout[:20], mine, real) for timeout, mine, real
+                   in zip(TIMEOUTS, replies[::2], replies[1::2], strict=True) if mine != real]
+    assert not differences
+
+
+def test_timeout_helper_reads_milliseconds_as_integers():
+    """The ``unit_seconds=False`` form (WAIT, XREAD BLOCK): a 64-bit integer of ms."""
+    from trioredis.commands.args import parse_timeout
+    from trioredis.errors import CommandError
+
+    assert parse_timeout(b"1500", unit_seconds=False) == 1.5
+    assert parse_timeout(b"0", unit_seconds=False) == 0
+    for raw, error in ((b"-1", "ERR timeout is negative"), (b"1.5", "ERR timeout is not an integer or out of range"),
+                       (b"99999999999999999999", "ERR timeout is not an integer or out of range")):
+        with pytest.raises(CommandError, match=error):
+            parse_timeout(raw, unit_seconds=False)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from decimal import Decimal, localcontext
 
 from ..errors import INCR_NAN_OR_INF, NOT_FLOAT, NOT_INTEGER, SYNTAX, CommandError
 
@@ -42,17 +44,90 @@ def parse_float(raw: bytes, error: str = NOT_FLOAT, allow_nan: bool = False) -> 
     return value
 
 
-def parse_timeout(raw: bytes) -> float:
-    """A blocking command's timeout in seconds (may be fractional; 0 means forever)."""
-    try:
-        value = float(raw)
-    except ValueError:
-        raise CommandError("ERR timeout is not a float or out of range") from None
-    if math.isnan(value) or math.isinf(value):
-        raise CommandError("ERR timeout is not a float or out of range")
-    if value < 0:
-        raise CommandError("ERR timeout is negative")
-    return value
+TIMEOUT_NOT_FLOAT = "ERR timeout is not a float or out of range"
+TIMEOUT_NOT_INTEGER = "ERR timeout is not an integer or out of range"
+TIMEOUT_NEGATIVE = "ERR timeout is negative"
+
+# What C's strtold accepts (Redis's string2ld then refuses leading spaces, anything left over,
+# NaN, and a result that overflows or underflows to zero): decimal and hexadecimal floats,
+# inf and infinity.  Python's float() would also take "1_000" and surrounding spaces.
+_STRTOLD = re.compile(
+    rb"[+-]?(?:(?P<dec>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+    rb"|0[xX](?P<hex>(?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+))(?:[pP](?P<exp>[+-]?\d+))?"
+    rb"|(?P<inf>[iI][nN][fF](?:[iI][nN][iI][tT][yY])?))\Z")
+# x86-64's long double (what strtold returns): its largest finite value, and half its smallest
+# subnormal (anything smaller in magnitude rounds to zero, which string2ld refuses).
+_LDBL_MAX = Decimal("1.18973149535723176502e4932")
+_LDBL_ZERO_BELOW = Decimal("1.82259976594123730126e-4951")
+
+
+def _long_double(raw: bytes) -> Decimal | None:
+    """The exact value Redis's ``string2ld`` reads (infinity as ``Decimal("inf")``), or None
+    where it refuses the text."""
+    if not raw or len(raw) >= MAX_LONG_DOUBLE_CHARS:
+        return None
+    parsed = _STRTOLD.match(raw)
+    if parsed is None:
+        return None
+    negative = raw[:1] == b"-"
+    if parsed["inf"]:
+        return Decimal("-inf") if negative else Decimal("inf")
+    if parsed["dec"]:
+        value = Decimal(parsed["dec"].decode())
+    else:
+        digits = parsed["hex"].decode()
+        whole, _, fraction = digits.partition(".")
+        exponent = int(parsed["exp"] or 0) - 4 * len(fraction)
+        mantissa = int(whole + fraction or "0", 16)
+        if mantissa == 0:
+            value = Decimal(0)
+        elif exponent + mantissa.bit_length() > 16400:  # far past the long double range
+            return None
+        elif exponent + mantissa.bit_length() < -16500:  # rounds to zero
+            return None
+        else:
+            with localcontext() as context:
+                context.prec = 6000
+                value = Decimal(mantissa) * (Decimal(2) ** exponent)
+    if value > _LDBL_MAX or (value and value < _LDBL_ZERO_BELOW):
+        return None
+    return -value if negative else value
+
+
+def parse_timeout(raw: bytes, unit_seconds: bool = True) -> float:
+    """A blocking command's timeout as Redis 7.0.15's ``getTimeoutFromObjectOrReply`` reads
+    it, in seconds from now; 0 means forever.
+
+    ``unit_seconds`` (BLPOP, BZPOPMIN...): a long double in seconds (``0x1p-3``, ``1e-400``
+    and ``inf`` parse, spaces and NaN do not), turned into milliseconds rounded up, so any
+    positive amount waits at least 1 ms and ``-0.001`` means forever.  Redis then casts to a
+    signed 64-bit integer: ``inf`` and anything past 2**63 ms become negative, hence "timeout
+    is negative" for ``1e308``.  Otherwise (WAIT, XREAD BLOCK): a 64-bit integer of ms."""
+    if not unit_seconds:
+        milliseconds = parse_int(raw, TIMEOUT_NOT_INTEGER)
+        if milliseconds < 0:
+            raise CommandError(TIMEOUT_NEGATIVE)
+        return milliseconds / 1000
+    value = _long_double(raw)
+    if value is None:
+        raise CommandError(TIMEOUT_NOT_FLOAT)
+    if value.is_infinite() or abs(value) >= _MS_OVERFLOW:
+        raise CommandError(TIMEOUT_NEGATIVE)
+    if abs(value) < _SUB_MILLISECOND:  # ceil() of a product strictly inside (-1, 1)
+        return 0.001 if value > 0 else 0.0
+    # long double arithmetic: the text rounded to 64 significant bits, times 1000 rounded
+    # again, then ceil (so "-0.001", just below -1 ms once rounded, means forever).
+    product = _round_long_double(_round_long_double(Fraction(value)) * 1000)  # defined below
+    milliseconds = math.ceil(product)
+    if milliseconds < 0 or milliseconds > INT64_MAX:
+        raise CommandError(TIMEOUT_NEGATIVE)
+    return milliseconds / 1000
+
+
+# Past this many seconds the milliseconds no longer fit a signed 64-bit integer.
+_MS_OVERFLOW = Decimal(INT64_MAX + 1) / 1000
+# Below this many seconds (in magnitude) the milliseconds are strictly between -1 and 1.
+_SUB_MILLISECOND = Decimal("0.0009")
 
 
 def lower(raw: bytes) -> bytes:

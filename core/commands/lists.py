@@ -16,7 +16,6 @@ replay then never blocks and takes exactly what the original took.
 from __future__ import annotations
 
 import itertools
-import math
 from collections import deque
 from typing import Any
 
@@ -26,7 +25,7 @@ from ..errors import CommandError
 from ..pubsub import notify_keyspace_event
 from ..resp import NULL_ARRAY, OK
 from . import command, numkeys_finder
-from .args import INT64_MAX, INT64_MIN, parse_int
+from .args import INT64_MAX, INT64_MIN, parse_int, parse_timeout
 from .keys import typed_value
 
 LEFT, RIGHT = b"left", b"right"
@@ -34,8 +33,6 @@ LEFT, RIGHT = b"left", b"right"
 POSITIVE_COUNT = "ERR value is out of range, must be positive"
 NUMKEYS_NOT_POSITIVE = "ERR numkeys should be greater than 0"
 COUNT_NOT_POSITIVE = "ERR count should be greater than 0"
-TIMEOUT_NOT_FLOAT = "ERR timeout is not a float or out of range"
-TIMEOUT_NEGATIVE = "ERR timeout is negative"
 RANK_ZERO = (
     "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or "
     "use negative to start from the end of the list"
@@ -45,32 +42,6 @@ MAXLEN_NEGATIVE = "ERR MAXLEN can't be negative"
 
 
 # --- argument parsing ----------------------------------------------------------------------
-
-
-def parse_block_timeout(raw: bytes) -> float:
-    """A blocking command's timeout in seconds, as Redis 7.0's ``getTimeoutFromObjectOrReply``
-    reads it: ``strtold`` syntax (``0x1p-3`` and ``inf`` parse, spaces and NaN do not), then
-    milliseconds rounded up.  Redis casts the milliseconds to a signed 64-bit integer, so
-    ``inf`` and anything past 2**63 ms come out negative: we give the same error.  0 (and
-    anything that rounds up to 0 ms) means forever."""
-    if not raw or raw[:1].isspace() or raw[-1:].isspace() or b"_" in raw:
-        raise CommandError(TIMEOUT_NOT_FLOAT)
-    try:
-        text = raw.decode("ascii")
-        if text.lower().lstrip("+-").startswith("0x"):
-            value = float.fromhex(text)
-        else:
-            value = float(text)
-    except (UnicodeDecodeError, ValueError, OverflowError):
-        raise CommandError(TIMEOUT_NOT_FLOAT) from None
-    if math.isnan(value):
-        raise CommandError(TIMEOUT_NOT_FLOAT)
-    if math.isinf(value):
-        raise CommandError(TIMEOUT_NEGATIVE)
-    milliseconds = math.ceil(value * 1000)
-    if milliseconds < 0 or milliseconds > INT64_MAX:
-        raise CommandError(TIMEOUT_NEGATIVE)
-    return milliseconds / 1000
 
 
 def _parse_end(raw: bytes) -> bytes:
@@ -492,7 +463,7 @@ def _bpop_nowait(ctx, keys: list[bytes], where: bytes, serving: bool) -> Any:
 
 
 def _bpop(ctx, argv: list[bytes], where: bytes) -> Any:
-    timeout = parse_block_timeout(argv[-1])
+    timeout = parse_timeout(argv[-1])
     keys = argv[1:-1]
     reply = _bpop_nowait(ctx, keys, where, serving=False)
     if reply is not None:
@@ -530,20 +501,20 @@ def _bmove(ctx, source: bytes, destination: bytes, wherefrom: bytes, whereto: by
 
 def blmove(ctx, argv):
     wherefrom, whereto = _parse_end(argv[3]), _parse_end(argv[4])
-    timeout = parse_block_timeout(argv[5])
+    timeout = parse_timeout(argv[5])
     effect = [b"LMOVE", argv[1], argv[2], argv[3], argv[4]]
     return _bmove(ctx, argv[1], argv[2], wherefrom, whereto, timeout, effect)
 
 
 def brpoplpush(ctx, argv):
-    timeout = parse_block_timeout(argv[3])
+    timeout = parse_timeout(argv[3])
     effect = [b"RPOPLPUSH", argv[1], argv[2]]
     return _bmove(ctx, argv[1], argv[2], RIGHT, LEFT, timeout, effect)
 
 
 def blmpop(ctx, argv):
     keys, where, count = _parse_mpop(argv, 2)
-    timeout = parse_block_timeout(argv[1])
+    timeout = parse_timeout(argv[1])
     reply = _mpop_nowait(ctx, keys, where, count, serving=False)
     if reply is not None:
         return reply
