@@ -22,11 +22,10 @@ import hashlib
 import hmac
 import ipaddress
 import re
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .errors import CommandError
-from .glob import compile_glob
+from .glob import GlobPattern, compile_glob
 
 if TYPE_CHECKING:
     from .commands import CommandRegistry, CommandSpec
@@ -60,6 +59,23 @@ NOPERM_KEY = "NOPERM this user has no permissions to access one of the keys used
 NOPERM_CHANNEL = (
     "NOPERM this user has no permissions to access one of the channels used as arguments"
 )
+# EXEC's answer for a queued command that ACL rules changed since forbid (Redis's execCommand),
+# by the kind of refusal.
+_MULTI_ACL_REASONS = {
+    "run": "no permission to execute the command or subcommand",
+    "keys": "no permission to touch the specified keys",
+    "channels": "no permission to access one of the channels used as arguments",
+}
+
+
+def acl_changed_in_multi(denied: str) -> str:
+    """The error EXEC gives for a queued command now refused with ``denied`` (a NOPERM)."""
+    kind = "keys" if denied == NOPERM_KEY else "channels" if denied == NOPERM_CHANNEL else "run"
+    return ("NOPERM ACLs rules changed between the moment the transaction was accumulated and "
+            "the EXEC call. This command is no longer allowed for the following reason: "
+            + _MULTI_ACL_REASONS[kind])
+
+
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
 # Redis 7.0's reply to a non-loopback client in protected mode (networking.c), verbatim,
 # typo included.
@@ -148,13 +164,13 @@ def category_members(registry: CommandRegistry, category: str) -> list[str]:
 class KeyPattern:
     """``~pattern`` (read and write), ``%R~pattern`` or ``%W~pattern``."""
 
-    __slots__ = ("text", "read", "write", "regex")
+    __slots__ = ("text", "read", "write", "matcher")
 
     def __init__(self, text: bytes, read: bool = True, write: bool = True) -> None:
         self.text = text
         self.read = read
         self.write = write
-        self.regex = compile_glob(text)
+        self.matcher = compile_glob(text)
 
     def describe(self) -> str:
         prefix = "~" if self.read and self.write else "%R~" if self.read else "%W~"
@@ -180,7 +196,7 @@ class User:
         self.keys: list[KeyPattern] = []
         self.all_channels = False
         self.channels: list[bytes] = []
-        self._channel_regexes: list[re.Pattern[bytes]] = []
+        self._channel_regexes: list[GlobPattern] = []
 
     def copy(self) -> User:
         other = User(self.name)
@@ -284,7 +300,13 @@ class User:
             self.all_keys = True
             self.keys = [KeyPattern(b"*")]
             return
-        self.keys.append(KeyPattern(text.encode("utf-8", "surrogateescape"), read, write))
+        pattern = text.encode("utf-8", "surrogateescape")
+        for existing in self.keys:
+            if existing.text == pattern:  # Redis merges the permissions: %R~x %W~x is ~x
+                existing.read |= read
+                existing.write |= write
+                return
+        self.keys.append(KeyPattern(pattern, read, write))
 
     def _set_all(self, allowed: bool, registry: CommandRegistry) -> None:
         self.all_commands = allowed
@@ -371,10 +393,8 @@ class User:
                 return NOPERM_COMMAND.format(sub)
         elif sub is None or sub not in self.allowed_subs:
             return NOPERM_COMMAND.format(sub or name)
-        if not self.all_keys:
-            keys = spec.keys(argv)
-            if keys and not self._keys_allowed(keys, spec.is_write):
-                return NOPERM_KEY
+        if not self.all_keys and self.first_denied_key(spec, argv) is not None:
+            return NOPERM_KEY
         if not self.all_channels and name in _CHANNEL_COMMANDS:
             channels = argv[1:2] if _CHANNEL_COMMANDS[name] == 1 else argv[1:]
             literal = name == "psubscribe"  # Redis 7.0: a pattern must be allowed verbatim
@@ -382,26 +402,26 @@ class User:
                 if literal:
                     if channel not in self.channels:
                         return NOPERM_CHANNEL
-                elif not any(r.fullmatch(channel) for r in self._channel_regexes):
+                elif not any(r.matches(channel) for r in self._channel_regexes):
                     return NOPERM_CHANNEL
         return None
 
     def first_denied_key(self, spec: CommandSpec, argv: list[bytes]) -> bytes | None:
+        """The first key argument no key pattern allows, or None.  Each key needs what its key
+        spec says (Redis 7's ``ACLSelectorCheckKey``): read permission when the command
+        returns its value (ACCESS), write permission when it changes it (INSERT, UPDATE,
+        DELETE), so a ``%W~`` user cannot read values back through GETDEL or LPOP."""
         if self.all_keys:
             return None
-        for key in spec.keys(argv):
-            if not self._keys_allowed([key], spec.is_write):
-                return key
-        return None
-
-    def _keys_allowed(self, keys: Iterable[bytes], write: bool) -> bool:
-        for key in keys:
+        for key, (read, write) in spec.keys_with_access(argv):
             for pattern in self.keys:
-                if (pattern.write if write else pattern.read) and pattern.regex.fullmatch(key):
+                if (read and not pattern.read) or (write and not pattern.write):
+                    continue
+                if pattern.matcher.matches(key):
                     break
             else:
-                return False
-        return True
+                return key
+        return None
 
     # --- description -------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from . import errors
-from .acl import AccessControl
+from .acl import AccessControl, acl_changed_in_multi
 from .client import Client
 from .commands import BLOCKING, CommandRegistry, CommandSpec
 from .errors import CommandError
@@ -467,7 +467,15 @@ class Engine:
         self._multi_emitted = False
         replies = []
         try:
+            restricted = client.user in self.acl.restricted
             for spec, argv in queued:
+                if restricted:
+                    # ACL rules may have changed since the command was queued: Redis checks
+                    # again and refuses that one command, the others still run.
+                    denied = self.acl.check(client.user, spec, argv)
+                    if denied is not None:
+                        replies.append(self._error(acl_changed_in_multi(denied)))
+                        continue
                 refusal = self.refuse_writes() if spec.is_write else None
                 if refusal is not None:
                     replies.append(self._error(refusal))

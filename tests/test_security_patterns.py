@@ -257,3 +257,163 @@ def test_timeout_helper_reads_milliseconds_as_integers():
                        (b"99999999999999999999", "ERR timeout is not an integer or out of range")):
         with pytest.raises(CommandError, match=error):
             parse_timeout(raw, unit_seconds=False)
+
+
+# --- items 11 and 12: ACL key permissions per key spec, and EXEC re-checking ----------------
+
+# One invocation of every built-in command with keys.  Keys named src* are read from (or
+# read and written), dst* written to, so mixed users (%R~src* %W~dst*) tell the key specs of
+# a command's keys apart.  Each key holds the type its commands expect, so nothing blocks.
+KEY_COMMANDS = [
+    ("DEL", "srcK", "dstK"), ("UNLINK", "srcK"), ("EXISTS", "srcK", "srcL"), ("TOUCH", "srcK"),
+    ("TYPE", "srcK"), ("RENAME", "srcK", "dstK"), ("RENAMENX", "srcK", "dstK"),
+    ("COPY", "srcK", "dstK", "REPLACE"), ("MOVE", "srcK", "1"), ("OBJECT", "ENCODING", "srcK"),
+    ("OBJECT", "REFCOUNT", "srcK"), ("EXPIRE", "srcK", "100"), ("PEXPIRE", "srcK", "100000"),
+    ("EXPIREAT", "srcK", "99999999999"), ("PEXPIREAT", "srcK", "99999999999999"),
+    ("TTL", "srcK"), ("PTTL", "srcK"), ("EXPIRETIME", "srcK"), ("PEXPIRETIME", "srcK"),
+    ("PERSIST", "srcK"), ("GET", "srcK"), ("SET", "srcK", "v"), ("SET", "srcK", "v", "GET"),
+    ("SET", "srcK", "v", "NX", "get"), ("SET", "srcK", "v", "XX"), ("SETNX", "srcK", "v"),
+    ("SETEX", "srcK", "10", "v"), ("PSETEX", "srcK", "10000", "v"), ("GETSET", "srcK", "v"),
+    ("GETDEL", "srcK"), ("GETEX", "srcK"), ("GETEX", "srcK", "PERSIST"), ("MGET", "srcK", "dstK"),
+    ("MSET", "srcK", "1", "dstK", "2"), ("MSETNX", "srcX", "1", "dstX", "2"),
+    ("APPEND", "srcK", "x"), ("STRLEN", "srcK"), ("GETRANGE", "srcK", "0", "1"),
+    ("SUBSTR", "srcK", "0", "1"), ("SETRANGE", "srcK", "1", "x"), ("INCR", "srcN"),
+    ("DECR", "srcN"), ("INCRBY", "srcN", "2"), ("DECRBY", "srcN", "2"),
+    ("INCRBYFLOAT", "srcN", "1.5"), ("LCS", "srcK", "dstK"), ("WATCH", "srcK", "dstK"),
+    ("LPUSH", "srcL", "a"), ("RPUSH", "srcL", "a"), ("LPUSHX", "srcL", "a"),
+    ("RPUSHX", "srcL", "a"), ("LPOP", "srcL"), ("RPOP", "srcL", "1"), ("LLEN", "srcL"),
+    ("LRANGE", "srcL", "0", "-1"), ("LINDEX", "srcL", "0"), ("LPOS", "srcL", "a"),
+    ("LSET", "srcL", "0", "x"), ("LINSERT", "srcL", "BEFORE", "a", "b"), ("LREM", "srcL", "1", "a"),
+    ("LTRIM", "srcL", "0", "-1"), ("LMOVE", "srcL", "dstL", "LEFT", "RIGHT"),
+    ("RPOPLPUSH", "srcL", "dstL"), ("LMPOP", "2", "srcL", "dstL", "LEFT"), ("BLPOP", "srcL", "0.01"),
+    ("BRPOP", "srcL", "dstL", "0.01"), ("BLMOVE", "srcL", "dstL", "LEFT", "RIGHT", "0.01"),
+    ("BRPOPLPUSH", "srcL", "dstL", "0.01"), ("BLMPOP", "0.01", "1", "srcL", "RIGHT"),
+    ("HSET", "srcH", "f", "v"), ("HMSET", "srcH", "f", "v"), ("HSETNX", "srcH", "g", "v"),
+    ("HDEL", "srcH", "f"), ("HINCRBY", "srcH", "n", "1"), ("HINCRBYFLOAT", "srcH", "n", "1"),
+    ("HGET", "srcH", "f"), ("HMGET", "srcH", "f"), ("HLEN", "srcH"), ("HSTRLEN", "srcH", "f"),
+    ("HEXISTS", "srcH", "f"), ("HKEYS", "srcH"), ("HVALS", "srcH"), ("HGETALL", "srcH"),
+    ("HRANDFIELD", "srcH"), ("HSCAN", "srcH", "0"), ("SADD", "srcS", "a"), ("SREM", "srcS", "a"),
+    ("SMOVE", "srcS", "dstS", "a"), ("SISMEMBER", "srcS", "a"), ("SMISMEMBER", "srcS", "a"),
+    ("SCARD", "srcS"), ("SMEMBERS", "srcS"), ("SPOP", "srcS"), ("SRANDMEMBER", "srcS"),
+    ("SINTER", "srcS", "dstS"), ("SINTERCARD", "2", "srcS", "dstS"),
+    ("SINTERSTORE", "dstS", "srcS"), ("SUNION", "srcS"), ("SUNIONSTORE", "dstS", "srcS"),
+    ("SDIFF", "srcS"), ("SDIFFSTORE", "dstS", "srcS"), ("SSCAN", "srcS", "0"),
+    ("ZADD", "srcZ", "1", "a"), ("ZINCRBY", "srcZ", "1", "a"), ("ZREM", "srcZ", "a"),
+    ("ZCARD", "srcZ"), ("ZSCORE", "srcZ", "a"), ("ZMSCORE", "srcZ", "a"), ("ZRANK", "srcZ", "a"),
+    ("ZREVRANK", "srcZ", "a"), ("ZCOUNT", "srcZ", "-inf", "+inf"), ("ZLEXCOUNT", "srcZ", "-", "+"),
+    ("ZRANGE", "srcZ", "0", "-1"), ("ZRANGESTORE", "dstZ", "srcZ", "0", "-1"),
+    ("ZREVRANGE", "srcZ", "0", "-1"), ("ZRANGEBYSCORE", "srcZ", "-inf", "+inf"),
+    ("ZREVRANGEBYSCORE", "srcZ", "+inf", "-inf"), ("ZRANGEBYLEX", "srcZ", "-", "+"),
+    ("ZREVRANGEBYLEX", "srcZ", "+", "-"), ("ZREMRANGEBYRANK", "srcZ", "5", "6"),
+    ("ZREMRANGEBYSCORE", "srcZ", "5", "6"), ("ZREMRANGEBYLEX", "srcZ", "[x", "[y"),
+    ("ZPOPMIN", "srcZ"), ("ZPOPMAX", "srcZ"), ("BZPOPMIN", "srcZ", "0.01"),
+    ("BZPOPMAX", "srcZ", "dstZ", "0.01"), ("ZMPOP", "1", "srcZ", "MIN"),
+    ("BZMPOP", "0.01", "2", "srcZ", "dstZ", "MAX"), ("ZRANDMEMBER", "srcZ"), ("ZSCAN", "srcZ", "0"),
+    ("ZUNIONSTORE", "dstZ", "1", "srcZ"), ("ZINTERSTORE", "dstZ", "2", "srcZ", "srcZ"),
+    ("ZDIFFSTORE", "dstZ", "1", "srcZ"), ("ZUNION", "2", "srcZ", "dstZ"), ("ZINTER", "1", "srcZ"),
+    ("ZDIFF", "1", "srcZ"), ("ZINTERCARD", "1", "srcZ"),
+]
+# Key patterns of the users the commands run as (each also gets +@all).
+ACL_USERS = {
+    "reader": ["%R~*"],
+    "writer": ["%W~*"],
+    "readwriter": ["%RW~*"],
+    "both": ["%R~*", "%W~*"],
+    "src_reader_dst_writer": ["%R~src*", "%W~dst*"],
+    "src_writer_dst_reader": ["%W~src*", "%R~dst*"],
+    "src_only": ["~src*"],
+    "writer_of_src": ["%W~src*", "~dst*"],
+}
+
+
+def _fill(client: RawClient) -> None:
+    client.call("FLUSHALL")
+    for key in ("srcK", "dstK"):
+        client.call("SET", key, "hello")
+    client.call("SET", "srcN", "10")
+    for key in ("srcL", "dstL"):
+        client.call("RPUSH", key, "a", "b", "c")
+    for key in ("srcS", "dstS"):
+        client.call("SADD", key, "a", "b")
+    for key in ("srcZ", "dstZ"):
+        client.call("ZADD", key, "1", "a", "2", "b")
+    client.call("HSET", "srcH", "f", "v", "n", "1")
+
+
+def _acl_users(client: RawClient) -> None:
+    for name, patterns in ACL_USERS.items():
+        assert client.call("ACL", "SETUSER", name, "reset", "on", "nopass", "+@all", "&*",
+                           *patterns) == b"+OK\r\n"
+
+
+def _as_user(port: int, user: str) -> RawClient:
+    client = RawClient(port)
+    assert client.call("AUTH", user, "x") == b"+OK\r\n"
+    return client
+
+
+def test_acl_key_permissions_follow_key_specs_like_redis(server, reference):
+    """Every built-in key command, as read-only, write-only, read-write and mixed users: the
+    same NOPERM (or the same success) as Redis 7.0.15.  A ``%W~*`` user once got values back
+    from GETDEL, GETSET, SET GET, LPOP, SPOP, ZPOPMIN, LMOVE..."""
+    mismatches = []
+    checked = 0
+    with RawClient(server.port) as ours_admin, RawClient(reference.port) as their_admin:
+        for admin in (ours_admin, their_admin):
+            _acl_users(admin)
+        # The same rules read back (%R~* then %W~* merge into ~*, as in Redis).
+        assert ours_admin.call("ACL", "LIST") == their_admin.call("ACL", "LIST")
+        for user in ACL_USERS:
+            ours, theirs = _as_user(server.port, user), _as_user(reference.port, user)
+            for args in KEY_COMMANDS:
+                _fill(ours_admin)
+                _fill(their_admin)
+                mine, real = ours.call(*args), theirs.call(*args)
+                denied_mine, denied_real = mine.startswith(b"-NOPERM"), real.startswith(b"-NOPERM")
+                if denied_mine != denied_real or (denied_real and mine != real):
+                    mismatches.append((user, args, mine[:60], real[:60]))
+                dry = ("ACL", "DRYRUN", user, *args)
+                mine, real = ours_admin.call(*dry), their_admin.call(*dry)
+                if mine != real:
+                    mismatches.append(("DRYRUN", user, args, mine[:80], real[:80]))
+                checked += 1
+            ours.close()
+            theirs.close()
+    assert checked == len(ACL_USERS) * len(KEY_COMMANDS)
+    assert not mismatches, f"{len(mismatches)} differ:\n" + "\n".join(map(repr, mismatches))
+
+
+def test_write_only_user_reads_no_values(server):
+    """The attack of the issue: a ``%W~*`` user tries to read values through writes."""
+    with RawClient(server.port) as admin:
+        _fill(admin)
+        _acl_users(admin)
+        with _as_user(server.port, "writer") as writer:
+            for args in (("GETEX", "srcK"), ("GETSET", "srcK", "x"), ("GETDEL", "srcK"),
+                         ("SET", "srcK", "x", "GET"), ("LPOP", "srcL"), ("SPOP", "srcS"),
+                         ("ZPOPMIN", "srcZ"), ("LMOVE", "srcL", "dstL", "LEFT", "LEFT")):
+                assert writer.call(*args) == (
+                    b"-NOPERM this user has no permissions to access one of the keys used as "
+                    b"arguments\r\n"), args
+            assert writer.call("SET", "srcK", "x") == b"+OK\r\n"  # a blind write is allowed
+
+
+def _exec_after_acl_change(port: int) -> tuple[list[bytes], bytes]:
+    queued = [("GET", "k"), ("SET", "k", "v"), ("GET", "other"), ("PUBLISH", "ch", "m"),
+              ("CONFIG", "GET", "maxmemory"), ("SET", "x", "1"), ("GET", "x"), ("ACL", "WHOAMI")]
+    with RawClient(port) as admin, RawClient(port) as client:
+        admin.call("FLUSHALL")
+        admin.call("ACL", "SETUSER", "changing", "reset", "on", "nopass", "+@all", "~*", "&*")
+        client.call("AUTH", "changing", "x")
+        replies = [client.call("MULTI")] + [client.call(*args) for args in queued]
+        admin.call("ACL", "SETUSER", "changing", "-get", "-config|get", "resetkeys", "~k",
+                   "%R~x", "resetchannels")
+        return replies, client.call("EXEC")
+
+
+def test_exec_rechecks_acl_rules_changed_after_queueing(server, reference):
+    """ACL SETUSER between MULTI and EXEC: each queued command is checked again at EXEC, and
+    the ones now refused answer Redis's NOPERM inside the EXEC reply; the others run."""
+    mine, real = _exec_after_acl_change(server.port), _exec_after_acl_change(reference.port)
+    assert mine == real
+    assert b"ACLs rules changed between the moment the transaction was accumulated" in mine[1]

@@ -16,6 +16,30 @@ Handler = Callable[[Any, list[bytes]], Any]
 # A command whose keys move (``ZUNION numkeys key...``): argv -> its key arguments.
 KeyFinder = Callable[[list[bytes]], list[bytes]]
 
+# Key specs: what a command does with each of its keys, in Redis 7's words, one string per key
+# (the last one serving every further key): ``"RW ACCESS DELETE"`` (LPOP), or
+# ``("RW ACCESS DELETE", "RW INSERT")`` (LMOVE: source, destination).  RO/RW/OW/RM name the
+# operation (read only, read-write, overwrite, remove); ACCESS means the value (or part of
+# it) reaches the client, INSERT/UPDATE/DELETE that the key's value changes.  ACL checks, as
+# Redis 7's ``ACLSelectorCheckKey``, need read permission for ACCESS and write permission for
+# INSERT, UPDATE or DELETE (EXISTS's plain ``"RO"`` needs neither: any key pattern will do).
+# A function of argv when the flags depend on the arguments (``SET k v GET``).
+KeySpecs = str | tuple[str, ...] | Callable[[list[bytes]], tuple[str, ...]]
+# (needs read permission, needs write permission) for one key.
+KeyAccess = tuple[bool, bool]
+_KEY_SPEC_WORDS = frozenset(
+    ("RO", "RW", "OW", "RM", "ACCESS", "UPDATE", "INSERT", "DELETE", "NOT_KEY", "INCOMPLETE",
+     "VARIABLE_FLAGS"))
+
+
+def key_access(spec: str) -> KeyAccess:
+    """What ACL permissions one key-spec string asks for."""
+    words = spec.split()
+    unknown = set(words) - _KEY_SPEC_WORDS
+    if unknown:
+        raise ValueError(f"unknown key spec flags {sorted(unknown)} in {spec!r}")
+    return "ACCESS" in words, bool({"INSERT", "UPDATE", "DELETE"} & set(words))
+
 # Flags, with Redis's meaning.
 WRITE = "write"  # may change the dataset: refused while writes are refused (MISCONF, OOM)
 READONLY = "readonly"
@@ -54,6 +78,9 @@ class CommandSpec:
     subcommands: tuple[str, ...] = ()
     categories: frozenset[str] = field(default_factory=frozenset)
     key_finder: KeyFinder | None = None
+    key_specs: KeySpecs | None = None
+    # key_specs as (read, write) per key; None when they depend on argv.
+    access: tuple[KeyAccess, ...] | None = None
 
     @property
     def is_write(self) -> bool:
@@ -69,6 +96,24 @@ class CommandSpec:
         last = min(last, len(argv) - 1)
         return argv[self.first_key : last + 1 : self.step or 1]
 
+    def keys_with_access(self, argv: list[bytes]) -> list[tuple[bytes, KeyAccess]]:
+        """Each key argument with the permissions it needs (read, write), as Redis 7's
+        ``getKeysFromCommandWithSpecs`` flags them."""
+        keys = self.keys(argv)
+        if not keys:
+            return []
+        access = self.access
+        if access is None:
+            specs = self.key_specs
+            if callable(specs):
+                access = tuple(map(key_access, specs(argv)))
+            elif specs:  # built as CommandSpec(...) directly
+                access = tuple(map(key_access, (specs,) if isinstance(specs, str) else specs))
+            else:  # the safe default of command()
+                access = ((True, READONLY not in self.flags),)
+        last = len(access) - 1
+        return [(key, access[min(index, last)]) for index, key in enumerate(keys)]
+
 
 def command(
     name: str,
@@ -80,10 +125,19 @@ def command(
     summary: str = "",
     subcommands: Iterable[str] = (),
     key_finder: KeyFinder | None = None,
+    key_specs: KeySpecs | None = None,
 ) -> CommandSpec:
     """A CommandSpec from compact arguments: ``flags`` is space-separated
-    (``"write denyoom fast"``), ``keys`` is (first, last, step)."""
+    (``"write denyoom fast"``), ``keys`` is (first, last, step), ``key_specs`` Redis's key
+    flags (see :data:`KeySpecs`).  A command with keys but no ``key_specs`` gets the safe
+    default: a read-only command reads its keys (``"RO ACCESS"``), any other both reads and
+    writes them (``"RW ACCESS UPDATE"``), so no ACL key pattern grants more than it says."""
     flag_set = frozenset(flags.split())
+    if key_specs is None:
+        key_specs = "RO ACCESS" if READONLY in flag_set else "RW ACCESS UPDATE"
+    if isinstance(key_specs, str):
+        key_specs = (key_specs,)
+    access = None if callable(key_specs) else tuple(map(key_access, key_specs))
     return CommandSpec(
         name=name.lower(),
         arity=arity,
@@ -97,6 +151,8 @@ def command(
         subcommands=tuple(subcommands),
         categories=_categories(flag_set, group),
         key_finder=key_finder,
+        key_specs=key_specs,
+        access=access,
     )
 
 
