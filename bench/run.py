@@ -13,7 +13,8 @@ Sections:
   ``bench/data/``): seconds from process start until PING answers PONG and INFO says
   ``loading:0``;
 - memory per key for those 1,000,000 small strings (process RSS after loading minus RSS of
-  the empty server, from /proc, the figure Redis reports as ``used_memory_rss``).
+  the empty server, from /proc, the figure Redis reports as ``used_memory_rss``);
+- PUBLISH throughput with no pattern subscriptions and with 10,000 (``pubsub``).
 
 A command our server does not have yet shows ``n/a`` (probed before the run), as does a
 persistence mode the server refuses to start with.
@@ -33,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -334,6 +336,88 @@ def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[s
     return lines, raw
 
 
+# --- PUBLISH with many pattern subscriptions ------------------------------------------------
+
+# Pattern subscriptions one idle connection holds during the PUBLISH rows (issue #12, item 10:
+# without an index every PUBLISH tried every pattern, 3.5 ms each with 10,000).
+PUBSUB_PATTERNS = 10_000
+PUBSUB_ROWS = [("PUBLISH, no patterns", 0), (f"PUBLISH, {PUBSUB_PATTERNS:,} patterns", PUBSUB_PATTERNS)]
+PUBSUB_REQUESTS = {"redis": 200_000, "trio": 40_000}
+
+
+def hold_patterns(port: int, count: int) -> socket.socket:
+    """A connection subscribed to ``count`` patterns ``user:<n>:*`` (none match the published
+    channel but the one of n = 42), returned once the server confirmed them all."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    for start in range(0, count, 1000):
+        argv = [b"PSUBSCRIBE"] + [b"user:%d:*" % n for n in range(start, min(start + 1000, count))]
+        sock.sendall(b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in argv))
+    sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+    received = b""
+    while b"pong\r\n" not in received[-64:].lower():  # subscribed: a bulk "pong"; else +PONG
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            break
+        received += chunk
+    # Read (and drop) the pmessages from now on, as a live subscriber would: an idle one's
+    # output buffer would grow and slow its server down.
+    threading.Thread(target=_drain, args=(sock,), daemon=True).start()
+    return sock
+
+
+def _drain(sock: socket.socket) -> None:
+    try:
+        while sock.recv(1 << 20):
+            pass
+    except OSError:
+        pass
+
+
+def run_command_benchmark(port: int, argv: list[str], clients: int, requests: int) -> Sample | None:
+    """redis-benchmark running one arbitrary command; its Sample from --csv."""
+    out = subprocess.run([REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-c", str(clients),
+                          "-n", str(requests), "--csv", *argv], capture_output=True, text=True,
+                         timeout=600)
+    for line in out.stdout.splitlines()[1:]:
+        cells = [cell.strip('"') for cell in line.split('","')]
+        try:
+            return Sample(float(cells[1]), float(cells[4]), float(cells[6]))
+        except (IndexError, ValueError):
+            continue
+    return None
+
+
+def pubsub_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], None]) -> list[str]:
+    lines = ["### PUBLISH with pattern subscriptions", "",
+             "`redis-benchmark -c 50 PUBLISH user:42:inbox m`, while one idle connection holds "
+             "the patterns `user:<n>:*` (one matches) and reads its pmessages.", "",
+             "| test | Redis ops/s | trioredis ops/s | ratio |", "|---|---:|---:|---:|"]
+    for label, patterns in PUBSUB_ROWS:
+        cell = Cell()
+        servers = [Server(kind, scratch / f"{kind}-ps", ["--appendonly", "no"]) for kind in ("redis", "trio")]
+        holders = []
+        try:
+            for server in servers:
+                server.start()
+                holders.append(hold_patterns(server.port, patterns))
+            for round_number in range(args.rounds):
+                log(f"{label} round {round_number + 1}/{args.rounds}")
+                for server in servers:
+                    requests = PUBSUB_REQUESTS[server.kind] // (4 if args.quick else 1)
+                    sample = run_command_benchmark(server.port, ["PUBLISH", "user:42:inbox", "m"], 50, requests)
+                    if sample is not None:
+                        getattr(cell, server.kind).append(sample)
+        finally:
+            for holder in holders:
+                holder.close()
+            for server in servers:
+                server.stop()
+                shutil.rmtree(server.directory, ignore_errors=True)
+        r, t = median([s.rps for s in cell.redis]), median([s.rps for s in cell.trio])
+        lines.append(f"| {label} | {_num(r)} | {_num(t)} | {_ratio(t / r if r and t else None)} |")
+    return lines + [""]
+
+
 def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.0f}"
 
@@ -599,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (a few minutes less)")
     parser.add_argument("--rounds", type=int, default=3, help="A B rounds per measurement (>= 3)")
-    parser.add_argument("--only", default="throughput,replay,rewrite", help="sections to run")
+    parser.add_argument("--only", default="throughput,replay,rewrite,pubsub", help="sections to run")
     parser.add_argument("--modes", default="", help="persistence cases, e.g. 'appendonly no'")
     parser.add_argument("--shapes", default="", help="load shapes, e.g. '-c 50 -P 1'")
     parser.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
@@ -626,6 +710,8 @@ def main(argv: list[str] | None = None) -> int:
         if "rewrite" in sections:
             log("BGREWRITEAOF")
             body += rewrite_section(args, scratch, log)
+        if "pubsub" in sections:
+            body += pubsub_section(args, scratch, log)
     redis_version = Server("redis", Path("."), []).version()
     trio_version = Server("trio", Path("."), []).version()
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
