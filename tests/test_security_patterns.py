@@ -123,6 +123,24 @@ def test_scan_match_and_empty_key_like_redis(server, reference):
     assert not left
 
 
+def _config_names(port: int, pattern: bytes) -> set[bytes]:
+    with RawClient(port) as client:
+        return set(_bulks(client.call("CONFIG", "GET", pattern))[::2])
+
+
+@pytest.mark.parametrize("pattern", [
+    b"[\\M]axmemory", b"[M]axmemory", b"[L-N]axmemory*", b"[l-n]AXMEMORY", b"*FSYNC*",
+    b"[^a-z]*", b"[Z-a]*", b"[\\A]ppendonly", b"A??endonly", b"[a-\\]ppendonly", b"*-MAX-*",
+])
+def test_config_get_matches_case_insensitively_like_redis(server, reference, pattern):
+    """CONFIG GET matches without case (Redis's ``nocase``), except an escaped byte in a class
+    (``[\\M]`` is exactly M) and ranges swapped before folding (``[Z-a]``)."""
+    ours = _config_names(server.port, b"*")
+    mine = _config_names(server.port, pattern)
+    real = _config_names(reference.port, pattern) & ours  # the options both servers have
+    assert mine == real
+
+
 # Patterns that made the former regular expression backtrack without end, and subjects long
 # enough that any exponential or super-quadratic matcher never returns.
 EVIL_PATTERNS = [
