@@ -42,6 +42,11 @@ from collections.abc import Callable
 # Redis's stringmatchlen gives up (no match) when it would recurse deeper than this many stars.
 MAX_STAR_NESTING = 1000
 
+# Patterns with up to this many single-byte tokens compile their regular expression at once;
+# longer ones (slow to compile: Python's re parses ~10-50 us per class) on first use by a
+# subject at least that long.
+EAGER_REGEX_TOKENS = 256
+
 # A token is STAR or a 256-byte membership table (b"\x01" where the byte matches).
 STAR = None
 _ANY = b"\x01" * 256
@@ -108,6 +113,8 @@ def _class(pattern: bytes, i: int, nocase: bool) -> tuple[bytes, int]:
 def tokenize(pattern: bytes, nocase: bool = False) -> list[bytes | None]:
     """The pattern as tokens: :data:`STAR` or a membership table of one byte."""
     tokens: list[bytes | None] = []
+    # One object per distinct class: a long pattern of classes must not cost 256 bytes each.
+    shared: dict[bytes, bytes] = {}
     i, n = 0, len(pattern)
     while i < n:
         c = pattern[i]
@@ -120,7 +127,7 @@ def tokenize(pattern: bytes, nocase: bool = False) -> list[bytes | None]:
             i += 1
         elif c == 0x5B:  # [
             table, i = _class(pattern, i + 1, nocase)
-            tokens.append(table)
+            tokens.append(shared.setdefault(table, table))
         else:
             if c == 0x5C and n - i >= 2:  # \x; a trailing \ is itself
                 i += 1
@@ -139,7 +146,18 @@ def _regex_item(table: bytes) -> bytes:
         return b"(?!)"
     if len(members) == 1:
         return re.escape(bytes(members))
-    return b"[" + b"".join(re.escape(bytes([m])) for m in members) + b"]"
+    negate = len(members) > 128  # the shorter spelling: [^x] rather than 255 members
+    if negate:
+        members = [byte for byte in range(256) if not table[byte]]
+    runs: list[bytes] = []
+    start = previous = members[0]
+    for byte in [*members[1:], -1]:
+        if byte != previous + 1:
+            runs.append(re.escape(bytes([start])) if start == previous else
+                        re.escape(bytes([start])) + b"-" + re.escape(bytes([previous])))
+            start = byte
+        previous = byte
+    return b"[" + (b"^" if negate else b"") + b"".join(runs) + b"]"
 
 
 def _literal_bytes(tables: list[bytes]) -> bytes | None:
@@ -230,8 +248,22 @@ def _regex_matcher(head: list[bytes], middle: list[list[bytes]], tail: list[byte
         parts.append(b".*")
         parts.extend(map(_regex_item, tail))
         parts.append(b"\\Z")
-    # Never true for an empty subject, as in Redis: there is at least one single-byte token.
-    return re.compile(b"".join(parts), re.DOTALL).match
+    # Compiled on first use by a subject long enough to match: KEYS with a huge pattern over
+    # shorter keys never pays for it.  Never true for an empty subject, as in Redis: there is
+    # at least one single-byte token.
+    shortest = len(head) + sum(map(len, middle)) + (len(tail) if stars else 0)
+    if shortest <= EAGER_REGEX_TOKENS:  # the usual patterns: no wrapper on the per-key path
+        return re.compile(b"".join(parts), re.DOTALL).match
+    compiled: list[Callable[[bytes], object]] = []
+
+    def match(subject: bytes) -> object:
+        if len(subject) < shortest:
+            return None
+        if not compiled:
+            compiled.append(re.compile(b"".join(parts), re.DOTALL).match)
+        return compiled[0](subject)
+
+    return match
 
 
 def _never(subject: bytes) -> bool:
