@@ -108,9 +108,11 @@ def test_scan_match_and_empty_key_like_redis(server, reference):
     script = [
         ("SET", b"", b"v"), ("SET", b"user:1", b"v"), ("SET", b"[", b"v"),
         ("KEYS", b"**"), ("KEYS", b""), ("KEYS", b"[^a]"), ("SCAN", 0, "MATCH", b"**"),
-        ("SCAN", 0, "MATCH", b"user:*"), ("SCAN", 0, "MATCH", b""),
+        ("SCAN", 0, "MATCH", b"user:*"), ("SCAN", 0, "MATCH", b""), ("SCAN", 0, "MATCH", b"*"),
         ("HSET", b"h", b"f1", b"v", b"", b"v", b"\xff", b"v"), ("HSCAN", b"h", 0, "MATCH", b"[a-\xff]"),
         ("HSCAN", b"h", 0, "MATCH", b"f*"), ("HSCAN", b"h", 0, "MATCH", b"**"),
+        ("HSCAN", b"h", 0, "MATCH", b"*"), ("SADD", b"s2", b"", b"x"), ("SSCAN", b"s2", 0, "MATCH", b"*"),
+        ("ZADD", b"z2", 1, b""), ("ZSCAN", b"z2", 0, "MATCH", b"*"), ("ZSCAN", b"z2", 0, "MATCH", b"?*"),
         ("SADD", b"s", b"a1", b"b2", b"\x80"), ("SSCAN", b"s", 0, "MATCH", b"[\x80-a]*"),
         ("ZADD", b"z", 1, b"a1", 2, b"b-"), ("ZSCAN", b"z", 0, "MATCH", b"?[a-]"),
     ]
