@@ -1,0 +1,128 @@
+"""Attacks on a default server over real sockets: each one is refused or bounded, and the
+server goes on answering every other client with its data intact.
+
+One server process for the module (a subprocess, so a frozen or crashed server fails the
+test instead of the test run); each test checks afterwards that a fresh connection still
+gets PONG within ``ANSWER_WITHIN`` and that the canary key is unchanged.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+from parity import RawClient
+from servers import ServerProcess
+
+# Generous for a slow, shared machine; a frozen server takes seconds to minutes.
+ANSWER_WITHIN = 3.0
+CANARY = b"security:canary"
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("security")
+    with ServerProcess(str(directory), [["save", ""], ["appendonly", "no"]]) as server:
+        with RawClient(server.port) as client:
+            assert client.call("SET", CANARY, "alive") == b"+OK\r\n"
+        yield server
+
+
+def still_serving(server: ServerProcess) -> None:
+    """A new client gets PONG in time, and the canary is intact."""
+    started = time.monotonic()
+    with RawClient(server.port, timeout=ANSWER_WITHIN) as client:
+        assert client.call("PING") == b"+PONG\r\n"
+        assert client.call("GET", CANARY) == b"$5\r\nalive\r\n"
+    assert time.monotonic() - started < ANSWER_WITHIN
+
+
+def send_raw(server: ServerProcess, *pieces: bytes, pause: float = 0.05) -> bytes:
+    """Send ``pieces`` (in separate packets), then read until the server closes the
+    connection or stays silent for ANSWER_WITHIN; what it sent."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=ANSWER_WITHIN) as sock:
+        for piece in pieces:
+            sock.sendall(piece)
+            time.sleep(pause)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+        return received
+
+
+INVALID_MULTIBULK = b"-ERR Protocol error: invalid multibulk length\r\n"
+
+
+@pytest.mark.parametrize("count", [2**31, 2**32 - 1, 2**32, 3_000_000_000, 2**63 - 1, 2**63,
+                                   2**64, 10**30])
+def test_a_huge_multibulk_count_is_refused_at_once(target, count):
+    started = time.monotonic()
+    assert send_raw(target, b"*%d\r\n" % count) == INVALID_MULTIBULK
+    assert time.monotonic() - started < ANSWER_WITHIN
+    still_serving(target)
+
+
+def test_a_huge_count_split_across_packets_is_refused(target):
+    assert send_raw(target, b"*30", b"00000000\r\n") == INVALID_MULTIBULK
+    reply = send_raw(target, b"PING\r\n*1\r\n$1\r\na\r\n*3000", b"000000\r\n")
+    assert reply == b"+PONG\r\n-ERR unknown command 'a', with args beginning with: \r\n" + INVALID_MULTIBULK
+    still_serving(target)
+
+
+@pytest.mark.parametrize("header", [b"*", b"~", b">", b"%", b"|"])
+def test_a_huge_nested_aggregate_is_refused_at_once(target, header):
+    """Redis refuses any aggregate inside a request; hiredis would allocate its slots first."""
+    reply = send_raw(target, b"*2\r\n$4\r\nECHO\r\n" + header + b"3000000000\r\n")
+    assert reply == b"-ERR Protocol error: expected '$', got '%s'\r\n" % header
+    still_serving(target)
+
+
+def test_int_max_elements_are_accepted_and_bounded_by_the_query_buffer_limit(target):
+    """Redis 7 accepts up to INT_MAX arguments; the bytes held for them count against
+    client-query-buffer-limit, so tiny arguments cannot grow the server without bound."""
+    with RawClient(target.port) as admin:
+        assert admin.call("CONFIG", "SET", "client-query-buffer-limit", "1mb") == b"+OK\r\n"
+        try:
+            with socket.create_connection(("127.0.0.1", target.port), timeout=10) as sock:
+                sock.sendall(b"*2147483647\r\n$3\r\nDEL\r\n")
+                element = b"$1\r\nk\r\n"
+                closed = False
+                try:
+                    for _ in range(200):  # 200 x 8192 elements: far past 1 MB held
+                        sock.sendall(element * 8192)
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+                if not closed:
+                    sock.settimeout(ANSWER_WITHIN)
+                    try:
+                        closed = sock.recv(1) == b""
+                    except ConnectionResetError:
+                        closed = True
+                assert closed
+        finally:
+            admin.call("CONFIG", "SET", "client-query-buffer-limit", "1gb")
+    still_serving(target)
+
+
+def test_a_million_argument_command_leaves_others_served(target):
+    """The command is read in bounded steps: a PING sent meanwhile is answered in time."""
+    count = 1_000_000
+    request = b"".join([b"*%d\r\n$3\r\nDEL\r\n" % (count + 1)]
+                       + [b"$%d\r\n%b\r\n" % (len(key), key)
+                          for key in (b"absent:%d" % i for i in range(count))])
+    with socket.create_connection(("127.0.0.1", target.port), timeout=60) as big, \
+            RawClient(target.port, timeout=ANSWER_WITHIN) as other:
+        view = memoryview(request)
+        worst = 0.0
+        for offset in range(0, len(request), 1 << 20):
+            big.sendall(view[offset:offset + (1 << 20)])
+            started = time.monotonic()
+            assert other.call("PING") == b"+PONG\r\n"
+            worst = max(worst, time.monotonic() - started)
+        assert big.recv(100) == b":0\r\n"
+        assert worst < ANSWER_WITHIN
+    still_serving(target)
