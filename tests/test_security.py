@@ -126,3 +126,29 @@ def test_a_million_argument_command_leaves_others_served(target):
         assert big.recv(100) == b":0\r\n"
         assert worst < ANSWER_WITHIN
     still_serving(target)
+
+
+HTTP_POST = (b"POST / HTTP/1.1\r\nHost: 127.0.0.1:6379\r\nContent-Type: text/plain\r\n"
+             b"Content-Length: 40\r\n\r\nSET security:posted 1\r\nCONFIG SET dir /tmp\r\n")
+
+
+@pytest.mark.parametrize("request_bytes", [
+    HTTP_POST,
+    b"post /x HTTP/1.0\r\n\r\nSET security:posted 1\r\n",
+    b"Host: evil.example\r\nSET security:posted 1\r\n",
+    # The body may come in a later packet: nothing after the request line runs either way.
+    b"POST / HTTP/1.1\r\n",
+])
+def test_an_http_request_closes_the_connection_and_runs_nothing(target, request_bytes):
+    with RawClient(target.port) as client:
+        directory = client.call("CONFIG", "GET", "dir")
+    assert send_raw(target, request_bytes, b"SET security:posted 2\r\n") == b""
+    with RawClient(target.port) as client:
+        assert client.call("EXISTS", "security:posted") == b":0\r\n"
+        assert client.call("CONFIG", "GET", "dir") == directory
+    log = target.log()
+    assert "Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: " \
+        "commands to Redis." in log
+    # Rate-limited: one line for this wave of requests.
+    assert log.count("Possible SECURITY ATTACK") == 1
+    still_serving(target)
