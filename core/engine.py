@@ -278,6 +278,11 @@ class Engine:
         gc.collect(0)
         gc.freeze()
 
+    def fork_child_exited(self) -> None:
+        """The parent side of :meth:`prepare_fork`, once the child is gone: objects frozen for
+        it are the collector's again (garbage among them would otherwise never be freed)."""
+        gc.unfreeze()
+
     def fatal(self, message: str) -> None:
         self.log.warning(message)
         self.fatal_error = message
@@ -297,6 +302,7 @@ class Engine:
     def drop_client(self, client: Client) -> None:
         self.clients.pop(client.id, None)
         self._unwatch(client)
+        client.ctx = None  # ctx.client points back: no cycle left for the collector
         if client.channels or client.patterns:
             pubsub = getattr(self, "pubsub", None)
             if pubsub is not None:

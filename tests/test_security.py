@@ -152,3 +152,45 @@ def test_an_http_request_closes_the_connection_and_runs_nothing(target, request_
     # Rate-limited: one line for this wave of requests.
     assert log.count("Possible SECURITY ATTACK") == 1
     still_serving(target)
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def abandon_uploads(port: int, count: int, size: int) -> None:
+    """``count`` clients each send most of a ``size``-byte argument, then hang up."""
+    block = b"x" * (1 << 20)
+    for _ in range(count):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"*3\r\n$3\r\nSET\r\n$6\r\nupload\r\n$%d\r\n" % size)
+            for _ in range(size // len(block) - 1):
+                sock.sendall(block)
+            with RawClient(port) as other:  # the upload has been read, whole
+                other.call("PING")
+
+
+def test_abandoned_uploads_are_freed_before_and_after_a_rewrite(tmp_path):
+    from servers import wait_for
+
+    with ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "yes"]]) as server:
+        pid = server.process.pid
+        client = server.client()
+        client.set("k", "v")
+        baseline = rss_bytes(pid)
+        slack = 60 << 20
+        for phase in ("before", "after"):
+            abandon_uploads(server.port, 5, 100 << 20)
+            wait_for(lambda: rss_bytes(pid) < baseline + slack, timeout=10,
+                     what=f"memory of abandoned uploads freed ({phase} a rewrite)")
+            if phase == "before":
+                client.bgrewriteaof()
+                wait_for(lambda: client.info("persistence")["aof_rewrite_in_progress"] == 0
+                         and client.info("persistence")["aof_rewrite_scheduled"] == 0,
+                         timeout=30, what="rewrite done")
+        assert client.get("k") == b"v"
+        assert not client.exists("upload")

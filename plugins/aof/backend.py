@@ -559,6 +559,7 @@ class AofBackend(BaseBackend):
             fork_started = time.monotonic()
             pid = os.fork()
         except BaseException:
+            host.fork_child_exited()
             host.fork_slot.release("aof")
             raise
         if pid == 0:
@@ -603,6 +604,7 @@ class AofBackend(BaseBackend):
             if not ok:
                 self._rewrite_buf = None
                 _remove(temp)
+            host.fork_child_exited()
             host.fork_slot.release("aof")
         seconds = time.monotonic() - child.started
         if child.killed:
