@@ -194,3 +194,36 @@ def test_abandoned_uploads_are_freed_before_and_after_a_rewrite(tmp_path):
                          timeout=30, what="rewrite done")
         assert client.get("k") == b"v"
         assert not client.exists("upload")
+
+
+def peak_rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_batch_of_big_replies_stops_at_the_output_hard_limit(tmp_path):
+    """9,000 GETs of a 100 KB value in one write would build 900 MB of replies; with a 64 MB
+    hard limit the client is closed once its replies pass it, and memory stays near that."""
+    with ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"],
+                                       ["client-output-buffer-limit", "normal 64mb 32mb 10"]]) as server:
+        pid = server.process.pid
+        with RawClient(server.port) as client:
+            assert client.call("SET", "big", b"v" * 100_000) == b"+OK\r\n"
+        before = peak_rss_bytes(pid)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n" * 9000)
+            sock.settimeout(ANSWER_WITHIN * 3)
+            received = 0
+            try:
+                while chunk := sock.recv(1 << 20):
+                    received += len(chunk)
+            except ConnectionResetError:
+                pass
+        assert received < 9000 * 100_000  # closed before every reply was sent
+        # 64 MB of replies plus slack (all the replies of one read were 280 MB before).
+        assert peak_rss_bytes(pid) - before < 150 << 20
+        with RawClient(server.port) as client:
+            assert client.call("STRLEN", "big") == b":100000\r\n"
