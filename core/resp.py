@@ -24,6 +24,10 @@ from typing import Any
 import hiredis
 
 INLINE_MAX_SIZE = 64 * 1024
+# A partial request past this size leaves hiredis for ExactParser (see RequestParser.gets).
+BIG_REQUEST = 1024 * 1024
+# ExactParser drops the bytes before a consumed argument of this size at once.
+BIG_ARGUMENT = 1024 * 1024
 # Redis 7 takes up to INT_MAX arguments (the query buffer limit bounds the bytes); the count
 # alone allocates nothing here, the argument list grows as arguments arrive.
 MAX_MULTIBULK_LENGTH = 2**31 - 1
@@ -345,12 +349,14 @@ class ExactParser:
             if len(buf) - self.pos < length + 2:
                 self.pos = start
                 return None
-            argv.append(bytes(buf[self.pos : self.pos + length]))
+            argv.append(self._take(self.pos, length))
             self._held += length + _HELD_PER_ARGUMENT
             if buf[self.pos + length : self.pos + length + 2] != b"\r\n":
                 self.loose_terminators += 1
             self.pos += length + 2
             self._missing -= 1
+            if length >= BIG_ARGUMENT:
+                self._compact()
         self._argv = None
         self._held = 0
         return argv
@@ -378,12 +384,29 @@ class ExactParser:
             end = start + length
             if length > limit or end + 2 > size or buf[end] != 13 or buf[end + 1] != 10:
                 break
-            append(bytes(buf[start:end]))
+            if length < BIG_ARGUMENT:
+                append(bytes(buf[start:end]))
+            else:
+                append(self._take(start, length))
             held += length + _HELD_PER_ARGUMENT
             pos = end + 2
             missing -= 1
+            if length >= BIG_ARGUMENT:
+                self.pos = pos
+                self._compact()
+                buf, pos, size = self.buffer, self.pos, len(self.buffer)
         self.pos, self._missing, self._held = pos, missing, held
         return missing == 0
+
+    def _take(self, start: int, length: int) -> bytes:
+        """An argument's bytes, copied once (a bytearray slice would copy twice)."""
+        with memoryview(self.buffer) as view:
+            return bytes(view[start : start + length])
+
+    def _compact(self) -> None:
+        """Drop the consumed bytes now: after a big argument they are as big as it is."""
+        del self.buffer[: self.pos]
+        self.pos = 0
 
 
 # A list slot plus a bytes object's header: what one more argument costs beyond its bytes.
@@ -581,7 +604,9 @@ class RequestParser:
                 self._since_boundary = []
                 self._returned = 0
                 self._fed = self._consumed = self._searched = 0
-            elif not self._partial_is_ordinary():
+            elif self._fed - self._consumed > BIG_REQUEST or not self._partial_is_ordinary():
+                # A big request is read by ExactParser: hiredis's buffer, the chunks kept for
+                # a replay and the argument would hold it three times over.
                 self._switch_to_exact(b"")
                 return self.gets()
             return None

@@ -227,3 +227,22 @@ def test_a_batch_of_big_replies_stops_at_the_output_hard_limit(tmp_path):
         assert peak_rss_bytes(pid) - before < 150 << 20
         with RawClient(server.port) as client:
             assert client.call("STRLEN", "big") == b":100000\r\n"
+
+
+def test_a_big_set_costs_at_most_two_copies_of_its_value(tmp_path):
+    """The argument is copied once out of the read buffer, which is dropped at once (it was
+    three or four copies: hiredis's buffer, the replay chunks, slices)."""
+    size = 200 << 20
+    with ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"]]) as server:
+        pid = server.process.pid
+        before = peak_rss_bytes(pid)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+            sock.sendall(b"*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$%d\r\n" % size)
+            block = b"x" * (1 << 20)
+            for _ in range(size // len(block)):
+                sock.sendall(block)
+            sock.sendall(b"\r\n")
+            assert sock.recv(100) == b"+OK\r\n"
+        assert peak_rss_bytes(pid) - before < size * 2.3
+        with RawClient(server.port) as client:
+            assert client.call("STRLEN", "big") == b":%d\r\n" % size
