@@ -134,6 +134,8 @@ def encode(value: object, resp3: bool = False) -> bytes:
     if value is None:
         return b"_\r\n" if resp3 else b"$-1\r\n"
     if t is list or t is tuple:
+        if len(value) > _ENCODE_CHUNK:  # type: ignore[arg-type]
+            return _encode_long_array(value, resp3)  # type: ignore[arg-type]
         return b"*%d\r\n%b" % (len(value), b"".join([encode(v, resp3) for v in value]))  # type: ignore[arg-type]
     if t is Status:
         return b"+%b\r\n" % value  # type: ignore[str-format]
@@ -174,6 +176,19 @@ def encode(value: object, resp3: bool = False) -> bytes:
     if isinstance(value, int):
         return b":%d\r\n" % value
     raise TypeError(f"cannot encode reply of type {t.__name__}")
+
+
+# A long array is encoded a slice at a time: the encoded pieces of one slice exist at once,
+# not one small bytes object per element of the whole reply (SRANDMEMBER s -20000000 built
+# 20 M of them: gigabytes for a reply of 300 MB).
+_ENCODE_CHUNK = 4096
+
+
+def _encode_long_array(items: list | tuple, resp3: bool) -> bytes:
+    parts = [b"*%d\r\n" % len(items)]
+    for start in range(0, len(items), _ENCODE_CHUNK):
+        parts.append(b"".join([encode(v, resp3) for v in items[start : start + _ENCODE_CHUNK]]))
+    return b"".join(parts)
 
 
 def encode_command(argv: Iterable[bytes]) -> bytes:

@@ -246,3 +246,23 @@ def test_a_big_set_costs_at_most_two_copies_of_its_value(tmp_path):
         assert peak_rss_bytes(pid) - before < size * 2.3
         with RawClient(server.port) as client:
             assert client.call("STRLEN", "big") == b":%d\r\n" % size
+
+
+def test_a_huge_random_sample_reply_stays_near_its_own_size(tmp_path):
+    """SRANDMEMBER with a negative count of millions: the reply (~75 MB here) is encoded a
+    slice at a time (one small bytes object per element made the peak 12x the reply)."""
+    count = 5_000_000
+    with ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"]]) as server:
+        pid = server.process.pid
+        with RawClient(server.port) as client:
+            client.call("SADD", "s", *[b"member:%d" % i for i in range(1000)])
+            before = peak_rss_bytes(pid)
+            client.send(b"SRANDMEMBER s %d\r\n" % -count)
+            client.sock.settimeout(60)
+            header = client.sock.recv(64)
+            assert header.startswith(b"*%d\r\n$" % count)
+            received = len(header)
+            while received < count * 14:  # "$10\r\nmember:NNN\r\n" is 14 to 18 bytes
+                received += len(client.sock.recv(1 << 20))
+        reply_size = count * 17
+        assert peak_rss_bytes(pid) - before < reply_size * 4
