@@ -266,3 +266,46 @@ def test_a_huge_random_sample_reply_stays_near_its_own_size(tmp_path):
                 received += len(client.sock.recv(1 << 20))
         reply_size = count * 17
         assert peak_rss_bytes(pid) - before < reply_size * 4
+
+
+def test_a_reply_waits_while_its_append_fails_so_kill_9_loses_nothing_acknowledged(tmp_path):
+    """Better than Redis: under everysec a write(2) that fails (here EFBIG under a file-size
+    limit; a full disk is the same) holds the reply of the write until a retry puts it in
+    the file, instead of acknowledging a write a kill -9 would then lose."""
+    import signal
+    import subprocess
+
+    options = [["save", ""], ["appendonly", "yes"], ["appendfsync", "everysec"]]
+    ignore_xfsz = lambda: signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # noqa: E731
+    server = ServerProcess(str(tmp_path), options, preexec_fn=ignore_xfsz).start()
+    try:
+        pid = server.process.pid
+        with RawClient(server.port) as client:
+            assert client.call("SET", "before", "1") == b"+OK\r\n"
+        aof = tmp_path / "appendonly.aof"
+        limit = aof.stat().st_size + 100
+        subprocess.run(["prlimit", "--pid", str(pid), f"--fsize={limit}:unlimited"], check=True)
+        writer = RawClient(server.port, timeout=1.5)
+        writer.send(encode_set("held", b"v" * 4096))
+        with pytest.raises(TimeoutError):
+            writer.read_reply()  # no reply while the write is not in the file
+        with RawClient(server.port) as other:
+            assert other.call("SET", "refused", "1").startswith(
+                b"-MISCONF Errors writing to the AOF file:")
+            assert other.call("PING") == b"+PONG\r\n"
+        subprocess.run(["prlimit", "--pid", str(pid), "--fsize=unlimited"], check=True)
+        writer.sock.settimeout(10)
+        assert writer.read_reply() == b"+OK\r\n"  # the retry wrote it: now acknowledged
+        writer.close()
+        server.kill()
+        server.start()
+        with RawClient(server.port) as client:
+            assert client.call("STRLEN", "held") == b":4096\r\n"
+            assert client.call("EXISTS", "refused") == b":0\r\n"
+    finally:
+        server.kill()
+
+
+def encode_set(key: str, value: bytes) -> bytes:
+    return b"*3\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(key), key.encode(), len(value),
+                                                             value)
