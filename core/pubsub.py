@@ -36,13 +36,14 @@ class PatternIndex:
 
     def __init__(self) -> None:
         self._buckets: dict[bytes, dict[bytes, tuple[int, GlobPattern]]] = {}
+        self._prefixes: dict[bytes, bytes] = {}  # pattern -> its bucket
         self._length_counts: dict[int, int] = {}
         self._lengths: list[int] = []  # the distinct prefix lengths, ascending
         self._order = itertools.count()
 
     def add(self, pattern: bytes) -> None:
         matcher = compile_glob(pattern)
-        prefix = matcher.literal_prefix
+        prefix = self._prefixes[pattern] = matcher.literal_prefix
         self._buckets.setdefault(prefix, {})[pattern] = (next(self._order), matcher)
         length = len(prefix)
         count = self._length_counts.get(length, 0)
@@ -51,7 +52,7 @@ class PatternIndex:
         self._length_counts[length] = count + 1
 
     def remove(self, pattern: bytes) -> None:
-        prefix = compile_glob(pattern).literal_prefix
+        prefix = self._prefixes.pop(pattern)
         bucket = self._buckets[prefix]
         del bucket[pattern]
         if not bucket:

@@ -490,10 +490,21 @@ def _pubsub_run(port: int, seed: int) -> tuple[list[bytes], list[list[list[bytes
     clients = [RawClient(port) for _ in range(5)]
     try:
         for client in clients:
-            for pattern in rng.sample(patterns, rng.randint(1, len(patterns))):
+            mine = rng.sample(patterns, rng.randint(1, len(patterns)))
+            for pattern in mine:
                 client.call("PSUBSCRIBE", pattern)
             for channel in rng.sample(channels, 3):
                 client.call("SUBSCRIBE", channel)
+            for pattern in rng.sample(mine, len(mine) // 4):  # the index forgets them too
+                client.call("PUNSUBSCRIBE", pattern)
+        gone = RawClient(port)  # a subscriber that disconnects: its patterns leave the index
+        gone.call("PSUBSCRIBE", *patterns)
+        gone.close()
+        with RawClient(port) as probe:  # until the server has seen the disconnect
+            deadline = time.monotonic() + 10
+            while probe.call("CLIENT", "LIST", "TYPE", "pubsub").count(b"id=") != len(clients):
+                assert time.monotonic() < deadline, "the closed subscriber stays listed"
+                time.sleep(0.01)
         with RawClient(port) as publisher:
             counts = [publisher.call("PUBLISH", channel, b"m%d" % i)
                       for i, channel in enumerate(channels)]
