@@ -569,3 +569,23 @@ def test_publish_with_ten_thousand_patterns_stays_fast(server):
         loaded = _publish_round_trip(publisher, 1)
         print(f"PUBLISH round trip: {baseline * 1e3:.3f} ms, with 10,000 patterns {loaded * 1e3:.3f} ms")
     assert loaded < baseline + 0.001, (baseline, loaded)
+
+
+def test_undeclared_key_specs_default_to_the_safe_side():
+    """A command declared without key_specs (a plugin's): a read-only one needs read
+    permission on its keys, any other both read and write."""
+    from trioredis.commands import command
+
+    def handler(ctx, argv):
+        return None
+
+    reader = command("plugin.read", 2, "readonly", handler, (1, 1, 1))
+    writer = command("plugin.write", 3, "write", handler, (1, 1, 1))
+    popper = command("plugin.pop", 3, "write", handler, (1, 2, 1),
+                     key_specs=("RW ACCESS DELETE", "RW INSERT"))
+    assert reader.keys_with_access([b"plugin.read", b"k"]) == [(b"k", (True, False))]
+    assert writer.keys_with_access([b"plugin.write", b"k", b"v"]) == [(b"k", (True, True))]
+    assert popper.keys_with_access([b"plugin.pop", b"a", b"b"]) == [
+        (b"a", (True, True)), (b"b", (False, True))]
+    with pytest.raises(ValueError, match="unknown key spec flags"):
+        command("plugin.bad", 2, "write", handler, (1, 1, 1), key_specs="RW ACESS")
