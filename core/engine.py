@@ -63,7 +63,7 @@ class Block:
     when it runs out."""
 
     __slots__ = ("db", "keys", "timeout", "attempt", "timeout_reply", "event", "result",
-                 "ready_key")
+                 "ready_key", "unflagged")
 
     def __init__(
         self,
@@ -71,8 +71,12 @@ class Block:
         timeout: float,
         attempt: Callable[[CommandContext], Any],
         timeout_reply: Any = NULL_ARRAY,
+        unflagged: bool = False,
     ) -> None:
         self.db: Database | None = None
+        # Blocks although its command is not flagged "blocking" (WAIT: Redis flags it
+        # noscript only); otherwise a Block from an unflagged command answers at once.
+        self.unflagged = unflagged
         self.keys = list(keys)
         self.timeout = timeout
         self.attempt = attempt
@@ -426,7 +430,8 @@ class Engine:
             self.serve_blocked()
         if reply.__class__ is Block:
             reply.db = ctx.db
-            if reply.event is None and (client.multi is not None or self.in_exec or BLOCKING not in spec.flags):
+            if reply.event is None and (client.multi is not None or self.in_exec or (
+                    BLOCKING not in spec.flags and not reply.unflagged)):
                 # Inside a transaction a blocking command does not block.
                 reply = reply.timeout_reply
         if self._executed_hook:

@@ -275,6 +275,26 @@ def test_blocking_timeouts_are_validated_like_redis(server, reference, prefix, s
     assert not differences
 
 
+MS_TIMEOUTS = [b"1", b"-1", b"1.5", b"abc", b"99999999999999999999", b"9223372036854775807",
+               b"0x10", b"", b"-0", b"0", b" 1", b"+1", b"50", b"1e3", b"007"]
+
+
+def test_wait_timeout_is_validated_like_redis(server, reference):
+    """WAIT's timeout is milliseconds, an integer: Redis's errors, and with no replica to
+    acknowledge, 0 at once for 0 replicas, 0 after the timeout otherwise (blocked for 0)."""
+    calls = [(port, ("WAIT", replicas, timeout)) for timeout in MS_TIMEOUTS
+             for replicas in (b"0", b"1", b"x", b"-1") for port in (server.port, reference.port)]
+    with ThreadPoolExecutor(len(calls)) as pool:
+        replies = list(pool.map(lambda call: _blocking_reply(*call), calls))
+    differences = [(args, mine, real) for (_, args), mine, real
+                   in zip(calls[::2], replies[::2], replies[1::2], strict=True) if mine != real]
+    assert not differences
+    with RawClient(server.port) as client:  # inside MULTI WAIT never blocks
+        assert client.call("MULTI") == b"+OK\r\n"
+        assert client.call("WAIT", 1, 0) == b"+QUEUED\r\n"
+        assert client.call("EXEC") == b"*1\r\n:0\r\n"
+
+
 def test_timeout_helper_reads_milliseconds_as_integers():
     """The ``unit_seconds=False`` form (WAIT, XREAD BLOCK): a 64-bit integer of ms."""
     from trioredis.commands.args import parse_timeout

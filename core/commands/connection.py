@@ -6,10 +6,11 @@ import time
 
 from .. import REDIS_VERSION, errors
 from ..client import REPLY_OFF, REPLY_SKIP, REPLY_SKIP_NEXT
+from ..engine import Block
 from ..errors import CommandError
 from ..resp import NULL_ARRAY, OK, PONG, ErrorReply, Map, Raw, Status, Verbatim
 from . import command
-from .args import help_reply, parse_c_int, parse_int
+from .args import help_reply, parse_c_int, parse_int, parse_timeout
 
 NO_REPLY = Raw(b"")  # a command that answers nothing (CLIENT REPLY OFF and SKIP)
 
@@ -420,6 +421,21 @@ def client_(ctx, argv):
     return handler(ctx, argv)
 
 
+def wait(ctx, argv):
+    """``WAIT numreplicas timeout`` (ms, 0 forever).  This server has no replicas, so none
+    ever acknowledges: 0 at once when none is asked for (and inside MULTI, as Redis), else 0
+    when the timeout runs out, as Redis answers without replicas."""
+    numreplicas = parse_int(argv[1])
+    timeout = parse_timeout(argv[2], unit_seconds=False)
+    if numreplicas <= 0:
+        return 0
+    return Block([], timeout, _no_acknowledgement, timeout_reply=0, unflagged=True)
+
+
+def _no_acknowledgement(ctx) -> None:
+    return None
+
+
 def register(registry):
     registry.extend([
         command("ping", -1, "fast", ping, group="connection"),  # as Redis: -LOADING while loading
@@ -431,6 +447,7 @@ def register(registry):
         command("reset", 1, "noscript noauth fast stale loading allow-busy", reset, group="connection"),
         command("client", -2, "admin stale loading", client_, group="connection",
                 subcommands=tuple(name.decode() for name in _CLIENT_SUBCOMMANDS)),
+        command("wait", 3, "noscript", wait, group="connection"),
     ])
 
 

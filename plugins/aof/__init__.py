@@ -20,6 +20,7 @@ from trioredis import (
     Config,
     PersistenceRegistry,
     hookimpl,
+    parse_timeout,
 )
 from trioredis import command as command_spec
 
@@ -65,7 +66,7 @@ def waitaof(ctx: Any, argv: list[bytes]) -> Any:
     Under ``always`` the writes already are, so it answers at once."""
     numlocal = _non_negative(argv[1], "ERR value is out of range, must be positive")
     numreplicas = _non_negative(argv[2], "ERR value is out of range, must be positive")
-    timeout_ms = _non_negative(argv[3], "ERR timeout is negative")
+    timeout = parse_timeout(argv[3], unit_seconds=False)  # Redis's ms timeout rules
     backend = _aof_backend(ctx)
     enabled = backend is not None and backend.state is State.ON
     if numlocal and not enabled:
@@ -82,9 +83,9 @@ def waitaof(ctx: Any, argv: list[bytes]) -> Any:
     async def wait() -> None:
         try:
             backend.flush()
-            fsynced = await backend.wait_fsynced(position, timeout_ms / 1000)
-            if numreplicas and timeout_ms:  # no replica will ever acknowledge
-                await trio.sleep(timeout_ms / 1000)
+            fsynced = await backend.wait_fsynced(position, timeout)
+            if numreplicas and timeout:  # no replica will ever acknowledge
+                await trio.sleep(timeout)
             result["reply"] = [1 if fsynced else 0, 0]
         finally:
             done.set()
