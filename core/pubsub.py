@@ -28,7 +28,9 @@ class PatternIndex:
     wildcard), so PUBLISH tests only the patterns whose prefix starts the channel instead of
     every pattern: one dict lookup per distinct prefix length, then the full match on the few
     candidates.  ``news.*`` and ``news.sport`` sit under ``news.`` and ``news.sport``; a
-    pattern starting with a wildcard sits under ``b""`` and is tried for every channel.
+    pattern starting with a wildcard sits under ``b""`` and is tried for every channel.  At
+    worst (every prefix length different) a PUBLISH makes one lookup per length up to the
+    channel's, still fewer steps than Redis's one match per pattern.
 
     :meth:`matching` answers in the order the patterns were first subscribed.  Redis walks its
     pattern dict in hash order, which its random hash seed changes from one process to the
