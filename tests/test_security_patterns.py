@@ -609,3 +609,15 @@ def test_undeclared_key_specs_default_to_the_safe_side():
         (b"a", (True, True)), (b"b", (False, True))]
     with pytest.raises(ValueError, match="unknown key spec flags"):
         command("plugin.bad", 2, "write", handler, (1, 1, 1), key_specs="RW ACESS")
+
+
+def test_huge_float_exponents_answer_at_once(server, reference):
+    """Not only timeouts read long doubles: ``INCRBYFLOAT k 1e999999999`` built a
+    billion-digit integer before answering.  Same answers as Redis, at once."""
+    script = [("FLUSHALL",), ("SET", "f", "1.5")] + [
+        (command, *key, value)
+        for value in (b"1e999999999", b"-1e-999999999", b"0e999999999", b"1e4940", b"1e-4960")
+        for command, *key in (("INCRBYFLOAT", "f"), ("HINCRBYFLOAT", "h", "field"))]
+    with RawClient(server.port, timeout=5) as ours, RawClient(reference.port) as theirs:
+        for args in script:
+            assert ours.call(*args) == theirs.call(*args), args

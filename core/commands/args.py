@@ -204,8 +204,14 @@ def parse_long_double(raw: bytes, error: str = NOT_FLOAT) -> Fraction | None:
         if text.lstrip("+-").startswith("0x"):
             exact = Fraction(float.fromhex(text))
         else:
-            exact = Fraction(text)
-    except (ValueError, ZeroDivisionError, OverflowError):
+            # Fraction("1e999999999") would build a billion-digit integer: a nonzero number
+            # that far outside the long double range (overflow, or underflow to zero) is
+            # refused by strtold anyway, so refuse it before doing that work.
+            magnitude = Decimal(text)
+            if magnitude and not -4960 < magnitude.adjusted() < 4940:
+                raise CommandError(error)
+            exact = Fraction(text) if magnitude else Fraction(0)
+    except (ValueError, ZeroDivisionError, OverflowError, ArithmeticError):
         raise CommandError(error) from None
     if "/" in text:
         raise CommandError(error)
