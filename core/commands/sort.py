@@ -1,0 +1,270 @@
+"""SORT and SORT_RO: sort a list, set or sorted set, as Redis 7.0's ``sort.c``.
+
+- Numeric by default: each element (or its BY weight) is read as C's ``strtod`` reads it, the
+  whole text, no overflow or underflow, no NaN, else ``One or more scores can't be converted
+  into double``; equal scores fall back to comparing the elements' bytes, so the order is
+  total.  ``ALPHA`` compares bytes (Redis compares with ``strcoll``; its C locale is byte
+  order).  A BY weight that is missing sorts as 0 (numeric) or first (ALPHA).
+- ``BY pattern``: the first ``*`` is replaced by the element; ``key->field`` reads a hash
+  field.  A pattern without ``*`` means "do not sort" (native order: list order, sorted-set
+  order, set iteration order); a set is then still sorted (ALPHA) when STOREd, so the stored
+  list does not depend on the set's internal order.  ``GET pattern`` (``#`` is the element)
+  replaces each element by the values found.
+- BY and GET with a pattern need access to every key (Redis 7's ACL rule): a user limited to
+  some key patterns gets ``BY/GET option of SORT denied due to insufficient ACL permissions``.
+- ``STORE dest`` replaces ``dest`` with the result as a list (its TTL dropped), or deletes it
+  when the result is empty, and propagates what it did: ``DEL dest`` then ``RPUSH dest`` with
+  the elements (in batches), never the SORT itself, so a replay needs neither the source
+  order nor the patterns' keys.  Events: ``sortstore`` (class ``l``), or ``del``.
+- Stable sorting: elements that compare equal (ALPHA with equal BY weights) keep their
+  source order, as glibc's merge-sort ``qsort`` keeps them in Redis.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import deque
+from typing import Any
+
+from .. import errors
+from ..errors import CommandError
+from ..zset import ZSet, _strtod_whole
+from . import command
+from .args import parse_int
+from .keys import read_key
+from .server import with_categories
+from .strings import notify
+
+SCORE_ERROR = "ERR One or more scores can't be converted into double"
+BY_DENIED = "ERR BY option of SORT denied due to insufficient ACL permissions."
+GET_DENIED = "ERR GET option of SORT denied due to insufficient ACL permissions."
+# Elements per propagated RPUSH of a STORE result: bounded commands for the AOF.
+STORE_BATCH = 1024
+
+
+def _score(raw: bytes) -> float | None:
+    """``raw`` as SORT reads a weight (C ``strtod`` on the C string, which must be used up):
+    None when it is not a number, overflows, underflows or is NaN.  The empty string is 0,
+    as strtod leaves it untouched and Redis only checks that the rest is empty."""
+    text = raw.split(b"\0", 1)[0]
+    if not text:
+        return 0.0
+    value = _strtod_whole(text)
+    if value is None or math.isnan(value):
+        return None
+    body = text.lstrip(b" \t\n\v\f\r+-").lower()
+    if math.isinf(value) and not body.startswith(b"inf"):
+        return None  # overflow: ERANGE
+    if value != 0.0 and abs(value) < sys.float_info.min:
+        return None  # a denormal result: ERANGE as well
+    if value == 0.0:
+        hexadecimal = body.startswith(b"0x")
+        mantissa = body[2:].split(b"p", 1)[0] if hexadecimal else body.split(b"e", 1)[0]
+        if mantissa.strip(b"0.") != b"":
+            return None  # a non-zero number that underflowed to zero
+    return value
+
+
+def _full_key_access(ctx) -> bool:
+    """Whether the client's user may read every key (``allkeys``, or a ``*`` pattern with
+    read access): what Redis 7 requires for BY and GET patterns."""
+    if ctx.client.is_loader:
+        return True
+    user = ctx.engine.acl.users.get(ctx.client.user)
+    if user is None:
+        return False
+    return user.all_keys or any(p.text == b"*" and p.read for p in user.keys)
+
+
+def lookup_pattern(ctx, pattern: bytes, element: bytes) -> bytes | None:
+    """The value a BY/GET pattern names for ``element`` (Redis's ``lookupKeyByPattern``):
+    ``#`` is the element itself; otherwise the first ``*`` is replaced by the element, and a
+    ``->field`` after it reads that field of a hash.  None when the pattern has no ``*``, the
+    key is missing or of another type, or the field is missing."""
+    if pattern == b"#":
+        return element
+    text = pattern.split(b"\0", 1)[0]  # Redis searches the pattern as a C string
+    star = text.find(b"*")
+    if star < 0:
+        return None
+    arrow = text.find(b"->", star + 1)
+    field = None
+    if arrow >= 0 and arrow + 2 < len(text):
+        field = pattern[arrow + 2 :]
+        key = pattern[:star] + element + pattern[star + 1 : arrow]
+    else:
+        key = pattern[:star] + element + pattern[star + 1 :]
+    value = read_key(ctx, key)
+    if value is None:
+        return None
+    if field is not None:
+        return value.get(field) if value.__class__ is dict else None
+    return value if value.__class__ is bytes else None
+
+
+def _sort(ctx, argv: list[bytes], read_only: bool):
+    descending = alpha = dont_sort = False
+    limit_start, limit_count = 0, -1
+    store: bytes | None = None
+    by: bytes | None = None
+    gets: list[bytes] = []
+    full_access: bool | None = None
+    index = 2
+    while index < len(argv):
+        option = argv[index].lower()
+        left = len(argv) - index - 1
+        if option == b"asc":
+            descending = False
+        elif option == b"desc":
+            descending = True
+        elif option == b"alpha":
+            alpha = True
+        elif option == b"limit" and left >= 2:
+            limit_start = parse_int(argv[index + 1])
+            limit_count = parse_int(argv[index + 2])
+            index += 2
+        elif option == b"store" and left >= 1 and not read_only:
+            store = argv[index + 1]
+            index += 1
+        elif option == b"by" and left >= 1:
+            by = argv[index + 1]
+            if b"*" not in by.split(b"\0", 1)[0]:
+                # A constant weight: nothing to sort.  Redis never clears this again, even
+                # when a later BY has a pattern.
+                dont_sort = True
+            else:
+                if full_access is None:
+                    full_access = _full_key_access(ctx)
+                if not full_access:
+                    raise CommandError(BY_DENIED)
+            index += 1
+        elif option == b"get" and left >= 1:
+            if full_access is None:
+                full_access = _full_key_access(ctx)
+            if not full_access:
+                raise CommandError(GET_DENIED)
+            gets.append(argv[index + 1])
+            index += 1
+        else:
+            raise CommandError(errors.SYNTAX)
+        index += 1
+
+    value = read_key(ctx, argv[1])
+    if value is None:
+        value = deque()
+    elif value.__class__ not in (deque, set, ZSet):
+        raise CommandError(errors.WRONGTYPE)
+    if dont_sort and value.__class__ is set and store is not None:
+        # The stored list must not depend on the set's internal order.
+        dont_sort, alpha, by = False, True, None
+
+    size = len(value)
+    start = min(max(limit_start, 0), size)
+    limit_count = min(max(limit_count, -1), size)
+    end = size - 1 if limit_count < 0 else start + limit_count - 1
+    if start >= size:
+        start, end = size - 1, size - 2
+    end = min(end, size - 1)
+
+    elements: list[bytes]
+    if dont_sort and value.__class__ is not set:
+        # Native order, LIMIT applied while reading (from the end when DESC).
+        ordered = value if value.__class__ is deque else list(value)
+        wanted = max(end - start + 1, 0)
+        if descending:
+            stop = size - start
+            elements = [ordered[i] for i in range(stop - 1, stop - 1 - wanted, -1)]
+        else:
+            elements = [ordered[i] for i in range(start, start + wanted)]
+        start, end = 0, wanted - 1
+    else:
+        elements = list(value)
+
+    if not dont_sort:
+        if alpha:
+            if by is not None:
+                weights = [lookup_pattern(ctx, by, element) for element in elements]
+                # A missing weight sorts first; equal weights keep their order (stable).
+                keys: list[Any] = [(w is not None, w or b"") for w in weights]
+                order = sorted(range(len(elements)), key=keys.__getitem__, reverse=descending)
+                elements = [elements[i] for i in order]
+            else:
+                elements.sort(reverse=descending)
+        else:
+            scored = []
+            failed = False
+            for element in elements:
+                weight = lookup_pattern(ctx, by, element) if by is not None else element
+                score = 0.0 if weight is None else _score(weight)
+                if score is None:
+                    failed = True
+                    score = 0.0
+                scored.append((score, element))
+            if failed:
+                raise CommandError(SCORE_ERROR)
+            scored.sort(reverse=descending)
+            elements = [element for _, element in scored]
+
+    chosen = elements[start : end + 1] if end >= start else []
+    if store is None:
+        if not gets:
+            return chosen
+        return [lookup_pattern(ctx, pattern, element) for element in chosen for pattern in gets]
+    if gets:
+        result = [lookup_pattern(ctx, pattern, element) or b"" for element in chosen
+                  for pattern in gets]
+    else:
+        result = chosen
+    db = ctx.db
+    if result:
+        db.set(store, deque(result))
+        ctx.dirty += len(result)
+        notify(ctx, "l", b"sortstore", store)
+        ctx.propagate([b"DEL", store])
+        for first in range(0, len(result), STORE_BATCH):
+            ctx.propagate([b"RPUSH", store, *result[first : first + STORE_BATCH]])
+    elif db.delete(store):
+        ctx.dirty += 1
+        notify(ctx, "g", b"del", store)
+        ctx.propagate([b"DEL", store])
+    return len(result)
+
+
+def sort_(ctx, argv):
+    return _sort(ctx, argv, read_only=False)
+
+
+def sort_ro(ctx, argv):
+    return _sort(ctx, argv, read_only=True)
+
+
+def sort_keys(argv: list[bytes]) -> list[bytes]:
+    """SORT's keys as Redis's ``sortGetKeys`` finds them: the sorted key, then the last
+    ``STORE`` destination, skipping the arguments of LIMIT, GET and BY (so ``GET store``
+    is a pattern, not a STORE)."""
+    if len(argv) < 2:
+        return []
+    destination = None
+    skips = {b"limit": 2, b"get": 1, b"by": 1}
+    index = 2
+    while index < len(argv):
+        word = argv[index].lower()
+        if word in skips:
+            index += skips[word]
+        elif word == b"store" and index + 1 < len(argv):
+            destination = argv[index + 1]
+        index += 1
+    return [argv[1]] if destination is None else [argv[1], destination]
+
+
+def register(registry):
+    # Redis files SORT under the generic group with the set, sorted-set and list categories.
+    group = "list"
+    extra = ("set", "sortedset", "dangerous")
+    registry.extend([
+        with_categories(command("sort", -2, "write denyoom movablekeys", sort_, (1, 1, 1),
+                                group=group, key_finder=sort_keys), *extra),
+        with_categories(command("sort_ro", -2, "readonly movablekeys", sort_ro, (1, 1, 1),
+                                group=group), *extra),
+    ])
