@@ -8,9 +8,11 @@ of byte 0, as in Redis.  Replies and errors follow Redis 7.0's ``bitops.c``:
 - Whole-string work runs in C: a range is one slice, counting is ``int.bit_count`` of the
   slice read as one integer, BITOP is one integer operation per source, BITPOS skips runs of
   ``\\x00`` or ``\\xff`` with ``bytes.lstrip``.  Nothing loops in Python per byte.
-- Writes propagate as sent (each is deterministic).  Keyspace events as Redis 7.0 names them:
-  ``setbit`` (SETBIT, and BITFIELD when it wrote), ``set`` for the BITOP destination, ``del``
-  when BITOP's result is empty and removed the destination.
+- Writes propagate as sent (each is deterministic), only when they changed something: a
+  SETBIT of the bit's current value changes nothing (Redis 7.0 does not count it).  Keyspace
+  events as Redis 7.0 names them: ``setbit`` (SETBIT, and BITFIELD when a write grew the
+  string or changed a field), ``set`` for the BITOP destination, ``del`` when BITOP's result
+  is empty and removed the destination.
 """
 
 from __future__ import annotations
@@ -73,17 +75,21 @@ def setbit(ctx, argv):
     if on & ~1:
         raise CommandError(BIT_VALUE_ERROR)
     key = argv[1]
-    old = _string(ctx, key, reading=False) or b""
+    old = _string(ctx, key, reading=False)
+    current = old or b""
     index, shift = offset >> 3, 7 - (offset & 7)
-    if index >= len(old):
+    if index >= len(current):
         # Growing: the new bytes are zeros, so the old bit is 0.
-        value = old + b"\0" * (index - len(old)) + bytes((on << shift,))
+        value = current + b"\0" * (index - len(current)) + bytes((on << shift,))
         previous = 0
     else:
-        byte = old[index]
+        byte = current[index]
         previous = (byte >> shift) & 1
-        # Redis 7.0 writes (and notifies) even when the bit already had that value.
-        value = old[:index] + bytes(((byte & ~(1 << shift)) | (on << shift),)) + old[index + 1:]
+        if previous == on:
+            # Nothing changes: Redis 7.0 neither notifies nor propagates.
+            return previous
+        value = (current[:index] + bytes(((byte & ~(1 << shift)) | (on << shift),))
+                 + current[index + 1:])
     ctx.db.set(key, value, keep_ttl=True)
     ctx.dirty += 1
     notify(ctx, "$", b"setbit", key)
@@ -359,7 +365,8 @@ def _bitfield(ctx, argv, read_only: bool):
         raise CommandError(BITFIELD_RO_ERROR)
     old = _string(ctx, key, reading=False)
     buffer = bytearray(old or b"")
-    if len(buffer) <= highest >> 3:
+    grown = len(buffer) <= highest >> 3
+    if grown:
         # Room for the farthest write first, as Redis does: even a write that then fails
         # (OVERFLOW FAIL) leaves the string grown, or created.
         buffer.extend(bytes((highest >> 3) + 1 - len(buffer)))
@@ -374,18 +381,24 @@ def _bitfield(ctx, argv, read_only: bool):
             amount += 1 << 64  # Redis reads the value as unsigned 64-bit
         target = current + amount if opcode == _INCRBY else amount
         fitted = _fit(target, bits, signed, mode)
-        # Redis 7.0 counts every SET/INCRBY as a change, the failed ones too.
-        changes += 1
         if fitted is None:
             replies.append(None)
             continue
         _write_field(buffer, offset, bits, fitted)
         replies.append(fitted if opcode == _INCRBY else current)
+        # As Redis 7.0 counts changes: a write that grew the string or changed the field.
+        if grown or fitted != current:
+            changes += 1
     new = bytes(buffer)
     if old is None or new != old:
         ctx.db.set(key, new, keep_ttl=True)
-    if changes:
+        # Redis grows the string even when every write failed, and then neither counts a
+        # change nor propagates it: the AOF would miss the zero bytes.  Counted here (one
+        # change), so the file always holds what memory holds.
+        ctx.dirty += max(changes, 1)
+    elif changes:
         ctx.dirty += changes
+    if changes:
         notify(ctx, "$", b"setbit", key)
     return replies
 
