@@ -66,6 +66,41 @@ def _score(raw: bytes) -> float | None:
     return value
 
 
+# What plain decimal numbers are made of: when every weight uses only these, Python's float()
+# reads each the way strtod does, or refuses it as strtod would ("1-2", "-", "."), so one C
+# call per weight does the work; only results strtod would flag (zero, tiny, infinite) and
+# refusals are read again the careful way.
+_DECIMAL_CHARS = b"0123456789-."
+
+
+def _scores(weights: list[bytes | None]) -> list[float] | None:
+    """Every weight as a number (a missing one is 0); None when one is not a number."""
+    present = [weight for weight in weights if weight is not None]
+    if len(present) == len(weights) and not b"".join(present).translate(None, _DECIMAL_CHARS):
+        try:
+            scores = list(map(float, present))
+        except ValueError:
+            pass
+        else:
+            magnitudes = list(map(abs, scores))
+            if not scores or max(magnitudes) < math.inf:
+                if scores and min(magnitudes) < sys.float_info.min:
+                    for index, magnitude in enumerate(magnitudes):
+                        if magnitude < sys.float_info.min:  # zero, or an underflow?
+                            checked = _score(present[index])
+                            if checked is None:
+                                return None
+                            scores[index] = checked
+                return scores
+    scores = []
+    for weight in weights:
+        score = 0.0 if weight is None else _score(weight)
+        if score is None:
+            return None
+        scores.append(score)
+    return scores
+
+
 def _full_key_access(ctx) -> bool:
     """Whether the client's user may read every key (``allkeys``, or a ``*`` pattern with
     read access): what Redis 7 requires for BY and GET patterns."""
@@ -192,17 +227,14 @@ def _sort(ctx, argv: list[bytes], read_only: bool):
             else:
                 elements.sort(reverse=descending)
         else:
-            scored = []
-            failed = False
-            for element in elements:
-                weight = lookup_pattern(ctx, by, element) if by is not None else element
-                score = 0.0 if weight is None else _score(weight)
-                if score is None:
-                    failed = True
-                    score = 0.0
-                scored.append((score, element))
-            if failed:
+            if by is not None:
+                weights = [lookup_pattern(ctx, by, element) for element in elements]
+            else:
+                weights = elements
+            scores = _scores(weights)
+            if scores is None:
                 raise CommandError(SCORE_ERROR)
+            scored = list(zip(scores, elements, strict=True))
             scored.sort(reverse=descending)
             elements = [element for _, element in scored]
 
