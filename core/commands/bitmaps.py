@@ -6,8 +6,8 @@ of byte 0, as in Redis.  Replies and errors follow Redis 7.0's ``bitops.c``:
 - A bit offset is refused past ``proto-max-bulk-len`` bytes (512 MB by default: bits up to
   2**32 - 1), except while loading a file we wrote.  Writes grow the string with zero bytes.
 - Whole-string work runs in C: a range is one slice, counting is ``int.bit_count`` of the
-  slice read as one integer, BITOP is one integer operation per source, BITPOS skips runs of
-  ``\\x00`` or ``\\xff`` with ``bytes.lstrip``.  Nothing loops in Python per byte.
+  slice read as one integer, BITOP is one integer operation per source, BITPOS compares
+  64 KB blocks with a block of zeros (or ones).  Nothing loops in Python per byte.
 - Writes propagate as sent (each is deterministic), only when they changed something: a
   SETBIT of the bit's current value changes nothing (Redis 7.0 does not count it).  Keyspace
   events as Redis 7.0 names them: ``setbit`` (SETBIT, and BITFIELD when a write grew the
@@ -167,24 +167,47 @@ def bitcount(ctx, argv):
     return _count_bits(value, first, last)
 
 
+# BITPOS scans for the first byte that is not all zeros (or all ones) a block at a time: one
+# slice and one memcmp per 64 KB, then ``lstrip`` inside the block that differs.
+_SCAN_BLOCK = 1 << 16
+_UNIFORM_BLOCKS = {0: bytes(_SCAN_BLOCK), 0xFF: b"\xff" * _SCAN_BLOCK}
+
+
+def _first_byte_not(value: bytes, start: int, end: int, uniform: int) -> int:
+    """The index of the first byte in ``value[start:end]`` other than ``uniform``, or -1."""
+    full = _UNIFORM_BLOCKS[uniform]
+    position = start
+    while position < end:
+        stop = min(position + _SCAN_BLOCK, end)
+        block = value[position:stop]
+        if block != (full if stop - position == _SCAN_BLOCK else full[: stop - position]):
+            return position + len(block) - len(block.lstrip(full[:1]))
+        position = stop
+    return -1
+
+
 def _first_bit(value: bytes, bit: int, first: int, last: int) -> int:
     """The position of the first ``bit`` in positions first..last, or -1."""
-    chunk = bytearray(value[first >> 3 : (last >> 3) + 1])
+    first_byte, last_byte = first >> 3, last >> 3
     head = 0xFF >> (first & 7)  # the bits of the first byte inside the range
     tail = (0xFF << (7 - (last & 7))) & 0xFF  # those of the last byte
-    if bit:
-        chunk[0] &= head
-        chunk[-1] &= tail
-        skipped = len(chunk) - len(chunk.lstrip(b"\0"))
-    else:
-        # Outside bits read as 1, so they are never the 0 found.
-        chunk[0] |= ~head & 0xFF
-        chunk[-1] |= ~tail & 0xFF
-        skipped = len(chunk) - len(chunk.lstrip(b"\xff"))
-    if skipped == len(chunk):
+
+    def matching(index: int, mask: int) -> int:
+        byte = value[index]
+        return (byte if bit else ~byte) & mask
+
+    found = matching(first_byte, head & (tail if first_byte == last_byte else 0xFF))
+    if found:
+        return first_byte * 8 + 8 - found.bit_length()
+    if first_byte == last_byte:
         return -1
-    byte = chunk[skipped] if bit else chunk[skipped] ^ 0xFF
-    return ((first >> 3) + skipped) * 8 + 8 - byte.bit_length()
+    index = _first_byte_not(value, first_byte + 1, last_byte, 0 if bit else 0xFF)
+    if index >= 0:
+        return index * 8 + 8 - matching(index, 0xFF).bit_length()
+    found = matching(last_byte, tail)
+    if found:
+        return last_byte * 8 + 8 - found.bit_length()
+    return -1
 
 
 def bitpos(ctx, argv):

@@ -476,3 +476,54 @@ def test_redis_py_reads_bitmaps_and_sorts_like_redis(server, reference):
                         client.sort("l", store="sorted"), client.lrange("sorted", 0, -1)))
         client.close()
     assert results[0] == results[1]
+
+
+def _large_bitmap_command(rng: random.Random, size: int) -> list[bytes]:
+    """Commands on bitmaps of a few hundred KB, so ranges cross BITPOS's 64 KB blocks."""
+    key = rng.choice([b"L1", b"L2"])
+    bits = size * 8
+
+    def index(unit_bits: bool) -> bytes:
+        total = bits if unit_bits else size
+        around = rng.choice([0, 65536, 131072, total // 2, total - 1, 8, 7])
+        if unit_bits and around in (65536, 131072):
+            around *= 8
+        value = max(0, min(total + 10, around + rng.randint(-9, 9)))
+        return b"%d" % (-value if rng.random() < 0.3 else value)
+
+    pick = rng.randrange(8)
+    if pick == 0:
+        return [b"SETBIT", key, b"%d" % rng.randrange(bits), rng.choice([b"0", b"1"])]
+    if pick == 1:
+        fill = rng.choice([b"\x00", b"\xff"]) * rng.randint(1, 140_000)
+        return [b"SETRANGE", key, b"%d" % rng.randrange(size - len(fill) + 1 if len(fill) < size else 1), fill]
+    if pick in (2, 3):
+        unit_bits = rng.random() < 0.5
+        return [b"BITPOS", key, rng.choice([b"0", b"1"]), index(unit_bits),
+                *([index(unit_bits), b"BIT" if unit_bits else b"BYTE"] if rng.random() < 0.7 else [])]
+    if pick in (4, 5):
+        unit_bits = rng.random() < 0.5
+        return [b"BITCOUNT", key, index(unit_bits), index(unit_bits), b"BIT" if unit_bits else b"BYTE"]
+    if pick == 6:
+        return [b"BITOP", rng.choice([b"AND", b"OR", b"XOR"]), b"L3", b"L1", b"L2"]
+    return [b"BITFIELD", key, b"INCRBY", b"i64", index(True).lstrip(b"-"), b"%d" % rng.randint(-9, 9)]
+
+
+def test_large_bitmaps_across_scan_blocks_reply_like_redis(server, reference):
+    rng = random.Random(11)
+    size = 300_000
+    differences: list[tuple] = []
+    with RawClient(server.port) as ours, RawClient(reference.port) as theirs:
+        _fresh(ours, theirs, 2)
+        for command in ([b"SETRANGE", b"L1", b"%d" % (size - 1), b"\x00"],
+                        [b"SETRANGE", b"L2", b"%d" % (size - 1), b"\xff"],
+                        [b"SETRANGE", b"L2", b"0", b"\xff" * 200_000]):
+            _compare(ours, theirs, 2, command, differences)
+        for _ in range(300):
+            command = _large_bitmap_command(rng, size)
+            _compare(ours, theirs, 2, command, differences)
+        for key in (b"L1", b"L2", b"L3"):
+            mine, real = ours.call(b"GET", key), theirs.call(b"GET", key)
+            if mine != real:
+                differences.append((2, [b"GET", key], mine[:40], real[:40]))
+    assert not differences, _describe(differences)
