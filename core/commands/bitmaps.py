@@ -443,7 +443,8 @@ def register(registry):
         command("getbit", 3, "readonly fast", getbit, one, group=group),
         command("bitcount", -2, "readonly", bitcount, one, group=group),
         command("bitpos", -3, "readonly", bitpos, one, group=group),
-        command("bitop", -4, "write denyoom", bitop, (2, -1, 1), group=group),
+        command("bitop", -4, "write denyoom", bitop, (2, -1, 1), group=group,
+                write_keys=lambda argv: argv[2:3]),
         command("bitfield", -2, "write denyoom", bitfield, one, group=group),
         command("bitfield_ro", -2, "readonly fast", bitfield_ro, one, group=group),
     ])

@@ -296,7 +296,8 @@ def register(registry):
     extra = ("set", "sortedset", "dangerous")
     registry.extend([
         with_categories(command("sort", -2, "write denyoom movablekeys", sort_, (1, 1, 1),
-                                group=group, key_finder=sort_keys), *extra),
+                                group=group, key_finder=sort_keys,
+                                write_keys=lambda argv: sort_keys(argv)[1:]), *extra),
         with_categories(command("sort_ro", -2, "readonly movablekeys", sort_ro, (1, 1, 1),
                                 group=group), *extra),
     ])

@@ -354,6 +354,10 @@ ACL_SCRIPT = [
     # Read access to every key (%R~*) is enough for the patterns.
     [b"AUTH", b"reader", b"x"],
     [b"SORT_RO", b"l1", b"BY", b"w_*", b"GET", b"w_*"], [b"SORT_RO", b"l1", b"GET", b"#"],
+    # The sorted key and BITOP's sources are only read: write permission is for the
+    # destination alone.
+    [b"SORT", b"l1", b"BY", b"w_*", b"STORE", b"dst"], [b"SORT", b"l1", b"STORE", b"l9"],
+    [b"BITOP", b"OR", b"dbits", b"w_1", b"nokey"], [b"BITOP", b"OR", b"w_1", b"dbits"],
     [b"AUTH", b"default", b"x"],
 ]
 
@@ -527,3 +531,32 @@ def test_large_bitmaps_across_scan_blocks_reply_like_redis(server, reference):
             if mine != real:
                 differences.append((2, [b"GET", key], mine[:40], real[:40]))
     assert not differences, _describe(differences)
+
+
+WATCH_CASES = [
+    # (watched key, command another client runs): only a written key aborts the EXEC.
+    (b"src", [b"SORT", b"src", b"STORE", b"dst"]), (b"dst", [b"SORT", b"src", b"STORE", b"dst"]),
+    (b"src", [b"SORT", b"src"]), (b"bits", [b"BITOP", b"NOT", b"dbits", b"bits"]),
+    (b"dbits", [b"BITOP", b"NOT", b"dbits", b"bits"]), (b"bits", [b"SETBIT", b"bits", b"0", b"1"]),
+    (b"bits", [b"SETBIT", b"bits", b"1", b"1"]),
+]
+
+
+def test_watch_sees_only_the_keys_a_command_writes_as_in_redis(server, reference):
+    differences: list[tuple] = []
+    for port, results in ((server.port, []), (reference.port, [])):
+        with RawClient(port) as watcher, RawClient(port) as other:
+            for client in (watcher, other):
+                client.call(b"SELECT", b"9")
+            for watched, command in WATCH_CASES:
+                other.call(b"FLUSHDB")
+                other.call(b"RPUSH", b"src", b"2", b"1")
+                other.call(b"SET", b"bits", b"\x02")
+                watcher.call(b"WATCH", watched)
+                results.append(other.call(*command))
+                watcher.call(b"MULTI")
+                watcher.call(b"PING")
+                results.append(watcher.call(b"EXEC"))
+        differences.append(results)
+    ours, theirs = differences
+    assert ours == theirs
