@@ -560,3 +560,42 @@ def test_watch_sees_only_the_keys_a_command_writes_as_in_redis(server, reference
         differences.append(results)
     ours, theirs = differences
     assert ours == theirs
+
+
+def _hits_and_misses(client: RawClient) -> tuple[int, int]:
+    import re
+
+    info = client.call(b"INFO", b"stats")
+    hits = re.search(rb"keyspace_hits:(\d+)", info)
+    misses = re.search(rb"keyspace_misses:(\d+)", info)
+    return int(hits.group(1)), int(misses.group(1))
+
+
+LOOKUP_SCRIPT = [
+    [b"SETBIT", b"b", b"1", b"1"], [b"SETBIT", b"nokey1", b"1", b"0"], [b"GETBIT", b"b", b"1"],
+    [b"GETBIT", b"nokey", b"1"], [b"BITCOUNT", b"b"], [b"BITCOUNT", b"nokey"],
+    [b"BITPOS", b"b", b"1"], [b"BITPOS", b"nokey", b"0"], [b"BITOP", b"OR", b"d", b"b", b"nokey"],
+    [b"BITFIELD", b"b", b"GET", b"u8", b"0"], [b"BITFIELD", b"nokey", b"GET", b"u8", b"0"],
+    [b"BITFIELD", b"b", b"SET", b"u8", b"0", b"1"], [b"BITFIELD_RO", b"b", b"GET", b"u8", b"0"],
+    [b"RPUSH", b"l", b"2", b"1", b"3"], [b"SET", b"w_1", b"5"], [b"HSET", b"h_2", b"f", b"1"],
+    [b"SORT", b"l"], [b"SORT", b"nokey"], [b"SORT", b"l", b"BY", b"w_*"],
+    [b"SORT", b"l", b"BY", b"h_*->f", b"GET", b"#", b"GET", b"w_*"],
+    [b"SORT", b"l", b"BY", b"nosort", b"GET", b"h_*->f", b"STORE", b"dst"],
+    [b"SORT_RO", b"l", b"LIMIT", b"0", b"1", b"GET", b"w_*"],
+]
+
+
+def test_lookups_count_keyspace_hits_and_misses_like_redis(server, reference):
+    differences: list[tuple] = []
+    with RawClient(server.port) as ours, RawClient(reference.port) as theirs:
+        _fresh(ours, theirs, 2)
+        for command in LOOKUP_SCRIPT:
+            deltas = []
+            for client in (ours, theirs):
+                hits, misses = _hits_and_misses(client)
+                client.call(*command)
+                after_hits, after_misses = _hits_and_misses(client)
+                deltas.append(b"hits +%d misses +%d" % (after_hits - hits, after_misses - misses))
+            if deltas[0] != deltas[1]:
+                differences.append((2, command, deltas[0], deltas[1]))
+    assert not differences, _describe(differences)
