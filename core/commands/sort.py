@@ -7,7 +7,8 @@
   order).  A BY weight that is missing sorts as 0 (numeric) or first (ALPHA).
 - ``BY pattern``: the first ``*`` is replaced by the element; ``key->field`` reads a hash
   field.  A pattern without ``*`` means "do not sort" (native order: list order, sorted-set
-  order, set iteration order); a set is then still sorted (ALPHA) when STOREd, so the stored
+  order, a set's order: ascending for a small set of integers, as Redis's intset); a set is
+  then still sorted (ALPHA) when STOREd, so the stored
   list does not depend on the set's internal order.  ``GET pattern`` (``#`` is the element)
   replaces each element by the values found.
 - BY and GET with a pattern need access to every key (Redis 7's ACL rule): a user limited to
@@ -34,6 +35,7 @@ from . import command
 from .args import parse_int
 from .keys import read_key
 from .server import with_categories
+from .sets import members_reply
 from .strings import notify
 
 SCORE_ERROR = "ERR One or more scores can't be converted into double"
@@ -213,6 +215,9 @@ def _sort(ctx, argv: list[bytes], read_only: bool):
         else:
             elements = [ordered[i] for i in range(start, start + wanted)]
         start, end = 0, wanted - 1
+    elif value.__class__ is set:
+        # A small set of integers in ascending order, as Redis's intset holds it.
+        elements = list(members_reply(value))
     else:
         elements = list(value)
 

@@ -275,6 +275,13 @@ def test_random_sorts_reply_and_store_like_redis(server, reference, seed):
             for command in _sort_setup(rng):
                 _compare(ours, theirs, protocol, command, differences)
             for _ in range(COMMANDS_PER_SEED // 6):
+                if rng.random() < 0.03:  # a transaction of ordered sorts
+                    queued = [_sort_command(rng) for _ in range(4)]
+                    commands = [[b"MULTI"], *[c for c, unordered, _ in queued if not unordered],
+                                [b"EXEC"]]
+                    for command in commands:
+                        _compare(ours, theirs, protocol, command, differences)
+                    continue
                 command, unordered, destination = _sort_command(rng)
                 if unordered and (destination is not None or rng.random() < 0.5):
                     continue  # a destination that differs would make the rest differ
@@ -450,6 +457,10 @@ EDGE_SCRIPT = [
     [b"LRANGE", b"o", b"0", b"-1"], [b"SORT_RO", b"st", b"ALPHA", b"STORE", b"o"],
     [b"SET", b"o", b"x"], [b"EXPIRE", b"o", b"100"], [b"SORT", b"st", b"ALPHA", b"STORE", b"o"],
     [b"TTL", b"o"], [b"TYPE", b"o"],
+    # A small set of integers is an intset in Redis: its native order is ascending.
+    [b"SADD", b"ints", b"30", b"-4", b"7", b"100", b"0", b"12"], [b"SORT", b"ints", b"BY", b"x"],
+    [b"SORT", b"ints", b"BY", b"x", b"DESC", b"LIMIT", b"1", b"3"],
+    [b"SORT", b"ints", b"BY", b"nokey_*", b"ALPHA"], [b"SORT", b"ints", b"BY", b"nokey_*"],
     [b"SET", b"v_2", b"1e400"], [b"SORT", b"n", b"BY", b"v_*"],
 ]
 
