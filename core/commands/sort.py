@@ -6,11 +6,14 @@
   total.  ``ALPHA`` compares bytes (Redis compares with ``strcoll``; its C locale is byte
   order).  A BY weight that is missing sorts as 0 (numeric) or first (ALPHA).
 - ``BY pattern``: the first ``*`` is replaced by the element; ``key->field`` reads a hash
-  field.  A pattern without ``*`` means "do not sort" (native order: list order, sorted-set
-  order, a set's order: ascending for a small set of integers, as Redis's intset); a set is
-  then still sorted (ALPHA) when STOREd, so the stored
-  list does not depend on the set's internal order.  ``GET pattern`` (``#`` is the element)
-  replaces each element by the values found.
+  field.  A pattern without ``*`` means "do not sort": the native order (a list's, a sorted
+  set's, a set's: ascending for a small set of integers, as Redis's intset), except that a
+  set is still sorted (ALPHA) when STOREd, so the stored list does not depend on the set's
+  internal order.  ``GET pattern`` (``#`` is the element) replaces each element by the
+  values found.
+- Not modelled: Redis's ALPHA uses ``strcoll``, which stops at a NUL byte (byte order in
+  the C locale a service runs in); here the whole elements are compared.  SORT is not
+  refused in cluster mode (trioredis has none).
 - BY and GET with a pattern need access to every key (Redis 7's ACL rule): a user limited to
   some key patterns gets ``BY/GET option of SORT denied due to insufficient ACL permissions``.
 - ``STORE dest`` replaces ``dest`` with the result as a list (its TTL dropped), or deletes it
