@@ -100,3 +100,18 @@ def test_limit_arguments_are_clamped_before_any_work(r):
     assert r.execute_command("SORT", "l", "LIMIT", "1", "-" + huge) == [b"2", b"3"]
     with pytest.raises(redis.ResponseError, match="value is not an integer"):
         r.execute_command("SORT", "l", "LIMIT", "1", str(2**63))
+
+
+def test_native_order_of_a_long_list_is_read_in_one_pass(r):
+    """BY nosort reads a list with iterators: indexing into the middle of a deque walks it,
+    which made this quadratic."""
+    count = 200_000
+    r.rpush("long", *range(count))
+    started = time.monotonic()
+    assert r.sort("long", by="nosort", store="copy") == count
+    assert r.sort("long", by="nosort", desc=True, start=count // 2, num=3) == [
+        b"99999", b"99998", b"99997"]
+    assert time.monotonic() - started < 10
+    assert r.lrange("copy", -2, -1) == [b"199998", b"199999"]
+    r.zadd("z", {f"m{n}": n for n in range(1000)})
+    assert r.sort("z", by="nosort", desc=True, start=10, num=2) == [b"m989", b"m988"]

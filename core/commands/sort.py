@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import sys
 from collections import deque
+from itertools import islice
 from typing import Any
 
 from .. import errors
@@ -210,13 +211,18 @@ def _sort(ctx, argv: list[bytes], read_only: bool):
     elements: list[bytes]
     if dont_sort and value.__class__ is not set:
         # Native order, LIMIT applied while reading (from the end when DESC).
-        ordered = value if value.__class__ is deque else list(value)
+        # Iterators, not indexes: indexing the middle of a deque walks it.
         wanted = max(end - start + 1, 0)
-        if descending:
-            stop = size - start
-            elements = [ordered[i] for i in range(stop - 1, stop - 1 - wanted, -1)]
+        if wanted == 0:  # (start is -1 on an empty source)
+            elements = []
+        elif value.__class__ is deque:
+            source = reversed(value) if descending else iter(value)
+            elements = list(islice(source, start, start + wanted))
         else:
-            elements = [ordered[i] for i in range(start, start + wanted)]
+            # ZSet.slice takes ascending positions (and reverses what it returns).
+            first = size - start - wanted if descending else start
+            pairs = value.slice(first, first + wanted, reverse=descending)
+            elements = [member for member, _score in pairs]
         start, end = 0, wanted - 1
     elif value.__class__ is set:
         # A small set of integers in ascending order, as Redis's intset holds it.
