@@ -3,17 +3,16 @@
 - Numeric by default: each element (or its BY weight) is read as C's ``strtod`` reads it, the
   whole text, no overflow or underflow, no NaN, else ``One or more scores can't be converted
   into double``; equal scores fall back to comparing the elements' bytes, so the order is
-  total.  ``ALPHA`` compares bytes (Redis compares with ``strcoll``; its C locale is byte
-  order).  A BY weight that is missing sorts as 0 (numeric) or first (ALPHA).
+  total.  ``ALPHA`` compares bytes.  A BY weight that is missing sorts as 0 (numeric) or first (ALPHA).
 - ``BY pattern``: the first ``*`` is replaced by the element; ``key->field`` reads a hash
   field.  A pattern without ``*`` means "do not sort": the native order (a list's, a sorted
   set's, a set's: ascending for a small set of integers, as Redis's intset), except that a
   set is still sorted (ALPHA) when STOREd, so the stored list does not depend on the set's
   internal order.  ``GET pattern`` (``#`` is the element) replaces each element by the
   values found.
-- Not modelled: Redis's ALPHA uses ``strcoll``, which stops at a NUL byte (byte order in
-  the C locale a service runs in); here the whole elements are compared.  SORT is not
-  refused in cluster mode (trioredis has none).
+- ALPHA compares as ``strcoll`` in the C locale (a service's, and the reference's): bytes
+  up to the first NUL; with STORE, Redis compares whole values (memcmp), and so do we.  Not
+  modelled: another LC_COLLATE locale, and the cluster-mode refusal (trioredis has none).
 - BY and GET with a pattern need access to every key (Redis 7's ACL rule): a user limited to
   some key patterns gets ``BY/GET option of SORT denied due to insufficient ACL permissions``.
 - ``STORE dest`` replaces ``dest`` with the result as a list (its TTL dropped), or deletes it
@@ -105,6 +104,11 @@ def _scores(weights: list[bytes | None]) -> list[float] | None:
             return None
         scores.append(score)
     return scores
+
+
+def _c_string(value: bytes) -> bytes:
+    """``value`` as C string functions see it: up to its first NUL byte."""
+    return value.split(b"\0", 1)[0]
 
 
 def _full_key_access(ctx) -> bool:
@@ -232,14 +236,20 @@ def _sort(ctx, argv: list[bytes], read_only: bool):
 
     if not dont_sort:
         if alpha:
+            # Redis compares with strcoll, which ends at a NUL byte, unless it stores the
+            # result (then memcmp over the whole length, so STORE is locale-free).
+            collate = None if store is not None else _c_string
             if by is not None:
                 weights = [lookup_pattern(ctx, by, element) for element in elements]
                 # A missing weight sorts first; equal weights keep their order (stable).
-                keys: list[Any] = [(w is not None, w or b"") for w in weights]
+                keys: list[Any] = [
+                    (False, b"") if w is None else (True, w if collate is None else collate(w))
+                    for w in weights
+                ]
                 order = sorted(range(len(elements)), key=keys.__getitem__, reverse=descending)
                 elements = [elements[i] for i in order]
             else:
-                elements.sort(reverse=descending)
+                elements.sort(key=collate, reverse=descending)
         else:
             if by is not None:
                 weights = [lookup_pattern(ctx, by, element) for element in elements]

@@ -457,6 +457,13 @@ EDGE_SCRIPT = [
     [b"LRANGE", b"o", b"0", b"-1"], [b"SORT_RO", b"st", b"ALPHA", b"STORE", b"o"],
     [b"SET", b"o", b"x"], [b"EXPIRE", b"o", b"100"], [b"SORT", b"st", b"ALPHA", b"STORE", b"o"],
     [b"TTL", b"o"], [b"TYPE", b"o"],
+    # ALPHA ends a comparison at a NUL byte (strcoll), except with STORE (memcmp).
+    [b"RPUSH", b"nul", b"a\x00c", b"a\x00b", b"a", b"a\x00a", b"\x00z", b"b"],
+    [b"SORT", b"nul", b"ALPHA"], [b"SORT", b"nul", b"ALPHA", b"DESC"],
+    [b"SORT", b"nul", b"ALPHA", b"STORE", b"nul2"], [b"LRANGE", b"nul2", b"0", b"-1"],
+    [b"MSET", b"nw_a", b"x\x00b", b"nw_b", b"x\x00a", b"nw_a\x00c", b"x"],
+    [b"SORT", b"nul", b"BY", b"nw_*", b"ALPHA"],
+    [b"SORT", b"nul", b"BY", b"nw_*", b"ALPHA", b"STORE", b"nul3"], [b"LRANGE", b"nul3", b"0", b"-1"],
     # A small set of integers is an intset in Redis: its native order is ascending.
     [b"SADD", b"ints", b"30", b"-4", b"7", b"100", b"0", b"12"], [b"SORT", b"ints", b"BY", b"x"],
     [b"SORT", b"ints", b"BY", b"x", b"DESC", b"LIMIT", b"1", b"3"],
