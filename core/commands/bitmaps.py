@@ -80,7 +80,7 @@ def setbit(ctx, argv):
     index, shift = offset >> 3, 7 - (offset & 7)
     if index >= len(current):
         # Growing: the new bytes are zeros, so the old bit is 0.
-        value = current + b"\0" * (index - len(current)) + bytes((on << shift,))
+        value = b"".join((current, bytes(index - len(current)), bytes((on << shift,))))
         previous = 0
     else:
         byte = current[index]
@@ -88,8 +88,11 @@ def setbit(ctx, argv):
         if previous == on:
             # Nothing changes: Redis 7.0 neither notifies nor propagates.
             return previous
-        value = (current[:index] + bytes(((byte & ~(1 << shift)) | (on << shift),))
-                 + current[index + 1:])
+        changed = bytes(((byte & ~(1 << shift)) | (on << shift),))
+        # One copy of the string: join reads the two sides through a view (slicing bytes
+        # would copy them first, and ``+`` again).
+        with memoryview(current) as view:
+            value = b"".join((view[:index], changed, view[index + 1:]))
     ctx.db.set(key, value, keep_ttl=True)
     ctx.dirty += 1
     notify(ctx, "$", b"setbit", key)
