@@ -397,9 +397,9 @@ NOTIFY_SCRIPT = [
 ]
 
 
-def _events(port: int, script: list[list[bytes]]) -> list[bytes]:
+def _events(port: int, script: list[list[bytes]], flags: bytes = b"KEA") -> list[bytes]:
     with RawClient(port) as subscriber, RawClient(port) as writer:
-        writer.call(b"CONFIG", b"SET", b"notify-keyspace-events", b"KEA")
+        writer.call(b"CONFIG", b"SET", b"notify-keyspace-events", flags)
         writer.call(b"SELECT", b"9")
         writer.call(b"FLUSHDB")
         subscriber.call(b"PSUBSCRIBE", b"__key*@9__:*")
@@ -413,8 +413,15 @@ def _events(port: int, script: list[list[bytes]]) -> list[bytes]:
     return messages
 
 
-def test_keyspace_notifications_name_the_events_redis_names(server, reference):
-    assert _events(server.port, NOTIFY_SCRIPT) == _events(reference.port, NOTIFY_SCRIPT)
+@pytest.mark.parametrize("flags", [b"KEA", b"KEAnm"])
+def test_keyspace_notifications_name_the_events_redis_names(server, reference, flags):
+    """``n`` adds ``new`` for created keys, ``m`` a ``keymiss`` for every read lookup that
+    found nothing (BY and GET patterns included)."""
+    script = NOTIFY_SCRIPT + [
+        [b"SET", b"w_1", b"3"], [b"SORT", b"l", b"BY", b"w_*", b"GET", b"#", b"GET", b"h_*->f"],
+        [b"BITCOUNT", b"nokey"], [b"GETBIT", b"nokey", b"1"], [b"SORT_RO", b"nokey"],
+    ]
+    assert _events(server.port, script, flags) == _events(reference.port, script, flags)
 
 
 EDGE_SCRIPT = [
