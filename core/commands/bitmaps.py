@@ -306,7 +306,59 @@ def _field_type(raw: bytes) -> tuple[bool, int]:
     return signed, bits
 
 
-def _read_field(value: bytes | bytearray, offset: int, bits: int, signed: bool) -> int:
+class _PatchedString:
+    """A string BITFIELD is writing: the stored bytes (never copied while the operations
+    run), the size it grows to, and the bytes written so far.  :meth:`build` makes the new
+    string in one pass, so a write to a 100 M bit bitmap copies it once, as SETBIT does."""
+
+    __slots__ = ("base", "size", "patches")
+
+    def __init__(self, base: bytes, size: int) -> None:
+        self.base = base
+        self.size = size
+        self.patches: dict[int, int] = {}
+
+    def _byte(self, index: int) -> int:
+        byte = self.patches.get(index)
+        if byte is None:
+            byte = self.base[index] if index < len(self.base) else 0
+        return byte
+
+    def __getitem__(self, span: slice) -> bytes:
+        """Bytes ``span`` (at most the 9 bytes a field covers), cut at the size."""
+        return bytes(self._byte(i) for i in range(span.start, min(span.stop, self.size)))
+
+    def __setitem__(self, span: slice, data: bytes) -> None:
+        for index, byte in enumerate(data, span.start):
+            self.patches[index] = byte
+
+    def build(self) -> bytes:
+        """The new string; the stored one itself when no byte changed and it did not grow."""
+        base = self.base
+        stored = len(base)
+        changed = sorted(index for index, byte in self.patches.items()
+                         if byte != (base[index] if index < stored else 0))
+        if not changed and self.size == stored:
+            return base
+        pieces: list[bytes | memoryview] = []
+        with memoryview(base) as view:
+
+            def copy(start: int, stop: int) -> None:  # base bytes, then zeros past its end
+                if start < stored:
+                    pieces.append(view[start : min(stop, stored)])
+                if stop > max(start, stored):
+                    pieces.append(bytes(stop - max(start, stored)))
+
+            position = 0
+            for index in changed:
+                copy(position, index)
+                pieces.append(bytes((self.patches[index],)))
+                position = index + 1
+            copy(position, self.size)
+            return b"".join(pieces)
+
+
+def _read_field(value: bytes | _PatchedString, offset: int, bits: int, signed: bool) -> int:
     """The integer of ``bits`` bits at bit ``offset`` (bits past the end read as zeros)."""
     first, last = offset >> 3, (offset + bits - 1) >> 3
     chunk = value[first : last + 1]
@@ -318,7 +370,7 @@ def _read_field(value: bytes | bytearray, offset: int, bits: int, signed: bool) 
     return number
 
 
-def _write_field(value: bytearray, offset: int, bits: int, number: int) -> None:
+def _write_field(value: _PatchedString, offset: int, bits: int, number: int) -> None:
     """Store the low ``bits`` bits of ``number`` at bit ``offset`` (the string is long enough)."""
     first, last = offset >> 3, (offset + bits - 1) >> 3
     span = (last - first + 1) * 8
@@ -391,12 +443,11 @@ def _bitfield(ctx, argv, read_only: bool):
     if read_only:
         raise CommandError(BITFIELD_RO_ERROR)
     old = _string(ctx, key, reading=False)
-    buffer = bytearray(old or b"")
-    grown = len(buffer) <= highest >> 3
-    if grown:
-        # Room for the farthest write first, as Redis does: even a write that then fails
-        # (OVERFLOW FAIL) leaves the string grown, or created.
-        buffer.extend(bytes((highest >> 3) + 1 - len(buffer)))
+    stored = old or b""
+    # Room for the farthest write first, as Redis does: even a write that then fails
+    # (OVERFLOW FAIL) leaves the string grown, or created.
+    grown = len(stored) <= highest >> 3
+    buffer = _PatchedString(stored, max(len(stored), (highest >> 3) + 1))
     replies: list[int | None] = []
     changes = 0
     for opcode, signed, bits, offset, amount, mode in operations:
@@ -416,8 +467,8 @@ def _bitfield(ctx, argv, read_only: bool):
         # As Redis 7.0 counts changes: a write that grew the string or changed the field.
         if grown or fitted != current:
             changes += 1
-    new = bytes(buffer)
-    if old is None or new != old:
+    new = buffer.build()
+    if old is None or new is not old:
         ctx.db.set(key, new, keep_ttl=True)
         # Redis grows the string even when every write failed, and then neither counts a
         # change nor propagates it: the AOF would miss the zero bytes.  Counted here (one
