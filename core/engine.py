@@ -424,7 +424,7 @@ class Engine:
                     self.unflushed = True
                     client.wrote = True
             if db.watched or db.blocked:
-                for key in spec.keys(argv):
+                for key in (spec.write_keys or spec.keys)(argv):
                     self.keyspace.signal_modified(db, key)
         if self._ready_keys and not self.in_exec:
             self.serve_blocked()
