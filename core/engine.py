@@ -33,7 +33,7 @@ from .client import REPLY_OFF, Client
 from .commands import BLOCKING, CommandRegistry, CommandSpec
 from .errors import CommandError
 from .keyspace import Database, Keyspace, now_ms
-from .persistence import Loader
+from .persistence import BackendHost, Loader
 from .resp import NULL_ARRAY, QUEUED, ErrorReply
 
 if TYPE_CHECKING:
@@ -286,6 +286,44 @@ class Engine:
         """The parent side of :meth:`prepare_fork`, once the child is gone: objects frozen for
         it are the collector's again (garbage among them would otherwise never be freed)."""
         gc.unfreeze()
+
+    def loader(self) -> Loader:
+        return Loader(self)
+
+    def backend_host(self) -> BackendHost:
+        return BackendHost(self)
+
+    def wait_on(self, awaitable: Any) -> Block:
+        """A Block for a command whose reply is ``awaitable``'s result (SAVE, DEBUG RELOAD):
+        the client waits, not the server; a CommandError becomes the error reply."""
+        result: dict[str, Any] = {}
+        done = trio.Event()
+
+        async def runner() -> None:
+            try:
+                result["reply"] = await awaitable
+            except CommandError as error:
+                result["reply"] = ErrorReply(error.message.encode())
+            finally:
+                done.set()
+
+        self.spawn(runner)
+        return Block([], 0, lambda _ctx: None, None).waiting_on(done, result)
+
+    def record_fork(self, seconds: float) -> None:
+        """After a backend's successful os.fork(): INFO's total_forks and latest_fork_usec,
+        and the ``fork`` latency event."""
+        usec = int(seconds * 1_000_000)
+        self.total_forks += 1
+        self.latest_fork_usec = usec
+        self.record_latency("fork", usec // 1000)
+
+    def record_latency(self, event: str, milliseconds: int) -> None:
+        """A latency sample for LATENCY LATEST/HISTORY, kept when it reaches
+        ``latency-monitor-threshold``."""
+        from .observability import record_latency
+
+        record_latency(self, event, milliseconds)
 
     def fatal(self, message: str) -> None:
         self.log.warning(message)
