@@ -733,8 +733,8 @@ class Engine:
             self.acl.set_requirepass(new.requirepass)
         if self.server is not None:
             self.server.config_applied(old, new)
+        self.persistence.config_changed(old, new)
         self.hook.trioredis_config_changed(old=old, new=new)
-        self.persistence.refresh_write_path()
 
     # --- memory ----------------------------------------------------------------------------
 

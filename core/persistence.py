@@ -100,6 +100,10 @@ class PersistenceBackend(Protocol):
     def statistics(self) -> Mapping[str, Any]:
         """A frozen view of counters: INFO persistence prints these fields."""
 
+    def config_changed(self, old: Any, new: Any) -> None:
+        """CONFIG SET changed the configuration of this backend's server (``new`` is in force
+        from now on): react without awaiting (hand async work to ``run()``'s task)."""
+
 
 class BaseBackend:
     """Do-nothing defaults for every :class:`PersistenceBackend` method."""
@@ -151,6 +155,9 @@ class BaseBackend:
 
     def statistics(self) -> Mapping[str, Any]:
         return {}
+
+    def config_changed(self, old: Any, new: Any) -> None:
+        pass
 
 
 class PersistenceRegistry:

@@ -23,17 +23,12 @@ from trioredis import (
 )
 from trioredis import command as command_spec
 
-from .backend import AofBackend, AofLoadError, State, config_changed
+from .backend import AofBackend, AofLoadError, State
 
 
 @hookimpl
 def trioredis_register_persistence(registry: PersistenceRegistry, config: Config) -> None:
     registry.add(AofBackend(config))
-
-
-@hookimpl
-def trioredis_config_changed(old: Config, new: Config) -> None:
-    config_changed(old, new)
 
 
 @hookimpl

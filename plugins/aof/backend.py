@@ -19,7 +19,6 @@ import os
 import shlex
 import signal
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,7 +54,6 @@ REWRITE_FAILED = (b"ERR Can't execute an AOF background rewriting. Please check 
 _ARRAY_HEADERS = [b"*%d\r\n" % count for count in range(64)]
 _BULK_HEADERS = [b"$%d\r\n" % size for size in range(1024)]
 
-_BACKENDS: weakref.WeakSet[AofBackend] = weakref.WeakSet()
 
 
 class AofLoadError(Exception):
@@ -126,7 +124,6 @@ class AofBackend(BaseBackend):
         self._last_rewrite_ok = True
         self._rewrites = 0
         self._rewrite_failures = 0
-        _BACKENDS.add(self)
 
     # --- small helpers ---------------------------------------------------------------------
 
@@ -1046,8 +1043,3 @@ def _remove(path: str) -> None:
     except FileNotFoundError:
         pass
 
-
-def config_changed(old: Config, new: Config) -> None:
-    for backend in list(_BACKENDS):
-        if backend._config is old:
-            backend.config_changed(old, new)

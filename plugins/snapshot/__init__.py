@@ -14,17 +14,12 @@ from __future__ import annotations
 
 from trioredis import hookimpl
 
-from .backend import SnapshotBackend, config_changed
+from .backend import SnapshotBackend
 
 
 @hookimpl
 def trioredis_register_persistence(registry, config):
     registry.add(SnapshotBackend(config))
-
-
-@hookimpl
-def trioredis_config_changed(old, new):
-    config_changed(old, new)
 
 
 __all__ = ["SnapshotBackend"]
