@@ -20,7 +20,7 @@ import pluggy
 if TYPE_CHECKING:
     from .client import Client
     from .commands import CommandRegistry
-    from .config import Config
+    from .config import Config, OptionRegistry
     from .persistence import PersistenceRegistry
 
 hookspec = pluggy.HookspecMarker("trioredis")
@@ -68,6 +68,30 @@ def trioredis_command_executed(client: Client, argv: Sequence[bytes], duration_u
     implements it, so the common path pays nothing.
 
     Runs on: the trio thread, after the command and before its reply is sent.
+    """
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+@hookspec
+def trioredis_add_options(registry: OptionRegistry) -> None:
+    """Declare the plugin's own configuration options.
+
+    :param registry: call ``registry.add(option)`` for each option, built with the helpers of
+        :mod:`trioredis.config_table` (``boolean``, ``integer``, ``memory``, ``enum``,
+        ``string``): its name as redis.conf spells it, default, bounds or values, flags
+        (``IMMUTABLE``, ``PROTECTED``) and ``confine=FILENAME`` for a file name inside
+        ``dir``.  A name (or alias) that core or another plugin already declares is an error
+        at start-up.
+
+    Declared options are known to the config file and the command line, to CONFIG GET, SET
+    and REWRITE, and get core's checks (a ``FILENAME`` option is never a path); the value is
+    the attribute of the same name (``-`` as ``_``) on the configuration the plugin is handed
+    (``trioredis_register_persistence``, ``trioredis_config_changed``).  Returns nothing.
+
+    Runs on: the main thread while the configuration is read, before the server starts (the
+    hook may be called more than once: it must only declare).
     """
 
 
