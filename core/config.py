@@ -40,6 +40,7 @@ from .config_table import (
     FILENAME,
     IMMUTABLE,
     INT,
+    LLONG_MAX,
     MEMORY,
     MEMORY_OR_PERCENT,
     MULTI_ARG,
@@ -147,11 +148,15 @@ _INTEGER_RE = re.compile(r"-?(0|[1-9]\d*)")  # Redis's string2ll: no '+', no spa
 def parse_memory(text: str) -> int:
     """``64mb`` -> 67108864, as redis.conf reads sizes (``k`` is 1000, ``kb`` 1024).
     ValueError when it is not a size."""
-    match = _MEMORY_RE.fullmatch(text.strip())
+    if text == "":
+        return 0  # Redis's memtoull reads no digits as 0
+    match = _MEMORY_RE.fullmatch(text)
     if match is None or match.group(3).lower() not in _UNITS:
         raise ValueError(text)
-    value = int(match.group(2)) * _UNITS[match.group(3).lower()]
-    return -value if match.group(1) else value
+    if match.group(1):
+        raise ValueError(text)  # Redis's memtoull takes no sign
+    # Digits beyond 64 bits saturate, as strtoull does.
+    return min(int(match.group(2)), ULLONG_MAX) * _UNITS[match.group(3).lower()]
 
 
 def _parse_integer(text: str) -> int:
@@ -186,8 +191,8 @@ def parse_value(option: Option, words: list[str], current: Any = None) -> Any:
                 value = int(word, 8)
             elif kind == MEMORY:
                 value = parse_memory(word)
-                if value < 0 and option.high == ULLONG_MAX:  # an unsigned size
-                    raise ValueError(word)
+                if value > LLONG_MAX and option.high != ULLONG_MAX:
+                    value -= 2**64  # a signed option reads the bits as negative, as Redis
             else:
                 value = _parse_integer(word)
         except ValueError:
