@@ -103,6 +103,8 @@ class OptionTable:
             forbid_unknown_fields=True, module=__name__)
         # CONFIG GET * lists names and aliases, as Redis does.
         self.names = tuple(self.by_name)
+        self._extensions: dict[tuple[int, ...], OptionTable] = {}
+        self._keep: tuple[Option, ...] = ()
         _TABLES[self.struct] = self
 
     def extended(self, options: Sequence[Option]) -> OptionTable:
@@ -110,7 +112,15 @@ class OptionTable:
         ``config.port`` keeps working on it."""
         if not options:
             return self
-        return OptionTable(options, base=self.struct, inherited=self)
+        # The same plugins give the same table: one Struct class per set of options, not
+        # one per configuration read (a test process reads hundreds).
+        key = tuple(id(option) for option in options)
+        table = self._extensions.get(key)
+        if table is None:
+            table = self._extensions[key] = OptionTable(options, base=self.struct,
+                                                        inherited=self)
+            table._keep = tuple(options)  # the ids in the key stay those of these objects
+        return table
 
 
 _TABLES: dict[type, OptionTable] = {}
@@ -671,7 +681,6 @@ def replace_options(config: Any, changes: Mapping[str, str] | Sequence[tuple[str
             value = parse_value(option, words, getattr(config, option.field))
             if option.confine == DIRECTORY:
                 value = _usable_directory(value)
-            _check_runtime_change(config, option, value)
         except ConfigError as error:
             raise _set_failed(typed, str(error)) from None
         values[option.field] = value
@@ -687,16 +696,6 @@ def _usable_directory(path: str) -> str:
     if not os.path.isdir(path):
         raise ConfigError("No such file or directory")
     return os.path.abspath(path)
-
-
-def _check_runtime_change(config: Any, option: Option, value: Any) -> None:
-    """Refuse a change after which the next start would load another file than the one that
-    holds the data: the AOF, while on, is found through dir (appendfilename and
-    appenddirname are immutable for the same reason)."""
-    if option.confine == DIRECTORY and getattr(config, "appendonly", False) and (
-            value != config.dir):
-        raise ConfigError("can't change dir while appendonly is yes: the next start would not "
-                          "find the append only file")
 
 
 def matching_options(pattern: str, config: Any = None) -> list[str]:

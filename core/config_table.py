@@ -1,5 +1,12 @@
 """Every Redis 7.0 configuration directive, one line each: the facts of an option together.
 
+Core's table holds every directive but those of the persistence plugins: the AOF's
+(``appendonly``, ``appendfsync``...) are declared by ``trioredis.plugins.aof`` and the
+snapshot's (``save``, ``dbfilename``, ``stop-writes-on-bgsave-error``) by
+``trioredis.plugins.snapshot``, through the ``trioredis_add_options`` hook, with these same
+helpers.  Redis's persistence options that have no effect here (``rdbcompression``,
+``aof-use-rdb-preamble``...) stay in core's table.
+
 A line says the option's name (and its old alias), its kind, its default, its bounds or
 values, whether CONFIG SET may change it (``IMMUTABLE``), whether only a trusted client may
 (``PROTECTED``, see ``enable-protected-configs``), whether it names a file or a directory
@@ -121,14 +128,6 @@ REDIS_OPTIONS: tuple[Option, ...] = (
     string("pidfile", "", flags=IMMUTABLE, applies="pid file (cli)"),
     Option("dir", STRING, ".", flags=PROTECTED, confine=DIRECTORY,
            applies="working directory of every data file"),
-    string("dbfilename", "dump.trdb", flags=PROTECTED, confine=FILENAME,
-           applies="snapshot file name in dir (plugins/snapshot)"),
-    string("appendfilename", "appendonly.aof", flags=IMMUTABLE, confine=FILENAME,
-           applies="AOF file name in dir (plugins/aof)"),
-    string("appenddirname", "appendonlydir", flags=IMMUTABLE, confine=FILENAME,
-           applies="Redis 7's multi-part AOF directory, imported at start-up (plugins/aof)"),
-    special("save", SAVE, [(3600, 1), (300, 100), (60, 10000)], flags=MULTI_LINE,
-            applies="snapshot save points (plugins/snapshot)"),
     special("client-output-buffer-limit", OUTPUT_LIMITS,
             "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
             applies="output buffer limits (server)"),
@@ -177,14 +176,9 @@ REDIS_OPTIONS: tuple[Option, ...] = (
     boolean("activedefrag", False),
     boolean("activerehashing", True),
     boolean("aof-disable-auto-gc", False),
-    boolean("aof-load-truncated", True, applies="AOF loading (plugins/aof)"),
     boolean("aof-rewrite-incremental-fsync", True),
     boolean("aof-timestamp-enabled", False),
     boolean("aof-use-rdb-preamble", True),
-    enum("appendfsync", ("everysec", "always", "no"), "everysec", applies="AOF fsync policy (plugins/aof)"),
-    boolean("appendonly", False, applies="AOF on/off (plugins/aof)"),
-    memory("auto-aof-rewrite-min-size", 67108864, 0, LLONG_MAX, applies="automatic AOF rewrite (plugins/aof)"),
-    integer("auto-aof-rewrite-percentage", 100, 0, INT_MAX, applies="automatic AOF rewrite (plugins/aof)"),
     string("bind-source-addr", ""),
     integer("busy-reply-threshold", 5000, 0, LLONG_MAX, alias="lua-time-limit"),
     memory("client-query-buffer-limit", 1073741824, 1048576, LLONG_MAX, applies="query buffer limit per client (server)"),
@@ -232,7 +226,6 @@ REDIS_OPTIONS: tuple[Option, ...] = (
     integer("maxmemory-samples", 5, 1, INT_MAX),
     integer("min-replicas-max-lag", 10, 0, INT_MAX, alias="min-slaves-max-lag"),
     integer("min-replicas-to-write", 0, 0, INT_MAX, alias="min-slaves-to-write"),
-    boolean("no-appendfsync-on-rewrite", False, applies="AOF fsync during rewrites (plugins/aof)"),
     enum("oom-score-adj", ("no", "yes", "relative", "absolute"), "no"),
     integer("port", 6379, 0, 65535, applies="TCP port (server)"),
     string("proc-title-template", "{title} {listen-addr} {server-mode}"),
@@ -268,7 +261,6 @@ REDIS_OPTIONS: tuple[Option, ...] = (
     integer("shutdown-timeout", 10, 0, INT_MAX),
     integer("slowlog-log-slower-than", 10000, -1, LLONG_MAX, applies="SLOWLOG (observability)"),
     integer("slowlog-max-len", 128, 0, LLONG_MAX, applies="SLOWLOG (observability)"),
-    boolean("stop-writes-on-bgsave-error", True, applies="MISCONF refusals (plugins/snapshot)"),
     memory("stream-node-max-bytes", 4096, 0, LLONG_MAX),
     integer("stream-node-max-entries", 100, 0, LLONG_MAX),
     integer("tcp-keepalive", 300, 0, INT_MAX, applies="TCP keepalive (server)"),

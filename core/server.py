@@ -901,7 +901,7 @@ class Server:
 
 def _default_save(engine: Engine) -> bool:
     """SIGTERM and a bare SHUTDOWN save a snapshot when save points are configured."""
-    return bool(engine.config.save)
+    return bool(getattr(engine.config, "save", ()))  # an option of plugins/snapshot
 
 
 def _format_address(address: Any) -> str:

@@ -8,14 +8,13 @@ import os
 import pytest
 from trioredis.cli import parse_arguments
 from trioredis.config import (
-    CORE_TABLE,
-    Config,
     ConfigError,
     config_lines,
     format_value,
     load_config,
     parse_memory,
     replace_options,
+    table_of,
 )
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,8 +25,12 @@ def write(path, text: str) -> str:
     return str(path)
 
 
+# The defaults with the built-in plugins (the AOF's and snapshot's options are theirs).
+DEFAULTS = load_config().config
+
+
 def test_defaults_follow_redis():
-    config = Config()
+    config = DEFAULTS
     assert config.port == 6379 and config.databases == 16 and config.hz == 10
     assert config.maxclients == 10000 and config.proto_max_bulk_len == 512 * 1024 * 1024
     assert config.client_query_buffer_limit == 1024**3 and config.appendfsync == "everysec"
@@ -155,8 +158,8 @@ def test_documented_default_file_loads():
 
 def test_every_option_survives_rewrite_then_parse(tmp_path):
     """What CONFIG REWRITE writes for each option reads back as the same value."""
-    config = Config()
-    for option in CORE_TABLE.options.values():
+    config = DEFAULTS
+    for option in table_of(config).options.values():
         path = tmp_path / "one.conf"
         path.write_text("\n".join(config_lines(config, option)) + "\n")
         reread = load_config(str(path)).config
@@ -167,7 +170,7 @@ def test_every_option_survives_rewrite_then_parse(tmp_path):
 
 
 def test_config_set_builds_a_new_validated_config():
-    old = Config()
+    old = DEFAULTS
     new = replace_options(old, {"maxmemory": "10mb", "hz": "50", "appendfsync": "always"})
     assert new.maxmemory == 10 * 1024 * 1024 and new.hz == 50 and new.appendfsync == "always"
     assert old.maxmemory == 0  # frozen: the old one is untouched
@@ -193,12 +196,12 @@ def test_config_set_builds_a_new_validated_config():
 )
 def test_config_set_refusals_have_redis_messages(changes, message):
     with pytest.raises(ConfigError) as info:
-        replace_options(Config(), changes)
+        replace_options(DEFAULTS, changes)
     assert str(info.value) == message
 
 
 def test_config_set_save_takes_pairs_or_empty():
-    assert replace_options(Config(), {"save": "60 5 10 1000"}).save == [(60, 5), (10, 1000)]
-    assert replace_options(Config(), {"save": ""}).save == []
+    assert replace_options(DEFAULTS, {"save": "60 5 10 1000"}).save == [(60, 5), (10, 1000)]
+    assert replace_options(DEFAULTS, {"save": ""}).save == []
     with pytest.raises(ConfigError, match="Invalid save parameters"):
-        replace_options(Config(), {"save": "60"})
+        replace_options(DEFAULTS, {"save": "60"})

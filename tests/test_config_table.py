@@ -14,13 +14,15 @@ import redis
 from parity import RawClient, ReferenceRedis
 from servers import ServerProcess, ServerThread, run_cli
 from trioredis import hookimpl
-from trioredis.config import CORE_TABLE, ConfigError, load_config
+from trioredis.config import ConfigError, load_config, table_of
 from trioredis.config_table import BOOL, ENUM, IMMUTABLE, INT, MEMORY, PROTECTED
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
                                 reason="redis-server is not installed")
 
 MEMORY_ONLY = [["save", ""], ["appendonly", "no"]]
+# Core's options and the built-in plugins' (the AOF's and the snapshot's).
+OPTIONS = table_of(load_config().config).options
 
 # CONFIG GET * names: ours and Redis's differ only by these, on purpose.
 ONLY_OURS = {"loadplugin": "trioredis's own: plugin modules to load"}
@@ -115,7 +117,7 @@ def test_config_set_errors_are_redis_errors(pair):
     ours, reference = pair
     checked = 0
     with RawClient(ours.port) as mine, RawClient(reference.port) as theirs:
-        for option in CORE_TABLE.options.values():
+        for option in OPTIONS.values():
             if option.name in SET_DIFFERENCES or option.name in ONLY_OURS:
                 continue
             for name in filter(None, (option.name, option.alias)):
@@ -142,7 +144,7 @@ def test_config_set_valid_values_then_get_as_redis(pair):
     differences)."""
     ours, reference = pair
     rng = random.Random(1207)
-    tunables = [o for o in CORE_TABLE.options.values()
+    tunables = [o for o in OPTIONS.values()
                 if o.kind in (BOOL, ENUM, INT, MEMORY) and not o.flags & (IMMUTABLE | PROTECTED)
                 and o.name not in SET_DIFFERENCES and o.applies == ""
                 # Redis applies TLS settings at once, and fails without certificates;
