@@ -22,7 +22,6 @@ Security rules kept here, in one place, for every option (a plugin's too):
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import os
 import re
@@ -60,6 +59,7 @@ from .config_table import (
     WORDS,
     Option,
 )
+from .glob import compile_glob
 from .resp import split_args
 
 # Bytes that are not UTF-8 survive the round trip (CONFIG SET, GET, REWRITE, the file).
@@ -435,7 +435,9 @@ def config_lines(config: Any, option: Option) -> list[str]:
         return [f"{name} {_word(word)}" for word in value]
     if kind == OUTPUT_LIMITS:
         default = output_buffer_limits(option.default)
-        return [f"{name} {kind_} {_format_memory(hard)} {_format_memory(soft)} {seconds}"
+        # Redis writes the class CONFIG GET calls "slave" as "replica" in the file.
+        return [f"{name} {'replica' if kind_ == 'slave' else kind_} {_format_memory(hard)} "
+                f"{_format_memory(soft)} {seconds}"
                 for kind_, (hard, soft, seconds) in output_buffer_limits(value).items()
                 if default.get(kind_) != (hard, soft, seconds)]
     text = format_value(config, name)
@@ -705,8 +707,10 @@ def matching_options(pattern: str, config: Any = None) -> list[str]:
     if not any(char in pattern for char in "*?["):
         option = table.by_name.get(pattern)
         return [pattern] if option is not None and not option.flags & SECRET else []
+    # Redis's glob (case-insensitive here), over a fixed set of short names: bounded cost.
+    regex = compile_glob(pattern.encode("utf-8", ENCODING_ERRORS))
     return [name for name in table.names
-            if not table.by_name[name].flags & SECRET and fnmatch.fnmatchcase(name, pattern)]
+            if not table.by_name[name].flags & SECRET and regex.match(name.encode())]
 
 
 def protected_action_allowed(setting: str, is_local: bool) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+from collections.abc import Iterable
 
 import pytest
 import redis
@@ -94,10 +95,13 @@ def test_config_get_each_name_alone_answers_the_same_bytes(pair):
             assert _pairs(mine.call(*command)) == _pairs(theirs.call(*command))
 
 
-def _pairs(reply: bytes) -> list[bytes]:
-    """A RESP2 array of bulk strings as sorted (name, value) pairs."""
+def _pairs(reply: bytes, without: Iterable[str] = ()) -> list[bytes]:
+    """A RESP2 array of bulk strings as sorted (name, value) pairs; the values of the names
+    in ``without`` left out."""
     parts = reply.split(b"\r\n")[1:-1][1::2]  # every bulk string's bytes
-    return sorted(zip(parts[::2], parts[1::2], strict=True))
+    skip = {name.encode() for name in without}
+    return sorted((name, b"" if name in skip else value)
+                  for name, value in zip(parts[::2], parts[1::2], strict=True))
 
 
 def _bad_values(option) -> list[str]:
@@ -254,3 +258,64 @@ def test_debian_stock_redis_conf_is_accepted(tmp_path, spawned):
     # One line names the directives that are accepted but do nothing here.
     lines = [line for line in server.log().splitlines() if "Options without effect here" in line]
     assert len(lines) == 1 and "rdbcompression" in lines[0] and " port" not in lines[0]
+
+
+def test_config_get_globs_as_redis(pair):
+    """Redis's glob (stringmatchlen, case-insensitive): ranges, negation, escapes."""
+    ours, reference = pair
+    patterns = ["*max*", "[^m]axmemory*", "MAXMEMOR?", "hash-max-*-entries", "*[", "\\*",
+                "[a-c]*", "*-[!s]*", "???", "*ziplist*", "slave-*", "*\\-time-*", "[]*"]
+    with RawClient(ours.port) as mine, RawClient(reference.port) as theirs:
+        for pattern in patterns:
+            command = ("CONFIG", "GET", pattern)
+            assert _pairs(mine.call(*command), VALUE_DIFFERENCES) == _pairs(
+                theirs.call(*command), VALUE_DIFFERENCES), pattern
+
+
+def test_config_get_in_resp3_is_a_map_as_redis(pair):
+    ours, reference = pair
+    with RawClient(ours.port) as mine, RawClient(reference.port) as theirs:
+        mine.call("HELLO", "3")
+        theirs.call("HELLO", "3")
+        for command in (("CONFIG", "GET", "maxmemory"), ("CONFIG", "GET", "nosuch"),
+                        ("CONFIG", "GET", "lua-time-limit"), ("CONFIG", "SET", "hz", "x")):
+            assert mine.call(*command) == theirs.call(*command), command
+
+
+# Options set on both servers, then CONFIG REWRITE: their lines must be Redis's, byte for byte.
+REWRITTEN = [
+    ("maxmemory", "64mb"), ("maxmemory", "1000"), ("hz", "20"), ("appendfsync", "ALWAYS"),
+    ("lazyfree-lazy-expire", "yes"), ("notify-keyspace-events", "KEA"),
+    ("save", "100 10 20 5"), ("client-output-buffer-limit", "pubsub 1mb 512kb 30"),
+    ("lua-time-limit", "300"), ("hash-max-ziplist-entries", "99"),
+    ("latency-tracking-info-percentiles", "50 99.5"), ("maxmemory-clients", "10%"),
+    ("oom-score-adj-values", "0 100 900"), ("proc-title-template", "{title} {port}"),
+    ("replica-announce-ip", "10.0.0.1"), ("active-defrag-ignore-bytes", "3gb"),
+]
+
+
+def test_config_rewrite_writes_redis_lines(tmp_path, spawned):
+    ours_conf, ref_conf = tmp_path / "ours.conf", tmp_path / "ref.conf"
+    for conf in (ours_conf, ref_conf):
+        conf.write_text("# kept\nhz 10\nsave 60 1\n")
+    (tmp_path / "ours").mkdir()
+    (tmp_path / "ref").mkdir()
+    server = ServerProcess(str(tmp_path / "ours"), [["appendonly", "no"]],
+                           config_path=str(ours_conf)).start()
+    spawned.append(server)
+    with ReferenceRedis(directory=str(tmp_path / "ref"), config_path=str(ref_conf)) as reference:
+        with RawClient(server.port) as mine, RawClient(reference.port) as theirs:
+            for name, value in REWRITTEN:
+                command = ("CONFIG", "SET", name, value)
+                assert mine.call(*command) == theirs.call(*command), command
+                assert mine.call("CONFIG", "REWRITE") == theirs.call("CONFIG", "REWRITE")
+                primary = OPTIONS[name].name if name in OPTIONS else next(
+                    o.name for o in OPTIONS.values() if o.alias == name)
+                ours, theirs_lines = (
+                    [line for line in conf.read_text().splitlines()
+                     if line.split(" ", 1)[0] == primary] for conf in (ours_conf, ref_conf))
+                assert ours == theirs_lines, (name, value)
+    # Comments stay, an option the file names is rewritten where it was.  (Where the
+    # second save line and later additions go differs: Redis appends them after blank lines.)
+    for conf in (ours_conf, ref_conf):
+        assert conf.read_text().startswith("# kept\nhz 20\nsave 100 10\n")

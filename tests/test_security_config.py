@@ -259,26 +259,6 @@ def test_hostile_values_survive_rewrite_and_restart_without_new_directives(tmp_p
         server.stop()
 
 
-def _redis_with_config_file(path, directory) -> tuple[subprocess.Popen, int]:
-    """redis-server reading ``path`` (CONFIG REWRITE needs a file), ready for PING."""
-    from servers import free_port
-
-    port = free_port()
-    process = subprocess.Popen(
-        ["redis-server", str(path), "--port", str(port), "--bind", "127.0.0.1",
-         "--dir", str(directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with RawClient(port) as client:
-                if client.call("PING") == b"+PONG\r\n":
-                    return process, port
-        except OSError:
-            pass
-        assert time.monotonic() < deadline and process.poll() is None, "redis-server did not start"
-        time.sleep(0.02)
-
-
 @needs_redis
 def test_rewritten_lines_are_the_ones_redis_writes(tmp_path):
     """The same CONFIG SET, then CONFIG REWRITE on both servers: the option's line is byte
@@ -289,7 +269,8 @@ def test_rewritten_lines_are_the_ones_redis_writes(tmp_path):
     (tmp_path / "ours").mkdir()
     (tmp_path / "ref").mkdir()
     server = ServerProcess(str(tmp_path / "ours"), config_path=str(ours_conf)).start()
-    reference, reference_port = _redis_with_config_file(ref_conf, tmp_path / "ref")
+    reference = ReferenceRedis(directory=str(tmp_path / "ref"), config_path=str(ref_conf))
+    reference_port = reference.port
     try:
         for value in HOSTILE[:-1]:
             _same_replies(server.port, reference_port, [
@@ -306,8 +287,7 @@ def test_rewritten_lines_are_the_ones_redis_writes(tmp_path):
             assert conf.read_bytes().startswith(b"appendonly no\n")
     finally:
         server.stop()
-        reference.terminate()
-        reference.wait(10)
+        reference.stop()
 
 
 # --- A3: DEBUG is off by default ----------------------------------------------------------------
