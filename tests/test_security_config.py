@@ -14,7 +14,7 @@ import time
 import pytest
 import redis
 from parity import RawClient, ReferenceRedis
-from servers import ServerProcess, ServerThread
+from servers import ServerProcess, ServerThread, wait_for
 from trioredis.acl import is_local_client
 from trioredis.client import Client
 from trioredis.config import read_config_lines
@@ -341,3 +341,23 @@ def test_debug_local_from_a_unix_socket(tmp_path):
         client.close()
     finally:
         server.stop()
+
+
+def test_moving_the_snapshot_file_saves_the_dataset_there(tmp_path):
+    """After CONFIG SET dbfilename the next start loads the new file: the dataset is saved
+    there at once, not left only in the old file."""
+    server = _ours(tmp_path, ["enable-protected-configs", "yes"])
+    try:
+        client = server.client()
+        client.set("k", "v")
+        assert client.save() is True
+        client.set("k2", "v2")
+        assert client.config_set("dbfilename", "moved.trdb") is True
+        wait_for(lambda: os.path.exists(tmp_path / "moved.trdb"), what="the moved snapshot")
+    finally:
+        server.stop()
+    restarted = _ours(tmp_path, ["dbfilename", "moved.trdb"])
+    try:
+        assert restarted.client().mget("k", "k2") == [b"v", b"v2"]
+    finally:
+        restarted.stop()
