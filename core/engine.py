@@ -324,7 +324,7 @@ class Engine:
         arity = spec.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return self._reject(client, argv, errors.wrong_arity(spec.name))
-        if name == b"debug" and not self._debug_allowed(client):
+        if spec.name == "debug" and not self._debug_allowed(client):  # renamed ones too
             return self._reject(client, argv, errors.DEBUG_NOT_ALLOWED)
         if not client.authenticated and "noauth" not in spec.flags:
             return self._reject(client, argv, errors.NOAUTH)

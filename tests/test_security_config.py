@@ -361,3 +361,13 @@ def test_moving_the_snapshot_file_saves_the_dataset_there(tmp_path):
         assert restarted.client().mget("k", "k2") == [b"v", b"v2"]
     finally:
         restarted.stop()
+
+
+def test_a_renamed_debug_is_still_gated(tmp_path):
+    conf = tmp_path / "renamed.conf"
+    conf.write_text("rename-command DEBUG MYDEBUG\n")
+    with ServerThread([*MEMORY_ONLY, ["dir", str(tmp_path)], ["enable-debug-command", "no"]],
+                      config_path=str(conf)) as server:
+        server.wait_ready()
+        with pytest.raises(redis.ResponseError, match="^DEBUG command not allowed"):
+            server.client().execute_command("MYDEBUG", "DIGEST")
