@@ -80,5 +80,6 @@ def unknown_subcommand(sub: bytes, command: str) -> str:
 
 
 def sanitize(message: str) -> str:
-    """Error replies are one line: Redis replaces CR and LF by spaces."""
-    return message.replace("\r", " ").replace("\n", " ")
+    """Error replies are one line: as Redis's addReplyErrorFormat, CR and LF are trimmed from
+    both ends, then the ones inside become spaces."""
+    return message.strip("\r\n").replace("\r", " ").replace("\n", " ")
