@@ -22,6 +22,7 @@ Security rules kept here, in one place, for every option (a plugin's too):
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
@@ -695,8 +696,14 @@ def replace_options(config: Any, changes: Mapping[str, str] | Sequence[tuple[str
 def _usable_directory(path: str) -> str:
     """CONFIG SET dir: Redis changes directory at once, so a missing one is refused with
     the system's reason; the value kept is absolute (files are joined to it)."""
-    if not os.path.isdir(path):
-        raise ConfigError("No such file or directory")
+    try:
+        if not os.path.isdir(path):
+            os.stat(path)  # missing: ENOENT; there but not a directory: ENOTDIR below
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        if not os.access(path, os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    except OSError as error:
+        raise ConfigError(error.strerror or str(error)) from None
     return os.path.abspath(path)
 
 

@@ -78,6 +78,7 @@ def test_dir_and_dbfilename_are_protected_by_default_as_in_redis(tmp_path):
 
 @needs_redis
 def test_file_names_are_never_paths_even_when_protected_configs_are_allowed(tmp_path):
+    (tmp_path / "a-file").write_text("not a directory")
     server = _ours(tmp_path / "data", ["enable-protected-configs", "yes"])
     try:
         with ReferenceRedis("--enable-protected-configs", "yes") as reference:
@@ -86,6 +87,7 @@ def test_file_names_are_never_paths_even_when_protected_configs_are_allowed(tmp_
                 ("CONFIG", "SET", "dbfilename", "/abs/path/zz.pth"),
                 ("CONFIG", "SET", "dbfilename", "sub\\dir"),
                 ("CONFIG", "SET", "dbfilename", "ok.name", "dir", str(tmp_path / "missing")),
+                ("CONFIG", "SET", "dir", str(tmp_path / "a-file")),
                 ("CONFIG", "SET", "appendfilename", "x.aof"),
             ])
         assert replies[0] == (b"-ERR CONFIG SET failed (possibly related to argument "
