@@ -685,7 +685,9 @@ def replace_options(config: Any, changes: Mapping[str, str] | Sequence[tuple[str
             if option.confine == DIRECTORY:
                 value = _usable_directory(value)
         except ConfigError as error:
-            raise _set_failed(typed, str(error)) from None
+            # A bad value names the option as declared (Redis's config->name: the alias when
+            # the alias was typed), while the name checks above echo what was typed.
+            raise _set_failed(typed.lower(), str(error)) from None
         values[option.field] = value
     try:
         return _validated(table, values, config)

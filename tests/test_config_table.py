@@ -142,9 +142,26 @@ def test_config_set_errors_are_redis_errors(pair):
     assert checked > 400
 
 
-def test_config_set_valid_values_then_get_as_redis(pair):
-    """A seeded random stream of valid CONFIG SETs (numbers with units, enums in any case,
-    aliases) on both servers: same replies, then the same CONFIG GET * (but the allowed
+def _random_value(rng: random.Random, option) -> str:
+    """A valid value for ``option`` (numbers with units, enums in any case), or now and then
+    one of the invalid ones."""
+    if rng.random() < 0.15:
+        return rng.choice(_bad_values(option))
+    if option.kind == BOOL:
+        return rng.choice(["yes", "no", "YES", "No"])
+    if option.kind == ENUM:
+        value = rng.choice(option.values)
+        return value.upper() if rng.random() < 0.3 else value
+    high = min(option.high, 10**6)
+    if option.kind == MEMORY and rng.random() < 0.5:
+        return f"{rng.randint(0, 64)}{rng.choice(['k', 'kb', 'mb', 'm', 'b', 'GB'])}"
+    return str(rng.randint(max(option.low, 0), high))
+
+
+def test_config_set_random_streams_then_get_as_redis(pair):
+    """A seeded random stream of CONFIG SETs of one to three options (aliases, upper case,
+    sometimes an invalid value, so that the whole command is refused and nothing changes)
+    on both servers: the same replies, then the same CONFIG GET * (but the allowed
     differences)."""
     ours, reference = pair
     rng = random.Random(1207)
@@ -154,24 +171,20 @@ def test_config_set_valid_values_then_get_as_redis(pair):
                 # Redis applies TLS settings at once, and fails without certificates;
                 # Debian's build has no jemalloc, so Redis refuses activedefrag yes.
                 and not o.name.startswith("tls-") and o.name != "activedefrag"]
+    refused = 0
     with RawClient(ours.port) as mine, RawClient(reference.port) as theirs:
-        for _ in range(300):
-            option = rng.choice(tunables)
-            name = rng.choice([n for n in (option.name, option.alias) if n])
-            if option.kind == BOOL:
-                value = rng.choice(["yes", "no", "YES", "No"])
-            elif option.kind == ENUM:
-                value = rng.choice(option.values)
-                value = value.upper() if rng.random() < 0.3 else value
-            else:
-                high = min(option.high, 10**6)
-                value = str(rng.randint(max(option.low, 0), high))
-                if option.kind == MEMORY and rng.random() < 0.5:
-                    value = f"{rng.randint(0, 64)}{rng.choice(['k', 'kb', 'mb', 'm', 'b', 'GB'])}"
-            command = ("CONFIG", "SET", name, value)
-            assert mine.call(*command) == theirs.call(*command), command
+        for _ in range(400):
+            command = ["CONFIG", "SET"]
+            for option in rng.sample(tunables, rng.randint(1, 3)):
+                name = rng.choice([n for n in (option.name, option.alias) if n])
+                name = name.upper() if rng.random() < 0.2 else name
+                command += [name, _random_value(rng, option)]
+            reply = mine.call(*command)
+            assert reply == theirs.call(*command), command
+            refused += reply.startswith(b"-")
         assert mine.call("CONFIG", "SET", "maxmemory-policy", "allkeys-lru", "hz", "x") == (
             theirs.call("CONFIG", "SET", "maxmemory-policy", "allkeys-lru", "hz", "x"))
+    assert 20 < refused < 300
     mine, theirs = _config_map(ours.port, "*"), _config_map(reference.port, "*")
     different = {name for name in set(mine) & set(theirs) if mine[name] != theirs[name]}
     assert different == set(VALUE_DIFFERENCES)
