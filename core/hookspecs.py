@@ -119,7 +119,11 @@ def trioredis_config_changed(old: Config, new: Config) -> None:
 
     Backends react here (``appendonly yes`` starts an AOF rewrite, ``save`` points change).
     Start async work by handing it to a task the plugin owns (for example through a memory
-    channel read by its ``run()`` task), never by awaiting here.
+    channel read by its ``run()`` task), never by awaiting here.  To refuse the change, raise
+    :class:`trioredis.ConfigError` with Redis's ``CONFIG SET failed (possibly related to
+    argument 'x') - why`` text before acting on it: the client gets that error and the old
+    configuration is applied again (this hook is called once more, from ``new`` back to
+    ``old``), as Redis rolls back a failed apply.
     """
 
 
