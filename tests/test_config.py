@@ -6,16 +6,21 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from trioredis.cli import parse_arguments
 from trioredis.config import (
+    ENCODING_ERRORS,
     ConfigError,
     config_lines,
+    config_repr,
     format_value,
     load_config,
     parse_memory,
     replace_options,
     table_of,
 )
+from trioredis.resp import split_args
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -205,3 +210,20 @@ def test_config_set_save_takes_pairs_or_empty():
     assert replace_options(DEFAULTS, {"save": ""}).save == []
     with pytest.raises(ConfigError, match="Invalid save parameters"):
         replace_options(DEFAULTS, {"save": "60"})
+
+
+# --- quoting: what CONFIG REWRITE writes reads back as the same bytes ---------------------------
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=st.binary(max_size=64) | st.text(max_size=32).map(str.encode))
+def test_any_value_quoted_as_sdscatrepr_reads_back_as_itself(value):
+    text = value.decode("utf-8", ENCODING_ERRORS)
+    quoted = config_repr(text)
+    assert quoted.isascii() and quoted.isprintable()  # one line, whatever the value holds
+    assert split_args(b"name " + quoted.encode()) == [b"name", value]
+
+
+def test_sdscatrepr_escapes_as_redis():
+    assert config_repr('a"b\\c\n\r\t\a\b\x00\x7f\u00e9') == (
+        '"a\\"b\\\\c\\n\\r\\t\\a\\b\\x00\\x7f\\xc3\\xa9"')
