@@ -159,6 +159,14 @@ def test_hz_is_clamped_like_redis():
 def test_documented_default_file_loads():
     config = load_config(os.path.join(REPO, "config", "trioredis.conf")).config
     assert config.port == 6379
+    assert (config.enable_protected_configs, config.enable_debug_command) == ("no", "no")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in os.listdir(os.path.join(REPO, "config"))
+                                        if n.endswith(".conf")))
+def test_every_sample_config_loads_and_sets_only_options_with_effect(name):
+    loaded = load_config(os.path.join(REPO, "config", name))
+    assert loaded.without_effect == ()
 
 
 def test_every_option_survives_rewrite_then_parse(tmp_path):
