@@ -127,6 +127,8 @@ class Reactor:
         # appendfsync always: groups of parked writers (oldest first) with their tickets.
         self.parked_groups: deque[tuple[list[Connection], list[Any]]] = deque()
         self.recheck_parked = False
+        # The tickets of the newest write that may not be durable yet (None once it is).
+        self.newest_tickets: list[Any] | None = None
         self.stats = server.engine.stats if server.engine is not None else None
 
     def add(self, connection: Connection) -> None:
@@ -216,8 +218,12 @@ class Reactor:
                     writers.append(connection)
             if writers or engine.unflushed:
                 tickets = engine.flush_writes()
-                if tickets and writers:
-                    self._park(writers, tickets)
+                if tickets:
+                    self.newest_tickets = tickets
+                    if writers:
+                        self._park(writers, tickets)
+            if self.newest_tickets is not None:
+                self._park_readers()
             if self.recheck_parked:
                 self.recheck_parked = False
                 self._release_durable_groups()
@@ -231,6 +237,26 @@ class Reactor:
                     server._close_now(connection)
         finally:
             self.in_turn = False
+
+    def _park_readers(self) -> None:
+        """READS AFTER WRITES (appendfsync always).  A reply made while a write is not yet
+        durable may reveal it: a GET of the key, an EXEC, a pub/sub or keyspace message, a
+        MONITOR line.  So every reply queued in this turn waits for the fsync that covers the
+        newest write, as Redis's replies wait for ``beforeSleep``'s fsync: a power loss can
+        then never erase what any client was told.  (Replies of other turns were sent only
+        once the writes before them were durable.)  Under everysec/no a write's reply waits
+        only in rare cases (an fsync slower than 2 s, a failed write(2) awaiting its retry):
+        then the replies of that turn wait with it too; otherwise reads go out at once, as in
+        Redis."""
+        tickets = self.newest_tickets
+        assert tickets is not None
+        if self._durable_state(tickets) is True:
+            self.newest_tickets = None
+            return
+        readers = [connection for connection in self.to_send
+                   if connection.mode is REACTOR and not connection.parked]
+        if readers:
+            self._park(readers, tickets)
 
     def _park(self, writers: list[Connection], tickets: list[Any]) -> None:
         """Hold ``writers``' replies (and stop reading them, to keep each client's replies in
@@ -291,6 +317,8 @@ class Reactor:
         engine = self.server.engine
         assert engine is not None
         await engine.wait_durable(tickets)
+        if self.newest_tickets is tickets:
+            self.newest_tickets = None  # what _park_readers could not learn synchronously
         self._unpark(writers)
 
     def _unpark(self, writers: list[Connection]) -> None:
