@@ -280,12 +280,13 @@ def _parse_save(words: list[str]) -> list[tuple[int, int]]:
 def _parse_oom_values(words: list[str]) -> str:
     if len(words) != 3:
         raise ConfigError("wrong number of arguments")
+    reason = "Invalid oom-score-adj-values, elements must be between -2000 and 2000."
     try:
         values = [_parse_integer(word) for word in words]
     except ValueError:
-        raise ConfigError("Invalid oom-score-adj-values") from None
+        raise ConfigError(reason) from None
     if any(not -2000 <= value <= 2000 for value in values):
-        raise ConfigError("Invalid oom-score-adj-values")
+        raise ConfigError(reason)
     return " ".join(map(str, values))
 
 
@@ -296,8 +297,11 @@ def _parse_percentiles(words: list[str]) -> str:
         values = [float(word) for word in words]
     except ValueError:
         raise ConfigError("Invalid latency-tracking-info-percentiles parameters") from None
-    if any(not (0.0 <= value <= 100.0) or math.isnan(value) for value in values):
+    if any(math.isnan(value) for value in values):
         raise ConfigError("Invalid latency-tracking-info-percentiles parameters")
+    if any(not 0.0 <= value <= 100.0 for value in values):
+        raise ConfigError(
+            "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]")
     # Redis prints each with %f and trims the trailing zeros (99.9, 50).
     return " ".join(f"{value:f}".rstrip("0").rstrip(".") for value in values)
 
@@ -308,6 +312,8 @@ def _parse_memory_or_percent(word: str) -> str:
             percent = _parse_integer(word[:-1])
             if percent < 0:
                 raise ValueError(word)
+            if percent > 100:
+                raise ConfigError("percentage argument must be less or equal to 100")
             return f"{percent}%"
         value = parse_memory(word)
         if value < 0:
