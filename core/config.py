@@ -664,7 +664,7 @@ def replace_options(config: Any, changes: Mapping[str, str] | Sequence[tuple[str
                     protected_allowed: bool = True) -> Any:
     """A new Config with ``changes`` (option name as typed -> CONFIG SET text) applied, all or
     nothing, checked in Redis's order: every name first (unknown, immutable, protected,
-    duplicate, an alias counting as its option), then every value.
+    duplicate), then every value.
 
     Raises :class:`ConfigError` with Redis's message naming the first bad option."""
     table = table_of(config)
@@ -678,7 +678,9 @@ def replace_options(config: Any, changes: Mapping[str, str] | Sequence[tuple[str
             raise _set_failed(typed, "can't set immutable config")
         if option.flags & PROTECTED and not protected_allowed:
             raise _set_failed(typed, "can't set protected config")
-        if any(option is seen for _, seen, _ in chosen):
+        # Twice the same spelling (in any case) is refused; an alias and its option may be
+        # set together, the later one winning, as in Redis (they are two table entries).
+        if any(typed.lower() == earlier.lower() for earlier, _, _ in chosen):
             raise _set_failed(typed, "duplicate parameter")
         chosen.append((typed, option, text))
     values: dict[str, Any] = {}

@@ -132,6 +132,10 @@ def test_config_set_errors_are_redis_errors(pair):
                     checked += reply.startswith(b"-ERR")
         for command in [("CONFIG", "SET", "nosuch", "1"), ("CONFIG", "SET", "NoSuch", "1"),
                         ("CONFIG", "SET", "maxmemory", "1", "MAXMEMORY", "2"),
+                        ("CONFIG", "SET", "lua-time-limit", "7", "busy-reply-threshold", "9"),
+                        ("CONFIG", "GET", "lua-time-limit"),
+                        ("CONFIG", "SET", "busy-reply-threshold", "8", "LUA-TIME-LIMIT", "6"),
+                        ("CONFIG", "GET", "busy-reply-threshold"),
                         ("CONFIG", "SET", "hz", "x", "nosuch", "1"),
                         ("CONFIG", "SET", "nosuch", "1", "hz", "x"),
                         ("CONFIG", "SET", "databases", "1", "hz", "x"),
