@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from . import errors
-from .acl import AccessControl
+from .acl import AccessControl, is_local_client
 from .backends import Backends
 from .client import REPLY_OFF, Client
 from .commands import BLOCKING, CommandRegistry, CommandSpec
+from .config import protected_action_allowed
 from .errors import CommandError
 from .keyspace import Database, Keyspace, now_ms
 from .persistence import BackendHost, Loader
@@ -365,6 +366,8 @@ class Engine:
         arity = spec.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return self._reject(client, argv, errors.wrong_arity(spec.name))
+        if spec.name == "debug" and not self._debug_allowed(client):  # renamed ones too
+            return self._reject(client, argv, errors.DEBUG_NOT_ALLOWED)
         if not client.authenticated and "noauth" not in spec.flags:
             return self._reject(client, argv, errors.NOAUTH)
         if client.user in self.acl.restricted:  # empty unless ACL SETUSER restricted someone
@@ -392,6 +395,12 @@ class Engine:
             client.multi.append((spec, argv))
             return QUEUED
         return self.execute(client, spec, argv)
+
+    def _debug_allowed(self, client: Client) -> bool:
+        """``enable-debug-command``: DEBUG for everyone (yes), local clients (local) or
+        nobody (no, the default), as Redis 7 checks it before running the command."""
+        return protected_action_allowed(self.config.enable_debug_command,
+                                        is_local_client(client))
 
     def _cross_protocol_attack(self, client: Client) -> None:
         """An HTTP request (a browser page posting to the port): close the connection with no

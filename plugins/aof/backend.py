@@ -28,6 +28,7 @@ from trioredis import (
     BackendHost,
     BaseBackend,
     Config,
+    ConfigError,
     ErrorReply,
     Loader,
     Status,
@@ -769,6 +770,12 @@ class AofBackend(BaseBackend):
     # --- runtime configuration -------------------------------------------------------------
 
     def config_changed(self, old: Config, new: Config) -> None:
+        if old.appendonly and new.appendonly and old.dir != new.dir:
+            # The next start would look for the AOF in the new dir and start empty: refused,
+            # and CONFIG SET rolls every option back (appendonly no, then dir, is fine).
+            raise ConfigError("CONFIG SET failed (possibly related to argument 'dir') - can't "
+                              "change dir while appendonly is yes: the next start would not "
+                              "find the append only file")
         self._config = new
         if old.appendonly == new.appendonly:
             return

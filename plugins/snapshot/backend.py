@@ -258,6 +258,14 @@ class SnapshotBackend(BaseBackend):
             points = " ".join(f"{s} {c}" for s, c in new.save) or '""'
             self._host.log.notice(f"Save points are now: {points}")
             self._wakeup.set()
+        old_path = os.path.join(old.dir, old.dbfilename)
+        new_path = os.path.join(new.dir, new.dbfilename)
+        if old_path != new_path and self._host is not None and os.path.exists(old_path):
+            # The next start loads new_path: save the dataset there now rather than leave it
+            # only in a file that start-up will no longer read.
+            self._host.log.notice(f"The snapshot file is now {new_path}: saving there")
+            self._scheduled = True
+            self._wakeup.set()
 
     # --- saving ----------------------------------------------------------------------------
 
