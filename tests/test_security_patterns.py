@@ -361,6 +361,12 @@ KEY_COMMANDS = [
     ("ZUNIONSTORE", "dstZ", "1", "srcZ"), ("ZINTERSTORE", "dstZ", "2", "srcZ", "srcZ"),
     ("ZDIFFSTORE", "dstZ", "1", "srcZ"), ("ZUNION", "2", "srcZ", "dstZ"), ("ZINTER", "1", "srcZ"),
     ("ZDIFF", "1", "srcZ"), ("ZINTERCARD", "1", "srcZ"),
+    ("SETBIT", "srcK", "1", "1"), ("GETBIT", "srcK", "1"), ("BITCOUNT", "srcK"),
+    ("BITPOS", "srcK", "1"), ("BITOP", "AND", "dstK", "srcK"), ("BITOP", "NOT", "dstK", "srcK"),
+    ("BITFIELD", "srcK", "GET", "u8", "0"), ("BITFIELD", "srcK", "SET", "u8", "0", "1"),
+    ("BITFIELD", "srcK", "OVERFLOW", "SAT", "GET", "u8", "0"), ("BITFIELD", "srcK", "GET", "u8"),
+    ("BITFIELD_RO", "srcK", "GET", "u8", "0"), ("SORT", "srcL", "ALPHA"),
+    ("SORT", "srcL", "ALPHA", "STORE", "dstL"), ("SORT_RO", "srcL", "ALPHA"),
 ]
 # Key patterns of the users the commands run as (each also gets +@all).
 ACL_USERS = {

@@ -63,8 +63,11 @@ class CommandSpec:
     ``first_key``/``last_key``/``step`` locate key arguments (``last_key`` -1 means the last
     argument, 0 for no keys); ``key_finder(argv)``, when set, finds the keys of a command
     whose keys move with an argument (``numkeys``, Redis's movablekeys), for ACL key checks,
-    COMMAND GETKEYS and modified-key signals; ``handler(ctx, argv)`` returns the reply or
-    raises :class:`trioredis.CommandError`."""
+    COMMAND GETKEYS and modified-key signals; ``write_keys(argv)``, when set, names the only
+    keys the command writes (BITOP's destination, SORT's STORE): the others are only read, so
+    an ACL user needs read permission on them and a change signals just the written ones
+    (WATCH), as Redis's key specs say; ``handler(ctx, argv)`` returns the reply or raises
+    :class:`trioredis.CommandError`."""
 
     name: str
     arity: int
@@ -78,6 +81,7 @@ class CommandSpec:
     subcommands: tuple[str, ...] = ()
     categories: frozenset[str] = field(default_factory=frozenset)
     key_finder: KeyFinder | None = None
+    write_keys: KeyFinder | None = None
     key_specs: KeySpecs | None = None
     # key_specs as (read, write) per key; None when they depend on argv.
     access: tuple[KeyAccess, ...] | None = None
@@ -109,6 +113,9 @@ class CommandSpec:
                 access = tuple(map(key_access, specs(argv)))
             elif specs:  # built as CommandSpec(...) directly
                 access = tuple(map(key_access, (specs,) if isinstance(specs, str) else specs))
+            elif self.write_keys is not None:  # written keys are only written, others read
+                written = set(self.write_keys(argv))
+                return [(key, (key not in written, key in written)) for key in keys]
             else:  # the safe default of command()
                 access = ((True, READONLY not in self.flags),)
         last = len(access) - 1
@@ -125,19 +132,21 @@ def command(
     summary: str = "",
     subcommands: Iterable[str] = (),
     key_finder: KeyFinder | None = None,
+    write_keys: KeyFinder | None = None,
     key_specs: KeySpecs | None = None,
 ) -> CommandSpec:
     """A CommandSpec from compact arguments: ``flags`` is space-separated
     (``"write denyoom fast"``), ``keys`` is (first, last, step), ``key_specs`` Redis's key
-    flags (see :data:`KeySpecs`).  A command with keys but no ``key_specs`` gets the safe
+    flags (see :data:`KeySpecs`).  Without ``key_specs``, ``write_keys`` keys are written only
+    and the others read only (BITOP, SORT ... STORE); with neither, a command gets the safe
     default: a read-only command reads its keys (``"RO ACCESS"``), any other both reads and
     writes them (``"RW ACCESS UPDATE"``), so no ACL key pattern grants more than it says."""
     flag_set = frozenset(flags.split())
-    if key_specs is None:
+    if key_specs is None and write_keys is None:
         key_specs = "RO ACCESS" if READONLY in flag_set else "RW ACCESS UPDATE"
     if isinstance(key_specs, str):
         key_specs = (key_specs,)
-    access = None if callable(key_specs) else tuple(map(key_access, key_specs))
+    access = tuple(map(key_access, key_specs)) if isinstance(key_specs, tuple) else None
     return CommandSpec(
         name=name.lower(),
         arity=arity,
@@ -151,6 +160,7 @@ def command(
         subcommands=tuple(subcommands),
         categories=_categories(flag_set, group),
         key_finder=key_finder,
+        write_keys=write_keys,
         key_specs=key_specs,
         access=access,
     )
