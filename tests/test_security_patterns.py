@@ -4,7 +4,8 @@
   ACL patterns) answer the worst patterns at once, with Redis 7.0.15's answers (differential,
   thousands of random patterns and keys).
 * PUBLISH with many pattern subscriptions delivers what Redis delivers.
-* Timeouts of blocking commands are validated as Redis does.
+* Timeouts of blocking commands (and WAIT's) are validated as Redis does; so are huge float
+  exponents (INCRBYFLOAT).
 * Read-only and write-only ACL key patterns, per key spec, as Redis 7 does; EXEC re-checks ACLs.
 """
 
