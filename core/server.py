@@ -611,7 +611,7 @@ class Server:
                         # Over the soft limit only: its time runs; the hard limit (if any)
                         # is still checked per command, the soft one again after the batch.
                         threshold = self._output_limits["normal"][0]
-        if not closing and parser.pending() > self.config.client_query_buffer_limit:
+        if not closing and parser.pending() > engine.config.client_query_buffer_limit:
             self._query_limit(connection)
             closing = True
         if (len(out) > queued and self._normal_output_threshold
@@ -755,7 +755,7 @@ class Server:
         replies: list[Any] = []
 
         async def watch_socket() -> None:
-            while connection.parser.pending() <= self.config.client_query_buffer_limit:
+            while connection.parser.pending() <= engine.config.client_query_buffer_limit:
                 try:
                     await trio.lowlevel.wait_readable(connection.sock)
                 except trio.ClosedResourceError:  # closed under us: the close path cleans up
@@ -806,7 +806,7 @@ class Server:
                 if held >= threshold and self._output_limit_reached(
                         connection, sum(map(len, out))):
                     return False  # closing: _output_limit_reached dropped the output
-        if parser.pending() > self.config.client_query_buffer_limit:
+        if parser.pending() > engine.config.client_query_buffer_limit:
             self._query_limit(connection)
             return True
         return False
