@@ -180,6 +180,8 @@ class Engine:
         self.replaying = False
         self.in_exec = False
         self._multi_emitted = False
+        # While a script runs: its effects, propagated together when it ends (scripting).
+        self.capture: list[tuple[int, list[bytes]]] | None = None
         self.unflushed = False
         self._current: Client | None = None
         self._feeds: list[Callable[[int, Sequence[bytes]], None]] = []
@@ -533,6 +535,9 @@ class Engine:
     def propagate(self, db: int, argv: list[bytes]) -> None:
         """Hand one effect to the backends and the propagation hook (not while replaying)."""
         if self.replaying:
+            return
+        if self.capture is not None:
+            self.capture.append((db, argv))
             return
         if self.in_exec and not self._multi_emitted:
             self._multi_emitted = True
