@@ -52,6 +52,14 @@ class ToLua:
     def error_table(self, buffer: bytes) -> Any:
         return self.table_from({b"err": error_text(buffer)})
 
+    def reply_error_table(self, buffer: bytes) -> Any:
+        """A command's error reply: also marked ``ignore_error_stats_update`` (the command
+        counted it already), with the fields set in Redis's order, so pairs() sees them so."""
+        table = self.table()
+        table[b"err"] = error_text(buffer)
+        table[b"ignore_error_stats_update"] = True
+        return table
+
     def reply(self, reply: Any, resp3: bool) -> Any:
         kind = reply.__class__
         if kind is int or kind is bytes:
@@ -59,7 +67,7 @@ class ToLua:
         if reply is None:
             return None if resp3 else False
         if kind is ErrorReply:
-            return self.error_table(b"-" + bytes(reply))
+            return self.reply_error_table(b"-" + bytes(reply))
         data = reply if kind is Raw else encode(reply, resp3)
         value, _ = self._parse(data, 0, resp3)
         return value
@@ -84,7 +92,7 @@ class ToLua:
         if kind == b"+":
             return self.table_from({b"ok": line}), pos
         if kind == b"-":
-            return self.error_table(b"-" + line), pos
+            return self.reply_error_table(b"-" + line), pos
         if kind in (b"*", b"~", b"%", b">", b"|"):
             count = int(line)
             if count < 0:

@@ -435,35 +435,36 @@ class Scripting:
             else:
                 return True, to_lua.error_table(
                     b"-ERR Lua redis lib command arguments must be strings or integers")
+        # From here on, errors are marked as counted already (as Redis marks them).
         engine = self.engine
         entry = engine._dispatch.get(argv[0]) or engine._lookup(argv[0])
         if entry is None:
-            return True, to_lua.error_table(b"-ERR Unknown Redis command called from script")
+            return True, to_lua.reply_error_table(b"-ERR Unknown Redis command called from script")
         spec, name, is_write = entry
         arity = spec.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
-            return True, to_lua.error_table(
+            return True, to_lua.reply_error_table(
                 b"-ERR Wrong number of args calling Redis command from script")
         if name in NOSCRIPT or (name in NOSCRIPT_CONTAINERS and argv[1].lower() != b"help"):
-            return True, to_lua.error_table(b"-ERR This Redis command is not allowed from script")
+            return True, to_lua.reply_error_table(b"-ERR This Redis command is not allowed from script")
         client = self.client
         if client.user in engine.acl.restricted:
             denied = engine.acl.check(client.user, spec, argv)
             if denied is not None:
                 kind = "key" if "key" in denied else "channel" if "channel" in denied else "command"
-                return True, to_lua.error_table(b"-ERR " + ACL_DENIED[kind].encode())
+                return True, to_lua.reply_error_table(b"-ERR " + ACL_DENIED[kind].encode())
         if is_write:
             if run.readonly:
-                return True, to_lua.error_table(
+                return True, to_lua.reply_error_table(
                     b"-ERR Write commands are not allowed from read-only scripts.")
             refusal = engine.refuse_writes()
             if refusal is not None:
-                return True, to_lua.error_table(b"-" + refusal.encode())
+                return True, to_lua.reply_error_table(b"-" + refusal.encode())
         if (engine.config.maxmemory and not run.allow_oom and not run.wrote
                 and "denyoom" in spec.flags and engine.used_memory() > engine.config.maxmemory):
-            return True, to_lua.error_table(b"-" + errors.OOM.encode())
+            return True, to_lua.reply_error_table(b"-" + errors.OOM.encode())
         if name in BLOCK_OPTION and any(arg.lower() == b"block" for arg in argv[1:]):
-            return True, to_lua.error_table(
+            return True, to_lua.reply_error_table(
                 b"-ERR %b command is not allowed with BLOCK option from scripts" % name)
         if is_write:
             run.wrote = True
@@ -471,7 +472,7 @@ class Scripting:
         reply = engine.execute(client, spec, argv)
         run.dirty += engine.dirty - before
         if reply.__class__ is ErrorReply:
-            return True, to_lua.error_table(b"-" + bytes(reply))
+            return True, to_lua.reply_error_table(b"-" + bytes(reply))
         return False, to_lua.reply(reply, client.resp3)
 
     def _error_table(self, text: bytes) -> LuaRaise:
