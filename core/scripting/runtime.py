@@ -104,6 +104,16 @@ class ScriptFlags:
 
 
 @dataclass(slots=True)
+class LuaState:
+    """One Lua interpreter: lupa's runtime, the sandbox's API (``sandbox.BOOTSTRAP``), and
+    the converter that builds Lua values in it."""
+
+    lua: Any
+    api: Any
+    to_lua: ToLua
+
+
+@dataclass(slots=True)
 class Script:
     sha: bytes
     body: bytes
@@ -126,6 +136,7 @@ class Run:
     killed: bytes | None = None
     busy: bool = False
     dirty: int = 0
+    command: list[bytes] = field(default_factory=list)  # FCALL's argv, for FUNCTION STATS
 
 
 def parse_shebang(body: bytes) -> tuple[ScriptFlags, bytes]:
@@ -228,16 +239,29 @@ class Scripting:
         self.functions: Any = None  # trioredis.scripting.functions.Library registry
         self.new_interpreter()
 
-    # --- the interpreter -----------------------------------------------------------------
+    # --- the interpreters -----------------------------------------------------------------
+    #
+    # Two Lua states, as in Redis: one for EVAL (rebuilt by SCRIPT FLUSH), one for function
+    # libraries (its globals switch to the load-time API while a library's code runs).  Only
+    # one script runs at a time; ``self.state`` is the state it runs in.
 
     def new_interpreter(self) -> None:
+        self.eval_state = self.state = self._make_state(functions=False)
+        self._function_state: LuaState | None = None
+
+    @property
+    def function_state(self) -> LuaState:
+        if self._function_state is None:
+            self._function_state = self._make_state(functions=True)
+        return self._function_state
+
+    def _make_state(self, functions: bool) -> LuaState:
         lua = lua51.LuaRuntime(
             encoding=None, register_eval=False, register_builtins=False,
             unpack_returned_tuples=True, attribute_filter=_deny_attributes,
         )
-        self.lua = lua
-        self.to_lua = ToLua(lua)
-        self.random = Rand48()
+        to_lua = ToLua(lua)
+        random = Rand48()
         from .libs import libraries
 
         py = lua.table_from({
@@ -248,9 +272,11 @@ class Scripting:
             b"pcall": self._pcall,
             b"take_error": _take_error,
             b"script_resp3": lambda: self.client.resp3,
-            b"error_table": self.to_lua.error_table,
-            b"random": self.random.lua_random,
-            b"randomseed": self.random.lua_randomseed,
+            b"error_table": to_lua.error_table,
+            b"random": random.lua_random,
+            b"randomseed": random.lua_randomseed,
+            b"functions_mode": functions,
+            b"register_function": self._register_function,
             b"functions": lua.table_from({
                 b"sha1hex": self._sha1hex,
                 b"log": self._log,
@@ -268,24 +294,25 @@ class Scripting:
         })
         load = lua.eval("loadstring")
         bootstrap = load(sandbox.BOOTSTRAP.encode(), sandbox.INTERNAL.encode())
-        self.api = bootstrap(py)
-        self.compile_lua = self.api.compile
-        self.set_args = self.api.set_args
-        self.run_lua = self.api.run
-        self.run_function_lua = self.api.run_function
+        return LuaState(lua, bootstrap(py), to_lua)
 
     def flush(self) -> None:
         """SCRIPT FLUSH: forget every script and start a new interpreter."""
         self.scripts.clear()
+        function_state = self._function_state
         self.new_interpreter()
-        if self.functions is not None:
-            self.functions.reload_all()
+        self._function_state = function_state
+
+    def _register_function(self, *args: Any) -> None:
+        if self.functions is None or self.functions.loading is None:
+            raise self._error_table(b"-ERR redis.register_function can only be called on FUNCTION LOAD command")
+        self.functions.register(self, args)
 
     # --- compiling -----------------------------------------------------------------------
 
     def compile(self, body: bytes, chunkname: bytes = b"@user_script") -> Any:
         """A Lua function for ``body``, or CommandError with Lua's message."""
-        function, message = self.compile_lua(body, chunkname)
+        function, message = self.eval_state.api.compile(body, chunkname)
         if function is None:
             text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
             raise CommandError(f"ERR Error compiling script (new function): {text}")
@@ -316,9 +343,10 @@ class Scripting:
         flags = script.flags
         readonly = readonly or flags.no_writes
         self.check_runnable(ctx, flags, readonly)
-        self.set_args(self.lua.table(*keys), self.lua.table(*args))
+        state = self.eval_state
+        state.api.set_args(state.lua.table(*keys), state.lua.table(*args))
         run = Run(script.sha, ctx.client, readonly, is_eval=True, allow_oom=flags.allow_oom)
-        return self.execute(ctx, run, lambda resp3: self.run_lua(script.function, resp3))
+        return self.execute(ctx, run, state, lambda resp3: state.api.run(script.function, resp3))
 
     def check_runnable(self, ctx: CommandContext, flags: ScriptFlags, readonly: bool) -> None:
         """Refusals before a script with a shebang runs (Redis's scriptPrepareForRun): one
@@ -334,7 +362,8 @@ class Scripting:
                     and engine.used_memory() > engine.config.maxmemory:
                 raise CommandError(errors.OOM)
 
-    def execute(self, ctx: CommandContext, run: Run, call: Callable[[bool], Any]) -> Any:
+    def execute(self, ctx: CommandContext, run: Run, state: LuaState,
+                call: Callable[[bool], Any]) -> Any:
         """Run a script (``call(resp3)`` runs it in Lua) and turn its outcome into a reply;
         propagate what it wrote."""
         if self.run is not None:  # cannot happen: scripts cannot call scripts
@@ -347,6 +376,7 @@ class Scripting:
         client.resp3 = False
         client.multi = None
         self.run = run
+        self.state = state
         capture = _Capture(run)
         saved_capture = engine.capture
         saved_in_exec = engine.in_exec
@@ -360,7 +390,8 @@ class Scripting:
             self.run = None
             engine.capture = saved_capture
             engine.in_exec = saved_in_exec
-            self.api.disarm()
+            state.api.disarm()
+            self.state = self.eval_state
         ctx.dirty = run.dirty
         ctx.propagated = True
         self._propagate(capture, saved_in_exec)
@@ -419,7 +450,7 @@ class Scripting:
     def _command(self, args: tuple[Any, ...]) -> tuple[bool, Any]:
         """redis.call / redis.pcall: (failed, reply as a Lua value)."""
         run = self.run
-        to_lua = self.to_lua
+        to_lua = self.state.to_lua
         if run is None:
             return True, to_lua.error_table(b"-ERR redis.call() can only be used from a script")
         if not args:
@@ -476,7 +507,7 @@ class Scripting:
         return False, to_lua.reply(reply, client.resp3)
 
     def _error_table(self, text: bytes) -> LuaRaise:
-        return LuaRaise(self.to_lua.error_table(text))
+        return LuaRaise(self.state.to_lua.error_table(text))
 
     def _setresp(self, *args: Any) -> None:
         if len(args) != 1:

@@ -43,8 +43,9 @@ end
 local function protect(real)
   local proxy = {}
   real_of[proxy] = real
-  rawsetmetatable(proxy, {__index = real, __newindex = readonly_error, __metatable = false})
-  return proxy
+  local mt = {__index = real, __newindex = readonly_error, __metatable = false}
+  rawsetmetatable(proxy, mt)
+  return proxy, mt
 end
 
 local function copy(t)
@@ -57,11 +58,12 @@ local function safe_next(t, k)
   return rawnext(real_of[t] or t, k)
 end
 
-local globals = {}
-local env = protect(globals)
-rawsetmetatable(globals, {__index = function(_, name)
+local function missing_global(_, name)
   rawerror("Script attempted to access nonexistent global variable '" .. rawtostring(name) .. "'", 2)
-end})
+end
+local globals = {}
+local env, env_mt = protect(globals)
+rawsetmetatable(globals, {__index = missing_global})
 
 local string_mt = rawgetmetatable('')
 local string_lib = protect(copy(string))
@@ -358,6 +360,32 @@ function api.run_function(f, keys, args, resp3)
 end
 function api.disarm()
   dbg.sethook()
+end
+-- Function libraries: while a library's code runs, its globals are the load-time API only
+-- (redis.register_function, redis.log and the constants), as in Redis 7.0.
+if py.functions_mode then
+  local load_redis = {register_function = expose(py.register_function), log = redis.log}
+  for name, value in rawnext, py.constants do
+    if name:sub(1, 4) == 'LOG_' or name:sub(1, 6) == 'REDIS_' then load_redis[name] = value end
+  end
+  rawsetmetatable(load_redis, {__index = missing_global})
+  local load_globals = {redis = protect(load_redis)}
+  rawsetmetatable(load_globals, {__index = missing_global})
+  local rawpcall = pcall
+  function api.load_library(f)
+    env_mt.__index = load_globals
+    arm()
+    local ok, err = rawpcall(f)
+    env_mt.__index = globals
+    dbg.sethook()
+    if ok then return true, nil end
+    if rawtype(err) == 'userdata' then
+      local pending = take_error(err)
+      if pending ~= nil then err = pending end
+    end
+    if rawtype(err) == 'table' then return false, rawrawget(err, 'err') end
+    return false, 'ERR ' .. rawtostring(err)
+  end
 end
 api.protect = protect
 api.env = env

@@ -186,6 +186,79 @@ FIXED: list[tuple] = [
 ]
 
 
+# FUNCTION and FCALL: argument checks, load-time errors, the load-time API, flags, errors
+# raised inside functions.  (FUNCTION LIST is asked one library at a time: Redis lists
+# libraries and functions in its hash tables' order.)
+FUNCTIONS: list[tuple] = [
+    ('function', 'flush'),
+    ('function', 'load', 'return 1'),
+    ('function', 'load', '#!lua\nreturn 1'),
+    ('function', 'load', '#!lua name=\nreturn 1'),
+    ('function', 'load', '#!lua name=a-b\nreturn 1'),
+    ('function', 'load', '#!lua name=x foo=bar\nreturn 1'),
+    ('function', 'load', '#!lua name=x name=y\nreturn 1'),
+    ('function', 'load', '#!js name=x\nreturn 1'),
+    ('function', 'load', '#!lua name=x\nreturn 1'),
+    ('function', 'load', '#!lua name=x\nreturn ('),
+    ('function', 'load', "#!lua name=x\nerror('boom')"),
+    ('function', 'load', "#!lua name=x\nredis.call('set','a','b')"),
+    ('function', 'load', "#!lua name=x\nredis.register_function('f-1', function() end)"),
+    ('function', 'load', "#!lua name=x\nredis.register_function('f', 1)"),
+    ('function', 'load', "#!lua name=x\nredis.register_function('f', function() end); redis.register_function('f', function() end)"),
+    ('function', 'load', "#!lua name=x\nredis.register_function{function_name='f', callback=function() end, flags={'bad'}}"),
+    ('function', 'load', "#!lua name=x\nredis.register_function{function_name='f', callback=function() end, foo=1}"),
+    ('function', 'load', '#!lua name=x\nredis.register_function()'),
+    ('function', 'load', "#!lua name=mylib\nredis.register_function{function_name='ro', callback=function(keys, args) return redis.call('get', keys[1]) end, flags={'no-writes'}, description='read it'}"),
+    ('function', 'load', "#!lua name=mylib\nredis.register_function('other', function() end)"),
+    ('function', 'load', "#!lua name=lib2\nredis.register_function('ro', function() end)"),
+    ('function', 'load', "#!lua name=lib3\nredis.register_function('myfunc', function(keys, args) return {keys[1], args[1]} end)"),
+    ('function', 'load', "#!lua name=lib4\nredis.register_function('wr', function(keys, args) return redis.call('set', keys[1], args[1]) end)"),
+    ('fcall', 'myfunc', '1', 'k', 'v'),
+    ('fcall', 'nosuch', '0'),
+    ('fcall', 'myfunc', '3', 'k'),
+    ('fcall', 'myfunc', '-1'),
+    ('fcall_ro', 'wr', '1', 'k', 'v'),
+    ('fcall', 'wr', '1', 'k', 'v'),
+    ('fcall_ro', 'ro', '1', 'k'),
+    ('fcall', 'ro', '1', 'k'),
+    ('function', 'list', 'libraryname', 'mylib'),
+    ('function', 'list', 'withcode', 'libraryname', 'lib3'),
+    ('function', 'list', 'libraryname'),
+    ('function', 'list', 'bad'),
+    ('function', 'stats'),
+    ('function', 'delete', 'nosuch'),
+    ('function', 'load', "#!lua name=errlib\nredis.register_function('e', function(keys, args) return redis.call('nosuch') end)\nredis.register_function('e2', function(keys, args)\n error('boom')\nend)"),
+    ('fcall', 'e', '0'),
+    ('fcall', 'e2', '0'),
+    ('function', 'help'),
+    ('function', 'kill'),
+    ('function', 'flush', 'bad'),
+    ('function', 'delete', 'errlib'),
+    ('function', 'load', "#!lua name=g\nlocal x = redis.setresp\nredis.register_function('g', function() return 1 end) return type(redis.call)"),
+    ('function', 'load', "#!lua name=g2\nredis.register_function('g2', function() return KEYS end)"),
+    ('fcall', 'g2', '0'),
+    ('function', 'load', "#!lua name=g3\nredis.register_function('g3', function() return type(redis.register_function) end)"),
+    ('fcall', 'g3', '0'),
+    ('function', 'load', "#!lua name=g4\nx = 5\nredis.register_function('g4', function() return 1 end)"),
+    ('function', 'load', "#!lua name=g5\nlocal t = {} for k in pairs(redis) do t[#t+1] = k end table.sort(t) redis.register_function('g5', function() return t end)"),
+    ('function', 'load', "#!lua name=g6\nredis.log(redis.LOG_NOTICE, 'loading g6')\nredis.register_function('g6', function(keys, args) redis.setresp(3) return redis.call('hgetall', keys[1]) end)"),
+    ('hset', 'hh', 'f', 'v'),
+    ('fcall', 'g6', '1', 'hh'),
+    ('function', 'load', 'REPLACE', "#!lua name=g6\nredis.register_function('g6', function() return 'replaced' end)"),
+    ('fcall', 'g6', '0'),
+    ('function', 'load', 'BAD', "#!lua name=g6\nredis.register_function('g6', function() return 'replaced' end)"),
+    ('function', 'restore', 'xx'),
+    ('function', 'restore', 'xx', 'bad'),
+    ('function', 'dump', 'x'),
+    ('function', 'stats', 'x'),
+    ('function',),
+    ('fcall',),
+    ('function', 'load'),
+    ('function', 'delete', 'g6'),
+    ('function', 'list', 'libraryname', 'g*'),
+]
+
+
 @pytest.fixture(scope="module")
 def server():
     with ServerThread() as running:
@@ -199,13 +272,15 @@ def _fresh(client: RawClient) -> None:
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
-def test_fixed_scripts_reply_like_redis(server, reference, protocol):
+@pytest.mark.parametrize("cases", ["scripts", "functions"])
+def test_fixed_cases_reply_like_redis(server, reference, protocol, cases):
     differences = []
     with RawClient(server.port) as ours, RawClient(reference.port) as theirs:
         for client in (ours, theirs):
             client.call("HELLO", protocol)
             _fresh(client)
-        for args in FIXED:
+            client.call("FUNCTION", "FLUSH")
+        for args in FIXED if cases == "scripts" else FUNCTIONS:
             mine, real = ours.call(*args), theirs.call(*args)
             if mine != real:
                 differences.append((args, mine, real))
