@@ -66,6 +66,7 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     slowlog_max_len: int = 128
     latency_monitor_threshold: int = 0
     notify_keyspace_events: str = ""
+    busy_reply_threshold: int = 5000  # ms a script runs before others get -BUSY (lua-time-limit)
     # append-only file (plugins/aof)
     appendonly: bool = False
     appendfilename: str = "appendonly.aof"
@@ -95,6 +96,7 @@ _MULTI_LINE = frozenset({"loadplugin", "save"})
 _FIELDS: dict[str, tuple[str, Any]] = {
     field.encode_name: (field.name, field.type) for field in msgspec.structs.fields(Config)
 }
+_FIELDS["lua-time-limit"] = _FIELDS["busy-reply-threshold"]  # Redis's older name for it
 OPTION_NAMES = tuple(_FIELDS)
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

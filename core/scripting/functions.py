@@ -15,6 +15,7 @@ it, and FUNCTION RESTORE here reads Redis's payloads, LZF included.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ BAD_NAME = ("ERR Library names can only contain letters, numbers, or underscores
             "at least one character long")
 RDB_OPCODE_FUNCTION2 = 0xF5
 RDB_VERSION = 10  # Redis 7.0's
+LOAD_TIMEOUT = 0.5  # seconds a library's code may run at FUNCTION LOAD (Redis's 500 ms)
 
 
 @dataclass(slots=True)
@@ -102,10 +104,12 @@ class Functions:
         library = Library(name, code)
         self.loading = library
         scripting.state = state
+        scripting.load_deadline = time.monotonic() + LOAD_TIMEOUT
         try:
             ok, error = state.api.load_library(function)
         finally:
             self.loading = None
+            scripting.load_deadline = None
             scripting.state = scripting.eval_state
         if not ok:
             text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
@@ -265,8 +269,6 @@ class Functions:
         run = scripting.run
         running = None
         if run is not None and not run.is_eval:
-            import time
-
             running = Map({b"name": run.name, b"command": getattr(run, "command", []),
                            b"duration_ms": int((time.monotonic() - run.started) * 1000)})
         return Map({

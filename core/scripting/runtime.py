@@ -236,7 +236,8 @@ class Scripting:
         self.client.kind = "lua"
         # Set by the transport: serves the other clients while a script is busy.
         self.serve_while_busy: Callable[[Run], None] | None = None
-        self.functions: Any = None  # trioredis.scripting.functions.Library registry
+        self.functions: Any = None  # trioredis.scripting.functions.Functions, on first use
+        self.load_deadline: float | None = None  # while a library's code runs
         self.new_interpreter()
 
     # --- the interpreters -----------------------------------------------------------------
@@ -584,6 +585,9 @@ class Scripting:
         """The count hook: the error to stop the script with, or None to go on."""
         run = self.run
         if run is None:
+            # A library's code at FUNCTION LOAD: stopped after LOAD_TIMEOUT (Redis's 500 ms).
+            if self.load_deadline is not None and time.monotonic() > self.load_deadline:
+                return b"ERR FUNCTION LOAD timeout"
             return None
         if run.killed is not None:
             return run.killed

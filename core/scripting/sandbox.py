@@ -115,6 +115,8 @@ local pyhook = py.hook
 local function count_hook()
   local stop = pyhook()
   if stop then
+    local running = dbg.getinfo(2, 'S')
+    if running and running.source == INTERNAL then return end  -- not in our own frames
     dbg.sethook(count_hook, 'l')
     rawerror({err = stop})
   end
@@ -352,11 +354,15 @@ function api.set_args(keys, argv)
 end
 function api.run(f, resp3)
   arm()
-  return finish(resp3, rawxpcall(f, err_handler))
+  local ok, value = rawxpcall(f, err_handler)
+  dbg.sethook()
+  return finish(resp3, ok, value)
 end
 function api.run_function(f, keys, args, resp3)
   arm()
-  return finish(resp3, rawxpcall(function() return f(keys, args) end, err_handler))
+  local ok, value = rawxpcall(function() return f(keys, args) end, err_handler)
+  dbg.sethook()
+  return finish(resp3, ok, value)
 end
 function api.disarm()
   dbg.sethook()

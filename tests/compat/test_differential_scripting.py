@@ -260,8 +260,9 @@ FUNCTIONS: list[tuple] = [
 
 
 @pytest.fixture(scope="module")
-def server():
-    with ServerThread() as running:
+def server(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("scripting")
+    with ServerThread([["save", ""], ["appendonly", "no"], ["dir", str(directory)]]) as running:
         yield running
 
 
