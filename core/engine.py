@@ -268,6 +268,19 @@ class Engine:
     def rewrite_value(self, db: int, key: bytes, value: Any, expire_ms: int | None) -> Any:
         return self.hook.trioredis_rewrite_value(db=db, key=key, value=value, expire_ms=expire_ms)
 
+    def dataset_preamble(self) -> list[list[bytes]]:
+        """The commands that rebuild what the dataset holds outside the keyspace (function
+        libraries, then plugins' ``trioredis_dataset_preamble``), for AOF rewrites and
+        snapshots."""
+        commands: list[list[bytes]] = []
+        functions = getattr(getattr(self, "scripting", None), "functions", None)
+        if functions is not None:
+            commands.extend(functions.preamble())
+        for extra in self.hook.trioredis_dataset_preamble():
+            if extra:
+                commands.extend([list(argv) for argv in extra])
+        return commands
+
     def prepare_fork(self) -> None:
         gc.collect(0)
         gc.freeze()
@@ -756,6 +769,9 @@ class Engine:
         if not await backend.reload_point():
             raise PersistenceUnsupported
         self.keyspace.flush_all()
+        functions = getattr(getattr(self, "scripting", None), "functions", None)
+        if functions is not None:  # libraries are part of the dataset: reloaded too
+            functions.flush()
         self.loading = self.keyspace.loading = True
         self.loader_client.db = self.keyspace[0]
         try:

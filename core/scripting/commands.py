@@ -216,8 +216,12 @@ def function(ctx, argv):
         policy = argv[3].lower() if len(argv) == 4 else b"append"
         if policy not in (b"flush", b"append", b"replace"):
             raise CommandError("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.")
-        functions.restore(argv[2], policy)
-        _changed(ctx, argv)
+        restored = functions.restore(argv[2], policy)
+        # Propagated as what it did: the loads, which replay the same whatever is there.
+        if policy == b"flush":
+            _changed(ctx, [b"FUNCTION", b"FLUSH"])
+        for code in restored:
+            _changed(ctx, [b"FUNCTION", b"LOAD", b"REPLACE", code])
         return OK
     if sub == b"stats":
         _function_arity(argv, exact=2)

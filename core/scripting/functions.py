@@ -292,7 +292,8 @@ class Functions:
         body += RDB_VERSION.to_bytes(2, "little")
         return bytes(body) + crc64(bytes(body)).to_bytes(8, "little")
 
-    def restore(self, payload: bytes, policy: bytes) -> None:
+    def restore(self, payload: bytes, policy: bytes) -> list[bytes]:
+        """FUNCTION RESTORE: the code of each library restored."""
         if len(payload) < 10:
             raise CommandError("ERR DUMP payload version or checksum are wrong")
         body, checksum = payload[:-8], int.from_bytes(payload[-8:], "little")
@@ -329,6 +330,7 @@ class Functions:
                 raise CommandError(
                     f"ERR Library {clash[0].decode('utf-8', 'replace')} already exists")
             self.install(libraries, replace=False)
+        return [library.code for library in libraries]
 
 
 def _rdb_length(length: int) -> bytes:
