@@ -215,3 +215,24 @@ def test_redis_cli_eval_runs_a_script_file(server, r, tmp_path):
                            ",", "7"], capture_output=True, text=True, timeout=30)
     assert done.stdout.strip() == "7"  # not a tty: redis-cli prints the bare reply
     assert r.get("counter") == b"7"
+
+
+def test_monitor_shows_eval_then_the_commands_it_ran(server, r):
+    with server.client().monitor() as monitor:
+        r.eval("redis.call('SET', 'mon', 'v'); return redis.call('GET', 'mon')", 0)
+        lines = [monitor.next_command() for _ in range(3)]
+    assert [line["command"].split()[0] for line in lines] == ["EVAL", "SET", "GET"]
+    assert [line["client_type"] for line in lines[1:]] == ["lua", "lua"]
+
+
+def test_commandstats_count_the_commands_a_script_ran(r):
+    r.config_resetstat()
+    r.eval("redis.call('SET', 'a', '1'); redis.call('SET', 'b', '2'); redis.pcall('INCR', 'a', 'x')", 0)
+    stats = r.info("commandstats")
+    assert stats["cmdstat_set"]["calls"] == 2
+    assert stats["cmdstat_eval"]["calls"] == 1
+
+
+def test_plugin_and_builtin_commands_alike_are_callable_from_lua(r):
+    assert r.eval("return redis.call('COMMAND', 'COUNT') > 100", 0) == 1
+    assert r.eval("return redis.call('DBSIZE')", 0) == 0

@@ -240,7 +240,7 @@ class Functions:
         run = Run(function.name, ctx.client, readonly, is_eval=False, allow_oom=flags.allow_oom)
         run.command = list(argv)
         return scripting.execute(
-            ctx, run, state,
+            ctx, argv, run, state,
             lambda resp3: state.api.run_function(function.callback, keys, args, resp3))
 
     # --- replies -------------------------------------------------------------------------

@@ -347,7 +347,8 @@ class Scripting:
         state = self.eval_state
         state.api.set_args(state.lua.table(*keys), state.lua.table(*args))
         run = Run(script.sha, ctx.client, readonly, is_eval=True, allow_oom=flags.allow_oom)
-        return self.execute(ctx, run, state, lambda resp3: state.api.run(script.function, resp3))
+        return self.execute(ctx, argv, run, state,
+                            lambda resp3: state.api.run(script.function, resp3))
 
     def check_runnable(self, ctx: CommandContext, flags: ScriptFlags, readonly: bool) -> None:
         """Refusals before a script with a shebang runs (Redis's scriptPrepareForRun): one
@@ -363,13 +364,16 @@ class Scripting:
                     and engine.used_memory() > engine.config.maxmemory:
                 raise CommandError(errors.OOM)
 
-    def execute(self, ctx: CommandContext, run: Run, state: LuaState,
+    def execute(self, ctx: CommandContext, argv: list[bytes], run: Run, state: LuaState,
                 call: Callable[[bool], Any]) -> Any:
         """Run a script (``call(resp3)`` runs it in Lua) and turn its outcome into a reply;
         propagate what it wrote."""
         if self.run is not None:  # cannot happen: scripts cannot call scripts
             raise CommandError("ERR a script is already running")
         engine = self.engine
+        observer = getattr(engine, "observer", None)
+        if observer is not None and observer.monitors:  # MONITOR shows EVAL before its commands
+            observer.feed_monitors(engine, ctx.client, argv)
         caller = ctx.client
         client = self.client
         client.db = caller.db
