@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from typing import Any
+
+from lupa import lua51
 
 _M32 = 0xFFFFFFFF
 
@@ -266,10 +269,15 @@ def libraries(lua: Any) -> Any:
         b"encode_number_precision": _constant_function(14),
         b"encode_invalid_numbers": _constant_function(False),
         b"decode_invalid_numbers": _constant_function(True),
+        b"encode_sparse_array": _constant_function((False, 2, 10)),
+        b"new": _constant_function(None),
+        b"_NAME": b"cjson", b"_VERSION": b"2.1.0",
     }
     return lua.table_from({
         b"bit": lua.table_from(bit),
         b"cjson": lua.table_from(cjson),
+        b"cmsgpack": lua.table_from(_cmsgpack(lua)),
+        b"struct": lua.table_from(_struct(lua)),
     })
 
 
@@ -278,3 +286,363 @@ def _constant_function(value: Any) -> Any:
         return value
 
     return setting
+
+
+# --- cmsgpack (lua-cmsgpack 0.4) ------------------------------------------------------------
+
+MSGPACK_MAX_NESTING = 16  # deeper tables pack as nil, as lua-cmsgpack does
+
+
+def _pack_value(value: Any, out: bytearray, depth: int) -> None:
+    kind = lua51.lua_type(value)
+    if value is None:
+        out.append(0xC0)
+    elif value is True or value is False:
+        out.append(0xC3 if value else 0xC2)
+    elif isinstance(value, bytes):
+        size = len(value)
+        if size < 32:
+            out.append(0xA0 | size)
+        elif size <= 0xFF:
+            out += b"\xd9" + bytes([size])
+        elif size <= 0xFFFF:
+            out += b"\xda" + size.to_bytes(2, "big")
+        else:
+            out += b"\xdb" + size.to_bytes(4, "big")
+        out += value
+    elif isinstance(value, (int, float)):
+        _pack_number(value, out)
+    elif kind == "table":
+        if depth >= MSGPACK_MAX_NESTING:
+            out.append(0xC0)
+            return
+        items = list(value.items())
+        count = len(items)
+        is_array = all(isinstance(k, (int, float)) and not isinstance(k, bool) and k > 0
+                       and k == int(k) for k, _ in items) and (
+            not items or max(int(k) for k, _ in items) == count)
+        if is_array:
+            _pack_header(out, count, 0x90, 0xDC, 0xDD)
+            for index in range(1, count + 1):
+                _pack_value(value[index], out, depth + 1)
+        else:
+            _pack_header(out, count, 0x80, 0xDE, 0xDF)
+            for key, item in items:
+                _pack_value(key, out, depth + 1)
+                _pack_value(item, out, depth + 1)
+    else:
+        out.append(0xC0)  # functions, userdata...: nil
+
+
+def _pack_header(out: bytearray, count: int, fix: int, code16: int, code32: int) -> None:
+    if count < 16:
+        out.append(fix | count)
+    elif count <= 0xFFFF:
+        out += bytes([code16]) + count.to_bytes(2, "big")
+    else:
+        out += bytes([code32]) + count.to_bytes(4, "big")
+
+
+def _pack_number(value: float, out: bytearray) -> None:
+    if isinstance(value, float) and not value.is_integer() or isinstance(value, float) and (
+            math.isinf(value) or math.isnan(value)) or not -(2**63) <= value < 2**64:
+        value = float(value)
+        try:
+            single = struct.unpack(">f", struct.pack(">f", value))[0]
+        except OverflowError:
+            single = None
+        if single == value or (math.isnan(value) and single is not None):
+            out += b"\xca" + struct.pack(">f", value)
+        else:
+            out += b"\xcb" + struct.pack(">d", value)
+        return
+    number = int(value)
+    if number >= 0:
+        if number < 128:
+            out.append(number)
+        elif number <= 0xFF:
+            out += b"\xcc" + bytes([number])
+        elif number <= 0xFFFF:
+            out += b"\xcd" + number.to_bytes(2, "big")
+        elif number <= 0xFFFFFFFF:
+            out += b"\xce" + number.to_bytes(4, "big")
+        else:
+            out += b"\xcf" + number.to_bytes(8, "big")
+    elif number >= -32:
+        out.append(number & 0xFF)
+    elif number >= -128:
+        out += b"\xd0" + number.to_bytes(1, "big", signed=True)
+    elif number >= -32768:
+        out += b"\xd1" + number.to_bytes(2, "big", signed=True)
+    elif number >= -(2**31):
+        out += b"\xd2" + number.to_bytes(4, "big", signed=True)
+    else:
+        out += b"\xd3" + number.to_bytes(8, "big", signed=True)
+
+
+class _MissingBytes(Exception):
+    pass
+
+
+class _BadFormat(Exception):
+    pass
+
+
+class _Unpacker:
+    def __init__(self, lua: Any, data: bytes, pos: int = 0) -> None:
+        self.lua = lua
+        self.data = data
+        self.pos = pos
+
+    def take(self, size: int) -> bytes:
+        if self.pos + size > len(self.data):
+            raise _MissingBytes
+        chunk = self.data[self.pos : self.pos + size]
+        self.pos += size
+        return chunk
+
+    def value(self) -> Any:
+        code = self.take(1)[0]
+        if code < 0x80:
+            return code
+        if code >= 0xE0:
+            return code - 256
+        if 0xA0 <= code <= 0xBF:
+            return self.take(code & 0x1F)
+        if 0x90 <= code <= 0x9F:
+            return self.array(code & 0x0F)
+        if 0x80 <= code <= 0x8F:
+            return self.map(code & 0x0F)
+        simple = {0xC0: None, 0xC2: False, 0xC3: True}
+        if code in simple:
+            return simple[code]
+        sizes = {0xCC: (1, False), 0xCD: (2, False), 0xCE: (4, False), 0xCF: (8, False),
+                 0xD0: (1, True), 0xD1: (2, True), 0xD2: (4, True), 0xD3: (8, True)}
+        if code in sizes:
+            size, signed = sizes[code]
+            number = int.from_bytes(self.take(size), "big", signed=signed)
+            return number if abs(number) < 2**53 else float(number)
+        if code == 0xCA:
+            return struct.unpack(">f", self.take(4))[0]
+        if code == 0xCB:
+            return struct.unpack(">d", self.take(8))[0]
+        lengths = {0xD9: 1, 0xDA: 2, 0xDB: 4, 0xC4: 1, 0xC5: 2, 0xC6: 4}
+        if code in lengths:
+            return self.take(int.from_bytes(self.take(lengths[code]), "big"))
+        if code in (0xDC, 0xDD):
+            return self.array(int.from_bytes(self.take(2 if code == 0xDC else 4), "big"))
+        if code in (0xDE, 0xDF):
+            return self.map(int.from_bytes(self.take(2 if code == 0xDE else 4), "big"))
+        raise _BadFormat
+
+    def array(self, count: int) -> Any:
+        table = self.lua.table()
+        for index in range(1, count + 1):
+            table[index] = self.value()
+        return table
+
+    def map(self, count: int) -> Any:
+        table = self.lua.table()
+        for _ in range(count):
+            key = self.value()
+            item = self.value()
+            if key is not None:
+                table[key] = item
+        return table
+
+
+def _cmsgpack(lua: Any) -> dict[bytes, Any]:
+    def pack(*args: Any) -> bytes:
+        if not args:
+            raise fail("bad argument #0 to 'pack' (MessagePack pack needs input.)")
+        out = bytearray()
+        for value in args:
+            _pack_value(value, out, 0)
+        return bytes(out)
+
+    def unpack_values(data: Any, limit: int, offset: int) -> tuple[Any, ...]:
+        if not isinstance(data, bytes):
+            raise fail("bad argument #1 to 'unpack' (string expected)")
+        unpacker = _Unpacker(lua, data, max(0, offset))
+        values = []
+        try:
+            while unpacker.pos < len(data) and (limit <= 0 or len(values) < limit):
+                values.append(unpacker.value())
+        except _MissingBytes:
+            raise fail("Missing bytes in input.") from None
+        except _BadFormat:
+            raise fail("Bad data format in input.") from None
+        return tuple(values), unpacker.pos
+
+    def unpack(*args: Any) -> Any:
+        values, _ = unpack_values(args[0] if args else None, 0, 0)
+        return values if len(values) != 1 else values[0]
+
+    def unpack_one(data: Any = None, offset: Any = 0) -> Any:
+        values, pos = unpack_values(data, 1, int(offset or 0))
+        return (pos if pos < len(data) else -1, *values)
+
+    def unpack_limit(data: Any = None, limit: Any = 0, offset: Any = 0) -> Any:
+        values, pos = unpack_values(data, int(limit or 0), int(offset or 0))
+        return (pos if pos < len(data) else -1, *values)
+
+    return {b"pack": pack, b"unpack": unpack, b"unpack_one": unpack_one,
+            b"unpack_limit": unpack_limit, b"_NAME": b"cmsgpack", b"_VERSION": b"lua-cmsgpack 0.4.0",
+            b"_COPYRIGHT": b"Copyright (C) 2012, Salvatore Sanfilippo",
+            b"_DESCRIPTION": b"MessagePack C implementation for Lua"}
+
+
+# --- struct (lua-struct 0.2) -----------------------------------------------------------------
+
+_STRUCT_SIZES = {ord("b"): 1, ord("B"): 1, ord("h"): 2, ord("H"): 2, ord("l"): 8, ord("L"): 8,
+                 ord("T"): 8, ord("f"): 4, ord("d"): 8}
+MAXINTSIZE = 32
+
+
+class _Format:
+    """Walks a lua-struct format string: endianness ``<>!``, alignment, options."""
+
+    def __init__(self, fmt: bytes, function: str) -> None:
+        self.fmt = fmt
+        self.pos = 0
+        self.little = True
+        self.align = 1
+        self.function = function
+
+    def number(self, default: int) -> int:
+        start = self.pos
+        while self.pos < len(self.fmt) and 48 <= self.fmt[self.pos] <= 57:
+            self.pos += 1
+        return int(self.fmt[start : self.pos]) if self.pos > start else default
+
+    def options(self):
+        while self.pos < len(self.fmt):
+            option = self.fmt[self.pos]
+            self.pos += 1
+            if option in b" ":
+                continue
+            if option == ord(">"):
+                self.little = False
+            elif option == ord("<"):
+                self.little = True
+            elif option == ord("!"):
+                self.align = self.number(8)
+            elif option in (ord("i"), ord("I")):
+                size = self.number(4)
+                if size > MAXINTSIZE:
+                    raise fail(f"integral size {size} is larger than limit of {MAXINTSIZE}")
+                yield chr(option), size
+            elif option == ord("c"):
+                yield "c", self.number(1) if self.pos < len(self.fmt) and 48 <= self.fmt[self.pos] <= 57 else 1
+            elif option in _STRUCT_SIZES:
+                yield chr(option), _STRUCT_SIZES[option]
+            elif option in (ord("s"), ord("x")):
+                yield chr(option), 1
+            else:
+                raise fail(f"bad argument #1 to '{self.function}' (invalid format option "
+                           f"'{chr(option)}')")
+
+    def padding(self, offset: int, size: int) -> int:
+        align = min(size, self.align)
+        if align <= 1 or self.fmt[self.pos - 1 : self.pos] in (b"c", b"s"):
+            return 0
+        return (align - offset % align) % align
+
+
+def _struct(lua: Any) -> dict[bytes, Any]:
+    def to_int(value: Any) -> int:
+        if isinstance(value, bytes):
+            value = float(value)
+        return int(value)
+
+    def pack(fmt: Any = None, *args: Any) -> bytes:
+        if not isinstance(fmt, bytes):
+            raise fail("bad argument #1 to 'pack' (string expected, got no value)")
+        parser = _Format(fmt, "pack")
+        out = bytearray()
+        index = 0
+        for option, size in parser.options():
+            out += b"\0" * parser.padding(len(out), size)
+            if option == "x":
+                out.append(0)
+                continue
+            if index >= len(args):
+                raise fail(f"bad argument #{index + 2} to 'pack' (number expected, got no value)")
+            value = args[index]
+            index += 1
+            order = "little" if parser.little else "big"
+            if option in "bBhHlLTiI":
+                number = to_int(value) & ((1 << (8 * size)) - 1)
+                out += number.to_bytes(size, order)
+            elif option in "fd":
+                code = ("<" if parser.little else ">") + option
+                out += struct.pack(code, float(value))
+            elif option == "c":
+                text = value if isinstance(value, bytes) else str(value).encode()
+                if size == 0:
+                    size = len(text)
+                if len(text) < size:
+                    raise fail(f"bad argument #{index + 1} to 'pack' (string too short)")
+                out += text[:size]
+            elif option == "s":
+                text = value if isinstance(value, bytes) else str(value).encode()
+                out += text + b"\0"
+        return bytes(out)
+
+    def unpack(fmt: Any = None, data: Any = None, start: Any = 1) -> Any:
+        if not isinstance(fmt, bytes):
+            raise fail("bad argument #1 to 'unpack' (string expected, got no value)")
+        if not isinstance(data, bytes):
+            raise fail("bad argument #2 to 'unpack' (string expected, got no value)")
+        parser = _Format(fmt, "unpack")
+        pos = int(start) - 1
+        values: list[Any] = []
+        previous: Any = None
+        for option, size in parser.options():
+            pos += parser.padding(pos, size)
+            if option == "x":
+                pos += 1
+                continue
+            if option == "c" and size == 0:
+                if not isinstance(previous, (int, float)):
+                    raise fail("format 'c0' needs a previous size")
+                size = int(previous)
+                values.pop()
+            if option == "s":
+                end = data.find(b"\0", pos)
+                if end < 0:
+                    raise fail("unfinished string in data")
+                values.append(data[pos:end])
+                pos = end + 1
+                previous = values[-1]
+                continue
+            if pos + size > len(data) or pos < 0:
+                raise fail("bad argument #2 to 'unpack' (data string too short)")
+            chunk = data[pos : pos + size]
+            pos += size
+            order = "little" if parser.little else "big"
+            if option in "bhliT" or option == "i":
+                value = int.from_bytes(chunk, order, signed=option in "bhli")
+            elif option in "BHLI":
+                value = int.from_bytes(chunk, order)
+            elif option in "fd":
+                value = struct.unpack(("<" if parser.little else ">") + option, chunk)[0]
+            else:  # c
+                value = chunk
+            values.append(value)
+            previous = value
+        values.append(pos + 1)
+        return tuple(values)
+
+    def size(fmt: Any = None) -> int:
+        if not isinstance(fmt, bytes):
+            raise fail("bad argument #1 to 'size' (string expected, got no value)")
+        parser = _Format(fmt, "size")
+        total = 0
+        for option, width in parser.options():
+            if option == "s" or (option == "c" and width == 0):
+                raise fail("bad argument #1 to 'size' (options 'c0' - 's' have undefined sizes)")
+            total += parser.padding(total, width) + width
+        return total
+
+    return {b"pack": pack, b"unpack": unpack, b"size": size}
