@@ -235,13 +235,11 @@ class Functions:
         readonly = readonly or flags.no_writes
         scripting.check_runnable(ctx, flags, readonly)
         state = scripting.function_state
-        keys = state.lua.table(*argv[3 : 3 + numkeys])
-        args = state.lua.table(*argv[3 + numkeys :])
         run = Run(function.name, ctx.client, readonly, is_eval=False, allow_oom=flags.allow_oom)
         run.command = list(argv)
         return scripting.execute(
             ctx, argv, run, state,
-            lambda resp3: state.api.run_function(function.callback, keys, args, resp3))
+            lambda resp3: state.api.run_function(function.callback, resp3, numkeys, *argv[3:]))
 
     # --- replies -------------------------------------------------------------------------
 

@@ -272,7 +272,6 @@ class Scripting:
             b"call": self._call,
             b"pcall": self._pcall,
             b"take_error": _take_error,
-            b"script_resp3": lambda: self.client.resp3,
             b"error_table": to_lua.error_table,
             b"random": random.lua_random,
             b"randomseed": random.lua_randomseed,
@@ -339,16 +338,13 @@ class Scripting:
                 raise CommandError(NOSCRIPT_REPLY)
         else:
             script = self.load(argv[1])
-        keys = argv[3 : 3 + numkeys]
-        args = argv[3 + numkeys :]
         flags = script.flags
         readonly = readonly or flags.no_writes
         self.check_runnable(ctx, flags, readonly)
         state = self.eval_state
-        state.api.set_args(state.lua.table(*keys), state.lua.table(*args))
         run = Run(script.sha, ctx.client, readonly, is_eval=True, allow_oom=flags.allow_oom)
         return self.execute(ctx, argv, run, state,
-                            lambda resp3: state.api.run(script.function, resp3))
+                            lambda resp3: state.api.run(script.function, resp3, numkeys, *argv[3:]))
 
     def check_runnable(self, ctx: CommandContext, flags: ScriptFlags, readonly: bool) -> None:
         """Refusals before a script with a shebang runs (Redis's scriptPrepareForRun): one
@@ -520,6 +516,7 @@ class Scripting:
         if args[0] not in (2, 3) or isinstance(args[0], bool):
             raise self._error_table(b"-ERR RESP version must be 2 or 3.")
         self.client.resp3 = args[0] == 3
+        self.state.api.set_script_resp3(self.client.resp3)
 
     def _sha1hex(self, *args: Any) -> Any:
         if len(args) != 1:

@@ -31,7 +31,7 @@ local dbg = debug
 local INTERNAL = py.internal
 local HOOK_COUNT = py.hook_count
 
-local script_resp3 = false  -- redis.setresp(3) was called by the running script (read at the end)
+local script_resp3 = false  -- redis.setresp(3) was called by the running script
 
 -- proxy -> the real table behind it (weak keys: proxies of dropped tables go away).
 local real_of = rawsetmetatable({}, {__mode = 'k'})
@@ -328,10 +328,8 @@ local function encode_reply(v, resp3, out, depth)
   end
 end
 
-local script_resp3_of = py.script_resp3
 local function finish(resp3, ok, value)
   if ok then
-    script_resp3 = script_resp3_of()
     local out = {}
     encode_reply(value, resp3, out, 0)
     return true, concat(out)
@@ -348,17 +346,29 @@ function api.compile(body, chunkname)
   if not f then return nil, e end
   return sandboxed(f), nil
 end
-function api.set_args(keys, argv)
-  rawrawset(globals, 'KEYS', keys)
-  rawrawset(globals, 'ARGV', argv)
+function api.set_script_resp3(on)
+  script_resp3 = on
 end
-function api.run(f, resp3)
+-- KEYS and ARGV are built here from the arguments (nkeys keys, then the args): cheaper than
+-- building Lua tables from Python.
+local function fill(t, from, to, ...)
+  for i = from, to do t[i - from + 1] = rawselect(i, ...) end
+  return t
+end
+function api.run(f, resp3, nkeys, ...)
+  local n = rawselect('#', ...)
+  rawrawset(globals, 'KEYS', fill({}, 1, nkeys, ...))
+  rawrawset(globals, 'ARGV', fill({}, nkeys + 1, n, ...))
+  script_resp3 = false
   arm()
   local ok, value = rawxpcall(f, err_handler)
   dbg.sethook()
   return finish(resp3, ok, value)
 end
-function api.run_function(f, keys, args, resp3)
+function api.run_function(f, resp3, nkeys, ...)
+  local n = rawselect('#', ...)
+  local keys, args = fill({}, 1, nkeys, ...), fill({}, nkeys + 1, n, ...)
+  script_resp3 = false
   arm()
   local ok, value = rawxpcall(function() return f(keys, args) end, err_handler)
   dbg.sethook()
