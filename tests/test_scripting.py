@@ -236,3 +236,15 @@ def test_commandstats_count_the_commands_a_script_ran(r):
 def test_plugin_and_builtin_commands_alike_are_callable_from_lua(r):
     assert r.eval("return redis.call('COMMAND', 'COUNT') > 100", 0) == 1
     assert r.eval("return redis.call('DBSIZE')", 0) == 0
+
+
+def test_info_counts_cached_scripts_functions_and_libraries(r):
+    r.function_flush()
+    r.script_load("return 1")
+    r.script_load("return 2")
+    r.function_load("#!lua name=a\nredis.register_function('f', function() return 1 end)\n"
+                    "redis.register_function('g', function() return 2 end)")
+    memory = r.info("memory")
+    assert (memory["number_of_cached_scripts"], memory["number_of_functions"],
+            memory["number_of_libraries"]) == (2, 2, 1)
+    r.function_flush()
