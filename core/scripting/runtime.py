@@ -145,8 +145,9 @@ def parse_shebang(body: bytes) -> tuple[ScriptFlags, bytes]:
     if not body.startswith(b"#!"):
         return ScriptFlags(), body
     end = body.find(b"\n")
-    line = body[:end] if end >= 0 else body
-    rest = body[end:] if end >= 0 else b""
+    if end < 0:
+        raise CommandError("ERR Invalid script shebang")
+    line, rest = body[:end], body[end:]
     parts = line.split()
     if not parts or parts[0] != b"#!lua":
         raise CommandError(
@@ -339,6 +340,8 @@ class Scripting:
         else:
             script = self.load(argv[1])
         flags = script.flags
+        if readonly and flags.declared and not flags.no_writes:
+            raise CommandError("ERR Can not execute a script with write flag using *_ro command.")
         readonly = readonly or flags.no_writes
         self.check_runnable(ctx, flags, readonly)
         state = self.eval_state
