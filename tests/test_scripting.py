@@ -205,6 +205,12 @@ def test_sandbox_hides_os_io_and_python(r):
         r.eval("return redis.call.__class__", 0)
     with pytest.raises(redis.ResponseError, match="readonly table"):
         r.eval("redis.call = function() end", 0)
+    with pytest.raises(redis.ResponseError, match="readonly table"):
+        r.eval("getmetatable('').__index.upper = nil", 0)
+    # Bytecode never loads: it could corrupt the interpreter.
+    assert r.eval("return loadstring(string.dump(function() return 1 end)) == nil", 0) == 1
+    with pytest.raises(redis.ResponseError, match="unexpected symbol near 'char\\(27\\)'"):
+        r.eval("\x1bLuaQ", 0)
 
 
 @pytest.mark.skipif(shutil.which("redis-cli") is None, reason="redis-cli is not installed")

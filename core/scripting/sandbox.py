@@ -25,7 +25,7 @@ local py = ...
 local rawnext, rawtype, rawsetmetatable, rawgetmetatable = next, type, setmetatable, getmetatable
 local rawrawget, rawrawset, rawloadstring, rawload = rawget, rawset, loadstring, load
 local rawerror, rawselect, rawtostring, rawsetfenv = error, select, tostring, setfenv
-local rawxpcall, rawunpack = xpcall, unpack
+local rawxpcall, rawunpack, gsub = xpcall, unpack, string.gsub
 local cocreate, coresume, costatus = coroutine.create, coroutine.resume, coroutine.status
 local dbg = debug
 local INTERNAL = py.internal
@@ -150,12 +150,29 @@ safe.getmetatable = function(t)
   if real_of[t] then return nil end
   return rawgetmetatable(t)
 end
+-- Lua source only: a precompiled (binary) chunk could corrupt the interpreter, so one is
+-- read as text, which fails on its first byte as on Redis (whose Lua reads text only).
+local function text_only(s, name)
+  if rawtype(s) == 'string' and s:byte(1) == 27 then
+    local _, e = rawloadstring('\1', name or s)
+    return nil, (gsub(e, "'char%(1%)'", "'char(27)'"))
+  end
+  return rawloadstring(s, name)
+end
 safe.loadstring = function(s, name)
-  local f, e = rawloadstring(s, name)
+  local f, e = text_only(s, name)
   return sandboxed(f), e
 end
 safe.load = function(fn, name)
-  local f, e = rawload(fn, name)
+  if rawtype(fn) ~= 'function' then return sandboxed(rawload(fn, name)) end
+  local parts = {}
+  while true do
+    local piece = fn()
+    if piece == nil or piece == '' then break end
+    if rawtype(piece) ~= 'string' then return nil, 'reader function must return a string' end
+    parts[#parts + 1] = piece
+  end
+  local f, e = text_only(table.concat(parts), name or '=(load)')
   return sandboxed(f), e
 end
 safe.string = string_lib
@@ -342,7 +359,7 @@ end
 
 local api = {}
 function api.compile(body, chunkname)
-  local f, e = rawloadstring(body, chunkname)
+  local f, e = text_only(body, chunkname)
   if not f then return nil, e end
   return sandboxed(f), nil
 end
