@@ -207,6 +207,8 @@ def test_sandbox_hides_os_io_and_python(r):
         r.eval("redis.call = function() end", 0)
     with pytest.raises(redis.ResponseError, match="readonly table"):
         r.eval("getmetatable('').__index.upper = nil", 0)
+    assert r.eval("return getmetatable(redis.call) == nil and getmetatable(cjson.null) == nil",
+                  0) == 1
     # Bytecode never loads: it could corrupt the interpreter.
     assert r.eval("return loadstring(string.dump(function() return 1 end)) == nil", 0) == 1
     with pytest.raises(redis.ResponseError, match="unexpected symbol near 'char\\(27\\)'"):

@@ -146,8 +146,10 @@ safe.rawset = function(t, k, v)
   return rawrawset(t, k, v)
 end
 safe.getmetatable = function(t)
-  if rawtype(t) == 'string' then return string_mt_view end
-  if real_of[t] then return nil end
+  local kind = rawtype(t)
+  if kind == 'string' then return string_mt_view end
+  -- lupa's metatable of Python objects is shared by every one of them: never hand it out.
+  if kind == 'userdata' or real_of[t] then return nil end
   return rawgetmetatable(t)
 end
 -- Lua source only: a precompiled (binary) chunk could corrupt the interpreter, so one is
