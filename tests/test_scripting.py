@@ -4,8 +4,10 @@ the rest of the server (propagation, WATCH, keyspace notifications, MULTI)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -241,9 +243,18 @@ def test_commandstats_count_the_commands_a_script_ran(r):
     assert stats["cmdstat_eval"]["calls"] == 1
 
 
-def test_plugin_and_builtin_commands_alike_are_callable_from_lua(r):
-    assert r.eval("return redis.call('COMMAND', 'COUNT') > 100", 0) == 1
-    assert r.eval("return redis.call('DBSIZE')", 0) == 0
+def test_plugin_commands_are_callable_from_lua_like_builtins(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "plugins"))
+    options = [["save", ""], ["appendonly", "no"], ["dir", str(tmp_path)],
+               ["loadplugin", "trioredis_loadme"]]
+    try:
+        with ServerThread(options) as running:
+            client = running.client()
+            assert client.eval("return redis.call('LOADPLUGIN.ECHO', ARGV[1])", 0, "hi") == b"hi"
+            assert client.eval("return redis.call('DBSIZE')", 0) == 0
+            client.close()
+    finally:
+        sys.modules.pop("trioredis_loadme", None)
 
 
 def test_info_counts_cached_scripts_functions_and_libraries(r):
