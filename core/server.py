@@ -916,8 +916,11 @@ class Server:
                     sock.close()
         for fd, _mask in reactor.epoll.poll(0):
             connection = reactor.by_fd.get(fd)
+            # Left for after the script: the running client, and any client with replies
+            # already queued this turn (they may wait for an fsync: see _park_readers).
             if (connection is None or connection.client is run.caller or connection.parked
-                    or connection.want_write or connection.mode is not REACTOR):
+                    or connection.want_write or connection.mode is not REACTOR
+                    or connection.out or connection in reactor.to_send):
                 continue
             try:
                 data = connection.sock.recv(RECV_SIZE)

@@ -239,7 +239,7 @@ class Functions:
         run.command = list(argv)
         return scripting.execute(
             ctx, argv, run, state,
-            lambda resp3: state.api.run_function(function.callback, resp3, numkeys, *argv[3:]))
+            lambda resp3: state.run_function(function.callback, resp3, numkeys, *argv[3:]))
 
     # --- replies -------------------------------------------------------------------------
 

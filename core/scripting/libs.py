@@ -117,8 +117,8 @@ def _bit_tohex(*args: Any) -> bytes:
 
 CJSON_LUA = r"""
 local null = ...
-local rawtype, rawnext, format, concat, byte, gsub, floor, rawerror =
-  type, next, string.format, table.concat, string.byte, string.gsub, math.floor, error
+local rawtype, rawnext, rawget, format, concat, byte, gsub, floor, rawerror =
+  type, next, rawget, string.format, table.concat, string.byte, string.gsub, math.floor, error
 local escapes = {['"'] = '\\"', ['\\'] = '\\\\', ['/'] = '\\/', ['\b'] = '\\b', ['\f'] = '\\f',
                  ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t'}
 local function escape_char(c)
@@ -155,7 +155,7 @@ local function encode_table(t, depth, out)
     out[#out + 1] = '['
     for i = 1, max do
       if i > 1 then out[#out + 1] = ',' end
-      encode_value(t[i], depth + 1, out)
+      encode_value(rawget(t, i), depth + 1, out)
     end
     out[#out + 1] = ']'
     return

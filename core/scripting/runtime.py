@@ -111,6 +111,12 @@ class LuaState:
     lua: Any
     api: Any
     to_lua: ToLua
+    run: Any = None  # api.run and api.run_function, looked up once (each lookup is a Lua call)
+    run_function: Any = None
+
+    def __post_init__(self) -> None:
+        self.run = self.api.run
+        self.run_function = self.api.run_function
 
 
 @dataclass(slots=True)
@@ -346,8 +352,9 @@ class Scripting:
         self.check_runnable(ctx, flags, readonly)
         state = self.eval_state
         run = Run(script.sha, ctx.client, readonly, is_eval=True, allow_oom=flags.allow_oom)
+        run_lua = state.run
         return self.execute(ctx, argv, run, state,
-                            lambda resp3: state.api.run(script.function, resp3, numkeys, *argv[3:]))
+                            lambda resp3: run_lua(script.function, resp3, numkeys, *argv[3:]))
 
     def check_runnable(self, ctx: CommandContext, flags: ScriptFlags, readonly: bool) -> None:
         """Refusals before a script with a shebang runs (Redis's scriptPrepareForRun): one
@@ -390,11 +397,11 @@ class Scripting:
             ok, value, source, line, other = _pad(call(caller.resp3), 5)
         except Exception as error:  # a Lua error raised outside the handler (memory...)
             ok, value, source, line, other = False, None, None, None, str(error).encode()
+            state.api.disarm()  # (the Lua side disarms the hook itself otherwise)
         finally:
             self.run = None
             engine.capture = saved_capture
             engine.in_exec = saved_in_exec
-            state.api.disarm()
             self.state = self.eval_state
         ctx.dirty = run.dirty
         ctx.propagated = True
