@@ -267,3 +267,23 @@ def test_info_counts_cached_scripts_functions_and_libraries(r):
     assert (memory["number_of_cached_scripts"], memory["number_of_functions"],
             memory["number_of_libraries"]) == (2, 2, 1)
     r.function_flush()
+
+
+def test_hostile_scripts_cost_an_error_not_the_server(r):
+    # A table nested 100,000 deep is cut (Redis cuts it at its Lua stack limit too).
+    reply = r.execute_command("EVAL", "local t = {} for i = 1, 100000 do t = {t} end return t", 0)
+    depth = 0
+    while isinstance(reply, list):
+        reply, depth = reply[0], depth + 1
+    assert isinstance(reply, redis.ResponseError) and "reached lua stack limit" in str(reply)
+    assert 100 < depth < 100000
+    nested = "[" * 5000 + "]" * 5000
+    with pytest.raises(redis.ResponseError, match="Found too many nested data structures"):
+        r.eval("return cjson.decode(ARGV[1])", 0, nested)
+    with pytest.raises(redis.ResponseError):  # Redis: stack overflow in mp_decode_to_lua_array
+        r.eval("return cmsgpack.unpack(ARGV[1])", 0, b"\x91" * 5000 + b"\x01")
+    with pytest.raises(redis.ResponseError, match="stack overflow"):
+        r.eval("local function f() return 1 + f() end return f()", 0)
+    with pytest.raises(redis.ResponseError, match="Number of keys can't be greater"):
+        r.eval("return 1", 2**62)
+    assert r.ping()
