@@ -72,7 +72,7 @@ BUSY_FUNCTION = (
     "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
 )
 NOTBUSY = "NOTBUSY No scripts in execution right now."
-UNKILLABLE_EVAL = (
+UNKILLABLE = (
     "UNKILLABLE Sorry the script already executed write commands against the dataset. You "
     "can either wait the script termination or kill the server in a hard way using the "
     "SHUTDOWN NOSAVE command."
@@ -623,15 +623,10 @@ class Scripting:
         run = self.run
         if run is None:
             return NOTBUSY
-        if run.is_eval and by_function_kill:
-            return "NOTBUSY No scripts in execution right now."
-        if not run.is_eval and not by_function_kill:
-            return "NOTBUSY No scripts in execution right now."
-        if run.wrote:
-            if run.is_eval:
-                return UNKILLABLE_EVAL
-            return ("UNKILLABLE The busy script was sent by a master instance in the context of "
-                    "replication and cannot be killed.") if False else UNKILLABLE_EVAL
+        if run.is_eval == by_function_kill:  # SCRIPT KILL stops EVAL, FUNCTION KILL FCALL
+            return NOTBUSY
+        if run.wrote:  # the same text for scripts and functions, as in Redis
+            return UNKILLABLE
         run.killed = KILLED if run.is_eval else KILLED_FUNCTION
         return None
 
