@@ -8,11 +8,12 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 import redis
-from servers import ServerThread, record_propagation
+from servers import ServerThread, record_propagation, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -287,3 +288,21 @@ def test_hostile_scripts_cost_an_error_not_the_server(r):
     with pytest.raises(redis.ResponseError, match="Number of keys can't be greater"):
         r.eval("return 1", 2**62)
     assert r.ping()
+
+
+def test_a_script_push_serves_a_blocked_client_after_the_script(server, r):
+    recorder = record_propagation(server)
+    waiter = server.client()
+    outcome: list = []
+    thread = threading.Thread(target=lambda: outcome.append(waiter.blpop(["queue"], timeout=10)))
+    thread.start()
+    wait_for(lambda: r.info("clients")["blocked_clients"] == 1, 10, "the BLPOP to block")
+    r.eval("redis.call('RPUSH', 'queue', 'a'); redis.call('RPUSH', 'queue', 'b')", 0)
+    thread.join(10)
+    assert outcome == [(b"queue", b"a")]
+    assert r.lrange("queue", 0, -1) == [b"b"]
+    argvs = [argv for argv in recorder.argvs if argv[0] != b"SELECT"]
+    assert argvs[:4] == [[b"MULTI"], [b"RPUSH", b"queue", b"a"], [b"RPUSH", b"queue", b"b"],
+                         [b"EXEC"]]
+    assert argvs[4][0].upper() == b"LPOP"
+    waiter.close()
