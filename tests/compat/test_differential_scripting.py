@@ -27,7 +27,7 @@ from servers import ServerThread
 reference = parity.reference  # the real Redis, a module-scoped fixture
 
 SEEDS = tuple(range(1, 9))
-SCRIPTS_PER_SEED = 150
+SCRIPTS_PER_SEED = 250
 
 FIXED: list[tuple] = [
     ("EVAL", "return redis.call('incr', KEYS[1])", 1, "x"),
