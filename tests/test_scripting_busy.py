@@ -9,9 +9,14 @@ import time
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from servers import ServerProcess, ServerThread
 
 THRESHOLD_MS = 200
+# Runners wait as long as their script runs, and never resend it (redis-py 8 would, after
+# its default 5 s timeout: the resent script would meet the first one still running).
+NO_RETRY = Retry(NoBackoff(), 0)
 MARGIN_S = 2.0
 
 BUSY_EVAL = "Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
@@ -57,7 +62,7 @@ def _wait_busy(client: redis.Redis) -> float:
 
 
 def test_endless_script_gets_busy_replies_then_script_kill_ends_it(server):
-    runner = server.client()
+    runner = server.client(retry=NO_RETRY, socket_timeout=None)
     other = server.client()
     started = time.monotonic()
     thread, outcome = _run_in_background(lambda: runner.eval("local i = 0 while true do i = i + 1 end", 0))
@@ -84,7 +89,7 @@ def test_endless_script_gets_busy_replies_then_script_kill_ends_it(server):
 
 
 def test_a_killed_script_cannot_catch_the_kill_with_pcall(server):
-    runner = server.client()
+    runner = server.client(retry=NO_RETRY, socket_timeout=None)
     other = server.client()
     thread, outcome = _run_in_background(lambda: runner.eval(
         "while true do pcall(function() while true do end end) end", 0))
@@ -97,8 +102,8 @@ def test_a_killed_script_cannot_catch_the_kill_with_pcall(server):
 
 def test_a_script_that_wrote_is_unkillable_but_shutdown_nosave_stops_the_server(tmp_path):
     with ServerProcess(str(tmp_path), [["busy-reply-threshold", str(THRESHOLD_MS)],
-                                       ["appendonly", "no"], ["save", ""]]) as process:
-        runner = process.client()
+                                       ["appendonly", "yes"], ["save", ""]]) as process:
+        runner = process.client(retry=NO_RETRY, socket_timeout=None)
         other = process.client()
         thread, outcome = _run_in_background(lambda: runner.eval(
             "redis.call('SET', 'w', '1') while true do end", 0))
@@ -113,13 +118,16 @@ def test_a_script_that_wrote_is_unkillable_but_shutdown_nosave_stops_the_server(
             pass
         assert process.process.wait(timeout=20) is not None
         thread.join(10)
+        # As in Redis, the stopped script's writes never reached the AOF.
+        process.start()
+        assert process.client().get("w") is None
 
 
 def test_busy_function_answers_with_the_function_text_and_function_kill(server):
     admin = server.client()
     admin.function_load(
         "#!lua name=spin\nredis.register_function('spin', function() while true do end end)")
-    runner = server.client()
+    runner = server.client(retry=NO_RETRY, socket_timeout=None)
     other = server.client()
     thread, outcome = _run_in_background(lambda: runner.fcall("spin", 0))
     _wait_busy(other)

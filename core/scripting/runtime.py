@@ -140,6 +140,7 @@ class Run:
     repl: int = REPL_ALL
     wrote: bool = False
     killed: bytes | None = None
+    shutting_down: bool = False  # SHUTDOWN NOSAVE stopped it: its effects are not propagated
     busy: bool = False
     dirty: int = 0
     command: list[bytes] = field(default_factory=list)  # FCALL's argv, for FUNCTION STATS
@@ -405,7 +406,8 @@ class Scripting:
             self.state = self.eval_state
         ctx.dirty = run.dirty
         ctx.propagated = True
-        self._propagate(capture, saved_in_exec)
+        if not run.shutting_down:  # as Redis, which exits before propagating them
+            self._propagate(capture, saved_in_exec)
         if ok:
             return Raw(value)
         if value.__class__ is bytes:
@@ -634,6 +636,7 @@ class Scripting:
         """SHUTDOWN NOSAVE during a busy script: stop it whatever it wrote."""
         if self.run is not None:
             self.run.killed = KILLED if self.run.is_eval else KILLED_FUNCTION
+            self.run.shutting_down = True
 
 
 def _take_error(error: Any) -> tuple[Any, bool] | None:
