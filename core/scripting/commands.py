@@ -6,6 +6,7 @@ script is busy the transport lets only those subcommands through (``BUSY_ALLOWED
 
 from __future__ import annotations
 
+from .. import errors
 from ..commands import command, numkeys_finder
 from ..commands.args import help_reply
 from ..errors import CommandError, unknown_subcommand, wrong_arity
@@ -165,6 +166,15 @@ def function(ctx, argv):
     """FUNCTION LOAD|DELETE|FLUSH|LIST|DUMP|RESTORE|STATS|KILL|HELP."""
     sub = argv[1].lower()
     functions = _functions(ctx)
+    if sub in (b"load", b"delete", b"flush", b"restore") and not ctx.client.is_loader:
+        # These subcommands are flagged write in Redis (LOAD and RESTORE denyoom too): refused
+        # while writes are (MISCONF), and over maxmemory.
+        refusal = ctx.engine.refuse_writes()
+        if refusal is not None:
+            raise CommandError(refusal)
+        if (sub in (b"load", b"restore") and ctx.config.maxmemory
+                and ctx.engine.used_memory() > ctx.config.maxmemory):
+            raise CommandError(errors.OOM)
     if sub == b"load":
         _function_arity(argv, least=3, most=4)
         replace = False
