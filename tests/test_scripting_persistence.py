@@ -161,3 +161,28 @@ def test_the_aof_wraps_a_multi_write_script_in_multi_exec(tmp_path):
         assert b"*1\r\n$5\r\nMULTI\r\n" in files
         assert files.index(b"MULTI") < files.index(b"$1\r\ny\r\n") < files.index(b"EXEC")
         assert files.count(b"MULTI") == 1
+
+
+def test_scripts_and_function_loads_are_refused_writes_after_a_failed_save(tmp_path):
+    """MISCONF (a BGSAVE failed: a directory sits where the snapshot goes): a script's write
+    is refused inside it, a script declared writing is refused before it runs, FUNCTION LOAD
+    is refused; reads, no-writes scripts and FCALL_RO still run."""
+    with ServerProcess(str(tmp_path), [["save", "3600 1"], ["appendonly", "no"]]) as server:
+        client = server.client()
+        client.function_load(LIBRARY)
+        client.set("n", "1")
+        os.mkdir(tmp_path / "dump.trdb")
+        client.bgsave()
+        wait_for(lambda: client.info("persistence")["rdb_last_bgsave_status"] == "err", 30,
+                 "the BGSAVE to fail")
+        with pytest.raises(redis.ResponseError, match=r"^MISCONF .* script: \w{40}, on @user_script:1\.$"):
+            client.eval("return redis.call('SET', 'a', '1')", 0)
+        with pytest.raises(redis.ResponseError, match="^MISCONF"):
+            client.eval("#!lua\nreturn 1", 0)
+        with pytest.raises(redis.ResponseError, match="^MISCONF"):
+            client.function_load(LIBRARY.replace("counters", "other").replace("bump", "b2")
+                                 .replace("peek", "p2"))
+        assert client.eval("return redis.call('GET', 'n')", 0) == b"1"
+        assert client.eval("#!lua flags=no-writes\nreturn redis.call('GET', 'n')", 0) == b"1"
+        assert client.fcall_ro("peek", 1, "n") == b"1"
+        assert client.get("a") is None
