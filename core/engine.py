@@ -208,6 +208,8 @@ class Engine:
         self.replaying = False
         self.in_exec = False
         self._multi_emitted = False
+        # While a script runs: its effects, propagated together when it ends (scripting).
+        self.capture: list[tuple[int, list[bytes]]] | None = None
         self.unflushed = False
         self._current: Client | None = None
         # The write path, handed over by the persistence owner (set_write_path).
@@ -278,6 +280,19 @@ class Engine:
 
     def rewrite_value(self, db: int, key: bytes, value: Any, expire_ms: int | None) -> Any:
         return self.hook.trioredis_rewrite_value(db=db, key=key, value=value, expire_ms=expire_ms)
+
+    def dataset_preamble(self) -> list[list[bytes]]:
+        """The commands that rebuild what the dataset holds outside the keyspace (function
+        libraries, then plugins' ``trioredis_dataset_preamble``), for AOF rewrites and
+        snapshots."""
+        commands: list[list[bytes]] = []
+        functions = getattr(getattr(self, "scripting", None), "functions", None)
+        if functions is not None:
+            commands.extend(functions.preamble())
+        for extra in self.hook.trioredis_dataset_preamble():
+            if extra:
+                commands.extend([list(argv) for argv in extra])
+        return commands
 
     def prepare_fork(self) -> None:
         gc.collect(0)
@@ -611,6 +626,9 @@ class Engine:
         """Hand one effect to the backends and the propagation hook (not while replaying)."""
         if self.replaying:
             return
+        if self.capture is not None:
+            self.capture.append((db, argv))
+            return
         if self.in_exec and not self._multi_emitted:
             self._multi_emitted = True
             self._feed(db, [b"MULTI"])
@@ -787,6 +805,9 @@ class Engine:
         """DEBUG RELOAD, once ``backend``'s files are complete: empty the dataset and load it
         back from them."""
         self.keyspace.flush_all()
+        functions = getattr(getattr(self, "scripting", None), "functions", None)
+        if functions is not None:  # libraries are part of the dataset: reloaded too
+            functions.flush()
         self.loading = self.keyspace.loading = True
         self.loader_client.db = self.keyspace[0]
         try:
