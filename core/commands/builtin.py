@@ -22,6 +22,7 @@ GROUPS = (
     "observability",
     "bitmaps",
     "sort",
+    "scripting",
 )
 
 

@@ -36,6 +36,7 @@ from trioredis import (
     OK,
     BaseBackend,
     CommandError,
+    ErrorReply,
     Status,
     die_with_parent,
     wait_child,
@@ -93,7 +94,7 @@ def _child_main(path: str, databases: list[Any], host: BackendHost, zset: type |
                 pass
         gc.disable()  # a collection would write to every object header: copy-on-write
         die_with_parent(parent)
-        write_snapshot_file(path, databases, host.encode_value, zset)
+        write_snapshot_file(path, databases, host.encode_value, zset, host.dataset_preamble())
         os.write(report_fd, b"%d" % _private_dirty_bytes())
         status = 0
     except BaseException as error:  # noqa: BLE001 - the reason goes to the parent
@@ -510,6 +511,17 @@ class SnapshotBackend(BaseBackend):
                        f"loaded) in {time.time() - started:.3f} seconds")
         return True
 
+    @staticmethod
+    def _replay_preamble(loader: Loader, snapshot: SnapshotFile) -> None:
+        """The commands stored before the keys (function libraries): a failure is damage."""
+        preamble = snapshot.metadata.get("preamble") or []
+        for argv in preamble:
+            reply = loader.execute([bytes(arg) for arg in argv])
+            if isinstance(reply, ErrorReply):
+                raise SnapshotError(f"Bad snapshot file {snapshot.path}: replaying "
+                                    f"{bytes(argv[0]).decode('utf-8', 'replace')} failed: "
+                                    f"{bytes(reply).decode('utf-8', 'replace')}")
+
     async def _load_databases(self, loader: Loader, snapshot: SnapshotFile) -> tuple[int, int]:
         """Verify the whole file first (nothing reaches the keyspace from a damaged one),
         then decode each database in a worker thread (the event loop keeps answering
@@ -518,6 +530,7 @@ class SnapshotBackend(BaseBackend):
         size = snapshot.size
         loader.progress(0, size)
         await trio.to_thread.run_sync(snapshot.verify, limiter=self._io_limiter)
+        self._replay_preamble(loader, snapshot)
         zset = zset_class()
         loaded = expired = 0
         for offset, start, end in snapshot.database_records():
