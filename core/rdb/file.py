@@ -1,0 +1,246 @@
+"""Whole RDB files (``dump.rdb``) and DUMP payloads.
+
+A file::
+
+    b"REDIS" + 4 digits                  the version: written 0010 (Redis 7.0), read 0001-0010
+    AUX name value ...                   redis-ver, redis-bits, ctime, used-mem, aof-base
+    SELECTDB n, RESIZEDB size expires    per non-empty database, then its keys:
+      [EXPIRETIME_MS u64] [IDLE n | FREQ u8] type key value
+    EOF, CRC-64 (u64 little-endian)      over every byte before it; 0 when rdbchecksum is off
+
+A DUMP payload is one value (type byte and value bytes) followed by the RDB version as two
+little-endian bytes and the CRC-64 of everything before it.
+
+Reading verifies the checksum over the whole file before a single key is decoded, so a
+damaged file never loads partly.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from .checksum import crc64
+from .errors import EmptyValue, RdbError
+from .values import DEFAULT_ENCODINGS, Encodings, Reader, decode_value, encode_value, length, string
+
+RDB_VERSION = 10
+MAGIC = b"REDIS"
+REDIS_VERSION = b"7.0.15"  # what redis-server 7.0.15 writes as redis-ver
+
+OPCODE_FUNCTION2 = 245
+OPCODE_FUNCTION = 246  # Redis 7.0 release candidates
+OPCODE_MODULE_AUX = 247
+OPCODE_IDLE = 248
+OPCODE_FREQ = 249
+OPCODE_AUX = 250
+OPCODE_RESIZEDB = 251
+OPCODE_EXPIRETIME_MS = 252
+OPCODE_EXPIRETIME = 253
+OPCODE_SELECTDB = 254
+OPCODE_EOF = 255
+
+# The first version that ends a file with a CRC-64.
+FIRST_CHECKSUM_VERSION = 5
+# Written output goes to the file in blocks about this large (and through the CRC).
+WRITE_BLOCK = 1 << 20
+
+_U64 = struct.Struct("<Q")
+_U32 = struct.Struct("<I")
+
+
+# --- DUMP payloads -------------------------------------------------------------------------
+
+
+def dump_payload(value: Any, enc: Encodings = DEFAULT_ENCODINGS) -> bytes:
+    """DUMP's reply for ``value``."""
+    kind, body = encode_value(value, enc)
+    head = bytes((kind,)) + body + RDB_VERSION.to_bytes(2, "little")
+    return head + _U64.pack(crc64(head))
+
+
+def payload_is_valid(payload: bytes) -> bool:
+    """RESTORE's first check (Redis's ``verifyDumpPayload``): long enough, a version this
+    codec reads, and a matching CRC-64."""
+    if len(payload) < 10:
+        return False
+    version = int.from_bytes(payload[-10:-8], "little")
+    if version > RDB_VERSION:
+        return False
+    return _U64.unpack(payload[-8:])[0] == crc64(payload[:-8])
+
+
+def load_payload(payload: bytes) -> Any:
+    """The value of a payload that passed :func:`payload_is_valid`; RdbError (EmptyValue for
+    no elements) when its body is not one whole value."""
+    reader = Reader(payload, 0, len(payload) - 10)
+    value = decode_value(reader.byte(), reader)
+    if reader.pos != reader.end:
+        raise RdbError("trailing bytes after the value")
+    return value
+
+
+# --- writing files -------------------------------------------------------------------------
+
+
+class _Output:
+    """Buffers writes into blocks, feeding each block to the CRC as it goes out."""
+
+    __slots__ = ("write", "parts", "size", "crc")
+
+    def __init__(self, write: Callable[[bytes], Any]) -> None:
+        self.write = write
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.crc = 0
+
+    def add(self, data: bytes) -> None:
+        self.parts.append(data)
+        self.size += len(data)
+        if self.size >= WRITE_BLOCK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            block = b"".join(self.parts)
+            self.crc = crc64(block, self.crc)
+            self.write(block)
+            self.parts = []
+            self.size = 0
+
+
+def _aux(name: bytes, value: bytes) -> bytes:
+    return bytes((OPCODE_AUX,)) + string(name) + string(value)
+
+
+def write_rdb(
+    write: Callable[[bytes], Any],
+    databases: Iterable[tuple[int, dict[bytes, Any], dict[bytes, int]]],
+    enc: Encodings = DEFAULT_ENCODINGS,
+    used_memory: int = 0,
+    checksum: bool = True,
+    encode_other: Callable[[Any], tuple[int, bytes] | None] | None = None,
+) -> None:
+    """Write an RDB version 10 file through ``write``: ``databases`` gives (index, key ->
+    value, key -> absolute expiry ms) for each database; a value of another type than the
+    built-in ones goes to ``encode_other`` (None there: RdbError)."""
+    out = _Output(write)
+    out.add(MAGIC + b"%04d" % RDB_VERSION)
+    out.add(_aux(b"redis-ver", REDIS_VERSION))
+    out.add(_aux(b"redis-bits", b"64"))
+    out.add(_aux(b"ctime", b"%d" % int(time.time())))
+    out.add(_aux(b"used-mem", b"%d" % used_memory))
+    out.add(_aux(b"aof-base", b"0"))
+    compress = enc.rdbcompression
+    for index, data, expires in databases:
+        if not data:
+            continue
+        out.add(bytes((OPCODE_SELECTDB,)) + length(index))
+        out.add(bytes((OPCODE_RESIZEDB,)) + length(len(data)) + length(len(expires)))
+        for key, value in data.items():
+            when = expires.get(key) if expires else None
+            if when is not None:
+                out.add(bytes((OPCODE_EXPIRETIME_MS,)) + _U64.pack(when))
+            try:
+                kind, body = encode_value(value, enc)
+            except RdbError:
+                found = encode_other(value) if encode_other is not None else None
+                if found is None:
+                    raise
+                kind, body = found
+            out.add(bytes((kind,)) + string(key, compress) + body)
+    out.add(bytes((OPCODE_EOF,)))
+    out.flush()
+    write(_U64.pack(out.crc if checksum else 0))
+
+
+# --- reading files -------------------------------------------------------------------------
+
+
+def read_rdb(
+    data: bytes,
+    aux: dict[bytes, bytes] | None = None,
+    now_ms: int | None = None,
+) -> Iterator[tuple[int, bytes, Any, int | None]]:
+    """(database, key, value, absolute expiry ms or None) for each key of an RDB file, after
+    the checksum is verified.  Keys already expired at ``now_ms`` (when given) and keys with
+    empty values are skipped, as Redis's loader skips them.  The AUX fields go into ``aux``."""
+    if len(data) < 9 or data[:5] != MAGIC or not data[5:9].isdigit():
+        raise RdbError("not an RDB file (wrong signature)")
+    version = int(data[5:9])
+    if not 1 <= version <= RDB_VERSION:
+        raise RdbError(f"RDB version {version} is not supported")
+    end = len(data)
+    if version >= FIRST_CHECKSUM_VERSION:
+        if end < 9 + 1 + 8:
+            raise RdbError("RDB file truncated")
+        end -= 8
+        expected = _U64.unpack_from(data, end)[0]
+        if expected and expected != crc64(memoryview(data)[:end]):
+            raise RdbError("RDB checksum mismatch")
+    return _records(data, version, end, aux, now_ms)
+
+
+def _records(data: bytes, version: int, end: int, aux: dict[bytes, bytes] | None,
+             now_ms: int | None) -> Iterator[tuple[int, bytes, Any, int | None]]:
+    reader = Reader(data, 9, end)
+    db = 0
+    expire: int | None = None
+    while True:
+        kind = reader.byte()
+        if kind == OPCODE_EOF:
+            if reader.pos != end and version >= FIRST_CHECKSUM_VERSION:
+                raise RdbError("bytes after the end of the RDB file")
+            return
+        if kind == OPCODE_SELECTDB:
+            db = reader.length()
+            continue
+        if kind == OPCODE_RESIZEDB:
+            reader.length()
+            reader.length()
+            continue
+        if kind == OPCODE_AUX:
+            name = reader.string()
+            value = reader.string()
+            if aux is not None:
+                aux[name] = value
+            continue
+        if kind == OPCODE_EXPIRETIME_MS:
+            expire = _U64.unpack(reader.take(8))[0]
+            continue
+        if kind == OPCODE_EXPIRETIME:
+            expire = _U32.unpack(reader.take(4))[0] * 1000
+            continue
+        if kind == OPCODE_IDLE:
+            reader.length()
+            continue
+        if kind == OPCODE_FREQ:
+            reader.byte()
+            continue
+        if kind in (OPCODE_FUNCTION, OPCODE_FUNCTION2):
+            raise RdbError("function libraries in RDB are not supported yet")
+        if kind == OPCODE_MODULE_AUX:
+            raise RdbError("module data in RDB is not supported")
+        key = reader.string()
+        try:
+            value = decode_value(kind, reader)
+        except EmptyValue:
+            expire = None
+            continue
+        if expire is not None and now_ms is not None and expire < now_ms:
+            expire = None
+            continue
+        yield db, key, value, expire
+        expire = None
+
+
+__all__ = [
+    "RDB_VERSION",
+    "dump_payload",
+    "load_payload",
+    "payload_is_valid",
+    "read_rdb",
+    "write_rdb",
+]
