@@ -48,7 +48,8 @@ FIRST_CHECKSUM_VERSION = 5
 WRITE_BLOCK = 1 << 20
 
 _U64 = struct.Struct("<Q")
-_U32 = struct.Struct("<I")
+_I64 = struct.Struct("<q")  # EXPIRETIME_MS: a signed 64-bit ms time
+_I32 = struct.Struct("<i")  # EXPIRETIME: seconds, a signed 32-bit time_t as Redis reads it
 
 
 # --- DUMP payloads -------------------------------------------------------------------------
@@ -208,10 +209,10 @@ def _records(data: bytes, version: int, end: int, aux: dict[bytes, bytes] | None
                 aux[name] = value
             continue
         if kind == OPCODE_EXPIRETIME_MS:
-            expire = _U64.unpack(reader.take(8))[0]
+            expire = _I64.unpack(reader.take(8))[0]
             continue
         if kind == OPCODE_EXPIRETIME:
-            expire = _U32.unpack(reader.take(4))[0] * 1000
+            expire = _I32.unpack(reader.take(4))[0] * 1000
             continue
         if kind == OPCODE_IDLE:
             reader.length()
