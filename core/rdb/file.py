@@ -75,12 +75,10 @@ def payload_is_valid(payload: bytes) -> bool:
 
 def load_payload(payload: bytes) -> Any:
     """The value of a payload that passed :func:`payload_is_valid`; RdbError (EmptyValue for
-    no elements) when its body is not one whole value."""
+    no elements) when its body does not start with one whole value.  Bytes after the value
+    are ignored, as Redis's RESTORE ignores them."""
     reader = Reader(payload, 0, len(payload) - 10)
-    value = decode_value(reader.byte(), reader)
-    if reader.pos != reader.end:
-        raise RdbError("trailing bytes after the value")
-    return value
+    return decode_value(reader.byte(), reader)
 
 
 # --- writing files -------------------------------------------------------------------------
