@@ -13,7 +13,8 @@ Sections:
   ``bench/data/``): seconds from process start until PING answers PONG and INFO says
   ``loading:0``;
 - memory per key for those 1,000,000 small strings (process RSS after loading minus RSS of
-  the empty server, from /proc, the figure Redis reports as ``used_memory_rss``).
+  the empty server, from /proc, the figure Redis reports as ``used_memory_rss``);
+- DUMP and RESTORE of a 10,000-member sorted set, requests per second.
 
 A command our server does not have yet shows ``n/a`` (probed before the run), as does a
 persistence mode the server refuses to start with.
@@ -571,6 +572,89 @@ def replay_section(args: argparse.Namespace, scratch: Path, log: Callable[[str],
     return lines, {"replay": (r, t), "per_key": per_key}
 
 
+# --- DUMP / RESTORE -----------------------------------------------------------------------
+
+DUMP_MEMBERS = 10_000
+
+
+def _pipelined(port: int, request: bytes, count: int) -> float:
+    """Seconds for ``count`` copies of one request, pipelined on one connection, until every
+    reply is in (all replies of one request have the same size: the first one tells it).
+    redis-benchmark cannot send a DUMP payload: argv cannot carry its NUL bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(request)
+        first = b""
+        while True:
+            first += sock.recv(1 << 20)
+            if first.startswith((b"+", b"-", b":")) and first.endswith(b"\r\n"):
+                size = len(first)
+                break
+            if first.startswith(b"$"):
+                header = first.index(b"\r\n") + 2 if b"\r\n" in first else 0
+                if header:
+                    size = header + int(first[1:header - 2]) + 2
+                    if len(first) >= size:
+                        break
+        started = time.perf_counter()
+        sock.sendall(request * count)
+        remaining = size * count - (len(first) - size)
+        while remaining > 0:
+            chunk = sock.recv(1 << 22)
+            if not chunk:
+                raise OSError("connection closed")
+            remaining -= len(chunk)
+        return time.perf_counter() - started
+
+
+def dump_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], None]) -> list[str]:
+    """DUMP and RESTORE ... REPLACE of a 10,000-member sorted set (a skiplist: each member
+    and its binary score), requests per second, both servers alternating."""
+    count = 20 if args.quick else 100
+    members = [b"%d" % (i * 7919 % 100_003) for i in range(DUMP_MEMBERS)]
+    zadd = [b"ZADD", b"bench:zset"]
+    for index, member in enumerate(members):
+        zadd += [b"%d.%d" % (index, index % 7), b"member:" + member]
+    rates: dict[str, dict[str, list[float]]] = {"DUMP": {"redis": [], "trio": []},
+                                                "RESTORE": {"redis": [], "trio": []}}
+    servers = {kind: Server(kind, scratch / f"{kind}-dump", ["--appendonly", "no"])
+               for kind in ("redis", "trio")}
+    try:
+        for server in servers.values():
+            if not server.start():
+                raise SystemExit(f"{server.kind} did not start for the DUMP bench")
+            command(server.port, *zadd, timeout=60)
+        payload = command(servers["redis"].port, b"DUMP", b"bench:zset")
+        payload = payload[payload.index(b"\r\n") + 2:-2]
+        for round_number in range(args.rounds):
+            log(f"DUMP/RESTORE round {round_number + 1}/{args.rounds}")
+            for kind, server in servers.items():
+                seconds = _pipelined(server.port, _request([b"DUMP", b"bench:zset"]), count)
+                rates["DUMP"][kind].append(count / seconds)
+                restore = [b"RESTORE", b"bench:copy", b"0", payload, b"REPLACE"]
+                seconds = _pipelined(server.port, _request(restore), count)
+                rates["RESTORE"][kind].append(count / seconds)
+    finally:
+        for server in servers.values():
+            server.stop()
+    lines = [
+        f"### DUMP / RESTORE of a {DUMP_MEMBERS:,}-member sorted set",
+        "",
+        f"{count} requests pipelined on one connection, per round; the payload is Redis's DUMP.",
+        "",
+        "| command | Redis ops/s | trioredis ops/s | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, by_kind in rates.items():
+        r, t = median(by_kind["redis"]), median(by_kind["trio"])
+        label = "DUMP" if name == "DUMP" else "RESTORE ... REPLACE"
+        lines.append(f"| {label} | {_num(r)} | {_num(t)} | {_ratio(t / r if r and t else None)} |")
+    return lines + [""]
+
+
+def _request(argv: list[bytes]) -> bytes:
+    return b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in argv)
+
+
 def _sec(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -599,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (a few minutes less)")
     parser.add_argument("--rounds", type=int, default=3, help="A B rounds per measurement (>= 3)")
-    parser.add_argument("--only", default="throughput,replay,rewrite", help="sections to run")
+    parser.add_argument("--only", default="throughput,replay,rewrite,dump", help="sections to run")
     parser.add_argument("--modes", default="", help="persistence cases, e.g. 'appendonly no'")
     parser.add_argument("--shapes", default="", help="load shapes, e.g. '-c 50 -P 1'")
     parser.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
@@ -626,6 +710,8 @@ def main(argv: list[str] | None = None) -> int:
         if "rewrite" in sections:
             log("BGREWRITEAOF")
             body += rewrite_section(args, scratch, log)
+        if "dump" in sections:
+            body += dump_section(args, scratch, log)
     redis_version = Server("redis", Path("."), []).version()
     trio_version = Server("trio", Path("."), []).version()
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")

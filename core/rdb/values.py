@@ -80,6 +80,8 @@ ENTRY_OVERHEAD_ESTIMATE = 8
 _SCORE_NAN, _SCORE_POS_INF, _SCORE_NEG_INF = 253, 254, 255
 
 _DOUBLE = struct.Struct("<d")
+_SHORT_LENGTHS = [bytes((n,)) for n in range(64)]
+_NUMBER_START = frozenset(b"-0123456789")
 _INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
 
 
@@ -132,15 +134,18 @@ def string(raw: bytes, compress: bool = True) -> bytes:
     fits 32 bits as an integer, a string over 20 bytes LZF-compressed when that saves 4
     bytes (and ``compress``), anything else as length + bytes."""
     size = len(raw)
-    if size <= 11 and size:
-        number = as_int64(raw)
-        if number is not None and _INT32_MIN <= number <= _INT32_MAX:
-            if -128 <= number <= 127:
-                return b"\xc0" + number.to_bytes(1, "little", signed=True)
-            if -32768 <= number <= 32767:
-                return b"\xc1" + number.to_bytes(2, "little", signed=True)
-            return b"\xc2" + number.to_bytes(4, "little", signed=True)
-    if compress and size > LZF_MIN_LENGTH:
+    if size <= LZF_MIN_LENGTH:
+        # The common case, a short string: a one-byte length unless it reads as an integer.
+        if size <= 11 and size and raw[0] in _NUMBER_START:
+            number = as_int64(raw)
+            if number is not None and _INT32_MIN <= number <= _INT32_MAX:
+                if -128 <= number <= 127:
+                    return b"\xc0" + number.to_bytes(1, "little", signed=True)
+                if -32768 <= number <= 32767:
+                    return b"\xc1" + number.to_bytes(2, "little", signed=True)
+                return b"\xc2" + number.to_bytes(4, "little", signed=True)
+        return _SHORT_LENGTHS[size] + raw
+    if compress:
         packed = lzf_compress(raw)
         if packed is not None:
             return b"\xc3" + length(len(packed)) + length(size) + packed
@@ -252,12 +257,10 @@ def encode_value(value: Any, enc: Encodings = DEFAULT_ENCODINGS) -> tuple[int, b
             return TYPE_ZSET_LISTPACK, string(listpack_from_entries(entries), compress)
         # Highest score first: Redis walks its skiplist from the tail, so that loading
         # inserts every element at the head.
-        parts = [length(len(value))]
         pack = _DOUBLE.pack
-        for score, member in reversed(value.ordered):
-            parts.append(string(member, compress))
-            parts.append(pack(score))
-        return TYPE_ZSET_2, b"".join(parts)
+        body = b"".join([string(member, compress) + pack(score)
+                         for score, member in reversed(value.ordered)])
+        return TYPE_ZSET_2, length(len(value)) + body
     raise RdbError(f"no RDB encoding for a value of type {kind.__name__}")
 
 
@@ -326,6 +329,52 @@ class Reader:
             plain_size = self.length()
             return lzf_decompress(self.take(packed_size), plain_size)
         raise RdbError(f"unknown string encoding {size}")
+
+    def strings(self, count: int) -> list[bytes]:
+        """``count`` strings; plain short ones (most members and fields) read inline."""
+        data, end = self.data, self.end
+        out: list[bytes] = []
+        append = out.append
+        pos = self.pos
+        for _ in range(count):
+            if pos < end and data[pos] < 0x40:
+                stop = pos + 1 + data[pos]
+                if stop > end:
+                    raise RdbError("unexpected end of data")
+                append(data[pos + 1:stop])
+                pos = stop
+            else:
+                self.pos = pos
+                append(self.string())
+                pos = self.pos
+        self.pos = pos
+        return out
+
+    def members_and_binary_scores(self, count: int) -> list[tuple[bytes, float]]:
+        """``count`` (member, 8-byte little-endian double) pairs of a ZSET_2 value; NaN
+        refused."""
+        data, end = self.data, self.end
+        unpack = _DOUBLE.unpack_from
+        out: list[tuple[bytes, float]] = []
+        append = out.append
+        pos = self.pos
+        for _ in range(count):
+            if pos < end and data[pos] < 0x40:
+                stop = pos + 1 + data[pos]
+                member = data[pos + 1:stop]
+            else:
+                self.pos = pos
+                member = self.string()
+                stop = self.pos
+            pos = stop + 8
+            if pos > end:
+                raise RdbError("unexpected end of data")
+            score = unpack(data, stop)[0]
+            if score != score:
+                raise RdbError("sorted set with a NaN score")
+            append((member, score))
+        self.pos = pos
+        return out
 
     def binary_double(self) -> float:
         return _DOUBLE.unpack(self.take(8))[0]
@@ -405,22 +454,21 @@ def decode_value(kind: int, reader: Reader) -> Any:
     if kind == TYPE_STRING:
         return reader.string()
     if kind == TYPE_LIST:
-        count = reader.length()
-        return _list(deque(reader.string() for _ in range(count)))
+        return _list(deque(reader.strings(reader.length())))
     if kind == TYPE_SET:
+        return _set(reader.strings(reader.length()))
+    if kind == TYPE_ZSET_2:
+        return _zset(reader.members_and_binary_scores(reader.length()))
+    if kind == TYPE_ZSET:
         count = reader.length()
-        return _set([reader.string() for _ in range(count)])
-    if kind in (TYPE_ZSET, TYPE_ZSET_2):
-        count = reader.length()
-        score = reader.binary_double if kind == TYPE_ZSET_2 else reader.text_double
         pairs = []
         for _ in range(count):
             member = reader.string()
-            pairs.append((member, score()))
+            pairs.append((member, reader.text_double()))
         return _zset(pairs)
     if kind == TYPE_HASH:
-        count = reader.length()
-        return _hash([(reader.string(), reader.string()) for _ in range(count)])
+        flat = reader.strings(reader.length() * 2)
+        return _hash(list(zip(flat[0::2], flat[1::2], strict=True)))
     if kind == TYPE_LIST_QUICKLIST_2:
         count = reader.length()
         items: deque = deque()
