@@ -15,6 +15,7 @@ import random
 import shutil
 import struct
 import subprocess
+import time
 import tomllib
 from collections import deque
 from pathlib import Path
@@ -29,6 +30,7 @@ from rdb_helpers import (
     expected_dataset,
     random_dataset,
 )
+from servers import ServerProcess, wait_for
 from trioredis.rdb import (
     DEFAULT_ENCODINGS,
     Encodings,
@@ -336,3 +338,71 @@ def test_hostile_payload_bodies_end_in_an_error_not_a_crash():
             load_payload(payload)
         except RdbError:
             pass
+
+
+# --- the snapshot backend with dbfilename dump.rdb ------------------------------------------
+
+
+def _restore_all(client: redis.Redis, values) -> None:
+    """Put a dataset into a server through RESTORE (with absolute deadlines)."""
+    for (db, key), (value, expire) in values.items():
+        client.execute_command("SELECT", db)
+        client.restore(key, expire or 0, dump_payload(value), absttl=True)
+    client.execute_command("SELECT", 0)
+
+
+def test_save_with_dbfilename_rdb_writes_a_file_redis_loads(tmp_path):
+    values = random_dataset(seed=31)
+    server = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"],
+                                           ["dbfilename", "dump.rdb"]]).start()
+    try:
+        client = server.client()
+        _restore_all(client, values)
+        assert client.save()
+        client.bgsave()
+        wait_for(lambda: client.info("persistence")["rdb_bgsave_in_progress"] == 0,
+                 what="the background save")
+        assert client.info("persistence")["rdb_last_bgsave_status"] == "ok"
+    finally:
+        server.stop()
+    path = tmp_path / "dump.rdb"
+    assert path.read_bytes()[:9] == b"REDIS0010"
+    checked = _check_rdb(path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    with ReferenceRedis(directory=str(tmp_path)) as ref:
+        assert dataset_of_server(ref.port) == expected_dataset(values)
+
+
+def test_start_up_loads_a_dump_rdb_written_by_redis(tmp_path):
+    with ReferenceRedis(directory=str(tmp_path)) as ref:
+        _fill_reference(ref.client(), seed=9)
+        ref.client().set("expiring", "v", px=500)
+        expected = dataset_of_server(ref.port)
+        ref.client().save()
+    del expected[(0, b"expiring")]
+    time.sleep(0.6)  # now expired: Redis would not load it either
+    server = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"],
+                                           ["dbfilename", "dump.rdb"]]).start()
+    try:
+        assert dataset_of_server(server.port) == expected
+        persistence = server.client().info("persistence")
+        assert persistence["rdb_last_load_keys_loaded"] == len(expected)
+        assert persistence["rdb_last_load_keys_expired"] == 1
+        # DEBUG RELOAD saves and loads the same file: the dataset survives the round trip.
+        server.client().execute_command("DEBUG", "RELOAD")
+        assert dataset_of_server(server.port) == expected
+    finally:
+        server.stop()
+
+
+def test_a_damaged_dump_rdb_stops_the_start_up(tmp_path):
+    path = tmp_path / "dump.rdb"
+    _write(path, random_dataset(seed=2, databases=(0,)))
+    data = bytearray(path.read_bytes())
+    data[100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    server = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"],
+                                           ["dbfilename", "dump.rdb"]])
+    with pytest.raises(RuntimeError):
+        server.start()
+    assert "checksum" in server.log()

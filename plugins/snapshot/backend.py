@@ -44,6 +44,7 @@ from trioredis import (
 )
 
 from .format import SnapshotError, SnapshotFile, drop_expired, materialize, write_snapshot_file
+from .rdbfile import RdbError, is_rdb_file, read_rdb_file, wants_rdb, write_rdb_file
 
 if TYPE_CHECKING:
     from trioredis import BackendHost, Config, Loader
@@ -96,7 +97,10 @@ def _child_main(path: str, databases: list[Any], host: BackendHost, zset: type |
                 pass
         gc.disable()  # a collection would write to every object header: copy-on-write
         die_with_parent(parent)
-        write_snapshot_file(path, databases, host.encode_value, zset)
+        if wants_rdb(host.config.dbfilename):
+            write_rdb_file(path, databases, host.config)
+        else:
+            write_snapshot_file(path, databases, host.encode_value, zset)
         os.write(report_fd, b"%d" % _private_dirty_bytes())
         status = 0
     except BaseException as error:  # noqa: BLE001 - the reason goes to the parent
@@ -483,12 +487,16 @@ class SnapshotBackend(BaseBackend):
         log = loader_log(loader, self)
         started = time.time()
         try:
-            snapshot = SnapshotFile(path)
+            rdb = is_rdb_file(path)
+            snapshot = None if rdb else SnapshotFile(path)
         except FileNotFoundError:
             return False
         try:
-            with snapshot:
-                loaded, expired = await self._load_databases(loader, snapshot)
+            if snapshot is None:
+                loaded, expired = await self._load_rdb(loader, path)
+            else:
+                with snapshot:
+                    loaded, expired = await self._load_databases(loader, snapshot)
         except SnapshotError as error:
             if log is not None:
                 log.warning(f"{error}. Refusing to start on wrong data: move the file away or "
@@ -499,6 +507,27 @@ class SnapshotBackend(BaseBackend):
             log.notice(f"Snapshot {path} loaded: {loaded} keys ({expired} expired, not "
                        f"loaded) in {time.time() - started:.3f} seconds")
         return True
+
+    async def _load_rdb(self, loader: Loader, path: str) -> tuple[int, int]:
+        """A Redis ``dump.rdb``: verified (checksum) then decoded whole in a worker thread,
+        then installed database by database."""
+        keyspace = loader.keyspace
+        try:
+            databases, expired = await trio.to_thread.run_sync(
+                read_rdb_file, path, limiter=self._io_limiter)
+        except RdbError as error:
+            raise SnapshotError(f"Bad RDB file {path}: {error}") from None
+        loaded = 0
+        for index, (data, expires) in sorted(databases.items()):
+            if not 0 <= index < len(keyspace):
+                raise SnapshotError(
+                    f"Bad RDB file {path}: it holds database {index} but this server has "
+                    f"{len(keyspace)} (raise the 'databases' option)")
+            db = keyspace[index]
+            db.data.update(data)
+            db.expires.update(expires)
+            loaded += len(data)
+        return loaded, expired
 
     async def _load_databases(self, loader: Loader, snapshot: SnapshotFile) -> tuple[int, int]:
         """Verify the whole file first (nothing reaches the keyspace from a damaged one),
