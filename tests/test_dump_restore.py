@@ -14,7 +14,7 @@ import pytest
 import redis
 from parity import RawClient, ReferenceRedis
 from rdb_helpers import canonical, random_dataset
-from servers import ServerProcess, ServerThread, record_propagation
+from servers import ServerProcess, ServerThread, free_port, record_propagation
 from test_notifications import notifications
 from trioredis.rdb import dump_payload, load_payload
 from trioredis.rdb.checksum import crc64
@@ -224,3 +224,86 @@ def test_hostile_payloads_get_bad_data_format_and_the_server_lives(r):
     assert answers <= {"OK", "Bad data format"}
     assert "Bad data format" in answers
     assert r.ping()
+
+
+# --- MIGRATE to a real redis-server ---------------------------------------------------------
+
+
+def _migrate_script(target_port: int, db: int, dead_port: int) -> list[tuple]:
+    def migrate(*rest):
+        return ("MIGRATE", "127.0.0.1", str(target_port), *rest)
+
+    return [
+        ("SET", "k", "v1"),
+        ("RPUSH", "l", "a", "b", "c"),
+        ("ZADD", "z", "1", "a", "2", "b"),
+        ("HSET", "h", "f", "v"),
+        ("SET", "ttl", "x", "PX", "100000"),
+        migrate("k", str(db), "5000"),  # the target wants a password
+        migrate("k", str(db), "5000", "AUTH", "wrong"),
+        migrate("k", str(db), "5000", "AUTH", "secret"),
+        ("EXISTS", "k"),
+        migrate("missing", str(db), "5000", "AUTH", "secret"),
+        ("SET", "k", "v2"),
+        migrate("k", str(db), "5000", "AUTH", "secret"),  # BUSYKEY over there
+        ("EXISTS", "k"),
+        migrate("k", str(db), "5000", "AUTH", "secret", "REPLACE", "COPY"),
+        ("EXISTS", "k"),
+        migrate("", str(db), "0", "AUTH2", "mover", "pw2", "KEYS", "l", "z", "nothing", "ttl"),
+        ("EXISTS", "l", "z", "ttl"),
+        migrate("", str(db), "5000", "AUTH2", "mover", "pw2", "COPY", "KEYS", "h"),
+        migrate("h", str(db), "5000", "KEYS", "h"),
+        migrate("h", str(db), "5000", "AUTH"),
+        migrate("h", str(db), "5000", "AUTH2", "mover"),
+        migrate("h", str(db), "5000", "NOPE"),
+        migrate("h", str(db), "x"),
+        migrate("h", "x", "5000"),
+        migrate("missing", "x", "5000"),
+        ("MIGRATE", "127.0.0.1", str(dead_port), "h", str(db), "200"),
+        ("MIGRATE", "256.1.1.1", "6379", "h", str(db), "200"),
+        ("MIGRATE", "127.0.0.1", "abc", "h", str(db), "200"),
+        ("MIGRATE", "127.0.0.1", "5"),
+        ("EXISTS", "h"),
+    ]
+
+
+def test_migrate_to_redis_matches_redis(server, reference):
+    dead_port = free_port()
+    with ReferenceRedis() as target:
+        redis.Redis(port=target.port).config_set("requirepass", "secret")
+        admin = redis.Redis(port=target.port, password="secret")
+        admin.acl_setuser("mover", enabled=True, passwords=["+pw2"], keys=["*"],
+                          commands=["+@all"])
+        replies = []
+        for source, db in ((reference, 2), (server, 1)):
+            script = _migrate_script(target.port, db, dead_port)
+            with RawClient(source.port) as client:
+                client.call("FLUSHALL")
+                replies.append([client.call(*step) for step in script])
+        theirs, ours = replies
+        assert ours == theirs
+        assert b"+OK\r\n" in ours and b"+NOKEY\r\n" in ours
+        moved = {}
+        for db in (1, 2):
+            client = redis.Redis(port=target.port, password="secret", db=db)
+            moved[db] = {key: (client.dump(key), client.pttl(key) > 90_000) for key in client.keys()}
+        assert moved[1] == moved[2]
+        assert set(moved[1]) == {b"k", b"l", b"z", b"h", b"ttl"}
+        assert moved[1][b"ttl"][1]
+
+
+def test_migrate_propagates_del_of_the_moved_keys_only(server):
+    recorder = record_propagation(server)
+    client = server.client()
+    client.set("a", "1")
+    client.set("b", "2")
+    with ReferenceRedis() as target:
+        redis.Redis(port=target.port).set("b", "taken")
+        with pytest.raises(redis.ResponseError, match="BUSYKEY"):
+            client.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000,
+                                   "KEYS", "a", "b")
+        client.set("c", "3")
+        client.execute_command("MIGRATE", "127.0.0.1", target.port, "c", 0, 5000, "COPY")
+    assert recorder.argvs == [[b"SET", b"a", b"1"], [b"SET", b"b", b"2"], [b"DEL", b"a"],
+                              [b"SET", b"c", b"3"]]
+    assert client.exists("a", "b", "c") == 2

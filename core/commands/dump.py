@@ -1,4 +1,5 @@
-"""DUMP and RESTORE: a value as Redis's serialized payload, and back (Redis 7.0 ``cluster.c``).
+"""DUMP, RESTORE and MIGRATE: a value as Redis's serialized payload, back, and over to another
+server (Redis 7.0 ``cluster.c``).
 
 The payload is the value in RDB encoding (:mod:`trioredis.rdb`), the RDB version (10) in two
 little-endian bytes and a CRC-64 of all that, so a payload DUMPed by redis-server 7.0
@@ -12,17 +13,26 @@ so replaying the AOF later restores the same deadline; a TTL already in the past
 nothing and, when REPLACE removed a key, propagates ``DEL``.  IDLETIME and FREQ are
 validated; access times are not tracked here, so they have no other effect.  Keyspace
 notification: ``restore`` (and ``del`` for the expired-on-arrival replacement).
+
+MIGRATE sends ``AUTH``/``SELECT`` and one ``RESTORE`` per key (remaining TTL, ``REPLACE``
+when asked) in one write to the target, then reads the replies; keys the target accepted are
+deleted here unless ``COPY``, notified as ``del`` and propagated as one ``DEL``.  As in
+Redis, it blocks the server until the target answered or the timeout passed (every socket
+operation is bounded by it); unlike Redis, it opens a new connection each time instead of
+keeping one cached for 10 seconds, so it sends ``SELECT`` every time.
 """
 
 from __future__ import annotations
 
+import re
+import socket
 from typing import Any
 
 from .. import errors
 from ..errors import CommandError
 from ..keyspace import now_ms
 from ..rdb import Encodings, RdbError, dump_payload, load_payload, payload_is_valid
-from ..resp import OK
+from ..resp import OK, Status
 from . import command
 from .args import INT64_MIN, parse_int
 from .keys import notify, read_key, type_name
@@ -125,13 +135,206 @@ def restore(ctx, argv):
     return OK
 
 
+# --- MIGRATE -------------------------------------------------------------------------------
+
+MIGRATE_KEYS_NOT_EMPTY = (
+    "ERR When using MIGRATE KEYS option, the key argument must be set to the empty string")
+MIGRATE_CONNECT_ERROR = "IOERR error or timeout connecting to the client"
+MIGRATE_IO_ERROR = "IOERR error or timeout {} to target instance"
+MIGRATE_TARGET_ERROR = "ERR Target instance replied with error: {}"
+# A timeout of 0 or less means this many ms, as in Redis.
+MIGRATE_DEFAULT_TIMEOUT_MS = 1000
+# Requests go out in pieces of this size, as Redis writes them.
+MIGRATE_WRITE_CHUNK = 64 * 1024
+# The longest reply line read back (Redis reads each reply into a 1 KB buffer).
+MIGRATE_REPLY_LINE = 1024
+
+
+def _resp_command(*args: bytes) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
+
+
+class _TargetError(Exception):
+    """The connection to the target failed: ``writing`` or ``reading``."""
+
+    def __init__(self, when: str) -> None:
+        super().__init__(when)
+        self.when = when
+
+
+class _Target:
+    """A blocking connection to the target instance, every operation bounded by the timeout
+    (MIGRATE blocks the server while it runs, as it does in Redis)."""
+
+    def __init__(self, host: str, port: int, timeout_ms: int) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout_ms / 1000)
+        self.buffer = b""
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        try:
+            for start in range(0, len(data), MIGRATE_WRITE_CHUNK):
+                self.sock.sendall(data[start:start + MIGRATE_WRITE_CHUNK])
+        except OSError:
+            raise _TargetError("writing") from None
+
+    def read_line(self) -> bytes:
+        """One reply line without its CRLF (a status or an error: RESTORE, AUTH and SELECT
+        answer nothing else)."""
+        try:
+            while b"\n" not in self.buffer:
+                chunk = self.sock.recv(4096)
+                if not chunk:
+                    raise _TargetError("reading")
+                self.buffer += chunk
+                if len(self.buffer) > MIGRATE_REPLY_LINE and b"\n" not in self.buffer:
+                    raise _TargetError("reading")
+        except OSError:
+            raise _TargetError("reading") from None
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.rstrip(b"\r")
+
+
+def migrate_keys(argv: list[bytes]) -> list[bytes]:
+    """MIGRATE's key arguments: ``key``, or everything after ``KEYS`` when ``key`` is empty."""
+    if len(argv) > 3 and argv[3]:
+        return [argv[3]]
+    for index in range(6, len(argv)):
+        if argv[index].lower() == b"keys":
+            return argv[index + 1:]
+    return []
+
+
+def _atoi_port(raw: bytes) -> int:
+    """The port as Redis reads it (C's atoi, then a 16-bit port): leading digits, else 0."""
+    match = re.match(rb"\s*([+-]?\d+)", raw)
+    return int(match.group(1)) & 0xFFFF if match else 0
+
+
+def migrate(ctx, argv):
+    copy = replace = False
+    username = password = None
+    first_key, count = 3, 1
+    index = 6
+    while index < len(argv):
+        option = argv[index].lower()
+        more = len(argv) - 1 - index
+        if option == b"copy":
+            copy = True
+        elif option == b"replace":
+            replace = True
+        elif option == b"auth":
+            if not more:
+                raise CommandError(errors.SYNTAX)
+            index += 1
+            password = argv[index]
+        elif option == b"auth2":
+            if more < 2:
+                raise CommandError(errors.SYNTAX)
+            username, password = argv[index + 1], argv[index + 2]
+            index += 2
+        elif option == b"keys":
+            if argv[3]:
+                raise CommandError(MIGRATE_KEYS_NOT_EMPTY)
+            first_key, count = index + 1, len(argv) - index - 1
+            break
+        else:
+            raise CommandError(errors.SYNTAX)
+        index += 1
+    timeout = parse_int(argv[5])
+    db_index = parse_int(argv[4])
+    if timeout <= 0:
+        timeout = MIGRATE_DEFAULT_TIMEOUT_MS
+    found = []
+    for key in argv[first_key:first_key + count]:
+        value = read_key(ctx, key)
+        if value is not None:
+            found.append((key, value))
+    if not found:
+        return Status(b"NOKEY")
+    try:
+        target = _Target(argv[1].decode("utf-8", "replace"), _atoi_port(argv[2]), timeout)
+    except ConnectionRefusedError:
+        # Redis connects without blocking and learns of the refusal only when it writes.
+        raise CommandError(MIGRATE_IO_ERROR.format("writing")) from None
+    except (OSError, CommandError, ValueError, OverflowError):
+        raise CommandError(MIGRATE_CONNECT_ERROR) from None
+    try:
+        return _migrate_over(ctx, target, found, db_index, copy, replace, username, password)
+    except _TargetError as error:
+        raise CommandError(MIGRATE_IO_ERROR.format(error.when)) from None
+    finally:
+        target.close()
+
+
+def _migrate_over(ctx, target: _Target, found: list[tuple[bytes, Any]], db_index: int,
+                  copy: bool, replace: bool, username: bytes | None,
+                  password: bytes | None) -> Any:
+    """Send AUTH, SELECT and one RESTORE per key in one write, then read the replies; keys
+    the target took are deleted here unless COPY, and that is propagated as one DEL."""
+    requests = []
+    if password is not None:
+        auth = (b"AUTH", username, password) if username is not None else (b"AUTH", password)
+        requests.append(_resp_command(*auth))
+    requests.append(_resp_command(b"SELECT", b"%d" % db_index))
+    enc = encodings(ctx.engine.config)
+    db = ctx.db
+    sent = []
+    current = now_ms()
+    for key, value in found:
+        ttl = 0
+        when = db.expires.get(key)
+        if when is not None:
+            ttl = when - current
+            if ttl < 0:
+                continue
+            ttl = max(ttl, 1)
+        try:
+            payload = dump_payload(value, enc)
+        except RdbError:
+            raise CommandError(
+                f"ERR MIGRATE of a value of type '{type_name(ctx, value)}' is not supported"
+            ) from None
+        restore_args = [b"RESTORE", key, b"%d" % ttl, payload] + ([b"REPLACE"] if replace else [])
+        requests.append(_resp_command(*restore_args))
+        sent.append(key)
+    target.send(b"".join(requests))
+    auth_reply = target.read_line() if password is not None else b"+OK"
+    select_reply = target.read_line()
+    target_error = None
+    moved = []
+    for key in sent:
+        reply = target.read_line()
+        if auth_reply[:1] == b"-" or select_reply[:1] == b"-" or reply[:1] == b"-":
+            if target_error is None:
+                bad = (auth_reply if auth_reply[:1] == b"-"
+                       else select_reply if select_reply[:1] == b"-" else reply)
+                target_error = bad[1:].decode("utf-8", "replace")
+        elif not copy:
+            db.delete(key)
+            ctx.touch(key)
+            notify(ctx, b"del", key)
+            ctx.dirty += 1
+            moved.append(key)
+    if moved:
+        ctx.propagate([b"DEL", *moved])
+    else:
+        ctx.propagated = True  # nothing changed here: nothing to propagate
+    if target_error is not None:
+        raise CommandError(MIGRATE_TARGET_ERROR.format(target_error))
+    return OK
+
+
 def register(registry):
     group = "generic"
     one = (1, 1, 1)
     registry.extend([
         command("dump", 2, "readonly", dump, one, group=group),
         command("restore", -4, "write denyoom", restore, one, group=group),
+        command("migrate", -6, "write", migrate, (3, 3, 1), group=group, key_finder=migrate_keys),
     ])
 
 
-__all__ = ["dump", "encodings", "register", "restore"]
+__all__ = ["dump", "encodings", "migrate", "register", "restore"]
