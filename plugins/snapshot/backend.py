@@ -499,8 +499,9 @@ class SnapshotBackend(BaseBackend):
                     loaded, expired = await self._load_databases(loader, snapshot)
         except SnapshotError as error:
             if log is not None:
+                checker = "redis-check-rdb" if snapshot is None else "trioredis-check-snapshot"
                 log.warning(f"{error}. Refusing to start on wrong data: move the file away or "
-                            f"check it with: trioredis-check-snapshot {path}")
+                            f"check it with: {checker} {path}")
             raise
         self._loaded_keys, self._expired_on_load = loaded, expired
         if log is not None:
