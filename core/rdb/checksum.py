@@ -36,11 +36,16 @@ def crc64(data: bytes, crc: int = 0) -> int:
 def _system_lzf_compress() -> Callable[[bytes, int], bytes | None] | None:
     """``lzf_compress`` of the system's liblzf (Debian's redis-server links liblzf.so.1),
     or None when the library is not installed."""
-    name = ctypes.util.find_library("lzf") or "liblzf.so.1"
     try:
-        library = ctypes.CDLL(name)
+        library = ctypes.CDLL("liblzf.so.1")  # Debian's soname: no search subprocess
     except OSError:
-        return None
+        name = ctypes.util.find_library("lzf")
+        if name is None:
+            return None
+        try:
+            library = ctypes.CDLL(name)
+        except OSError:
+            return None
     function = library.lzf_compress
     function.restype = ctypes.c_uint
     function.argtypes = [ctypes.c_char_p, ctypes.c_uint, ctypes.c_char_p, ctypes.c_uint]
