@@ -9,6 +9,8 @@ Sections:
 
 - throughput (and p50/p99 latency) per test, ``-c 50 -P 1``, ``-c 50 -P 16``, ``-c 1 -P 1``,
   under ``appendonly no``, ``appendfsync everysec`` and ``appendfsync always``;
+- single commands with their own data, ``-c 50 -P 1`` under ``appendonly no``: SETBIT at
+  random keys, BITCOUNT of a 1 MB string, SORT of 10,000 numbers (``COMMAND_ROWS``);
 - AOF replay of a 1,000,000-key AOF (the same plain RESP bytes for both, generated once into
   ``bench/data/``): seconds from process start until PING answers PONG and INFO says
   ``loading:0``;
@@ -26,8 +28,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import os
 import platform
+import random
 import shutil
 import socket
 import statistics
@@ -55,6 +59,23 @@ TESTS: dict[str, tuple[str, list[bytes]]] = {
     "HSET": ("hset", [b"HSET", b"bench:probe:h", b"f", b"v"]),
     "ZADD": ("zadd", [b"ZADD", b"bench:probe:z", b"1", b"x"]),
     "MSET": ("mset", [b"MSET", b"bench:probe:a", b"1", b"bench:probe:b", b"2"]),
+}
+
+# Rows that run an arbitrary command (``redis-benchmark ... <command>``): test name ->
+# (commands sent first, whose error reply means the server lacks it; the command).
+SCRIPT_INCR = b"return redis.call('INCR', KEYS[1])"
+SCRIPT_TEN = (b"redis.call('SET', KEYS[1], ARGV[1]) redis.call('GET', KEYS[1]) "
+              b"redis.call('INCR', KEYS[2]) redis.call('INCR', KEYS[2]) "
+              b"redis.call('HSET', KEYS[3], 'f', ARGV[1]) redis.call('HGET', KEYS[3], 'f') "
+              b"redis.call('LPUSH', KEYS[4], ARGV[1]) redis.call('RPOP', KEYS[4]) "
+              b"redis.call('EXISTS', KEYS[1]) return redis.call('GET', KEYS[2])")
+CUSTOM: dict[str, tuple[list[list[bytes]], list[bytes]]] = {
+    "EVALSHA_INCR": ([[b"SCRIPT", b"LOAD", SCRIPT_INCR]],
+                     [b"EVALSHA", hashlib.sha1(SCRIPT_INCR).hexdigest().encode(), b"1",
+                      b"bench:lua:n"]),
+    "EVALSHA_10CMD": ([[b"SCRIPT", b"LOAD", SCRIPT_TEN]],
+                      [b"EVALSHA", hashlib.sha1(SCRIPT_TEN).hexdigest().encode(), b"4",
+                       b"bench:lua:s", b"bench:lua:n", b"bench:lua:h", b"bench:lua:l", b"v"]),
 }
 
 PERSISTENCE: dict[str, list[str]] = {
@@ -239,12 +260,37 @@ def run_benchmark(port: int, tests: list[str], shape: Shape, requests: int) -> d
     return samples
 
 
+def run_custom(port: int, tests: list[str], shape: Shape, requests: int) -> dict[str, Sample]:
+    """redis-benchmark once per CUSTOM test (its setup commands sent first)."""
+    samples: dict[str, Sample] = {}
+    for test in tests:
+        setup, argv = CUSTOM[test]
+        for setup_argv in setup:
+            command(port, *setup_argv)
+        run = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-c", str(shape.clients),
+               "-P", str(shape.pipeline), "-n", str(requests), "--csv",
+               *[arg.decode() for arg in argv]]
+        out = subprocess.run(run, capture_output=True, text=True, timeout=600)
+        for line in out.stdout.splitlines():
+            cells = [cell.strip('"') for cell in line.split('","')]
+            if len(cells) < 7 or cells[0] == "test":
+                continue
+            try:
+                samples[test] = Sample(float(cells[1]), float(cells[4]), float(cells[6]))
+            except ValueError:
+                continue
+    return samples
+
+
 def supported_tests(port: int) -> set[str]:
     """Tests whose command the server knows (an unknown command is n/a, not a number)."""
     have = set()
     for name, (_, probe) in TESTS.items():
         reply = command(port, *probe)
         if not reply.startswith(b"-ERR unknown command"):
+            have.add(name)
+    for name, (setup, _argv) in CUSTOM.items():
+        if not any(command(port, *argv).startswith(b"-") for argv in setup):
             have.add(name)
     command(port, b"FLUSHALL")
     return have
@@ -284,7 +330,7 @@ def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[s
         trio_tests = supported_tests(trio.port) if trio_ok else set()
         if not trio_ok:
             log(f"trioredis does not start with {persistence}: n/a")
-        tests = list(TESTS)
+        tests = list(TESTS) + list(CUSTOM)
         cells: dict[tuple[str, str], Cell] = {}
         try:
             for shape_name in shape_names:
@@ -295,9 +341,11 @@ def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[s
                                                 ("trio", trio, [t for t in tests if t in trio_tests])):
                         if not wanted:
                             continue
-                        flags = [TESTS[t][0] for t in wanted]
+                        flags = [TESTS[t][0] for t in wanted if t in TESTS]
                         requests = shape.requests_for(who, args.quick, persistence)
                         got = run_benchmark(server.port, flags, shape, requests)
+                        got.update(run_custom(server.port, [t for t in wanted if t in CUSTOM],
+                                              shape, requests))
                         command(server.port, b"FLUSHALL")
                         for test, sample in got.items():
                             getattr(cells.setdefault((shape_name, test), Cell()), who).append(sample)
@@ -663,6 +711,98 @@ def _bytes(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f}"
 
 
+# --- single commands ------------------------------------------------------------------------
+
+
+@dataclass
+class CommandRow:
+    """One command timed by itself (``redis-benchmark ... <command>``, ``-c 50 -P 1``,
+    ``appendonly no``) on data that ``setup`` writes first, with requests per server sized
+    like the shapes' (about a second each)."""
+
+    setup: list[list[bytes]]
+    command: list[str]
+    requests: dict[str, int]
+    options: list[str] = field(default_factory=list)  # more redis-benchmark options (-r N)
+
+
+# 1 MB of fixed pseudo-random bytes, and 10,000 pseudo-random numbers (the same every run).
+_MEGABYTE = random.Random(16).randbytes(1 << 20)
+_NUMBERS = [b"%d" % n for n in random.Random(16).sample(range(-10**6, 10**6), 10_000)]
+
+COMMAND_ROWS: dict[str, CommandRow] = {
+    # The key varies, not the offset: __rand_int__ is zero-padded, and an offset with leading
+    # zeros is not an integer to Redis.  Most calls create a bitmap (a write, propagated).
+    "SETBIT (random keys)": CommandRow(
+        [], ["SETBIT", "bench:bits:__rand_int__", "7", "1"], {"redis": 150_000, "trio": 60_000},
+        ["-r", "1000000"]),
+    "BITCOUNT of a 1 MB string": CommandRow(
+        [[b"SET", b"bench:mb", _MEGABYTE]], ["BITCOUNT", "bench:mb"],
+        {"redis": 40_000, "trio": 2_000}),
+    # LIMIT 0 10: the row times the sort of all 10,000 numbers, not a 10,000-element reply.
+    "SORT of 10,000 numbers (LIMIT 0 10)": CommandRow(
+        [[b"RPUSH", b"bench:numbers", *_NUMBERS]], ["SORT", "bench:numbers", "LIMIT", "0", "10"],
+        {"redis": 4_000, "trio": 600}),
+}
+
+
+def run_command_row(port: int, row: CommandRow, requests: int) -> Sample | None:
+    """Set up, then one redis-benchmark run of the row's command; None when the server does
+    not know the command."""
+    for argv in row.setup:
+        command(port, *argv)
+    probe = command(port, *[word.replace("__rand_int__", "0").encode() for word in row.command])
+    if probe.startswith(b"-ERR unknown command"):
+        return None
+    argv = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-c", "50", "-P", "1",
+            "-n", str(requests), "--csv", *row.options, *row.command]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    for line in out.stdout.splitlines():
+        cells = [cell.strip('"') for cell in line.split('","')]
+        if len(cells) >= 7 and cells[0] != "test":
+            try:
+                return Sample(float(cells[1]), float(cells[4]), float(cells[6]))
+            except ValueError:
+                continue
+    return None
+
+
+def commands_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], None]) -> list[str]:
+    """The COMMAND_ROWS, alternating Redis and trioredis; the Markdown lines of their table."""
+    options = PERSISTENCE["appendonly no"]
+    cells: dict[str, Cell] = {}
+    redis = Server("redis", scratch / "redis-cmd", options)
+    trio = Server("trio", scratch / "trio-cmd", options)
+    if not redis.start():
+        raise SystemExit(f"redis-server did not start; see {redis.directory}")
+    trio_ok = trio.start()
+    try:
+        for round_number in range(args.rounds):
+            log(f"single commands round {round_number + 1}/{args.rounds}")
+            for name, row in COMMAND_ROWS.items():
+                for who, server in (("redis", redis), ("trio", trio)):
+                    if who == "trio" and not trio_ok:
+                        continue
+                    requests = row.requests[who] // (4 if args.quick else 1)
+                    sample = run_command_row(server.port, row, requests)
+                    command(server.port, b"FLUSHALL")
+                    if sample is not None:
+                        getattr(cells.setdefault(name, Cell()), who).append(sample)
+    finally:
+        redis.stop()
+        trio.stop()
+        shutil.rmtree(scratch / "redis-cmd", ignore_errors=True)
+        shutil.rmtree(scratch / "trio-cmd", ignore_errors=True)
+    lines = ["### Single commands (`appendonly no`, `-c 50 -P 1`)", "",
+             "| command | Redis ops/s | trioredis ops/s | ratio |", "|---|---:|---:|---:|"]
+    for name in COMMAND_ROWS:
+        cell = cells.get(name, Cell())
+        r = median([s.rps for s in cell.redis])
+        t = median([s.rps for s in cell.trio])
+        lines.append(f"| {name} | {_num(r)} | {_num(t)} | {_ratio(t / r if r and t else None)} |")
+    return lines + [""]
+
+
 # --- report --------------------------------------------------------------------------------
 
 
@@ -683,7 +823,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (a few minutes less)")
     parser.add_argument("--rounds", type=int, default=3, help="A B rounds per measurement (>= 3)")
-    parser.add_argument("--only", default="throughput,replay,rewrite,dump", help="sections to run")
+    parser.add_argument("--only", default="throughput,commands,replay,rewrite,dump",
+                        help="sections to run")
     parser.add_argument("--modes", default="", help="persistence cases, e.g. 'appendonly no'")
     parser.add_argument("--shapes", default="", help="load shapes, e.g. '-c 50 -P 1'")
     parser.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
@@ -704,6 +845,8 @@ def main(argv: list[str] | None = None) -> int:
         if "throughput" in sections:
             lines, _ = throughput_section(args, scratch, log)
             body += lines
+        if "commands" in sections:
+            body += commands_section(args, scratch, log)
         if "replay" in sections:
             lines, _ = replay_section(args, scratch, log)
             body += lines

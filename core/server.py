@@ -127,6 +127,8 @@ class Reactor:
         # appendfsync always: groups of parked writers (oldest first) with their tickets.
         self.parked_groups: deque[tuple[list[Connection], list[Any]]] = deque()
         self.recheck_parked = False
+        # The tickets of the newest write that may not be durable yet (None once it is).
+        self.newest_tickets: list[Any] | None = None
         self.stats = server.engine.stats if server.engine is not None else None
 
     def add(self, connection: Connection) -> None:
@@ -215,9 +217,13 @@ class Reactor:
                     connection.client.wrote = False
                     writers.append(connection)
             if writers or engine.unflushed:
-                tickets = engine.flush_writes()
-                if tickets and writers:
-                    self._park(writers, tickets)
+                tickets = engine.persistence.flush_writes()
+                if tickets:
+                    self.newest_tickets = tickets
+                    if writers:
+                        self._park(writers, tickets)
+            if self.newest_tickets is not None:
+                self._park_readers()
             if self.recheck_parked:
                 self.recheck_parked = False
                 self._release_durable_groups()
@@ -231,6 +237,26 @@ class Reactor:
                     server._close_now(connection)
         finally:
             self.in_turn = False
+
+    def _park_readers(self) -> None:
+        """READS AFTER WRITES (appendfsync always).  A reply made while a write is not yet
+        durable may reveal it: a GET of the key, an EXEC, a pub/sub or keyspace message, a
+        MONITOR line.  So every reply queued in this turn waits for the fsync that covers the
+        newest write, as Redis's replies wait for ``beforeSleep``'s fsync: a power loss can
+        then never erase what any client was told.  (Replies of other turns were sent only
+        once the writes before them were durable.)  Backends take part through the
+        synchronous ``durable_or_notify``: the AOF under ``always`` does; under everysec/no
+        it answers None and reads go out at once, as in Redis (even while a failed write(2)
+        holds its writer's reply: MISCONF replies and reads must not wait for a full disk)."""
+        tickets = self.newest_tickets
+        assert tickets is not None
+        if self._durable_state(tickets) is not False:
+            self.newest_tickets = None
+            return
+        readers = [connection for connection in self.to_send
+                   if connection.mode is REACTOR and not connection.parked]
+        if readers:
+            self._park(readers, tickets)
 
     def _park(self, writers: list[Connection], tickets: list[Any]) -> None:
         """Hold ``writers``' replies (and stop reading them, to keep each client's replies in
@@ -254,17 +280,7 @@ class Reactor:
     def _durable_state(self, tickets: list[Any]) -> bool | None:
         """True: every ticket is durable; False: not yet, and every backend concerned will
         call :meth:`_release_durable` after its next fsync round; None: ask ``wait_durable``."""
-        state: bool | None = True
-        for backend, ticket in tickets:
-            check = getattr(backend, "durable_or_notify", None)
-            if check is None:
-                return None
-            durable = check(ticket, self._release_durable)
-            if durable is None:
-                return None
-            if not durable:
-                state = False
-        return state
+        return self.server.engine.persistence.durable_state(tickets, self._release_durable)
 
     def _release_durable(self) -> None:
         """After an fsync round: send the replies of the parked groups now durable."""
@@ -290,7 +306,7 @@ class Reactor:
     async def _release_when_durable(self, writers: list[Connection], tickets: list[Any]) -> None:
         engine = self.server.engine
         assert engine is not None
-        await engine.wait_durable(tickets)
+        await engine.persistence.wait_durable(tickets)
         self._unpark(writers)
 
     def _unpark(self, writers: list[Connection]) -> None:
@@ -381,7 +397,7 @@ class Server:
         self._normal_output_threshold = self._output_threshold()
         registry = PersistenceRegistry()
         manager.hook.trioredis_register_persistence(registry=registry, config=config)
-        engine.add_backends(registry.backends)
+        engine.persistence.register(registry.backends)
         await self._open_listeners()
         self._banner(manager)
         async with trio.open_nursery() as nursery:
@@ -401,9 +417,7 @@ class Server:
                     f"DB loaded from disk: {time.time() - started:.3f} seconds "
                     f"({engine.keyspace.key_count()} keys)"
                 )
-            host = engine.backend_host()
-            for backend in engine.backends:
-                await nursery.start(backend.run, host)
+            await engine.persistence.start(nursery)
             nursery.start_soon(self._cron)
             self.ready.set()
             self.log.notice("Ready to accept connections")
@@ -421,6 +435,8 @@ class Server:
         backends = ", ".join(b.name for b in self.engine.backends) if self.engine else ""
         self.log.notice(f"Persistence backends loaded: {backends}")
         self.log.verbose(f"Plugins: {', '.join(plugin_names(manager))}")
+        if self.loaded.without_effect:  # accepted and shown as Redis does, used for nothing
+            self.log.notice(f"Options without effect here: {', '.join(self.loaded.without_effect)}")
         if config.unixsocket:
             self.log.notice(f"The server is now ready to accept connections at {config.unixsocket}")
 
@@ -595,7 +611,7 @@ class Server:
                         # Over the soft limit only: its time runs; the hard limit (if any)
                         # is still checked per command, the soft one again after the batch.
                         threshold = self._output_limits["normal"][0]
-        if not closing and parser.pending() > self.config.client_query_buffer_limit:
+        if not closing and parser.pending() > engine.config.client_query_buffer_limit:
             self._query_limit(connection)
             closing = True
         if (len(out) > queued and self._normal_output_threshold
@@ -739,7 +755,7 @@ class Server:
         replies: list[Any] = []
 
         async def watch_socket() -> None:
-            while connection.parser.pending() <= self.config.client_query_buffer_limit:
+            while connection.parser.pending() <= engine.config.client_query_buffer_limit:
                 try:
                     await trio.lowlevel.wait_readable(connection.sock)
                 except trio.ClosedResourceError:  # closed under us: the close path cleans up
@@ -790,7 +806,7 @@ class Server:
                 if held >= threshold and self._output_limit_reached(
                         connection, sum(map(len, out))):
                     return False  # closing: _output_limit_reached dropped the output
-        if parser.pending() > self.config.client_query_buffer_limit:
+        if parser.pending() > engine.config.client_query_buffer_limit:
             self._query_limit(connection)
             return True
         return False
@@ -798,7 +814,7 @@ class Server:
     async def _flush_and_drain(self, connection: Connection) -> None:
         engine = self.engine
         assert engine is not None
-        await engine.flush_for_reply(connection.client)
+        await engine.persistence.flush_for_reply(connection.client)
         if connection.out:
             engine.stats.net_output_bytes += sum(map(len, connection.out))
             await connection.drain()
@@ -861,6 +877,88 @@ class Server:
         connection.parser = RequestParser()
         connection.client.transport = Transport()
 
+    # --- busy scripts ------------------------------------------------------------------------
+
+    def serve_while_busy(self, run: Any) -> None:
+        """Called from the hook of a script that has run past ``busy-reply-threshold``
+        (trioredis.scripting), inside the reactor turn that runs it: accept new connections
+        and answer every other client's commands with -BUSY, except SCRIPT KILL, FUNCTION
+        KILL/STATS, SHUTDOWN NOSAVE and the commands flagged ``allow-busy`` (AUTH, HELLO,
+        MULTI...), which run.  Replies leave at once.  Connections served by tasks of their
+        own (blocked clients) wait until the script ends."""
+        reactor, engine = self.reactor, self.engine
+        if reactor is None or engine is None or not USE_REACTOR:
+            return
+        for listener in self._listeners:
+            view = stdsocket.socket(listener.family, listener.type, fileno=listener.fileno())
+            try:
+                sock, address = view.accept()
+            except OSError:
+                sock = None
+            finally:
+                view.detach()  # the listener keeps its fd
+            if sock is not None:
+                try:
+                    self._accept(trio.socket.from_stdlib_socket(sock), address)
+                except OSError:
+                    sock.close()
+        for fd, _mask in reactor.epoll.poll(0):
+            connection = reactor.by_fd.get(fd)
+            # Left for after the script: the running client, and any client with replies
+            # already queued this turn (they may wait for an fsync: see _park_readers).
+            if (connection is None or connection.client is run.caller or connection.parked
+                    or connection.want_write or connection.mode is not REACTOR
+                    or connection.out or connection in reactor.to_send):
+                continue
+            try:
+                data = connection.sock.recv(RECV_SIZE)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                self._close_now(connection)
+                continue
+            engine.stats.net_input_bytes += len(data)
+            connection.parser.feed(data)
+            self._answer_while_busy(connection, run)
+            reactor._send_nowait(connection)
+
+    def _answer_while_busy(self, connection: Connection, run: Any) -> None:
+        engine = self.engine
+        assert engine is not None
+        client, out = connection.client, connection.out
+        scripting = engine.scripting
+        while True:
+            try:
+                argv = connection.parser.gets()
+            except ProtocolError as error:
+                out.append(self._protocol_error(connection, error))
+                connection.closing = True
+                return
+            if argv is None:
+                return
+            entry = engine._lookup(argv[0])
+            allowed = entry is not None and "allow-busy" in entry[0].flags
+            if allowed and entry[1] in (b"script", b"function"):
+                # As Redis: SCRIPT KILL during EVAL, FUNCTION KILL/STATS during FCALL.
+                sub = argv[1].lower() if len(argv) == 2 else b""
+                allowed = (entry[1] == b"script") == run.is_eval and (
+                    sub == b"kill" or (sub == b"stats" and not run.is_eval))
+            if allowed and entry[1] == b"shutdown":
+                allowed = b"nosave" in (arg.lower() for arg in argv[1:])
+                if allowed:
+                    scripting.stop_for_shutdown()
+            if allowed:
+                reply = engine.call(client, argv)
+            else:
+                reply = engine._reject(client, argv, scripting.busy_error())
+            if reply.__class__ is not Block:
+                out.append(encode(reply, client.resp3))
+            if client.after_reply and self._after_reply(client, out):
+                connection.closing = True
+                return
+
     def config_applied(self, old: Any, new: Any) -> None:
         """After CONFIG SET: proto-max-bulk-len reaches every connected client, as in Redis,
         and the reactor learns whether normal clients now have an output limit."""
@@ -884,7 +982,7 @@ class Server:
                 engine.keyspace.active_expire_cycle()
             engine.sample_ops()
             if engine.unflushed:
-                engine.flush_nowait()
+                engine.persistence.flush_nowait()
             timeout = self.config.timeout
             if timeout:
                 limit = time.monotonic() - timeout
@@ -918,14 +1016,12 @@ class Server:
             except OSError:
                 pass
         with trio.CancelScope(shield=True):
-            engine.flush_nowait()
+            engine.persistence.flush_nowait()
             if engine.fatal_error is None:
-                for backend in engine.backends:
-                    try:
-                        await backend.aclose(save=bool(engine.shutdown_save) if engine.shutdown_save is not None else _default_save(engine))
-                    except Exception as error:
-                        self.log.warning(f"Error closing persistence backend {backend.name}: {error!r}")
-                        self.exit_code = 1
+                save = (bool(engine.shutdown_save) if engine.shutdown_save is not None
+                        else _default_save(engine))
+                if not await engine.persistence.close(save, self.log):
+                    self.exit_code = 1
             else:
                 self.exit_code = 1
         self.log.warning("trioredis is now ready to exit, bye bye...")
@@ -934,7 +1030,7 @@ class Server:
 
 def _default_save(engine: Engine) -> bool:
     """SIGTERM and a bare SHUTDOWN save a snapshot when save points are configured."""
-    return bool(engine.config.save)
+    return bool(getattr(engine.config, "save", ()))  # an option of plugins/snapshot
 
 
 def _format_address(address: Any) -> str:

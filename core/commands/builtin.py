@@ -21,6 +21,9 @@ GROUPS = (
     "acl",
     "observability",
     "dump",
+    "bitmaps",
+    "sort",
+    "scripting",
 )
 
 

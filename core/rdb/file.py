@@ -134,10 +134,13 @@ def write_rdb(
     used_memory: int = 0,
     checksum: bool = True,
     encode_other: Callable[[Any], tuple[int, bytes] | None] | None = None,
+    functions: Iterable[bytes] = (),
 ) -> None:
-    """Write an RDB version 10 file through ``write``: ``databases`` gives (index, key ->
-    value, key -> absolute expiry ms) for each database; a value of another type than the
-    built-in ones goes to ``encode_other`` (None there: RdbError)."""
+    """Write an RDB version 10 file through ``write``: ``functions`` are the code of the
+    function libraries (one FUNCTION2 record each, before the keys, as Redis writes them);
+    ``databases`` gives (index, key -> value, key -> absolute expiry ms) for each database;
+    a value of another type than the built-in ones goes to ``encode_other`` (None there:
+    RdbError)."""
     out = _Output(write)
     out.add(MAGIC + b"%04d" % RDB_VERSION)
     out.add(_aux(b"redis-ver", REDIS_VERSION))
@@ -146,6 +149,8 @@ def write_rdb(
     out.add(_aux(b"used-mem", b"%d" % used_memory))
     out.add(_aux(b"aof-base", b"0"))
     compress = enc.rdbcompression
+    for code in functions:
+        out.add(bytes((OPCODE_FUNCTION2,)) + string(code, compress))
     for index, data, expires in databases:
         if not data:
             continue
@@ -191,10 +196,13 @@ def read_rdb(
     data: bytes,
     aux: dict[bytes, bytes] | None = None,
     now_ms: int | None = None,
+    functions: list[bytes] | None = None,
 ) -> Iterator[tuple[int, bytes, Any, int | None]]:
     """(database, key, value, absolute expiry ms or None) for each key of an RDB file, after
     the checksum is verified.  Keys already expired at ``now_ms`` (when given) and keys with
-    empty values are skipped, as Redis's loader skips them.  The AUX fields go into ``aux``."""
+    empty values are skipped, as Redis's loader skips them.  The AUX fields go into ``aux``,
+    the code of each function library into ``functions`` (without that list, a file with
+    function libraries is refused: they would be lost silently)."""
     if len(data) < 9 or data[:5] != MAGIC or not data[5:9].isdigit():
         raise RdbError("not an RDB file (wrong signature)")
     version = int(data[5:9])
@@ -208,11 +216,12 @@ def read_rdb(
         expected = _U64.unpack_from(data, end)[0]
         if expected and expected != crc64(memoryview(data)[:end]):
             raise RdbError("RDB checksum mismatch")
-    return _records(data, version, end, aux, now_ms)
+    return _records(data, version, end, aux, now_ms, functions)
 
 
 def _records(data: bytes, version: int, end: int, aux: dict[bytes, bytes] | None,
-             now_ms: int | None) -> Iterator[tuple[int, bytes, Any, int | None]]:
+             now_ms: int | None, functions: list[bytes] | None
+             ) -> Iterator[tuple[int, bytes, Any, int | None]]:
     reader = Reader(data, 9, end)
     db = 0
     expire: int | None = None
@@ -263,8 +272,13 @@ def _records(data: bytes, version: int, end: int, aux: dict[bytes, bytes] | None
         if kind == OPCODE_FREQ:
             reader.byte()
             continue
-        if kind in (OPCODE_FUNCTION, OPCODE_FUNCTION2):
-            raise RdbError("function libraries in RDB are not supported yet")
+        if kind == OPCODE_FUNCTION2:
+            if functions is None:
+                raise RdbError("function libraries in this RDB file would be lost here")
+            functions.append(reader.string())
+            continue
+        if kind == OPCODE_FUNCTION:
+            raise RdbError("function records of Redis 7.0 release candidates are not supported")
         if kind == OPCODE_MODULE_AUX:
             raise RdbError("module data in RDB is not supported")
         key = reader.string()

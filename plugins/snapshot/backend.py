@@ -29,7 +29,6 @@ import glob
 import os
 import signal
 import time
-import weakref
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -37,7 +36,7 @@ from trioredis import (
     OK,
     BaseBackend,
     CommandError,
-    PersistenceUnsupported,
+    ErrorReply,
     Status,
     die_with_parent,
     wait_child,
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
     from trioredis import BackendHost, Config, Loader
 
 # Redis's replies, verbatim.
+NOT_STARTED = "ERR the snapshot backend is not running yet"
 BGSAVE_IN_PROGRESS = "ERR Background save already in progress"
 BGSAVE_OTHER_CHILD = (
     "ERR Another child process is active (AOF?): can't BGSAVE right now. "
@@ -70,8 +70,6 @@ CRON_SECONDS = 0.1
 # The signal that stops a child on purpose (shutdown, FLUSHALL in Redis): not an error.
 KILL_SIGNAL = signal.SIGUSR1
 
-# Backends of live servers, so the module-level config hook finds the one whose config changed.
-_BACKENDS: weakref.WeakSet[SnapshotBackend] = weakref.WeakSet()
 
 
 def zset_class() -> type | None:
@@ -98,9 +96,9 @@ def _child_main(path: str, databases: list[Any], host: BackendHost, zset: type |
         gc.disable()  # a collection would write to every object header: copy-on-write
         die_with_parent(parent)
         if wants_rdb(host.config.dbfilename):
-            write_rdb_file(path, databases, host.config)
+            write_rdb_file(path, databases, host.config, host.dataset_preamble())
         else:
-            write_snapshot_file(path, databases, host.encode_value, zset)
+            write_snapshot_file(path, databases, host.encode_value, zset, host.dataset_preamble())
         os.write(report_fd, b"%d" % _private_dirty_bytes())
         status = 0
     except BaseException as error:  # noqa: BLE001 - the reason goes to the parent
@@ -156,6 +154,7 @@ class SnapshotBackend(BaseBackend):
     """Point-in-time snapshots in ``dir/dbfilename``; see the module docstring."""
 
     name = "snapshot"
+    operations = frozenset({"save", "reload"})
 
     def __init__(self, config: Config) -> None:
         self._initial_config = config
@@ -179,7 +178,6 @@ class SnapshotBackend(BaseBackend):
         self._loaded_keys = 0
         self._expired_on_load = 0
         self._wakeup = trio.Event()
-        _BACKENDS.add(self)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -264,6 +262,14 @@ class SnapshotBackend(BaseBackend):
         if old.save != new.save and self._host is not None:
             points = " ".join(f"{s} {c}" for s, c in new.save) or '""'
             self._host.log.notice(f"Save points are now: {points}")
+            self._wakeup.set()
+        old_path = os.path.join(old.dir, old.dbfilename)
+        new_path = os.path.join(new.dir, new.dbfilename)
+        if old_path != new_path and self._host is not None and os.path.exists(old_path):
+            # The next start loads new_path: save the dataset there now rather than leave it
+            # only in a file that start-up will no longer read.
+            self._host.log.notice(f"The snapshot file is now {new_path}: saving there")
+            self._scheduled = True
             self._wakeup.set()
 
     # --- saving ----------------------------------------------------------------------------
@@ -389,9 +395,9 @@ class SnapshotBackend(BaseBackend):
             return False
         return await self._finish(pid, report_fd, False)
 
-    async def save(self, background: bool, schedule: bool = False) -> Any:
+    def save(self, background: bool, schedule: bool = False) -> Any:
         if self._host is None:
-            raise PersistenceUnsupported
+            raise CommandError(NOT_STARTED)
         if self._child_pid is not None:
             raise CommandError(BGSAVE_IN_PROGRESS)
         if background:
@@ -402,6 +408,9 @@ class SnapshotBackend(BaseBackend):
                 raise CommandError(BGSAVE_OTHER_CHILD)
             self._start_background()
             return Status(b"Background saving started")
+        return self._save_in_foreground()
+
+    async def _save_in_foreground(self) -> Any:
         if not await self._save_now():
             raise CommandError("ERR")
         return OK
@@ -412,7 +421,9 @@ class SnapshotBackend(BaseBackend):
     async def reload_point(self) -> bool:
         if self._host is None:
             return False
-        await self.save(background=False)
+        if self._child_pid is not None:
+            raise CommandError(BGSAVE_IN_PROGRESS)
+        await self._save_in_foreground()
         return True
 
     def may_refuse_writes(self) -> bool:
@@ -514,10 +525,15 @@ class SnapshotBackend(BaseBackend):
         then installed database by database."""
         keyspace = loader.keyspace
         try:
-            databases, expired = await trio.to_thread.run_sync(
+            databases, expired, functions = await trio.to_thread.run_sync(
                 read_rdb_file, path, limiter=self._io_limiter)
         except RdbError as error:
             raise SnapshotError(f"Bad RDB file {path}: {error}") from None
+        for code in functions:
+            reply = loader.execute([b"FUNCTION", b"LOAD", b"REPLACE", code])
+            if isinstance(reply, ErrorReply):
+                raise SnapshotError(f"Bad RDB file {path}: loading a function library failed: "
+                                    f"{bytes(reply).decode('utf-8', 'replace')}")
         loaded = 0
         for index, (data, expires) in sorted(databases.items()):
             if not 0 <= index < len(keyspace):
@@ -530,6 +546,17 @@ class SnapshotBackend(BaseBackend):
             loaded += len(data)
         return loaded, expired
 
+    @staticmethod
+    def _replay_preamble(loader: Loader, snapshot: SnapshotFile) -> None:
+        """The commands stored before the keys (function libraries): a failure is damage."""
+        preamble = snapshot.metadata.get("preamble") or []
+        for argv in preamble:
+            reply = loader.execute([bytes(arg) for arg in argv])
+            if isinstance(reply, ErrorReply):
+                raise SnapshotError(f"Bad snapshot file {snapshot.path}: replaying "
+                                    f"{bytes(argv[0]).decode('utf-8', 'replace')} failed: "
+                                    f"{bytes(reply).decode('utf-8', 'replace')}")
+
     async def _load_databases(self, loader: Loader, snapshot: SnapshotFile) -> tuple[int, int]:
         """Verify the whole file first (nothing reaches the keyspace from a damaged one),
         then decode each database in a worker thread (the event loop keeps answering
@@ -538,6 +565,7 @@ class SnapshotBackend(BaseBackend):
         size = snapshot.size
         loader.progress(0, size)
         await trio.to_thread.run_sync(snapshot.verify, limiter=self._io_limiter)
+        self._replay_preamble(loader, snapshot)
         zset = zset_class()
         loaded = expired = 0
         for offset, start, end in snapshot.database_records():
@@ -570,9 +598,3 @@ def loader_log(loader: Loader, backend: SnapshotBackend) -> Any:
     log = backend._log()
     return log if log is not None else getattr(loader, "log", None)
 
-
-def config_changed(old: Config, new: Config) -> None:
-    for backend in list(_BACKENDS):
-        host = backend._host
-        if host is not None and host.config is new:
-            backend.config_changed(old, new)
