@@ -406,3 +406,30 @@ def test_a_damaged_dump_rdb_stops_the_start_up(tmp_path):
     with pytest.raises(RuntimeError):
         server.start()
     assert "checksum" in server.log()
+
+
+LIBRARY = "#!lua name=rdblib\nredis.register_function('rdbf', function(keys, args) return 42 end)"
+
+
+def test_function_libraries_travel_in_dump_rdb_both_ways(tmp_path):
+    with ReferenceRedis(directory=str(tmp_path)) as ref:
+        ref.client().function_load(LIBRARY)
+        ref.client().set("k", "v")
+        ref.client().save()
+    with pytest.raises(RdbError, match="function"):
+        list(read_rdb((tmp_path / "dump.rdb").read_bytes()))  # not silently dropped
+    server = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"],
+                                           ["dbfilename", "dump.rdb"]]).start()
+    try:
+        client = server.client()
+        assert client.fcall("rdbf", 0) == 42
+        assert client.get("k") == b"v"
+        assert client.save()
+    finally:
+        server.stop()
+    functions: list[bytes] = []
+    list(read_rdb((tmp_path / "dump.rdb").read_bytes(), functions=functions))
+    assert functions == [LIBRARY.encode()]
+    with ReferenceRedis(directory=str(tmp_path)) as ref:
+        assert ref.client().fcall("rdbf", 0) == 42
+        assert ref.client().get("k") == b"v"
