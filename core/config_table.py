@@ -4,7 +4,7 @@ Core's table holds every directive but those of the persistence plugins: the AOF
 (``appendonly``, ``appendfsync``...) are declared by ``trioredis.plugins.aof`` and the
 snapshot's (``save``, ``dbfilename``, ``stop-writes-on-bgsave-error``) by
 ``trioredis.plugins.snapshot``, through the ``trioredis_add_options`` hook, with these same
-helpers.  Redis's persistence options that have no effect here (``rdb-del-sync-files``,
+helpers.  Redis's persistence options that have no effect here (``rdbcompression``,
 ``aof-use-rdb-preamble``...) stay in core's table.
 
 A line says the option's name (and its old alias), its kind, its default, its bounds or
@@ -155,7 +155,7 @@ REDIS_OPTIONS: tuple[Option, ...] = (
     Option("latency-tracking-info-percentiles", PERCENTILES, "50 99 99.9", flags=MULTI_ARG),
     Option("maxmemory-clients", MEMORY_OR_PERCENT, "0"),
     Option("oom-score-adj-values", OOM_VALUES, "0 200 800", flags=MULTI_ARG),
-    boolean("rdbchecksum", True, flags=IMMUTABLE, applies="dump.rdb (trioredis.rdb)"),
+    boolean("rdbchecksum", True, flags=IMMUTABLE),
     Option("replicaof", REPLICAOF, "", alias="slaveof", flags=IMMUTABLE | MULTI_ARG),
     boolean("set-proc-title", True, flags=IMMUTABLE),
     integer("socket-mark-id", 0, 0, UINT_MAX, flags=IMMUTABLE),
@@ -199,10 +199,8 @@ REDIS_OPTIONS: tuple[Option, ...] = (
     boolean("crash-log-enabled", True),
     boolean("crash-memcheck-enabled", True),
     boolean("dynamic-hz", True),
-    integer("hash-max-listpack-entries", 512, 0, LLONG_MAX, alias="hash-max-ziplist-entries",
-            applies="DUMP, MIGRATE and dump.rdb (trioredis.rdb)"),
-    memory("hash-max-listpack-value", 64, 0, LLONG_MAX, alias="hash-max-ziplist-value",
-           applies="DUMP, MIGRATE and dump.rdb (trioredis.rdb)"),
+    integer("hash-max-listpack-entries", 512, 0, LLONG_MAX, alias="hash-max-ziplist-entries"),
+    memory("hash-max-listpack-value", 64, 0, LLONG_MAX, alias="hash-max-ziplist-value"),
     memory("hll-sparse-max-bytes", 3000, 0, LLONG_MAX),
     integer("hz", 10, 0, INT_MAX, applies="server cron frequency (server)"),
     string("ignore-warnings", ""),
@@ -217,8 +215,7 @@ REDIS_OPTIONS: tuple[Option, ...] = (
     integer("lfu-decay-time", 1, 0, INT_MAX),
     integer("lfu-log-factor", 10, 0, INT_MAX),
     integer("list-compress-depth", 0, 0, INT_MAX),
-    integer("list-max-listpack-size", -2, INT_MIN, INT_MAX, alias="list-max-ziplist-size",
-            applies="DUMP, MIGRATE and dump.rdb (trioredis.rdb)"),
+    integer("list-max-listpack-size", -2, INT_MIN, INT_MAX, alias="list-max-ziplist-size"),
     enum("loglevel", ("debug", "verbose", "notice", "warning"), "notice", applies="log verbosity (log)"),
     string("masterauth", "", flags=BINARY),
     string("masteruser", ""),
@@ -237,7 +234,7 @@ REDIS_OPTIONS: tuple[Option, ...] = (
     memory("proto-max-bulk-len", 536870912, 1048576, LLONG_MAX, applies="request parser limit (server)"),
     boolean("rdb-del-sync-files", False),
     boolean("rdb-save-incremental-fsync", True),
-    boolean("rdbcompression", True, applies="DUMP, MIGRATE and dump.rdb (trioredis.rdb)"),
+    boolean("rdbcompression", True),
     memory("repl-backlog-size", 1048576, 1, LLONG_MAX),
     integer("repl-backlog-ttl", 3600, 0, LLONG_MAX),
     boolean("repl-disable-tcp-nodelay", False),
@@ -258,7 +255,7 @@ REDIS_OPTIONS: tuple[Option, ...] = (
     boolean("replica-serve-stale-data", True, alias="slave-serve-stale-data"),
     string("requirepass", "", flags=SECRET | BINARY, applies="the default user's password (acl)"),
     enum("sanitize-dump-payload", ("no", "yes", "clients"), "no"),
-    integer("set-max-intset-entries", 512, 0, LLONG_MAX, applies="DUMP, MIGRATE and dump.rdb (trioredis.rdb)"),
+    integer("set-max-intset-entries", 512, 0, LLONG_MAX),
     enum("shutdown-on-sigint", ("default", "save", "nosave", "now", "force"), "default"),
     enum("shutdown-on-sigterm", ("default", "save", "nosave", "now", "force"), "default"),
     integer("shutdown-timeout", 10, 0, INT_MAX),
