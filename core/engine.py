@@ -21,6 +21,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from functools import partial
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,9 @@ from .commands import BLOCKING, CommandRegistry, CommandSpec
 from .config import protected_action_allowed
 from .errors import CommandError
 from .keyspace import Database, Keyspace, now_ms
+from .observability import Observer
 from .persistence import BackendHost, Loader
+from .pubsub import PubSub, notify_keyspace_event
 from .resp import NULL_ARRAY, QUEUED, ErrorReply
 
 if TYPE_CHECKING:
@@ -189,7 +192,13 @@ class Engine:
         self.plugin_manager = plugin_manager
         self.hook = plugin_manager.hook
         self.log = log
-        self.keyspace = Keyspace(self.config.databases, self.propagate)
+        # The subsystems, each owning its state, built here and nowhere else.
+        self.pubsub = PubSub()
+        self.observer = Observer()
+        self.monitoring = self.observer.monitors  # the observer is skipped while it is empty
+        self.keyspace = Keyspace(self.config.databases, self.propagate,
+                                 notify=partial(notify_keyspace_event, self))
+        self.keyspace.notifying = bool(self.config.notify_keyspace_events)
         self.keyspace.on_modified = self._on_modified
         self.commands = CommandRegistry()
         self.hook.trioredis_register_commands(registry=self.commands)
@@ -231,9 +240,6 @@ class Engine:
         self._cross_protocol_logged = -CROSS_PROTOCOL_LOG_INTERVAL
         self.latest_fork_usec = 0
         self._ops_samples: deque[tuple[float, int]] = deque(maxlen=16)
-        # The MONITOR clients (observability.of() puts the Observer's dict here): while it is
-        # empty, the built-in observer is only called for commands it may log (see below).
-        self.monitoring: dict[int, Client] = {}
         self.refresh_hooks()
         self.loader_client = Client(self.keyspace[0])
         self.loader_client.authenticated = True
@@ -362,9 +368,7 @@ class Engine:
         self._unwatch(client)
         client.ctx = None  # ctx.client points back: no cycle left for the collector
         if client.channels or client.patterns:
-            pubsub = getattr(self, "pubsub", None)
-            if pubsub is not None:
-                pubsub.drop(client)
+            self.pubsub.drop(client)
 
     # --- executing -------------------------------------------------------------------------
 
@@ -760,6 +764,7 @@ class Engine:
             self.acl.set_requirepass(new.requirepass)
         if self.server is not None:
             self.server.config_applied(old, new)
+        self.keyspace.notifying = bool(new.notify_keyspace_events)
         self.persistence.config_changed(old, new)
         self.hook.trioredis_config_changed(old=old, new=new)
 

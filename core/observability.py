@@ -117,12 +117,8 @@ class Observer:
 
 
 def of(engine: Any) -> Observer:
-    """The engine's Observer, created on first use."""
-    observer = getattr(engine, "observer", None)
-    if observer is None:
-        observer = engine.observer = Observer()
-        engine.monitoring = observer.monitors  # the engine skips the observer while empty
-    return observer
+    """The engine's Observer (built with the engine)."""
+    return engine.observer
 
 
 def latency_threshold(engine: Any) -> int:
