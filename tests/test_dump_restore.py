@@ -307,3 +307,16 @@ def test_migrate_propagates_del_of_the_moved_keys_only(server):
     assert recorder.argvs == [[b"SET", b"a", b"1"], [b"SET", b"b", b"2"], [b"DEL", b"a"],
                               [b"SET", b"c", b"3"]]
     assert client.exists("a", "b", "c") == 2
+
+
+def test_command_info_of_dump_restore_migrate_matches_redis(r, reference):
+    """Name, arity, flags, key positions and ACL categories (tips and key specs aside)."""
+    def info(client):
+        found = client.execute_command("COMMAND", "INFO", "dump", "restore", "migrate")
+        return {name: {field: value for field, value in entry.items()
+                       if field not in ("tips", "key_specifications")}
+                for name, entry in found.items()}
+
+    ours, theirs = info(r), info(reference.client())
+    assert set(ours) == {"dump", "restore", "migrate"}
+    assert ours == theirs

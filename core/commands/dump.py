@@ -24,6 +24,7 @@ keeping one cached for 10 seconds, so it sends ``SELECT`` every time.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import socket
 from typing import Any
@@ -327,13 +328,19 @@ def _migrate_over(ctx, target: _Target, found: list[tuple[bytes, Any]], db_index
     return OK
 
 
+def _dangerous(spec):
+    """Redis puts RESTORE and MIGRATE in @dangerous without the admin flag."""
+    return dataclasses.replace(spec, categories=spec.categories | {"dangerous"})
+
+
 def register(registry):
     group = "generic"
     one = (1, 1, 1)
     registry.extend([
         command("dump", 2, "readonly", dump, one, group=group),
-        command("restore", -4, "write denyoom", restore, one, group=group),
-        command("migrate", -6, "write", migrate, (3, 3, 1), group=group, key_finder=migrate_keys),
+        _dangerous(command("restore", -4, "write denyoom", restore, one, group=group)),
+        _dangerous(command("migrate", -6, "write movablekeys", migrate, (3, 3, 1), group=group,
+                           key_finder=migrate_keys)),
     ])
 
 
