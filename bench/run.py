@@ -16,7 +16,9 @@ Sections:
   ``loading:0``;
 - memory per key for those 1,000,000 small strings (process RSS after loading minus RSS of
   the empty server, from /proc, the figure Redis reports as ``used_memory_rss``);
-- DUMP and RESTORE of a 10,000-member sorted set, requests per second.
+- DUMP and RESTORE of a 10,000-member sorted set, requests per second;
+- with ``--only rdb`` (not in the default run): SAVE and start-up load of a 1,000,000-key
+  ``dump.rdb``.
 
 A command our server does not have yet shows ``n/a`` (probed before the run), as does a
 persistence mode the server refuses to start with.
@@ -699,6 +701,62 @@ def dump_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], N
     return lines + [""]
 
 
+# --- RDB files -------------------------------------------------------------------------------
+
+RDB_KEYS = 1_000_000
+
+
+def rdb_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], None]) -> list[str]:
+    """SAVE of 1,000,000 small strings in RDB format, and start-up loading that ``dump.rdb``
+    (written by redis-server's DEBUG POPULATE + SAVE; both servers load the same file)."""
+    keys = 100_000 if args.quick else RDB_KEYS
+    times: dict[str, dict[str, list[float]]] = {"save": {"redis": [], "trio": []},
+                                                "load": {"redis": [], "trio": []}}
+    source = scratch / "rdb-source"
+    maker = Server("redis", source, ["--appendonly", "no", "--enable-debug-command", "yes"])
+    if not maker.start():
+        raise SystemExit("redis-server did not start for the RDB bench")
+    try:
+        command(maker.port, b"DEBUG", b"POPULATE", b"%d" % keys, b"key", b"10", timeout=600)
+        command(maker.port, b"SAVE", timeout=600)
+    finally:
+        maker.stop()
+    rdb = source / "dump.rdb"
+    log(f"RDB of {keys:,} keys ({rdb.stat().st_size / 1e6:.0f} MB)")
+    for round_number in range(args.rounds):
+        for kind in ("redis", "trio"):
+            directory = scratch / f"{kind}-rdb"
+            directory.mkdir(parents=True, exist_ok=True)
+            shutil.copy(rdb, directory / "dump.rdb")
+            server = Server(kind, directory, ["--appendonly", "no", "--dbfilename", "dump.rdb"])
+            server.start(wait=False)
+            try:
+                loaded = server.wait_ready(timeout=300, loaded=True)
+                if loaded is None:
+                    log(f"  {kind} did not load the RDB file")
+                    continue
+                times["load"][kind].append(loaded)
+                started = time.perf_counter()
+                if command(server.port, b"SAVE", timeout=600).startswith(b"+OK"):
+                    times["save"][kind].append(time.perf_counter() - started)
+            finally:
+                server.stop()
+            log(f"  {kind} round {round_number + 1}: load {loaded} s")
+    lines = [
+        f"### RDB files ({keys:,} small strings, `dbfilename dump.rdb`)",
+        "",
+        "Load: seconds from process start until `loading:0`, reading redis-server's file. "
+        "Save: SAVE of the same dataset in RDB format (time; lower is better).",
+        "",
+        "| | Redis | trioredis | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for name in ("load", "save"):
+        r, t = median(times[name]["redis"]), median(times[name]["trio"])
+        lines.append(f"| {name} seconds | {_sec(r)} | {_sec(t)} | {_ratio(t / r if r and t else None)} |")
+    return lines + [""]
+
+
 def _request(argv: list[bytes]) -> bytes:
     return b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in argv)
 
@@ -855,6 +913,8 @@ def main(argv: list[str] | None = None) -> int:
             body += rewrite_section(args, scratch, log)
         if "dump" in sections:
             body += dump_section(args, scratch, log)
+        if "rdb" in sections:
+            body += rdb_section(args, scratch, log)
     redis_version = Server("redis", Path("."), []).version()
     trio_version = Server("trio", Path("."), []).version()
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
