@@ -39,6 +39,7 @@ from trioredis import (
     ErrorReply,
     Status,
     die_with_parent,
+    errors,
     wait_child,
 )
 
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 
 # Redis's replies, verbatim.
 NOT_STARTED = "ERR the snapshot backend is not running yet"
-BGSAVE_IN_PROGRESS = "ERR Background save already in progress"
 BGSAVE_OTHER_CHILD = (
     "ERR Another child process is active (AOF?): can't BGSAVE right now. "
     "Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."
@@ -399,7 +399,7 @@ class SnapshotBackend(BaseBackend):
         if self._host is None:
             raise CommandError(NOT_STARTED)
         if self._child_pid is not None:
-            raise CommandError(BGSAVE_IN_PROGRESS)
+            raise CommandError(errors.BACKGROUND_SAVE_IN_PROGRESS)
         if background:
             if self._host.fork_slot.busy:
                 if schedule:
@@ -422,7 +422,7 @@ class SnapshotBackend(BaseBackend):
         if self._host is None:
             return False
         if self._child_pid is not None:
-            raise CommandError(BGSAVE_IN_PROGRESS)
+            raise CommandError(errors.BACKGROUND_SAVE_IN_PROGRESS)
         await self._save_in_foreground()
         return True
 
