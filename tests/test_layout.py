@@ -18,8 +18,8 @@ PLUGINS = ROOT / "plugins"
 # Modules no import cycle may pass through.
 CONTRACT = {"trioredis.persistence", "trioredis.backends"}
 # Public modules besides the package's own names: the option helpers a plugin declares its
-# options with (documented with the trioredis_add_options hook).
-PUBLIC_MODULES = {"trioredis.config_table"}
+# options with (documented with the trioredis_add_options hook), and Redis's RDB codec.
+PUBLIC_MODULES = {"trioredis.config_table", "trioredis.rdb"}
 
 
 def module_name(path: Path) -> str:
