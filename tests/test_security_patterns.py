@@ -367,7 +367,8 @@ KEY_COMMANDS = [
     ("BITFIELD", "srcK", "GET", "u8", "0"), ("BITFIELD", "srcK", "SET", "u8", "0", "1"),
     ("BITFIELD", "srcK", "OVERFLOW", "SAT", "GET", "u8", "0"), ("BITFIELD", "srcK", "GET", "u8"),
     ("BITFIELD_RO", "srcK", "GET", "u8", "0"), ("SORT", "srcL", "ALPHA"),
-    ("SORT", "srcL", "ALPHA", "STORE", "dstL"), ("SORT_RO", "srcL", "ALPHA"),
+    ("SORT", "srcL", "ALPHA", "STORE", "dstL"), ("SORT_RO", "srcL", "ALPHA"), ("DUMP", "srcK"),
+    ("RESTORE", "dstX", "0", b"\x00\x05hello\n\x00\x0f\x8b\xc2\xd5\x0b\x17\xa6\x0e"),
 ]
 # Key patterns of the users the commands run as (each also gets +@all).
 ACL_USERS = {
