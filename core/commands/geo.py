@@ -19,6 +19,8 @@ store emptied its destination.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from .. import errors
@@ -340,14 +342,126 @@ def _search(ctx, argv: list[bytes], source_index: int, flags: int) -> Any:
     points = _points_in_shape(zset, shape, count if any_ else 0)
     if not points and store_key is None:
         return EMPTY_ARRAY
+    returned_count = len(points) if not count or len(points) < count else count
     if sort:
-        # Stable, like glibc's merge-sort qsort: equal distances keep the scan order.
-        points.sort(key=lambda point: point.distance, reverse=sort < 0)
-    returned = points[:count] if count else points
+        compare = _nearer_first if sort > 0 else _farther_first
+        if returned_count == len(points):
+            # glibc's qsort is a merge sort: stable, equal distances keep the scan order.
+            points.sort(key=functools.cmp_to_key(compare))
+        else:
+            partial_sort(points, compare, 0, returned_count - 1)
+    returned = points[:returned_count]
     if store_key is None:
         return [_point_reply(ctx, point, conversion, with_dist, with_hash, with_coord)
                 for point in returned]
     return _store(ctx, store_key, returned, conversion, store_dist, flags)
+
+
+def _nearer_first(first: _Point, second: _Point) -> int:
+    """Redis's comparator: 1, 0 or -1 (a NaN distance compares as smaller)."""
+    if first.distance > second.distance:
+        return 1
+    return 0 if first.distance == second.distance else -1
+
+
+def _farther_first(first: _Point, second: _Point) -> int:
+    return -_nearer_first(first, second)
+
+
+# --- partial sort --------------------------------------------------------------------------
+# COUNT N of more matches: Redis sorts only what it returns with ``pqsort``, a quicksort
+# (Bentley & McIlroy's, from NetBSD) that skips the partitions outside the wanted positions.
+# Matches at equal distances come out in the order that algorithm leaves them, so it is
+# repeated here step for step, on list positions instead of byte pointers.  Redis 7.0's copy
+# has no "no swaps: finish with an insertion sort" shortcut (replies with ties show it).
+
+
+def partial_sort(items: list, compare: Callable[[Any, Any], int], low: int, high: int) -> None:
+    """Put at positions ``low``..``high`` of ``items`` what Redis's pqsort puts there."""
+    _pqsort(items, 0, len(items), compare, low, high)
+
+
+def _outside(start: int, size: int, low: int, high: int) -> bool:
+    return (low < start and high < start) or (low >= start + size and high >= start + size)
+
+
+def _insertion_sort(items: list, start: int, size: int, compare) -> None:
+    for moving in range(start + 1, start + size):
+        position = moving
+        while position > start and compare(items[position - 1], items[position]) > 0:
+            items[position - 1], items[position] = items[position], items[position - 1]
+            position -= 1
+
+
+def _median_of_three(items: list, a: int, b: int, c: int, compare) -> int:
+    if compare(items[a], items[b]) < 0:
+        if compare(items[b], items[c]) < 0:
+            return b
+        return c if compare(items[a], items[c]) < 0 else a
+    if compare(items[b], items[c]) > 0:
+        return b
+    return a if compare(items[a], items[c]) < 0 else c
+
+
+def _swap_blocks(items: list, first: int, second: int, size: int) -> None:
+    for offset in range(size):
+        items[first + offset], items[second + offset] = (
+            items[second + offset], items[first + offset])
+
+
+def _pqsort(items: list, start: int, size: int, compare, low: int, high: int) -> None:
+    while True:
+        if size < 7:
+            _insertion_sort(items, start, size, compare)
+            return
+        middle = start + size // 2
+        if size > 7:
+            left, right = start, start + size - 1
+            if size > 40:
+                step = size // 8
+                left = _median_of_three(items, left, left + step, left + 2 * step, compare)
+                middle = _median_of_three(items, middle - step, middle, middle + step, compare)
+                right = _median_of_three(items, right - 2 * step, right - step, right, compare)
+            middle = _median_of_three(items, left, middle, right, compare)
+        items[start], items[middle] = items[middle], items[start]
+        equal_low = below = start + 1
+        above = equal_high = start + size - 1
+        while True:
+            while below <= above:
+                order = compare(items[below], items[start])
+                if order > 0:
+                    break
+                if order == 0:
+                    items[equal_low], items[below] = items[below], items[equal_low]
+                    equal_low += 1
+                below += 1
+            while below <= above:
+                order = compare(items[above], items[start])
+                if order < 0:
+                    break
+                if order == 0:
+                    items[above], items[equal_high] = items[equal_high], items[above]
+                    equal_high -= 1
+                above -= 1
+            if below > above:
+                break
+            items[below], items[above] = items[above], items[below]
+            below += 1
+            above -= 1
+        end = start + size
+        moved = min(equal_low - start, below - equal_low)
+        _swap_blocks(items, start, below - moved, moved)
+        moved = min(equal_high - above, end - equal_high - 1)
+        _swap_blocks(items, below, end - moved, moved)
+        smaller = below - equal_low
+        if smaller > 1 and not _outside(start, smaller, low, high):
+            _pqsort(items, start, smaller, compare, low, high)
+        larger = equal_high - above
+        if larger <= 1:
+            return
+        start, size = end - larger, larger
+        if _outside(start, size, low, high):
+            return
 
 
 def _point_reply(ctx, point: _Point, conversion: float, with_dist: bool, with_hash: bool,
@@ -415,17 +529,21 @@ def geosearchstore(ctx, argv):
     return _search(ctx, argv, 2, SEARCH | SEARCH_STORE)
 
 
-def _georadius_keys(argv: list[bytes]) -> list[bytes]:
-    """GEORADIUS's keys as Redis finds them: the source, plus the key after the last
-    STORE/STOREDIST option (looked for from the sixth argument on)."""
-    stored = None
-    index = 5
-    while index < len(argv):
-        if argv[index].lower() in (b"store", b"storedist") and index + 1 < len(argv):
-            stored = argv[index + 1]
-            index += 1
-        index += 1
-    return argv[1:2] if stored is None else [argv[1], stored]
+def _store_keys(first_option: int):
+    """GEORADIUS's keys as Redis's key specs find them: the source, the key after the
+    first STORE, then the key after the first STOREDIST, each keyword looked for from
+    ``first_option`` on (a key right after it, so never in the last argument)."""
+
+    def find(argv: list[bytes]) -> list[bytes]:
+        keys = argv[1:2]
+        for keyword in (b"store", b"storedist"):
+            for index in range(first_option, len(argv) - 1):
+                if argv[index].lower() == keyword:
+                    keys.append(argv[index + 1])
+                    break
+        return keys
+
+    return find
 
 
 def register(registry):
@@ -439,9 +557,9 @@ def register(registry):
         command("geosearch", -7, "readonly", geosearch, one, group=group),
         command("geosearchstore", -8, "write denyoom", geosearchstore, (1, 2, 1), group=group),
         command("georadius", -6, "write denyoom movablekeys", georadius, one, group=group,
-                key_finder=_georadius_keys),
+                key_finder=_store_keys(6)),
         command("georadiusbymember", -5, "write denyoom movablekeys", georadiusbymember, one,
-                group=group, key_finder=_georadius_keys),
+                group=group, key_finder=_store_keys(5)),
         command("georadius_ro", -6, "readonly", georadius_ro, one, group=group),
         command("georadiusbymember_ro", -5, "readonly", georadiusbymember_ro, one,
                 group=group),

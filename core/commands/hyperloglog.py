@@ -12,7 +12,6 @@ for every PFMERGE; ``new`` comes from ``Database.set``.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import re
@@ -257,13 +256,7 @@ def register(registry):
         command("pfadd", -2, "write denyoom fast", pfadd, (1, 1, 1), group=group),
         command("pfcount", -2, "readonly", pfcount, (1, -1, 1), group=group),
         command("pfmerge", -2, "write denyoom", pfmerge, (1, -1, 1), group=group),
-        # An admin command that Redis does not count as @dangerous.
-        _without_category(
-            command("pfdebug", 3, "write denyoom admin", pfdebug, (2, 2, 1), group=group),
-            "dangerous"),
+        command("pfdebug", 3, "write denyoom admin", pfdebug, (2, 2, 1), group=group),
         command("pfselftest", 1, "admin", pfselftest, group=group),
     ])
 
-
-def _without_category(spec, category: str):
-    return dataclasses.replace(spec, categories=spec.categories - {category})
