@@ -56,6 +56,37 @@ TESTS: dict[str, tuple[str, list[bytes]]] = {
     "MSET": ("mset", [b"MSET", b"bench:probe:a", b"1", b"bench:probe:b", b"2"]),
 }
 
+
+
+def _hll_setup() -> list[list[bytes]]:
+    """Three dense HyperLogLogs of 20,000 elements each, overlapping."""
+    return [[b"PFADD", b"bench:hll:%d" % key, *[b"e%d" % n for n in range(key * 5000,
+                                                                        key * 5000 + 20000)]]
+            for key in (1, 2, 3)]
+
+
+def _geo_setup() -> list[list[bytes]]:
+    """1,600 places on a 40 x 40 grid 0.01 degrees apart (about 1 km): a 5 km radius around
+    its centre holds about 100 of them."""
+    places = [word for row in range(40) for column in range(40)
+              for word in (b"%.4f" % (13.0 + column * 0.01), b"%.4f" % (38.0 + row * 0.01),
+                           b"p%d:%d" % (row, column))]
+    return [[b"GEOADD", b"bench:geo:grid", *places]]
+
+
+# Commands redis-benchmark runs as given (``redis-benchmark ... -r N <command> <args>``):
+# test name -> (commands that prepare the keys, the command, how many times fewer requests
+# than a -t test, for each server, since one of these costs more than a SET).
+COMMAND_TESTS: dict[str, tuple[Callable[[], list[list[bytes]]], list[str], dict[str, int]]] = {
+    "PFADD": (list, ["PFADD", "bench:hll", "__rand_int__"], {"redis": 1, "trio": 2}),
+    "PFCOUNT 3 keys": (_hll_setup, ["PFCOUNT", "bench:hll:1", "bench:hll:2", "bench:hll:3"],
+                       {"redis": 20, "trio": 200}),
+    "GEOADD": (list, ["GEOADD", "bench:geo", "13.361389", "38.115556", "__rand_int__"],
+               {"redis": 1, "trio": 2}),
+    "GEOSEARCH 100": (_geo_setup, ["GEOSEARCH", "bench:geo:grid", "FROMLONLAT", "13.195",
+                                   "38.195", "BYRADIUS", "5", "km"], {"redis": 20, "trio": 200}),
+}
+
 PERSISTENCE: dict[str, list[str]] = {
     "appendonly no": ["--appendonly", "no"],
     "appendfsync everysec": ["--appendonly", "yes", "--appendfsync", "everysec"],
@@ -241,12 +272,34 @@ def run_benchmark(port: int, tests: list[str], shape: Shape, requests: int) -> d
 def supported_tests(port: int) -> set[str]:
     """Tests whose command the server knows (an unknown command is n/a, not a number)."""
     have = set()
-    for name, (_, probe) in TESTS.items():
+    probes = [(name, probe) for name, (_, probe) in TESTS.items()]
+    probes += [(name, [word.encode() for word in argv])
+               for name, (_, argv, _) in COMMAND_TESTS.items()]
+    for name, probe in probes:
         reply = command(port, *probe)
         if not reply.startswith(b"-ERR unknown command"):
             have.add(name)
     command(port, b"FLUSHALL")
     return have
+
+
+def run_command_benchmark(port: int, test: str, shape: Shape, requests: int) -> dict[str, Sample]:
+    """One of COMMAND_TESTS: its keys prepared, then redis-benchmark running the command."""
+    setup, argv, _ = COMMAND_TESTS[test]
+    for prepare in setup():
+        command(port, *prepare, timeout=60)
+    out = subprocess.run(
+        [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-c", str(shape.clients),
+         "-P", str(shape.pipeline), "-n", str(max(requests, 100)), "-r", "1000000", "--csv",
+         *argv], capture_output=True, text=True, timeout=600)
+    for line in out.stdout.splitlines():
+        cells = [cell.strip('"') for cell in line.split('","')]
+        if len(cells) >= 7 and cells[0] != "test":
+            try:
+                return {test: Sample(float(cells[1]), float(cells[4]), float(cells[6]))}
+            except ValueError:
+                continue
+    return {}
 
 
 @dataclass
@@ -283,7 +336,7 @@ def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[s
         trio_tests = supported_tests(trio.port) if trio_ok else set()
         if not trio_ok:
             log(f"trioredis does not start with {persistence}: n/a")
-        tests = list(TESTS)
+        tests = list(TESTS) + list(COMMAND_TESTS)
         cells: dict[tuple[str, str], Cell] = {}
         try:
             for shape_name in shape_names:
@@ -294,10 +347,15 @@ def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[s
                                                 ("trio", trio, [t for t in tests if t in trio_tests])):
                         if not wanted:
                             continue
-                        flags = [TESTS[t][0] for t in wanted]
+                        flags = [TESTS[t][0] for t in wanted if t in TESTS]
                         requests = shape.requests_for(who, args.quick, persistence)
                         got = run_benchmark(server.port, flags, shape, requests)
                         command(server.port, b"FLUSHALL")
+                        for test in (t for t in wanted if t in COMMAND_TESTS):
+                            fewer = COMMAND_TESTS[test][2][who]
+                            got.update(run_command_benchmark(server.port, test, shape,
+                                                             requests // fewer))
+                            command(server.port, b"FLUSHALL")
                         for test, sample in got.items():
                             getattr(cells.setdefault((shape_name, test), Cell()), who).append(sample)
         finally:

@@ -174,15 +174,33 @@ def decode(box: Hash) -> Area | None:
     )
 
 
+_LAT_SCALE = LAT_MAX - LAT_MIN
+_LONG_SCALE = LONG_MAX - LONG_MIN
+_CELLS = float(1 << STEP_MAX)
+
+
 def position_of(score: float) -> tuple[float, float]:
     """(longitude, latitude) of a score: the centre of its 26-bit box, clamped to the
-    supported area (what GEOPOS and every search see)."""
-    area = decode((double_to_uint64(score), STEP_MAX))
-    assert area is not None
-    longitude = (area.long_min + area.long_max) / 2
-    longitude = min(max(longitude, LONG_MIN), LONG_MAX)
-    latitude = (area.lat_min + area.lat_max) / 2
-    latitude = min(max(latitude, LAT_MIN), LAT_MAX)
+    supported area (what GEOPOS and every search see).  :func:`decode` inlined: a search
+    calls this for every candidate."""
+    if 0.0 <= score < 9223372036854775808.0:
+        bits = int(score)
+    else:
+        bits = double_to_uint64(score)
+    latitude_bits = _gather(bits)
+    longitude_bits = _gather(bits >> 1)
+    longitude = (LONG_MIN + (longitude_bits / _CELLS) * _LONG_SCALE
+                 + (LONG_MIN + (((longitude_bits + 1) & _MASK32) / _CELLS) * _LONG_SCALE)) / 2
+    latitude = (LAT_MIN + (latitude_bits / _CELLS) * _LAT_SCALE
+                + (LAT_MIN + (((latitude_bits + 1) & _MASK32) / _CELLS) * _LAT_SCALE)) / 2
+    if longitude > LONG_MAX:
+        longitude = LONG_MAX
+    elif longitude < LONG_MIN:
+        longitude = LONG_MIN
+    if latitude > LAT_MAX:
+        latitude = LAT_MAX
+    elif latitude < LAT_MIN:
+        latitude = LAT_MIN
     return longitude, latitude
 
 
@@ -260,7 +278,7 @@ class Shape:
     ``width`` x ``height``, in units that ``conversion`` turns into meters."""
 
     __slots__ = ("longitude", "latitude", "radius", "width", "height", "conversion",
-                 "is_box")
+                 "is_box", "_lat_r", "_long_r", "_cos_lat", "_limit")
 
     def __init__(self, longitude: float, latitude: float, conversion: float,
                  radius: float = 0.0, width: float = 0.0, height: float = 0.0,
@@ -272,12 +290,24 @@ class Shape:
         self.width = width
         self.height = height
         self.is_box = is_box
+        # What every distance from the centre repeats (the same doubles, computed once).
+        self._lat_r = deg_rad(latitude)
+        self._long_r = deg_rad(longitude)
+        self._cos_lat = _cos(self._lat_r)
+        self._limit = radius * conversion
 
     def contains(self, longitude: float, latitude: float) -> float | None:
         """The distance in meters from the centre when the point is inside, else None."""
         if not self.is_box:
-            found = distance(self.longitude, self.latitude, longitude, latitude)
-            return None if found > self.radius * self.conversion else found
+            try:
+                lat2r = latitude * _D_R
+                u = math.sin((lat2r - self._lat_r) / 2)
+                v = math.sin((longitude * _D_R - self._long_r) / 2)
+                found = 2.0 * EARTH_RADIUS_IN_METERS * math.asin(
+                    math.sqrt(u * u + self._cos_lat * math.cos(lat2r) * v * v))
+            except ValueError:  # NaN on the way: libm's answer, the slow way
+                found = distance(self.longitude, self.latitude, longitude, latitude)
+            return None if found > self._limit else found
         width = self.width * self.conversion
         height = self.height * self.conversion
         long_distance = distance(longitude, latitude, self.longitude, latitude)
