@@ -23,6 +23,7 @@ slices and wide-integer arithmetic rather than a Python loop per register.
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from bisect import bisect_left
@@ -569,6 +570,26 @@ def raw_registers(value: bytes | bytearray) -> bytes:
     if value[4] == DENSE:
         return dense_to_raw(value)
     return sparse_to_raw(value)
+
+
+# PFCOUNT of several keys finds no cached count in any header.  An HLL string is immutable
+# (every change stores a new bytes object), so what was computed from one can be kept: the
+# registers of recently read HLLs, the counts of recently counted unions.  Keyed by value: a
+# bytes object caches its hash, and a hit on the same object compares by identity, so a
+# lookup costs no pass over 12 KB.  Bounded: at most 64 + 32 entries (about 2 MB).
+@functools.lru_cache(maxsize=64)
+def cached_registers(value: bytes) -> bytes:
+    """:func:`raw_registers` of a checked HLL, remembered."""
+    return raw_registers(value)
+
+
+@functools.lru_cache(maxsize=32)
+def union_count(values: tuple[bytes, ...]) -> int:
+    """The estimated cardinality of the union of checked, well-formed HLLs, remembered."""
+    merged = cached_registers(values[0])
+    for value in values[1:]:
+        merged = raw_max(merged, cached_registers(value))
+    return estimate(raw_histogram(merged))
 
 
 def _sigma(x: float) -> float:

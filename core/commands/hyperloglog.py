@@ -60,7 +60,7 @@ def _store(ctx, key: bytes, data: bytearray, existed: bool) -> None:
 
 def _registers(value: bytes) -> bytes:
     try:
-        return hll.raw_registers(value)
+        return hll.cached_registers(value)
     except hll.CorruptHLL:
         raise CommandError(hll.INVALID_HLL) from None
 
@@ -91,17 +91,15 @@ def pfadd(ctx, argv):
 
 def pfcount(ctx, argv):
     if len(argv) > 2:
-        # The count of the union: registerwise maximum of every HLL, nothing cached.
-        merged = None
+        # The count of the union (registerwise maximum of every HLL), stored nowhere; each
+        # HLL is read and checked in order, so the first bad one is the error.
+        values = []
         for key in argv[1:]:
             value = _hll_at(ctx, key, read=True)
-            if value is None:
-                continue
-            registers = _registers(value)
-            merged = registers if merged is None else hll.raw_max(merged, registers)
-        if merged is None:
-            return 0
-        return hll.estimate(hll.raw_histogram(merged))
+            if value is not None:
+                _registers(value)
+                values.append(value)
+        return hll.union_count(tuple(values)) if values else 0
     key = argv[1]
     value = _hll_at(ctx, key, read=True)
     if value is None:
