@@ -69,6 +69,8 @@ def _hll_command(rng: random.Random, step: int) -> list[bytes]:
         return [b"DEL", key]
     if roll < 0.95:
         return [b"EXPIRE", key, b"1000"]
+    if roll < 0.97:
+        return [b"OBJECT", b"ENCODING", key]
     return [b"TTL", key]
 
 
