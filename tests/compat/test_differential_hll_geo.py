@@ -453,3 +453,35 @@ def test_equal_distances_under_count_come_out_in_redis_order(server, reference):
                        b"500", b"km", rng.choice([b"ASC", b"DESC"]), b"COUNT", b"%d" % count,
                        b"WITHDIST"])
     assert parity.compare_scripts(server.port, reference.port, script) == []
+
+
+def test_hostile_radii_counts_and_foreign_scores_reply_like_redis(server, reference):
+    """Infinite and huge areas (every box at the coarsest step), the largest COUNT, and
+    members whose scores were never geohashes (negative, huge, infinite: Redis decodes C's
+    cast of them)."""
+    rng = random.Random(3)
+    script = [[b"GEOADD", b"g", b"%.5f" % rng.uniform(-180, 180), b"%.5f" % rng.uniform(-85, 85),
+               b"m%d" % number] for number in range(300)]
+    script.append([b"ZADD", b"g", b"-5", b"neg", b"1e30", b"huge", b"inf", b"infm",
+                   b"4503599627370496", b"top"])
+    around = [b"GEOSEARCH", b"g", b"FROMLONLAT", b"0", b"0"]
+    script += [
+        [*around, b"BYRADIUS", b"inf", b"m", b"COUNT", b"5", b"WITHCOORD"],
+        [*around, b"BYRADIUS", b"1e308", b"km", b"COUNT", b"5"],
+        [*around, b"BYBOX", b"inf", b"inf", b"m", b"COUNT", b"5", b"DESC"],
+        [*around, b"BYRADIUS", b"0", b"m"],
+        [*around, b"BYRADIUS", b"20000", b"km", b"COUNT", b"9223372036854775807"],
+        [*around, b"BYRADIUS", b"20000", b"km", b"COUNT", b"9223372036854775808"],
+        [b"GEOSEARCH", b"g", b"FROMLONLAT", b"179.99", b"85", b"BYBOX", b"1e7", b"10", b"m",
+         b"WITHDIST"],
+        [b"GEOPOS", b"g", b"neg", b"huge", b"infm", b"top"],
+        [b"GEOHASH", b"g", b"neg", b"huge", b"infm", b"top"], [b"GEODIST", b"g", b"neg", b"huge"],
+        [b"GEOSEARCH", b"g", b"FROMMEMBER", b"huge", b"BYRADIUS", b"100", b"km", b"WITHCOORD",
+         b"WITHHASH"],
+        [b"GEORADIUSBYMEMBER", b"g", b"infm", b"1", b"km", b"WITHCOORD"],
+        [b"GEOSEARCH", b"g", b"FROMLONLAT", b"-180", b"-85.05112878", b"BYRADIUS", b"500", b"km",
+         b"WITHCOORD", b"ASC"],
+        [b"GEOSEARCH", b"g", b"FROMLONLAT", b"180", b"85.05112878", b"BYBOX", b"5000", b"5000",
+         b"km", b"WITHCOORD", b"ASC"],
+    ]
+    assert parity.compare_scripts(server.port, reference.port, script) == []
