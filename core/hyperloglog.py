@@ -331,15 +331,16 @@ def _walked_histogram(data: bytes | bytearray) -> list[int]:
 
 
 def sparse_to_raw(data: bytes | bytearray) -> bytes:
-    """One register per byte from a sparse stream (Redis's checks of ``hllMerge`` and
-    ``hllSparseToDense``: a VAL run past the end stops the walk, and anything but exactly
-    16384 registers is CorruptHLL)."""
+    """One register per byte from a sparse stream.  Any run past the last register, or
+    runs that stop short of it, make it CorruptHLL: the checks of ``hllMerge`` and
+    ``hllSparseToDense`` in Debian's Redis 7.0.15, which carries the CVE-2025-32023 fix
+    (an opcode after a complete stream is refused, not ignored)."""
     raw = bytearray(REGISTERS)
     index = 0
     for kind, run, value in sparse_opcodes(data):
+        if index + run > REGISTERS:
+            raise CorruptHLL
         if kind == "v":
-            if index + run > REGISTERS:
-                break
             raw[index:index + run] = bytes((value,)) * run
         index += run
     if index != REGISTERS:
