@@ -14,7 +14,7 @@ So a reply never leaves before the write(2) of its change returned, under every 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import trio
@@ -26,16 +26,16 @@ if TYPE_CHECKING:
 PROGRESS_LOG_SECONDS = 1.0  # the loading progress line: at most once a second
 
 
-class PersistenceUnsupported(Exception):
-    """Raised by a backend's ``save``/``rewrite`` when it does not do that operation."""
-
-
 @runtime_checkable
 class PersistenceBackend(Protocol):
     """What a persistence backend implements.  Subclass :class:`BaseBackend` to inherit
     do-nothing defaults and implement only what the backend does."""
 
     name: str
+    # The optional operations this backend does, each with its method: "save" (``save``
+    # and ``last_save_time``: SAVE, BGSAVE, LASTSAVE), "rewrite" (``rewrite``: BGREWRITEAOF),
+    # "reload" (``reload_point``: DEBUG RELOAD).  Core asks only backends that declare one.
+    operations: frozenset[str]
 
     def feed(self, db: int, argv: Sequence[bytes]) -> None:
         """Buffer one propagated command (sync, cheap, never blocks)."""
@@ -47,6 +47,12 @@ class PersistenceBackend(Protocol):
 
     async def wait_durable(self, ticket: int) -> None:
         """Return once everything up to ``ticket`` is durable (fsynced)."""
+
+    def durable_or_notify(self, ticket: int, notify: Callable[[], None]) -> bool | None:
+        """The synchronous twin of :meth:`wait_durable`, which lets a backend take part in
+        group commit at no cost per turn: True when ``ticket`` is durable now; False when
+        not yet, and then the backend calls ``notify()`` on the trio thread after its next
+        fsync round (core asks again then); None when only ``wait_durable`` can tell."""
 
     async def run(self, host: BackendHost, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """The backend's own tasks for the server's lifetime (fsync timer, save points,
@@ -77,21 +83,20 @@ class PersistenceBackend(Protocol):
         """FLUSHALL just emptied every database (a client's, not a replayed one): a snapshot
         backend stops a running save child, whose file would bring the keys back."""
 
-    async def save(self, background: bool, schedule: bool = False) -> Any:
-        """SAVE / BGSAVE: return the reply; raise :class:`PersistenceUnsupported` if this
-        backend does not snapshot."""
+    def save(self, background: bool, schedule: bool = False) -> Any:
+        """SAVE / BGSAVE (operation "save"): the reply, or an awaitable of it when the
+        client must wait (SAVE); the client waits, not the server.  Inside EXEC an awaitable
+        is refused, so a background start there answers at once ("scheduled")."""
 
-    async def rewrite(self) -> Any:
-        """BGREWRITEAOF: return the reply; raise :class:`PersistenceUnsupported` if this
-        backend has no log to rewrite."""
+    def rewrite(self) -> Any:
+        """BGREWRITEAOF (operation "rewrite"): the reply, or an awaitable of it."""
 
     def last_save_time(self) -> int | None:
-        """Unix time of the last successful save (LASTSAVE), None if this backend does not
-        save snapshots."""
+        """Unix time of the last successful save (LASTSAVE; operation "save"), None if none."""
 
     async def reload_point(self) -> bool:
-        """DEBUG RELOAD: make the files complete now (save, or flush and fsync); True when
-        ``load()`` can then rebuild the whole dataset from them."""
+        """DEBUG RELOAD (operation "reload"): make the files complete now (save, or flush
+        and fsync); True when ``load()`` can then rebuild the whole dataset from them."""
 
     async def aclose(self, save: bool) -> None:
         """Shutdown: flush and fsync; with ``save`` also write a final snapshot."""
@@ -104,6 +109,7 @@ class BaseBackend:
     """Do-nothing defaults for every :class:`PersistenceBackend` method."""
 
     name = "base"
+    operations: frozenset[str] = frozenset()
 
     def feed(self, db: int, argv: Sequence[bytes]) -> None:
         pass
@@ -113,6 +119,9 @@ class BaseBackend:
 
     async def wait_durable(self, ticket: int) -> None:
         pass
+
+    def durable_or_notify(self, ticket: int, notify: Callable[[], None]) -> bool | None:
+        return None
 
     async def run(self, host: BackendHost, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -134,12 +143,6 @@ class BaseBackend:
 
     def flushed(self) -> None:
         pass
-
-    async def save(self, background: bool, schedule: bool = False) -> Any:
-        raise PersistenceUnsupported
-
-    async def rewrite(self) -> Any:
-        raise PersistenceUnsupported
 
     def last_save_time(self) -> int | None:
         return None
@@ -292,7 +295,7 @@ class BackendHost:
     def write_path_changed(self) -> None:
         """Call when ``wants_writes()`` or ``may_refuse_writes()`` would answer differently
         (a write error appeared or went away): the engine asks again."""
-        self._engine.refresh_write_path()
+        self._engine.persistence.refresh_write_path()
 
     def record_fork(self, seconds: float) -> None:
         """Call in the parent right after a successful os.fork(): INFO's total_forks and

@@ -20,6 +20,8 @@ GROUPS = (
     "pubsub",
     "acl",
     "observability",
+    "bitmaps",
+    "sort",
     "hyperloglog",
     "geo",
 )

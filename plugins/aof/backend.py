@@ -84,6 +84,7 @@ class RewriteChild:
 
 class AofBackend(BaseBackend):
     name = "aof"
+    operations = frozenset({"rewrite", "reload"})
 
     def __init__(self, config: Config) -> None:
         self._config = config
@@ -378,7 +379,15 @@ class AofBackend(BaseBackend):
         if self._durable >= ticket or self._fd is None or self._skip_fsync():
             return True
         if not self._fsyncer.running:
-            return None
+            # No fsync process (not started yet, or it died): a worker thread syncs, and
+            # tells the listeners when it is done, as the process does.
+            if self._nursery is None:
+                return None
+            if self._syncing is None:
+                self._nursery.start_soon(self._fsync, self._begin_fsync())
+            if notify not in self._round_listeners:
+                self._round_listeners.append(notify)
+            return False
         # The same request wait_durable makes each round: a request voided by a file change
         # (forget) is made again for the current file.
         self._fsyncer.request(self._fd, self._generation, self._written)
@@ -417,6 +426,7 @@ class AofBackend(BaseBackend):
         finally:
             self._syncing = None
             event.set()
+            self._wake_fsync_waiters()
 
     def _fsync_done(self, generation: int, position: int, error: OSError | None,
                     seconds: float = 0.0) -> None:
@@ -537,8 +547,8 @@ class AofBackend(BaseBackend):
 
     # --- rewrite ---------------------------------------------------------------------------
 
-    async def rewrite(self) -> Any:
-        """BGREWRITEAOF, with Redis's replies."""
+    def rewrite(self) -> Any:
+        """BGREWRITEAOF, with Redis's replies (at once: the child runs in the background)."""
         if self._child is not None:
             return ErrorReply(REWRITE_IN_PROGRESS)
         if self._host is None or self._host.fork_slot.busy:
