@@ -28,6 +28,7 @@ import math
 import struct
 from bisect import bisect_left
 from collections import Counter
+from collections.abc import Iterator
 
 MAGIC = b"HYLL"
 DENSE = 0
@@ -171,7 +172,6 @@ _DOWN2 = _table(lambda b: (b & 63) >> 2)
 _LOW4_UP4 = _table(lambda b: (b & 15) << 4)
 _DOWN4 = _table(lambda b: (b & 63) >> 4)
 _UP2 = _table(lambda b: (b & 63) << 2)
-_GROUPS = REGISTERS // 4  # 4096 groups of 3 bytes
 
 
 def _or(first: bytes, second: bytes) -> bytes:
@@ -239,7 +239,7 @@ def _next_byte(data: bytes | bytearray, position: int) -> int:
     return data[position] if position < len(data) else 0
 
 
-def sparse_opcodes(data: bytes | bytearray):
+def sparse_opcodes(data: bytes | bytearray) -> Iterator[tuple[str, int, int]]:
     """(kind, run length, value) of each opcode: kind 'z' ZERO, 'Z' XZERO, 'v' VAL."""
     position = HEADER_SIZE
     end = len(data)
