@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import trio
 
@@ -22,16 +22,26 @@ from .errors import CommandError
 from .persistence import BackendHost, BaseBackend, ForkSlot, Loader, PersistenceBackend
 from .resp import OK, ErrorReply
 
-if TYPE_CHECKING:
-    from .client import Client
-    from .engine import Engine
-
 # The operations a backend may declare in ``operations``, and the commands that use them.
 SAVE = "save"  # SAVE, BGSAVE, LASTSAVE
 REWRITE = "rewrite"  # BGREWRITEAOF
 RELOAD = "reload"  # DEBUG RELOAD
 
 Tickets = list[tuple[PersistenceBackend, Any]]
+
+
+class Owner(Protocol):
+    """What the backends' owner needs of the engine holding it (named here, so that this
+    module imports nothing of the engine's: no import cycle through it)."""
+
+    unflushed: bool  # a write was fed since the last flush
+
+    def set_write_path(self, feeds: list[Callable[[int, Sequence[bytes]], None]],
+                       refusers: list[Any]) -> None: ...
+    def wait_on(self, awaitable: Awaitable[Any]) -> Any: ...
+    async def reload_from(self, backend: PersistenceBackend) -> None: ...
+    def loader(self) -> Loader: ...
+    def backend_host(self) -> BackendHost: ...
 
 
 def _overrides(backend: PersistenceBackend, method: str) -> bool:
@@ -42,7 +52,7 @@ def _overrides(backend: PersistenceBackend, method: str) -> bool:
 class Backends:
     """The backends of one server, in registration order."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Owner) -> None:
         self._engine = engine
         self.backends: list[PersistenceBackend] = []
         self.fork_slot = ForkSlot()
@@ -68,6 +78,13 @@ class Backends:
             refusers=[backend for backend in wanting
                       if _overrides(backend, "refuse_writes") and backend.may_refuse_writes()],
         )
+
+    def config_changed(self, old: Any, new: Any) -> None:
+        """CONFIG SET: each backend of this server learns of the change (no module-level
+        registry of backends needed), then the write path is asked for again."""
+        for backend in self.backends:
+            backend.config_changed(old, new)
+        self.refresh_write_path()
 
     def flushed_all(self) -> None:
         """FLUSHALL ran (a client's, not a replayed one): a snapshot backend stops a save
@@ -96,7 +113,7 @@ class Backends:
         for backend in self._flushers:
             backend.flush()
 
-    async def flush_for_reply(self, client: Client) -> None:
+    async def flush_for_reply(self, client: Any) -> None:
         """Before ``client``'s replies leave (a connection served by a task): write what every
         backend buffered, then wait until this client's writes are durable where the policy
         asks for it."""
@@ -127,19 +144,16 @@ class Backends:
 
     # --- life cycle ------------------------------------------------------------------------
 
-    def host(self) -> BackendHost:
-        return BackendHost(self._engine)
-
     async def load(self) -> None:
         """Ask backends, highest priority first, to load the dataset; the first that has
         something to load is the only one asked."""
         for backend in sorted(self.backends, key=lambda b: -b.load_priority()):
-            if await backend.load(Loader(self._engine)):
+            if await backend.load(self._engine.loader()):
                 return
 
     async def start(self, nursery: trio.Nursery) -> None:
         """Start every backend's ``run`` task (each reports when it is ready)."""
-        host = self.host()
+        host = self._engine.backend_host()
         for backend in self.backends:
             await nursery.start(backend.run, host)
 
@@ -186,7 +200,7 @@ class Backends:
         if in_transaction:
             _close(result)
             raise CommandError(errors.NOT_ALLOWED_IN_MULTI)
-        return self._waiting_for(result)
+        return self._engine.wait_on(result)
 
     def debug_reload(self, in_transaction: bool) -> Any:
         """DEBUG RELOAD: the first backend declaring ``reload`` whose files can be made
@@ -195,7 +209,7 @@ class Backends:
             raise CommandError(errors.NO_PERSISTENCE)
         if in_transaction:
             raise CommandError(errors.NOT_ALLOWED_IN_MULTI)
-        return self._waiting_for(self._reload())
+        return self._engine.wait_on(self._reload())
 
     async def _reload(self) -> Any:
         engine = self._engine
@@ -204,23 +218,6 @@ class Backends:
                 await engine.reload_from(backend)
                 return OK
         return ErrorReply(errors.NO_PERSISTENCE.encode())
-
-    def _waiting_for(self, awaitable: Awaitable[Any]) -> Any:
-        from .engine import Block
-
-        result: dict[str, Any] = {}
-        done = trio.Event()
-
-        async def runner() -> None:
-            try:
-                result["reply"] = await awaitable
-            except CommandError as error:
-                result["reply"] = ErrorReply(error.message.encode())
-            finally:
-                done.set()
-
-        self._engine.spawn(runner)
-        return Block([], 0, lambda _ctx: None, None).waiting_on(done, result)
 
 
 def _close(awaitable: Awaitable[Any]) -> None:

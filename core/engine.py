@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from . import errors
-from .acl import AccessControl
+from .acl import AccessControl, is_local_client
 from .backends import Backends
 from .client import REPLY_OFF, Client
 from .commands import BLOCKING, CommandRegistry, CommandSpec
+from .config import protected_action_allowed
 from .errors import CommandError
 from .keyspace import Database, Keyspace, now_ms
-from .persistence import Loader
+from .persistence import BackendHost, Loader
 from .resp import NULL_ARRAY, QUEUED, ErrorReply
 
 if TYPE_CHECKING:
@@ -287,6 +288,44 @@ class Engine:
         it are the collector's again (garbage among them would otherwise never be freed)."""
         gc.unfreeze()
 
+    def loader(self) -> Loader:
+        return Loader(self)
+
+    def backend_host(self) -> BackendHost:
+        return BackendHost(self)
+
+    def wait_on(self, awaitable: Any) -> Block:
+        """A Block for a command whose reply is ``awaitable``'s result (SAVE, DEBUG RELOAD):
+        the client waits, not the server; a CommandError becomes the error reply."""
+        result: dict[str, Any] = {}
+        done = trio.Event()
+
+        async def runner() -> None:
+            try:
+                result["reply"] = await awaitable
+            except CommandError as error:
+                result["reply"] = ErrorReply(error.message.encode())
+            finally:
+                done.set()
+
+        self.spawn(runner)
+        return Block([], 0, lambda _ctx: None, None).waiting_on(done, result)
+
+    def record_fork(self, seconds: float) -> None:
+        """After a backend's successful os.fork(): INFO's total_forks and latest_fork_usec,
+        and the ``fork`` latency event."""
+        usec = int(seconds * 1_000_000)
+        self.total_forks += 1
+        self.latest_fork_usec = usec
+        self.record_latency("fork", usec // 1000)
+
+    def record_latency(self, event: str, milliseconds: int) -> None:
+        """A latency sample for LATENCY LATEST/HISTORY, kept when it reaches
+        ``latency-monitor-threshold``."""
+        from .observability import record_latency
+
+        record_latency(self, event, milliseconds)
+
     def fatal(self, message: str) -> None:
         self.log.warning(message)
         self.fatal_error = message
@@ -327,6 +366,8 @@ class Engine:
         arity = spec.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return self._reject(client, argv, errors.wrong_arity(spec.name))
+        if spec.name == "debug" and not self._debug_allowed(client):  # renamed ones too
+            return self._reject(client, argv, errors.DEBUG_NOT_ALLOWED)
         if not client.authenticated and "noauth" not in spec.flags:
             return self._reject(client, argv, errors.NOAUTH)
         if client.user in self.acl.restricted:  # empty unless ACL SETUSER restricted someone
@@ -354,6 +395,12 @@ class Engine:
             client.multi.append((spec, argv))
             return QUEUED
         return self.execute(client, spec, argv)
+
+    def _debug_allowed(self, client: Client) -> bool:
+        """``enable-debug-command``: DEBUG for everyone (yes), local clients (local) or
+        nobody (no, the default), as Redis 7 checks it before running the command."""
+        return protected_action_allowed(self.config.enable_debug_command,
+                                        is_local_client(client))
 
     def _cross_protocol_attack(self, client: Client) -> None:
         """An HTTP request (a browser page posting to the port): close the connection with no
@@ -695,8 +742,8 @@ class Engine:
             self.acl.set_requirepass(new.requirepass)
         if self.server is not None:
             self.server.config_applied(old, new)
+        self.persistence.config_changed(old, new)
         self.hook.trioredis_config_changed(old=old, new=new)
-        self.persistence.refresh_write_path()
 
     # --- memory ----------------------------------------------------------------------------
 

@@ -177,7 +177,7 @@ def _persistence(engine: Engine) -> dict[str, Any]:
         "rdb_last_save_time": int(engine.stats.started), "rdb_last_bgsave_status": "ok",
         "rdb_last_bgsave_time_sec": -1, "rdb_current_bgsave_time_sec": -1, "rdb_saves": 0,
         "rdb_last_cow_size": 0, "rdb_last_load_keys_expired": 0, "rdb_last_load_keys_loaded": 0,
-        "aof_enabled": 1 if engine.config.appendonly else 0, "aof_rewrite_in_progress": 0,
+        "aof_enabled": 1 if getattr(engine.config, "appendonly", False) else 0, "aof_rewrite_in_progress": 0,
         "aof_rewrite_scheduled": 0, "aof_last_rewrite_time_sec": -1,
         "aof_current_rewrite_time_sec": -1, "aof_last_bgrewrite_status": "ok",
         "aof_rewrites": 0, "aof_rewrites_consecutive_failures": 0,

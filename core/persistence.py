@@ -15,13 +15,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import trio
-
-if TYPE_CHECKING:
-    from .engine import Engine
-    from .keyspace import Keyspace
 
 PROGRESS_LOG_SECONDS = 1.0  # the loading progress line: at most once a second
 
@@ -104,6 +100,10 @@ class PersistenceBackend(Protocol):
     def statistics(self) -> Mapping[str, Any]:
         """A frozen view of counters: INFO persistence prints these fields."""
 
+    def config_changed(self, old: Any, new: Any) -> None:
+        """CONFIG SET changed the configuration of this backend's server (``new`` is in force
+        from now on): react without awaiting (hand async work to ``run()``'s task)."""
+
 
 class BaseBackend:
     """Do-nothing defaults for every :class:`PersistenceBackend` method."""
@@ -156,6 +156,9 @@ class BaseBackend:
     def statistics(self) -> Mapping[str, Any]:
         return {}
 
+    def config_changed(self, old: Any, new: Any) -> None:
+        pass
+
 
 class PersistenceRegistry:
     """Collects backends during ``trioredis_register_persistence``."""
@@ -201,12 +204,36 @@ class ForkSlot:
             self._freed.set()
 
 
+class ServerSide(Protocol):
+    """What :class:`Loader` and :class:`BackendHost` use of the server (the engine), named
+    here so this contract imports nothing of core's (no import cycle through it)."""
+
+    keyspace: Any  # a trioredis.keyspace.Keyspace
+    config: Any
+    hook: Any
+    log: Any
+    dirty: int
+    fork_slot: ForkSlot
+    persistence: Any  # trioredis.backends.Backends (refresh_write_path)
+
+    def replay(self, argv: list[bytes]) -> Any: ...
+    def replay_many(self, argvs: Sequence[list[bytes]]) -> tuple[int, Any] | None: ...
+    def loading_progress(self, loaded: int, total: int) -> None: ...
+    def loading_eta(self) -> int: ...
+    def rewrite_value(self, db: int, key: bytes, value: Any, expire_ms: int | None) -> Any: ...
+    def prepare_fork(self) -> None: ...
+    def fork_child_exited(self) -> None: ...
+    def record_fork(self, seconds: float) -> None: ...
+    def record_latency(self, event: str, milliseconds: int) -> None: ...
+    def fatal(self, message: str) -> None: ...
+
+
 class Loader:
     """What a backend gets to load a dataset at start-up (or DEBUG RELOAD)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: ServerSide) -> None:
         self._engine = engine
-        self.keyspace: Keyspace = engine.keyspace
+        self.keyspace = engine.keyspace
         self.log = engine.log  # the server log, for the loader's own lines (loaded, refused)
         self.total_bytes = 0
         self.loaded_bytes = 0
@@ -249,7 +276,7 @@ class BackendHost:
     plugin hooks, the fork slot, and the server's log.  This is the whole public surface a
     backend sees of the server."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: ServerSide) -> None:
         self._engine = engine
         self.fork_slot: ForkSlot = engine.fork_slot
         self.log = engine.log
@@ -259,7 +286,7 @@ class BackendHost:
         return self._engine.config
 
     @property
-    def keyspace(self) -> Keyspace:
+    def keyspace(self) -> Any:
         return self._engine.keyspace
 
     @property
@@ -300,14 +327,9 @@ class BackendHost:
     def record_fork(self, seconds: float) -> None:
         """Call in the parent right after a successful os.fork(): INFO's total_forks and
         latest_fork_usec, and the ``fork`` latency event."""
-        usec = int(seconds * 1_000_000)
-        self._engine.total_forks += 1
-        self._engine.latest_fork_usec = usec
-        self.record_latency("fork", usec // 1000)
+        self._engine.record_fork(seconds)
 
     def record_latency(self, event: str, milliseconds: int) -> None:
         """A latency sample for LATENCY LATEST/HISTORY (``aof-write``, ``aof-fsync-always``,
         ``fork``...): kept when it reaches ``latency-monitor-threshold``."""
-        from .observability import record_latency
-
-        record_latency(self._engine, event, milliseconds)
+        self._engine.record_latency(event, milliseconds)

@@ -435,6 +435,8 @@ class Server:
         backends = ", ".join(b.name for b in self.engine.backends) if self.engine else ""
         self.log.notice(f"Persistence backends loaded: {backends}")
         self.log.verbose(f"Plugins: {', '.join(plugin_names(manager))}")
+        if self.loaded.without_effect:  # accepted and shown as Redis does, used for nothing
+            self.log.notice(f"Options without effect here: {', '.join(self.loaded.without_effect)}")
         if config.unixsocket:
             self.log.notice(f"The server is now ready to accept connections at {config.unixsocket}")
 
@@ -946,7 +948,7 @@ class Server:
 
 def _default_save(engine: Engine) -> bool:
     """SIGTERM and a bare SHUTDOWN save a snapshot when save points are configured."""
-    return bool(engine.config.save)
+    return bool(getattr(engine.config, "save", ()))  # an option of plugins/snapshot
 
 
 def _format_address(address: Any) -> str:

@@ -29,7 +29,6 @@ import glob
 import os
 import signal
 import time
-import weakref
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -69,8 +68,6 @@ CRON_SECONDS = 0.1
 # The signal that stops a child on purpose (shutdown, FLUSHALL in Redis): not an error.
 KILL_SIGNAL = signal.SIGUSR1
 
-# Backends of live servers, so the module-level config hook finds the one whose config changed.
-_BACKENDS: weakref.WeakSet[SnapshotBackend] = weakref.WeakSet()
 
 
 def zset_class() -> type | None:
@@ -176,7 +173,6 @@ class SnapshotBackend(BaseBackend):
         self._loaded_keys = 0
         self._expired_on_load = 0
         self._wakeup = trio.Event()
-        _BACKENDS.add(self)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -261,6 +257,14 @@ class SnapshotBackend(BaseBackend):
         if old.save != new.save and self._host is not None:
             points = " ".join(f"{s} {c}" for s, c in new.save) or '""'
             self._host.log.notice(f"Save points are now: {points}")
+            self._wakeup.set()
+        old_path = os.path.join(old.dir, old.dbfilename)
+        new_path = os.path.join(new.dir, new.dbfilename)
+        if old_path != new_path and self._host is not None and os.path.exists(old_path):
+            # The next start loads new_path: save the dataset there now rather than leave it
+            # only in a file that start-up will no longer read.
+            self._host.log.notice(f"The snapshot file is now {new_path}: saving there")
+            self._scheduled = True
             self._wakeup.set()
 
     # --- saving ----------------------------------------------------------------------------
@@ -546,9 +550,3 @@ def loader_log(loader: Loader, backend: SnapshotBackend) -> Any:
     log = backend._log()
     return log if log is not None else getattr(loader, "log", None)
 
-
-def config_changed(old: Config, new: Config) -> None:
-    for backend in list(_BACKENDS):
-        host = backend._host
-        if host is not None and host.config is new:
-            backend.config_changed(old, new)
