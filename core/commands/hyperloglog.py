@@ -30,8 +30,7 @@ _NONZERO = re.compile(rb"[^\x00]")
 
 
 def _sparse_max_bytes(ctx) -> int:
-    """``hll-sparse-max-bytes`` from the config when it has the directive, else Redis's
-    default."""
+    """``hll-sparse-max-bytes`` (Redis's default 3000 when a config lacks it)."""
     return getattr(ctx.config, "hll_sparse_max_bytes", hll.SPARSE_MAX_BYTES)
 
 

@@ -532,3 +532,26 @@ def test_mutated_hll_strings_read_and_write_like_redis(server, reference):
                             [b"PFADD", b"x", *[b"%d" % n for n in range(200)]], [b"GET", b"x"]):
                 _compare(ours, theirs, command, differences, tried)
     assert not differences, differences[:3]
+
+
+@pytest.mark.parametrize("limit", [b"0", b"40", b"300", b"5000"])
+def test_hll_sparse_max_bytes_decides_the_switch_as_in_redis(server, reference, limit):
+    """CONFIG SET hll-sparse-max-bytes on both: PFADD one element at a time, the bytes of
+    every step compared (the switch to dense happens at the same PFADD)."""
+    rng = random.Random(int(limit))
+    differences: list = []
+    with RawClient(server.port) as ours, RawClient(reference.port) as theirs:
+        _fresh(ours, theirs, 2)
+        try:
+            _compare(ours, theirs, [b"CONFIG", b"SET", b"hll-sparse-max-bytes", limit],
+                     differences, "config")
+            for step in range(400):
+                element = b"%d" % rng.randrange(10**9)
+                _compare(ours, theirs, [b"PFADD", b"h", element], differences, step)
+                _compare(ours, theirs, [b"GET", b"h"], differences, (step, "GET"))
+            _compare(ours, theirs, [b"PFMERGE", b"m", b"h"], differences, "merge")
+            _compare(ours, theirs, [b"GET", b"m"], differences, "merged")
+        finally:
+            for client in (ours, theirs):
+                client.call(b"CONFIG", b"SET", b"hll-sparse-max-bytes", b"3000")
+    assert not differences, differences[:3]
