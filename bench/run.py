@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import os
 import platform
 import random
@@ -58,6 +59,23 @@ TESTS: dict[str, tuple[str, list[bytes]]] = {
     "HSET": ("hset", [b"HSET", b"bench:probe:h", b"f", b"v"]),
     "ZADD": ("zadd", [b"ZADD", b"bench:probe:z", b"1", b"x"]),
     "MSET": ("mset", [b"MSET", b"bench:probe:a", b"1", b"bench:probe:b", b"2"]),
+}
+
+# Rows that run an arbitrary command (``redis-benchmark ... <command>``): test name ->
+# (commands sent first, whose error reply means the server lacks it; the command).
+SCRIPT_INCR = b"return redis.call('INCR', KEYS[1])"
+SCRIPT_TEN = (b"redis.call('SET', KEYS[1], ARGV[1]) redis.call('GET', KEYS[1]) "
+              b"redis.call('INCR', KEYS[2]) redis.call('INCR', KEYS[2]) "
+              b"redis.call('HSET', KEYS[3], 'f', ARGV[1]) redis.call('HGET', KEYS[3], 'f') "
+              b"redis.call('LPUSH', KEYS[4], ARGV[1]) redis.call('RPOP', KEYS[4]) "
+              b"redis.call('EXISTS', KEYS[1]) return redis.call('GET', KEYS[2])")
+CUSTOM: dict[str, tuple[list[list[bytes]], list[bytes]]] = {
+    "EVALSHA_INCR": ([[b"SCRIPT", b"LOAD", SCRIPT_INCR]],
+                     [b"EVALSHA", hashlib.sha1(SCRIPT_INCR).hexdigest().encode(), b"1",
+                      b"bench:lua:n"]),
+    "EVALSHA_10CMD": ([[b"SCRIPT", b"LOAD", SCRIPT_TEN]],
+                      [b"EVALSHA", hashlib.sha1(SCRIPT_TEN).hexdigest().encode(), b"4",
+                       b"bench:lua:s", b"bench:lua:n", b"bench:lua:h", b"bench:lua:l", b"v"]),
 }
 
 PERSISTENCE: dict[str, list[str]] = {
@@ -242,12 +260,37 @@ def run_benchmark(port: int, tests: list[str], shape: Shape, requests: int) -> d
     return samples
 
 
+def run_custom(port: int, tests: list[str], shape: Shape, requests: int) -> dict[str, Sample]:
+    """redis-benchmark once per CUSTOM test (its setup commands sent first)."""
+    samples: dict[str, Sample] = {}
+    for test in tests:
+        setup, argv = CUSTOM[test]
+        for setup_argv in setup:
+            command(port, *setup_argv)
+        run = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-c", str(shape.clients),
+               "-P", str(shape.pipeline), "-n", str(requests), "--csv",
+               *[arg.decode() for arg in argv]]
+        out = subprocess.run(run, capture_output=True, text=True, timeout=600)
+        for line in out.stdout.splitlines():
+            cells = [cell.strip('"') for cell in line.split('","')]
+            if len(cells) < 7 or cells[0] == "test":
+                continue
+            try:
+                samples[test] = Sample(float(cells[1]), float(cells[4]), float(cells[6]))
+            except ValueError:
+                continue
+    return samples
+
+
 def supported_tests(port: int) -> set[str]:
     """Tests whose command the server knows (an unknown command is n/a, not a number)."""
     have = set()
     for name, (_, probe) in TESTS.items():
         reply = command(port, *probe)
         if not reply.startswith(b"-ERR unknown command"):
+            have.add(name)
+    for name, (setup, _argv) in CUSTOM.items():
+        if not any(command(port, *argv).startswith(b"-") for argv in setup):
             have.add(name)
     command(port, b"FLUSHALL")
     return have
@@ -287,7 +330,7 @@ def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[s
         trio_tests = supported_tests(trio.port) if trio_ok else set()
         if not trio_ok:
             log(f"trioredis does not start with {persistence}: n/a")
-        tests = list(TESTS)
+        tests = list(TESTS) + list(CUSTOM)
         cells: dict[tuple[str, str], Cell] = {}
         try:
             for shape_name in shape_names:
@@ -298,9 +341,11 @@ def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[s
                                                 ("trio", trio, [t for t in tests if t in trio_tests])):
                         if not wanted:
                             continue
-                        flags = [TESTS[t][0] for t in wanted]
+                        flags = [TESTS[t][0] for t in wanted if t in TESTS]
                         requests = shape.requests_for(who, args.quick, persistence)
                         got = run_benchmark(server.port, flags, shape, requests)
+                        got.update(run_custom(server.port, [t for t in wanted if t in CUSTOM],
+                                              shape, requests))
                         command(server.port, b"FLUSHALL")
                         for test, sample in got.items():
                             getattr(cells.setdefault((shape_name, test), Cell()), who).append(sample)

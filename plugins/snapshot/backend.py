@@ -36,8 +36,10 @@ from trioredis import (
     OK,
     BaseBackend,
     CommandError,
+    ErrorReply,
     Status,
     die_with_parent,
+    errors,
     wait_child,
 )
 
@@ -48,7 +50,6 @@ if TYPE_CHECKING:
 
 # Redis's replies, verbatim.
 NOT_STARTED = "ERR the snapshot backend is not running yet"
-BGSAVE_IN_PROGRESS = "ERR Background save already in progress"
 BGSAVE_OTHER_CHILD = (
     "ERR Another child process is active (AOF?): can't BGSAVE right now. "
     "Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."
@@ -93,7 +94,7 @@ def _child_main(path: str, databases: list[Any], host: BackendHost, zset: type |
                 pass
         gc.disable()  # a collection would write to every object header: copy-on-write
         die_with_parent(parent)
-        write_snapshot_file(path, databases, host.encode_value, zset)
+        write_snapshot_file(path, databases, host.encode_value, zset, host.dataset_preamble())
         os.write(report_fd, b"%d" % _private_dirty_bytes())
         status = 0
     except BaseException as error:  # noqa: BLE001 - the reason goes to the parent
@@ -394,7 +395,7 @@ class SnapshotBackend(BaseBackend):
         if self._host is None:
             raise CommandError(NOT_STARTED)
         if self._child_pid is not None:
-            raise CommandError(BGSAVE_IN_PROGRESS)
+            raise CommandError(errors.BACKGROUND_SAVE_IN_PROGRESS)
         if background:
             if self._host.fork_slot.busy:
                 if schedule:
@@ -417,7 +418,7 @@ class SnapshotBackend(BaseBackend):
         if self._host is None:
             return False
         if self._child_pid is not None:
-            raise CommandError(BGSAVE_IN_PROGRESS)
+            raise CommandError(errors.BACKGROUND_SAVE_IN_PROGRESS)
         await self._save_in_foreground()
         return True
 
@@ -510,6 +511,17 @@ class SnapshotBackend(BaseBackend):
                        f"loaded) in {time.time() - started:.3f} seconds")
         return True
 
+    @staticmethod
+    def _replay_preamble(loader: Loader, snapshot: SnapshotFile) -> None:
+        """The commands stored before the keys (function libraries): a failure is damage."""
+        preamble = snapshot.metadata.get("preamble") or []
+        for argv in preamble:
+            reply = loader.execute([bytes(arg) for arg in argv])
+            if isinstance(reply, ErrorReply):
+                raise SnapshotError(f"Bad snapshot file {snapshot.path}: replaying "
+                                    f"{bytes(argv[0]).decode('utf-8', 'replace')} failed: "
+                                    f"{bytes(reply).decode('utf-8', 'replace')}")
+
     async def _load_databases(self, loader: Loader, snapshot: SnapshotFile) -> tuple[int, int]:
         """Verify the whole file first (nothing reaches the keyspace from a damaged one),
         then decode each database in a worker thread (the event loop keeps answering
@@ -518,6 +530,7 @@ class SnapshotBackend(BaseBackend):
         size = snapshot.size
         loader.progress(0, size)
         await trio.to_thread.run_sync(snapshot.verify, limiter=self._io_limiter)
+        self._replay_preamble(loader, snapshot)
         zset = zset_class()
         loaded = expired = 0
         for offset, start, end in snapshot.database_records():
