@@ -20,6 +20,7 @@ GROUPS = (
     "pubsub",
     "acl",
     "observability",
+    "dump",
     "bitmaps",
     "sort",
     "scripting",
