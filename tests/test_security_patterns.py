@@ -369,6 +369,12 @@ KEY_COMMANDS = [
     ("BITFIELD_RO", "srcK", "GET", "u8", "0"), ("SORT", "srcL", "ALPHA"),
     ("SORT", "srcL", "ALPHA", "STORE", "dstL"), ("SORT_RO", "srcL", "ALPHA"), ("DUMP", "srcK"),
     ("RESTORE", "dstX", "0", b"\x00\x05hello\n\x00\x0f\x8b\xc2\xd5\x0b\x17\xa6\x0e"),
+    ("PFADD", "srcP", "a"), ("PFCOUNT", "srcP"), ("PFMERGE", "dstP", "srcP"),
+    ("GEOADD", "srcG", "13.361389", "38.115556", "a"), ("GEOPOS", "srcG", "a"),
+    ("GEOSEARCHSTORE", "dstG", "srcG", "FROMLONLAT", "13", "38", "BYRADIUS", "500", "km"),
+    ("GEORADIUS", "srcG", "13", "38", "500", "km", "STORE", "dstG"),
+    ("GEORADIUS", "srcG", "13", "38", "500", "km"),
+    ("GEORADIUSBYMEMBER", "srcG", "a", "500", "km", "STOREDIST", "dstG"),
 ]
 # Key patterns of the users the commands run as (each also gets +@all).
 ACL_USERS = {

@@ -24,6 +24,8 @@ GROUPS = (
     "bitmaps",
     "sort",
     "scripting",
+    "hyperloglog",
+    "geo",
 )
 
 
