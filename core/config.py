@@ -66,6 +66,9 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     slowlog_max_len: int = 128
     latency_monitor_threshold: int = 0
     notify_keyspace_events: str = ""
+    # streams: a radix-tree node (a listpack) holds at most this many bytes / entries
+    stream_node_max_bytes: int = 4096
+    stream_node_max_entries: int = 100
     # append-only file (plugins/aof)
     appendonly: bool = False
     appendfilename: str = "appendonly.aof"
@@ -101,7 +104,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 INT_MAX = 2**31 - 1
 # Sizes that take units (``64mb``); other integers are plain numbers, as in redis.conf.
 _MEMORY = frozenset({"proto-max-bulk-len", "client-query-buffer-limit", "maxmemory",
-                     "auto-aof-rewrite-min-size"})
+                     "auto-aof-rewrite-min-size", "stream-node-max-bytes"})
 # Redis's bounds (config.c) for the integer options: out of them is refused, with its message.
 _BOUNDS: dict[str, tuple[int, int]] = {
     "port": (0, 65535), "tcp-backlog": (0, INT_MAX), "tcp-keepalive": (0, INT_MAX),
@@ -112,6 +115,7 @@ _BOUNDS: dict[str, tuple[int, int]] = {
     "slowlog-log-slower-than": (-1, INT64_MAX), "slowlog-max-len": (0, INT64_MAX),
     "latency-monitor-threshold": (0, INT64_MAX),
     "auto-aof-rewrite-percentage": (0, INT_MAX), "auto-aof-rewrite-min-size": (0, INT64_MAX),
+    "stream-node-max-bytes": (0, INT64_MAX), "stream-node-max-entries": (0, INT64_MAX),
 }
 
 _UNITS = {

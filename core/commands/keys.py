@@ -97,6 +97,8 @@ def object_encoding(value: Any) -> str:
         ):
             return "listpack"
         return "skiplist"
+    if kind.__name__ == "Stream":
+        return "stream"
     return "raw"
 
 
