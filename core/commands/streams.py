@@ -26,7 +26,7 @@ from ..engine import Block
 from ..errors import CommandError
 from ..keyspace import now_ms
 from ..pubsub import notify_keyspace_event
-from ..resp import NULL_ARRAY, OK, ErrorReply, Map, Status
+from ..resp import NULL_ARRAY, OK, ErrorReply, Map, Raw, Status, encode
 from ..stream import (
     ID_MAX,
     INVALID_ENTRIES_READ,
@@ -416,10 +416,10 @@ def xadd(ctx, argv):
 
 def xtrim(ctx, argv):
     key = argv[1]
+    args = _parse_add_or_trim(ctx, argv, xadd=False)
     stream = _stream(ctx, key)
     if stream is None:
         return 0
-    args = _parse_add_or_trim(ctx, argv, xadd=False)
     effect = list(argv)
     removed = _trim(ctx, stream, args, effect)
     if removed:
@@ -684,7 +684,9 @@ def _serve(ctx, request: _ReadRequest, keys: list[int], after_ids: list[int | No
     if not served:
         return None
     if ctx.client.resp3:
-        return Map(served)
+        # A map, written out here: the same key may be asked twice and answered twice.
+        return Raw(b"%%%d\r\n" % len(served) + b"".join(
+            encode(key, True) + encode(entries, True) for key, entries in served))
     return [[key, entries] for key, entries in served]
 
 
