@@ -100,7 +100,7 @@ def test_keyspace_notifications_name_the_stream_events(r):
     pubsub.psubscribe("__keyevent@0__:*")
     pubsub.get_message(timeout=1)
     r.xadd("n", {"a": "1"}, id="1-1")
-    r.xadd("n", {"a": "2"}, id="2-1", maxlen=1)
+    r.execute_command("XADD", "n", "MAXLEN", "1", "2-1", "a", "2")
     r.xdel("n", "2-1")
     r.xadd("n", {"a": "3"}, id="3-1")
     r.xtrim("n", maxlen=0)
