@@ -56,6 +56,22 @@ TESTS: dict[str, tuple[str, list[bytes]]] = {
     "MSET": ("mset", [b"MSET", b"bench:probe:a", b"1", b"bench:probe:b", b"2"]),
 }
 
+# Rows for commands redis-benchmark has no -t test for: name -> (the command line it runs,
+# setup that prepares the data, a divisor of the shape's request count for heavy commands).
+# XREADGROUP reads one new entry per call from a stream filled with enough explicit IDs
+# (1-0, 2-0, ...); XACK then acknowledges random ones of them (``__rand_int__`` read as an
+# ID is ``<n>-0``), most of which that XREADGROUP run made pending.
+STREAM_FILL = "stream-fill"
+CUSTOM_TESTS: dict[str, tuple[list[str], list[list[bytes]], int]] = {
+    "XADD": (["XADD", "bench:xadd", "*", "field", "value"], [], 1),
+    "XRANGE_100": (["XRANGE", "bench:xrange", "-", "+", "COUNT", "100"],
+                   [[b"XADD", b"bench:xrange", b"*", b"field", b"value%d" % i] for i in range(100)],
+                   8),
+    "XREADGROUP": (["XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", "bench:xg", ">"],
+                   [[STREAM_FILL.encode()]], 1),
+    "XACK": (["XACK", "bench:xg", "g", "__rand_int__"], [], 1),
+}
+
 PERSISTENCE: dict[str, list[str]] = {
     "appendonly no": ["--appendonly", "no"],
     "appendfsync everysec": ["--appendonly", "yes", "--appendfsync", "everysec"],
@@ -238,12 +254,60 @@ def run_benchmark(port: int, tests: list[str], shape: Shape, requests: int) -> d
     return samples
 
 
+def pipelined(port: int, argvs: list[list[bytes]]) -> None:
+    """Send many commands on one connection and read every reply (setup of stream rows)."""
+    payload = b"".join(b"*%d\r\n" % len(argv) + b"".join(
+        b"$%d\r\n%b\r\n" % (len(a), a) for a in argv) for argv in argvs)
+    with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
+        sock.sendall(payload)
+        seen = 0
+        data = b""
+        while seen < len(argvs):
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+            seen = data.count(b"\r\n")  # each setup reply is one line (+OK, :n, $..)
+            if seen >= len(argvs) * 2 or (seen >= len(argvs) and not data.startswith(b"$")):
+                break
+
+
+def run_custom(port: int, name: str, shape: Shape, requests: int) -> dict[str, Sample]:
+    """One redis-benchmark run of a CUSTOM_TESTS row (after its setup)."""
+    line, setup, divisor = CUSTOM_TESTS[name]
+    requests = max(requests // divisor, 1000)
+    for argv in setup:
+        if argv == [STREAM_FILL.encode()]:
+            fill = [[b"XADD", b"bench:xg", b"%d-0" % i, b"field", b"value"]
+                    for i in range(1, requests + 2)]
+            for start in range(0, len(fill), 10_000):
+                pipelined(port, fill[start : start + 10_000])
+            command(port, b"XGROUP", b"CREATE", b"bench:xg", b"g", b"0")
+        else:
+            command(port, *argv)
+    argv = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-c", str(shape.clients),
+            "-P", str(shape.pipeline), "-n", str(requests), "-r", str(requests), "--csv", *line]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    for row in out.stdout.splitlines():
+        cells = [cell.strip('"') for cell in row.split('","')]
+        if len(cells) < 7 or cells[0] == "test":
+            continue
+        try:
+            return {name: Sample(float(cells[1]), float(cells[4]), float(cells[6]))}
+        except ValueError:
+            continue
+    return {}
+
+
 def supported_tests(port: int) -> set[str]:
     """Tests whose command the server knows (an unknown command is n/a, not a number)."""
     have = set()
     for name, (_, probe) in TESTS.items():
         reply = command(port, *probe)
         if not reply.startswith(b"-ERR unknown command"):
+            have.add(name)
+    for name, (line, _setup, _divisor) in CUSTOM_TESTS.items():
+        if not command(port, b"COMMAND", b"INFO", line[0].encode()).startswith(b"*1\r\n*-1"):
             have.add(name)
     command(port, b"FLUSHALL")
     return have
@@ -283,7 +347,7 @@ def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[s
         trio_tests = supported_tests(trio.port) if trio_ok else set()
         if not trio_ok:
             log(f"trioredis does not start with {persistence}: n/a")
-        tests = list(TESTS)
+        tests = list(TESTS) + list(CUSTOM_TESTS)
         cells: dict[tuple[str, str], Cell] = {}
         try:
             for shape_name in shape_names:
@@ -294,10 +358,14 @@ def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[s
                                                 ("trio", trio, [t for t in tests if t in trio_tests])):
                         if not wanted:
                             continue
-                        flags = [TESTS[t][0] for t in wanted]
+                        flags = [TESTS[t][0] for t in wanted if t in TESTS]
                         requests = shape.requests_for(who, args.quick, persistence)
                         got = run_benchmark(server.port, flags, shape, requests)
                         command(server.port, b"FLUSHALL")
+                        for custom in [t for t in wanted if t in CUSTOM_TESTS]:
+                            got.update(run_custom(server.port, custom, shape, requests))
+                            if custom != "XREADGROUP":  # XACK runs on what it left pending
+                                command(server.port, b"FLUSHALL")
                         for test, sample in got.items():
                             getattr(cells.setdefault((shape_name, test), Cell()), who).append(sample)
         finally:

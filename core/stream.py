@@ -82,11 +82,17 @@ def _looks_like_int64(raw: bytes) -> bool:
     return INT64_MIN <= int(raw) <= INT64_MAX
 
 
+# First bytes of a string that may be stored as an integer ("-" and the digits).
+_INT_START = frozenset(b"-0123456789")
+
+
 def _element_size(raw: bytes) -> int:
     """Bytes of a string element in a listpack (header, data, back-length)."""
-    if _looks_like_int64(raw):
-        return _int_size(int(raw))
     length = len(raw)
+    if length <= 20 and raw and raw[0] in _INT_START and _looks_like_int64(raw):
+        return _int_size(int(raw))
+    if length < 64:
+        return length + 2  # the common case: one header byte, one back-length byte
     encoded = length + (1 if length < 64 else 2 if length < 4096 else 5)
     if encoded <= 127:
         return encoded + 1
@@ -204,17 +210,20 @@ class Stream:
             tail = Node(stream_id, fields)
             self.nodes.append(tail)
             self.keys.append(stream_id)
+        values = pairs[1::2]
         same = fields == tail.fields
         if same:
-            values = pairs[1::2]
-            fields = tail.fields
-            item = tuple(part for pair in zip(fields, values, strict=True) for part in pair)
+            # The entry shares the master's field objects: one copy of each name per node.
+            shared = list(pairs)
+            shared[0::2] = tail.fields
+            item = tuple(shared)
         else:
-            values = pairs[1::2]
             item = tuple(pairs)
         numfields = len(fields)
-        size = (_FLAG_SIZE + _int_size(id_ms(stream_id) - id_ms(tail.master))
-                + _int_size(_signed64(id_seq(stream_id) - id_seq(tail.master)))
+        master = tail.master
+        seq_delta = (stream_id & SEQ_MASK) - (master & SEQ_MASK)
+        size = (_FLAG_SIZE + _int_size((stream_id >> SEQ_BITS) - (master >> SEQ_BITS))
+                + _int_size(seq_delta if 0 <= seq_delta <= INT64_MAX else _signed64(seq_delta))
                 + sum(map(_element_size, values)))
         if same:
             size += _int_size(numfields + 3)
