@@ -255,21 +255,19 @@ def run_benchmark(port: int, tests: list[str], shape: Shape, requests: int) -> d
 
 
 def pipelined(port: int, argvs: list[list[bytes]]) -> None:
-    """Send many commands on one connection and read every reply (setup of stream rows)."""
+    """Send many commands on one connection and wait until all ran (setup of stream rows):
+    a PING goes last and its PONG ends the replies."""
+    argvs = [*argvs, [b"PING"]]
     payload = b"".join(b"*%d\r\n" % len(argv) + b"".join(
         b"$%d\r\n%b\r\n" % (len(a), a) for a in argv) for argv in argvs)
-    with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=300) as sock:
         sock.sendall(payload)
-        seen = 0
-        data = b""
-        while seen < len(argvs):
+        tail = b""
+        while not tail.endswith(b"+PONG\r\n"):
             chunk = sock.recv(1 << 20)
             if not chunk:
                 break
-            data += chunk
-            seen = data.count(b"\r\n")  # each setup reply is one line (+OK, :n, $..)
-            if seen >= len(argvs) * 2 or (seen >= len(argvs) and not data.startswith(b"$")):
-                break
+            tail = (tail + chunk)[-16:]
 
 
 def run_custom(port: int, name: str, shape: Shape, requests: int) -> dict[str, Sample]:

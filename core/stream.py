@@ -14,13 +14,13 @@ end, and XINFO STREAM reports the node count (``radix-tree-keys``) and the radix
 size its listpack would have (:func:`_element_size` is listpack's encoding rule); deleted
 entries keep their bytes, as Redis only flags them.
 
-A node holds its live entries as two parallel lists (IDs, flat field/value tuples): XADD
-appends to the last node, XRANGE bisects the node keys then the node, trimming drops nodes
-from the front.  Entries whose fields equal the master's share the master's field objects.
+A node holds its live entries compactly (see :class:`Node`): XADD appends to the last node,
+XRANGE bisects the node keys then the node, trimming drops nodes from the front.
 """
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 
@@ -117,15 +117,22 @@ _FLAG_SIZE = 2  # the flags element: 0..3, one byte plus its back-length
 
 
 class Node:
-    """One radix-tree node: a listpack of entries keyed by its master entry's ID."""
+    """One radix-tree node: a listpack of entries keyed by its master entry's ID.
 
-    __slots__ = ("master", "fields", "ids", "items", "live", "deleted", "body", "last")
+    Kept compact, as memory per entry is what a long stream costs: the live entries' IDs as
+    two arrays of unsigned 64-bit numbers (16 bytes an entry, against 48 for a list of
+    128-bit ints), and per entry only what differs from the master entry: the value alone
+    (one field, the master's), a tuple of values (the master's fields), or a list of
+    field/value pairs (other fields)."""
+
+    __slots__ = ("master", "fields", "ms", "seq", "values", "live", "deleted", "body", "last")
 
     def __init__(self, master: int, fields: tuple[bytes, ...]) -> None:
         self.master = master
         self.fields = fields
-        self.ids: list[int] = []
-        self.items: list[tuple[bytes, ...]] = []
+        self.ms = array("Q")
+        self.seq = array("Q")
+        self.values: list[bytes | tuple[bytes, ...] | list[bytes]] = []
         self.live = 0
         self.deleted = 0
         # Bytes of everything but the two counters: the master fields and every entry
@@ -135,6 +142,42 @@ class Node:
 
     def listpack_bytes(self) -> int:
         return _LISTPACK_OVERHEAD + _int_size(self.live) + _int_size(self.deleted) + self.body
+
+    def id_at(self, position: int) -> int:
+        return (self.ms[position] << SEQ_BITS) | self.seq[position]
+
+    def position(self, stream_id: int) -> int:
+        """Where ``stream_id`` is or would go among the live entries."""
+        return bisect_left(range(len(self.values)), stream_id, key=self.id_at)
+
+    def entry(self, position: int) -> tuple[bytes, ...]:
+        """The field/value pairs of the entry at ``position``, flat."""
+        stored = self.values[position]
+        kind = stored.__class__
+        if kind is bytes:
+            return (self.fields[0], stored)  # type: ignore[return-value]
+        if kind is tuple:
+            flat: list[bytes] = [b""] * (2 * len(stored))
+            flat[0::2] = self.fields
+            flat[1::2] = stored  # type: ignore[assignment]
+            return tuple(flat)
+        return tuple(stored)
+
+    def add(self, stream_id: int, pairs: list[bytes], same: bool) -> None:
+        self.ms.append(stream_id >> SEQ_BITS)
+        self.seq.append(stream_id & SEQ_MASK)
+        if not same:
+            self.values.append(list(pairs))
+        elif len(pairs) == 2:
+            self.values.append(pairs[1])
+        else:
+            self.values.append(tuple(pairs[1::2]))
+
+    def drop(self, start: int, stop: int) -> None:
+        """Forget the live entries at positions [start, stop)."""
+        del self.ms[start:stop]
+        del self.seq[start:stop]
+        del self.values[start:stop]
 
 
 class Nack:
@@ -212,13 +255,6 @@ class Stream:
             self.keys.append(stream_id)
         values = pairs[1::2]
         same = fields == tail.fields
-        if same:
-            # The entry shares the master's field objects: one copy of each name per node.
-            shared = list(pairs)
-            shared[0::2] = tail.fields
-            item = tuple(shared)
-        else:
-            item = tuple(pairs)
         numfields = len(fields)
         master = tail.master
         seq_delta = (stream_id & SEQ_MASK) - (master & SEQ_MASK)
@@ -231,8 +267,7 @@ class Stream:
             size += _int_size(numfields) + sum(map(_element_size, fields))
             size += _int_size(2 * numfields + 4)
         tail.body += size
-        tail.ids.append(stream_id)
-        tail.items.append(item)
+        tail.add(stream_id, pairs, same)
         tail.live += 1
         tail.last = stream_id
         if not self.length:
@@ -257,23 +292,23 @@ class Stream:
                 node = nodes[index]
                 if node.master > end:
                     return
-                ids = node.ids
-                first = bisect_left(ids, start) if node.master < start else 0
-                for position in range(first, len(ids)):
-                    stream_id = ids[position]
+                ms, seq = node.ms, node.seq
+                first = node.position(start) if node.master < start else 0
+                for position in range(first, len(ms)):
+                    stream_id = (ms[position] << SEQ_BITS) | seq[position]
                     if stream_id > end:
                         return
-                    yield stream_id, node.items[position]
+                    yield stream_id, node.entry(position)
         else:
             for index in range(self._node_index(end), -1, -1):
                 node = nodes[index]
-                ids = node.ids
-                position = bisect_right(ids, end) - 1
+                ms, seq = node.ms, node.seq
+                position = bisect_right(range(len(ms)), end, key=node.id_at) - 1
                 while position >= 0:
-                    stream_id = ids[position]
+                    stream_id = (ms[position] << SEQ_BITS) | seq[position]
                     if stream_id < start:
                         return
-                    yield stream_id, node.items[position]
+                    yield stream_id, node.entry(position)
                     position -= 1
                 if node.master < start:
                     return
@@ -282,9 +317,9 @@ class Stream:
         if not self.nodes:
             return None
         node = self.nodes[self._node_index(stream_id)]
-        position = bisect_left(node.ids, stream_id)
-        if position < len(node.ids) and node.ids[position] == stream_id:
-            return node.items[position]
+        position = node.position(stream_id)
+        if position < len(node.values) and node.id_at(position) == stream_id:
+            return node.entry(position)
         return None
 
     def exists(self, stream_id: int) -> bool:
@@ -310,15 +345,14 @@ class Stream:
             return False
         index = self._node_index(stream_id)
         node = self.nodes[index]
-        position = bisect_left(node.ids, stream_id)
-        if position >= len(node.ids) or node.ids[position] != stream_id:
+        position = node.position(stream_id)
+        if position >= len(node.values) or node.id_at(position) != stream_id:
             return False
         if node.live == 1:
             del self.nodes[index]
             del self.keys[index]
         else:
-            del node.ids[position]
-            del node.items[position]
+            node.drop(position, position + 1)
             node.live -= 1
             node.deleted += 1
         self.length -= 1
@@ -356,10 +390,9 @@ class Stream:
             if maxlen is not None:
                 count = self.length - maxlen
             else:
-                count = bisect_left(node.ids, minid)
+                count = node.position(minid)  # type: ignore[arg-type]
             if count:
-                del node.ids[:count]
-                del node.items[:count]
+                node.drop(0, count)
                 node.live -= count
                 node.deleted += count
                 self.length -= count
@@ -503,9 +536,9 @@ def snapshot_payload(stream: Stream) -> list:
     msgpack has no 128-bit integers): the metadata, the nodes as they are (so the node
     boundaries, and with them approximate trimming and XINFO, survive a reload), the groups
     with their pending entries and consumers."""
-    nodes = [[_pack(node.master), list(node.fields), b"".join(map(_pack, node.ids)),
-              [list(item) for item in node.items], node.live, node.deleted, node.body,
-              _pack(node.last)] for node in stream.nodes]
+    nodes = [[_pack(node.master), list(node.fields), node.ms.tolist(), node.seq.tolist(),
+              [list(node.entry(position)) for position in range(len(node.values))],
+              node.live, node.deleted, node.body, _pack(node.last)] for node in stream.nodes]
     groups = []
     for group in stream.sorted_groups():
         consumers = [[consumer.name, consumer.seen_time] for consumer in group.sorted_consumers()]
@@ -523,11 +556,12 @@ def stream_from_snapshot(payload: list) -> Stream:
     stream = Stream()
     stream.length, stream.last_id, stream.max_deleted = length, _unpack(last_id), _unpack(max_deleted)
     stream.entries_added, stream.first_id = entries_added, _unpack(first_id)
-    for master, fields, ids, items, live, deleted, body, last in nodes:
+    for master, fields, ms, seq, items, live, deleted, body, last in nodes:
         node = Node(_unpack(master), tuple(fields))
-        node.ids = [_unpack(ids[offset : offset + 16]) for offset in range(0, len(ids), 16)]
+        for stream_id_ms, stream_id_seq, pairs in zip(ms, seq, items, strict=True):
+            node.add((stream_id_ms << SEQ_BITS) | stream_id_seq, pairs,
+                     tuple(pairs[0::2]) == node.fields)
         node.live, node.deleted, node.body, node.last = live, deleted, body, _unpack(last)
-        node.items = [tuple(item) for item in items]
         stream.nodes.append(node)
         stream.keys.append(node.master)
     for name, group_last, entries_read, consumers, pending in groups:
