@@ -290,3 +290,25 @@ def test_we_load_a_stream_aof_written_by_redis_server(tmp_path):
     with ServerThread(aof_options(ours)) as server:
         server.wait_ready()
         assert stream_state(server.port) == expected
+
+
+def test_huge_counts_cost_only_what_exists(server):
+    """Counts are limits, never allocations: the largest ones answer at once."""
+    biggest = str(2**63 - 1)
+    with RawClient(server.port) as client:
+        for i in range(1, 6):
+            client.call("XADD", "h", f"{i}-1", "f", "v")
+        client.call("XGROUP", "CREATE", "h", "g", "0")
+        started = time.monotonic()
+        assert client.call("XRANGE", "h", "-", "+", "COUNT", biggest).startswith(b"*5\r\n")
+        assert client.call("XREADGROUP", "GROUP", "g", "c", "COUNT", biggest, "STREAMS", "h",
+                           ">").startswith(b"*1\r\n*2\r\n$1\r\nh\r\n*5\r\n")
+        assert client.call("XPENDING", "h", "g", "-", "+", biggest).startswith(b"*5\r\n")
+        claimed = client.call("XAUTOCLAIM", "h", "g", "d", "0", "0", "COUNT",
+                              str(2**63 // 16 - 1), "JUSTID")
+        assert claimed.startswith(b"*3\r\n$3\r\n0-0\r\n*5\r\n")
+        assert client.call("XTRIM", "h", "MAXLEN", "~", biggest) == b":0\r\n"
+        assert client.call("XADD", "h", "MAXLEN", biggest, "9-9", "f", "v") == b"$3\r\n9-9\r\n"
+        assert client.call("XAUTOCLAIM", "h", "g", "d", "0", "0", "COUNT",
+                           str(2**63 // 16)) == b"-ERR COUNT must be > 0\r\n"
+        assert time.monotonic() - started < 5
