@@ -163,6 +163,19 @@ class Node:
             return tuple(flat)
         return tuple(stored)
 
+    def encoded(self, position: int, stream_id: int) -> bytes:
+        """The entry at ``position`` as a RESP reply, ``[id, [field, value, ...]]``."""
+        ident = b"%d-%d" % (stream_id >> SEQ_BITS, stream_id & SEQ_MASK)
+        stored = self.values[position]
+        if stored.__class__ is bytes:  # the common case, one field (the master's)
+            field = self.fields[0]
+            return b"*2\r\n$%d\r\n%b\r\n*2\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
+                len(ident), ident, len(field), field, len(stored), stored)  # type: ignore[arg-type]
+        items = self.entry(position)
+        return b"*2\r\n$%d\r\n%b\r\n*%d\r\n%b" % (
+            len(ident), ident, len(items),
+            b"".join([b"$%d\r\n%b\r\n" % (len(part), part) for part in items]))
+
     def add(self, stream_id: int, pairs: list[bytes], same: bool) -> None:
         self.ms.append(stream_id >> SEQ_BITS)
         self.seq.append(stream_id & SEQ_MASK)
@@ -284,6 +297,12 @@ class Stream:
 
     def range(self, start: int, end: int, reverse: bool = False) -> Iterator[tuple[int, tuple[bytes, ...]]]:
         """Entries with start <= ID <= end, in ID order (or reversed)."""
+        for node, position, stream_id in self.positions(start, end, reverse):
+            yield stream_id, node.entry(position)
+
+    def positions(self, start: int, end: int, reverse: bool = False) -> Iterator[tuple[Node, int, int]]:
+        """(node, position in it, ID) of the entries with start <= ID <= end, in ID order
+        (or reversed): what XRANGE walks."""
         nodes = self.nodes
         if start > end or not nodes:
             return
@@ -298,7 +317,7 @@ class Stream:
                     stream_id = (ms[position] << SEQ_BITS) | seq[position]
                     if stream_id > end:
                         return
-                    yield stream_id, node.entry(position)
+                    yield node, position, stream_id
         else:
             for index in range(self._node_index(end), -1, -1):
                 node = nodes[index]
@@ -308,7 +327,7 @@ class Stream:
                     stream_id = (ms[position] << SEQ_BITS) | seq[position]
                     if stream_id < start:
                         return
-                    yield stream_id, node.entry(position)
+                    yield node, position, stream_id
                     position -= 1
                 if node.master < start:
                     return

@@ -484,12 +484,12 @@ def _xrange(ctx, argv, reverse: bool):
         return []
     if count == 0:
         return NULL_ARRAY
-    reply = []
-    for stream_id, items in stream.range(start, end, reverse):
-        reply.append(_entry(stream_id, items))
-        if len(reply) == count:
+    parts = []
+    for node, position, stream_id in stream.positions(start, end, reverse):
+        parts.append(node.encoded(position, stream_id))
+        if len(parts) == count:
             break
-    return reply
+    return Raw(b"*%d\r\n%b" % (len(parts), b"".join(parts)))
 
 
 def xrange(ctx, argv):
@@ -584,11 +584,11 @@ def _deliver(ctx, key: bytes, stream: Stream, group: Group, consumer: Consumer,
     now = now_ms()
     advanced = False
     group_name = group.name
-    for stream_id, items in stream.range(after + 1, ID_MAX):
+    for node, position, stream_id in stream.positions(after + 1, ID_MAX):
         if stream_id > group.last_id:
             stream.advance_group(group, stream_id)
             advanced = True
-        reply.append(_entry(stream_id, items))
+        reply.append(Raw(node.encoded(position, stream_id)))
         if not noack:
             nack = group.pel.get(stream_id)
             if nack is None:
@@ -652,9 +652,9 @@ def _serve(ctx, request: _ReadRequest, keys: list[int], after_ids: list[int | No
             assert after is not None
             if blocked:
                 if stream.last_id > after:
-                    served.append((key, [_entry(i, items) for i, items in _take(stream, after, count)]))
+                    served.append((key, _take(stream, after, count)))
             elif stream.length and stream.last_valid_id() > after:
-                served.append((key, [_entry(i, items) for i, items in _take(stream, after, count)]))
+                served.append((key, _take(stream, after, count)))
             continue
         group = stream.groups.get(request.group)
         if group is None:
@@ -695,15 +695,16 @@ def _serve(ctx, request: _ReadRequest, keys: list[int], after_ids: list[int | No
     return [[key, entries] for key, entries in served]
 
 
-def _take(stream: Stream, after: int, count: int):
+def _take(stream: Stream, after: int, count: int) -> list[Raw]:
+    """XREAD's entries after ``after`` (at most ``count``, 0: all), as replies."""
+    taken: list[Raw] = []
     if after == ID_MAX:
-        return
-    taken = 0
-    for item in stream.range(after + 1, ID_MAX):
-        yield item
-        taken += 1
-        if count and taken == count:
-            return
+        return taken
+    for node, position, stream_id in stream.positions(after + 1, ID_MAX):
+        taken.append(Raw(node.encoded(position, stream_id)))
+        if len(taken) == count:
+            break
+    return taken
 
 
 def _read(ctx, argv, readgroup: bool):
