@@ -351,9 +351,12 @@ class Stream:
         return next(self.range(0, ID_MAX, reverse=True), None)
 
     def last_valid_id(self) -> int:
-        """The ID of the last live entry (0 when empty): Redis's streamLastValidID."""
-        entry = self.last_entry()
-        return 0 if entry is None else entry[0]
+        """The ID of the last live entry (0 when empty): Redis's streamLastValidID.  Nodes
+        hold live entries only, and a node left without any only by a MINID trim."""
+        for node in reversed(self.nodes):
+            if node.values:
+                return node.id_at(len(node.values) - 1)
+        return 0
 
     # --- deleting -------------------------------------------------------------------------
 
@@ -378,8 +381,11 @@ class Stream:
         return True
 
     def refresh_first_id(self) -> None:
-        entry = self.first_entry()
-        self.first_id = 0 if entry is None else entry[0]
+        for node in self.nodes:
+            if node.values:
+                self.first_id = node.id_at(0)
+                return
+        self.first_id = 0
 
     def trim(self, maxlen: int | None, minid: int | None, approx: bool, limit: int) -> int:
         """Redis 7.0's streamTrim: drop whole nodes from the head while the length stays at
