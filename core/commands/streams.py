@@ -1024,7 +1024,7 @@ def xclaim(ctx, argv):
                 _drop_pending(group, stream_id, nack)
             continue
         if force and nack is None:
-            nack = Nack(None, now, 0)
+            nack = Nack(None, now)  # created as Redis creates one: delivered once, now
             group.pel[stream_id] = nack
         if nack is None:
             continue
