@@ -573,6 +573,7 @@ class Server:
             elif kind is int:
                 out.append(b":%d\r\n" % reply)
             elif kind is Block:
+                self.engine.register_blocked(client, reply)
                 self._to_task(connection, reply)
                 return
             else:
@@ -756,6 +757,7 @@ class Server:
                 break
             reply = engine.call(client, argv)
             if reply.__class__ is Block:
+                engine.register_blocked(client, reply)
                 await self._flush_and_drain(connection)
                 reply = await self._wait_blocked(connection, reply)
             out.append(encode(reply, client.resp3))

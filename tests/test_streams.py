@@ -312,3 +312,40 @@ def test_huge_counts_cost_only_what_exists(server):
         assert client.call("XAUTOCLAIM", "h", "g", "d", "0", "0", "COUNT",
                            str(2**63 // 16)) == b"-ERR COUNT must be > 0\r\n"
         assert time.monotonic() - started < 5
+
+
+def _blocked_run(port: int) -> None:
+    """A group reader blocked, then fed by an XADD, and a NOACK one fed inside MULTI/EXEC."""
+    from parity import encode_command
+
+    with RawClient(port) as producer, RawClient(port) as reader, RawClient(port) as other:
+        producer.call("XGROUP", "CREATE", "b", "g", "$", "MKSTREAM")
+        for client, extra in ((reader, []), (other, ["NOACK"])):
+            client.send(encode_command("XREADGROUP", "GROUP", "g", f"c{len(extra)}", *extra,
+                                       "COUNT", "5", "BLOCK", "0", "STREAMS", "b", ">"))
+            wait_for(lambda client=client: producer.call("CLIENT", "LIST").count(
+                b"cmd=xreadgroup") >= (2 if extra else 1), timeout=5)
+        producer.call("XADD", "b", "1-1", "k", "v")
+        assert reader.read_reply().startswith(b"*1\r\n")
+        producer.call("MULTI")
+        producer.call("XADD", "b", "2-1", "k", "v")
+        producer.call("XADD", "b", "3-1", "k", "v")
+        assert producer.call("EXEC").startswith(b"*2\r\n")
+        assert other.read_reply().startswith(b"*1\r\n")
+
+
+def test_blocked_group_readers_propagate_what_redis_appends(tmp_path):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    ours_dir, theirs_dir = tmp_path / "ours", tmp_path / "theirs"
+    ours_dir.mkdir()
+    theirs_dir.mkdir()
+    with ServerThread(aof_options(ours_dir, ["appendfsync", "always"])) as server:
+        server.wait_ready()
+        _blocked_run(server.port)
+    with ReferenceRedis("--appendonly", "yes", "--aof-use-rdb-preamble", "no",
+                        "--appendfsync", "always", directory=str(theirs_dir)) as reference:
+        _blocked_run(reference.port)
+    ours = _comparable(commands_in((ours_dir / AOF).read_bytes()))
+    theirs = _comparable(_redis_aof_commands(theirs_dir))
+    assert ours == theirs
