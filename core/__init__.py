@@ -20,7 +20,6 @@ from .persistence import (  # noqa: E402
     Loader,
     PersistenceBackend,
     PersistenceRegistry,
-    PersistenceUnsupported,
 )
 from .resp import (  # noqa: E402
     NULL_ARRAY,
@@ -38,6 +37,6 @@ __all__ = [
     "REDIS_VERSION", "BackendHost", "BaseBackend", "Block", "CommandContext", "CommandError",
     "CommandRegistry", "CommandSpec", "Config", "Database", "ErrorReply", "ForkSlot",
     "Keyspace", "Loader", "Map", "NULL_ARRAY", "OK", "PersistenceBackend",
-    "PersistenceRegistry", "PersistenceUnsupported", "Raw", "Status", "ZSet", "__version__", "command",
+    "PersistenceRegistry", "Raw", "Status", "ZSet", "__version__", "command",
     "encode", "encode_command", "wait_child", "die_with_parent", "hookimpl", "hookspec", "now_ms",
 ]

@@ -371,10 +371,8 @@ class User:
                 return NOPERM_COMMAND.format(sub)
         elif sub is None or sub not in self.allowed_subs:
             return NOPERM_COMMAND.format(sub or name)
-        if not self.all_keys:
-            keys = spec.keys(argv)
-            if keys and not self._keys_allowed(keys, spec.is_write):
-                return NOPERM_KEY
+        if not self.all_keys and self.first_denied_key(spec, argv) is not None:
+            return NOPERM_KEY
         if not self.all_channels and name in _CHANNEL_COMMANDS:
             channels = argv[1:2] if _CHANNEL_COMMANDS[name] == 1 else argv[1:]
             literal = name == "psubscribe"  # Redis 7.0: a pattern must be allowed verbatim
@@ -389,8 +387,11 @@ class User:
     def first_denied_key(self, spec: CommandSpec, argv: list[bytes]) -> bytes | None:
         if self.all_keys:
             return None
+        # A command that writes only some of its keys needs read permission on the others.
+        written = spec.write_keys(argv) if spec.write_keys is not None else None
         for key in spec.keys(argv):
-            if not self._keys_allowed([key], spec.is_write):
+            write = spec.is_write if written is None else key in written
+            if not self._keys_allowed([key], write):
                 return key
         return None
 

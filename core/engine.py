@@ -28,17 +28,25 @@ import trio
 
 from . import errors
 from .acl import AccessControl
-from .client import Client
+from .backends import Backends
+from .client import REPLY_OFF, Client
 from .commands import BLOCKING, CommandRegistry, CommandSpec
 from .errors import CommandError
 from .keyspace import Database, Keyspace, now_ms
-from .persistence import BackendHost, BaseBackend, ForkSlot, Loader, PersistenceBackend
+from .persistence import BackendHost, Loader
 from .resp import NULL_ARRAY, QUEUED, ErrorReply
 
 if TYPE_CHECKING:
     from .config import Config, LoadedConfig
     from .log import Log
 
+# The first words of an HTTP request's lines, which Redis treats as an attack.
+_CROSS_PROTOCOL_WORDS = frozenset({b"post", b"host:"})
+CROSS_PROTOCOL_WARNING = (
+    "Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: "
+    "commands to Redis. This is likely due to an attacker attempting to use Cross Protocol "
+    "Scripting to compromise your Redis instance. Connection aborted.")
+CROSS_PROTOCOL_LOG_INTERVAL = 60.0  # seconds: one line per attack wave, not per request
 _MULTI_CONTROL = frozenset({b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"})
 _SUBSCRIBED_ALLOWED = frozenset(
     {b"subscribe", b"psubscribe", b"unsubscribe", b"punsubscribe", b"ping", b"quit", b"reset",
@@ -100,8 +108,10 @@ class _Waiter:
 
 class CommandContext:
     """What a handler sees: ``ctx.db`` (the client's database), ``ctx.keyspace``,
-    ``ctx.client``, ``ctx.engine``; ``ctx.dirty += n`` to say it changed n things;
-    ``ctx.propagate(argv)`` to propagate a different effect than the command as sent."""
+    ``ctx.client``, ``ctx.config``; ``ctx.dirty += n`` to say it changed n things;
+    ``ctx.propagate(argv)`` to propagate a different effect than the command as sent;
+    ``ctx.in_transaction``, ``ctx.spawn(fn)`` and ``ctx.backend(name)`` for commands that wait
+    on a backend.  (``ctx.engine`` is core's own: plugins use the members above.)"""
 
     __slots__ = ("engine", "client", "db", "keyspace", "dirty", "propagated")
 
@@ -125,6 +135,23 @@ class CommandContext:
     def select(self, index: int) -> None:
         self.db = self.keyspace[index]
         self.client.db = self.db
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the command runs inside EXEC (where nothing may wait)."""
+        return self.engine.in_exec
+
+    def spawn(self, async_fn: Callable[[], Any]) -> None:
+        """Run ``async_fn()`` in the server's nursery (a command that returns a Block
+        waiting on an event the task sets, as WAITAOF does)."""
+        self.engine.spawn(async_fn)
+
+    def backend(self, name: str) -> Any:
+        """The persistence backend registered under ``name`` on this server, or None."""
+        for backend in self.engine.persistence.backends:
+            if backend.name == name:
+                return backend
+        return None
 
     def touch(self, key: bytes, db: Database | None = None) -> None:
         """Signal that ``key`` changed (WATCH, blocked clients), for a key the command's key
@@ -171,8 +198,8 @@ class Engine:
         for old, new in loaded.renamed_commands.items():
             self.commands.rename(old, new)
         self.acl = AccessControl(self.commands, self.config.requirepass)
-        self.backends: list[PersistenceBackend] = []
-        self.fork_slot = ForkSlot()
+        # The persistence backends' owner (registered by the server once plugins are known).
+        self.persistence = Backends(self)
         self.dirty = 0
         self.stats = Stats()
         self.clients: dict[int, Client] = {}
@@ -185,9 +212,9 @@ class Engine:
         self._multi_emitted = False
         self.unflushed = False
         self._current: Client | None = None
+        # The write path, handed over by the persistence owner (set_write_path).
         self._feeds: list[Callable[[int, Sequence[bytes]], None]] = []
-        self._refusers: list[PersistenceBackend] = []
-        self._flushers: list[PersistenceBackend] = []
+        self._refusers: list[Any] = []
         # argv[0] as sent (any case) -> (spec, lowercase name, is_write): skips lower() and a lookup.
         self._dispatch: dict[bytes, tuple[CommandSpec, bytes, bool]] = {}
         self._waiters: dict[tuple[int, bytes], deque[_Waiter]] = {}
@@ -201,6 +228,7 @@ class Engine:
         self.run_id = os.urandom(20).hex()
         self.active_expire_enabled = True
         self.total_forks = 0
+        self._cross_protocol_logged = -CROSS_PROTOCOL_LOG_INTERVAL
         self.latest_fork_usec = 0
         self._ops_samples: deque[tuple[float, int]] = deque(maxlen=16)
         # The MONITOR clients (observability.of() puts the Observer's dict here): while it is
@@ -213,33 +241,20 @@ class Engine:
 
     # --- plugins ---------------------------------------------------------------------------
 
-    def add_backends(self, backends: list[PersistenceBackend]) -> None:
-        self.backends = list(backends)
-        # flush() runs once per turn that wrote: only for backends that write something.
-        self._flushers = [
-            backend for backend in self.backends
-            if getattr(type(backend), "flush", None) is not BaseBackend.flush
-        ]
-        self.refresh_write_path()
+    @property
+    def backends(self) -> list[Any]:
+        return self.persistence.backends
 
-    def refresh_write_path(self) -> None:
-        """The backends the hot path calls for each write.  One that keeps BaseBackend's
-        no-op ``feed``/``refuse_writes``, or says it ``wants_writes()`` no more (asked again
-        after each config change), costs nothing per command; ``refuse_writes`` runs only
-        while ``may_refuse_writes()`` (backends push changes: ``write_path_changed``)."""
-        wanting = [
-            backend for backend in self.backends
-            if getattr(backend, "wants_writes", None) is None or backend.wants_writes()
-        ]
-        self._feeds = [
-            backend.feed for backend in wanting
-            if getattr(type(backend), "feed", None) is not BaseBackend.feed
-        ]
-        self._refusers = [
-            backend for backend in wanting
-            if getattr(type(backend), "refuse_writes", None) is not BaseBackend.refuse_writes
-            and (getattr(backend, "may_refuse_writes", None) is None or backend.may_refuse_writes())
-        ]
+    @property
+    def fork_slot(self) -> Any:
+        return self.persistence.fork_slot
+
+    def set_write_path(self, feeds: list[Callable[[int, Sequence[bytes]], None]],
+                       refusers: list[Any]) -> None:
+        """What each write calls (from the persistence owner): the backends' ``feed``s, and
+        the backends whose ``refuse_writes`` may refuse now."""
+        self._feeds = feeds
+        self._refusers = refusers
 
     def refresh_hooks(self) -> None:
         """Call optional hooks only when some plugin implements them."""
@@ -263,15 +278,55 @@ class Engine:
         observe_from = getattr(self._on_executed, "observe_from_us", None)
         self._observe_from_us = observe_from(self.config) if observe_from is not None else 0
 
-    def backend_host(self) -> BackendHost:
-        return BackendHost(self)
-
     def rewrite_value(self, db: int, key: bytes, value: Any, expire_ms: int | None) -> Any:
         return self.hook.trioredis_rewrite_value(db=db, key=key, value=value, expire_ms=expire_ms)
 
     def prepare_fork(self) -> None:
         gc.collect(0)
         gc.freeze()
+
+    def fork_child_exited(self) -> None:
+        """The parent side of :meth:`prepare_fork`, once the child is gone: objects frozen for
+        it are the collector's again (garbage among them would otherwise never be freed)."""
+        gc.unfreeze()
+
+    def loader(self) -> Loader:
+        return Loader(self)
+
+    def backend_host(self) -> BackendHost:
+        return BackendHost(self)
+
+    def wait_on(self, awaitable: Any) -> Block:
+        """A Block for a command whose reply is ``awaitable``'s result (SAVE, DEBUG RELOAD):
+        the client waits, not the server; a CommandError becomes the error reply."""
+        result: dict[str, Any] = {}
+        done = trio.Event()
+
+        async def runner() -> None:
+            try:
+                result["reply"] = await awaitable
+            except CommandError as error:
+                result["reply"] = ErrorReply(error.message.encode())
+            finally:
+                done.set()
+
+        self.spawn(runner)
+        return Block([], 0, lambda _ctx: None, None).waiting_on(done, result)
+
+    def record_fork(self, seconds: float) -> None:
+        """After a backend's successful os.fork(): INFO's total_forks and latest_fork_usec,
+        and the ``fork`` latency event."""
+        usec = int(seconds * 1_000_000)
+        self.total_forks += 1
+        self.latest_fork_usec = usec
+        self.record_latency("fork", usec // 1000)
+
+    def record_latency(self, event: str, milliseconds: int) -> None:
+        """A latency sample for LATENCY LATEST/HISTORY, kept when it reaches
+        ``latency-monitor-threshold``."""
+        from .observability import record_latency
+
+        record_latency(self, event, milliseconds)
 
     def fatal(self, message: str) -> None:
         self.log.warning(message)
@@ -297,6 +352,7 @@ class Engine:
                     if waiter.client is client:
                         self._unregister(waiter)
         self._unwatch(client)
+        client.ctx = None  # ctx.client points back: no cycle left for the collector
         if client.channels or client.patterns:
             pubsub = getattr(self, "pubsub", None)
             if pubsub is not None:
@@ -310,6 +366,8 @@ class Engine:
         if entry is None:
             entry = self._lookup(argv[0])
             if entry is None:
+                if argv[0].lower() in _CROSS_PROTOCOL_WORDS:
+                    return self._cross_protocol_attack(client)
                 return self._reject(client, argv, errors.unknown_command(argv))
         spec, name, is_write = entry
         arity = spec.arity
@@ -342,6 +400,19 @@ class Engine:
             client.multi.append((spec, argv))
             return QUEUED
         return self.execute(client, spec, argv)
+
+    def _cross_protocol_attack(self, client: Client) -> None:
+        """An HTTP request (a browser page posting to the port): close the connection with no
+        reply, before anything after it runs, and log it at most once a minute, as Redis's
+        ``securityWarningCommand``.  Checked before authentication, unlike Redis: with a
+        password set, Redis answers NOAUTH and reads on."""
+        now = time.monotonic()
+        if now - self._cross_protocol_logged > CROSS_PROTOCOL_LOG_INTERVAL:
+            self._cross_protocol_logged = now
+            self.log.warning(CROSS_PROTOCOL_WARNING)
+        client.set_reply_flags(REPLY_OFF)
+        client.close_after_reply = True
+        return None
 
     def _lookup(self, sent: bytes) -> tuple[CommandSpec, bytes, bool] | None:
         """The command table entry for a name as sent; remembered (a bounded number of
@@ -399,7 +470,7 @@ class Engine:
                     self.unflushed = True
                     client.wrote = True
             if db.watched or db.blocked:
-                for key in spec.keys(argv):
+                for key in (spec.write_keys or spec.keys)(argv):
                     self.keyspace.signal_modified(db, key)
         if self._ready_keys and not self.in_exec:
             self.serve_blocked()
@@ -443,10 +514,7 @@ class Engine:
     def flushed_all(self) -> None:
         """FLUSHALL ran: tell the backends (not while replaying a file)."""
         if not self.replaying and not self.loading:
-            for backend in self.backends:
-                flushed = getattr(backend, "flushed", None)
-                if flushed is not None:
-                    flushed()
+            self.persistence.flushed_all()
 
     def refuse_writes(self) -> str | None:
         for backend in self._refusers:
@@ -555,42 +623,6 @@ class Engine:
         self.unflushed = True
         if self._current is not None:
             self._current.wrote = True
-
-    async def flush_for_reply(self, client: Client) -> None:
-        """Before ``client``'s replies leave: write what every backend buffered, then wait
-        until this client's writes are durable where the policy asks for it."""
-        if client.wrote:
-            client.wrote = False
-            self.unflushed = False
-            tickets = [(backend, backend.flush()) for backend in self._flushers]
-            for backend, ticket in tickets:
-                if ticket is not None:
-                    await backend.wait_durable(ticket)
-        elif self.unflushed:
-            self.flush_nowait()
-
-    def flush_writes(self) -> list[tuple[PersistenceBackend, Any]]:
-        """Write what every backend buffered now; the (backend, ticket) pairs a reply to a
-        write must wait for (:meth:`wait_durable`) before it leaves.  The reactor calls this
-        once per turn and parks only the clients that wrote, so the next turn's commands
-        run while the disk syncs (group commit that overlaps the fsync with work)."""
-        self.unflushed = False
-        tickets = []
-        for backend in self._flushers:
-            ticket = backend.flush()
-            if ticket is not None:
-                tickets.append((backend, ticket))
-        return tickets
-
-    async def wait_durable(self, tickets: list[tuple[PersistenceBackend, Any]]) -> None:
-        for backend, ticket in tickets:
-            await backend.wait_durable(ticket)
-
-    def flush_nowait(self) -> None:
-        """Write what the backends buffered, without waiting for durability (cron, shutdown)."""
-        self.unflushed = False
-        for backend in self._flushers:
-            backend.flush()
 
     # --- blocking --------------------------------------------------------------------------
 
@@ -735,7 +767,7 @@ class Engine:
         if self.server is not None:
             self.server.config_applied(old, new)
         self.hook.trioredis_config_changed(old=old, new=new)
-        self.refresh_write_path()
+        self.persistence.refresh_write_path()
 
     # --- memory ----------------------------------------------------------------------------
 
@@ -775,14 +807,9 @@ class Engine:
         (t0, c0), (t1, c1) = self._ops_samples[0], self._ops_samples[-1]
         return int((c1 - c0) / max(t1 - t0, 1e-6))
 
-    async def debug_reload(self, backend: PersistenceBackend) -> Any:
-        """DEBUG RELOAD: make ``backend``'s files complete, empty the dataset and load it
-        back from them (raises PersistenceUnsupported when the backend cannot)."""
-        from .persistence import PersistenceUnsupported
-        from .resp import OK
-
-        if not await backend.reload_point():
-            raise PersistenceUnsupported
+    async def reload_from(self, backend: Any) -> None:
+        """DEBUG RELOAD, once ``backend``'s files are complete: empty the dataset and load it
+        back from them."""
         self.keyspace.flush_all()
         self.loading = self.keyspace.loading = True
         self.loader_client.db = self.keyspace[0]
@@ -790,7 +817,6 @@ class Engine:
             await backend.load(Loader(self))
         finally:
             self.loading = self.keyspace.loading = False
-        return OK
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -907,9 +933,7 @@ class Engine:
         self.loader_client.db = self.keyspace[0]
         self.loader_client.multi = None
         try:
-            for backend in sorted(self.backends, key=lambda b: -b.load_priority()):
-                if await backend.load(Loader(self)):
-                    break
+            await self.persistence.load()
         finally:
             self.loading = False
             self.keyspace.loading = False

@@ -185,8 +185,7 @@ def _persistence(engine: Engine) -> dict[str, Any]:
         "module_fork_in_progress": 0, "module_fork_last_cow_size": 0,
     }
     fields.update(defaults)
-    for backend in engine.backends:
-        fields.update(backend.statistics())
+    fields.update(engine.persistence.statistics())
     return fields
 
 

@@ -127,6 +127,8 @@ class Reactor:
         # appendfsync always: groups of parked writers (oldest first) with their tickets.
         self.parked_groups: deque[tuple[list[Connection], list[Any]]] = deque()
         self.recheck_parked = False
+        # The tickets of the newest write that may not be durable yet (None once it is).
+        self.newest_tickets: list[Any] | None = None
         self.stats = server.engine.stats if server.engine is not None else None
 
     def add(self, connection: Connection) -> None:
@@ -215,9 +217,13 @@ class Reactor:
                     connection.client.wrote = False
                     writers.append(connection)
             if writers or engine.unflushed:
-                tickets = engine.flush_writes()
-                if tickets and writers:
-                    self._park(writers, tickets)
+                tickets = engine.persistence.flush_writes()
+                if tickets:
+                    self.newest_tickets = tickets
+                    if writers:
+                        self._park(writers, tickets)
+            if self.newest_tickets is not None:
+                self._park_readers()
             if self.recheck_parked:
                 self.recheck_parked = False
                 self._release_durable_groups()
@@ -231,6 +237,26 @@ class Reactor:
                     server._close_now(connection)
         finally:
             self.in_turn = False
+
+    def _park_readers(self) -> None:
+        """READS AFTER WRITES (appendfsync always).  A reply made while a write is not yet
+        durable may reveal it: a GET of the key, an EXEC, a pub/sub or keyspace message, a
+        MONITOR line.  So every reply queued in this turn waits for the fsync that covers the
+        newest write, as Redis's replies wait for ``beforeSleep``'s fsync: a power loss can
+        then never erase what any client was told.  (Replies of other turns were sent only
+        once the writes before them were durable.)  Backends take part through the
+        synchronous ``durable_or_notify``: the AOF under ``always`` does; under everysec/no
+        it answers None and reads go out at once, as in Redis (even while a failed write(2)
+        holds its writer's reply: MISCONF replies and reads must not wait for a full disk)."""
+        tickets = self.newest_tickets
+        assert tickets is not None
+        if self._durable_state(tickets) is not False:
+            self.newest_tickets = None
+            return
+        readers = [connection for connection in self.to_send
+                   if connection.mode is REACTOR and not connection.parked]
+        if readers:
+            self._park(readers, tickets)
 
     def _park(self, writers: list[Connection], tickets: list[Any]) -> None:
         """Hold ``writers``' replies (and stop reading them, to keep each client's replies in
@@ -254,17 +280,7 @@ class Reactor:
     def _durable_state(self, tickets: list[Any]) -> bool | None:
         """True: every ticket is durable; False: not yet, and every backend concerned will
         call :meth:`_release_durable` after its next fsync round; None: ask ``wait_durable``."""
-        state: bool | None = True
-        for backend, ticket in tickets:
-            check = getattr(backend, "durable_or_notify", None)
-            if check is None:
-                return None
-            durable = check(ticket, self._release_durable)
-            if durable is None:
-                return None
-            if not durable:
-                state = False
-        return state
+        return self.server.engine.persistence.durable_state(tickets, self._release_durable)
 
     def _release_durable(self) -> None:
         """After an fsync round: send the replies of the parked groups now durable."""
@@ -290,7 +306,7 @@ class Reactor:
     async def _release_when_durable(self, writers: list[Connection], tickets: list[Any]) -> None:
         engine = self.server.engine
         assert engine is not None
-        await engine.wait_durable(tickets)
+        await engine.persistence.wait_durable(tickets)
         self._unpark(writers)
 
     def _unpark(self, writers: list[Connection]) -> None:
@@ -356,9 +372,10 @@ class Server:
         self.exit_code = 0
         self._output_limits: dict[str, tuple[int, int, int]] = {}
         self._output_limits_text: str | None = None
-        # Whether normal clients have an output limit at all (refreshed by config_applied):
-        # the reactor tests this once per read instead of parsing the option's text.
-        self._normal_output_limited = False
+        # The output size (bytes) from which a normal client's replies are checked against its
+        # limits, 0 when it has none (refreshed by config_applied): the reactor tests this
+        # once per command instead of parsing the option's text.
+        self._normal_output_threshold = 0
         self._output_soft_since: dict[int, float] = {}  # client id -> over the soft limit since
         self._output_overflow: set[int] = set()  # client ids closed for their output
 
@@ -377,10 +394,10 @@ class Server:
         manager = make_plugin_manager(config.loadplugin)
         engine = self.engine = Engine(self.loaded, manager, self.log)
         engine.server = self
-        self._normal_output_limited = self._output_limits_for() is not None
+        self._normal_output_threshold = self._output_threshold()
         registry = PersistenceRegistry()
         manager.hook.trioredis_register_persistence(registry=registry, config=config)
-        engine.add_backends(registry.backends)
+        engine.persistence.register(registry.backends)
         await self._open_listeners()
         self._banner(manager)
         async with trio.open_nursery() as nursery:
@@ -400,9 +417,7 @@ class Server:
                     f"DB loaded from disk: {time.time() - started:.3f} seconds "
                     f"({engine.keyspace.key_count()} keys)"
                 )
-            host = engine.backend_host()
-            for backend in engine.backends:
-                await nursery.start(backend.run, host)
+            await engine.persistence.start(nursery)
             nursery.start_soon(self._cron)
             self.ready.set()
             self.log.notice("Ready to accept connections")
@@ -554,6 +569,10 @@ class Server:
         call = engine.call
         closing = False
         queued = len(out)
+        # Replies are counted as they are made, so a batch of 9,000 GETs of a big value stops
+        # at the hard limit instead of building them all first.
+        threshold = self._normal_output_threshold
+        held = sum(map(len, out)) if threshold else 0
         while True:
             try:
                 argv = gets()
@@ -581,10 +600,20 @@ class Server:
             if client.after_reply and self._after_reply(client, out):
                 closing = True
                 break
+            if threshold and out:
+                held += len(out[-1])
+                if held >= threshold:
+                    held = sum(map(len, out))  # exact (a dropped reply was counted)
+                    if held >= threshold:
+                        if self._output_limit_reached(connection, held):
+                            return
+                        # Over the soft limit only: its time runs; the hard limit (if any)
+                        # is still checked per command, the soft one again after the batch.
+                        threshold = self._output_limits["normal"][0]
         if not closing and parser.pending() > self.config.client_query_buffer_limit:
             self._query_limit(connection)
             closing = True
-        if (len(out) > queued and self._normal_output_limited
+        if (len(out) > queued and self._normal_output_threshold
                 and self._output_limit_reached(connection, sum(map(len, out)))):
             return
         if closing:
@@ -616,6 +645,13 @@ class Server:
     # messages are checked as each is queued.  Over the hard limit, or over the soft limit for
     # longer than its seconds, the client is closed at once and what it had queued is dropped,
     # as Redis's closeClientOnOutputBufferLimitReached does.
+
+    def _output_threshold(self) -> int:
+        """The smaller of the normal class's non-zero hard and soft limits (0: unlimited)."""
+        limits = self._output_limits_for()
+        if limits is None:
+            return 0
+        return min(limit for limit in limits[:2] if limit)
 
     def _output_limits_for(self) -> tuple[int, int, int] | None:
         """The normal class's limits, None when unlimited (the default: nothing to check)."""
@@ -747,6 +783,8 @@ class Server:
         engine = self.engine
         assert engine is not None
         client, parser, out = connection.client, connection.parser, connection.out
+        threshold = self._normal_output_threshold  # as in _run_buffered
+        held = sum(map(len, out)) if threshold else 0
         while True:
             try:
                 argv = parser.gets()
@@ -763,6 +801,11 @@ class Server:
             out.append(encode(reply, client.resp3))
             if client.after_reply and self._after_reply(client, out):
                 return True
+            if threshold and out:
+                held += len(out[-1])
+                if held >= threshold and self._output_limit_reached(
+                        connection, sum(map(len, out))):
+                    return False  # closing: _output_limit_reached dropped the output
         if parser.pending() > self.config.client_query_buffer_limit:
             self._query_limit(connection)
             return True
@@ -771,7 +814,7 @@ class Server:
     async def _flush_and_drain(self, connection: Connection) -> None:
         engine = self.engine
         assert engine is not None
-        await engine.flush_for_reply(connection.client)
+        await engine.persistence.flush_for_reply(connection.client)
         if connection.out:
             engine.stats.net_output_bytes += sum(map(len, connection.out))
             await connection.drain()
@@ -827,6 +870,12 @@ class Server:
         self.connections.pop(connection.client.id, None)
         assert self.engine is not None
         self.engine.drop_client(connection.client)
+        # What the client sent and was sent goes now, not at the next full collection: the
+        # transport's callbacks close a cycle (connection -> client -> transport ->
+        # connection) that would otherwise hold a 100 MB half-read upload until then.
+        connection.out.clear()
+        connection.parser = RequestParser()
+        connection.client.transport = Transport()
 
     def config_applied(self, old: Any, new: Any) -> None:
         """After CONFIG SET: proto-max-bulk-len reaches every connected client, as in Redis,
@@ -834,7 +883,7 @@ class Server:
         if old.proto_max_bulk_len != new.proto_max_bulk_len:
             for connection in self.connections.values():
                 connection.parser.set_max_bulk_len(new.proto_max_bulk_len)
-        self._normal_output_limited = self._output_limits_for() is not None
+        self._normal_output_threshold = self._output_threshold()
 
     def client_connections(self) -> list[Connection]:
         return list(self.connections.values())
@@ -851,7 +900,7 @@ class Server:
                 engine.keyspace.active_expire_cycle()
             engine.sample_ops()
             if engine.unflushed:
-                engine.flush_nowait()
+                engine.persistence.flush_nowait()
             timeout = self.config.timeout
             if timeout:
                 limit = time.monotonic() - timeout
@@ -885,14 +934,12 @@ class Server:
             except OSError:
                 pass
         with trio.CancelScope(shield=True):
-            engine.flush_nowait()
+            engine.persistence.flush_nowait()
             if engine.fatal_error is None:
-                for backend in engine.backends:
-                    try:
-                        await backend.aclose(save=bool(engine.shutdown_save) if engine.shutdown_save is not None else _default_save(engine))
-                    except Exception as error:
-                        self.log.warning(f"Error closing persistence backend {backend.name}: {error!r}")
-                        self.exit_code = 1
+                save = (bool(engine.shutdown_save) if engine.shutdown_save is not None
+                        else _default_save(engine))
+                if not await engine.persistence.close(save, self.log):
+                    self.exit_code = 1
             else:
                 self.exit_code = 1
         self.log.warning("trioredis is now ready to exit, bye bye...")

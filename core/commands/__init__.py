@@ -39,8 +39,11 @@ class CommandSpec:
     ``first_key``/``last_key``/``step`` locate key arguments (``last_key`` -1 means the last
     argument, 0 for no keys); ``key_finder(argv)``, when set, finds the keys of a command
     whose keys move with an argument (``numkeys``, Redis's movablekeys), for ACL key checks,
-    COMMAND GETKEYS and modified-key signals; ``handler(ctx, argv)`` returns the reply or
-    raises :class:`trioredis.CommandError`."""
+    COMMAND GETKEYS and modified-key signals; ``write_keys(argv)``, when set, names the only
+    keys the command writes (BITOP's destination, SORT's STORE): the others are only read, so
+    an ACL user needs read permission on them and a change signals just the written ones
+    (WATCH), as Redis's key specs say; ``handler(ctx, argv)`` returns the reply or raises
+    :class:`trioredis.CommandError`."""
 
     name: str
     arity: int
@@ -54,6 +57,7 @@ class CommandSpec:
     subcommands: tuple[str, ...] = ()
     categories: frozenset[str] = field(default_factory=frozenset)
     key_finder: KeyFinder | None = None
+    write_keys: KeyFinder | None = None
 
     @property
     def is_write(self) -> bool:
@@ -80,6 +84,7 @@ def command(
     summary: str = "",
     subcommands: Iterable[str] = (),
     key_finder: KeyFinder | None = None,
+    write_keys: KeyFinder | None = None,
 ) -> CommandSpec:
     """A CommandSpec from compact arguments: ``flags`` is space-separated
     (``"write denyoom fast"``), ``keys`` is (first, last, step)."""
@@ -97,6 +102,7 @@ def command(
         subcommands=tuple(subcommands),
         categories=_categories(flag_set, group),
         key_finder=key_finder,
+        write_keys=write_keys,
     )
 
 

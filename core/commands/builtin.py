@@ -21,6 +21,8 @@ GROUPS = (
     "pubsub",
     "acl",
     "observability",
+    "bitmaps",
+    "sort",
 )
 
 

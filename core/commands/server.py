@@ -7,9 +7,8 @@ import dataclasses
 import hashlib
 import time
 
-import trio
-
 from .. import errors
+from ..backends import REWRITE, SAVE
 from ..config import (
     SECRET,
     ConfigError,
@@ -20,7 +19,6 @@ from ..config import (
 )
 from ..errors import CommandError
 from ..info import info_text
-from ..persistence import PersistenceUnsupported
 from ..resp import OK, Map, Raw, SetReply, Status, Verbatim
 from . import command
 from .args import help_reply, parse_int
@@ -75,8 +73,8 @@ def time_(ctx, argv):
 
 
 def lastsave(ctx, argv):
-    times = [t for t in (b.last_save_time() for b in ctx.engine.backends) if t is not None]
-    return max(times) if times else int(ctx.engine.stats.started)
+    last = ctx.engine.persistence.last_save_time()
+    return last if last is not None else int(ctx.engine.stats.started)
 
 
 def config_(ctx, argv):
@@ -323,61 +321,11 @@ def command_(ctx, argv):
 # --- persistence ---------------------------------------------------------------------------
 
 
-async def _first_supported(ctx, operation):
-    for backend in ctx.engine.backends:
-        try:
-            return await operation(backend)
-        except PersistenceUnsupported:
-            continue
-    raise CommandError(errors.NO_PERSISTENCE)
-
-
-def _run_async(ctx, operation):
-    """Run a backend coroutine for a command: the command blocks this client (not the
-    server) until it answers, through the same Block path as BLPOP.  Inside EXEC nothing may
-    block: the operation must answer without awaiting (a background start then only
-    schedules, as the fork slot is busy there), see :func:`_run_in_transaction`."""
-    from ..engine import Block
-
-    if ctx.engine.in_exec:
-        return _run_in_transaction(ctx, operation)
-    result: dict[str, object] = {}
-    done = trio.Event()
-
-    async def runner():
-        try:
-            result["reply"] = await _first_supported(ctx, operation)
-        except CommandError as error:
-            from ..resp import ErrorReply
-
-            result["reply"] = ErrorReply(error.message.encode())
-        finally:
-            done.set()
-
-    ctx.engine.spawn(runner)
-    return Block([], 0, lambda _ctx: None, None).waiting_on(done, result)
-
-
-def _run_in_transaction(ctx, operation):
-    """A backend operation inside EXEC: run its coroutine to its first await, which the
-    built-in backends never reach when the fork slot is busy (they answer "scheduled")."""
-    for backend in ctx.engine.backends:
-        coroutine = operation(backend)
-        try:
-            coroutine.send(None)
-        except StopIteration as finished:
-            return finished.value
-        except PersistenceUnsupported:
-            continue
-        coroutine.close()
-        raise CommandError(errors.NOT_ALLOWED_IN_MULTI)
-    raise CommandError(errors.NO_PERSISTENCE)
-
-
 def save(ctx, argv):
     # A BGSAVE in progress is refused by the backend; an AOF rewrite's child is waited for
     # (Redis saves in-process meanwhile and answers OK too).
-    return _run_async(ctx, lambda backend: backend.save(background=False))
+    return ctx.engine.persistence.perform(SAVE, lambda backend: backend.save(background=False),
+                                          ctx.in_transaction)
 
 
 def bgsave(ctx, argv):
@@ -389,12 +337,15 @@ def bgsave(ctx, argv):
     elif len(argv) > 2:
         raise CommandError(errors.SYNTAX)
     # Inside MULTI Redis schedules the save whether SCHEDULE was given or not.
-    schedule = schedule or ctx.engine.in_exec
-    return _run_async(ctx, lambda backend: backend.save(background=True, schedule=schedule))
+    schedule = schedule or ctx.in_transaction
+    return ctx.engine.persistence.perform(
+        SAVE, lambda backend: backend.save(background=True, schedule=schedule),
+        ctx.in_transaction)
 
 
 def bgrewriteaof(ctx, argv):
-    return _run_async(ctx, lambda backend: backend.rewrite())
+    return ctx.engine.persistence.perform(REWRITE, lambda backend: backend.rewrite(),
+                                          ctx.in_transaction)
 
 
 def shutdown(ctx, argv):
@@ -486,7 +437,7 @@ def debug(ctx, argv):
         time.sleep(seconds)  # DEBUG SLEEP blocks the server on purpose, as in Redis
         return OK
     if sub == b"reload":
-        return _run_async(ctx, lambda backend: engine.debug_reload(backend))
+        return engine.persistence.debug_reload(ctx.in_transaction)
     if sub == b"set-active-expire" and len(argv) == 3:
         engine.active_expire_enabled = argv[2] != b"0"
         return OK

@@ -42,13 +42,6 @@ def trioredis_register_commands(registry: CommandRegistry) -> None:
                               summary="Blocks until the preceding writes are fsynced to the AOF"))
 
 
-def _aof_backend(ctx: Any) -> AofBackend | None:
-    for backend in ctx.engine.backends:
-        if isinstance(backend, AofBackend):
-            return backend
-    return None
-
-
 def _non_negative(word: bytes, error: str) -> int:
     try:
         value = int(word)
@@ -66,7 +59,7 @@ def waitaof(ctx: Any, argv: list[bytes]) -> Any:
     numlocal = _non_negative(argv[1], "ERR value is out of range, must be positive")
     numreplicas = _non_negative(argv[2], "ERR value is out of range, must be positive")
     timeout_ms = _non_negative(argv[3], "ERR timeout is negative")
-    backend = _aof_backend(ctx)
+    backend = ctx.backend(AofBackend.name)
     enabled = backend is not None and backend.state is State.ON
     if numlocal and not enabled:
         raise CommandError(
@@ -74,7 +67,7 @@ def waitaof(ctx: Any, argv: list[bytes]) -> Any:
     if backend is None or not enabled:
         return [0, 0]
     position = backend.fed_position  # includes this batch's writes, flushed before we wait
-    if (not numlocal and not numreplicas) or ctx.engine.in_exec:  # as WAIT: no wait in EXEC
+    if (not numlocal and not numreplicas) or ctx.in_transaction:  # as WAIT: no wait in EXEC
         return [1 if backend.durable_position >= position else 0, 0]
     result: dict[str, Any] = {}
     done = trio.Event()
@@ -89,7 +82,7 @@ def waitaof(ctx: Any, argv: list[bytes]) -> Any:
         finally:
             done.set()
 
-    ctx.engine.spawn(wait)
+    ctx.spawn(wait)
     return Block([], 0, lambda _ctx: None, None).waiting_on(done, result)
 
 

@@ -84,6 +84,7 @@ class RewriteChild:
 
 class AofBackend(BaseBackend):
     name = "aof"
+    operations = frozenset({"rewrite", "reload"})
 
     def __init__(self, config: Config) -> None:
         self._config = config
@@ -114,6 +115,8 @@ class AofBackend(BaseBackend):
         # once the policy is ``always``.
         self._fsyncer = Fsyncer(self._fsync_done)
         self._fsync_round = trio.Event()  # set (and replaced) after each of its fdatasyncs
+        # Set (and replaced) when a retry writes a tail that a failed write(2) left behind.
+        self._tail_written = trio.Event()
         self._round_listeners: list[Callable[[], None]] = []  # durable_or_notify callers
         self._child: RewriteChild | None = None
         self._rewrite_buf: bytearray | None = None
@@ -207,6 +210,11 @@ class AofBackend(BaseBackend):
             self._write_pending()
             if self._fatal:
                 return self._written + 1
+            if self._buf:
+                # The write failed (everysec/no; always is fatal above): these replies wait
+                # until a retry writes them (wait_durable), so a kill -9 before the disk has
+                # room again loses no acknowledged write.  Redis replies at once here.
+                return self._written + len(self._buf)
         policy = self._config.appendfsync  # kept current by run() and config_changed()
         if policy == "always":
             # The fdatasync starts now, while the turn's replies are still being encoded.
@@ -247,15 +255,18 @@ class AofBackend(BaseBackend):
         if self._write_error is not None:
             self._log("warning", "AOF write error looks solved, Redis can write again.")
             self._write_error = None
+            self._tail_written.set()
+            self._tail_written = trio.Event()
         return True
 
     def _write_failed(self, error: OSError) -> None:
         # WRITE ERRORS.  Under ``always`` a reply may never claim durability the file does
         # not have, and the failed batch's replies are already promised to wait: the server
-        # stops (Redis exits too).  Under everysec/no the replies of the failed batch go out
-        # (as in Redis: the change is in memory), the tail stays buffered and is retried each
-        # tick, and new writes are refused with MISCONF until a retry succeeds; a kill before
-        # that retry loses the buffered tail.
+        # stops (Redis exits too).  Under everysec/no the tail stays buffered and is retried
+        # each tick, new writes are refused with MISCONF until a retry succeeds, and the
+        # replies of the failed batch wait for that retry (flush() returns a ticket past the
+        # written position): a kill before it loses only writes nobody was told of.  (Redis
+        # replies at once, so a kill -9 then loses acknowledged writes.)
         reason = error.strerror or str(error)
         if self.config.appendfsync == "always":
             if not self._fatal:
@@ -334,6 +345,12 @@ class AofBackend(BaseBackend):
         while True:
             if self._fatal:
                 await trio.sleep_forever()  # the server is stopping; this reply never leaves
+            if self._written < ticket and self._buf and self._fd is not None:
+                # A failed write(2) left these bytes unwritten: wait for the tick's retry.
+                # (Polled too: appendonly no drops the buffer without a retry.)
+                with trio.move_on_after(TICK_SECONDS):
+                    await self._tail_written.wait()
+                continue
             if self.config.appendfsync != "always":
                 if self._syncing is not None:  # everysec, delayed: wait for the slow fsync
                     await self._syncing.wait()
@@ -362,7 +379,15 @@ class AofBackend(BaseBackend):
         if self._durable >= ticket or self._fd is None or self._skip_fsync():
             return True
         if not self._fsyncer.running:
-            return None
+            # No fsync process (not started yet, or it died): a worker thread syncs, and
+            # tells the listeners when it is done, as the process does.
+            if self._nursery is None:
+                return None
+            if self._syncing is None:
+                self._nursery.start_soon(self._fsync, self._begin_fsync())
+            if notify not in self._round_listeners:
+                self._round_listeners.append(notify)
+            return False
         # The same request wait_durable makes each round: a request voided by a file change
         # (forget) is made again for the current file.
         self._fsyncer.request(self._fd, self._generation, self._written)
@@ -401,6 +426,7 @@ class AofBackend(BaseBackend):
         finally:
             self._syncing = None
             event.set()
+            self._wake_fsync_waiters()
 
     def _fsync_done(self, generation: int, position: int, error: OSError | None,
                     seconds: float = 0.0) -> None:
@@ -521,8 +547,8 @@ class AofBackend(BaseBackend):
 
     # --- rewrite ---------------------------------------------------------------------------
 
-    async def rewrite(self) -> Any:
-        """BGREWRITEAOF, with Redis's replies."""
+    def rewrite(self) -> Any:
+        """BGREWRITEAOF, with Redis's replies (at once: the child runs in the background)."""
         if self._child is not None:
             return ErrorReply(REWRITE_IN_PROGRESS)
         if self._host is None or self._host.fork_slot.busy:
@@ -559,6 +585,7 @@ class AofBackend(BaseBackend):
             fork_started = time.monotonic()
             pid = os.fork()
         except BaseException:
+            host.fork_child_exited()
             host.fork_slot.release("aof")
             raise
         if pid == 0:
@@ -603,6 +630,7 @@ class AofBackend(BaseBackend):
             if not ok:
                 self._rewrite_buf = None
                 _remove(temp)
+            host.fork_child_exited()
             host.fork_slot.release("aof")
         seconds = time.monotonic() - child.started
         if child.killed:

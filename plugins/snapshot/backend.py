@@ -37,7 +37,6 @@ from trioredis import (
     OK,
     BaseBackend,
     CommandError,
-    PersistenceUnsupported,
     Status,
     die_with_parent,
     wait_child,
@@ -49,6 +48,7 @@ if TYPE_CHECKING:
     from trioredis import BackendHost, Config, Loader
 
 # Redis's replies, verbatim.
+NOT_STARTED = "ERR the snapshot backend is not running yet"
 BGSAVE_IN_PROGRESS = "ERR Background save already in progress"
 BGSAVE_OTHER_CHILD = (
     "ERR Another child process is active (AOF?): can't BGSAVE right now. "
@@ -152,6 +152,7 @@ class SnapshotBackend(BaseBackend):
     """Point-in-time snapshots in ``dir/dbfilename``; see the module docstring."""
 
     name = "snapshot"
+    operations = frozenset({"save", "reload"})
 
     def __init__(self, config: Config) -> None:
         self._initial_config = config
@@ -283,7 +284,7 @@ class SnapshotBackend(BaseBackend):
         except OSError:
             os.close(read_fd)
             os.close(write_fd)
-            gc.unfreeze()
+            host.fork_child_exited()
             raise
         if pid == 0:
             os.close(read_fd)
@@ -337,7 +338,7 @@ class SnapshotBackend(BaseBackend):
                     await trio.to_thread.run_sync(_remove, temp, limiter=self._io_limiter)
             elapsed = time.time() - self._child_started
             self._child_pid = None
-            gc.unfreeze()
+            host.fork_child_exited()
             host.fork_slot.release("snapshot")
             self._child_done.set()
         if ok:
@@ -385,9 +386,9 @@ class SnapshotBackend(BaseBackend):
             return False
         return await self._finish(pid, report_fd, False)
 
-    async def save(self, background: bool, schedule: bool = False) -> Any:
+    def save(self, background: bool, schedule: bool = False) -> Any:
         if self._host is None:
-            raise PersistenceUnsupported
+            raise CommandError(NOT_STARTED)
         if self._child_pid is not None:
             raise CommandError(BGSAVE_IN_PROGRESS)
         if background:
@@ -398,6 +399,9 @@ class SnapshotBackend(BaseBackend):
                 raise CommandError(BGSAVE_OTHER_CHILD)
             self._start_background()
             return Status(b"Background saving started")
+        return self._save_in_foreground()
+
+    async def _save_in_foreground(self) -> Any:
         if not await self._save_now():
             raise CommandError("ERR")
         return OK
@@ -408,7 +412,9 @@ class SnapshotBackend(BaseBackend):
     async def reload_point(self) -> bool:
         if self._host is None:
             return False
-        await self.save(background=False)
+        if self._child_pid is not None:
+            raise CommandError(BGSAVE_IN_PROGRESS)
+        await self._save_in_foreground()
         return True
 
     def may_refuse_writes(self) -> bool:
