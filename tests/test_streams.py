@@ -323,8 +323,9 @@ def _blocked_run(port: int) -> None:
         for client, extra in ((reader, []), (other, ["NOACK"])):
             client.send(encode_command("XREADGROUP", "GROUP", "g", f"c{len(extra)}", *extra,
                                        "COUNT", "5", "BLOCK", "0", "STREAMS", "b", ">"))
-            wait_for(lambda client=client: producer.call("CLIENT", "LIST").count(
-                b"cmd=xreadgroup") >= (2 if extra else 1), timeout=5)
+            wanted = 2 if extra else 1
+            wait_for(lambda wanted=wanted: producer.call("CLIENT", "LIST").count(
+                b"cmd=xreadgroup") >= wanted, timeout=5)
         producer.call("XADD", "b", "1-1", "k", "v")
         assert reader.read_reply().startswith(b"*1\r\n")
         producer.call("MULTI")
