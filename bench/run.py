@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import os
 import platform
 import random
@@ -59,13 +60,30 @@ TESTS: dict[str, tuple[str, list[bytes]]] = {
     "MSET": ("mset", [b"MSET", b"bench:probe:a", b"1", b"bench:probe:b", b"2"]),
 }
 
+# Rows that run an arbitrary command (``redis-benchmark ... <command>``): test name ->
+# (commands sent first, whose error reply means the server lacks it; the command).
+SCRIPT_INCR = b"return redis.call('INCR', KEYS[1])"
+SCRIPT_TEN = (b"redis.call('SET', KEYS[1], ARGV[1]) redis.call('GET', KEYS[1]) "
+              b"redis.call('INCR', KEYS[2]) redis.call('INCR', KEYS[2]) "
+              b"redis.call('HSET', KEYS[3], 'f', ARGV[1]) redis.call('HGET', KEYS[3], 'f') "
+              b"redis.call('LPUSH', KEYS[4], ARGV[1]) redis.call('RPOP', KEYS[4]) "
+              b"redis.call('EXISTS', KEYS[1]) return redis.call('GET', KEYS[2])")
+CUSTOM: dict[str, tuple[list[list[bytes]], list[bytes]]] = {
+    "EVALSHA_INCR": ([[b"SCRIPT", b"LOAD", SCRIPT_INCR]],
+                     [b"EVALSHA", hashlib.sha1(SCRIPT_INCR).hexdigest().encode(), b"1",
+                      b"bench:lua:n"]),
+    "EVALSHA_10CMD": ([[b"SCRIPT", b"LOAD", SCRIPT_TEN]],
+                      [b"EVALSHA", hashlib.sha1(SCRIPT_TEN).hexdigest().encode(), b"4",
+                       b"bench:lua:s", b"bench:lua:n", b"bench:lua:h", b"bench:lua:l", b"v"]),
+}
+
 # Rows for commands redis-benchmark has no -t test for: name -> (the command line it runs,
 # setup that prepares the data, a divisor of the shape's request count for heavy commands).
 # XREADGROUP reads one new entry per call from a stream filled with enough explicit IDs
 # (1-0, 2-0, ...); XACK then acknowledges random ones of them (``__rand_int__`` read as an
 # ID is ``<n>-0``), most of which that XREADGROUP run made pending.
 STREAM_FILL = "stream-fill"
-CUSTOM_TESTS: dict[str, tuple[list[str], list[list[bytes]], int]] = {
+STREAM_TESTS: dict[str, tuple[list[str], list[list[bytes]], int]] = {
     "XADD": (["XADD", "bench:xadd", "*", "field", "value"], [], 1),
     "XRANGE_100": (["XRANGE", "bench:xrange", "-", "+", "COUNT", "100"],
                    [[b"XADD", b"bench:xrange", b"*", b"field", b"value%d" % i] for i in range(100)],
@@ -273,9 +291,9 @@ def pipelined(port: int, argvs: list[list[bytes]]) -> None:
             tail = (tail + chunk)[-16:]
 
 
-def run_custom(port: int, name: str, shape: Shape, requests: int) -> dict[str, Sample]:
-    """One redis-benchmark run of a CUSTOM_TESTS row (after its setup)."""
-    line, setup, divisor = CUSTOM_TESTS[name]
+def run_stream_test(port: int, name: str, shape: Shape, requests: int) -> dict[str, Sample]:
+    """One redis-benchmark run of a STREAM_TESTS row (after its setup)."""
+    line, setup, divisor = STREAM_TESTS[name]
     requests = max(requests // divisor, 1000)
     for argv in setup:
         if argv == [STREAM_FILL.encode()]:
@@ -300,6 +318,28 @@ def run_custom(port: int, name: str, shape: Shape, requests: int) -> dict[str, S
     return {}
 
 
+def run_custom(port: int, tests: list[str], shape: Shape, requests: int) -> dict[str, Sample]:
+    """redis-benchmark once per CUSTOM test (its setup commands sent first)."""
+    samples: dict[str, Sample] = {}
+    for test in tests:
+        setup, argv = CUSTOM[test]
+        for setup_argv in setup:
+            command(port, *setup_argv)
+        run = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-c", str(shape.clients),
+               "-P", str(shape.pipeline), "-n", str(requests), "--csv",
+               *[arg.decode() for arg in argv]]
+        out = subprocess.run(run, capture_output=True, text=True, timeout=600)
+        for line in out.stdout.splitlines():
+            cells = [cell.strip('"') for cell in line.split('","')]
+            if len(cells) < 7 or cells[0] == "test":
+                continue
+            try:
+                samples[test] = Sample(float(cells[1]), float(cells[4]), float(cells[6]))
+            except ValueError:
+                continue
+    return samples
+
+
 def supported_tests(port: int) -> set[str]:
     """Tests whose command the server knows (an unknown command is n/a, not a number)."""
     have = set()
@@ -307,7 +347,10 @@ def supported_tests(port: int) -> set[str]:
         reply = command(port, *probe)
         if not reply.startswith(b"-ERR unknown command"):
             have.add(name)
-    for name, (line, _setup, _divisor) in CUSTOM_TESTS.items():
+    for name, (setup, _argv) in CUSTOM.items():
+        if not any(command(port, *argv).startswith(b"-") for argv in setup):
+            have.add(name)
+    for name, (line, _setup, _divisor) in STREAM_TESTS.items():
         if not command(port, b"COMMAND", b"INFO", line[0].encode()).startswith(b"*1\r\n*-1"):
             have.add(name)
     command(port, b"FLUSHALL")
@@ -348,7 +391,7 @@ def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[s
         trio_tests = supported_tests(trio.port) if trio_ok else set()
         if not trio_ok:
             log(f"trioredis does not start with {persistence}: n/a")
-        tests = list(TESTS) + list(CUSTOM_TESTS)
+        tests = list(TESTS) + list(CUSTOM) + list(STREAM_TESTS)
         cells: dict[tuple[str, str], Cell] = {}
         try:
             for shape_name in shape_names:
@@ -362,9 +405,11 @@ def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[s
                         flags = [TESTS[t][0] for t in wanted if t in TESTS]
                         requests = shape.requests_for(who, args.quick, persistence)
                         got = run_benchmark(server.port, flags, shape, requests)
+                        got.update(run_custom(server.port, [t for t in wanted if t in CUSTOM],
+                                              shape, requests))
                         command(server.port, b"FLUSHALL")
-                        for custom in [t for t in wanted if t in CUSTOM_TESTS]:
-                            got.update(run_custom(server.port, custom, shape, requests))
+                        for custom in [t for t in wanted if t in STREAM_TESTS]:
+                            got.update(run_stream_test(server.port, custom, shape, requests))
                             if custom != "XREADGROUP":  # XACK runs on what it left pending
                                 command(server.port, b"FLUSHALL")
                         for test, sample in got.items():

@@ -23,7 +23,7 @@ import hmac
 import ipaddress
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import CommandError
 from .glob import compile_glob
@@ -88,6 +88,16 @@ def is_loopback(host: str) -> bool:
         return False
     mapped = getattr(address, "ipv4_mapped", None)
     return (mapped or address).is_loopback
+
+
+def is_local_client(client: Any) -> bool:
+    """Redis's ``islocalClient``: a unix socket connection, or TCP from a loopback address
+    (who may use ``enable-protected-configs local`` / ``enable-debug-command local``)."""
+    addr = client.addr
+    if addr.startswith("/"):  # "/unixsocket:0"
+        return True
+    host = addr.rpartition(":")[0]
+    return bool(host) and is_loopback(host.strip("[]"))
 
 
 def protected_mode_refusal(protected_mode: bool, acl: AccessControl, host: str) -> bytes | None:

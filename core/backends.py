@@ -79,6 +79,13 @@ class Backends:
                       if _overrides(backend, "refuse_writes") and backend.may_refuse_writes()],
         )
 
+    def config_changed(self, old: Any, new: Any) -> None:
+        """CONFIG SET: each backend of this server learns of the change (no module-level
+        registry of backends needed), then the write path is asked for again."""
+        for backend in self.backends:
+            backend.config_changed(old, new)
+        self.refresh_write_path()
+
     def flushed_all(self) -> None:
         """FLUSHALL ran (a client's, not a replayed one): a snapshot backend stops a save
         child whose file would bring the keys back."""

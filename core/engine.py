@@ -21,19 +21,23 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from functools import partial
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from . import errors
-from .acl import AccessControl
+from .acl import AccessControl, is_local_client
 from .backends import Backends
 from .client import REPLY_OFF, Client
 from .commands import BLOCKING, CommandRegistry, CommandSpec
+from .config import protected_action_allowed
 from .errors import CommandError
 from .keyspace import Database, Keyspace, now_ms
+from .observability import Observer
 from .persistence import BackendHost, Loader
+from .pubsub import PubSub, notify_keyspace_event
 from .resp import NULL_ARRAY, QUEUED, ErrorReply
 
 if TYPE_CHECKING:
@@ -191,7 +195,13 @@ class Engine:
         self.plugin_manager = plugin_manager
         self.hook = plugin_manager.hook
         self.log = log
-        self.keyspace = Keyspace(self.config.databases, self.propagate)
+        # The subsystems, each owning its state, built here and nowhere else.
+        self.pubsub = PubSub()
+        self.observer = Observer()
+        self.monitoring = self.observer.monitors  # the observer is skipped while it is empty
+        self.keyspace = Keyspace(self.config.databases, self.propagate,
+                                 notify=partial(notify_keyspace_event, self))
+        self.keyspace.notifying = bool(self.config.notify_keyspace_events)
         self.keyspace.on_modified = self._on_modified
         self.commands = CommandRegistry()
         self.hook.trioredis_register_commands(registry=self.commands)
@@ -210,6 +220,8 @@ class Engine:
         self.replaying = False
         self.in_exec = False
         self._multi_emitted = False
+        # While a script runs: its effects, propagated together when it ends (scripting).
+        self.capture: list[tuple[int, list[bytes]]] | None = None
         self.unflushed = False
         self._current: Client | None = None
         # The write path, handed over by the persistence owner (set_write_path).
@@ -231,9 +243,6 @@ class Engine:
         self._cross_protocol_logged = -CROSS_PROTOCOL_LOG_INTERVAL
         self.latest_fork_usec = 0
         self._ops_samples: deque[tuple[float, int]] = deque(maxlen=16)
-        # The MONITOR clients (observability.of() puts the Observer's dict here): while it is
-        # empty, the built-in observer is only called for commands it may log (see below).
-        self.monitoring: dict[int, Client] = {}
         self.refresh_hooks()
         self.loader_client = Client(self.keyspace[0])
         self.loader_client.authenticated = True
@@ -280,6 +289,19 @@ class Engine:
 
     def rewrite_value(self, db: int, key: bytes, value: Any, expire_ms: int | None) -> Any:
         return self.hook.trioredis_rewrite_value(db=db, key=key, value=value, expire_ms=expire_ms)
+
+    def dataset_preamble(self) -> list[list[bytes]]:
+        """The commands that rebuild what the dataset holds outside the keyspace (function
+        libraries, then plugins' ``trioredis_dataset_preamble``), for AOF rewrites and
+        snapshots."""
+        commands: list[list[bytes]] = []
+        functions = getattr(getattr(self, "scripting", None), "functions", None)
+        if functions is not None:
+            commands.extend(functions.preamble())
+        for extra in self.hook.trioredis_dataset_preamble():
+            if extra:
+                commands.extend([list(argv) for argv in extra])
+        return commands
 
     def prepare_fork(self) -> None:
         gc.collect(0)
@@ -354,9 +376,7 @@ class Engine:
         self._unwatch(client)
         client.ctx = None  # ctx.client points back: no cycle left for the collector
         if client.channels or client.patterns:
-            pubsub = getattr(self, "pubsub", None)
-            if pubsub is not None:
-                pubsub.drop(client)
+            self.pubsub.drop(client)
 
     # --- executing -------------------------------------------------------------------------
 
@@ -373,6 +393,8 @@ class Engine:
         arity = spec.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return self._reject(client, argv, errors.wrong_arity(spec.name))
+        if spec.name == "debug" and not self._debug_allowed(client):  # renamed ones too
+            return self._reject(client, argv, errors.DEBUG_NOT_ALLOWED)
         if not client.authenticated and "noauth" not in spec.flags:
             return self._reject(client, argv, errors.NOAUTH)
         if client.user in self.acl.restricted:  # empty unless ACL SETUSER restricted someone
@@ -400,6 +422,12 @@ class Engine:
             client.multi.append((spec, argv))
             return QUEUED
         return self.execute(client, spec, argv)
+
+    def _debug_allowed(self, client: Client) -> bool:
+        """``enable-debug-command``: DEBUG for everyone (yes), local clients (local) or
+        nobody (no, the default), as Redis 7 checks it before running the command."""
+        return protected_action_allowed(self.config.enable_debug_command,
+                                        is_local_client(client))
 
     def _cross_protocol_attack(self, client: Client) -> None:
         """An HTTP request (a browser page posting to the port): close the connection with no
@@ -610,6 +638,9 @@ class Engine:
         """Hand one effect to the backends and the propagation hook (not while replaying)."""
         if self.replaying:
             return
+        if self.capture is not None:
+            self.capture.append((db, argv))
+            return
         if self.in_exec and not self._multi_emitted:
             self._multi_emitted = True
             self._feed(db, [b"MULTI"])
@@ -766,8 +797,9 @@ class Engine:
             self.acl.set_requirepass(new.requirepass)
         if self.server is not None:
             self.server.config_applied(old, new)
+        self.keyspace.notifying = bool(new.notify_keyspace_events)
+        self.persistence.config_changed(old, new)
         self.hook.trioredis_config_changed(old=old, new=new)
-        self.persistence.refresh_write_path()
 
     # --- memory ----------------------------------------------------------------------------
 
@@ -811,6 +843,9 @@ class Engine:
         """DEBUG RELOAD, once ``backend``'s files are complete: empty the dataset and load it
         back from them."""
         self.keyspace.flush_all()
+        functions = getattr(getattr(self, "scripting", None), "functions", None)
+        if functions is not None:  # libraries are part of the dataset: reloaded too
+            functions.flush()
         self.loading = self.keyspace.loading = True
         self.loader_client.db = self.keyspace[0]
         try:

@@ -86,6 +86,8 @@ def _clients(engine: Engine) -> dict[str, Any]:
 
 def _memory(engine: Engine) -> dict[str, Any]:
     rss = rss_bytes()
+    scripting = getattr(engine, "scripting", None)  # created by the first script
+    functions = scripting.functions if scripting is not None else None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     maxmemory = engine.config.maxmemory
     try:
@@ -115,9 +117,9 @@ def _memory(engine: Engine) -> dict[str, Any]:
         "used_memory_vm_eval": 0,
         "used_memory_lua_human": "0B",
         "used_memory_scripts_eval": 0,
-        "number_of_cached_scripts": 0,
-        "number_of_functions": 0,
-        "number_of_libraries": 0,
+        "number_of_cached_scripts": len(scripting.scripts) if scripting else 0,
+        "number_of_functions": len(functions.functions) if functions else 0,
+        "number_of_libraries": len(functions.libraries) if functions else 0,
         "used_memory_vm_functions": 0,
         "used_memory_vm_total": 0,
         "used_memory_vm_total_human": "0B",
@@ -177,7 +179,7 @@ def _persistence(engine: Engine) -> dict[str, Any]:
         "rdb_last_save_time": int(engine.stats.started), "rdb_last_bgsave_status": "ok",
         "rdb_last_bgsave_time_sec": -1, "rdb_current_bgsave_time_sec": -1, "rdb_saves": 0,
         "rdb_last_cow_size": 0, "rdb_last_load_keys_expired": 0, "rdb_last_load_keys_loaded": 0,
-        "aof_enabled": 1 if engine.config.appendonly else 0, "aof_rewrite_in_progress": 0,
+        "aof_enabled": 1 if getattr(engine.config, "appendonly", False) else 0, "aof_rewrite_in_progress": 0,
         "aof_rewrite_scheduled": 0, "aof_last_rewrite_time_sec": -1,
         "aof_current_rewrite_time_sec": -1, "aof_last_bgrewrite_status": "ok",
         "aof_rewrites": 0, "aof_rewrites_consecutive_failures": 0,

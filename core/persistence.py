@@ -100,6 +100,10 @@ class PersistenceBackend(Protocol):
     def statistics(self) -> Mapping[str, Any]:
         """A frozen view of counters: INFO persistence prints these fields."""
 
+    def config_changed(self, old: Any, new: Any) -> None:
+        """CONFIG SET changed the configuration of this backend's server (``new`` is in force
+        from now on): react without awaiting (hand async work to ``run()``'s task)."""
+
 
 class BaseBackend:
     """Do-nothing defaults for every :class:`PersistenceBackend` method."""
@@ -151,6 +155,9 @@ class BaseBackend:
 
     def statistics(self) -> Mapping[str, Any]:
         return {}
+
+    def config_changed(self, old: Any, new: Any) -> None:
+        pass
 
 
 class PersistenceRegistry:
@@ -294,6 +301,11 @@ class BackendHost:
     def rewrite_value(self, db: int, key: bytes, value: Any, expire_ms: int | None) -> Any:
         """The commands that rebuild one key (through ``trioredis_rewrite_value``)."""
         return self._engine.rewrite_value(db, key, value, expire_ms)
+
+    def dataset_preamble(self) -> list[list[bytes]]:
+        """Commands that rebuild state kept outside the keyspace (function libraries), to
+        write before the keys (:meth:`Engine.dataset_preamble`)."""
+        return self._engine.dataset_preamble()
 
     def encode_value(self, value: Any) -> tuple[str, Any] | None:
         """A plugin value for a snapshot (``trioredis_snapshot_encode``)."""

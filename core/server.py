@@ -435,6 +435,8 @@ class Server:
         backends = ", ".join(b.name for b in self.engine.backends) if self.engine else ""
         self.log.notice(f"Persistence backends loaded: {backends}")
         self.log.verbose(f"Plugins: {', '.join(plugin_names(manager))}")
+        if self.loaded.without_effect:  # accepted and shown as Redis does, used for nothing
+            self.log.notice(f"Options without effect here: {', '.join(self.loaded.without_effect)}")
         if config.unixsocket:
             self.log.notice(f"The server is now ready to accept connections at {config.unixsocket}")
 
@@ -610,7 +612,7 @@ class Server:
                         # Over the soft limit only: its time runs; the hard limit (if any)
                         # is still checked per command, the soft one again after the batch.
                         threshold = self._output_limits["normal"][0]
-        if not closing and parser.pending() > self.config.client_query_buffer_limit:
+        if not closing and parser.pending() > engine.config.client_query_buffer_limit:
             self._query_limit(connection)
             closing = True
         if (len(out) > queued and self._normal_output_threshold
@@ -754,7 +756,7 @@ class Server:
         replies: list[Any] = []
 
         async def watch_socket() -> None:
-            while connection.parser.pending() <= self.config.client_query_buffer_limit:
+            while connection.parser.pending() <= engine.config.client_query_buffer_limit:
                 try:
                     await trio.lowlevel.wait_readable(connection.sock)
                 except trio.ClosedResourceError:  # closed under us: the close path cleans up
@@ -806,7 +808,7 @@ class Server:
                 if held >= threshold and self._output_limit_reached(
                         connection, sum(map(len, out))):
                     return False  # closing: _output_limit_reached dropped the output
-        if parser.pending() > self.config.client_query_buffer_limit:
+        if parser.pending() > engine.config.client_query_buffer_limit:
             self._query_limit(connection)
             return True
         return False
@@ -876,6 +878,88 @@ class Server:
         connection.out.clear()
         connection.parser = RequestParser()
         connection.client.transport = Transport()
+
+    # --- busy scripts ------------------------------------------------------------------------
+
+    def serve_while_busy(self, run: Any) -> None:
+        """Called from the hook of a script that has run past ``busy-reply-threshold``
+        (trioredis.scripting), inside the reactor turn that runs it: accept new connections
+        and answer every other client's commands with -BUSY, except SCRIPT KILL, FUNCTION
+        KILL/STATS, SHUTDOWN NOSAVE and the commands flagged ``allow-busy`` (AUTH, HELLO,
+        MULTI...), which run.  Replies leave at once.  Connections served by tasks of their
+        own (blocked clients) wait until the script ends."""
+        reactor, engine = self.reactor, self.engine
+        if reactor is None or engine is None or not USE_REACTOR:
+            return
+        for listener in self._listeners:
+            view = stdsocket.socket(listener.family, listener.type, fileno=listener.fileno())
+            try:
+                sock, address = view.accept()
+            except OSError:
+                sock = None
+            finally:
+                view.detach()  # the listener keeps its fd
+            if sock is not None:
+                try:
+                    self._accept(trio.socket.from_stdlib_socket(sock), address)
+                except OSError:
+                    sock.close()
+        for fd, _mask in reactor.epoll.poll(0):
+            connection = reactor.by_fd.get(fd)
+            # Left for after the script: the running client, and any client with replies
+            # already queued this turn (they may wait for an fsync: see _park_readers).
+            if (connection is None or connection.client is run.caller or connection.parked
+                    or connection.want_write or connection.mode is not REACTOR
+                    or connection.out or connection in reactor.to_send):
+                continue
+            try:
+                data = connection.sock.recv(RECV_SIZE)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                self._close_now(connection)
+                continue
+            engine.stats.net_input_bytes += len(data)
+            connection.parser.feed(data)
+            self._answer_while_busy(connection, run)
+            reactor._send_nowait(connection)
+
+    def _answer_while_busy(self, connection: Connection, run: Any) -> None:
+        engine = self.engine
+        assert engine is not None
+        client, out = connection.client, connection.out
+        scripting = engine.scripting
+        while True:
+            try:
+                argv = connection.parser.gets()
+            except ProtocolError as error:
+                out.append(self._protocol_error(connection, error))
+                connection.closing = True
+                return
+            if argv is None:
+                return
+            entry = engine._lookup(argv[0])
+            allowed = entry is not None and "allow-busy" in entry[0].flags
+            if allowed and entry[1] in (b"script", b"function"):
+                # As Redis: SCRIPT KILL during EVAL, FUNCTION KILL/STATS during FCALL.
+                sub = argv[1].lower() if len(argv) == 2 else b""
+                allowed = (entry[1] == b"script") == run.is_eval and (
+                    sub == b"kill" or (sub == b"stats" and not run.is_eval))
+            if allowed and entry[1] == b"shutdown":
+                allowed = b"nosave" in (arg.lower() for arg in argv[1:])
+                if allowed:
+                    scripting.stop_for_shutdown()
+            if allowed:
+                reply = engine.call(client, argv)
+            else:
+                reply = engine._reject(client, argv, scripting.busy_error())
+            if reply.__class__ is not Block:
+                out.append(encode(reply, client.resp3))
+            if client.after_reply and self._after_reply(client, out):
+                connection.closing = True
+                return
 
     def config_applied(self, old: Any, new: Any) -> None:
         """After CONFIG SET: proto-max-bulk-len reaches every connected client, as in Redis,
@@ -948,7 +1032,7 @@ class Server:
 
 def _default_save(engine: Engine) -> bool:
     """SIGTERM and a bare SHUTDOWN save a snapshot when save points are configured."""
-    return bool(engine.config.save)
+    return bool(getattr(engine.config, "save", ()))  # an option of plugins/snapshot
 
 
 def _format_address(address: Any) -> str:

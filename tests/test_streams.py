@@ -350,3 +350,25 @@ def test_blocked_group_readers_propagate_what_redis_appends(tmp_path):
     ours = _comparable(commands_in((ours_dir / AOF).read_bytes()))
     theirs = _comparable(_redis_aof_commands(theirs_dir))
     assert ours == theirs
+
+
+SCRIPTED = [
+    ["XADD", "s", "1-1", "a", "1"],
+    ["XGROUP", "CREATE", "s", "g", "0"],
+    ["EVAL", "return redis.call('XREAD','BLOCK','0','STREAMS','s','$')", "0"],
+    ["EVAL", "return redis.call('xReadGroup','GROUP','g','c','BLOCK','0','STREAMS','s','>')", "0"],
+    ["EVAL", "return redis.call('XREADGROUP','GROUP','g','c','COUNT','5','STREAMS','s','>')", "0"],
+    ["EVAL", "redis.call('XADD','s','2-1','b','2') return redis.call('XINFO','STREAM','s')", "0"],
+    ["EVAL", "return redis.call('XPENDING','s','g')", "0"],
+]
+
+
+def test_stream_commands_in_scripts_answer_as_redis(server):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    with ReferenceRedis() as reference:
+        replies = []
+        for port in (server.port, reference.port):
+            with RawClient(port) as client:
+                replies.append([client.call(*argv) for argv in SCRIPTED])
+    assert replies[0] == replies[1]

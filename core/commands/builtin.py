@@ -23,6 +23,7 @@ GROUPS = (
     "observability",
     "bitmaps",
     "sort",
+    "scripting",
 )
 
 

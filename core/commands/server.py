@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
+import re
 import time
 
 from .. import errors
+from ..acl import is_local_client
 from ..backends import REWRITE, SAVE
 from ..config import (
-    SECRET,
+    ENCODING_ERRORS,
     ConfigError,
     format_value,
     matching_options,
+    protected_action_allowed,
     replace_options,
     rewrite_config_file,
 )
@@ -81,29 +85,9 @@ def config_(ctx, argv):
     sub = argv[1].lower()
     engine = ctx.engine
     if sub == b"get" and len(argv) >= 3:
-        result = {}
-        for pattern in argv[2:]:
-            text = pattern.decode("utf-8", "replace")
-            for name in matching_options(text):
-                if name in SECRET:
-                    continue
-                # An exact name (no glob) is echoed as typed, as Redis does.
-                shown = text if not any(c in text for c in "*?[") else name
-                result[shown.encode()] = format_value(engine.config, name).encode()
-        return Map(result)
+        return _config_get(engine.config, argv[2:])
     if sub == b"set" and len(argv) >= 4 and len(argv) % 2 == 0:
-        changes = {}
-        for index in range(2, len(argv), 2):
-            name = argv[index].decode("utf-8", "replace").lower()
-            if name in changes:
-                raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter")
-            changes[name] = argv[index + 1].decode("utf-8", "replace")
-        try:
-            new = replace_options(engine.config, changes)
-        except ConfigError as error:
-            raise CommandError(f"ERR {error}") from None
-        engine.apply_config(new)
-        return OK
+        return _config_set(ctx, argv[2:])
     if sub == b"resetstat" and len(argv) == 2:
         engine.stats.reset()
         engine.keyspace.expired_keys = 0
@@ -122,6 +106,53 @@ def config_(ctx, argv):
     if sub in (b"get", b"set", b"resetstat", b"rewrite", b"help"):
         raise CommandError(f"ERR wrong number of arguments for 'config|{sub.decode()}' command")
     raise CommandError(errors.unknown_subcommand(argv[1], "CONFIG"))
+
+
+def _config_get(config, patterns: list[bytes]) -> Map:
+    """CONFIG GET with one or more patterns: each option once (the first spelling that named
+    it); an exact name is echoed as typed, as Redis does."""
+    result: dict[bytes, bytes] = {}
+    seen: set[str] = set()
+    for pattern in patterns:
+        text = pattern.decode("utf-8", ENCODING_ERRORS)
+        exact = not any(char in text for char in "*?[")
+        for name in matching_options(text, config):
+            if name in seen:
+                continue
+            seen.add(name)
+            shown = text if exact else name
+            result[shown.encode("utf-8", ENCODING_ERRORS)] = format_value(config, name).encode(
+                "utf-8", ENCODING_ERRORS)
+    return Map(result)
+
+
+def _config_set(ctx, words: list[bytes]):
+    """CONFIG SET name value [name value ...]: all or nothing.  The new configuration is
+    validated whole first; when applying it fails, the old one is applied back (Redis's
+    rollback) and the error names the option."""
+    engine = ctx.engine
+    pairs = [(words[i].decode("utf-8", ENCODING_ERRORS), words[i + 1].decode("utf-8", ENCODING_ERRORS))
+             for i in range(0, len(words), 2)]
+    allowed = protected_action_allowed(engine.config.enable_protected_configs,
+                                       is_local_client(ctx.client))
+    old = engine.config
+    try:
+        new = replace_options(old, pairs, protected_allowed=allowed)
+    except ConfigError as error:
+        raise CommandError(_error_text(error)) from None
+    try:
+        engine.apply_config(new)
+    except ConfigError as error:
+        engine.apply_config(old)
+        raise CommandError(_error_text(error)) from None
+    return OK
+
+
+def _error_text(error: ConfigError) -> str:
+    """An error naming what the client typed: one line, and bytes that are not UTF-8 shown
+    as U+FFFD (the reply is encoded as UTF-8)."""
+    text = f"ERR {error}".encode("utf-8", ENCODING_ERRORS).decode("utf-8", "replace")
+    return errors.sanitize(text)
 
 
 _CONFIG_HELP = [
@@ -418,6 +449,23 @@ def value_digest(engine, db_index, key, value) -> bytes:
     return h.digest()
 
 
+# The number strtod reads at the start of DEBUG SLEEP's argument ("abc" reads as 0).
+_STRTOD_PREFIX = re.compile(rb"\s*([+-]?(?:inf(?:inity)?|nan|(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?))",
+                            re.IGNORECASE)
+# Redis converts the seconds to microseconds in a long long: beyond it (inf, 1e308), and for
+# nan or a negative time, nanosleep refuses at once and DEBUG SLEEP answers OK at once.
+_LLONG_MAX = 2**63 - 1
+
+
+def _debug_sleep_seconds(text: bytes) -> float:
+    """How long DEBUG SLEEP sleeps for ``text``, as Redis 7.0 does: never an error."""
+    match = _STRTOD_PREFIX.match(text)
+    seconds = float(match.group(1)) if match else 0.0
+    if not math.isfinite(seconds) or not 0 <= seconds * 1e6 <= _LLONG_MAX:
+        return 0.0
+    return min(int(seconds * 1e6) / 1e6, 1e9)  # time.sleep refuses more than ~2**63 ns
+
+
 def debug(ctx, argv):
     sub = argv[1].lower()
     engine = ctx.engine
@@ -430,11 +478,7 @@ def debug(ctx, argv):
             for key in argv[2:]
         ]
     if sub == b"sleep" and len(argv) == 3:
-        try:
-            seconds = float(argv[2])
-        except ValueError:
-            raise CommandError(errors.NOT_FLOAT) from None
-        time.sleep(seconds)  # DEBUG SLEEP blocks the server on purpose, as in Redis
+        time.sleep(_debug_sleep_seconds(argv[2]))  # DEBUG SLEEP blocks the server on purpose, as in Redis
         return OK
     if sub == b"reload":
         return engine.persistence.debug_reload(ctx.in_transaction)

@@ -22,18 +22,49 @@ from trioredis import (
     hookimpl,
 )
 from trioredis import command as command_spec
+from trioredis.config_table import (
+    FILENAME,
+    IMMUTABLE,
+    INT_MAX,
+    LLONG_MAX,
+    Option,
+    boolean,
+    enum,
+    integer,
+    memory,
+    string,
+)
 
-from .backend import AofBackend, AofLoadError, State, config_changed
+from .backend import AofBackend, AofLoadError, State
+
+# The AOF's own options, as Redis 7.0 declares them (names, defaults, bounds, flags); core
+# makes them known to the config file and CONFIG GET/SET/REWRITE.  The file names are
+# immutable: a runtime change would make the next start load another file than the one
+# holding the data.
+AOF_OPTIONS: tuple[Option, ...] = (
+    boolean("appendonly", False, applies="AOF on/off"),
+    string("appendfilename", "appendonly.aof", flags=IMMUTABLE, confine=FILENAME,
+           applies="AOF file name in dir"),
+    string("appenddirname", "appendonlydir", flags=IMMUTABLE, confine=FILENAME,
+           applies="Redis 7's multi-part AOF directory, imported at start-up"),
+    enum("appendfsync", ("everysec", "always", "no"), "everysec", applies="fsync policy"),
+    boolean("no-appendfsync-on-rewrite", False, applies="fsync while a child writes"),
+    integer("auto-aof-rewrite-percentage", 100, 0, INT_MAX, applies="automatic rewrites"),
+    memory("auto-aof-rewrite-min-size", 64 * 1024 * 1024, 0, LLONG_MAX,
+           applies="automatic rewrites"),
+    boolean("aof-load-truncated", True, applies="a torn tail at start-up"),
+)
+
+
+@hookimpl
+def trioredis_add_options(registry: Any) -> None:
+    for option in AOF_OPTIONS:
+        registry.add(option)
 
 
 @hookimpl
 def trioredis_register_persistence(registry: PersistenceRegistry, config: Config) -> None:
     registry.add(AofBackend(config))
-
-
-@hookimpl
-def trioredis_config_changed(old: Config, new: Config) -> None:
-    config_changed(old, new)
 
 
 @hookimpl

@@ -19,7 +19,6 @@ import os
 import shlex
 import signal
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,7 @@ from trioredis import (
     BackendHost,
     BaseBackend,
     Config,
+    ConfigError,
     ErrorReply,
     Loader,
     Status,
@@ -55,7 +55,6 @@ REWRITE_FAILED = (b"ERR Can't execute an AOF background rewriting. Please check 
 _ARRAY_HEADERS = [b"*%d\r\n" % count for count in range(64)]
 _BULK_HEADERS = [b"$%d\r\n" % size for size in range(1024)]
 
-_BACKENDS: weakref.WeakSet[AofBackend] = weakref.WeakSet()
 
 
 class AofLoadError(Exception):
@@ -126,7 +125,6 @@ class AofBackend(BaseBackend):
         self._last_rewrite_ok = True
         self._rewrites = 0
         self._rewrite_failures = 0
-        _BACKENDS.add(self)
 
     # --- small helpers ---------------------------------------------------------------------
 
@@ -772,6 +770,12 @@ class AofBackend(BaseBackend):
     # --- runtime configuration -------------------------------------------------------------
 
     def config_changed(self, old: Config, new: Config) -> None:
+        if old.appendonly and new.appendonly and old.dir != new.dir:
+            # The next start would look for the AOF in the new dir and start empty: refused,
+            # and CONFIG SET rolls every option back (appendonly no, then dir, is fine).
+            raise ConfigError("CONFIG SET failed (possibly related to argument 'dir') - can't "
+                              "change dir while appendonly is yes: the next start would not "
+                              "find the append only file")
         self._config = new
         if old.appendonly == new.appendonly:
             return
@@ -1046,8 +1050,3 @@ def _remove(path: str) -> None:
     except FileNotFoundError:
         pass
 
-
-def config_changed(old: Config, new: Config) -> None:
-    for backend in list(_BACKENDS):
-        if backend._config is old:
-            backend.config_changed(old, new)

@@ -29,7 +29,6 @@ import glob
 import os
 import signal
 import time
-import weakref
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -37,6 +36,7 @@ from trioredis import (
     OK,
     BaseBackend,
     CommandError,
+    ErrorReply,
     Status,
     die_with_parent,
     wait_child,
@@ -69,8 +69,6 @@ CRON_SECONDS = 0.1
 # The signal that stops a child on purpose (shutdown, FLUSHALL in Redis): not an error.
 KILL_SIGNAL = signal.SIGUSR1
 
-# Backends of live servers, so the module-level config hook finds the one whose config changed.
-_BACKENDS: weakref.WeakSet[SnapshotBackend] = weakref.WeakSet()
 
 
 def zset_class() -> type | None:
@@ -96,7 +94,7 @@ def _child_main(path: str, databases: list[Any], host: BackendHost, zset: type |
                 pass
         gc.disable()  # a collection would write to every object header: copy-on-write
         die_with_parent(parent)
-        write_snapshot_file(path, databases, host.encode_value, zset)
+        write_snapshot_file(path, databases, host.encode_value, zset, host.dataset_preamble())
         os.write(report_fd, b"%d" % _private_dirty_bytes())
         status = 0
     except BaseException as error:  # noqa: BLE001 - the reason goes to the parent
@@ -176,7 +174,6 @@ class SnapshotBackend(BaseBackend):
         self._loaded_keys = 0
         self._expired_on_load = 0
         self._wakeup = trio.Event()
-        _BACKENDS.add(self)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -261,6 +258,14 @@ class SnapshotBackend(BaseBackend):
         if old.save != new.save and self._host is not None:
             points = " ".join(f"{s} {c}" for s, c in new.save) or '""'
             self._host.log.notice(f"Save points are now: {points}")
+            self._wakeup.set()
+        old_path = os.path.join(old.dir, old.dbfilename)
+        new_path = os.path.join(new.dir, new.dbfilename)
+        if old_path != new_path and self._host is not None and os.path.exists(old_path):
+            # The next start loads new_path: save the dataset there now rather than leave it
+            # only in a file that start-up will no longer read.
+            self._host.log.notice(f"The snapshot file is now {new_path}: saving there")
+            self._scheduled = True
             self._wakeup.set()
 
     # --- saving ----------------------------------------------------------------------------
@@ -506,6 +511,17 @@ class SnapshotBackend(BaseBackend):
                        f"loaded) in {time.time() - started:.3f} seconds")
         return True
 
+    @staticmethod
+    def _replay_preamble(loader: Loader, snapshot: SnapshotFile) -> None:
+        """The commands stored before the keys (function libraries): a failure is damage."""
+        preamble = snapshot.metadata.get("preamble") or []
+        for argv in preamble:
+            reply = loader.execute([bytes(arg) for arg in argv])
+            if isinstance(reply, ErrorReply):
+                raise SnapshotError(f"Bad snapshot file {snapshot.path}: replaying "
+                                    f"{bytes(argv[0]).decode('utf-8', 'replace')} failed: "
+                                    f"{bytes(reply).decode('utf-8', 'replace')}")
+
     async def _load_databases(self, loader: Loader, snapshot: SnapshotFile) -> tuple[int, int]:
         """Verify the whole file first (nothing reaches the keyspace from a damaged one),
         then decode each database in a worker thread (the event loop keeps answering
@@ -514,6 +530,7 @@ class SnapshotBackend(BaseBackend):
         size = snapshot.size
         loader.progress(0, size)
         await trio.to_thread.run_sync(snapshot.verify, limiter=self._io_limiter)
+        self._replay_preamble(loader, snapshot)
         zset = zset_class()
         loaded = expired = 0
         for offset, start, end in snapshot.database_records():
@@ -546,9 +563,3 @@ def loader_log(loader: Loader, backend: SnapshotBackend) -> Any:
     log = backend._log()
     return log if log is not None else getattr(loader, "log", None)
 
-
-def config_changed(old: Config, new: Config) -> None:
-    for backend in list(_BACKENDS):
-        host = backend._host
-        if host is not None and host.config is new:
-            backend.config_changed(old, new)
