@@ -15,7 +15,10 @@ Sections:
   ``bench/data/``): seconds from process start until PING answers PONG and INFO says
   ``loading:0``;
 - memory per key for those 1,000,000 small strings (process RSS after loading minus RSS of
-  the empty server, from /proc, the figure Redis reports as ``used_memory_rss``).
+  the empty server, from /proc, the figure Redis reports as ``used_memory_rss``);
+- DUMP and RESTORE of a 10,000-member sorted set, requests per second;
+- with ``--only rdb`` (not in the default run): SAVE and start-up load of a 1,000,000-key
+  ``dump.rdb``.
 
 A command our server does not have yet shows ``n/a`` (probed before the run), as does a
 persistence mode the server refuses to start with.
@@ -685,6 +688,145 @@ def replay_section(args: argparse.Namespace, scratch: Path, log: Callable[[str],
     return lines, {"replay": (r, t), "per_key": per_key}
 
 
+# --- DUMP / RESTORE -----------------------------------------------------------------------
+
+DUMP_MEMBERS = 10_000
+
+
+def _pipelined(port: int, request: bytes, count: int) -> float:
+    """Seconds for ``count`` copies of one request, pipelined on one connection, until every
+    reply is in (all replies of one request have the same size: the first one tells it).
+    redis-benchmark cannot send a DUMP payload: argv cannot carry its NUL bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(request)
+        first = b""
+        while True:
+            first += sock.recv(1 << 20)
+            if first.startswith((b"+", b"-", b":")) and first.endswith(b"\r\n"):
+                size = len(first)
+                break
+            if first.startswith(b"$"):
+                header = first.index(b"\r\n") + 2 if b"\r\n" in first else 0
+                if header:
+                    size = header + int(first[1:header - 2]) + 2
+                    if len(first) >= size:
+                        break
+        started = time.perf_counter()
+        sock.sendall(request * count)
+        remaining = size * count - (len(first) - size)
+        while remaining > 0:
+            chunk = sock.recv(1 << 22)
+            if not chunk:
+                raise OSError("connection closed")
+            remaining -= len(chunk)
+        return time.perf_counter() - started
+
+
+def dump_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], None]) -> list[str]:
+    """DUMP and RESTORE ... REPLACE of a 10,000-member sorted set (a skiplist: each member
+    and its binary score), requests per second, both servers alternating."""
+    count = 20 if args.quick else 100
+    members = [b"%d" % (i * 7919 % 100_003) for i in range(DUMP_MEMBERS)]
+    zadd = [b"ZADD", b"bench:zset"]
+    for index, member in enumerate(members):
+        zadd += [b"%d.%d" % (index, index % 7), b"member:" + member]
+    rates: dict[str, dict[str, list[float]]] = {"DUMP": {"redis": [], "trio": []},
+                                                "RESTORE": {"redis": [], "trio": []}}
+    servers = {kind: Server(kind, scratch / f"{kind}-dump", ["--appendonly", "no"])
+               for kind in ("redis", "trio")}
+    try:
+        for server in servers.values():
+            if not server.start():
+                raise SystemExit(f"{server.kind} did not start for the DUMP bench")
+            command(server.port, *zadd, timeout=60)
+        payload = command(servers["redis"].port, b"DUMP", b"bench:zset")
+        payload = payload[payload.index(b"\r\n") + 2:-2]
+        for round_number in range(args.rounds):
+            log(f"DUMP/RESTORE round {round_number + 1}/{args.rounds}")
+            for kind, server in servers.items():
+                seconds = _pipelined(server.port, _request([b"DUMP", b"bench:zset"]), count)
+                rates["DUMP"][kind].append(count / seconds)
+                restore = [b"RESTORE", b"bench:copy", b"0", payload, b"REPLACE"]
+                seconds = _pipelined(server.port, _request(restore), count)
+                rates["RESTORE"][kind].append(count / seconds)
+    finally:
+        for server in servers.values():
+            server.stop()
+    lines = [
+        f"### DUMP / RESTORE of a {DUMP_MEMBERS:,}-member sorted set",
+        "",
+        f"{count} requests pipelined on one connection, per round; the payload is Redis's DUMP.",
+        "",
+        "| command | Redis ops/s | trioredis ops/s | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, by_kind in rates.items():
+        r, t = median(by_kind["redis"]), median(by_kind["trio"])
+        label = "DUMP" if name == "DUMP" else "RESTORE ... REPLACE"
+        lines.append(f"| {label} | {_num(r)} | {_num(t)} | {_ratio(t / r if r and t else None)} |")
+    return lines + [""]
+
+
+# --- RDB files -------------------------------------------------------------------------------
+
+RDB_KEYS = 1_000_000
+
+
+def rdb_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], None]) -> list[str]:
+    """SAVE of 1,000,000 small strings in RDB format, and start-up loading that ``dump.rdb``
+    (written by redis-server's DEBUG POPULATE + SAVE; both servers load the same file)."""
+    keys = 100_000 if args.quick else RDB_KEYS
+    times: dict[str, dict[str, list[float]]] = {"save": {"redis": [], "trio": []},
+                                                "load": {"redis": [], "trio": []}}
+    source = scratch / "rdb-source"
+    maker = Server("redis", source, ["--appendonly", "no", "--enable-debug-command", "yes"])
+    if not maker.start():
+        raise SystemExit("redis-server did not start for the RDB bench")
+    try:
+        command(maker.port, b"DEBUG", b"POPULATE", b"%d" % keys, b"key", b"10", timeout=600)
+        command(maker.port, b"SAVE", timeout=600)
+    finally:
+        maker.stop()
+    rdb = source / "dump.rdb"
+    log(f"RDB of {keys:,} keys ({rdb.stat().st_size / 1e6:.0f} MB)")
+    for round_number in range(args.rounds):
+        for kind in ("redis", "trio"):
+            directory = scratch / f"{kind}-rdb"
+            directory.mkdir(parents=True, exist_ok=True)
+            shutil.copy(rdb, directory / "dump.rdb")
+            server = Server(kind, directory, ["--appendonly", "no", "--dbfilename", "dump.rdb"])
+            server.start(wait=False)
+            try:
+                loaded = server.wait_ready(timeout=300, loaded=True)
+                if loaded is None:
+                    log(f"  {kind} did not load the RDB file")
+                    continue
+                times["load"][kind].append(loaded)
+                started = time.perf_counter()
+                if command(server.port, b"SAVE", timeout=600).startswith(b"+OK"):
+                    times["save"][kind].append(time.perf_counter() - started)
+            finally:
+                server.stop()
+            log(f"  {kind} round {round_number + 1}: load {loaded} s")
+    lines = [
+        f"### RDB files ({keys:,} small strings, `dbfilename dump.rdb`)",
+        "",
+        "Load: seconds from process start until `loading:0`, reading redis-server's file. "
+        "Save: SAVE of the same dataset in RDB format (time; lower is better).",
+        "",
+        "| | Redis | trioredis | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for name in ("load", "save"):
+        r, t = median(times[name]["redis"]), median(times[name]["trio"])
+        lines.append(f"| {name} seconds | {_sec(r)} | {_sec(t)} | {_ratio(t / r if r and t else None)} |")
+    return lines + [""]
+
+
+def _request(argv: list[bytes]) -> bytes:
+    return b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in argv)
+
+
 def _sec(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -805,7 +947,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (a few minutes less)")
     parser.add_argument("--rounds", type=int, default=3, help="A B rounds per measurement (>= 3)")
-    parser.add_argument("--only", default="throughput,commands,replay,rewrite",
+    parser.add_argument("--only", default="throughput,commands,replay,rewrite,dump",
                         help="sections to run")
     parser.add_argument("--modes", default="", help="persistence cases, e.g. 'appendonly no'")
     parser.add_argument("--shapes", default="", help="load shapes, e.g. '-c 50 -P 1'")
@@ -835,6 +977,10 @@ def main(argv: list[str] | None = None) -> int:
         if "rewrite" in sections:
             log("BGREWRITEAOF")
             body += rewrite_section(args, scratch, log)
+        if "dump" in sections:
+            body += dump_section(args, scratch, log)
+        if "rdb" in sections:
+            body += rdb_section(args, scratch, log)
     redis_version = Server("redis", Path("."), []).version()
     trio_version = Server("trio", Path("."), []).version()
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -21,6 +21,7 @@ GROUPS = (
     "pubsub",
     "acl",
     "observability",
+    "dump",
     "bitmaps",
     "sort",
     "scripting",
@@ -30,14 +31,7 @@ GROUPS = (
 @hookimpl
 def trioredis_register_commands(registry):
     for group in GROUPS:
-        name = f"{__package__}.{group}"
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name == name:
-                continue
-            raise
-        module.register(registry)
+        importlib.import_module(f"{__package__}.{group}").register(registry)
 
 
 @hookimpl
