@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -88,3 +89,24 @@ def test_readme_commands_work_from_top_to_bottom(tmp_path):
     snapshot = subprocess.run([os.path.join(bin_dir, "trioredis-check-snapshot"),
                                str(data / "dump.trdb")], capture_output=True, text=True, timeout=60)
     assert snapshot.returncode == 0, snapshot.stdout + snapshot.stderr
+
+
+def test_ci_finds_every_console_script_in_the_venv_with_a_minimal_path(tmp_path):
+    """`.ci/run` tests with the system's PATH plus .venv/bin only; its check fails when a
+    console script would come from anywhere but the venv."""
+    venv_bin = os.path.join(REPO, ".venv", "bin")
+    if os.path.dirname(sys.executable) != venv_bin:
+        pytest.skip("tests not run from the project's .venv (make setup)")
+    script = os.path.join(REPO, ".ci", "run")
+    result = subprocess.run([script, "--check-only"], capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/")})
+    assert result.returncode == 0, result.stderr
+    # A project whose venv lacks a console script: reported, not found elsewhere on PATH.
+    shutil.copytree(os.path.join(REPO, ".ci"), tmp_path / ".ci")
+    shutil.copy(os.path.join(REPO, "pyproject.toml"), tmp_path)
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    os.symlink(os.path.join(venv_bin, "trioredis-server"), tmp_path / ".venv/bin/trioredis-server")
+    result = subprocess.run([str(tmp_path / ".ci" / "run"), "--check-only"], capture_output=True,
+                            text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1
+    assert "console script trioredis-check-aof resolves to" in result.stderr
