@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -10,6 +11,14 @@ import trio
 
 from . import REDIS_VERSION, __version__
 from .config import ConfigError, load_config
+from .log import Log
+from .supervision import (
+    DEFAULT_DAEMON_PIDFILE,
+    daemonize,
+    ignore_hangup,
+    start_supervision,
+    supervision_mode,
+)
 
 USAGE = """Usage: trioredis-server [/path/to/trioredis.conf] [options] [-]
        trioredis-server -v or --version
@@ -73,12 +82,25 @@ def main(argv: list[str] | None = None) -> int:
     # dir (dir ./data) must not be applied twice (./data/data).  CONFIG GET dir then answers
     # the absolute path, as Redis does.
     config = msgspec.structs.replace(config, dir=os.getcwd())
+    # Under a service manager (see supervision.py): decided before any fork, and a supervised
+    # server stays in the foreground even with daemonize yes, as redis-server does.
+    log = Log(config.loglevel, config.logfile)
+    mode = supervision_mode(config.supervised, log)
+    ignore_hangup()
+    if config.daemonize and mode == "no":
+        daemonize()
+        if not config.pidfile:
+            config = msgspec.structs.replace(config, pidfile=DEFAULT_DAEMON_PIDFILE)
     loaded = msgspec.structs.replace(loaded, config=config)
-    if config.pidfile:
-        with open(config.pidfile, "w") as handle:
-            handle.write(f"{os.getpid()}\n")
+    if config.pidfile:  # by the daemon itself: the pid a service manager must watch
+        try:
+            with open(config.pidfile, "w") as handle:
+                handle.write(f"{os.getpid()}\n")
+        except OSError as error:
+            log.warning(f"Failed to write PID file: {error.strerror}")
+    notifier = start_supervision(mode, log)
     try:
-        return trio.run(serve, loaded)
+        return trio.run(functools.partial(serve, loaded, notifier=notifier))
     except KeyboardInterrupt:
         return 0
     except Exception as error:  # start-up refused (bad data file, port taken, bad plugin)

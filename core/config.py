@@ -59,6 +59,7 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     loglevel: Literal["debug", "verbose", "notice", "warning", "nothing"] = "notice"
     logfile: str = ""
     daemonize: bool = False
+    supervised: Literal["upstart", "systemd", "auto", "no"] = "no"
     pidfile: str = ""
     dir: str = "."
     loadplugin: list[str] = msgspec.field(default_factory=list)
@@ -85,7 +86,7 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
 # Options that CONFIG SET refuses, as Redis does for these: they shape start-up only.
 IMMUTABLE = frozenset(
     {"bind", "unixsocket", "unixsocketperm", "tcp-backlog", "databases", "daemonize",
-     "pidfile", "logfile", "loadplugin"}
+     "supervised", "pidfile", "logfile", "loadplugin"}
 )
 # Never shown by CONFIG GET or INFO.
 SECRET = frozenset({"requirepass"})

@@ -35,6 +35,7 @@ from .log import Log
 from .persistence import PersistenceRegistry
 from .plugin_manager import make_plugin_manager, plugin_names
 from .resp import ProtocolError, Raw, RequestParser, encode
+from .supervision import SystemdNotifier
 
 RECV_SIZE = 65536
 # TRIOREDIS_REACTOR=0 serves every connection from a task of its own (for measurements).
@@ -915,11 +916,15 @@ def _set_keepalive(sock: trio.socket.SocketType, interval: int) -> None:
         sock.setsockopt(stdsocket.IPPROTO_TCP, stdsocket.TCP_KEEPCNT, 3)
 
 
-async def serve(loaded: LoadedConfig, *, handle_signals: bool = True, on_ready: Callable[[Server], None] | None = None) -> int:
-    """Run a server until it shuts down; returns the process exit code."""
+async def serve(loaded: LoadedConfig, *, handle_signals: bool = True, on_ready: Callable[[Server], None] | None = None,
+                notifier: SystemdNotifier | None = None) -> int:
+    """Run a server until it shuts down; returns the process exit code.  ``notifier``: the
+    service manager to tell when loading ends and when shutdown begins."""
     server = Server(loaded, handle_signals=handle_signals)
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
+        if notifier is not None:
+            nursery.start_soon(notifier.follow, server)
         if on_ready is not None:
             on_ready(server)
     return server.exit_code
