@@ -5,11 +5,16 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from importlib import resources
 
 import msgspec
 import trio
 
-from . import REDIS_VERSION, __version__
+from . import (
+    REDIS_VERSION,
+    __version__,
+    info,  # noqa: F401  (INFO's executable path is resolved before the chdir)
+)
 from .config import ConfigError, load_config
 from .log import Log
 from .supervision import (
@@ -24,6 +29,7 @@ USAGE = """Usage: trioredis-server [/path/to/trioredis.conf] [options] [-]
        trioredis-server -v or --version
        trioredis-server -h or --help
        trioredis-server --test-config [/path/to/trioredis.conf] [options]
+       trioredis-server --print-default-config or --print-systemd-unit
 
 Examples:
        trioredis-server (run the server with default config)
@@ -31,6 +37,10 @@ Examples:
        trioredis-server --port 7777
        trioredis-server config/trioredis.conf --appendonly yes --appendfsync always
 """
+
+# Files of config/ shipped as package data, by the option that prints them.
+PACKAGED_FILES = {"--print-default-config": "trioredis.conf",
+                  "--print-systemd-unit": "trioredis.service"}
 
 
 def parse_arguments(args: list[str]) -> tuple[str | None, list[list[str]]]:
@@ -56,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args and args[0] in ("-h", "--help"):
         print(USAGE)
+        return 0
+    if args and args[0] in PACKAGED_FILES:
+        # Installed with the package (trioredis.defaults is config/): an operator gets the
+        # documented defaults and the unit without a checkout of the repository.
+        sys.stdout.write(resources.files("trioredis.defaults").joinpath(PACKAGED_FILES[args[0]]).read_text())
         return 0
     test_only = False
     if args and args[0] == "--test-config":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import resource
+import shutil
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,20 @@ DEFAULT_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "repl
 # INFO ALL / EVERYTHING: Redis's order, which is not the default list plus the extras.
 ALL_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu",
                 "modules", "commandstats", "errorstats", "latencystats", "cluster", "keyspace")
+
+
+def _program_path(argv0: str) -> str:
+    """The program's real path, as typed: a bare name (``trioredis-server`` from PATH) is
+    looked up on PATH, a relative one joined with the starting directory.  Redis joins argv[0]
+    with the working directory whatever it is; computed here once, at import, before the CLI
+    changes into ``dir``, so INFO names a file that exists."""
+    if os.sep not in argv0:
+        argv0 = shutil.which(argv0) or argv0
+    return os.path.realpath(argv0)
+
+
+# cli.py imports this module before its chdir (see _program_path).
+EXECUTABLE = _program_path(sys.argv[0]) if sys.argv and sys.argv[0] else sys.executable
 
 
 def rss_bytes() -> int:
@@ -64,7 +79,7 @@ def _server(engine: Engine) -> dict[str, Any]:
         "hz": engine.config.hz,
         "configured_hz": engine.config.hz,
         "lru_clock": int(time.time()) & 0xFFFFFF,
-        "executable": os.path.abspath(sys.argv[0]),
+        "executable": EXECUTABLE,
         "config_file": engine.loaded.path or "",
         "io_threads_active": 0,
     }

@@ -10,11 +10,12 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 
 import pytest
 import redis
 from parity import ReferenceRedis
-from servers import ServerProcess, free_port, wait_for
+from servers import REPO, ServerProcess, console_script, free_port, run_cli, wait_for
 
 
 def _alive(pid: int) -> bool:
@@ -165,3 +166,63 @@ def test_supervised_systemd_without_notify_socket_runs_unsupervised(tmp_path):
     with ServerProcess(str(tmp_path), [["supervised", "systemd"]], env=env) as server:
         assert server.client().ping()
         assert "NOTIFY_SOCKET environment variable not found" in server.log()
+
+
+@pytest.mark.parametrize(("option", "path"), [("--print-default-config", "config/trioredis.conf"),
+                                              ("--print-systemd-unit", "config/trioredis.service")])
+def test_the_installed_package_prints_its_config_and_unit(option, path):
+    printed = run_cli(option)
+    assert printed.returncode == 0
+    with open(os.path.join(REPO, path), encoding="utf-8") as handle:
+        assert printed.stdout == handle.read()
+
+
+def test_the_wheel_ships_the_default_config_and_the_unit(tmp_path):
+    """The files are package data of trioredis.defaults (symlinks into config/): a wheel
+    built from the checkout must hold them, not only the editable install."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "-w", str(tmp_path), REPO], check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("trioredis-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "trioredis/defaults/trioredis.conf" in names
+    assert "trioredis/defaults/trioredis.service" in names
+
+
+def test_the_systemd_unit_is_valid_and_its_command_line_parses(tmp_path):
+    with open(os.path.join(REPO, "config", "trioredis.service"), encoding="utf-8") as handle:
+        unit = handle.read()
+    (exec_start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    words = exec_start.removeprefix("ExecStart=").split()
+    assert words[0] == "/opt/trioredis/bin/trioredis-server"
+    assert "Type=notify" in unit and "--supervised systemd" in exec_start
+    # Its options, against the default config, pass the server's own check.
+    data = tmp_path / "data"
+    checked = run_cli("--test-config", os.path.join(REPO, "config", "trioredis.conf"),
+                      *[str(data) if word == "/var/lib/trioredis" else word for word in words[2:]])
+    assert checked.returncode == 0, checked.stderr
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        return
+    local = tmp_path / "trioredis.service"
+    local.write_text(unit.replace(words[0], console_script("trioredis-server")))
+    verified = subprocess.run([analyze, "verify", str(local)], capture_output=True, text=True,
+                              timeout=60)
+    assert verified.returncode == 0, verified.stderr
+
+
+def test_info_executable_is_the_program_started_not_a_path_under_dir(tmp_path):
+    """Started by its bare name from PATH, in a directory it then leaves for ``dir``."""
+    port = free_port()
+    script = console_script("trioredis-server")
+    env = dict(os.environ, PATH=os.path.dirname(script) + os.pathsep + os.environ["PATH"])
+    process = subprocess.Popen(["trioredis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                "--dir", "data", "--save", ""], cwd=tmp_path, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(port=port)
+        wait_for(lambda: _ping(client), what="the server")
+        assert client.info("server")["executable"] == os.path.realpath(script)
+        assert os.path.isfile(client.info("server")["executable"])
+    finally:
+        process.terminate()
+        process.wait(60)
