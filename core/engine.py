@@ -26,10 +26,16 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from . import errors
+from . import errors, latency
 from .acl import AccessControl
 from .client import Client
-from .commands import BLOCKING, CommandRegistry, CommandSpec
+from .commands import (
+    BLOCKING,
+    CommandRegistry,
+    CommandSpec,
+    full_command_name,
+    subcommand_arity,
+)
 from .errors import CommandError
 from .keyspace import Database, Keyspace, now_ms
 from .persistence import BackendHost, BaseBackend, ForkSlot, Loader, PersistenceBackend
@@ -149,8 +155,9 @@ class Stats:
         self.net_input_bytes = 0
         self.net_output_bytes = 0
         self.errors = 0
-        # INFO commandstats: name -> [calls, usec, failed calls] (one lookup per command).
-        self.per_command: dict[str, list[int]] = {}
+        # INFO commandstats and latencystats: full name (``config|get``) -> [calls, usec,
+        # failed calls, rejected calls, latency histogram]; one lookup per command.
+        self.per_command: dict[str, list[Any]] = {}
         self.error_counts: dict[str, int] = {}
 
 
@@ -252,6 +259,13 @@ class Engine:
         )
         self._refresh_observe_from()
 
+    def command_record(self, name: str) -> list[Any]:
+        """``stats.per_command``'s entry for a full command name, made on first use."""
+        record = self.stats.per_command.get(name)
+        if record is None:
+            record = self.stats.per_command[name] = [0, 0, 0, 0, {}]
+        return record
+
     def _refresh_observe_from(self) -> None:
         """The shortest command duration the direct observer wants to see (0: every command).
         The built-in one says so through ``observe_from_us(config)`` (the slow log's and the
@@ -259,6 +273,10 @@ class Engine:
         near; MONITOR clients make every command go to it regardless (``monitoring``)."""
         observe_from = getattr(self._on_executed, "observe_from_us", None)
         self._observe_from_us = observe_from(self.config) if observe_from is not None else 0
+        # latency-tracking (default yes, as Redis): every command's duration goes into its
+        # histogram, so every command is timed.
+        self._latency_tracking = bool(getattr(self.config, "latency_tracking", True))
+        self._timed = self._executed_hook or self._latency_tracking
 
     def backend_host(self) -> BackendHost:
         return BackendHost(self)
@@ -306,31 +324,40 @@ class Engine:
         spec, name, is_write = entry
         arity = spec.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
-            return self._reject(client, argv, errors.wrong_arity(spec.name))
+            return self._reject(client, argv, errors.wrong_arity(spec.name), spec)
+        if spec.subcommands and len(argv) > 1:
+            full_name = full_command_name(spec, argv[1])
+            if full_name is spec.name:
+                # A container's unknown subcommand is no command at all, as in Redis:
+                # refused here, counted in errorstats only.
+                return self._reject(client, argv, errors.unknown_subcommand(argv[1], spec.name))
+            arity = subcommand_arity(spec, argv[1])
+            if arity is not None and ((arity > 0 and len(argv) != arity) or len(argv) < -arity):
+                return self._reject(client, argv, errors.wrong_arity(full_name), spec)
         if not client.authenticated and "noauth" not in spec.flags:
-            return self._reject(client, argv, errors.NOAUTH)
+            return self._reject(client, argv, errors.NOAUTH, spec)
         if client.user in self.acl.restricted:  # empty unless ACL SETUSER restricted someone
             denied = self.acl.check(client.user, spec, argv)
             if denied is not None:
-                return self._reject(client, argv, denied)
+                return self._reject(client, argv, denied, spec)
         if self.config.maxmemory and not client.is_loader and self._out_of_memory(client, spec):
-            return self._reject(client, argv, errors.OOM)
+            return self._reject(client, argv, errors.OOM, spec)
         if is_write and self._refusers and not client.is_loader:
             for backend in self._refusers:  # refuse_writes() inlined: every write runs this
                 refusal = backend.refuse_writes()
                 if refusal is not None:
-                    return self._reject(client, argv, refusal)
+                    return self._reject(client, argv, refusal, spec)
         if (client.channels or client.patterns) and not client.resp3 and name not in _SUBSCRIBED_ALLOWED:
             return self._reject(
                 client, argv,
                 f"ERR Can't execute '{spec.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
-                "PING / QUIT / RESET are allowed in this context"
+                "PING / QUIT / RESET are allowed in this context", spec
             )
         if self.loading and not client.is_loader and "loading" not in spec.flags:
-            return self._reject(client, argv, errors.LOADING)
+            return self._reject(client, argv, errors.LOADING, spec)
         if client.multi is not None and name not in _MULTI_CONTROL:
             if "no-multi" in spec.flags:
-                return self._reject(client, argv, errors.NOT_ALLOWED_IN_MULTI)
+                return self._reject(client, argv, errors.NOT_ALLOWED_IN_MULTI, spec)
             client.multi.append((spec, argv))
             return QUEUED
         return self.execute(client, spec, argv)
@@ -357,22 +384,24 @@ class Engine:
         ctx.propagated = False
         previous = self._current
         self._current = client
-        started = perf_counter_ns() if self._executed_hook else 0
+        name = spec.name
+        if spec.subcommands and len(argv) > 1:
+            name = full_command_name(spec, argv[1])
+        started = perf_counter_ns() if self._timed else 0
         try:
             reply = spec.handler(ctx, argv)
         except CommandError as error:
-            reply = self._error(error.message, spec.name)
+            reply = self._error(error.message, name)
         except Exception as error:  # a bug must cost one reply, not the connection
             self.log.warning(f"Internal error running {spec.name}: {error!r}")
-            reply = self._error(f"ERR internal error running '{spec.name}': {error!r}", spec.name)
+            reply = self._error(f"ERR internal error running '{spec.name}': {error!r}", name)
         finally:
             self._current = previous
-        name = spec.name
         stats = self.stats
         stats.commands_processed += 1
         record = stats.per_command.get(name)
         if record is None:
-            record = stats.per_command[name] = [0, 0, 0]
+            record = self.command_record(name)
         record[0] += 1
         client.last_command = name
         if ctx.dirty:
@@ -400,9 +429,13 @@ class Engine:
             if reply.event is None and (client.multi is not None or self.in_exec or BLOCKING not in spec.flags):
                 # Inside a transaction a blocking command does not block.
                 reply = reply.timeout_reply
-        if self._executed_hook:
-            duration_us = (perf_counter_ns() - started) // 1000
+        if self._timed:
+            duration_ns = perf_counter_ns() - started
+            duration_us = duration_ns // 1000
             record[1] += duration_us
+            if self._latency_tracking:
+                latency.record(record[4], duration_ns)
+        if self._executed_hook:
             if self._on_executed is not None:
                 if duration_us >= self._observe_from_us or self.monitoring:
                     self._on_executed(client, argv, duration_us)
@@ -410,10 +443,14 @@ class Engine:
                 self.hook.trioredis_command_executed(client=client, argv=argv, duration_us=duration_us)
         return reply
 
-    def _reject(self, client: Client, argv: list[bytes], message: str) -> ErrorReply:
+    def _reject(self, client: Client, argv: list[bytes], message: str,
+                spec: CommandSpec | None = None) -> ErrorReply:
         """A command refused before it ran (Redis's ``rejectCommand``): inside MULTI it dooms
         the transaction (EXEC answers EXECABORT); a refused EXEC itself discards the
-        transaction and says why."""
+        transaction and says why.  A known command counts it in its ``rejected_calls``."""
+        if spec is not None:
+            name = full_command_name(spec, argv[1]) if spec.subcommands and len(argv) > 1 else spec.name
+            self.command_record(name)[3] += 1
         if argv[0].lower() == b"exec":
             client.multi = None
             client.multi_error = False
@@ -429,7 +466,7 @@ class Engine:
         prefix = message.split(" ", 1)[0]
         self.stats.error_counts[prefix] = self.stats.error_counts.get(prefix, 0) + 1
         if command is not None:
-            self.stats.per_command.setdefault(command, [0, 0, 0])[2] += 1
+            self.command_record(command)[2] += 1
         return ErrorReply(message.encode())
 
     def flushed_all(self) -> None:

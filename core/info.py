@@ -10,7 +10,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import REDIS_VERSION, __version__
+from . import REDIS_VERSION, __version__, latency
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -287,10 +287,32 @@ def _errorstats(engine: Engine) -> dict[str, Any]:
 
 
 def _commandstats(engine: Engine) -> dict[str, Any]:
+    """Every command called, failed or refused (Redis lists one refused before ever running,
+    with calls=0), under its full name (``config|get``)."""
     return {
-        f"cmdstat_{name}": f"calls={calls},usec={usec},usec_per_call={usec / calls:.2f},"
-        f"rejected_calls=0,failed_calls={failed}"
-        for name, (calls, usec, failed) in engine.stats.per_command.items() if calls
+        f"cmdstat_{name}": f"calls={calls},usec={usec},"
+        f"usec_per_call={usec / calls if calls else 0:.2f},"
+        f"rejected_calls={rejected},failed_calls={failed}"
+        for name, (calls, usec, failed, rejected, _) in engine.stats.per_command.items()
+        if calls or failed or rejected
+    }
+
+
+def tracking_percentiles(config: Any) -> tuple[float, ...]:
+    """``latency-tracking-info-percentiles`` as numbers, whatever form the config holds it in
+    (a list, or Redis's space-separated text); Redis's default when the option is absent."""
+    value = getattr(config, "latency_tracking_info_percentiles", None)
+    if value is None:
+        return latency.DEFAULT_PERCENTILES
+    words = value.split() if isinstance(value, str) else value
+    return tuple(float(word) for word in words)
+
+
+def _latencystats(engine: Engine) -> dict[str, Any]:
+    percentiles = tracking_percentiles(engine.config)
+    return {
+        f"latency_percentiles_usec_{name}": latency.info_line(record[4], percentiles)
+        for name, record in engine.stats.per_command.items() if record[4]
     }
 
 
@@ -316,7 +338,7 @@ _SECTIONS = {
     "server": _server, "clients": _clients, "memory": _memory, "persistence": _persistence,
     "stats": _stats, "replication": _replication, "cpu": _cpu, "modules": lambda e: {},
     "errorstats": _errorstats, "cluster": lambda e: {"cluster_enabled": 0},
-    "keyspace": _keyspace, "commandstats": _commandstats, "latencystats": lambda e: {},
+    "keyspace": _keyspace, "commandstats": _commandstats, "latencystats": _latencystats,
 }
 
 

@@ -184,5 +184,5 @@ _ARITY = {
 def register(registry):
     registry.extend([
         command("acl", -2, "admin noscript loading stale", acl, group="server",
-                subcommands=tuple(s.decode() for s in _SUBCOMMANDS)),
+                subcommands={s.decode(): _ARITY[s] for s in _SUBCOMMANDS}),
     ])

@@ -430,7 +430,8 @@ def register(registry):
         command("hello", -1, "noscript noauth fast stale loading allow-busy", hello, group="connection"),
         command("reset", 1, "noscript noauth fast stale loading allow-busy", reset, group="connection"),
         command("client", -2, "admin stale loading", client_, group="connection",
-                subcommands=tuple(name.decode() for name in _CLIENT_SUBCOMMANDS)),
+                subcommands={name.decode(): arity
+                             for name, (arity, _) in _CLIENT_SUBCOMMANDS.items()}),
     ])
 
 

@@ -620,7 +620,7 @@ def register(registry):
         command("copy", -3, "write denyoom", copy_, (1, 2, 1), group=group),
         command("move", 3, "write fast", move, one, group=group),
         command("object", -2, "readonly", object_, (2, 2, 1), group=group,
-                subcommands=("encoding", "refcount", "idletime", "freq", "help")),
+                subcommands={"encoding": 3, "refcount": 3, "idletime": 3, "freq": 3, "help": 2}),
         command("expire", -3, "write fast", expire, one, group=group),
         command("pexpire", -3, "write fast", pexpire, one, group=group),
         command("expireat", -3, "write fast", expireat, one, group=group),

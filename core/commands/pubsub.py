@@ -124,6 +124,6 @@ def register(registry):
         command("punsubscribe", -1, "pubsub noscript loading stale", punsubscribe, group=group),
         command("publish", 3, "pubsub loading stale fast", publish, group=group),
         command("pubsub", -2, "pubsub loading stale", pubsub_, group=group,
-                subcommands=("channels", "numsub", "numpat", "shardchannels", "shardnumsub",
-                             "help")),
+                subcommands={"channels": -2, "numsub": -2, "numpat": 2, "shardchannels": -2,
+                             "shardnumsub": -2, "help": 2}),
     ])

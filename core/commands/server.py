@@ -547,9 +547,10 @@ def register(registry):
         with_categories(command("lastsave", 1, "loading stale fast", lastsave, group=group),
                         "admin", "dangerous"),
         command("config", -2, "admin loading stale", config_, group=group,
-                subcommands=("get", "set", "resetstat", "rewrite", "help")),
+                subcommands={"get": -3, "set": -4, "resetstat": 2, "rewrite": 2, "help": 2}),
         with_categories(command("command", -1, "loading stale", command_, group=group,
-                subcommands=("count", "info", "docs", "list", "getkeys", "help")), "connection"),
+                subcommands={"count": 2, "info": -2, "docs": -2, "list": -2, "getkeys": -4,
+                             "getkeysandflags": -4, "help": 2}), "connection"),
         # These wait on a backend through an event Block, which needs no "blocking" flag.
         # BGSAVE and BGREWRITEAOF are refused in MULTI here (Redis queues them): EXEC cannot
         # wait for a backend in the middle of a transaction.

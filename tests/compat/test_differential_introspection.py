@@ -1,0 +1,162 @@
+"""Differential tests of what operators read: INFO commandstats / errorstats / latencystats,
+LATENCY HISTOGRAM and GRAPH, CLIENT LIST / INFO / KILL, COMMAND GETKEYS, against a real
+``redis-server`` 7.0 given the same commands.  Timings differ between two servers, so those
+numbers are compared by format; every count, name and field is compared exactly."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+
+import hiredis
+import parity
+import pytest
+from parity import RawClient
+from servers import ServerThread
+
+reference = parity.reference  # the real Redis, a module-scoped fixture
+
+
+@pytest.fixture(scope="module")
+def ours():
+    server = ServerThread([["save", ""], ["appendonly", "no"]]).start()
+    yield server
+    server.stop()
+
+
+def _both(ours, reference):
+    return RawClient(ours.server.port), RawClient(reference.port)
+
+
+# Commands whose statistics both servers must count alike: successes, failures (WRONGTYPE,
+# syntax), refusals (arity, unknown command), subcommands of containers, a doomed MULTI.
+STATS_STREAM = [
+    ["SET", "a", "1"], ["GET", "a"], ["LPUSH", "a", "x"], ["NOSUCH"], ["GET"],
+    ["INCR", "a", "b"], ["SET", "a", "b", "XX", "NX"], ["CONFIG", "GET", "maxmemory"],
+    ["MULTI"], ["GET"], ["EXEC"], ["CLIENT", "ID"], ["CLIENT", "GETNAME"], ["OBJECT", "ENCODING", "a"],
+    ["HSET", "h", "f"], ["DEL", "a", "h"], ["CONFIG", "GET"], ["SLOWLOG", "LEN"],
+]
+
+
+def _stat_fields(text: bytes) -> dict[str, dict[str, str]]:
+    fields = {}
+    for line in text.decode().split("\r\n"):
+        if ":" in line and not line.startswith("#"):
+            name, _, values = line.partition(":")
+            fields[name] = dict(pair.split("=", 1) for pair in values.split(","))
+    return fields
+
+
+def _run_stats_stream(client: RawClient, commands) -> None:
+    client.call("CONFIG", "RESETSTAT")
+    for argv in commands:
+        client.call(*argv)
+
+
+def test_commandstats_and_errorstats_count_as_redis(ours, reference):
+    rng = random.Random(17)
+    stream = STATS_STREAM + [rng.choice(STATS_STREAM) for _ in range(200)]
+    mine, theirs = _both(ours, reference)
+    for client in (mine, theirs):
+        _run_stats_stream(client, stream)
+    ours_stats = _stat_fields(mine.call("INFO", "commandstats"))
+    redis_stats = _stat_fields(theirs.call("INFO", "commandstats"))
+    ours_stats.pop("cmdstat_info", None)
+    redis_stats.pop("cmdstat_info", None)
+    assert set(ours_stats) == set(redis_stats)
+    for name, fields in redis_stats.items():
+        assert list(ours_stats[name]) == list(fields)  # calls,usec,usec_per_call,rejected,failed
+        for field in ("calls", "rejected_calls", "failed_calls"):
+            assert ours_stats[name][field] == fields[field], (name, field)
+        assert re.fullmatch(r"\d+\.\d\d", ours_stats[name]["usec_per_call"])
+    # errorstats: the same prefixes and counts.
+    assert _stat_fields(mine.call("INFO", "errorstats")) == _stat_fields(
+        theirs.call("INFO", "errorstats"))
+
+
+def test_latencystats_and_histograms_name_the_same_commands(ours, reference):
+    mine, theirs = _both(ours, reference)
+    for client in (mine, theirs):
+        _run_stats_stream(client, STATS_STREAM)
+    ours_latency = _stat_fields(mine.call("INFO", "latencystats"))
+    redis_latency = _stat_fields(theirs.call("INFO", "latencystats"))
+    assert set(ours_latency) == set(redis_latency)
+    for fields in ours_latency.values():
+        assert list(fields) == ["p50", "p99", "p99.9"]
+        assert all(re.fullmatch(r"\d+\.\d{3}", value) for value in fields.values())
+    # LATENCY HISTOGRAM: every command, a container by its name, an unknown name skipped.
+    for names in ([], ["set", "get"], ["config"], ["nosuch", "client|id"], ["CLIENT"]):
+        ours_reply = _quiet_client(ours.server.port).execute_command("LATENCY", "HISTOGRAM", *names)
+        redis_reply = _quiet_client(reference.port).execute_command("LATENCY", "HISTOGRAM", *names)
+        ours_map, redis_map = _pairs(ours_reply), _pairs(redis_reply)
+        assert set(ours_map) == set(redis_map), names
+        for name, entry in ours_map.items():
+            entry, theirs_entry = _pairs(entry), _pairs(redis_map[name])
+            assert list(entry) == [b"calls", b"histogram_usec"]
+            # The histogram counted this call of LATENCY HISTOGRAM too, in Redis only after.
+            if name != b"latency|histogram":
+                assert entry[b"calls"] == theirs_entry[b"calls"], name
+            buckets = _pairs(entry[b"histogram_usec"])
+            assert set(buckets) <= {1, 2, 4, 8, 16, 33, 66, 132, 264, 528, 1056, 2113, 4227,
+                                    8454, 16908, 33816, 67633, 135266, 270532, 541065}
+            counts = list(buckets.values())
+            assert counts == sorted(counts) and counts[-1] == entry[b"calls"]
+
+
+class _quiet_client:  # noqa: N801  (used like redis.Redis)
+    """A raw connection parsed by hiredis: no client handshake (redis-py's CLIENT SETINFO
+    is Redis 7.2's) to add to the statistics being compared."""
+
+    def __init__(self, port: int) -> None:
+        self.raw = RawClient(port)
+
+    def execute_command(self, *args):
+        reader = hiredis.Reader()
+        reader.feed(self.raw.call(*args))
+        return reader.gets()
+
+
+def _pairs(reply) -> dict:
+    """A RESP2 flat map (or a RESP3 dict) as a dict."""
+    if isinstance(reply, dict):
+        return reply
+    return dict(zip(reply[0::2], reply[1::2], strict=True))
+
+
+def test_resetstat_empties_every_statistic(ours):
+    client = RawClient(ours.server.port)
+    client.call("SET", "k", "v")
+    client.call("NOSUCH")
+    client.call("CONFIG", "RESETSTAT")
+    assert client.call("INFO", "errorstats") == b"$14\r\n# Errorstats\r\n\r\n"
+    stats = _stat_fields(client.call("INFO", "commandstats"))
+    assert set(stats) == {"cmdstat_config|resetstat", "cmdstat_info"}
+
+
+def test_latency_graph_draws_as_redis(ours, reference):
+    """A low and a high latency spike a second apart on both servers: the same chart (the
+    lowest sample on the floor, the highest at the top, ages as labels below)."""
+    mine, theirs = _both(ours, reference)
+    for client in (mine, theirs):
+        client.call("CONFIG", "SET", "latency-monitor-threshold", "10")
+        client.call("LATENCY", "RESET")
+    try:
+        for seconds in ("0.02", "0.15"):
+            mine.call("DEBUG", "SLEEP", seconds)
+            theirs.call("DEBUG", "SLEEP", seconds)
+            time.sleep(1.05)
+        ours_graph, redis_graph = mine.call("LATENCY", "GRAPH", "command"), theirs.call(
+            "LATENCY", "GRAPH", "command")
+        # Milliseconds (and a label's second) measured by each server can differ: compare
+        # the shape.
+        assert _graph_shape(ours_graph) == _graph_shape(redis_graph), (ours_graph, redis_graph)
+        assert mine.call("LATENCY", "GRAPH", "nosuch") == theirs.call("LATENCY", "GRAPH", "nosuch")
+    finally:
+        for client in (mine, theirs):
+            client.call("CONFIG", "SET", "latency-monitor-threshold", "0")
+            client.call("LATENCY", "RESET")
+
+
+def _graph_shape(reply: bytes) -> bytes:
+    return re.sub(rb"\d", b"N", reply)
