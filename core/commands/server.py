@@ -22,8 +22,10 @@ from ..errors import CommandError
 from ..info import info_text
 from ..persistence import PersistenceUnsupported
 from ..resp import OK, Map, Raw, SetReply, Status, Verbatim
-from . import command
+from . import command, full_command_name, subcommand_arity
 from .args import help_reply, parse_int
+from .keyspecs import NO_MANDATORY_KEYS, InvalidKeySpec, key_references
+from .redis_keyspecs import KEY_SPECS
 
 
 def info(ctx, argv):
@@ -257,13 +259,15 @@ _COMMAND_HELP = [
     b"    commands are returned.",
     b"GETKEYS <full-command>",
     b"    Return the keys from a full Redis command.",
+    b"GETKEYSANDFLAGS <full-command>",
+    b"    Return the keys and the access flags from a full Redis command.",
     b"HELP",
     b"    Prints this help.",
 ]
 
 # Subcommand arity, counted from COMMAND as Redis counts it.
 _COMMAND_ARITY = {b"count": 2, b"info": -2, b"docs": -2, b"list": -2, b"getkeys": -4,
-                  b"help": 2}
+                  b"getkeysandflags": -4, b"help": 2}
 
 
 def command_(ctx, argv):
@@ -307,17 +311,48 @@ def command_(ctx, argv):
         elif len(argv) != 2:
             raise CommandError(errors.SYNTAX)
         return names
-    if sub == b"getkeys":
-        spec = table.get(argv[2].lower())
-        if spec is None:
-            raise CommandError("ERR Invalid command specified")
-        if not spec.first_key and spec.key_finder is None:
-            raise CommandError("ERR The command has no key arguments")
-        inner = argv[2:]
-        if (spec.arity > 0 and len(inner) != spec.arity) or len(inner) < -spec.arity:
-            raise CommandError("ERR Invalid number of arguments specified for command")
-        return spec.keys(inner)
+    if sub in (b"getkeys", b"getkeysandflags"):
+        found = _command_keys(table, argv[2:])
+        if sub == b"getkeys":
+            return [key for key, _ in found]
+        return [[key, SetReply([Status(flag.encode()) for flag in flags])] for key, flags in found]
     return help_reply(_COMMAND_HELP)
+
+
+def _command_keys(table, inner: list[bytes]) -> list[tuple[bytes, tuple[str, ...]]]:
+    """COMMAND GETKEYS[ANDFLAGS] <command...>: each key with its flags, or Redis's errors (an
+    unknown command or subcommand, one without keys, a wrong count, keys the arguments do
+    not describe)."""
+    spec = table.get(inner[0].lower())
+    if spec is None:
+        raise CommandError("ERR Invalid command specified")
+    name, arity = spec.name, spec.arity
+    if spec.subcommands and len(inner) > 1:
+        name = full_command_name(spec, inner[1])
+        if name is spec.name:
+            raise CommandError("ERR Invalid command specified")
+        arity = subcommand_arity(spec, inner[1]) or arity
+    if name not in KEY_SPECS and not (name == spec.name and (spec.first_key or spec.key_finder)):
+        raise CommandError("ERR The command has no key arguments")
+    if (arity > 0 and len(inner) != arity) or len(inner) < -arity:
+        raise CommandError("ERR Invalid number of arguments specified for command")
+    try:
+        references = key_references(name, inner)
+    except InvalidKeySpec:
+        references = []
+    if references is None:  # a command of our own: its declared key positions
+        flags = ("RW", "access", "update") if spec.is_write else ("RO", "access")
+        keys = spec.keys(inner)
+        return [(key, flags) for key in keys] if keys else _no_keys(name)
+    if not references:
+        return _no_keys(name)
+    return [(inner[index], flags) for index, flags in references]
+
+
+def _no_keys(name: str) -> list:
+    if name in NO_MANDATORY_KEYS:
+        return []
+    raise CommandError("ERR Invalid arguments specified for command")
 
 
 # --- persistence ---------------------------------------------------------------------------
