@@ -307,7 +307,7 @@ class Engine:
     def drop_client(self, client: Client) -> None:
         self.clients.pop(client.id, None)
         self._unwatch(client)
-        if client.channels or client.patterns:
+        if client.channels or client.patterns or client.shard_channels:
             pubsub = getattr(self, "pubsub", None)
             if pubsub is not None:
                 pubsub.drop(client)
@@ -325,6 +325,7 @@ class Engine:
         arity = spec.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return self._reject(client, argv, errors.wrong_arity(spec.name), spec)
+        full_name = spec.name
         if spec.subcommands and len(argv) > 1:
             full_name = full_command_name(spec, argv[1])
             if full_name is spec.name:
@@ -347,10 +348,10 @@ class Engine:
                 refusal = backend.refuse_writes()
                 if refusal is not None:
                     return self._reject(client, argv, refusal, spec)
-        if (client.channels or client.patterns) and not client.resp3 and name not in _SUBSCRIBED_ALLOWED:
+        if (client.channels or client.patterns or client.shard_channels) and not client.resp3 and name not in _SUBSCRIBED_ALLOWED:
             return self._reject(
                 client, argv,
-                f"ERR Can't execute '{spec.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
+                f"ERR Can't execute '{full_name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
                 "PING / QUIT / RESET are allowed in this context", spec
             )
         if self.loading and not client.is_loader and "loading" not in spec.flags:

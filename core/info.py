@@ -233,7 +233,7 @@ def _stats(engine: Engine) -> dict[str, Any]:
         "keyspace_misses": stats.keyspace_misses,
         "pubsub_channels": len(getattr(getattr(engine, "pubsub", None), "channels", {}) or {}),
         "pubsub_patterns": len(getattr(getattr(engine, "pubsub", None), "patterns", {}) or {}),
-        "pubsubshard_channels": 0,
+        "pubsubshard_channels": len(getattr(getattr(engine, "pubsub", None), "shard_channels", {}) or {}),
         "latest_fork_usec": getattr(engine, "latest_fork_usec", 0),
         "total_forks": getattr(engine, "total_forks", 0),
         "migrate_cached_sockets": 0,

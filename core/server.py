@@ -631,7 +631,7 @@ class Server:
         """Close ``connection`` if ``pending`` queued bytes break its class's limits."""
         client = connection.client
         self._output_limits_for()
-        kind = "pubsub" if client.channels or client.patterns else "normal"
+        kind = "pubsub" if client.in_pubsub else "normal"
         hard, soft, seconds = self._output_limits[kind]
         over = bool(hard and pending >= hard)
         if not over and soft and pending >= soft:
@@ -857,7 +857,7 @@ class Server:
                 for connection in list(self.connections.values()):
                     client = connection.client
                     if (client.last_interaction < limit and not client.blocked
-                            and not client.channels and not client.patterns):
+                            and not client.in_pubsub):
                         self.log.verbose(f"Closing idle client id={client.id}")
                         self._close_soon(connection)
             self.config = engine.config

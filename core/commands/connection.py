@@ -16,7 +16,7 @@ NO_REPLY = Raw(b"")  # a command that answers nothing (CLIENT REPLY OFF and SKIP
 
 def ping(ctx, argv):
     client = ctx.client
-    if (client.channels or client.patterns) and not client.resp3:
+    if client.in_pubsub and not client.resp3:
         return [b"pong", argv[1] if len(argv) > 1 else b""]
     if len(argv) == 1:
         return PONG
@@ -143,7 +143,7 @@ def client_info_line(engine, client, current: bytes | None = None) -> bytes:
         flags = "x"
     elif client.blocked:
         flags = "b"
-    elif client.channels or client.patterns:
+    elif client.in_pubsub:
         flags = "P"
     multi = len(client.multi) if client.multi is not None else -1
     command_name = current or client.last_command.lower().encode()
@@ -151,7 +151,7 @@ def client_info_line(engine, client, current: bytes | None = None) -> bytes:
         ("id", client.id), ("addr", client.addr), ("laddr", client.laddr), ("fd", client.fd),
         ("name", client.name.decode("utf-8", "replace")), ("age", int(now - client.created)),
         ("idle", int(now - client.last_interaction)), ("flags", flags), ("db", client.db.index),
-        ("sub", len(client.channels)), ("psub", len(client.patterns)), ("ssub", 0),
+        ("sub", len(client.channels)), ("psub", len(client.patterns)), ("ssub", len(client.shard_channels)),
         ("multi", multi), ("qbuf", 0), ("qbuf-free", 0), ("argv-mem", 0), ("multi-mem", 0),
         ("rbs", 0), ("rbp", 0), ("obl", 0), ("oll", 0), ("omem", 0), ("tot-mem", 0),
         ("events", "r"), ("cmd", command_name.decode("utf-8", "replace")),
@@ -170,9 +170,9 @@ def _of_type(clients, raw_kind: bytes):
     if kind not in _CLIENT_TYPES:
         raise CommandError(f"ERR Unknown client type '{raw_kind.decode('utf-8', 'replace')}'")
     if kind == b"pubsub":
-        return [c for c in clients if c.channels or c.patterns]
+        return [c for c in clients if c.in_pubsub]
     if kind == b"normal":
-        return [c for c in clients if not (c.channels or c.patterns)]
+        return [c for c in clients if not c.in_pubsub]
     return []  # no replication here: no master or replica clients
 
 

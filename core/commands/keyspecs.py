@@ -157,6 +157,12 @@ KEY_FUNCTIONS: dict[str, Callable[[list[bytes]], KeyRefs]] = {
 }
 
 
+def has_key_specs(name: str) -> bool:
+    """Redis has key specs for ``name`` naming real keys (not only not_key ones, like the
+    shard channels of SPUBLISH)."""
+    return any("not_key" not in flags for flags, _, _ in KEY_SPECS.get(name, ()))
+
+
 def key_references(name: str, argv: list[bytes]) -> KeyRefs | None:
     """The keys of ``argv`` (a command named ``name``, ``object|encoding`` for a subcommand)
     with their flags; None when Redis has no key specs for it (a command of our own: the

@@ -24,7 +24,7 @@ from ..persistence import PersistenceUnsupported
 from ..resp import OK, Map, Raw, SetReply, Status, Verbatim
 from . import command, full_command_name, subcommand_arity
 from .args import help_reply, parse_int
-from .keyspecs import NO_MANDATORY_KEYS, InvalidKeySpec, key_references
+from .keyspecs import NO_MANDATORY_KEYS, InvalidKeySpec, has_key_specs, key_references
 from .redis_keyspecs import KEY_SPECS
 
 
@@ -332,7 +332,11 @@ def _command_keys(table, inner: list[bytes]) -> list[tuple[bytes, tuple[str, ...
         if name is spec.name:
             raise CommandError("ERR Invalid command specified")
         arity = subcommand_arity(spec, inner[1]) or arity
-    if name not in KEY_SPECS and not (name == spec.name and (spec.first_key or spec.key_finder)):
+    if name in KEY_SPECS:
+        has_keys = has_key_specs(name)
+    else:  # a command of our own: its declaration says
+        has_keys = name == spec.name and bool(spec.first_key or spec.key_finder)
+    if not has_keys:
         raise CommandError("ERR The command has no key arguments")
     if (arity > 0 and len(inner) != arity) or len(inner) < -arity:
         raise CommandError("ERR Invalid number of arguments specified for command")
