@@ -56,6 +56,13 @@ TESTS: dict[str, tuple[str, list[bytes]]] = {
     "MSET": ("mset", [b"MSET", b"bench:probe:a", b"1", b"bench:probe:b", b"2"]),
 }
 
+# Commands redis-benchmark has no -t test for, run as ``redis-benchmark ... <command args>``
+# (name -> argv, also the probe).  Rows after the tests above, outside their geomean, so the
+# geomean keeps comparing the same nine commands from run to run.
+COMMAND_TESTS: dict[str, list[bytes]] = {
+    "SPUBLISH": [b"SPUBLISH", b"bench:shard", b"hello"],
+}
+
 PERSISTENCE: dict[str, list[str]] = {
     "appendonly no": ["--appendonly", "no"],
     "appendfsync everysec": ["--appendonly", "yes", "--appendfsync", "everysec"],
@@ -220,10 +227,13 @@ class Sample:
     p99: float
 
 
-def run_benchmark(port: int, tests: list[str], shape: Shape, requests: int) -> dict[str, Sample]:
-    """One redis-benchmark invocation over ``tests``; {test: Sample} parsed from --csv."""
+def run_benchmark(port: int, tests: list[str], shape: Shape, requests: int,
+                  command_argv: list[bytes] | None = None) -> dict[str, Sample]:
+    """One redis-benchmark invocation over ``tests`` (or of one arbitrary command,
+    ``command_argv``); {test: Sample} parsed from --csv."""
     argv = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-c", str(shape.clients),
-            "-P", str(shape.pipeline), "-n", str(requests), "-t", ",".join(tests), "--csv"]
+            "-P", str(shape.pipeline), "-n", str(requests), "--csv"]
+    argv += [arg.decode() for arg in command_argv] if command_argv else ["-t", ",".join(tests)]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     samples: dict[str, Sample] = {}
     for line in out.stdout.splitlines():
@@ -244,6 +254,9 @@ def supported_tests(port: int) -> set[str]:
     for name, (_, probe) in TESTS.items():
         reply = command(port, *probe)
         if not reply.startswith(b"-ERR unknown command"):
+            have.add(name)
+    for name, probe in COMMAND_TESTS.items():
+        if not command(port, *probe).startswith(b"-ERR unknown command"):
             have.add(name)
     command(port, b"FLUSHALL")
     return have
@@ -297,6 +310,9 @@ def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[s
                         flags = [TESTS[t][0] for t in wanted]
                         requests = shape.requests_for(who, args.quick, persistence)
                         got = run_benchmark(server.port, flags, shape, requests)
+                        for name, argv in COMMAND_TESTS.items():
+                            if who == "redis" or name in trio_tests:
+                                got.update(run_benchmark(server.port, [], shape, requests, argv))
                         command(server.port, b"FLUSHALL")
                         for test, sample in got.items():
                             getattr(cells.setdefault((shape_name, test), Cell()), who).append(sample)
@@ -329,7 +345,15 @@ def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[s
                 lines.append(row)
             geo = statistics.geometric_mean(ratios) if ratios else None
             raw[(persistence, shape_name, "geomean")] = geo
-            lines += [f"| **geomean** | | | **{_ratio(geo)}** |" + (" | |" if latency else ""), ""]
+            lines += [f"| **geomean** | | | **{_ratio(geo)}** |" + (" | |" if latency else "")]
+            for test in COMMAND_TESTS:
+                cell = cells.get((shape_name, test), Cell())
+                r = median([s.rps for s in cell.redis])
+                t = median([s.rps for s in cell.trio])
+                raw[(persistence, shape_name, test)] = (r, t)
+                row = f"| {test} | {_num(r)} | {_num(t)} | {_ratio(t / r if r and t else None)} |"
+                lines.append(row + (f" {_lat(cell.redis)} | {_lat(cell.trio)} |" if latency else ""))
+            lines.append("")
             log(f"  {persistence} {shape_name}: geomean ratio {_ratio(geo)}")
     return lines, raw
 

@@ -203,6 +203,9 @@ class Engine:
         self.server: Any = None  # the transport, for CLIENT LIST/KILL and INFO clients
         self.nursery: trio.Nursery | None = None  # for work commands start (set by the server)
         self.run_id = os.urandom(20).hex()
+        # INFO replication's master_replid: the run id until DEBUG CHANGE-REPL-ID makes a new
+        # one (Redis's shiftReplicationId without a previous id to keep).
+        self.replication_id = self.run_id
         self.active_expire_enabled = True
         self.total_forks = 0
         self.latest_fork_usec = 0
@@ -932,6 +935,10 @@ class Engine:
         return math.ceil((self.loading_total - self.loading_loaded) / max(rate, 1e-6))
 
     # --- shutdown --------------------------------------------------------------------------
+
+    def change_replication_id(self) -> None:
+        """DEBUG CHANGE-REPL-ID: a new replication id."""
+        self.replication_id = os.urandom(20).hex()
 
     def request_shutdown(self, save: bool | None = None) -> None:
         self.shutdown_save = save

@@ -262,7 +262,7 @@ def _stats(engine: Engine) -> dict[str, Any]:
 def _replication(engine: Engine) -> dict[str, Any]:
     return {
         "role": "master", "connected_slaves": 0, "master_failover_state": "no-failover",
-        "master_replid": engine.run_id, "master_replid2": "0" * 40,
+        "master_replid": engine.replication_id, "master_replid2": "0" * 40,
         "master_repl_offset": 0, "second_repl_offset": -1, "repl_backlog_active": 0,
         "repl_backlog_size": 1048576, "repl_backlog_first_byte_offset": 0,
         "repl_backlog_histlen": 0,

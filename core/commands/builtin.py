@@ -20,6 +20,7 @@ GROUPS = (
     "pubsub",
     "acl",
     "observability",
+    "operator",
 )
 
 
