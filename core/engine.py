@@ -323,15 +323,20 @@ class Engine:
         if entry is None:
             entry = self._lookup(argv[0])
             if entry is None:
+                client.last_command = "NULL"
                 return self._reject(client, argv, errors.unknown_command(argv))
         spec, name, is_write = entry
+        # CLIENT LIST's cmd: the command as looked up, before any check refuses it or MULTI
+        # queues it, as Redis records it (EXEC's queued commands leave "exec").
+        client.last_command = spec.name
         arity = spec.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return self._reject(client, argv, errors.wrong_arity(spec.name), spec)
         full_name = spec.name
         if spec.subcommands and len(argv) > 1:
-            full_name = full_command_name(spec, argv[1])
+            full_name = client.last_command = full_command_name(spec, argv[1])
             if full_name is spec.name:
+                client.last_command = "NULL"
                 # A container's unknown subcommand is no command at all, as in Redis:
                 # refused here, counted in errorstats only.
                 return self._reject(client, argv, errors.unknown_subcommand(argv[1], spec.name))
@@ -407,7 +412,6 @@ class Engine:
         if record is None:
             record = self.command_record(name)
         record[0] += 1
-        client.last_command = name
         if ctx.dirty:
             self.dirty += ctx.dirty
             db = ctx.db

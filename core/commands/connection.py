@@ -7,6 +7,7 @@ import time
 from .. import REDIS_VERSION, errors
 from ..client import REPLY_OFF, REPLY_SKIP, REPLY_SKIP_NEXT
 from ..errors import CommandError
+from ..observability import of as observer_of
 from ..resp import NULL_ARRAY, OK, PONG, ErrorReply, Map, Raw, Status, Verbatim
 from . import command
 from .args import help_reply, parse_c_int, parse_int
@@ -138,13 +139,12 @@ def client_info_line(engine, client, current: bytes | None = None) -> bytes:
     lib-ver, which redis-py sets).  ``current`` names the command being run by the client
     asking (``client|list``), as Redis shows it."""
     now = time.monotonic()
-    flags = "N"
-    if client.multi is not None:
-        flags = "x"
-    elif client.blocked:
-        flags = "b"
-    elif client.in_pubsub:
-        flags = "P"
+    # Redis's letters, in its order: O monitor, P subscribed, x in MULTI, b blocked, d a
+    # WATCHed key changed, c closing after this reply, U unix socket, e no-evict; N for none.
+    flags = "".join(letter for letter, on in (
+        ("O", client.id in observer_of(engine).monitors), ("P", client.in_pubsub), ("x", client.multi is not None),
+        ("b", client.blocked), ("d", client.dirty_cas), ("c", client.close_after_reply),
+        ("U", client.addr.startswith("/")), ("e", client.no_evict)) if on) or "N"
     multi = len(client.multi) if client.multi is not None else -1
     command_name = current or client.last_command.lower().encode()
     fields = [
@@ -360,6 +360,8 @@ def _client_kill(ctx, argv):
         elif option == b"laddr":
             matches = [c for c in matches if c.laddr == text]
         elif option == b"user":
+            if text not in engine.acl.users:
+                raise CommandError(errors.sanitize(f"ERR No such user '{text}'"))
             matches = [c for c in matches if c.user == text]
         elif option == b"type":
             matches = _of_type(matches, value)

@@ -229,3 +229,107 @@ def test_command_getkeys_and_flags_for_every_command_with_keys(ours, reference):
     argv = ["LMOVE", "a", "b", "LEFT", "RIGHT"]
     assert mine.call("COMMAND", "GETKEYSANDFLAGS", *argv) == theirs.call(
         "COMMAND", "GETKEYSANDFLAGS", *argv)
+
+
+# CLIENT LIST's fields whose values the same actions make the same on both servers (the
+# others are addresses, descriptors, ages and buffer sizes).
+STABLE_FIELDS = ("name", "flags", "db", "sub", "psub", "ssub", "multi", "cmd", "user", "redir",
+                 "resp")
+REDIS_FIELDS = ["id", "addr", "laddr", "fd", "name", "age", "idle", "flags", "db", "sub", "psub",
+                "ssub", "multi", "qbuf", "qbuf-free", "argv-mem", "multi-mem", "rbs", "rbp",
+                "obl", "oll", "omem", "tot-mem", "events", "cmd", "user", "redir", "resp"]
+
+
+def _client_lines(reply: bytes) -> dict[str, dict[str, str]]:
+    """CLIENT LIST's lines by client name, each as its fields in order."""
+    text = reply.split(b"\r\n", 1)[1].decode()
+    clients = {}
+    for line in text.strip().split("\n"):
+        fields = dict(pair.split("=", 1) for pair in line.split(" "))
+        clients[fields["name"]] = fields
+    return clients
+
+
+def _clients_in_every_state(port: int) -> list[RawClient]:
+    """Five named clients: one in db 3, one subscribed three ways, one RESP3 in MULTI with a
+    queued command and no-evict, one whose WATCHed key changed, one asking."""
+    clients = [RawClient(port) for _ in range(5)]
+    for number, client in enumerate(clients):
+        assert client.call("CLIENT", "SETNAME", f"c{number}") == b"+OK\r\n"
+    first, subscriber, transaction, watcher, _ = clients
+    first.call("SELECT", "3")
+    subscriber.call("SUBSCRIBE", "a", "b")
+    subscriber.read_reply()
+    subscriber.call("PSUBSCRIBE", "p*")
+    subscriber.call("SSUBSCRIBE", "s")
+    transaction.call("HELLO", "3")
+    transaction.call("CLIENT", "NO-EVICT", "on")
+    transaction.call("MULTI")
+    transaction.call("SET", "k", "v")
+    watcher.call("WATCH", "w")
+    first.call("SELECT", "0")
+    first.call("SET", "w", "changed")
+    first.call("SELECT", "3")
+    return clients
+
+
+def test_client_list_fields_and_states_as_redis(ours, reference):
+    mine, theirs = _clients_in_every_state(ours.server.port), _clients_in_every_state(reference.port)
+    try:
+        ours_list = _client_lines(mine[4].call("CLIENT", "LIST"))
+        redis_list = _client_lines(theirs[4].call("CLIENT", "LIST"))
+        names = {f"c{number}" for number in range(5)}
+        assert names <= set(ours_list) and names <= set(redis_list)
+        for name in sorted(names):
+            # Redis 7.0's fields in its order (redis-py's lib-name and lib-ver, from 7.2's
+            # CLIENT SETINFO, follow them here).
+            assert list(ours_list[name])[:len(REDIS_FIELDS)] == REDIS_FIELDS
+            assert list(redis_list[name]) == REDIS_FIELDS
+            for field in STABLE_FIELDS:
+                assert ours_list[name][field] == redis_list[name][field], (name, field)
+        ours_info = mine[4].call("CLIENT", "INFO").split(b"\r\n")[1].decode().strip().split(" ")
+        redis_info = theirs[4].call("CLIENT", "INFO").split(b"\r\n")[1].decode().strip().split(" ")
+        assert [pair.split("=")[0] for pair in ours_info][:len(REDIS_FIELDS)] == REDIS_FIELDS
+        assert [p for p in ours_info if p.split("=")[0] in STABLE_FIELDS] == [
+            p for p in redis_info if p.split("=")[0] in STABLE_FIELDS]
+        # Filters: by type, by id (the asking client's own id), errors.
+        for argv in (["TYPE", "pubsub"], ["TYPE", "normal"], ["TYPE", "master"],
+                     ["TYPE", "replica"], ["TYPE", "slave"]):
+            assert sorted(_client_lines(mine[4].call("CLIENT", "LIST", *argv))) == sorted(
+                _client_lines(theirs[4].call("CLIENT", "LIST", *argv))) if argv[1] in (
+                "pubsub", "normal") else mine[4].call("CLIENT", "LIST", *argv) == theirs[4].call(
+                "CLIENT", "LIST", *argv)
+        for argv in (["TYPE", "foo"], ["ID", "x"], ["ID"], ["FOO"], ["TYPE"], ["ID", "1", "x"]):
+            assert mine[4].call("CLIENT", "LIST", *argv) == theirs[4].call("CLIENT", "LIST", *argv)
+        for side in (mine, theirs):
+            own_id = side[4].call("CLIENT", "ID")[1:-2]
+            listed = _client_lines(side[4].call("CLIENT", "LIST", "ID", own_id, b"999999"))
+            assert list(listed) == ["c4"]
+    finally:
+        for client in mine + theirs:
+            client.close()
+
+
+def test_client_kill_filters_as_redis(ours, reference):
+    mine, theirs = _clients_in_every_state(ours.server.port), _clients_in_every_state(reference.port)
+    try:
+        for argv in (["USER", "nobody"], ["SKIPME", "maybe"], ["ID", "x"], ["ID", "0"],
+                     ["TYPE", "foo"], ["FOO", "bar"], ["ADDR"], ["1.2.3.4:5"],
+                     ["ADDR", "1.2.3.4:5"], ["LADDR", "1.2.3.4:5"], ["TYPE", "master"],
+                     ["TYPE", "pubsub", "USER", "default"]):
+            assert mine[4].call("CLIENT", "KILL", *argv) == theirs[4].call("CLIENT", "KILL", *argv), argv
+        for side in (mine, theirs):  # the pubsub client is gone on both
+            assert "c1" not in _client_lines(side[4].call("CLIENT", "LIST"))
+            # By address and by local address, taken from each server's own list.
+            listed = _client_lines(side[4].call("CLIENT", "LIST"))
+            assert side[4].call("CLIENT", "KILL", "ADDR", listed["c0"]["addr"]) == b":1\r\n"
+            assert side[4].call("CLIENT", "KILL", listed["c2"]["addr"]) == b"+OK\r\n"
+            laddr = listed["c3"]["laddr"]
+            # Everyone but the asking client shares the local address; SKIPME yes spares it.
+            assert side[4].call("CLIENT", "KILL", "LADDR", laddr, "SKIPME", "yes") == b":1\r\n"
+            assert side[4].call("CLIENT", "KILL", "ID", side[4].call("CLIENT", "ID")[1:-2],
+                                "SKIPME", "no") == b":1\r\n"
+            assert side[4].read_reply() == b""  # it killed itself: closed after the reply
+    finally:
+        for client in mine + theirs:
+            client.close()
