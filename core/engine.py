@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from . import errors, latency
-from .acl import AccessControl
+from .acl import ACLLOG_MAX_LEN, AccessControl
 from .client import Client
 from .commands import (
     BLOCKING,
@@ -348,6 +348,7 @@ class Engine:
         if client.user in self.acl.restricted:  # empty unless ACL SETUSER restricted someone
             denied = self.acl.check(client.user, spec, argv)
             if denied is not None:
+                self._log_denial(client, spec, argv, denied)
                 return self._reject(client, argv, denied, spec)
         if self.config.maxmemory and not client.is_loader and self._out_of_memory(client, spec):
             return self._reject(client, argv, errors.OOM, spec)
@@ -370,6 +371,20 @@ class Engine:
             client.multi.append((spec, argv))
             return QUEUED
         return self.execute(client, spec, argv)
+
+    def _log_denial(self, client: Client, spec: CommandSpec, argv: list[bytes], denied: str) -> None:
+        """ACL LOG: what ``client`` was refused, with its CLIENT LIST line."""
+        from .commands.connection import client_info_line
+
+        user = self.acl.users.get(client.user)
+        if user is None:
+            reason, object_ = "command", spec.name.encode()
+        else:
+            reason, object_ = user.denied_object(spec, argv, denied)
+        self.acl.log.add(reason, object_, client.user.encode(),
+                         lambda: client_info_line(self, client),
+                         getattr(self.config, "acllog_max_len", ACLLOG_MAX_LEN),
+                         "multi" if client.multi is not None else "toplevel")
 
     def _lookup(self, sent: bytes) -> tuple[CommandSpec, bytes, bool] | None:
         """The command table entry for a name as sent; remembered (a bounded number of

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from .. import errors
-from ..acl import CATEGORIES, category_members
+from ..acl import ACLLOG_DEFAULT_COUNT, CATEGORIES, category_members
 from ..errors import CommandError
 from ..resp import OK, Map
 from . import command
@@ -157,12 +157,17 @@ def genpass(ctx, argv):
 
 
 def log(ctx, argv):
-    """Failed commands and logins are not recorded: the log is always empty."""
+    """ACL LOG [count | RESET]: the newest denials and failed logins (10 by default)."""
+    acl_log = ctx.engine.acl.log
+    if len(argv) > 3:
+        raise CommandError(errors.sanitize(
+            "ERR unknown subcommand or wrong number of arguments for "
+            f"'{argv[1].decode('utf-8', 'replace')}'. Try ACL HELP."))
     if len(argv) == 3 and argv[2].lower() == b"reset":
+        acl_log.reset()
         return OK
-    if len(argv) == 3:
-        parse_int(argv[2], errors.NOT_INTEGER)
-    return []
+    count = parse_int(argv[2], errors.NOT_INTEGER) if len(argv) == 3 else ACLLOG_DEFAULT_COUNT
+    return acl_log.reply(count)
 
 
 def help_(ctx, argv):

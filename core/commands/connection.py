@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from .. import REDIS_VERSION, errors
+from ..acl import ACLLOG_MAX_LEN
 from ..client import REPLY_OFF, REPLY_SKIP, REPLY_SKIP_NEXT
 from ..errors import CommandError
 from ..observability import of as observer_of
@@ -43,10 +44,15 @@ def select(ctx, argv):
     return OK
 
 
-def _check_password(ctx, username: bytes, password: bytes) -> None:
-    """Log the client in as ``username`` (trioredis.acl compares in constant time)."""
-    user = ctx.engine.acl.authenticate(username, password)
+def _check_password(ctx, username: bytes, password: bytes, command: bytes) -> None:
+    """Log the client in as ``username`` (trioredis.acl compares in constant time); a
+    failure goes to ACL LOG under the command's name as sent (AUTH, HELLO)."""
+    engine = ctx.engine
+    user = engine.acl.authenticate(username, password)
     if user is None:
+        engine.acl.log.add("auth", command, username,
+                           lambda: client_info_line(engine, ctx.client),
+                           getattr(engine.config, "acllog_max_len", ACLLOG_MAX_LEN))
         raise CommandError(errors.WRONGPASS)
     ctx.client.user = user.name
     ctx.client.authenticated = True
@@ -58,7 +64,7 @@ def auth(ctx, argv):
     if len(argv) == 2 and ctx.engine.acl.users["default"].nopass:
         raise CommandError(errors.AUTH_NOT_CONFIGURED)
     username, password = (b"default", argv[1]) if len(argv) == 2 else (argv[1], argv[2])
-    _check_password(ctx, username, password)
+    _check_password(ctx, username, password, argv[0])
     return OK
 
 
@@ -79,7 +85,7 @@ def hello(ctx, argv):
     while index < len(argv):
         option = argv[index].lower()
         if option == b"auth" and index + 2 < len(argv):
-            _check_password(ctx, argv[index + 1], argv[index + 2])
+            _check_password(ctx, argv[index + 1], argv[index + 2], argv[0])
             index += 3
         elif option == b"setname" and index + 1 < len(argv):
             setname = argv[index + 1]

@@ -1,0 +1,69 @@
+"""Differential test: ACL LOG's entries (denied commands, keys, channels, failed logins,
+grouped repeats, count and RESET) against a real ``redis-server`` 7.0 given the same session.
+Ages and client addresses differ between two servers: those are compared by shape."""
+
+from __future__ import annotations
+
+import re
+
+import hiredis
+import parity
+import pytest
+from parity import RawClient
+from servers import ServerThread
+
+reference = parity.reference  # the real Redis, a module-scoped fixture
+
+SESSION = [
+    ("AUTH", "bob", "wrong"), ("AUTH", "nobody", "x"), ("AUTH", "bob", "pw"), ("SET", "x", "1"),
+    ("GET", "other"), ("GET", "other"), ("GET", "app:1"), ("PUBLISH", "gossip", "m"),
+    ("PUBLISH", "news", "m"), ("SUBSCRIBE", "news", "gossip"), ("CONFIG", "GET", "x"),
+    ("MULTI",), ("SET", "x", "1"), ("EXEC",), ("HELLO", "2", "AUTH", "bob", "bad"),
+]
+ADMIN = [("ACL", "LOG", "x"), ("ACL", "LOG", "-1"), ("ACL", "LOG", "0"), ("ACL", "LOG", "1", "2"),
+         ("ACL", "LOG", "RESET"), ("ACL", "LOG")]
+
+
+@pytest.fixture(scope="module")
+def ours():
+    server = ServerThread([["save", ""], ["appendonly", "no"]]).start()
+    yield server
+    server.stop()
+
+
+def _parse(data: bytes):
+    reader = hiredis.Reader()
+    reader.feed(data)
+    return reader.gets()
+
+
+def _run(port: int) -> tuple[list[bytes], list, bytes, list[bytes]]:
+    with RawClient(port) as admin, RawClient(port) as bob:
+        admin.call("ACL", "LOG", "RESET")
+        admin.call("ACL", "SETUSER", "bob", "reset", "on", ">pw", "+get", "+publish", "+subscribe",
+                   "+multi", "+config|set", "~app*", "&news")
+        replies = [bob.call(*argv) for argv in SESSION]
+        log = _parse(admin.call("ACL", "LOG"))
+        first = admin.call("ACL", "LOG", "1")
+        errors = [admin.call(*argv) for argv in ADMIN]
+        admin.call("ACL", "DELUSER", "bob")
+    return replies, log, first, errors
+
+
+def test_acl_log_records_denials_as_redis(ours, reference):
+    ours_replies, ours_log, ours_first, ours_admin = _run(ours.server.port)
+    redis_replies, redis_log, redis_first, redis_admin = _run(reference.port)
+    assert ours_replies == redis_replies
+    assert ours_admin == redis_admin
+    assert len(ours_log) == len(redis_log) > 5
+    for mine, theirs in zip(ours_log, redis_log, strict=True):
+        mine, theirs = dict(zip(mine[0::2], mine[1::2])), dict(zip(theirs[0::2], theirs[1::2]))
+        assert list(mine) == list(theirs)
+        for field in (b"count", b"reason", b"context", b"object", b"username"):
+            assert mine[field] == theirs[field], (field, mine, theirs)
+        assert re.fullmatch(rb"\d+(\.\d+)?", mine[b"age-seconds"])
+        info = dict(pair.split(b"=", 1) for pair in mine[b"client-info"].split(b" "))
+        expected = dict(pair.split(b"=", 1) for pair in theirs[b"client-info"].split(b" "))
+        for field in (b"cmd", b"user", b"db", b"flags", b"multi"):
+            assert info[field] == expected[field], (field, mine, theirs)
+    assert ours_first.count(b"count") == redis_first.count(b"count") == 1
