@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             log.warning(f"Failed to write PID file: {error.strerror}")
     notifier = start_supervision(mode, log)
     try:
-        return trio.run(functools.partial(serve, loaded, notifier=notifier))
+        return trio.run(functools.partial(serve, loaded, notifier=notifier, supervised=mode))
     except KeyboardInterrupt:
         return 0
     except Exception as error:  # start-up refused (bad data file, port taken, bad plugin)

@@ -70,7 +70,7 @@ def _server(engine: Engine) -> dict[str, Any]:
         "gcc_version": "0.0.0",
         "python_version": sys.version.split()[0],
         "process_id": os.getpid(),
-        "process_supervised": "no",
+        "process_supervised": getattr(server, "supervised", "no"),
         "run_id": engine.run_id,
         "tcp_port": server.port if server is not None else 0,
         "server_time_usec": int(time.time() * 1e6),

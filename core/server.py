@@ -338,9 +338,12 @@ class Server:
         handle_signals: bool = False,
         log: Log | None = None,
         ephemeral_port: bool = False,
+        supervised: str = "no",
     ) -> None:
         """``ephemeral_port``: listen on a port the kernel picks (tests), since ``port 0``
-        means "no TCP" in redis.conf."""
+        means "no TCP" in redis.conf.  ``supervised``: the service manager in charge
+        (``systemd``, ``upstart``, ``no``), for INFO's process_supervised."""
+        self.supervised = supervised
         self.loaded = loaded
         self.ephemeral_port = ephemeral_port
         self.config = loaded.config
@@ -917,10 +920,10 @@ def _set_keepalive(sock: trio.socket.SocketType, interval: int) -> None:
 
 
 async def serve(loaded: LoadedConfig, *, handle_signals: bool = True, on_ready: Callable[[Server], None] | None = None,
-                notifier: SystemdNotifier | None = None) -> int:
+                notifier: SystemdNotifier | None = None, supervised: str = "no") -> int:
     """Run a server until it shuts down; returns the process exit code.  ``notifier``: the
     service manager to tell when loading ends and when shutdown begins."""
-    server = Server(loaded, handle_signals=handle_signals)
+    server = Server(loaded, handle_signals=handle_signals, supervised=supervised)
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
         if notifier is not None:

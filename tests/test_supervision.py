@@ -138,6 +138,7 @@ def test_systemd_hears_ready_after_loading_and_stopping_at_shutdown(tmp_path, su
             messages = _messages_until(sock, "READY=1\n")
             # Loading is over when READY=1 arrives: every key is there, no LOADING error.
             assert server.client().dbsize() == keys
+            assert server.client().info("server")["process_supervised"] == "systemd"
             assert messages[0] == "STATUS=trioredis is loading...\n"
             assert messages[-2:] == ["STATUS=Ready to accept connections\n", "READY=1\n"]
             # Supervised: in the foreground despite daemonize yes, as redis-server.

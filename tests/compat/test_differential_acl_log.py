@@ -57,7 +57,8 @@ def test_acl_log_records_denials_as_redis(ours, reference):
     assert ours_admin == redis_admin
     assert len(ours_log) == len(redis_log) > 5
     for mine, theirs in zip(ours_log, redis_log, strict=True):
-        mine, theirs = dict(zip(mine[0::2], mine[1::2])), dict(zip(theirs[0::2], theirs[1::2]))
+        mine = dict(zip(mine[0::2], mine[1::2], strict=True))
+        theirs = dict(zip(theirs[0::2], theirs[1::2], strict=True))
         assert list(mine) == list(theirs)
         for field in (b"count", b"reason", b"context", b"object", b"username"):
             assert mine[field] == theirs[field], (field, mine, theirs)
