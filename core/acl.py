@@ -184,6 +184,10 @@ class User:
         self.all_channels = False
         self.channels: list[bytes] = []
         self._channel_regexes: list[re.Pattern[bytes]] = []
+        # Selectors, ``(+set %W~app*)``: more sets of commands, keys and channels, each a
+        # User without name, flags or passwords; a command runs when the user's own
+        # permissions or any one selector allow it whole.  Never changed once made.
+        self.selectors: list[User] = []
 
     def copy(self) -> User:
         other = User(self.name)
@@ -236,8 +240,12 @@ class User:
             self.sanitize_payload = False
         elif lowered == "reset":
             for each in ("resetpass", "resetkeys", "resetchannels", "off", "-@all",
-                         "sanitize-payload"):
+                         "sanitize-payload", "clearselectors"):
                 self.apply(each, registry)
+        elif lowered == "clearselectors":
+            self.selectors = []
+        elif rule.startswith("(") and rule.endswith(")"):
+            self.selectors.append(_selector(rule[1:-1], registry))
         elif rule.startswith(">"):
             digest = password_digest(rule[1:].encode("utf-8", "surrogateescape"))
             if digest not in self.passwords:
@@ -363,7 +371,23 @@ class User:
         return matched
 
     def denied(self, spec: CommandSpec, argv: list[bytes]) -> str | None:
-        """The NOPERM message for running ``argv``, or None when allowed."""
+        """The NOPERM message for running ``argv``, or None when allowed by the user's own
+        permissions or one of its selectors.  Refused by all, the message is the most
+        specific refusal among them, as Redis ranks them: a channel, then a key, then the
+        command."""
+        refusal = self._denied_here(spec, argv)
+        if refusal is None or not self.selectors:
+            return refusal
+        for selector in self.selectors:
+            other = selector._denied_here(spec, argv)
+            if other is None:
+                return None
+            if _refusal_rank(other) > _refusal_rank(refusal):
+                refusal = other
+        return refusal
+
+    def _denied_here(self, spec: CommandSpec, argv: list[bytes]) -> str | None:
+        """:meth:`denied` for this user's own permissions (or this selector's)."""
         if "noauth" in spec.flags:  # AUTH, HELLO, QUIT, RESET: always allowed, as in Redis
             return None
         name = spec.name
@@ -395,20 +419,45 @@ class User:
         if message == NOPERM_KEY:
             return "key", self.first_denied_key(spec, argv) or b""
         if message == NOPERM_CHANNEL:
-            channels = argv[1:2] if _CHANNEL_COMMANDS.get(spec.name) == 1 else argv[1:]
-            for channel in channels:
-                if spec.name == "psubscribe":
-                    if channel not in self.channels:
-                        return "channel", channel
-                elif not any(r.fullmatch(channel) for r in self._channel_regexes):
-                    return "channel", channel
-            return "channel", b""
+            return "channel", self.first_denied_channel(spec, argv) or b""
         name = spec.name
         if spec.subcommands and len(argv) > 1:
             name = f"{name}|{argv[1].decode('utf-8', 'replace').lower()}"
         return "command", name.encode()
 
+    def first_denied_channel(self, spec: CommandSpec, argv: list[bytes]) -> bytes | None:
+        """The channel a channel refusal names (from the user's own permissions or the first
+        selector that refused a channel)."""
+        for each in [self, *self.selectors]:
+            if each._denied_here(spec, argv) != NOPERM_CHANNEL:
+                continue
+            channels = argv[1:2] if _CHANNEL_COMMANDS.get(spec.name) == 1 else argv[1:]
+            for channel in channels:
+                if spec.name == "psubscribe":
+                    if channel not in each.channels:
+                        return channel
+                elif not any(r.fullmatch(channel) for r in each._channel_regexes):
+                    return channel
+        return None
+
     def first_denied_key(self, spec: CommandSpec, argv: list[bytes]) -> bytes | None:
+        """The key a refusal names: from the user's own permissions, or from the selectors
+        that allow the command but not a key, the one furthest in the arguments (Redis
+        reports the refusal that got furthest)."""
+        candidates = [self] + self.selectors if self.selectors else [self]
+        best: bytes | None = None
+        best_index = -1
+        for each in candidates:
+            if each._denied_here(spec, argv) != NOPERM_KEY:
+                continue
+            key = each._first_denied_key_here(spec, argv)
+            if key is not None:
+                index = argv.index(key, 1)
+                if index > best_index:
+                    best, best_index = key, index
+        return best
+
+    def _first_denied_key_here(self, spec: CommandSpec, argv: list[bytes]) -> bytes | None:
         if self.all_keys:
             return None
         for key in spec.keys(argv):
@@ -442,16 +491,65 @@ class User:
         return " ".join("&" + c.decode("utf-8", "replace") for c in self.channels)
 
     def describe(self) -> str:
-        """One line of ``ACL LIST``."""
+        """One line of ``ACL LIST``: flags, passwords, permissions, then each selector's in
+        parentheses."""
         parts = ["user", self.name] + [f.decode() for f in self.flags()]
         parts += ["#" + digest for digest in self.passwords]
+        parts += self.describe_permissions()
+        parts += [f"({' '.join(selector.describe_permissions())})" for selector in self.selectors]
+        return " ".join(parts)
+
+    def describe_permissions(self) -> list[str]:
+        """Keys, channels (``resetchannels`` first unless all), commands, as Redis lists them."""
+        parts = []
         if self.keys:
             parts.append(self.describe_keys())
         parts.append(self.describe_channels() if self.all_channels else "resetchannels")
         if self.channels and not self.all_channels:
             parts.append(self.describe_channels())
         parts.append(" ".join(self.command_rules))
-        return " ".join(parts)
+        return parts
+
+
+def _refusal_rank(message: str) -> int:
+    """How specific a refusal is: Redis reports the most specific one (a channel, then a
+    key, then the command) when no selector allows a command."""
+    return 3 if message == NOPERM_CHANNEL else 2 if message == NOPERM_KEY else 1
+
+
+# The rules a selector may hold: permissions only (no flags, passwords or nested selectors).
+_SELECTOR_WORDS = frozenset({"allkeys", "resetkeys", "allchannels", "resetchannels",
+                             "allcommands", "nocommands"})
+
+
+def _selector(text: str, registry: CommandRegistry) -> User:
+    """A selector from the rules between its parentheses (ValueError: "Syntax error")."""
+    selector = User("")
+    for rule in text.split():
+        if rule.lower() not in _SELECTOR_WORDS and not rule.startswith(("~", "%", "&", "+", "-")):
+            raise ValueError("Syntax error")
+        selector.apply(rule, registry)
+    return selector
+
+
+def merge_selector_arguments(rules: list[str]) -> list[str]:
+    """ACL SETUSER's arguments with a selector split over several (``"(+set" "~x)"``) joined
+    into one rule, as Redis joins them; CommandError when a parenthesis is never closed."""
+    merged: list[str] = []
+    opened: list[str] | None = None
+    for rule in rules:
+        if opened is not None:
+            opened.append(rule)
+            if rule.endswith(")"):
+                merged.append(" ".join(opened))
+                opened = None
+        elif rule.startswith("(") and not rule.endswith(")"):
+            opened = [rule]
+        else:
+            merged.append(rule)
+    if opened is not None:
+        raise CommandError(f"ERR Unmatched parenthesis in acl selector starting at '{opened[0]}'.")
+    return merged
 
 
 def _by_original_name(registry: CommandRegistry, name: str) -> CommandSpec | None:
@@ -509,7 +607,7 @@ class AccessControl:
         """ACL SETUSER: all rules or none (raises CommandError naming the bad rule)."""
         existing = self.users.get(name)
         user = existing.copy() if existing is not None else User(name)
-        for rule in rules:
+        for rule in merge_selector_arguments(rules):
             try:
                 user.apply(rule, self.registry)
             except ValueError as error:

@@ -96,7 +96,10 @@ def getuser(ctx, argv):
         b"commands": " ".join(user.command_rules).encode(),
         b"keys": user.describe_keys().encode(),
         b"channels": user.describe_channels().encode(),
-        b"selectors": [],
+        b"selectors": [Map({b"commands": " ".join(selector.command_rules).encode(),
+                            b"keys": selector.describe_keys().encode(),
+                            b"channels": selector.describe_channels().encode()})
+                       for selector in user.selectors],
     })
 
 
@@ -142,7 +145,8 @@ def dryrun(ctx, argv):
         key = user.first_denied_key(spec, command_argv) or b""
         return f"This user has no permissions to access the '{_text(key)}' key".encode()
     if "channels" in denied:
-        return b"This user has no permissions to access one of the channels used as arguments"
+        channel = user.first_denied_channel(spec, command_argv) or b""
+        return f"This user has no permissions to access the '{_text(channel)}' channel".encode()
     return ("T" + denied.removeprefix("NOPERM t")).encode()
 
 
