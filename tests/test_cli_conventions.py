@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from servers import ServerProcess, console_script, run_cli
+from servers import ServerProcess, console_script, run_cli, wait_for
 from trioredis import __version__
 
 
@@ -64,7 +64,8 @@ def test_log_goes_to_logfile(tmp_path):
     server = ServerProcess(str(tmp_path), [["save", ""], ["logfile", str(logfile)]])
     try:
         server.start()
-        assert "Ready to accept connections" in logfile.read_text()
+        # PING may answer a moment before the line is written (the backends start between).
+        wait_for(lambda: "Ready to accept connections" in logfile.read_text(), what="the log")
         assert "Ready to accept connections" not in server.log()  # not on stdout
     finally:
         server.stop()
