@@ -69,7 +69,7 @@ def keys_from_specs(specs: tuple, argv: list[bytes]) -> KeyRefs | None:
     """Every key of ``argv`` with its flags, spec by spec; None when a spec cannot be
     followed (``unknown``, or flags that vary): the caller then asks the command's function."""
     found: KeyRefs = []
-    for flags, begin, find in specs:
+    for flags, begin, find, _ in specs:
         if "not_key" in flags:
             continue
         if begin[0] == "unknown" or find[0] == "unknown":
@@ -157,10 +157,38 @@ KEY_FUNCTIONS: dict[str, Callable[[list[bytes]], KeyRefs]] = {
 }
 
 
+def key_specs_reply(name: str) -> list:
+    """COMMAND INFO's key specifications of a Redis command, as Redis sends them: a set (in
+    RESP3) of a map per spec (its note if any, flags, how the search begins, how keys are
+    found)."""
+    from ..resp import Map, SetReply, Status
+
+    def search(kind: tuple) -> Map:
+        fields: dict[bytes, object] = {}
+        if kind[0] == "index":
+            fields = {b"index": kind[1]}
+        elif kind[0] == "keyword":
+            fields = {b"keyword": kind[1].encode(), b"startfrom": kind[2]}
+        elif kind[0] == "range":
+            fields = {b"lastkey": kind[1], b"keystep": kind[2], b"limit": kind[3]}
+        elif kind[0] == "keynum":
+            fields = {b"keynumidx": kind[1], b"firstkey": kind[2], b"keystep": kind[3]}
+        return Map({b"type": kind[0].encode(), b"spec": Map(fields)})
+
+    reply = []
+    for flags, begin, find, notes in KEY_SPECS.get(name, ()):
+        spec = Map({b"notes": notes.encode()} if notes else {})
+        spec[b"flags"] = SetReply([Status(flag.encode()) for flag in flags])
+        spec[b"begin_search"] = search(begin)
+        spec[b"find_keys"] = search(find)
+        reply.append(spec)
+    return SetReply(reply)
+
+
 def has_key_specs(name: str) -> bool:
     """Redis has key specs for ``name`` naming real keys (not only not_key ones, like the
     shard channels of SPUBLISH)."""
-    return any("not_key" not in flags for flags, _, _ in KEY_SPECS.get(name, ()))
+    return any("not_key" not in flags for flags, *_ in KEY_SPECS.get(name, ()))
 
 
 def key_references(name: str, argv: list[bytes]) -> KeyRefs | None:
@@ -170,7 +198,7 @@ def key_references(name: str, argv: list[bytes]) -> KeyRefs | None:
     specs = KEY_SPECS.get(name)
     if specs is None:
         return None
-    varies = any("variable_flags" in flags or "incomplete" in flags for flags, _, _ in specs)
+    varies = any("variable_flags" in flags or "incomplete" in flags for flags, *_ in specs)
     if not varies:
         try:
             found = keys_from_specs(specs, argv)

@@ -25,7 +25,13 @@ from ..persistence import PersistenceUnsupported
 from ..resp import OK, ErrorReply, Map, Raw, SetReply, Status, Verbatim
 from . import command, full_command_name, subcommand_arity
 from .args import help_reply, parse_int
-from .keyspecs import NO_MANDATORY_KEYS, InvalidKeySpec, has_key_specs, key_references
+from .keyspecs import (
+    NO_MANDATORY_KEYS,
+    InvalidKeySpec,
+    has_key_specs,
+    key_references,
+    key_specs_reply,
+)
 from .redis_keyspecs import KEY_SPECS
 
 
@@ -175,13 +181,13 @@ def _command_info(spec):
         {c for c in (_CATEGORY_NAMES.get(c, c) for c in spec.categories) if c in _CATEGORY_ORDER},
         _CATEGORY_ORDER,
     )
-    # Flags, categories, tips, key specs and subcommands are sets in RESP3, as Redis sends
-    # them; tips, key specs and subcommands are left empty here.
+    # Flags, categories, tips and subcommands are sets in RESP3, as Redis sends them; tips
+    # and subcommands are left empty here.  Key specs are Redis's for its own commands.
     return [
         spec.name.encode(), spec.arity, SetReply([Status(f.encode()) for f in flags]),
         spec.first_key, spec.last_key, spec.step,
-        SetReply([Status(b"@" + c.encode()) for c in categories]), SetReply(), SetReply(),
-        SetReply(),
+        SetReply([Status(b"@" + c.encode()) for c in categories]), SetReply(),
+        key_specs_reply(spec.name), SetReply(),
     ]
 
 

@@ -333,3 +333,25 @@ def test_client_kill_filters_as_redis(ours, reference):
     finally:
         for client in mine + theirs:
             client.close()
+
+
+def test_command_info_key_specs_for_every_command_as_redis(ours, reference):
+    """COMMAND INFO's key specifications (its 9th element), byte for byte, for every command
+    both servers have (RESP2 and RESP3)."""
+    from test_server_commands import _elements
+
+    mine, theirs = _both(ours, reference)
+    redis_names = {entry[0].lower()
+                   for entry in _quiet_client(reference.port).execute_command("COMMAND")}
+    compared = 0
+    for protocol in ("2", "3"):
+        mine.call("HELLO", protocol)
+        theirs.call("HELLO", protocol)
+        for spec in ours.server.engine.commands:
+            if spec.name.encode() not in redis_names:
+                continue
+            ours_specs = _elements(mine.call("COMMAND", "INFO", spec.name))[8]
+            redis_specs = _elements(theirs.call("COMMAND", "INFO", spec.name))[8]
+            assert ours_specs == redis_specs, spec.name
+            compared += 1
+    assert compared > 300
