@@ -12,8 +12,8 @@ import time
 import hiredis
 import parity
 import pytest
-from parity import RawClient
-from servers import ServerThread
+from parity import RawClient, encode_command
+from servers import ServerThread, wait_for
 
 reference = parity.reference  # the real Redis, a module-scoped fixture
 
@@ -355,3 +355,23 @@ def test_command_info_key_specs_for_every_command_as_redis(ours, reference):
             assert ours_specs == redis_specs, spec.name
             compared += 1
     assert compared > 300
+
+
+def test_client_unblock_and_getredir_as_redis(ours, reference):
+    replies = []
+    for port in (ours.server.port, reference.port):
+        with RawClient(port) as blocked, RawClient(port) as other:
+            blocked_id = blocked.call("CLIENT", "ID")[1:-2]
+            seen = [other.call("CLIENT", "UNBLOCK", blocked_id),  # not blocked: 0
+                    other.call("CLIENT", "UNBLOCK", blocked_id, "MAYBE"),
+                    other.call("CLIENT", "UNBLOCK", "x"), other.call("CLIENT", "GETREDIR")]
+            for mode in ("TIMEOUT", "ERROR", None):
+                blocked.send(encode_command("BLPOP", "nolist", "0"))
+                # Until the server shows it blocked (flags=b), then unblock it.
+                wait_for(lambda who=blocked_id, by=other:
+                         b"flags=b" in by.call("CLIENT", "LIST", "ID", who),
+                         what="the client to block")
+                args = ["CLIENT", "UNBLOCK", blocked_id] + ([mode] if mode else [])
+                seen += [other.call(*args), blocked.read_reply()]
+            replies.append(seen)
+    assert replies[0] == replies[1]
