@@ -28,7 +28,7 @@ import trio
 
 from . import errors, latency
 from .acl import ACLLOG_MAX_LEN, AccessControl
-from .client import Client
+from .client import REPLY_OFF, Client
 from .commands import (
     BLOCKING,
     CommandRegistry,
@@ -45,6 +45,13 @@ if TYPE_CHECKING:
     from .config import Config, LoadedConfig
     from .log import Log
 
+# The first words of an HTTP request's lines, which Redis treats as an attack.
+_CROSS_PROTOCOL_WORDS = frozenset({b"post", b"host:"})
+CROSS_PROTOCOL_WARNING = (
+    "Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: "
+    "commands to Redis. This is likely due to an attacker attempting to use Cross Protocol "
+    "Scripting to compromise your Redis instance. Connection aborted.")
+CROSS_PROTOCOL_LOG_INTERVAL = 60.0  # seconds: one line per attack wave, not per request
 _MULTI_CONTROL = frozenset({b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"})
 _SUBSCRIBED_ALLOWED = frozenset(
     {b"subscribe", b"psubscribe", b"unsubscribe", b"punsubscribe", b"ping", b"quit", b"reset",
@@ -208,6 +215,7 @@ class Engine:
         self.replication_id = self.run_id
         self.active_expire_enabled = True
         self.total_forks = 0
+        self._cross_protocol_logged = -CROSS_PROTOCOL_LOG_INTERVAL
         self.latest_fork_usec = 0
         self._ops_samples: deque[tuple[float, int]] = deque(maxlen=16)
         # The MONITOR clients (observability.of() puts the Observer's dict here): while it is
@@ -291,6 +299,11 @@ class Engine:
         gc.collect(0)
         gc.freeze()
 
+    def fork_child_exited(self) -> None:
+        """The parent side of :meth:`prepare_fork`, once the child is gone: objects frozen for
+        it are the collector's again (garbage among them would otherwise never be freed)."""
+        gc.unfreeze()
+
     def fatal(self, message: str) -> None:
         self.log.warning(message)
         self.fatal_error = message
@@ -310,6 +323,7 @@ class Engine:
     def drop_client(self, client: Client) -> None:
         self.clients.pop(client.id, None)
         self._unwatch(client)
+        client.ctx = None  # ctx.client points back: no cycle left for the collector
         if client.channels or client.patterns or client.shard_channels:
             pubsub = getattr(self, "pubsub", None)
             if pubsub is not None:
@@ -323,6 +337,8 @@ class Engine:
         if entry is None:
             entry = self._lookup(argv[0])
             if entry is None:
+                if argv[0].lower() in _CROSS_PROTOCOL_WORDS:
+                    return self._cross_protocol_attack(client)
                 client.last_command = "NULL"
                 return self._reject(client, argv, errors.unknown_command(argv))
         spec, name, is_write = entry
@@ -385,6 +401,19 @@ class Engine:
                          lambda: client_info_line(self, client),
                          getattr(self.config, "acllog_max_len", ACLLOG_MAX_LEN),
                          "multi" if client.multi is not None else "toplevel")
+
+    def _cross_protocol_attack(self, client: Client) -> None:
+        """An HTTP request (a browser page posting to the port): close the connection with no
+        reply, before anything after it runs, and log it at most once a minute, as Redis's
+        ``securityWarningCommand``.  Checked before authentication, unlike Redis: with a
+        password set, Redis answers NOAUTH and reads on."""
+        now = time.monotonic()
+        if now - self._cross_protocol_logged > CROSS_PROTOCOL_LOG_INTERVAL:
+            self._cross_protocol_logged = now
+            self.log.warning(CROSS_PROTOCOL_WARNING)
+        client.set_reply_flags(REPLY_OFF)
+        client.close_after_reply = True
+        return None
 
     def _lookup(self, sent: bytes) -> tuple[CommandSpec, bytes, bool] | None:
         """The command table entry for a name as sent; remembered (a bounded number of

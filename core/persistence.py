@@ -280,6 +280,11 @@ class BackendHost:
         """Call just before os.fork(): freezes the GC so the child shares pages longer."""
         self._engine.prepare_fork()
 
+    def fork_child_exited(self) -> None:
+        """Call in the parent once a child forked after :meth:`prepare_fork` has exited (or
+        the fork failed): undoes the freeze, so garbage made meanwhile can be collected."""
+        self._engine.fork_child_exited()
+
     def fatal(self, message: str) -> None:
         """Stop the server now with ``message`` in the log (a durability promise is broken)."""
         self._engine.fatal(message)

@@ -17,13 +17,28 @@ stream is back at a boundary.  The checks may flag harmless data (a value contai
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from typing import Any
 
 import hiredis
 
 INLINE_MAX_SIZE = 64 * 1024
-MAX_MULTIBULK_LENGTH = 1024 * 1024
+# A partial request past this size leaves hiredis for ExactParser (see RequestParser.gets).
+BIG_REQUEST = 1024 * 1024
+# ExactParser drops the bytes before a consumed argument of this size at once.
+BIG_ARGUMENT = 1024 * 1024
+# Redis 7 takes up to INT_MAX arguments (the query buffer limit bounds the bytes); the count
+# alone allocates nothing here, the argument list grows as arguments arrive.
+MAX_MULTIBULK_LENGTH = 2**31 - 1
+# hiredis allocates a whole list for an array header as soon as it reads it (and freeing a list
+# of 3e9 slots walks 24 GB: seconds of a frozen server).  So a count of this many digits or
+# more never reaches hiredis: ExactParser, which allocates nothing ahead, reads that command.
+# One regex search per chunk finds such a line (~0.03 us per pipelined command).
+HIREDIS_MAX_COUNT_DIGITS = 6
+_HIREDIS_MAX_COUNT = 10**HIREDIS_MAX_COUNT_DIGITS - 1
+_BIG_COUNT = re.compile(rb"\*[0-9]{%d}" % (HIREDIS_MAX_COUNT_DIGITS + 1)).search
+_COUNT_LINE_SPAN = HIREDIS_MAX_COUNT_DIGITS + 2
 # Redis 7.0.15's limits for a client that has yet to AUTH (when a password is required):
 # enough for AUTH/HELLO, not enough to make the server buffer much for a stranger.
 UNAUTHENTICATED_MULTIBULK = 10
@@ -119,6 +134,8 @@ def encode(value: object, resp3: bool = False) -> bytes:
     if value is None:
         return b"_\r\n" if resp3 else b"$-1\r\n"
     if t is list or t is tuple:
+        if len(value) > _ENCODE_CHUNK:  # type: ignore[arg-type]
+            return _encode_long_array(value, resp3)  # type: ignore[arg-type]
         return b"*%d\r\n%b" % (len(value), b"".join([encode(v, resp3) for v in value]))  # type: ignore[arg-type]
     if t is Status:
         return b"+%b\r\n" % value  # type: ignore[str-format]
@@ -161,6 +178,19 @@ def encode(value: object, resp3: bool = False) -> bytes:
     raise TypeError(f"cannot encode reply of type {t.__name__}")
 
 
+# A long array is encoded a slice at a time: the encoded pieces of one slice exist at once,
+# not one small bytes object per element of the whole reply (SRANDMEMBER s -20000000 built
+# 20 M of them: gigabytes for a reply of 300 MB).
+_ENCODE_CHUNK = 4096
+
+
+def _encode_long_array(items: list | tuple, resp3: bool) -> bytes:
+    parts = [b"*%d\r\n" % len(items)]
+    for start in range(0, len(items), _ENCODE_CHUNK):
+        parts.append(b"".join([encode(v, resp3) for v in items[start : start + _ENCODE_CHUNK]]))
+    return b"".join(parts)
+
+
 def encode_command(argv: Iterable[bytes]) -> bytes:
     """A command as a RESP array of bulk strings (what the AOF and replication write)."""
     parts = [b"$%d\r\n%b\r\n" % (len(a), a) for a in argv]
@@ -173,6 +203,9 @@ def encode_command(argv: Iterable[bytes]) -> bytes:
 # (``+OK`` would otherwise pass as a bulk string); hiredis returns every other type as a
 # non-bytes value, which ``RequestParser.gets`` checks for.
 _STRING_LIKE_TYPES = b"+(="
+# Aggregate types (RESP3 maps, sets, pushes, attributes) Redis refuses in a request; hiredis
+# would build them, with a count of the client's choosing, so they go to ExactParser too.
+_REFUSED_AFTER_NEWLINE = _STRING_LIKE_TYPES + b"%~>|"
 
 # The partial-command check folds every digit to ``0`` and every RESP type byte Redis refuses
 # after ``\n`` to ``!`` with one ``translate``; a few substring searches then decide.
@@ -188,7 +221,8 @@ del _byte
 @functools.lru_cache(maxsize=8)
 def _refused_in_waiting_for(max_bulk_len: int) -> tuple[bytes, ...]:
     """Folded substrings of a command hiredis waits for that Redis refuses at once: a
-    multibulk count of 7 digits or more (the limit is 1,048,576), a bulk length with as many
+    multibulk count of 7 digits or more (never hiredis's: see HIREDIS_MAX_COUNT_DIGITS), a
+    bulk length with as many
     digits as ``proto-max-bulk-len`` (hiredis would wait for the data), a negative bulk
     length, and a line starting with a type other than ``$``/``*`` (``expected '$'``)."""
     digits = min(len(str(max_bulk_len)), 9)
@@ -201,7 +235,7 @@ class ExactParser:
     ``proto_max_bulk_len`` bounds one bulk string, as Redis's option of that name does."""
 
     __slots__ = ("buffer", "pos", "proto_max_bulk_len", "_argv", "_missing", "loose_terminators",
-                 "client")
+                 "client", "_held")
 
     def __init__(self, proto_max_bulk_len: int = 512 * 1024 * 1024) -> None:
         self.buffer = bytearray()
@@ -209,6 +243,10 @@ class ExactParser:
         self.proto_max_bulk_len = proto_max_bulk_len
         self._argv: list[bytes] | None = None  # a multibulk being read
         self._missing = 0  # elements still to read for it
+        # Bytes of the arguments already read into ``_argv`` (plus a word each for the list):
+        # they count against the query buffer limit like unread bytes, or a command of
+        # INT_MAX tiny arguments could grow without bound.
+        self._held = 0
         # Bulks not followed by CRLF: Redis skips those two bytes unchecked, and so do this
         # parser and hiredis, but what follows may then be read differently by hiredis
         # (``+OK`` as an argument): the fuzz tests compare the two only without these.
@@ -224,8 +262,8 @@ class ExactParser:
         self.buffer += data
 
     def pending(self) -> int:
-        """Bytes received and not yet consumed."""
-        return len(self.buffer) - self.pos
+        """Bytes received and not yet returned as a command."""
+        return len(self.buffer) - self.pos + self._held
 
     def at_boundary(self) -> bool:
         return self._argv is None and self.pos == len(self.buffer)
@@ -306,6 +344,8 @@ class ExactParser:
         assert argv is not None
         buf = self.buffer
         while self._missing:
+            if self._read_plain_bulks(argv):
+                break
             start = self.pos
             if start >= len(buf):
                 return None
@@ -324,13 +364,70 @@ class ExactParser:
             if len(buf) - self.pos < length + 2:
                 self.pos = start
                 return None
-            argv.append(bytes(buf[self.pos : self.pos + length]))
+            argv.append(self._take(self.pos, length))
+            self._held += length + _HELD_PER_ARGUMENT
             if buf[self.pos + length : self.pos + length + 2] != b"\r\n":
                 self.loose_terminators += 1
             self.pos += length + 2
             self._missing -= 1
+            if length >= BIG_ARGUMENT:
+                self._compact()
         self._argv = None
+        self._held = 0
         return argv
+
+
+    def _read_plain_bulks(self, argv: list[bytes]) -> bool:
+        """The common case at speed (a command of a million arguments comes this way): every
+        complete ``$<length>\r\n<bytes>\r\n`` element whose length is written canonically and
+        within the limits; True when the command is whole.  Anything else (an incomplete,
+        malformed or oversized element) is left to the exact step, which has the errors."""
+        buf = self.buffer
+        size = len(buf)
+        pos, missing, held = self.pos, self._missing, self._held
+        limit = self.proto_max_bulk_len
+        if self._unauthenticated():
+            limit = min(limit, UNAUTHENTICATED_BULK)
+        header = _PLAIN_BULK_HEADER
+        append = argv.append
+        while missing:
+            found = header(buf, pos)
+            if found is None:
+                break
+            start = found.end()
+            length = int(found[1])
+            end = start + length
+            if length > limit or end + 2 > size or buf[end] != 13 or buf[end + 1] != 10:
+                break
+            if length < BIG_ARGUMENT:
+                append(bytes(buf[start:end]))
+            else:
+                append(self._take(start, length))
+            held += length + _HELD_PER_ARGUMENT
+            pos = end + 2
+            missing -= 1
+            if length >= BIG_ARGUMENT:
+                self.pos = pos
+                self._compact()
+                buf, pos, size = self.buffer, self.pos, len(self.buffer)
+        self.pos, self._missing, self._held = pos, missing, held
+        return missing == 0
+
+    def _take(self, start: int, length: int) -> bytes:
+        """An argument's bytes, copied once (a bytearray slice would copy twice)."""
+        with memoryview(self.buffer) as view:
+            return bytes(view[start : start + length])
+
+    def _compact(self) -> None:
+        """Drop the consumed bytes now: after a big argument they are as big as it is."""
+        del self.buffer[: self.pos]
+        self.pos = 0
+
+
+# A list slot plus a bytes object's header: what one more argument costs beyond its bytes.
+_HELD_PER_ARGUMENT = 41
+# A bulk length as string2ll accepts it (no sign, no leading zero), at most 18 digits.
+_PLAIN_BULK_HEADER = re.compile(rb"\$(0|[1-9][0-9]{0,17})\r\n").match
 
 
 def _parse_int(text: bytes) -> int | None:
@@ -470,11 +567,20 @@ class RequestParser:
             return
         first = data[:1]
         if ((first != b"*" and (not self._since_boundary
-                                or (self._after_newline and first in _STRING_LIKE_TYPES)))
+                                or (self._after_newline and first in _REFUSED_AFTER_NEWLINE)))
                 # An int operand is a memchr; a bytes one costs ~0.15 us of setup: search
                 # for the pair only in a chunk that holds the type byte at all.
                 or (0x2B in data and b"\n+" in data) or (0x28 in data and b"\n(" in data)
                 or (0x3D in data and b"\n=" in data)
+                # hiredis allocates for a set or push header at once, as for an array, and
+                # fails on a huge map or attribute header (MemoryError).
+                or (0x7E in data and b"\n~" in data) or (0x3E in data and b"\n>" in data)
+                or (0x25 in data and b"\n%" in data) or (0x7C in data and b"\n|" in data)
+                # A count line may also start in the previous chunk.
+                or _BIG_COUNT(data) is not None
+                or (self._since_boundary
+                    and _BIG_COUNT(self._since_boundary[-1][-_COUNT_LINE_SPAN:]
+                                   + data[:_COUNT_LINE_SPAN]) is not None)
                 or (self.client is not None and not self.client.authenticated)):
             self._switch_to_exact(data)
             return
@@ -505,7 +611,7 @@ class RequestParser:
             return argv
         try:
             argv = self._reader.gets()
-        except hiredis.ProtocolError:
+        except (hiredis.ProtocolError, MemoryError):
             self._switch_to_exact(b"")
             return self.gets()
         if argv is False:
@@ -513,7 +619,9 @@ class RequestParser:
                 self._since_boundary = []
                 self._returned = 0
                 self._fed = self._consumed = self._searched = 0
-            elif not self._partial_is_ordinary():
+            elif self._fed - self._consumed > BIG_REQUEST or not self._partial_is_ordinary():
+                # A big request is read by ExactParser: hiredis's buffer, the chunks kept for
+                # a replay and the argument would hold it three times over.
                 self._switch_to_exact(b"")
                 return self.gets()
             return None
@@ -525,7 +633,7 @@ class RequestParser:
         count = len(argv)
         if count < _TABLE_SIZE:
             size = _BULK_OVERHEAD[count] - 2
-        elif count <= MAX_MULTIBULK_LENGTH:
+        elif count <= _HIREDIS_MAX_COUNT:
             size = 3 + len(b"%d" % count)
         else:
             self._switch_to_exact(b"")

@@ -128,6 +128,8 @@ class Reactor:
         # appendfsync always: groups of parked writers (oldest first) with their tickets.
         self.parked_groups: deque[tuple[list[Connection], list[Any]]] = deque()
         self.recheck_parked = False
+        # The tickets of the newest write that may not be durable yet (None once it is).
+        self.newest_tickets: list[Any] | None = None
         self.stats = server.engine.stats if server.engine is not None else None
 
     def add(self, connection: Connection) -> None:
@@ -217,8 +219,12 @@ class Reactor:
                     writers.append(connection)
             if writers or engine.unflushed:
                 tickets = engine.flush_writes()
-                if tickets and writers:
-                    self._park(writers, tickets)
+                if tickets:
+                    self.newest_tickets = tickets
+                    if writers:
+                        self._park(writers, tickets)
+            if self.newest_tickets is not None:
+                self._park_readers()
             if self.recheck_parked:
                 self.recheck_parked = False
                 self._release_durable_groups()
@@ -232,6 +238,26 @@ class Reactor:
                     server._close_now(connection)
         finally:
             self.in_turn = False
+
+    def _park_readers(self) -> None:
+        """READS AFTER WRITES (appendfsync always).  A reply made while a write is not yet
+        durable may reveal it: a GET of the key, an EXEC, a pub/sub or keyspace message, a
+        MONITOR line.  So every reply queued in this turn waits for the fsync that covers the
+        newest write, as Redis's replies wait for ``beforeSleep``'s fsync: a power loss can
+        then never erase what any client was told.  (Replies of other turns were sent only
+        once the writes before them were durable.)  Under everysec/no a write's reply waits
+        only in rare cases (an fsync slower than 2 s, a failed write(2) awaiting its retry):
+        then the replies of that turn wait with it too; otherwise reads go out at once, as in
+        Redis."""
+        tickets = self.newest_tickets
+        assert tickets is not None
+        if self._durable_state(tickets) is True:
+            self.newest_tickets = None
+            return
+        readers = [connection for connection in self.to_send
+                   if connection.mode is REACTOR and not connection.parked]
+        if readers:
+            self._park(readers, tickets)
 
     def _park(self, writers: list[Connection], tickets: list[Any]) -> None:
         """Hold ``writers``' replies (and stop reading them, to keep each client's replies in
@@ -292,6 +318,8 @@ class Reactor:
         engine = self.server.engine
         assert engine is not None
         await engine.wait_durable(tickets)
+        if self.newest_tickets is tickets:
+            self.newest_tickets = None  # what _park_readers could not learn synchronously
         self._unpark(writers)
 
     def _unpark(self, writers: list[Connection]) -> None:
@@ -360,9 +388,10 @@ class Server:
         self.exit_code = 0
         self._output_limits: dict[str, tuple[int, int, int]] = {}
         self._output_limits_text: str | None = None
-        # Whether normal clients have an output limit at all (refreshed by config_applied):
-        # the reactor tests this once per read instead of parsing the option's text.
-        self._normal_output_limited = False
+        # The output size (bytes) from which a normal client's replies are checked against its
+        # limits, 0 when it has none (refreshed by config_applied): the reactor tests this
+        # once per command instead of parsing the option's text.
+        self._normal_output_threshold = 0
         self._output_soft_since: dict[int, float] = {}  # client id -> over the soft limit since
         self._output_overflow: set[int] = set()  # client ids closed for their output
 
@@ -381,7 +410,7 @@ class Server:
         manager = make_plugin_manager(config.loadplugin)
         engine = self.engine = Engine(self.loaded, manager, self.log)
         engine.server = self
-        self._normal_output_limited = self._output_limits_for() is not None
+        self._normal_output_threshold = self._output_threshold()
         registry = PersistenceRegistry()
         manager.hook.trioredis_register_persistence(registry=registry, config=config)
         engine.add_backends(registry.backends)
@@ -558,6 +587,10 @@ class Server:
         call = engine.call
         closing = False
         queued = len(out)
+        # Replies are counted as they are made, so a batch of 9,000 GETs of a big value stops
+        # at the hard limit instead of building them all first.
+        threshold = self._normal_output_threshold
+        held = sum(map(len, out)) if threshold else 0
         while True:
             try:
                 argv = gets()
@@ -584,10 +617,20 @@ class Server:
             if client.after_reply and self._after_reply(client, out):
                 closing = True
                 break
+            if threshold and out:
+                held += len(out[-1])
+                if held >= threshold:
+                    held = sum(map(len, out))  # exact (a dropped reply was counted)
+                    if held >= threshold:
+                        if self._output_limit_reached(connection, held):
+                            return
+                        # Over the soft limit only: its time runs; the hard limit (if any)
+                        # is still checked per command, the soft one again after the batch.
+                        threshold = self._output_limits["normal"][0]
         if not closing and parser.pending() > self.config.client_query_buffer_limit:
             self._query_limit(connection)
             closing = True
-        if (len(out) > queued and self._normal_output_limited
+        if (len(out) > queued and self._normal_output_threshold
                 and self._output_limit_reached(connection, sum(map(len, out)))):
             return
         if closing:
@@ -619,6 +662,13 @@ class Server:
     # messages are checked as each is queued.  Over the hard limit, or over the soft limit for
     # longer than its seconds, the client is closed at once and what it had queued is dropped,
     # as Redis's closeClientOnOutputBufferLimitReached does.
+
+    def _output_threshold(self) -> int:
+        """The smaller of the normal class's non-zero hard and soft limits (0: unlimited)."""
+        limits = self._output_limits_for()
+        if limits is None:
+            return 0
+        return min(limit for limit in limits[:2] if limit)
 
     def _output_limits_for(self) -> tuple[int, int, int] | None:
         """The normal class's limits, None when unlimited (the default: nothing to check)."""
@@ -750,6 +800,8 @@ class Server:
         engine = self.engine
         assert engine is not None
         client, parser, out = connection.client, connection.parser, connection.out
+        threshold = self._normal_output_threshold  # as in _run_buffered
+        held = sum(map(len, out)) if threshold else 0
         while True:
             try:
                 argv = parser.gets()
@@ -765,6 +817,11 @@ class Server:
             out.append(encode(reply, client.resp3))
             if client.after_reply and self._after_reply(client, out):
                 return True
+            if threshold and out:
+                held += len(out[-1])
+                if held >= threshold and self._output_limit_reached(
+                        connection, sum(map(len, out))):
+                    return False  # closing: _output_limit_reached dropped the output
         if parser.pending() > self.config.client_query_buffer_limit:
             self._query_limit(connection)
             return True
@@ -829,6 +886,12 @@ class Server:
         self.connections.pop(connection.client.id, None)
         assert self.engine is not None
         self.engine.drop_client(connection.client)
+        # What the client sent and was sent goes now, not at the next full collection: the
+        # transport's callbacks close a cycle (connection -> client -> transport ->
+        # connection) that would otherwise hold a 100 MB half-read upload until then.
+        connection.out.clear()
+        connection.parser = RequestParser()
+        connection.client.transport = Transport()
 
     def config_applied(self, old: Any, new: Any) -> None:
         """After CONFIG SET: proto-max-bulk-len reaches every connected client, as in Redis,
@@ -836,7 +899,7 @@ class Server:
         if old.proto_max_bulk_len != new.proto_max_bulk_len:
             for connection in self.connections.values():
                 connection.parser.set_max_bulk_len(new.proto_max_bulk_len)
-        self._normal_output_limited = self._output_limits_for() is not None
+        self._normal_output_threshold = self._output_threshold()
 
     def client_connections(self) -> list[Connection]:
         return list(self.connections.values())

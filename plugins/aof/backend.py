@@ -114,6 +114,8 @@ class AofBackend(BaseBackend):
         # once the policy is ``always``.
         self._fsyncer = Fsyncer(self._fsync_done)
         self._fsync_round = trio.Event()  # set (and replaced) after each of its fdatasyncs
+        # Set (and replaced) when a retry writes a tail that a failed write(2) left behind.
+        self._tail_written = trio.Event()
         self._round_listeners: list[Callable[[], None]] = []  # durable_or_notify callers
         self._child: RewriteChild | None = None
         self._rewrite_buf: bytearray | None = None
@@ -207,6 +209,11 @@ class AofBackend(BaseBackend):
             self._write_pending()
             if self._fatal:
                 return self._written + 1
+            if self._buf:
+                # The write failed (everysec/no; always is fatal above): these replies wait
+                # until a retry writes them (wait_durable), so a kill -9 before the disk has
+                # room again loses no acknowledged write.  Redis replies at once here.
+                return self._written + len(self._buf)
         policy = self._config.appendfsync  # kept current by run() and config_changed()
         if policy == "always":
             # The fdatasync starts now, while the turn's replies are still being encoded.
@@ -247,15 +254,18 @@ class AofBackend(BaseBackend):
         if self._write_error is not None:
             self._log("warning", "AOF write error looks solved, Redis can write again.")
             self._write_error = None
+            self._tail_written.set()
+            self._tail_written = trio.Event()
         return True
 
     def _write_failed(self, error: OSError) -> None:
         # WRITE ERRORS.  Under ``always`` a reply may never claim durability the file does
         # not have, and the failed batch's replies are already promised to wait: the server
-        # stops (Redis exits too).  Under everysec/no the replies of the failed batch go out
-        # (as in Redis: the change is in memory), the tail stays buffered and is retried each
-        # tick, and new writes are refused with MISCONF until a retry succeeds; a kill before
-        # that retry loses the buffered tail.
+        # stops (Redis exits too).  Under everysec/no the tail stays buffered and is retried
+        # each tick, new writes are refused with MISCONF until a retry succeeds, and the
+        # replies of the failed batch wait for that retry (flush() returns a ticket past the
+        # written position): a kill before it loses only writes nobody was told of.  (Redis
+        # replies at once, so a kill -9 then loses acknowledged writes.)
         reason = error.strerror or str(error)
         if self.config.appendfsync == "always":
             if not self._fatal:
@@ -334,6 +344,12 @@ class AofBackend(BaseBackend):
         while True:
             if self._fatal:
                 await trio.sleep_forever()  # the server is stopping; this reply never leaves
+            if self._written < ticket and self._buf and self._fd is not None:
+                # A failed write(2) left these bytes unwritten: wait for the tick's retry.
+                # (Polled too: appendonly no drops the buffer without a retry.)
+                with trio.move_on_after(TICK_SECONDS):
+                    await self._tail_written.wait()
+                continue
             if self.config.appendfsync != "always":
                 if self._syncing is not None:  # everysec, delayed: wait for the slow fsync
                     await self._syncing.wait()
@@ -559,6 +575,7 @@ class AofBackend(BaseBackend):
             fork_started = time.monotonic()
             pid = os.fork()
         except BaseException:
+            host.fork_child_exited()
             host.fork_slot.release("aof")
             raise
         if pid == 0:
@@ -603,6 +620,7 @@ class AofBackend(BaseBackend):
             if not ok:
                 self._rewrite_buf = None
                 _remove(temp)
+            host.fork_child_exited()
             host.fork_slot.release("aof")
         seconds = time.monotonic() - child.started
         if child.killed:

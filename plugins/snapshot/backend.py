@@ -283,7 +283,7 @@ class SnapshotBackend(BaseBackend):
         except OSError:
             os.close(read_fd)
             os.close(write_fd)
-            gc.unfreeze()
+            host.fork_child_exited()
             raise
         if pid == 0:
             os.close(read_fd)
@@ -337,7 +337,7 @@ class SnapshotBackend(BaseBackend):
                     await trio.to_thread.run_sync(_remove, temp, limiter=self._io_limiter)
             elapsed = time.time() - self._child_started
             self._child_pid = None
-            gc.unfreeze()
+            host.fork_child_exited()
             host.fork_slot.release("snapshot")
             self._child_done.set()
         if ok:

@@ -19,96 +19,16 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
 import threading
 import time
 
 import pytest
+from power import lose_power
 from servers import ServerProcess
 from workload import Writer, no_retry_client, preload, surviving_prefix, wait_loaded
 
-SHIM = r"""
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-static int log_fd = -1;
-
-static void slow_down(void) {
-    const char *delay = getenv("FSYNC_SHIM_DELAY_MS");  /* a slow disk, for real */
-    if (delay != NULL) usleep((useconds_t)atoi(delay) * 1000);
-}
-
-static void note(const struct stat *st) {
-    if (log_fd < 0) {
-        const char *path = getenv("FSYNC_SHIM_LOG");
-        if (path == NULL) return;
-        log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-        if (log_fd < 0) return;
-    }
-    char line[64];
-    int n = snprintf(line, sizeof line, "%lu %lld\n", (unsigned long)st->st_ino,
-                     (long long)st->st_size);
-    if (write(log_fd, line, n) != n) { /* best effort */ }
-}
-
-#define WRAP(name)                                                          \
-    int name(int fd) {                                                      \
-        static int (*real)(int);                                            \
-        if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, #name);     \
-        struct stat st;                                                     \
-        int regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);           \
-        slow_down();                                                        \
-        int result = real(fd);                                              \
-        if (result == 0 && regular) note(&st);                              \
-        return result;                                                      \
-    }
-
-WRAP(fsync)
-WRAP(fdatasync)
-"""
-
 ROUNDS = {"always": 3, "everysec": 4, "no": 2}
 EVERYSEC_LOSS_BOUND = 2.5  # seconds: 2 s of the policy plus a tick and scheduling slack
-
-
-@pytest.fixture(scope="module")
-def shim(tmp_path_factory):
-    gcc = "gcc"
-    directory = tmp_path_factory.mktemp("shim")
-    source = directory / "fsync_shim.c"
-    source.write_text(SHIM)
-    library = directory / "fsync_shim.so"
-    try:
-        subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-o", str(library), str(source), "-ldl"],
-                       check=True, capture_output=True, timeout=60)
-    except (OSError, subprocess.CalledProcessError) as error:
-        pytest.skip(f"cannot build the fsync shim: {error}")
-    return library
-
-
-def lose_power(directory, log_path) -> int:
-    """Cut every AOF back to its last fsynced size; the bytes removed."""
-    durable: dict[int, int] = {}
-    if os.path.exists(log_path):
-        with open(log_path) as handle:
-            for line in handle:
-                inode, size = line.split()
-                durable[int(inode)] = int(size)
-    removed = 0
-    for name in os.listdir(directory):
-        if not name.endswith(".aof"):
-            continue
-        path = os.path.join(directory, name)
-        stat = os.stat(path)
-        keep = min(stat.st_size, durable.get(stat.st_ino, 0))
-        removed += stat.st_size - keep
-        os.truncate(path, keep)
-    return removed
 
 
 @pytest.mark.parametrize("policy", ["always", "everysec", "no"])

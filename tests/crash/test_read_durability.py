@@ -1,0 +1,145 @@
+"""Under ``appendfsync always`` no client is told of a write a power loss can erase.
+
+Writers INCR a shared counter while readers GET it, a subscriber counts its keyspace
+notifications and a consumer BLPOPs what a producer pushes; the disk is slowed (the shim's
+delay) so that writes wait long for their fsync.  Then kill -9, every AOF cut back to its last
+fsync, restart: the counter must be at least every value any reader saw, every writer was
+told, and every notification counted; no popped element may be back in the list.  Under
+``everysec`` readers may see what is not durable yet (as in Redis): that test only reports
+how often they did.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+from power import lose_power
+from servers import ServerProcess
+from workload import no_retry_client, wait_loaded
+
+ROUNDS = {"always": 10, "everysec": 3}
+COUNTER = "shared:counter"
+QUEUE = "shared:queue"
+
+
+class Traffic:
+    """The clients of one round, each a thread that stops at ``stop`` or when the server dies."""
+
+    def __init__(self, port: int, tag: int) -> None:
+        self.port = port
+        self.tag = tag  # items are unique across rounds: a round may leave some queued
+        self.stop = threading.Event()
+        self.seen = 0  # the highest counter value a reader or writer was told
+        self.notified = 0  # keyspace notifications of the counter received
+        self.popped: list[bytes] = []
+        self.errors: list[BaseException] = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._guard, args=(work,), daemon=True)
+                        for work in (self._writer, self._writer, self._reader, self._reader,
+                                     self._subscriber, self._producer, self._consumer)]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def finish(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(30)
+        assert not self.errors, self.errors
+
+    def _guard(self, work) -> None:
+        client = no_retry_client(self.port, socket_timeout=10)
+        try:
+            work(client)
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            pass  # the server was killed
+        except BaseException as error:
+            self.errors.append(error)
+        finally:
+            client.close()
+
+    def _saw(self, value: int) -> None:
+        with self.lock:
+            self.seen = max(self.seen, value)
+
+    def _writer(self, client: redis.Redis) -> None:
+        while not self.stop.is_set():
+            self._saw(client.incr(COUNTER))
+
+    def _reader(self, client: redis.Redis) -> None:
+        while not self.stop.is_set():
+            value = client.get(COUNTER)
+            if value is not None:
+                self._saw(int(value))
+
+    def _subscriber(self, client: redis.Redis) -> None:
+        pubsub = client.pubsub()
+        pubsub.subscribe(f"__keyspace@0__:{COUNTER}")
+        while not self.stop.is_set():
+            message = pubsub.get_message(timeout=0.1)
+            if message is not None and message["type"] == "message":
+                with self.lock:
+                    self.notified += 1
+
+    def _producer(self, client: redis.Redis) -> None:
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            client.rpush(QUEUE, b"item:%d:%d" % (self.tag, n))
+            time.sleep(0.002)
+
+    def _consumer(self, client: redis.Redis) -> None:
+        while not self.stop.is_set():
+            popped = client.blpop([QUEUE], timeout=0.5)
+            if popped is not None:
+                self.popped.append(popped[1])
+
+
+@pytest.mark.parametrize("policy", ["always", "everysec"])
+def test_no_reply_reveals_a_write_a_power_loss_erases(tmp_path, shim, policy, capsys, spawned):
+    data = tmp_path / "data"
+    data.mkdir()
+    log_path = str(tmp_path / "fsync.log")
+    server = ServerProcess(
+        str(data), [["appendonly", "yes"], ["appendfsync", policy], ["save", ""],
+                    ["notify-keyspace-events", "K$"]],
+        env={"LD_PRELOAD": str(shim), "FSYNC_SHIM_LOG": log_path,
+             "FSYNC_SHIM_DELAY_MS": "15"})
+    spawned.append(server)
+    ahead_rounds = 0
+    try:
+        for round_number in range(ROUNDS[policy]):
+            server.start(wait=False)
+            wait_loaded(server)
+            traffic = Traffic(server.port, round_number)
+            traffic.start()
+            time.sleep(0.4 + 0.1 * (round_number % 5))
+            server.kill()
+            traffic.finish()
+            lose_power(data, log_path)
+            server.start(wait=False)
+            wait_loaded(server)
+            client = no_retry_client(server.port)
+            try:
+                recovered = int(client.get(COUNTER) or 0)
+                back_in_queue = set(traffic.popped) & set(client.lrange(QUEUE, 0, -1))
+            finally:
+                client.close()
+            server.kill()
+            told = max(traffic.seen, traffic.notified)
+            if policy == "always":
+                assert told <= recovered, (
+                    f"round {round_number}: a client was told {traffic.seen} (and "
+                    f"{traffic.notified} notifications) but the restart holds {recovered}")
+                assert not back_in_queue, f"round {round_number}: popped {back_in_queue} came back"
+            elif told > recovered or back_in_queue:
+                ahead_rounds += 1
+    finally:
+        server.kill()
+        with capsys.disabled():
+            print(f"\nread-durability[{policy}] rounds={ROUNDS[policy]} "
+                  f"rounds_where_clients_saw_lost_writes={ahead_rounds}")
