@@ -227,3 +227,26 @@ def test_info_executable_is_the_program_started_not_a_path_under_dir(tmp_path):
     finally:
         process.terminate()
         process.wait(60)
+
+
+def test_upstart_sees_the_server_stop_itself_once_then_it_serves(tmp_path):
+    """``expect stop``: the job stops itself (SIGSTOP) when ready; upstart then continues
+    it.  Redis does it before loading, as here."""
+    server = ServerProcess(str(tmp_path), [["supervised", "upstart"]],
+                           env={"UPSTART_JOB": "trioredis"})
+    server.start(wait=False)
+    try:
+        pid = server.process.pid
+        wait_for(lambda: _state(pid) == "T", what="the server to stop itself")
+        os.kill(pid, signal.SIGCONT)
+        server.wait_ready()
+        assert server.client().info("server")["process_supervised"] == "upstart"
+        assert "supervised by upstart, will stop to signal readiness." in server.log()
+        assert server.stop() == 0
+    finally:
+        server.kill()
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().rsplit(")", 1)[1].split()[0]
