@@ -145,12 +145,20 @@ def _histograms(engine, names: list[bytes]) -> Map:
     if not names:
         return Map((name.encode(), _histogram_reply(record))
                    for name, record in table.items() if record[4])
+    # Each name costs a lookup or two, however many names are asked for: the recorded
+    # names grouped by their container once.
+    by_container: dict[str, list[str]] = {}
+    for name, record in table.items():
+        if record[4] and "|" in name:
+            by_container.setdefault(name.partition("|")[0], []).append(name)
     reply = Map()
     for raw in names:
         wanted = raw.lower().decode("latin-1")
-        for name, record in table.items():
-            if record[4] and (name == wanted or name.startswith(wanted + "|")):
-                reply[name.encode()] = _histogram_reply(record)
+        for name in [wanted, *by_container.get(wanted, ())]:
+            record = table.get(name)
+            key = name.encode()
+            if record is not None and record[4] and key not in reply:
+                reply[key] = _histogram_reply(record)
     return reply
 
 

@@ -90,13 +90,28 @@ def module(ctx, argv):
     raise CommandError("ERR Error loading the extension. Please check the server logs.")
 
 
+# LOLWUT VERSION 5 and 6: Redis draws generative art above these captions (random, so no
+# two replies are alike); the captions alone here, the numeric arguments checked alike.
+_LOLWUT_CAPTIONS = {
+    5: (3, "Georg Nees - schotter, plotter on paper, 1968. Redis ver. {}\n"),
+    6: (2, "Dedicated to the 8 bit game developers of past and present.\n"
+           "Original 8 bit image from Plaguemon by hikikomori. Redis ver. {}\n"),
+}
+
+
 def lolwut(ctx, argv):
-    """LOLWUT [VERSION n]: the version line Redis ends every LOLWUT with.  (Redis draws
-    generative art above it for versions 5 and 6; that is not drawn here.)"""
+    """LOLWUT [VERSION n] [arguments]: the version line Redis ends every LOLWUT with."""
+    version = None
     if len(argv) >= 3 and argv[1].lower() == b"version":
-        parse_int(argv[2])
-    text = f"Redis ver. {REDIS_VERSION}\n".encode()
-    return Verbatim(text)
+        version = parse_int(argv[2])
+        argv = argv[:1] + argv[3:]
+    caption = _LOLWUT_CAPTIONS.get(version)
+    if caption is None:
+        return Verbatim(f"Redis ver. {REDIS_VERSION}\n".encode())
+    numbers, text = caption
+    for raw in argv[1:1 + numbers]:
+        parse_int(raw)
+    return Verbatim(text.format(REDIS_VERSION).encode())
 
 
 def register(registry):
