@@ -99,7 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     config = msgspec.structs.replace(config, dir=os.getcwd())
     # Under a service manager (see supervision.py): decided before any fork, and a supervised
     # server stays in the foreground even with daemonize yes, as redis-server does.
-    log = Log(config.loglevel, config.logfile)
+    try:
+        log = Log(config.loglevel, config.logfile)
+    except OSError as error:
+        print(f"\n*** FATAL CONFIG FILE ERROR (trioredis {__version__}) ***\n"
+              f"Can't open the log file: {error.strerror}", file=sys.stderr)
+        return 1
     mode = supervision_mode(config.supervised, log)
     ignore_hangup()
     if config.daemonize and mode == "no":

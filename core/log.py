@@ -24,6 +24,9 @@ class Log:
         self.level = LEVELS[level]
         self.role = role
         self.path = path
+        if path:  # refused at start-up, as redis-server refuses a log file it cannot open
+            with open(path, "a", encoding="utf-8"):
+                pass
 
     def set_level(self, level: str) -> None:
         self.level = LEVELS[level]

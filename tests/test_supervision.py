@@ -250,3 +250,11 @@ def test_upstart_sees_the_server_stop_itself_once_then_it_serves(tmp_path):
 def _state(pid: int) -> str:
     with open(f"/proc/{pid}/stat") as handle:
         return handle.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_log_file_that_cannot_be_opened_stops_start_up(tmp_path):
+    """Opened per line, the log file is still tried once at start-up, as redis-server does."""
+    result = run_cli("--port", "0", "--unixsocket", str(tmp_path / "s.sock"),
+                     "--logfile", str(tmp_path / "missing" / "trioredis.log"))
+    assert result.returncode == 1
+    assert "Can't open the log file: No such file or directory" in result.stderr
