@@ -153,14 +153,20 @@ def client_info_line(engine, client, current: bytes | None = None) -> bytes:
         ("U", client.addr.startswith("/")), ("e", client.no_evict)) if on) or "N"
     multi = len(client.multi) if client.multi is not None else -1
     command_name = current or client.last_command.lower().encode()
+    # Buffers as the transport counts them: bytes received not yet run (qbuf) and replies
+    # not yet sent (omem); Redis's finer split of its own allocations has no equal here.
+    connections = getattr(engine.server, "connections", None) or {}
+    connection = connections.get(client.id)
+    qbuf = connection.parser.pending() if connection is not None else 0
+    omem = client.output_buffer
     fields = [
         ("id", client.id), ("addr", client.addr), ("laddr", client.laddr), ("fd", client.fd),
         ("name", client.name.decode("utf-8", "replace")), ("age", int(now - client.created)),
         ("idle", int(now - client.last_interaction)), ("flags", flags), ("db", client.db.index),
         ("sub", len(client.channels)), ("psub", len(client.patterns)), ("ssub", len(client.shard_channels)),
-        ("multi", multi), ("qbuf", 0), ("qbuf-free", 0), ("argv-mem", 0), ("multi-mem", 0),
-        ("rbs", 0), ("rbp", 0), ("obl", 0), ("oll", 0), ("omem", 0), ("tot-mem", 0),
-        ("events", "r"), ("cmd", command_name.decode("utf-8", "replace")),
+        ("multi", multi), ("qbuf", qbuf), ("qbuf-free", 0), ("argv-mem", 0), ("multi-mem", 0),
+        ("rbs", 0), ("rbp", 0), ("obl", 0), ("oll", 0), ("omem", omem), ("tot-mem", qbuf + omem),
+        ("events", "rw" if omem else "r"), ("cmd", command_name.decode("utf-8", "replace")),
         ("user", client.user), ("redir", -1), ("resp", 3 if client.resp3 else 2),
         ("lib-name", client.lib_name.decode("utf-8", "replace")),
         ("lib-ver", client.lib_ver.decode("utf-8", "replace")),
