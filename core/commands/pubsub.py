@@ -55,6 +55,9 @@ def punsubscribe(ctx, argv):
 
 
 def ssubscribe(ctx, argv):
+    if ctx.engine.in_exec:
+        # Redis 7.0 refuses it inside a transaction (SUBSCRIBE is let through there).
+        raise CommandError("ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client")
     return _confirm_each(ctx.client, b"ssubscribe", argv[1:], of(ctx.engine).ssubscribe, True)
 
 

@@ -125,3 +125,12 @@ def test_the_stream_covers_every_sharded_command():
     seen = {tuple(_command(rng)[:2]) for _ in range(COMMANDS_PER_SEED)}
     names = {argv[0] for argv in seen} | {argv[1] for argv in seen if argv[0] == b"PUBSUB"}
     assert {b"SSUBSCRIBE", b"SUNSUBSCRIBE", b"SPUBLISH", b"SHARDCHANNELS", b"SHARDNUMSUB"} <= names
+
+
+def test_sharded_commands_inside_multi_as_redis(ours, reference):
+    """SSUBSCRIBE is refused inside EXEC (Redis 7.0 lets SUBSCRIBE through, not it);
+    SPUBLISH, SUNSUBSCRIBE and PUBSUB SHARD* run there."""
+    script = [("MULTI",), ("SSUBSCRIBE", "a", "b"), ("SPUBLISH", "a", "m"),
+              ("PUBSUB", "SHARDNUMSUB", "a"), ("SUNSUBSCRIBE", "a"), ("EXEC",), ("SUNSUBSCRIBE",),
+              ("MULTI",), ("SPUBLISH", "x", "y"), ("PUBSUB", "SHARDCHANNELS"), ("EXEC",)]
+    assert parity.compare_scripts(ours.server.port, reference.port, script) == []
