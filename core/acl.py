@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from .errors import CommandError
 from .glob import compile_glob
+from .resp import Map
 
 if TYPE_CHECKING:
     from .commands import CommandRegistry, CommandSpec
@@ -656,12 +657,13 @@ class AclLogEntry:
         self.created_ms = now_ms
         self.client_info = client_info
 
-    def reply(self, now_ms: int) -> list:
-        """ACL LOG's fields for this entry, in Redis 7.0's order."""
-        return [b"count", self.count, b"reason", self.reason.encode(), b"context",
-                self.context.encode(), b"object", self.object, b"username", self.username,
-                b"age-seconds", (now_ms - self.created_ms) / 1000, b"client-info",
-                self.client_info]
+    def reply(self, now_ms: int) -> Map:
+        """ACL LOG's fields for this entry, in Redis 7.0's order (a map under RESP3)."""
+        return Map({b"count": self.count, b"reason": self.reason.encode(),
+                    b"context": self.context.encode(), b"object": self.object,
+                    b"username": self.username,
+                    b"age-seconds": (now_ms - self.created_ms) / 1000,
+                    b"client-info": self.client_info})
 
 
 class AclLog:
