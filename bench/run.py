@@ -9,6 +9,8 @@ Sections:
 
 - throughput (and p50/p99 latency) per test, ``-c 50 -P 1``, ``-c 50 -P 16``, ``-c 1 -P 1``,
   under ``appendonly no``, ``appendfsync everysec`` and ``appendfsync always``;
+- single commands with their own data, ``-c 50 -P 1`` under ``appendonly no``: SETBIT at
+  random keys, BITCOUNT of a 1 MB string, SORT of 10,000 numbers (``COMMAND_ROWS``);
 - AOF replay of a 1,000,000-key AOF (the same plain RESP bytes for both, generated once into
   ``bench/data/``): seconds from process start until PING answers PONG and INFO says
   ``loading:0``;
@@ -27,6 +29,7 @@ import argparse
 import datetime
 import os
 import platform
+import random
 import shutil
 import socket
 import statistics
@@ -603,6 +606,98 @@ def _bytes(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f}"
 
 
+# --- single commands ------------------------------------------------------------------------
+
+
+@dataclass
+class CommandRow:
+    """One command timed by itself (``redis-benchmark ... <command>``, ``-c 50 -P 1``,
+    ``appendonly no``) on data that ``setup`` writes first, with requests per server sized
+    like the shapes' (about a second each)."""
+
+    setup: list[list[bytes]]
+    command: list[str]
+    requests: dict[str, int]
+    options: list[str] = field(default_factory=list)  # more redis-benchmark options (-r N)
+
+
+# 1 MB of fixed pseudo-random bytes, and 10,000 pseudo-random numbers (the same every run).
+_MEGABYTE = random.Random(16).randbytes(1 << 20)
+_NUMBERS = [b"%d" % n for n in random.Random(16).sample(range(-10**6, 10**6), 10_000)]
+
+COMMAND_ROWS: dict[str, CommandRow] = {
+    # The key varies, not the offset: __rand_int__ is zero-padded, and an offset with leading
+    # zeros is not an integer to Redis.  Most calls create a bitmap (a write, propagated).
+    "SETBIT (random keys)": CommandRow(
+        [], ["SETBIT", "bench:bits:__rand_int__", "7", "1"], {"redis": 150_000, "trio": 60_000},
+        ["-r", "1000000"]),
+    "BITCOUNT of a 1 MB string": CommandRow(
+        [[b"SET", b"bench:mb", _MEGABYTE]], ["BITCOUNT", "bench:mb"],
+        {"redis": 40_000, "trio": 2_000}),
+    # LIMIT 0 10: the row times the sort of all 10,000 numbers, not a 10,000-element reply.
+    "SORT of 10,000 numbers (LIMIT 0 10)": CommandRow(
+        [[b"RPUSH", b"bench:numbers", *_NUMBERS]], ["SORT", "bench:numbers", "LIMIT", "0", "10"],
+        {"redis": 4_000, "trio": 600}),
+}
+
+
+def run_command_row(port: int, row: CommandRow, requests: int) -> Sample | None:
+    """Set up, then one redis-benchmark run of the row's command; None when the server does
+    not know the command."""
+    for argv in row.setup:
+        command(port, *argv)
+    probe = command(port, *[word.replace("__rand_int__", "0").encode() for word in row.command])
+    if probe.startswith(b"-ERR unknown command"):
+        return None
+    argv = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-c", "50", "-P", "1",
+            "-n", str(requests), "--csv", *row.options, *row.command]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    for line in out.stdout.splitlines():
+        cells = [cell.strip('"') for cell in line.split('","')]
+        if len(cells) >= 7 and cells[0] != "test":
+            try:
+                return Sample(float(cells[1]), float(cells[4]), float(cells[6]))
+            except ValueError:
+                continue
+    return None
+
+
+def commands_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], None]) -> list[str]:
+    """The COMMAND_ROWS, alternating Redis and trioredis; the Markdown lines of their table."""
+    options = PERSISTENCE["appendonly no"]
+    cells: dict[str, Cell] = {}
+    redis = Server("redis", scratch / "redis-cmd", options)
+    trio = Server("trio", scratch / "trio-cmd", options)
+    if not redis.start():
+        raise SystemExit(f"redis-server did not start; see {redis.directory}")
+    trio_ok = trio.start()
+    try:
+        for round_number in range(args.rounds):
+            log(f"single commands round {round_number + 1}/{args.rounds}")
+            for name, row in COMMAND_ROWS.items():
+                for who, server in (("redis", redis), ("trio", trio)):
+                    if who == "trio" and not trio_ok:
+                        continue
+                    requests = row.requests[who] // (4 if args.quick else 1)
+                    sample = run_command_row(server.port, row, requests)
+                    command(server.port, b"FLUSHALL")
+                    if sample is not None:
+                        getattr(cells.setdefault(name, Cell()), who).append(sample)
+    finally:
+        redis.stop()
+        trio.stop()
+        shutil.rmtree(scratch / "redis-cmd", ignore_errors=True)
+        shutil.rmtree(scratch / "trio-cmd", ignore_errors=True)
+    lines = ["### Single commands (`appendonly no`, `-c 50 -P 1`)", "",
+             "| command | Redis ops/s | trioredis ops/s | ratio |", "|---|---:|---:|---:|"]
+    for name in COMMAND_ROWS:
+        cell = cells.get(name, Cell())
+        r = median([s.rps for s in cell.redis])
+        t = median([s.rps for s in cell.trio])
+        lines.append(f"| {name} | {_num(r)} | {_num(t)} | {_ratio(t / r if r and t else None)} |")
+    return lines + [""]
+
+
 # --- report --------------------------------------------------------------------------------
 
 
@@ -623,7 +718,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (a few minutes less)")
     parser.add_argument("--rounds", type=int, default=3, help="A B rounds per measurement (>= 3)")
-    parser.add_argument("--only", default="throughput,replay,rewrite", help="sections to run")
+    parser.add_argument("--only", default="throughput,commands,replay,rewrite",
+                        help="sections to run")
     parser.add_argument("--modes", default="", help="persistence cases, e.g. 'appendonly no'")
     parser.add_argument("--shapes", default="", help="load shapes, e.g. '-c 50 -P 1'")
     parser.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
@@ -644,6 +740,8 @@ def main(argv: list[str] | None = None) -> int:
         if "throughput" in sections:
             lines, _ = throughput_section(args, scratch, log)
             body += lines
+        if "commands" in sections:
+            body += commands_section(args, scratch, log)
         if "replay" in sections:
             lines, _ = replay_section(args, scratch, log)
             body += lines

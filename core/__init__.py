@@ -8,7 +8,7 @@ REDIS_VERSION = "7.0.15"  # the Redis version whose behaviour we follow (INFO re
 
 from .children import die_with_parent, wait_child  # noqa: E402
 from .commands import CommandRegistry, CommandSpec, command  # noqa: E402
-from .config import Config  # noqa: E402
+from .config import Config, ConfigError  # noqa: E402
 from .engine import Block, CommandContext  # noqa: E402
 from .errors import CommandError  # noqa: E402
 from .hookspecs import hookimpl, hookspec  # noqa: E402
@@ -20,7 +20,6 @@ from .persistence import (  # noqa: E402
     Loader,
     PersistenceBackend,
     PersistenceRegistry,
-    PersistenceUnsupported,
 )
 from .resp import (  # noqa: E402
     NULL_ARRAY,
@@ -36,8 +35,8 @@ from .zset import ZSet  # noqa: E402
 
 __all__ = [
     "REDIS_VERSION", "BackendHost", "BaseBackend", "Block", "CommandContext", "CommandError",
-    "CommandRegistry", "CommandSpec", "Config", "Database", "ErrorReply", "ForkSlot",
+    "CommandRegistry", "CommandSpec", "Config", "ConfigError", "Database", "ErrorReply", "ForkSlot",
     "Keyspace", "Loader", "Map", "NULL_ARRAY", "OK", "PersistenceBackend",
-    "PersistenceRegistry", "PersistenceUnsupported", "Raw", "Status", "ZSet", "__version__", "command",
+    "PersistenceRegistry", "Raw", "Status", "ZSet", "__version__", "command",
     "encode", "encode_command", "wait_child", "die_with_parent", "hookimpl", "hookspec", "now_ms",
 ]

@@ -26,7 +26,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import CommandError
 from .glob import compile_glob
@@ -92,6 +92,16 @@ def is_loopback(host: str) -> bool:
         return False
     mapped = getattr(address, "ipv4_mapped", None)
     return (mapped or address).is_loopback
+
+
+def is_local_client(client: Any) -> bool:
+    """Redis's ``islocalClient``: a unix socket connection, or TCP from a loopback address
+    (who may use ``enable-protected-configs local`` / ``enable-debug-command local``)."""
+    addr = client.addr
+    if addr.startswith("/"):  # "/unixsocket:0"
+        return True
+    host = addr.rpartition(":")[0]
+    return bool(host) and is_loopback(host.strip("[]"))
 
 
 def protected_mode_refusal(protected_mode: bool, acl: AccessControl, host: str) -> bytes | None:
@@ -399,10 +409,8 @@ class User:
                 return NOPERM_COMMAND.format(sub)
         elif sub is None or sub not in self.allowed_subs:
             return NOPERM_COMMAND.format(sub or name)
-        if not self.all_keys:
-            keys = spec.keys(argv)
-            if keys and not self._keys_allowed(keys, spec.is_write):
-                return NOPERM_KEY
+        if not self.all_keys and self._first_denied_key_here(spec, argv) is not None:
+            return NOPERM_KEY
         if not self.all_channels and name in _CHANNEL_COMMANDS:
             channels = argv[1:2] if _CHANNEL_COMMANDS[name] == 1 else argv[1:]
             literal = name == "psubscribe"  # Redis 7.0: a pattern must be allowed verbatim
@@ -461,8 +469,11 @@ class User:
     def _first_denied_key_here(self, spec: CommandSpec, argv: list[bytes]) -> bytes | None:
         if self.all_keys:
             return None
+        # A command that writes only some of its keys needs read permission on the others.
+        written = spec.write_keys(argv) if spec.write_keys is not None else None
         for key in spec.keys(argv):
-            if not self._keys_allowed([key], spec.is_write):
+            write = spec.is_write if written is None else key in written
+            if not self._keys_allowed([key], write):
                 return key
         return None
 

@@ -1,22 +1,70 @@
-"""Configuration: one frozen msgspec Struct, read from redis.conf syntax.
+"""Configuration: Redis's directives as one table (:mod:`trioredis.config_table`), read from
+redis.conf syntax into one frozen msgspec Struct.
 
-Sources, later wins: the defaults below, the config file (``include`` supported), then
-command-line options (``--port 7000``), which are read as extra config lines.  Field names are
-the redis.conf names (``auto-aof-rewrite-min-size`` is ``auto_aof_rewrite_min_size`` here; the
-Struct renames to kebab case).  ``CONFIG SET`` builds a new Struct with :func:`replace_options`,
-so every change is validated the same way as the file.
+Sources, later wins: the defaults of the table, the config file (``include`` supported), then
+command-line options (``--port 7000``), which are read as extra config lines.  The Struct's
+fields are the option names with ``_`` for ``-`` (``auto-aof-rewrite-min-size`` is
+``config.auto_aof_rewrite_min_size``): reading an option on the command path stays one
+attribute read.  ``CONFIG SET`` builds a new Struct with :func:`replace_options`, so every change
+is validated the same way as the file, then the engine swaps it in and tells the plugins.
+
+Security rules kept here, in one place, for every option (a plugin's too):
+
+- a ``FILENAME`` option is a file name, never a path (Redis's "can't be a path, just a
+  filename"), so SAVE/BGREWRITEAOF cannot be pointed at a file of the client's choosing;
+- ``PROTECTED`` options (``dir``, ``dbfilename``) change at runtime only when
+  ``enable-protected-configs`` allows the client (``yes``, or ``local`` from a loopback or unix
+  socket connection), as in Redis 7;
+- CONFIG REWRITE quotes every string as Redis's ``sdscatrepr`` does and the file is read back
+  as Redis reads it (lines end at ``\\n`` only, words split by ``sdssplitargs``), so a value
+  holding a newline or any other line separator comes back as itself and never as a directive.
 """
 
 from __future__ import annotations
 
-import fnmatch
+import errno
+import math
 import os
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal, get_args, get_origin
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import msgspec
 
+from .config_table import (
+    BINARY,
+    BOOL,
+    DIRECTORY,
+    ENUM,
+    EVENTS,
+    FILENAME,
+    IMMUTABLE,
+    INT,
+    LLONG_MAX,
+    MEMORY,
+    MEMORY_OR_PERCENT,
+    MULTI_ARG,
+    MULTI_LINE,
+    OCTAL,
+    OOM_VALUES,
+    OUTPUT_LIMITS,
+    OWN_OPTIONS,
+    PERCENTILES,
+    PROTECTED,
+    REDIS_OPTIONS,
+    REPLICAOF,
+    SAVE,
+    SECRET,
+    STRING,
+    ULLONG_MAX,
+    WORDS,
+    Option,
+)
+from .glob import compile_glob
 from .resp import split_args
+
+# Bytes that are not UTF-8 survive the round trip (CONFIG SET, GET, REWRITE, the file).
+ENCODING_ERRORS = "surrogateescape"
 
 
 class ConfigError(Exception):
@@ -27,164 +75,268 @@ class ConfigError(Exception):
         self.located = located  # the message already starts with ``file:line:``
 
 
-class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True, rename="kebab"):
-    # network
-    bind: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "-::1"])
-    port: int = 6379
-    unixsocket: str = ""
-    unixsocketperm: int = 0
-    tcp_backlog: int = 511
-    tcp_keepalive: int = 300
-    timeout: int = 0
-    maxclients: int = 10000
-    protected_mode: bool = True
-    requirepass: str = ""
-    # limits
-    proto_max_bulk_len: int = 512 * 1024 * 1024
-    client_query_buffer_limit: int = 1024 * 1024 * 1024
-    # "<class> <hard> <soft> <soft-seconds>" for each class, as CONFIG GET shows it (see
-    # merge_output_limits); a config line or CONFIG SET changes only the classes it names.
-    client_output_buffer_limit: str = (
-        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
-    )
-    maxmemory: int = 0
-    # Enumerations list their values in Redis's order: the error message shows them.
-    maxmemory_policy: Literal[
-        "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru",
-        "allkeys-lfu", "allkeys-random", "noeviction",
-    ] = "noeviction"
-    # general
-    databases: int = 16
-    hz: int = 10
-    loglevel: Literal["debug", "verbose", "notice", "warning", "nothing"] = "notice"
-    logfile: str = ""
-    daemonize: bool = False
-    supervised: Literal["upstart", "systemd", "auto", "no"] = "no"
-    pidfile: str = ""
-    dir: str = "."
-    loadplugin: list[str] = msgspec.field(default_factory=list)
-    slowlog_log_slower_than: int = 10000
-    slowlog_max_len: int = 128
-    latency_monitor_threshold: int = 0
-    notify_keyspace_events: str = ""
-    # append-only file (plugins/aof)
-    appendonly: bool = False
-    appendfilename: str = "appendonly.aof"
-    appendfsync: Literal["everysec", "always", "no"] = "everysec"
-    no_appendfsync_on_rewrite: bool = False
-    auto_aof_rewrite_percentage: int = 100
-    auto_aof_rewrite_min_size: int = 64 * 1024 * 1024
-    aof_load_truncated: bool = True
-    # snapshot (plugins/snapshot)
-    save: list[tuple[int, int]] = msgspec.field(
-        default_factory=lambda: [(3600, 1), (300, 100), (60, 10000)]
-    )
-    dbfilename: str = "dump.trdb"
-    stop_writes_on_bgsave_error: bool = True
+class OptionTable:
+    """The known options (core's and the plugins'), by name and alias, and the frozen Struct
+    class that holds their values."""
+
+    def __init__(self, options: Iterable[Option], base: type[msgspec.Struct] | None = None,
+                 inherited: OptionTable | None = None) -> None:
+        own = list(options)
+        self.options: dict[str, Option] = dict(inherited.options) if inherited else {}
+        self.by_name: dict[str, Option] = dict(inherited.by_name) if inherited else {}
+        for option in own:
+            for name in (option.name, option.alias):
+                if name in self.by_name:
+                    raise ConfigError(f"option {name!r} is declared twice")
+            self.options[option.name] = option
+            self.by_name[option.name] = option
+            if option.alias:
+                self.by_name[option.alias] = option
+        self.by_field = {option.field: option for option in self.options.values()}
+        fields = [(option.field, _FIELD_TYPES[option.kind],
+                   msgspec.field(default_factory=_copier(option.default), name=option.name)
+                   if isinstance(option.default, list)
+                   else msgspec.field(default=option.default, name=option.name))
+                  for option in own]
+        bases = (base,) if base is not None else ()
+        self.struct: type[msgspec.Struct] = msgspec.defstruct(
+            "Config", fields, bases=bases, kw_only=True, frozen=True,
+            forbid_unknown_fields=True, module=__name__)
+        # CONFIG GET * lists names and aliases, as Redis does.
+        self.names = tuple(self.by_name)
+        self._extensions: dict[tuple[int, ...], OptionTable] = {}
+        self._keep: tuple[Option, ...] = ()
+        _TABLES[self.struct] = self
+
+    def extended(self, options: Sequence[Option]) -> OptionTable:
+        """This table plus ``options`` (a plugin's), as a Struct subclass: code that reads
+        ``config.port`` keeps working on it."""
+        if not options:
+            return self
+        # The same plugins give the same table: one Struct class per set of options, not
+        # one per configuration read (a test process reads hundreds).
+        key = tuple(id(option) for option in options)
+        table = self._extensions.get(key)
+        if table is None:
+            table = self._extensions[key] = OptionTable(options, base=self.struct,
+                                                        inherited=self)
+            table._keep = tuple(options)  # the ids in the key stay those of these objects
+        return table
 
 
-# Options that CONFIG SET refuses, as Redis does for these: they shape start-up only.
-IMMUTABLE = frozenset(
-    {"bind", "unixsocket", "unixsocketperm", "tcp-backlog", "databases", "daemonize",
-     "supervised", "pidfile", "logfile", "loadplugin"}
-)
-# Never shown by CONFIG GET or INFO.
-SECRET = frozenset({"requirepass"})
-# Options that may appear on several lines, each line adding to the list.
-_MULTI_LINE = frozenset({"loadplugin", "save"})
+_TABLES: dict[type, OptionTable] = {}
 
-_FIELDS: dict[str, tuple[str, Any]] = {
-    field.encode_name: (field.name, field.type) for field in msgspec.structs.fields(Config)
-}
-OPTION_NAMES = tuple(_FIELDS)
-
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-INT_MAX = 2**31 - 1
-# Sizes that take units (``64mb``); other integers are plain numbers, as in redis.conf.
-_MEMORY = frozenset({"proto-max-bulk-len", "client-query-buffer-limit", "maxmemory",
-                     "auto-aof-rewrite-min-size"})
-# Redis's bounds (config.c) for the integer options: out of them is refused, with its message.
-_BOUNDS: dict[str, tuple[int, int]] = {
-    "port": (0, 65535), "tcp-backlog": (0, INT_MAX), "tcp-keepalive": (0, INT_MAX),
-    "timeout": (0, INT_MAX), "maxclients": (1, 2**32 - 1), "databases": (1, INT_MAX),
-    "hz": (0, INT_MAX), "unixsocketperm": (0, 0o777),
-    "proto-max-bulk-len": (1024 * 1024, INT64_MAX),
-    "client-query-buffer-limit": (1024 * 1024, INT64_MAX), "maxmemory": (0, 2**64 - 1),
-    "slowlog-log-slower-than": (-1, INT64_MAX), "slowlog-max-len": (0, INT64_MAX),
-    "latency-monitor-threshold": (0, INT64_MAX),
-    "auto-aof-rewrite-percentage": (0, INT_MAX), "auto-aof-rewrite-min-size": (0, INT64_MAX),
+_FIELD_TYPES: dict[str, Any] = {
+    BOOL: bool, INT: int, MEMORY: int, OCTAL: int, ENUM: str, STRING: str,
+    WORDS: list[str], SAVE: list[tuple[int, int]], OUTPUT_LIMITS: str, EVENTS: str,
+    OOM_VALUES: str, PERCENTILES: str, MEMORY_OR_PERCENT: str, REPLICAOF: str,
 }
 
-_UNITS = {
-    "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3,
-}
+
+def _copier(default: list) -> Any:
+    return lambda: list(default)
+
+
+CORE_TABLE = OptionTable(REDIS_OPTIONS + OWN_OPTIONS)
+Config: Any = CORE_TABLE.struct
+Config.__doc__ = "The configuration in force: one field per option of the table, frozen."
+OPTION_NAMES = CORE_TABLE.names
+
+
+def table_of(config: Any) -> OptionTable:
+    """The table a configuration was built from (core's, or core's plus plugins')."""
+    return _TABLES[type(config)]
+
+
+# --- reading values ------------------------------------------------------------------------
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3,
+          "gb": 1024**3}
+_MEMORY_RE = re.compile(r"(-?)(\d+)([a-z]*)", re.IGNORECASE)
+_INTEGER_RE = re.compile(r"-?(0|[1-9]\d*)")  # Redis's string2ll: no '+', no spaces, no 007
 
 
 def parse_memory(text: str) -> int:
-    """``64mb`` -> 67108864, as redis.conf reads sizes (``k`` is 1000, ``kb`` 1024)."""
-    lowered = text.strip().lower()
-    for suffix in sorted(_UNITS, key=len, reverse=True):
-        if lowered.endswith(suffix):
-            number = lowered[: -len(suffix)]
-            return int(number) * _UNITS[suffix]
-    return int(lowered)
+    """``64mb`` -> 67108864, as redis.conf reads sizes (``k`` is 1000, ``kb`` 1024).
+    ValueError when it is not a size."""
+    if text == "":
+        return 0  # Redis's memtoull reads no digits as 0
+    match = _MEMORY_RE.fullmatch(text)
+    if match is None or match.group(3).lower() not in _UNITS:
+        raise ValueError(text)
+    if match.group(1):
+        raise ValueError(text)  # Redis's memtoull takes no sign
+    # Digits beyond 64 bits saturate, as strtoull does.
+    return min(int(match.group(2)), ULLONG_MAX) * _UNITS[match.group(3).lower()]
 
 
-def _convert(name: str, kind: Any, words: list[str]) -> Any:
-    """The typed value of one option from its words on a config line."""
-    if kind is bool:
-        if len(words) != 1 or words[0].lower() not in ("yes", "no"):
+def _parse_integer(text: str) -> int:
+    if _INTEGER_RE.fullmatch(text) is None:
+        raise ValueError(text)
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(text)
+    return value
+
+
+def _one(words: list[str]) -> str:
+    if len(words) != 1:
+        raise ConfigError("wrong number of arguments")
+    return words[0]
+
+
+def parse_value(option: Option, words: list[str], current: Any = None) -> Any:
+    """The typed value of ``option`` from its words; ConfigError with Redis's reason.
+    ``current`` is the value in force, for options that change only what they name
+    (client-output-buffer-limit)."""
+    kind = option.kind
+    if kind == BOOL:
+        word = _one(words).lower()
+        if word not in ("yes", "no"):
             raise ConfigError("argument must be 'yes' or 'no'")
-        return words[0].lower() == "yes"
-    if kind is int:
-        if len(words) != 1:
-            raise ConfigError("wrong number of arguments")
+        return word == "yes"
+    if kind in (INT, MEMORY, OCTAL):
+        word = _one(words)
         try:
-            if name == "unixsocketperm":
-                value = int(words[0], 8)
-            elif name in _MEMORY:
-                value = parse_memory(words[0])
-                if value < 0:
-                    raise ValueError
+            if kind == OCTAL:
+                value = int(word, 8)
+            elif kind == MEMORY:
+                value = parse_memory(word)
+                if value > LLONG_MAX and option.high != ULLONG_MAX:
+                    value -= 2**64  # a signed option reads the bits as negative, as Redis
             else:
-                value = int(words[0])
+                value = _parse_integer(word)
         except ValueError:
-            if name in _MEMORY:
+            if kind == MEMORY:
                 raise ConfigError("argument must be a memory value") from None
             raise ConfigError("argument couldn't be parsed into an integer") from None
-        low, high = _BOUNDS.get(name, (INT64_MIN, INT64_MAX))
-        if not low <= value <= high:
-            raise ConfigError(f"argument must be between {low} and {high} inclusive")
-        if name == "hz":  # Redis clamps hz to 1..500 rather than refusing
+        if not option.low <= value <= option.high:
+            raise ConfigError(
+                f"argument must be between {option.low} and {option.high} inclusive")
+        if option.name == "hz":  # Redis clamps hz to 1..500 rather than refusing
             value = min(max(value, 1), 500)
         return value
-    if kind is str:
-        if len(words) != 1:
-            raise ConfigError("wrong number of arguments")
-        if name == "notify-keyspace-events":
-            return keyspace_events_letters(words[0])
-        return words[0]
-    if get_origin(kind) is Literal:
-        if len(words) != 1 or words[0].lower() not in get_args(kind):
+    if kind == ENUM:
+        word = _one(words).lower()
+        if word not in option.values:
             raise ConfigError(
-                f"argument(s) must be one of the following: {', '.join(get_args(kind))}"
-            )
-        return words[0].lower()
-    if name == "save":
-        if words in ([], [""]):
-            return []
-        if len(words) % 2:
-            raise ConfigError("Invalid save parameters")
-        try:
-            pairs = [(int(words[i]), int(words[i + 1])) for i in range(0, len(words), 2)]
-        except ValueError:
-            raise ConfigError("Invalid save parameters") from None
-        if any(seconds < 1 or changes < 0 for seconds, changes in pairs):
-            raise ConfigError("Invalid save parameters")
-        return pairs
-    if get_origin(kind) is list:
+                f"argument(s) must be one of the following: {', '.join(option.values)}")
+        return word
+    if kind == STRING:
+        value = _one(words)
+        if not option.flags & BINARY:  # Redis keeps these as C strings: a NUL ends them
+            value = value.partition("\0")[0]
+        check_confined(option, value)
+        return value
+    if kind == EVENTS:
+        return keyspace_events_letters(_one(words))
+    if kind == WORDS:
         return [word for word in words if word]
-    raise ConfigError(f"unsupported option type for {name}")
+    if kind == SAVE:
+        return _parse_save(words)
+    if kind == OUTPUT_LIMITS:
+        return merge_output_limits(current if current is not None else option.default,
+                                   " ".join(words).split())
+    if kind == OOM_VALUES:
+        return _parse_oom_values(words)
+    if kind == PERCENTILES:
+        return _parse_percentiles(words)
+    if kind == MEMORY_OR_PERCENT:
+        return _parse_memory_or_percent(_one(words))
+    if kind == REPLICAOF:
+        return _parse_replicaof(words)
+    raise ConfigError(f"unsupported option type for {option.name}")
+
+
+def check_confined(option: Option, value: str) -> None:
+    """A file-name option names a file inside ``dir``: not a path (Redis's rule for
+    dbfilename, appendfilename and appenddirname), and, here, not ``.``, ``..``, empty or
+    holding NUL either: each of those would write somewhere else than a file in dir."""
+    if option.confine == FILENAME:
+        if "/" in value or "\\" in value:
+            noun = "dirname" if option.name == "appenddirname" else "filename"
+            raise ConfigError(f"{option.name} can't be a path, just a {noun}")
+        if value in ("", ".", "..") or "\0" in value:
+            raise ConfigError(f"{option.name} can't be empty, '.', '..' or hold NUL")
+    elif option.confine == DIRECTORY and "\0" in value:
+        raise ConfigError("No such file or directory")
+
+
+def _parse_save(words: list[str]) -> list[tuple[int, int]]:
+    if words in ([], [""]):
+        return []
+    if len(words) % 2:
+        raise ConfigError("Invalid save parameters")
+    try:
+        pairs = [(_parse_integer(words[i]), _parse_integer(words[i + 1]))
+                 for i in range(0, len(words), 2)]
+    except ValueError:
+        raise ConfigError("Invalid save parameters") from None
+    if any(seconds < 1 or changes < 0 for seconds, changes in pairs):
+        raise ConfigError("Invalid save parameters")
+    return pairs
+
+
+def _parse_oom_values(words: list[str]) -> str:
+    if len(words) != 3:
+        raise ConfigError("wrong number of arguments")
+    reason = "Invalid oom-score-adj-values, elements must be between -2000 and 2000."
+    try:
+        values = [_parse_integer(word) for word in words]
+    except ValueError:
+        raise ConfigError(reason) from None
+    if any(not -2000 <= value <= 2000 for value in values):
+        raise ConfigError(reason)
+    return " ".join(map(str, values))
+
+
+def _parse_percentiles(words: list[str]) -> str:
+    if words in ([], [""]):
+        return ""
+    try:
+        values = [float(word) for word in words]
+    except ValueError:
+        raise ConfigError("Invalid latency-tracking-info-percentiles parameters") from None
+    if any(math.isnan(value) for value in values):
+        raise ConfigError("Invalid latency-tracking-info-percentiles parameters")
+    if any(not 0.0 <= value <= 100.0 for value in values):
+        raise ConfigError(
+            "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]")
+    # Redis prints each with %f and trims the trailing zeros (99.9, 50).
+    return " ".join(f"{value:f}".rstrip("0").rstrip(".") for value in values)
+
+
+def _parse_memory_or_percent(word: str) -> str:
+    try:
+        if word.endswith("%"):
+            percent = _parse_integer(word[:-1])
+            if percent < 0:
+                raise ValueError(word)
+            if percent > 100:
+                raise ConfigError("percentage argument must be less or equal to 100")
+            return f"{percent}%"
+        value = parse_memory(word)
+        if value < 0:
+            raise ValueError(word)
+        return str(value)
+    except ValueError:
+        raise ConfigError("argument must be a memory or percent value") from None
+
+
+def _parse_replicaof(words: list[str]) -> str:
+    if words in ([], [""]):
+        return ""
+    if len(words) != 2:
+        raise ConfigError("wrong number of arguments")
+    if words[0].lower() == "no" and words[1].lower() == "one":
+        return ""
+    try:
+        port = _parse_integer(words[1])
+    except ValueError:
+        raise ConfigError("Invalid master port") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError("Invalid master port")
+    return f"{words[0]} {port}"
 
 
 # notify-keyspace-events, as Redis's keyspaceEventsStringToFlags and ...FlagsToString: the
@@ -214,29 +366,109 @@ def keyspace_events_display(letters: str) -> str:
     return classes + "".join(letter for letter in letters if letter in "KEm")
 
 
-def format_value(config: Config, option: str) -> str:
-    """An option's value as redis.conf and CONFIG GET spell it."""
-    value = getattr(config, _FIELDS[option][0])
-    if option == "notify-keyspace-events":
-        return keyspace_events_display(value)
-    if isinstance(value, bool):
+
+# --- showing values ------------------------------------------------------------------------
+
+
+def format_value(config: Any, name: str) -> str:
+    """An option's value as CONFIG GET shows it (``name`` may be an alias)."""
+    option = table_of(config).by_name[name]
+    value = getattr(config, option.field)
+    kind = option.kind
+    if kind == BOOL:
         return "yes" if value else "no"
-    if option == "save":
+    if kind == EVENTS:
+        return keyspace_events_display(value)
+    if kind == SAVE:
         return " ".join(f"{s} {c}" for s, c in value)
-    if option == "unixsocketperm":
+    if kind == OCTAL:
         return format(value, "o") if value else "0"
-    if isinstance(value, list):
+    if kind == WORDS:
         return " ".join(value)
     return str(value)
+
+
+def config_repr(value: str) -> str:
+    """Redis's ``sdscatrepr``: a double-quoted string in which a backslash, a quote and every
+    byte that is not printable ASCII is escaped (\\n \\r \\t \\a \\b, else \\xHH).  The result is
+    plain ASCII on one line, whatever the value holds, and ``split_args`` reads it back to
+    the same bytes."""
+    out = ['"']
+    for byte in value.encode("utf-8", ENCODING_ERRORS):
+        char = chr(byte)
+        if char in '\\"':
+            out.append("\\" + char)
+        elif char in _REPR_ESCAPES:
+            out.append(_REPR_ESCAPES[char])
+        elif 0x20 <= byte < 0x7F:
+            out.append(char)
+        else:
+            out.append(f"\\x{byte:02x}")
+    out.append('"')
+    return "".join(out)
+
+
+_REPR_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\a": "\\a", "\b": "\\b"}
+
+
+# Words written as they are (bind addresses, module names); any other is quoted.
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9._:*%/@\[\]-]+")
+
+
+def _word(word: str) -> str:
+    return word if _PLAIN_WORD.fullmatch(word) else config_repr(word)
+
+
+def _format_memory(value: int) -> str:
+    """A size as CONFIG REWRITE writes it: in gb, mb or kb when exact (Redis's form)."""
+    for unit, size in (("gb", 1024**3), ("mb", 1024**2), ("kb", 1024)):
+        if value and value % size == 0:
+            return f"{value // size}{unit}"
+    return str(value)
+
+
+def config_lines(config: Any, option: Option) -> list[str]:
+    """The lines CONFIG REWRITE writes for ``option`` (as Redis writes them)."""
+    value = getattr(config, option.field)
+    name = option.name
+    kind = option.kind
+    if kind in (STRING, EVENTS):
+        return [f"{name} {config_repr(format_value(config, name))}"]
+    if kind == MEMORY:
+        return [f"{name} {_format_memory(value)}"]
+    if kind == SAVE:
+        return [f"save {s} {c}" for s, c in value] or ['save ""']
+    if kind == WORDS and option.flags & MULTI_LINE:
+        return [f"{name} {_word(word)}" for word in value]
+    if kind == OUTPUT_LIMITS:
+        default = output_buffer_limits(option.default)
+        # Redis writes the class CONFIG GET calls "slave" as "replica" in the file.
+        return [f"{name} {'replica' if kind_ == 'slave' else kind_} {_format_memory(hard)} "
+                f"{_format_memory(soft)} {seconds}"
+                for kind_, (hard, soft, seconds) in output_buffer_limits(value).items()
+                if default.get(kind_) != (hard, soft, seconds)]
+    text = format_value(config, name)
+    if kind == WORDS:
+        return [f"{name} {' '.join(_word(word) for word in value)}" if value
+                else f'{name} ""']
+    return [f"{name} {text}" if text else f'{name} ""']
+
+
+# --- reading files and command lines -------------------------------------------------------
+
+# Directives that are not options: handled by the reader itself.
+_INCLUDE_DEPTH = 10
 
 
 class _Reader:
     """Collects option values from lines, remembering where each came from."""
 
-    def __init__(self) -> None:
+    def __init__(self, table: OptionTable) -> None:
+        self.table = table
         self.values: dict[str, Any] = {}
         self.seen_multi: set[str] = set()
         self.renames: dict[str, str] = {}
+        self.set_names: list[str] = []  # options a line set, in order (for the start-up log)
 
     def line(self, words: list[str], where: str, depth: int = 0) -> None:
         name = words[0].lower()
@@ -245,7 +477,7 @@ class _Reader:
             if name == "include":
                 if len(args) != 1:
                     raise ConfigError("include takes one path")
-                if depth > 10:
+                if depth > _INCLUDE_DEPTH:
                     raise ConfigError("include nested too deeply")
                 self.file(args[0], depth + 1)
                 return
@@ -254,83 +486,137 @@ class _Reader:
                     raise ConfigError("rename-command takes a command name and a new name")
                 self.renames[args[0].lower()] = args[1]
                 return
-            if name not in _FIELDS:
+            option = self.table.by_name.get(name)
+            if option is None or (not args and option.kind != WORDS):
                 raise ConfigError(f"Bad directive or wrong number of arguments: {name!r}")
-            field_name, kind = _FIELDS[name]
-            if name == "client-output-buffer-limit":
-                current = self.values.get(field_name, Config().client_output_buffer_limit)
-                self.values[field_name] = merge_output_limits(current, " ".join(args).split())
-                return
-            value = _convert(name, kind, args)
-            if name in _MULTI_LINE:
-                if name not in self.seen_multi:
-                    self.values[field_name] = []
-                    self.seen_multi.add(name)
-                self.values[field_name] = self.values[field_name] + value
+            if option.flags & MULTI_ARG and len(args) == 1:
+                # As Redis: a multi-word option given as one word (--save '3600 1') is split
+                # on spaces; an empty word ('save ""') stays one empty word.
+                args = args[0].split(" ") if args[0] else [""]
+            value = parse_value(option, args, self.values.get(option.field))
+            if option.flags & MULTI_LINE:
+                if option.name not in self.seen_multi:
+                    self.values[option.field] = []
+                    self.seen_multi.add(option.name)
+                self.values[option.field] = self.values[option.field] + value
             else:
-                self.values[field_name] = value
+                self.values[option.field] = value
+            self.set_names.append(option.name)
         except ConfigError as error:
             if error.located:  # from an included file: it already names its file and line
                 raise
             raise ConfigError(f"{where}: {error}", located=True) from None
 
     def file(self, path: str, depth: int = 0) -> None:
-        try:
-            with open(path, "rb") as handle:
-                lines = handle.read().decode("utf-8", "replace").splitlines()
-        except OSError as error:
-            raise ConfigError(f"can't open config file {path!r}: {error.strerror}") from None
-        for number, raw in enumerate(lines, 1):
-            text = raw.strip()
-            if not text or text.startswith("#"):
-                continue
-            words = split_args(text.encode())
-            where = f"{path}:{number}"
-            if words is None:
-                raise ConfigError(f"{where}: unbalanced quotes in configuration line", located=True)
-            self.line([w.decode("utf-8", "replace") for w in words], where, depth)
+        for words, where in read_config_lines(path):
+            self.line(words, where, depth)
+
+
+def read_config_lines(path: str) -> list[tuple[list[str], str]]:
+    """The directives of a config file as Redis reads them: lines end at ``\\n`` only (a
+    ``\\r``, ``\\x85`` or ``\\u2028`` inside a quoted value is part of the value), blanks
+    around a line are dropped, ``#`` starts a comment line, words are split by
+    ``sdssplitargs``.  Each with its ``path:line`` for error messages."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise ConfigError(f"can't open config file {path!r}: {error.strerror}") from None
+    directives = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        text = raw.strip(b" \t\r\n")
+        if not text or text.startswith(b"#"):
+            continue
+        words = split_args(text)
+        where = f"{path}:{number}"
+        if words is None:
+            raise ConfigError(f"{where}: unbalanced quotes in configuration line", located=True)
+        if words:
+            directives.append(([w.decode("utf-8", ENCODING_ERRORS) for w in words], where))
+    return directives
 
 
 class LoadedConfig(msgspec.Struct, frozen=True):
-    config: Config
+    config: Any
     path: str | None
     renamed_commands: Mapping[str, str]
+    # Options the file or command line set that have no effect here (logged at start-up).
+    without_effect: tuple[str, ...] = ()
 
 
-def load_config(path: str | None = None, overrides: Iterable[list[str]] = ()) -> LoadedConfig:
+def load_config(path: str | None = None, overrides: Iterable[list[str]] = (),
+                table: OptionTable | None = None) -> LoadedConfig:
     """The configuration from defaults, ``path`` and command-line ``overrides`` (each a list of
-    words such as ``["port", "7000"]``).  Raises :class:`ConfigError`."""
-    reader = _Reader()
-    if path is not None:
-        reader.file(path)
+    words such as ``["port", "7000"]``).  Options that plugins declare are known when the
+    ``loadplugin`` lines (and installed plugins) declare them.  Raises :class:`ConfigError`."""
+    overrides = [list(words) for words in overrides if words]
+    directives = read_config_lines(path) if path is not None else []
+    if table is None:
+        table = CORE_TABLE.extended(_plugin_options(directives, overrides))
+    reader = _Reader(table)
+    for words, where in directives:
+        reader.line(words, where)
     for words in overrides:
         reader.line(words, "command line")
-    config = _validated(reader.values)
+    config = _validated(table, reader.values)
+    without = tuple(dict.fromkeys(
+        name for name in reader.set_names if not table.options[name].applies))
     return LoadedConfig(config=config, path=os.path.abspath(path) if path else None,
-                        renamed_commands=reader.renames)
+                        renamed_commands=reader.renames, without_effect=without)
 
 
-def _validated(values: Mapping[str, Any], base: Config | None = None) -> Config:
-    data = msgspec.to_builtins(base) if base is not None else {}
-    data.update({_option_of(k): v for k, v in values.items()})
+def _plugin_options(directives: list[tuple[list[str], str]],
+                    overrides: list[list[str]]) -> list[Option]:
+    """The options the plugins declare (``trioredis_add_options``): the built-in ones, the
+    installed ones and those ``loadplugin`` lines name (read before the other lines, so a
+    plugin's option may come before its loadplugin line)."""
+    from .plugin_manager import PluginLoadError, make_plugin_manager
+
+    names = [word for words, _ in directives if words[0].lower() == "loadplugin"
+             for word in words[1:]]
+    names += [word for words in overrides if words[0].lower() == "loadplugin"
+              for word in words[1:]]
     try:
-        config = msgspec.convert(data, Config)
+        manager = make_plugin_manager([name for name in names if name])
+    except PluginLoadError:
+        # The server's own start-up reports a plugin that does not load (with its reason);
+        # here the options of the plugins that do load are still known.
+        manager = make_plugin_manager([])
+    return collect_plugin_options(manager)
+
+
+def collect_plugin_options(manager: Any) -> list[Option]:
+    """Every option declared through ``trioredis_add_options`` by ``manager``'s plugins."""
+    registry = OptionRegistry(CORE_TABLE)
+    manager.hook.trioredis_add_options(registry=registry)
+    return registry.options
+
+
+class OptionRegistry:
+    """What ``trioredis_add_options`` fills: ``registry.add(Option(...))`` (see
+    :mod:`trioredis.config_table` for the helpers ``boolean``, ``integer``, ``string``...)."""
+
+    def __init__(self, core: OptionTable) -> None:
+        self._core = core
+        self.options: list[Option] = []
+
+    def add(self, option: Option) -> None:
+        taken = set(self._core.by_name) | {o.name for o in self.options} | {
+            o.alias for o in self.options if o.alias}
+        if option.name in taken or option.alias in taken:
+            raise ConfigError(f"option {option.name!r} is already declared")
+        if option.kind not in _FIELD_TYPES:
+            raise ConfigError(f"option {option.name!r} has an unknown kind {option.kind!r}")
+        self.options.append(option)
+
+
+def _validated(table: OptionTable, values: Mapping[str, Any], base: Any = None) -> Any:
+    data = msgspec.to_builtins(base) if base is not None else {}
+    data.update({table.by_field[field].name: value for field, value in values.items()})
+    try:
+        return msgspec.convert(data, table.struct)
     except msgspec.ValidationError as error:
         raise ConfigError(str(error)) from None
-    _check_ranges(config)
-    return config
-
-
-def _option_of(field_name: str) -> str:
-    return field_name.replace("_", "-")
-
-
-def _check_ranges(config: Config) -> None:
-    """Bounds again on the final values (lines were checked one by one in ``_convert``)."""
-    for option, (low, high) in _BOUNDS.items():
-        value = getattr(config, _FIELDS[option][0])
-        if not low <= value <= high:
-            raise ConfigError(f"{option}: argument must be between {low} and {high} inclusive")
 
 
 _OUTPUT_CLASSES = ("normal", "slave", "pubsub")
@@ -366,80 +652,141 @@ def merge_output_limits(current: str, words: list[str]) -> str:
     return " ".join(f"{kind} {' '.join(map(str, limits[kind]))}" for kind in _OUTPUT_CLASSES)
 
 
-def replace_options(config: Config, changes: Mapping[str, str]) -> Config:
-    """A new Config with ``changes`` (option name -> CONFIG SET text) applied.
 
-    Raises :class:`ConfigError` naming the first bad option; nothing is changed then."""
+# --- CONFIG SET ----------------------------------------------------------------------------
+
+
+def _set_failed(name: str, reason: str) -> ConfigError:
+    return ConfigError(f"CONFIG SET failed (possibly related to argument '{name}') - {reason}")
+
+
+def replace_options(config: Any, changes: Mapping[str, str] | Sequence[tuple[str, str]],
+                    protected_allowed: bool = True) -> Any:
+    """A new Config with ``changes`` (option name as typed -> CONFIG SET text) applied, all or
+    nothing, checked in Redis's order: every name first (unknown, immutable, protected,
+    duplicate), then every value.
+
+    Raises :class:`ConfigError` with Redis's message naming the first bad option."""
+    table = table_of(config)
+    pairs = list(changes.items()) if isinstance(changes, Mapping) else list(changes)
+    chosen: list[tuple[str, Option, str]] = []
+    for typed, text in pairs:
+        option = table.by_name.get(typed.lower())
+        if option is None:
+            raise ConfigError(f"Unknown option or number of arguments for CONFIG SET - '{typed}'")
+        if option.flags & IMMUTABLE:
+            raise _set_failed(typed, "can't set immutable config")
+        if option.flags & PROTECTED and not protected_allowed:
+            raise _set_failed(typed, "can't set protected config")
+        # Twice the same spelling (in any case) is refused; an alias and its option may be
+        # set together, the later one winning, as in Redis (they are two table entries).
+        if any(typed.lower() == earlier.lower() for earlier, _, _ in chosen):
+            raise _set_failed(typed, "duplicate parameter")
+        chosen.append((typed, option, text))
     values: dict[str, Any] = {}
-    for option, text in changes.items():
-        if option not in _FIELDS:
-            raise ConfigError(f"Unknown option or number of arguments for CONFIG SET - '{option}'")
-        if option in IMMUTABLE:
-            raise ConfigError(f"CONFIG SET failed (possibly related to argument '{option}') - can't set immutable config")
-        field_name, kind = _FIELDS[option]
-        words = text.split(" ") if get_origin(kind) is list or option == "save" else [text]
-        if option == "save" and text.strip() == "":
+    for typed, option, text in chosen:
+        words = text.split(" ") if option.flags & MULTI_ARG else [text]
+        if option.kind == SAVE and text.strip() == "":
             words = []
         try:
-            if option == "client-output-buffer-limit":
-                current = values.get(field_name, config.client_output_buffer_limit)
-                values[field_name] = merge_output_limits(current, text.split())
-            else:
-                values[field_name] = _convert(option, kind, words)
+            value = parse_value(option, words, getattr(config, option.field))
+            if option.confine == DIRECTORY:
+                value = _usable_directory(value)
         except ConfigError as error:
-            raise ConfigError(f"CONFIG SET failed (possibly related to argument '{option}') - {error}") from None
+            # A bad value names the option as declared (Redis's config->name: the alias when
+            # the alias was typed), while the name checks above echo what was typed.
+            raise _set_failed(typed.lower(), str(error)) from None
+        values[option.field] = value
     try:
-        return _validated(values, config)
+        return _validated(table, values, config)
     except ConfigError as error:
         raise ConfigError(f"CONFIG SET failed - {error}") from None
 
 
-def matching_options(pattern: str) -> list[str]:
-    """The option names that match a CONFIG GET glob pattern."""
-    pattern = pattern.lower()
-    return [name for name in OPTION_NAMES if fnmatch.fnmatchcase(name, pattern)]
-
-
-def rewrite_config_file(path: str, config: Config) -> None:
-    """CONFIG REWRITE: keep the file's comments and order, update the lines of options whose
-    value differs from the default, append the rest, and replace the file atomically."""
-    defaults = Config()
+def _usable_directory(path: str) -> str:
+    """CONFIG SET dir: Redis changes directory at once, so a missing one is refused with
+    the system's reason; the value kept is absolute (files are joined to it)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
+        if not os.path.isdir(path):
+            os.stat(path)  # missing: ENOENT; there but not a directory: ENOTDIR below
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        if not os.access(path, os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    except OSError as error:
+        raise ConfigError(error.strerror or str(error)) from None
+    return os.path.abspath(path)
+
+
+def matching_options(pattern: str, config: Any = None) -> list[str]:
+    """The option names (and aliases) that match a CONFIG GET glob pattern, secrets left out."""
+    table = table_of(config) if config is not None else CORE_TABLE
+    pattern = pattern.lower()
+    if not any(char in pattern for char in "*?["):
+        option = table.by_name.get(pattern)
+        return [pattern] if option is not None and not option.flags & SECRET else []
+    # Redis's glob (case-insensitive here), over a fixed set of short names: bounded cost.
+    regex = compile_glob(pattern.encode("utf-8", ENCODING_ERRORS))
+    return [name for name in table.names
+            if not table.by_name[name].flags & SECRET and regex.match(name.encode())]
+
+
+def protected_action_allowed(setting: str, is_local: bool) -> bool:
+    """Redis's allowProtectedAction: ``yes``, or ``local`` for a loopback / unix socket client."""
+    return setting == "yes" or (setting == "local" and is_local)
+
+
+# --- CONFIG REWRITE ------------------------------------------------------------------------
+
+REWRITE_SIGNATURE = "# Generated by CONFIG REWRITE"
+
+
+def rewrite_config_file(path: str, config: Any) -> None:
+    """CONFIG REWRITE, as Redis does it: keep the file's comments, unknown lines and order; an
+    option the file names gets its current value where its first line was (its other lines
+    dropped); options that differ from their default and are not in the file are appended
+    after Redis's signature line.  Every string is quoted as ``sdscatrepr`` does, so one value is one
+    line.  The file is replaced atomically."""
+    table = table_of(config)
+    defaults = table.struct()
+    try:
+        with open(path, "rb") as handle:
+            lines = handle.read().decode("utf-8", ENCODING_ERRORS).split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
     except FileNotFoundError:
         lines = []
-    wanted = {
-        name: format_value(config, name)
-        for name in OPTION_NAMES
-        if format_value(config, name) != format_value(defaults, name)
-    }
     written: set[str] = set()
     output: list[str] = []
     for line in lines:
-        words = line.strip().split(maxsplit=1)
-        name = words[0].lower() if words and not line.strip().startswith("#") else None
-        if name in _FIELDS:
-            if name in written or name not in wanted:
-                continue
-            output.append(_config_line(name, wanted[name]))
-            written.add(name)
-        else:
-            output.append(line)
-    for name, value in wanted.items():
-        if name not in written:
-            output.append(_config_line(name, value))
+        option = _option_of_line(table, line)
+        if option is None:
+            if line.strip() != REWRITE_SIGNATURE:
+                output.append(line)
+            continue
+        if option.name in written:
+            continue  # its other lines: the first one now holds the whole value
+        output.extend(config_lines(config, option))
+        written.add(option.name)
+    # Options the file does not name are added only when they differ from the default.
+    rest = [option for option in table.options.values() if option.name not in written
+            and getattr(config, option.field) != getattr(defaults, option.field)]
+    if rest:
+        output.append(REWRITE_SIGNATURE)
+        for option in rest:
+            output.extend(config_lines(config, option))
     temp = f"{path}.tmp-{os.getpid()}"
-    with open(temp, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(output) + "\n")
+    with open(temp, "wb") as handle:
+        handle.write(("\n".join(output) + "\n").encode("utf-8", ENCODING_ERRORS))
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temp, path)
 
 
-def _config_line(name: str, value: str) -> str:
-    if name == "save" and value == "":
-        return 'save ""'
-    if value == "" or " " in value and name not in ("save", "bind", "loadplugin"):
-        return f'{name} "{value}"'
-    return f"{name} {value}"
+def _option_of_line(table: OptionTable, line: str) -> Option | None:
+    text = line.strip(" \t\r\n")
+    if not text or text.startswith("#"):
+        return None
+    words = split_args(text.encode("utf-8", ENCODING_ERRORS))
+    if not words:
+        return None
+    return table.by_name.get(words[0].decode("utf-8", ENCODING_ERRORS).lower())

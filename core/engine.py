@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from . import errors, latency
-from .acl import ACLLOG_MAX_LEN, AccessControl
+from .acl import AccessControl, is_local_client
+from .backends import Backends
 from .client import REPLY_OFF, Client
 from .commands import (
     BLOCKING,
@@ -36,9 +37,10 @@ from .commands import (
     full_command_name,
     subcommand_arity,
 )
+from .config import protected_action_allowed
 from .errors import CommandError
 from .keyspace import Database, Keyspace, now_ms
-from .persistence import BackendHost, BaseBackend, ForkSlot, Loader, PersistenceBackend
+from .persistence import BackendHost, Loader
 from .resp import NULL_ARRAY, QUEUED, ErrorReply
 
 if TYPE_CHECKING:
@@ -110,8 +112,10 @@ class _Waiter:
 
 class CommandContext:
     """What a handler sees: ``ctx.db`` (the client's database), ``ctx.keyspace``,
-    ``ctx.client``, ``ctx.engine``; ``ctx.dirty += n`` to say it changed n things;
-    ``ctx.propagate(argv)`` to propagate a different effect than the command as sent."""
+    ``ctx.client``, ``ctx.config``; ``ctx.dirty += n`` to say it changed n things;
+    ``ctx.propagate(argv)`` to propagate a different effect than the command as sent;
+    ``ctx.in_transaction``, ``ctx.spawn(fn)`` and ``ctx.backend(name)`` for commands that wait
+    on a backend.  (``ctx.engine`` is core's own: plugins use the members above.)"""
 
     __slots__ = ("engine", "client", "db", "keyspace", "dirty", "propagated")
 
@@ -135,6 +139,23 @@ class CommandContext:
     def select(self, index: int) -> None:
         self.db = self.keyspace[index]
         self.client.db = self.db
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the command runs inside EXEC (where nothing may wait)."""
+        return self.engine.in_exec
+
+    def spawn(self, async_fn: Callable[[], Any]) -> None:
+        """Run ``async_fn()`` in the server's nursery (a command that returns a Block
+        waiting on an event the task sets, as WAITAOF does)."""
+        self.engine.spawn(async_fn)
+
+    def backend(self, name: str) -> Any:
+        """The persistence backend registered under ``name`` on this server, or None."""
+        for backend in self.engine.persistence.backends:
+            if backend.name == name:
+                return backend
+        return None
 
     def touch(self, key: bytes, db: Database | None = None) -> None:
         """Signal that ``key`` changed (WATCH, blocked clients), for a key the command's key
@@ -182,8 +203,8 @@ class Engine:
         for old, new in loaded.renamed_commands.items():
             self.commands.rename(old, new)
         self.acl = AccessControl(self.commands, self.config.requirepass)
-        self.backends: list[PersistenceBackend] = []
-        self.fork_slot = ForkSlot()
+        # The persistence backends' owner (registered by the server once plugins are known).
+        self.persistence = Backends(self)
         self.dirty = 0
         self.stats = Stats()
         self.clients: dict[int, Client] = {}
@@ -196,9 +217,9 @@ class Engine:
         self._multi_emitted = False
         self.unflushed = False
         self._current: Client | None = None
+        # The write path, handed over by the persistence owner (set_write_path).
         self._feeds: list[Callable[[int, Sequence[bytes]], None]] = []
-        self._refusers: list[PersistenceBackend] = []
-        self._flushers: list[PersistenceBackend] = []
+        self._refusers: list[Any] = []
         # argv[0] as sent (any case) -> (spec, lowercase name, is_write): skips lower() and a lookup.
         self._dispatch: dict[bytes, tuple[CommandSpec, bytes, bool]] = {}
         self._waiters: dict[tuple[int, bytes], deque[_Waiter]] = {}
@@ -228,33 +249,20 @@ class Engine:
 
     # --- plugins ---------------------------------------------------------------------------
 
-    def add_backends(self, backends: list[PersistenceBackend]) -> None:
-        self.backends = list(backends)
-        # flush() runs once per turn that wrote: only for backends that write something.
-        self._flushers = [
-            backend for backend in self.backends
-            if getattr(type(backend), "flush", None) is not BaseBackend.flush
-        ]
-        self.refresh_write_path()
+    @property
+    def backends(self) -> list[Any]:
+        return self.persistence.backends
 
-    def refresh_write_path(self) -> None:
-        """The backends the hot path calls for each write.  One that keeps BaseBackend's
-        no-op ``feed``/``refuse_writes``, or says it ``wants_writes()`` no more (asked again
-        after each config change), costs nothing per command; ``refuse_writes`` runs only
-        while ``may_refuse_writes()`` (backends push changes: ``write_path_changed``)."""
-        wanting = [
-            backend for backend in self.backends
-            if getattr(backend, "wants_writes", None) is None or backend.wants_writes()
-        ]
-        self._feeds = [
-            backend.feed for backend in wanting
-            if getattr(type(backend), "feed", None) is not BaseBackend.feed
-        ]
-        self._refusers = [
-            backend for backend in wanting
-            if getattr(type(backend), "refuse_writes", None) is not BaseBackend.refuse_writes
-            and (getattr(backend, "may_refuse_writes", None) is None or backend.may_refuse_writes())
-        ]
+    @property
+    def fork_slot(self) -> Any:
+        return self.persistence.fork_slot
+
+    def set_write_path(self, feeds: list[Callable[[int, Sequence[bytes]], None]],
+                       refusers: list[Any]) -> None:
+        """What each write calls (from the persistence owner): the backends' ``feed``s, and
+        the backends whose ``refuse_writes`` may refuse now."""
+        self._feeds = feeds
+        self._refusers = refusers
 
     def refresh_hooks(self) -> None:
         """Call optional hooks only when some plugin implements them."""
@@ -286,11 +294,8 @@ class Engine:
         self._observe_from_us = observe_from(self.config) if observe_from is not None else 0
         # latency-tracking (default yes, as Redis): every command's duration goes into its
         # histogram, so every command is timed.
-        self._latency_tracking = bool(getattr(self.config, "latency_tracking", True))
+        self._latency_tracking = self.config.latency_tracking
         self._timed = self._executed_hook or self._latency_tracking
-
-    def backend_host(self) -> BackendHost:
-        return BackendHost(self)
 
     def rewrite_value(self, db: int, key: bytes, value: Any, expire_ms: int | None) -> Any:
         return self.hook.trioredis_rewrite_value(db=db, key=key, value=value, expire_ms=expire_ms)
@@ -303,6 +308,44 @@ class Engine:
         """The parent side of :meth:`prepare_fork`, once the child is gone: objects frozen for
         it are the collector's again (garbage among them would otherwise never be freed)."""
         gc.unfreeze()
+
+    def loader(self) -> Loader:
+        return Loader(self)
+
+    def backend_host(self) -> BackendHost:
+        return BackendHost(self)
+
+    def wait_on(self, awaitable: Any) -> Block:
+        """A Block for a command whose reply is ``awaitable``'s result (SAVE, DEBUG RELOAD):
+        the client waits, not the server; a CommandError becomes the error reply."""
+        result: dict[str, Any] = {}
+        done = trio.Event()
+
+        async def runner() -> None:
+            try:
+                result["reply"] = await awaitable
+            except CommandError as error:
+                result["reply"] = ErrorReply(error.message.encode())
+            finally:
+                done.set()
+
+        self.spawn(runner)
+        return Block([], 0, lambda _ctx: None, None).waiting_on(done, result)
+
+    def record_fork(self, seconds: float) -> None:
+        """After a backend's successful os.fork(): INFO's total_forks and latest_fork_usec,
+        and the ``fork`` latency event."""
+        usec = int(seconds * 1_000_000)
+        self.total_forks += 1
+        self.latest_fork_usec = usec
+        self.record_latency("fork", usec // 1000)
+
+    def record_latency(self, event: str, milliseconds: int) -> None:
+        """A latency sample for LATENCY LATEST/HISTORY, kept when it reaches
+        ``latency-monitor-threshold``."""
+        from .observability import record_latency
+
+        record_latency(self, event, milliseconds)
 
     def fatal(self, message: str) -> None:
         self.log.warning(message)
@@ -359,6 +402,8 @@ class Engine:
             arity = subcommand_arity(spec, argv[1])
             if arity is not None and ((arity > 0 and len(argv) != arity) or len(argv) < -arity):
                 return self._reject(client, argv, errors.wrong_arity(full_name), spec)
+        if spec.name == "debug" and not self._debug_allowed(client):  # renamed ones too
+            return self._reject(client, argv, errors.DEBUG_NOT_ALLOWED, spec)
         if not client.authenticated and "noauth" not in spec.flags:
             return self._reject(client, argv, errors.NOAUTH, spec)
         if client.user in self.acl.restricted:  # empty unless ACL SETUSER restricted someone
@@ -399,8 +444,14 @@ class Engine:
             reason, object_ = user.denied_object(spec, argv, denied)
         self.acl.log.add(reason, object_, client.user.encode(),
                          lambda: client_info_line(self, client),
-                         getattr(self.config, "acllog_max_len", ACLLOG_MAX_LEN),
+                         self.config.acllog_max_len,
                          "multi" if client.multi is not None else "toplevel")
+
+    def _debug_allowed(self, client: Client) -> bool:
+        """``enable-debug-command``: DEBUG for everyone (yes), local clients (local) or
+        nobody (no, the default), as Redis 7 checks it before running the command."""
+        return protected_action_allowed(self.config.enable_debug_command,
+                                        is_local_client(client))
 
     def _cross_protocol_attack(self, client: Client) -> None:
         """An HTTP request (a browser page posting to the port): close the connection with no
@@ -472,7 +523,7 @@ class Engine:
                     self.unflushed = True
                     client.wrote = True
             if db.watched or db.blocked:
-                for key in spec.keys(argv):
+                for key in (spec.write_keys or spec.keys)(argv):
                     self.keyspace.signal_modified(db, key)
         if self._ready_keys and not self.in_exec:
             self.serve_blocked()
@@ -524,10 +575,7 @@ class Engine:
     def flushed_all(self) -> None:
         """FLUSHALL ran: tell the backends (not while replaying a file)."""
         if not self.replaying and not self.loading:
-            for backend in self.backends:
-                flushed = getattr(backend, "flushed", None)
-                if flushed is not None:
-                    flushed()
+            self.persistence.flushed_all()
 
     def refuse_writes(self) -> str | None:
         for backend in self._refusers:
@@ -636,42 +684,6 @@ class Engine:
         self.unflushed = True
         if self._current is not None:
             self._current.wrote = True
-
-    async def flush_for_reply(self, client: Client) -> None:
-        """Before ``client``'s replies leave: write what every backend buffered, then wait
-        until this client's writes are durable where the policy asks for it."""
-        if client.wrote:
-            client.wrote = False
-            self.unflushed = False
-            tickets = [(backend, backend.flush()) for backend in self._flushers]
-            for backend, ticket in tickets:
-                if ticket is not None:
-                    await backend.wait_durable(ticket)
-        elif self.unflushed:
-            self.flush_nowait()
-
-    def flush_writes(self) -> list[tuple[PersistenceBackend, Any]]:
-        """Write what every backend buffered now; the (backend, ticket) pairs a reply to a
-        write must wait for (:meth:`wait_durable`) before it leaves.  The reactor calls this
-        once per turn and parks only the clients that wrote, so the next turn's commands
-        run while the disk syncs (group commit that overlaps the fsync with work)."""
-        self.unflushed = False
-        tickets = []
-        for backend in self._flushers:
-            ticket = backend.flush()
-            if ticket is not None:
-                tickets.append((backend, ticket))
-        return tickets
-
-    async def wait_durable(self, tickets: list[tuple[PersistenceBackend, Any]]) -> None:
-        for backend, ticket in tickets:
-            await backend.wait_durable(ticket)
-
-    def flush_nowait(self) -> None:
-        """Write what the backends buffered, without waiting for durability (cron, shutdown)."""
-        self.unflushed = False
-        for backend in self._flushers:
-            backend.flush()
 
     # --- blocking --------------------------------------------------------------------------
 
@@ -790,8 +802,8 @@ class Engine:
             self.acl.set_requirepass(new.requirepass)
         if self.server is not None:
             self.server.config_applied(old, new)
+        self.persistence.config_changed(old, new)
         self.hook.trioredis_config_changed(old=old, new=new)
-        self.refresh_write_path()
 
     # --- memory ----------------------------------------------------------------------------
 
@@ -831,14 +843,9 @@ class Engine:
         (t0, c0), (t1, c1) = self._ops_samples[0], self._ops_samples[-1]
         return int((c1 - c0) / max(t1 - t0, 1e-6))
 
-    async def debug_reload(self, backend: PersistenceBackend) -> Any:
-        """DEBUG RELOAD: make ``backend``'s files complete, empty the dataset and load it
-        back from them (raises PersistenceUnsupported when the backend cannot)."""
-        from .persistence import PersistenceUnsupported
-        from .resp import OK
-
-        if not await backend.reload_point():
-            raise PersistenceUnsupported
+    async def reload_from(self, backend: Any) -> None:
+        """DEBUG RELOAD, once ``backend``'s files are complete: empty the dataset and load it
+        back from them."""
         self.keyspace.flush_all()
         self.loading = self.keyspace.loading = True
         self.loader_client.db = self.keyspace[0]
@@ -846,7 +853,6 @@ class Engine:
             await backend.load(Loader(self))
         finally:
             self.loading = self.keyspace.loading = False
-        return OK
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -963,9 +969,7 @@ class Engine:
         self.loader_client.db = self.keyspace[0]
         self.loader_client.multi = None
         try:
-            for backend in sorted(self.backends, key=lambda b: -b.load_priority()):
-                if await backend.load(Loader(self)):
-                    break
+            await self.persistence.load()
         finally:
             self.loading = False
             self.keyspace.loading = False

@@ -19,6 +19,12 @@ WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 SYNTAX = "ERR syntax error"
 NOT_INTEGER = "ERR value is not an integer or out of range"
 NOT_FLOAT = "ERR value is not a valid float"
+# DEBUG while enable-debug-command does not allow the client (Redis 7's processCommand).
+DEBUG_NOT_ALLOWED = (
+    "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", "
+    "you can run it from a local connection, otherwise you need to set this option in the "
+    "configuration file, and then restart the server."
+)
 OVERFLOW = "ERR increment or decrement would overflow"
 INCR_NAN_OR_INF = "ERR increment would produce NaN or Infinity"
 NO_SUCH_KEY = "ERR no such key"
@@ -74,5 +80,6 @@ def unknown_subcommand(sub: bytes, command: str) -> str:
 
 
 def sanitize(message: str) -> str:
-    """Error replies are one line: Redis replaces CR and LF by spaces."""
-    return message.replace("\r", " ").replace("\n", " ")
+    """Error replies are one line: as Redis's addReplyErrorFormat, CR and LF are trimmed from
+    both ends, then the ones inside become spaces."""
+    return message.strip("\r\n").replace("\r", " ").replace("\n", " ")

@@ -20,7 +20,7 @@ import pluggy
 if TYPE_CHECKING:
     from .client import Client
     from .commands import CommandRegistry
-    from .config import Config
+    from .config import Config, OptionRegistry
     from .persistence import PersistenceRegistry
 
 hookspec = pluggy.HookspecMarker("trioredis")
@@ -71,6 +71,30 @@ def trioredis_command_executed(client: Client, argv: Sequence[bytes], duration_u
     """
 
 
+# --- configuration -----------------------------------------------------------------------
+
+
+@hookspec
+def trioredis_add_options(registry: OptionRegistry) -> None:
+    """Declare the plugin's own configuration options.
+
+    :param registry: call ``registry.add(option)`` for each option, built with the helpers of
+        :mod:`trioredis.config_table` (``boolean``, ``integer``, ``memory``, ``enum``,
+        ``string``): its name as redis.conf spells it, default, bounds or values, flags
+        (``IMMUTABLE``, ``PROTECTED``) and ``confine=FILENAME`` for a file name inside
+        ``dir``.  A name (or alias) that core or another plugin already declares is an error
+        at start-up.
+
+    Declared options are known to the config file and the command line, to CONFIG GET, SET
+    and REWRITE, and get core's checks (a ``FILENAME`` option is never a path); the value is
+    the attribute of the same name (``-`` as ``_``) on the configuration the plugin is handed
+    (``trioredis_register_persistence``, ``trioredis_config_changed``).  Returns nothing.
+
+    Runs on: the main thread while the configuration is read, before the server starts (the
+    hook may be called more than once: it must only declare).
+    """
+
+
 # --- persistence ---------------------------------------------------------------------------
 
 
@@ -95,7 +119,11 @@ def trioredis_config_changed(old: Config, new: Config) -> None:
 
     Backends react here (``appendonly yes`` starts an AOF rewrite, ``save`` points change).
     Start async work by handing it to a task the plugin owns (for example through a memory
-    channel read by its ``run()`` task), never by awaiting here.
+    channel read by its ``run()`` task), never by awaiting here.  To refuse the change, raise
+    :class:`trioredis.ConfigError` with Redis's ``CONFIG SET failed (possibly related to
+    argument 'x') - why`` text before acting on it: the client gets that error and the old
+    configuration is applied again (this hook is called once more, from ``new`` back to
+    ``old``), as Redis rolls back a failed apply.
     """
 
 

@@ -192,7 +192,7 @@ def _persistence(engine: Engine) -> dict[str, Any]:
         "rdb_last_save_time": int(engine.stats.started), "rdb_last_bgsave_status": "ok",
         "rdb_last_bgsave_time_sec": -1, "rdb_current_bgsave_time_sec": -1, "rdb_saves": 0,
         "rdb_last_cow_size": 0, "rdb_last_load_keys_expired": 0, "rdb_last_load_keys_loaded": 0,
-        "aof_enabled": 1 if engine.config.appendonly else 0, "aof_rewrite_in_progress": 0,
+        "aof_enabled": 1 if getattr(engine.config, "appendonly", False) else 0, "aof_rewrite_in_progress": 0,
         "aof_rewrite_scheduled": 0, "aof_last_rewrite_time_sec": -1,
         "aof_current_rewrite_time_sec": -1, "aof_last_bgrewrite_status": "ok",
         "aof_rewrites": 0, "aof_rewrites_consecutive_failures": 0,
@@ -200,8 +200,7 @@ def _persistence(engine: Engine) -> dict[str, Any]:
         "module_fork_in_progress": 0, "module_fork_last_cow_size": 0,
     }
     fields.update(defaults)
-    for backend in engine.backends:
-        fields.update(backend.statistics())
+    fields.update(engine.persistence.statistics())
     return fields
 
 
@@ -299,13 +298,8 @@ def _commandstats(engine: Engine) -> dict[str, Any]:
 
 
 def tracking_percentiles(config: Any) -> tuple[float, ...]:
-    """``latency-tracking-info-percentiles`` as numbers, whatever form the config holds it in
-    (a list, or Redis's space-separated text); Redis's default when the option is absent."""
-    value = getattr(config, "latency_tracking_info_percentiles", None)
-    if value is None:
-        return latency.DEFAULT_PERCENTILES
-    words = value.split() if isinstance(value, str) else value
-    return tuple(float(word) for word in words)
+    """``latency-tracking-info-percentiles`` (Redis's space-separated text) as numbers."""
+    return tuple(float(word) for word in config.latency_tracking_info_percentiles.split())
 
 
 def _latencystats(engine: Engine) -> dict[str, Any]:

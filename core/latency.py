@@ -19,7 +19,6 @@ HIGHEST_NS = 1_000_000_000  # Redis's LATENCY_HISTOGRAM_MAX_VALUE: longer calls 
 # below 256 ns are exact, then each doubling halves the resolution.
 _SUB_BUCKET_MAGNITUDE = 8
 _SUB_BUCKET_MASK = (1 << _SUB_BUCKET_MAGNITUDE) - 1
-DEFAULT_PERCENTILES = (50.0, 99.0, 99.9)
 
 
 def bucket_of(ns: int) -> int:

@@ -14,20 +14,12 @@ So a reply never leaves before the write(2) of its change returned, under every 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import trio
 
-if TYPE_CHECKING:
-    from .engine import Engine
-    from .keyspace import Keyspace
-
 PROGRESS_LOG_SECONDS = 1.0  # the loading progress line: at most once a second
-
-
-class PersistenceUnsupported(Exception):
-    """Raised by a backend's ``save``/``rewrite`` when it does not do that operation."""
 
 
 @runtime_checkable
@@ -36,6 +28,10 @@ class PersistenceBackend(Protocol):
     do-nothing defaults and implement only what the backend does."""
 
     name: str
+    # The optional operations this backend does, each with its method: "save" (``save``
+    # and ``last_save_time``: SAVE, BGSAVE, LASTSAVE), "rewrite" (``rewrite``: BGREWRITEAOF),
+    # "reload" (``reload_point``: DEBUG RELOAD).  Core asks only backends that declare one.
+    operations: frozenset[str]
 
     def feed(self, db: int, argv: Sequence[bytes]) -> None:
         """Buffer one propagated command (sync, cheap, never blocks)."""
@@ -47,6 +43,12 @@ class PersistenceBackend(Protocol):
 
     async def wait_durable(self, ticket: int) -> None:
         """Return once everything up to ``ticket`` is durable (fsynced)."""
+
+    def durable_or_notify(self, ticket: int, notify: Callable[[], None]) -> bool | None:
+        """The synchronous twin of :meth:`wait_durable`, which lets a backend take part in
+        group commit at no cost per turn: True when ``ticket`` is durable now; False when
+        not yet, and then the backend calls ``notify()`` on the trio thread after its next
+        fsync round (core asks again then); None when only ``wait_durable`` can tell."""
 
     async def run(self, host: BackendHost, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """The backend's own tasks for the server's lifetime (fsync timer, save points,
@@ -77,21 +79,20 @@ class PersistenceBackend(Protocol):
         """FLUSHALL just emptied every database (a client's, not a replayed one): a snapshot
         backend stops a running save child, whose file would bring the keys back."""
 
-    async def save(self, background: bool, schedule: bool = False) -> Any:
-        """SAVE / BGSAVE: return the reply; raise :class:`PersistenceUnsupported` if this
-        backend does not snapshot."""
+    def save(self, background: bool, schedule: bool = False) -> Any:
+        """SAVE / BGSAVE (operation "save"): the reply, or an awaitable of it when the
+        client must wait (SAVE); the client waits, not the server.  Inside EXEC an awaitable
+        is refused, so a background start there answers at once ("scheduled")."""
 
-    async def rewrite(self) -> Any:
-        """BGREWRITEAOF: return the reply; raise :class:`PersistenceUnsupported` if this
-        backend has no log to rewrite."""
+    def rewrite(self) -> Any:
+        """BGREWRITEAOF (operation "rewrite"): the reply, or an awaitable of it."""
 
     def last_save_time(self) -> int | None:
-        """Unix time of the last successful save (LASTSAVE), None if this backend does not
-        save snapshots."""
+        """Unix time of the last successful save (LASTSAVE; operation "save"), None if none."""
 
     async def reload_point(self) -> bool:
-        """DEBUG RELOAD: make the files complete now (save, or flush and fsync); True when
-        ``load()`` can then rebuild the whole dataset from them."""
+        """DEBUG RELOAD (operation "reload"): make the files complete now (save, or flush
+        and fsync); True when ``load()`` can then rebuild the whole dataset from them."""
 
     async def aclose(self, save: bool) -> None:
         """Shutdown: flush and fsync; with ``save`` also write a final snapshot."""
@@ -99,11 +100,16 @@ class PersistenceBackend(Protocol):
     def statistics(self) -> Mapping[str, Any]:
         """A frozen view of counters: INFO persistence prints these fields."""
 
+    def config_changed(self, old: Any, new: Any) -> None:
+        """CONFIG SET changed the configuration of this backend's server (``new`` is in force
+        from now on): react without awaiting (hand async work to ``run()``'s task)."""
+
 
 class BaseBackend:
     """Do-nothing defaults for every :class:`PersistenceBackend` method."""
 
     name = "base"
+    operations: frozenset[str] = frozenset()
 
     def feed(self, db: int, argv: Sequence[bytes]) -> None:
         pass
@@ -113,6 +119,9 @@ class BaseBackend:
 
     async def wait_durable(self, ticket: int) -> None:
         pass
+
+    def durable_or_notify(self, ticket: int, notify: Callable[[], None]) -> bool | None:
+        return None
 
     async def run(self, host: BackendHost, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -135,12 +144,6 @@ class BaseBackend:
     def flushed(self) -> None:
         pass
 
-    async def save(self, background: bool, schedule: bool = False) -> Any:
-        raise PersistenceUnsupported
-
-    async def rewrite(self) -> Any:
-        raise PersistenceUnsupported
-
     def last_save_time(self) -> int | None:
         return None
 
@@ -152,6 +155,9 @@ class BaseBackend:
 
     def statistics(self) -> Mapping[str, Any]:
         return {}
+
+    def config_changed(self, old: Any, new: Any) -> None:
+        pass
 
 
 class PersistenceRegistry:
@@ -198,12 +204,36 @@ class ForkSlot:
             self._freed.set()
 
 
+class ServerSide(Protocol):
+    """What :class:`Loader` and :class:`BackendHost` use of the server (the engine), named
+    here so this contract imports nothing of core's (no import cycle through it)."""
+
+    keyspace: Any  # a trioredis.keyspace.Keyspace
+    config: Any
+    hook: Any
+    log: Any
+    dirty: int
+    fork_slot: ForkSlot
+    persistence: Any  # trioredis.backends.Backends (refresh_write_path)
+
+    def replay(self, argv: list[bytes]) -> Any: ...
+    def replay_many(self, argvs: Sequence[list[bytes]]) -> tuple[int, Any] | None: ...
+    def loading_progress(self, loaded: int, total: int) -> None: ...
+    def loading_eta(self) -> int: ...
+    def rewrite_value(self, db: int, key: bytes, value: Any, expire_ms: int | None) -> Any: ...
+    def prepare_fork(self) -> None: ...
+    def fork_child_exited(self) -> None: ...
+    def record_fork(self, seconds: float) -> None: ...
+    def record_latency(self, event: str, milliseconds: int) -> None: ...
+    def fatal(self, message: str) -> None: ...
+
+
 class Loader:
     """What a backend gets to load a dataset at start-up (or DEBUG RELOAD)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: ServerSide) -> None:
         self._engine = engine
-        self.keyspace: Keyspace = engine.keyspace
+        self.keyspace = engine.keyspace
         self.log = engine.log  # the server log, for the loader's own lines (loaded, refused)
         self.total_bytes = 0
         self.loaded_bytes = 0
@@ -246,7 +276,7 @@ class BackendHost:
     plugin hooks, the fork slot, and the server's log.  This is the whole public surface a
     backend sees of the server."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: ServerSide) -> None:
         self._engine = engine
         self.fork_slot: ForkSlot = engine.fork_slot
         self.log = engine.log
@@ -256,7 +286,7 @@ class BackendHost:
         return self._engine.config
 
     @property
-    def keyspace(self) -> Keyspace:
+    def keyspace(self) -> Any:
         return self._engine.keyspace
 
     @property
@@ -292,19 +322,14 @@ class BackendHost:
     def write_path_changed(self) -> None:
         """Call when ``wants_writes()`` or ``may_refuse_writes()`` would answer differently
         (a write error appeared or went away): the engine asks again."""
-        self._engine.refresh_write_path()
+        self._engine.persistence.refresh_write_path()
 
     def record_fork(self, seconds: float) -> None:
         """Call in the parent right after a successful os.fork(): INFO's total_forks and
         latest_fork_usec, and the ``fork`` latency event."""
-        usec = int(seconds * 1_000_000)
-        self._engine.total_forks += 1
-        self._engine.latest_fork_usec = usec
-        self.record_latency("fork", usec // 1000)
+        self._engine.record_fork(seconds)
 
     def record_latency(self, event: str, milliseconds: int) -> None:
         """A latency sample for LATENCY LATEST/HISTORY (``aof-write``, ``aof-fsync-always``,
         ``fork``...): kept when it reaches ``latency-monitor-threshold``."""
-        from .observability import record_latency
-
-        record_latency(self._engine, event, milliseconds)
+        self._engine.record_latency(event, milliseconds)

@@ -218,7 +218,7 @@ class Reactor:
                     connection.client.wrote = False
                     writers.append(connection)
             if writers or engine.unflushed:
-                tickets = engine.flush_writes()
+                tickets = engine.persistence.flush_writes()
                 if tickets:
                     self.newest_tickets = tickets
                     if writers:
@@ -245,13 +245,13 @@ class Reactor:
         MONITOR line.  So every reply queued in this turn waits for the fsync that covers the
         newest write, as Redis's replies wait for ``beforeSleep``'s fsync: a power loss can
         then never erase what any client was told.  (Replies of other turns were sent only
-        once the writes before them were durable.)  Under everysec/no a write's reply waits
-        only in rare cases (an fsync slower than 2 s, a failed write(2) awaiting its retry):
-        then the replies of that turn wait with it too; otherwise reads go out at once, as in
-        Redis."""
+        once the writes before them were durable.)  Backends take part through the
+        synchronous ``durable_or_notify``: the AOF under ``always`` does; under everysec/no
+        it answers None and reads go out at once, as in Redis (even while a failed write(2)
+        holds its writer's reply: MISCONF replies and reads must not wait for a full disk)."""
         tickets = self.newest_tickets
         assert tickets is not None
-        if self._durable_state(tickets) is True:
+        if self._durable_state(tickets) is not False:
             self.newest_tickets = None
             return
         readers = [connection for connection in self.to_send
@@ -281,17 +281,7 @@ class Reactor:
     def _durable_state(self, tickets: list[Any]) -> bool | None:
         """True: every ticket is durable; False: not yet, and every backend concerned will
         call :meth:`_release_durable` after its next fsync round; None: ask ``wait_durable``."""
-        state: bool | None = True
-        for backend, ticket in tickets:
-            check = getattr(backend, "durable_or_notify", None)
-            if check is None:
-                return None
-            durable = check(ticket, self._release_durable)
-            if durable is None:
-                return None
-            if not durable:
-                state = False
-        return state
+        return self.server.engine.persistence.durable_state(tickets, self._release_durable)
 
     def _release_durable(self) -> None:
         """After an fsync round: send the replies of the parked groups now durable."""
@@ -317,9 +307,7 @@ class Reactor:
     async def _release_when_durable(self, writers: list[Connection], tickets: list[Any]) -> None:
         engine = self.server.engine
         assert engine is not None
-        await engine.wait_durable(tickets)
-        if self.newest_tickets is tickets:
-            self.newest_tickets = None  # what _park_readers could not learn synchronously
+        await engine.persistence.wait_durable(tickets)
         self._unpark(writers)
 
     def _unpark(self, writers: list[Connection]) -> None:
@@ -413,7 +401,7 @@ class Server:
         self._normal_output_threshold = self._output_threshold()
         registry = PersistenceRegistry()
         manager.hook.trioredis_register_persistence(registry=registry, config=config)
-        engine.add_backends(registry.backends)
+        engine.persistence.register(registry.backends)
         await self._open_listeners()
         self._banner(manager)
         async with trio.open_nursery() as nursery:
@@ -433,9 +421,7 @@ class Server:
                     f"DB loaded from disk: {time.time() - started:.3f} seconds "
                     f"({engine.keyspace.key_count()} keys)"
                 )
-            host = engine.backend_host()
-            for backend in engine.backends:
-                await nursery.start(backend.run, host)
+            await engine.persistence.start(nursery)
             nursery.start_soon(self._cron)
             self.ready.set()
             self.log.notice("Ready to accept connections")
@@ -453,6 +439,8 @@ class Server:
         backends = ", ".join(b.name for b in self.engine.backends) if self.engine else ""
         self.log.notice(f"Persistence backends loaded: {backends}")
         self.log.verbose(f"Plugins: {', '.join(plugin_names(manager))}")
+        if self.loaded.without_effect:  # accepted and shown as Redis does, used for nothing
+            self.log.notice(f"Options without effect here: {', '.join(self.loaded.without_effect)}")
         if config.unixsocket:
             self.log.notice(f"The server is now ready to accept connections at {config.unixsocket}")
 
@@ -830,7 +818,7 @@ class Server:
     async def _flush_and_drain(self, connection: Connection) -> None:
         engine = self.engine
         assert engine is not None
-        await engine.flush_for_reply(connection.client)
+        await engine.persistence.flush_for_reply(connection.client)
         if connection.out:
             engine.stats.net_output_bytes += sum(map(len, connection.out))
             await connection.drain()
@@ -916,7 +904,7 @@ class Server:
                 engine.keyspace.active_expire_cycle()
             engine.sample_ops()
             if engine.unflushed:
-                engine.flush_nowait()
+                engine.persistence.flush_nowait()
             timeout = self.config.timeout
             if timeout:
                 limit = time.monotonic() - timeout
@@ -950,14 +938,12 @@ class Server:
             except OSError:
                 pass
         with trio.CancelScope(shield=True):
-            engine.flush_nowait()
+            engine.persistence.flush_nowait()
             if engine.fatal_error is None:
-                for backend in engine.backends:
-                    try:
-                        await backend.aclose(save=bool(engine.shutdown_save) if engine.shutdown_save is not None else _default_save(engine))
-                    except Exception as error:
-                        self.log.warning(f"Error closing persistence backend {backend.name}: {error!r}")
-                        self.exit_code = 1
+                save = (bool(engine.shutdown_save) if engine.shutdown_save is not None
+                        else _default_save(engine))
+                if not await engine.persistence.close(save, self.log):
+                    self.exit_code = 1
             else:
                 self.exit_code = 1
         self.log.warning("trioredis is now ready to exit, bye bye...")
@@ -966,7 +952,7 @@ class Server:
 
 def _default_save(engine: Engine) -> bool:
     """SIGTERM and a bare SHUTDOWN save a snapshot when save points are configured."""
-    return bool(engine.config.save)
+    return bool(getattr(engine.config, "save", ()))  # an option of plugins/snapshot
 
 
 def _format_address(address: Any) -> str:

@@ -113,15 +113,17 @@ def reply_end(buffer: bytes, pos: int) -> int | None:
 class ReferenceRedis:
     """A real redis-server in a subprocess (no persistence unless ``options`` ask for it:
     ``"--appendonly", "yes"``), in ``directory`` or a temporary one of its own.  Ready once
-    PING answers PONG (not while it loads).  A context manager."""
+    PING answers PONG (not while it loads).  ``config_path``: a config file read first (CONFIG
+    REWRITE needs one).  A context manager."""
 
-    def __init__(self, *options: str, directory: str | None = None) -> None:
+    def __init__(self, *options: str, directory: str | None = None,
+                 config_path: str | None = None) -> None:
         self.owns_directory = directory is None
         self.directory = str(directory) if directory is not None else tempfile.mkdtemp(
             prefix="trioredis-ref-")
         self.port = free_port()
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            ["redis-server", *([str(config_path)] if config_path else []), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.directory, "--enable-debug-command", "yes",
              *options],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -22,6 +22,9 @@ from trioredis.config import load_config
 from trioredis.server import Server
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Test servers allow DEBUG (the default, as in Redis 7, is no): many tests use DEBUG RELOAD,
+# DIGEST or SLEEP.  A test's own options come later and win.
+TEST_DEFAULTS: list[list[str]] = [["enable-debug-command", "yes"]]
 
 
 class ServerThread:
@@ -29,7 +32,7 @@ class ServerThread:
     kernel picks.  ``options`` are config lines such as ``[["appendonly", "yes"]]``."""
 
     def __init__(self, options: Iterable[list[str]] = (), config_path: str | None = None) -> None:
-        self.loaded = load_config(config_path, list(options))
+        self.loaded = load_config(config_path, [*TEST_DEFAULTS, *options])
         self.server = Server(self.loaded, ephemeral_port=True)
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -141,6 +144,8 @@ class ServerProcess:
         if self.config_path:
             args.append(self.config_path)
         args += ["--port", str(self.port), "--dir", self.directory, "--bind", "127.0.0.1"]
+        for words in TEST_DEFAULTS:
+            args += ["--" + words[0], *words[1:]]
         for words in self.options:
             args += ["--" + words[0], *words[1:]]
         log = open(self.log_path, "ab")  # noqa: SIM115

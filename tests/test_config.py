@@ -6,16 +6,21 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from trioredis.cli import parse_arguments
 from trioredis.config import (
-    OPTION_NAMES,
-    Config,
+    ENCODING_ERRORS,
     ConfigError,
+    config_lines,
+    config_repr,
     format_value,
     load_config,
     parse_memory,
     replace_options,
+    table_of,
 )
+from trioredis.resp import split_args
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,8 +30,12 @@ def write(path, text: str) -> str:
     return str(path)
 
 
+# The defaults with the built-in plugins (the AOF's and snapshot's options are theirs).
+DEFAULTS = load_config().config
+
+
 def test_defaults_follow_redis():
-    config = Config()
+    config = DEFAULTS
     assert config.port == 6379 and config.databases == 16 and config.hz == 10
     assert config.maxclients == 10000 and config.proto_max_bulk_len == 512 * 1024 * 1024
     assert config.client_query_buffer_limit == 1024**3 and config.appendfsync == "everysec"
@@ -150,25 +159,31 @@ def test_hz_is_clamped_like_redis():
 def test_documented_default_file_loads():
     config = load_config(os.path.join(REPO, "config", "trioredis.conf")).config
     assert config.port == 6379
+    assert (config.enable_protected_configs, config.enable_debug_command) == ("no", "no")
 
 
-def test_every_option_survives_format_then_parse():
-    """What CONFIG GET / CONFIG REWRITE print reads back as the same value."""
-    config = Config()
-    for option in OPTION_NAMES:
-        text = format_value(config, option)
-        words = text.split(" ") if text else [""]
-        if option == "save" and text == "":
-            words = [""]
-        reread = load_config(None, [[option, *words]]).config
-        assert format_value(reread, option) == text, option
+@pytest.mark.parametrize("name", sorted(n for n in os.listdir(os.path.join(REPO, "config"))
+                                        if n.endswith(".conf")))
+def test_every_sample_config_loads_and_sets_only_options_with_effect(name):
+    loaded = load_config(os.path.join(REPO, "config", name))
+    assert loaded.without_effect == ()
+
+
+def test_every_option_survives_rewrite_then_parse(tmp_path):
+    """What CONFIG REWRITE writes for each option reads back as the same value."""
+    config = DEFAULTS
+    for option in table_of(config).options.values():
+        path = tmp_path / "one.conf"
+        path.write_text("\n".join(config_lines(config, option)) + "\n")
+        reread = load_config(str(path)).config
+        assert format_value(reread, option.name) == format_value(config, option.name), option
 
 
 # --- CONFIG SET ----------------------------------------------------------------------------
 
 
 def test_config_set_builds_a_new_validated_config():
-    old = Config()
+    old = DEFAULTS
     new = replace_options(old, {"maxmemory": "10mb", "hz": "50", "appendfsync": "always"})
     assert new.maxmemory == 10 * 1024 * 1024 and new.hz == 50 and new.appendfsync == "always"
     assert old.maxmemory == 0  # frozen: the old one is untouched
@@ -194,12 +209,29 @@ def test_config_set_builds_a_new_validated_config():
 )
 def test_config_set_refusals_have_redis_messages(changes, message):
     with pytest.raises(ConfigError) as info:
-        replace_options(Config(), changes)
+        replace_options(DEFAULTS, changes)
     assert str(info.value) == message
 
 
 def test_config_set_save_takes_pairs_or_empty():
-    assert replace_options(Config(), {"save": "60 5 10 1000"}).save == [(60, 5), (10, 1000)]
-    assert replace_options(Config(), {"save": ""}).save == []
+    assert replace_options(DEFAULTS, {"save": "60 5 10 1000"}).save == [(60, 5), (10, 1000)]
+    assert replace_options(DEFAULTS, {"save": ""}).save == []
     with pytest.raises(ConfigError, match="Invalid save parameters"):
-        replace_options(Config(), {"save": "60"})
+        replace_options(DEFAULTS, {"save": "60"})
+
+
+# --- quoting: what CONFIG REWRITE writes reads back as the same bytes ---------------------------
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=st.binary(max_size=64) | st.text(max_size=32).map(str.encode))
+def test_any_value_quoted_as_sdscatrepr_reads_back_as_itself(value):
+    text = value.decode("utf-8", ENCODING_ERRORS)
+    quoted = config_repr(text)
+    assert quoted.isascii() and quoted.isprintable()  # one line, whatever the value holds
+    assert split_args(b"name " + quoted.encode()) == [b"name", value]
+
+
+def test_sdscatrepr_escapes_as_redis():
+    assert config_repr('a"b\\c\n\r\t\a\b\x00\x7f\u00e9') == (
+        '"a\\"b\\\\c\\n\\r\\t\\a\\b\\x00\\x7f\\xc3\\xa9"')

@@ -86,3 +86,17 @@ def test_quoted_example_matches_its_source(path, body):
     with open(os.path.join(REPO, path), encoding="utf-8") as handle:
         source = handle.read()
     assert body in source, f"the quote from {path} in docs/plugins.md no longer matches the file"
+
+
+def test_every_backend_member_is_in_the_guides_table():
+    """The persistence contract (PersistenceBackend) is documented member by member."""
+    from trioredis.persistence import PersistenceBackend
+
+    first_cells = re.findall(r"^\| ([^|]*`\w+\([^|]*) \|", _guide(), re.MULTILINE)
+    rows = {name for cell in first_cells for name in re.findall(r"`(\w+)\(", cell)}
+    members = {name for name, value in vars(PersistenceBackend).items()
+               if callable(value) and not name.startswith("_")}
+    assert members, "no members found"
+    missing = sorted(members - rows)
+    assert missing == []
+    assert "`operations`" in _guide()

@@ -695,7 +695,8 @@ def test_sigterm_during_bgsave_kills_the_child_and_saves_the_final_snapshot(tmp_
 
 
 def test_dir_and_dbfilename_apply_to_the_next_save(tmp_path):
-    server = start(tmp_path)
+    # dir and dbfilename are protected configs: CONFIG SET needs enable-protected-configs.
+    server = start(tmp_path, ["enable-protected-configs", "yes"])
     try:
         client = server.client()
         client.set("k", "v")

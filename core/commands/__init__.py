@@ -39,8 +39,11 @@ class CommandSpec:
     ``first_key``/``last_key``/``step`` locate key arguments (``last_key`` -1 means the last
     argument, 0 for no keys); ``key_finder(argv)``, when set, finds the keys of a command
     whose keys move with an argument (``numkeys``, Redis's movablekeys), for ACL key checks,
-    COMMAND GETKEYS and modified-key signals; ``handler(ctx, argv)`` returns the reply or
-    raises :class:`trioredis.CommandError`."""
+    COMMAND GETKEYS and modified-key signals; ``write_keys(argv)``, when set, names the only
+    keys the command writes (BITOP's destination, SORT's STORE): the others are only read, so
+    an ACL user needs read permission on them and a change signals just the written ones
+    (WATCH), as Redis's key specs say; ``handler(ctx, argv)`` returns the reply or raises
+    :class:`trioredis.CommandError`."""
 
     name: str
     arity: int
@@ -57,6 +60,7 @@ class CommandSpec:
     # Each subcommand's arity (counted from the container's name, as Redis counts it), in
     # the order of ``subcommands``; empty when the declaration gave names only.
     subcommand_arity: tuple[int, ...] = ()
+    write_keys: KeyFinder | None = None
 
     @property
     def is_write(self) -> bool:
@@ -83,6 +87,7 @@ def command(
     summary: str = "",
     subcommands: Iterable[str] | Mapping[str, int] = (),
     key_finder: KeyFinder | None = None,
+    write_keys: KeyFinder | None = None,
 ) -> CommandSpec:
     """A CommandSpec from compact arguments: ``flags`` is space-separated
     (``"write denyoom fast"``), ``keys`` is (first, last, step), ``subcommands`` names a
@@ -103,6 +108,7 @@ def command(
         categories=_categories(flag_set, group),
         key_finder=key_finder,
         subcommand_arity=arities,
+        write_keys=write_keys,
     )
 
 

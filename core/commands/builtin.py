@@ -21,6 +21,8 @@ GROUPS = (
     "acl",
     "observability",
     "operator",
+    "bitmaps",
+    "sort",
 )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from .. import REDIS_VERSION, errors
-from ..acl import ACLLOG_MAX_LEN
 from ..client import REPLY_OFF, REPLY_SKIP, REPLY_SKIP_NEXT
 from ..errors import CommandError
 from ..observability import of as observer_of
@@ -52,7 +51,7 @@ def _check_password(ctx, username: bytes, password: bytes, command: bytes) -> No
     if user is None:
         engine.acl.log.add("auth", command, username,
                            lambda: client_info_line(engine, ctx.client),
-                           getattr(engine.config, "acllog_max_len", ACLLOG_MAX_LEN))
+                           engine.config.acllog_max_len)
         raise CommandError(errors.WRONGPASS)
     ctx.client.user = user.name
     ctx.client.authenticated = True

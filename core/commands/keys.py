@@ -507,7 +507,7 @@ def _expire_generic(ctx, argv, base_ms: int, unit_ms: int):
         elif option == b"lt":
             lt = True
         else:
-            raise CommandError(f"ERR Unsupported option {raw.decode('utf-8', 'replace')}")
+            raise CommandError(errors.sanitize(f"ERR Unsupported option {raw.decode('utf-8', 'replace')}"))
     if nx and (xx or gt or lt):
         raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
     if gt and lt:

@@ -5,9 +5,9 @@ refused), LOLWUT.  Client libraries' test suites call them to learn what the ser
 
 from __future__ import annotations
 
-import ipaddress
-
 from .. import REDIS_VERSION
+from ..acl import is_local_client
+from ..config import protected_action_allowed
 from ..errors import CommandError
 from ..resp import Status, Verbatim
 from . import command
@@ -59,17 +59,6 @@ _MODULE_HELP = [
 ]
 
 
-def _local(client) -> bool:
-    """A connection from this machine: the unix socket (``/unixsocket:0``) or loopback."""
-    host = client.addr.rsplit(":", 1)[0].strip("[]")
-    if host.startswith("/"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def module(ctx, argv):
     """MODULE LIST answers no modules; LOAD, LOADEX and UNLOAD are refused while
     ``enable-module-command`` forbids them (Redis's default), and otherwise fail as a load
@@ -79,8 +68,8 @@ def module(ctx, argv):
         return []
     if sub == b"help":
         return [Status(line.encode()) for line in _MODULE_HELP]
-    allowed = getattr(ctx.engine.config, "enable_module_command", "no")
-    if allowed not in ("yes", True) and not (allowed == "local" and _local(ctx.client)):
+    if not protected_action_allowed(ctx.engine.config.enable_module_command,
+                                    is_local_client(ctx.client)):
         raise CommandError(MODULE_NOT_ALLOWED)
     if sub == b"unload":
         raise CommandError("ERR Error unloading module: no such module with that name")

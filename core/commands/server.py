@@ -5,23 +5,25 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
+import re
 import time
 
-import trio
-
 from .. import errors
+from ..acl import is_local_client
+from ..backends import REWRITE, SAVE
 from ..config import (
-    SECRET,
+    ENCODING_ERRORS,
     ConfigError,
     format_value,
     matching_options,
     parse_memory,
+    protected_action_allowed,
     replace_options,
     rewrite_config_file,
 )
 from ..errors import CommandError
 from ..info import info_text
-from ..persistence import PersistenceUnsupported
 from ..resp import OK, ErrorReply, Map, Raw, SetReply, Status, Verbatim
 from . import command, full_command_name, subcommand_arity
 from .args import help_reply, parse_int
@@ -84,37 +86,17 @@ def time_(ctx, argv):
 
 
 def lastsave(ctx, argv):
-    times = [t for t in (b.last_save_time() for b in ctx.engine.backends) if t is not None]
-    return max(times) if times else int(ctx.engine.stats.started)
+    last = ctx.engine.persistence.last_save_time()
+    return last if last is not None else int(ctx.engine.stats.started)
 
 
 def config_(ctx, argv):
     sub = argv[1].lower()
     engine = ctx.engine
     if sub == b"get" and len(argv) >= 3:
-        result = {}
-        for pattern in argv[2:]:
-            text = pattern.decode("utf-8", "replace")
-            for name in matching_options(text):
-                if name in SECRET:
-                    continue
-                # An exact name (no glob) is echoed as typed, as Redis does.
-                shown = text if not any(c in text for c in "*?[") else name
-                result[shown.encode()] = format_value(engine.config, name).encode()
-        return Map(result)
+        return _config_get(engine.config, argv[2:])
     if sub == b"set" and len(argv) >= 4 and len(argv) % 2 == 0:
-        changes = {}
-        for index in range(2, len(argv), 2):
-            name = argv[index].decode("utf-8", "replace").lower()
-            if name in changes:
-                raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter")
-            changes[name] = argv[index + 1].decode("utf-8", "replace")
-        try:
-            new = replace_options(engine.config, changes)
-        except ConfigError as error:
-            raise CommandError(f"ERR {error}") from None
-        engine.apply_config(new)
-        return OK
+        return _config_set(ctx, argv[2:])
     if sub == b"resetstat" and len(argv) == 2:
         engine.stats.reset()
         engine.keyspace.expired_keys = 0
@@ -133,6 +115,53 @@ def config_(ctx, argv):
     if sub in (b"get", b"set", b"resetstat", b"rewrite", b"help"):
         raise CommandError(f"ERR wrong number of arguments for 'config|{sub.decode()}' command")
     raise CommandError(errors.unknown_subcommand(argv[1], "CONFIG"))
+
+
+def _config_get(config, patterns: list[bytes]) -> Map:
+    """CONFIG GET with one or more patterns: each option once (the first spelling that named
+    it); an exact name is echoed as typed, as Redis does."""
+    result: dict[bytes, bytes] = {}
+    seen: set[str] = set()
+    for pattern in patterns:
+        text = pattern.decode("utf-8", ENCODING_ERRORS)
+        exact = not any(char in text for char in "*?[")
+        for name in matching_options(text, config):
+            if name in seen:
+                continue
+            seen.add(name)
+            shown = text if exact else name
+            result[shown.encode("utf-8", ENCODING_ERRORS)] = format_value(config, name).encode(
+                "utf-8", ENCODING_ERRORS)
+    return Map(result)
+
+
+def _config_set(ctx, words: list[bytes]):
+    """CONFIG SET name value [name value ...]: all or nothing.  The new configuration is
+    validated whole first; when applying it fails, the old one is applied back (Redis's
+    rollback) and the error names the option."""
+    engine = ctx.engine
+    pairs = [(words[i].decode("utf-8", ENCODING_ERRORS), words[i + 1].decode("utf-8", ENCODING_ERRORS))
+             for i in range(0, len(words), 2)]
+    allowed = protected_action_allowed(engine.config.enable_protected_configs,
+                                       is_local_client(ctx.client))
+    old = engine.config
+    try:
+        new = replace_options(old, pairs, protected_allowed=allowed)
+    except ConfigError as error:
+        raise CommandError(_error_text(error)) from None
+    try:
+        engine.apply_config(new)
+    except ConfigError as error:
+        engine.apply_config(old)
+        raise CommandError(_error_text(error)) from None
+    return OK
+
+
+def _error_text(error: ConfigError) -> str:
+    """An error naming what the client typed: one line, and bytes that are not UTF-8 shown
+    as U+FFFD (the reply is encoded as UTF-8)."""
+    text = f"ERR {error}".encode("utf-8", ENCODING_ERRORS).decode("utf-8", "replace")
+    return errors.sanitize(text)
 
 
 _CONFIG_HELP = [
@@ -369,61 +398,11 @@ def _no_keys(name: str) -> list:
 # --- persistence ---------------------------------------------------------------------------
 
 
-async def _first_supported(ctx, operation):
-    for backend in ctx.engine.backends:
-        try:
-            return await operation(backend)
-        except PersistenceUnsupported:
-            continue
-    raise CommandError(errors.NO_PERSISTENCE)
-
-
-def _run_async(ctx, operation):
-    """Run a backend coroutine for a command: the command blocks this client (not the
-    server) until it answers, through the same Block path as BLPOP.  Inside EXEC nothing may
-    block: the operation must answer without awaiting (a background start then only
-    schedules, as the fork slot is busy there), see :func:`_run_in_transaction`."""
-    from ..engine import Block
-
-    if ctx.engine.in_exec:
-        return _run_in_transaction(ctx, operation)
-    result: dict[str, object] = {}
-    done = trio.Event()
-
-    async def runner():
-        try:
-            result["reply"] = await _first_supported(ctx, operation)
-        except CommandError as error:
-            from ..resp import ErrorReply
-
-            result["reply"] = ErrorReply(error.message.encode())
-        finally:
-            done.set()
-
-    ctx.engine.spawn(runner)
-    return Block([], 0, lambda _ctx: None, None).waiting_on(done, result)
-
-
-def _run_in_transaction(ctx, operation):
-    """A backend operation inside EXEC: run its coroutine to its first await, which the
-    built-in backends never reach when the fork slot is busy (they answer "scheduled")."""
-    for backend in ctx.engine.backends:
-        coroutine = operation(backend)
-        try:
-            coroutine.send(None)
-        except StopIteration as finished:
-            return finished.value
-        except PersistenceUnsupported:
-            continue
-        coroutine.close()
-        raise CommandError(errors.NOT_ALLOWED_IN_MULTI)
-    raise CommandError(errors.NO_PERSISTENCE)
-
-
 def save(ctx, argv):
     # A BGSAVE in progress is refused by the backend; an AOF rewrite's child is waited for
     # (Redis saves in-process meanwhile and answers OK too).
-    return _run_async(ctx, lambda backend: backend.save(background=False))
+    return ctx.engine.persistence.perform(SAVE, lambda backend: backend.save(background=False),
+                                          ctx.in_transaction)
 
 
 def bgsave(ctx, argv):
@@ -435,12 +414,15 @@ def bgsave(ctx, argv):
     elif len(argv) > 2:
         raise CommandError(errors.SYNTAX)
     # Inside MULTI Redis schedules the save whether SCHEDULE was given or not.
-    schedule = schedule or ctx.engine.in_exec
-    return _run_async(ctx, lambda backend: backend.save(background=True, schedule=schedule))
+    schedule = schedule or ctx.in_transaction
+    return ctx.engine.persistence.perform(
+        SAVE, lambda backend: backend.save(background=True, schedule=schedule),
+        ctx.in_transaction)
 
 
 def bgrewriteaof(ctx, argv):
-    return _run_async(ctx, lambda backend: backend.rewrite())
+    return ctx.engine.persistence.perform(REWRITE, lambda backend: backend.rewrite(),
+                                          ctx.in_transaction)
 
 
 def shutdown(ctx, argv):
@@ -513,6 +495,23 @@ def value_digest(engine, db_index, key, value) -> bytes:
     return h.digest()
 
 
+# The number strtod reads at the start of DEBUG SLEEP's argument ("abc" reads as 0).
+_STRTOD_PREFIX = re.compile(rb"\s*([+-]?(?:inf(?:inity)?|nan|(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?))",
+                            re.IGNORECASE)
+# Redis converts the seconds to microseconds in a long long: beyond it (inf, 1e308), and for
+# nan or a negative time, nanosleep refuses at once and DEBUG SLEEP answers OK at once.
+_LLONG_MAX = 2**63 - 1
+
+
+def _debug_sleep_seconds(text: bytes) -> float:
+    """How long DEBUG SLEEP sleeps for ``text``, as Redis 7.0 does: never an error."""
+    match = _STRTOD_PREFIX.match(text)
+    seconds = float(match.group(1)) if match else 0.0
+    if not math.isfinite(seconds) or not 0 <= seconds * 1e6 <= _LLONG_MAX:
+        return 0.0
+    return min(int(seconds * 1e6) / 1e6, 1e9)  # time.sleep refuses more than ~2**63 ns
+
+
 def debug(ctx, argv):
     sub = argv[1].lower()
     engine = ctx.engine
@@ -525,14 +524,10 @@ def debug(ctx, argv):
             for key in argv[2:]
         ]
     if sub == b"sleep" and len(argv) == 3:
-        try:
-            seconds = float(argv[2])
-        except ValueError:
-            raise CommandError(errors.NOT_FLOAT) from None
-        time.sleep(seconds)  # DEBUG SLEEP blocks the server on purpose, as in Redis
+        time.sleep(_debug_sleep_seconds(argv[2]))  # DEBUG SLEEP blocks the server on purpose, as in Redis
         return OK
     if sub == b"reload":
-        return _run_async(ctx, lambda backend: engine.debug_reload(backend))
+        return engine.persistence.debug_reload(ctx.in_transaction)
     if sub == b"set-active-expire" and len(argv) == 3:
         engine.active_expire_enabled = argv[2] != b"0"
         return OK

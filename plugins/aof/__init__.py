@@ -22,8 +22,44 @@ from trioredis import (
     hookimpl,
 )
 from trioredis import command as command_spec
+from trioredis.config_table import (
+    FILENAME,
+    IMMUTABLE,
+    INT_MAX,
+    LLONG_MAX,
+    Option,
+    boolean,
+    enum,
+    integer,
+    memory,
+    string,
+)
 
-from .backend import AofBackend, AofLoadError, State, config_changed
+from .backend import AofBackend, AofLoadError, State
+
+# The AOF's own options, as Redis 7.0 declares them (names, defaults, bounds, flags); core
+# makes them known to the config file and CONFIG GET/SET/REWRITE.  The file names are
+# immutable: a runtime change would make the next start load another file than the one
+# holding the data.
+AOF_OPTIONS: tuple[Option, ...] = (
+    boolean("appendonly", False, applies="AOF on/off"),
+    string("appendfilename", "appendonly.aof", flags=IMMUTABLE, confine=FILENAME,
+           applies="AOF file name in dir"),
+    string("appenddirname", "appendonlydir", flags=IMMUTABLE, confine=FILENAME,
+           applies="Redis 7's multi-part AOF directory, imported at start-up"),
+    enum("appendfsync", ("everysec", "always", "no"), "everysec", applies="fsync policy"),
+    boolean("no-appendfsync-on-rewrite", False, applies="fsync while a child writes"),
+    integer("auto-aof-rewrite-percentage", 100, 0, INT_MAX, applies="automatic rewrites"),
+    memory("auto-aof-rewrite-min-size", 64 * 1024 * 1024, 0, LLONG_MAX,
+           applies="automatic rewrites"),
+    boolean("aof-load-truncated", True, applies="a torn tail at start-up"),
+)
+
+
+@hookimpl
+def trioredis_add_options(registry: Any) -> None:
+    for option in AOF_OPTIONS:
+        registry.add(option)
 
 
 @hookimpl
@@ -32,21 +68,9 @@ def trioredis_register_persistence(registry: PersistenceRegistry, config: Config
 
 
 @hookimpl
-def trioredis_config_changed(old: Config, new: Config) -> None:
-    config_changed(old, new)
-
-
-@hookimpl
 def trioredis_register_commands(registry: CommandRegistry) -> None:
     registry.add(command_spec("waitaof", 4, "noscript", waitaof, group="generic",
                               summary="Blocks until the preceding writes are fsynced to the AOF"))
-
-
-def _aof_backend(ctx: Any) -> AofBackend | None:
-    for backend in ctx.engine.backends:
-        if isinstance(backend, AofBackend):
-            return backend
-    return None
 
 
 def _non_negative(word: bytes, error: str) -> int:
@@ -66,7 +90,7 @@ def waitaof(ctx: Any, argv: list[bytes]) -> Any:
     numlocal = _non_negative(argv[1], "ERR value is out of range, must be positive")
     numreplicas = _non_negative(argv[2], "ERR value is out of range, must be positive")
     timeout_ms = _non_negative(argv[3], "ERR timeout is negative")
-    backend = _aof_backend(ctx)
+    backend = ctx.backend(AofBackend.name)
     enabled = backend is not None and backend.state is State.ON
     if numlocal and not enabled:
         raise CommandError(
@@ -74,7 +98,7 @@ def waitaof(ctx: Any, argv: list[bytes]) -> Any:
     if backend is None or not enabled:
         return [0, 0]
     position = backend.fed_position  # includes this batch's writes, flushed before we wait
-    if (not numlocal and not numreplicas) or ctx.engine.in_exec:  # as WAIT: no wait in EXEC
+    if (not numlocal and not numreplicas) or ctx.in_transaction:  # as WAIT: no wait in EXEC
         return [1 if backend.durable_position >= position else 0, 0]
     result: dict[str, Any] = {}
     done = trio.Event()
@@ -89,7 +113,7 @@ def waitaof(ctx: Any, argv: list[bytes]) -> Any:
         finally:
             done.set()
 
-    ctx.engine.spawn(wait)
+    ctx.spawn(wait)
     return Block([], 0, lambda _ctx: None, None).waiting_on(done, result)
 
 

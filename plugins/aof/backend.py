@@ -19,7 +19,6 @@ import os
 import shlex
 import signal
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,7 @@ from trioredis import (
     BackendHost,
     BaseBackend,
     Config,
+    ConfigError,
     ErrorReply,
     Loader,
     Status,
@@ -55,7 +55,6 @@ REWRITE_FAILED = (b"ERR Can't execute an AOF background rewriting. Please check 
 _ARRAY_HEADERS = [b"*%d\r\n" % count for count in range(64)]
 _BULK_HEADERS = [b"$%d\r\n" % size for size in range(1024)]
 
-_BACKENDS: weakref.WeakSet[AofBackend] = weakref.WeakSet()
 
 
 class AofLoadError(Exception):
@@ -84,6 +83,7 @@ class RewriteChild:
 
 class AofBackend(BaseBackend):
     name = "aof"
+    operations = frozenset({"rewrite", "reload"})
 
     def __init__(self, config: Config) -> None:
         self._config = config
@@ -125,7 +125,6 @@ class AofBackend(BaseBackend):
         self._last_rewrite_ok = True
         self._rewrites = 0
         self._rewrite_failures = 0
-        _BACKENDS.add(self)
 
     # --- small helpers ---------------------------------------------------------------------
 
@@ -378,7 +377,15 @@ class AofBackend(BaseBackend):
         if self._durable >= ticket or self._fd is None or self._skip_fsync():
             return True
         if not self._fsyncer.running:
-            return None
+            # No fsync process (not started yet, or it died): a worker thread syncs, and
+            # tells the listeners when it is done, as the process does.
+            if self._nursery is None:
+                return None
+            if self._syncing is None:
+                self._nursery.start_soon(self._fsync, self._begin_fsync())
+            if notify not in self._round_listeners:
+                self._round_listeners.append(notify)
+            return False
         # The same request wait_durable makes each round: a request voided by a file change
         # (forget) is made again for the current file.
         self._fsyncer.request(self._fd, self._generation, self._written)
@@ -417,6 +424,7 @@ class AofBackend(BaseBackend):
         finally:
             self._syncing = None
             event.set()
+            self._wake_fsync_waiters()
 
     def _fsync_done(self, generation: int, position: int, error: OSError | None,
                     seconds: float = 0.0) -> None:
@@ -537,8 +545,8 @@ class AofBackend(BaseBackend):
 
     # --- rewrite ---------------------------------------------------------------------------
 
-    async def rewrite(self) -> Any:
-        """BGREWRITEAOF, with Redis's replies."""
+    def rewrite(self) -> Any:
+        """BGREWRITEAOF, with Redis's replies (at once: the child runs in the background)."""
         if self._child is not None:
             return ErrorReply(REWRITE_IN_PROGRESS)
         if self._host is None or self._host.fork_slot.busy:
@@ -762,6 +770,12 @@ class AofBackend(BaseBackend):
     # --- runtime configuration -------------------------------------------------------------
 
     def config_changed(self, old: Config, new: Config) -> None:
+        if old.appendonly and new.appendonly and old.dir != new.dir:
+            # The next start would look for the AOF in the new dir and start empty: refused,
+            # and CONFIG SET rolls every option back (appendonly no, then dir, is fine).
+            raise ConfigError("CONFIG SET failed (possibly related to argument 'dir') - can't "
+                              "change dir while appendonly is yes: the next start would not "
+                              "find the append only file")
         self._config = new
         if old.appendonly == new.appendonly:
             return
@@ -1036,8 +1050,3 @@ def _remove(path: str) -> None:
     except FileNotFoundError:
         pass
 
-
-def config_changed(old: Config, new: Config) -> None:
-    for backend in list(_BACKENDS):
-        if backend._config is old:
-            backend.config_changed(old, new)

@@ -13,18 +13,40 @@ The file format lives in :mod:`.format`, the backend in :mod:`.backend`, and
 from __future__ import annotations
 
 from trioredis import hookimpl
+from trioredis.config_table import (
+    FILENAME,
+    MULTI_LINE,
+    PROTECTED,
+    SAVE,
+    Option,
+    boolean,
+    special,
+    string,
+)
 
-from .backend import SnapshotBackend, config_changed
+from .backend import SnapshotBackend
+
+# The snapshot's own options, as Redis 7.0 declares them; core makes them known to the
+# config file and CONFIG GET/SET/REWRITE.  dbfilename is a protected config (CONFIG SET
+# needs enable-protected-configs) and a file name, never a path.
+SNAPSHOT_OPTIONS: tuple[Option, ...] = (
+    special("save", SAVE, [(3600, 1), (300, 100), (60, 10000)], flags=MULTI_LINE,
+            applies="save points"),
+    string("dbfilename", "dump.trdb", flags=PROTECTED, confine=FILENAME,
+           applies="snapshot file name in dir"),
+    boolean("stop-writes-on-bgsave-error", True, applies="MISCONF after a failed save"),
+)
+
+
+@hookimpl
+def trioredis_add_options(registry):
+    for option in SNAPSHOT_OPTIONS:
+        registry.add(option)
 
 
 @hookimpl
 def trioredis_register_persistence(registry, config):
     registry.add(SnapshotBackend(config))
-
-
-@hookimpl
-def trioredis_config_changed(old, new):
-    config_changed(old, new)
 
 
 __all__ = ["SnapshotBackend"]

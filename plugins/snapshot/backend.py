@@ -29,7 +29,6 @@ import glob
 import os
 import signal
 import time
-import weakref
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -37,7 +36,6 @@ from trioredis import (
     OK,
     BaseBackend,
     CommandError,
-    PersistenceUnsupported,
     Status,
     die_with_parent,
     wait_child,
@@ -49,6 +47,7 @@ if TYPE_CHECKING:
     from trioredis import BackendHost, Config, Loader
 
 # Redis's replies, verbatim.
+NOT_STARTED = "ERR the snapshot backend is not running yet"
 BGSAVE_IN_PROGRESS = "ERR Background save already in progress"
 BGSAVE_OTHER_CHILD = (
     "ERR Another child process is active (AOF?): can't BGSAVE right now. "
@@ -69,8 +68,6 @@ CRON_SECONDS = 0.1
 # The signal that stops a child on purpose (shutdown, FLUSHALL in Redis): not an error.
 KILL_SIGNAL = signal.SIGUSR1
 
-# Backends of live servers, so the module-level config hook finds the one whose config changed.
-_BACKENDS: weakref.WeakSet[SnapshotBackend] = weakref.WeakSet()
 
 
 def zset_class() -> type | None:
@@ -152,6 +149,7 @@ class SnapshotBackend(BaseBackend):
     """Point-in-time snapshots in ``dir/dbfilename``; see the module docstring."""
 
     name = "snapshot"
+    operations = frozenset({"save", "reload"})
 
     def __init__(self, config: Config) -> None:
         self._initial_config = config
@@ -175,7 +173,6 @@ class SnapshotBackend(BaseBackend):
         self._loaded_keys = 0
         self._expired_on_load = 0
         self._wakeup = trio.Event()
-        _BACKENDS.add(self)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -260,6 +257,14 @@ class SnapshotBackend(BaseBackend):
         if old.save != new.save and self._host is not None:
             points = " ".join(f"{s} {c}" for s, c in new.save) or '""'
             self._host.log.notice(f"Save points are now: {points}")
+            self._wakeup.set()
+        old_path = os.path.join(old.dir, old.dbfilename)
+        new_path = os.path.join(new.dir, new.dbfilename)
+        if old_path != new_path and self._host is not None and os.path.exists(old_path):
+            # The next start loads new_path: save the dataset there now rather than leave it
+            # only in a file that start-up will no longer read.
+            self._host.log.notice(f"The snapshot file is now {new_path}: saving there")
+            self._scheduled = True
             self._wakeup.set()
 
     # --- saving ----------------------------------------------------------------------------
@@ -385,9 +390,9 @@ class SnapshotBackend(BaseBackend):
             return False
         return await self._finish(pid, report_fd, False)
 
-    async def save(self, background: bool, schedule: bool = False) -> Any:
+    def save(self, background: bool, schedule: bool = False) -> Any:
         if self._host is None:
-            raise PersistenceUnsupported
+            raise CommandError(NOT_STARTED)
         if self._child_pid is not None:
             raise CommandError(BGSAVE_IN_PROGRESS)
         if background:
@@ -398,6 +403,9 @@ class SnapshotBackend(BaseBackend):
                 raise CommandError(BGSAVE_OTHER_CHILD)
             self._start_background()
             return Status(b"Background saving started")
+        return self._save_in_foreground()
+
+    async def _save_in_foreground(self) -> Any:
         if not await self._save_now():
             raise CommandError("ERR")
         return OK
@@ -408,7 +416,9 @@ class SnapshotBackend(BaseBackend):
     async def reload_point(self) -> bool:
         if self._host is None:
             return False
-        await self.save(background=False)
+        if self._child_pid is not None:
+            raise CommandError(BGSAVE_IN_PROGRESS)
+        await self._save_in_foreground()
         return True
 
     def may_refuse_writes(self) -> bool:
@@ -540,9 +550,3 @@ def loader_log(loader: Loader, backend: SnapshotBackend) -> Any:
     log = backend._log()
     return log if log is not None else getattr(loader, "log", None)
 
-
-def config_changed(old: Config, new: Config) -> None:
-    for backend in list(_BACKENDS):
-        host = backend._host
-        if host is not None and host.config is new:
-            backend.config_changed(old, new)
