@@ -375,3 +375,27 @@ def test_client_unblock_and_getredir_as_redis(ours, reference):
                 seen += [other.call(*args), blocked.read_reply()]
             replies.append(seen)
     assert replies[0] == replies[1]
+
+
+def test_latency_tracking_options_as_redis(ours, reference):
+    """latency-tracking-info-percentiles picks INFO latencystats' percentiles; with
+    latency-tracking no, commands add nothing to the histograms."""
+    mine, theirs = _both(ours, reference)
+    try:
+        for client in (mine, theirs):
+            client.call("CONFIG", "RESETSTAT")
+            client.call("CONFIG", "SET", "latency-tracking-info-percentiles", "0 50 99.99 100")
+            client.call("SET", "k", "v")
+        ours_fields = _stat_fields(mine.call("INFO", "latencystats"))["latency_percentiles_usec_set"]
+        redis_fields = _stat_fields(theirs.call("INFO", "latencystats"))["latency_percentiles_usec_set"]
+        assert list(ours_fields) == list(redis_fields) == ["p0", "p50", "p99.99", "p100"]
+        for client in (mine, theirs):
+            client.call("CONFIG", "SET", "latency-tracking", "no")
+            client.call("CONFIG", "RESETSTAT")
+            client.call("SET", "k", "v")
+        assert mine.call("INFO", "latencystats") == theirs.call("INFO", "latencystats")
+        assert mine.call("LATENCY", "HISTOGRAM") == theirs.call("LATENCY", "HISTOGRAM") == b"*0\r\n"
+    finally:
+        for client in (mine, theirs):
+            client.call("CONFIG", "SET", "latency-tracking", "yes")
+            client.call("CONFIG", "SET", "latency-tracking-info-percentiles", "50 99 99.9")
