@@ -15,7 +15,10 @@ Sections:
   ``bench/data/``): seconds from process start until PING answers PONG and INFO says
   ``loading:0``;
 - memory per key for those 1,000,000 small strings (process RSS after loading minus RSS of
-  the empty server, from /proc, the figure Redis reports as ``used_memory_rss``).
+  the empty server, from /proc, the figure Redis reports as ``used_memory_rss``);
+- DUMP and RESTORE of a 10,000-member sorted set, requests per second;
+- with ``--only rdb`` (not in the default run): SAVE and start-up load of a 1,000,000-key
+  ``dump.rdb``.
 
 A command our server does not have yet shows ``n/a`` (probed before the run), as does a
 persistence mode the server refuses to start with.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import os
 import platform
 import random
@@ -59,11 +63,24 @@ TESTS: dict[str, tuple[str, list[bytes]]] = {
     "MSET": ("mset", [b"MSET", b"bench:probe:a", b"1", b"bench:probe:b", b"2"]),
 }
 
-# Commands redis-benchmark has no -t test for, run as ``redis-benchmark ... <command args>``
-# (name -> argv, also the probe).  Rows after the tests above, outside their geomean, so the
-# geomean keeps comparing the same nine commands from run to run.
-COMMAND_TESTS: dict[str, list[bytes]] = {
-    "SPUBLISH": [b"SPUBLISH", b"bench:shard", b"hello"],
+# Rows that run an arbitrary command (``redis-benchmark ... <command>``): test name ->
+# (commands sent first, whose error reply means the server lacks it; the command).
+SCRIPT_INCR = b"return redis.call('INCR', KEYS[1])"
+SCRIPT_TEN = (b"redis.call('SET', KEYS[1], ARGV[1]) redis.call('GET', KEYS[1]) "
+              b"redis.call('INCR', KEYS[2]) redis.call('INCR', KEYS[2]) "
+              b"redis.call('HSET', KEYS[3], 'f', ARGV[1]) redis.call('HGET', KEYS[3], 'f') "
+              b"redis.call('LPUSH', KEYS[4], ARGV[1]) redis.call('RPOP', KEYS[4]) "
+              b"redis.call('EXISTS', KEYS[1]) return redis.call('GET', KEYS[2])")
+CUSTOM: dict[str, tuple[list[list[bytes]], list[bytes]]] = {
+    "EVALSHA_INCR": ([[b"SCRIPT", b"LOAD", SCRIPT_INCR]],
+                     [b"EVALSHA", hashlib.sha1(SCRIPT_INCR).hexdigest().encode(), b"1",
+                      b"bench:lua:n"]),
+    "EVALSHA_10CMD": ([[b"SCRIPT", b"LOAD", SCRIPT_TEN]],
+                      [b"EVALSHA", hashlib.sha1(SCRIPT_TEN).hexdigest().encode(), b"4",
+                       b"bench:lua:s", b"bench:lua:n", b"bench:lua:h", b"bench:lua:l", b"v"]),
+    # Sharded Pub/Sub with no subscriber: the publish path itself.
+    "SPUBLISH": ([[b"SPUBLISH", b"bench:shard", b"probe"]],
+                 [b"SPUBLISH", b"bench:shard", b"hello"]),
 }
 
 PERSISTENCE: dict[str, list[str]] = {
@@ -230,13 +247,10 @@ class Sample:
     p99: float
 
 
-def run_benchmark(port: int, tests: list[str], shape: Shape, requests: int,
-                  command_argv: list[bytes] | None = None) -> dict[str, Sample]:
-    """One redis-benchmark invocation over ``tests`` (or of one arbitrary command,
-    ``command_argv``); {test: Sample} parsed from --csv."""
+def run_benchmark(port: int, tests: list[str], shape: Shape, requests: int) -> dict[str, Sample]:
+    """One redis-benchmark invocation over ``tests``; {test: Sample} parsed from --csv."""
     argv = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-c", str(shape.clients),
-            "-P", str(shape.pipeline), "-n", str(requests), "--csv"]
-    argv += [arg.decode() for arg in command_argv] if command_argv else ["-t", ",".join(tests)]
+            "-P", str(shape.pipeline), "-n", str(requests), "-t", ",".join(tests), "--csv"]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     samples: dict[str, Sample] = {}
     for line in out.stdout.splitlines():
@@ -251,6 +265,28 @@ def run_benchmark(port: int, tests: list[str], shape: Shape, requests: int,
     return samples
 
 
+def run_custom(port: int, tests: list[str], shape: Shape, requests: int) -> dict[str, Sample]:
+    """redis-benchmark once per CUSTOM test (its setup commands sent first)."""
+    samples: dict[str, Sample] = {}
+    for test in tests:
+        setup, argv = CUSTOM[test]
+        for setup_argv in setup:
+            command(port, *setup_argv)
+        run = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-c", str(shape.clients),
+               "-P", str(shape.pipeline), "-n", str(requests), "--csv",
+               *[arg.decode() for arg in argv]]
+        out = subprocess.run(run, capture_output=True, text=True, timeout=600)
+        for line in out.stdout.splitlines():
+            cells = [cell.strip('"') for cell in line.split('","')]
+            if len(cells) < 7 or cells[0] == "test":
+                continue
+            try:
+                samples[test] = Sample(float(cells[1]), float(cells[4]), float(cells[6]))
+            except ValueError:
+                continue
+    return samples
+
+
 def supported_tests(port: int) -> set[str]:
     """Tests whose command the server knows (an unknown command is n/a, not a number)."""
     have = set()
@@ -258,8 +294,8 @@ def supported_tests(port: int) -> set[str]:
         reply = command(port, *probe)
         if not reply.startswith(b"-ERR unknown command"):
             have.add(name)
-    for name, probe in COMMAND_TESTS.items():
-        if not command(port, *probe).startswith(b"-ERR unknown command"):
+    for name, (setup, _argv) in CUSTOM.items():
+        if not any(command(port, *argv).startswith(b"-") for argv in setup):
             have.add(name)
     command(port, b"FLUSHALL")
     return have
@@ -299,7 +335,7 @@ def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[s
         trio_tests = supported_tests(trio.port) if trio_ok else set()
         if not trio_ok:
             log(f"trioredis does not start with {persistence}: n/a")
-        tests = list(TESTS)
+        tests = list(TESTS) + list(CUSTOM)
         cells: dict[tuple[str, str], Cell] = {}
         try:
             for shape_name in shape_names:
@@ -310,12 +346,11 @@ def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[s
                                                 ("trio", trio, [t for t in tests if t in trio_tests])):
                         if not wanted:
                             continue
-                        flags = [TESTS[t][0] for t in wanted]
+                        flags = [TESTS[t][0] for t in wanted if t in TESTS]
                         requests = shape.requests_for(who, args.quick, persistence)
                         got = run_benchmark(server.port, flags, shape, requests)
-                        for name, argv in COMMAND_TESTS.items():
-                            if who == "redis" or name in trio_tests:
-                                got.update(run_benchmark(server.port, [], shape, requests, argv))
+                        got.update(run_custom(server.port, [t for t in wanted if t in CUSTOM],
+                                              shape, requests))
                         command(server.port, b"FLUSHALL")
                         for test, sample in got.items():
                             getattr(cells.setdefault((shape_name, test), Cell()), who).append(sample)
@@ -348,15 +383,7 @@ def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[s
                 lines.append(row)
             geo = statistics.geometric_mean(ratios) if ratios else None
             raw[(persistence, shape_name, "geomean")] = geo
-            lines += [f"| **geomean** | | | **{_ratio(geo)}** |" + (" | |" if latency else "")]
-            for test in COMMAND_TESTS:
-                cell = cells.get((shape_name, test), Cell())
-                r = median([s.rps for s in cell.redis])
-                t = median([s.rps for s in cell.trio])
-                raw[(persistence, shape_name, test)] = (r, t)
-                row = f"| {test} | {_num(r)} | {_num(t)} | {_ratio(t / r if r and t else None)} |"
-                lines.append(row + (f" {_lat(cell.redis)} | {_lat(cell.trio)} |" if latency else ""))
-            lines.append("")
+            lines += [f"| **geomean** | | | **{_ratio(geo)}** |" + (" | |" if latency else ""), ""]
             log(f"  {persistence} {shape_name}: geomean ratio {_ratio(geo)}")
     return lines, raw
 
@@ -598,6 +625,145 @@ def replay_section(args: argparse.Namespace, scratch: Path, log: Callable[[str],
     return lines, {"replay": (r, t), "per_key": per_key}
 
 
+# --- DUMP / RESTORE -----------------------------------------------------------------------
+
+DUMP_MEMBERS = 10_000
+
+
+def _pipelined(port: int, request: bytes, count: int) -> float:
+    """Seconds for ``count`` copies of one request, pipelined on one connection, until every
+    reply is in (all replies of one request have the same size: the first one tells it).
+    redis-benchmark cannot send a DUMP payload: argv cannot carry its NUL bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(request)
+        first = b""
+        while True:
+            first += sock.recv(1 << 20)
+            if first.startswith((b"+", b"-", b":")) and first.endswith(b"\r\n"):
+                size = len(first)
+                break
+            if first.startswith(b"$"):
+                header = first.index(b"\r\n") + 2 if b"\r\n" in first else 0
+                if header:
+                    size = header + int(first[1:header - 2]) + 2
+                    if len(first) >= size:
+                        break
+        started = time.perf_counter()
+        sock.sendall(request * count)
+        remaining = size * count - (len(first) - size)
+        while remaining > 0:
+            chunk = sock.recv(1 << 22)
+            if not chunk:
+                raise OSError("connection closed")
+            remaining -= len(chunk)
+        return time.perf_counter() - started
+
+
+def dump_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], None]) -> list[str]:
+    """DUMP and RESTORE ... REPLACE of a 10,000-member sorted set (a skiplist: each member
+    and its binary score), requests per second, both servers alternating."""
+    count = 20 if args.quick else 100
+    members = [b"%d" % (i * 7919 % 100_003) for i in range(DUMP_MEMBERS)]
+    zadd = [b"ZADD", b"bench:zset"]
+    for index, member in enumerate(members):
+        zadd += [b"%d.%d" % (index, index % 7), b"member:" + member]
+    rates: dict[str, dict[str, list[float]]] = {"DUMP": {"redis": [], "trio": []},
+                                                "RESTORE": {"redis": [], "trio": []}}
+    servers = {kind: Server(kind, scratch / f"{kind}-dump", ["--appendonly", "no"])
+               for kind in ("redis", "trio")}
+    try:
+        for server in servers.values():
+            if not server.start():
+                raise SystemExit(f"{server.kind} did not start for the DUMP bench")
+            command(server.port, *zadd, timeout=60)
+        payload = command(servers["redis"].port, b"DUMP", b"bench:zset")
+        payload = payload[payload.index(b"\r\n") + 2:-2]
+        for round_number in range(args.rounds):
+            log(f"DUMP/RESTORE round {round_number + 1}/{args.rounds}")
+            for kind, server in servers.items():
+                seconds = _pipelined(server.port, _request([b"DUMP", b"bench:zset"]), count)
+                rates["DUMP"][kind].append(count / seconds)
+                restore = [b"RESTORE", b"bench:copy", b"0", payload, b"REPLACE"]
+                seconds = _pipelined(server.port, _request(restore), count)
+                rates["RESTORE"][kind].append(count / seconds)
+    finally:
+        for server in servers.values():
+            server.stop()
+    lines = [
+        f"### DUMP / RESTORE of a {DUMP_MEMBERS:,}-member sorted set",
+        "",
+        f"{count} requests pipelined on one connection, per round; the payload is Redis's DUMP.",
+        "",
+        "| command | Redis ops/s | trioredis ops/s | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, by_kind in rates.items():
+        r, t = median(by_kind["redis"]), median(by_kind["trio"])
+        label = "DUMP" if name == "DUMP" else "RESTORE ... REPLACE"
+        lines.append(f"| {label} | {_num(r)} | {_num(t)} | {_ratio(t / r if r and t else None)} |")
+    return lines + [""]
+
+
+# --- RDB files -------------------------------------------------------------------------------
+
+RDB_KEYS = 1_000_000
+
+
+def rdb_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], None]) -> list[str]:
+    """SAVE of 1,000,000 small strings in RDB format, and start-up loading that ``dump.rdb``
+    (written by redis-server's DEBUG POPULATE + SAVE; both servers load the same file)."""
+    keys = 100_000 if args.quick else RDB_KEYS
+    times: dict[str, dict[str, list[float]]] = {"save": {"redis": [], "trio": []},
+                                                "load": {"redis": [], "trio": []}}
+    source = scratch / "rdb-source"
+    maker = Server("redis", source, ["--appendonly", "no", "--enable-debug-command", "yes"])
+    if not maker.start():
+        raise SystemExit("redis-server did not start for the RDB bench")
+    try:
+        command(maker.port, b"DEBUG", b"POPULATE", b"%d" % keys, b"key", b"10", timeout=600)
+        command(maker.port, b"SAVE", timeout=600)
+    finally:
+        maker.stop()
+    rdb = source / "dump.rdb"
+    log(f"RDB of {keys:,} keys ({rdb.stat().st_size / 1e6:.0f} MB)")
+    for round_number in range(args.rounds):
+        for kind in ("redis", "trio"):
+            directory = scratch / f"{kind}-rdb"
+            directory.mkdir(parents=True, exist_ok=True)
+            shutil.copy(rdb, directory / "dump.rdb")
+            server = Server(kind, directory, ["--appendonly", "no", "--dbfilename", "dump.rdb"])
+            server.start(wait=False)
+            try:
+                loaded = server.wait_ready(timeout=300, loaded=True)
+                if loaded is None:
+                    log(f"  {kind} did not load the RDB file")
+                    continue
+                times["load"][kind].append(loaded)
+                started = time.perf_counter()
+                if command(server.port, b"SAVE", timeout=600).startswith(b"+OK"):
+                    times["save"][kind].append(time.perf_counter() - started)
+            finally:
+                server.stop()
+            log(f"  {kind} round {round_number + 1}: load {loaded} s")
+    lines = [
+        f"### RDB files ({keys:,} small strings, `dbfilename dump.rdb`)",
+        "",
+        "Load: seconds from process start until `loading:0`, reading redis-server's file. "
+        "Save: SAVE of the same dataset in RDB format (time; lower is better).",
+        "",
+        "| | Redis | trioredis | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for name in ("load", "save"):
+        r, t = median(times[name]["redis"]), median(times[name]["trio"])
+        lines.append(f"| {name} seconds | {_sec(r)} | {_sec(t)} | {_ratio(t / r if r and t else None)} |")
+    return lines + [""]
+
+
+def _request(argv: list[bytes]) -> bytes:
+    return b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in argv)
+
+
 def _sec(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -718,7 +884,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (a few minutes less)")
     parser.add_argument("--rounds", type=int, default=3, help="A B rounds per measurement (>= 3)")
-    parser.add_argument("--only", default="throughput,commands,replay,rewrite",
+    parser.add_argument("--only", default="throughput,commands,replay,rewrite,dump",
                         help="sections to run")
     parser.add_argument("--modes", default="", help="persistence cases, e.g. 'appendonly no'")
     parser.add_argument("--shapes", default="", help="load shapes, e.g. '-c 50 -P 1'")
@@ -748,6 +914,10 @@ def main(argv: list[str] | None = None) -> int:
         if "rewrite" in sections:
             log("BGREWRITEAOF")
             body += rewrite_section(args, scratch, log)
+        if "dump" in sections:
+            body += dump_section(args, scratch, log)
+        if "rdb" in sections:
+            body += rdb_section(args, scratch, log)
     redis_version = Server("redis", Path("."), []).version()
     trio_version = Server("trio", Path("."), []).version()
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")

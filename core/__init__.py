@@ -6,6 +6,7 @@ The public API for plugins is what this module exports; everything else is inter
 __version__ = "0.1.0"
 REDIS_VERSION = "7.0.15"  # the Redis version whose behaviour we follow (INFO redis_version)
 
+from . import errors  # noqa: E402
 from .children import die_with_parent, wait_child  # noqa: E402
 from .commands import CommandRegistry, CommandSpec, command  # noqa: E402
 from .config import Config, ConfigError  # noqa: E402
@@ -38,5 +39,5 @@ __all__ = [
     "CommandRegistry", "CommandSpec", "Config", "ConfigError", "Database", "ErrorReply", "ForkSlot",
     "Keyspace", "Loader", "Map", "NULL_ARRAY", "OK", "PersistenceBackend",
     "PersistenceRegistry", "Raw", "Status", "ZSet", "__version__", "command",
-    "encode", "encode_command", "wait_child", "die_with_parent", "hookimpl", "hookspec", "now_ms",
+    "encode", "encode_command", "errors", "wait_child", "die_with_parent", "hookimpl", "hookspec", "now_ms",
 ]

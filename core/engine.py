@@ -21,6 +21,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from functools import partial
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,9 @@ from .commands import (
 from .config import protected_action_allowed
 from .errors import CommandError
 from .keyspace import Database, Keyspace, now_ms
+from .observability import Observer
 from .persistence import BackendHost, Loader
+from .pubsub import PubSub, notify_keyspace_event
 from .resp import NULL_ARRAY, QUEUED, ErrorReply
 
 if TYPE_CHECKING:
@@ -196,7 +199,13 @@ class Engine:
         self.plugin_manager = plugin_manager
         self.hook = plugin_manager.hook
         self.log = log
-        self.keyspace = Keyspace(self.config.databases, self.propagate)
+        # The subsystems, each owning its state, built here and nowhere else.
+        self.pubsub = PubSub()
+        self.observer = Observer()
+        self.monitoring = self.observer.monitors  # the observer is skipped while it is empty
+        self.keyspace = Keyspace(self.config.databases, self.propagate,
+                                 notify=partial(notify_keyspace_event, self))
+        self.keyspace.notifying = bool(self.config.notify_keyspace_events)
         self.keyspace.on_modified = self._on_modified
         self.commands = CommandRegistry()
         self.hook.trioredis_register_commands(registry=self.commands)
@@ -215,6 +224,8 @@ class Engine:
         self.replaying = False
         self.in_exec = False
         self._multi_emitted = False
+        # While a script runs: its effects, propagated together when it ends (scripting).
+        self.capture: list[tuple[int, list[bytes]]] | None = None
         self.unflushed = False
         self._current: Client | None = None
         # The write path, handed over by the persistence owner (set_write_path).
@@ -239,9 +250,6 @@ class Engine:
         self._cross_protocol_logged = -CROSS_PROTOCOL_LOG_INTERVAL
         self.latest_fork_usec = 0
         self._ops_samples: deque[tuple[float, int]] = deque(maxlen=16)
-        # The MONITOR clients (observability.of() puts the Observer's dict here): while it is
-        # empty, the built-in observer is only called for commands it may log (see below).
-        self.monitoring: dict[int, Client] = {}
         self.refresh_hooks()
         self.loader_client = Client(self.keyspace[0])
         self.loader_client.authenticated = True
@@ -299,6 +307,19 @@ class Engine:
 
     def rewrite_value(self, db: int, key: bytes, value: Any, expire_ms: int | None) -> Any:
         return self.hook.trioredis_rewrite_value(db=db, key=key, value=value, expire_ms=expire_ms)
+
+    def dataset_preamble(self) -> list[list[bytes]]:
+        """The commands that rebuild what the dataset holds outside the keyspace (function
+        libraries, then plugins' ``trioredis_dataset_preamble``), for AOF rewrites and
+        snapshots."""
+        commands: list[list[bytes]] = []
+        functions = getattr(getattr(self, "scripting", None), "functions", None)
+        if functions is not None:
+            commands.extend(functions.preamble())
+        for extra in self.hook.trioredis_dataset_preamble():
+            if extra:
+                commands.extend([list(argv) for argv in extra])
+        return commands
 
     def prepare_fork(self) -> None:
         gc.collect(0)
@@ -368,9 +389,7 @@ class Engine:
         self._unwatch(client)
         client.ctx = None  # ctx.client points back: no cycle left for the collector
         if client.channels or client.patterns or client.shard_channels:
-            pubsub = getattr(self, "pubsub", None)
-            if pubsub is not None:
-                pubsub.drop(client)
+            self.pubsub.drop(client)
 
     # --- executing -------------------------------------------------------------------------
 
@@ -671,6 +690,9 @@ class Engine:
         """Hand one effect to the backends and the propagation hook (not while replaying)."""
         if self.replaying:
             return
+        if self.capture is not None:
+            self.capture.append((db, argv))
+            return
         if self.in_exec and not self._multi_emitted:
             self._multi_emitted = True
             self._feed(db, [b"MULTI"])
@@ -802,6 +824,7 @@ class Engine:
             self.acl.set_requirepass(new.requirepass)
         if self.server is not None:
             self.server.config_applied(old, new)
+        self.keyspace.notifying = bool(new.notify_keyspace_events)
         self.persistence.config_changed(old, new)
         self.hook.trioredis_config_changed(old=old, new=new)
 
@@ -847,6 +870,9 @@ class Engine:
         """DEBUG RELOAD, once ``backend``'s files are complete: empty the dataset and load it
         back from them."""
         self.keyspace.flush_all()
+        functions = getattr(getattr(self, "scripting", None), "functions", None)
+        if functions is not None:  # libraries are part of the dataset: reloaded too
+            functions.flush()
         self.loading = self.keyspace.loading = True
         self.loader_client.db = self.keyspace[0]
         try:

@@ -146,6 +146,19 @@ def trioredis_rewrite_value(
 
 
 @hookspec
+def trioredis_dataset_preamble() -> Sequence[Sequence[bytes]] | None:
+    """Commands that rebuild state a plugin keeps outside the keyspace, written before the
+    keys by an AOF rewrite and stored in each snapshot, then replayed when the file loads
+    (core's own function libraries come first: ``FUNCTION LOAD REPLACE`` each).
+
+    Return a list of commands (each a list of bytes), or None.  They must replay the same
+    on a server that already holds that state (DEBUG RELOAD).
+
+    Runs on: the trio thread or inside a forked rewrite/snapshot child (must not touch trio).
+    """
+
+
+@hookspec
 def trioredis_rewrite_started() -> None:
     """A background rewrite of the persistence file started (a child was forked)."""
 

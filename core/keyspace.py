@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .errors import WRONGTYPE, CommandError
-from .pubsub import notify_keyspace_event
 
 Propagate = Callable[[int, list[bytes]], None]
+# A keyspace event: (class, event name, key, db), as trioredis.pubsub.notify_keyspace_event.
+Notify = Callable[[str, bytes, bytes, int], None]
 
 TYPE_NAMES: dict[type, str] = {bytes: "string", deque: "list", dict: "hash", set: "set"}
 
@@ -92,10 +93,10 @@ class Database:
         not exist publishes the ``new`` keyspace event (Redis 7.0's ``dbAdd``), before the
         event of the command that created it; an overwrite costs only the membership test."""
         if key not in self.data:
-            owner = self.keyspace.owner
-            if owner is not None and owner.config.notify_keyspace_events:
+            keyspace = self.keyspace
+            if keyspace.notifying:
                 self.data[key] = value
-                notify_keyspace_event(owner, "n", b"new", key, self.index)
+                keyspace.notify("n", b"new", key, self.index)
         self.data[key] = value
         if not keep_ttl and self.expires:
             self.expires.pop(key, None)
@@ -123,9 +124,8 @@ class Database:
         self.expires.pop(key, None)
         keyspace = self.keyspace
         keyspace.expired_keys += 1
-        owner = keyspace.owner
-        if owner is not None and owner.config.notify_keyspace_events:
-            notify_keyspace_event(owner, "x", b"expired", key, self.index)
+        if keyspace.notifying:
+            keyspace.notify("x", b"expired", key, self.index)
         self.keyspace.propagate(self.index, [b"DEL", key])
         self.keyspace.signal_modified(self, key)
 
@@ -157,13 +157,15 @@ def _sample(data: dict[bytes, Any]) -> bytes:
 class Keyspace:
     """All databases, the propagation sink, and the bookkeeping WATCH and blocking pops need."""
 
-    def __init__(self, databases: int, propagate: Propagate) -> None:
+    def __init__(self, databases: int, propagate: Propagate,
+                 notify: Notify | None = None) -> None:
         self.databases = [Database(i, self) for i in range(databases)]
         self.propagate = propagate
-        # The engine, when ``propagate`` is its bound method: keyspace notifications (``new``,
-        # ``expired``) read its current config and publish through its Pub/Sub.
-        owner = getattr(propagate, "__self__", None)
-        self.owner: Any = owner if hasattr(owner, "config") else None
+        # The keyspace's own events (``new``, ``expired``): ``notify(class, event, key, db)``
+        # publishes one; ``notifying`` (kept current by the engine on CONFIG SET) says whether
+        # notify-keyspace-events is on at all, so a new key costs one attribute test.
+        self.notify = notify
+        self.notifying = False
         self.loading = False
         self.expired_keys = 0
         # Set by the engine: called when a key that a client WATCHes or waits on changes.

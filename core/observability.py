@@ -117,12 +117,8 @@ class Observer:
 
 
 def of(engine: Any) -> Observer:
-    """The engine's Observer, created on first use."""
-    observer = getattr(engine, "observer", None)
-    if observer is None:
-        observer = engine.observer = Observer()
-        engine.monitoring = observer.monitors  # the engine skips the observer while empty
-    return observer
+    """The engine's Observer (built with the engine)."""
+    return engine.observer
 
 
 def latency_threshold(engine: Any) -> int:
@@ -229,7 +225,9 @@ def trioredis_command_executed(client, argv, duration_us):
         of(engine).add_latency_sample(event, duration_us // 1000)
     if slow and SKIP_SLOWLOG not in spec.flags:
         of(engine).log_slow(client, argv, duration_us, engine.config.slowlog_max_len)
-    if observer is not None and observer.monitors and ADMIN not in spec.flags:
+    # skip-monitor commands (EVAL, FCALL) are fed by their handler, before what they run.
+    if (observer is not None and observer.monitors and ADMIN not in spec.flags
+            and "skip-monitor" not in spec.flags):
         observer.feed_monitors(engine, client, argv)
 
 

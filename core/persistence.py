@@ -302,6 +302,11 @@ class BackendHost:
         """The commands that rebuild one key (through ``trioredis_rewrite_value``)."""
         return self._engine.rewrite_value(db, key, value, expire_ms)
 
+    def dataset_preamble(self) -> list[list[bytes]]:
+        """Commands that rebuild state kept outside the keyspace (function libraries), to
+        write before the keys (:meth:`Engine.dataset_preamble`)."""
+        return self._engine.dataset_preamble()
+
     def encode_value(self, value: Any) -> tuple[str, Any] | None:
         """A plugin value for a snapshot (``trioredis_snapshot_encode``)."""
         return self._engine.hook.trioredis_snapshot_encode(value=value)

@@ -34,13 +34,7 @@ def make_plugin_manager(
     manager = pluggy.PluginManager("trioredis")
     manager.add_hookspecs(hookspecs)
     for name in default_plugins:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name == name:  # a built-in not shipped in this build
-                continue
-            raise
-        manager.register(module, name=name)
+        manager.register(importlib.import_module(name), name=name)
     if entry_points:
         manager.load_setuptools_entrypoints("trioredis")
     for name in loadplugin:

@@ -176,11 +176,8 @@ class PubSub:
 
 
 def of(engine: Any) -> PubSub:
-    """The engine's PubSub, created on first use."""
-    pubsub = getattr(engine, "pubsub", None)
-    if pubsub is None:
-        pubsub = engine.pubsub = PubSub()
-    return pubsub
+    """The engine's PubSub (built with the engine)."""
+    return engine.pubsub
 
 
 # --- keyspace notifications ----------------------------------------------------------------
@@ -216,8 +213,8 @@ def notify_keyspace_event(engine: Any, event_class: str, event: bytes, key: byte
     flags = keyspace_event_flags(setting)
     if event_class not in flags:
         return
-    pubsub = getattr(engine, "pubsub", None)
-    if pubsub is None or not (pubsub.channels or pubsub.patterns):
+    pubsub = engine.pubsub
+    if not (pubsub.channels or pubsub.patterns):
         return
     if "K" in flags:
         pubsub.publish(b"__keyspace@%d__:%s" % (db, key), event)

@@ -691,13 +691,3 @@ class RequestParser:
 _TABLE_SIZE = 10000
 # ``$<length>\r\n`` + ``\r\n`` around a bulk of each small length: 5 + its digits.
 _BULK_OVERHEAD = tuple(5 + len(str(length)) for length in range(_TABLE_SIZE))
-
-
-def _request_size(argv: list[bytes]) -> int:
-    """Bytes of ``argv`` as a canonical RESP request: all hiredis accepts on the fast path
-    (anything else is screened out to ExactParser)."""
-    size = 3 + len(b"%d" % len(argv))
-    for arg in argv:
-        length = len(arg)
-        size += length + 5 + len(b"%d" % length)
-    return size

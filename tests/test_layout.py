@@ -18,8 +18,8 @@ PLUGINS = ROOT / "plugins"
 # Modules no import cycle may pass through.
 CONTRACT = {"trioredis.persistence", "trioredis.backends"}
 # Public modules besides the package's own names: the option helpers a plugin declares its
-# options with (documented with the trioredis_add_options hook).
-PUBLIC_MODULES = {"trioredis.config_table"}
+# options with (documented with the trioredis_add_options hook), and Redis's RDB codec.
+PUBLIC_MODULES = {"trioredis.config_table", "trioredis.rdb"}
 
 
 def module_name(path: Path) -> str:
@@ -115,3 +115,13 @@ def test_the_layout_check_sees_a_cycle_and_a_private_import(tmp_path):
     fake = ast.parse("from trioredis.engine import Engine\nfrom trioredis import Block\n")
     names = [(n.module, [a.name for a in n.names]) for n in fake.body]
     assert ("trioredis.engine", ["Engine"]) in names
+
+
+def test_every_subpackage_is_listed_for_setuptools():
+    """An editable install finds a package pyproject.toml forgets; a wheel does not ship it."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {module_name(init) for base in (CORE, PLUGINS) for init in base.rglob("__init__.py")}
+    assert found - listed == set()

@@ -21,22 +21,17 @@ GROUPS = (
     "acl",
     "observability",
     "operator",
+    "dump",
     "bitmaps",
     "sort",
+    "scripting",
 )
 
 
 @hookimpl
 def trioredis_register_commands(registry):
     for group in GROUPS:
-        name = f"{__package__}.{group}"
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name == name:
-                continue
-            raise
-        module.register(registry)
+        importlib.import_module(f"{__package__}.{group}").register(registry)
 
 
 @hookimpl

@@ -33,6 +33,7 @@ from trioredis import (
     Loader,
     Status,
     encode_command,
+    errors,
     wait_child,
 )
 
@@ -48,7 +49,6 @@ YIELD_SECONDS = 0.01  # loading hands the event loop over at least this often
 
 REDIS7_DIRNAME = "appendonlydir"  # Redis 7's appenddirname default
 
-REWRITE_IN_PROGRESS = b"ERR Background append only file rewriting already in progress"
 REWRITE_FAILED = (b"ERR Can't execute an AOF background rewriting. Please check the server "
                   b"logs for more information.")
 
@@ -548,7 +548,7 @@ class AofBackend(BaseBackend):
     def rewrite(self) -> Any:
         """BGREWRITEAOF, with Redis's replies (at once: the child runs in the background)."""
         if self._child is not None:
-            return ErrorReply(REWRITE_IN_PROGRESS)
+            return ErrorReply(errors.BACKGROUND_REWRITE_IN_PROGRESS.encode())
         if self._host is None or self._host.fork_slot.busy:
             self._rewrite_scheduled = True
             return Status(b"Background append only file rewriting scheduled")

@@ -120,6 +120,9 @@ def dataset_chunks(host: Any, done: list[int] | None = None) -> Iterator[bytes]:
     """The dataset as RESP, in chunks of about KEYS_PER_BATCH keys; ``done[0]`` counts the
     keys visited so far (for the progress line)."""
     done = done if done is not None else [0]
+    preamble = host.dataset_preamble()  # function libraries: before any key
+    if preamble:
+        yield b"".join(encode_command(argv) for argv in preamble)
     join = b"".join
     bulk = _BULK
     for db in host.keyspace.databases:

@@ -7,7 +7,9 @@ with ``save ""`` it only saves when asked (Redis allows SAVE then too), and an e
 snapshot is still loaded at start-up when the AOF did not load the dataset, as Redis does.
 
 The file format lives in :mod:`.format`, the backend in :mod:`.backend`, and
-``trioredis-check-snapshot <file>`` in :mod:`.check`.
+``trioredis-check-snapshot <file>`` in :mod:`.check`.  With a ``dbfilename`` ending in
+``.rdb`` the snapshot is Redis's own RDB format instead, and a Redis RDB file loads at
+start-up whatever its name (:mod:`.rdbfile`).
 """
 
 from __future__ import annotations

@@ -36,19 +36,21 @@ from trioredis import (
     OK,
     BaseBackend,
     CommandError,
+    ErrorReply,
     Status,
     die_with_parent,
+    errors,
     wait_child,
 )
 
 from .format import SnapshotError, SnapshotFile, drop_expired, materialize, write_snapshot_file
+from .rdbfile import RdbError, is_rdb_file, read_rdb_file, wants_rdb, write_rdb_file
 
 if TYPE_CHECKING:
     from trioredis import BackendHost, Config, Loader
 
 # Redis's replies, verbatim.
 NOT_STARTED = "ERR the snapshot backend is not running yet"
-BGSAVE_IN_PROGRESS = "ERR Background save already in progress"
 BGSAVE_OTHER_CHILD = (
     "ERR Another child process is active (AOF?): can't BGSAVE right now. "
     "Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."
@@ -93,7 +95,10 @@ def _child_main(path: str, databases: list[Any], host: BackendHost, zset: type |
                 pass
         gc.disable()  # a collection would write to every object header: copy-on-write
         die_with_parent(parent)
-        write_snapshot_file(path, databases, host.encode_value, zset)
+        if wants_rdb(host.config.dbfilename):
+            write_rdb_file(path, databases, host.config, host.dataset_preamble())
+        else:
+            write_snapshot_file(path, databases, host.encode_value, zset, host.dataset_preamble())
         os.write(report_fd, b"%d" % _private_dirty_bytes())
         status = 0
     except BaseException as error:  # noqa: BLE001 - the reason goes to the parent
@@ -394,7 +399,7 @@ class SnapshotBackend(BaseBackend):
         if self._host is None:
             raise CommandError(NOT_STARTED)
         if self._child_pid is not None:
-            raise CommandError(BGSAVE_IN_PROGRESS)
+            raise CommandError(errors.BACKGROUND_SAVE_IN_PROGRESS)
         if background:
             if self._host.fork_slot.busy:
                 if schedule:
@@ -417,7 +422,7 @@ class SnapshotBackend(BaseBackend):
         if self._host is None:
             return False
         if self._child_pid is not None:
-            raise CommandError(BGSAVE_IN_PROGRESS)
+            raise CommandError(errors.BACKGROUND_SAVE_IN_PROGRESS)
         await self._save_in_foreground()
         return True
 
@@ -493,22 +498,64 @@ class SnapshotBackend(BaseBackend):
         log = loader_log(loader, self)
         started = time.time()
         try:
-            snapshot = SnapshotFile(path)
+            rdb = is_rdb_file(path)
+            snapshot = None if rdb else SnapshotFile(path)
         except FileNotFoundError:
             return False
         try:
-            with snapshot:
-                loaded, expired = await self._load_databases(loader, snapshot)
+            if snapshot is None:
+                loaded, expired = await self._load_rdb(loader, path)
+            else:
+                with snapshot:
+                    loaded, expired = await self._load_databases(loader, snapshot)
         except SnapshotError as error:
             if log is not None:
+                checker = "redis-check-rdb" if snapshot is None else "trioredis-check-snapshot"
                 log.warning(f"{error}. Refusing to start on wrong data: move the file away or "
-                            f"check it with: trioredis-check-snapshot {path}")
+                            f"check it with: {checker} {path}")
             raise
         self._loaded_keys, self._expired_on_load = loaded, expired
         if log is not None:
             log.notice(f"Snapshot {path} loaded: {loaded} keys ({expired} expired, not "
                        f"loaded) in {time.time() - started:.3f} seconds")
         return True
+
+    async def _load_rdb(self, loader: Loader, path: str) -> tuple[int, int]:
+        """A Redis ``dump.rdb``: verified (checksum) then decoded whole in a worker thread,
+        then installed database by database."""
+        keyspace = loader.keyspace
+        try:
+            databases, expired, functions = await trio.to_thread.run_sync(
+                read_rdb_file, path, limiter=self._io_limiter)
+        except RdbError as error:
+            raise SnapshotError(f"Bad RDB file {path}: {error}") from None
+        for code in functions:
+            reply = loader.execute([b"FUNCTION", b"LOAD", b"REPLACE", code])
+            if isinstance(reply, ErrorReply):
+                raise SnapshotError(f"Bad RDB file {path}: loading a function library failed: "
+                                    f"{bytes(reply).decode('utf-8', 'replace')}")
+        loaded = 0
+        for index, (data, expires) in sorted(databases.items()):
+            if not 0 <= index < len(keyspace):
+                raise SnapshotError(
+                    f"Bad RDB file {path}: it holds database {index} but this server has "
+                    f"{len(keyspace)} (raise the 'databases' option)")
+            db = keyspace[index]
+            db.data.update(data)
+            db.expires.update(expires)
+            loaded += len(data)
+        return loaded, expired
+
+    @staticmethod
+    def _replay_preamble(loader: Loader, snapshot: SnapshotFile) -> None:
+        """The commands stored before the keys (function libraries): a failure is damage."""
+        preamble = snapshot.metadata.get("preamble") or []
+        for argv in preamble:
+            reply = loader.execute([bytes(arg) for arg in argv])
+            if isinstance(reply, ErrorReply):
+                raise SnapshotError(f"Bad snapshot file {snapshot.path}: replaying "
+                                    f"{bytes(argv[0]).decode('utf-8', 'replace')} failed: "
+                                    f"{bytes(reply).decode('utf-8', 'replace')}")
 
     async def _load_databases(self, loader: Loader, snapshot: SnapshotFile) -> tuple[int, int]:
         """Verify the whole file first (nothing reaches the keyspace from a damaged one),
@@ -518,6 +565,7 @@ class SnapshotBackend(BaseBackend):
         size = snapshot.size
         loader.progress(0, size)
         await trio.to_thread.run_sync(snapshot.verify, limiter=self._io_limiter)
+        self._replay_preamble(loader, snapshot)
         zset = zset_class()
         loaded = expired = 0
         for offset, start, end in snapshot.database_records():

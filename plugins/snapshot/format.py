@@ -3,7 +3,8 @@
 Layout::
 
     b"TRDB" + 4 ASCII digits          header: magic and format version (b"TRDB0001")
-    u64 length + msgpack map          metadata (format, created_ms, databases)
+    u64 length + msgpack map          metadata (format, created_ms, databases, and
+                                      ``preamble``: commands replayed first, when any)
     u64 length + msgpack array        one record per non-empty database: [index, data, expires]
     ...
     u64 0                             the end marker
@@ -130,6 +131,7 @@ def write_snapshot(
     databases: list[Any],
     encode_plugin: Callable[[Any], tuple[str, Any] | None],
     zset_class: type | None,
+    preamble: list[list[bytes]] | None = None,
 ) -> int:
     """Write every database (objects with ``index``, ``data``, ``expires``) to ``out``;
     returns the number of keys written.  Keys already expired are written too (cheaper than
@@ -138,8 +140,11 @@ def write_snapshot(
     worse than none."""
     writer = _Writer(out, value_encoder(encode_plugin, zset_class))
     writer.raw(header())
-    writer.record({"format": FORMAT_VERSION, "created_ms": int(time.time() * 1000),
-                   "databases": len(databases)})
+    metadata: dict[str, Any] = {"format": FORMAT_VERSION, "created_ms": int(time.time() * 1000),
+                                "databases": len(databases)}
+    if preamble:  # commands that rebuild state outside the keyspace (function libraries)
+        metadata["preamble"] = preamble
+    writer.record(metadata)
     keys = 0
     for db in databases:
         if db.data:
@@ -154,13 +159,14 @@ def write_snapshot_file(
     databases: list[Any],
     encode_plugin: Callable[[Any], tuple[str, Any] | None],
     zset_class: type | None,
+    preamble: list[list[bytes]] | None = None,
 ) -> int:
     """Write the snapshot to ``path`` and fsync it before returning (in the child: the parent
     renames it over the real file only after this returned, so the rename never exposes a
     file whose data is not on disk)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     with open(fd, "wb", buffering=1 << 20) as out:
-        keys = write_snapshot(out, databases, encode_plugin, zset_class)
+        keys = write_snapshot(out, databases, encode_plugin, zset_class, preamble)
         out.flush()
         os.fsync(out.fileno())
     return keys
