@@ -10,7 +10,8 @@ Sections:
 - throughput (and p50/p99 latency) per test, ``-c 50 -P 1``, ``-c 50 -P 16``, ``-c 1 -P 1``,
   under ``appendonly no``, ``appendfsync everysec`` and ``appendfsync always``;
 - single commands with their own data, ``-c 50 -P 1`` under ``appendonly no``: SETBIT at
-  random keys, BITCOUNT of a 1 MB string, SORT of 10,000 numbers (``COMMAND_ROWS``);
+  random keys, BITCOUNT of a 1 MB string, SORT of 10,000 numbers, PFADD, PFCOUNT of 3 dense
+  HLLs, GEOADD, GEOSEARCH of ~100 places (``COMMAND_ROWS``);
 - AOF replay of a 1,000,000-key AOF (the same plain RESP bytes for both, generated once into
   ``bench/data/``): seconds from process start until PING answers PONG and INFO says
   ``loading:0``;
@@ -791,6 +792,23 @@ class CommandRow:
 _MEGABYTE = random.Random(16).randbytes(1 << 20)
 _NUMBERS = [b"%d" % n for n in random.Random(16).sample(range(-10**6, 10**6), 10_000)]
 
+
+
+def _hll_setup() -> list[list[bytes]]:
+    """Three dense HyperLogLogs of 20,000 elements each, overlapping."""
+    return [[b"PFADD", b"bench:hll:%d" % key,
+             *[b"e%d" % n for n in range(key * 5000, key * 5000 + 20000)]] for key in (1, 2, 3)]
+
+
+def _geo_setup() -> list[list[bytes]]:
+    """1,600 places on a 40 x 40 grid 0.01 degrees apart (about 1 km): a 5 km radius around
+    its centre holds about 100 of them."""
+    places = [word for row in range(40) for column in range(40)
+              for word in (b"%.4f" % (13.0 + column * 0.01), b"%.4f" % (38.0 + row * 0.01),
+                           b"p%d:%d" % (row, column))]
+    return [[b"GEOADD", b"bench:geo:grid", *places]]
+
+
 COMMAND_ROWS: dict[str, CommandRow] = {
     # The key varies, not the offset: __rand_int__ is zero-padded, and an offset with leading
     # zeros is not an integer to Redis.  Most calls create a bitmap (a write, propagated).
@@ -804,6 +822,22 @@ COMMAND_ROWS: dict[str, CommandRow] = {
     "SORT of 10,000 numbers (LIMIT 0 10)": CommandRow(
         [[b"RPUSH", b"bench:numbers", *_NUMBERS]], ["SORT", "bench:numbers", "LIMIT", "0", "10"],
         {"redis": 4_000, "trio": 600}),
+    # Random elements into one HLL: sparse for the first few thousand, then dense.
+    "PFADD (random elements)": CommandRow(
+        [], ["PFADD", "bench:hll", "__rand_int__"], {"redis": 150_000, "trio": 40_000},
+        ["-r", "1000000"]),
+    # The keys do not change during the run: after the first request trioredis answers from
+    # its union cache, where Redis merges 3 x 16,384 registers every time (uncached, ours
+    # takes about 0.6 ms here).
+    "PFCOUNT of 3 dense HLLs": CommandRow(
+        _hll_setup(), ["PFCOUNT", "bench:hll:1", "bench:hll:2", "bench:hll:3"],
+        {"redis": 20_000, "trio": 20_000}),
+    "GEOADD (random members)": CommandRow(
+        [], ["GEOADD", "bench:geo", "13.361389", "38.115556", "__rand_int__"],
+        {"redis": 150_000, "trio": 40_000}, ["-r", "1000000"]),
+    "GEOSEARCH BYRADIUS (~100 of 1,600 places)": CommandRow(
+        _geo_setup(), ["GEOSEARCH", "bench:geo:grid", "FROMLONLAT", "13.195", "38.195",
+                       "BYRADIUS", "5", "km"], {"redis": 20_000, "trio": 1_000}),
 }
 
 

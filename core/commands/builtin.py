@@ -25,6 +25,8 @@ GROUPS = (
     "bitmaps",
     "sort",
     "scripting",
+    "hyperloglog",
+    "geo",
 )
 
 

@@ -78,6 +78,8 @@ def object_encoding(value: Any) -> str:
     if kind is bytes:
         if _as_long(value) is not None:
             return "int"
+        if value[:4] == b"HYLL" and len(value) >= 16:
+            return "raw"  # an HLL: the PF commands make their string raw whatever its size
         return "embstr" if len(value) <= EMBSTR_LIMIT else "raw"
     if kind is deque:
         return "quicklist"  # 7.0 encodes every list as a quicklist (listpack lists are 7.2)

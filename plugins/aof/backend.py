@@ -770,7 +770,10 @@ class AofBackend(BaseBackend):
     # --- runtime configuration -------------------------------------------------------------
 
     def config_changed(self, old: Config, new: Config) -> None:
-        if old.appendonly and new.appendonly and old.dir != new.dir:
+        # Against the config this backend works with: on a rollback (apply of ``old`` again
+        # after a refusal) it never took ``new`` on, and nothing is refused.
+        current = self._config
+        if current.appendonly and new.appendonly and current.dir != new.dir:
             # The next start would look for the AOF in the new dir and start empty: refused,
             # and CONFIG SET rolls every option back (appendonly no, then dir, is fine).
             raise ConfigError("CONFIG SET failed (possibly related to argument 'dir') - can't "
