@@ -84,6 +84,22 @@ CUSTOM: dict[str, tuple[list[list[bytes]], list[bytes]]] = {
                  [b"SPUBLISH", b"bench:shard", b"hello"]),
 }
 
+# Rows for commands redis-benchmark has no -t test for: name -> (the command line it runs,
+# setup that prepares the data, a divisor of the shape's request count for heavy commands).
+# XREADGROUP reads one new entry per call from a stream filled with enough explicit IDs
+# (1-0, 2-0, ...); XACK then acknowledges random ones of them (``__rand_int__`` read as an
+# ID is ``<n>-0``), most of which that XREADGROUP run made pending.
+STREAM_FILL = "stream-fill"
+STREAM_TESTS: dict[str, tuple[list[str], list[list[bytes]], int]] = {
+    "XADD": (["XADD", "bench:xadd", "*", "field", "value"], [], 1),
+    "XRANGE_100": (["XRANGE", "bench:xrange", "-", "+", "COUNT", "100"],
+                   [[b"XADD", b"bench:xrange", b"*", b"field", b"value%d" % i] for i in range(100)],
+                   8),
+    "XREADGROUP": (["XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", "bench:xg", ">"],
+                   [[STREAM_FILL.encode()]], 1),
+    "XACK": (["XACK", "bench:xg", "g", "__rand_int__"], [], 1),
+}
+
 PERSISTENCE: dict[str, list[str]] = {
     "appendonly no": ["--appendonly", "no"],
     "appendfsync everysec": ["--appendonly", "yes", "--appendfsync", "everysec"],
@@ -266,6 +282,49 @@ def run_benchmark(port: int, tests: list[str], shape: Shape, requests: int) -> d
     return samples
 
 
+def pipelined(port: int, argvs: list[list[bytes]]) -> None:
+    """Send many commands on one connection and wait until all ran (setup of stream rows):
+    a PING goes last and its PONG ends the replies."""
+    argvs = [*argvs, [b"PING"]]
+    payload = b"".join(b"*%d\r\n" % len(argv) + b"".join(
+        b"$%d\r\n%b\r\n" % (len(a), a) for a in argv) for argv in argvs)
+    with socket.create_connection(("127.0.0.1", port), timeout=300) as sock:
+        sock.sendall(payload)
+        tail = b""
+        while not tail.endswith(b"+PONG\r\n"):
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            tail = (tail + chunk)[-16:]
+
+
+def run_stream_test(port: int, name: str, shape: Shape, requests: int) -> dict[str, Sample]:
+    """One redis-benchmark run of a STREAM_TESTS row (after its setup)."""
+    line, setup, divisor = STREAM_TESTS[name]
+    requests = max(requests // divisor, 1000)
+    for argv in setup:
+        if argv == [STREAM_FILL.encode()]:
+            fill = [[b"XADD", b"bench:xg", b"%d-0" % i, b"field", b"value"]
+                    for i in range(1, requests + 2)]
+            for start in range(0, len(fill), 10_000):
+                pipelined(port, fill[start : start + 10_000])
+            command(port, b"XGROUP", b"CREATE", b"bench:xg", b"g", b"0")
+        else:
+            command(port, *argv)
+    argv = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-c", str(shape.clients),
+            "-P", str(shape.pipeline), "-n", str(requests), "-r", str(requests), "--csv", *line]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    for row in out.stdout.splitlines():
+        cells = [cell.strip('"') for cell in row.split('","')]
+        if len(cells) < 7 or cells[0] == "test":
+            continue
+        try:
+            return {name: Sample(float(cells[1]), float(cells[4]), float(cells[6]))}
+        except ValueError:
+            continue
+    return {}
+
+
 def run_custom(port: int, tests: list[str], shape: Shape, requests: int) -> dict[str, Sample]:
     """redis-benchmark once per CUSTOM test (its setup commands sent first)."""
     samples: dict[str, Sample] = {}
@@ -297,6 +356,9 @@ def supported_tests(port: int) -> set[str]:
             have.add(name)
     for name, (setup, _argv) in CUSTOM.items():
         if not any(command(port, *argv).startswith(b"-") for argv in setup):
+            have.add(name)
+    for name, (line, _setup, _divisor) in STREAM_TESTS.items():
+        if not command(port, b"COMMAND", b"INFO", line[0].encode()).startswith(b"*1\r\n*-1"):
             have.add(name)
     command(port, b"FLUSHALL")
     return have
@@ -336,7 +398,7 @@ def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[s
         trio_tests = supported_tests(trio.port) if trio_ok else set()
         if not trio_ok:
             log(f"trioredis does not start with {persistence}: n/a")
-        tests = list(TESTS) + list(CUSTOM)
+        tests = list(TESTS) + list(CUSTOM) + list(STREAM_TESTS)
         cells: dict[tuple[str, str], Cell] = {}
         try:
             for shape_name in shape_names:
@@ -353,6 +415,10 @@ def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[s
                         got.update(run_custom(server.port, [t for t in wanted if t in CUSTOM],
                                               shape, requests))
                         command(server.port, b"FLUSHALL")
+                        for custom in [t for t in wanted if t in STREAM_TESTS]:
+                            got.update(run_stream_test(server.port, custom, shape, requests))
+                            if custom != "XREADGROUP":  # XACK runs on what it left pending
+                                command(server.port, b"FLUSHALL")
                         for test, sample in got.items():
                             getattr(cells.setdefault((shape_name, test), Cell()), who).append(sample)
         finally:

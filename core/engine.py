@@ -74,7 +74,7 @@ class Block:
     when it runs out."""
 
     __slots__ = ("db", "keys", "timeout", "attempt", "timeout_reply", "event", "result",
-                 "ready_key")
+                 "ready_key", "waiter")
 
     def __init__(
         self,
@@ -94,6 +94,9 @@ class Block:
         # on the first try): Redis serves a client blocked on several keys from the key that
         # became ready, not from the first of its keys that has something.
         self.ready_key: bytes | None = None
+        # Set by Engine.register_blocked: the client is queued on its keys from the moment
+        # its command blocked, not from when its task starts waiting (see there).
+        self.waiter: _Waiter | None = None
 
     def waiting_on(self, event: trio.Event, result: dict[str, Any]) -> Block:
         """A block that ends when ``event`` is set, with ``result["reply"]`` as the reply
@@ -386,6 +389,11 @@ class Engine:
 
     def drop_client(self, client: Client) -> None:
         self.clients.pop(client.id, None)
+        if client.blocked:  # registered blocked but gone before its task waited
+            for queue in list(self._waiters.values()):
+                for waiter in list(queue):
+                    if waiter.client is client:
+                        self._unregister(waiter)
         self._unwatch(client)
         client.ctx = None  # ctx.client points back: no cycle left for the collector
         if client.channels or client.patterns or client.shard_channels:
@@ -709,6 +717,47 @@ class Engine:
 
     # --- blocking --------------------------------------------------------------------------
 
+    def register_blocked(self, client: Client, block: Block) -> None:
+        """Queue ``client`` on its keys now, in the same turn its command blocked.
+
+        Why not when :meth:`wait_blocked` starts: the transport first flushes the client's
+        earlier replies (under ``appendfsync always``, after an fsync), and a write from
+        another client in that gap would find nobody waiting: the entry or element goes to
+        a client that blocked later, or to nobody (XREAD ``$`` then misses it).  Redis
+        queues a blocked client before it runs the next command; so do we.  A client that
+        disconnects before waiting is dequeued by :meth:`drop_client`."""
+        if block.event is not None or block.waiter is not None:
+            return
+        db = block.db or client.db
+        waiter = _Waiter(client, block)
+        for key in dict.fromkeys(block.keys):
+            self._waiters.setdefault((db.index, key), deque()).append(waiter)
+            db.blocked[key] = db.blocked.get(key, 0) + 1
+        block.waiter = waiter
+        client.blocked = True
+
+    def _unregister(self, waiter: _Waiter) -> None:
+        block = waiter.block
+        db = block.db or waiter.client.db
+        waiter.client.blocked = False
+        if block.waiter is None:
+            return
+        block.waiter = None
+        for key in dict.fromkeys(block.keys):
+            queue = self._waiters.get((db.index, key))
+            if queue is not None:
+                try:
+                    queue.remove(waiter)
+                except ValueError:
+                    pass
+                if not queue:
+                    del self._waiters[(db.index, key)]
+            count = db.blocked.get(key, 0) - 1
+            if count <= 0:
+                db.blocked.pop(key, None)
+            else:
+                db.blocked[key] = count
+
     async def wait_blocked(self, client: Client, block: Block) -> Any:
         """Wait until ``block.attempt`` succeeds (served by :meth:`serve_blocked`) or the
         timeout runs out."""
@@ -720,35 +769,19 @@ class Engine:
                 client.blocked = False
             assert block.result is not None
             return block.result.get("reply")
-        db = block.db or client.db
-        waiter = _Waiter(client, block)
-        keys = list(dict.fromkeys(block.keys))
-        for key in keys:
-            self._waiters.setdefault((db.index, key), deque()).append(waiter)
-            db.blocked[key] = db.blocked.get(key, 0) + 1
-        client.blocked = True
+        self.register_blocked(client, block)
+        waiter = block.waiter
+        assert waiter is not None
         try:
-            if block.timeout > 0:
+            if waiter.event.is_set():
+                pass  # served between blocking and this wait
+            elif block.timeout > 0:
                 with trio.move_on_after(block.timeout):
                     await waiter.event.wait()
             else:
                 await waiter.event.wait()
         finally:
-            client.blocked = False
-            for key in keys:
-                queue = self._waiters.get((db.index, key))
-                if queue is not None:
-                    try:
-                        queue.remove(waiter)
-                    except ValueError:
-                        pass
-                    if not queue:
-                        del self._waiters[(db.index, key)]
-                count = db.blocked.get(key, 0) - 1
-                if count <= 0:
-                    db.blocked.pop(key, None)
-                else:
-                    db.blocked[key] = count
+            self._unregister(waiter)
         if waiter.event.is_set():
             return waiter.reply
         return block.timeout_reply

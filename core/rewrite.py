@@ -53,6 +53,10 @@ def rewrite_builtin(key: bytes, value: Any, expire_ms: int | None) -> list[list[
             [b"ZADD", key, *[part for member, score in chunk for part in (score_text(score), member)]]
             for chunk in _chunks(value.items())
         ]
+    elif kind.__name__ == "Stream":
+        from .stream import rewrite_stream
+
+        commands = rewrite_stream(key, value)
     else:
         return None
     if expire_ms is not None:

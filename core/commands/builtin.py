@@ -17,6 +17,7 @@ GROUPS = (
     "hashes",
     "sets",
     "zsets",
+    "streams",
     "pubsub",
     "acl",
     "observability",
@@ -41,6 +42,24 @@ def trioredis_rewrite_value(db, key, value, expire_ms):
     from ..rewrite import rewrite_builtin
 
     return rewrite_builtin(key, value, expire_ms)
+
+
+@hookimpl
+def trioredis_snapshot_encode(value):
+    from ..stream import Stream, snapshot_payload
+
+    if value.__class__ is Stream:
+        return "stream", snapshot_payload(value)
+    return None
+
+
+@hookimpl
+def trioredis_snapshot_decode(type_tag, payload):
+    if type_tag == "stream":
+        from ..stream import stream_from_snapshot
+
+        return stream_from_snapshot(payload)
+    return None
 
 
 @hookimpl

@@ -99,6 +99,8 @@ def object_encoding(value: Any) -> str:
         ):
             return "listpack"
         return "skiplist"
+    if kind.__name__ == "Stream":
+        return "stream"
     return "raw"
 
 

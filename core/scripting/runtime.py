@@ -509,7 +509,7 @@ class Scripting:
             return True, to_lua.reply_error_table(b"-" + errors.OOM.encode())
         if name in BLOCK_OPTION and any(arg.lower() == b"block" for arg in argv[1:]):
             return True, to_lua.reply_error_table(
-                b"-ERR %b command is not allowed with BLOCK option from scripts" % name)
+                b"-ERR %b command is not allowed with BLOCK option from scripts" % argv[0])
         if is_write:
             run.wrote = True
         before = engine.dirty

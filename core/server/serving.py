@@ -70,6 +70,7 @@ class Serving:
             elif kind is int:
                 out.append(b":%d\r\n" % reply)
             elif kind is Block:
+                engine.register_blocked(client, reply)
                 self._to_task(connection, reply)
                 return
             else:
@@ -258,6 +259,7 @@ class Serving:
                 break
             reply = engine.call(client, argv)
             if reply.__class__ is Block:
+                engine.register_blocked(client, reply)
                 await self._flush_and_drain(connection)
                 reply = await self._wait_blocked(connection, reply)
             out.append(encode(reply, client.resp3))
