@@ -5,13 +5,24 @@ BIN := $(VENV)/bin
 
 .PHONY: run test setup system-deps bench lint soak
 
+# The server alone, for `make run`: the package and its runtime dependencies, nothing else.
+# PYTHON is the first python3 on PATH (CI runs with the system's PATH only, see .ci/run):
+# refused with a clear line when older than 3.11 or without venv/ensurepip (Debian's
+# python3-venv), rather than failing later inside pip.
 $(BIN)/trioredis-server: pyproject.toml
+	@$(PYTHON) -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+	  { echo "$(PYTHON) ($$(command -v $(PYTHON))) is not Python >= 3.11 with venv: run make PYTHON=/path/to/python3.11" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# The test extras on top (pytest, redis-py, ruff...), for `make test`, `make lint`, `make setup`.
+$(VENV)/.test-extras: $(BIN)/trioredis-server
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-setup: $(BIN)/trioredis-server
+setup: $(VENV)/.test-extras
 
 # Debian packages the tests talk to: redis-cli, redis-server to compare against, nutcracker (twemproxy).
 system-deps:
@@ -24,7 +35,7 @@ system-deps:
 	fi
 
 # ARGS: extra options, e.g. make run ARGS="--port 7000 --appendfsync always"
-run: setup
+run: $(BIN)/trioredis-server
 	$(BIN)/trioredis-server config/trioredis.conf $(ARGS)
 
 test: setup system-deps

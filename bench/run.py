@@ -81,6 +81,9 @@ CUSTOM: dict[str, tuple[list[list[bytes]], list[bytes]]] = {
     "EVALSHA_10CMD": ([[b"SCRIPT", b"LOAD", SCRIPT_TEN]],
                       [b"EVALSHA", hashlib.sha1(SCRIPT_TEN).hexdigest().encode(), b"4",
                        b"bench:lua:s", b"bench:lua:n", b"bench:lua:h", b"bench:lua:l", b"v"]),
+    # Sharded Pub/Sub with no subscriber: the publish path itself.
+    "SPUBLISH": ([[b"SPUBLISH", b"bench:shard", b"probe"]],
+                 [b"SPUBLISH", b"bench:shard", b"hello"]),
 }
 
 # Rows for commands redis-benchmark has no -t test for: name -> (the command line it runs,

@@ -21,11 +21,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import itertools
 import re
+import time
+from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .errors import CommandError
 from .glob import GlobPattern, compile_glob
+from .resp import Map
 
 if TYPE_CHECKING:
     from .commands import CommandRegistry, CommandSpec
@@ -207,6 +212,10 @@ class User:
         self.all_channels = False
         self.channels: list[bytes] = []
         self._channel_regexes: list[GlobPattern] = []
+        # Selectors, ``(+set %W~app*)``: more sets of commands, keys and channels, each a
+        # User without name, flags or passwords; a command runs when the user's own
+        # permissions or any one selector allow it whole.  Never changed once made.
+        self.selectors: list[User] = []
 
     def copy(self) -> User:
         other = User(self.name)
@@ -259,8 +268,12 @@ class User:
             self.sanitize_payload = False
         elif lowered == "reset":
             for each in ("resetpass", "resetkeys", "resetchannels", "off", "-@all",
-                         "sanitize-payload"):
+                         "sanitize-payload", "clearselectors"):
                 self.apply(each, registry)
+        elif lowered == "clearselectors":
+            self.selectors = []
+        elif rule.startswith("(") and rule.endswith(")"):
+            self.selectors.append(_selector(rule[1:-1], registry))
         elif rule.startswith(">"):
             digest = password_digest(rule[1:].encode("utf-8", "surrogateescape"))
             if digest not in self.passwords:
@@ -392,7 +405,23 @@ class User:
         return matched
 
     def denied(self, spec: CommandSpec, argv: list[bytes]) -> str | None:
-        """The NOPERM message for running ``argv``, or None when allowed."""
+        """The NOPERM message for running ``argv``, or None when allowed by the user's own
+        permissions or one of its selectors.  Refused by all, the message is the most
+        specific refusal among them, as Redis ranks them: a channel, then a key, then the
+        command."""
+        refusal = self._denied_here(spec, argv)
+        if refusal is None or not self.selectors:
+            return refusal
+        for selector in self.selectors:
+            other = selector._denied_here(spec, argv)
+            if other is None:
+                return None
+            if _refusal_rank(other) > _refusal_rank(refusal):
+                refusal = other
+        return refusal
+
+    def _denied_here(self, spec: CommandSpec, argv: list[bytes]) -> str | None:
+        """:meth:`denied` for this user's own permissions (or this selector's)."""
         if "noauth" in spec.flags:  # AUTH, HELLO, QUIT, RESET: always allowed, as in Redis
             return None
         name = spec.name
@@ -403,7 +432,7 @@ class User:
                 return NOPERM_COMMAND.format(sub)
         elif sub is None or sub not in self.allowed_subs:
             return NOPERM_COMMAND.format(sub or name)
-        if not self.all_keys and self.first_denied_key(spec, argv) is not None:
+        if not self.all_keys and self._first_denied_key_here(spec, argv) is not None:
             return NOPERM_KEY
         if not self.all_channels and name in _CHANNEL_COMMANDS:
             channels = argv[1:2] if _CHANNEL_COMMANDS[name] == 1 else argv[1:]
@@ -416,11 +445,56 @@ class User:
                     return NOPERM_CHANNEL
         return None
 
+    def denied_object(self, spec: CommandSpec, argv: list[bytes], message: str) -> tuple[str, bytes]:
+        """ACL LOG's reason and object for a denial :meth:`denied` reported: the command's
+        full name, the first key refused, or the first channel refused."""
+        if message == NOPERM_KEY:
+            return "key", self.first_denied_key(spec, argv) or b""
+        if message == NOPERM_CHANNEL:
+            return "channel", self.first_denied_channel(spec, argv) or b""
+        name = spec.name
+        if spec.subcommands and len(argv) > 1:
+            name = f"{name}|{argv[1].decode('utf-8', 'replace').lower()}"
+        return "command", name.encode()
+
+    def first_denied_channel(self, spec: CommandSpec, argv: list[bytes]) -> bytes | None:
+        """The channel a channel refusal names (from the user's own permissions or the first
+        selector that refused a channel)."""
+        for each in [self, *self.selectors]:
+            if each._denied_here(spec, argv) != NOPERM_CHANNEL:
+                continue
+            channels = argv[1:2] if _CHANNEL_COMMANDS.get(spec.name) == 1 else argv[1:]
+            for channel in channels:
+                if spec.name == "psubscribe":
+                    if channel not in each.channels:
+                        return channel
+                elif not any(r.fullmatch(channel) for r in each._channel_regexes):
+                    return channel
+        return None
+
     def first_denied_key(self, spec: CommandSpec, argv: list[bytes]) -> bytes | None:
-        """The first key argument no key pattern allows, or None.  Each key needs what its key
-        spec says (Redis 7's ``ACLSelectorCheckKey``): read permission when the command
-        returns its value (ACCESS), write permission when it changes it (INSERT, UPDATE,
-        DELETE), so a ``%W~`` user cannot read values back through GETDEL or LPOP."""
+        """The key a refusal names: from the user's own permissions, or from the selectors
+        that allow the command but not a key, the one furthest in the arguments (Redis
+        reports the refusal that got furthest)."""
+        candidates = [self] + self.selectors if self.selectors else [self]
+        best: bytes | None = None
+        best_index = -1
+        for each in candidates:
+            if each._denied_here(spec, argv) != NOPERM_KEY:
+                continue
+            key = each._first_denied_key_here(spec, argv)
+            if key is not None:
+                index = argv.index(key, 1)
+                if index > best_index:
+                    best, best_index = key, index
+        return best
+
+    def _first_denied_key_here(self, spec: CommandSpec, argv: list[bytes]) -> bytes | None:
+        """The first key argument no key pattern of this user or selector allows, or None.
+        Each key needs what its key spec says (Redis 7's ``ACLSelectorCheckKey``): read
+        permission when the command returns its value (ACCESS), write permission when it
+        changes it (INSERT, UPDATE, DELETE), so a ``%W~`` user cannot read values back
+        through GETDEL or LPOP."""
         if self.all_keys:
             return None
         for key, (read, write) in spec.keys_with_access(argv):
@@ -450,16 +524,65 @@ class User:
         return " ".join("&" + c.decode("utf-8", "replace") for c in self.channels)
 
     def describe(self) -> str:
-        """One line of ``ACL LIST``."""
+        """One line of ``ACL LIST``: flags, passwords, permissions, then each selector's in
+        parentheses."""
         parts = ["user", self.name] + [f.decode() for f in self.flags()]
         parts += ["#" + digest for digest in self.passwords]
+        parts += self.describe_permissions()
+        parts += [f"({' '.join(selector.describe_permissions())})" for selector in self.selectors]
+        return " ".join(parts)
+
+    def describe_permissions(self) -> list[str]:
+        """Keys, channels (``resetchannels`` first unless all), commands, as Redis lists them."""
+        parts = []
         if self.keys:
             parts.append(self.describe_keys())
         parts.append(self.describe_channels() if self.all_channels else "resetchannels")
         if self.channels and not self.all_channels:
             parts.append(self.describe_channels())
         parts.append(" ".join(self.command_rules))
-        return " ".join(parts)
+        return parts
+
+
+def _refusal_rank(message: str) -> int:
+    """How specific a refusal is: Redis reports the most specific one (a channel, then a
+    key, then the command) when no selector allows a command."""
+    return 3 if message == NOPERM_CHANNEL else 2 if message == NOPERM_KEY else 1
+
+
+# The rules a selector may hold: permissions only (no flags, passwords or nested selectors).
+_SELECTOR_WORDS = frozenset({"allkeys", "resetkeys", "allchannels", "resetchannels",
+                             "allcommands", "nocommands"})
+
+
+def _selector(text: str, registry: CommandRegistry) -> User:
+    """A selector from the rules between its parentheses (ValueError: "Syntax error")."""
+    selector = User("")
+    for rule in text.split():
+        if rule.lower() not in _SELECTOR_WORDS and not rule.startswith(("~", "%", "&", "+", "-")):
+            raise ValueError("Syntax error")
+        selector.apply(rule, registry)
+    return selector
+
+
+def merge_selector_arguments(rules: list[str]) -> list[str]:
+    """ACL SETUSER's arguments with a selector split over several (``"(+set" "~x)"``) joined
+    into one rule, as Redis joins them; CommandError when a parenthesis is never closed."""
+    merged: list[str] = []
+    opened: list[str] | None = None
+    for rule in rules:
+        if opened is not None:
+            opened.append(rule)
+            if rule.endswith(")"):
+                merged.append(" ".join(opened))
+                opened = None
+        elif rule.startswith("(") and not rule.endswith(")"):
+            opened = [rule]
+        else:
+            merged.append(rule)
+    if opened is not None:
+        raise CommandError(f"ERR Unmatched parenthesis in acl selector starting at '{opened[0]}'.")
+    return merged
 
 
 def _by_original_name(registry: CommandRegistry, name: str) -> CommandSpec | None:
@@ -477,6 +600,7 @@ class AccessControl:
     def __init__(self, registry: CommandRegistry, requirepass: str = "") -> None:
         self.registry = registry
         self.users: dict[str, User] = {}
+        self.log = AclLog()
         default = User("default")
         for rule in ("on", "nopass", "~*", "&*", "+@all"):
             default.apply(rule, registry)
@@ -516,7 +640,7 @@ class AccessControl:
         """ACL SETUSER: all rules or none (raises CommandError naming the bad rule)."""
         existing = self.users.get(name)
         user = existing.copy() if existing is not None else User(name)
-        for rule in rules:
+        for rule in merge_selector_arguments(rules):
             try:
                 user.apply(rule, self.registry)
             except ValueError as error:
@@ -539,3 +663,72 @@ class AccessControl:
         if user is None:
             return NOPERM_COMMAND.format(spec.name)
         return user.denied(spec, argv)
+
+
+# --- ACL LOG -------------------------------------------------------------------------------
+
+ACLLOG_MAX_LEN = 128  # Redis's acllog-max-len default: entries kept, newest first
+# A denial like one logged less than this long ago (same reason, context, object, user)
+# counts into that entry instead of adding one; only the newest few entries are compared,
+# so logging costs the same however long the log is.
+ACLLOG_GROUPING_MS = 60_000
+ACLLOG_SCAN = 10
+ACLLOG_DEFAULT_COUNT = 10  # ACL LOG without a count
+
+
+class AclLogEntry:
+    __slots__ = ("count", "reason", "context", "object", "username", "created_ms", "client_info")
+
+    def __init__(self, reason: str, context: str, object_: bytes, username: bytes,
+                 client_info: bytes, now_ms: int) -> None:
+        self.count = 1
+        self.reason = reason
+        self.context = context
+        self.object = object_
+        self.username = username
+        self.created_ms = now_ms
+        self.client_info = client_info
+
+    def reply(self, now_ms: int) -> Map:
+        """ACL LOG's fields for this entry, in Redis 7.0's order (a map under RESP3)."""
+        return Map({b"count": self.count, b"reason": self.reason.encode(),
+                    b"context": self.context.encode(), b"object": self.object,
+                    b"username": self.username,
+                    b"age-seconds": (now_ms - self.created_ms) / 1000,
+                    b"client-info": self.client_info})
+
+
+class AclLog:
+    """Denied commands, keys, channels and failed logins (ACL LOG), newest first."""
+
+    def __init__(self) -> None:
+        self.entries: deque[AclLogEntry] = deque()
+
+    def add(self, reason: str, object_: bytes, username: bytes, client_info: Callable[[], bytes],
+            max_len: int = ACLLOG_MAX_LEN, context: str = "toplevel") -> None:
+        """Record one denial (``reason``: command, key, channel or auth); ``client_info``
+        is called once, for the CLIENT LIST line of the client denied."""
+        now_ms = int(time.time() * 1000)
+        for index, entry in enumerate(self.entries):
+            if index >= ACLLOG_SCAN:
+                break
+            if (entry.reason == reason and entry.context == context and entry.object == object_
+                    and entry.username == username
+                    and now_ms - entry.created_ms <= ACLLOG_GROUPING_MS):
+                del self.entries[index]
+                entry.count += 1
+                entry.created_ms = now_ms
+                entry.client_info = client_info()
+                self.entries.appendleft(entry)
+                return
+        self.entries.appendleft(AclLogEntry(reason, context, object_, username, client_info(),
+                                            now_ms))
+        while len(self.entries) > max(max_len, 0):
+            self.entries.pop()
+
+    def reply(self, count: int) -> list:
+        now_ms = int(time.time() * 1000)
+        return [entry.reply(now_ms) for entry in itertools.islice(self.entries, max(count, 0))]
+
+    def reset(self) -> None:
+        self.entries.clear()

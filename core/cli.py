@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from importlib import resources
 
 import msgspec
 import trio
 
-from . import REDIS_VERSION, __version__
+from . import (
+    REDIS_VERSION,
+    __version__,
+    info,  # noqa: F401  (INFO's executable path is resolved before the chdir)
+)
 from .config import ConfigError, load_config
+from .log import Log
+from .supervision import (
+    DEFAULT_DAEMON_PIDFILE,
+    daemonize,
+    ignore_hangup,
+    start_supervision,
+    supervision_mode,
+)
 
 USAGE = """Usage: trioredis-server [/path/to/trioredis.conf] [options] [-]
        trioredis-server -v or --version
        trioredis-server -h or --help
        trioredis-server --test-config [/path/to/trioredis.conf] [options]
+       trioredis-server --print-default-config or --print-systemd-unit
 
 Examples:
        trioredis-server (run the server with default config)
@@ -22,6 +37,10 @@ Examples:
        trioredis-server --port 7777
        trioredis-server config/trioredis.conf --appendonly yes --appendfsync always
 """
+
+# Files of config/ shipped as package data, by the option that prints them.
+PACKAGED_FILES = {"--print-default-config": "trioredis.conf",
+                  "--print-systemd-unit": "trioredis.service"}
 
 
 def parse_arguments(args: list[str]) -> tuple[str | None, list[list[str]]]:
@@ -48,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] in ("-h", "--help"):
         print(USAGE)
         return 0
+    if args and args[0] in PACKAGED_FILES:
+        # Installed with the package (trioredis.defaults is config/): an operator gets the
+        # documented defaults and the unit without a checkout of the repository.
+        sys.stdout.write(resources.files("trioredis.defaults").joinpath(PACKAGED_FILES[args[0]]).read_text())
+        return 0
     test_only = False
     if args and args[0] == "--test-config":
         test_only, args = True, args[1:]
@@ -73,12 +97,30 @@ def main(argv: list[str] | None = None) -> int:
     # dir (dir ./data) must not be applied twice (./data/data).  CONFIG GET dir then answers
     # the absolute path, as Redis does.
     config = msgspec.structs.replace(config, dir=os.getcwd())
-    loaded = msgspec.structs.replace(loaded, config=config)
-    if config.pidfile:
-        with open(config.pidfile, "w") as handle:
-            handle.write(f"{os.getpid()}\n")
+    # Under a service manager (see supervision.py): decided before any fork, and a supervised
+    # server stays in the foreground even with daemonize yes, as redis-server does.
     try:
-        return trio.run(serve, loaded)
+        log = Log(config.loglevel, config.logfile)
+    except OSError as error:
+        print(f"\n*** FATAL CONFIG FILE ERROR (trioredis {__version__}) ***\n"
+              f"Can't open the log file: {error.strerror}", file=sys.stderr)
+        return 1
+    mode = supervision_mode(config.supervised, log)
+    ignore_hangup()
+    if config.daemonize and mode == "no":
+        daemonize()
+        if not config.pidfile:
+            config = msgspec.structs.replace(config, pidfile=DEFAULT_DAEMON_PIDFILE)
+    loaded = msgspec.structs.replace(loaded, config=config)
+    if config.pidfile:  # by the daemon itself: the pid a service manager must watch
+        try:
+            with open(config.pidfile, "w") as handle:
+                handle.write(f"{os.getpid()}\n")
+        except OSError as error:
+            log.warning(f"Failed to write PID file: {error.strerror}")
+    notifier = start_supervision(mode, log)
+    try:
+        return trio.run(functools.partial(serve, loaded, notifier=notifier, supervised=mode))
     except KeyboardInterrupt:
         return 0
     except Exception as error:  # start-up refused (bad data file, port taken, bad plugin)

@@ -41,7 +41,8 @@ class Client:
         "id", "name", "db", "resp3", "authenticated", "user", "multi", "multi_error",
         "watched", "dirty_cas", "wrote", "addr", "laddr", "fd", "created", "last_interaction",
         "transport", "ctx", "last_command", "lib_name", "lib_ver", "_close_after_reply",
-        "reply_flags", "after_reply", "channels", "patterns", "kind", "blocked", "no_evict",
+        "reply_flags", "after_reply", "channels", "patterns", "shard_channels", "kind", "blocked",
+        "no_evict",
         "is_loader", "query_buffer", "output_buffer",
     )
 
@@ -74,6 +75,7 @@ class Client:
         self.after_reply = False
         self.channels: set[bytes] = set()
         self.patterns: set[bytes] = set()
+        self.shard_channels: set[bytes] = set()  # SSUBSCRIBE's, counted apart (CLIENT LIST ssub)
         self.kind = "normal"
         self.blocked = False
         self.no_evict = False
@@ -115,3 +117,9 @@ class Client:
     @property
     def subscriptions(self) -> int:
         return len(self.channels) + len(self.patterns)
+
+    @property
+    def in_pubsub(self) -> bool:
+        """Subscribed to anything (Redis's CLIENT_PUBSUB flag): under RESP2, only the
+        subscription commands, PING, QUIT and RESET are then allowed."""
+        return bool(self.channels or self.patterns or self.shard_channels)

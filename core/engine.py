@@ -27,11 +27,17 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from . import errors
+from . import errors, latency
 from .acl import AccessControl, acl_changed_in_multi, is_local_client
 from .backends import Backends
 from .client import REPLY_OFF, Client
-from .commands import BLOCKING, CommandRegistry, CommandSpec
+from .commands import (
+    BLOCKING,
+    CommandRegistry,
+    CommandSpec,
+    full_command_name,
+    subcommand_arity,
+)
 from .config import protected_action_allowed
 from .errors import CommandError
 from .keyspace import Database, Keyspace, now_ms
@@ -187,8 +193,9 @@ class Stats:
         self.net_input_bytes = 0
         self.net_output_bytes = 0
         self.errors = 0
-        # INFO commandstats: name -> [calls, usec, failed calls] (one lookup per command).
-        self.per_command: dict[str, list[int]] = {}
+        # INFO commandstats and latencystats: full name (``config|get``) -> [calls, usec,
+        # failed calls, rejected calls, latency histogram]; one lookup per command.
+        self.per_command: dict[str, list[Any]] = {}
         self.error_counts: dict[str, int] = {}
 
 
@@ -242,6 +249,9 @@ class Engine:
         self.server: Any = None  # the transport, for CLIENT LIST/KILL and INFO clients
         self.nursery: trio.Nursery | None = None  # for work commands start (set by the server)
         self.run_id = os.urandom(20).hex()
+        # INFO replication's master_replid: the run id until DEBUG CHANGE-REPL-ID makes a new
+        # one (Redis's shiftReplicationId without a previous id to keep).
+        self.replication_id = self.run_id
         self.active_expire_enabled = True
         self.total_forks = 0
         self._cross_protocol_logged = -CROSS_PROTOCOL_LOG_INTERVAL
@@ -283,6 +293,13 @@ class Engine:
         )
         self._refresh_observe_from()
 
+    def command_record(self, name: str) -> list[Any]:
+        """``stats.per_command``'s entry for a full command name, made on first use."""
+        record = self.stats.per_command.get(name)
+        if record is None:
+            record = self.stats.per_command[name] = [0, 0, 0, 0, {}]
+        return record
+
     def _refresh_observe_from(self) -> None:
         """The shortest command duration the direct observer wants to see (0: every command).
         The built-in one says so through ``observe_from_us(config)`` (the slow log's and the
@@ -290,6 +307,10 @@ class Engine:
         near; MONITOR clients make every command go to it regardless (``monitoring``)."""
         observe_from = getattr(self._on_executed, "observe_from_us", None)
         self._observe_from_us = observe_from(self.config) if observe_from is not None else 0
+        # latency-tracking (default yes, as Redis): every command's duration goes into its
+        # histogram, so every command is timed.
+        self._latency_tracking = self.config.latency_tracking
+        self._timed = self._executed_hook or self._latency_tracking
 
     def rewrite_value(self, db: int, key: bytes, value: Any, expire_ms: int | None) -> Any:
         return self.hook.trioredis_rewrite_value(db=db, key=key, value=value, expire_ms=expire_ms)
@@ -379,7 +400,7 @@ class Engine:
                         self._unregister(waiter)
         self._unwatch(client)
         client.ctx = None  # ctx.client points back: no cycle left for the collector
-        if client.channels or client.patterns:
+        if client.channels or client.patterns or client.shard_channels:
             self.pubsub.drop(client)
 
     # --- executing -------------------------------------------------------------------------
@@ -392,40 +413,70 @@ class Engine:
             if entry is None:
                 if argv[0].lower() in _CROSS_PROTOCOL_WORDS:
                     return self._cross_protocol_attack(client)
+                client.last_command = "NULL"
                 return self._reject(client, argv, errors.unknown_command(argv))
         spec, name, is_write = entry
+        # CLIENT LIST's cmd: the command as looked up, before any check refuses it or MULTI
+        # queues it, as Redis records it (EXEC's queued commands leave "exec").
+        client.last_command = spec.name
         arity = spec.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
-            return self._reject(client, argv, errors.wrong_arity(spec.name))
+            return self._reject(client, argv, errors.wrong_arity(spec.name), spec)
+        full_name = spec.name
+        if spec.subcommands and len(argv) > 1:
+            full_name = client.last_command = full_command_name(spec, argv[1])
+            if full_name is spec.name:
+                client.last_command = "NULL"
+                # A container's unknown subcommand is no command at all, as in Redis:
+                # refused here, counted in errorstats only.
+                return self._reject(client, argv, errors.unknown_subcommand(argv[1], spec.name))
+            arity = subcommand_arity(spec, argv[1])
+            if arity is not None and ((arity > 0 and len(argv) != arity) or len(argv) < -arity):
+                return self._reject(client, argv, errors.wrong_arity(full_name), spec)
         if spec.name == "debug" and not self._debug_allowed(client):  # renamed ones too
-            return self._reject(client, argv, errors.DEBUG_NOT_ALLOWED)
+            return self._reject(client, argv, errors.DEBUG_NOT_ALLOWED, spec)
         if not client.authenticated and "noauth" not in spec.flags:
-            return self._reject(client, argv, errors.NOAUTH)
+            return self._reject(client, argv, errors.NOAUTH, spec)
         if client.user in self.acl.restricted:  # empty unless ACL SETUSER restricted someone
             denied = self.acl.check(client.user, spec, argv)
             if denied is not None:
-                return self._reject(client, argv, denied)
+                self._log_denial(client, spec, argv, denied)
+                return self._reject(client, argv, denied, spec)
         if self.config.maxmemory and not client.is_loader and self._out_of_memory(client, spec):
-            return self._reject(client, argv, errors.OOM)
+            return self._reject(client, argv, errors.OOM, spec)
         if is_write and self._refusers and not client.is_loader:
             for backend in self._refusers:  # refuse_writes() inlined: every write runs this
                 refusal = backend.refuse_writes()
                 if refusal is not None:
-                    return self._reject(client, argv, refusal)
-        if (client.channels or client.patterns) and not client.resp3 and name not in _SUBSCRIBED_ALLOWED:
+                    return self._reject(client, argv, refusal, spec)
+        if (client.channels or client.patterns or client.shard_channels) and not client.resp3 and name not in _SUBSCRIBED_ALLOWED:
             return self._reject(
                 client, argv,
-                f"ERR Can't execute '{spec.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
-                "PING / QUIT / RESET are allowed in this context"
+                f"ERR Can't execute '{full_name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
+                "PING / QUIT / RESET are allowed in this context", spec
             )
         if self.loading and not client.is_loader and "loading" not in spec.flags:
-            return self._reject(client, argv, errors.LOADING)
+            return self._reject(client, argv, errors.LOADING, spec)
         if client.multi is not None and name not in _MULTI_CONTROL:
             if "no-multi" in spec.flags:
-                return self._reject(client, argv, errors.NOT_ALLOWED_IN_MULTI)
+                return self._reject(client, argv, errors.NOT_ALLOWED_IN_MULTI, spec)
             client.multi.append((spec, argv))
             return QUEUED
         return self.execute(client, spec, argv)
+
+    def _log_denial(self, client: Client, spec: CommandSpec, argv: list[bytes], denied: str) -> None:
+        """ACL LOG: what ``client`` was refused, with its CLIENT LIST line."""
+        from .commands.connection import client_info_line
+
+        user = self.acl.users.get(client.user)
+        if user is None:
+            reason, object_ = "command", spec.name.encode()
+        else:
+            reason, object_ = user.denied_object(spec, argv, denied)
+        self.acl.log.add(reason, object_, client.user.encode(),
+                         lambda: client_info_line(self, client),
+                         self.config.acllog_max_len,
+                         "multi" if client.multi is not None else "toplevel")
 
     def _debug_allowed(self, client: Client) -> bool:
         """``enable-debug-command``: DEBUG for everyone (yes), local clients (local) or
@@ -468,24 +519,25 @@ class Engine:
         ctx.propagated = False
         previous = self._current
         self._current = client
-        started = perf_counter_ns() if self._executed_hook else 0
+        name = spec.name
+        if spec.subcommands and len(argv) > 1:
+            name = full_command_name(spec, argv[1])
+        started = perf_counter_ns() if self._timed else 0
         try:
             reply = spec.handler(ctx, argv)
         except CommandError as error:
-            reply = self._error(error.message, spec.name)
+            reply = self._error(error.message, name)
         except Exception as error:  # a bug must cost one reply, not the connection
             self.log.warning(f"Internal error running {spec.name}: {error!r}")
-            reply = self._error(f"ERR internal error running '{spec.name}': {error!r}", spec.name)
+            reply = self._error(f"ERR internal error running '{spec.name}': {error!r}", name)
         finally:
             self._current = previous
-        name = spec.name
         stats = self.stats
         stats.commands_processed += 1
         record = stats.per_command.get(name)
         if record is None:
-            record = stats.per_command[name] = [0, 0, 0]
+            record = self.command_record(name)
         record[0] += 1
-        client.last_command = name
         if ctx.dirty:
             self.dirty += ctx.dirty
             db = ctx.db
@@ -512,9 +564,13 @@ class Engine:
                     BLOCKING not in spec.flags and not reply.unflagged)):
                 # Inside a transaction a blocking command does not block.
                 reply = reply.timeout_reply
-        if self._executed_hook:
-            duration_us = (perf_counter_ns() - started) // 1000
+        if self._timed:
+            duration_ns = perf_counter_ns() - started
+            duration_us = duration_ns // 1000
             record[1] += duration_us
+            if self._latency_tracking:
+                latency.record(record[4], duration_ns)
+        if self._executed_hook:
             if self._on_executed is not None:
                 if duration_us >= self._observe_from_us or self.monitoring:
                     self._on_executed(client, argv, duration_us)
@@ -522,10 +578,14 @@ class Engine:
                 self.hook.trioredis_command_executed(client=client, argv=argv, duration_us=duration_us)
         return reply
 
-    def _reject(self, client: Client, argv: list[bytes], message: str) -> ErrorReply:
+    def _reject(self, client: Client, argv: list[bytes], message: str,
+                spec: CommandSpec | None = None) -> ErrorReply:
         """A command refused before it ran (Redis's ``rejectCommand``): inside MULTI it dooms
         the transaction (EXEC answers EXECABORT); a refused EXEC itself discards the
-        transaction and says why."""
+        transaction and says why.  A known command counts it in its ``rejected_calls``."""
+        if spec is not None:
+            name = full_command_name(spec, argv[1]) if spec.subcommands and len(argv) > 1 else spec.name
+            self.command_record(name)[3] += 1
         if argv[0].lower() == b"exec":
             client.multi = None
             client.multi_error = False
@@ -541,7 +601,7 @@ class Engine:
         prefix = message.split(" ", 1)[0]
         self.stats.error_counts[prefix] = self.stats.error_counts.get(prefix, 0) + 1
         if command is not None:
-            self.stats.per_command.setdefault(command, [0, 0, 0])[2] += 1
+            self.command_record(command)[2] += 1
         return ErrorReply(message.encode())
 
     def flushed_all(self) -> None:
@@ -999,6 +1059,10 @@ class Engine:
         return math.ceil((self.loading_total - self.loading_loaded) / max(rate, 1e-6))
 
     # --- shutdown --------------------------------------------------------------------------
+
+    def change_replication_id(self) -> None:
+        """DEBUG CHANGE-REPL-ID: a new replication id."""
+        self.replication_id = os.urandom(20).hex()
 
     def request_shutdown(self, save: bool | None = None) -> None:
         self.shutdown_save = save

@@ -5,11 +5,12 @@ from __future__ import annotations
 import itertools
 import os
 import resource
+import shutil
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import REDIS_VERSION, __version__
+from . import REDIS_VERSION, __version__, latency
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -19,6 +20,20 @@ DEFAULT_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "repl
 # INFO ALL / EVERYTHING: Redis's order, which is not the default list plus the extras.
 ALL_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu",
                 "modules", "commandstats", "errorstats", "latencystats", "cluster", "keyspace")
+
+
+def _program_path(argv0: str) -> str:
+    """The program's real path, as typed: a bare name (``trioredis-server`` from PATH) is
+    looked up on PATH, a relative one joined with the starting directory.  Redis joins argv[0]
+    with the working directory whatever it is; computed here once, at import, before the CLI
+    changes into ``dir``, so INFO names a file that exists."""
+    if os.sep not in argv0:
+        argv0 = shutil.which(argv0) or argv0
+    return os.path.realpath(argv0)
+
+
+# cli.py imports this module before its chdir (see _program_path).
+EXECUTABLE = _program_path(sys.argv[0]) if sys.argv and sys.argv[0] else sys.executable
 
 
 def rss_bytes() -> int:
@@ -55,7 +70,7 @@ def _server(engine: Engine) -> dict[str, Any]:
         "gcc_version": "0.0.0",
         "python_version": sys.version.split()[0],
         "process_id": os.getpid(),
-        "process_supervised": "no",
+        "process_supervised": getattr(server, "supervised", "no"),
         "run_id": engine.run_id,
         "tcp_port": server.port if server is not None else 0,
         "server_time_usec": int(time.time() * 1e6),
@@ -64,7 +79,7 @@ def _server(engine: Engine) -> dict[str, Any]:
         "hz": engine.config.hz,
         "configured_hz": engine.config.hz,
         "lru_clock": int(time.time()) & 0xFFFFFF,
-        "executable": os.path.abspath(sys.argv[0]),
+        "executable": EXECUTABLE,
         "config_file": engine.loaded.path or "",
         "io_threads_active": 0,
     }
@@ -219,7 +234,7 @@ def _stats(engine: Engine) -> dict[str, Any]:
         "keyspace_misses": stats.keyspace_misses,
         "pubsub_channels": len(getattr(getattr(engine, "pubsub", None), "channels", {}) or {}),
         "pubsub_patterns": len(getattr(getattr(engine, "pubsub", None), "patterns", {}) or {}),
-        "pubsubshard_channels": 0,
+        "pubsubshard_channels": len(getattr(getattr(engine, "pubsub", None), "shard_channels", {}) or {}),
         "latest_fork_usec": getattr(engine, "latest_fork_usec", 0),
         "total_forks": getattr(engine, "total_forks", 0),
         "migrate_cached_sockets": 0,
@@ -248,7 +263,7 @@ def _stats(engine: Engine) -> dict[str, Any]:
 def _replication(engine: Engine) -> dict[str, Any]:
     return {
         "role": "master", "connected_slaves": 0, "master_failover_state": "no-failover",
-        "master_replid": engine.run_id, "master_replid2": "0" * 40,
+        "master_replid": engine.replication_id, "master_replid2": "0" * 40,
         "master_repl_offset": 0, "second_repl_offset": -1, "repl_backlog_active": 0,
         "repl_backlog_size": 1048576, "repl_backlog_first_byte_offset": 0,
         "repl_backlog_histlen": 0,
@@ -273,10 +288,27 @@ def _errorstats(engine: Engine) -> dict[str, Any]:
 
 
 def _commandstats(engine: Engine) -> dict[str, Any]:
+    """Every command called, failed or refused (Redis lists one refused before ever running,
+    with calls=0), under its full name (``config|get``)."""
     return {
-        f"cmdstat_{name}": f"calls={calls},usec={usec},usec_per_call={usec / calls:.2f},"
-        f"rejected_calls=0,failed_calls={failed}"
-        for name, (calls, usec, failed) in engine.stats.per_command.items() if calls
+        f"cmdstat_{name}": f"calls={calls},usec={usec},"
+        f"usec_per_call={usec / calls if calls else 0:.2f},"
+        f"rejected_calls={rejected},failed_calls={failed}"
+        for name, (calls, usec, failed, rejected, _) in engine.stats.per_command.items()
+        if calls or failed or rejected
+    }
+
+
+def tracking_percentiles(config: Any) -> tuple[float, ...]:
+    """``latency-tracking-info-percentiles`` (Redis's space-separated text) as numbers."""
+    return tuple(float(word) for word in config.latency_tracking_info_percentiles.split())
+
+
+def _latencystats(engine: Engine) -> dict[str, Any]:
+    percentiles = tracking_percentiles(engine.config)
+    return {
+        f"latency_percentiles_usec_{name}": latency.info_line(record[4], percentiles)
+        for name, record in engine.stats.per_command.items() if record[4]
     }
 
 
@@ -302,7 +334,7 @@ _SECTIONS = {
     "server": _server, "clients": _clients, "memory": _memory, "persistence": _persistence,
     "stats": _stats, "replication": _replication, "cpu": _cpu, "modules": lambda e: {},
     "errorstats": _errorstats, "cluster": lambda e: {"cluster_enabled": 0},
-    "keyspace": _keyspace, "commandstats": _commandstats, "latencystats": lambda e: {},
+    "keyspace": _keyspace, "commandstats": _commandstats, "latencystats": _latencystats,
 }
 
 

@@ -96,6 +96,8 @@ class PubSub:
         self.channels: dict[bytes, dict[Client, None]] = {}
         self.patterns: dict[bytes, dict[Client, None]] = {}
         self._pattern_index = PatternIndex()
+        # Sharded channels (SSUBSCRIBE): a namespace of their own, without patterns.
+        self.shard_channels: dict[bytes, dict[Client, None]] = {}
 
     # --- subscriptions ---------------------------------------------------------------------
 
@@ -147,6 +149,55 @@ class PubSub:
             self.unsubscribe(client, channel)
         for pattern in list(client.patterns):
             self.punsubscribe(client, pattern)
+        for channel in list(client.shard_channels):
+            self.sunsubscribe(client, channel)
+
+    # --- sharded channels (SSUBSCRIBE, SPUBLISH) --------------------------------------------
+    # Without a cluster every shard channel lives on this server: they work as channels kept
+    # apart from SUBSCRIBE's, reached by SPUBLISH only, never by patterns.
+
+    def ssubscribe(self, client: Client, channel: bytes) -> bool:
+        if channel in client.shard_channels:
+            return False
+        client.shard_channels.add(channel)
+        self.shard_channels.setdefault(channel, {})[client] = None
+        return True
+
+    def sunsubscribe(self, client: Client, channel: bytes) -> bool:
+        if channel not in client.shard_channels:
+            return False
+        client.shard_channels.discard(channel)
+        listeners = self.shard_channels.get(channel)
+        if listeners is not None:
+            listeners.pop(client, None)
+            if not listeners:
+                del self.shard_channels[channel]
+        return True
+
+    def spublish(self, channel: bytes, message: bytes, sender: Client | None = None) -> tuple[int, list[Any]]:
+        """SPUBLISH: ``smessage`` to the shard channel's subscribers; the receiver count and
+        the sender's own messages, as :meth:`publish` returns them."""
+        listeners = self.shard_channels.get(channel)
+        if not listeners:
+            return 0, []
+        push = Push([b"smessage", channel, message])
+        own: list[Any] = []
+        for client in listeners:
+            if client is sender:
+                own.append(push)
+            else:
+                client.transport.push(push)
+        return len(listeners), own
+
+    def matching_shard_channels(self, pattern: bytes | None) -> list[bytes]:
+        """PUBSUB SHARDCHANNELS: the active shard channels."""
+        if pattern is None:
+            return list(self.shard_channels)
+        matcher = compile_glob(pattern)
+        # Redis's matcher never lets a non-empty pattern match the empty name (its loop
+        # stops at once on an empty string): "" is listed only for the pattern "".
+        return [channel for channel in self.shard_channels
+                if (matcher.fullmatch(channel) if channel else not pattern)]
 
     # --- delivery --------------------------------------------------------------------------
 

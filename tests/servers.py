@@ -110,6 +110,15 @@ def wait_rewrite_done(client: redis.Redis, timeout: float = 30) -> None:
              "the AOF rewrite to finish")
 
 
+def console_script(name: str) -> str:
+    """The path of an installed console script (``trioredis-check-snapshot``...) next to the
+    Python running the tests: the venv's ``bin/``.  Never looked up on PATH, where a global
+    install (``/usr/local/bin``, a pyenv shim) would hide a venv that lacks it."""
+    path = os.path.join(os.path.dirname(sys.executable), name)
+    assert os.access(path, os.X_OK), f"{name} is not installed next to {sys.executable}"
+    return path
+
+
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """``python -m trioredis ARGS`` to its end (``--version``, ``--test-config``...)."""
     return subprocess.run([sys.executable, "-m", "trioredis", *args], capture_output=True,

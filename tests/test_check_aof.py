@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from servers import console_script
 from trioredis import encode_command
 from trioredis.plugins.aof.loading import AofScanner
 
@@ -21,12 +20,8 @@ WHOLE = b"".join(encode_command(argv) for argv in COMMANDS)
 
 def check_aof_command() -> list[str]:
     """The console script as installed next to this Python (a venv's bin/ need not be on
-    PATH when pytest runs as .venv/bin/python)."""
-    script = os.path.join(os.path.dirname(sys.executable), "trioredis-check-aof")
-    if os.path.exists(script):
-        return [script]
-    found = shutil.which("trioredis-check-aof")
-    return [found] if found else [sys.executable, "-m", "trioredis.plugins.aof.check"]
+    PATH when pytest runs as .venv/bin/python); never a copy found elsewhere on PATH."""
+    return [console_script("trioredis-check-aof")]
 
 
 def run(*args, stdin=""):

@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -30,6 +31,10 @@ def test_readme_starts_with_the_two_commands():
     first = code_blocks(text)[0]
     assert first.splitlines()[0].startswith("make run")
     assert first.splitlines()[1].startswith("make test")
+    # make run builds the server's venv without the test extras; make test adds them.
+    makefile_text = open(os.path.join(REPO, "Makefile"), encoding="utf-8").read()
+    assert re.search(r"^run: \$\(BIN\)/trioredis-server$", makefile_text, flags=re.M)
+    assert "pip install --quiet -e .\n" in makefile_text
     makefile = open(os.path.join(REPO, "Makefile"), encoding="utf-8").read()
     assert re.search(r"^run:", makefile, flags=re.M) and re.search(r"^test:", makefile, flags=re.M)
     with open(os.path.join(REPO, ".ci", "run"), encoding="utf-8") as handle:
@@ -47,7 +52,12 @@ def test_readme_commands_work_from_top_to_bottom(tmp_path):
         pytest.skip("needs make and redis-cli (Debian redis-tools; `make test` installs it)")
     port = free_port()
     data = tmp_path / "data"
-    # `make run` exactly as the README says, plus a free port and a scratch directory.
+    # `make run ARGS="--port 7000"` as the README shows it for running beside a Redis, on a
+    # free port instead of 7000, plus a scratch directory.
+    with open(README, encoding="utf-8") as handle:
+        blocks = code_blocks(handle.read())
+    (beside,) = [block for block in blocks if block.startswith('make run ARGS="--port 7000"')]
+    assert "redis-cli -p 7000 ping" in beside
     server = subprocess.Popen(
         ["make", "--no-print-directory", "run", f"ARGS=--port {port} --dir {data}"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
@@ -88,3 +98,32 @@ def test_readme_commands_work_from_top_to_bottom(tmp_path):
     snapshot = subprocess.run([os.path.join(bin_dir, "trioredis-check-snapshot"),
                                str(data / "dump.trdb")], capture_output=True, text=True, timeout=60)
     assert snapshot.returncode == 0, snapshot.stdout + snapshot.stderr
+    # "Run as a service": the packaged config and unit, printed where the README says.
+    (service,) = [block for block in blocks if "--print-systemd-unit" in block]
+    for line in service.splitlines():
+        subprocess.run(line.replace(".venv/bin/", bin_dir + "/"), shell=True, cwd=tmp_path,
+                       check=True, timeout=60)
+    assert (tmp_path / "trioredis.conf").read_text() == open(
+        os.path.join(REPO, "config", "trioredis.conf"), encoding="utf-8").read()
+    assert "Type=notify" in (tmp_path / "trioredis.service").read_text()
+
+
+def test_ci_finds_every_console_script_in_the_venv_with_a_minimal_path(tmp_path):
+    """`.ci/run` tests with the system's PATH plus .venv/bin only; its check fails when a
+    console script would come from anywhere but the venv."""
+    venv_bin = os.path.join(REPO, ".venv", "bin")
+    if os.path.dirname(sys.executable) != venv_bin:
+        pytest.skip("tests not run from the project's .venv (make setup)")
+    script = os.path.join(REPO, ".ci", "run")
+    result = subprocess.run([script, "--check-only"], capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/")})
+    assert result.returncode == 0, result.stderr
+    # A project whose venv lacks a console script: reported, not found elsewhere on PATH.
+    shutil.copytree(os.path.join(REPO, ".ci"), tmp_path / ".ci")
+    shutil.copy(os.path.join(REPO, "pyproject.toml"), tmp_path)
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    os.symlink(os.path.join(venv_bin, "trioredis-server"), tmp_path / ".venv/bin/trioredis-server")
+    result = subprocess.run([str(tmp_path / ".ci" / "run"), "--check-only"], capture_output=True,
+                            text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1
+    assert "console script trioredis-check-aof resolves to" in result.stderr

@@ -69,15 +69,28 @@ def test_server_commands_reply_like_redis_byte_for_byte(server, reference):
 
 
 def test_command_info_has_redis_shape_and_flag_names(server, reference):
-    """Name, arity, flags and categories (status replies), key positions; key specs and
-    tips are left empty here."""
+    """Name, arity, flags and categories (status replies), key positions, key specs; tips
+    and subcommands are left empty here."""
     with RawClient(server.port) as ours, RawClient(reference.port) as theirs:
-        for name in ("get", "set", "del", "mset", "ping", "multi", "auth", "expire", "incr"):
-            mine = ours.call("COMMAND", "INFO", name)
-            real = theirs.call("COMMAND", "INFO", name)
-            # Everything up to the tips (the 7th element) is the same bytes.
-            head = mine.split(b"*0\r\n*0\r\n*0\r\n")[0]
-            assert real.startswith(head), (name, mine, real)
+        for name in ("get", "set", "del", "mset", "ping", "multi", "auth", "expire", "incr",
+                     "lmove", "zunionstore", "sintercard"):
+            mine = _elements(ours.call("COMMAND", "INFO", name))
+            real = _elements(theirs.call("COMMAND", "INFO", name))
+            # Everything up to the tips (the 7th element), then the key specs, byte for byte.
+            assert mine[:7] == real[:7] and mine[8] == real[8], (name, mine, real)
+
+
+def _elements(reply: bytes) -> list[bytes]:
+    """The raw bytes of each element of COMMAND INFO's one entry."""
+    from parity import reply_end
+
+    position = reply.index(b"\r\n", reply.index(b"*10\r\n")) + 2
+    elements = []
+    for _ in range(10):
+        end = reply_end(reply, position)
+        elements.append(reply[position:end])
+        position = end
+    return elements
 
 
 def test_command_count_list_docs_through_redis_py(r):

@@ -21,7 +21,7 @@ from collections import deque
 
 import pytest
 import redis
-from servers import ServerProcess, ServerThread
+from servers import ServerProcess, ServerThread, console_script
 from trioredis.plugins.snapshot.backend import zset_class
 from trioredis.plugins.snapshot.format import (
     FORMAT_VERSION,
@@ -622,12 +622,12 @@ def test_damaged_snapshot_stops_the_server_with_a_clear_log_line(tmp_path):
         assert process.process.returncode != 0
         assert "Bad snapshot file" in process.log()
         assert "Refusing to start on wrong data" in process.log()
-        checked = subprocess.run(["trioredis-check-snapshot", str(path)], capture_output=True,
+        checked = subprocess.run([console_script("trioredis-check-snapshot"), str(path)], capture_output=True,
                                  text=True)
         assert checked.returncode == 1
         assert "Bad snapshot file" in checked.stdout
     path.write_bytes(good)
-    checked = subprocess.run(["trioredis-check-snapshot", str(path)], capture_output=True, text=True)
+    checked = subprocess.run([console_script("trioredis-check-snapshot"), str(path)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout
     assert "48 keys" in checked.stdout
 

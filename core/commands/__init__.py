@@ -8,7 +8,7 @@ plugin would.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +81,9 @@ class CommandSpec:
     subcommands: tuple[str, ...] = ()
     categories: frozenset[str] = field(default_factory=frozenset)
     key_finder: KeyFinder | None = None
+    # Each subcommand's arity (counted from the container's name, as Redis counts it), in
+    # the order of ``subcommands``; empty when the declaration gave names only.
+    subcommand_arity: tuple[int, ...] = ()
     write_keys: KeyFinder | None = None
     key_specs: KeySpecs | None = None
     # key_specs as (read, write) per key; None when they depend on argv.
@@ -130,18 +133,21 @@ def command(
     keys: tuple[int, int, int] = (0, 0, 0),
     group: str = "generic",
     summary: str = "",
-    subcommands: Iterable[str] = (),
+    subcommands: Iterable[str] | Mapping[str, int] = (),
     key_finder: KeyFinder | None = None,
     write_keys: KeyFinder | None = None,
     key_specs: KeySpecs | None = None,
 ) -> CommandSpec:
     """A CommandSpec from compact arguments: ``flags`` is space-separated
-    (``"write denyoom fast"``), ``keys`` is (first, last, step), ``key_specs`` Redis's key
-    flags (see :data:`KeySpecs`).  Without ``key_specs``, ``write_keys`` keys are written only
-    and the others read only (BITOP, SORT ... STORE); with neither, a command gets the safe
-    default: a read-only command reads its keys (``"RO ACCESS"``), any other both reads and
-    writes them (``"RW ACCESS UPDATE"``), so no ACL key pattern grants more than it says."""
+    (``"write denyoom fast"``), ``keys`` is (first, last, step), ``subcommands`` names a
+    container's subcommands, or maps each to its arity (then checked before the handler);
+    ``key_specs`` Redis's key flags (see :data:`KeySpecs`).  Without ``key_specs``,
+    ``write_keys`` keys are written only and the others read only (BITOP, SORT ... STORE);
+    with neither, a command gets the safe default: a read-only command reads its keys
+    (``"RO ACCESS"``), any other both reads and writes them (``"RW ACCESS UPDATE"``), so no
+    ACL key pattern grants more than it says."""
     flag_set = frozenset(flags.split())
+    arities = tuple(subcommands.values()) if isinstance(subcommands, Mapping) else ()
     if key_specs is None and write_keys is None:
         key_specs = "RO ACCESS" if READONLY in flag_set else "RW ACCESS UPDATE"
     if isinstance(key_specs, str):
@@ -160,6 +166,7 @@ def command(
         subcommands=tuple(subcommands),
         categories=_categories(flag_set, group),
         key_finder=key_finder,
+        subcommand_arity=arities,
         write_keys=write_keys,
         key_specs=key_specs,
         access=access,
@@ -182,6 +189,25 @@ def _categories(flags: frozenset[str], group: str) -> frozenset[str]:
         found.discard("read")
     found.discard("")
     return frozenset(found)
+
+
+def full_command_name(spec: CommandSpec, sub: bytes) -> str:
+    """``config|get``: a container command with one of its declared subcommands, as Redis
+    names it in INFO commandstats, latencystats and CLIENT LIST; the container's own name (the
+    same object) for anything else: an unknown subcommand never makes a new name."""
+    name = sub.lower().decode("latin-1")
+    return f"{spec.name}|{name}" if name in spec.subcommands else spec.name
+
+
+def subcommand_arity(spec: CommandSpec, sub: bytes) -> int | None:
+    """The declared arity of a container's subcommand (None: unknown or not declared)."""
+    if not spec.subcommand_arity:
+        return None
+    try:
+        index = spec.subcommands.index(sub.lower().decode("latin-1"))
+    except ValueError:
+        return None
+    return spec.subcommand_arity[index]
 
 
 class CommandRegistry:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from .. import errors
-from ..acl import CATEGORIES, category_members
+from ..acl import ACLLOG_DEFAULT_COUNT, CATEGORIES, category_members
 from ..errors import CommandError
 from ..resp import OK, Map
 from . import command
@@ -96,7 +96,10 @@ def getuser(ctx, argv):
         b"commands": " ".join(user.command_rules).encode(),
         b"keys": user.describe_keys().encode(),
         b"channels": user.describe_channels().encode(),
-        b"selectors": [],
+        b"selectors": [Map({b"commands": " ".join(selector.command_rules).encode(),
+                            b"keys": selector.describe_keys().encode(),
+                            b"channels": selector.describe_channels().encode()})
+                       for selector in user.selectors],
     })
 
 
@@ -142,7 +145,8 @@ def dryrun(ctx, argv):
         key = user.first_denied_key(spec, command_argv) or b""
         return f"This user has no permissions to access the '{_text(key)}' key".encode()
     if "channels" in denied:
-        return b"This user has no permissions to access one of the channels used as arguments"
+        channel = user.first_denied_channel(spec, command_argv) or b""
+        return f"This user has no permissions to access the '{_text(channel)}' channel".encode()
     return ("T" + denied.removeprefix("NOPERM t")).encode()
 
 
@@ -157,12 +161,17 @@ def genpass(ctx, argv):
 
 
 def log(ctx, argv):
-    """Failed commands and logins are not recorded: the log is always empty."""
+    """ACL LOG [count | RESET]: the newest denials and failed logins (10 by default)."""
+    acl_log = ctx.engine.acl.log
+    if len(argv) > 3:
+        raise CommandError(errors.sanitize(
+            "ERR unknown subcommand or wrong number of arguments for "
+            f"'{argv[1].decode('utf-8', 'replace')}'. Try ACL HELP."))
     if len(argv) == 3 and argv[2].lower() == b"reset":
+        acl_log.reset()
         return OK
-    if len(argv) == 3:
-        parse_int(argv[2], errors.NOT_INTEGER)
-    return []
+    count = parse_int(argv[2], errors.NOT_INTEGER) if len(argv) == 3 else ACLLOG_DEFAULT_COUNT
+    return acl_log.reply(count)
 
 
 def help_(ctx, argv):
@@ -184,5 +193,5 @@ _ARITY = {
 def register(registry):
     registry.extend([
         command("acl", -2, "admin noscript loading stale", acl, group="server",
-                subcommands=tuple(s.decode() for s in _SUBCOMMANDS)),
+                subcommands={s.decode(): _ARITY[s] for s in _SUBCOMMANDS}),
     ])

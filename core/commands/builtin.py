@@ -21,6 +21,7 @@ GROUPS = (
     "pubsub",
     "acl",
     "observability",
+    "operator",
     "dump",
     "bitmaps",
     "sort",

@@ -8,6 +8,7 @@ from .. import REDIS_VERSION, errors
 from ..client import REPLY_OFF, REPLY_SKIP, REPLY_SKIP_NEXT
 from ..engine import Block
 from ..errors import CommandError
+from ..observability import of as observer_of
 from ..resp import NULL_ARRAY, OK, PONG, ErrorReply, Map, Raw, Status, Verbatim
 from . import command
 from .args import help_reply, parse_c_int, parse_int, parse_timeout
@@ -17,7 +18,7 @@ NO_REPLY = Raw(b"")  # a command that answers nothing (CLIENT REPLY OFF and SKIP
 
 def ping(ctx, argv):
     client = ctx.client
-    if (client.channels or client.patterns) and not client.resp3:
+    if client.in_pubsub and not client.resp3:
         return [b"pong", argv[1] if len(argv) > 1 else b""]
     if len(argv) == 1:
         return PONG
@@ -43,10 +44,15 @@ def select(ctx, argv):
     return OK
 
 
-def _check_password(ctx, username: bytes, password: bytes) -> None:
-    """Log the client in as ``username`` (trioredis.acl compares in constant time)."""
-    user = ctx.engine.acl.authenticate(username, password)
+def _check_password(ctx, username: bytes, password: bytes, command: bytes) -> None:
+    """Log the client in as ``username`` (trioredis.acl compares in constant time); a
+    failure goes to ACL LOG under the command's name as sent (AUTH, HELLO)."""
+    engine = ctx.engine
+    user = engine.acl.authenticate(username, password)
     if user is None:
+        engine.acl.log.add("auth", command, username,
+                           lambda: client_info_line(engine, ctx.client),
+                           engine.config.acllog_max_len)
         raise CommandError(errors.WRONGPASS)
     ctx.client.user = user.name
     ctx.client.authenticated = True
@@ -58,7 +64,7 @@ def auth(ctx, argv):
     if len(argv) == 2 and ctx.engine.acl.users["default"].nopass:
         raise CommandError(errors.AUTH_NOT_CONFIGURED)
     username, password = (b"default", argv[1]) if len(argv) == 2 else (argv[1], argv[2])
-    _check_password(ctx, username, password)
+    _check_password(ctx, username, password, argv[0])
     return OK
 
 
@@ -79,7 +85,7 @@ def hello(ctx, argv):
     while index < len(argv):
         option = argv[index].lower()
         if option == b"auth" and index + 2 < len(argv):
-            _check_password(ctx, argv[index + 1], argv[index + 2])
+            _check_password(ctx, argv[index + 1], argv[index + 2], argv[0])
             index += 3
         elif option == b"setname" and index + 1 < len(argv):
             setname = argv[index + 1]
@@ -139,23 +145,28 @@ def client_info_line(engine, client, current: bytes | None = None) -> bytes:
     lib-ver, which redis-py sets).  ``current`` names the command being run by the client
     asking (``client|list``), as Redis shows it."""
     now = time.monotonic()
-    flags = "N"
-    if client.multi is not None:
-        flags = "x"
-    elif client.blocked:
-        flags = "b"
-    elif client.channels or client.patterns:
-        flags = "P"
+    # Redis's letters, in its order: O monitor, P subscribed, x in MULTI, b blocked, d a
+    # WATCHed key changed, c closing after this reply, U unix socket, e no-evict; N for none.
+    flags = "".join(letter for letter, on in (
+        ("O", client.id in observer_of(engine).monitors), ("P", client.in_pubsub), ("x", client.multi is not None),
+        ("b", client.blocked), ("d", client.dirty_cas), ("c", client.close_after_reply),
+        ("U", client.addr.startswith("/")), ("e", client.no_evict)) if on) or "N"
     multi = len(client.multi) if client.multi is not None else -1
     command_name = current or client.last_command.lower().encode()
+    # Buffers as the transport counts them: bytes received not yet run (qbuf) and replies
+    # not yet sent (omem); Redis's finer split of its own allocations has no equal here.
+    connections = getattr(engine.server, "connections", None) or {}
+    connection = connections.get(client.id)
+    qbuf = connection.parser.pending() if connection is not None else 0
+    omem = client.output_buffer
     fields = [
         ("id", client.id), ("addr", client.addr), ("laddr", client.laddr), ("fd", client.fd),
         ("name", client.name.decode("utf-8", "replace")), ("age", int(now - client.created)),
         ("idle", int(now - client.last_interaction)), ("flags", flags), ("db", client.db.index),
-        ("sub", len(client.channels)), ("psub", len(client.patterns)), ("ssub", 0),
-        ("multi", multi), ("qbuf", 0), ("qbuf-free", 0), ("argv-mem", 0), ("multi-mem", 0),
-        ("rbs", 0), ("rbp", 0), ("obl", 0), ("oll", 0), ("omem", 0), ("tot-mem", 0),
-        ("events", "r"), ("cmd", command_name.decode("utf-8", "replace")),
+        ("sub", len(client.channels)), ("psub", len(client.patterns)), ("ssub", len(client.shard_channels)),
+        ("multi", multi), ("qbuf", qbuf), ("qbuf-free", 0), ("argv-mem", 0), ("multi-mem", 0),
+        ("rbs", 0), ("rbp", 0), ("obl", 0), ("oll", 0), ("omem", omem), ("tot-mem", qbuf + omem),
+        ("events", "rw" if omem else "r"), ("cmd", command_name.decode("utf-8", "replace")),
         ("user", client.user), ("redir", -1), ("resp", 3 if client.resp3 else 2),
         ("lib-name", client.lib_name.decode("utf-8", "replace")),
         ("lib-ver", client.lib_ver.decode("utf-8", "replace")),
@@ -171,9 +182,9 @@ def _of_type(clients, raw_kind: bytes):
     if kind not in _CLIENT_TYPES:
         raise CommandError(f"ERR Unknown client type '{raw_kind.decode('utf-8', 'replace')}'")
     if kind == b"pubsub":
-        return [c for c in clients if c.channels or c.patterns]
+        return [c for c in clients if c.in_pubsub]
     if kind == b"normal":
-        return [c for c in clients if not (c.channels or c.patterns)]
+        return [c for c in clients if not c.in_pubsub]
     return []  # no replication here: no master or replica clients
 
 
@@ -361,6 +372,8 @@ def _client_kill(ctx, argv):
         elif option == b"laddr":
             matches = [c for c in matches if c.laddr == text]
         elif option == b"user":
+            if text not in engine.acl.users:
+                raise CommandError(errors.sanitize(f"ERR No such user '{text}'"))
             matches = [c for c in matches if c.user == text]
         elif option == b"type":
             matches = _of_type(matches, value)
@@ -446,7 +459,8 @@ def register(registry):
         command("hello", -1, "noscript noauth fast stale loading allow-busy", hello, group="connection"),
         command("reset", 1, "noscript noauth fast stale loading allow-busy", reset, group="connection"),
         command("client", -2, "admin stale loading", client_, group="connection",
-                subcommands=tuple(name.decode() for name in _CLIENT_SUBCOMMANDS)),
+                subcommands={name.decode(): arity
+                             for name, (arity, _) in _CLIENT_SUBCOMMANDS.items()}),
         command("wait", 3, "noscript", wait, group="connection"),
     ])
 

@@ -6,7 +6,10 @@ hook); these commands read it.
 
 from __future__ import annotations
 
+import time
+
 from .. import errors
+from .. import latency as latency_histograms
 from ..errors import CommandError
 from ..observability import latency_threshold, of
 from ..resp import OK, Map, Raw, Status, Verbatim
@@ -129,6 +132,91 @@ def _doctor(ctx, observer) -> str:
     return "\n".join(lines)
 
 
+def _histogram_reply(record) -> Map:
+    return Map({b"calls": record[0],
+                b"histogram_usec": Map(latency_histograms.cumulative_usec(record[4]))})
+
+
+def _histograms(engine, names: list[bytes]) -> Map:
+    """LATENCY HISTOGRAM [command ...]: per full command name (``config|get``), the calls
+    and their cumulative distribution; a container command's name brings its subcommands,
+    unknown names and commands never called are skipped, as in Redis."""
+    table = engine.stats.per_command
+    if not names:
+        return Map((name.encode(), _histogram_reply(record))
+                   for name, record in table.items() if record[4])
+    # Each name costs a lookup or two, however many names are asked for: the recorded
+    # names grouped by their container once.
+    by_container: dict[str, list[str]] = {}
+    for name, record in table.items():
+        if record[4] and "|" in name:
+            by_container.setdefault(name.partition("|")[0], []).append(name)
+    reply = Map()
+    for raw in names:
+        wanted = raw.lower().decode("latin-1")
+        for name in [wanted, *by_container.get(wanted, ())]:
+            record = table.get(name)
+            key = name.encode()
+            if record is not None and record[4] and key not in reply:
+                reply[key] = _histogram_reply(record)
+    return reply
+
+
+# LATENCY GRAPH's chart, as Redis draws it (its sparkline.c): 80 columns per band, 4 rows of
+# 3 levels each, filled below the top of every column.
+_GRAPH_COLUMNS = 80
+_GRAPH_ROWS = 4
+_GRAPH_FILL = "_o#"
+
+
+def _age_label(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def _chart(values: list[int], labels: list[str], low: int, high: int) -> str:
+    """One band of at most 80 samples: the level rows, a blank spacer, then the labels read
+    top to bottom, one character per row, until the longest ends."""
+    levels = len(_GRAPH_FILL)
+    steps = levels * _GRAPH_ROWS
+    span = (high - low) or 1
+    heights = [min(max(int(int((value - low) * steps) / span), 0), steps - 1) for value in values]
+    lines = []
+    for row in range(_GRAPH_ROWS):
+        line = []
+        for height in heights:
+            index = height - (_GRAPH_ROWS - row - 1) * levels
+            line.append(_GRAPH_FILL[index] if 0 <= index < levels else "|" if index >= levels else " ")
+        lines.append("".join(line))
+    lines.append(" " * len(values))
+    for position in range(max(len(label) for label in labels)):
+        lines.append("".join(label[position] if position < len(label) else " " for label in labels))
+    return "".join(line + "\n" for line in lines)
+
+
+def _graph(observer, raw_event: bytes) -> str:
+    """LATENCY GRAPH <event>: a header, a rule, then the samples oldest first, each column
+    labelled with how long ago it was taken."""
+    event = raw_event.decode("utf-8", "replace")
+    history = observer.latency.get(event)
+    if history is None or not history.samples:
+        raise CommandError(f"ERR No samples available for event '{event}'")
+    now = int(time.time())
+    values = [ms for _, ms in history.samples]
+    labels = [_age_label(now - when) for when, _ in history.samples]
+    low, high = min(values), max(values)
+    graph = f"{event} - high {high} ms, low {low} ms (all time high {history.max} ms)\n"
+    graph += "-" * _GRAPH_COLUMNS + "\n"
+    bands = [_chart(values[start:start + _GRAPH_COLUMNS], labels[start:start + _GRAPH_COLUMNS],
+                    low, high) for start in range(0, len(values), _GRAPH_COLUMNS)]
+    return graph + "\n".join(bands)
+
+
 def latency(ctx, argv):
     observer = of(ctx.engine)
     sub = argv[1].lower()
@@ -151,9 +239,9 @@ def latency(ctx, argv):
     if sub == b"doctor" and len(argv) == 2:
         return Verbatim(_doctor(ctx, observer).encode())
     if sub == b"histogram":
-        return Map()  # per-command latency histograms are not tracked
+        return _histograms(ctx.engine, argv[2:])
     if sub == b"graph" and len(argv) == 3:
-        raise CommandError("ERR LATENCY GRAPH is not supported by this server")
+        return Verbatim(_graph(observer, argv[2]).encode())
     if sub == b"help" and len(argv) == 2:
         return [Status(line.encode()) for line in _LATENCY_HELP]
     if sub in (b"latest", b"history", b"doctor", b"graph", b"help"):
@@ -165,9 +253,9 @@ def register(registry):
     group = "server"
     registry.extend([
         command("slowlog", -2, "admin loading stale", slowlog, group=group,
-                subcommands=("get", "len", "reset", "help")),
+                subcommands={"get": -2, "len": 2, "reset": 2, "help": 2}),
         command("monitor", 1, "admin noscript loading stale", monitor, group=group),
         command("latency", -2, "admin loading stale", latency, group=group,
-                subcommands=("doctor", "graph", "history", "latest", "reset", "histogram",
-                             "help")),
+                subcommands={"doctor": 2, "graph": 3, "history": 3, "latest": 2, "reset": -2,
+                             "histogram": -2, "help": 2}),
     ])

@@ -1,4 +1,5 @@
-"""Pub/Sub commands: SUBSCRIBE PSUBSCRIBE UNSUBSCRIBE PUNSUBSCRIBE PUBLISH PUBSUB.
+"""Pub/Sub commands: SUBSCRIBE PSUBSCRIBE UNSUBSCRIBE PUNSUBSCRIBE PUBLISH PUBSUB, and the
+sharded ones (SSUBSCRIBE SUNSUBSCRIBE SPUBLISH), whose channels are counted apart.
 
 Replies follow Redis 7 byte for byte.  A (un)subscribe command answers once per channel, so
 its handler returns the confirmations already encoded (:class:`Raw`) for the client's protocol:
@@ -15,15 +16,17 @@ from ..resp import Push, Raw, Status, encode
 from . import command
 
 
-def _confirm_each(client, kind: bytes, names, action) -> Raw:
+def _confirm_each(client, kind: bytes, names, action, shard: bool = False) -> Raw:
     """Apply ``action(client, name)`` to each name and confirm each with Redis's
-    ``[kind, name, subscription count]`` push, the count as it is right after that name.
+    ``[kind, name, subscription count]`` push, the count as it is right after that name
+    (shard channels count only themselves; channels and patterns count together).
     A None name (UNSUBSCRIBE with nothing to leave) is confirmed without an action."""
     out = []
     for name in names:
         if name is not None:
             action(client, name)
-        out.append(encode(Push([kind, name, client.subscriptions]), client.resp3))
+        count = len(client.shard_channels) if shard else client.subscriptions
+        out.append(encode(Push([kind, name, count]), client.resp3))
     confirmations = Raw(b"".join(out))
     if client.replies_dropped:
         # CLIENT REPLY OFF/SKIP silence replies, not pushes: Redis still sends these.
@@ -51,11 +54,37 @@ def punsubscribe(ctx, argv):
     return _confirm_each(ctx.client, b"punsubscribe", patterns, of(ctx.engine).punsubscribe)
 
 
+def ssubscribe(ctx, argv):
+    if ctx.engine.in_exec:
+        # Redis 7.0 refuses it inside a transaction (SUBSCRIBE is let through there).
+        raise CommandError("ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client")
+    return _confirm_each(ctx.client, b"ssubscribe", argv[1:], of(ctx.engine).ssubscribe, True)
+
+
+def sunsubscribe(ctx, argv):
+    channels = argv[1:] or list(ctx.client.shard_channels) or [None]
+    return _confirm_each(ctx.client, b"sunsubscribe", channels, of(ctx.engine).sunsubscribe,
+                         True)
+
+
 def publish(ctx, argv):
     pubsub = getattr(ctx.engine, "pubsub", None)
     if pubsub is None:
         return 0
-    receivers, own = pubsub.publish(argv[1], argv[2], ctx.client)
+    return _published(ctx, *pubsub.publish(argv[1], argv[2], ctx.client))
+
+
+def spublish(ctx, argv):
+    """SPUBLISH: like PUBLISH, to the shard channel's subscribers only.  Like PUBLISH, nothing
+    reaches the AOF: a message is no change to the dataset."""
+    pubsub = getattr(ctx.engine, "pubsub", None)
+    if pubsub is None:
+        return 0
+    return _published(ctx, *pubsub.spublish(argv[1], argv[2], ctx.client))
+
+
+def _published(ctx, receivers: int, own: list):
+    """The reply to (S)PUBLISH: the receiver count, after the sender's own messages."""
     if not own:
         return receivers
     # The publisher listens too (RESP3): its messages come before the reply, as in Redis.
@@ -98,11 +127,11 @@ def pubsub_(ctx, argv):
     if sub == b"numpat" and len(argv) == 2:
         return len(pubsub.patterns)
     if sub == b"shardchannels" and len(argv) in (2, 3):
-        return []  # no shard channels outside a cluster
+        return pubsub.matching_shard_channels(argv[2] if len(argv) == 3 else None)
     if sub == b"shardnumsub":
         reply = []
         for channel in argv[2:]:
-            reply += [channel, 0]
+            reply += [channel, len(pubsub.shard_channels.get(channel, ()))]
         return reply
     if sub == b"help" and len(argv) == 2:
         return [Status(line.encode()) for line in _PUBSUB_HELP]
@@ -123,7 +152,12 @@ def register(registry):
         command("unsubscribe", -1, "pubsub noscript loading stale", unsubscribe, group=group),
         command("punsubscribe", -1, "pubsub noscript loading stale", punsubscribe, group=group),
         command("publish", 3, "pubsub loading stale fast", publish, group=group),
+        # Redis declares the shard channels as keys (flagged not_key, for cluster routing);
+        # here they are channels only, so ACL key patterns never apply to them.
+        command("ssubscribe", -2, "pubsub noscript loading stale", ssubscribe, group=group),
+        command("sunsubscribe", -1, "pubsub noscript loading stale", sunsubscribe, group=group),
+        command("spublish", 3, "pubsub loading stale fast", spublish, group=group),
         command("pubsub", -2, "pubsub loading stale", pubsub_, group=group,
-                subcommands=("channels", "numsub", "numpat", "shardchannels", "shardnumsub",
-                             "help")),
+                subcommands={"channels": -2, "numsub": -2, "numpat": 2, "shardchannels": -2,
+                             "shardnumsub": -2, "help": 2}),
     ])

@@ -17,15 +17,24 @@ from ..config import (
     ConfigError,
     format_value,
     matching_options,
+    parse_memory,
     protected_action_allowed,
     replace_options,
     rewrite_config_file,
 )
 from ..errors import CommandError
 from ..info import info_text
-from ..resp import OK, Map, Raw, SetReply, Status, Verbatim
-from . import command
+from ..resp import OK, ErrorReply, Map, Raw, SetReply, Status, Verbatim
+from . import command, full_command_name, subcommand_arity
 from .args import help_reply, parse_int
+from .keyspecs import (
+    NO_MANDATORY_KEYS,
+    InvalidKeySpec,
+    has_key_specs,
+    key_references,
+    key_specs_reply,
+)
+from .redis_keyspecs import KEY_SPECS
 
 
 def info(ctx, argv):
@@ -201,13 +210,13 @@ def _command_info(spec):
         {c for c in (_CATEGORY_NAMES.get(c, c) for c in spec.categories) if c in _CATEGORY_ORDER},
         _CATEGORY_ORDER,
     )
-    # Flags, categories, tips, key specs and subcommands are sets in RESP3, as Redis sends
-    # them; tips, key specs and subcommands are left empty here.
+    # Flags, categories, tips and subcommands are sets in RESP3, as Redis sends them; tips
+    # and subcommands are left empty here.  Key specs are Redis's for its own commands.
     return [
         spec.name.encode(), spec.arity, SetReply([Status(f.encode()) for f in flags]),
         spec.first_key, spec.last_key, spec.step,
-        SetReply([Status(b"@" + c.encode()) for c in categories]), SetReply(), SetReply(),
-        SetReply(),
+        SetReply([Status(b"@" + c.encode()) for c in categories]), SetReply(),
+        key_specs_reply(spec.name), SetReply(),
     ]
 
 
@@ -286,13 +295,15 @@ _COMMAND_HELP = [
     b"    commands are returned.",
     b"GETKEYS <full-command>",
     b"    Return the keys from a full Redis command.",
+    b"GETKEYSANDFLAGS <full-command>",
+    b"    Return the keys and the access flags from a full Redis command.",
     b"HELP",
     b"    Prints this help.",
 ]
 
 # Subcommand arity, counted from COMMAND as Redis counts it.
 _COMMAND_ARITY = {b"count": 2, b"info": -2, b"docs": -2, b"list": -2, b"getkeys": -4,
-                  b"help": 2}
+                  b"getkeysandflags": -4, b"help": 2}
 
 
 def command_(ctx, argv):
@@ -336,17 +347,52 @@ def command_(ctx, argv):
         elif len(argv) != 2:
             raise CommandError(errors.SYNTAX)
         return names
-    if sub == b"getkeys":
-        spec = table.get(argv[2].lower())
-        if spec is None:
-            raise CommandError("ERR Invalid command specified")
-        if not spec.first_key and spec.key_finder is None:
-            raise CommandError("ERR The command has no key arguments")
-        inner = argv[2:]
-        if (spec.arity > 0 and len(inner) != spec.arity) or len(inner) < -spec.arity:
-            raise CommandError("ERR Invalid number of arguments specified for command")
-        return spec.keys(inner)
+    if sub in (b"getkeys", b"getkeysandflags"):
+        found = _command_keys(table, argv[2:])
+        if sub == b"getkeys":
+            return [key for key, _ in found]
+        return [[key, SetReply([Status(flag.encode()) for flag in flags])] for key, flags in found]
     return help_reply(_COMMAND_HELP)
+
+
+def _command_keys(table, inner: list[bytes]) -> list[tuple[bytes, tuple[str, ...]]]:
+    """COMMAND GETKEYS[ANDFLAGS] <command...>: each key with its flags, or Redis's errors (an
+    unknown command or subcommand, one without keys, a wrong count, keys the arguments do
+    not describe)."""
+    spec = table.get(inner[0].lower())
+    if spec is None:
+        raise CommandError("ERR Invalid command specified")
+    name, arity = spec.name, spec.arity
+    if spec.subcommands and len(inner) > 1:
+        name = full_command_name(spec, inner[1])
+        if name is spec.name:
+            raise CommandError("ERR Invalid command specified")
+        arity = subcommand_arity(spec, inner[1]) or arity
+    if name in KEY_SPECS:
+        has_keys = has_key_specs(name)
+    else:  # a command of our own: its declaration says
+        has_keys = name == spec.name and bool(spec.first_key or spec.key_finder)
+    if not has_keys:
+        raise CommandError("ERR The command has no key arguments")
+    if (arity > 0 and len(inner) != arity) or len(inner) < -arity:
+        raise CommandError("ERR Invalid number of arguments specified for command")
+    try:
+        references = key_references(name, inner)
+    except InvalidKeySpec:
+        references = []
+    if references is None:  # a command of our own: its declared key positions
+        flags = ("RW", "access", "update") if spec.is_write else ("RO", "access")
+        keys = spec.keys(inner)
+        return [(key, flags) for key in keys] if keys else _no_keys(name)
+    if not references:
+        return _no_keys(name)
+    return [(inner[index], flags) for index, flags in references]
+
+
+def _no_keys(name: str) -> list:
+    if name in NO_MANDATORY_KEYS:
+        return []
+    raise CommandError("ERR Invalid arguments specified for command")
 
 
 # --- persistence ---------------------------------------------------------------------------
@@ -485,6 +531,36 @@ def debug(ctx, argv):
     if sub == b"set-active-expire" and len(argv) == 3:
         engine.active_expire_enabled = argv[2] != b"0"
         return OK
+    if sub == b"error" and len(argv) == 3:
+        # The text as the whole error line (Redis adds no ERR), left out of the error and
+        # failed-call statistics as in Redis: a test's own error is no server error.
+        return ErrorReply(errors.sanitize(argv[2].decode("utf-8", "replace")).encode())
+    if sub == b"quicklist-packed-threshold" and len(argv) == 3:
+        # Lists here have no packed nodes; the bounds are checked as Redis checks them.
+        try:
+            size = parse_memory(argv[2].decode("utf-8", "replace"))
+        except ValueError:
+            size = -1
+        if not 0 <= size <= (1 << 32) - (1 << 20):
+            raise CommandError("ERR argument must be a memory value bigger than 1 and smaller "
+                               "than 4gb")
+        return OK
+    if sub == b"listpack" and len(argv) == 3:
+        value = ctx.db.get(argv[2])
+        if value is None:
+            raise CommandError(errors.NO_SUCH_KEY)
+        from .keys import object_encoding
+
+        if object_encoding(value) != "listpack":
+            raise CommandError("ERR Not a listpack encoded object.")
+        engine.log.notice(f"DEBUG LISTPACK {argv[2]!r}: {len(value)} entries")
+        return Status(b"Listpack structure printed on stdout")
+    if sub == b"change-repl-id" and len(argv) == 2:
+        engine.change_replication_id()
+        return OK
+    if sub == b"stringmatch-test" and len(argv) == 2:
+        _fuzz_glob()
+        return Status(b"Apparently Redis did not crash: test passed")
     if sub == b"object" and len(argv) == 3:
         value = ctx.db.get(argv[2])
         if value is None:
@@ -504,6 +580,19 @@ def debug(ctx, argv):
             b"    Output a hex signature representing the current DB content.",
             b"DIGEST-VALUE <key> [<key> ...]",
             b"    Output a hex signature of the values of all the specified keys.",
+            b"ERROR <string>",
+            b"    Return a Redis protocol error with <string> as message. Useful for clients",
+            b"    unit tests to simulate Redis errors.",
+            b"CHANGE-REPL-ID",
+            b"    Change the replication IDs of the instance.",
+            b"    Dangerous: should be used only for testing the replication subsystem.",
+            b"LISTPACK <key>",
+            b"    Show low level info about the listpack encoding of <key>.",
+            b"QUICKLIST-PACKED-THRESHOLD <size>",
+            b"    Sets the threshold for elements to be inserted as plain vs packed nodes",
+            b"    Default value is 1GB, allows values up to 4GB. Setting to 0 restores to default.",
+            b"STRINGMATCH-TEST",
+            b"    Run a fuzz tester against the stringmatchlen() function.",
             b"OBJECT <key>",
             b"    Show low level info about `key` and associated value.",
             b"RELOAD",
@@ -518,7 +607,34 @@ def debug(ctx, argv):
             b"HELP",
             b"    Prints this help.",
         ])
-    raise CommandError(errors.unknown_subcommand(argv[1], "DEBUG"))
+    raise CommandError(errors.sanitize(
+        "ERR unknown subcommand or wrong number of arguments for "
+        f"'{argv[1].decode('utf-8', 'replace')[:128]}'. Try DEBUG HELP."))
+
+
+# DEBUG STRINGMATCH-TEST: how many random pattern/string pairs go through the glob matcher
+# (Redis runs ten million through its C matcher, for seconds; a bounded sample here).
+_FUZZ_ROUNDS = 20_000
+
+
+def _fuzz_glob() -> None:
+    """Random patterns and strings through the KEYS/SCAN/PSUBSCRIBE matcher: it must
+    answer (or refuse a pattern) without raising anything else."""
+    import random
+
+    from ..glob import compile_glob
+
+    compile_uncached = getattr(compile_glob, "__wrapped__", compile_glob)  # keep the cache
+    rng = random.Random()
+    alphabet = b"ab*?[]^-\\x"
+    for _ in range(_FUZZ_ROUNDS):
+        pattern = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        text = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        try:
+            matcher = compile_uncached(pattern)
+        except ValueError:
+            continue
+        matcher.fullmatch(text)
 
 
 def with_categories(spec, *categories: str):
@@ -542,9 +658,10 @@ def register(registry):
         with_categories(command("lastsave", 1, "loading stale fast", lastsave, group=group),
                         "admin", "dangerous"),
         command("config", -2, "admin loading stale", config_, group=group,
-                subcommands=("get", "set", "resetstat", "rewrite", "help")),
+                subcommands={"get": -3, "set": -4, "resetstat": 2, "rewrite": 2, "help": 2}),
         with_categories(command("command", -1, "loading stale", command_, group=group,
-                subcommands=("count", "info", "docs", "list", "getkeys", "help")), "connection"),
+                subcommands={"count": 2, "info": -2, "docs": -2, "list": -2, "getkeys": -4,
+                             "getkeysandflags": -4, "help": 2}), "connection"),
         # These wait on a backend through an event Block, which needs no "blocking" flag.
         # BGSAVE and BGREWRITEAOF are refused in MULTI here (Redis queues them): EXEC cannot
         # wait for a backend in the middle of a transaction.

@@ -36,6 +36,7 @@ from ..engine import Engine
 from ..log import Log
 from ..persistence import PersistenceRegistry
 from ..plugin_manager import make_plugin_manager, plugin_names
+from ..supervision import SystemdNotifier
 from .connection import Connection
 from .listeners import Listeners
 from .reactor import Reactor
@@ -52,9 +53,12 @@ class Server(Listeners, Serving):
         handle_signals: bool = False,
         log: Log | None = None,
         ephemeral_port: bool = False,
+        supervised: str = "no",
     ) -> None:
         """``ephemeral_port``: listen on a port the kernel picks (tests), since ``port 0``
-        means "no TCP" in redis.conf."""
+        means "no TCP" in redis.conf.  ``supervised``: the service manager in charge
+        (``systemd``, ``upstart``, ``no``), for INFO's process_supervised."""
+        self.supervised = supervised
         self.loaded = loaded
         self.ephemeral_port = ephemeral_port
         self.config = loaded.config
@@ -157,7 +161,7 @@ class Server(Listeners, Serving):
                 for connection in list(self.connections.values()):
                     client = connection.client
                     if (client.last_interaction < limit and not client.blocked
-                            and not client.channels and not client.patterns):
+                            and not client.in_pubsub):
                         self.log.verbose(f"Closing idle client id={client.id}")
                         self._close_soon(connection)
             self.config = engine.config
@@ -201,11 +205,15 @@ def _default_save(engine: Engine) -> bool:
     return bool(getattr(engine.config, "save", ()))  # an option of plugins/snapshot
 
 
-async def serve(loaded: LoadedConfig, *, handle_signals: bool = True, on_ready: Callable[[Server], None] | None = None) -> int:
-    """Run a server until it shuts down; returns the process exit code."""
-    server = Server(loaded, handle_signals=handle_signals)
+async def serve(loaded: LoadedConfig, *, handle_signals: bool = True, on_ready: Callable[[Server], None] | None = None,
+                notifier: SystemdNotifier | None = None, supervised: str = "no") -> int:
+    """Run a server until it shuts down; returns the process exit code.  ``notifier``: the
+    service manager to tell when loading ends and when shutdown begins."""
+    server = Server(loaded, handle_signals=handle_signals, supervised=supervised)
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
+        if notifier is not None:
+            nursery.start_soon(notifier.follow, server)
         if on_ready is not None:
             on_ready(server)
     return server.exit_code

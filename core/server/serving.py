@@ -145,7 +145,7 @@ class Serving:
         """Close ``connection`` if ``pending`` queued bytes break its class's limits."""
         client = connection.client
         self._output_limits_for()
-        kind = "pubsub" if client.channels or client.patterns else "normal"
+        kind = "pubsub" if client.in_pubsub else "normal"
         hard, soft, seconds = self._output_limits[kind]
         over = bool(hard and pending >= hard)
         if not over and soft and pending >= soft:

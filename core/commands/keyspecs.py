@@ -1,0 +1,214 @@
+"""Which arguments of a command are keys, and how the command uses each: COMMAND GETKEYS and
+COMMAND GETKEYSANDFLAGS as Redis 7.0 answers them.
+
+Redis describes the keys of each command with key specifications (``redis_keyspecs``, taken
+from Redis): where the search begins (a fixed index, or after a keyword searched from one
+end), then how many keys follow (a range up to an offset from the end, or a count given by
+an argument).  Each key found carries its spec's flags (``RW``, ``OW``, ``access``...).  A
+few commands' specs cannot say everything (SET's flags depend on GET, SORT's STORE may be
+anywhere): for those, as in Redis, a small function of the arguments decides instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .redis_keyspecs import KEY_SPECS
+
+KeyRefs = list[tuple[int, tuple[str, ...]]]  # (argument index, flags) for each key
+
+
+class InvalidKeySpec(Exception):
+    """The arguments do not fit a spec (a count past the end...): Redis then answers "Invalid
+    arguments specified for command"."""
+
+
+def _begin(search: tuple, argv: list[bytes]) -> int | None:
+    """The index of the first key of a spec, None when its keyword is absent."""
+    if search[0] == "index":
+        return search[1]
+    keyword, start = search[1].encode().lower(), search[2]
+    argc = len(argv)
+    # Forward up to the last argument but one, or backward down to the second: a keyword
+    # must have a key after it and cannot be the command name.
+    indexes = range(start, argc - 1) if start > 0 else range(argc + start, 1, -1)
+    for index in indexes:
+        if not 1 <= index < argc:
+            break
+        if argv[index].lower() == keyword:
+            return index + 1
+    return None
+
+
+def _find(find: tuple, first: int, argv: list[bytes]) -> tuple[int, int, int]:
+    """(first, last, step) of the keys of a spec beginning at ``first``."""
+    argc = len(argv)
+    if find[0] == "range":
+        last_key, step, limit = find[1], find[2], find[3]
+        if last_key >= 0:
+            last = first + last_key
+        elif not limit:
+            last = argc + last_key
+        else:  # keys take 1/limit of what is left (XREAD's streams then their ids)
+            last = first + ((argc - first) // limit + last_key)
+        return first, last, step
+    numkeys_index, first_key, step = find[1], find[2], find[3]
+    if first + numkeys_index >= argc:
+        raise InvalidKeySpec
+    try:
+        count = int(argv[first + numkeys_index])
+    except ValueError:
+        raise InvalidKeySpec from None
+    if count < 0:
+        raise InvalidKeySpec
+    first += first_key
+    return first, first + count - 1, step
+
+
+def keys_from_specs(specs: tuple, argv: list[bytes]) -> KeyRefs | None:
+    """Every key of ``argv`` with its flags, spec by spec; None when a spec cannot be
+    followed (``unknown``, or flags that vary): the caller then asks the command's function."""
+    found: KeyRefs = []
+    for flags, begin, find, _ in specs:
+        if "not_key" in flags:
+            continue
+        if begin[0] == "unknown" or find[0] == "unknown":
+            return None
+        first = _begin(begin, argv)
+        if first is None:
+            continue
+        first, last, step = _find(find, first, argv)
+        if first >= len(argv) or last >= len(argv) or last < first:
+            raise InvalidKeySpec
+        found.extend((index, flags) for index in range(first, last + 1, step or 1))
+    return found
+
+
+# --- commands whose specs are incomplete or whose flags vary ---------------------------------
+
+_RW_ACCESS_UPDATE = ("RW", "access", "update")
+
+
+def _set_keys(argv: list[bytes]) -> KeyRefs:
+    """SET overwrites its key, unless GET also reads it."""
+    if any(arg.lower() == b"get" for arg in argv[3:]):
+        return [(1, _RW_ACCESS_UPDATE)]
+    return [(1, ("OW", "update"))]
+
+
+def _bitfield_keys(argv: list[bytes]) -> KeyRefs:
+    """BITFIELD only reads when every operation is a GET (a malformed one counts as a write)."""
+    index = 2
+    while index < len(argv):
+        left = len(argv) - index - 1
+        word = argv[index].lower()
+        if word == b"get" and left >= 2:
+            index += 3
+        elif word == b"overflow" and left >= 1:
+            index += 2
+        else:
+            return [(1, _RW_ACCESS_UPDATE)]
+    return [(1, ("RO", "access"))]
+
+
+def _sort_keys(argv: list[bytes]) -> KeyRefs:
+    """SORT reads its key and writes the last STORE's; LIMIT, GET and BY take arguments."""
+    found: KeyRefs = [(1, ("RO", "access"))]
+    store = None
+    skips = {b"limit": 2, b"get": 1, b"by": 1}
+    index = 2
+    while index < len(argv):
+        word = argv[index].lower()
+        if word in skips:
+            index += skips[word]
+        elif word == b"store" and index + 1 < len(argv):
+            store = index + 1
+        index += 1
+    if store is not None:
+        found.append((store, ("OW", "update")))
+    return found
+
+
+def _migrate_keys(argv: list[bytes]) -> KeyRefs:
+    """MIGRATE host port key|"" db timeout [COPY] [REPLACE] [AUTH pw] [AUTH2 user pw]
+    [KEYS key...]: the one key, or the keys after KEYS when the key is empty."""
+    flags = ("RW", "access", "delete")
+    first, count = 3, 1
+    index = 6
+    while index < len(argv):
+        word = argv[index].lower()
+        if word == b"auth":
+            index += 1
+        elif word == b"auth2":
+            index += 2
+        elif word == b"keys" and argv[3] == b"":
+            first, count = index + 1, len(argv) - index - 1
+            break
+        index += 1
+    return [(position, flags) for position in range(first, first + count)]
+
+
+# Commands for which no key at all is a valid answer (Redis's no_mandatory_keys flag).
+NO_MANDATORY_KEYS = frozenset({"eval", "eval_ro", "evalsha", "evalsha_ro", "fcall", "fcall_ro"})
+
+KEY_FUNCTIONS: dict[str, Callable[[list[bytes]], KeyRefs]] = {
+    "set": _set_keys, "bitfield": _bitfield_keys, "sort": _sort_keys,
+    "sort_ro": lambda argv: [(1, ("RO", "access"))], "migrate": _migrate_keys,
+}
+
+
+def key_specs_reply(name: str) -> list:
+    """COMMAND INFO's key specifications of a Redis command, as Redis sends them: a set (in
+    RESP3) of a map per spec (its note if any, flags, how the search begins, how keys are
+    found)."""
+    from ..resp import Map, SetReply, Status
+
+    def search(kind: tuple) -> Map:
+        fields: dict[bytes, object] = {}
+        if kind[0] == "index":
+            fields = {b"index": kind[1]}
+        elif kind[0] == "keyword":
+            fields = {b"keyword": kind[1].encode(), b"startfrom": kind[2]}
+        elif kind[0] == "range":
+            fields = {b"lastkey": kind[1], b"keystep": kind[2], b"limit": kind[3]}
+        elif kind[0] == "keynum":
+            fields = {b"keynumidx": kind[1], b"firstkey": kind[2], b"keystep": kind[3]}
+        return Map({b"type": kind[0].encode(), b"spec": Map(fields)})
+
+    reply = []
+    for flags, begin, find, notes in KEY_SPECS.get(name, ()):
+        spec = Map({b"notes": notes.encode()} if notes else {})
+        spec[b"flags"] = SetReply([Status(flag.encode()) for flag in flags])
+        spec[b"begin_search"] = search(begin)
+        spec[b"find_keys"] = search(find)
+        reply.append(spec)
+    return SetReply(reply)
+
+
+def has_key_specs(name: str) -> bool:
+    """Redis has key specs for ``name`` naming real keys (not only not_key ones, like the
+    shard channels of SPUBLISH)."""
+    return any("not_key" not in flags for flags, *_ in KEY_SPECS.get(name, ()))
+
+
+def key_references(name: str, argv: list[bytes]) -> KeyRefs | None:
+    """The keys of ``argv`` (a command named ``name``, ``object|encoding`` for a subcommand)
+    with their flags; None when Redis has no key specs for it (a command of our own: the
+    caller falls back to the declaration's key positions)."""
+    specs = KEY_SPECS.get(name)
+    if specs is None:
+        return None
+    varies = any("variable_flags" in flags or "incomplete" in flags for flags, *_ in specs)
+    if not varies:
+        try:
+            found = keys_from_specs(specs, argv)
+        except InvalidKeySpec:
+            found = None
+            if name not in KEY_FUNCTIONS:
+                raise
+        if found is not None:
+            return found
+    function = KEY_FUNCTIONS.get(name)
+    if function is None:
+        raise InvalidKeySpec
+    return function(argv)

@@ -1,0 +1,119 @@
+"""Differential tests of ACL against a real ``redis-server`` 7.0 given the same session:
+ACL LOG's entries (denied commands, keys, channels, failed logins, grouped repeats, count and
+RESET; ages and client addresses compared by shape), and selectors (``(+set %W~app*)``):
+how ACL SETUSER reads them, ACL LIST / GETUSER / DRYRUN, and what a user with them may run."""
+
+from __future__ import annotations
+
+import re
+
+import hiredis
+import parity
+import pytest
+from parity import RawClient, compare_scripts
+from servers import ServerThread
+
+reference = parity.reference  # the real Redis, a module-scoped fixture
+
+SESSION = [
+    ("AUTH", "bob", "wrong"), ("AUTH", "nobody", "x"), ("AUTH", "bob", "pw"), ("SET", "x", "1"),
+    ("GET", "other"), ("GET", "other"), ("GET", "app:1"), ("PUBLISH", "gossip", "m"),
+    ("PUBLISH", "news", "m"), ("SUBSCRIBE", "news", "gossip"), ("CONFIG", "GET", "x"),
+    ("MULTI",), ("SET", "x", "1"), ("EXEC",), ("HELLO", "2", "AUTH", "bob", "bad"),
+]
+ADMIN = [("ACL", "LOG", "x"), ("ACL", "LOG", "-1"), ("ACL", "LOG", "0"), ("ACL", "LOG", "1", "2"),
+         ("ACL", "LOG", "RESET"), ("ACL", "LOG")]
+
+
+@pytest.fixture(scope="module")
+def ours():
+    server = ServerThread([["save", ""], ["appendonly", "no"]]).start()
+    yield server
+    server.stop()
+
+
+def _parse(data: bytes):
+    reader = hiredis.Reader()
+    reader.feed(data)
+    return reader.gets()
+
+
+def _run(port: int, protocol: str = "2") -> tuple[list[bytes], list, bytes, list[bytes]]:
+    with RawClient(port) as admin, RawClient(port) as bob:
+        admin.call("HELLO", protocol)
+        admin.call("ACL", "LOG", "RESET")
+        admin.call("ACL", "SETUSER", "bob", "reset", "on", ">pw", "+get", "+publish", "+subscribe",
+                   "+multi", "+config|set", "~app*", "&news")
+        replies = [bob.call(*argv) for argv in SESSION]
+        log = _parse(admin.call("ACL", "LOG"))
+        first = admin.call("ACL", "LOG", "1")
+        errors = [admin.call(*argv) for argv in ADMIN]
+        admin.call("ACL", "DELUSER", "bob")
+    return replies, log, first, errors
+
+
+@pytest.mark.parametrize("protocol", ["2", "3"])
+def test_acl_log_records_denials_as_redis(ours, reference, protocol):
+    ours_replies, ours_log, ours_first, ours_admin = _run(ours.server.port, protocol)
+    redis_replies, redis_log, redis_first, redis_admin = _run(reference.port, protocol)
+    assert ours_replies == redis_replies
+    assert ours_admin == redis_admin
+    assert len(ours_log) == len(redis_log) > 5
+    for mine, theirs in zip(ours_log, redis_log, strict=True):
+        if protocol == "2":
+            mine = dict(zip(mine[0::2], mine[1::2], strict=True))
+            theirs = dict(zip(theirs[0::2], theirs[1::2], strict=True))
+        assert list(mine) == list(theirs)
+        for field in (b"count", b"reason", b"context", b"object", b"username"):
+            assert mine[field] == theirs[field], (field, mine, theirs)
+        age = mine[b"age-seconds"]
+        assert isinstance(age, float) if protocol == "3" else re.fullmatch(rb"\d+(\.\d+)?", age)
+        info = dict(pair.split(b"=", 1) for pair in mine[b"client-info"].split(b" "))
+        expected = dict(pair.split(b"=", 1) for pair in theirs[b"client-info"].split(b" "))
+        for field in (b"cmd", b"user", b"db", b"flags", b"multi"):
+            assert info[field] == expected[field], (field, mine, theirs)
+    assert ours_first.count(b"count") == redis_first.count(b"count") == 1
+
+
+SELECTOR_SCRIPT = [
+    ("ACL", "SETUSER", "sel", "on", "nopass", "+get", "~app*", "(+set %W~app* &ch)", "(+hset ~h*)"),
+    ("ACL", "GETUSER", "sel"), ("ACL", "SETUSER", "sel2", "(+set", "~x)"),
+    ("ACL", "SETUSER", "sel3", "(+set"), ("ACL", "SETUSER", "sel3", "(on)"),
+    ("ACL", "SETUSER", "sel3", "()"), ("ACL", "SETUSER", "sel3", "(>pw)"),
+    ("ACL", "SETUSER", "sel3", "((+get))"), ("ACL", "LIST"),
+    ("ACL", "SETUSER", "sel", "clearselectors"), ("ACL", "DRYRUN", "sel2", "set", "x", "1"),
+    ("ACL", "DRYRUN", "sel2", "set", "y", "1"), ("ACL", "DRYRUN", "sel2", "get", "x"),
+    ("ACL", "SETUSER", "sel4", "(+set ~x)", "(+get ~y)", "~z", "+incr", "&c1", "(&c2 +publish)"),
+    ("ACL", "DRYRUN", "sel4", "get", "x"), ("ACL", "DRYRUN", "sel4", "set", "y", "1"),
+    ("ACL", "DRYRUN", "sel4", "incr", "q"), ("ACL", "DRYRUN", "sel4", "publish", "c3", "m"),
+    ("ACL", "DRYRUN", "sel4", "publish", "c2", "m"), ("ACL", "DRYRUN", "sel4", "set", "x", "1"),
+    ("ACL", "SETUSER", "sel5", "(+set ~x", "reset)"), ("ACL", "SETUSER", "sel5", "(+set ~x)", "reset"),
+    ("ACL", "SETUSER", "sel6", "(+set ~x)", "(%R~y +@read)", "(allkeys allchannels allcommands)",
+     "(resetkeys nocommands)"),
+    ("ACL", "LIST"), ("ACL", "GETUSER", "sel4"), ("ACL", "GETUSER", "sel6"),
+    ("ACL", "DELUSER", "sel", "sel2", "sel3", "sel4", "sel5", "sel6"),
+]
+
+
+def test_selectors_are_read_and_shown_as_redis(ours, reference):
+    assert compare_scripts(ours.server.port, reference.port, SELECTOR_SCRIPT) == []
+
+
+USER_SESSION = [
+    ("SET", "x", "1"), ("SET", "y", "1"), ("GET", "x"), ("GET", "y"), ("INCR", "z"), ("INCR", "x"),
+    ("PUBLISH", "c2", "m"), ("PUBLISH", "c1", "m"), ("HSET", "h", "f", "v"), ("MULTI",),
+    ("SET", "x", "2"), ("GET", "y"), ("EXEC",),
+]
+
+
+def test_a_user_with_selectors_may_run_what_one_of_them_allows(ours, reference):
+    replies = []
+    for port in (ours.server.port, reference.port):
+        with RawClient(port) as admin, RawClient(port) as user:
+            admin.call("FLUSHALL")
+            admin.call("ACL", "SETUSER", "sel", "reset", "on", ">pw", "(+set ~x)", "(+get ~y)",
+                       "~z", "+incr", "+multi", "+exec", "&c1", "(&c2 +publish)")
+            assert user.call("AUTH", "sel", "pw") == b"+OK\r\n"
+            replies.append([user.call(*argv) for argv in USER_SESSION])
+            admin.call("ACL", "DELUSER", "sel")
+    assert replies[0] == replies[1]
