@@ -253,3 +253,21 @@ if __name__ == "__main__":
         sys.exit("usage: python tests/parity.py regenerate-docs")
     here = os.path.dirname(os.path.abspath(__file__))
     regenerate_command_docs(os.path.join(here, "..", "core", "commands", "redis_docs.py"))
+
+
+def keyspace_events(port: int, script: list[list[bytes]], flags: bytes = b"KEA") -> list[bytes]:
+    """The keyspace and keyevent messages ``script`` publishes in database 9 (emptied first)
+    with ``notify-keyspace-events`` set to ``flags``, in order, as raw replies."""
+    with RawClient(port) as subscriber, RawClient(port) as writer:
+        writer.call(b"CONFIG", b"SET", b"notify-keyspace-events", flags)
+        writer.call(b"SELECT", b"9")
+        writer.call(b"FLUSHDB")
+        subscriber.call(b"PSUBSCRIBE", b"__key*@9__:*")
+        for command in script:
+            writer.call(*command)
+        writer.call(b"CONFIG", b"SET", b"notify-keyspace-events", b"")
+        subscriber.send(encode_command(b"PING"))
+        messages = []
+        while (message := subscriber.read_reply()) and b"pong" not in message:
+            messages.append(message)
+    return messages

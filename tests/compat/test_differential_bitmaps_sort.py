@@ -397,22 +397,6 @@ NOTIFY_SCRIPT = [
 ]
 
 
-def _events(port: int, script: list[list[bytes]], flags: bytes = b"KEA") -> list[bytes]:
-    with RawClient(port) as subscriber, RawClient(port) as writer:
-        writer.call(b"CONFIG", b"SET", b"notify-keyspace-events", flags)
-        writer.call(b"SELECT", b"9")
-        writer.call(b"FLUSHDB")
-        subscriber.call(b"PSUBSCRIBE", b"__key*@9__:*")
-        for command in script:
-            writer.call(*command)
-        writer.call(b"CONFIG", b"SET", b"notify-keyspace-events", b"")
-        subscriber.send(parity.encode_command(b"PING"))
-        messages = []
-        while (message := subscriber.read_reply()) and b"pong" not in message:
-            messages.append(message)
-    return messages
-
-
 @pytest.mark.parametrize("flags", [b"KEA", b"KEAnm"])
 def test_keyspace_notifications_name_the_events_redis_names(server, reference, flags):
     """``n`` adds ``new`` for created keys, ``m`` a ``keymiss`` for every read lookup that
@@ -421,7 +405,7 @@ def test_keyspace_notifications_name_the_events_redis_names(server, reference, f
         [b"SET", b"w_1", b"3"], [b"SORT", b"l", b"BY", b"w_*", b"GET", b"#", b"GET", b"h_*->f"],
         [b"BITCOUNT", b"nokey"], [b"GETBIT", b"nokey", b"1"], [b"SORT_RO", b"nokey"],
     ]
-    assert _events(server.port, script, flags) == _events(reference.port, script, flags)
+    assert parity.keyspace_events(server.port, script, flags) == parity.keyspace_events(reference.port, script, flags)
 
 
 EDGE_SCRIPT = [

@@ -178,23 +178,7 @@ def test_hll_in_multi_and_its_notifications_match_redis(server, reference):
               [b"PFMERGE", b"h2", b"h"], [b"PFADD", b"h", b"a"], [b"PFADD", b"h", b"zz"],
               [b"EXEC"], [b"GET", b"h2"], [b"PFDEBUG", b"TODENSE", b"h2"]]
     assert parity.compare_scripts(server.port, reference.port, script) == []
-    assert _events(server.port, script) == _events(reference.port, script)
-
-
-def _events(port: int, script: list[list[bytes]]) -> list[bytes]:
-    with RawClient(port) as subscriber, RawClient(port) as writer:
-        writer.call(b"CONFIG", b"SET", b"notify-keyspace-events", b"KEA")
-        writer.call(b"SELECT", b"9")
-        writer.call(b"FLUSHDB")
-        subscriber.call(b"PSUBSCRIBE", b"__key*@9__:*")
-        for command in script:
-            writer.call(*command)
-        writer.call(b"CONFIG", b"SET", b"notify-keyspace-events", b"")
-        subscriber.send(parity.encode_command(b"PING"))
-        messages = []
-        while (message := subscriber.read_reply()) and b"pong" not in message:
-            messages.append(message)
-    return messages
+    assert parity.keyspace_events(server.port, script) == parity.keyspace_events(reference.port, script)
 
 
 # --- geo -----------------------------------------------------------------------------------
@@ -407,7 +391,7 @@ def test_geo_errors_edges_and_multi_reply_like_redis(server, reference):
 
 def test_geo_notifications_match_redis(server, reference):
     script = [command for command in GEO_ERRORS if command[0] not in (b"MULTI", b"EXEC")]
-    assert _events(server.port, script) == _events(reference.port, script)
+    assert parity.keyspace_events(server.port, script) == parity.keyspace_events(reference.port, script)
 
 
 GEO_HLL_COMMANDS = ["pfadd", "pfcount", "pfmerge", "pfdebug", "pfselftest", "geoadd", "geodist",

@@ -484,25 +484,8 @@ NOTIFY_SCRIPT = [
 ]
 
 
-def _events(port: int, script: list[list[bytes]]) -> list[bytes]:
-    """The keyspace and keyevent messages a script publishes, in order."""
-    with RawClient(port) as subscriber, RawClient(port) as writer:
-        writer.call(b"CONFIG", b"SET", b"notify-keyspace-events", b"KEA")
-        writer.call(b"SELECT", b"9")
-        writer.call(b"FLUSHDB")
-        subscriber.call(b"PSUBSCRIBE", b"__key*@9__:*")
-        for command in script:
-            writer.call(*command)
-        writer.call(b"CONFIG", b"SET", b"notify-keyspace-events", b"")
-        subscriber.send(parity.encode_command(b"PING"))
-        messages = []
-        while (message := subscriber.read_reply()) and b"pong" not in message:
-            messages.append(message)
-    return messages
-
-
 def test_keyspace_notifications_name_the_events_redis_names(server, reference):
-    assert _events(server.port, NOTIFY_SCRIPT) == _events(reference.port, NOTIFY_SCRIPT)
+    assert parity.keyspace_events(server.port, NOTIFY_SCRIPT) == parity.keyspace_events(reference.port, NOTIFY_SCRIPT)
 
 
 KEYS_SCRIPT = [
