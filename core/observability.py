@@ -211,11 +211,11 @@ def trioredis_command_executed(client, argv, duration_us):
     engine = ctx.engine
     config = engine.config
     threshold = config.slowlog_log_slower_than
-    observer = getattr(engine, "observer", None)
+    observer = engine.observer
     slow = 0 <= threshold <= duration_us
     latency_ms = getattr(config, "latency_monitor_threshold", 0)
     latent = latency_ms and duration_us >= latency_ms * 1000
-    if not slow and not latent and (observer is None or not observer.monitors):
+    if not slow and not latent and not observer.monitors:
         return
     spec = engine.commands.get(argv[0].lower())
     if spec is None:

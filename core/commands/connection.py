@@ -118,9 +118,7 @@ def reset(ctx, argv):
     client.multi = None
     client.multi_error = False
     engine.unwatch(client)
-    pubsub = getattr(engine, "pubsub", None)
-    if pubsub is not None:
-        pubsub.drop(client)
+    engine.pubsub.drop(client)
     client.channels.clear()
     client.patterns.clear()
     ctx.select(0)

@@ -68,19 +68,13 @@ def sunsubscribe(ctx, argv):
 
 
 def publish(ctx, argv):
-    pubsub = getattr(ctx.engine, "pubsub", None)
-    if pubsub is None:
-        return 0
-    return _published(ctx, *pubsub.publish(argv[1], argv[2], ctx.client))
+    return _published(ctx, *ctx.engine.pubsub.publish(argv[1], argv[2], ctx.client))
 
 
 def spublish(ctx, argv):
     """SPUBLISH: like PUBLISH, to the shard channel's subscribers only.  Like PUBLISH, nothing
     reaches the AOF: a message is no change to the dataset."""
-    pubsub = getattr(ctx.engine, "pubsub", None)
-    if pubsub is None:
-        return 0
-    return _published(ctx, *pubsub.spublish(argv[1], argv[2], ctx.client))
+    return _published(ctx, *ctx.engine.pubsub.spublish(argv[1], argv[2], ctx.client))
 
 
 def _published(ctx, receivers: int, own: list):

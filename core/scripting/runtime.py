@@ -378,8 +378,8 @@ class Scripting:
         if self.run is not None:  # cannot happen: scripts cannot call scripts
             raise CommandError("ERR a script is already running")
         engine = self.engine
-        observer = getattr(engine, "observer", None)
-        if observer is not None and observer.monitors:  # MONITOR shows EVAL before its commands
+        observer = engine.observer
+        if observer.monitors:  # MONITOR shows EVAL before its commands
             observer.feed_monitors(engine, ctx.client, argv)
         caller = ctx.client
         client = self.client
