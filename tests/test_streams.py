@@ -182,7 +182,9 @@ def _redis_aof_commands(directory) -> list[list[bytes]]:
     return commands_in(data)
 
 
-def test_propagated_effects_are_those_redis_appends(tmp_path):
+def _aofs_after(tmp_path, workload) -> tuple[list, list]:
+    """The comparable AOF commands ours and redis-server's (appendfsync always, no RDB
+    preamble) hold after ``workload(port)`` ran on each."""
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
     ours_dir, theirs_dir = tmp_path / "ours", tmp_path / "theirs"
@@ -190,12 +192,16 @@ def test_propagated_effects_are_those_redis_appends(tmp_path):
     theirs_dir.mkdir()
     with ServerThread(aof_options(ours_dir, ["appendfsync", "always"])) as server:
         server.wait_ready()
-        run_workload(server.port)
+        workload(server.port)
     with ReferenceRedis("--appendonly", "yes", "--aof-use-rdb-preamble", "no",
                         "--appendfsync", "always", directory=str(theirs_dir)) as reference:
-        run_workload(reference.port)
-    ours = _comparable(commands_in((ours_dir / AOF).read_bytes()))
-    theirs = _comparable(_redis_aof_commands(theirs_dir))
+        workload(reference.port)
+    return (_comparable(commands_in((ours_dir / AOF).read_bytes())),
+            _comparable(_redis_aof_commands(theirs_dir)))
+
+
+def test_propagated_effects_are_those_redis_appends(tmp_path):
+    ours, theirs = _aofs_after(tmp_path, run_workload)
     assert ours == theirs
 
 
@@ -336,19 +342,7 @@ def _blocked_run(port: int) -> None:
 
 
 def test_blocked_group_readers_propagate_what_redis_appends(tmp_path):
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    ours_dir, theirs_dir = tmp_path / "ours", tmp_path / "theirs"
-    ours_dir.mkdir()
-    theirs_dir.mkdir()
-    with ServerThread(aof_options(ours_dir, ["appendfsync", "always"])) as server:
-        server.wait_ready()
-        _blocked_run(server.port)
-    with ReferenceRedis("--appendonly", "yes", "--aof-use-rdb-preamble", "no",
-                        "--appendfsync", "always", directory=str(theirs_dir)) as reference:
-        _blocked_run(reference.port)
-    ours = _comparable(commands_in((ours_dir / AOF).read_bytes()))
-    theirs = _comparable(_redis_aof_commands(theirs_dir))
+    ours, theirs = _aofs_after(tmp_path, _blocked_run)
     assert ours == theirs
 
 
