@@ -124,8 +124,8 @@ class CommandContext:
     """What a handler sees: ``ctx.db`` (the client's database), ``ctx.keyspace``,
     ``ctx.client``, ``ctx.config``; ``ctx.dirty += n`` to say it changed n things;
     ``ctx.propagate(argv)`` to propagate a different effect than the command as sent;
-    ``ctx.in_transaction``, ``ctx.spawn(fn)`` and ``ctx.backend(name)`` for commands that wait
-    on a backend.  (``ctx.engine`` is core's own: plugins use the members above.)"""
+    ``ctx.in_transaction``, ``ctx.spawn(fn)``, ``ctx.wait_on(awaitable)`` and
+    ``ctx.backend(name)`` for commands that wait on a backend.  (``ctx.engine`` is core's own: plugins use the members above.)"""
 
     __slots__ = ("engine", "client", "db", "keyspace", "dirty", "propagated")
 
@@ -156,9 +156,13 @@ class CommandContext:
         return self.engine.in_exec
 
     def spawn(self, async_fn: Callable[[], Any]) -> None:
-        """Run ``async_fn()`` in the server's nursery (a command that returns a Block
-        waiting on an event the task sets, as WAITAOF does)."""
+        """Run ``async_fn()`` in the server's nursery."""
         self.engine.spawn(async_fn)
+
+    def wait_on(self, awaitable: Any) -> Any:
+        """The reply of a command that waits (WAITAOF): a Block whose reply is
+        ``awaitable``'s result; this client waits, not the server."""
+        return self.engine.wait_on(awaitable)
 
     def backend(self, name: str) -> Any:
         """The persistence backend registered under ``name`` on this server, or None."""

@@ -14,7 +14,6 @@ from typing import Any
 
 import trio
 from trioredis import (
-    Block,
     CommandError,
     CommandRegistry,
     Config,
@@ -101,21 +100,14 @@ def waitaof(ctx: Any, argv: list[bytes]) -> Any:
     position = backend.fed_position  # includes this batch's writes, flushed before we wait
     if (not numlocal and not numreplicas) or ctx.in_transaction:  # as WAIT: no wait in EXEC
         return [1 if backend.durable_position >= position else 0, 0]
-    result: dict[str, Any] = {}
-    done = trio.Event()
+    async def wait() -> list[int]:
+        backend.flush()
+        fsynced = await backend.wait_fsynced(position, timeout)
+        if numreplicas and timeout:  # no replica will ever acknowledge
+            await trio.sleep(timeout)
+        return [1 if fsynced else 0, 0]
 
-    async def wait() -> None:
-        try:
-            backend.flush()
-            fsynced = await backend.wait_fsynced(position, timeout)
-            if numreplicas and timeout:  # no replica will ever acknowledge
-                await trio.sleep(timeout)
-            result["reply"] = [1 if fsynced else 0, 0]
-        finally:
-            done.set()
-
-    ctx.spawn(wait)
-    return Block([], 0, lambda _ctx: None, None).waiting_on(done, result)
+    return ctx.wait_on(wait())
 
 
 __all__ = ["AofBackend", "AofLoadError"]
