@@ -43,7 +43,7 @@ class Client:
         "transport", "ctx", "last_command", "lib_name", "lib_ver", "_close_after_reply",
         "reply_flags", "after_reply", "channels", "patterns", "shard_channels", "kind", "blocked",
         "no_evict",
-        "is_loader", "query_buffer", "output_buffer",
+        "is_loader", "query_buffer", "output_buffer", "repl", "takeover",
     )
 
     def __init__(self, db: Database, addr: str = "", laddr: str = "", fd: int = -1) -> None:
@@ -82,6 +82,12 @@ class Client:
         self.is_loader = False
         self.query_buffer = 0
         self.output_buffer = 0
+        # Replication (trioredis.replication): what REPLCONF said, then the replica's link
+        # once PSYNC made this connection a replica.
+        self.repl: Any = None
+        # Set by a command (PSYNC) that takes the connection over once its reply is queued:
+        # an async function given the raw link; the transport then serves nothing else.
+        self.takeover: Callable[[Any], Any] | None = None
 
     @property
     def close_after_reply(self) -> bool:

@@ -44,6 +44,7 @@ from .keyspace import Database, Keyspace, now_ms
 from .observability import Observer
 from .persistence import BackendHost, Loader
 from .pubsub import PubSub, notify_keyspace_event
+from .replication import Replication
 from .resp import NULL_ARRAY, QUEUED, ErrorReply
 
 if TYPE_CHECKING:
@@ -253,9 +254,8 @@ class Engine:
         self.server: Any = None  # the transport, for CLIENT LIST/KILL and INFO clients
         self.nursery: trio.Nursery | None = None  # for work commands start (set by the server)
         self.run_id = os.urandom(20).hex()
-        # INFO replication's master_replid: the run id until DEBUG CHANGE-REPL-ID makes a new
-        # one (Redis's shiftReplicationId without a previous id to keep).
-        self.replication_id = self.run_id
+        # Replication (both sides): ids, offset, backlog, replicas, the link to a master.
+        self.replication = Replication(self)
         self.active_expire_enabled = True
         self.total_forks = 0
         self._cross_protocol_logged = -CROSS_PROTOCOL_LOG_INTERVAL
@@ -280,8 +280,11 @@ class Engine:
                        refusers: list[Any]) -> None:
         """What each write calls (from the persistence owner): the backends' ``feed``s, and
         the backends whose ``refuse_writes`` may refuse now."""
-        self._feeds = feeds
-        self._refusers = refusers
+        # Replication is one more consumer of the write path (while it has a backlog to
+        # feed, or writes to refuse), beside the backends.
+        repl_feeds, repl_refusers = self.replication.write_path()
+        self._feeds = feeds + repl_feeds
+        self._refusers = refusers + repl_refusers
 
     def refresh_hooks(self) -> None:
         """Call optional hooks only when some plugin implements them."""
@@ -649,7 +652,8 @@ class Engine:
                     if denied is not None:
                         replies.append(self._error(acl_changed_in_multi(denied)))
                         continue
-                refusal = self.refuse_writes() if spec.is_write else None
+                refusal = (self.refuse_writes() if spec.is_write and not client.is_loader
+                           else None)
                 if refusal is not None:
                     replies.append(self._error(refusal))
                     continue
@@ -1066,7 +1070,11 @@ class Engine:
 
     def change_replication_id(self) -> None:
         """DEBUG CHANGE-REPL-ID: a new replication id."""
-        self.replication_id = os.urandom(20).hex()
+        self.replication.change_id()
+
+    @property
+    def replication_id(self) -> str:
+        return self.replication.replid
 
     def request_shutdown(self, save: bool | None = None) -> None:
         self.shutdown_save = save

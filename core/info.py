@@ -221,7 +221,7 @@ def _stats(engine: Engine) -> dict[str, Any]:
         "instantaneous_input_repl_kbps": 0.0,
         "instantaneous_output_repl_kbps": 0.0,
         "rejected_connections": stats.rejected_connections,
-        "sync_full": 0, "sync_partial_ok": 0, "sync_partial_err": 0,
+        **engine.replication.statistics(),
         "expired_keys": engine.keyspace.expired_keys,
         "expired_stale_perc": 0.0,
         "expired_time_cap_reached_count": 0,
@@ -261,13 +261,7 @@ def _stats(engine: Engine) -> dict[str, Any]:
 
 
 def _replication(engine: Engine) -> dict[str, Any]:
-    return {
-        "role": "master", "connected_slaves": 0, "master_failover_state": "no-failover",
-        "master_replid": engine.replication_id, "master_replid2": "0" * 40,
-        "master_repl_offset": 0, "second_repl_offset": -1, "repl_backlog_active": 0,
-        "repl_backlog_size": 1048576, "repl_backlog_first_byte_offset": 0,
-        "repl_backlog_histlen": 0,
-    }
+    return engine.replication.info()
 
 
 def _cpu(engine: Engine) -> dict[str, Any]:

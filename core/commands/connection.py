@@ -6,7 +6,6 @@ import time
 
 from .. import REDIS_VERSION, errors
 from ..client import REPLY_OFF, REPLY_SKIP, REPLY_SKIP_NEXT
-from ..engine import Block
 from ..errors import CommandError
 from ..observability import of as observer_of
 from ..resp import NULL_ARRAY, OK, PONG, ErrorReply, Map, Raw, Status, Verbatim
@@ -433,18 +432,23 @@ def client_(ctx, argv):
 
 
 def wait(ctx, argv):
-    """``WAIT numreplicas timeout`` (ms, 0 forever).  This server has no replicas, so none
-    ever acknowledges: 0 at once when none is asked for (and inside MULTI, as Redis), else 0
-    when the timeout runs out, as Redis answers without replicas."""
+    """``WAIT numreplicas timeout`` (ms, 0 forever): how many replicas acknowledged the
+    stream up to now, once ``numreplicas`` did or the timeout ran out.  Answers at once
+    inside MULTI (nothing may wait there), as Redis."""
+    repl = ctx.engine.replication
+    if repl.is_replica:
+        raise CommandError(
+            "ERR WAIT cannot be used with replica instances. Please also note that since "
+            "Redis 4.0 if a replica is configured to be writable (which is not the default) "
+            "writes to replicas are just local and are not propagated.")
     numreplicas = parse_int(argv[1])
     timeout = parse_timeout(argv[2], unit_seconds=False)
-    if numreplicas <= 0:
-        return 0
-    return Block([], timeout, _no_acknowledgement, timeout_reply=0, unflagged=True)
-
-
-def _no_acknowledgement(ctx) -> None:
-    return None
+    offset = repl.offset
+    acked = repl.acknowledged(offset)
+    if acked >= numreplicas or ctx.in_transaction:
+        return acked
+    repl.request_acks()
+    return ctx.wait_on(repl.wait_acks(offset, numreplicas, timeout))
 
 
 def register(registry):

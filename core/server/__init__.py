@@ -121,6 +121,7 @@ class Server(Listeners, Serving):
                     f"({engine.keyspace.key_count()} keys)"
                 )
             await engine.persistence.start(nursery)
+            await nursery.start(engine.replication.run)
             nursery.start_soon(self._cron)
             self.ready.set()
             self.log.notice("Ready to accept connections")

@@ -95,6 +95,9 @@ class Serving:
                 and self._output_limit_reached(connection, sum(map(len, out)))):
             return
         if closing:
+            if client.takeover is not None:  # PSYNC/SYNC: the connection becomes a link
+                self._hand_over(connection)
+                return
             connection.closing = True
             reactor.to_send[connection] = None
         elif len(out) > queued:
@@ -194,6 +197,9 @@ class Serving:
                     if client.after_reply and self._after_reply(client, connection.out):
                         connection.closing = True
                 closing = await self._run_buffered_in_task(connection)
+                if client.takeover is not None:
+                    await self._serve_taken_over(connection)
+                    return
                 await self._flush_and_drain(connection)
                 done = closing or connection.closing
         except OSError:
@@ -311,6 +317,35 @@ class Serving:
             await connection.drain()
         except (OSError, trio.ClosedResourceError):
             connection.cancel_scope.cancel()
+
+    # --- connections taken over by a command ----------------------------------------------
+    #
+    # PSYNC and SYNC turn a client connection into a replication link: once their reply is
+    # queued (``client.takeover`` set), nothing more is parsed as requests by the transport;
+    # the command's session gets a :class:`TakenOver` (send, receive, the commands already
+    # received) and runs in a task of its own until the link ends, then the connection is
+    # closed.  CLIENT KILL still closes it (its cancel scope).
+
+    def _hand_over(self, connection: Connection) -> None:
+        assert self._nursery is not None and self.reactor is not None
+        self.reactor.remove(connection)
+        connection.mode = TASK
+        connection.cancel_scope = trio.CancelScope()
+        self._nursery.start_soon(self._serve_taken_over, connection)
+
+    async def _serve_taken_over(self, connection: Connection) -> None:
+        client = connection.client
+        session, client.takeover = client.takeover, None
+        client.close_after_reply = False
+        assert session is not None
+        try:
+            with connection.cancel_scope:
+                await self._flush_and_drain(connection)
+                await session(TakenOver(self, connection))
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            self._close_now(connection)
 
     def _close_soon(self, connection: Connection) -> None:
         """CLIENT KILL, idle timeout: close the connection after the current command."""
@@ -433,3 +468,35 @@ class Serving:
 
     def client_connections(self) -> list[Connection]:
         return list(self.connections.values())
+
+
+class TakenOver:
+    """A connection handed to a command's session (see ``Serving._hand_over``)."""
+
+    def __init__(self, server: Serving, connection: Connection) -> None:
+        self._server = server
+        self._connection = connection
+        if connection.trio_sock is None:
+            connection.trio_sock = trio.socket.from_stdlib_socket(connection.sock)
+        self._sock = connection.trio_sock
+        # Requests that arrived behind the command, already read from the socket.
+        self.pending_commands: list[list[bytes]] = []
+        while True:
+            try:
+                argv = connection.parser.gets()
+            except ProtocolError:
+                break
+            if argv is None:
+                break
+            self.pending_commands.append(argv)
+
+    async def send(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        stats = self._server.engine.stats
+        while view:
+            sent = await self._sock.send(view)
+            stats.net_output_bytes += sent
+            view = view[sent:]
+
+    async def receive(self) -> bytes:
+        return await self._sock.recv(RECV_SIZE)

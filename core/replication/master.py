@@ -1,0 +1,369 @@
+"""The master side: SYNC/PSYNC, the full resynchronisation's RDB, partial resyncs from the
+backlog, the command stream to each replica, and the acknowledgements coming back.
+
+A replica is a client that sent PSYNC (or SYNC): its connection is taken over (see
+``Client.takeover`` and the transport's ``_hand_over``) and served by :func:`serve_replica`.
+
+Full resync.  The RDB must hold the dataset exactly as it was at the offset named in
+``+FULLRESYNC <replid> <offset>``, so the offset is read at the fork itself, between two
+commands, and the reply is only sent then (as Redis sends it when its BGSAVE starts).  The
+forked child (one persistence child at a time: the engine's fork slot) writes the RDB into a
+pipe; the parent reads it without blocking the event loop and sends it as ``$<len>\\r\\n``
+followed by the bytes, which every Redis replica (and ``redis-cli --rdb``) reads.  A
+replica that asks while a fork's RDB is still being read joins it.  The stream fed
+meanwhile stays in the backlog, held there until every replica sent it.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..children import die_with_parent, wait_child
+from ..config import output_buffer_limits
+from ..rdb import Encodings, write_rdb
+from ..resp import Raw
+from .protocol import StreamError, StreamParser
+
+if TYPE_CHECKING:
+    from ..client import Client
+    from . import Replication
+
+# The most of the stream sent to a replica in one write.
+SEND_CHUNK = 1 << 20
+# While a replica waits for its RDB, a newline every second keeps its link alive (Redis's
+# replicas read it as "still preparing" and reset their timeout).
+KEEPALIVE_SECONDS = 1.0
+FORK_OWNER = "replication"
+
+
+class ReplicaLink:
+    """One attached replica, as INFO and ROLE show it."""
+
+    __slots__ = ("client", "ip", "port", "state", "position", "ack_offset", "ack_time",
+                 "capa_eof", "capa_psync2")
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.ip = client.addr.rsplit(":", 1)[0].strip("[]")
+        self.port = 0
+        self.state = "wait_bgsave"  # then send_bulk, online
+        self.position = 0  # the next stream offset to send
+        self.ack_offset = 0
+        self.ack_time = time.monotonic()
+        self.capa_eof = False
+        self.capa_psync2 = False
+
+
+class Handshake:
+    """What a connection said with REPLCONF before it became a replica."""
+
+    __slots__ = ("port", "ip", "capa_eof", "capa_psync2", "rdb_only")
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.ip = ""
+        self.capa_eof = False
+        self.capa_psync2 = False
+        self.rdb_only = False
+
+
+class RdbJob:
+    """One forked child writing the dataset; ``offset`` is the stream offset it holds."""
+
+    def __init__(self) -> None:
+        self.forked = trio.Event()
+        self.done = trio.Event()
+        self.offset = 0
+        self.rdb: bytes | None = None
+        self.error = ""
+
+
+def handshake_of(client: Client) -> Handshake:
+    if client.repl is None:
+        client.repl = Handshake()
+    return client.repl
+
+
+def psync(repl: Replication, client: Client, replid: bytes | None, wanted: int) -> Raw:
+    """PSYNC (``replid`` None: SYNC): a partial resync when the backlog holds the offset the
+    replica wants under an id we know, else a full one.  The connection is taken over."""
+    engine = repl.engine
+    if isinstance(client.repl, ReplicaLink):
+        return Raw(b"")  # already a replica: ignored, as Redis does
+    shake = handshake_of(client)
+    link = ReplicaLink(client)
+    link.port = shake.port
+    if shake.ip:
+        link.ip = shake.ip
+    link.capa_eof, link.capa_psync2 = shake.capa_eof, shake.capa_psync2
+    name = f"{link.ip}:{link.port}"
+    engine.log.notice(f"Replica {name} asks for synchronization")
+    backlog = repl.backlog
+    if replid is not None and replid != b"?":
+        known = replid.decode("latin-1")
+        same = known == repl.replid or (known == repl.replid2 and wanted <= repl.second_offset)
+        if same and backlog is not None and backlog.holds(wanted):
+            repl.sync_partial_ok += 1
+            link.state = "online"
+            link.position = wanted
+            link.ack_offset = wanted - 1
+            engine.log.notice(f"Partial resynchronization request from {name} accepted. "
+                              f"Sending {backlog.offset + 1 - wanted} bytes of backlog "
+                              f"starting from offset {wanted}.")
+            _attach(repl, client, link, full=False)
+            if link.capa_psync2:
+                return Raw(b"+CONTINUE %s\r\n" % repl.replid.encode())
+            return Raw(b"+CONTINUE\r\n")
+        repl.sync_partial_err += 1
+        engine.log.notice(f"Full resync requested by replica {name}")
+    repl.sync_full += 1
+    repl.ensure_backlog()
+    _attach(repl, client, link, full=True, with_header=replid is not None,
+            rdb_only=shake.rdb_only)
+    return Raw(b"")
+
+
+def _attach(repl: Replication, client: Client, link: ReplicaLink, *, full: bool,
+            with_header: bool = True, rdb_only: bool = False) -> None:
+    client.repl = link
+    client.kind = "replica"
+
+    async def session(io: Any) -> None:
+        await serve_replica(repl, link, io, full, with_header, rdb_only)
+
+    client.takeover = session
+    client.close_after_reply = True  # the transport hands the connection over after this reply
+
+
+async def serve_replica(repl: Replication, link: ReplicaLink, io: Any, full: bool,
+                        with_header: bool, rdb_only: bool) -> None:
+    """Serve one replica until it goes: its RDB if it needs one, then the stream; its ACKs
+    are read meanwhile."""
+    engine = repl.engine
+    if not rdb_only:
+        repl.replicas.append(link)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_read_acks, repl, link, io, nursery.cancel_scope)
+            if full:
+                await _send_rdb(repl, link, io, with_header)
+                if rdb_only:
+                    nursery.cancel_scope.cancel()
+                    return
+            link.state = "online"
+            engine.log.notice(f"Synchronization with replica {link.ip}:{link.port} succeeded")
+            await _stream(repl, link, io)
+    finally:
+        if link in repl.replicas:
+            repl.replicas.remove(link)
+            engine.log.notice(f"Connection with replica {link.ip}:{link.port} lost.")
+        repl.note_ack()  # a WAIT counting this replica counts again
+
+
+async def _send_rdb(repl: Replication, link: ReplicaLink, io: Any, with_header: bool) -> None:
+    job = repl.rdb_job
+    if job is None or job.done.is_set() or (job.forked.is_set() and (
+            repl.backlog is None or not repl.backlog.holds(job.offset + 1))):
+        job = repl.rdb_job = RdbJob()
+        repl.engine.spawn(lambda: _run_job(repl, job))
+    while not job.forked.is_set():
+        with trio.move_on_after(KEEPALIVE_SECONDS):
+            await job.forked.wait()
+        if not job.forked.is_set():
+            await io.send(b"\n")
+    link.position = job.offset + 1
+    link.ack_offset = 0
+    if with_header:
+        await io.send(b"+FULLRESYNC %s %d\r\n" % (repl.replid.encode(), job.offset))
+    while not job.done.is_set():
+        with trio.move_on_after(KEEPALIVE_SECONDS):
+            await job.done.wait()
+        if not job.done.is_set():
+            await io.send(b"\n")
+    if job.rdb is None:
+        repl.engine.log.warning(f"Full resync of {link.ip}:{link.port} failed: {job.error}")
+        raise OSError(job.error)
+    link.state = "send_bulk"
+    rdb = job.rdb
+    await io.send(b"$%d\r\n" % len(rdb))
+    view = memoryview(rdb)
+    for start in range(0, len(rdb), SEND_CHUNK):
+        await io.send(view[start:start + SEND_CHUNK])
+
+
+async def _stream(repl: Replication, link: ReplicaLink, io: Any) -> None:
+    """Send the stream from the replica's position on, as it grows."""
+    hard_limit = output_buffer_limits(repl.engine.config.client_output_buffer_limit)["slave"][0]
+    while True:
+        backlog = repl.backlog
+        if backlog is None:
+            return
+        if link.position <= backlog.offset:
+            if hard_limit and backlog.offset + 1 - link.position > hard_limit:
+                repl.engine.log.warning(
+                    f"Client id={link.client.id} addr={link.client.addr} closed for "
+                    "overcoming of output buffer limits.")
+                return
+            data = backlog.read(link.position, SEND_CHUNK)
+            link.position += len(data)
+            await io.send(data)
+            backlog.trim(other.position for other in repl.replicas)
+            continue
+        if repl.grown.is_set():
+            repl.grown = trio.Event()
+            continue
+        await repl.grown.wait()
+
+
+async def _read_acks(repl: Replication, link: ReplicaLink, io: Any,
+                     scope: trio.CancelScope) -> None:
+    """What the replica sends: REPLCONF ACK <offset> (others are run and not answered, as
+    Redis answers nothing to its replicas)."""
+    parser = StreamParser()
+    engine = repl.engine
+    for argv in io.pending_commands:
+        _replica_command(repl, link, argv)
+    try:
+        while True:
+            data = await io.receive()
+            if not data:
+                break
+            engine.stats.net_input_bytes += len(data)
+            parser.feed(data)
+            while True:
+                found = parser.next()
+                if found is None:
+                    break
+                if found[0]:
+                    _replica_command(repl, link, found[0])
+    except (StreamError, OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    scope.cancel()
+
+
+def _replica_command(repl: Replication, link: ReplicaLink, argv: list[bytes]) -> None:
+    if len(argv) >= 3 and argv[0].lower() == b"replconf" and argv[1].lower() == b"ack":
+        try:
+            offset = int(argv[2])
+        except ValueError:
+            return
+        if offset > link.ack_offset:
+            link.ack_offset = offset
+        link.ack_time = time.monotonic()
+        if link.state == "send_bulk":
+            link.state = "online"
+        repl.note_ack()
+        return
+    repl.engine.call(link.client, argv)
+
+
+# --- the RDB of a full resync ----------------------------------------------------------------
+
+
+async def _run_job(repl: Replication, job: RdbJob) -> None:
+    engine = repl.engine
+    slot = engine.fork_slot
+    await slot.acquire(FORK_OWNER)
+    try:
+        try:
+            pid, read_fd = _fork(repl, job)
+        except OSError as error:
+            job.error = f"fork: {error.strerror}"
+            job.forked.set()
+            return
+        job.forked.set()
+        chunks: list[bytes] = []
+        try:
+            os.set_blocking(read_fd, False)
+            while True:
+                try:
+                    chunk = os.read(read_fd, 1 << 20)
+                except BlockingIOError:
+                    await trio.lowlevel.wait_readable(read_fd)
+                    continue
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(read_fd)
+            status = await wait_child(pid)
+            engine.fork_child_exited()
+        if os.waitstatus_to_exitcode(status) == 0:
+            job.rdb = b"".join(chunks)
+            engine.log.notice(f"Background RDB transfer terminated with success "
+                              f"({len(job.rdb)} bytes)")
+        else:
+            job.error = "the RDB child failed"
+    finally:
+        slot.release(FORK_OWNER)
+        job.forked.set()
+        job.done.set()
+
+
+def _fork(repl: Replication, job: RdbJob) -> tuple[int, int]:
+    """Fork the child that writes the RDB into a pipe: its pid and the pipe's read end.
+    ``job.offset`` is the stream offset at the fork, and the stream restarts with SELECT."""
+    engine = repl.engine
+    databases = [(db.index, db.data, db.expires) for db in engine.keyspace.databases]
+    functions = _function_codes(engine.dataset_preamble())
+    encodings = Encodings.from_config(engine.config)
+    read_fd, write_fd = os.pipe()
+    parent = os.getpid()
+    engine.prepare_fork()
+    started = time.monotonic()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        engine.fork_child_exited()
+        raise
+    if pid == 0:
+        os.close(read_fd)
+        _child_main(write_fd, databases, functions, encodings, parent)
+    os.close(write_fd)
+    engine.record_fork(time.monotonic() - started)
+    assert repl.backlog is not None
+    job.offset = repl.backlog.offset
+    repl.selected_db = -1
+    engine.log.notice(f"Starting BGSAVE for SYNC with target: replicas sockets (pid {pid})")
+    return pid, read_fd
+
+
+def _child_main(fd: int, databases: list[Any], functions: list[bytes], encodings: Encodings,
+                parent: int) -> None:
+    """In the forked child: write the RDB into ``fd``, exit.  Never returns."""
+    status = 1
+    try:
+        try:
+            signal.set_wakeup_fd(-1)  # trio's wakeup fd is shared with the parent
+        except (ValueError, OSError):
+            pass
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_DFL)
+        gc.disable()  # a collection would write to every object header: copy-on-write
+        die_with_parent(parent)
+
+        def write(data: bytes) -> None:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+
+        write_rdb(write, databases, encodings, functions=functions)
+        status = 0
+    except BaseException:  # noqa: BLE001 - the parent sees the exit status
+        pass
+    finally:
+        os._exit(status)
+
+
+def _function_codes(preamble: list[list[bytes]]) -> list[bytes]:
+    """The code of each function library (``FUNCTION LOAD ... code`` in the preamble)."""
+    return [argv[-1] for argv in preamble
+            if len(argv) >= 3 and argv[0].upper() == b"FUNCTION" and argv[1].upper() == b"LOAD"]
