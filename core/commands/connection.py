@@ -145,6 +145,7 @@ def client_info_line(engine, client, current: bytes | None = None) -> bytes:
     # Redis's letters, in its order: O monitor, P subscribed, x in MULTI, b blocked, d a
     # WATCHed key changed, c closing after this reply, U unix socket, e no-evict; N for none.
     flags = "".join(letter for letter, on in (
+        ("S", client.kind == "replica"), ("M", client.kind == "master"),
         ("O", client.id in observer_of(engine).monitors), ("P", client.in_pubsub), ("x", client.multi is not None),
         ("b", client.blocked), ("d", client.dirty_cas), ("c", client.close_after_reply),
         ("U", client.addr.startswith("/")), ("e", client.no_evict)) if on) or "N"
@@ -181,8 +182,10 @@ def _of_type(clients, raw_kind: bytes):
     if kind == b"pubsub":
         return [c for c in clients if c.in_pubsub]
     if kind == b"normal":
-        return [c for c in clients if not c.in_pubsub]
-    return []  # no replication here: no master or replica clients
+        return [c for c in clients if not c.in_pubsub and c.kind not in ("master", "replica")]
+    if kind == b"master":
+        return [c for c in clients if c.kind == "master"]
+    return [c for c in clients if c.kind == "replica"]
 
 
 def _client_id(ctx, argv):

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..rdb import RdbError, read_rdb
+from ..rdb import read_rdb
 from ..resp import ErrorReply, encode_command
-from .protocol import EOF_MARK_SIZE, StreamError, StreamParser
+from .protocol import EOF_MARK_SIZE, StreamParser
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -170,8 +170,10 @@ async def _follow(repl: Replication, link: MasterLink) -> None:
         while True:
             try:
                 await _session(repl, link)
-            except (OSError, LinkError, StreamError, RdbError, trio.BrokenResourceError,
-                    trio.ClosedResourceError) as error:
+            except Exception as error:  # noqa: BLE001 - any failure of the link: reconnect
+                # (a nursery's failures come as an ExceptionGroup: the link's and its ACKs')
+                while isinstance(error, ExceptionGroup) and len(error.exceptions) == 1:
+                    error = error.exceptions[0]
                 if link.state == "connected":
                     engine.log.notice(f"Connection with master lost ({error}).")
                 else:

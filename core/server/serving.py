@@ -342,8 +342,9 @@ class Serving:
             with connection.cancel_scope:
                 await self._flush_and_drain(connection)
                 await session(TakenOver(self, connection))
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+        except Exception as error:  # noqa: BLE001 - the link ends, never the server
+            # (the session's tasks report their failures as an ExceptionGroup)
+            self.log.verbose(f"Link of client id={client.id} ended: {error!r}")
         finally:
             self._close_now(connection)
 
