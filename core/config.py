@@ -215,13 +215,17 @@ def parse_value(option: Option, words: list[str], current: Any = None) -> Any:
                 f"argument must be between {option.low} and {option.high} inclusive")
         if option.name == "hz":  # Redis clamps hz to 1..500 rather than refusing
             value = min(max(value, 1), 500)
+        if option.name == "repl-backlog-size":  # and the backlog to at least 16 kB
+            value = max(value, REPL_BACKLOG_MIN_SIZE)
         return value
     if kind == ENUM:
         word = _one(words).lower()
         if word not in option.values:
             raise ConfigError(
                 f"argument(s) must be one of the following: {', '.join(option.values)}")
-        return word
+        # Redis keeps a number per name and shows the first name of that number: its
+        # oom-score-adj "relative" is read back as "yes".
+        return ENUM_SYNONYMS.get((option.name, word), word)
     if kind == STRING:
         value = _one(words)
         if not option.flags & BINARY:  # Redis keeps these as C strings: a NUL ends them
@@ -246,6 +250,11 @@ def parse_value(option: Option, words: list[str], current: Any = None) -> Any:
     if kind == REPLICAOF:
         return _parse_replicaof(words)
     raise ConfigError(f"unsupported option type for {option.name}")
+
+
+REPL_BACKLOG_MIN_SIZE = 16 * 1024
+# (option, name) -> the name Redis's CONFIG GET shows for the same value.
+ENUM_SYNONYMS = {("oom-score-adj", "relative"): "yes"}
 
 
 def check_confined(option: Option, value: str) -> None:
