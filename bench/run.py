@@ -20,7 +20,9 @@ Sections:
 - DUMP and RESTORE of a 10,000-member sorted set, requests per second;
 - with ``--only rdb`` (not in the default run): SAVE and start-up load of a 1,000,000-key
   ``dump.rdb``;
-- PUBLISH throughput with no pattern subscriptions and with 10,000 (``pubsub``).
+- PUBLISH throughput with no pattern subscriptions and with 10,000 (``pubsub``);
+- with ``--only replication`` (not in the default run): full sync of 1,000,000 keys to a
+  redis-server replica, and SET throughput on a master with that replica attached and alone.
 
 A command our server does not have yet shows ``n/a`` (probed before the run), as does a
 persistence mode the server refuses to start with.
@@ -916,6 +918,90 @@ def rdb_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], No
     return lines + [""]
 
 
+# --- replication -----------------------------------------------------------------------------
+
+REPL_KEYS = 1_000_000
+
+
+def _replica_synced(port: int, keys: int) -> bool:
+    return info_field(port, "master_link_status") == "up" and (
+        f"keys={keys}," in (command(port, b"INFO", b"keyspace").decode("latin-1")))
+
+
+def replication_section(args: argparse.Namespace, scratch: Path,
+                        log: Callable[[str], None]) -> list[str]:
+    """Full sync of 1,000,000 small strings to a redis-server replica (seconds from the
+    replica's start until its link is up with every key), a master of each kind loading the
+    same ``dump.rdb``; then SET throughput (``-c 50 -P 1``) on each master with that replica
+    attached, beside the same master alone."""
+    keys = 100_000 if args.quick else REPL_KEYS
+    source = scratch / "repl-source"
+    maker = Server("redis", source, ["--appendonly", "no", "--enable-debug-command", "yes"])
+    if not maker.start():
+        raise SystemExit("redis-server did not start for the replication bench")
+    try:
+        command(maker.port, b"DEBUG", b"POPULATE", b"%d" % keys, b"key", b"10", timeout=600)
+        command(maker.port, b"SAVE", timeout=600)
+    finally:
+        maker.stop()
+    shape = SHAPES[0]
+    sync: dict[str, list[float]] = {"redis": [], "trio": []}
+    alone: dict[str, list[float]] = {"redis": [], "trio": []}
+    attached: dict[str, list[float]] = {"redis": [], "trio": []}
+    for round_number in range(args.rounds):
+        for kind in ("redis", "trio"):
+            directory = scratch / f"{kind}-repl-master"
+            directory.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source / "dump.rdb", directory / "dump.rdb")
+            master = Server(kind, directory, ["--appendonly", "no", "--dbfilename", "dump.rdb",
+                                              "--repl-diskless-sync-delay", "0"])
+            master.start(wait=False)
+            replica = Server("redis", scratch / f"{kind}-repl-replica",
+                             ["--appendonly", "no", "--replicaof", "127.0.0.1", str(master.port)])
+            try:
+                if master.wait_ready(timeout=300, loaded=True) is None:
+                    log(f"  {kind} master did not load the RDB file")
+                    continue
+                requests = shape.requests_for(kind, args.quick, "appendonly no")
+                sample = run_benchmark(master.port, ["SET"], shape, requests).get("SET")
+                if sample is not None:
+                    alone[kind].append(sample.rps)
+                command(master.port, b"DEL", b"key:__rand_int__", timeout=60)  # SET's key
+                replica.start()
+                started = time.perf_counter()
+                deadline = started + 600
+                while not _replica_synced(replica.port, keys) and time.perf_counter() < deadline:
+                    time.sleep(0.01)
+                if time.perf_counter() < deadline:
+                    sync[kind].append(time.perf_counter() - started)
+                sample = run_benchmark(master.port, ["SET"], shape, requests).get("SET")
+                if sample is not None:
+                    attached[kind].append(sample.rps)
+            finally:
+                replica.stop()
+                master.stop()
+            log(f"  {kind} round {round_number + 1}: full sync {_sec(median(sync[kind]))} s")
+    lines = [
+        f"### Replication (a redis-server replica; {keys:,} small strings)",
+        "",
+        "Full sync: seconds from the replica's start until its link is up holding every key "
+        "(lower is better). SET `-c 50 -P 1` on the master, requests per second, alone and "
+        "with the replica attached.",
+        "",
+        "| | Redis | trioredis | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    r, t = median(sync["redis"]), median(sync["trio"])
+    lines.append(f"| full sync seconds | {_sec(r)} | {_sec(t)} | {_ratio(t / r if r and t else None)} |")
+    for name, values in (("SET rps, no replica", alone), ("SET rps, one replica", attached)):
+        r, t = median(values["redis"]), median(values["trio"])
+        lines.append(f"| {name} | {_num(r)} | {_num(t)} | {_ratio(t / r if r and t else None)} |")
+    for kind, label in (("redis", "Redis"), ("trio", "trioredis")):
+        a, b = median(alone[kind]), median(attached[kind])
+        lines.append(f"| {label}: with a replica / alone | | | {_ratio(b / a if a and b else None)} |")
+    return lines + [""]
+
+
 def _request(argv: list[bytes]) -> bytes:
     return b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in argv)
 
@@ -1111,6 +1197,8 @@ def main(argv: list[str] | None = None) -> int:
             body += rdb_section(args, scratch, log)
         if "pubsub" in sections:
             body += pubsub_section(args, scratch, log)
+        if "replication" in sections:
+            body += replication_section(args, scratch, log)
     redis_version = Server("redis", Path("."), []).version()
     trio_version = Server("trio", Path("."), []).version()
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")

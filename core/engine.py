@@ -165,6 +165,12 @@ class CommandContext:
         ``awaitable``'s result; this client waits, not the server."""
         return self.engine.wait_on(awaitable)
 
+    @property
+    def replication(self) -> Any:
+        """The server's replication state (:class:`trioredis.replication.Replication`), for
+        commands that count replicas (WAITAOF)."""
+        return self.engine.replication
+
     def backend(self, name: str) -> Any:
         """The persistence backend registered under ``name`` on this server, or None."""
         for backend in self.engine.persistence.backends:

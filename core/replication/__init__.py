@@ -153,8 +153,11 @@ class Replication:
 
     # --- WAIT ------------------------------------------------------------------------------
 
-    def acknowledged(self, offset: int) -> int:
-        """How many replicas acknowledged the stream up to ``offset``."""
+    def acknowledged(self, offset: int, fsynced: bool = False) -> int:
+        """How many replicas acknowledged the stream up to ``offset`` (``fsynced``: as
+        written and fsynced to their AOF, which they report with ``FACK``)."""
+        if fsynced:
+            return sum(1 for link in self.replicas if link.fack_offset >= offset)
         return sum(1 for link in self.replicas if link.ack_offset >= offset)
 
     def request_acks(self) -> None:
@@ -169,15 +172,16 @@ class Replication:
         if not self.acked.is_set():
             self.acked.set()
 
-    async def wait_acks(self, offset: int, wanted: int, timeout: float) -> int:
-        """WAIT: until ``wanted`` replicas acknowledged ``offset`` or the timeout (seconds,
-        0: none) runs out; the count then."""
+    async def wait_acks(self, offset: int, wanted: int, timeout: float,
+                        fsynced: bool = False) -> int:
+        """WAIT (and WAITAOF, ``fsynced``): until ``wanted`` replicas acknowledged ``offset``
+        or the timeout (seconds, 0: none) runs out; the count then."""
         with trio.move_on_after(timeout if timeout > 0 else float("inf")):
-            while self.acknowledged(offset) < wanted:
+            while self.acknowledged(offset, fsynced) < wanted:
                 if self.acked.is_set():
                     self.acked = trio.Event()
                 await self.acked.wait()
-        return self.acknowledged(offset)
+        return self.acknowledged(offset, fsynced)
 
     # --- the cron --------------------------------------------------------------------------
 

@@ -46,7 +46,7 @@ class ReplicaLink:
     """One attached replica, as INFO and ROLE show it."""
 
     __slots__ = ("client", "ip", "port", "state", "position", "ack_offset", "ack_time",
-                 "capa_eof", "capa_psync2")
+                 "capa_eof", "capa_psync2", "fack_offset")
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -55,6 +55,7 @@ class ReplicaLink:
         self.state = "wait_bgsave"  # then send_bulk, online
         self.position = 0  # the next stream offset to send
         self.ack_offset = 0
+        self.fack_offset = 0  # fsynced to the replica's AOF (FACK, Redis 7.2's replicas)
         self.ack_time = time.monotonic()
         self.capa_eof = False
         self.capa_psync2 = False
@@ -255,6 +256,11 @@ def _replica_command(repl: Replication, link: ReplicaLink, argv: list[bytes]) ->
             return
         if offset > link.ack_offset:
             link.ack_offset = offset
+        if len(argv) >= 5 and argv[3].lower() == b"fack":
+            try:
+                link.fack_offset = max(link.fack_offset, int(argv[4]))
+            except ValueError:
+                pass
         link.ack_time = time.monotonic()
         if link.state == "send_bulk":
             link.state = "online"

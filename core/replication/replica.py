@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..backends import REWRITE
 from ..rdb import read_rdb
 from ..resp import ErrorReply, encode_command
 from .protocol import EOF_MARK_SIZE, StreamParser
@@ -325,10 +326,13 @@ def _install(repl: Replication, loaded: tuple[dict[int, Any], list[bytes]]) -> N
         for key in list(db.watched) + list(db.blocked):
             keyspace.signal_modified(db, key)
     engine.dirty += 1
-    # A replica's AOF holds what the replica holds: it is rewritten from the new dataset.
-    rewrite = getattr(engine.persistence, "rewrite_after_sync", None)
-    if rewrite is not None:
-        rewrite()
+    # A replica's AOF holds what the replica holds: rewritten from the new dataset (the
+    # stream that follows is appended to it), as Redis restarts its AOF after a sync.  Until
+    # the rewrite is done, the old file plus the stream is what a crash would leave.
+    for backend in engine.persistence.declaring(REWRITE):
+        if backend.wants_writes():
+            backend.rewrite()
+            break
 
 
 async def _apply_stream(repl: Replication, link: MasterLink, stream: trio.SocketStream,
@@ -343,9 +347,20 @@ async def _apply_stream(repl: Replication, link: MasterLink, stream: trio.Socket
     parser = StreamParser()
     send_lock = trio.Lock()
 
+    aof = next((backend for backend in engine.persistence.backends
+                if hasattr(backend, "durable_position")), None)
+    fack = [0]
+
     async def ack() -> None:
+        argv = [b"REPLCONF", b"ACK", b"%d" % link.offset]
+        if aof is not None and aof.wants_writes():
+            # FACK (Redis 7.2): the offset known to be fsynced to our AOF; claimed only once
+            # everything fed to the AOF is durable (Redis 7.0 masters ignore it).
+            if aof.durable_position >= aof.fed_position:
+                fack[0] = link.offset
+            argv += [b"FACK", b"%d" % fack[0]]
         async with send_lock:
-            await stream.send_all(encode_command([b"REPLCONF", b"ACK", b"%d" % link.offset]))
+            await stream.send_all(encode_command(argv))
 
     async def ack_every_second() -> None:
         while True:

@@ -85,27 +85,43 @@ def _non_negative(word: bytes, error: str) -> int:
 
 def waitaof(ctx: Any, argv: list[bytes]) -> Any:
     """``WAITAOF numlocal numreplicas timeout`` (Redis 7.2): block until this client's writes
-    are fsynced to the local AOF; replies ``[numlocal_fsynced, 0]`` (there are no replicas).
-    Under ``always`` the writes already are, so it answers at once."""
+    are fsynced to the local AOF and to ``numreplicas`` replicas' AOFs (as they report with
+    ``REPLCONF ACK <offset> FACK <offset>``); replies ``[local, replicas]``.  Under
+    ``always`` the local writes already are fsynced."""
     numlocal = _non_negative(argv[1], "ERR value is out of range, must be positive")
     numreplicas = _non_negative(argv[2], "ERR value is out of range, must be positive")
     timeout = parse_timeout(argv[3], unit_seconds=False)  # Redis's ms timeout rules
+    replication = ctx.replication
+    if replication.is_replica:
+        raise CommandError("ERR WAITAOF cannot be used with replica instances. Please also "
+                           "note that writes to replicas are just local and are not "
+                           "propagated.")
     backend = ctx.backend(AofBackend.name)
     enabled = backend is not None and backend.state is State.ON
     if numlocal and not enabled:
         raise CommandError(
             "ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.")
-    if backend is None or not enabled:
-        return [0, 0]
-    position = backend.fed_position  # includes this batch's writes, flushed before we wait
-    if (not numlocal and not numreplicas) or ctx.in_transaction:  # as WAIT: no wait in EXEC
-        return [1 if backend.durable_position >= position else 0, 0]
+    offset = replication.offset
+    position = backend.fed_position if enabled else 0  # includes this batch's writes
+    local = 1 if enabled and backend.durable_position >= position else 0
+    replicas = replication.acknowledged(offset, fsynced=True)
+    if (local >= numlocal and replicas >= numreplicas) or ctx.in_transaction:
+        return [local, replicas]  # as WAIT: nothing waits inside EXEC
+
     async def wait() -> list[int]:
-        backend.flush()
-        fsynced = await backend.wait_fsynced(position, timeout)
-        if numreplicas and timeout:  # no replica will ever acknowledge
-            await trio.sleep(timeout)
-        return [1 if fsynced else 0, 0]
+        fsynced = [local]
+
+        async def wait_local() -> None:
+            backend.flush()
+            fsynced[0] = 1 if await backend.wait_fsynced(position, timeout) else 0
+
+        async with trio.open_nursery() as nursery:
+            if enabled and not local:
+                nursery.start_soon(wait_local)
+            if numreplicas:
+                replication.request_acks()
+                nursery.start_soon(replication.wait_acks, offset, numreplicas, timeout, True)
+        return [fsynced[0], replication.acknowledged(offset, fsynced=True)]
 
     return ctx.wait_on(wait())
 

@@ -366,3 +366,29 @@ def test_replication_commands_reply_as_redis(tmp_path):
             for command in commands:
                 mine, redis_reply = ours.call(*command), theirs.call(*command)
                 assert mine == redis_reply, (command, mine, redis_reply)
+
+
+def test_waitaof_counts_replicas_whose_aof_fsynced_the_writes(master, tmp_path):
+    directory = tmp_path / "durable"
+    directory.mkdir()
+    master.client().set("before", "the sync")
+    options = [["save", ""], ["appendonly", "yes"], ["appendfsync", "always"],
+               ["replicaof", "127.0.0.1", str(master.port)]]
+    with ServerProcess(str(directory), options) as durable, \
+            ReferenceRedis("--replicaof", "127.0.0.1", str(master.port)) as redis_replica:
+        ours = master.client()
+        wait_caught_up(ours, durable.client())
+        wait_caught_up(ours, redis_replica.client())
+        ours.set("k", "v")
+        # Redis 7.0's replica acknowledges but reports no fsync (no FACK): one of two counts.
+        assert ours.execute_command("WAITAOF", 0, 1, 5000) == [0, 1]
+        assert ours.execute_command("WAITAOF", 0, 2, 300) == [0, 1]
+        assert ours.execute_command("WAIT", 2, 5000) == 2
+        with pytest.raises(redis.ResponseError, match="cannot be used with replica instances"):
+            durable.client().execute_command("WAITAOF", 0, 1, 10)
+        # The replica's AOF holds the synced dataset (rewritten after the sync) and the stream.
+        durable.kill()
+        restarted = ServerProcess(str(directory), [["save", ""], ["appendonly", "yes"]])
+        with restarted:
+            assert restarted.client().get("k") == b"v"
+            assert restarted.client().get("before") == b"the sync"
