@@ -136,6 +136,7 @@ def follow(repl: Replication, host: str, port: int) -> None:
         for replica in list(repl.replicas):  # as Redis: our replicas resync with us later
             replica.client.transport.close()
     repl.master = link
+    engine.log.role = "S"  # the log's role letter, as Redis's: S for a replica
     engine.active_expire_enabled = False  # a replica's keys expire by the master's DEL
     repl.refresh_write_path()
     engine.log.notice(f"Connecting to MASTER {host}:{port}")
@@ -151,6 +152,7 @@ def promote(repl: Replication) -> None:
     link.cancel_scope.cancel()
     _drop_master_client(repl, link)
     repl.master = None
+    engine.log.role = "M"
     engine.active_expire_enabled = True
     repl.shift_replid()
     repl.ensure_backlog()
