@@ -230,9 +230,18 @@ async def _read_acks(repl: Replication, link: ReplicaLink, io: Any,
     engine = repl.engine
     for argv in io.pending_commands:
         _replica_command(repl, link, argv)
+    # A replica that PSYNCed acknowledges every second: none for repl-timeout seconds is a
+    # dead link (SYNC's old-style replicas and redis-cli send nothing: no timeout for them).
+    timeout = float(engine.config.repl_timeout) if link.capa_psync2 else float("inf")
     try:
         while True:
-            data = await io.receive()
+            with trio.move_on_after(timeout) as idle:
+                data = await io.receive()
+            if idle.cancelled_caught:
+                if link.state != "online" or time.monotonic() - link.ack_time < timeout:
+                    continue  # still syncing (a replica is silent until it loaded the RDB)
+                engine.log.warning(f"Disconnecting timedout replica: {link.ip}:{link.port}")
+                break
             if not data:
                 break
             engine.stats.net_input_bytes += len(data)

@@ -53,6 +53,7 @@ class MasterLink:
         # The id and offset a PSYNC continues from (after a first sync, or our own history
         # when a master becomes a replica).
         self.cached: tuple[str, int] | None = None
+        self.timeout = 60.0  # repl-timeout, refreshed at each connection
 
     @property
     def up(self) -> bool:
@@ -72,7 +73,10 @@ class _Reader:
         self.buffer = bytearray()
 
     async def _more(self) -> None:
-        data = await self.stream.receive_some(READ_SIZE)
+        # repl-timeout: a master sends at least a newline (preparing the RDB) or a PING
+        # (streaming) well within it; silence that long is a dead link.
+        with trio.fail_after(self.link.timeout):
+            data = await self.stream.receive_some(READ_SIZE)
         if not data:
             raise LinkError("connection lost")
         self.link.last_io = time.monotonic()
@@ -195,7 +199,9 @@ async def _session(repl: Replication, link: MasterLink) -> None:
     engine = repl.engine
     config = engine.config
     link.state = "connecting"
-    stream = await trio.open_tcp_stream(link.host, link.port)
+    link.timeout = float(config.repl_timeout)
+    with trio.fail_after(link.timeout):
+        stream = await trio.open_tcp_stream(link.host, link.port)
     async with stream:
         reader = _Reader(stream, link)
         link.state = "handshake"
@@ -388,7 +394,8 @@ async def _apply_stream(repl: Replication, link: MasterLink, stream: trio.Socket
                     repl.feed_raw(applied)
                 if getack:
                     await ack()
-            data = await stream.receive_some(READ_SIZE)
+            with trio.fail_after(link.timeout):
+                data = await stream.receive_some(READ_SIZE)
             if not data:
                 raise LinkError("connection lost")
             link.last_io = time.monotonic()
