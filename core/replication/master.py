@@ -158,6 +158,7 @@ async def serve_replica(repl: Replication, link: ReplicaLink, io: Any, full: boo
                     nursery.cancel_scope.cancel()
                     return
             link.state = "online"
+            link.ack_time = time.monotonic()  # lag and repl-timeout count from now
             engine.log.notice(f"Synchronization with replica {link.ip}:{link.port} succeeded")
             await _stream(repl, link, io)
     finally:
