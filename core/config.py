@@ -456,6 +456,8 @@ def config_lines(config: Any, option: Option) -> list[str]:
                 f"{_format_memory(soft)} {seconds}"
                 for kind_, (hard, soft, seconds) in output_buffer_limits(value).items()
                 if default.get(kind_) != (hard, soft, seconds)]
+    if kind == REPLICAOF and not value:
+        return []  # no master: Redis drops the line instead of writing an empty one
     text = format_value(config, name)
     if kind == WORDS:
         return [f"{name} {' '.join(_word(word) for word in value)}" if value

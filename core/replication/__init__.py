@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import trio
 
 from ..resp import encode_command
@@ -270,11 +271,20 @@ class Replication:
         if host is None:
             if self.master is not None:
                 promote(self)
+                self._remember_master("")
             return "OK"
         if self.master is not None and (self.master.host, self.master.port) == (host, port):
             return "OK Already connected to specified master"
         follow(self, host, port)
+        self._remember_master(f"{host} {port}")
         return "OK"
+
+    def _remember_master(self, value: str) -> None:
+        """The ``replicaof`` option follows the role, so CONFIG GET and CONFIG REWRITE
+        (which Sentinel sends after turning a server into a replica) show it, as Redis's."""
+        engine = self.engine
+        if engine.config.replicaof != value:
+            engine.apply_config(msgspec.structs.replace(engine.config, replicaof=value))
 
     def statistics(self) -> dict[str, int]:
         return {"sync_full": self.sync_full, "sync_partial_ok": self.sync_partial_ok,
