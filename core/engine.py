@@ -260,7 +260,9 @@ class Engine:
         self.server: Any = None  # the transport, for CLIENT LIST/KILL and INFO clients
         self.nursery: trio.Nursery | None = None  # for work commands start (set by the server)
         self.run_id = os.urandom(20).hex()
-        # Replication (both sides): ids, offset, backlog, replicas, the link to a master.
+        # Replication (both sides): ids, offset, backlog, replicas, the link to a master;
+        # it sets refuse_stale while a replica's link is down under replica-serve-stale-data no.
+        self.refuse_stale = False
         self.replication = Replication(self)
         self.active_expire_enabled = True
         self.total_forks = 0
@@ -468,6 +470,9 @@ class Engine:
                 f"ERR Can't execute '{full_name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
                 "PING / QUIT / RESET are allowed in this context", spec
             )
+        if self.refuse_stale and "stale" not in spec.flags and not client.is_loader:
+            # A replica whose master link is down, with replica-serve-stale-data no.
+            return self._reject(client, argv, errors.MASTERDOWN, spec)
         if self.loading and not client.is_loader and "loading" not in spec.flags:
             return self._reject(client, argv, errors.LOADING, spec)
         if client.multi is not None and name not in _MULTI_CONTROL:

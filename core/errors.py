@@ -38,6 +38,8 @@ AUTH_NOT_CONFIGURED = (
     "Are you sure your configuration is correct?"
 )
 LOADING = "LOADING Redis is loading the dataset in memory"
+MASTERDOWN = ("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to "
+              "'no'.")
 EXECABORT = "EXECABORT Transaction discarded because of previous errors."
 NESTED_MULTI = "ERR MULTI calls can not be nested"
 EXEC_WITHOUT_MULTI = "ERR EXEC without MULTI"

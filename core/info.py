@@ -88,7 +88,8 @@ def _server(engine: Engine) -> dict[str, Any]:
 def _clients(engine: Engine) -> dict[str, Any]:
     clients = list(engine.clients.values())
     return {
-        "connected_clients": len(clients),
+        # As Redis: replicas are not counted (they are INFO replication's connected_slaves).
+        "connected_clients": sum(1 for client in clients if client.kind != "replica"),
         "cluster_connections": 0,
         "maxclients": engine.config.maxclients,
         "client_recent_max_input_buffer": 0,

@@ -106,10 +106,16 @@ class Replication:
         has a backlog; this object as a refuser while writes may be refused (a read-only
         replica, ``min-replicas-to-write``)."""
         config = self.engine.config
+        self.refresh_stale()
         feeds = [self.feed] if self.backlog is not None and self.master is None else []
         refuses = (self.master is not None and config.replica_read_only) or (
             self.master is None and config.min_replicas_to_write > 0)
         return feeds, [self] if refuses else []
+
+    def refresh_stale(self) -> None:
+        """Whether commands not flagged ``stale`` are refused now (MASTERDOWN)."""
+        self.engine.refuse_stale = (self.master is not None and not self.master.up
+                                    and not self.engine.config.replica_serve_stale_data)
 
     def refresh_write_path(self) -> None:
         self.engine.persistence.refresh_write_path()

@@ -192,6 +192,8 @@ async def _follow(repl: Replication, link: MasterLink) -> None:
                 if link.state == "connected":
                     link.down_since = time.monotonic()
                 link.state = "connect"
+                if repl.master is link:
+                    repl.refresh_stale()
             await trio.sleep(RECONNECT_SECONDS)
 
 
@@ -351,6 +353,7 @@ async def _apply_stream(repl: Replication, link: MasterLink, stream: trio.Socket
     client.authenticated = True
     client.kind = "master"
     link.state = "connected"
+    repl.refresh_stale()
     engine.log.notice("Master link is up")
     parser = StreamParser()
     send_lock = trio.Lock()

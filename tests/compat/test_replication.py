@@ -16,7 +16,7 @@ import pytest
 import redis
 from parity import RawClient, ReferenceRedis
 from rdb_helpers import dataset_of_server
-from servers import ServerProcess, wait_for
+from servers import ServerProcess, free_port, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
                                 reason="redis-server is not installed")
@@ -392,3 +392,25 @@ def test_waitaof_counts_replicas_whose_aof_fsynced_the_writes(master, tmp_path):
         with restarted:
             assert restarted.client().get("k") == b"v"
             assert restarted.client().get("before") == b"the sync"
+
+
+def test_a_replica_whose_master_is_down_answers_as_redis(tmp_path):
+    """Both replicas follow a port where nothing listens: the same replies, MASTERDOWN once
+    replica-serve-stale-data is no, READONLY for writes, and ROLE's connect state."""
+    dead = str(free_port())
+    directory = tmp_path / "ours"
+    directory.mkdir()
+    commands = [("GET", "k"), ("SET", "k", "v"), ("PING",), ("ROLE",), ("INFO", "keyspace"),
+                ("CONFIG", "SET", "replica-serve-stale-data", "no"), ("GET", "k"),
+                ("SET", "k", "v"), ("PING",), ("ROLE",), ("DBSIZE",), ("ECHO", "x"),
+                ("WAIT", "0", "0"),
+                ("CONFIG", "SET", "replica-serve-stale-data", "yes"), ("GET", "k"),
+                ("REPLICAOF", "127.0.0.1", dead)]
+    with ReferenceRedis("--replicaof", "127.0.0.1", dead) as reference, \
+            ServerProcess(str(directory), [*QUIET, ["replicaof", "127.0.0.1", dead]]) as server:
+        with RawClient(server.port) as ours, RawClient(reference.port) as theirs:
+            for command in commands:
+                mine, redis_reply = ours.call(*command), theirs.call(*command)
+                if command == ("ROLE",):  # connect or connecting: the retry's timing
+                    mine, redis_reply = mine.split(b"\r\n")[:7], redis_reply.split(b"\r\n")[:7]
+                assert mine == redis_reply, (command, mine, redis_reply)
