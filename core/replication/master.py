@@ -81,8 +81,17 @@ class RdbJob:
         self.forked = trio.Event()
         self.done = trio.Event()
         self.offset = 0
+        # The RDB as the child writes it (kept whole: a replica that joins late, or reads
+        # the $<len> form, sends it from the start).
+        self.chunks: list[bytes] = []
+        self.grown = trio.Event()  # set (and replaced) when a chunk arrives
         self.rdb: bytes | None = None
         self.error = ""
+
+    def add(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+        self.grown.set()
+        self.grown = trio.Event()
 
 
 def handshake_of(client: Client) -> Handshake:
@@ -183,6 +192,9 @@ async def _send_rdb(repl: Replication, link: ReplicaLink, io: Any, with_header: 
     link.ack_offset = 0
     if with_header:
         await io.send(b"+FULLRESYNC %s %d\r\n" % (repl.replid.encode(), job.offset))
+    if link.capa_eof and repl.engine.config.repl_diskless_sync:
+        await _send_rdb_streamed(repl, link, io, job)
+        return
     while not job.done.is_set():
         with trio.move_on_after(KEEPALIVE_SECONDS):
             await job.done.wait()
@@ -197,6 +209,32 @@ async def _send_rdb(repl: Replication, link: ReplicaLink, io: Any, with_header: 
     view = memoryview(rdb)
     for start in range(0, len(rdb), SEND_CHUNK):
         await io.send(view[start:start + SEND_CHUNK])
+
+
+async def _send_rdb_streamed(repl: Replication, link: ReplicaLink, io: Any,
+                             job: RdbJob) -> None:
+    """Diskless (a replica with ``capa eof``): the RDB as the child writes it, framed by
+    ``$EOF:<mark>`` and the mark, so the replica loads while the child still writes.  Nothing
+    else may be sent meanwhile (a keep-alive newline would be read as RDB bytes); a failed
+    child ends the connection before the mark, which the replica sees as a failed sync."""
+    mark = os.urandom(20).hex().encode()
+    link.state = "send_bulk"
+    await io.send(b"$EOF:%s\r\n" % mark)
+    sent = 0
+    while True:
+        while sent < len(job.chunks):
+            await io.send(job.chunks[sent])
+            sent += 1
+        if job.done.is_set() and sent == len(job.chunks):
+            break
+        grown = job.grown
+        if not job.done.is_set():
+            with trio.move_on_after(KEEPALIVE_SECONDS):
+                await grown.wait()
+    if job.rdb is None:
+        repl.engine.log.warning(f"Full resync of {link.ip}:{link.port} failed: {job.error}")
+        raise OSError(job.error)
+    await io.send(mark)
 
 
 async def _stream(repl: Replication, link: ReplicaLink, io: Any) -> None:
@@ -306,6 +344,7 @@ async def _run_job(repl: Replication, job: RdbJob) -> None:
                 if not chunk:
                     break
                 chunks.append(chunk)
+                job.add(chunk)
         finally:
             os.close(read_fd)
             status = await wait_child(pid)

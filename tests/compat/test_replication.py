@@ -372,6 +372,8 @@ def test_waitaof_counts_replicas_whose_aof_fsynced_the_writes(master, tmp_path):
     directory = tmp_path / "durable"
     directory.mkdir()
     master.client().set("before", "the sync")
+    # The disk-style transfer ($<len> then the RDB) instead of the diskless EOF-marked one.
+    master.client().config_set("repl-diskless-sync", "no")
     options = [["save", ""], ["appendonly", "yes"], ["appendfsync", "always"],
                ["replicaof", "127.0.0.1", str(master.port)]]
     with ServerProcess(str(directory), options) as durable, \
