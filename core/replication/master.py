@@ -285,6 +285,10 @@ async def _read_acks(repl: Replication, link: ReplicaLink, io: Any,
                 break
             engine.stats.net_input_bytes += len(data)
             parser.feed(data)
+            if parser.pending() > engine.config.client_query_buffer_limit:
+                engine.log.warning(f"Closing replica {link.ip}:{link.port} that reached max "
+                                   "query buffer length")
+                break
             while True:
                 found = parser.next()
                 if found is None:
@@ -359,6 +363,10 @@ async def _run_job(repl: Replication, job: RdbJob) -> None:
         slot.release(FORK_OWNER)
         job.forked.set()
         job.done.set()
+        # Only replicas already sending it still need this RDB (they hold the job): a new
+        # replica forks anew, as its stream must start at a newer offset anyway.
+        if repl.rdb_job is job:
+            repl.rdb_job = None
 
 
 def _fork(repl: Replication, job: RdbJob) -> tuple[int, int]:

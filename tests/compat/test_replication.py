@@ -416,3 +416,30 @@ def test_a_replica_whose_master_is_down_answers_as_redis(tmp_path):
                 if command == ("ROLE",):  # connect or connecting: the retry's timing
                     mine, redis_reply = mine.split(b"\r\n")[:7], redis_reply.split(b"\r\n")[:7]
                 assert mine == redis_reply, (command, mine, redis_reply)
+
+
+def test_old_style_sync_sends_the_rdb_then_the_stream_with_select(master):
+    """SYNC over a raw socket, as a pre-PSYNC replica: ``$<len>`` and an RDB holding the
+    dataset, then each write as a command, after a SELECT of its database."""
+    from trioredis.rdb import read_rdb
+
+    ours = master.client()
+    ours.set("before", "1")
+    with RawClient(master.port) as raw:
+        raw.send(b"SYNC\r\n")
+        while not raw.buffer.lstrip(b"\n").startswith(b"$") or b"\r\n" not in raw.buffer:
+            assert raw._fill()
+        raw.buffer = raw.buffer.lstrip(b"\n")
+        header, _, raw.buffer = raw.buffer.partition(b"\r\n")
+        size = int(header[1:])
+        while len(raw.buffer) < size:
+            assert raw._fill()
+        rdb, raw.buffer = raw.buffer[:size], raw.buffer[size:]
+        assert [(db, key, value) for db, key, value, _ in read_rdb(rdb)] == [
+            (0, b"before", b"1")]
+        redis.Redis(port=master.port, db=3, protocol=2).set("after", "2")
+        expected = (b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n"
+                    b"*3\r\n$3\r\nSET\r\n$5\r\nafter\r\n$1\r\n2\r\n")
+        while len(raw.buffer) < len(expected):
+            assert raw._fill()
+        assert raw.buffer == expected
