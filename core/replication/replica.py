@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..backends import REWRITE
+from ..client import Transport
 from ..rdb import read_rdb
 from ..resp import ErrorReply, encode_command
 from .protocol import EOF_MARK_SIZE, StreamParser
@@ -54,6 +55,8 @@ class MasterLink:
         # when a master becomes a replica).
         self.cached: tuple[str, int] | None = None
         self.timeout = 60.0  # repl-timeout, refreshed at each connection
+        self.db = 0  # the database the master's stream selected last
+        self.session_scope = trio.CancelScope()  # one connection's (CLIENT KILL ends it)
 
     @property
     def up(self) -> bool:
@@ -167,6 +170,9 @@ def promote(repl: Replication) -> None:
 
 def _drop_master_client(repl: Replication, link: MasterLink) -> None:
     if link.client is not None:
+        # The stream goes on in the database it last selected (a partial resync sends no
+        # SELECT); an open MULTI is dropped (the stream resumes at it).
+        link.db = link.client.db.index
         repl.engine.drop_client(link.client)
         link.client = None
 
@@ -176,7 +182,10 @@ async def _follow(repl: Replication, link: MasterLink) -> None:
     with link.cancel_scope:
         while True:
             try:
-                await _session(repl, link)
+                with trio.CancelScope() as link.session_scope:
+                    await _session(repl, link)
+                if link.session_scope.cancelled_caught:  # CLIENT KILL TYPE master
+                    raise LinkError("killed by CLIENT KILL")
             except Exception as error:  # noqa: BLE001 - any failure of the link: reconnect
                 # (a nursery's failures come as an ExceptionGroup: the link's and its ACKs')
                 while isinstance(error, ExceptionGroup) and len(error.exceptions) == 1:
@@ -292,6 +301,7 @@ async def _full_sync(repl: Replication, link: MasterLink, reader: _Reader, repli
     repl.backlog = None
     repl.ensure_backlog(offset)
     link.offset = link.read_offset = offset
+    link.db = 0  # the stream after an RDB starts with SELECT
     engine.log.notice("MASTER <-> REPLICA sync: Finished with success")
 
 
@@ -349,6 +359,8 @@ async def _apply_stream(repl: Replication, link: MasterLink, stream: trio.Socket
                         reader: _Reader) -> None:
     engine = repl.engine
     client = link.client = engine.new_client(f"{link.host}:{link.port}", "", -1)
+    client.db = engine.keyspace[link.db]
+    client.transport = Transport(close=link.session_scope.cancel)
     client.is_loader = True  # obeys the master: no READONLY, OOM or MISCONF refusal
     client.authenticated = True
     client.kind = "master"
@@ -356,6 +368,11 @@ async def _apply_stream(repl: Replication, link: MasterLink, stream: trio.Socket
     repl.refresh_stale()
     engine.log.notice("Master link is up")
     parser = StreamParser()
+    # The bytes of an open MULTI: our offset (and what our replicas get) moves past a
+    # transaction only at its EXEC, as Redis's replicas count it, so a link lost in the
+    # middle resumes from the MULTI (the half-received transaction is discarded with the
+    # master client).
+    uncommitted: list[bytes] = []
     send_lock = trio.Lock()
 
     aof = next((backend for backend in engine.persistence.backends
@@ -390,11 +407,7 @@ async def _apply_stream(repl: Replication, link: MasterLink, stream: trio.Socket
                 link.read_offset += len(data)
                 engine.stats.net_input_bytes += len(data)
                 parser.feed(data)
-                mark = parser.pos
-                getack = _apply_commands(repl, link, client, parser)
-                applied = bytes(parser.buffer[mark:parser.pos])
-                if applied:
-                    repl.feed_raw(applied)
+                getack = _apply_commands(repl, link, client, parser, uncommitted)
                 if getack:
                     await ack()
             with trio.fail_after(link.timeout):
@@ -405,19 +418,26 @@ async def _apply_stream(repl: Replication, link: MasterLink, stream: trio.Socket
 
 
 def _apply_commands(repl: Replication, link: MasterLink, client: Client,
-                    parser: StreamParser) -> bool:
-    """Run every whole command buffered; True when the master asked for an ACK."""
+                    parser: StreamParser, uncommitted: list[bytes]) -> bool:
+    """Run every whole command buffered, then count (and pass on to our replicas) what is
+    complete; True when the master asked for an ACK."""
     engine = repl.engine
     getack = False
     while True:
         found = parser.next()
         if found is None:
-            return getack
+            break
         argv, size = found
+        uncommitted.append(bytes(parser.buffer[parser.pos - size:parser.pos]))
         if argv:
             name = argv[0].lower()
             if name == b"replconf" and len(argv) > 1 and argv[1].lower() == b"getack":
                 getack = True
             elif name != b"ping" or len(argv) > 1:
                 engine.call(client, argv)
-        link.offset += size
+        if client.multi is None:
+            applied = b"".join(uncommitted)
+            uncommitted.clear()
+            link.offset += len(applied)
+            repl.feed_raw(applied)
+    return getack

@@ -443,3 +443,21 @@ def test_old_style_sync_sends_the_rdb_then_the_stream_with_select(master):
         while len(raw.buffer) < len(expected):
             assert raw._fill()
         assert raw.buffer == expected
+
+
+def test_a_partial_resync_goes_on_in_the_database_and_transaction_it_was_in(master, tmp_path):
+    """The stream after +CONTINUE has no SELECT: the replica keeps the database the stream
+    selected; a MULTI cut in the middle is received again whole."""
+    with _trioredis_replica(tmp_path, "replica", master.port) as replica:
+        ours, theirs = master.client(db=5), replica.client(db=5)
+        ours.set("a", "1")
+        wait_caught_up(ours, theirs)
+        assert theirs.execute_command("CLIENT", "KILL", "TYPE", "master") == 1
+        ours.set("b", "2")
+        pipe = ours.pipeline(transaction=True)
+        pipe.incr("n").incr("n")
+        pipe.execute()
+        wait_caught_up(ours, theirs)
+        assert theirs.mget("a", "b", "n") == [b"1", b"2", b"2"]
+        assert redis.Redis(port=replica.port, protocol=2).dbsize() == 0
+        assert ours.info("stats")["sync_partial_ok"] == 1
