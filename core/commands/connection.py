@@ -107,7 +107,7 @@ def hello(ctx, argv):
         b"proto": version,
         b"id": client.id,
         b"mode": b"standalone",
-        b"role": b"master",
+        b"role": b"replica" if ctx.engine.replication.is_replica else b"master",
         b"modules": [],
     })
 

@@ -46,7 +46,7 @@ class ReplicaLink:
     """One attached replica, as INFO and ROLE show it."""
 
     __slots__ = ("client", "ip", "port", "state", "position", "ack_offset", "ack_time",
-                 "capa_eof", "capa_psync2", "fack_offset")
+                 "capa_eof", "capa_psync2", "fack_offset", "first_ack")
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -59,6 +59,7 @@ class ReplicaLink:
         self.ack_time = time.monotonic()
         self.capa_eof = False
         self.capa_psync2 = False
+        self.first_ack = trio.Event()
 
 
 class Handshake:
@@ -162,10 +163,15 @@ async def serve_replica(repl: Replication, link: ReplicaLink, io: Any, full: boo
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_read_acks, repl, link, io, nursery.cancel_scope)
             if full:
-                await _send_rdb(repl, link, io, with_header)
+                streamed = await _send_rdb(repl, link, io, with_header)
                 if rdb_only:
                     nursery.cancel_scope.cancel()
                     return
+                if streamed:
+                    # After an EOF-marked transfer the replica reads until the mark ends its
+                    # read: the stream waits for its first ACK (sent once it loaded), so no
+                    # byte of it can share a read with the mark (as Redis does).
+                    await link.first_ack.wait()
             link.state = "online"
             link.ack_time = time.monotonic()  # lag and repl-timeout count from now
             engine.log.notice(f"Synchronization with replica {link.ip}:{link.port} succeeded")
@@ -177,7 +183,8 @@ async def serve_replica(repl: Replication, link: ReplicaLink, io: Any, full: boo
         repl.note_ack()  # a WAIT counting this replica counts again
 
 
-async def _send_rdb(repl: Replication, link: ReplicaLink, io: Any, with_header: bool) -> None:
+async def _send_rdb(repl: Replication, link: ReplicaLink, io: Any, with_header: bool) -> bool:
+    """The full resync's RDB; True when it went EOF-marked (diskless)."""
     job = repl.rdb_job
     if job is None or job.done.is_set() or (job.forked.is_set() and (
             repl.backlog is None or not repl.backlog.holds(job.offset + 1))):
@@ -194,7 +201,7 @@ async def _send_rdb(repl: Replication, link: ReplicaLink, io: Any, with_header: 
         await io.send(b"+FULLRESYNC %s %d\r\n" % (repl.replid.encode(), job.offset))
     if link.capa_eof and repl.engine.config.repl_diskless_sync:
         await _send_rdb_streamed(repl, link, io, job)
-        return
+        return True
     while not job.done.is_set():
         with trio.move_on_after(KEEPALIVE_SECONDS):
             await job.done.wait()
@@ -209,6 +216,7 @@ async def _send_rdb(repl: Replication, link: ReplicaLink, io: Any, with_header: 
     view = memoryview(rdb)
     for start in range(0, len(rdb), SEND_CHUNK):
         await io.send(view[start:start + SEND_CHUNK])
+    return False
 
 
 async def _send_rdb_streamed(repl: Replication, link: ReplicaLink, io: Any,
@@ -314,8 +322,7 @@ def _replica_command(repl: Replication, link: ReplicaLink, argv: list[bytes]) ->
             except ValueError:
                 pass
         link.ack_time = time.monotonic()
-        if link.state == "send_bulk":
-            link.state = "online"
+        link.first_ack.set()
         repl.note_ack()
         return
     repl.engine.call(link.client, argv)
@@ -363,6 +370,7 @@ async def _run_job(repl: Replication, job: RdbJob) -> None:
         slot.release(FORK_OWNER)
         job.forked.set()
         job.done.set()
+        job.grown.set()  # a streamed transfer waiting for more learns it is done
         # Only replicas already sending it still need this RDB (they hold the job): a new
         # replica forks anew, as its stream must start at a newer offset anyway.
         if repl.rdb_job is job:

@@ -116,11 +116,16 @@ class _Reader:
         data = bytearray()
         while True:
             if self.buffer:
+                searched = max(0, len(data) - len(mark) + 1)
                 data += self.buffer
-                self.link.sync_read += len(self.buffer)
                 self.buffer.clear()
-                if data.endswith(mark):
-                    return bytes(data[:-len(mark)])
+                # The stream may follow the mark in the same read: what comes after the
+                # mark goes back to the buffer.
+                end = data.find(mark, searched)
+                if end >= 0:
+                    self.buffer += data[end + len(mark):]
+                    self.link.sync_read += end
+                    return bytes(data[:end])
             await self._more()
 
 

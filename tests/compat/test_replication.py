@@ -271,6 +271,8 @@ def test_trioredis_replica_of_trioredis_master_has_the_same_digest(master, tmp_p
         wait_caught_up(ours, theirs)
         assert ours.execute_command("DEBUG", "DIGEST") == theirs.execute_command("DEBUG", "DIGEST")
         assert_same_dataset(master.port, replica.port)
+        with RawClient(replica.port) as raw:
+            assert b"$4\r\nrole\r\n$7\r\nreplica\r\n" in raw.call("HELLO", "2")
         # Promotion: a new id, the old one valid up to the offset reached.
         old_id = ours.info("replication")["master_replid"]
         reached = offset(ours, "master_repl_offset")
@@ -461,3 +463,58 @@ def test_a_partial_resync_goes_on_in_the_database_and_transaction_it_was_in(mast
         assert theirs.mget("a", "b", "n") == [b"1", b"2", b"2"]
         assert redis.Redis(port=replica.port, protocol=2).dbsize() == 0
         assert ours.info("stats")["sync_partial_ok"] == 1
+
+
+def test_a_replica_passes_the_stream_on_to_its_own_replica(master, tmp_path):
+    """trioredis master -> trioredis replica -> redis-server replica: the middle one
+    forwards the master's stream as it came, so offsets match all the way down."""
+    apply_writes(master.port, [w for w in random_writes(11, 1000) if w[0] != "XADD"])
+    with _trioredis_replica(tmp_path, "middle", master.port) as middle:
+        ours, between = master.client(), middle.client()
+        wait_caught_up(ours, between)
+        with ReferenceRedis("--replicaof", "127.0.0.1", str(middle.port)) as last:
+            apply_writes(master.port, random_writes(12, 3000))
+            wait_caught_up(ours, between)
+            wait_caught_up(ours, last.client())
+            assert offset(between, "master_repl_offset") == offset(ours, "master_repl_offset")
+            assert_same_dataset(master.port, last.port)
+
+
+def test_replicas_that_sync_under_a_running_writer_end_with_the_masters_dataset(master, tmp_path):
+    """Writes (INCR: not idempotent) run while two replicas make their full sync: the RDB
+    holds exactly the dataset at the offset +FULLRESYNC names, and the stream right after
+    the RDB is neither lost nor read as part of it."""
+    import threading
+
+    apply_writes(master.port, [w for w in random_writes(13, 2000) if w[0] != "XADD"])
+    stop = threading.Event()
+
+    def writer() -> None:
+        client = master.client()
+        rng = random.Random(14)
+        while not stop.is_set():
+            pipe = client.pipeline(transaction=False)
+            for _ in range(50):
+                pipe.incr(f"counter{rng.randrange(20)}")
+                pipe.rpush(f"log{rng.randrange(5)}", rng.randrange(1000))
+            pipe.execute()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        with ReferenceRedis("--replicaof", "127.0.0.1", str(master.port)) as redis_replica, \
+                _trioredis_replica(tmp_path, "replica", master.port) as replica:
+            ours = master.client()
+            wait_for(lambda: redis_replica.client().info("replication")["master_link_status"]
+                     == "up" and replica.client().info("replication")["master_link_status"]
+                     == "up", 60, "both replicas to sync")
+            time.sleep(0.5)
+            stop.set()
+            thread.join(30)
+            wait_caught_up(ours, redis_replica.client())
+            wait_caught_up(ours, replica.client())
+            assert_same_dataset(master.port, redis_replica.port)
+            assert_same_dataset(master.port, replica.port)
+    finally:
+        stop.set()
+        thread.join(30)
