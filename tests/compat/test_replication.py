@@ -518,3 +518,27 @@ def test_replicas_that_sync_under_a_running_writer_end_with_the_masters_dataset(
     finally:
         stop.set()
         thread.join(30)
+
+
+def test_replicas_authenticate_with_masterauth_and_masteruser(tmp_path):
+    """A master with a password (and an ACL user): redis-server and trioredis replicas get in
+    with masterauth (masteruser), and without it they stay out."""
+    directory = tmp_path / "master"
+    directory.mkdir()
+    with ServerProcess(str(directory), QUIET) as master:
+        master.client().config_set("requirepass", "s3cret")
+        ours = master.client(password="s3cret")
+        ours.execute_command("ACL", "SETUSER", "repl", "on", ">pw", "+@all", "~*")
+        ours.set("k", "v")
+        with ReferenceRedis("--replicaof", "127.0.0.1", str(master.port),
+                            "--masterauth", "s3cret") as redis_replica, \
+                ServerProcess(str(tmp_path), [*QUIET, ["replicaof", "127.0.0.1", str(master.port)],
+                                              ["masteruser", "repl"], ["masterauth", "pw"]]
+                              ) as replica, \
+                ReferenceRedis("--replicaof", "127.0.0.1", str(master.port)) as outsider:
+            wait_caught_up(ours, redis_replica.client())
+            wait_caught_up(ours, replica.client())
+            assert redis_replica.client().get("k") == replica.client().get("k") == b"v"
+            time.sleep(1)
+            assert outsider.client().info("replication")["master_link_status"] == "down"
+            assert ours.info("replication")["connected_slaves"] == 2
