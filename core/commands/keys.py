@@ -244,11 +244,8 @@ class ScanSnapshots:
 
 
 def scan_snapshots(ctx) -> ScanSnapshots:
-    engine = ctx.engine
-    snapshots = getattr(engine, "scan_snapshots", None)
-    if snapshots is None:
-        snapshots = engine.scan_snapshots = ScanSnapshots()
-    return snapshots
+    """The server's SCAN cursors (built with the engine)."""
+    return ctx.engine.scan_snapshots
 
 
 def parse_cursor(raw: bytes) -> int:
