@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .resp import NULL_ARRAY
+from .errors import CommandError
+from .resp import NULL_ARRAY, ErrorReply
 
 if TYPE_CHECKING:
     from .client import Client
@@ -198,3 +199,22 @@ class BlockedClients:
                     waiter.reply = reply
                     waiter.event.set()
                     queue.popleft()
+
+
+def waiting_block(spawn: Callable[[Callable[[], Any]], None], awaitable: Any) -> Block:
+    """A Block whose reply is ``awaitable``'s result, awaited by a task that ``spawn``
+    starts (SAVE, DEBUG RELOAD, WAITAOF): the client waits, not the server; a CommandError
+    becomes the error reply."""
+    result: dict[str, Any] = {}
+    done = trio.Event()
+
+    async def runner() -> None:
+        try:
+            result["reply"] = await awaitable
+        except CommandError as error:
+            result["reply"] = ErrorReply(error.message.encode())
+        finally:
+            done.set()
+
+    spawn(runner)
+    return Block([], 0, lambda _ctx: None, None).waiting_on(done, result)

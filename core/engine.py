@@ -20,7 +20,6 @@ transport then awaits :meth:`Engine.wait_blocked`.
 
 from __future__ import annotations
 
-import gc
 import os
 import time
 from collections import deque
@@ -32,10 +31,11 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from . import errors, latency, loading, transactions
-from .acl import AccessControl, is_local_client
-from .backends import Backends
-from .blocking import Block, BlockedClients, Waiter
-from .client import REPLY_OFF, Client
+from .acl import AccessControl
+from .admission import CROSS_PROTOCOL_WORDS, CrossProtocolGuard, debug_allowed, log_denial
+from .backends import Backends, Services
+from .blocking import Block, BlockedClients, Waiter, waiting_block
+from .client import Client
 from .commands import (
     BLOCKING,
     CommandRegistry,
@@ -44,13 +44,11 @@ from .commands import (
     subcommand_arity,
 )
 from .commands.keys import ScanSnapshots
-from .config import protected_action_allowed
 from .context import CommandContext, Stats
 from .errors import CommandError
 from .keyspace import Database, Keyspace
 from .loading import Replayer
 from .observability import Observer
-from .persistence import BackendHost, Loader
 from .pubsub import PubSub, notify_keyspace_event
 from .resp import QUEUED, ErrorReply
 from .scripting.runtime import Scripting
@@ -62,13 +60,6 @@ if TYPE_CHECKING:
     from .config import Config, LoadedConfig
     from .log import Log
 
-# The first words of an HTTP request's lines, which Redis treats as an attack.
-_CROSS_PROTOCOL_WORDS = frozenset({b"post", b"host:"})
-CROSS_PROTOCOL_WARNING = (
-    "Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: "
-    "commands to Redis. This is likely due to an attacker attempting to use Cross Protocol "
-    "Scripting to compromise your Redis instance. Connection aborted.")
-CROSS_PROTOCOL_LOG_INTERVAL = 60.0  # seconds: one line per attack wave, not per request
 _MULTI_CONTROL = frozenset({b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"})
 _SUBSCRIBED_ALLOWED = frozenset(
     {b"subscribe", b"psubscribe", b"unsubscribe", b"punsubscribe", b"ping", b"quit", b"reset",
@@ -80,6 +71,8 @@ class Engine:
     """One server's command execution: built from the loaded configuration, the plugin
     manager and the log; the transport hands it clients and their commands."""
 
+    # Over 60 lines on purpose: every piece of the engine's state and every subsystem is
+    # built here, in one place, so a reader sees the whole composition at once.
     def __init__(self, loaded: LoadedConfig, plugin_manager: Any, log: Log) -> None:
         self.loaded = loaded
         self.config: Config = loaded.config
@@ -99,8 +92,6 @@ class Engine:
         for old, new in loaded.renamed_commands.items():
             self.commands.rename(old, new)
         self.acl = AccessControl(self.commands, self.config.requirepass)
-        # The persistence backends' owner (registered by the server once plugins are known).
-        self.persistence = Backends(self)
         self.dirty = 0
         self.stats = Stats()
         self.clients: dict[int, Client] = {}
@@ -117,13 +108,15 @@ class Engine:
         self._current: Client | None = None
         # The write path, handed over by the persistence owner (set_write_path).
         self._feeds: list[Callable[[int, Sequence[bytes]], None]] = []
-        self._refusers: list[Any] = []
+        self._refusal: str | None = None  # MISCONF..., pushed by a backend
         # argv[0] as sent (any case) -> (spec, lowercase name, is_write): skips lower() and a lookup.
         self._dispatch: dict[bytes, tuple[CommandSpec, bytes, bool]] = {}
         # The clients blocked on keys; its ready list is tested inline after every command.
         self.blocking = BlockedClients(self._attempt)
         self._ready_keys = self.blocking.ready_keys
         self.replayer = Replayer(self)
+        # The persistence backends' owner (registered by the server once plugins are known).
+        self.persistence = Backends(self._services_for_backends())
         self.shutdown_requested = trio.Event()
         self.shutdown_save: bool | None = None
         self.fatal_error: str | None = None
@@ -136,7 +129,7 @@ class Engine:
         self.replication_id = self.run_id
         self.active_expire_enabled = True
         self.total_forks = 0
-        self._cross_protocol_logged = -CROSS_PROTOCOL_LOG_INTERVAL
+        self._cross_protocol = CrossProtocolGuard(log)
         self.latest_fork_usec = 0
         self._ops_samples: deque[tuple[float, int]] = deque(maxlen=16)
         self.refresh_hooks()
@@ -157,11 +150,28 @@ class Engine:
         return self.persistence.fork_slot
 
     def set_write_path(self, feeds: list[Callable[[int, Sequence[bytes]], None]],
-                       refusers: list[Any]) -> None:
-        """What each write calls (from the persistence owner): the backends' ``feed``s, and
-        the backends whose ``refuse_writes`` may refuse now."""
+                       refusal: str | None) -> None:
+        """What each write uses (from the persistence owner): the backends' ``feed``s, and
+        the refusal a backend pushed (None while writes are accepted)."""
         self._feeds = feeds
-        self._refusers = refusers
+        self._refusal = refusal
+
+    def _services_for_backends(self) -> Services:
+        """The narrow callables the persistence owner (and through it each backend's host
+        and loader) gets of this engine."""
+        return Services(
+            config=lambda: self.config, keyspace=self.keyspace, hook=self.hook, log=self.log,
+            dirty=lambda: self.dirty, rewrite_value=self.rewrite_value,
+            dataset_preamble=self.dataset_preamble, record_fork=self.record_fork,
+            record_latency=self.record_latency, fatal=self.fatal, replay=self.replayer.replay,
+            replay_many=self.replayer.replay_many, loading_progress=self.loading_progress,
+            loading_eta=self.loading_eta, set_write_path=self.set_write_path,
+            unflushed=lambda: self.unflushed, mark_flushed=self._mark_flushed,
+            wait_on=self.wait_on, reload_from=partial(loading.reload_from, self),
+        )
+
+    def _mark_flushed(self) -> None:
+        self.unflushed = False
 
     def refresh_hooks(self) -> None:
         """Call optional hooks only when some plugin implements them."""
@@ -207,37 +217,10 @@ class Engine:
                 commands.extend([list(argv) for argv in extra])
         return commands
 
-    def prepare_fork(self) -> None:
-        gc.collect(0)
-        gc.freeze()
-
-    def fork_child_exited(self) -> None:
-        """The parent side of :meth:`prepare_fork`, once the child is gone: objects frozen for
-        it are the collector's again (garbage among them would otherwise never be freed)."""
-        gc.unfreeze()
-
-    def loader(self) -> Loader:
-        return Loader(self)
-
-    def backend_host(self) -> BackendHost:
-        return BackendHost(self)
-
     def wait_on(self, awaitable: Any) -> Block:
         """A Block for a command whose reply is ``awaitable``'s result (SAVE, DEBUG RELOAD):
-        the client waits, not the server; a CommandError becomes the error reply."""
-        result: dict[str, Any] = {}
-        done = trio.Event()
-
-        async def runner() -> None:
-            try:
-                result["reply"] = await awaitable
-            except CommandError as error:
-                result["reply"] = ErrorReply(error.message.encode())
-            finally:
-                done.set()
-
-        self.spawn(runner)
-        return Block([], 0, lambda _ctx: None, None).waiting_on(done, result)
+        the client waits, not the server."""
+        return waiting_block(self.spawn, awaitable)
 
     def record_fork(self, seconds: float) -> None:
         """After a backend's successful os.fork(): INFO's total_forks and latest_fork_usec,
@@ -287,8 +270,8 @@ class Engine:
         if entry is None:
             entry = self._lookup(argv[0])
             if entry is None:
-                if argv[0].lower() in _CROSS_PROTOCOL_WORDS:
-                    return self._cross_protocol_attack(client)
+                if argv[0].lower() in CROSS_PROTOCOL_WORDS:
+                    return self._cross_protocol.refuse(client)
                 client.last_command = "NULL"
                 return self._reject(client, argv, errors.unknown_command(argv))
         spec, name, is_write = entry
@@ -309,22 +292,19 @@ class Engine:
             arity = subcommand_arity(spec, argv[1])
             if arity is not None and ((arity > 0 and len(argv) != arity) or len(argv) < -arity):
                 return self._reject(client, argv, errors.wrong_arity(full_name), spec)
-        if spec.name == "debug" and not self._debug_allowed(client):  # renamed ones too
+        if spec.name == "debug" and not debug_allowed(self.config, client):  # renamed ones too
             return self._reject(client, argv, errors.DEBUG_NOT_ALLOWED, spec)
         if not client.authenticated and "noauth" not in spec.flags:
             return self._reject(client, argv, errors.NOAUTH, spec)
         if client.user in self.acl.restricted:  # empty unless ACL SETUSER restricted someone
             denied = self.acl.check(client.user, spec, argv)
             if denied is not None:
-                self._log_denial(client, spec, argv, denied)
+                log_denial(self, client, spec, argv, denied)
                 return self._reject(client, argv, denied, spec)
         if self.config.maxmemory and not client.is_loader and self._out_of_memory(client, spec):
             return self._reject(client, argv, errors.OOM, spec)
-        if is_write and self._refusers and not client.is_loader:
-            for backend in self._refusers:  # refuse_writes() inlined: every write runs this
-                refusal = backend.refuse_writes()
-                if refusal is not None:
-                    return self._reject(client, argv, refusal, spec)
+        if is_write and self._refusal is not None and not client.is_loader:
+            return self._reject(client, argv, self._refusal, spec)
         if (client.channels or client.patterns or client.shard_channels) and not client.resp3 and name not in _SUBSCRIBED_ALLOWED:
             return self._reject(
                 client, argv,
@@ -339,39 +319,6 @@ class Engine:
             client.multi.append((spec, argv))
             return QUEUED
         return self.execute(client, spec, argv)
-
-    def _log_denial(self, client: Client, spec: CommandSpec, argv: list[bytes], denied: str) -> None:
-        """ACL LOG: what ``client`` was refused, with its CLIENT LIST line."""
-        from .commands.connection import client_info_line
-
-        user = self.acl.users.get(client.user)
-        if user is None:
-            reason, object_ = "command", spec.name.encode()
-        else:
-            reason, object_ = user.denied_object(spec, argv, denied)
-        self.acl.log.add(reason, object_, client.user.encode(),
-                         lambda: client_info_line(self, client),
-                         self.config.acllog_max_len,
-                         "multi" if client.multi is not None else "toplevel")
-
-    def _debug_allowed(self, client: Client) -> bool:
-        """``enable-debug-command``: DEBUG for everyone (yes), local clients (local) or
-        nobody (no, the default), as Redis 7 checks it before running the command."""
-        return protected_action_allowed(self.config.enable_debug_command,
-                                        is_local_client(client))
-
-    def _cross_protocol_attack(self, client: Client) -> None:
-        """An HTTP request (a browser page posting to the port): close the connection with no
-        reply, before anything after it runs, and log it at most once a minute, as Redis's
-        ``securityWarningCommand``.  Checked before authentication, unlike Redis: with a
-        password set, Redis answers NOAUTH and reads on."""
-        now = time.monotonic()
-        if now - self._cross_protocol_logged > CROSS_PROTOCOL_LOG_INTERVAL:
-            self._cross_protocol_logged = now
-            self.log.warning(CROSS_PROTOCOL_WARNING)
-        client.set_reply_flags(REPLY_OFF)
-        client.close_after_reply = True
-        return None
 
     def _lookup(self, sent: bytes) -> tuple[CommandSpec, bytes, bool] | None:
         """The command table entry for a name as sent; remembered (a bounded number of
@@ -486,11 +433,8 @@ class Engine:
             self.persistence.flushed_all()
 
     def refuse_writes(self) -> str | None:
-        for backend in self._refusers:
-            refusal = backend.refuse_writes()
-            if refusal is not None:
-                return refusal
-        return None
+        """The refusal every write gets now (``MISCONF ...``), or None."""
+        return self._refusal
 
     # --- transactions ----------------------------------------------------------------------
 
@@ -639,21 +583,9 @@ class Engine:
 
     # --- loading (trioredis.loading) ----------------------------------------------------------
 
-    def replay(self, argv: list[bytes]) -> Any:
-        """Run a command from a persistence file: no reply is sent, nothing is propagated."""
-        return self.replayer.replay(argv)
-
-    def replay_many(self, argvs: Sequence[list[bytes]]) -> tuple[int, Any] | None:
-        """Run a batch of commands from a persistence file (:meth:`Replayer.replay_many`)."""
-        return self.replayer.replay_many(argvs)
-
     async def load(self) -> None:
         """Ask backends, highest priority first, to load the dataset."""
         await loading.load(self)
-
-    async def reload_from(self, backend: Any) -> None:
-        """DEBUG RELOAD: empty the dataset and load it back from ``backend``'s files."""
-        await loading.reload_from(self, backend)
 
     def loading_progress(self, loaded: int, total: int) -> None:
         self.loading_loaded = loaded
