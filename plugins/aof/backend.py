@@ -673,6 +673,8 @@ class AofBackend(BaseBackend):
                 self._rewrite_scheduled = True
         host.hook.trioredis_rewrite_finished(ok=ok, stats={"kind": "aof", "seconds": seconds})
 
+    # Over 60 lines on purpose: the switch's steps and what a crash loses at each read in
+    # order in one place, and step 3 must run with no checkpoint in between.
     async def _install_rewrite(self, child: RewriteChild, temp: str) -> bool:
         """Make the child's file the AOF.  Returns False (the old AOF stays in use, untouched)
         on any error."""
@@ -961,6 +963,12 @@ class AofBackend(BaseBackend):
             loader.execute([b"DISCARD"])  # the unfinished transaction never runs
         if not end.torn:
             return end.total_size
+        return self._load_torn_tail(loader, path, end, own_file, last)
+
+    def _load_torn_tail(self, loader: Loader, path: str, end: Any, own_file: bool,
+                        last: bool) -> int:
+        """The file ends inside a command: refuse to start, or keep the whole commands (and
+        cut the file back to them when it is ours); the valid size."""
         # TORN TAIL.  A crash or power loss can leave the last command (or a MULTI block
         # without its EXEC) incomplete.  With aof-load-truncated yes the whole commands are
         # loaded and the file is cut back to them (before the MULTI of an unfinished
