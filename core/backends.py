@@ -1,16 +1,16 @@
 """The one owner of the persistence backends inside the server.
 
 :mod:`trioredis.persistence` is the contract a backend implements; this module is the other
-side of it, and the only code in core that drives backends: registration, the write path the
-engine calls per command (the feeders, handed to the engine as a plain list so a write costs
+side of it, and the only code in core that drives backends: registration, the write path
+command execution uses per command (the feeders, handed over as a plain list so a write costs
 no extra call, and the refusal the backends pushed), the flush before replies and its
 tickets, the order in which backends load, their tasks and their shutdown, the operations a
 backend declares (SAVE, BGSAVE, BGREWRITEAOF, DEBUG RELOAD, LASTSAVE), the config fan-out and
 the fields they add to INFO persistence.  Commands and the transport ask this owner; nothing
 else iterates over backends.
 
-It knows the server only through :class:`Services`, a set of narrow callables the engine
-lends it: no import of the engine, and no import cycle through this module.
+It knows the server only through :class:`Services`, a set of narrow callables the server
+lends it: no import of command execution, and no import cycle through this module.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class Services:
     replay_many: Callable[[Sequence[list[bytes]]], tuple[int, Any] | None]
     loading_progress: Callable[[int, int], None]
     loading_eta: Callable[[], int]
-    set_write_path: Callable[[list[Feed], str | None], None]  # the engine's per-write path
+    set_write_path: Callable[[list[Feed], str | None], None]  # the per-write path
     unflushed: Callable[[], bool]  # a write was fed since the last flush
     mark_flushed: Callable[[], None]
     wait_on: Callable[[Awaitable[Any]], Any]  # a Block that waits for an awaitable
@@ -130,7 +130,7 @@ class Backends:
             self._refresh_write_path()
 
     def _refresh_write_path(self) -> None:
-        """Hand the engine what its hot path uses for each write: the ``feed`` of every
+        """Hand command execution what its hot path uses for each write: the ``feed`` of every
         backend that overrides it and feeds now, and the first refusal pushed (registration
         order), or None.  So a backend that is off, or keeps BaseBackend's ``feed``, costs
         nothing per command, and nothing is asked per write while nothing is wrong."""
