@@ -41,7 +41,10 @@ class Ticket:
         ``callback``).  True: durable now, the replies leave.  False: not yet; the backend
         calls ``callback()`` once, on the trio thread, after its next sync round (core asks
         again then).  None (this default): only :meth:`wait` can tell; core awaits it in a
-        task."""
+        task for the replies of the clients whose writes it covers, and does not hold other
+        clients' replies for it (with True/False, a reply of the same turn that could reveal
+        the write, a GET of the key, waits too).  The AOF answers None under everysec, where
+        reads must not wait for a slow disk."""
         return None
 
     async def wait(self) -> None:

@@ -5,7 +5,8 @@ It appends every write to ``groupcommit.resp`` in ``dir``.  With ``groupcommit-s
 each flush that wrote returns a ticket, and the backend's ``run()`` task fsyncs once for every
 ticket handed out since its last round, then marks them all durable: the replies of the clients
 of every turn in between leave together.  ``groupcommit-hold yes`` holds the next fsync round
-(a test's way to see a reply wait for the ticket); ``groupcommit-enabled no`` stops feeding
+(a test's way to see a reply wait for the ticket); ``groupcommit-notify no`` hands out tickets
+that only ``wait()`` (core then awaits each in a task); ``groupcommit-enabled no`` stops feeding
 (``host.set_feeding``).  INFO persistence shows ``groupcommit_rounds`` and
 ``groupcommit_tickets``.
 """
@@ -19,6 +20,16 @@ from trioredis import BaseBackend, EventTicket, encode_command, hookimpl
 from trioredis.config_table import boolean, enum
 
 FILENAME = "groupcommit.resp"
+
+
+class WaitOnlyTicket(EventTicket):
+    """A ticket that cannot call back: ``durable_or_notify`` answers None (the Ticket default),
+    so the transport awaits ``wait()`` in a task instead."""
+
+    __slots__ = ()
+
+    def durable_or_notify(self, callback):
+        return None
 
 
 class GroupCommitBackend(BaseBackend):
@@ -56,7 +67,7 @@ class GroupCommitBackend(BaseBackend):
         self.buffer.clear()
         if self.config.groupcommit_sync != "always":
             return None
-        ticket = EventTicket()
+        ticket = EventTicket() if self.config.groupcommit_notify else WaitOnlyTicket()
         self.pending.append(ticket)
         self.tickets += 1
         self.wakeup.set()
@@ -107,6 +118,7 @@ def trioredis_add_options(registry):
                       applies="replies wait for the group commit's fsync"))
     registry.add(boolean("groupcommit-hold", False, applies="hold the next fsync round"))
     registry.add(boolean("groupcommit-enabled", True, applies="feed writes to the file"))
+    registry.add(boolean("groupcommit-notify", True, applies="tickets call back when durable"))
 
 
 @hookimpl
