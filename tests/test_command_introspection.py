@@ -141,9 +141,12 @@ def test_command_info_facts_match_redis_for_every_command(ours, reference):
 
 
 def _canonical(value):
-    """Sets (flags, categories, tips) in any order; key specs' maps as Redis orders them."""
+    """Sets (flags, categories, tips) in any order; key specs without their notes (prose:
+    ours are our own words; tests/compat checks a note stands where Redis has one)."""
     if isinstance(value, list) and value.__class__ is not list:  # a SetReply
-        return sorted(map(repr, value))
+        items = [{k: v for k, v in item.items() if k != b"notes"} if isinstance(item, dict)
+                 else item for item in value]
+        return sorted(map(repr, items))
     return value
 
 
@@ -286,7 +289,7 @@ def test_every_registered_command_has_a_signature_and_each_names_a_redis_command
 
 def test_signature_arguments_use_redis_types_and_key_specs():
     """Every key argument points at a key spec of its command; tokens are upper case."""
-    from trioredis.commands.redis_keyspecs import KEY_SPECS
+    from trioredis.commands.signatures import key_specs
 
     def walk(args):
         for arg in args:
@@ -297,7 +300,7 @@ def test_signature_arguments_use_redis_types_and_key_specs():
         for arg in walk(signature.arguments):
             assert isinstance(arg.type, ArgType)
             if arg.type is ArgType.KEY:
-                assert arg.key_spec_index < len(KEY_SPECS[name]), name
+                assert arg.key_spec_index < len(key_specs()[name]), name
             if arg.type in (ArgType.ONEOF, ArgType.BLOCK):
                 assert arg.arguments, (name, arg.name)
             if arg.token:
@@ -332,3 +335,33 @@ def test_start_up_does_not_load_the_signatures():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_every_signature_states_redis_facts_even_before_its_command_exists(reference):
+    """Signatures waiting for their command (MEMORY USAGE, REPLICAOF...) are checked too,
+    sans-IO: their documented structure against Redis's COMMAND DOCS, their key specs, tips
+    and (for subcommands) arity and flags against Redis's COMMAND INFO."""
+    from trioredis.commands.introspection import _signature_reply
+    from trioredis.commands.keyspecs import key_specs_reply
+    from trioredis.resp import encode
+
+    redis_docs = _resp3(reference.port, "COMMAND", "DOCS")
+    redis_info = _entries(_resp3(reference.port, "COMMAND"))
+    flat_docs = {}
+    for name, doc in redis_docs.items():
+        flat_docs[name.decode()] = doc
+        for sub_name, sub in doc.get(b"subcommands", {}).items():
+            flat_docs[sub_name.decode()] = sub
+    for name, signature in signatures().items():
+        ours_doc = parse_resp3(encode(_signature_reply(signature, []), True))
+        expected = _structure(flat_docs[name])
+        expected.pop(b"subcommands", None)
+        assert _structure(ours_doc) == expected, name
+        entry = redis_info[name]
+        assert [tip.decode() for tip in entry[7]] == list(signature.tips), name
+        ours_specs = parse_resp3(encode(key_specs_reply(name), True))
+        assert _canonical(ours_specs) == _canonical(entry[8]), name
+        if signature.container:
+            assert entry[1] == signature.arity, name
+            assert sorted(flag.decode() for flag in entry[2]) == sorted(
+                Flag(word).redis_name for word in signature.flags), name

@@ -4,9 +4,9 @@
 
 Only FACTS are taken from Redis: each command's and subcommand's group, version, argument
 structure (names, types, tokens, optional/multiple/multiple_token, key spec index, versions
-of arguments), doc flags, and, for subcommands (the registry declares only their arity),
-arity, flags and tips (ACL categories are the ACL module's).  Redis's prose (summaries, complexity, history,
-"replaced by" sentences) is NOT copied: the summaries come from this project, either the
+of arguments), doc flags, tips, key specs, and, for subcommands (the registry declares only
+their arity), arity and flags (ACL categories are the ACL module's).  Redis's prose
+(summaries, complexity, history, "replaced by" sentences, key spec notes) is NOT copied: the summaries come from this project, either the
 files already in ``signatures/`` (regenerating keeps them) or ``SUMMARIES``, lines of
 ``name|summary`` (``config|get|summary`` for a subcommand).  Run once to bootstrap; after
 that the signature files are the source and are edited by hand.
@@ -46,6 +46,28 @@ REPLACED_BY = {
     "slaveof": "REPLICAOF",
 }
 
+# Redis's notes on some key specs, said in this project's words.
+OWN_NOTES = {
+    "This command allows both access and modification of the key":
+        "Reads, or changes, the key: its operations decide.",
+    "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE":
+        "The script decides what it does with its keys: assumed to change them.",
+    "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS":
+        "The script decides how it reads its keys: assumed to read them all.",
+    "RW and UPDATE because it changes the TTL": "Changes the key's expiry, hence RW and UPDATE.",
+    "RW because it may change the internal representation of the key, and propagate to replicas":
+        "May rewrite the HyperLogLog's representation (and propagate it), hence RW.",
+    "RW and ACCESS due to the optional `GET` argument":
+        "With GET it also returns the old value, hence RW and ACCESS.",
+    "For the optional BY/GET keyword. It is marked 'unknown' because the key names derive "
+    "from the content of the key we sort":
+        "BY and GET patterns name keys made of the sorted values: no rule finds them.",
+    "For the optional STORE keyword. It is marked 'unknown' because the keyword can appear "
+    "anywhere in the argument array":
+        "STORE may come anywhere among the options, so its key has no fixed place.",
+    "UPDATE instead of INSERT because of the optional trimming feature":
+        "UPDATE rather than INSERT: the options may trim the stream.",
+}
 LINE_LENGTH = 100
 # COMMAND INFO's flag names -> how declarations spell them (no_auth -> noauth).
 DECLARED_FLAG = {flag.redis_name: flag.value for flag in Flag}
@@ -117,6 +139,41 @@ def arg_source(arg: dict, indent: int) -> str:
     return f"{pad}{head},\n{inner},\n{pad}{tail[2:] + ')' if tail else ')'}"
 
 
+def _search(kind: dict) -> str:
+    """A begin_search or find_keys map as a helper call."""
+    spec = {text(k): v for k, v in kind[b"spec"].items()}
+    name = text(kind[b"type"])
+    if name == "index":
+        return f"at({spec['index']})"
+    if name == "keyword":
+        return f"after({text(spec['keyword'])!r}, {spec['startfrom']})"
+    if name == "range":
+        extra = ""
+        if spec["limit"]:
+            extra = f", {spec['keystep']}, {spec['limit']}"
+        elif spec["keystep"] != 1:
+            extra = f", {spec['keystep']}"
+        return f"span({spec['lastkey']}{extra})"
+    if name == "keynum":
+        args = [spec["keynumidx"], spec["firstkey"], spec["keystep"]]
+        while len(args) > 1 and args[-1] == 1:
+            args.pop()
+        return f"counted({', '.join(map(str, args))})"
+    return "UNKNOWN"
+
+
+def keys_source(specs: list) -> list[str]:
+    """Each key spec as ``keyspec(flags, begin, find[, notes])``."""
+    found = []
+    for spec in specs:
+        flags = " ".join(text(flag) for flag in spec[b"flags"])
+        call = f"keyspec({flags!r}, {_search(spec[b'begin_search'])}, {_search(spec[b'find_keys'])}"
+        if spec.get(b"notes"):
+            call += f",\n                {OWN_NOTES[text(spec[b'notes'])]!r}"
+        found.append(call + ")")
+    return found
+
+
 def doc_source(name: str, doc: dict, summary: str, info: list | None) -> str:
     facts = []
     flags = [text(flag) for flag in doc.get(b"doc_flags", ())]
@@ -133,6 +190,10 @@ def doc_source(name: str, doc: dict, summary: str, info: list | None) -> str:
             facts.append(f"flags={flags!r}")
         if info[7]:
             facts.append(f"tips={' '.join(text(t) for t in info[7])!r}")
+        if info[8]:
+            specs = keys_source(info[8])
+            facts.append("keys=(" + ",\n              ".join(specs) + ("," if len(specs) == 1 else "")
+                         + ")")
     lines = [f"    doc({name!r}, {summary!r}, {text(doc[b'since'])!r}"]
     if len(lines[0]) >= LINE_LENGTH:  # a comma follows
         lines = [f"    doc({name!r},\n        {summary!r},\n        {text(doc[b'since'])!r}"]
@@ -141,6 +202,11 @@ def doc_source(name: str, doc: dict, summary: str, info: list | None) -> str:
     if body:
         return lines[0] + ",\n" + body + "),"
     return lines[0] + "),"
+
+
+def _import_order(name: str) -> tuple:
+    """isort's order: constants first, then the rest case-sensitively."""
+    return (not name.isupper(), name)
 
 
 def main() -> None:
@@ -178,13 +244,20 @@ def main() -> None:
         module = group.replace("-", "_")
         path = os.path.join(OUT, f"{module}.py")
         body = "\n".join(entries)
-        used = sorted(helper for helper in ("block", "double", "integer", "key", "oneof",
-                                            "pattern", "string", "token", "unix_time")
+        used = sorted(helper for helper in ("after", "at", "block", "counted", "double",
+                                            "integer", "key", "keyspec", "oneof", "pattern",
+                                            "span", "string", "token", "unix_time")
                       if f"{helper}(" in body)
+        if "UNKNOWN" in body:
+            used.append("UNKNOWN")
+        names = sorted(["doc", *used], key=_import_order)
+        imports = f"from .arguments import {', '.join(names)}"
+        if len(imports) > LINE_LENGTH:
+            imports = "from .arguments import (\n" + "".join(f"    {n},\n" for n in names) + ")"
         source = (
             f'"""Signatures of Redis 7.0\'s ``{group}`` commands: arguments, versions, and a '
             f'summary in\nthis project\'s words.  See :mod:`trioredis.commands.signatures`."""'
-            f"\n\nfrom .arguments import {', '.join(sorted(['doc', *used]))}\n\n"
+            f"\n\n{imports}\n\n"
             f"GROUP = {group!r}\n\nSIGNATURES = (\n{body}\n)\n")
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(source)

@@ -3,8 +3,8 @@
 Everything is generated from two sources: the registry (what a command does here: arity,
 flags, key positions, ACL categories) and the signatures (:mod:`.signatures`: how a command
 is called, with a summary in this project's words).  Only registered commands appear; a
-signature waiting for its command shows nowhere.  Key specs are Redis 7.0's
-(:mod:`.redis_keyspecs`), the same table COMMAND GETKEYS follows.
+signature waiting for its command shows nowhere.  Key specs are declared with the signatures,
+and COMMAND GETKEYS follows the same ones.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from .keyspecs import (
     key_references,
     key_specs_reply,
 )
-from .redis_keyspecs import KEY_SPECS
-from .signatures import Arg, Signature, signatures
+from .signatures import Arg, Signature, key_specs, signatures
 
 # ACL categories in Redis's order (COMMAND INFO lists them so).
 _CATEGORY_ORDER = ("keyspace", "read", "write", "set", "sortedset", "list", "hash", "string",
@@ -57,7 +56,7 @@ def legacy_key_range(name: str) -> tuple[int, int, int]:
     """(first, last, step) of COMMAND INFO for a Redis command, from its key specs as Redis
     derives it (``populateCommandLegacyRangeSpec``): the specs that start at a fixed index
     and take a range, when they are contiguous with step 1; (0, 0, 0) otherwise."""
-    specs = KEY_SPECS.get(name, ())  # not_key specs (shard channels) count, as in Redis
+    specs = key_specs().get(name, ())  # not_key specs (shard channels) count, as in Redis
     if len(specs) == 1 and specs[0][1][0] == "index" and specs[0][2][0] == "range":
         first, (_, last_key, step, _limit) = specs[0][1][1], specs[0][2]
         return first, (last_key if last_key < 0 else first + last_key), step
@@ -81,7 +80,7 @@ def _shown_flags(spec: CommandSpec) -> frozenset[Flag]:
     arguments), ``no_mandatory_keys`` when no key at all is valid (EVAL with 0 keys)."""
     flags = set(spec.flags)
     if any(begin[0] != "index" or find[0] != "range"
-           for _, begin, find, _ in KEY_SPECS.get(spec.name, ())):
+           for _, begin, find, _ in key_specs().get(spec.name, ())):
         flags.add(Flag.MOVABLEKEYS)
     if spec.name in NO_MANDATORY_KEYS:
         flags.add(Flag.NO_MANDATORY_KEYS)
@@ -92,7 +91,7 @@ def command_info(spec: CommandSpec) -> list:
     """COMMAND INFO's entry for a command, its subcommands nested as Redis nests them."""
     return [
         spec.name.encode(), spec.arity, _flag_set(_shown_flags(spec)),
-        *(legacy_key_range(spec.name) if spec.name in KEY_SPECS
+        *(legacy_key_range(spec.name) if spec.name in key_specs()
           else (spec.first_key, spec.last_key, spec.step)),
         _category_set(categories_of(spec)), _tips(spec.name),
         key_specs_reply(spec.name),
@@ -310,7 +309,7 @@ def _command_keys(table, inner: list[bytes]) -> list[tuple[bytes, tuple[str, ...
         if name is spec.name:
             raise CommandError("ERR Invalid command specified")
         arity = subcommand_arity(spec, inner[1]) or arity
-    if name in KEY_SPECS:
+    if name in key_specs():
         has_keys = has_key_specs(name)
     else:  # a command of our own: its declaration says
         has_keys = name == spec.name and bool(spec.first_key or spec.key_finder)

@@ -7,8 +7,9 @@ One module per Redis command group (``string.py``, ``sorted_set.py``...), each a
 for its hints and COMMAND DOCS returns.  Signatures exist for commands not implemented yet:
 they wait for their command, and COMMAND output only ever shows registered commands.
 
-A subcommand's signature also carries facts the registry does not declare for it (its
-``arity`` and ``flags``), which COMMAND INFO shows.  ``tips`` are the
+A signature also declares the command's key specs (``keys``: where its keys are and what it
+does with each, Redis 7.0's facts; COMMAND INFO and COMMAND GETKEYS read them), and a
+subcommand's the facts the registry does not declare for it (its ``arity`` and ``flags``).  ``tips`` are the
 hints Redis gives cluster clients (``nondeterministic_output``, ``request_policy:...``).
 
 The modules are imported on first use (COMMAND DOCS or INFO), never at start-up.
@@ -20,9 +21,9 @@ import dataclasses
 import functools
 import importlib
 
-from .arguments import Arg, ArgType, Signature
+from .arguments import Arg, ArgType, KeySpec, Signature
 
-__all__ = ["Arg", "ArgType", "Signature", "signatures", "subcommands_of"]
+__all__ = ["Arg", "ArgType", "KeySpec", "Signature", "key_specs", "signatures"]
 
 # One module per Redis group, named as the group with "_" for "-".
 GROUP_MODULES = ("bitmap", "cluster", "connection", "generic", "geo", "hash", "hyperloglog",
@@ -43,7 +44,7 @@ def signatures() -> dict[str, Signature]:
     return found
 
 
-def subcommands_of(name: str) -> list[Signature]:
-    """The declared subcommands of a container, in declaration order."""
-    prefix = name + "|"
-    return [sig for sig_name, sig in signatures().items() if sig_name.startswith(prefix)]
+@functools.cache
+def key_specs() -> dict[str, tuple[KeySpec, ...]]:
+    """The key specs of every command and subcommand that has keys (or channels), by name."""
+    return {name: sig.keys for name, sig in signatures().items() if sig.keys}

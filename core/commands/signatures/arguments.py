@@ -29,6 +29,49 @@ class ArgType(enum.Enum):
 DOC_FLAGS = frozenset(("deprecated", "syscmd"))
 
 
+# A key spec, as COMMAND INFO and COMMAND GETKEYS read it: (flags, begin_search, find_keys,
+# notes).  Built by :func:`keyspec` from the helpers below.
+Begin = tuple  # ("index", position) | ("keyword", word, start_from) | ("unknown",)
+Find = tuple  # ("range", last_key, step, limit) | ("keynum", index, first, step) | ("unknown",)
+KeySpec = tuple[tuple[str, ...], Begin, Find, str]
+# Redis 7.0's key spec flags (COMMAND INFO spells them so: RW, access...).
+KEY_SPEC_FLAGS = frozenset(("RO", "RW", "OW", "RM", "access", "update", "insert", "delete",
+                            "not_key", "incomplete", "variable_flags"))
+UNKNOWN: tuple = ("unknown",)  # a begin or find that no rule describes (SORT's BY patterns)
+
+
+def at(position: int) -> Begin:
+    """The keys begin at a fixed argument index."""
+    return ("index", position)
+
+
+def after(keyword: str, start_from: int) -> Begin:
+    """The keys begin after ``keyword``, searched from index ``start_from`` (negative: from
+    the end, backwards)."""
+    return ("keyword", keyword, start_from)
+
+
+def span(last_key: int, step: int = 1, limit: int = 0) -> Find:
+    """Keys from the beginning to ``last_key`` (relative to it; negative: from the end), every
+    ``step``; ``limit`` N takes 1/N of what remains (XREAD's streams, then their ids)."""
+    return ("range", last_key, step, limit)
+
+
+def counted(numkeys_index: int, first_key: int = 1, step: int = 1) -> Find:
+    """The number of keys is the argument at ``numkeys_index`` (relative to the beginning);
+    the keys start ``first_key`` after the beginning."""
+    return ("keynum", numkeys_index, first_key, step)
+
+
+def keyspec(flags: str, begin: Begin, find: Find, notes: str = "") -> KeySpec:
+    """One key spec: ``flags`` space-separated (``"RW access delete"``)."""
+    words = tuple(flags.split())
+    unknown = set(words) - KEY_SPEC_FLAGS
+    if unknown:
+        raise ValueError(f"unknown key spec flags {sorted(unknown)}")
+    return (words, begin, find, notes)
+
+
 @dataclass(frozen=True, slots=True)
 class Arg:
     """One argument: ``token`` is the keyword typed before it (``EX`` seconds);
@@ -60,6 +103,9 @@ class Signature:
     deprecated_since: str | None = None
     replaced_by: str | None = None
     tips: tuple[str, ...] = ()
+    # What the command does with its keys, Redis 7.0's key specs (arguments' key_spec_index
+    # points into them); COMMAND INFO and COMMAND GETKEYS read them.
+    keys: tuple[KeySpec, ...] = ()
     # Subcommands only: Redis's arity and flags for them (spelled as registrations spell
     # flags: noauth, skip-slowlog), which the registry declares for the container only.
     arity: int | None = None
@@ -73,14 +119,14 @@ class Signature:
 
 def doc(name: str, summary: str, since: str, *arguments: Arg, doc_flags: str = "",
         deprecated_since: str | None = None, replaced_by: str | None = None, tips: str = "",
-        arity: int | None = None, flags: str = "") -> Signature:
+        keys: tuple[KeySpec, ...] = (), arity: int | None = None, flags: str = "") -> Signature:
     """A signature; the space-separated strings become tuples."""
     unknown = set(doc_flags.split()) - DOC_FLAGS
     if unknown:
         raise ValueError(f"{name}: unknown doc flags {sorted(unknown)}")
     return Signature(name=name, summary=summary, since=since, arguments=arguments,
                      doc_flags=tuple(doc_flags.split()), deprecated_since=deprecated_since,
-                     replaced_by=replaced_by, tips=tuple(tips.split()), arity=arity,
+                     replaced_by=replaced_by, tips=tuple(tips.split()), keys=keys, arity=arity,
                      flags=tuple(flags.split()))
 
 

@@ -1,7 +1,7 @@
 """Signatures of Redis 7.0's ``bitmap`` commands: arguments, versions, and a summary in
 this project's words.  See :mod:`trioredis.commands.signatures`."""
 
-from .arguments import block, doc, integer, key, oneof, string, token
+from .arguments import at, block, doc, integer, key, keyspec, oneof, span, string, token
 
 GROUP = 'bitmap'
 
@@ -15,7 +15,8 @@ SIGNATURES = (
                 token('BYTE'),
                 token('BIT'),
             optional=True, since='7.0.0'),
-        optional=True)),
+        optional=True),
+        keys=(keyspec('RO access', at(1), span(0)),)),
     doc('bitfield',
         'Reads, writes and increments integers of any width packed in a string.',
         '3.2.0',
@@ -44,17 +45,22 @@ SIGNATURES = (
                     token='INCRBY'),
                 ),
             ),
-        optional=True, multiple=True)),
+        optional=True, multiple=True),
+        keys=(keyspec('RW access update variable_flags', at(1), span(0),
+                'Reads, or changes, the key: its operations decide.'),)),
     doc('bitfield_ro', 'The reading part of BITFIELD: GET operations only.', '6.0.0',
         key('key', 0),
         block('encoding_offset',
             string('encoding'),
             integer('offset'),
-        token='GET', optional=True, multiple=True, multiple_token=True)),
+        token='GET', optional=True, multiple=True, multiple_token=True),
+        keys=(keyspec('RO access', at(1), span(0)),)),
     doc('bitop', 'Combines strings bit by bit (AND, OR, XOR, NOT) into a destination key.', '2.6.0',
         string('operation'),
         key('destkey', 0),
-        key('key', 1, multiple=True)),
+        key('key', 1, multiple=True),
+        keys=(keyspec('OW update', at(2), span(0)),
+              keyspec('RO access', at(3), span(-1)))),
     doc('bitpos', 'Finds the first bit that is zero or one, optionally within a range.', '2.8.7',
         key('key', 0),
         integer('bit'),
@@ -67,12 +73,15 @@ SIGNATURES = (
                     token('BIT'),
                 optional=True, since='7.0.0'),
             optional=True),
-        optional=True)),
+        optional=True),
+        keys=(keyspec('RO access', at(1), span(0)),)),
     doc('getbit', 'Returns one bit of a string.', '2.2.0',
         key('key', 0),
-        integer('offset')),
+        integer('offset'),
+        keys=(keyspec('RO access', at(1), span(0)),)),
     doc('setbit', 'Sets or clears one bit of a string, returning its old value.', '2.2.0',
         key('key', 0),
         integer('offset'),
-        integer('value')),
+        integer('value'),
+        keys=(keyspec('RW access update', at(1), span(0)),)),
 )

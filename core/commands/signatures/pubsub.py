@@ -1,7 +1,7 @@
 """Signatures of Redis 7.0's ``pubsub`` commands: arguments, versions, and a summary in
 this project's words.  See :mod:`trioredis.commands.signatures`."""
 
-from .arguments import block, doc, pattern, string
+from .arguments import at, block, doc, keyspec, pattern, span, string
 
 GROUP = 'pubsub'
 
@@ -44,15 +44,18 @@ SIGNATURES = (
         pattern('pattern', optional=True, multiple=True)),
     doc('spublish', 'Sends a message to the subscribers of a shard channel.', '7.0.0',
         string('shardchannel'),
-        string('message')),
+        string('message'),
+        keys=(keyspec('not_key', at(1), span(0)),)),
     doc('ssubscribe', 'Subscribes to shard channels.', '7.0.0',
-        string('shardchannel', multiple=True)),
+        string('shardchannel', multiple=True),
+        keys=(keyspec('not_key', at(1), span(-1)),)),
     doc('subscribe', 'Subscribes to channels.', '2.0.0',
         string('channel', multiple=True)),
     doc('sunsubscribe',
         'Unsubscribes from shard channels (all of them without arguments).',
         '7.0.0',
-        string('shardchannel', optional=True, multiple=True)),
+        string('shardchannel', optional=True, multiple=True),
+        keys=(keyspec('not_key', at(1), span(-1)),)),
     doc('unsubscribe', 'Unsubscribes from channels (all of them without arguments).', '2.0.0',
         string('channel', optional=True, multiple=True)),
 )

@@ -1,7 +1,7 @@
 """Signatures of Redis 7.0's ``server`` commands: arguments, versions, and a summary in
 this project's words.  See :mod:`trioredis.commands.signatures`."""
 
-from .arguments import block, doc, integer, key, oneof, pattern, string, token
+from .arguments import at, block, doc, integer, key, keyspec, oneof, pattern, span, string, token
 
 GROUP = 'server'
 
@@ -224,7 +224,8 @@ SIGNATURES = (
         key('key', 0),
         integer('count', token='SAMPLES', optional=True),
         arity=-3,
-        flags='readonly'),
+        flags='readonly',
+        keys=(keyspec('RO', at(2), span(0)),)),
     doc('module', 'Groups the subcommands that manage modules.', '4.0.0'),
     doc('module|help', 'Lists the MODULE subcommands with a line on each.', '5.0.0',
         arity=2,
@@ -280,7 +281,8 @@ SIGNATURES = (
         token('ABSTTL', optional=True, since='5.0.0'),
         integer('seconds', token='IDLETIME', optional=True, since='5.0.0'),
         integer('frequency', token='FREQ', optional=True, since='5.0.0'),
-        doc_flags='syscmd'),
+        doc_flags='syscmd',
+        keys=(keyspec('OW update', at(1), span(0)),)),
     doc('role',
         'Says whether this server is a master, a replica or a sentinel, with details.',
         '2.8.12'),
