@@ -6,9 +6,10 @@ Only FACTS are taken from Redis: each command's and subcommand's group, version,
 structure (names, types, tokens, optional/multiple/multiple_token, key spec index, versions
 of arguments), doc flags, tips, key specs, and, for subcommands (the registry declares only
 their arity), arity and flags (ACL categories are the ACL module's).  Redis's prose
-(summaries, complexity, history, "replaced by" sentences, key spec notes) is NOT copied: the summaries come from this project, either the
-files already in ``signatures/`` (regenerating keeps them) or ``SUMMARIES``, lines of
-``name|summary`` (``config|get|summary`` for a subcommand).  Run once to bootstrap; after
+(summaries, complexity, history, "replaced by" sentences, key spec notes) is NOT copied:
+the summaries come from this project, either the files already in ``signatures/``
+(regenerating keeps them) or ``SUMMARIES``, lines of ``name|summary`` (``config|get|summary``
+for a subcommand); the rest is in ``REPLACED_BY`` and ``OWN_NOTES`` below.  Run once to bootstrap; after
 that the signature files are the source and are edited by hand.
 """
 
