@@ -10,11 +10,12 @@ and COMMAND GETKEYS follows the same ones.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from .. import errors
 from ..acl import categories_of
 from ..errors import CommandError
-from ..resp import Map, SetReply, Status
+from ..resp import Map, Raw, SetReply, Status, encode
 from . import CommandSpec, Flag, command, full_command_name, parse_flags, subcommand_arity
 from .args import help_reply
 from .keyspecs import (
@@ -159,20 +160,28 @@ def _signature_reply(signature: Signature, subcommands: list[Signature]) -> Map:
     return Map(fields)
 
 
-def command_docs(spec: CommandSpec) -> Map:
+def command_docs(spec: CommandSpec, resp3: bool) -> Map | Raw:
     """COMMAND DOCS's entry for a registered command: its signature with the signatures of its
     registered subcommands; a short entry from the registry for a command without one (a
     plugin's)."""
     known = signatures()
-    signature = known.get(spec.name)
-    if signature is None:
+    if spec.name not in known:
         return Map({
             b"summary": (spec.summary or f"{spec.name.upper()} command").encode(),
             b"since": b"1.0.0",
             b"group": _DOC_GROUPS.get(spec.group, spec.group).encode(),
         })
-    subs = [known[full] for sub in spec.subcommands if (full := f"{spec.name}|{sub}") in known]
-    return _signature_reply(signature, subs)
+    subs = tuple(full for sub in spec.subcommands if (full := f"{spec.name}|{sub}") in known)
+    return _encoded_docs(spec.name, subs, resp3)
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded_docs(name: str, subcommands: tuple[str, ...], resp3: bool) -> Raw:
+    """A signature's entry as RESP bytes, built once per protocol: redis-cli asks for every
+    command's at start, and the signatures never change while the server runs."""
+    known = signatures()
+    reply = _signature_reply(known[name], [known[sub] for sub in subcommands])
+    return Raw(encode(reply, resp3))
 
 
 # --- COMMAND ---------------------------------------------------------------------------------
@@ -246,7 +255,7 @@ def command_(ctx, argv):
         return [None if hit is None else command_info(hit[0]) if hit[1] is None
                 else subcommand_info(*hit) for hit in found]
     if sub == "docs":
-        return _docs(table, argv[2:])
+        return _docs(table, argv[2:], ctx.client.resp3)
     if sub == "list":
         return _list(table, argv[2:])
     if sub in ("getkeys", "getkeysandflags"):
@@ -257,11 +266,11 @@ def command_(ctx, argv):
     return help_reply(_COMMAND_HELP)
 
 
-def _docs(table, names: list[bytes]) -> Map:
+def _docs(table, names: list[bytes], resp3: bool) -> Map:
     """COMMAND DOCS [name ...]: every command, or the named ones (``config|get`` too); an
     unknown name is left out."""
     if not names:
-        return Map({spec.name.encode(): command_docs(spec) for spec in table})
+        return Map({spec.name.encode(): command_docs(spec, resp3) for spec in table})
     reply = {}
     for name in names:
         hit = _lookup(table, name)
@@ -269,9 +278,9 @@ def _docs(table, names: list[bytes]) -> Map:
             continue
         spec, sub = hit
         if sub is None:
-            reply[spec.name.encode()] = command_docs(spec)
-        elif (signature := signatures().get(f"{spec.name}|{sub}")) is not None:
-            reply[signature.name.encode()] = _signature_reply(signature, [])
+            reply[spec.name.encode()] = command_docs(spec, resp3)
+        elif (full := f"{spec.name}|{sub}") in signatures():
+            reply[full.encode()] = _encoded_docs(full, (), resp3)
     return Map(reply)
 
 
