@@ -365,3 +365,17 @@ def test_every_signature_states_redis_facts_even_before_its_command_exists(refer
             assert entry[1] == signature.arity, name
             assert sorted(flag.decode() for flag in entry[2]) == sorted(
                 Flag(word).redis_name for word in signature.flags), name
+
+
+def test_command_inside_multi_answers_as_redis(ours, reference):
+    """COMMAND's subcommands are queued and answered by EXEC like any command."""
+    script = [("MULTI",), ("COMMAND", "GETKEYS", "LMOVE", "a", "b", "LEFT", "RIGHT"),
+              ("COMMAND", "INFO", "get"), ("COMMAND", "LIST", "FILTERBY", "PATTERN", "lm*"),
+              ("EXEC",), ("MULTI",), ("COMMAND", "NOSUCH"), ("EXEC",)]
+    replies = []
+    for port in (ours.port, reference.port):
+        with RawClient(port) as client:
+            replies.append([client.call(*argv) for argv in script])
+    assert replies[0] == replies[1]
+    assert replies[0][4].startswith(b"*3\r\n")  # an unknown subcommand aborts the second
+    assert replies[0][-1].startswith(b"-EXECABORT")
