@@ -370,7 +370,7 @@ def test_every_signature_states_redis_facts_even_before_its_command_exists(refer
 def test_command_inside_multi_answers_as_redis(ours, reference):
     """COMMAND's subcommands are queued and answered by EXEC like any command."""
     script = [("MULTI",), ("COMMAND", "GETKEYS", "LMOVE", "a", "b", "LEFT", "RIGHT"),
-              ("COMMAND", "INFO", "get"), ("COMMAND", "LIST", "FILTERBY", "PATTERN", "lm*"),
+              ("COMMAND", "INFO", "get"), ("COMMAND", "LIST", "FILTERBY", "PATTERN", "lmo*"),
               ("EXEC",), ("MULTI",), ("COMMAND", "NOSUCH"), ("EXEC",)]
     replies = []
     for port in (ours.port, reference.port):

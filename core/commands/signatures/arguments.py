@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from .. import parse_flags
+
 
 class ArgType(enum.Enum):
     """The types of argument Redis 7.0 names in COMMAND DOCS."""
@@ -124,6 +126,7 @@ def doc(name: str, summary: str, since: str, *arguments: Arg, doc_flags: str = "
     unknown = set(doc_flags.split()) - DOC_FLAGS
     if unknown:
         raise ValueError(f"{name}: unknown doc flags {sorted(unknown)}")
+    parse_flags(flags, name)  # a subcommand's flags are the registry's words
     return Signature(name=name, summary=summary, since=since, arguments=arguments,
                      doc_flags=tuple(doc_flags.split()), deprecated_since=deprecated_since,
                      replaced_by=replaced_by, tips=tuple(tips.split()), keys=keys, arity=arity,
