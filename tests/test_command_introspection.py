@@ -379,3 +379,16 @@ def test_command_inside_multi_answers_as_redis(ours, reference):
     assert replies[0] == replies[1]
     assert replies[0][4].startswith(b"*3\r\n")  # an unknown subcommand aborts the second
     assert replies[0][-1].startswith(b"-EXECABORT")
+
+
+def test_a_plugin_command_built_directly_shows_in_command_info_and_docs(server):
+    """A CommandSpec built by hand (plain-string flags, no signature) is described from the
+    registry alone."""
+    spec = CommandSpec(name="plugin.get", arity=2, flags=frozenset({"readonly", "noauth"}),
+                       handler=lambda ctx, argv: None, first_key=1, last_key=1, step=1)
+    server.server.engine.commands.add(spec)
+    info = _resp3(server.port, "COMMAND", "INFO", "plugin.get")[0]
+    assert info[:6] == [b"plugin.get", 2, [b"readonly", b"no_auth"], 1, 1, 1]
+    docs = _resp3(server.port, "COMMAND", "DOCS", "plugin.get")
+    assert docs[b"plugin.get"][b"since"] == b"1.0.0"
+    assert b"plugin.get" in _resp3(server.port, "COMMAND", "LIST")

@@ -39,7 +39,8 @@ _DOC_GROUPS = {"keyspace": "generic", "sortedset": "sorted-set", "zset": "sorted
 
 
 def _flag_set(flags) -> SetReply:
-    ordered = sorted(flags, key=_FLAG_RANK.__getitem__)
+    # Flag(...) too for a CommandSpec built directly with plain strings (checked when added).
+    ordered = sorted(map(Flag, flags), key=_FLAG_RANK.__getitem__)
     return SetReply([Status(flag.redis_name.encode()) for flag in ordered])
 
 
