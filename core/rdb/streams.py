@@ -29,6 +29,7 @@ every reply do not.
 from __future__ import annotations
 
 import struct
+from functools import lru_cache
 
 from ..stream import (
     ID_MAX,
@@ -60,7 +61,10 @@ def _wrap(value: int) -> int:
     return value - (1 << 64) if value >> 63 else value
 
 
+@lru_cache(maxsize=4096)
 def _int_entry(number: int) -> bytes:
+    """An integer's listpack entry: cached, as the flags, counts and ID deltas of a node's
+    entries are mostly the same few small numbers."""
     return listpack_entry(b"%d" % number)
 
 
