@@ -39,6 +39,9 @@ from .commands import (
     subcommand_arity,
 )
 from .config import protected_action_allowed
+from .encodings import WRITERS as ENCODING_WRITERS
+from .encodings import apply_zset_thresholds
+from .encodings import note_write as note_encoding_write
 from .errors import CommandError
 from .keyspace import Database, Keyspace, now_ms
 from .observability import Observer
@@ -207,6 +210,7 @@ class Engine:
     def __init__(self, loaded: LoadedConfig, plugin_manager: Any, log: Log) -> None:
         self.loaded = loaded
         self.config: Config = loaded.config
+        apply_zset_thresholds(self.config)  # trioredis.encodings: sorted sets read them
         self.plugin_manager = plugin_manager
         self.hook = plugin_manager.hook
         self.log = log
@@ -545,6 +549,8 @@ class Engine:
         if ctx.dirty:
             self.dirty += ctx.dirty
             db = ctx.db
+            if spec.name in ENCODING_WRITERS:  # OBJECT ENCODING's history (trioredis.encodings)
+                note_encoding_write(db, spec.name, argv, self.config)
             if not ctx.propagated and not self.replaying:
                 if self.in_exec:
                     self._current = client
@@ -867,6 +873,7 @@ class Engine:
     def apply_config(self, new: Config) -> None:
         """CONFIG SET: swap the frozen config, then tell the plugins."""
         old, self.config = self.config, new
+        apply_zset_thresholds(new)
         self._refresh_observe_from()
         if old.loglevel != new.loglevel:
             self.log.set_level(new.loglevel)

@@ -68,9 +68,9 @@ _I32 = struct.Struct("<i")  # EXPIRETIME: seconds, a signed 32-bit time_t as Red
 # --- DUMP payloads -------------------------------------------------------------------------
 
 
-def dump_payload(value: Any, enc: Encodings = DEFAULT_ENCODINGS) -> bytes:
-    """DUMP's reply for ``value``."""
-    kind, body = encode_value(value, enc)
+def dump_payload(value: Any, enc: Encodings = DEFAULT_ENCODINGS, promoted: bool = False) -> bytes:
+    """DUMP's reply for ``value`` (``promoted``: see :func:`encode_value`)."""
+    kind, body = encode_value(value, enc, promoted)
     head = bytes((kind,)) + body + RDB_VERSION.to_bytes(2, "little")
     return head + _U64.pack(crc64(head))
 

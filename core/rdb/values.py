@@ -220,8 +220,11 @@ def _set_as_ints(value: set, enc: Encodings) -> list[int] | None:
     return numbers
 
 
-def encode_value(value: Any, enc: Encodings = DEFAULT_ENCODINGS) -> tuple[int, bytes]:
-    """(type byte, value bytes) for a value of a built-in type; RdbError for another type."""
+def encode_value(value: Any, enc: Encodings = DEFAULT_ENCODINGS,
+                 promoted: bool = False) -> tuple[int, bytes]:
+    """(type byte, value bytes) for a value of a built-in type; RdbError for another type.
+    ``promoted``: a hash or set Redis holds as a hash table whatever its shape (its history,
+    see :mod:`trioredis.encodings`), written as one."""
     compress = enc.rdbcompression
     kind = value.__class__
     if kind is bytes:
@@ -236,7 +239,7 @@ def encode_value(value: Any, enc: Encodings = DEFAULT_ENCODINGS) -> tuple[int, b
         parts[0] = length(count)
         return TYPE_LIST_QUICKLIST_2, b"".join(parts)
     if kind is dict:
-        if _hash_is_compact(value, enc):
+        if not promoted and _hash_is_compact(value, enc):
             flat = [part for pair in value.items() for part in pair]
             return TYPE_HASH_LISTPACK, string(listpack(flat), compress)
         parts = [length(len(value))]
@@ -245,7 +248,7 @@ def encode_value(value: Any, enc: Encodings = DEFAULT_ENCODINGS) -> tuple[int, b
             parts.append(string(item, compress))
         return TYPE_HASH, b"".join(parts)
     if kind is set:
-        numbers = _set_as_ints(value, enc)
+        numbers = None if promoted else _set_as_ints(value, enc)
         if numbers is not None:
             return TYPE_SET_INTSET, string(intset(numbers), compress)
         parts = [length(len(value))]

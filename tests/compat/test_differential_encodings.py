@@ -1,0 +1,156 @@
+"""OBJECT ENCODING of hashes, sets and sorted sets against redis-server 7.0.15: the thresholds
+come from the live config (set with CONFIG SET, under their 7.0 and their old ``ziplist``
+names) and the history counts (Redis never converts back).  Seeded random streams of writes
+that grow and shrink values past the thresholds, with RENAME, COPY, MOVE, SWAPDB, DEL,
+RESTORE and the STORE commands, then OBJECT ENCODING and the DUMP payload's type byte of
+every key, compared with Redis reply by reply."""
+
+from __future__ import annotations
+
+import random
+import shutil
+
+import pytest
+from parity import RawClient, ReferenceRedis
+from servers import ServerThread
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
+                                reason="redis-server is not installed")
+
+SEEDS = [1, 2, 3, 4, 5, 6]
+KEYS = [b"h1", b"h2", b"s1", b"s2", b"z1", b"z2"]
+THRESHOLDS = [
+    (b"hash-max-listpack-entries", [b"4", b"8", b"512"]),
+    (b"hash-max-ziplist-value", [b"5", b"10", b"64"]),
+    (b"set-max-intset-entries", [b"4", b"8", b"512"]),
+    (b"zset-max-listpack-entries", [b"4", b"8", b"128"]),
+    (b"zset-max-ziplist-value", [b"5", b"10", b"64"]),
+]
+
+
+def _element(rng: random.Random) -> bytes:
+    roll = rng.random()
+    if roll < 0.5:
+        return b"%d" % rng.randrange(-20, 20)
+    if roll < 0.8:
+        return b"m%d" % rng.randrange(12)
+    return b"long-%d-" % rng.randrange(4) + b"x" * rng.choice([3, 8, 20, 70])
+
+
+def _script(seed: int) -> list[list[bytes]]:
+    rng = random.Random(seed)
+    commands = [[b"CONFIG", b"SET", name, rng.choice(values)] for name, values in THRESHOLDS]
+    for _ in range(600):
+        roll = rng.random()
+        h, s, z = rng.choice(KEYS[:2]), rng.choice(KEYS[2:4]), rng.choice(KEYS[4:])
+        element = _element(rng)
+        if roll < 0.12:
+            commands.append([b"HSET", h, element, _element(rng)])
+        elif roll < 0.17:
+            commands.append([b"HSETNX", h, element, _element(rng)])
+        elif roll < 0.2:
+            commands.append([b"HINCRBY", h, element, b"%d" % rng.randrange(-5, 5)])
+        elif roll < 0.22:
+            commands.append([b"HINCRBYFLOAT", h, element, b"1.5"])
+        elif roll < 0.32:
+            commands.append([b"HDEL", h, element, _element(rng)])
+        elif roll < 0.44:
+            commands.append([b"SADD", s, element, _element(rng)])
+        elif roll < 0.54:
+            commands.append([b"SREM", s, element, _element(rng), _element(rng)])
+        elif roll < 0.57:
+            commands.append([b"SMOVE", b"s1", b"s2", element])
+        elif roll < 0.6:
+            commands.append([rng.choice([b"SINTERSTORE", b"SUNIONSTORE", b"SDIFFSTORE"]),
+                             s, b"s1", b"s2"])
+        elif roll < 0.7:
+            commands.append([b"ZADD", z, b"%d" % rng.randrange(9), element])
+        elif roll < 0.78:
+            commands.append([b"ZREM", z, element, _element(rng)])
+        elif roll < 0.8:
+            commands.append([b"RENAME", rng.choice(KEYS), rng.choice(KEYS)])
+        elif roll < 0.82:
+            commands.append([b"COPY", rng.choice(KEYS), rng.choice(KEYS), b"REPLACE"])
+        elif roll < 0.835:
+            key = rng.choice(KEYS)
+            commands += [[b"MOVE", key, b"1"], [b"SELECT", b"1"], [b"MOVE", key, b"0"],
+                         [b"SELECT", b"0"]]
+        elif roll < 0.845:
+            commands += [[b"SWAPDB", b"0", b"1"], [b"SWAPDB", b"1", b"0"]]
+        elif roll < 0.85:
+            commands.append([b"DEL", rng.choice(KEYS)])
+        elif roll < 0.86:
+            commands.append([b"RESTORE-DUMP", rng.choice(KEYS)])
+        else:
+            commands.append([b"OBJECT", b"ENCODING", rng.choice(KEYS)])
+    for key in KEYS:
+        commands.append([b"OBJECT", b"ENCODING", key])
+        commands.append([b"DUMP-TYPE", key])
+    return commands
+
+
+def _replies(port: int, commands: list[list[bytes]]) -> list[bytes]:
+    """Every reply; ``RESTORE-DUMP key`` is DUMP then RESTORE ... REPLACE of the payload (a
+    value rebuilt from its DUMP), ``DUMP-TYPE key`` the type byte of the key's payload."""
+    replies = []
+    with RawClient(port) as client:
+        client.call(b"FLUSHALL")
+        for argv in commands:
+            if argv[0] in (b"RESTORE-DUMP", b"DUMP-TYPE"):
+                dump = client.call(b"DUMP", argv[1])
+                if dump.startswith(b"$-1"):
+                    replies.append(dump)
+                    continue
+                payload = dump[dump.index(b"\r\n") + 2:-2]
+                if argv[0] == b"DUMP-TYPE":
+                    replies.append(payload[:1])
+                else:
+                    replies.append(client.call(b"RESTORE", argv[1], b"0", payload, b"REPLACE"))
+            else:
+                replies.append(client.call(*argv))
+        for name, _values in THRESHOLDS:
+            client.call(b"CONFIG", b"SET", name, dict(THRESHOLDS)[name][-1])
+    return replies
+
+
+@pytest.fixture(scope="module")
+def servers():
+    with ReferenceRedis() as ref:
+        ours = ServerThread().start()
+        try:
+            yield ours.port, ref.port
+        finally:
+            ours.stop()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_object_encoding_follows_config_and_history_as_redis(servers, seed):
+    ours, theirs = servers
+    commands = _script(seed)
+    mine, expected = _replies(ours, commands), _replies(theirs, commands)
+    encodings = 0
+    for argv, got, want in zip(commands, mine, expected, strict=True):
+        assert got == want, argv
+        if argv[:2] == [b"OBJECT", b"ENCODING"] and b"hashtable" in want:
+            encodings += 1
+    assert encodings > 3  # the streams do reach hash tables
+
+
+def test_a_hash_that_shrinks_stays_a_hash_table_and_a_new_one_starts_compact(servers):
+    ours, theirs = servers
+    script = [[b"CONFIG", b"SET", b"hash-max-ziplist-entries", b"2"],
+              [b"HSET", b"h", b"a", b"1", b"b", b"2", b"c", b"3"],
+              [b"OBJECT", b"ENCODING", b"h"], [b"HDEL", b"h", b"a", b"b"],
+              [b"OBJECT", b"ENCODING", b"h"], [b"RENAME", b"h", b"g"],
+              [b"OBJECT", b"ENCODING", b"g"], [b"DEL", b"g"], [b"HSET", b"g", b"a", b"1"],
+              [b"OBJECT", b"ENCODING", b"g"], [b"SADD", b"s", b"1", b"x"], [b"SREM", b"s", b"x"],
+              [b"OBJECT", b"ENCODING", b"s"], [b"DUMP-TYPE", b"s"],
+              [b"CONFIG", b"SET", b"set-max-intset-entries", b"1"], [b"SADD", b"t", b"1", b"2"],
+              [b"OBJECT", b"ENCODING", b"t"],
+              [b"CONFIG", b"SET", b"hash-max-listpack-entries", b"512"],
+              [b"CONFIG", b"SET", b"set-max-intset-entries", b"512"]]
+    mine, expected = _replies(ours, script), _replies(theirs, script)
+    assert mine == expected
+    assert expected[2] == expected[4] == expected[6] == b"$9\r\nhashtable\r\n"
+    assert expected[9] == b"$8\r\nlistpack\r\n"
+    assert expected[12] == expected[16] == b"$9\r\nhashtable\r\n"
