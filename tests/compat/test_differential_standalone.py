@@ -68,9 +68,11 @@ def _replies(port: int, script: list[list[bytes]]) -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
-def servers():
+def servers(tmp_path_factory):
     with ReferenceRedis() as ref:
-        ours = ServerThread().start()
+        directory = str(tmp_path_factory.mktemp("ours"))
+        ours = ServerThread([["dir", directory], ["save", ""], ["appendonly", "no"]]).start()
+        ours.wait_ready()
         try:
             yield ours, ref
         finally:
