@@ -1,5 +1,5 @@
-"""Streams in the RDB codec against redis-server 7.0.15: DUMP payloads byte for byte where
-Redis's node layout is deterministic, RESTORE both ways with consumer groups, pending entries
+"""Streams in the RDB codec against redis-server 7.0.15: DUMP payloads byte for byte (node
+layout and XDEL's tombstones as Redis's), RESTORE both ways with consumer groups, pending entries
 and consumers (compared through the raw bytes of ``XINFO STREAM FULL``), ``dump.rdb`` files
 both ways (``redis-check-rdb`` accepts ours), DEBUG RELOAD, the Redis 5/6 stream type, and
 hostile stream payloads answered with an error."""
@@ -104,11 +104,13 @@ def _xinfo_full(port: int, key: bytes) -> bytes:
         return raw.call(b"XINFO", b"STREAM", key, b"FULL", b"COUNT", b"0")
 
 
+@pytest.mark.parametrize("deletions", [False, True])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_stream_dump_equals_redis_byte_for_byte(r, reference, seed):
-    """Without tombstones Redis's node layout follows from the commands alone: same bytes."""
+def test_stream_dump_equals_redis_byte_for_byte(r, reference, seed, deletions):
+    """Redis's node layout follows from the commands alone, XDEL's tombstones included: the
+    same bytes."""
     ref = reference.client()
-    commands = _script(seed, groups=False, deletions=False)
+    commands = _script(seed, groups=False, deletions=deletions)
     _run(r, commands)
     _run(ref, commands)
     compared = 0
@@ -143,9 +145,10 @@ def test_streams_with_groups_restore_both_ways_with_identical_xinfo_full(r, refe
 
 
 def test_stream_with_groups_round_trips_redis_payload_byte_for_byte(r, reference):
-    """A payload Redis made (times included) comes back from DUMP here unchanged."""
+    """A payload Redis made (times and tombstones included) comes back from DUMP here
+    unchanged."""
     ref = reference.client()
-    _run(ref, _script(5, groups=True, deletions=False))
+    _run(ref, _script(5, groups=True, deletions=True))
     for key in (b"s0", b"s1"):
         theirs = ref.dump(key)
         r.restore(key, 0, theirs, replace=True)
@@ -256,6 +259,20 @@ def test_redis_5_stream_type_loads_with_derived_counters():
     assert loaded.max_deleted == 0
     # As Redis does, the payload it writes next is the 7.0 type.
     assert dump_payload(loaded) == dump_payload(stream)
+
+
+def test_node_without_its_tombstones_keeps_its_last_id_through_a_payload():
+    """A node from an older native snapshot has no tombstones: its last ID (what MINID
+    trimming reads) still survives DUMP and RESTORE, through one flagged placeholder."""
+    stream = _sample_stream()
+    for seq in (9, 10):
+        stream.delete((7 << 64) | seq)
+    node = stream.nodes[0]
+    assert [stream_id & 0xFFFF for stream_id, _ in node.tombstones] == [9, 10]
+    node.tombstones = []  # as loaded from a snapshot written before tombstones were kept
+    loaded = load_payload(dump_payload(stream))
+    assert loaded.nodes[0].last == node.last == (7 << 64) | 10
+    assert list(loaded.range(0, ID_MAX)) == list(stream.range(0, ID_MAX))
 
 
 def test_hostile_stream_payloads_end_in_an_error_not_a_crash():

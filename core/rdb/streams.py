@@ -18,12 +18,12 @@ then holds each entry as ``flags, ms - master ms, seq - master seq``, then eithe
 alone (flag SAMEFIELDS: the master's fields) or ``n, field, value, ...``, and last the
 number of listpack elements the entry took (so it can be walked backwards).
 
-Our nodes keep only live entries (:class:`trioredis.stream.Node`): an entry XDEL flagged is
-gone here while Redis keeps it, flagged, in its listpack.  Such nodes are written with their
-live entries only (plus, when the node's last ID belongs to a deleted entry, one flagged
-placeholder with that ID and empty values, so MINID trimming, which reads a node's last ID,
-decides the same after a reload).  Their bytes then differ from Redis's DUMP, the data and
-every reply do not.
+Deleted entries stay in their node as Redis keeps them (``Node.tombstones``), so a node
+is written with the same bytes as Redis's.  A node read from a native snapshot written before
+tombstones were kept lacks them: it is written with the tombstones it has (plus, when the
+node's last ID belongs to a lost one, one flagged placeholder with that ID and empty values,
+so MINID trimming, which reads a node's last ID, decides the same after a reload); its bytes
+then differ from Redis's, its data and every reply do not.
 """
 
 from __future__ import annotations
@@ -71,41 +71,67 @@ def _int_entry(number: int) -> bytes:
 # --- writing -------------------------------------------------------------------------------
 
 
+def _entry(entries: list[bytes], flags: int, ms_diff: bytes, seq_diff: bytes,
+           stored: bytes | tuple[bytes, ...] | list[bytes], same_count: bytes) -> None:
+    """Append one entry's listpack elements (``flags`` without SAMEFIELDS: it is added here
+    when ``stored`` holds the master's fields)."""
+    kind = stored.__class__
+    if kind is bytes:
+        entries += (_int_entry(flags | FLAG_SAMEFIELDS), ms_diff, seq_diff,
+                    listpack_entry(stored), same_count)  # type: ignore[arg-type]
+    elif kind is tuple:
+        entries += (_int_entry(flags | FLAG_SAMEFIELDS), ms_diff, seq_diff)
+        entries.extend(listpack_entry(value) for value in stored)
+        entries.append(same_count)
+    else:
+        count = len(stored) // 2
+        entries += (_int_entry(flags), ms_diff, seq_diff, _int_entry(count))
+        entries.extend(listpack_entry(part) for part in stored)
+        entries.append(_int_entry(2 * count + 4))
+
+
 def node_listpack(node: Node) -> bytes:
-    """The listpack Redis would hold for ``node`` (see the module notes for XDEL'd entries)."""
+    """The listpack Redis holds for ``node``: its live entries and its tombstones in ID
+    order (see the module notes for a node that lacks some tombstones)."""
     master_ms, master_seq = node.master >> SEQ_BITS, node.master & SEQ_MASK
     fields = node.fields
     live = len(node.values)
-    placeholder = node.last if (not live or node.last > node.id_at(live - 1)) else None
-    entries = [_int_entry(live), _int_entry(0 if placeholder is None else 1),
-               _int_entry(len(fields))]
+    tombstones = node.tombstones
+    last_kept = max(node.id_at(live - 1) if live else -1,
+                    tombstones[-1][0] if tombstones else -1)
+    placeholder = node.last if node.last > last_kept else None
+    deleted = len(tombstones) + (placeholder is not None)
+    entries = [_int_entry(live), _int_entry(deleted), _int_entry(len(fields))]
     entries.extend(listpack_entry(field) for field in fields)
     entries.append(_int_entry(0))
     same_count = _int_entry(len(fields) + 3)
     ms_array, seq_array = node.ms, node.seq
+    next_tombstone = 0
     for position, stored in enumerate(node.values):
-        ms_diff = _int_entry(_wrap(ms_array[position] - master_ms))
-        seq_diff = _int_entry(_wrap(seq_array[position] - master_seq))
-        kind = stored.__class__
-        if kind is bytes:
-            entries += (_int_entry(FLAG_SAMEFIELDS), ms_diff, seq_diff, listpack_entry(stored),  # type: ignore[arg-type]
-                        same_count)
-        elif kind is tuple:
-            entries += (_int_entry(FLAG_SAMEFIELDS), ms_diff, seq_diff)
-            entries.extend(listpack_entry(value) for value in stored)
-            entries.append(same_count)
-        else:
-            count = len(stored) // 2
-            entries += (_int_entry(0), ms_diff, seq_diff, _int_entry(count))
-            entries.extend(listpack_entry(part) for part in stored)
-            entries.append(_int_entry(2 * count + 4))
+        ms, seq = ms_array[position], seq_array[position]
+        stream_id = (ms << SEQ_BITS) | seq
+        while next_tombstone < len(tombstones) and tombstones[next_tombstone][0] < stream_id:
+            _tombstone(entries, node, tombstones[next_tombstone], same_count)
+            next_tombstone += 1
+        _entry(entries, 0, _int_entry(_wrap(ms - master_ms)), _int_entry(_wrap(seq - master_seq)),
+               stored, same_count)
+    for tombstone in tombstones[next_tombstone:]:
+        _tombstone(entries, node, tombstone, same_count)
     if placeholder is not None:
-        entries += (_int_entry(FLAG_DELETED | FLAG_SAMEFIELDS),
-                    _int_entry(_wrap((placeholder >> SEQ_BITS) - master_ms)),
-                    _int_entry(_wrap((placeholder & SEQ_MASK) - master_seq)))
-        entries.extend(listpack_entry(b"") for _ in fields)
-        entries.append(same_count)
+        _tombstone(entries, node, (placeholder, tuple(b"" for _ in fields)), same_count)
     return listpack_from_entries(entries)
+
+
+def _tombstone(entries: list[bytes], node: Node,
+               tombstone: tuple[int, bytes | tuple[bytes, ...] | list[bytes]],
+               same_count: bytes) -> None:
+    stream_id, stored = tombstone
+    if stored.__class__ is tuple and len(stored) == 1:
+        stored = stored[0]
+    _entry(entries, FLAG_DELETED,
+           _int_entry(_wrap((stream_id >> SEQ_BITS) - (node.master >> SEQ_BITS))),
+           _int_entry(_wrap((stream_id & SEQ_MASK) - (node.master & SEQ_MASK))),
+           stored, same_count)
 
 
 def encode_stream(stream: Stream, length, string) -> bytes:  # noqa: ANN001 (the two writers of values.py)
@@ -215,6 +241,11 @@ def _read_node(master: int, blob: bytes) -> Node:
         node.last = stream_id
         if flags & FLAG_DELETED:
             seen_deleted += 1
+            if same:
+                values = pairs[1::2]
+                node.tombstones.append((stream_id, values[0] if nfields == 1 else tuple(values)))
+            else:
+                node.tombstones.append((stream_id, pairs))
             continue
         node.add(stream_id, pairs, same)
         seen_live += 1
