@@ -22,14 +22,18 @@ member that is not an integer or on a member count past ``set-max-intset-entries
 Sorted sets keep their history in the value (:attr:`ZSet.compact`); their thresholds are
 set module-wide by :func:`apply_zset_thresholds`.
 
-Known gaps: changing a threshold with CONFIG SET does not convert existing values in Redis
+Loading: an AOF replays its writes through :func:`note_write` as Redis replays them; after a
+snapshot load (RDB or native), which builds values by shape as Redis's loader does, the
+values born hash tables are marked (:func:`mark_by_shape`).
+
+Known gap: changing a threshold with CONFIG SET does not convert existing values in Redis
 until their next write; here a key outside the promoted set is judged by shape with the new
-threshold at once.  Values loaded from a snapshot are judged by shape (as Redis loads them),
-but one loaded as a hash table is not marked, so after it shrinks it reads as compact here.
+threshold at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import zset
@@ -130,6 +134,23 @@ def note_write(db: Database, name: str, argv: list[bytes], config: Any) -> None:
         db.promoted.add(key)
 
 
+def mark_by_shape(databases: Iterable[Database], config: Any) -> int:
+    """After a snapshot load: every hash or set that loaded as a hash table (Redis loads by
+    shape too) is promoted from birth, so it stays one when it shrinks.  Returns how many
+    keys were marked."""
+    enc = thresholds(config)
+    marked = 0
+    for db in databases:
+        promoted = db.promoted
+        for key, value in db.data.items():
+            kind = value.__class__
+            if (kind is dict and not hash_is_compact(value, enc)) or (
+                    kind is set and not set_is_intset(value, enc)):
+                promoted.add(key)
+                marked += 1
+    return marked
+
+
 def carry(target_db: Database, target: bytes, promoted: bool) -> None:
     """RENAME, MOVE and COPY: the target keeps the source's encoding history (``promoted``:
     whether the source was promoted, read before it was deleted)."""
@@ -141,5 +162,6 @@ def is_promoted(db: Database, key: bytes) -> bool:
     return key in db.promoted
 
 
-__all__ = ["WRITERS", "apply_zset_thresholds", "carry", "hash_is_compact", "is_promoted", "note_write",
+__all__ = ["WRITERS", "apply_zset_thresholds", "carry", "hash_is_compact", "is_promoted",
+           "mark_by_shape", "note_write",
            "set_is_intset", "thresholds"]

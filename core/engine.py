@@ -40,7 +40,7 @@ from .commands import (
 )
 from .config import protected_action_allowed
 from .encodings import WRITERS as ENCODING_WRITERS
-from .encodings import apply_zset_thresholds
+from .encodings import apply_zset_thresholds, mark_by_shape
 from .encodings import note_write as note_encoding_write
 from .errors import CommandError
 from .keyspace import Database, Keyspace, now_ms
@@ -936,6 +936,7 @@ class Engine:
             await backend.load(Loader(self))
         finally:
             self.loading = self.keyspace.loading = False
+        mark_by_shape(self.keyspace.databases, self.config)  # trioredis.encodings
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -988,6 +989,7 @@ class Engine:
                     entry = self._replay_entry(argv[0])
                 if entry and not in_multi and entry[1] <= len(argv) <= entry[2]:
                     ctx.db = client.db
+                    before = ctx.dirty
                     try:
                         reply = entry[0](ctx, argv)
                     except CommandError as error:
@@ -997,6 +999,8 @@ class Engine:
                         self.log.warning(f"Internal error running {name}: {error!r}")
                         reply = self._error(f"ERR internal error running '{name}': {error!r}",
                                             name)
+                    if ctx.dirty != before and entry[3].name in ENCODING_WRITERS:
+                        note_encoding_write(ctx.db, entry[3].name, argv, self.config)
                     if signal and ctx.dirty:
                         dirty += ctx.dirty
                         ctx.dirty = 0
@@ -1057,6 +1061,7 @@ class Engine:
             self.loading = False
             self.keyspace.loading = False
             gc.collect()
+        mark_by_shape(self.keyspace.databases, self.config)  # trioredis.encodings
 
     def loading_progress(self, loaded: int, total: int) -> None:
         self.loading_loaded = loaded

@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 from parity import RawClient, ReferenceRedis
-from servers import ServerThread
+from servers import ServerProcess, ServerThread
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
                                 reason="redis-server is not installed")
@@ -167,3 +167,58 @@ def test_a_hash_that_shrinks_stays_a_hash_table_and_a_new_one_starts_compact(ser
     assert expected[2] == expected[4] == expected[6] == b"$9\r\nhashtable\r\n"
     assert expected[9] == b"$8\r\nlistpack\r\n"
     assert expected[12] == expected[16] == b"$9\r\nhashtable\r\n"
+
+
+def test_debug_reload_builds_by_shape_and_keeps_hash_tables_born_there(servers):
+    """DEBUG RELOAD: a hash that shrank back comes back compact (the loader builds by shape),
+    a set loaded as a hash table stays one when it shrinks afterwards, as in Redis."""
+    ours, theirs = servers
+    script = [[b"CONFIG", b"SET", b"hash-max-listpack-entries", b"2"],
+              [b"HSET", b"h", b"a", b"1", b"b", b"2", b"c", b"3"], [b"HDEL", b"h", b"a", b"b"],
+              [b"OBJECT", b"ENCODING", b"h"], [b"SADD", b"s", b"1", b"x"],
+              [b"DEBUG", b"RELOAD"], [b"OBJECT", b"ENCODING", b"h"],
+              [b"OBJECT", b"ENCODING", b"s"], [b"SREM", b"s", b"x"],
+              [b"OBJECT", b"ENCODING", b"s"], [b"DUMP-TYPE", b"s"],
+              [b"CONFIG", b"SET", b"hash-max-listpack-entries", b"512"]]
+    mine, expected = _replies(ours, script), _replies(theirs, script)
+    assert mine == expected
+    assert expected[3] == b"$9\r\nhashtable\r\n" and expected[6] == b"$8\r\nlistpack\r\n"
+    assert expected[9] == b"$9\r\nhashtable\r\n"
+
+
+AOF_SCRIPT = [[b"HSET", b"h", b"a", b"1", b"b", b"2", b"c", b"3"], [b"HDEL", b"h", b"a", b"b"],
+              [b"SADD", b"s", b"1", b"x"], [b"SREM", b"s", b"x"], [b"HSET", b"g", b"a", b"1"]]
+AOF_READS = [[b"OBJECT", b"ENCODING", key] for key in (b"h", b"s", b"g")]
+
+
+def test_a_restart_from_the_aof_replays_the_history_as_redis(tmp_path):
+    """The AOF replays the writes that converted a value, so after a restart a hash that
+    shrank is still a hash table, on both servers."""
+    options = ["--appendonly", "yes", "--hash-max-listpack-entries", "2"]
+    answers = []
+    for kind in ("redis", "ours"):
+        directory = tmp_path / kind
+        directory.mkdir()
+        for run in range(2):
+            if kind == "redis":
+                server = ReferenceRedis(*options, directory=str(directory))
+                port, stop = server.port, server.stop
+            else:
+                process = ServerProcess(str(directory), [["save", ""], ["appendonly", "yes"],
+                                                         ["hash-max-listpack-entries", "2"]])
+                process.start()
+                port, stop = process.port, process.stop
+            try:
+                script = AOF_SCRIPT + AOF_READS if run == 0 else AOF_READS
+                replies = _replies_without_flush(port, script)
+            finally:
+                stop()
+        answers.append(replies)
+    assert answers[0] == answers[1]
+    assert answers[0] == [b"$9\r\nhashtable\r\n", b"$9\r\nhashtable\r\n", b"$8\r\nlistpack\r\n"]
+
+
+def _replies_without_flush(port: int, script: list[list[bytes]]) -> list[bytes]:
+    with RawClient(port) as client:
+        replies = [client.call(*argv) for argv in script]
+    return replies[-len(AOF_READS):]
