@@ -222,3 +222,30 @@ def _replies_without_flush(port: int, script: list[list[bytes]]) -> list[bytes]:
     with RawClient(port) as client:
         replies = [client.call(*argv) for argv in script]
     return replies[-len(AOF_READS):]
+
+
+def test_dump_rdb_writes_a_shrunk_hash_as_a_hash_table_as_redis(tmp_path):
+    """In a dump.rdb, a key's record type is its encoding: a hash that shrank back is written
+    as a hash table (type 4), a small one as a listpack (type 16), on both servers."""
+    script = [[b"HSET", b"h", b"a", b"1", b"b", b"2", b"c", b"3"], [b"HDEL", b"h", b"a", b"b"],
+              [b"HSET", b"g", b"a", b"1"], [b"SAVE"]]
+    files = []
+    for kind in ("redis", "ours"):
+        directory = tmp_path / kind
+        directory.mkdir()
+        if kind == "redis":
+            server = ReferenceRedis("--hash-max-listpack-entries", "2", directory=str(directory))
+            port, stop = server.port, server.stop
+        else:
+            process = ServerProcess(str(directory), [["save", ""], ["appendonly", "no"],
+                                                     ["dbfilename", "dump.rdb"],
+                                                     ["hash-max-listpack-entries", "2"]])
+            process.start()
+            port, stop = process.port, process.stop
+        try:
+            _replies_without_flush(port, script + AOF_READS)
+        finally:
+            stop()
+        files.append((directory / "dump.rdb").read_bytes())
+    for data in files:
+        assert b"\x04\x01h" in data and b"\x10\x01g" in data
