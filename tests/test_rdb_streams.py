@@ -20,10 +20,11 @@ from trioredis.rdb.checksum import crc64
 from trioredis.rdb.values import (
     TYPE_STREAM_LISTPACKS,
     TYPE_STREAM_LISTPACKS_2,
+    TYPE_STREAM_LISTPACKS_3,
     Reader,
     decode_value,
 )
-from trioredis.stream import ID_MAX, Stream, format_id
+from trioredis.stream import ID_MAX, Consumer, Group, Nack, Stream, format_id
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
                                 reason="redis-server is not installed")
@@ -261,6 +262,56 @@ def test_redis_5_stream_type_loads_with_derived_counters():
     assert dump_payload(loaded) == dump_payload(stream)
 
 
+def _with_group(stream: Stream) -> Stream:
+    group = Group(b"g", (7 << 64) | 3, 3)
+    for name, ids in ((b"alice", (1, 2)), (b"bob", (3,)), (b"idle", ())):
+        consumer = group.consumers[name] = Consumer(name, 1700000000000 + len(name))
+        for seq in ids:
+            nack = Nack(consumer, 1700000000500 + seq, seq)
+            group.pel[(7 << 64) | seq] = consumer.pel[(7 << 64) | seq] = nack
+    stream.groups[b"g"] = group
+    return stream
+
+
+def _v3_body(stream: Stream) -> bytes:
+    """Redis 7.2's layout (STREAM_LISTPACKS_3): the 7.0 one with an 8-byte active time after
+    each consumer's seen time, made by walking the 7.0 body."""
+    body = dump_payload(stream)[1:-10]
+    reader = Reader(body)
+    for _ in range(reader.length()):
+        reader.string()
+        reader.string()
+    for _ in range(8):
+        reader.length()
+    parts, start = [], 0
+    for _ in range(reader.length()):
+        reader.string()
+        for _ in range(3):
+            reader.length()
+        for _ in range(reader.length()):
+            reader.take(24)
+            reader.length()
+        for _ in range(reader.length()):
+            reader.string()
+            reader.take(8)
+            parts.append(body[start:reader.pos] + (123).to_bytes(8, "little"))
+            start = reader.pos
+            for _ in range(reader.length()):
+                reader.take(16)
+    parts.append(body[start:])
+    return b"".join(parts)
+
+
+def test_redis_7_2_stream_type_loads_without_its_active_times():
+    stream = _with_group(_sample_stream())
+    loaded = decode_value(TYPE_STREAM_LISTPACKS_3, Reader(_v3_body(stream)))
+    assert dump_payload(loaded) == dump_payload(stream)
+    group = loaded.groups[b"g"]
+    assert [(name, sorted(consumer.pel)) for name, consumer in group.consumers.items()] == [
+        (b"alice", [(7 << 64) | 1, (7 << 64) | 2]), (b"bob", [(7 << 64) | 3]), (b"idle", [])]
+    assert group.pel[(7 << 64) | 2].consumer is group.consumers[b"alice"]
+
+
 def test_node_without_its_tombstones_keeps_its_last_id_through_a_payload():
     """A node from an older native snapshot has no tombstones: its last ID (what MINID
     trimming reads) still survives DUMP and RESTORE, through one flagged placeholder."""
@@ -276,7 +327,7 @@ def test_node_without_its_tombstones_keeps_its_last_id_through_a_payload():
 
 
 def test_hostile_stream_payloads_end_in_an_error_not_a_crash():
-    good = dump_payload(_sample_stream())
+    good = dump_payload(_with_group(_sample_stream()))
     body = good[1:-10]
     rng = random.Random(4)
     refused = 0

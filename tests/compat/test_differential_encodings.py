@@ -249,3 +249,16 @@ def test_dump_rdb_writes_a_shrunk_hash_as_a_hash_table_as_redis(tmp_path):
         files.append((directory / "dump.rdb").read_bytes())
     for data in files:
         assert b"\x04\x01h" in data and b"\x10\x01g" in data
+
+
+@pytest.mark.parametrize("size", [b"3", b"1", b"-1", b"-5", b"-2"])
+def test_list_dump_follows_list_max_listpack_size_as_redis(servers, size):
+    """A list's quicklist nodes are cut by the live list-max-listpack-size (its old name too):
+    the DUMP payloads are the same bytes."""
+    ours, theirs = servers
+    items = [b"item-%d" % i + b"x" * (i * 37 % 300) for i in range(200)]
+    script = [[b"CONFIG", b"SET", b"list-max-ziplist-size", size], [b"RPUSH", b"l", *items],
+              [b"DUMP", b"l"], [b"CONFIG", b"SET", b"list-max-listpack-size", b"-2"]]
+    mine, expected = _replies(ours, script), _replies(theirs, script)
+    assert mine == expected
+    assert len(expected[2]) > 1000
