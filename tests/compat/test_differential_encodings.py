@@ -262,3 +262,21 @@ def test_list_dump_follows_list_max_listpack_size_as_redis(servers, size):
     mine, expected = _replies(ours, script), _replies(theirs, script)
     assert mine == expected
     assert len(expected[2]) > 1000
+
+
+def test_raising_a_threshold_leaves_hash_tables_as_they_are(servers):
+    """CONFIG SET to a higher threshold converts nothing back, on both servers: every hash
+    table here was marked when it became one (by growth, STORE or RESTORE)."""
+    ours, theirs = servers
+    script = [[b"CONFIG", b"SET", b"hash-max-listpack-entries", b"2"],
+              [b"CONFIG", b"SET", b"set-max-intset-entries", b"2"],
+              [b"HSET", b"h", b"a", b"1", b"b", b"2", b"c", b"3"],
+              [b"SADD", b"s", b"1", b"2", b"3"], [b"SUNIONSTORE", b"u", b"s"],
+              [b"RESTORE-DUMP", b"h"],
+              [b"CONFIG", b"SET", b"hash-max-listpack-entries", b"512"],
+              [b"CONFIG", b"SET", b"set-max-intset-entries", b"512"],
+              *([b"OBJECT", b"ENCODING", key] for key in (b"h", b"s", b"u")),
+              [b"HSET", b"h", b"d", b"4"], [b"OBJECT", b"ENCODING", b"h"]]
+    mine, expected = _replies(ours, script), _replies(theirs, script)
+    assert mine == expected
+    assert expected[8:11] == [b"$9\r\nhashtable\r\n"] * 3
