@@ -59,9 +59,11 @@ def failover(ctx, argv):
             index += 1
         else:
             raise CommandError(errors.SYNTAX)
+    # Then Redis checks: a failover already running, this server being a replica, no
+    # replica connected.  Only the last can be true here, and always is.
     if connected_replicas(ctx) == 0:
         raise CommandError(FAILOVER_NO_REPLICAS)
-    raise CommandError(FAILOVER_NO_REPLICAS)  # unreachable until replicas exist
+    raise CommandError("ERR FAILOVER is not supported by this server")
 
 
 def register(registry):

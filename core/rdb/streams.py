@@ -29,7 +29,9 @@ then differ from Redis's, its data and every reply do not.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from ..stream import (
     ID_MAX,
@@ -43,6 +45,9 @@ from ..stream import (
 )
 from .compact import as_int64, listpack_entry, listpack_from_entries, read_listpack
 from .errors import RdbError
+
+if TYPE_CHECKING:
+    from .values import Reader
 
 # Entry flags inside a node's listpack.
 FLAG_DELETED = 1
@@ -134,7 +139,8 @@ def _tombstone(entries: list[bytes], node: Node,
            stored, same_count)
 
 
-def encode_stream(stream: Stream, length, string) -> bytes:  # noqa: ANN001 (the two writers of values.py)
+def encode_stream(stream: Stream, length: Callable[[int], bytes],
+                  string: Callable[[bytes], bytes]) -> bytes:
     """A stream's value bytes for ``RDB_TYPE_STREAM_LISTPACKS_2``; ``length`` and ``string``
     are the RDB length and string writers (``string`` compresses as configured)."""
     parts = [length(len(stream.nodes))]
@@ -261,11 +267,11 @@ def _counter_size(number: int) -> int:
     return len(_int_entry(number))
 
 
-def _raw_id(reader) -> int:  # noqa: ANN001 (values.Reader)
+def _raw_id(reader: Reader) -> int:
     return int.from_bytes(reader.take(16), "big")
 
 
-def decode_stream(version: int, reader) -> Stream:  # noqa: ANN001 (values.Reader)
+def decode_stream(version: int, reader: Reader) -> Stream:
     """A stream of RDB stream type ``version`` (1, 2 or 3) at the reader's position."""
     stream = Stream()
     previous = -1
@@ -303,7 +309,9 @@ def decode_stream(version: int, reader) -> Stream:  # noqa: ANN001 (values.Reade
     return stream
 
 
-def _read_group(stream: Stream, version: int, reader) -> None:  # noqa: ANN001
+def _read_group(stream: Stream, version: int, reader: Reader) -> None:
+    """One consumer group with its pending list and consumers, each checked: a consumer's
+    entry must be one of the group's, owned once; every pending entry must have an owner."""
     name = reader.string()
     if name in stream.groups:
         raise RdbError("duplicate consumer group")
