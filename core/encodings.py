@@ -10,13 +10,14 @@ joins it when a write adds to its hash or set what Redis would convert on
 SADD and SMOVE), and leaves it when the key is deleted, expires or gets a new value;
 RENAME, MOVE and COPY carry it (:func:`carry`), as Redis moves or duplicates the object with
 its encoding.  RESTORE and the set STORE commands build a value by shape, as Redis does, and
-one born a hash table joins the set at once.  A key outside the set is encoded by shape with
-the thresholds in force.
+one born a hash table joins the set at once.  So the set is the truth: a hash or set whose
+key is outside it is compact (``keys.key_encoding``, DUMP and dump.rdb read it so), even past
+a threshold lowered since, until a write converts it, as in Redis.
 
-What Redis checks when adding, and so what marks a key here: HSET/HMSET/HSETNX and
-HINCRBYFLOAT compare the field and value arguments with ``hash-max-listpack-value``
-(``hashTypeTryConversion``), every hash write compares the field count with
-``hash-max-listpack-entries``; HINCRBY checks the count only.  SADD and SMOVE convert on a
+What Redis checks when adding, and so what marks a key here: HSET/HMSET/HSETNX, HINCRBY and
+HINCRBYFLOAT compare their field and value (or increment) arguments with
+``hash-max-listpack-value`` (``hashTypeTryConversion``: the arguments, not the result), every
+hash write compares the field count with ``hash-max-listpack-entries``.  SADD and SMOVE convert on a
 member that is not an integer or on a member count past ``set-max-intset-entries``.
 
 Sorted sets keep their history in the value (:attr:`ZSet.compact`); their thresholds are
@@ -26,9 +27,9 @@ Loading: an AOF replays its writes through :func:`note_write` as Redis replays t
 snapshot load (RDB or native), which builds values by shape as Redis's loader does, the
 values born hash tables are marked (:func:`mark_by_shape`).
 
-Known gap: changing a threshold with CONFIG SET does not convert existing values in Redis
-until their next write; here a key outside the promoted set is judged by shape with the new
-threshold at once.
+A way of building a hash table that did not mark its key would show as a compact encoding:
+the differential tests (tests/compat/test_differential_encodings.py) run every writer above
+against redis-server to catch one.
 """
 
 from __future__ import annotations
@@ -47,10 +48,9 @@ if TYPE_CHECKING:
 # frozen struct swapped whole by CONFIG SET, so its identity says when to read again.
 _cache: list[Any] = [None, DEFAULT_ENCODINGS]
 
-# Hash writers: the index of the first argument Redis compares with hash-max-listpack-value
-# (None: only the field count is checked).
-_HASH_WRITERS: dict[str, int | None] = {
-    "hset": 2, "hmset": 2, "hsetnx": 2, "hincrbyfloat": 2, "hincrby": None,
+# Hash writers: the index of the first argument Redis compares with hash-max-listpack-value.
+_HASH_WRITERS: dict[str, int] = {
+    "hset": 2, "hmset": 2, "hsetnx": 2, "hincrbyfloat": 2, "hincrby": 2,
 }
 # Set writers: (the key that receives members, the index of the first member).
 _SET_WRITERS: dict[str, tuple[int, int]] = {"sadd": (1, 2), "smove": (2, 3)}
@@ -116,11 +116,10 @@ def note_write(db: Database, name: str, argv: list[bytes], config: Any) -> None:
         if len(value) > enc.hash_max_listpack_entries:
             db.promoted.add(key)
             return
-        if start is not None:
-            limit = enc.hash_max_listpack_value
-            stop = len(argv) if name in ("hset", "hmset") else start + 2
-            if any(len(arg) > limit for arg in argv[start:stop]):
-                db.promoted.add(key)
+        limit = enc.hash_max_listpack_value
+        stop = len(argv) if name in ("hset", "hmset") else start + 2
+        if any(len(arg) > limit for arg in argv[start:stop]):
+            db.promoted.add(key)
         return
     key_index, start = _SET_WRITERS[name]
     key = argv[key_index]

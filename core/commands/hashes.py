@@ -31,8 +31,7 @@ from .args import (
     parse_long_double,
 )
 from .keys import (
-    is_promoted,
-    object_encoding,
+    key_encoding,
     parse_cursor,
     scan_collection,
     typed_value,
@@ -251,8 +250,7 @@ def hscan(ctx, argv):
     fields = _hash(ctx, argv[1], read=True)
     if fields is None:
         return [b"0", []]
-    small = list(fields) if object_encoding(
-        fields, ctx.config, is_promoted(ctx.db, argv[1])) == "listpack" else None
+    small = list(fields) if key_encoding(ctx, argv[1], fields) == "listpack" else None
     next_cursor, batch, match = scan_collection(ctx, argv, cursor, lambda: list(fields), small)
     found: list[Any] = []
     for field in batch:

@@ -95,6 +95,22 @@ def object_encoding(value: Any, config: Any = None, promoted: bool = False) -> s
     return "raw"
 
 
+def key_encoding(ctx, key: bytes, value: Any) -> str:
+    """OBJECT ENCODING of ``value``, found at ``key``: a hash or set is a hash table exactly
+    when its key is promoted, as every way a key gets a hash table marks it
+    (:mod:`trioredis.encodings`), so a compact value stays compact after a threshold is
+    lowered, until a write converts it, as in Redis; other types as :func:`object_encoding`."""
+    kind = value.__class__
+    if kind is dict:
+        return "hashtable" if is_promoted(ctx.db, key) else "listpack"
+    if kind is set:
+        # An intset holds integers only, whatever the thresholds: checked, not assumed.
+        if is_promoted(ctx.db, key) or any(_as_long(member) is None for member in value):
+            return "hashtable"
+        return "intset"
+    return object_encoding(value, ctx.config)
+
+
 def typed_value(ctx, key: bytes, kind: type, read: bool = False) -> Any:
     """The value of class ``kind`` at ``key`` (None when missing; WRONGTYPE for another
     type).  ``read`` is Redis's lookupKeyRead (:func:`read_key`): a keyspace hit or miss for
@@ -471,7 +487,7 @@ def object_(ctx, argv):
     ctx.engine.stats.keyspace_hits += 1
     lfu = ctx.config.maxmemory_policy.endswith("lfu")
     if sub == b"encoding":
-        return object_encoding(value, ctx.config, is_promoted(ctx.db, argv[2])).encode()
+        return key_encoding(ctx, argv[2], value).encode()
     if sub == b"refcount":
         if value.__class__ is bytes:
             number = _as_long(value)

@@ -68,7 +68,8 @@ _I32 = struct.Struct("<i")  # EXPIRETIME: seconds, a signed 32-bit time_t as Red
 # --- DUMP payloads -------------------------------------------------------------------------
 
 
-def dump_payload(value: Any, enc: Encodings = DEFAULT_ENCODINGS, promoted: bool = False) -> bytes:
+def dump_payload(value: Any, enc: Encodings = DEFAULT_ENCODINGS,
+                 promoted: bool | None = None) -> bytes:
     """DUMP's reply for ``value`` (``promoted``: see :func:`encode_value`)."""
     kind, body = encode_value(value, enc, promoted)
     head = bytes((kind,)) + body + RDB_VERSION.to_bytes(2, "little")
@@ -156,7 +157,7 @@ def write_rdb(
     for index, data, expires, *more in databases:
         if not data:
             continue
-        promoted = more[0] if more else ()
+        promoted = more[0] if more else None
         out.add(bytes((OPCODE_SELECTDB,)) + length(index))
         out.add(bytes((OPCODE_RESIZEDB,)) + length(len(data)) + length(len(expires)))
         # Records gather in a local list handed to the output a batch at a time (one call
@@ -177,7 +178,8 @@ def write_rdb(
                 record = _STRING_TYPE + string(key, compress) + string(value, compress)
             else:
                 try:
-                    kind, body = encode_value(value, enc, key in promoted)
+                    kind, body = encode_value(value, enc,
+                                              None if promoted is None else key in promoted)
                 except RdbError:
                     found = encode_other(value) if encode_other is not None else None
                     if found is None:

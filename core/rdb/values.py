@@ -116,6 +116,8 @@ class Encodings:
 
 
 DEFAULT_ENCODINGS = Encodings()
+# For a set known to be compact: only its members decide (an intset holds integers only).
+_NO_LIMITS = Encodings(set_max_intset_entries=1 << 62)
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -221,10 +223,11 @@ def _set_as_ints(value: set, enc: Encodings) -> list[int] | None:
 
 
 def encode_value(value: Any, enc: Encodings = DEFAULT_ENCODINGS,
-                 promoted: bool = False) -> tuple[int, bytes]:
+                 promoted: bool | None = None) -> tuple[int, bytes]:
     """(type byte, value bytes) for a value of a built-in type; RdbError for another type.
-    ``promoted``: a hash or set Redis holds as a hash table whatever its shape (its history,
-    see :mod:`trioredis.encodings`), written as one."""
+    ``promoted`` is a hash's or set's encoding when its key's history is known
+    (:mod:`trioredis.encodings`): True a hash table, False compact (a listpack; an intset
+    when every member is an integer), None: judged by its shape and ``enc``."""
     compress = enc.rdbcompression
     kind = value.__class__
     if kind is bytes:
@@ -239,7 +242,7 @@ def encode_value(value: Any, enc: Encodings = DEFAULT_ENCODINGS,
         parts[0] = length(count)
         return TYPE_LIST_QUICKLIST_2, b"".join(parts)
     if kind is dict:
-        if not promoted and _hash_is_compact(value, enc):
+        if promoted is False or (promoted is None and _hash_is_compact(value, enc)):
             flat = [part for pair in value.items() for part in pair]
             return TYPE_HASH_LISTPACK, string(listpack(flat), compress)
         parts = [length(len(value))]
@@ -248,7 +251,8 @@ def encode_value(value: Any, enc: Encodings = DEFAULT_ENCODINGS,
             parts.append(string(item, compress))
         return TYPE_HASH, b"".join(parts)
     if kind is set:
-        numbers = None if promoted else _set_as_ints(value, enc)
+        numbers = None if promoted else _set_as_ints(
+            value, enc if promoted is None else _NO_LIMITS)
         if numbers is not None:
             return TYPE_SET_INTSET, string(intset(numbers), compress)
         parts = [length(len(value))]

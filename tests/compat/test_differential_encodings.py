@@ -280,3 +280,26 @@ def test_raising_a_threshold_leaves_hash_tables_as_they_are(servers):
     mine, expected = _replies(ours, script), _replies(theirs, script)
     assert mine == expected
     assert expected[8:11] == [b"$9\r\nhashtable\r\n"] * 3
+
+
+def test_lowering_a_threshold_converts_on_the_next_write_as_redis(servers):
+    """CONFIG SET to a lower threshold leaves compact values compact until a write to them
+    converts them, on both servers."""
+    ours, theirs = servers
+    script = [[b"HSET", b"h", b"a", b"1", b"b", b"2", b"c", b"3"],
+              [b"HSET", b"v", b"a", b"x" * 20], [b"SADD", b"s", b"1", b"2", b"3"],
+              [b"CONFIG", b"SET", b"hash-max-listpack-entries", b"2"],
+              [b"CONFIG", b"SET", b"hash-max-listpack-value", b"5"],
+              [b"CONFIG", b"SET", b"set-max-intset-entries", b"2"],
+              *([b"OBJECT", b"ENCODING", key] for key in (b"h", b"v", b"s")),
+              [b"DUMP-TYPE", b"h"],
+              [b"HSET", b"h", b"a", b"9"], [b"HSET", b"v", b"b", b"y"], [b"SADD", b"s", b"1"],
+              *([b"OBJECT", b"ENCODING", key] for key in (b"h", b"v", b"s")),
+              [b"SADD", b"s", b"4"], [b"OBJECT", b"ENCODING", b"s"],
+              [b"CONFIG", b"SET", b"hash-max-listpack-entries", b"512"],
+              [b"CONFIG", b"SET", b"hash-max-listpack-value", b"64"],
+              [b"CONFIG", b"SET", b"set-max-intset-entries", b"512"]]
+    mine, expected = _replies(ours, script), _replies(theirs, script)
+    for argv, got, want in zip(script, mine, expected, strict=True):
+        assert got == want, argv
+    assert expected[6:9] == [b"$8\r\nlistpack\r\n", b"$8\r\nlistpack\r\n", b"$6\r\nintset\r\n"]
