@@ -1,7 +1,8 @@
 """The memory fields of CLIENT LIST / CLIENT INFO (``qbuf`` to ``tot-mem``), from what this
 server really holds for a client, counted the way Redis 7.0 counts its own:
 
-* ``qbuf``: bytes received and not yet run as a command (the parser's);
+* ``qbuf``: bytes received and not yet run as a command (the parser's), plus, for the client
+  asking, its own request;
 * ``argv-mem``: the bytes of the arguments of the command the client is running (the asking
   client's own CLIENT LIST/INFO; 0 for a client between commands, as Redis frees them);
 * ``multi-mem``: per queued MULTI command, its arguments' bytes plus one pointer per
@@ -29,6 +30,12 @@ if TYPE_CHECKING:
 REPLY_CHUNK_BYTES = 16 * 1024
 # One robj pointer per argument of a queued command, as Redis adds to argv_len_sums.
 POINTER_SIZE = 8
+
+
+def request_size(argv: list[bytes]) -> int:
+    """Bytes of ``argv`` sent as a RESP multibulk request."""
+    return len(b"*%d\r\n" % len(argv)) + sum(len(b"$%d\r\n" % len(arg)) + len(arg) + 2
+                                             for arg in argv)
 
 
 def multi_memory(client: Client) -> int:
@@ -71,7 +78,12 @@ def memory_fields(engine: Any, client: Client, argv: list[bytes] | None = None
 
     connection = engine.server.connections.get(client.id) if engine.server is not None else None
     qbuf = connection.parser.pending() if connection is not None else 0
-    argv_mem = sum(map(len, argv)) if argv else 0
+    argv_mem = 0
+    if argv:
+        argv_mem = sum(map(len, argv))
+        # Redis trims its query buffer after running what it read: while a command runs,
+        # its own request is still in ``qbuf`` (counted here as the multibulk it came in).
+        qbuf += request_size(argv)
     multi_mem = multi_memory(client)
     obl, oll, omem = reply_buffers(connection.out) if connection is not None else (0, 0, 0)
     rbs = RECV_SIZE if connection is not None else 0
@@ -80,4 +92,5 @@ def memory_fields(engine: Any, client: Client, argv: list[bytes] | None = None
             ("tot-mem", qbuf + argv_mem + multi_mem + obl + omem)]
 
 
-__all__ = ["REPLY_CHUNK_BYTES", "memory_fields", "multi_memory", "reply_buffers"]
+__all__ = ["REPLY_CHUNK_BYTES", "memory_fields", "multi_memory", "reply_buffers",
+           "request_size"]
