@@ -208,29 +208,37 @@ def _read_node(master: int, blob: bytes) -> Node:
     pos, end = 4 + nfields, len(items)
     seen_live = seen_deleted = 0
     previous = -1
+    # Appended to directly (what Node.add does, without building field/value pairs): loading
+    # a stream is a loop over every entry.
+    ms_array, seq_array, values, tombstones = node.ms, node.seq, node.values, node.tombstones
+    same_count = nfields + 3
     while pos < end:
         if pos + 3 > end:
             raise RdbError("stream listpack entry truncated")
-        flags = _number(items[pos])
+        flags, ms_diff, seq_diff = items[pos], items[pos + 1], items[pos + 2]
+        if flags.__class__ is not int:
+            flags = _number(flags)
         if not 0 <= flags <= FLAG_DELETED | FLAG_SAMEFIELDS:
             raise RdbError("stream listpack entry with unknown flags")
-        ms = (master_ms + _number(items[pos + 1])) & UINT64_MAX
-        seq = (master_seq + _number(items[pos + 2])) & UINT64_MAX
+        ms = (master_ms + (ms_diff if ms_diff.__class__ is int else _number(ms_diff))) & UINT64_MAX
+        seq = (master_seq + (seq_diff if seq_diff.__class__ is int else _number(seq_diff))
+               ) & UINT64_MAX
         stream_id = (ms << SEQ_BITS) | seq
         if stream_id < master or stream_id <= previous:
             raise RdbError("stream listpack entries out of order")
         previous = stream_id
         pos += 3
+        stored: bytes | tuple[bytes, ...] | list[bytes]
         if flags & FLAG_SAMEFIELDS:
             stop = pos + nfields
             if stop + 1 > end:
                 raise RdbError("stream listpack entry truncated")
-            values = [_as_bytes(item) for item in items[pos:stop]]
-            pairs: list[bytes] = [b""] * (2 * nfields)
-            pairs[0::2] = fields
-            pairs[1::2] = values
-            expected = nfields + 3
-            same = True
+            if nfields == 1:
+                item = items[pos]
+                stored = item if item.__class__ is bytes else b"%d" % item
+            else:
+                stored = tuple([_as_bytes(item) for item in items[pos:stop]])
+            expected = same_count
         else:
             count_here = _number(items[pos])
             if count_here < 1:
@@ -238,23 +246,20 @@ def _read_node(master: int, blob: bytes) -> Node:
             stop = pos + 1 + 2 * count_here
             if stop + 1 > end:
                 raise RdbError("stream listpack entry truncated")
-            pairs = [_as_bytes(item) for item in items[pos + 1:stop]]
+            stored = [_as_bytes(item) for item in items[pos + 1:stop]]
             expected = 2 * count_here + 4
-            same = False
         if _number(items[stop]) != expected:
             raise RdbError("stream listpack entry with a wrong element count")
         pos = stop + 1
-        node.last = stream_id
         if flags & FLAG_DELETED:
             seen_deleted += 1
-            if same:
-                values = pairs[1::2]
-                node.tombstones.append((stream_id, values[0] if nfields == 1 else tuple(values)))
-            else:
-                node.tombstones.append((stream_id, pairs))
+            tombstones.append((stream_id, stored))
             continue
-        node.add(stream_id, pairs, same)
+        ms_array.append(ms)
+        seq_array.append(seq)
+        values.append(stored)
         seen_live += 1
+    node.last = previous
     if seen_live != count or seen_deleted != deleted or not seen_live + seen_deleted:
         raise RdbError("stream listpack counts do not match its entries")
     node.live, node.deleted = count, deleted
