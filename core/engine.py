@@ -45,6 +45,9 @@ from .commands import (
 )
 from .commands.keys import ScanSnapshots
 from .context import CommandContext, Stats
+from .encodings import WRITERS as ENCODING_WRITERS
+from .encodings import apply_zset_thresholds
+from .encodings import note_write as note_encoding_write
 from .errors import CommandError
 from .keyspace import Database, Keyspace
 from .loading import Replayer
@@ -76,6 +79,7 @@ class Engine:
     def __init__(self, loaded: LoadedConfig, plugin_manager: Any, log: Log) -> None:
         self.loaded = loaded
         self.config: Config = loaded.config
+        apply_zset_thresholds(self.config)  # trioredis.encodings: sorted sets read them
         self.plugin_manager = plugin_manager
         self.hook = plugin_manager.hook
         self.log = log
@@ -366,6 +370,8 @@ class Engine:
         if ctx.dirty:
             self.dirty += ctx.dirty
             db = ctx.db
+            if spec.name in ENCODING_WRITERS:  # OBJECT ENCODING's history (trioredis.encodings)
+                note_encoding_write(db, spec.name, argv, self.config)
             if not ctx.propagated and not self.replaying:
                 if self.in_exec:
                     self._current = client
@@ -534,6 +540,7 @@ class Engine:
     def apply_config(self, new: Config) -> None:
         """CONFIG SET: swap the frozen config, then tell the plugins."""
         old, self.config = self.config, new
+        apply_zset_thresholds(new)
         self._refresh_observe_from()
         if old.loglevel != new.loglevel:
             self.log.set_level(new.loglevel)

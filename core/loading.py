@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 from .blocking import Block
 from .commands import BLOCKING, CommandSpec
 from .context import CommandContext
+from .encodings import WRITERS as ENCODING_WRITERS
+from .encodings import mark_by_shape
+from .encodings import note_write as note_encoding_write
 from .errors import CommandError
 from .resp import ErrorReply
 
@@ -84,6 +87,7 @@ class Replayer:
                     entry = self._entry(argv[0])
                 if entry and not in_multi and entry[1] <= len(argv) <= entry[2]:
                     ctx.db = client.db
+                    before = ctx.dirty
                     try:
                         reply = entry[0](ctx, argv)
                     except CommandError as error:
@@ -93,6 +97,8 @@ class Replayer:
                         engine.log.warning(f"Internal error running {name}: {error!r}")
                         reply = engine._error(
                             f"ERR internal error running '{name}': {error!r}", name)
+                    if ctx.dirty != before and entry[3].name in ENCODING_WRITERS:
+                        note_encoding_write(ctx.db, entry[3].name, argv, engine.config)
                     if signal and ctx.dirty:
                         dirty += ctx.dirty
                         ctx.dirty = 0
@@ -156,6 +162,7 @@ async def load(engine: Engine) -> None:
         engine.loading = False
         engine.keyspace.loading = False
         gc.collect()
+    mark_by_shape(engine.keyspace.databases, engine.config)  # trioredis.encodings
 
 
 async def reload_from(engine: Engine, backend: Any) -> None:
@@ -169,6 +176,7 @@ async def reload_from(engine: Engine, backend: Any) -> None:
         await backend.load(engine.persistence.loader())
     finally:
         engine.loading = engine.keyspace.loading = False
+    mark_by_shape(engine.keyspace.databases, engine.config)  # trioredis.encodings
 
 
 def loading_eta(engine: Engine) -> int:
