@@ -101,16 +101,13 @@ class Replication:
 
     # --- the write path --------------------------------------------------------------------
 
-    def write_path(self) -> tuple[list[Callable[[int, Sequence[bytes]], None]], list[Any]]:
-        """What the engine's write path calls, beside the backends: ``feed`` while a master
-        has a backlog; this object as a refuser while writes may be refused (a read-only
-        replica, ``min-replicas-to-write``)."""
-        config = self.engine.config
+    def write_path(self) -> tuple[list[Callable[[int, Sequence[bytes]], None]], str | None]:
+        """What the engine's write path gets from replication, beside the backends': ``feed``
+        while a master has a backlog; the refusal of clients' writes now (READONLY on a
+        read-only replica, NOREPLICAS on a master short of good replicas), or None."""
         self.refresh_stale()
         feeds = [self.feed] if self.backlog is not None and self.master is None else []
-        refuses = (self.master is not None and config.replica_read_only) or (
-            self.master is None and config.min_replicas_to_write > 0)
-        return feeds, [self] if refuses else []
+        return feeds, self.refuse_writes()
 
     def refresh_stale(self) -> None:
         """Whether commands not flagged ``stale`` are refused now (MASTERDOWN)."""
@@ -118,7 +115,8 @@ class Replication:
                                     and not self.engine.config.replica_serve_stale_data)
 
     def refresh_write_path(self) -> None:
-        self.engine.persistence.refresh_write_path()
+        """Recompute the engine's write path (role, backlog, replicas' state changed)."""
+        self.engine.compose_write_path()
 
     def feed(self, db: int, argv: Sequence[bytes]) -> None:
         """One propagated effect into the stream (with SELECT when the database changes)."""
@@ -176,8 +174,12 @@ class Replication:
         self._getack_at = self.backlog.offset
 
     def note_ack(self) -> None:
+        """A replica acknowledged, came online or went: WAITs count again, and the
+        NOREPLICAS refusal (when configured) follows the good replicas' count."""
         if not self.acked.is_set():
             self.acked.set()
+        if self.engine.config.min_replicas_to_write:
+            self.refresh_write_path()
 
     async def wait_acks(self, offset: int, wanted: int, timeout: float,
                         fsynced: bool = False) -> int:
@@ -209,6 +211,8 @@ class Replication:
             if (self.master is None and self.replicas
                     and seconds % config.repl_ping_replica_period == 0):
                 self.feed_raw(encode_command([b"PING"]))
+            if config.min_replicas_to_write:  # a replica's lag grows without an event
+                self.refresh_write_path()
             if self.backlog is not None:
                 self.backlog.resize(config.repl_backlog_size)
                 self.backlog.trim(link.position for link in self.replicas)

@@ -26,6 +26,7 @@ import trio
 
 from ..children import die_with_parent, wait_child
 from ..config import output_buffer_limits
+from ..persistence import fork_child_exited, prepare_fork
 from ..rdb import Encodings, write_rdb
 from ..resp import Raw
 from .protocol import StreamError, StreamParser
@@ -174,6 +175,7 @@ async def serve_replica(repl: Replication, link: ReplicaLink, io: Any, full: boo
                     await link.first_ack.wait()
             link.state = "online"
             link.ack_time = time.monotonic()  # lag and repl-timeout count from now
+            repl.note_ack()
             engine.log.notice(f"Synchronization with replica {link.ip}:{link.port} succeeded")
             await _stream(repl, link, io)
     finally:
@@ -359,7 +361,7 @@ async def _run_job(repl: Replication, job: RdbJob) -> None:
         finally:
             os.close(read_fd)
             status = await wait_child(pid)
-            engine.fork_child_exited()
+            fork_child_exited()
         if os.waitstatus_to_exitcode(status) == 0:
             job.rdb = b"".join(chunks)
             engine.log.notice(f"Background RDB transfer terminated with success "
@@ -386,14 +388,14 @@ def _fork(repl: Replication, job: RdbJob) -> tuple[int, int]:
     encodings = Encodings.from_config(engine.config)
     read_fd, write_fd = os.pipe()
     parent = os.getpid()
-    engine.prepare_fork()
+    prepare_fork()
     started = time.monotonic()
     try:
         pid = os.fork()
     except OSError:
         os.close(read_fd)
         os.close(write_fd)
-        engine.fork_child_exited()
+        fork_child_exited()
         raise
     if pid == 0:
         os.close(read_fd)

@@ -355,7 +355,7 @@ def _install(repl: Replication, loaded: tuple[dict[int, Any], list[bytes]]) -> N
     # stream that follows is appended to it), as Redis restarts its AOF after a sync.  Until
     # the rewrite is done, the old file plus the stream is what a crash would leave.
     for backend in engine.persistence.declaring(REWRITE):
-        if backend.wants_writes():
+        if engine.persistence.feeding(backend):
             backend.rewrite()
             break
 
@@ -386,7 +386,7 @@ async def _apply_stream(repl: Replication, link: MasterLink, stream: trio.Socket
 
     async def ack() -> None:
         argv = [b"REPLCONF", b"ACK", b"%d" % link.offset]
-        if aof is not None and aof.wants_writes():
+        if aof is not None and engine.persistence.feeding(aof):
             # FACK (Redis 7.2): the offset known to be fsynced to our AOF; claimed only once
             # everything fed to the AOF is durable (Redis 7.0 masters ignore it).
             if aof.durable_position >= aof.fed_position:
