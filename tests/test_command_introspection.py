@@ -27,7 +27,6 @@ NOT_IMPLEMENTED = {
     "acl|load", "acl|save", "client|caching", "client|pause", "client|tracking",
     "client|trackinginfo", "client|unpause", "memory", "memory|doctor",
     "memory|help", "memory|malloc-stats", "memory|purge", "memory|stats", "memory|usage",
-    "psync", "replconf", "replicaof", "role", "slaveof", "sync",
 }
 # Served here beyond Redis 7.0: redis-py sends 7.2's CLIENT SETINFO / NO-TOUCH and WAITAOF.
 NOT_IN_REDIS_7_0 = {"client|setinfo", "client|no-touch", "waitaof"}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from .. import errors
@@ -116,6 +117,7 @@ def role(ctx: Any, argv: list[bytes]) -> Any:
 
 def register(registry: Any) -> None:
     group = "server"
+    role_spec = command("role", 1, "noscript loading stale fast", role, group=group)
     registry.extend([
         command("sync", 1, "admin noscript no-async-loading no-multi", sync_, group=group),
         command("psync", -3, "admin noscript no-async-loading no-multi", psync_, group=group),
@@ -124,5 +126,6 @@ def register(registry: Any) -> None:
         command("replicaof", 3, "admin noscript stale no-async-loading", replicaof,
                 group=group),
         command("slaveof", 3, "admin noscript stale no-async-loading", replicaof, group=group),
-        command("role", 1, "noscript loading stale fast", role, group=group),
+        # ROLE is @admin @dangerous in Redis without the admin flag (Sentinel may call it).
+        dataclasses.replace(role_spec, categories=role_spec.categories | {"admin", "dangerous"}),
     ])
