@@ -42,9 +42,11 @@ from .config import protected_action_allowed
 from .errors import CommandError
 from .keyspace import Database, Keyspace, now_ms
 from .observability import Observer
+from .pause import Pause
 from .persistence import BackendHost, Loader
 from .pubsub import PubSub, notify_keyspace_event
 from .resp import NULL_ARRAY, QUEUED, ErrorReply
+from .tracking import Tracking
 
 if TYPE_CHECKING:
     from .config import Config, LoadedConfig
@@ -74,7 +76,7 @@ class Block:
     when it runs out."""
 
     __slots__ = ("db", "keys", "timeout", "attempt", "timeout_reply", "event", "result",
-                 "ready_key", "unflagged", "waiter")
+                 "ready_key", "unflagged", "waiter", "paused")
 
     def __init__(
         self,
@@ -101,6 +103,8 @@ class Block:
         # Set by Engine.register_blocked: the client is queued on its keys from the moment
         # its command blocked, not from when its task starts waiting (see there).
         self.waiter: _Waiter | None = None
+        # A command held by CLIENT PAUSE (trioredis.pause): its client is not "blocked".
+        self.paused = False
 
     def waiting_on(self, event: trio.Event, result: dict[str, Any]) -> Block:
         """A block that ends when ``event`` is set, with ``result["reply"]`` as the reply
@@ -218,6 +222,10 @@ class Engine:
                                  notify=partial(notify_keyspace_event, self))
         self.keyspace.notifying = bool(self.config.notify_keyspace_events)
         self.keyspace.on_modified = self._on_modified
+        # Client-side caching and CLIENT PAUSE (trioredis.tracking, trioredis.pause).
+        self.tracking = Tracking(self)
+        self.pause = Pause(self)
+        self.keyspace.on_expired = self.tracking.invalidate_key
         self.commands = CommandRegistry()
         self.hook.trioredis_register_commands(registry=self.commands)
         for old, new in loaded.renamed_commands.items():
@@ -403,6 +411,10 @@ class Engine:
                     if waiter.client is client:
                         self._unregister(waiter)
         self._unwatch(client)
+        if client.tracking is not None:
+            self.tracking.disable(client)
+        if self.pause.held:
+            self.pause.drop(client)
         client.ctx = None  # ctx.client points back: no cycle left for the collector
         if client.channels or client.patterns or client.shard_channels:
             self.pubsub.drop(client)
@@ -461,12 +473,17 @@ class Engine:
             )
         if self.loading and not client.is_loader and "loading" not in spec.flags:
             return self._reject(client, argv, errors.LOADING, spec)
+        if self.pause.mode is not None and self.pause.holds(client, spec, argv):
+            return self.pause.hold(client, argv)  # CLIENT PAUSE: runs again once it ends
         if client.multi is not None and name not in _MULTI_CONTROL:
             if "no-multi" in spec.flags:
                 return self._reject(client, argv, errors.NOT_ALLOWED_IN_MULTI, spec)
             client.multi.append((spec, argv))
             return QUEUED
-        return self.execute(client, spec, argv)
+        reply = self.execute(client, spec, argv)
+        if self.tracking.pending:  # invalidations for this client follow its reply
+            return self.tracking.with_pending(client, reply)
+        return reply
 
     def _log_denial(self, client: Client, spec: CommandSpec, argv: list[bytes], denied: str) -> None:
         """ACL LOG: what ``client`` was refused, with its CLIENT LIST line."""
@@ -560,6 +577,8 @@ class Engine:
             if db.watched or db.blocked:
                 for key in (spec.write_keys or spec.keys)(argv):
                     self.keyspace.signal_modified(db, key)
+        if self.tracking.table is not None and not self.replaying:  # client-side caching
+            self.tracking.after_command(client, spec, argv, ctx.dirty, ctx.db, self.in_exec)
         if self._ready_keys and not self.in_exec:
             self.serve_blocked()
         if reply.__class__ is Block:
@@ -779,13 +798,19 @@ class Engine:
         """Wait until ``block.attempt`` succeeds (served by :meth:`serve_blocked`) or the
         timeout runs out."""
         if block.event is not None:
-            client.blocked = True
+            client.blocked = not block.paused  # held by CLIENT PAUSE: not "blocked"
             try:
                 await block.event.wait()
             finally:
                 client.blocked = False
             assert block.result is not None
-            return block.result.get("reply")
+            reply = block.result.get("reply")
+            if reply.__class__ is Block and block.paused:
+                # A held command that blocks (or is held again) once the pause ended.
+                if reply.event is None and (client.multi is not None or self.in_exec):
+                    return reply.timeout_reply
+                return await self.wait_blocked(client, reply)
+            return reply
         self.register_blocked(client, block)
         waiter = block.waiter
         assert waiter is not None
@@ -852,6 +877,9 @@ class Engine:
                 if db.watched or db.blocked:
                     for key in waiter.block.keys:
                         self.keyspace.signal_modified(db, key)
+                if self.tracking.table is not None:  # client-side caching
+                    for key in waiter.block.keys:
+                        self.tracking.invalidate(key, client)
         finally:
             self._current = previous
         return reply
