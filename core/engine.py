@@ -432,6 +432,8 @@ class Engine:
                 client.last_command = "NULL"
                 return self._reject(client, argv, errors.unknown_command(argv))
         spec, name, is_write = entry
+        if self.tracking.clients:  # tracking-table-max-keys, before each command (tracking.py)
+            self.tracking.limit()
         # CLIENT LIST's cmd: the command as looked up, before any check refuses it or MULTI
         # queues it, as Redis records it (EXEC's queued commands leave "exec").
         client.last_command = spec.name

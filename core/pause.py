@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 WRITE, ALL = "write", "all"
+INT64_MAX = 2**63 - 1
 # Commands Redis 7.0 flags may-replicate (their effect can reach replicas without being a
 # write): held by a WRITE pause.  Scripts are exempt when declared no-writes.
 MAY_REPLICATE = frozenset({"publish", "spublish", "pfcount", "eval", "evalsha", "fcall"})
@@ -69,10 +70,19 @@ class Pause:
 
     def pause(self, milliseconds: int, mode: str) -> None:
         """CLIENT PAUSE: the later end of this and any current pause, and this mode."""
-        end = time.monotonic() + milliseconds / 1000
+        if milliseconds > INT64_MAX - int(time.time() * 1000):
+            # Redis adds the time now to a 64-bit integer: past INT64_MAX it wraps to a time
+            # long gone, so the command answers +OK and pauses nothing new (a pause already
+            # on keeps its end, with this mode).
+            end = float("-inf")
+        else:
+            end = time.monotonic() + milliseconds / 1000
         self.mode = mode
         if end > self.end:
             self.end = end
+        if self.end <= time.monotonic():
+            self.unpause()
+            return
         self.engine.keyspace.expiry_paused = True
         if self.engine.nursery is not None:
             self.engine.nursery.start_soon(self._end_at, self.end)

@@ -113,6 +113,9 @@ class Tracking:
         self.table: dict[bytes, dict[int, None]] | None = None
         self.total_items = 0  # (key, client) pairs in the table: INFO tracking_total_items
         self.prefixes: dict[bytes, _Prefix] = {}
+        # The distinct lengths of the prefixes (length -> how many): a changed key looks up
+        # its own first bytes at each length instead of testing every prefix.
+        self._prefix_lengths: dict[int, int] = {}
         self.clients = 0  # clients with tracking on: INFO tracking_clients
         # Invalidations for the client whose command is running, sent after its reply
         # (key None: a flush).
@@ -142,7 +145,12 @@ class Tracking:
             for prefix in prefixes or [b""]:
                 if prefix not in state.prefixes:
                     state.prefixes[prefix] = None
-                    self.prefixes.setdefault(prefix, _Prefix()).clients[client] = None
+                    entry = self.prefixes.get(prefix)
+                    if entry is None:
+                        entry = self.prefixes[prefix] = _Prefix()
+                        length = len(prefix)
+                        self._prefix_lengths[length] = self._prefix_lengths.get(length, 0) + 1
+                    entry.clients[client] = None
 
     def disable(self, client: Client) -> None:
         """CLIENT TRACKING OFF, RESET, or the client leaving.  Its ids stay in the table until
@@ -156,24 +164,35 @@ class Tracking:
                 entry.clients.pop(client, None)
                 if not entry.clients:
                     del self.prefixes[prefix]
+                    length = len(prefix)
+                    self._prefix_lengths[length] -= 1
+                    if not self._prefix_lengths[length]:
+                        del self._prefix_lengths[length]
         client.tracking = None
         self.clients -= 1
 
     def prefix_overlap(self, client: Client, prefixes: list[bytes]) -> str | None:
-        """The error for prefixes overlapping each other or the client's own, or None."""
+        """The error for given prefixes overlapping the client's own or each other (one
+        starting the other), or None: the same message as Redis's pairwise check (the
+        first given prefix with an overlap, against the first of the client's prefixes in
+        byte order, else the first later given one), in O(n log n) instead of O(n**2), since
+        the list is the client's to make as long as it likes."""
         state = client.tracking
-        existing = list(state.prefixes) if state is not None else []
-        for index, prefix in enumerate(prefixes):
-            for other in existing:
-                if _overlap(other, prefix):
-                    return (f"ERR Prefix '{_text(prefix)}' overlaps with an existing prefix "
-                            f"'{_text(other)}'. Prefixes for a single client must not overlap.")
-            for other in prefixes[index + 1:]:
-                if _overlap(prefix, other):
-                    return (f"ERR Prefix '{_text(prefix)}' overlaps with another provided "
-                            f"prefix '{_text(other)}'. Prefixes for a single client must not "
-                            "overlap.")
-        return None
+        existing = sorted(state.prefixes) if state is not None else []
+        first = _first_overlapping(existing, prefixes)
+        if first is None:
+            return None
+        prefix = prefixes[first]
+        for other in existing:
+            if _overlap(other, prefix):
+                return (f"ERR Prefix '{_text(prefix)}' overlaps with an existing prefix "
+                        f"'{_text(other)}'. Prefixes for a single client must not overlap.")
+        for other in prefixes[first + 1:]:
+            if _overlap(prefix, other):
+                return (f"ERR Prefix '{_text(prefix)}' overlaps with another provided "
+                        f"prefix '{_text(other)}'. Prefixes for a single client must not "
+                        "overlap.")
+        return None  # not reached: _first_overlapping found a partner
 
     # --- the engine's hooks ----------------------------------------------------------------
 
@@ -221,15 +240,17 @@ class Tracking:
             if client.id not in ids:
                 ids[client.id] = None
                 self.total_items += 1
-        limit = self.engine.config.tracking_table_max_keys
-        if limit and len(table) > limit:
-            self._limit(limit)
 
-    def _limit(self, limit: int) -> None:
-        """tracking-table-max-keys: drop keys (oldest remembered first) and tell their readers,
-        as if the keys had changed, with bounded effort per command."""
+    def limit(self) -> None:
+        """tracking-table-max-keys, checked before each command as Redis does (so the table
+        may hold one command's keys too many until the next): drop keys, oldest remembered
+        first (Redis picks at random), telling their readers at once as if the keys had
+        changed, with bounded effort per command."""
         table = self.table
-        assert table is not None
+        limit = self.engine.config.tracking_table_max_keys
+        if table is None or not limit or len(table) <= limit:
+            self._over_limit_runs = 0
+            return
         effort = _EVICTION_EFFORT * (self._over_limit_runs + 1)
         while effort > 0 and len(table) > limit:
             effort -= 1
@@ -264,10 +285,14 @@ class Tracking:
         if table is None:
             return
         if broadcast and self.prefixes:
-            for prefix, entry in self.prefixes.items():
-                if key.startswith(prefix):
-                    entry.keys[key] = modifier
-                    self._broadcast_due = True
+            prefixes = self.prefixes
+            size = len(key)
+            for length in self._prefix_lengths:
+                if length <= size:
+                    entry = prefixes.get(key[:length])
+                    if entry is not None:
+                        entry.keys[key] = modifier
+                        self._broadcast_due = True
             if self._broadcast_due:
                 self._schedule_broadcast()
         ids = table.pop(key, None)
@@ -420,8 +445,29 @@ class Tracking:
 
 def _overlap(first: bytes, second: bytes) -> bool:
     """Whether one prefix starts the other (so a key could match both)."""
-    shorter = min(len(first), len(second))
-    return first[:shorter] == second[:shorter]
+    return first.startswith(second) or second.startswith(first)
+
+
+def _first_overlapping(existing: list[bytes], given: list[bytes]) -> int | None:
+    """The index of the first given prefix that overlaps another prefix (existing or
+    given), or None.  In byte order, the prefixes a string starts with form a chain just
+    before it, so one pass with a stack of that chain finds every overlap: each entry that
+    starts with the stack's top overlaps it (and the top has an extension).  The first
+    given prefix overlapping anything is the one Redis's in-order check stops at: had its
+    partner been an earlier given prefix, that one would have been first."""
+    entries = sorted([(prefix, -1) for prefix in existing]
+                     + [(prefix, index) for index, prefix in enumerate(given)])
+    involved: set[int] = set()
+    chain: list[tuple[bytes, int]] = []
+    for prefix, source in entries:
+        while chain and not prefix.startswith(chain[-1][0]):
+            chain.pop()
+        if chain:
+            involved.add(source)
+            involved.add(chain[-1][1])
+        chain.append((prefix, source))
+    involved.discard(-1)  # overlaps among the client's own prefixes are not the question
+    return min(involved) if involved else None
 
 
 def _text(data: bytes) -> str:
