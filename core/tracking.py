@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .errors import sanitize
 from .resp import Raw
 
 if TYPE_CHECKING:
@@ -185,13 +186,14 @@ class Tracking:
         prefix = prefixes[first]
         for other in existing:
             if _overlap(other, prefix):
-                return (f"ERR Prefix '{_text(prefix)}' overlaps with an existing prefix "
-                        f"'{_text(other)}'. Prefixes for a single client must not overlap.")
+                return sanitize(
+                    f"ERR Prefix '{_text(prefix)}' overlaps with an existing prefix "
+                    f"'{_text(other)}'. Prefixes for a single client must not overlap.")
         for other in prefixes[first + 1:]:
             if _overlap(prefix, other):
-                return (f"ERR Prefix '{_text(prefix)}' overlaps with another provided "
-                        f"prefix '{_text(other)}'. Prefixes for a single client must not "
-                        "overlap.")
+                return sanitize(
+                    f"ERR Prefix '{_text(prefix)}' overlaps with another provided prefix "
+                    f"'{_text(other)}'. Prefixes for a single client must not overlap.")
         return None  # not reached: _first_overlapping found a partner
 
     # --- the engine's hooks ----------------------------------------------------------------
