@@ -56,6 +56,7 @@ class Pause:
         self.mode: str | None = None
         self.end = 0.0  # time.monotonic() when the pause ends
         self.held: deque[_Held] = deque()
+        self._timer: trio.CancelScope | None = None  # the task that ends the pause on time
 
     @property
     def active(self) -> bool:
@@ -84,13 +85,29 @@ class Pause:
             self.unpause()
             return
         self.engine.keyspace.expiry_paused = True
-        if self.engine.nursery is not None:
-            self.engine.nursery.start_soon(self._end_at, self.end)
+        self._arm_timer()
 
-    async def _end_at(self, end: float) -> None:
-        await trio.sleep_until(trio.current_time() + max(0.0, end - time.monotonic()))
-        if self.mode is not None and self.end == end:
+    def _arm_timer(self) -> None:
+        """One task ends the pause on time (no traffic needed); a new pause moves its
+        deadline rather than starting another task, so a client sending CLIENT PAUSE in a
+        loop costs no task per call."""
+        deadline = trio.current_time() + max(0.0, self.end - time.monotonic())
+        if self._timer is not None:
+            self._timer.deadline = deadline
+            return
+        if self.engine.nursery is None:
+            return  # no server (an engine in a unit test): ended lazily by ``active``
+        self._timer = trio.CancelScope(deadline=deadline)
+        self.engine.nursery.start_soon(self._end_on_time, self._timer)
+
+    async def _end_on_time(self, scope: trio.CancelScope) -> None:
+        with scope:
+            await trio.sleep_forever()
+        self._timer = None
+        if self.mode is not None and time.monotonic() >= self.end:
             self.unpause()
+        elif self.mode is not None:  # woken a little early by the clocks' rounding
+            self._arm_timer()
 
     def unpause(self) -> None:
         """CLIENT UNPAUSE or the end of the pause: keys expire again, and the held commands

@@ -361,6 +361,9 @@ class Tracking:
         messages = self.take_pending(client)
         if not messages:
             return reply
+        if client.replies_dropped:  # CLIENT REPLY OFF/SKIP drop the reply, not the pushes
+            client.transport.push(Raw(messages))
+            return reply
         return Raw(encode(reply, client.resp3) + messages)
 
     # --- messages --------------------------------------------------------------------------
