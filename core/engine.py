@@ -546,6 +546,9 @@ class Engine:
         if spec.subcommands and len(argv) > 1:
             name = full_command_name(spec, argv[1])
         started = perf_counter_ns() if self._timed else 0
+        # Client-side caching: what DEL/UNLINK will find, to invalidate only what they delete.
+        existed = (self.tracking.before_command(ctx.db, spec, argv)
+                   if self.tracking.table is not None else None)
         try:
             reply = spec.handler(ctx, argv)
         except CommandError as error:
@@ -580,7 +583,8 @@ class Engine:
                 for key in (spec.write_keys or spec.keys)(argv):
                     self.keyspace.signal_modified(db, key)
         if self.tracking.table is not None and not self.replaying:  # client-side caching
-            self.tracking.after_command(client, spec, argv, ctx.dirty, ctx.db, self.in_exec)
+            self.tracking.after_command(client, spec, argv, ctx.dirty, ctx.db, self.in_exec,
+                                        existed)
         if self._ready_keys and not self.in_exec:
             self.serve_blocked()
         if reply.__class__ is Block:

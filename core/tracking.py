@@ -31,6 +31,7 @@ server where nobody ever enabled tracking pays one attribute test per command.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -59,6 +60,11 @@ _EVICTION_EFFORT = 100
 # dirty count must not invalidate their declared keys a second time.
 _RUNS_COMMANDS = frozenset({"eval", "evalsha", "fcall", "eval_ro", "evalsha_ro", "fcall_ro",
                             "exec"})
+# Commands that change only the keys that exist when they run (the others are untouched,
+# and Redis does not signal them).
+_DELETERS = frozenset({"del", "unlink"})
+# Commands that signal their destination before their source (Redis's list moves).
+_DESTINATION_FIRST = frozenset({"lmove", "rpoplpush", "blmove", "brpoplpush"})
 
 
 def _bulk(data: bytes) -> bytes:
@@ -198,19 +204,42 @@ class Tracking:
 
     # --- the engine's hooks ----------------------------------------------------------------
 
+    def before_command(self, db: Database, spec: Any, argv: list[bytes]) -> list[bytes] | None:
+        """Before a command runs: for DEL and UNLINK, which of their keys exist (each one
+        looked up as they will, so one that has expired expires, and is invalidated, here)."""
+        if spec.name not in _DELETERS:
+            return None
+        return [key for key in dict.fromkeys(spec.keys(argv)) if db.contains(key)]
+
+    def changed_keys(self, spec: Any, argv: list[bytes], db: Database,
+                     existed: list[bytes] | None) -> list[bytes]:
+        """The keys a command that changed something changed, in the order Redis signals
+        them: the keys its key specs say it writes (INSERT/UPDATE/DELETE; a store command's
+        sources are only read), every key when none is marked so."""
+        if existed is not None:
+            return existed
+        keys = [key for key, (_read, write) in spec.keys_with_access(argv) if write]
+        if not keys:
+            return (spec.write_keys or spec.keys)(argv)
+        if spec.name in _DESTINATION_FIRST:
+            keys.reverse()
+        return keys
+
     def after_command(self, client: Client, spec: Any, argv: list[bytes], dirty: int,
-                      db: Database, nested: bool) -> None:
+                      db: Database, nested: bool, existed: list[bytes] | None = None) -> None:
         """After a command ran (``nested``: inside EXEC or a script): invalidate the keys it
         changed, remember the keys a tracking client read, and end a one-command CLIENT
-        CACHING."""
+        CACHING.  ``existed``: what :meth:`before_command` found."""
         scripting = getattr(self.engine, "scripting", None)
         run = scripting.run if scripting is not None else None
         in_script = run is not None and client is scripting.client
         reader = run.caller if in_script else client
         if dirty and spec.name not in _RUNS_COMMANDS:
-            keys = (spec.write_keys or spec.keys)(argv)
-            for key in keys:
+            for key in self.changed_keys(spec, argv, db, existed):
                 self.invalidate(key, modifier=client, current=reader)
+        elif spec.name == "ltrim" and db.data.get(argv[1]).__class__ is deque:
+            # Redis signals LTRIM's list even when the range kept every element.
+            self.invalidate(argv[1], modifier=client, current=reader)
         state = reader.tracking
         if state is None:
             return

@@ -241,6 +241,46 @@ def test_client_list_tracking_flags_and_redir_as_redis(ours, reference):
     assert lines[0] == lines[1] == [("tR", True), ("tB", "0")]
 
 
+# --- which keys each write command invalidates -----------------------------------------------
+
+_FIXTURE = [["SET", "k1", "v"], ["SADD", "s1", "a", "b"], ["SADD", "s2", "b"],
+            ["RPUSH", "l1", "a", "b"], ["ZADD", "z1", "1", "a"], ["HSET", "h1", "f", "v"],
+            ["XADD", "x1", "1-0", "f", "v"], ["SET", "b1", "ab"], ["PFADD", "p1", "a"]]
+_TRACKED = ["k1", "k2", "k3", "k5", "k9", "s1", "s2", "s3", "l1", "l2", "z1", "z2", "z3", "h1",
+            "x1", "b1", "p1", "p2"]
+# Only the keys a command changes are invalidated (a store command's sources, DEL's missing
+# keys are not), in Redis's order (LMOVE: destination first); LTRIM signals even when it
+# kept everything; reads (TOUCH, LPOS...) invalidate nothing.
+_WRITE_COMMANDS = [
+    ["DEL", "k1", "k2"], ["DEL", "k1", "k1"], ["UNLINK", "k1", "k3"], ["COPY", "k1", "k2"],
+    ["SMOVE", "s1", "s2", "zz"], ["SMOVE", "s1", "s2", "a"], ["SINTERSTORE", "s3", "s1", "s2"],
+    ["LMOVE", "l1", "l2", "LEFT", "RIGHT"], ["RPOPLPUSH", "l1", "l2"], ["RENAME", "k1", "k3"],
+    ["GETDEL", "k1"], ["GETEX", "k1", "EX", "100"], ["GETEX", "k1"],
+    ["SORT", "l1", "ALPHA", "STORE", "k2"], ["BITOP", "OR", "k3", "b1", "k1"],
+    ["ZUNIONSTORE", "z2", "2", "z1", "z3"], ["PFMERGE", "p2", "p1"],
+    ["MSETNX", "k1", "1", "k2", "2"], ["SET", "k1", "x", "NX"], ["EXPIRE", "k2", "10"],
+    ["HDEL", "h1", "nof"], ["LREM", "l1", "0", "zz"], ["SREM", "s1", "zz"],
+    ["XTRIM", "x1", "MAXLEN", "0"], ["TOUCH", "k1", "k2"], ["LPOS", "l1", "a"],
+    ["ZRANGESTORE", "z2", "z1", "0", "-1"], ["MOVE", "k1", "1"], ["SETRANGE", "k1", "0", ""],
+    ["SPOP", "s1", "0"], ["LTRIM", "l1", "0", "-1"], ["LTRIM", "k1", "0", "-1"],
+    ["HINCRBY", "h1", "f2", "0"], ["INCRBY", "k5", "0"], ["PERSIST", "k1"],
+    ["EXPIRE", "k1", "-1"], ["FLUSHDB"],
+]
+
+
+def test_each_write_command_invalidates_what_redis_invalidates(ours, reference):
+    steps = []
+    for argv in _WRITE_COMMANDS:
+        steps += [("w", *_FIXTURE), ("t", ["MGET", *_TRACKED]), ("w", argv), ("w", ["FLUSHALL"])]
+
+    def setup(session: Session) -> None:
+        session.open("t", resp3=True)
+        session.open("w")
+        session.connections["t"].call("CLIENT", "TRACKING", "ON")
+
+    assert _run_both(ours, reference, setup, steps) > len(_WRITE_COMMANDS)
+
+
 # --- a seeded random stream -------------------------------------------------------------------
 
 _KEYS = ["a:1", "a:2", "b:1", "c:1", "c:2"]
@@ -258,6 +298,9 @@ _WRITES = [
     lambda rng, k: ["SET", k, "v", "NX"], lambda rng, k: ["RENAME", k, rng.choice(_KEYS)],
     lambda rng, k: ["MSET", k, "1", rng.choice(_KEYS), "2"],
     lambda rng, k: ["EVAL", "return redis.call('SET', KEYS[1], 'lua')", "1", k],
+    lambda rng, k: ["DEL", k, rng.choice(_KEYS)], lambda rng, k: ["COPY", k, rng.choice(_KEYS)],
+    lambda rng, k: ["LMOVE", k, rng.choice(_KEYS), "LEFT", "LEFT"],
+    lambda rng, k: ["SUNIONSTORE", k, rng.choice(_KEYS)],
 ]
 
 
