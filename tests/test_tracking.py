@@ -186,6 +186,14 @@ def test_bcast_sends_changed_keys_under_each_prefix_in_one_message(resp3, other)
         b"$8\r\nprefixes\r\n*2\r\n$6\r\norder:\r\n$5\r\nuser:\r\n")
 
 
+def test_bcast_hears_of_keys_expiring_in_the_cron_even_with_noloop(resp3, other):
+    resp3.call("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "tmp:", "NOLOOP")
+    resp3.call("SET", "tmp:1", "v", "PX", "50")  # its own write: not echoed (NOLOOP)...
+    assert pushes(resp3, 0.02) == b""
+    time.sleep(0.3)
+    assert pushes(resp3) == keys_message(b"tmp:1")  # ...but its expiry is nobody's write
+
+
 def test_bcast_without_prefix_covers_every_key_and_noloop_drops_own_changes(resp3, other):
     resp3.call("CLIENT", "TRACKING", "ON", "BCAST", "NOLOOP")
     resp3.call("SET", "mine", "1")

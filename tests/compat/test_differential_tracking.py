@@ -129,6 +129,20 @@ def _run_both(ours, reference, setup, steps) -> int:
     return messages
 
 
+def test_a_resp3_tracker_redirected_to_a_resp2_subscriber_as_redis(ours, reference):
+    """The flush null is in the tracking client's protocol, even inside a RESP2 message."""
+    def setup(session: Session) -> None:
+        session.open("l")
+        session.subscribe("l")
+        session.open("t", resp3=True)
+        session.open("w")
+
+    steps = [("t", ["CLIENT", "TRACKING", "ON", "REDIRECT", "{id:l}"]), ("t", ["GET", "k"]),
+             ("w", ["SET", "k", "1"]), ("t", ["GET", "k"]), ("t", ["SET", "k", "2"]),
+             ("w", ["FLUSHALL"]), ("t", ["FLUSHALL"])]
+    assert _run_both(ours, reference, setup, steps) == 4  # messages on __redis__:invalidate
+
+
 def _standard_setup(session: Session) -> None:
     session.open("t", resp3=True)  # default mode
     session.open("n", resp3=True)  # default mode, NOLOOP
@@ -354,6 +368,10 @@ def _held(client: RawClient, timeout: float = 0.1) -> bool:
 
 
 _PAUSE_CASES = [
+    # Before SCRIPT FLUSH below: the scripts _pause_outcomes loads.
+    ["EVALSHA", "77f21361171213377cb083e2ffc2ae24ffdff8fb", "0"],  # a no-writes script
+    ["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"],  # return 1
+    ["FCALL", "ro", "0"], ["FCALL", "rw", "0"], ["FCALL_RO", "ro", "0"],
     ["PUBLISH", "ch", "x"], ["EVAL", "return 1", "0"],
     ["EVAL", "#!lua flags=no-writes\nreturn 1", "0"], ["EVAL_RO", "return 1", "0"],
     ["PFCOUNT", "h"], ["SPUBLISH", "ch", "x"], ["SET", "k", "1"], ["GET", "k"], ["PING"],
@@ -361,11 +379,17 @@ _PAUSE_CASES = [
     ["SCRIPT", "FLUSH"], ["FLUSHALL"], ["SELECT", "1"], ["WAIT", "0", "0"],
     ["FCALL_RO", "f", "0"], ["FCALL", "f", "0"], ["EVALSHA", "abc", "0"],
 ]
+_LIBRARY = ("#!lua name=pauselib\n"
+            "redis.register_function{function_name='ro', callback=function() return 1 end, "
+            "flags={'no-writes'}}\n"
+            "redis.register_function('rw', function() return 2 end)")
 
 
 def _pause_outcomes(port: int) -> list:
     admin = RawClient(port)
-    outcomes = []
+    outcomes = [admin.call("FUNCTION", "LOAD", "REPLACE", _LIBRARY),
+                admin.call("SCRIPT", "LOAD", "#!lua flags=no-writes\nreturn 1"),
+                admin.call("SCRIPT", "LOAD", "return 1")]
     # ALL holds the admin's UNPAUSE too: its pauses are short, and end by themselves.
     for mode, milliseconds, cases in (("WRITE", "5000", _PAUSE_CASES),
                                       ("ALL", "300", _PAUSE_CASES[::4])):
