@@ -11,8 +11,8 @@ Sections:
   under ``appendonly no``, ``appendfsync everysec`` and ``appendfsync always``;
 - single commands with their own data, ``-c 50 -P 1`` under ``appendonly no``: SETBIT at
   random keys, BITCOUNT of a 1 MB string, SORT of 10,000 numbers, PFADD, PFCOUNT of 3 dense
-  HLLs, GEOADD, GEOSEARCH of ~100 places, WAIT, CLIENT TRACKING/TRACKINGINFO/PAUSE/UNPAUSE
-  (``COMMAND_ROWS``);
+  HLLs, GEOADD, GEOSEARCH of ~100 places, WAIT, COMMAND DOCS, CLIENT
+  TRACKING/TRACKINGINFO/PAUSE/UNPAUSE (``COMMAND_ROWS``);
 - AOF replay of a 1,000,000-key AOF (the same plain RESP bytes for both, generated once into
   ``bench/data/``): seconds from process start until PING answers PONG and INFO says
   ``loading:0``;
@@ -996,6 +996,9 @@ COMMAND_ROWS: dict[str, CommandRow] = {
                        "BYRADIUS", "5", "km"], {"redis": 20_000, "trio": 1_000}),
     # No replica to wait for: the row times WAIT's argument checks and its reply.
     "WAIT 0 0": CommandRow([], ["WAIT", "0", "0"], {"redis": 150_000, "trio": 60_000}),
+    # Generated from the signature on each call (redis-cli asks for all of them at start).
+    "COMMAND DOCS XADD (nested arguments)": CommandRow(
+        [], ["COMMAND", "DOCS", "XADD"], {"redis": 50_000, "trio": 10_000}),
     # Client-side caching and pauses (issue #18): each benchmark connection turns tracking
     # on (again, after the first call); TRACKINGINFO reads it back; a pause of 0 ms ends at
     # once (the row times the command, not a pause).

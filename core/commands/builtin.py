@@ -13,6 +13,7 @@ GROUPS = (
     "strings",
     "transactions",
     "server",
+    "introspection",
     "lists",
     "hashes",
     "sets",
