@@ -179,6 +179,9 @@ class CommandContext:
         """Signal that ``key`` changed (WATCH, blocked clients), for a key the command's key
         positions do not name (MOVE's target database, say)."""
         self.keyspace.signal_modified(db or self.db, key)
+        tracking = self.engine.tracking
+        if tracking.table is not None:  # client-side caching (a served BLMOVE's destination)
+            tracking.invalidate(key, self.client, tracking.running())
 
 
 class Stats:
@@ -883,8 +886,9 @@ class Engine:
                 if db.watched or db.blocked:
                     for key in waiter.block.keys:
                         self.keyspace.signal_modified(db, key)
-                if self.tracking.table is not None:  # client-side caching
-                    for key in waiter.block.keys:
+                if self.tracking.table is not None:  # client-side caching: the key served
+                    ready = waiter.block.ready_key
+                    for key in [ready] if ready is not None else waiter.block.keys:
                         self.tracking.invalidate(key, client)
         finally:
             self._current = previous

@@ -294,9 +294,9 @@ class Tracking:
         keyspace's other signals; the table is global to all databases, as in Redis."""
         if self.table is None:
             return
-        self.invalidate(key, modifier=None, current=self._running())
+        self.invalidate(key, modifier=None, current=self.running())
 
-    def _running(self) -> Client | None:
+    def running(self) -> Client | None:
         """The client whose command runs now (a script's caller, not its own client), as
         Redis's ``server.current_client``; None in the cron."""
         engine = self.engine
@@ -350,7 +350,7 @@ class Tracking:
         null), in connection order; the table is emptied."""
         if self.table is None:
             return
-        current = self._running()
+        current = self.running()
         for client in list(self.engine.clients.values()):
             if client.tracking is not None:
                 if client is current:

@@ -142,6 +142,18 @@ def test_expiry_and_scripts_and_blocked_pops_invalidate(server, resp3, other):
     waiter.close()
 
 
+def test_a_blocked_move_served_later_invalidates_its_destination(server, resp3, other):
+    resp3.call("CLIENT", "TRACKING", "ON")
+    resp3.call("LRANGE", "done", "0", "-1")
+    mover = RawClient(server.port)
+    mover.send(encode_command("BLMOVE", "todo", "done", "LEFT", "RIGHT", "5"))
+    time.sleep(0.1)
+    other.call("RPUSH", "todo", "job")  # todo is not tracked; the move fills done
+    assert mover.read_reply() == b"$3\r\njob\r\n"
+    assert pushes(resp3) == keys_message(b"done")
+    mover.close()
+
+
 def test_flush_sends_a_null_to_every_tracking_client(resp3, other):
     resp3.call("CLIENT", "TRACKING", "ON")
     resp3.call("GET", "k")
