@@ -24,9 +24,9 @@ reference = parity.reference  # the real Redis, a module-scoped fixture
 # cluster redirection helpers, ACL files): their signatures are declared and wait for them.
 # Remove a name here when its command is registered.
 NOT_IMPLEMENTED = {
-    "acl|load", "acl|save", "asking", "failover", "memory", "memory|doctor",
+    "acl|load", "acl|save", "memory", "memory|doctor",
     "memory|help", "memory|malloc-stats", "memory|purge", "memory|stats", "memory|usage",
-    "psync", "replconf", "replicaof", "restore-asking", "role", "slaveof", "sync",
+    "psync", "replconf", "replicaof", "role", "slaveof", "sync",
 }
 # Served here beyond Redis 7.0: redis-py sends 7.2's CLIENT SETINFO / NO-TOUCH and WAITAOF.
 NOT_IN_REDIS_7_0 = {"client|setinfo", "client|no-touch", "waitaof"}

@@ -29,6 +29,7 @@ GROUPS = (
     "scripting",
     "hyperloglog",
     "geo",
+    "standalone",
 )
 
 

@@ -327,9 +327,9 @@ def debug(ctx, argv):
         value = ctx.db.get(argv[2])
         if value is None:
             raise CommandError(errors.NO_SUCH_KEY)
-        from .keys import object_encoding
+        from .keys import key_encoding
 
-        if object_encoding(value) != "listpack":
+        if key_encoding(ctx, argv[2], value) != "listpack":
             raise CommandError("ERR Not a listpack encoded object.")
         engine.log.notice(f"DEBUG LISTPACK {argv[2]!r}: {len(value)} entries")
         return Status(b"Listpack structure printed on stdout")
@@ -343,10 +343,11 @@ def debug(ctx, argv):
         value = ctx.db.get(argv[2])
         if value is None:
             raise CommandError(errors.NO_SUCH_KEY)
-        from .keys import object_encoding
+        from .keys import key_encoding
 
+        encoding = key_encoding(ctx, argv[2], value)
         return Status(
-            f"Value at:0x0 refcount:1 encoding:{object_encoding(value)} serializedlength:0 "
+            f"Value at:0x0 refcount:1 encoding:{encoding} serializedlength:0 "
             f"lru:0 lru_seconds_idle:0".encode()
         )
     if sub == b"jmap" or sub == b"log":
