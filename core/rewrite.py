@@ -64,13 +64,14 @@ def _encode_fields(value: dict[bytes, bytes]) -> list[bytes]:
 def _encode_scored(value: ZSet) -> list[bytes]:
     join, bulk, crlf = b"".join, BULK_HEADERS, CRLF
     return [join((bulk[len(text)], text, crlf, bulk[len(member)], member, crlf))
-            for member, score in value.items() for text in (repr(score).encode(),)]  # score_text
+            for member, score in value.items() for text in (repr(score).encode(),)]  # score_text()
 
 
 # The collection types, one row each: the command that rebuilds it, arguments per item, the
 # items as a flat sequence of arguments (rewrite_builtin), the items already RESP
 # (encode_builtin).  Each command carries at most ITEMS_PER_COMMAND items after the key.
-_VARIADIC: dict[type, tuple[bytes, int, Callable[[Any], Iterable[bytes]], Callable[[Any], list[bytes]]]] = {
+_Row = tuple[bytes, int, Callable[[Any], Iterable[bytes]], Callable[[Any], list[bytes]]]
+_VARIADIC: dict[type, _Row] = {
     deque: (b"RPUSH", 1, iter, _encode_members),
     set: (b"SADD", 1, iter, _encode_members),
     dict: (b"HSET", 2, lambda value: chain.from_iterable(value.items()), _encode_fields),

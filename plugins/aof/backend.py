@@ -53,8 +53,6 @@ REWRITE_FAILED = (b"ERR Can't execute an AOF background rewriting. Please check 
                   b"logs for more information.")
 
 
-
-
 class AofLoadError(Exception):
     """The AOF cannot be loaded as it is: start-up stops (the log says why and how to fix)."""
 
