@@ -33,7 +33,8 @@ def now_ms() -> int:
 class Database:
     """One numbered database."""
 
-    __slots__ = ("index", "data", "expires", "keyspace", "watched", "blocked", "_expire_scan")
+    __slots__ = ("index", "data", "expires", "keyspace", "watched", "blocked", "_expire_scan",
+                 "promoted")
 
     def __init__(self, index: int, keyspace: Keyspace) -> None:
         self.index = index
@@ -44,6 +45,9 @@ class Database:
         self.watched: dict[bytes, set[Any]] = {}
         self.blocked: dict[bytes, int] = {}
         self._expire_scan: list[bytes] = []  # keys still to visit in this active-expiry round
+        # Keys whose hash or set Redis would hold as a hash table whatever its shape now
+        # (trioredis.encodings): dropped here when the key goes or gets a new value.
+        self.promoted: set[bytes] = set()
 
     def __len__(self) -> int:
         return len(self.data)
@@ -92,6 +96,8 @@ class Database:
         """Store ``value``; an existing expiry is removed unless ``keep_ttl``.  A key that did
         not exist publishes the ``new`` keyspace event (Redis 7.0's ``dbAdd``), before the
         event of the command that created it; an overwrite costs only the membership test."""
+        if self.promoted and self.data.get(key) is not value:  # encoding history: new value
+            self.promoted.discard(key)
         if key not in self.data:
             keyspace = self.keyspace
             if keyspace.notifying:
@@ -108,6 +114,8 @@ class Database:
         del self.data[key]
         if self.expires:
             self.expires.pop(key, None)
+        if self.promoted:
+            self.promoted.discard(key)
         return True
 
     def set_expire(self, key: bytes, when_ms: int) -> None:
@@ -122,6 +130,7 @@ class Database:
         as DEL."""
         self.data.pop(key, None)
         self.expires.pop(key, None)
+        self.promoted.discard(key)
         keyspace = self.keyspace
         keyspace.expired_keys += 1
         if keyspace.notifying:
@@ -136,6 +145,7 @@ class Database:
                 self.keyspace.signal_modified(self, key)
         self.data = {}
         self.expires = {}
+        self.promoted = set()
         return removed
 
     def items(self) -> Iterator[tuple[bytes, Any, int | None]]:
@@ -185,6 +195,7 @@ class Keyspace:
         a, b = self.databases[first], self.databases[second]
         a.data, b.data = b.data, a.data
         a.expires, b.expires = b.expires, a.expires
+        a.promoted, b.promoted = b.promoted, a.promoted
         for db in (a, b):
             for key in list(db.watched) + list(db.blocked):
                 self.signal_modified(db, key)

@@ -13,6 +13,7 @@ GROUPS = (
     "strings",
     "transactions",
     "server",
+    "introspection",
     "lists",
     "hashes",
     "sets",
@@ -28,6 +29,7 @@ GROUPS = (
     "scripting",
     "hyperloglog",
     "geo",
+    "standalone",
 )
 
 
