@@ -649,6 +649,30 @@ def collections_aof(collections: int, elements: int) -> Path:
     return path
 
 
+def mixed_aof(groups: int, elements: int = 10) -> Path:
+    """An AOF of ``groups`` hashes, sets and sorted sets of ``elements`` items each, every other
+    key with a TTL in 2100 (PEXPIREAT): the rewrite's other collection types and expiries."""
+    DATA.mkdir(exist_ok=True)
+    path = DATA / f"mixed-{groups}x{elements}.aof"
+    if path.exists():
+        return path
+    partial = path.with_suffix(".tmp")
+    with open(partial, "wb") as handle:
+        handle.write(b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n")
+        for number in range(groups):
+            argvs = [
+                [b"HSET", b"hash:%d" % number] + [x for i in range(elements) for x in (b"field:%d" % i, b"value:%d" % i)],
+                [b"SADD", b"set:%d" % number] + [b"member:%d" % i for i in range(elements)],
+                [b"ZADD", b"zset:%d" % number] + [x for i in range(elements) for x in (b"%d.5" % i, b"member:%d" % i)],
+            ]
+            if number % 2:
+                argvs += [[b"PEXPIREAT", key, b"4102444800000"] for key in (argvs[0][1], argvs[1][1], argvs[2][1])]
+            handle.write(b"".join(b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in argv)
+                                  for argv in argvs))
+    partial.rename(path)
+    return path
+
+
 def children(pid: int) -> list[int]:
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as handle:
@@ -708,6 +732,8 @@ def rewrite_section(args: argparse.Namespace, scratch: Path, log: Callable[[str]
     collections, elements = (20, 10_000) if args.quick else (100, 10_000)
     cases = [(f"{keys:,} strings", aof_file(keys), keys),
              (f"{collections} lists x {elements:,}", collections_aof(collections, elements), collections)]
+    groups = 10_000 if args.quick else 50_000
+    cases.append((f"{groups:,} x (hash, set, zset) of 10, half with a TTL", mixed_aof(groups), 3 * groups))
     lines = [
         "### BGREWRITEAOF",
         "",
