@@ -60,7 +60,8 @@ class Database:
         if value is not None and self.expires:
             when = self.expires.get(key)
             if when is not None and when <= now_ms() and not self.keyspace.loading:
-                self.expire_key(key)
+                if not self.keyspace.expiry_paused:  # CLIENT PAUSE: missing, not deleted
+                    self.expire_key(key)
                 return None
         return value
 
@@ -137,6 +138,8 @@ class Database:
             keyspace.notify("x", b"expired", key, self.index)
         self.keyspace.propagate(self.index, [b"DEL", key])
         self.keyspace.signal_modified(self, key)
+        if keyspace.on_expired is not None:  # client-side caching (trioredis.tracking)
+            keyspace.on_expired(self, key)
 
     def clear(self) -> int:
         removed = len(self.data)
@@ -180,6 +183,10 @@ class Keyspace:
         self.expired_keys = 0
         # Set by the engine: called when a key that a client WATCHes or waits on changes.
         self.on_modified: Callable[[Database, bytes], None] | None = None
+        # Set by the engine: called for each key that expires (tracking invalidation).
+        self.on_expired: Callable[[Database, bytes], None] | None = None
+        # CLIENT PAUSE (trioredis.pause): keys do not expire, lazily or actively.
+        self.expiry_paused = False
 
     def __getitem__(self, index: int) -> Database:
         return self.databases[index]
@@ -211,7 +218,7 @@ class Keyspace:
         the expired ones, so memory of expired keys is reclaimed without traffic.  Each
         database walks a snapshot of its keys-with-TTL round-robin (Redis's cursor scan);
         a call stops after ``budget_keys`` visits per database.  Returns the deleted count."""
-        if self.loading:
+        if self.loading or self.expiry_paused:
             return 0
         deleted = 0
         current = now_ms()

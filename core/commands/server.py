@@ -47,6 +47,7 @@ def _flush_mode(argv, name):
 def flushdb(ctx, argv):
     _flush_mode(argv, "flushdb")
     removed = ctx.db.clear()
+    ctx.engine.tracking.flushed()  # client-side caches: every key is invalid
     ctx.dirty += max(removed, 1)
     ctx.propagate([b"FLUSHDB"])
     return OK
@@ -55,6 +56,7 @@ def flushdb(ctx, argv):
 def flushall(ctx, argv):
     _flush_mode(argv, "flushall")
     removed = ctx.keyspace.flush_all()
+    ctx.engine.tracking.flushed()  # client-side caches: every key is invalid
     ctx.dirty += max(removed, 1)
     ctx.propagate([b"FLUSHALL"])
     ctx.engine.flushed_all()
