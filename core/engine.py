@@ -40,7 +40,9 @@ from .commands import (
 )
 from .config import protected_action_allowed
 from .errors import CommandError
+from .eviction import EVICT_FAIL, Evictor
 from .keyspace import Database, Keyspace, now_ms
+from .memory import refresh as memory_refresh
 from .observability import Observer
 from .persistence import BackendHost, Loader
 from .pubsub import PubSub, notify_keyspace_event
@@ -174,7 +176,10 @@ class CommandContext:
     def touch(self, key: bytes, db: Database | None = None) -> None:
         """Signal that ``key`` changed (WATCH, blocked clients), for a key the command's key
         positions do not name (MOVE's target database, say)."""
-        self.keyspace.signal_modified(db or self.db, key)
+        target = db or self.db
+        if key in target.sizes:
+            memory_refresh(target, key)
+        self.keyspace.signal_modified(target, key)
 
 
 class Stats:
@@ -218,6 +223,11 @@ class Engine:
                                  notify=partial(notify_keyspace_event, self))
         self.keyspace.notifying = bool(self.config.notify_keyspace_events)
         self.keyspace.on_modified = self._on_modified
+        # Memory (trioredis.memory, trioredis.eviction): the evictor follows maxmemory-policy;
+        # the lazy freer runs its chunks in the server's nursery.
+        self.evictor = Evictor(self)
+        self.keyspace.lazyfree.spawn = self.spawn
+        self.memory_peak = 0
         self.commands = CommandRegistry()
         self.hook.trioredis_register_commands(registry=self.commands)
         for old, new in loaded.renamed_commands.items():
@@ -557,8 +567,13 @@ class Engine:
                         self.hook.trioredis_command_propagated(db=db.index, argv=argv)
                     self.unflushed = True
                     client.wrote = True
+            keys = (spec.write_keys or spec.keys)(argv)
+            if db.sizes:  # containers changed in place: their estimates (trioredis.memory)
+                for key in keys:
+                    if key in db.sizes:
+                        memory_refresh(db, key)
             if db.watched or db.blocked:
-                for key in (spec.write_keys or spec.keys)(argv):
+                for key in keys:
                     self.keyspace.signal_modified(db, key)
         if self._ready_keys and not self.in_exec:
             self.serve_blocked()
@@ -875,37 +890,47 @@ class Engine:
         if self.server is not None:
             self.server.config_applied(old, new)
         self.keyspace.notifying = bool(new.notify_keyspace_events)
+        self.evictor.configure(new)
         self.persistence.config_changed(old, new)
         self.hook.trioredis_config_changed(old=old, new=new)
 
     # --- memory ----------------------------------------------------------------------------
 
-    _used_memory = 0
-    _memory_sampled = -1.0
+    def used_memory(self, for_eviction: bool = False) -> int:
+        """What ``maxmemory`` is compared with, INFO's ``used_memory``: the estimate of the
+        dataset (:mod:`trioredis.memory`), values waiting for the lazy freer, and the
+        clients; INFO adds the AOF buffer, which eviction does not count (as Redis's
+        freeMemoryGetNotCountedMemory)."""
+        from . import memory
 
-    def used_memory(self) -> int:
-        """What ``maxmemory`` is compared with: INFO's ``used_memory``, the process's resident
-        set (:func:`trioredis.info.rss_bytes`: Python has no allocator total to match Redis's
-        zmalloc count).  Read at most every 10 ms: /proc costs more than most commands."""
-        now = time.monotonic()
-        if now - self._memory_sampled >= 0.01:
-            from .info import rss_bytes
-
-            self._used_memory = rss_bytes()
-            self._memory_sampled = now
-        return self._used_memory
+        keyspace = self.keyspace
+        used = (memory.STARTUP_BYTES + keyspace.dataset_bytes() + keyspace.lazyfree.pending_bytes
+                + memory.CLIENT_BASE * len(self.clients))
+        if not for_eviction:
+            used += memory.aof_buffer(self)
+            if used > self.memory_peak:
+                self.memory_peak = used
+        return used
 
     def _out_of_memory(self, client: Client, spec: CommandSpec) -> bool:
-        """Redis's OOM refusal under ``maxmemory``: a ``denyoom`` command (or an EXEC that
-        queued one) while used memory is over the limit.  Every policy behaves as
-        ``noeviction``: with RSS as the measure, freeing keys shows up too late and too
-        coarsely to evict against it."""
-        if "denyoom" not in spec.flags and not (
-            spec.name == "exec" and client.multi
-            and any("denyoom" in queued.flags for queued, _ in client.multi)
-        ):
+        """Redis's processCommand under ``maxmemory``: evict first (whatever the command),
+        then refuse a ``denyoom`` command (or an EXEC that queued one) only when nothing
+        could be evicted and used memory is still over the limit."""
+        if self.evictor.perform() != EVICT_FAIL:
             return False
-        return self.used_memory() > self.config.maxmemory
+        return "denyoom" in spec.flags or (
+            spec.name == "exec" and bool(client.multi)
+            and any("denyoom" in queued.flags for queued, _ in client.multi))
+
+    def memory_cron(self) -> None:
+        """The server cron's share: correct drifted container estimates, go on with
+        evictions a command left (tenacity), and keep the peak."""
+        from . import memory
+
+        memory.audit_cycle(self.keyspace)
+        if self.config.maxmemory:
+            self.evictor.perform()
+        self.used_memory()
 
     def sample_ops(self) -> None:
         self._ops_samples.append((time.monotonic(), self.stats.commands_processed))
@@ -929,6 +954,7 @@ class Engine:
             await backend.load(Loader(self))
         finally:
             self.loading = self.keyspace.loading = False
+            self._recount()
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -1049,7 +1075,15 @@ class Engine:
         finally:
             self.loading = False
             self.keyspace.loading = False
+            self._recount()
             gc.collect()
+
+    def _recount(self) -> None:
+        """After a load (snapshots install whole dicts): count the dataset again."""
+        from . import memory
+
+        for db in self.keyspace.databases:
+            memory.recount(db)
 
     def loading_progress(self, loaded: int, total: int) -> None:
         self.loading_loaded = loaded

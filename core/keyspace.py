@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from . import memory
 from .errors import WRONGTYPE, CommandError
 
 Propagate = Callable[[int, list[bytes]], None]
@@ -33,7 +34,8 @@ def now_ms() -> int:
 class Database:
     """One numbered database."""
 
-    __slots__ = ("index", "data", "expires", "keyspace", "watched", "blocked", "_expire_scan")
+    __slots__ = ("index", "data", "expires", "keyspace", "watched", "blocked", "_expire_scan",
+                 "used", "sizes", "access", "audit_scan", "evict_scan")
 
     def __init__(self, index: int, keyspace: Keyspace) -> None:
         self.index = index
@@ -44,6 +46,15 @@ class Database:
         self.watched: dict[bytes, set[Any]] = {}
         self.blocked: dict[bytes, int] = {}
         self._expire_scan: list[bytes] = []  # keys still to visit in this active-expiry round
+        # Memory accounting (trioredis.memory): the running estimate of keys and values, and
+        # the estimates of containers (strings need none: their size is their length).
+        self.used = 0
+        self.sizes: dict[bytes, int] = {}
+        self.audit_scan: list[bytes] = []
+        # key -> LRU clock or LFU word, kept only while an LRU/LFU policy is set
+        # (trioredis.eviction): a parallel dict costs ~50 bytes a key, paid when it is used.
+        self.access: dict[bytes, int] = {}
+        self.evict_scan: Any = None  # the eviction sampler's snapshot (trioredis.eviction)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -51,7 +62,22 @@ class Database:
     # --- reading ---------------------------------------------------------------------------
 
     def get(self, key: bytes) -> Any:
-        """The value at ``key``, or None (expired keys are deleted on the way)."""
+        """The value at ``key``, or None (expired keys are deleted on the way); an access for
+        LRU/LFU (Redis's lookupKey without NOTOUCH)."""
+        value = self.data.get(key)
+        if value is not None:
+            if self.expires:
+                when = self.expires.get(key)
+                if when is not None and when <= now_ms() and not self.keyspace.loading:
+                    self.expire_key(key)
+                    return None
+            if self.keyspace.track_access:
+                self.keyspace.record_access(self, key)
+        return value
+
+    def peek(self, key: bytes) -> Any:
+        """:meth:`get` without counting an access (Redis's LOOKUP_NOTOUCH: EXISTS, TYPE, TTL,
+        OBJECT, MEMORY USAGE)."""
         value = self.data.get(key)
         if value is not None and self.expires:
             when = self.expires.get(key)
@@ -92,22 +118,77 @@ class Database:
         """Store ``value``; an existing expiry is removed unless ``keep_ttl``.  A key that did
         not exist publishes the ``new`` keyspace event (Redis 7.0's ``dbAdd``), before the
         event of the command that created it; an overwrite costs only the membership test."""
-        if key not in self.data:
-            keyspace = self.keyspace
+        old = self.data.get(key)
+        keyspace = self.keyspace
+        if old is None:
+            self.used += memory.BYTES_HEADER + len(key)
             if keyspace.notifying:
                 self.data[key] = value
                 keyspace.notify("n", b"new", key, self.index)
+        elif old.__class__ is bytes:
+            self.used -= memory.BYTES_HEADER + len(old)
+        else:
+            self.used -= self.sizes.pop(key, 0)
         self.data[key] = value
+        if value.__class__ is bytes:
+            self.used += memory.BYTES_HEADER + len(value)
+        else:
+            self.sizes[key] = size = memory.estimate_value(value)
+            self.used += size
+        if keyspace.track_access:
+            keyspace.record_access(self, key, old is None)
         if not keep_ttl and self.expires:
             self.expires.pop(key, None)
 
+    def replace_string(self, key: bytes, old: bytes, new: bytes) -> None:
+        """Put the string ``new`` where the string ``old`` is, keeping the TTL (INCR, the
+        HyperLogLog commands): :meth:`set` without its checks, for hot paths."""
+        self.data[key] = new
+        self.used += len(new) - len(old)
+
+    def set_many(self, pairs: Any) -> None:
+        """MSET's writes when nothing needs publishing and no key has a TTL."""
+        data = self.data
+        header = memory.BYTES_HEADER
+        used = 0
+        sizes = self.sizes
+        for key, value in pairs:
+            old = data.get(key)
+            if old is None:
+                used += header + len(key)
+            elif old.__class__ is bytes:
+                used -= header + len(old)
+            else:
+                used -= sizes.pop(key, 0)
+            data[key] = value
+            used += header + len(value)
+        self.used += used
+        if self.keyspace.track_access:
+            for key, _value in pairs:
+                self.keyspace.record_access(self, key, True)
+
+    def forget(self, key: bytes, value: Any) -> None:
+        """Take ``key`` and its ``value`` (just removed from ``data``) out of the accounting
+        and the access times."""
+        if value.__class__ is bytes:
+            self.used -= 2 * memory.BYTES_HEADER + len(key) + len(value)
+        else:
+            self.used -= memory.BYTES_HEADER + len(key) + self.sizes.pop(key, 0)
+        if self.access:
+            self.access.pop(key, None)
+
     def delete(self, key: bytes) -> bool:
         """Remove ``key``; True when it existed (and had not expired)."""
-        if self.get(key) is None:
+        value = self.peek(key)
+        if value is None:
             return False
         del self.data[key]
+        self.forget(key, value)
         if self.expires:
             self.expires.pop(key, None)
+        keyspace = self.keyspace
+        if keyspace.lazy_del and value.__class__ is not bytes:
+            keyspace.release(value)
         return True
 
     def set_expire(self, key: bytes, when_ms: int) -> None:
@@ -120,7 +201,9 @@ class Database:
         """Delete an expired key, publish the ``expired`` keyspace event (lazy and active
         expiry alike, as Redis's ``deleteExpiredKeyAndPropagate``) and propagate the deletion
         as DEL."""
-        self.data.pop(key, None)
+        value = self.data.pop(key, None)
+        if value is not None:
+            self.forget(key, value)
         self.expires.pop(key, None)
         keyspace = self.keyspace
         keyspace.expired_keys += 1
@@ -129,13 +212,27 @@ class Database:
         self.keyspace.propagate(self.index, [b"DEL", key])
         self.keyspace.signal_modified(self, key)
 
-    def clear(self) -> int:
+    def clear(self, lazy: bool = False) -> int:
+        """Empty the database; ``lazy`` hands the old dicts to the lazy freer (FLUSHDB ASYNC)
+        instead of freeing them now."""
         removed = len(self.data)
         for key in list(self.watched):
             if key in self.data:  # as Redis: a watched key that did not exist is not touched
                 self.keyspace.signal_modified(self, key)
+        old = (self.data, self.expires, self.sizes, self.access)
+        cost = memory.dataset_bytes(self)
         self.data = {}
         self.expires = {}
+        self.used = 0
+        self.sizes = {}
+        self.access = {}
+        self.audit_scan = []
+        self.evict_scan = None
+        if lazy and removed > memory.LAZYFREE_THRESHOLD:
+            self.keyspace.lazyfree.drop(old[0], removed, cost)
+            for table in old[1:]:
+                if table:
+                    self.keyspace.lazyfree.drop(table, 0, 0)
         return removed
 
     def items(self) -> Iterator[tuple[bytes, Any, int | None]]:
@@ -168,6 +265,14 @@ class Keyspace:
         self.notifying = False
         self.loading = False
         self.expired_keys = 0
+        # LRU/LFU access times (trioredis.eviction): recorded only while an LRU or LFU
+        # maxmemory-policy is set; record_access(db, key, created) is set by the evictor.
+        self.track_access = False
+        self.record_access: Callable[..., None] = lambda db, key, created=False: None
+        # Lazy freeing (UNLINK, FLUSH* ASYNC, lazyfree-lazy-*): lazy_del makes every
+        # deletion of a big value lazy (set per command by the engine).
+        self.lazyfree = memory.LazyFree()
+        self.lazy_del = False
         # Set by the engine: called when a key that a client WATCHes or waits on changes.
         self.on_modified: Callable[[Database, bytes], None] | None = None
 
@@ -185,12 +290,27 @@ class Keyspace:
         a, b = self.databases[first], self.databases[second]
         a.data, b.data = b.data, a.data
         a.expires, b.expires = b.expires, a.expires
+        a.used, b.used = b.used, a.used
+        a.sizes, b.sizes = b.sizes, a.sizes
+        a.access, b.access = b.access, a.access
+        a.audit_scan = b.audit_scan = []
+        a.evict_scan = b.evict_scan = None
         for db in (a, b):
             for key in list(db.watched) + list(db.blocked):
                 self.signal_modified(db, key)
 
-    def flush_all(self) -> int:
-        return sum(db.clear() for db in self.databases)
+    def flush_all(self, lazy: bool = False) -> int:
+        return sum(db.clear(lazy) for db in self.databases)
+
+    def release(self, value: Any) -> None:
+        """Free a deleted value lazily when it is big enough to be worth it (UNLINK)."""
+        effort = memory.free_effort(value)
+        if effort > memory.LAZYFREE_THRESHOLD:
+            self.lazyfree.drop(value, effort, memory.estimate_value(value))
+
+    def dataset_bytes(self) -> int:
+        """The dataset's estimate over all databases (trioredis.memory)."""
+        return sum(memory.dataset_bytes(db) for db in self.databases)
 
     def key_count(self) -> int:
         return sum(len(db.data) for db in self.databases)

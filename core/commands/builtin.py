@@ -28,6 +28,7 @@ GROUPS = (
     "scripting",
     "hyperloglog",
     "geo",
+    "memory",
 )
 
 
