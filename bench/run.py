@@ -11,7 +11,8 @@ Sections:
   under ``appendonly no``, ``appendfsync everysec`` and ``appendfsync always``;
 - single commands with their own data, ``-c 50 -P 1`` under ``appendonly no``: SETBIT at
   random keys, BITCOUNT of a 1 MB string, SORT of 10,000 numbers, PFADD, PFCOUNT of 3 dense
-  HLLs, GEOADD, GEOSEARCH of ~100 places, WAIT (``COMMAND_ROWS``);
+  HLLs, GEOADD, GEOSEARCH of ~100 places, WAIT, SET while evicting under ``maxmemory``
+  (``COMMAND_ROWS``);
 - AOF replay of a 1,000,000-key AOF (the same plain RESP bytes for both, generated once into
   ``bench/data/``): seconds from process start until PING answers PONG and INFO says
   ``loading:0``;
@@ -941,6 +942,7 @@ class CommandRow:
     command: list[str]
     requests: dict[str, int]
     options: list[str] = field(default_factory=list)  # more redis-benchmark options (-r N)
+    teardown: list[list[bytes]] = field(default_factory=list)  # run after (CONFIG SET back)
 
 
 # 1 MB of fixed pseudo-random bytes, and 10,000 pseudo-random numbers (the same every run).
@@ -995,6 +997,15 @@ COMMAND_ROWS: dict[str, CommandRow] = {
                        "BYRADIUS", "5", "km"], {"redis": 20_000, "trio": 1_000}),
     # No replica to wait for: the row times WAIT's argument checks and its reply.
     "WAIT 0 0": CommandRow([], ["WAIT", "0", "0"], {"redis": 150_000, "trio": 60_000}),
+    # Eviction on: 100-byte values at up to a million random keys past a 4 MB maxmemory, so
+    # after the first few thousand writes each SET evicts (allkeys-lru, 5 samples).
+    "SET under maxmemory 4mb, allkeys-lru (evicting)": CommandRow(
+        [[b"CONFIG", b"SET", b"maxmemory-policy", b"allkeys-lru"],
+         [b"CONFIG", b"SET", b"maxmemory", b"4mb"]],
+        ["SET", "bench:evict:__rand_int__", "x" * 100], {"redis": 150_000, "trio": 60_000},
+        ["-r", "1000000"],
+        teardown=[[b"CONFIG", b"SET", b"maxmemory", b"0"],
+                  [b"CONFIG", b"SET", b"maxmemory-policy", b"noeviction"]]),
 }
 
 
@@ -1037,6 +1048,8 @@ def commands_section(args: argparse.Namespace, scratch: Path, log: Callable[[str
                         continue
                     requests = row.requests[who] // (4 if args.quick else 1)
                     sample = run_command_row(server.port, row, requests)
+                    for argv in row.teardown:
+                        command(server.port, *argv)
                     command(server.port, b"FLUSHALL")
                     if sample is not None:
                         getattr(cells.setdefault(name, Cell()), who).append(sample)

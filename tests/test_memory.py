@@ -23,7 +23,6 @@ import pytest
 import redis
 from parity import RawClient
 from servers import ServerProcess, ServerThread, wait_for
-
 from trioredis.keyspace import Keyspace
 from trioredis.zset import ZSet
 
@@ -155,8 +154,8 @@ def test_memory_stats_has_redis_fields_in_both_protocols(ours, reference):
         ours_stats = mine.execute_command("MEMORY", "STATS")
         theirs_stats = theirs.execute_command("MEMORY", "STATS")
         if protocol == 2:
-            ours_stats = dict(zip(ours_stats[::2], ours_stats[1::2]))
-            theirs_stats = dict(zip(theirs_stats[::2], theirs_stats[1::2]))
+            ours_stats = dict(zip(ours_stats[::2], ours_stats[1::2], strict=True))
+            theirs_stats = dict(zip(theirs_stats[::2], theirs_stats[1::2], strict=True))
         assert list(ours_stats) == list(theirs_stats)
         for name, value in theirs_stats.items():
             assert type(ours_stats[name]) is type(value), name
