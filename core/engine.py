@@ -567,14 +567,15 @@ class Engine:
                         self.hook.trioredis_command_propagated(db=db.index, argv=argv)
                     self.unflushed = True
                     client.wrote = True
-            keys = (spec.write_keys or spec.keys)(argv)
-            if db.sizes:  # containers changed in place: their estimates (trioredis.memory)
+            sizes = db.sizes
+            if sizes or db.watched or db.blocked:
+                keys = (spec.write_keys or spec.keys)(argv)
                 for key in keys:
-                    if key in db.sizes:
+                    if key in sizes:  # a container changed in place (trioredis.memory)
                         memory_refresh(db, key)
-            if db.watched or db.blocked:
-                for key in keys:
-                    self.keyspace.signal_modified(db, key)
+                if db.watched or db.blocked:
+                    for key in keys:
+                        self.keyspace.signal_modified(db, key)
         if self._ready_keys and not self.in_exec:
             self.serve_blocked()
         if reply.__class__ is Block:

@@ -35,7 +35,7 @@ class Database:
     """One numbered database."""
 
     __slots__ = ("index", "data", "expires", "keyspace", "watched", "blocked", "_expire_scan",
-                 "used", "sizes", "access", "audit_scan", "evict_scan")
+                 "used", "sizes", "basis", "access", "audit_scan", "evict_scan")
 
     def __init__(self, index: int, keyspace: Keyspace) -> None:
         self.index = index
@@ -50,6 +50,8 @@ class Database:
         # the estimates of containers (strings need none: their size is their length).
         self.used = 0
         self.sizes: dict[bytes, int] = {}
+        # key -> (length, estimate) of a container's last full estimate (memory.refresh).
+        self.basis: dict[bytes, tuple[int, int]] = {}
         self.audit_scan: list[bytes] = []
         # key -> LRU clock or LFU word, kept only while an LRU/LFU policy is set
         # (trioredis.eviction): a parallel dict costs ~50 bytes a key, paid when it is used.
@@ -129,6 +131,7 @@ class Database:
             self.used -= memory.BYTES_HEADER + len(old)
         else:
             self.used -= self.sizes.pop(key, 0)
+            self.basis.pop(key, None)
         self.data[key] = value
         if value.__class__ is bytes:
             self.used += memory.BYTES_HEADER + len(value)
@@ -160,6 +163,7 @@ class Database:
                 used -= header + len(old)
             else:
                 used -= sizes.pop(key, 0)
+                self.basis.pop(key, None)
             data[key] = value
             used += header + len(value)
         self.used += used
@@ -174,6 +178,7 @@ class Database:
             self.used -= 2 * memory.BYTES_HEADER + len(key) + len(value)
         else:
             self.used -= memory.BYTES_HEADER + len(key) + self.sizes.pop(key, 0)
+            self.basis.pop(key, None)
         if self.access:
             self.access.pop(key, None)
 
@@ -219,12 +224,13 @@ class Database:
         for key in list(self.watched):
             if key in self.data:  # as Redis: a watched key that did not exist is not touched
                 self.keyspace.signal_modified(self, key)
-        old = (self.data, self.expires, self.sizes, self.access)
+        old = (self.data, self.expires, self.sizes, self.access, self.basis)
         cost = memory.dataset_bytes(self)
         self.data = {}
         self.expires = {}
         self.used = 0
         self.sizes = {}
+        self.basis = {}
         self.access = {}
         self.audit_scan = []
         self.evict_scan = None
@@ -292,6 +298,7 @@ class Keyspace:
         a.expires, b.expires = b.expires, a.expires
         a.used, b.used = b.used, a.used
         a.sizes, b.sizes = b.sizes, a.sizes
+        a.basis, b.basis = b.basis, a.basis
         a.access, b.access = b.access, a.access
         a.audit_scan = b.audit_scan = []
         a.evict_scan = b.evict_scan = None
