@@ -227,6 +227,7 @@ class Engine:
         # the lazy freer runs its chunks in the server's nursery.
         self.evictor = Evictor(self)
         self.keyspace.lazyfree.spawn = self.spawn
+        self._apply_lazyfree(self.config)
         self.memory_peak = 0
         self.commands = CommandRegistry()
         self.hook.trioredis_register_commands(registry=self.commands)
@@ -892,6 +893,7 @@ class Engine:
             self.server.config_applied(old, new)
         self.keyspace.notifying = bool(new.notify_keyspace_events)
         self.evictor.configure(new)
+        self._apply_lazyfree(new)
         self.persistence.config_changed(old, new)
         self.hook.trioredis_config_changed(old=old, new=new)
 
@@ -922,6 +924,11 @@ class Engine:
         return "denyoom" in spec.flags or (
             spec.name == "exec" and bool(client.multi)
             and any("denyoom" in queued.flags for queued, _ in client.multi))
+
+    def _apply_lazyfree(self, config: Config) -> None:
+        """The keyspace's copies of the lazyfree-lazy-* options it consults itself."""
+        self.keyspace.lazy_server_del = config.lazyfree_lazy_server_del
+        self.keyspace.lazy_expire = config.lazyfree_lazy_expire
 
     def memory_cron(self) -> None:
         """The server cron's share: correct drifted container estimates, go on with

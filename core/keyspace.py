@@ -132,6 +132,8 @@ class Database:
         else:
             self.used -= self.sizes.pop(key, 0)
             self.basis.pop(key, None)
+            if keyspace.lazy_server_del and old is not value:  # lazyfree-lazy-server-del
+                keyspace.release(old)
         self.data[key] = value
         if value.__class__ is bytes:
             self.used += memory.BYTES_HEADER + len(value)
@@ -192,8 +194,10 @@ class Database:
         if self.expires:
             self.expires.pop(key, None)
         keyspace = self.keyspace
-        if keyspace.lazy_del and value.__class__ is not bytes:
-            keyspace.release(value)
+        if value.__class__ is not bytes:
+            lazy = keyspace.lazy_del  # DEL/UNLINK say; any other delete is a server's
+            if lazy if lazy is not None else keyspace.lazy_server_del:
+                keyspace.release(value)
         return True
 
     def set_expire(self, key: bytes, when_ms: int) -> None:
@@ -207,10 +211,12 @@ class Database:
         expiry alike, as Redis's ``deleteExpiredKeyAndPropagate``) and propagate the deletion
         as DEL."""
         value = self.data.pop(key, None)
+        keyspace = self.keyspace
         if value is not None:
             self.forget(key, value)
+            if keyspace.lazy_expire and value.__class__ is not bytes:  # lazyfree-lazy-expire
+                keyspace.release(value)
         self.expires.pop(key, None)
-        keyspace = self.keyspace
         keyspace.expired_keys += 1
         if keyspace.notifying:
             keyspace.notify("x", b"expired", key, self.index)
@@ -275,10 +281,13 @@ class Keyspace:
         # maxmemory-policy is set; record_access(db, key, created) is set by the evictor.
         self.track_access = False
         self.record_access: Callable[..., None] = lambda db, key, created=False: None
-        # Lazy freeing (UNLINK, FLUSH* ASYNC, lazyfree-lazy-*): lazy_del makes every
-        # deletion of a big value lazy (set per command by the engine).
+        # Lazy freeing (UNLINK, FLUSH* ASYNC, lazyfree-lazy-*): DEL and UNLINK set lazy_del
+        # while they run (True: lazy, False: not); None leaves it to lazy_server_del.
         self.lazyfree = memory.LazyFree()
-        self.lazy_del = False
+        self.lazy_del: bool | None = None
+        # lazyfree-lazy-server-del and lazyfree-lazy-expire, kept current by the engine.
+        self.lazy_server_del = False
+        self.lazy_expire = False
         # Set by the engine: called when a key that a client WATCHes or waits on changes.
         self.on_modified: Callable[[Database, bytes], None] | None = None
 

@@ -303,7 +303,12 @@ class LazyFree:
             while self.queue:
                 job = self.queue[0]
                 container = job[0]
-                freed = _free_some(container, FREE_CHUNK, self)
+                # Only a value nothing else holds is taken apart: a reply not yet encoded
+                # (SMEMBERS then UNLINK in one pipeline) may still refer to it.  The queue's
+                # list, this local and getrefcount's argument are the 3 expected references.
+                if container is not None and sys.getrefcount(container) > 3:
+                    container = job[0] = None
+                freed = _free_some(container, FREE_CHUNK, self) if container is not None else 0
                 if freed:
                     # Bytes given back in proportion to the objects freed so far.
                     objects, cost = job[1], job[2]
@@ -314,9 +319,10 @@ class LazyFree:
                         job[1] -= share
                         job[2] -= part
                         self._release(share, part)
-                if _length(container) == 0:
+                if container is None or _length(container) == 0:
                     self.queue.popleft()
                     self._release(job[1], job[2])
+                container = None
                 await trio.sleep(0)
         finally:
             self.running = False
@@ -331,7 +337,7 @@ def _length(container: Any) -> int:
 
 
 def _free_some(container: Any, count: int, freer: LazyFree) -> int:
-    """Release up to ``count`` elements of ``container``; a big value found inside (a
+    """Release about ``count`` objects of ``container``; a big value found inside (a
     database's list of a million elements) is queued on its own instead of freed here."""
     kind = container.__class__
     freed = 0
@@ -340,29 +346,28 @@ def _free_some(container: Any, count: int, freer: LazyFree) -> int:
         while freed < count and container:
             _key, value = popitem()
             if value.__class__ is not bytes and free_effort(value) > LAZYFREE_THRESHOLD:
-                freer.queue.append([_inner(value), 0, 0])
+                freer.queue.append([value, 0, 0])
+            value = None
             freed += 1
     elif kind is deque or kind is list or kind is set:
         pop = container.pop
         while freed < count and container:
-            pop()
-            freed += 1
-    else:
-        inner = _inner(container)
-        if inner is not container:
-            freer.queue.append([inner, 0, 0])
-        elif hasattr(container, "clear"):
-            container.clear()
+            item = pop()
+            # A sorted set's sublists (its SortedList's _lists): each counts its elements.
+            freed += len(item) if item.__class__ is list else 1
+    elif kind.__name__ == "ZSet":
+        # Its parts are freed as values of their own: the member -> score dict and the
+        # sorted list's sublists (never one C call over all members).
+        freer.queue.append([container.scores, 0, 0])
+        freer.queue.append([container.ordered._lists, 0, 0])
+        container.scores = {}
+        container.ordered._lists = []
+        container.ordered.clear()
+        freed = 1
+    elif hasattr(container, "clear"):
+        container.clear()
         freed = 1
     return freed
-
-
-def _inner(value: Any) -> Any:
-    """The big dict inside a value to free in chunks (a sorted set's scores), or the value."""
-    if value.__class__.__name__ == "ZSet":
-        value.ordered.clear()
-        return value.scores
-    return value
 
 
 # --- INFO memory --------------------------------------------------------------------------

@@ -464,3 +464,64 @@ def test_unlink_of_a_big_list_frees_it_lazily(ours):
     after = client.info("memory")
     assert after["lazyfreed_objects"] >= before["lazyfreed_objects"] + 500_000
     assert after["used_memory"] < before["used_memory"] - 10_000_000
+
+
+def test_a_reply_still_holding_an_unlinked_value_is_not_taken_apart(ours):
+    client = ours.client()
+    client.flushall()
+    client.sadd("s", *range(10_000))
+    client.zadd("z", {f"m{i}": i for i in range(10_000)})
+    client.hset("h", mapping={f"f{i}": i for i in range(10_000)})
+    pipe = client.pipeline(transaction=False)
+    pipe.smembers("s").hgetall("h").zrange("z", 0, -1).unlink("s", "h", "z")
+    members, fields, ordered, unlinked = pipe.execute()
+    assert (len(members), len(fields), len(ordered), unlinked) == (10_000, 10_000, 10_000, 3)
+    wait_for(lambda: client.info("memory")["lazyfree_pending_objects"] == 0, 30, "lazy free")
+    assert client.dbsize() == 0
+
+
+def test_lazyfree_options_free_overwritten_and_expired_values_lazily(ours):
+    client = ours.client()
+    client.flushall()
+    client.config_set("lazyfree-lazy-server-del", "yes")
+    client.config_set("lazyfree-lazy-expire", "yes")
+    client.config_set("lazyfree-lazy-user-del", "yes")
+    try:
+        before = client.info("memory")["lazyfreed_objects"]
+        client.rpush("a", *range(1000))
+        client.rpush("b", *range(1000))
+        client.rpush("c", *range(1000))
+        client.rename("a", "b")  # b's old list: a server-side delete
+        client.pexpire("c", 1)
+        time.sleep(0.05)
+        assert client.get("c") is None  # lazy expiry on access
+        client.rpush("d", *range(1000))
+        client.delete("d")  # DEL as UNLINK
+        wait_for(lambda: client.info("memory")["lazyfreed_objects"] >= before + 3000, 10,
+                 "lazy frees")
+        assert client.lrange("b", 0, 2) == [b"0", b"1", b"2"]
+    finally:
+        for name in ("lazyfree-lazy-server-del", "lazyfree-lazy-expire", "lazyfree-lazy-user-del"):
+            client.config_set(name, "no")
+
+
+def test_used_memory_is_the_same_after_debug_reload_and_aof_restart(tmp_path):
+    server = ServerProcess(str(tmp_path), [["appendonly", "yes"], ["save", ""],
+                                           ["enable-debug-command", "yes"]]).start()
+    try:
+        client = server.client()
+        _load(server.port, 20_000)
+        client.rpush("list", *range(5000))
+        client.hset("hash", mapping={f"f{i}": i for i in range(5000)})
+        client.zadd("zset", {f"m{i}": i for i in range(5000)})
+        before = client.info("memory")["used_memory"]
+        server.stop()
+        server.start()
+        client = server.client()
+        after_aof = client.info("memory")["used_memory"]
+        assert abs(after_aof - before) < before * 0.05, (before, after_aof)
+        client.execute_command("DEBUG", "RELOAD")
+        after_reload = client.info("memory")["used_memory"]
+        assert abs(after_reload - before) < before * 0.05, (before, after_reload)
+    finally:
+        server.stop()

@@ -177,7 +177,7 @@ def _delete_keys(ctx, argv, lazy: bool):
                 deleted += 1
                 notify(ctx, b"del", key)
     finally:
-        keyspace.lazy_del = False
+        keyspace.lazy_del = None
     ctx.dirty += deleted
     return deleted
 
