@@ -188,6 +188,7 @@ class Evictor:
     @staticmethod
     def _sample(db: Database, table: dict[bytes, Any], count: int) -> list[bytes]:
         """Up to ``count`` random keys of ``table`` (see the module's note on snapshots)."""
+        count = min(count, len(table))  # maxmemory-samples may be huge: the draws are not
         for _attempt in range(2):
             scan = db.evict_scan
             if scan is None or scan[1] is not table or scan[2] <= 0 or not scan[0]:
