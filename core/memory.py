@@ -402,12 +402,11 @@ def clients_memory(engine: Engine) -> int:
 
 
 def aof_buffer(engine: Engine) -> int:
-    """mem_aof_buffer: bytes appended to the AOF and not written yet (backends say so)."""
+    """mem_aof_buffer: bytes appended to the AOF and not written yet, as the backends'
+    statistics report them (``aof_buffer_length``, the AOF plugin's INFO field)."""
     total = 0
     for backend in engine.persistence.backends:
-        pending = getattr(backend, "buffered_bytes", None)
-        if callable(pending):
-            total += pending()
+        total += int(backend.statistics().get("aof_buffer_length", 0) or 0)
     return total
 
 
