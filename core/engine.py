@@ -42,7 +42,6 @@ from .config import protected_action_allowed
 from .errors import CommandError
 from .eviction import EVICT_FAIL, Evictor
 from .keyspace import Database, Keyspace, now_ms
-from .memory import refresh as memory_refresh
 from .observability import Observer
 from .persistence import BackendHost, Loader
 from .pubsub import PubSub, notify_keyspace_event
@@ -177,8 +176,8 @@ class CommandContext:
         """Signal that ``key`` changed (WATCH, blocked clients), for a key the command's key
         positions do not name (MOVE's target database, say)."""
         target = db or self.db
-        if key in target.sizes:
-            memory_refresh(target, key)
+        if target.sizes:
+            target.stale.add(key)
         self.keyspace.signal_modified(target, key)
 
 
@@ -568,15 +567,9 @@ class Engine:
                         self.hook.trioredis_command_propagated(db=db.index, argv=argv)
                     self.unflushed = True
                     client.wrote = True
-            sizes = db.sizes
-            if sizes or db.watched or db.blocked:
-                keys = (spec.write_keys or spec.keys)(argv)
-                for key in keys:
-                    if key in sizes:  # a container changed in place (trioredis.memory)
-                        memory_refresh(db, key)
-                if db.watched or db.blocked:
-                    for key in keys:
-                        self.keyspace.signal_modified(db, key)
+            if db.watched or db.blocked:
+                for key in (spec.write_keys or spec.keys)(argv):
+                    self.keyspace.signal_modified(db, key)
         if self._ready_keys and not self.in_exec:
             self.serve_blocked()
         if reply.__class__ is Block:
@@ -907,6 +900,7 @@ class Engine:
         from . import memory
 
         keyspace = self.keyspace
+        memory.settle(keyspace)
         used = (memory.STARTUP_BYTES + keyspace.dataset_bytes() + keyspace.lazyfree.pending_bytes
                 + memory.CLIENT_BASE * len(self.clients))
         if not for_eviction:

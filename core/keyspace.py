@@ -24,6 +24,8 @@ Propagate = Callable[[int, list[bytes]], None]
 # A keyspace event: (class, event name, key, db), as trioredis.pubsub.notify_keyspace_event.
 Notify = Callable[[str, bytes, bytes, int], None]
 
+_HEADER = memory.BYTES_HEADER  # a bytes object's header (a local name: set() runs per write)
+
 TYPE_NAMES: dict[type, str] = {bytes: "string", deque: "list", dict: "hash", set: "set"}
 
 
@@ -35,7 +37,7 @@ class Database:
     """One numbered database."""
 
     __slots__ = ("index", "data", "expires", "keyspace", "watched", "blocked", "_expire_scan",
-                 "used", "sizes", "basis", "access", "audit_scan", "evict_scan")
+                 "used", "sizes", "basis", "stale", "access", "audit_scan", "evict_scan")
 
     def __init__(self, index: int, keyspace: Keyspace) -> None:
         self.index = index
@@ -52,6 +54,8 @@ class Database:
         self.sizes: dict[bytes, int] = {}
         # key -> (length, estimate) of a container's last full estimate (memory.refresh).
         self.basis: dict[bytes, tuple[int, int]] = {}
+        # Keys written since memory was last read: re-estimated then (memory.settle).
+        self.stale: set[bytes] = set()
         self.audit_scan: list[bytes] = []
         # key -> LRU clock or LFU word, kept only while an LRU/LFU policy is set
         # (trioredis.eviction): a parallel dict costs ~50 bytes a key, paid when it is used.
@@ -73,6 +77,10 @@ class Database:
                 if when is not None and when <= now_ms() and not self.keyspace.loading:
                     self.expire_key(key)
                     return None
+            if value.__class__ is not bytes:
+                # A container may be changed in place by the command that looked it up:
+                # estimated again when memory is next read (trioredis.memory.settle).
+                self.stale.add(key)
             if self.keyspace.track_access:
                 self.keyspace.record_access(self, key)
         return value
@@ -120,26 +128,31 @@ class Database:
         """Store ``value``; an existing expiry is removed unless ``keep_ttl``.  A key that did
         not exist publishes the ``new`` keyspace event (Redis 7.0's ``dbAdd``), before the
         event of the command that created it; an overwrite costs only the membership test."""
-        old = self.data.get(key)
+        data = self.data
+        old = data.get(key)
         keyspace = self.keyspace
+        # The accounting (trioredis.memory) in one update of ``used`` for the common case.
         if old is None:
-            self.used += memory.BYTES_HEADER + len(key)
             if keyspace.notifying:
-                self.data[key] = value
+                data[key] = value
                 keyspace.notify("n", b"new", key, self.index)
+            delta = _HEADER + len(key)
         elif old.__class__ is bytes:
-            self.used -= memory.BYTES_HEADER + len(old)
+            delta = -_HEADER - len(old)
         else:
-            self.used -= self.sizes.pop(key, 0)
+            delta = -self.sizes.pop(key, 0)
             self.basis.pop(key, None)
             if keyspace.lazy_server_del and old is not value:  # lazyfree-lazy-server-del
                 keyspace.release(old)
-        self.data[key] = value
+        data[key] = value
         if value.__class__ is bytes:
-            self.used += memory.BYTES_HEADER + len(value)
+            self.used += delta + _HEADER + len(value)
         else:
-            self.sizes[key] = size = memory.estimate_value(value)
-            self.used += size
+            # A container is often filled after it is stored (RPUSH on a new key): it is
+            # estimated once the command is done, like one changed in place.
+            self.sizes[key] = 0
+            self.stale.add(key)
+            self.used += delta
         if keyspace.track_access:
             keyspace.record_access(self, key, old is None)
         if not keep_ttl and self.expires:
@@ -237,6 +250,7 @@ class Database:
         self.used = 0
         self.sizes = {}
         self.basis = {}
+        self.stale = set()
         self.access = {}
         self.audit_scan = []
         self.evict_scan = None
@@ -308,6 +322,7 @@ class Keyspace:
         a.used, b.used = b.used, a.used
         a.sizes, b.sizes = b.sizes, a.sizes
         a.basis, b.basis = b.basis, a.basis
+        a.stale, b.stale = b.stale, a.stale
         a.access, b.access = b.access, a.access
         a.audit_scan = b.audit_scan = []
         a.evict_scan = b.evict_scan = None
@@ -325,7 +340,9 @@ class Keyspace:
             self.lazyfree.drop(value, effort, memory.estimate_value(value))
 
     def dataset_bytes(self) -> int:
-        """The dataset's estimate over all databases (trioredis.memory)."""
+        """The dataset's estimate over all databases (trioredis.memory), containers written
+        since the last call estimated again first."""
+        memory.settle(self)
         return sum(memory.dataset_bytes(db) for db in self.databases)
 
     def key_count(self) -> int:

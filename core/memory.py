@@ -12,9 +12,11 @@ estimate, ``Database.used``, of what its keys and values take in Python's terms:
   :func:`estimate_value` from its own size and a *sample* of its elements (the first
   ``samples``, as Redis's ``MEMORY USAGE`` samples), so the cost of an estimate does not grow
   with the container.  The estimate is remembered in ``Database.sizes`` (containers only),
-  because commands mutate containers in place: the engine re-estimates the keys a write
-  command names once it has run (``refresh``), which is where the keyspace already learns
-  about writes for WATCH and propagation.
+  because commands mutate containers in place, always after looking them up with
+  ``Database.get``: that lookup records the key in ``Database.stale`` (one set insertion,
+  nothing for strings), and the stale keys are estimated again (``settle``) when memory is
+  next read (INFO, the eviction check before a command while ``maxmemory`` is set, the
+  cron), once the command is done with them.
 
 The main dicts themselves (``data``, ``expires``, and ``access`` when LRU/LFU is tracked) are
 measured when asked, with ``sys.getsizeof``, which is O(1) for a dict.
@@ -185,6 +187,19 @@ def refresh(db: Database, key: bytes, full: bool = False) -> None:
     db.used += new - old
 
 
+def settle(keyspace: Keyspace) -> None:
+    """Re-estimate the containers written since memory was last read (``Database.stale``:
+    the keys of write commands, recorded by the engine at the cost of a set update)."""
+    for db in keyspace.databases:
+        stale = db.stale
+        if stale:
+            sizes = db.sizes
+            for key in stale:
+                if key in sizes:
+                    refresh(db, key)
+            stale.clear()
+
+
 def recount(db: Database) -> None:
     """Count a database again from scratch (after loading a snapshot, which installs whole
     dicts at once)."""
@@ -200,6 +215,7 @@ def recount(db: Database) -> None:
     db.used = used
     db.sizes = sizes
     db.basis = {}
+    db.stale = set()
 
 
 def audit_cycle(keyspace: Keyspace, budget: int = 20) -> None:
@@ -413,6 +429,7 @@ def aof_buffer(engine: Engine) -> int:
 def memory_figures(engine: Engine) -> dict[str, int]:
     """The figures INFO memory and MEMORY STATS share."""
     keyspace = engine.keyspace
+    settle(keyspace)
     clients = clients_memory(engine)
     aof = aof_buffer(engine)
     dataset_total = keyspace.dataset_bytes()
