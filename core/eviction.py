@@ -131,10 +131,11 @@ class Evictor:
             keyspace.track_access = True
         else:
             keyspace.track_access = False
-        if not keyspace.track_access:
-            for db in keyspace.databases:
+        for db in keyspace.databases:
+            db.tracking = keyspace.track_access
+            if not keyspace.track_access:
                 db.access = {}
-        elif not was_tracking:
+        if keyspace.track_access and not was_tracking:
             self.tracking_since = lru_clock()
 
     # --- access times ---------------------------------------------------------------------

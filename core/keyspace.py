@@ -37,7 +37,8 @@ class Database:
     """One numbered database."""
 
     __slots__ = ("index", "data", "expires", "keyspace", "watched", "blocked", "_expire_scan",
-                 "used", "sizes", "basis", "stale", "access", "audit_scan", "evict_scan")
+                 "used", "sizes", "basis", "stale", "access", "tracking", "audit_scan",
+                 "evict_scan")
 
     def __init__(self, index: int, keyspace: Keyspace) -> None:
         self.index = index
@@ -60,6 +61,7 @@ class Database:
         # key -> LRU clock or LFU word, kept only while an LRU/LFU policy is set
         # (trioredis.eviction): a parallel dict costs ~50 bytes a key, paid when it is used.
         self.access: dict[bytes, int] = {}
+        self.tracking = False  # the keyspace's track_access, here to save a lookup per read
         self.evict_scan: Any = None  # the eviction sampler's snapshot (trioredis.eviction)
 
     def __len__(self) -> int:
@@ -81,7 +83,7 @@ class Database:
                 # A container may be changed in place by the command that looked it up:
                 # estimated again when memory is next read (trioredis.memory.settle).
                 self.stale.add(key)
-            if self.keyspace.track_access:
+            if self.tracking:
                 self.keyspace.record_access(self, key)
         return value
 
@@ -130,8 +132,17 @@ class Database:
         event of the command that created it; an overwrite costs only the membership test."""
         data = self.data
         old = data.get(key)
+        if old.__class__ is bytes and value.__class__ is bytes:
+            # The common overwrite, string by string: the accounting is the length change.
+            data[key] = value
+            self.used += len(value) - len(old)
+            if self.tracking:
+                self.keyspace.record_access(self, key, False)
+            if not keep_ttl and self.expires:
+                self.expires.pop(key, None)
+            return
         keyspace = self.keyspace
-        # The accounting (trioredis.memory) in one update of ``used`` for the common case.
+        # The accounting (trioredis.memory) in one update of ``used``.
         if old is None:
             if keyspace.notifying:
                 data[key] = value
@@ -153,7 +164,7 @@ class Database:
             self.sizes[key] = 0
             self.stale.add(key)
             self.used += delta
-        if keyspace.track_access:
+        if self.tracking:
             keyspace.record_access(self, key, old is None)
         if not keep_ttl and self.expires:
             self.expires.pop(key, None)
@@ -182,7 +193,7 @@ class Database:
             data[key] = value
             used += header + len(value)
         self.used += used
-        if self.keyspace.track_access:
+        if self.tracking:
             for key, _value in pairs:
                 self.keyspace.record_access(self, key, True)
 
