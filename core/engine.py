@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from . import errors, latency
+from . import memory as memory_module
 from .acl import AccessControl, acl_changed_in_multi, is_local_client
 from .backends import Backends
 from .client import REPLY_OFF, Client
@@ -887,24 +888,36 @@ class Engine:
         self.keyspace.notifying = bool(new.notify_keyspace_events)
         self.evictor.configure(new)
         self._apply_lazyfree(new)
+        self._memory_stamp = ()  # a policy change may drop the access times
         self.persistence.config_changed(old, new)
         self.hook.trioredis_config_changed(old=old, new=new)
 
     # --- memory ----------------------------------------------------------------------------
 
+    _memory_stamp: tuple[int, ...] = ()
+    _memory_cached = 0
+
     def used_memory(self, for_eviction: bool = False) -> int:
         """What ``maxmemory`` is compared with, INFO's ``used_memory``: the estimate of the
         dataset (:mod:`trioredis.memory`), values waiting for the lazy freer, and the
         clients; INFO adds the AOF buffer, which eviction does not count (as Redis's
-        freeMemoryGetNotCountedMemory)."""
-        from . import memory
+        freeMemoryGetNotCountedMemory).
 
+        Why a stamp: under ``maxmemory`` this runs before every command, and summing the
+        databases costs microseconds; nothing it counts changes without a write (dirty), an
+        expiry, an eviction, the lazy freer or a connection, so a read reuses the sum."""
         keyspace = self.keyspace
-        memory.settle(keyspace)
-        used = (memory.STARTUP_BYTES + keyspace.dataset_bytes() + keyspace.lazyfree.pending_bytes
-                + memory.CLIENT_BASE * len(self.clients))
+        stamp = (self.dirty, keyspace.expired_keys, self.evictor.evicted_keys,
+                 keyspace.lazyfree.pending_bytes, len(self.clients))
+        if stamp == self._memory_stamp:
+            used = self._memory_cached
+        else:
+            used = (memory_module.STARTUP_BYTES + keyspace.dataset_bytes()
+                    + keyspace.lazyfree.pending_bytes + memory_module.CLIENT_BASE * len(self.clients))
+            self._memory_stamp = stamp
+            self._memory_cached = used
         if not for_eviction:
-            used += memory.aof_buffer(self)
+            used += memory_module.aof_buffer(self)
             if used > self.memory_peak:
                 self.memory_peak = used
         return used
@@ -927,9 +940,8 @@ class Engine:
     def memory_cron(self) -> None:
         """The server cron's share: correct drifted container estimates, go on with
         evictions a command left (tenacity), and keep the peak."""
-        from . import memory
-
-        memory.audit_cycle(self.keyspace)
+        memory_module.audit_cycle(self.keyspace)
+        self._memory_stamp = ()  # the audit may have corrected estimates
         if self.config.maxmemory:
             self.evictor.perform()
         self.used_memory()
@@ -1082,10 +1094,9 @@ class Engine:
 
     def _recount(self) -> None:
         """After a load (snapshots install whole dicts): count the dataset again."""
-        from . import memory
-
         for db in self.keyspace.databases:
-            memory.recount(db)
+            memory_module.recount(db)
+        self._memory_stamp = ()
 
     def loading_progress(self, loaded: int, total: int) -> None:
         self.loading_loaded = loaded

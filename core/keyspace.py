@@ -353,8 +353,13 @@ class Keyspace:
     def dataset_bytes(self) -> int:
         """The dataset's estimate over all databases (trioredis.memory), containers written
         since the last call estimated again first."""
-        memory.settle(self)
-        return sum(memory.dataset_bytes(db) for db in self.databases)
+        total = 0
+        for db in self.databases:  # one pass: under maxmemory this runs after every write
+            if db.stale:
+                memory.settle_db(db)
+            if db.used:
+                total += memory.dataset_bytes(db)
+        return total
 
     def key_count(self) -> int:
         return sum(len(db.data) for db in self.databases)

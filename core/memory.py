@@ -191,13 +191,17 @@ def settle(keyspace: Keyspace) -> None:
     """Re-estimate the containers written since memory was last read (``Database.stale``:
     the keys of write commands, recorded by the engine at the cost of a set update)."""
     for db in keyspace.databases:
-        stale = db.stale
-        if stale:
-            sizes = db.sizes
-            for key in stale:
-                if key in sizes:
-                    refresh(db, key)
-            stale.clear()
+        if db.stale:
+            settle_db(db)
+
+
+def settle_db(db: Database) -> None:
+    """:func:`settle` for one database."""
+    sizes = db.sizes
+    for key in db.stale:
+        if key in sizes:
+            refresh(db, key)
+    db.stale.clear()
 
 
 def recount(db: Database) -> None:
@@ -236,7 +240,7 @@ def audit_cycle(keyspace: Keyspace, budget: int = 20) -> None:
 
 def dataset_bytes(db: Database) -> int:
     """One database's estimate: keys and values, plus its dicts' tables and expiry ints."""
-    if not db.data and not db.used:
+    if not db.used:
         return 0
     return (db.used + sys.getsizeof(db.data) + sys.getsizeof(db.expires)
             + len(db.expires) * _EXPIRE_INT + (sys.getsizeof(db.access) if db.access else 0))
