@@ -11,8 +11,8 @@ Sections:
   under ``appendonly no``, ``appendfsync everysec`` and ``appendfsync always``;
 - single commands with their own data, ``-c 50 -P 1`` under ``appendonly no``: SETBIT at
   random keys, BITCOUNT of a 1 MB string, SORT of 10,000 numbers, PFADD, PFCOUNT of 3 dense
-  HLLs, GEOADD, GEOSEARCH of ~100 places, WAIT, SET while evicting under ``maxmemory``
-  (``COMMAND_ROWS``);
+  HLLs, GEOADD, GEOSEARCH of ~100 places, WAIT, COMMAND DOCS, SET while evicting under
+  ``maxmemory`` (``COMMAND_ROWS``);
 - AOF replay of a 1,000,000-key AOF (the same plain RESP bytes for both, generated once into
   ``bench/data/``): seconds from process start until PING answers PONG and INFO says
   ``loading:0``;
@@ -825,7 +825,18 @@ def dump_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], N
     for index, member in enumerate(members):
         zadd += [b"%d.%d" % (index, index % 7), b"member:" + member]
     rates: dict[str, dict[str, list[float]]] = {"DUMP": {"redis": [], "trio": []},
-                                                "RESTORE": {"redis": [], "trio": []}}
+                                                "RESTORE": {"redis": [], "trio": []},
+                                                "RESTORE-ASKING": {"redis": [], "trio": []},
+                                                "DUMP stream": {"redis": [], "trio": []},
+                                                "RESTORE stream": {"redis": [], "trio": []},
+                                                "ASKING": {"redis": [], "trio": []},
+                                                "FAILOVER": {"redis": [], "trio": []}}
+    # A stream of DUMP_MEMBERS entries in nodes of 100, one group with 100 pending entries.
+    stream_fill = [[b"XADD", b"bench:stream", b"%d-1" % (i + 1), b"field", member]
+                   for i, member in enumerate(members)]
+    stream_fill += [[b"XGROUP", b"CREATE", b"bench:stream", b"g", b"0"],
+                    [b"XREADGROUP", b"GROUP", b"g", b"c", b"COUNT", b"100", b"STREAMS",
+                     b"bench:stream", b">"]]
     servers = {kind: Server(kind, scratch / f"{kind}-dump", ["--appendonly", "no"])
                for kind in ("redis", "trio")}
     try:
@@ -833,8 +844,11 @@ def dump_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], N
             if not server.start():
                 raise SystemExit(f"{server.kind} did not start for the DUMP bench")
             command(server.port, *zadd, timeout=60)
+            pipelined(server.port, stream_fill)
         payload = command(servers["redis"].port, b"DUMP", b"bench:zset")
         payload = payload[payload.index(b"\r\n") + 2:-2]
+        stream_payload = command(servers["redis"].port, b"DUMP", b"bench:stream")
+        stream_payload = stream_payload[stream_payload.index(b"\r\n") + 2:-2]
         for round_number in range(args.rounds):
             log(f"DUMP/RESTORE round {round_number + 1}/{args.rounds}")
             for kind, server in servers.items():
@@ -843,20 +857,36 @@ def dump_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], N
                 restore = [b"RESTORE", b"bench:copy", b"0", payload, b"REPLACE"]
                 seconds = _pipelined(server.port, _request(restore), count)
                 rates["RESTORE"][kind].append(count / seconds)
+                restore = [b"RESTORE-ASKING", b"bench:copy", b"0", payload, b"REPLACE"]
+                seconds = _pipelined(server.port, _request(restore), count)
+                rates["RESTORE-ASKING"][kind].append(count / seconds)
+                seconds = _pipelined(server.port, _request([b"DUMP", b"bench:stream"]), count)
+                rates["DUMP stream"][kind].append(count / seconds)
+                restore = [b"RESTORE", b"bench:scopy", b"0", stream_payload, b"REPLACE"]
+                seconds = _pipelined(server.port, _request(restore), count)
+                rates["RESTORE stream"][kind].append(count / seconds)
+                # Standalone answers, errors on both servers (redis-benchmark stops at the
+                # first error reply, so they are timed here): the cost of a refused command.
+                for name in ("ASKING", "FAILOVER"):
+                    seconds = _pipelined(server.port, _request([name.encode()]), count * 100)
+                    rates[name][kind].append(count * 100 / seconds)
     finally:
         for server in servers.values():
             server.stop()
     lines = [
-        f"### DUMP / RESTORE of a {DUMP_MEMBERS:,}-member sorted set",
+        f"### DUMP / RESTORE of a {DUMP_MEMBERS:,}-member sorted set (and of a stream)",
         "",
-        f"{count} requests pipelined on one connection, per round; the payload is Redis's DUMP.",
+        f"{count} requests pipelined on one connection, per round ({count * 100} for ASKING and "
+        "FAILOVER, which answer errors); the payload is Redis's DUMP.",
         "",
         "| command | Redis ops/s | trioredis ops/s | ratio |",
         "|---|---:|---:|---:|",
     ]
     for name, by_kind in rates.items():
         r, t = median(by_kind["redis"]), median(by_kind["trio"])
-        label = "DUMP" if name == "DUMP" else "RESTORE ... REPLACE"
+        label = name if name.startswith(("DUMP", "ASKING", "FAILOVER")) else f"{name} ... REPLACE"
+        if name.endswith("stream"):
+            label = f"{name.split()[0]} of a {DUMP_MEMBERS:,}-entry stream with a group"
         lines.append(f"| {label} | {_num(r)} | {_num(t)} | {_ratio(t / r if r and t else None)} |")
     return lines + [""]
 
@@ -997,6 +1027,9 @@ COMMAND_ROWS: dict[str, CommandRow] = {
                        "BYRADIUS", "5", "km"], {"redis": 20_000, "trio": 1_000}),
     # No replica to wait for: the row times WAIT's argument checks and its reply.
     "WAIT 0 0": CommandRow([], ["WAIT", "0", "0"], {"redis": 150_000, "trio": 60_000}),
+    # Generated from the signature on each call (redis-cli asks for all of them at start).
+    "COMMAND DOCS XADD (nested arguments)": CommandRow(
+        [], ["COMMAND", "DOCS", "XADD"], {"redis": 50_000, "trio": 10_000}),
     # Eviction on: 100-byte values at up to a million random keys past a 4 MB maxmemory, so
     # after the first few thousand writes each SET evicts (allkeys-lru, 5 samples).
     "SET under maxmemory 4mb, allkeys-lru (evicting)": CommandRow(

@@ -18,10 +18,12 @@ from .keyspace import Database, Keyspace, now_ms  # noqa: E402
 from .persistence import (  # noqa: E402
     BackendHost,
     BaseBackend,
+    EventTicket,
     ForkSlot,
     Loader,
     PersistenceBackend,
     PersistenceRegistry,
+    Ticket,
 )
 from .resp import (  # noqa: E402
     NULL_ARRAY,
@@ -41,5 +43,5 @@ __all__ = [
     "Keyspace", "Loader", "Map", "NULL_ARRAY", "OK", "PersistenceBackend",
     "PersistenceRegistry", "Raw", "Status", "ZSet", "__version__", "command",
     "encode", "encode_command", "errors", "wait_child", "die_with_parent", "hookimpl", "hookspec", "now_ms",
-    "parse_timeout",
+    "parse_timeout", "Ticket", "EventTicket",
 ]

@@ -43,7 +43,7 @@ CATEGORIES = (
 )
 # Command group (core/commands/<group>.py) -> Redis category.
 _GROUP_CATEGORY = {
-    "keys": "keyspace", "strings": "string", "lists": "list", "hashes": "hash", "sets": "set",
+    "keys": "keyspace", "generic": "keyspace", "strings": "string", "lists": "list", "hashes": "hash", "sets": "set",
     "zsets": "sortedset", "pubsub": "pubsub", "transactions": "transaction",
     "connection": "connection", "bitmaps": "bitmap", "hyperloglog": "hyperloglog",
     "geo": "geo", "streams": "stream", "scripting": "scripting",

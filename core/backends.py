@@ -1,25 +1,38 @@
 """The one owner of the persistence backends inside the server.
 
 :mod:`trioredis.persistence` is the contract a backend implements; this module is the other
-side of it, and the only code in core that drives backends: registration, the write path the
-engine calls per command (the feeders and the refusers, handed to the engine as plain lists
-so a write costs no extra call), the flush before replies, durability waits, the order in
-which backends load, their tasks and their shutdown, the operations a backend declares (SAVE,
-BGSAVE, BGREWRITEAOF, DEBUG RELOAD, LASTSAVE) and the fields they add to INFO persistence.
-Commands and the transport ask this owner; nothing else iterates over backends.
+side of it, and the only code in core that drives backends: registration, the write path
+command execution uses per command (the feeders, handed over as a plain list so a write costs
+no extra call, and the refusal the backends pushed), the flush before replies and its
+tickets, the order in which backends load, their tasks and their shutdown, the operations a
+backend declares (SAVE, BGSAVE, BGREWRITEAOF, DEBUG RELOAD, LASTSAVE), the config fan-out and
+the fields they add to INFO persistence.  Commands and the transport ask this owner; nothing
+else iterates over backends.
+
+It knows the server only through :class:`Services`, a set of narrow callables the server
+lends it: no import of command execution, and no import cycle through this module.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import trio
 
 from . import errors
 from .errors import CommandError
-from .persistence import BackendHost, BaseBackend, ForkSlot, Loader, PersistenceBackend
+from .persistence import (
+    BackendHost,
+    BaseBackend,
+    ForkSlot,
+    Loader,
+    PersistenceBackend,
+    Ticket,
+)
 from .resp import OK, ErrorReply
 
 # The operations a backend may declare in ``operations``, and the commands that use them.
@@ -27,21 +40,32 @@ SAVE = "save"  # SAVE, BGSAVE, LASTSAVE
 REWRITE = "rewrite"  # BGREWRITEAOF
 RELOAD = "reload"  # DEBUG RELOAD
 
-Tickets = list[tuple[PersistenceBackend, Any]]
+Feed = Callable[[int, Sequence[bytes]], None]
 
 
-class Owner(Protocol):
-    """What the backends' owner needs of the engine holding it (named here, so that this
-    module imports nothing of the engine's: no import cycle through it)."""
+@dataclass(frozen=True, kw_only=True)
+class Services:
+    """What the server lends its backends' owner, each a narrow callable or object."""
 
-    unflushed: bool  # a write was fed since the last flush
-
-    def set_write_path(self, feeds: list[Callable[[int, Sequence[bytes]], None]],
-                       refusers: list[Any]) -> None: ...
-    def wait_on(self, awaitable: Awaitable[Any]) -> Any: ...
-    async def reload_from(self, backend: PersistenceBackend) -> None: ...
-    def loader(self) -> Loader: ...
-    def backend_host(self) -> BackendHost: ...
+    config: Callable[[], Any]  # the configuration in force
+    keyspace: Any  # trioredis.keyspace.Keyspace
+    hook: Any  # the plugin manager's hooks
+    log: Any
+    dirty: Callable[[], int]  # changes since start-up
+    rewrite_value: Callable[[int, bytes, Any, int | None], Any]
+    dataset_preamble: Callable[[], list[list[bytes]]]
+    record_fork: Callable[[float], None]
+    record_latency: Callable[[str, int], None]
+    fatal: Callable[[str], None]
+    replay: Callable[[list[bytes]], Any]  # run one command as the loading client
+    replay_many: Callable[[Sequence[list[bytes]]], tuple[int, Any] | None]
+    loading_progress: Callable[[int, int], None]
+    loading_eta: Callable[[], int]
+    set_write_path: Callable[[list[Feed], str | None], None]  # the per-write path
+    unflushed: Callable[[], bool]  # a write was fed since the last flush
+    mark_flushed: Callable[[], None]
+    wait_on: Callable[[Awaitable[Any]], Any]  # a Block that waits for an awaitable
+    reload_from: Callable[[PersistenceBackend], Awaitable[None]]  # DEBUG RELOAD's reload
 
 
 def _overrides(backend: PersistenceBackend, method: str) -> bool:
@@ -52,11 +76,14 @@ def _overrides(backend: PersistenceBackend, method: str) -> bool:
 class Backends:
     """The backends of one server, in registration order."""
 
-    def __init__(self, engine: Owner) -> None:
-        self._engine = engine
+    def __init__(self, services: Services) -> None:
+        self._services = services
         self.backends: list[PersistenceBackend] = []
         self.fork_slot = ForkSlot()
         self._flushers: list[PersistenceBackend] = []
+        # What each backend pushed (host.set_refusal / host.set_feeding), by name.
+        self._refusals: dict[str, str | None] = {}
+        self._feeding: dict[str, bool] = {}
 
     # --- registration and the write path ---------------------------------------------------
 
@@ -64,27 +91,62 @@ class Backends:
         self.backends = list(backends)
         # flush() runs once per turn that wrote: only for backends that write something.
         self._flushers = [backend for backend in self.backends if _overrides(backend, "flush")]
-        self.refresh_write_path()
+        self._refusals = {backend.name: None for backend in self.backends}
+        self._feeding = {backend.name: True for backend in self.backends}
+        self._refresh_write_path()
 
-    def refresh_write_path(self) -> None:
-        """Hand the engine the backends its hot path calls for each write.  One that keeps
-        BaseBackend's no-op ``feed``/``refuse_writes``, or says it ``wants_writes()`` no more
-        (asked again after each config change), costs nothing per command; ``refuse_writes``
-        runs only while ``may_refuse_writes()`` (backends push changes through
-        ``host.write_path_changed()``)."""
-        wanting = [backend for backend in self.backends if backend.wants_writes()]
-        self._engine.set_write_path(
-            feeds=[backend.feed for backend in wanting if _overrides(backend, "feed")],
-            refusers=[backend for backend in wanting
-                      if _overrides(backend, "refuse_writes") and backend.may_refuse_writes()],
+    def host_for(self, backend: PersistenceBackend) -> BackendHost:
+        """The host handed to ``backend.run()``: the server's services, and where this
+        backend pushes its own refusal and feeding state."""
+        s = self._services
+        return BackendHost(
+            config=s.config, keyspace=s.keyspace, hook=s.hook, log=s.log,
+            fork_slot=self.fork_slot, dirty=s.dirty, rewrite_value=s.rewrite_value,
+            dataset_preamble=s.dataset_preamble, record_fork=s.record_fork,
+            record_latency=s.record_latency, fatal=s.fatal,
+            set_refusal=partial(self._set_refusal, backend.name),
+            set_feeding=partial(self._set_feeding, backend.name),
         )
+
+    def loader(self) -> Loader:
+        """What a backend's ``load()`` gets (start-up, DEBUG RELOAD)."""
+        s = self._services
+        hook = s.hook
+        return Loader(
+            keyspace=s.keyspace, log=s.log, execute=s.replay, execute_many=s.replay_many,
+            progress=s.loading_progress, eta=s.loading_eta, rewrite_value=s.rewrite_value,
+            decode_value=lambda tag, payload: hook.trioredis_snapshot_decode(
+                type_tag=tag, payload=payload),
+        )
+
+    def _set_refusal(self, name: str, text: str | None) -> None:
+        if self._refusals.get(name) != text:
+            self._refusals[name] = text
+            self._refresh_write_path()
+
+    def _set_feeding(self, name: str, feeding: bool) -> None:
+        if self._feeding.get(name) != feeding:
+            self._feeding[name] = feeding
+            self._refresh_write_path()
+
+    def _refresh_write_path(self) -> None:
+        """Hand command execution what its hot path uses for each write: the ``feed`` of every
+        backend that overrides it and feeds now, and the first refusal pushed (registration
+        order), or None.  So a backend that is off, or keeps BaseBackend's ``feed``, costs
+        nothing per command, and nothing is asked per write while nothing is wrong."""
+        feeds = [backend.feed for backend in self.backends
+                 if _overrides(backend, "feed") and self._feeding.get(backend.name, True)]
+        self._services.set_write_path(feeds, self.refusal())
+
+    def refusal(self) -> str | None:
+        """The write refusal in force (``MISCONF ...``), or None."""
+        return next((text for text in self._refusals.values() if text is not None), None)
 
     def config_changed(self, old: Any, new: Any) -> None:
         """CONFIG SET: each backend of this server learns of the change (no module-level
-        registry of backends needed), then the write path is asked for again."""
+        registry of backends needed) and pushes what it alters."""
         for backend in self.backends:
             backend.config_changed(old, new)
-        self.refresh_write_path()
 
     def flushed_all(self) -> None:
         """FLUSHALL ran (a client's, not a replayed one): a snapshot backend stops a save
@@ -94,22 +156,22 @@ class Backends:
 
     # --- flushing and durability -----------------------------------------------------------
 
-    def flush_writes(self) -> Tickets:
-        """Write what every backend buffered now; the (backend, ticket) pairs a reply to a
-        write must wait for (:meth:`wait_durable`) before it leaves.  The reactor calls this
-        once per turn and parks only the replies that must wait, so the next turn's commands
-        run while the disk syncs (group commit that overlaps the fsync with work)."""
-        self._engine.unflushed = False
+    def flush_writes(self) -> list[Ticket]:
+        """Write what every backend buffered now; the tickets a reply to a write must wait
+        for before it leaves.  The reactor calls this once per turn and parks only the
+        replies that must wait, so the next turn's commands run while the disk syncs (group
+        commit that overlaps the fsync with work)."""
+        self._services.mark_flushed()
         tickets = []
         for backend in self._flushers:
             ticket = backend.flush()
             if ticket is not None:
-                tickets.append((backend, ticket))
+                tickets.append(ticket)
         return tickets
 
     def flush_nowait(self) -> None:
         """Write what the backends buffered, without waiting for durability (cron, shutdown)."""
-        self._engine.unflushed = False
+        self._services.mark_flushed()
         for backend in self._flushers:
             backend.flush()
 
@@ -120,22 +182,22 @@ class Backends:
         if client.wrote:
             client.wrote = False
             await self.wait_durable(self.flush_writes())
-        elif self._engine.unflushed:
+        elif self._services.unflushed():
             self.flush_nowait()
 
     @staticmethod
-    async def wait_durable(tickets: Tickets) -> None:
-        for backend, ticket in tickets:
-            await backend.wait_durable(ticket)
+    async def wait_durable(tickets: Sequence[Ticket]) -> None:
+        for ticket in tickets:
+            await ticket.wait()
 
     @staticmethod
-    def durable_state(tickets: Tickets, notify: Callable[[], None]) -> bool | None:
-        """True: every ticket is durable now; False: not yet, and each backend concerned calls
-        ``notify()`` after its next fsync round (ask again then); None: only
+    def durable_state(tickets: Sequence[Ticket], notify: Callable[[], None]) -> bool | None:
+        """True: every ticket is durable now; False: not yet, and each ticket concerned calls
+        ``notify()`` after its backend's next sync round (ask again then); None: only
         :meth:`wait_durable` can tell."""
         state: bool | None = True
-        for backend, ticket in tickets:
-            durable = backend.durable_or_notify(ticket, notify)
+        for ticket in tickets:
+            durable = ticket.durable_or_notify(notify)
             if durable is None:
                 return None
             if not durable:
@@ -148,14 +210,13 @@ class Backends:
         """Ask backends, highest priority first, to load the dataset; the first that has
         something to load is the only one asked."""
         for backend in sorted(self.backends, key=lambda b: -b.load_priority()):
-            if await backend.load(self._engine.loader()):
+            if await backend.load(self.loader()):
                 return
 
     async def start(self, nursery: trio.Nursery) -> None:
         """Start every backend's ``run`` task (each reports when it is ready)."""
-        host = self._engine.backend_host()
         for backend in self.backends:
-            await nursery.start(backend.run, host)
+            await nursery.start(backend.run, self.host_for(backend))
 
     async def close(self, save: bool, log: Any) -> bool:
         """Shutdown: every backend's ``aclose``; False when one failed (logged)."""
@@ -200,7 +261,7 @@ class Backends:
         if in_transaction:
             _close(result)
             raise CommandError(errors.NOT_ALLOWED_IN_MULTI)
-        return self._engine.wait_on(result)
+        return self._services.wait_on(result)
 
     def debug_reload(self, in_transaction: bool) -> Any:
         """DEBUG RELOAD: the first backend declaring ``reload`` whose files can be made
@@ -209,13 +270,12 @@ class Backends:
             raise CommandError(errors.NO_PERSISTENCE)
         if in_transaction:
             raise CommandError(errors.NOT_ALLOWED_IN_MULTI)
-        return self._engine.wait_on(self._reload())
+        return self._services.wait_on(self._reload())
 
     async def _reload(self) -> Any:
-        engine = self._engine
         for backend in self.declaring(RELOAD):
             if await backend.reload_point():
-                await engine.reload_from(backend)
+                await self._services.reload_from(backend)
                 return OK
         return ErrorReply(errors.NO_PERSISTENCE.encode())
 

@@ -7,16 +7,19 @@ persistence backend's ``feed`` and to the ``trioredis_command_propagated`` hook.
 that rewrites its effect (``SET .. EX`` -> ``SET`` + ``PEXPIREAT``) calls ``ctx.propagate``
 itself; otherwise the command is propagated as the client sent it.
 
-Blocking commands return a :class:`Block` instead of a reply; the transport then awaits
-:meth:`Engine.wait_blocked`.  When a write touches a key that clients wait on, the waiting
-clients are served right after that command, in the order they blocked, by running their
-``attempt`` in their own context, so what they pop is propagated right after the push.
+The engine is composed of subsystems that own their state, each built in
+:meth:`Engine.__init__`: the keyspace, pub/sub, the observer (MONITOR, slow log, latency),
+ACLs, scripting, the persistence backends' owner (:mod:`trioredis.backends`), the blocked
+clients (:mod:`trioredis.blocking`) and the replayer of persisted commands
+(:mod:`trioredis.loading`).  MULTI/EXEC and WATCH live in :mod:`trioredis.transactions`; what
+a handler is handed, in :mod:`trioredis.context`.
+
+Blocking commands return a :class:`~trioredis.blocking.Block` instead of a reply; the
+transport then awaits :meth:`Engine.wait_blocked`.
 """
 
 from __future__ import annotations
 
-import gc
-import math
 import os
 import time
 from collections import deque
@@ -27,11 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from . import errors, latency
+from . import errors, latency, loading, transactions
 from . import memory as memory_module
-from .acl import AccessControl, acl_changed_in_multi, is_local_client
-from .backends import Backends
-from .client import REPLY_OFF, Client
+from .acl import AccessControl
+from .admission import CROSS_PROTOCOL_WORDS, CrossProtocolGuard, debug_allowed, log_denial
+from .backends import Backends, Services
+from .blocking import Block, BlockedClients, Waiter, waiting_block
+from .client import Client
 from .commands import (
     BLOCKING,
     CommandRegistry,
@@ -39,26 +44,27 @@ from .commands import (
     full_command_name,
     subcommand_arity,
 )
-from .config import protected_action_allowed
+from .commands.keys import ScanSnapshots
+from .context import CommandContext, Stats
+from .encodings import WRITERS as ENCODING_WRITERS
+from .encodings import apply_zset_thresholds
+from .encodings import note_write as note_encoding_write
 from .errors import CommandError
 from .eviction import EVICT_FAIL, Evictor
-from .keyspace import Database, Keyspace, now_ms
+from .keyspace import Database, Keyspace
+from .loading import Replayer
 from .observability import Observer
-from .persistence import BackendHost, Loader
 from .pubsub import PubSub, notify_keyspace_event
-from .resp import NULL_ARRAY, QUEUED, ErrorReply
+from .resp import QUEUED, ErrorReply
+from .scripting.runtime import Scripting
+
+# Re-exported: plugins and command groups import these from here (and from ``trioredis``).
+__all__ = ["Block", "CommandContext", "Engine", "Stats"]
 
 if TYPE_CHECKING:
     from .config import Config, LoadedConfig
     from .log import Log
 
-# The first words of an HTTP request's lines, which Redis treats as an attack.
-_CROSS_PROTOCOL_WORDS = frozenset({b"post", b"host:"})
-CROSS_PROTOCOL_WARNING = (
-    "Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: "
-    "commands to Redis. This is likely due to an attacker attempting to use Cross Protocol "
-    "Scripting to compromise your Redis instance. Connection aborted.")
-CROSS_PROTOCOL_LOG_INTERVAL = 60.0  # seconds: one line per attack wave, not per request
 _MULTI_CONTROL = frozenset({b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"})
 _SUBSCRIBED_ALLOWED = frozenset(
     {b"subscribe", b"psubscribe", b"unsubscribe", b"punsubscribe", b"ping", b"quit", b"reset",
@@ -66,152 +72,16 @@ _SUBSCRIBED_ALLOWED = frozenset(
 )
 
 
-
-
-class Block:
-    """Returned by a blocking command's handler when it has to wait.
-
-    ``attempt(ctx)`` retries the command's effect and returns the reply, or None while there
-    is still nothing to take; ``timeout`` is in seconds (0: forever); ``timeout_reply`` is sent
-    when it runs out."""
-
-    __slots__ = ("db", "keys", "timeout", "attempt", "timeout_reply", "event", "result",
-                 "ready_key", "unflagged", "waiter")
-
-    def __init__(
-        self,
-        keys: Sequence[bytes],
-        timeout: float,
-        attempt: Callable[[CommandContext], Any],
-        timeout_reply: Any = NULL_ARRAY,
-        unflagged: bool = False,
-    ) -> None:
-        self.db: Database | None = None
-        # Blocks although its command is not flagged "blocking" (WAIT: Redis flags it
-        # noscript only); otherwise a Block from an unflagged command answers at once.
-        self.unflagged = unflagged
-        self.keys = list(keys)
-        self.timeout = timeout
-        self.attempt = attempt
-        self.timeout_reply = timeout_reply
-        self.event: trio.Event | None = None
-        self.result: dict[str, Any] | None = None
-        # The key whose change woke the client, set before each retry by serve_blocked (None
-        # on the first try): Redis serves a client blocked on several keys from the key that
-        # became ready, not from the first of its keys that has something.
-        self.ready_key: bytes | None = None
-        # Set by Engine.register_blocked: the client is queued on its keys from the moment
-        # its command blocked, not from when its task starts waiting (see there).
-        self.waiter: _Waiter | None = None
-
-    def waiting_on(self, event: trio.Event, result: dict[str, Any]) -> Block:
-        """A block that ends when ``event`` is set, with ``result["reply"]`` as the reply
-        (commands that await a backend: SAVE, BGREWRITEAOF, WAITAOF)."""
-        self.event = event
-        self.result = result
-        return self
-
-
-class _Waiter:
-    __slots__ = ("client", "block", "event", "reply")
-
-    def __init__(self, client: Client, block: Block) -> None:
-        self.client = client
-        self.block = block
-        self.event = trio.Event()
-        self.reply: Any = None
-
-
-class CommandContext:
-    """What a handler sees: ``ctx.db`` (the client's database), ``ctx.keyspace``,
-    ``ctx.client``, ``ctx.config``; ``ctx.dirty += n`` to say it changed n things;
-    ``ctx.propagate(argv)`` to propagate a different effect than the command as sent;
-    ``ctx.in_transaction``, ``ctx.spawn(fn)``, ``ctx.wait_on(awaitable)`` and
-    ``ctx.backend(name)`` for commands that wait on a backend.  (``ctx.engine`` is core's own: plugins use the members above.)"""
-
-    __slots__ = ("engine", "client", "db", "keyspace", "dirty", "propagated")
-
-    def __init__(self, engine: Engine, client: Client) -> None:
-        self.engine = engine
-        self.client = client
-        self.db: Database = client.db
-        self.keyspace = engine.keyspace
-        self.dirty = 0
-        self.propagated = False
-
-    @property
-    def config(self) -> Config:
-        return self.engine.config
-
-    def propagate(self, argv: list[bytes], db: int | None = None) -> None:
-        """Propagate ``argv`` as (part of) this command's effect, instead of the command."""
-        self.propagated = True
-        self.engine.propagate(self.db.index if db is None else db, argv)
-
-    def select(self, index: int) -> None:
-        self.db = self.keyspace[index]
-        self.client.db = self.db
-
-    @property
-    def in_transaction(self) -> bool:
-        """Whether the command runs inside EXEC (where nothing may wait)."""
-        return self.engine.in_exec
-
-    def spawn(self, async_fn: Callable[[], Any]) -> None:
-        """Run ``async_fn()`` in the server's nursery."""
-        self.engine.spawn(async_fn)
-
-    def wait_on(self, awaitable: Any) -> Any:
-        """The reply of a command that waits (WAITAOF): a Block whose reply is
-        ``awaitable``'s result; this client waits, not the server."""
-        return self.engine.wait_on(awaitable)
-
-    def backend(self, name: str) -> Any:
-        """The persistence backend registered under ``name`` on this server, or None."""
-        for backend in self.engine.persistence.backends:
-            if backend.name == name:
-                return backend
-        return None
-
-    def touch(self, key: bytes, db: Database | None = None) -> None:
-        """Signal that ``key`` changed (WATCH, blocked clients), for a key the command's key
-        positions do not name (MOVE's target database, say)."""
-        target = db or self.db
-        if target.sizes:
-            target.stale.add(key)
-        self.keyspace.signal_modified(target, key)
-
-
-class Stats:
-    __slots__ = (
-        "commands_processed", "connections_received", "rejected_connections", "keyspace_hits",
-        "keyspace_misses", "net_input_bytes", "net_output_bytes", "errors", "started",
-        "per_command", "error_counts",
-    )
-
-    def __init__(self) -> None:
-        self.started = time.time()
-        self.reset()
-
-    def reset(self) -> None:
-        self.commands_processed = 0
-        self.connections_received = 0
-        self.rejected_connections = 0
-        self.keyspace_hits = 0
-        self.keyspace_misses = 0
-        self.net_input_bytes = 0
-        self.net_output_bytes = 0
-        self.errors = 0
-        # INFO commandstats and latencystats: full name (``config|get``) -> [calls, usec,
-        # failed calls, rejected calls, latency histogram]; one lookup per command.
-        self.per_command: dict[str, list[Any]] = {}
-        self.error_counts: dict[str, int] = {}
-
-
 class Engine:
+    """One server's command execution: built from the loaded configuration, the plugin
+    manager and the log; the transport hands it clients and their commands."""
+
+    # Over 60 lines on purpose: every piece of the engine's state and every subsystem is
+    # built here, in one place, so a reader sees the whole composition at once.
     def __init__(self, loaded: LoadedConfig, plugin_manager: Any, log: Log) -> None:
         self.loaded = loaded
         self.config: Config = loaded.config
+        apply_zset_thresholds(self.config)  # trioredis.encodings: sorted sets read them
         self.plugin_manager = plugin_manager
         self.hook = plugin_manager.hook
         self.log = log
@@ -234,8 +104,6 @@ class Engine:
         for old, new in loaded.renamed_commands.items():
             self.commands.rename(old, new)
         self.acl = AccessControl(self.commands, self.config.requirepass)
-        # The persistence backends' owner (registered by the server once plugins are known).
-        self.persistence = Backends(self)
         self.dirty = 0
         self.stats = Stats()
         self.clients: dict[int, Client] = {}
@@ -245,18 +113,22 @@ class Engine:
         self.loading_total = 0
         self.replaying = False
         self.in_exec = False
-        self._multi_emitted = False
+        self.multi_emitted = False  # inside EXEC: whether MULTI was fed yet
         # While a script runs: its effects, propagated together when it ends (scripting).
         self.capture: list[tuple[int, list[bytes]]] | None = None
         self.unflushed = False
         self._current: Client | None = None
         # The write path, handed over by the persistence owner (set_write_path).
         self._feeds: list[Callable[[int, Sequence[bytes]], None]] = []
-        self._refusers: list[Any] = []
+        self._refusal: str | None = None  # MISCONF..., pushed by a backend
         # argv[0] as sent (any case) -> (spec, lowercase name, is_write): skips lower() and a lookup.
         self._dispatch: dict[bytes, tuple[CommandSpec, bytes, bool]] = {}
-        self._waiters: dict[tuple[int, bytes], deque[_Waiter]] = {}
-        self._ready_keys: list[tuple[int, bytes]] = []
+        # The clients blocked on keys; its ready list is tested inline after every command.
+        self.blocking = BlockedClients(self._attempt)
+        self._ready_keys = self.blocking.ready_keys
+        self.replayer = Replayer(self)
+        # The persistence backends' owner (registered by the server once plugins are known).
+        self.persistence = Backends(self._services_for_backends())
         self.shutdown_requested = trio.Event()
         self.shutdown_save: bool | None = None
         self.fatal_error: str | None = None
@@ -269,13 +141,15 @@ class Engine:
         self.replication_id = self.run_id
         self.active_expire_enabled = True
         self.total_forks = 0
-        self._cross_protocol_logged = -CROSS_PROTOCOL_LOG_INTERVAL
+        self._cross_protocol = CrossProtocolGuard(log)
         self.latest_fork_usec = 0
         self._ops_samples: deque[tuple[float, int]] = deque(maxlen=16)
         self.refresh_hooks()
         self.loader_client = Client(self.keyspace[0])
         self.loader_client.authenticated = True
         self.loader_client.is_loader = True
+        self.scripting = Scripting(self)
+        self.scan_snapshots = ScanSnapshots()  # SCAN's cursors
 
     # --- plugins ---------------------------------------------------------------------------
 
@@ -288,11 +162,28 @@ class Engine:
         return self.persistence.fork_slot
 
     def set_write_path(self, feeds: list[Callable[[int, Sequence[bytes]], None]],
-                       refusers: list[Any]) -> None:
-        """What each write calls (from the persistence owner): the backends' ``feed``s, and
-        the backends whose ``refuse_writes`` may refuse now."""
+                       refusal: str | None) -> None:
+        """What each write uses (from the persistence owner): the backends' ``feed``s, and
+        the refusal a backend pushed (None while writes are accepted)."""
         self._feeds = feeds
-        self._refusers = refusers
+        self._refusal = refusal
+
+    def _services_for_backends(self) -> Services:
+        """The narrow callables the persistence owner (and through it each backend's host
+        and loader) gets of this engine."""
+        return Services(
+            config=lambda: self.config, keyspace=self.keyspace, hook=self.hook, log=self.log,
+            dirty=lambda: self.dirty, rewrite_value=self.rewrite_value,
+            dataset_preamble=self.dataset_preamble, record_fork=self.record_fork,
+            record_latency=self.record_latency, fatal=self.fatal, replay=self.replayer.replay,
+            replay_many=self.replayer.replay_many, loading_progress=self.loading_progress,
+            loading_eta=self.loading_eta, set_write_path=self.set_write_path,
+            unflushed=lambda: self.unflushed, mark_flushed=self._mark_flushed,
+            wait_on=self.wait_on, reload_from=partial(loading.reload_from, self),
+        )
+
+    def _mark_flushed(self) -> None:
+        self.unflushed = False
 
     def refresh_hooks(self) -> None:
         """Call optional hooks only when some plugin implements them."""
@@ -310,10 +201,7 @@ class Engine:
 
     def command_record(self, name: str) -> list[Any]:
         """``stats.per_command``'s entry for a full command name, made on first use."""
-        record = self.stats.per_command.get(name)
-        if record is None:
-            record = self.stats.per_command[name] = [0, 0, 0, 0, {}]
-        return record
+        return self.stats.command_record(name)
 
     def _refresh_observe_from(self) -> None:
         """The shortest command duration the direct observer wants to see (0: every command).
@@ -335,45 +223,16 @@ class Engine:
         libraries, then plugins' ``trioredis_dataset_preamble``), for AOF rewrites and
         snapshots."""
         commands: list[list[bytes]] = []
-        functions = getattr(getattr(self, "scripting", None), "functions", None)
-        if functions is not None:
-            commands.extend(functions.preamble())
+        commands.extend(self.scripting.functions.preamble())
         for extra in self.hook.trioredis_dataset_preamble():
             if extra:
                 commands.extend([list(argv) for argv in extra])
         return commands
 
-    def prepare_fork(self) -> None:
-        gc.collect(0)
-        gc.freeze()
-
-    def fork_child_exited(self) -> None:
-        """The parent side of :meth:`prepare_fork`, once the child is gone: objects frozen for
-        it are the collector's again (garbage among them would otherwise never be freed)."""
-        gc.unfreeze()
-
-    def loader(self) -> Loader:
-        return Loader(self)
-
-    def backend_host(self) -> BackendHost:
-        return BackendHost(self)
-
     def wait_on(self, awaitable: Any) -> Block:
         """A Block for a command whose reply is ``awaitable``'s result (SAVE, DEBUG RELOAD):
-        the client waits, not the server; a CommandError becomes the error reply."""
-        result: dict[str, Any] = {}
-        done = trio.Event()
-
-        async def runner() -> None:
-            try:
-                result["reply"] = await awaitable
-            except CommandError as error:
-                result["reply"] = ErrorReply(error.message.encode())
-            finally:
-                done.set()
-
-        self.spawn(runner)
-        return Block([], 0, lambda _ctx: None, None).waiting_on(done, result)
+        the client waits, not the server."""
+        return waiting_block(self.spawn, awaitable)
 
     def record_fork(self, seconds: float) -> None:
         """After a backend's successful os.fork(): INFO's total_forks and latest_fork_usec,
@@ -409,11 +268,8 @@ class Engine:
     def drop_client(self, client: Client) -> None:
         self.clients.pop(client.id, None)
         if client.blocked:  # registered blocked but gone before its task waited
-            for queue in list(self._waiters.values()):
-                for waiter in list(queue):
-                    if waiter.client is client:
-                        self._unregister(waiter)
-        self._unwatch(client)
+            self.blocking.drop(client)
+        transactions.unwatch(client)
         client.ctx = None  # ctx.client points back: no cycle left for the collector
         if client.channels or client.patterns or client.shard_channels:
             self.pubsub.drop(client)
@@ -426,8 +282,8 @@ class Engine:
         if entry is None:
             entry = self._lookup(argv[0])
             if entry is None:
-                if argv[0].lower() in _CROSS_PROTOCOL_WORDS:
-                    return self._cross_protocol_attack(client)
+                if argv[0].lower() in CROSS_PROTOCOL_WORDS:
+                    return self._cross_protocol.refuse(client)
                 client.last_command = "NULL"
                 return self._reject(client, argv, errors.unknown_command(argv))
         spec, name, is_write = entry
@@ -448,22 +304,19 @@ class Engine:
             arity = subcommand_arity(spec, argv[1])
             if arity is not None and ((arity > 0 and len(argv) != arity) or len(argv) < -arity):
                 return self._reject(client, argv, errors.wrong_arity(full_name), spec)
-        if spec.name == "debug" and not self._debug_allowed(client):  # renamed ones too
+        if spec.name == "debug" and not debug_allowed(self.config, client):  # renamed ones too
             return self._reject(client, argv, errors.DEBUG_NOT_ALLOWED, spec)
         if not client.authenticated and "noauth" not in spec.flags:
             return self._reject(client, argv, errors.NOAUTH, spec)
         if client.user in self.acl.restricted:  # empty unless ACL SETUSER restricted someone
             denied = self.acl.check(client.user, spec, argv)
             if denied is not None:
-                self._log_denial(client, spec, argv, denied)
+                log_denial(self, client, spec, argv, denied)
                 return self._reject(client, argv, denied, spec)
         if self.config.maxmemory and not client.is_loader and self._out_of_memory(client, spec):
             return self._reject(client, argv, errors.OOM, spec)
-        if is_write and self._refusers and not client.is_loader:
-            for backend in self._refusers:  # refuse_writes() inlined: every write runs this
-                refusal = backend.refuse_writes()
-                if refusal is not None:
-                    return self._reject(client, argv, refusal, spec)
+        if is_write and self._refusal is not None and not client.is_loader:
+            return self._reject(client, argv, self._refusal, spec)
         if (client.channels or client.patterns or client.shard_channels) and not client.resp3 and name not in _SUBSCRIBED_ALLOWED:
             return self._reject(
                 client, argv,
@@ -479,39 +332,6 @@ class Engine:
             return QUEUED
         return self.execute(client, spec, argv)
 
-    def _log_denial(self, client: Client, spec: CommandSpec, argv: list[bytes], denied: str) -> None:
-        """ACL LOG: what ``client`` was refused, with its CLIENT LIST line."""
-        from .commands.connection import client_info_line
-
-        user = self.acl.users.get(client.user)
-        if user is None:
-            reason, object_ = "command", spec.name.encode()
-        else:
-            reason, object_ = user.denied_object(spec, argv, denied)
-        self.acl.log.add(reason, object_, client.user.encode(),
-                         lambda: client_info_line(self, client),
-                         self.config.acllog_max_len,
-                         "multi" if client.multi is not None else "toplevel")
-
-    def _debug_allowed(self, client: Client) -> bool:
-        """``enable-debug-command``: DEBUG for everyone (yes), local clients (local) or
-        nobody (no, the default), as Redis 7 checks it before running the command."""
-        return protected_action_allowed(self.config.enable_debug_command,
-                                        is_local_client(client))
-
-    def _cross_protocol_attack(self, client: Client) -> None:
-        """An HTTP request (a browser page posting to the port): close the connection with no
-        reply, before anything after it runs, and log it at most once a minute, as Redis's
-        ``securityWarningCommand``.  Checked before authentication, unlike Redis: with a
-        password set, Redis answers NOAUTH and reads on."""
-        now = time.monotonic()
-        if now - self._cross_protocol_logged > CROSS_PROTOCOL_LOG_INTERVAL:
-            self._cross_protocol_logged = now
-            self.log.warning(CROSS_PROTOCOL_WARNING)
-        client.set_reply_flags(REPLY_OFF)
-        client.close_after_reply = True
-        return None
-
     def _lookup(self, sent: bytes) -> tuple[CommandSpec, bytes, bool] | None:
         """The command table entry for a name as sent; remembered (a bounded number of
         spellings) so the common case is one dict lookup."""
@@ -524,6 +344,8 @@ class Engine:
             self._dispatch[sent] = entry
         return entry
 
+    # Over 60 lines on purpose: this runs for every command, so propagation, statistics,
+    # latency and the executed hook are inlined here rather than called.
     def execute(self, client: Client, spec: CommandSpec, argv: list[bytes]) -> Any:
         """Run a looked-up, checked command (also used by EXEC for each queued command)."""
         ctx = client.ctx
@@ -556,6 +378,8 @@ class Engine:
         if ctx.dirty:
             self.dirty += ctx.dirty
             db = ctx.db
+            if spec.name in ENCODING_WRITERS:  # OBJECT ENCODING's history (trioredis.encodings)
+                note_encoding_write(db, spec.name, argv, self.config)
             if not ctx.propagated and not self.replaying:
                 if self.in_exec:
                     self._current = client
@@ -604,7 +428,7 @@ class Engine:
         if argv[0].lower() == b"exec":
             client.multi = None
             client.multi_error = False
-            self._unwatch(client)
+            transactions.unwatch(client)
             reason = message[4:] if message.startswith("ERR ") else message
             return self._error(f"EXECABORT Transaction discarded because of: {reason}")
         if client.multi is not None:
@@ -625,92 +449,20 @@ class Engine:
             self.persistence.flushed_all()
 
     def refuse_writes(self) -> str | None:
-        for backend in self._refusers:
-            refusal = backend.refuse_writes()
-            if refusal is not None:
-                return refusal
-        return None
+        """The refusal every write gets now (``MISCONF ...``), or None."""
+        return self._refusal
 
     # --- transactions ----------------------------------------------------------------------
 
     def exec_transaction(self, client: Client) -> Any:
-        queued = client.multi
-        if queued is None:
-            raise CommandError(errors.EXEC_WITHOUT_MULTI)
-        client.multi = None
-        if client.multi_error:
-            client.multi_error = False
-            self._unwatch(client)
-            raise CommandError(errors.EXECABORT)
-        if client.dirty_cas or self._watched_key_expired(client):
-            self._unwatch(client)
-            return NULL_ARRAY
-        self._unwatch(client)
-        self.in_exec = True
-        self.fork_slot.in_transaction = True
-        self._multi_emitted = False
-        replies = []
-        try:
-            restricted = client.user in self.acl.restricted
-            for spec, argv in queued:
-                if restricted:
-                    # ACL rules may have changed since the command was queued: Redis checks
-                    # again and refuses that one command, the others still run.
-                    denied = self.acl.check(client.user, spec, argv)
-                    if denied is not None:
-                        replies.append(self._error(acl_changed_in_multi(denied)))
-                        continue
-                refusal = self.refuse_writes() if spec.is_write else None
-                if refusal is not None:
-                    replies.append(self._error(refusal))
-                    continue
-                replies.append(self.execute(client, spec, argv))
-        finally:
-            if self._multi_emitted:
-                self._feed(client.db.index, [b"EXEC"])
-            self.in_exec = False
-            self.fork_slot.in_transaction = False
-            self._multi_emitted = False
-            # EXEC shares the client's context with the commands it ran: clear their dirty
-            # count so EXEC itself is not propagated a second time after the block.
-            if client.ctx is not None:
-                client.ctx.dirty = 0
-        if self._ready_keys:
-            self.serve_blocked()
-        return replies
-
-    def _watched_key_expired(self, client: Client) -> bool:
-        """A WATCHed key whose TTL ran out before EXEC counts as changed, as in Redis
-        (``isWatchedKeyExpired``), even when nothing has deleted it yet."""
-        if not client.watched:
-            return False
-        now = now_ms()
-        for db, key in client.watched:
-            when = db.expires.get(key)
-            if when is not None and when <= now:
-                return True
-        return False
+        """EXEC (:func:`trioredis.transactions.exec_transaction`)."""
+        return transactions.exec_transaction(self, client)
 
     def watch(self, client: Client, keys: Sequence[bytes]) -> None:
-        db = client.db
-        for key in keys:
-            if any(d is db and k == key for d, k in client.watched):
-                continue
-            client.watched.append((db, key))
-            db.watched.setdefault(key, set()).add(client)
-
-    def _unwatch(self, client: Client) -> None:
-        for db, key in client.watched:
-            watchers = db.watched.get(key)
-            if watchers is not None:
-                watchers.discard(client)
-                if not watchers:
-                    del db.watched[key]
-        client.watched = []
-        client.dirty_cas = False
+        transactions.watch(client, keys)
 
     def unwatch(self, client: Client) -> None:
-        self._unwatch(client)
+        transactions.unwatch(client)
 
     def _on_modified(self, db: Database, key: bytes) -> None:
         watchers = db.watched.get(key)
@@ -729,8 +481,8 @@ class Engine:
         if self.capture is not None:
             self.capture.append((db, argv))
             return
-        if self.in_exec and not self._multi_emitted:
-            self._multi_emitted = True
+        if self.in_exec and not self.multi_emitted:
+            self.multi_emitted = True
             self._feed(db, [b"MULTI"])
         self._feed(db, argv)
 
@@ -746,105 +498,23 @@ class Engine:
     # --- blocking --------------------------------------------------------------------------
 
     def register_blocked(self, client: Client, block: Block) -> None:
-        """Queue ``client`` on its keys now, in the same turn its command blocked.
-
-        Why not when :meth:`wait_blocked` starts: the transport first flushes the client's
-        earlier replies (under ``appendfsync always``, after an fsync), and a write from
-        another client in that gap would find nobody waiting: the entry or element goes to
-        a client that blocked later, or to nobody (XREAD ``$`` then misses it).  Redis
-        queues a blocked client before it runs the next command; so do we.  A client that
-        disconnects before waiting is dequeued by :meth:`drop_client`."""
-        if block.event is not None or block.waiter is not None:
-            return
-        db = block.db or client.db
-        waiter = _Waiter(client, block)
-        for key in dict.fromkeys(block.keys):
-            self._waiters.setdefault((db.index, key), deque()).append(waiter)
-            db.blocked[key] = db.blocked.get(key, 0) + 1
-        block.waiter = waiter
-        client.blocked = True
-
-    def _unregister(self, waiter: _Waiter) -> None:
-        block = waiter.block
-        db = block.db or waiter.client.db
-        waiter.client.blocked = False
-        if block.waiter is None:
-            return
-        block.waiter = None
-        for key in dict.fromkeys(block.keys):
-            queue = self._waiters.get((db.index, key))
-            if queue is not None:
-                try:
-                    queue.remove(waiter)
-                except ValueError:
-                    pass
-                if not queue:
-                    del self._waiters[(db.index, key)]
-            count = db.blocked.get(key, 0) - 1
-            if count <= 0:
-                db.blocked.pop(key, None)
-            else:
-                db.blocked[key] = count
+        """Queue ``client`` on its block's keys now (:meth:`BlockedClients.register`)."""
+        self.blocking.register(client, block)
 
     async def wait_blocked(self, client: Client, block: Block) -> Any:
-        """Wait until ``block.attempt`` succeeds (served by :meth:`serve_blocked`) or the
-        timeout runs out."""
-        if block.event is not None:
-            client.blocked = True
-            try:
-                await block.event.wait()
-            finally:
-                client.blocked = False
-            assert block.result is not None
-            return block.result.get("reply")
-        self.register_blocked(client, block)
-        waiter = block.waiter
-        assert waiter is not None
-        try:
-            if waiter.event.is_set():
-                pass  # served between blocking and this wait
-            elif block.timeout > 0:
-                with trio.move_on_after(block.timeout):
-                    await waiter.event.wait()
-            else:
-                await waiter.event.wait()
-        finally:
-            self._unregister(waiter)
-        if waiter.event.is_set():
-            return waiter.reply
-        return block.timeout_reply
+        """Wait until ``block`` is served or times out; its reply."""
+        return await self.blocking.wait(client, block)
 
     def unblock(self, client: Client, reply: Any) -> bool:
         """CLIENT UNBLOCK: wake ``client`` with ``reply``; False if it was not blocked."""
-        for queue in self._waiters.values():
-            for waiter in queue:
-                if waiter.client is client and not waiter.event.is_set():
-                    waiter.reply = reply
-                    waiter.event.set()
-                    return True
-        return False
+        return self.blocking.unblock(client, reply)
 
     def serve_blocked(self) -> None:
-        """Serve clients blocked on keys that became ready, oldest first, each in its own
-        context, until a key has nothing left to give."""
-        while self._ready_keys:
-            ready, self._ready_keys = self._ready_keys, []
-            for db_index, key in dict.fromkeys(ready):
-                queue = self._waiters.get((db_index, key))
-                while queue:
-                    waiter = queue[0]
-                    if waiter.event.is_set():
-                        queue.popleft()
-                        continue
-                    waiter.block.ready_key = key
-                    reply = self._attempt(waiter)
-                    if reply is None:
-                        break
-                    waiter.reply = reply
-                    waiter.event.set()
-                    queue.popleft()
+        """Serve the clients blocked on keys that became ready."""
+        self.blocking.serve()
 
-    def _attempt(self, waiter: _Waiter) -> Any:
+    def _attempt(self, waiter: Waiter) -> Any:
+        """A blocked client's retry, run in its own context (as its command would run)."""
         client = waiter.client
         ctx = client.ctx
         assert ctx is not None
@@ -878,6 +548,7 @@ class Engine:
     def apply_config(self, new: Config) -> None:
         """CONFIG SET: swap the frozen config, then tell the plugins."""
         old, self.config = self.config, new
+        apply_zset_thresholds(new)
         self._refresh_observe_from()
         if old.loglevel != new.loglevel:
             self.log.set_level(new.loglevel)
@@ -955,145 +626,15 @@ class Engine:
         (t0, c0), (t1, c1) = self._ops_samples[0], self._ops_samples[-1]
         return int((c1 - c0) / max(t1 - t0, 1e-6))
 
-    async def reload_from(self, backend: Any) -> None:
-        """DEBUG RELOAD, once ``backend``'s files are complete: empty the dataset and load it
-        back from them."""
-        self.keyspace.flush_all()
-        functions = getattr(getattr(self, "scripting", None), "functions", None)
-        if functions is not None:  # libraries are part of the dataset: reloaded too
-            functions.flush()
-        self.loading = self.keyspace.loading = True
-        self.loader_client.db = self.keyspace[0]
-        try:
-            await backend.load(Loader(self))
-        finally:
-            self.loading = self.keyspace.loading = False
-            self._recount()
-
-    # --- loading ---------------------------------------------------------------------------
-
-    def replay(self, argv: list[bytes]) -> Any:
-        """Run a command from a persistence file: no reply is sent, nothing is propagated."""
-        self.replaying = True
-        try:
-            reply = self.call(self.loader_client, argv)
-        finally:
-            self.replaying = False
-        if reply.__class__ is Block:
-            return reply.timeout_reply
-        return reply
-
-    def replay_many(self, argvs: Sequence[list[bytes]]) -> tuple[int, Any] | None:
-        """Run a batch of commands from a persistence file, as :meth:`replay` runs each one;
-        None when all succeeded, else ``(index, reply)`` of the first that failed (an
-        ErrorReply, or an EXEC reply holding one), whose followers are not run.
-
-        Why not :meth:`call` per command: loading a big AOF is millions of commands, and most
-        of what ``call``/``execute`` do per command is for live clients (ACL, OOM, refused
-        writes, pub/sub mode, commandstats, latency and the executed hook, propagation).  Like
-        Redis's loader (``cmd->proc`` on a fake client, not ``call()``), a plain command here
-        is the arity check and the handler; the engine's dirty count, WATCH and blocked
-        clients are kept as ``execute`` keeps them.  Transactions, blocking commands,
-        unknown names and wrong arity take the full ``call`` path, as does everything while
-        a MULTI is open."""
-        client = self.loader_client
-        ctx = client.ctx
-        if ctx is None:
-            ctx = client.ctx = CommandContext(self, client)
-        # name as sent -> (handler, fewest args, most args, spec), or False for the full path
-        fast = self.__dict__.get("_replay_table")
-        if fast is None:
-            fast = self._replay_table = {}
-        in_multi = client.multi is not None
-        # Nobody WATCHes or waits during a start-up load: then a command's keys need no
-        # signal and the dirty count is summed once (DEBUG RELOAD keeps the per-command way).
-        signal = self._ready_keys or any(
-            db.watched or db.blocked for db in self.keyspace.databases)
-        previous = self._current
-        dirty = 0
-        self.replaying = True
-        self._current = client
-        ctx.dirty = 0
-        try:
-            for index, argv in enumerate(argvs):
-                entry = fast.get(argv[0])
-                if entry is None:
-                    entry = self._replay_entry(argv[0])
-                if entry and not in_multi and entry[1] <= len(argv) <= entry[2]:
-                    ctx.db = client.db
-                    try:
-                        reply = entry[0](ctx, argv)
-                    except CommandError as error:
-                        reply = self._error(error.message, entry[3].name)
-                    except Exception as error:  # a bug: the load stops with this error
-                        name = entry[3].name
-                        self.log.warning(f"Internal error running {name}: {error!r}")
-                        reply = self._error(f"ERR internal error running '{name}': {error!r}",
-                                            name)
-                    if signal and ctx.dirty:
-                        dirty += ctx.dirty
-                        ctx.dirty = 0
-                        db = ctx.db
-                        if db.watched or db.blocked:
-                            for key in entry[3].keys(argv):
-                                self.keyspace.signal_modified(db, key)
-                        if self._ready_keys:
-                            self.serve_blocked()
-                            self._current = client
-                    if isinstance(reply, ErrorReply):
-                        return index, reply
-                    continue
-                # Transactions, blocking commands, unknown names, wrong arity: the full path
-                # (``execute`` counts its own dirty changes).
-                dirty += ctx.dirty
-                reply = self.call(client, argv)
-                ctx.dirty = 0
-                self._current = client
-                in_multi = client.multi is not None
-                if reply.__class__ is Block:
-                    reply = reply.timeout_reply
-                if isinstance(reply, ErrorReply) or (
-                        reply.__class__ is list and argv[0].lower() == b"exec"
-                        and any(isinstance(item, ErrorReply) for item in reply)):
-                    return index, reply
-            return None
-        finally:
-            self.dirty += dirty + ctx.dirty
-            ctx.dirty = 0
-            self.replaying = False
-            self._current = previous
-
-    def _replay_entry(self, sent: bytes) -> tuple[Callable[..., Any], int, int, CommandSpec] | bool:
-        """``replay_many``'s table entry for a command name as sent (remembered)."""
-        found = self._dispatch.get(sent) or self._lookup(sent)
-        if found is None or found[1] in _MULTI_CONTROL or BLOCKING in found[0].flags:
-            entry: Any = False
-        else:
-            spec = found[0]
-            fewest, most = (spec.arity, spec.arity) if spec.arity > 0 else (-spec.arity, 1 << 62)
-            entry = (spec.handler, fewest, most, spec)
-        if len(self._replay_table) < 4096:
-            self._replay_table[sent] = entry
-        return entry
+    # --- loading (trioredis.loading) ----------------------------------------------------------
 
     async def load(self) -> None:
         """Ask backends, highest priority first, to load the dataset."""
-        self.loading = True
-        self.keyspace.loading = True
-        self.loading_started = time.time()
-        self.loading_loaded = self.loading_total = 0
-        self.loader_client.db = self.keyspace[0]
-        self.loader_client.multi = None
-        try:
-            await self.persistence.load()
-        finally:
-            self.loading = False
-            self.keyspace.loading = False
-            self._recount()
-            gc.collect()
+        await loading.load(self)
 
-    def _recount(self) -> None:
-        """After a load (snapshots install whole dicts): count the dataset again."""
+    def recount_memory(self) -> None:
+        """After a load (snapshots install whole dicts): count the dataset again
+        (trioredis.memory)."""
         for db in self.keyspace.databases:
             memory_module.recount(db)
         self._memory_stamp = ()
@@ -1103,11 +644,7 @@ class Engine:
         self.loading_total = total
 
     def loading_eta(self) -> int:
-        if not self.loading or not self.loading_loaded or not self.loading_total:
-            return 1
-        elapsed = time.time() - self.loading_started
-        rate = self.loading_loaded / max(elapsed, 1e-6)
-        return math.ceil((self.loading_total - self.loading_loaded) / max(rate, 1e-6))
+        return loading.loading_eta(self)
 
     # --- shutdown --------------------------------------------------------------------------
 

@@ -103,8 +103,8 @@ def _memory(engine: Engine) -> dict[str, Any]:
     from .memory import human, info_fields
 
     rss = rss_bytes()
-    scripting = getattr(engine, "scripting", None)  # created by the first script
-    functions = scripting.functions if scripting is not None else None
+    scripting = engine.scripting
+    functions = scripting.functions
     maxmemory = engine.config.maxmemory
     try:
         total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -127,9 +127,9 @@ def _memory(engine: Engine) -> dict[str, Any]:
         "used_memory_vm_eval": 0,
         "used_memory_lua_human": "0B",
         "used_memory_scripts_eval": 0,
-        "number_of_cached_scripts": len(scripting.scripts) if scripting else 0,
-        "number_of_functions": len(functions.functions) if functions else 0,
-        "number_of_libraries": len(functions.libraries) if functions else 0,
+        "number_of_cached_scripts": len(scripting.scripts),
+        "number_of_functions": len(functions.functions),
+        "number_of_libraries": len(functions.libraries),
         "used_memory_vm_functions": 0,
         "used_memory_vm_total": 0,
         "used_memory_vm_total_human": "0B",

@@ -37,8 +37,8 @@ class Database:
     """One numbered database."""
 
     __slots__ = ("index", "data", "expires", "keyspace", "watched", "blocked", "_expire_scan",
-                 "used", "sizes", "basis", "stale", "access", "tracking", "audit_scan",
-                 "evict_scan")
+                 "promoted", "used", "sizes", "basis", "stale", "access", "tracking",
+                 "audit_scan", "evict_scan")
 
     def __init__(self, index: int, keyspace: Keyspace) -> None:
         self.index = index
@@ -49,6 +49,9 @@ class Database:
         self.watched: dict[bytes, set[Any]] = {}
         self.blocked: dict[bytes, int] = {}
         self._expire_scan: list[bytes] = []  # keys still to visit in this active-expiry round
+        # Keys whose hash or set Redis would hold as a hash table whatever its shape now
+        # (trioredis.encodings): dropped here when the key goes or gets a new value.
+        self.promoted: set[bytes] = set()
         # Memory accounting (trioredis.memory): the running estimate of keys and values, and
         # the estimates of containers (strings need none: their size is their length).
         self.used = 0
@@ -132,6 +135,8 @@ class Database:
         event of the command that created it; an overwrite costs only the membership test."""
         data = self.data
         old = data.get(key)
+        if self.promoted and old is not value:  # encoding history: a new value
+            self.promoted.discard(key)
         if old.__class__ is bytes and value.__class__ is bytes:
             # The common overwrite, string by string: the accounting is the length change.
             data[key] = value
@@ -207,6 +212,8 @@ class Database:
             self.basis.pop(key, None)
         if self.access:
             self.access.pop(key, None)
+        if self.promoted:
+            self.promoted.discard(key)
 
     def delete(self, key: bytes) -> bool:
         """Remove ``key``; True when it existed (and had not expired)."""
@@ -258,6 +265,7 @@ class Database:
         cost = memory.dataset_bytes(self)
         self.data = {}
         self.expires = {}
+        self.promoted = set()
         self.used = 0
         self.sizes = {}
         self.basis = {}
@@ -330,6 +338,7 @@ class Keyspace:
         a, b = self.databases[first], self.databases[second]
         a.data, b.data = b.data, a.data
         a.expires, b.expires = b.expires, a.expires
+        a.promoted, b.promoted = b.promoted, a.promoted
         a.used, b.used = b.used, a.used
         a.sizes, b.sizes = b.sizes, a.sizes
         a.basis, b.basis = b.basis, a.basis

@@ -125,7 +125,8 @@ class Node:
     (one field, the master's), a tuple of values (the master's fields), or a list of
     field/value pairs (other fields)."""
 
-    __slots__ = ("master", "fields", "ms", "seq", "values", "live", "deleted", "body", "last")
+    __slots__ = ("master", "fields", "ms", "seq", "values", "live", "deleted", "body", "last",
+                 "tombstones")
 
     def __init__(self, master: int, fields: tuple[bytes, ...]) -> None:
         self.master = master
@@ -139,6 +140,10 @@ class Node:
         # appended, deleted ones included (Redis only flags them).
         self.body = _int_size(len(fields)) + sum(map(_element_size, fields)) + _int_size(0)
         self.last = master  # the last ID appended, deleted or not (trimming by MINID reads it)
+        # Deleted entries as (ID, stored value), in ID order: Redis keeps them, flagged, in
+        # the node's listpack, and DUMP/RDB write them (trioredis.rdb.streams).  A node read
+        # from a snapshot of an older format may have fewer than ``deleted``.
+        self.tombstones: list[tuple[int, bytes | tuple[bytes, ...] | list[bytes]]] = []
 
     def listpack_bytes(self) -> int:
         return _LISTPACK_OVERHEAD + _int_size(self.live) + _int_size(self.deleted) + self.body
@@ -187,10 +192,19 @@ class Node:
             self.values.append(tuple(pairs[1::2]))
 
     def drop(self, start: int, stop: int) -> None:
-        """Forget the live entries at positions [start, stop)."""
+        """Delete the live entries at positions [start, stop): they become tombstones."""
+        dropped = [(self.id_at(position), self.values[position]) for position in range(start, stop)]
+        if self.tombstones and dropped[0][0] < self.tombstones[-1][0]:
+            self.tombstones = sorted(self.tombstones + dropped, key=_first)
+        else:
+            self.tombstones.extend(dropped)
         del self.ms[start:stop]
         del self.seq[start:stop]
         del self.values[start:stop]
+
+
+def _first(item: tuple[int, object]) -> int:
+    return item[0]
 
 
 class Nack:
@@ -563,7 +577,9 @@ def snapshot_payload(stream: Stream) -> list:
     with their pending entries and consumers."""
     nodes = [[_pack(node.master), list(node.fields), node.ms.tolist(), node.seq.tolist(),
               [list(node.entry(position)) for position in range(len(node.values))],
-              node.live, node.deleted, node.body, _pack(node.last)] for node in stream.nodes]
+              node.live, node.deleted, node.body, _pack(node.last),
+              [[_pack(stream_id), _tombstone_payload(node, stored)]
+               for stream_id, stored in node.tombstones]] for node in stream.nodes]
     groups = []
     for group in stream.sorted_groups():
         consumers = [[consumer.name, consumer.seen_time] for consumer in group.sorted_consumers()]
@@ -575,18 +591,37 @@ def snapshot_payload(stream: Stream) -> list:
             stream.entries_added, _pack(stream.first_id), nodes, groups]
 
 
+def _tombstone_payload(node: Node, stored: bytes | tuple[bytes, ...] | list[bytes]) -> list:
+    """A deleted entry for msgpack: [0, values] with the master's fields, [1, pairs] without."""
+    if stored.__class__ is bytes:
+        return [0, [stored]]
+    if stored.__class__ is tuple:
+        return [0, list(stored)]
+    return [1, list(stored)]
+
+
+def _tombstone_stored(payload: list) -> bytes | tuple[bytes, ...] | list[bytes]:
+    own_fields, items = payload
+    if own_fields:
+        return list(items)
+    return items[0] if len(items) == 1 else tuple(items)
+
+
 def stream_from_snapshot(payload: list) -> Stream:
     """The stream that :func:`snapshot_payload` described."""
     length, last_id, max_deleted, entries_added, first_id, nodes, groups = payload
     stream = Stream()
     stream.length, stream.last_id, stream.max_deleted = length, _unpack(last_id), _unpack(max_deleted)
     stream.entries_added, stream.first_id = entries_added, _unpack(first_id)
-    for master, fields, ms, seq, items, live, deleted, body, last in nodes:
+    for master, fields, ms, seq, items, live, deleted, body, last, *rest in nodes:
         node = Node(_unpack(master), tuple(fields))
         for stream_id_ms, stream_id_seq, pairs in zip(ms, seq, items, strict=True):
             node.add((stream_id_ms << SEQ_BITS) | stream_id_seq, pairs,
                      tuple(pairs[0::2]) == node.fields)
         node.live, node.deleted, node.body, node.last = live, deleted, body, _unpack(last)
+        if rest:  # tombstones (snapshots written before them have none)
+            node.tombstones = [(_unpack(stream_id), _tombstone_stored(stored))
+                               for stream_id, stored in rest[0]]
         stream.nodes.append(node)
         stream.keys.append(node.master)
     for name, group_last, entries_read, consumers, pending in groups:

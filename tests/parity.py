@@ -193,66 +193,45 @@ def require_commands(port: int, *names: str) -> None:
     assert b"$-1\r\n" not in reply, f"a command the script needs is missing: {' '.join(names)}"
 
 
-def _canonical_doc(raw: bytes) -> bytes:
-    """A doc entry with its subcommands sorted by name: Redis lists them in its hash table's
-    order, which changes from one process to the next."""
-    from trioredis.commands.server import parse_resp3
-    from trioredis.resp import Map, encode
-
-    doc = parse_resp3(raw)
-    if b"subcommands" in doc:
-        doc[b"subcommands"] = Map(sorted(doc[b"subcommands"].items()))
-    return encode(doc, True)
+def parse_resp3(data: bytes):
+    """One RESP3 reply (maps, sets, arrays, bulk and simple strings, integers, nulls) as
+    Python values with trioredis's reply types, so it compares field by field and encodes
+    back to RESP2 or RESP3."""
+    value, end = _parse_resp3_at(data, 0)
+    if end != len(data):
+        raise ValueError("trailing bytes after a RESP3 value")
+    return value
 
 
-def regenerate_command_docs(path: str) -> None:
-    """Write ``core/commands/redis_docs.py`` from the installed redis-server's COMMAND DOCS
-    (``python tests/parity.py regenerate-docs``)."""
-    ref = ReferenceRedis()
-    try:
-        with RawClient(ref.port) as client:
-            client.call("HELLO", "3")
-            data = client.call("COMMAND", "DOCS")
-    finally:
-        ref.stop()
-    line_end = data.find(b"\r\n")
-    pos, docs = line_end + 2, {}
-    for _ in range(int(data[1:line_end])):
-        name_end = reply_end(data, pos)
-        name = data[pos:name_end].split(b"\r\n")[1]
-        value_end = reply_end(data, name_end)
-        docs[name] = _canonical_doc(data[name_end:value_end])
-        pos = value_end
-    lines = [
-        '"""Redis 7.0.15\'s command documentation (``COMMAND DOCS``), as RESP3, one entry per '
-        'command.',
-        "",
-        "Taken from a Debian ``redis-server`` 7.0.15 (Redis is BSD-3-Clause licensed) so that",
-        "``COMMAND DOCS`` answers what Redis answers and redis-cli can show its argument hints.",
-        "``tests/test_server_commands.py`` checks it against a running redis-server when one is",
-        "installed.  Generated: do not edit by hand.",
-        '"""',
-        "",
-        "DOCS: dict[bytes, bytes] = {",
-    ]
-    for name in sorted(docs):
-        value = docs[name]
-        lines.append(f"    {name!r}: (")
-        lines.extend(f"        {value[i:i + 60]!r}" for i in range(0, len(value), 60))
-        lines.append("    ),")
-    lines.append("}")
-    with open(path, "w") as handle:
-        handle.write("\n".join(lines) + "\n")
+def _parse_resp3_at(data: bytes, pos: int):
+    from trioredis.resp import Map, SetReply, Status
 
-
-if __name__ == "__main__":
-    import os
-    import sys
-
-    if sys.argv[1:] != ["regenerate-docs"]:
-        sys.exit("usage: python tests/parity.py regenerate-docs")
-    here = os.path.dirname(os.path.abspath(__file__))
-    regenerate_command_docs(os.path.join(here, "..", "core", "commands", "redis_docs.py"))
+    line_end = data.index(b"\r\n", pos)
+    kind, text = data[pos : pos + 1], data[pos + 1 : line_end]
+    after = line_end + 2
+    if kind == b"+":
+        return Status(text), after
+    if kind == b":":
+        return int(text), after
+    if kind == b"_":
+        return None, after
+    if kind == b"$":
+        size = int(text)
+        if size < 0:
+            return None, after
+        return data[after : after + size], after + size + 2
+    count = int(text)
+    items = []
+    for _ in range(count * 2 if kind == b"%" else max(count, 0)):
+        item, after = _parse_resp3_at(data, after)
+        items.append(item)
+    if kind == b"%":
+        return Map(zip(items[0::2], items[1::2], strict=True)), after
+    if kind == b"~":
+        return SetReply(items), after
+    if kind == b"*":
+        return items if count >= 0 else None, after
+    raise ValueError(f"unexpected RESP3 type {kind!r}")
 
 
 def keyspace_events(port: int, script: list[list[bytes]], flags: bytes = b"KEA") -> list[bytes]:

@@ -156,5 +156,16 @@ def test_redis_cli_shows_argument_hints_as_for_redis(process, redis_cli):
             screen = subprocess.run([tmux, "capture-pane", "-t", session, "-p"],
                                     capture_output=True, text=True, timeout=30).stdout
         assert "SET key value [NX|XX] [GET]" in screen, screen
+        # A nested argument structure and a subcommand, from the signatures' declarations.
+        for typed, hint in (("XADD ", "[MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field"),
+                            ("CONFIG GET ", "parameter [parameter ...]")):
+            subprocess.run([tmux, "send-keys", "-t", session, "C-u", typed], check=True,
+                           timeout=30)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and hint not in screen:
+                time.sleep(0.1)
+                screen = subprocess.run([tmux, "capture-pane", "-t", session, "-p"],
+                                        capture_output=True, text=True, timeout=30).stdout
+            assert hint in screen, screen
     finally:
         subprocess.run([tmux, "kill-session", "-t", session], timeout=30)

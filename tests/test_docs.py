@@ -78,6 +78,7 @@ def test_the_guide_quotes_the_examples():
         "examples/trioredis-hello/trioredis_hello/__init__.py",
         "examples/trioredis-hello/pyproject.toml",
         "tests/plugins/trioredis_mirror.py",
+        "tests/plugins/trioredis_groupcommit.py",
     }
 
 
@@ -100,3 +101,16 @@ def test_every_backend_member_is_in_the_guides_table():
     missing = sorted(members - rows)
     assert missing == []
     assert "`operations`" in _guide()
+
+
+def test_every_ticket_and_host_member_is_in_the_guides_tables():
+    """The rest of the contract a backend sees: what a Ticket implements and what its
+    BackendHost offers, member by member (a row's first cell names them)."""
+    from trioredis.persistence import BackendHost, Ticket
+
+    first_cells = re.findall(r"^\| ([^|]*`\w+[^|]*) \|", _guide(), re.MULTILINE)
+    rows = {name for cell in first_cells for name in re.findall(r"`(\w+)", cell)}
+    for contract in (Ticket, BackendHost):
+        members = {name for name in vars(contract) if not name.startswith("_")}
+        assert members, contract
+        assert sorted(members - rows) == [], contract.__name__

@@ -125,3 +125,18 @@ def test_every_subpackage_is_listed_for_setuptools():
                  ["packages"])
     found = {module_name(init) for base in (CORE, PLUGINS) for init in base.rglob("__init__.py")}
     assert found - listed == set()
+
+
+def test_the_persistence_contract_and_its_owner_know_nothing_of_the_engine():
+    """BackendHost and Loader are built from narrow callables: the contract imports nothing
+    of core, and its owner only the contract, the error texts and reply values (not the
+    engine, not even under TYPE_CHECKING)."""
+    allowed = {
+        CORE / "persistence.py": set(),
+        CORE / "backends.py": {"trioredis.persistence", "trioredis.errors", "trioredis.resp"},
+    }
+    for path, modules in allowed.items():
+        imported = {target for target, _ in imports_of(path, submodules=False)
+                    if target.startswith("trioredis")}
+        assert imported - {"trioredis"} <= modules, path.name
+        assert "engine" not in path.read_text(), path.name

@@ -82,6 +82,9 @@ def test_huey_scheduled_and_periodic_tasks_run(server):
     immediate = later("now")
     consumer = huey.create_consumer(workers=1, periodic=True, check_worker_health=False,
                                     scheduler_interval=1)
+    # huey's consumer installs signal handlers, which only a main thread may do: here it runs
+    # in a thread (a process would need the tasks importable), so it keeps pytest's handlers.
+    consumer._set_signal_handlers = lambda: None
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()
     try:

@@ -153,15 +153,6 @@ def test_file_written_by_redis_loads_here_identically(compression):
     assert aux[b"redis-ver"] == b"7.0.15"
 
 
-def test_stream_in_a_redis_file_is_refused_clearly():
-    with ReferenceRedis() as ref:
-        ref.client().xadd("s", {"f": "v"})
-        ref.client().save()
-        data = (Path(ref.directory) / "dump.rdb").read_bytes()
-    with pytest.raises(RdbError, match="streams"):
-        list(read_rdb(data))
-
-
 def test_damaged_file_is_refused_before_any_key_loads(tmp_path):
     path = tmp_path / "dump.rdb"
     _write(path, random_dataset(seed=1, databases=(0,)))

@@ -3,6 +3,7 @@ FLUSHALL, SWAPDB, SHUTDOWN options, DEBUG DIGEST/SLEEP."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import parity
@@ -10,7 +11,6 @@ import pytest
 import redis
 from parity import RawClient, compare_scripts
 from servers import ServerThread
-from trioredis.commands.server import parse_resp3
 from trioredis.config import load_config
 
 reference = parity.reference  # the real Redis, a module-scoped fixture
@@ -76,8 +76,25 @@ def test_command_info_has_redis_shape_and_flag_names(server, reference):
                      "lmove", "zunionstore", "sintercard"):
             mine = _elements(ours.call("COMMAND", "INFO", name))
             real = _elements(theirs.call("COMMAND", "INFO", name))
-            # Everything up to the tips (the 7th element), then the key specs, byte for byte.
-            assert mine[:7] == real[:7] and mine[8] == real[8], (name, mine, real)
+            # Everything up to the tips (the 7th element), then the key specs, byte for byte
+            # but for their notes (SET's: our own words).
+            assert mine[:7] == real[:7], (name, mine, real)
+            assert without_notes(mine[8]) == without_notes(real[8]), (name, mine, real)
+
+
+# A key spec's note (its field name and text) in COMMAND INFO's raw reply, and the header of
+# a spec's map or array, whose count the note changes.
+_NOTE = re.compile(rb"\$5\r\nnotes\r\n\$\d+\r\n([^\r]*)\r\n")
+_SPEC_HEADER = re.compile(rb"[*%]\d+\r\n(?=\$5\r\nflags\r\n)")
+
+
+def key_spec_notes(raw: bytes) -> list[bytes]:
+    return _NOTE.findall(raw)
+
+
+def without_notes(raw: bytes) -> bytes:
+    """Key specs with their notes (prose: ours are our own words) and map headers left out."""
+    return _SPEC_HEADER.sub(b"", _NOTE.sub(b"", raw))
 
 
 def _elements(reply: bytes) -> list[bytes]:
@@ -96,10 +113,13 @@ def _elements(reply: bytes) -> list[bytes]:
 def test_command_count_list_docs_through_redis_py(r):
     count = r.command_count()
     names = r.command_list()
-    assert count == len(names) and b"get" in names and b"command" in names
+    # COMMAND LIST names subcommands too (config|get), COMMAND COUNT only commands, as Redis.
+    assert count == len([name for name in names if b"|" not in name])
+    assert b"get" in names and b"command" in names and b"config|get" in names
     with RawClient(r.connection_pool.connection_kwargs["port"]) as raw:
         docs = raw.call("COMMAND", "DOCS", "get")
-    assert docs.startswith(b"*2\r\n$3\r\nget\r\n*10\r\n$7\r\nsummary\r\n")
+    # summary, since, group, arguments (Redis adds its complexity prose; not here)
+    assert docs.startswith(b"*2\r\n$3\r\nget\r\n*8\r\n$7\r\nsummary\r\n")
     assert b"$5\r\ngroup\r\n$6\r\nstring\r\n" in docs
     assert r.command_getkeys("MSET", "a", "1", "b", "2") == ["a", "b"]
     assert b"incr" in r.command_list(category="string")
@@ -293,23 +313,7 @@ def test_debug_object_is_a_status_line(server):
         assert raw.call("DEBUG", "HELP").startswith(b"*")
 
 
-def test_command_docs_are_redis_own(server, reference):
-    """Every command both servers have is documented with Redis's bytes (RESP2 and RESP3):
-    redis-cli builds its argument hints from these."""
-    with RawClient(server.port) as ours, RawClient(reference.port) as theirs:
-        names = [line for line in ours.call("COMMAND", "LIST").split(b"\r\n")[2::2] if line]
-        theirs_known = set(theirs.call("COMMAND", "LIST").split(b"\r\n")[2::2])
-        shared = [name for name in names if name in theirs_known]
-        assert len(shared) > 100
-        for name in shared:  # RESP2: the same bytes (a container's subcommands may be in
-            mine = ours.call("COMMAND", "DOCS", name)  # another order: its hash table's)
-            if b"$11\r\nsubcommands\r\n" not in mine:
-                assert mine == theirs.call("COMMAND", "DOCS", name), name
-        ours.call("HELLO", "3")
-        theirs.call("HELLO", "3")
-        for name in shared:  # RESP3: the same maps, in any order
-            mine = parse_resp3(ours.call("COMMAND", "DOCS", name))
-            assert mine == parse_resp3(theirs.call("COMMAND", "DOCS", name)), name
+# COMMAND DOCS against Redis (argument structure, not prose): tests/test_command_introspection.py
 
 
 def test_command_docs_of_a_plugin_command_is_a_short_entry(server):

@@ -8,6 +8,7 @@ plugin would.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,21 +41,67 @@ def key_access(spec: str) -> KeyAccess:
         raise ValueError(f"unknown key spec flags {sorted(unknown)} in {spec!r}")
     return "ACCESS" in words, bool({"INSERT", "UPDATE", "DELETE"} & set(words))
 
-# Flags, with Redis's meaning.
-WRITE = "write"  # may change the dataset: refused while writes are refused (MISCONF, OOM)
-READONLY = "readonly"
-DENYOOM = "denyoom"  # may grow memory: refused over maxmemory
-ADMIN = "admin"
-FAST = "fast"
-BLOCKING = "blocking"  # the handler may return a Block: the client waits
-LOADING = "loading"  # allowed while the dataset is loading
-NOAUTH = "noauth"  # allowed before AUTH
-STALE = "stale"
-NO_MULTI = "no-multi"  # refused inside MULTI
-PUBSUB = "pubsub"  # allowed in RESP2 subscribed mode
-SKIP_SLOWLOG = "skip-slowlog"
-NOSCRIPT = "noscript"
-ALLOW_BUSY = "allow-busy"
+class Flag(enum.StrEnum):
+    """A command flag, with Redis's meaning; in Redis's order (COMMAND INFO lists them so).
+    The value is how declarations spell it (``"write denyoom fast"``); :attr:`redis_name`
+    how COMMAND INFO shows it.  Members compare equal to their strings, so ``"write" in
+    spec.flags`` keeps working."""
+
+    WRITE = "write"  # may change the dataset: refused while writes are refused (MISCONF, OOM)
+    READONLY = "readonly"
+    DENYOOM = "denyoom"  # may grow memory: refused over maxmemory
+    MODULE = "module"
+    ADMIN = "admin"
+    PUBSUB = "pubsub"  # allowed in RESP2 subscribed mode
+    NOSCRIPT = "noscript"
+    BLOCKING = "blocking"  # the handler may return a Block: the client waits
+    LOADING = "loading"  # allowed while the dataset is loading
+    STALE = "stale"
+    SKIP_MONITOR = "skip-monitor"
+    SKIP_SLOWLOG = "skip-slowlog"
+    ASKING = "asking"
+    FAST = "fast"
+    NOAUTH = "noauth"  # allowed before AUTH
+    MAY_REPLICATE = "may-replicate"
+    NO_MANDATORY_KEYS = "no-mandatory-keys"
+    NO_ASYNC_LOADING = "no-async-loading"
+    NO_MULTI = "no-multi"  # refused inside MULTI
+    MOVABLEKEYS = "movablekeys"  # keys found by a function of the arguments
+    ALLOW_BUSY = "allow-busy"
+
+    @property
+    def redis_name(self) -> str:
+        """The name COMMAND INFO shows: ``no_auth``, ``skip_slowlog``..."""
+        return "no_auth" if self is Flag.NOAUTH else self.value.replace("-", "_")
+
+
+def parse_flags(words: str | Iterable[str], command_name: str = "?") -> frozenset[Flag]:
+    """Flags from their declared spelling; an unknown word is an error at registration, not a
+    flag silently ignored."""
+    if isinstance(words, str):
+        words = words.split()
+    try:
+        return frozenset(Flag(word) for word in words)
+    except ValueError:
+        unknown = sorted(set(words) - {flag.value for flag in Flag})
+        raise ValueError(f"command {command_name!r}: unknown flags {unknown}") from None
+
+
+# The flags as module constants, as declarations and the engine import them.
+WRITE = Flag.WRITE
+READONLY = Flag.READONLY
+DENYOOM = Flag.DENYOOM
+ADMIN = Flag.ADMIN
+FAST = Flag.FAST
+BLOCKING = Flag.BLOCKING
+LOADING = Flag.LOADING
+NOAUTH = Flag.NOAUTH
+STALE = Flag.STALE
+NO_MULTI = Flag.NO_MULTI
+PUBSUB = Flag.PUBSUB
+SKIP_SLOWLOG = Flag.SKIP_SLOWLOG
+NOSCRIPT = Flag.NOSCRIPT
+ALLOW_BUSY = Flag.ALLOW_BUSY
 
 
 @dataclass(slots=True, frozen=True)
@@ -146,7 +193,7 @@ def command(
     with neither, a command gets the safe default: a read-only command reads its keys
     (``"RO ACCESS"``), any other both reads and writes them (``"RW ACCESS UPDATE"``), so no
     ACL key pattern grants more than it says."""
-    flag_set = frozenset(flags.split())
+    flag_set = parse_flags(flags, name)
     arities = tuple(subcommands.values()) if isinstance(subcommands, Mapping) else ()
     if key_specs is None and write_keys is None:
         key_specs = "RO ACCESS" if READONLY in flag_set else "RW ACCESS UPDATE"
@@ -176,7 +223,10 @@ def command(
 def _categories(flags: frozenset[str], group: str) -> frozenset[str]:
     """ACL categories as Redis derives them from flags, plus the group's own."""
     found = {group}
-    found.add("write" if WRITE in flags else "read" if READONLY in flags else "")
+    # Scripts may read or write whatever their code says: Redis keeps EVAL_RO and FCALL_RO
+    # out of @read (the script's own commands are checked one by one).
+    found.add("write" if WRITE in flags else
+              "read" if READONLY in flags and group != "scripting" else "")
     if ADMIN in flags:
         found.update(("admin", "dangerous"))
     if FAST in flags:
@@ -217,6 +267,7 @@ class CommandRegistry:
         self.by_name: dict[bytes, CommandSpec] = {}
 
     def add(self, spec: CommandSpec) -> None:
+        parse_flags(spec.flags, spec.name)  # a CommandSpec built directly is checked too
         key = spec.name.encode()
         if key in self.by_name:
             raise ValueError(f"command {spec.name!r} is registered twice")

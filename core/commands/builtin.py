@@ -13,6 +13,7 @@ GROUPS = (
     "strings",
     "transactions",
     "server",
+    "introspection",
     "lists",
     "hashes",
     "sets",
@@ -29,6 +30,7 @@ GROUPS = (
     "hyperloglog",
     "geo",
     "memory",
+    "standalone",
 )
 
 

@@ -6,6 +6,7 @@ import time
 
 from .. import REDIS_VERSION, errors
 from ..client import REPLY_OFF, REPLY_SKIP, REPLY_SKIP_NEXT
+from ..client_memory import memory_fields
 from ..engine import Block
 from ..errors import CommandError
 from ..observability import of as observer_of
@@ -138,10 +139,12 @@ def _validate_name(name: bytes) -> None:
         raise CommandError("ERR Client names cannot contain spaces, newlines or special characters.")
 
 
-def client_info_line(engine, client, current: bytes | None = None) -> bytes:
+def client_info_line(engine, client, current: bytes | None = None,
+                     argv: list[bytes] | None = None) -> bytes:
     """One line of CLIENT LIST / CLIENT INFO, with Redis 7's fields (plus 7.2's lib-name and
     lib-ver, which redis-py sets).  ``current`` names the command being run by the client
-    asking (``client|list``), as Redis shows it."""
+    asking (``client|list``), as Redis shows it, and ``argv`` is that command (its bytes are
+    ``argv-mem``); the memory fields are :mod:`trioredis.client_memory`'s."""
     now = time.monotonic()
     # Redis's letters, in its order: O monitor, P subscribed, x in MULTI, b blocked, d a
     # WATCHed key changed, c closing after this reply, U unix socket, e no-evict; N for none.
@@ -151,20 +154,15 @@ def client_info_line(engine, client, current: bytes | None = None) -> bytes:
         ("U", client.addr.startswith("/")), ("e", client.no_evict)) if on) or "N"
     multi = len(client.multi) if client.multi is not None else -1
     command_name = current or client.last_command.lower().encode()
-    # Buffers as the transport counts them: bytes received not yet run (qbuf) and replies
-    # not yet sent (omem); Redis's finer split of its own allocations has no equal here.
-    connections = getattr(engine.server, "connections", None) or {}
-    connection = connections.get(client.id)
-    qbuf = connection.parser.pending() if connection is not None else 0
-    omem = client.output_buffer
+    memory = memory_fields(engine, client, argv)
     fields = [
         ("id", client.id), ("addr", client.addr), ("laddr", client.laddr), ("fd", client.fd),
         ("name", client.name.decode("utf-8", "replace")), ("age", int(now - client.created)),
         ("idle", int(now - client.last_interaction)), ("flags", flags), ("db", client.db.index),
         ("sub", len(client.channels)), ("psub", len(client.patterns)), ("ssub", len(client.shard_channels)),
-        ("multi", multi), ("qbuf", qbuf), ("qbuf-free", 0), ("argv-mem", 0), ("multi-mem", 0),
-        ("rbs", 0), ("rbp", 0), ("obl", 0), ("oll", 0), ("omem", omem), ("tot-mem", qbuf + omem),
-        ("events", "rw" if omem else "r"), ("cmd", command_name.decode("utf-8", "replace")),
+        ("multi", multi), *memory,
+        ("events", "rw" if client.output_buffer else "r"),
+        ("cmd", command_name.decode("utf-8", "replace")),
         ("user", client.user), ("redir", -1), ("resp", 3 if client.resp3 else 2),
         ("lib-name", client.lib_name.decode("utf-8", "replace")),
         ("lib-ver", client.lib_ver.decode("utf-8", "replace")),
@@ -201,7 +199,7 @@ def _client_getname(ctx, argv):
 
 
 def _client_info(ctx, argv):
-    return Verbatim(client_info_line(ctx.engine, ctx.client, b"client|info") + b"\n")
+    return Verbatim(client_info_line(ctx.engine, ctx.client, b"client|info", argv) + b"\n")
 
 
 def _client_list(ctx, argv):
@@ -222,7 +220,8 @@ def _client_list(ctx, argv):
         else:
             raise CommandError(errors.SYNTAX)
     return Verbatim(b"".join(
-        client_info_line(engine, c, b"client|list" if c is ctx.client else None) + b"\n"
+        (client_info_line(engine, c, b"client|list", argv) if c is ctx.client
+         else client_info_line(engine, c)) + b"\n"
         for c in clients
     ))
 

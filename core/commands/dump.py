@@ -36,7 +36,7 @@ from ..rdb import Encodings, RdbError, dump_payload, load_payload, payload_is_va
 from ..resp import OK, Status
 from . import command
 from .args import INT64_MIN, parse_int
-from .keys import notify, read_key, type_name
+from .keys import is_promoted, notify, read_key, type_name
 
 BUSYKEY = "BUSYKEY Target key name already exists."
 BAD_PAYLOAD = "ERR DUMP payload version or checksum are wrong"
@@ -64,7 +64,7 @@ def dump(ctx, argv):
     if value is None:
         return None
     try:
-        return dump_payload(value, encodings(ctx.engine.config))
+        return dump_payload(value, encodings(ctx.engine.config), is_promoted(ctx.db, argv[1]))
     except RdbError:
         raise CommandError(
             f"ERR DUMP of a value of type '{type_name(ctx, value)}' is not supported") from None

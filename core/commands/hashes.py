@@ -31,7 +31,7 @@ from .args import (
     parse_long_double,
 )
 from .keys import (
-    object_encoding,
+    key_encoding,
     parse_cursor,
     scan_collection,
     typed_value,
@@ -250,7 +250,7 @@ def hscan(ctx, argv):
     fields = _hash(ctx, argv[1], read=True)
     if fields is None:
         return [b"0", []]
-    small = list(fields) if object_encoding(fields) == "listpack" else None
+    small = list(fields) if key_encoding(ctx, argv[1], fields) == "listpack" else None
     next_cursor, batch, match = scan_collection(ctx, argv, cursor, lambda: list(fields), small)
     found: list[Any] = []
     for field in batch:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import errors
+from ..encodings import carry, hash_is_compact, is_promoted, set_is_intset, thresholds
 from ..errors import CommandError
 from ..glob import compile_glob
 from ..keyspace import TYPE_NAMES, now_ms
@@ -48,11 +49,6 @@ def type_name(ctx, value: Any) -> str:
     return ctx.engine.hook.trioredis_value_type(value=value) or "none"
 
 
-# Redis 7.0's defaults for the compact encodings (redis.conf *-max-listpack-*, intset).
-HASH_LISTPACK_ENTRIES = 512
-ZSET_LISTPACK_ENTRIES = 128
-LISTPACK_VALUE = 64
-INTSET_ENTRIES = 512
 EMBSTR_LIMIT = 44
 SHARED_INTEGERS = 10000
 
@@ -68,12 +64,13 @@ def _as_long(raw: bytes) -> int | None:
     return value if INT64_MIN <= value <= INT64_MAX else None
 
 
-def object_encoding(value: Any) -> str:
-    """What OBJECT ENCODING would answer for this value in Redis 7.0 with default thresholds.
+def object_encoding(value: Any, config: Any = None, promoted: bool = False) -> str:
+    """What OBJECT ENCODING would answer for this value in Redis 7.0, with the thresholds of
+    ``config`` (Redis's defaults without one) and, for a hash or set, ``promoted``: whether
+    its key's history made Redis convert it for good (:mod:`trioredis.encodings`).
 
-    We keep plain Python objects, so this is derived from the value's shape now: Redis
-    converts one way only (a hash that grew past 128 fields stays ``hashtable`` after it
-    shrinks), and an APPENDed short string is ``raw`` there; neither history is kept here."""
+    Strings are judged by their bytes (an APPENDed short string is ``raw`` in Redis, not
+    here); a sorted set carries its own history (:attr:`ZSet.compact`)."""
     kind = value.__class__
     if kind is bytes:
         if _as_long(value) is not None:
@@ -84,24 +81,34 @@ def object_encoding(value: Any) -> str:
     if kind is deque:
         return "quicklist"  # 7.0 encodes every list as a quicklist (listpack lists are 7.2)
     if kind is dict:
-        if len(value) <= HASH_LISTPACK_ENTRIES and all(
-            len(f) <= LISTPACK_VALUE and len(v) <= LISTPACK_VALUE for f, v in value.items()
-        ):
+        if not promoted and hash_is_compact(value, thresholds(config)):
             return "listpack"
         return "hashtable"
     if kind is set:
-        if len(value) <= INTSET_ENTRIES and all(_as_long(m) is not None for m in value):
+        if not promoted and set_is_intset(value, thresholds(config)):
             return "intset"
         return "hashtable"  # 7.0 has no listpack sets (7.2 does)
     if kind.__name__ == "ZSet":
-        if len(value) <= ZSET_LISTPACK_ENTRIES and all(
-            len(member) <= LISTPACK_VALUE for member, _score in value.items()
-        ):
-            return "listpack"
-        return "skiplist"
+        return "listpack" if value.compact else "skiplist"
     if kind.__name__ == "Stream":
         return "stream"
     return "raw"
+
+
+def key_encoding(ctx, key: bytes, value: Any) -> str:
+    """OBJECT ENCODING of ``value``, found at ``key``: a hash or set is a hash table exactly
+    when its key is promoted, as every way a key gets a hash table marks it
+    (:mod:`trioredis.encodings`), so a compact value stays compact after a threshold is
+    lowered, until a write converts it, as in Redis; other types as :func:`object_encoding`."""
+    kind = value.__class__
+    if kind is dict:
+        return "hashtable" if is_promoted(ctx.db, key) else "listpack"
+    if kind is set:
+        # An intset holds integers only, whatever the thresholds: checked, not assumed.
+        if is_promoted(ctx.db, key) or any(_as_long(member) is None for member in value):
+            return "hashtable"
+        return "intset"
+    return object_encoding(value, ctx.config)
 
 
 def typed_value(ctx, key: bytes, kind: type, read: bool = False) -> Any:
@@ -258,11 +265,8 @@ class ScanSnapshots:
 
 
 def scan_snapshots(ctx) -> ScanSnapshots:
-    engine = ctx.engine
-    snapshots = getattr(engine, "scan_snapshots", None)
-    if snapshots is None:
-        snapshots = engine.scan_snapshots = ScanSnapshots()
-    return snapshots
+    """The server's SCAN cursors (built with the engine)."""
+    return ctx.engine.scan_snapshots
 
 
 def parse_cursor(raw: bytes) -> int:
@@ -346,8 +350,10 @@ def _move_key(db, source: bytes, target_db, target: bytes, value: Any) -> None:
     """RENAME and MOVE: ``value``, found at ``source`` in ``db``, goes to ``target`` in
     ``target_db`` with its TTL."""
     expire = db.expires.get(source)
+    promoted = is_promoted(db, source)
     db.delete(source)
     target_db.set(target, value)
+    carry(target_db, target, promoted)
     if expire is not None:
         target_db.set_expire(target, expire)
 
@@ -412,6 +418,7 @@ def copy_(ctx, argv):
             return 0
         target_db.delete(target_key)
     target_db.set(target_key, copy_value(value))
+    carry(target_db, target_key, is_promoted(ctx.db, source_key))
     expire = ctx.db.expires.get(source_key)
     if expire is not None:
         target_db.set_expire(target_key, expire)
@@ -493,7 +500,7 @@ def object_(ctx, argv):
     ctx.engine.stats.keyspace_hits += 1
     lfu = ctx.config.maxmemory_policy.endswith("lfu")
     if sub == b"encoding":
-        return object_encoding(value).encode()
+        return key_encoding(ctx, argv[2], value).encode()
     if sub == b"refcount":
         if value.__class__ is bytes:
             number = _as_long(value)

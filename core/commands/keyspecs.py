@@ -1,8 +1,8 @@
 """Which arguments of a command are keys, and how the command uses each: COMMAND GETKEYS and
 COMMAND GETKEYSANDFLAGS as Redis 7.0 answers them.
 
-Redis describes the keys of each command with key specifications (``redis_keyspecs``, taken
-from Redis): where the search begins (a fixed index, or after a keyword searched from one
+Redis describes the keys of each command with key specifications (declared with each command's
+signature, :mod:`trioredis.commands.signatures`): where the search begins (a fixed index, or after a keyword searched from one
 end), then how many keys follow (a range up to an offset from the end, or a count given by
 an argument).  Each key found carries its spec's flags (``RW``, ``OW``, ``access``...).  A
 few commands' specs cannot say everything (SET's flags depend on GET, SORT's STORE may be
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .redis_keyspecs import KEY_SPECS
+from .signatures import key_specs
 
 KeyRefs = list[tuple[int, tuple[str, ...]]]  # (argument index, flags) for each key
 
@@ -176,7 +176,7 @@ def key_specs_reply(name: str) -> list:
         return Map({b"type": kind[0].encode(), b"spec": Map(fields)})
 
     reply = []
-    for flags, begin, find, notes in KEY_SPECS.get(name, ()):
+    for flags, begin, find, notes in key_specs().get(name, ()):
         spec = Map({b"notes": notes.encode()} if notes else {})
         spec[b"flags"] = SetReply([Status(flag.encode()) for flag in flags])
         spec[b"begin_search"] = search(begin)
@@ -188,14 +188,14 @@ def key_specs_reply(name: str) -> list:
 def has_key_specs(name: str) -> bool:
     """Redis has key specs for ``name`` naming real keys (not only not_key ones, like the
     shard channels of SPUBLISH)."""
-    return any("not_key" not in flags for flags, *_ in KEY_SPECS.get(name, ()))
+    return any("not_key" not in flags for flags, *_ in key_specs().get(name, ()))
 
 
 def key_references(name: str, argv: list[bytes]) -> KeyRefs | None:
     """The keys of ``argv`` (a command named ``name``, ``object|encoding`` for a subcommand)
     with their flags; None when Redis has no key specs for it (a command of our own: the
     caller falls back to the declaration's key positions)."""
-    specs = KEY_SPECS.get(name)
+    specs = key_specs().get(name)
     if specs is None:
         return None
     varies = any("variable_flags" in flags or "incomplete" in flags for flags, *_ in specs)

@@ -1,5 +1,5 @@
-"""Server commands: INFO CONFIG COMMAND DBSIZE FLUSHDB FLUSHALL SWAPDB TIME SHUTDOWN DEBUG
-SAVE BGSAVE BGREWRITEAOF LASTSAVE."""
+"""Server commands: INFO CONFIG DBSIZE FLUSHDB FLUSHALL SWAPDB TIME SHUTDOWN DEBUG
+SAVE BGSAVE BGREWRITEAOF LASTSAVE (COMMAND is in :mod:`.introspection`)."""
 
 from __future__ import annotations
 
@@ -24,17 +24,9 @@ from ..config import (
 )
 from ..errors import CommandError
 from ..info import info_text
-from ..resp import OK, ErrorReply, Map, Raw, SetReply, Status, Verbatim
-from . import command, full_command_name, subcommand_arity
+from ..resp import OK, ErrorReply, Map, Raw, Status, Verbatim
+from . import command
 from .args import help_reply, parse_int
-from .keyspecs import (
-    NO_MANDATORY_KEYS,
-    InvalidKeySpec,
-    has_key_specs,
-    key_references,
-    key_specs_reply,
-)
-from .redis_keyspecs import KEY_SPECS
 
 
 def info(ctx, argv):
@@ -181,222 +173,6 @@ _CONFIG_HELP = [
     b"HELP",
     b"    Prints this help.",
 ]
-
-
-# --- COMMAND -----------------------------------------------------------------------------
-
-
-# Flag and ACL category names and order as Redis prints them (server.c, acl.c).
-_FLAG_NAMES = {"noauth": "no_auth", "no-multi": "no_multi", "skip-slowlog": "skip_slowlog",
-               "allow-busy": "allow_busy", "skip-monitor": "skip_monitor",
-               "may-replicate": "may_replicate", "no-async-loading": "no_async_loading"}
-_FLAG_ORDER = ("write", "readonly", "denyoom", "module", "admin", "pubsub", "noscript",
-               "blocking", "loading", "stale", "skip_monitor", "skip_slowlog", "asking", "fast",
-               "no_auth", "may_replicate", "no_mandatory_keys", "no_async_loading", "no_multi",
-               "movablekeys", "allow_busy")
-_CATEGORY_NAMES = {"generic": "keyspace", "keyspace": "keyspace", "transactions": "transaction",
-                   "sorted-set": "sortedset", "zset": "sortedset"}
-_CATEGORY_ORDER = ("keyspace", "read", "write", "set", "sortedset", "list", "hash", "string",
-                   "bitmap", "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow",
-                   "blocking", "dangerous", "connection", "transaction", "scripting")
-# COMMAND DOCS groups, as Redis names them.
-_DOC_GROUPS = {"keyspace": "server", "sortedset": "sorted-set", "zset": "sorted-set"}
-
-
-def _ordered(names, order):
-    rank = {name: index for index, name in enumerate(order)}
-    return sorted(names, key=lambda name: (rank.get(name, len(order)), name))
-
-
-def _command_info(spec):
-    flags = _ordered({_FLAG_NAMES.get(f, f) for f in spec.flags}, _FLAG_ORDER)
-    categories = _ordered(
-        {c for c in (_CATEGORY_NAMES.get(c, c) for c in spec.categories) if c in _CATEGORY_ORDER},
-        _CATEGORY_ORDER,
-    )
-    # Flags, categories, tips and subcommands are sets in RESP3, as Redis sends them; tips
-    # and subcommands are left empty here.  Key specs are Redis's for its own commands.
-    return [
-        spec.name.encode(), spec.arity, SetReply([Status(f.encode()) for f in flags]),
-        spec.first_key, spec.last_key, spec.step,
-        SetReply([Status(b"@" + c.encode()) for c in categories]), SetReply(),
-        key_specs_reply(spec.name), SetReply(),
-    ]
-
-
-_REDIS_DOCS: dict[bytes, object] = {}  # parsed entries of redis_docs.DOCS, on first use
-
-
-def _command_docs(spec):
-    """Redis's own documentation for a Redis command (redis-cli builds its argument hints
-    from it); a short entry from the spec for anything else (plugins' commands)."""
-    name = spec.name.encode()
-    doc = _REDIS_DOCS.get(name)
-    if doc is None:
-        from .redis_docs import DOCS
-
-        raw = DOCS.get(name)
-        if raw is not None:
-            doc = _REDIS_DOCS[name] = parse_resp3(raw)
-    if doc is not None:
-        return doc
-    return Map({
-        b"summary": (spec.summary or f"{spec.name.upper()} command").encode(),
-        b"since": b"1.0.0",
-        b"group": _DOC_GROUPS.get(spec.group, spec.group).encode(),
-    })
-
-
-def parse_resp3(data: bytes):
-    """RESP3 bytes (maps, sets, arrays, bulk and simple strings, integers) as reply objects,
-    so they encode back to RESP3 or, flattened, to RESP2."""
-    value, end = _parse_resp3_at(data, 0)
-    if end != len(data):
-        raise ValueError("trailing bytes after a RESP3 value")
-    return value
-
-
-def _parse_resp3_at(data: bytes, pos: int):
-    line_end = data.index(b"\r\n", pos)
-    kind, text = data[pos : pos + 1], data[pos + 1 : line_end]
-    after = line_end + 2
-    if kind == b"+":
-        return Status(text), after
-    if kind == b":":
-        return int(text), after
-    if kind == b"$":
-        size = int(text)
-        return data[after : after + size], after + size + 2
-    count = int(text)
-    items = []
-    for _ in range(count * 2 if kind == b"%" else count):
-        item, after = _parse_resp3_at(data, after)
-        items.append(item)
-    if kind == b"%":
-        return Map(zip(items[0::2], items[1::2], strict=True)), after
-    if kind == b"~":
-        return SetReply(items), after
-    if kind == b"*":
-        return items, after
-    raise ValueError(f"unexpected RESP3 type {kind!r}")
-
-
-_COMMAND_HELP = [
-    b"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    b"(no subcommand)",
-    b"    Return details about all Redis commands.",
-    b"COUNT",
-    b"    Return the total number of commands in this Redis server.",
-    b"LIST",
-    b"    Return a list of all commands in this Redis server.",
-    b"INFO [<command-name> ...]",
-    b"    Return details about multiple Redis commands.",
-    b"    If no command names are given, documentation details for all",
-    b"    commands are returned.",
-    b"DOCS [<command-name> ...]",
-    b"    Return documentation details about multiple Redis commands.",
-    b"    If no command names are given, documentation details for all",
-    b"    commands are returned.",
-    b"GETKEYS <full-command>",
-    b"    Return the keys from a full Redis command.",
-    b"GETKEYSANDFLAGS <full-command>",
-    b"    Return the keys and the access flags from a full Redis command.",
-    b"HELP",
-    b"    Prints this help.",
-]
-
-# Subcommand arity, counted from COMMAND as Redis counts it.
-_COMMAND_ARITY = {b"count": 2, b"info": -2, b"docs": -2, b"list": -2, b"getkeys": -4,
-                  b"getkeysandflags": -4, b"help": 2}
-
-
-def command_(ctx, argv):
-    table = ctx.engine.commands
-    if len(argv) == 1:
-        return [_command_info(spec) for spec in table]
-    sub = argv[1].lower()
-    arity = _COMMAND_ARITY.get(sub)
-    if arity is None:
-        raise CommandError(errors.unknown_subcommand(argv[1], "COMMAND"))
-    if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
-        raise CommandError(errors.wrong_arity(f"command|{sub.decode()}"))
-    if sub == b"count":
-        return len(table)
-    if sub == b"info":
-        if len(argv) == 2:
-            return [_command_info(spec) for spec in table]
-        return [_command_info(spec) if (spec := table.get(name.lower())) else None
-                for name in argv[2:]]
-    if sub == b"docs":
-        names = [n.lower() for n in argv[2:]] or list(table.by_name)
-        return Map({spec.name.encode(): _command_docs(spec)
-                    for name in names if (spec := table.get(name)) is not None})
-    if sub == b"list":
-        names = [spec.name.encode() for spec in table]
-        if len(argv) == 5 and argv[2].lower() == b"filterby":
-            kind, value = argv[3].lower(), argv[4]
-            if kind == b"pattern":
-                from ..glob import compile_glob
-
-                match = compile_glob(value, nocase=True).matches
-                names = [n for n in names if match(n)]
-            elif kind == b"aclcat":
-                category = value.lower().decode("utf-8", "replace")
-                names = [s.name.encode() for s in table
-                         if category in {_CATEGORY_NAMES.get(c, c) for c in s.categories}]
-            elif kind == b"module":
-                names = []
-            else:
-                raise CommandError(errors.SYNTAX)
-        elif len(argv) != 2:
-            raise CommandError(errors.SYNTAX)
-        return names
-    if sub in (b"getkeys", b"getkeysandflags"):
-        found = _command_keys(table, argv[2:])
-        if sub == b"getkeys":
-            return [key for key, _ in found]
-        return [[key, SetReply([Status(flag.encode()) for flag in flags])] for key, flags in found]
-    return help_reply(_COMMAND_HELP)
-
-
-def _command_keys(table, inner: list[bytes]) -> list[tuple[bytes, tuple[str, ...]]]:
-    """COMMAND GETKEYS[ANDFLAGS] <command...>: each key with its flags, or Redis's errors (an
-    unknown command or subcommand, one without keys, a wrong count, keys the arguments do
-    not describe)."""
-    spec = table.get(inner[0].lower())
-    if spec is None:
-        raise CommandError("ERR Invalid command specified")
-    name, arity = spec.name, spec.arity
-    if spec.subcommands and len(inner) > 1:
-        name = full_command_name(spec, inner[1])
-        if name is spec.name:
-            raise CommandError("ERR Invalid command specified")
-        arity = subcommand_arity(spec, inner[1]) or arity
-    if name in KEY_SPECS:
-        has_keys = has_key_specs(name)
-    else:  # a command of our own: its declaration says
-        has_keys = name == spec.name and bool(spec.first_key or spec.key_finder)
-    if not has_keys:
-        raise CommandError("ERR The command has no key arguments")
-    if (arity > 0 and len(inner) != arity) or len(inner) < -arity:
-        raise CommandError("ERR Invalid number of arguments specified for command")
-    try:
-        references = key_references(name, inner)
-    except InvalidKeySpec:
-        references = []
-    if references is None:  # a command of our own: its declared key positions
-        flags = ("RW", "access", "update") if spec.is_write else ("RO", "access")
-        keys = spec.keys(inner)
-        return [(key, flags) for key in keys] if keys else _no_keys(name)
-    if not references:
-        return _no_keys(name)
-    return [(inner[index], flags) for index, flags in references]
-
-
-def _no_keys(name: str) -> list:
-    if name in NO_MANDATORY_KEYS:
-        return []
-    raise CommandError("ERR Invalid arguments specified for command")
 
 
 # --- persistence ---------------------------------------------------------------------------
@@ -553,9 +329,9 @@ def debug(ctx, argv):
         value = ctx.db.get(argv[2])
         if value is None:
             raise CommandError(errors.NO_SUCH_KEY)
-        from .keys import object_encoding
+        from .keys import key_encoding
 
-        if object_encoding(value) != "listpack":
+        if key_encoding(ctx, argv[2], value) != "listpack":
             raise CommandError("ERR Not a listpack encoded object.")
         engine.log.notice(f"DEBUG LISTPACK {argv[2]!r}: {len(value)} entries")
         return Status(b"Listpack structure printed on stdout")
@@ -569,10 +345,11 @@ def debug(ctx, argv):
         value = ctx.db.get(argv[2])
         if value is None:
             raise CommandError(errors.NO_SUCH_KEY)
-        from .keys import object_encoding
+        from .keys import key_encoding
 
+        encoding = key_encoding(ctx, argv[2], value)
         return Status(
-            f"Value at:0x0 refcount:1 encoding:{object_encoding(value)} serializedlength:0 "
+            f"Value at:0x0 refcount:1 encoding:{encoding} serializedlength:0 "
             f"lru:0 lru_seconds_idle:0".encode()
         )
     if sub == b"jmap" or sub == b"log":
@@ -663,9 +440,6 @@ def register(registry):
                         "admin", "dangerous"),
         command("config", -2, "admin loading stale", config_, group=group,
                 subcommands={"get": -3, "set": -4, "resetstat": 2, "rewrite": 2, "help": 2}),
-        with_categories(command("command", -1, "loading stale", command_, group=group,
-                subcommands={"count": 2, "info": -2, "docs": -2, "list": -2, "getkeys": -4,
-                             "getkeysandflags": -4, "help": 2}), "connection"),
         # These wait on a backend through an event Block, which needs no "blocking" flag.
         # BGSAVE and BGREWRITEAOF are refused in MULTI here (Redis queues them): EXEC cannot
         # wait for a backend in the middle of a transaction.

@@ -26,6 +26,7 @@ from ..resp import SetReply
 from . import command, numkeys_finder
 from .args import INT64_MAX, parse_int
 from .keys import (
+    key_encoding,
     object_encoding,
     parse_cursor,
     scan_collection,
@@ -431,7 +432,7 @@ def sscan(ctx, argv):
     value = _get_set(ctx, argv[1], read=True)
     if value is None:
         return [b"0", []]  # Redis answers a missing key before it reads the options
-    small = sorted(value, key=int) if object_encoding(value) == "intset" else None
+    small = sorted(value, key=int) if key_encoding(ctx, argv[1], value) == "intset" else None
     next_cursor, batch, match = scan_collection(ctx, argv, cursor, lambda: list(value), small)
     found = [
         member for member in batch

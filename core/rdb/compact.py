@@ -25,6 +25,9 @@ from collections.abc import Iterable
 
 from .errors import RdbError
 
+# First bytes of a string listpack may store as an integer.
+_NUMBER_START = frozenset(b"-0123456789")
+
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
 
@@ -82,7 +85,9 @@ def _backlen_size(size: int) -> int:
 
 def listpack_entry(item: bytes) -> bytes:
     """One listpack entry (encoding, data, backlen) as Redis's ``lpAppend`` writes it."""
-    number = as_int64(item) if len(item) <= 20 else None
+    # Only a string starting with "-" or a digit may be stored as an integer: the test on its
+    # first byte spares the others the parse.
+    number = as_int64(item) if len(item) <= 20 and item and item[0] in _NUMBER_START else None
     if number is not None:
         if 0 <= number <= 127:
             head = bytes((number,))

@@ -68,9 +68,10 @@ _I32 = struct.Struct("<i")  # EXPIRETIME: seconds, a signed 32-bit time_t as Red
 # --- DUMP payloads -------------------------------------------------------------------------
 
 
-def dump_payload(value: Any, enc: Encodings = DEFAULT_ENCODINGS) -> bytes:
-    """DUMP's reply for ``value``."""
-    kind, body = encode_value(value, enc)
+def dump_payload(value: Any, enc: Encodings = DEFAULT_ENCODINGS,
+                 promoted: bool | None = None) -> bytes:
+    """DUMP's reply for ``value`` (``promoted``: see :func:`encode_value`)."""
+    kind, body = encode_value(value, enc, promoted)
     head = bytes((kind,)) + body + RDB_VERSION.to_bytes(2, "little")
     return head + _U64.pack(crc64(head))
 
@@ -129,7 +130,7 @@ def _aux(name: bytes, value: bytes) -> bytes:
 
 def write_rdb(
     write: Callable[[bytes], Any],
-    databases: Iterable[tuple[int, dict[bytes, Any], dict[bytes, int]]],
+    databases: Iterable[tuple[Any, ...]],
     enc: Encodings = DEFAULT_ENCODINGS,
     used_memory: int = 0,
     checksum: bool = True,
@@ -138,7 +139,9 @@ def write_rdb(
 ) -> None:
     """Write an RDB version 10 file through ``write``: ``functions`` are the code of the
     function libraries (one FUNCTION2 record each, before the keys, as Redis writes them);
-    ``databases`` gives (index, key -> value, key -> absolute expiry ms) for each database;
+    ``databases`` gives (index, key -> value, key -> absolute expiry ms[, promoted keys]) for
+    each database (promoted keys: hashes and sets written as hash tables whatever their
+    shape, see :mod:`trioredis.encodings`);
     a value of another type than the built-in ones goes to ``encode_other`` (None there:
     RdbError)."""
     out = _Output(write)
@@ -151,9 +154,10 @@ def write_rdb(
     compress = enc.rdbcompression
     for code in functions:
         out.add(bytes((OPCODE_FUNCTION2,)) + string(code, compress))
-    for index, data, expires in databases:
+    for index, data, expires, *more in databases:
         if not data:
             continue
+        promoted = more[0] if more else None
         out.add(bytes((OPCODE_SELECTDB,)) + length(index))
         out.add(bytes((OPCODE_RESIZEDB,)) + length(len(data)) + length(len(expires)))
         # Records gather in a local list handed to the output a batch at a time (one call
@@ -174,7 +178,8 @@ def write_rdb(
                 record = _STRING_TYPE + string(key, compress) + string(value, compress)
             else:
                 try:
-                    kind, body = encode_value(value, enc)
+                    kind, body = encode_value(value, enc,
+                                              None if promoted is None else key in promoted)
                 except RdbError:
                     found = encode_other(value) if encode_other is not None else None
                     if found is None:

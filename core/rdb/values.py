@@ -10,8 +10,8 @@ after it shrinks; a sorted set's history is kept in :attr:`ZSet.compact`); for h
 and lists we derive it from the current shape, which matches Redis for a value built by
 adding elements (and, for lists, by pushing at the tail).
 
-Reading accepts every type byte of Redis 7.0 except modules and streams (refused with a clear
-:class:`RdbError`), rejects duplicates, NaN scores and malformed blobs, and raises
+Reading accepts every type byte of Redis 7.0 except modules (refused with a clear
+:class:`RdbError`; streams are :mod:`.streams`), rejects duplicates, NaN scores and malformed blobs, and raises
 :class:`EmptyValue` for a value with no elements.
 """
 
@@ -23,6 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from ..stream import Stream
 from ..zset import ZSet
 from .checksum import LZF_MIN_LENGTH, lzf_compress, lzf_decompress
 from .compact import (
@@ -38,6 +39,7 @@ from .compact import (
     read_zipmap,
 )
 from .errors import EmptyValue, RdbError
+from .streams import decode_stream, encode_stream
 
 # Value types (the byte before the key).
 TYPE_STRING = 0
@@ -59,6 +61,7 @@ TYPE_HASH_LISTPACK = 16
 TYPE_ZSET_LISTPACK = 17
 TYPE_LIST_QUICKLIST_2 = 18
 TYPE_STREAM_LISTPACKS_2 = 19
+TYPE_STREAM_LISTPACKS_3 = 21  # Redis 7.2 (RDB 11): consumers gain an active time
 
 # Length prefixes: the top two bits of the first byte say how the length is stored.
 LEN_6BIT, LEN_14BIT, LEN_32BIT, LEN_64BIT = 0, 1, 0x80, 0x81
@@ -113,6 +116,8 @@ class Encodings:
 
 
 DEFAULT_ENCODINGS = Encodings()
+# For a set known to be compact: only its members decide (an intset holds integers only).
+_NO_LIMITS = Encodings(set_max_intset_entries=1 << 62)
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -217,8 +222,12 @@ def _set_as_ints(value: set, enc: Encodings) -> list[int] | None:
     return numbers
 
 
-def encode_value(value: Any, enc: Encodings = DEFAULT_ENCODINGS) -> tuple[int, bytes]:
-    """(type byte, value bytes) for a value of a built-in type; RdbError for another type."""
+def encode_value(value: Any, enc: Encodings = DEFAULT_ENCODINGS,
+                 promoted: bool | None = None) -> tuple[int, bytes]:
+    """(type byte, value bytes) for a value of a built-in type; RdbError for another type.
+    ``promoted`` is a hash's or set's encoding when its key's history is known
+    (:mod:`trioredis.encodings`): True a hash table, False compact (a listpack; an intset
+    when every member is an integer), None: judged by its shape and ``enc``."""
     compress = enc.rdbcompression
     kind = value.__class__
     if kind is bytes:
@@ -233,7 +242,7 @@ def encode_value(value: Any, enc: Encodings = DEFAULT_ENCODINGS) -> tuple[int, b
         parts[0] = length(count)
         return TYPE_LIST_QUICKLIST_2, b"".join(parts)
     if kind is dict:
-        if _hash_is_compact(value, enc):
+        if promoted is False or (promoted is None and _hash_is_compact(value, enc)):
             flat = [part for pair in value.items() for part in pair]
             return TYPE_HASH_LISTPACK, string(listpack(flat), compress)
         parts = [length(len(value))]
@@ -242,7 +251,8 @@ def encode_value(value: Any, enc: Encodings = DEFAULT_ENCODINGS) -> tuple[int, b
             parts.append(string(item, compress))
         return TYPE_HASH, b"".join(parts)
     if kind is set:
-        numbers = _set_as_ints(value, enc)
+        numbers = None if promoted else _set_as_ints(
+            value, enc if promoted is None else _NO_LIMITS)
         if numbers is not None:
             return TYPE_SET_INTSET, string(intset(numbers), compress)
         parts = [length(len(value))]
@@ -261,6 +271,9 @@ def encode_value(value: Any, enc: Encodings = DEFAULT_ENCODINGS) -> tuple[int, b
         body = b"".join([string(member, compress) + pack(score)
                          for score, member in reversed(value.ordered)])
         return TYPE_ZSET_2, length(len(value)) + body
+    if kind is Stream:
+        return TYPE_STREAM_LISTPACKS_2, encode_stream(
+            value, length, lambda raw: string(raw, compress))
     raise RdbError(f"no RDB encoding for a value of type {kind.__name__}")
 
 
@@ -503,8 +516,12 @@ def decode_value(kind: int, reader: Reader) -> Any:
     if kind == TYPE_HASH_ZIPMAP:
         flat = read_zipmap(reader.string())
         return _hash(list(zip(flat[0::2], flat[1::2], strict=True)))
-    if kind in (TYPE_STREAM_LISTPACKS, TYPE_STREAM_LISTPACKS_2):
-        raise RdbError("streams in RDB are not supported yet")
+    if kind == TYPE_STREAM_LISTPACKS_2:
+        return decode_stream(2, reader)
+    if kind == TYPE_STREAM_LISTPACKS:
+        return decode_stream(1, reader)
+    if kind == TYPE_STREAM_LISTPACKS_3:
+        return decode_stream(3, reader)
     if kind in (TYPE_MODULE, TYPE_MODULE_2):
         raise RdbError("module values in RDB are not supported")
     raise RdbError(f"unknown value type {kind}")

@@ -429,8 +429,7 @@ def crc64(data: bytes, crc: int = 0) -> int:
 
 
 def of(scripting: Scripting) -> Functions:
-    if scripting.functions is None:
-        scripting.functions = Functions(scripting)
+    """The libraries of ``scripting``'s server (built with it)."""
     return scripting.functions
 
 

@@ -1,6 +1,6 @@
 """One Lua interpreter per server, and running scripts in it as Redis 7.0 runs them.
 
-:class:`Scripting` (``scripting.of(engine)``) owns the interpreter (built by
+:class:`Scripting` (``engine.scripting``, built with the engine) owns the interpreter (built by
 :func:`trioredis.scripting.sandbox.BOOTSTRAP`, rebuilt by SCRIPT FLUSH), the script cache
 (sha1 -> compiled function) and the state of the script running now.
 
@@ -244,9 +244,11 @@ class Scripting:
         self.client.kind = "lua"
         # Set by the transport: serves the other clients while a script is busy.
         self.serve_while_busy: Callable[[Run], None] | None = None
-        self.functions: Any = None  # trioredis.scripting.functions.Functions, on first use
         self.load_deadline: float | None = None  # while a library's code runs
         self.new_interpreter()
+        from .functions import Functions  # functions builds on this module: imported here
+
+        self.functions = Functions(self)
 
     # --- the interpreters -----------------------------------------------------------------
     #
@@ -312,7 +314,7 @@ class Scripting:
         self._function_state = function_state
 
     def _register_function(self, *args: Any) -> None:
-        if self.functions is None or self.functions.loading is None:
+        if self.functions.loading is None:
             raise self._error_table(b"-ERR redis.register_function can only be called on FUNCTION LOAD command")
         self.functions.register(self, args)
 
@@ -676,11 +678,5 @@ def _numkeys(text: bytes, most: int) -> int:
 
 
 def of(engine: Any) -> Scripting:
-    """The engine's Scripting, created on first use."""
-    scripting = getattr(engine, "scripting", None)
-    if scripting is None:
-        scripting = engine.scripting = Scripting(engine)
-        server = getattr(engine, "server", None)
-        if server is not None and hasattr(server, "serve_while_busy"):
-            scripting.serve_while_busy = server.serve_while_busy
-    return scripting
+    """The engine's Scripting (built with the engine)."""
+    return engine.scripting

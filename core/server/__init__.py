@@ -97,6 +97,8 @@ class Server(Listeners, Serving):
         manager = make_plugin_manager(config.loadplugin)
         engine = self.engine = Engine(self.loaded, manager, self.log)
         engine.server = self
+        # A busy script answers the other clients through the transport (BUSY, SCRIPT KILL).
+        engine.scripting.serve_while_busy = self.serve_while_busy
         self._normal_output_threshold = self._output_threshold()
         registry = PersistenceRegistry()
         manager.hook.trioredis_register_persistence(registry=registry, config=config)

@@ -13,6 +13,7 @@ import trio
 from .connection import MUTED, PARKED, REACTOR, Connection
 
 if TYPE_CHECKING:
+    from ..persistence import Ticket
     from . import Server
 
 EXTRA_TURNS = 16  # turns the reactor may run back to back before it yields to trio
@@ -43,10 +44,10 @@ class Reactor:
         self.to_close: dict[Connection, None] = {}
         self.in_turn = False
         # appendfsync always: groups of parked writers (oldest first) with their tickets.
-        self.parked_groups: deque[tuple[list[Connection], list[Any]]] = deque()
+        self.parked_groups: deque[tuple[list[Connection], list[Ticket]]] = deque()
         self.recheck_parked = False
         # The tickets of the newest write that may not be durable yet (None once it is).
-        self.newest_tickets: list[Any] | None = None
+        self.newest_tickets: list[Ticket] | None = None
         self.stats = server.engine.stats if server.engine is not None else None
 
     def add(self, connection: Connection) -> None:
@@ -162,10 +163,11 @@ class Reactor:
         MONITOR line.  So every reply queued in this turn waits for the fsync that covers the
         newest write, as Redis's replies wait for ``beforeSleep``'s fsync: a power loss can
         then never erase what any client was told.  (Replies of other turns were sent only
-        once the writes before them were durable.)  Backends take part through the
-        synchronous ``durable_or_notify``: the AOF under ``always`` does; under everysec/no
-        it answers None and reads go out at once, as in Redis (even while a failed write(2)
-        holds its writer's reply: MISCONF replies and reads must not wait for a full disk)."""
+        once the writes before them were durable.)  Backends take part through their tickets'
+        synchronous ``Ticket.durable_or_notify``: the AOF's under ``always`` does; under
+        everysec/no it answers None and reads go out at once, as in Redis (even while a
+        failed write(2) holds its writer's reply: MISCONF replies and reads must not wait for
+        a full disk)."""
         tickets = self.newest_tickets
         assert tickets is not None
         if self._durable_state(tickets) is not False:
@@ -176,14 +178,14 @@ class Reactor:
         if readers:
             self._park(readers, tickets)
 
-    def _park(self, writers: list[Connection], tickets: list[Any]) -> None:
+    def _park(self, writers: list[Connection], tickets: list[Ticket]) -> None:
         """Hold ``writers``' replies (and stop reading them, to keep each client's replies in
         order) until ``tickets`` are durable.
 
-        Backends with a synchronous ``durable_or_notify`` (the AOF's fsync process) call
-        :meth:`_release_durable` on the trio thread after each fsync round, which sends the
-        replies of every group now durable: no task and no epoll_ctl per turn.  Others are
-        awaited by a task (:meth:`_release_when_durable`)."""
+        Tickets whose ``durable_or_notify`` answers False (the AOF's, with its fsync process)
+        call :meth:`_release_durable` on the trio thread after each fsync round, which sends
+        the replies of every group now durable: no task and no epoll_ctl per turn.  Tickets
+        that answer None are awaited by a task (:meth:`_release_when_durable`)."""
         state = self._durable_state(tickets)
         if state is True:
             return  # already durable: the replies leave with this turn's
@@ -195,9 +197,9 @@ class Reactor:
         else:
             self.parked_groups.append((writers, tickets))
 
-    def _durable_state(self, tickets: list[Any]) -> bool | None:
+    def _durable_state(self, tickets: list[Ticket]) -> bool | None:
         """True: every ticket is durable; False: not yet, and every backend concerned will
-        call :meth:`_release_durable` after its next fsync round; None: ask ``wait_durable``."""
+        call :meth:`_release_durable` after its next fsync round; None: await ``Ticket.wait``."""
         return self.server.engine.persistence.durable_state(tickets, self._release_durable)
 
     def _release_durable(self) -> None:
@@ -221,7 +223,7 @@ class Reactor:
             else:
                 self._unpark(writers)
 
-    async def _release_when_durable(self, writers: list[Connection], tickets: list[Any]) -> None:
+    async def _release_when_durable(self, writers: list[Connection], tickets: list[Ticket]) -> None:
         engine = self.server.engine
         assert engine is not None
         await engine.persistence.wait_durable(tickets)

@@ -6,8 +6,9 @@ used before 7.0, which ``redis-check-aof`` reads and Redis 7 upgrades on start-u
 Positions.  Every byte handed to the AOF gets a position in one logical stream that survives
 rewrites: ``_fed`` (bytes produced by ``feed``), ``_written`` (bytes whose write(2) returned),
 ``_durable`` (bytes known to be on disk after an fdatasync).  ``_fed >= _written >= _durable``
-always.  A ticket for ``wait_durable`` is a ``_written`` value; after a rewrite the new file
-holds the same stream, so tickets stay comparable across the switch of files.
+always.  A ticket (:class:`AofTicket`, what ``flush()`` returns) holds a ``_written`` value;
+after a rewrite the new file holds the same stream, so tickets stay comparable across the
+switch of files.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from trioredis import (
     ErrorReply,
     Loader,
     Status,
+    Ticket,
     encode_command,
     errors,
     wait_child,
@@ -79,6 +81,23 @@ class RewriteChild:
     directory: str
     started: float = field(default_factory=time.monotonic)
     killed: bool = False
+
+
+class AofTicket(Ticket):
+    """Durable once the AOF's stream is durable up to ``position`` (one per flush that must
+    wait, shared by every reply of that turn: group commit)."""
+
+    __slots__ = ("backend", "position")
+
+    def __init__(self, backend: AofBackend, position: int) -> None:
+        self.backend = backend
+        self.position = position
+
+    def durable_or_notify(self, callback: Callable[[], None]) -> bool | None:
+        return self.backend.durable_or_notify(self.position, callback)
+
+    async def wait(self) -> None:
+        await self.backend.wait_durable(self.position)
 
 
 class AofBackend(BaseBackend):
@@ -185,7 +204,7 @@ class AofBackend(BaseBackend):
         if self._rewrite_buf is not None and target is not self._rewrite_buf:
             self._rewrite_buf += target[start:]
 
-    def flush(self) -> int | None:
+    def flush(self) -> Ticket | None:
         # WRITE BEFORE REPLY.  Core calls flush() before any reply of a batch that wrote
         # leaves, and this write(2)s the whole buffer first, under every policy.  So a killed
         # process (kill -9, a crash) loses no acknowledged write under any policy: the page
@@ -201,28 +220,28 @@ class AofBackend(BaseBackend):
         # In the WAIT_REWRITE state (appendonly switched on at runtime) nothing is written
         # until the first rewrite finishes, as in Redis: those writes are in memory only.
         if self._fatal:
-            return self._written + 1  # never durable: wait_durable parks the reply
+            return AofTicket(self, self._written + 1)  # never durable: the reply is parked
         if self._fd is None or self.state is not State.ON:
             return None
         if self._buf:
             self._write_pending()
             if self._fatal:
-                return self._written + 1
+                return AofTicket(self, self._written + 1)
             if self._buf:
                 # The write failed (everysec/no; always is fatal above): these replies wait
                 # until a retry writes them (wait_durable), so a kill -9 before the disk has
                 # room again loses no acknowledged write.  Redis replies at once here.
-                return self._written + len(self._buf)
+                return AofTicket(self, self._written + len(self._buf))
         policy = self._config.appendfsync  # kept current by run() and config_changed()
         if policy == "always":
             # The fdatasync starts now, while the turn's replies are still being encoded.
             if self._fsyncer.running and not self._skip_fsync():
                 self._fsyncer.request(self._fd, self._generation, self._written)
-            return self._written
+            return AofTicket(self, self._written)
         if (policy == "everysec" and self._syncing is not None
                 and time.monotonic() - self._sync_started > DELAY_WRITERS_AFTER):
             self._delayed_fsync += 1
-            return self._written
+            return AofTicket(self, self._written)
         return None
 
     def _write_pending(self) -> bool:
@@ -280,15 +299,20 @@ class AofBackend(BaseBackend):
             self._log("warning", f"Error writing to the AOF file: {reason}")
         self._write_error = reason
 
-    def wants_writes(self) -> bool:
-        # OFF changes only with the config (appendonly): the engine asks again after that.
-        return self.state is not State.OFF or self._fatal
+    # PUSHED STATE.  Whether feed() must run and the refusal of writes (MISCONF) depend on
+    # the state, the fatal flag and the pending write/fsync errors: each change of one of
+    # them pushes both to the host (cheap when unchanged), so the engine asks nothing per
+    # write.  Before run() there is no host: the engine feeds every backend until told not
+    # to, and feed() returns at once while OFF.
+    def _set_state(self, state: State) -> None:
+        self.state = state
+        self._push_state()
 
-    def may_refuse_writes(self) -> bool:
-        return self._fatal or self._write_error is not None or self._fsync_error is not None
+    def _push_state(self) -> None:
+        if self._host is not None:
+            self._host.set_feeding(self.state is not State.OFF and not self._fatal)
+            self._host.set_refusal(self._refusal())
 
-    # The refusal state: every change is pushed to the engine, which calls refuse_writes()
-    # for each write only while may_refuse_writes() says so.
     @property
     def _write_error(self) -> str | None:
         return self._write_error_reason
@@ -316,10 +340,9 @@ class AofBackend(BaseBackend):
         self._refusal_changed()
 
     def _refusal_changed(self) -> None:
-        if self._host is not None:
-            self._host.write_path_changed()
+        self._push_state()
 
-    def refuse_writes(self) -> str | None:
+    def _refusal(self) -> str | None:
         if self._fatal:
             return "MISCONF Errors writing to the AOF file: the server is stopping"
         if self.state is not State.ON:
@@ -332,6 +355,7 @@ class AofBackend(BaseBackend):
     # --- durability ------------------------------------------------------------------------
 
     async def wait_durable(self, ticket: int) -> None:
+        """Return once the stream up to position ``ticket`` is durable (:meth:`AofTicket.wait`)."""
         # GROUP COMMIT (always).  One fdatasync runs at a time (in the AOF's fsync process once
         # run() started it, see fsync.py; else a CapacityLimiter(1) worker thread); it covers
         # every byte written before it started, so every waiter whose ticket is at or below
@@ -464,6 +488,7 @@ class AofBackend(BaseBackend):
         self._host = host
         self._log_ = host.log
         self._config = host.config
+        self._push_state()  # the engine fed this backend until now: say whether it should
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -496,12 +521,12 @@ class AofBackend(BaseBackend):
         if host.keyspace.key_count() == 0:
             self._open_for_append()
             self._log("notice", f"Creating AOF file {self._path}")
-            self.state = State.ON
+            self._set_state(State.ON)
             if self._buf:
                 self._write_pending()
         else:
             self._buf.clear()  # those writes are in the dataset the child will write
-            self.state = State.WAIT_REWRITE
+            self._set_state(State.WAIT_REWRITE)
             self._rewrite_scheduled = True
             self._log("notice", "Creating AOF file from the loaded dataset (rewrite)")
 
@@ -648,6 +673,8 @@ class AofBackend(BaseBackend):
                 self._rewrite_scheduled = True
         host.hook.trioredis_rewrite_finished(ok=ok, stats={"kind": "aof", "seconds": seconds})
 
+    # Over 60 lines on purpose: the switch's steps and what a crash loses at each read in
+    # order in one place, and step 3 must run with no checkpoint in between.
     async def _install_rewrite(self, child: RewriteChild, temp: str) -> bool:
         """Make the child's file the AOF.  Returns False (the old AOF stays in use, untouched)
         on any error."""
@@ -706,7 +733,7 @@ class AofBackend(BaseBackend):
         self._rewrite_buf = None
         self._current_size = self._base_size = os.fstat(new_fd).st_size
         was_waiting = self.state is State.WAIT_REWRITE
-        self.state = State.ON
+        self._set_state(State.ON)
         self._wake_fsync_waiters()  # requests for the old file are void: re-check tickets
         assert self._nursery is not None
         if old_fd is not None:
@@ -789,7 +816,7 @@ class AofBackend(BaseBackend):
                 return
             self._kill_child()  # a one-time rewrite of the old file is of no use now
             self._buf.clear()
-            self.state = State.WAIT_REWRITE
+            self._set_state(State.WAIT_REWRITE)
             self._path = self._configured_path(new)
             self._rewrite_scheduled = True
             self._rewrite_retry_at = 0.0
@@ -806,7 +833,7 @@ class AofBackend(BaseBackend):
         self._buf.clear()
         self._fd = None
         self._generation += 1
-        self.state = State.OFF
+        self._set_state(State.OFF)
         self._write_error = self._fsync_error = None
         self._wake_fsync_waiters()
         if fd is not None and self._nursery is not None:
@@ -838,7 +865,7 @@ class AofBackend(BaseBackend):
         valid_size = await self._replay(loader, self._path, size)
         if not reloading:
             self._open_for_append()
-            self.state = State.ON
+            self._set_state(State.ON)
         self._current_size = self._base_size = valid_size
         loader.log.notice(f"DB loaded from append only file: {time.monotonic() - started:.3f} "
                           "seconds")
@@ -936,6 +963,12 @@ class AofBackend(BaseBackend):
             loader.execute([b"DISCARD"])  # the unfinished transaction never runs
         if not end.torn:
             return end.total_size
+        return self._load_torn_tail(loader, path, end, own_file, last)
+
+    def _load_torn_tail(self, loader: Loader, path: str, end: Any, own_file: bool,
+                        last: bool) -> int:
+        """The file ends inside a command: refuse to start, or keep the whole commands (and
+        cut the file back to them when it is ours); the valid size."""
         # TORN TAIL.  A crash or power loss can leave the last command (or a MULTI block
         # without its EXEC) incomplete.  With aof-load-truncated yes the whole commands are
         # loaded and the file is cut back to them (before the MULTI of an unfinished

@@ -207,6 +207,7 @@ class SnapshotBackend(BaseBackend):
 
     async def run(self, host: BackendHost, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         self._host = host
+        self._push_refusal()
         # Changes counted from now on: loading the dataset is not a change to save.
         self._dirty_at_save = host.dirty
         if self._child_pid is None:
@@ -259,6 +260,7 @@ class SnapshotBackend(BaseBackend):
     def config_changed(self, old: Config, new: Config) -> None:
         """CONFIG SET: save points are read live by the cron; say what changed and let the
         cron look at them now."""
+        self._push_refusal()  # stop-writes-on-bgsave-error and save decide the refusal
         if old.save != new.save and self._host is not None:
             points = " ".join(f"{s} {c}" for s, c in new.save) or '""'
             self._host.log.notice(f"Save points are now: {points}")
@@ -426,11 +428,6 @@ class SnapshotBackend(BaseBackend):
         await self._save_in_foreground()
         return True
 
-    def may_refuse_writes(self) -> bool:
-        # Asked again after each config change and each change of the last bgsave's result.
-        config = self.config
-        return not self._bgsave_ok and bool(config.stop_writes_on_bgsave_error and config.save)
-
     @property
     def _last_bgsave_ok(self) -> bool:
         return self._bgsave_ok
@@ -439,16 +436,18 @@ class SnapshotBackend(BaseBackend):
     def _last_bgsave_ok(self, ok: bool) -> None:
         changed = ok != self._bgsave_ok
         self._bgsave_ok = ok
-        if changed and self._host is not None:
-            self._host.write_path_changed()
+        if changed:
+            self._push_refusal()
 
-    def refuse_writes(self) -> str | None:
-        if self._last_bgsave_ok:
-            return None
+    def _push_refusal(self) -> None:
+        """Writes are refused (MISCONF) while the last background save failed, as long as
+        ``stop-writes-on-bgsave-error`` and save points are on: pushed to the host whenever
+        the result or the config changes, so the engine asks nothing per write."""
+        if self._host is None:
+            return
         config = self.config
-        if config.stop_writes_on_bgsave_error and config.save:
-            return MISCONF
-        return None
+        refuse = not self._bgsave_ok and config.stop_writes_on_bgsave_error and config.save
+        self._host.set_refusal(MISCONF if refuse else None)
 
     async def kill_child(self) -> None:
         """Stop a running save child (shutdown) and wait until it is reaped."""

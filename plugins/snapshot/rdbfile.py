@@ -59,8 +59,8 @@ def write_rdb_file(path: str, databases: list[Any], config: Any,
     functions = function_codes(preamble or [])
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     with open(fd, "wb", buffering=1 << 20) as out:
-        write_rdb(out.write, ((db.index, db.data, db.expires) for db in databases), encodings,
-                  checksum=checksum, functions=functions)
+        write_rdb(out.write, ((db.index, db.data, db.expires, db.promoted) for db in databases),
+                  encodings, checksum=checksum, functions=functions)
         out.flush()
         os.fsync(out.fileno())
 

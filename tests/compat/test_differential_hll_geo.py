@@ -406,6 +406,10 @@ def test_command_info_names_the_arity_flags_and_keys_redis_does(server, referenc
     with RawClient(server.port) as ours, RawClient(reference.port) as theirs:
         mine = ours.call(b"COMMAND", b"INFO", name)
         real = theirs.call(b"COMMAND", b"INFO", name)
+    # Key spec notes are prose, ours in our own words (PFCOUNT's): set aside.
+    from test_server_commands import without_notes
+
+    mine, real = without_notes(mine), without_notes(real)
     head = mine.split(b"*0\r\n*0\r\n*0\r\n")[0]
     assert real.startswith(head), (mine, real)
     assert head.count(b"\r\n") > 8

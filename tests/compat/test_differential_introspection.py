@@ -337,13 +337,14 @@ def test_client_kill_filters_as_redis(ours, reference):
 
 def test_command_info_key_specs_for_every_command_as_redis(ours, reference):
     """COMMAND INFO's key specifications (its 9th element), byte for byte, for every command
-    both servers have (RESP2 and RESP3)."""
-    from test_server_commands import _elements
+    both servers have (RESP2 and RESP3), once the notes are set aside: a spec has a note here
+    exactly where Redis has one, in this project's words rather than Redis's."""
+    from test_server_commands import _elements, key_spec_notes, without_notes
 
     mine, theirs = _both(ours, reference)
     redis_names = {entry[0].lower()
                    for entry in _quiet_client(reference.port).execute_command("COMMAND")}
-    compared = 0
+    compared = noted = 0
     for protocol in ("2", "3"):
         mine.call("HELLO", protocol)
         theirs.call("HELLO", protocol)
@@ -352,9 +353,13 @@ def test_command_info_key_specs_for_every_command_as_redis(ours, reference):
                 continue
             ours_specs = _elements(mine.call("COMMAND", "INFO", spec.name))[8]
             redis_specs = _elements(theirs.call("COMMAND", "INFO", spec.name))[8]
-            assert ours_specs == redis_specs, spec.name
+            ours_notes, redis_notes = key_spec_notes(ours_specs), key_spec_notes(redis_specs)
+            assert len(ours_notes) == len(redis_notes), spec.name
+            assert not set(ours_notes) & set(redis_notes), spec.name  # our own words
+            assert without_notes(ours_specs) == without_notes(redis_specs), spec.name
             compared += 1
-    assert compared > 300
+            noted += len(ours_notes)
+    assert compared > 300 and noted >= 20
 
 
 def test_client_unblock_and_getredir_as_redis(ours, reference):
