@@ -11,8 +11,9 @@ Sections:
   under ``appendonly no``, ``appendfsync everysec`` and ``appendfsync always``;
 - single commands with their own data, ``-c 50 -P 1`` under ``appendonly no``: SETBIT at
   random keys, BITCOUNT of a 1 MB string, SORT of 10,000 numbers, PFADD, PFCOUNT of 3 dense
-  HLLs, GEOADD, GEOSEARCH of ~100 places, WAIT, COMMAND DOCS, SET while evicting under
-  ``maxmemory`` (``COMMAND_ROWS``);
+  HLLs, GEOADD, GEOSEARCH of ~100 places, WAIT, COMMAND DOCS, CLIENT
+  TRACKING/TRACKINGINFO/PAUSE/UNPAUSE, SET while evicting under ``maxmemory``
+  (``COMMAND_ROWS``);
 - AOF replay of a 1,000,000-key AOF (the same plain RESP bytes for both, generated once into
   ``bench/data/``): seconds from process start until PING answers PONG and INFO says
   ``loading:0``;
@@ -649,6 +650,30 @@ def collections_aof(collections: int, elements: int) -> Path:
     return path
 
 
+def mixed_aof(groups: int, elements: int = 10) -> Path:
+    """An AOF of ``groups`` hashes, sets and sorted sets of ``elements`` items each, every other
+    key with a TTL in 2100 (PEXPIREAT): the rewrite's other collection types and expiries."""
+    DATA.mkdir(exist_ok=True)
+    path = DATA / f"mixed-{groups}x{elements}.aof"
+    if path.exists():
+        return path
+    partial = path.with_suffix(".tmp")
+    with open(partial, "wb") as handle:
+        handle.write(b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n")
+        for number in range(groups):
+            argvs = [
+                [b"HSET", b"hash:%d" % number] + [x for i in range(elements) for x in (b"field:%d" % i, b"value:%d" % i)],
+                [b"SADD", b"set:%d" % number] + [b"member:%d" % i for i in range(elements)],
+                [b"ZADD", b"zset:%d" % number] + [x for i in range(elements) for x in (b"%d.5" % i, b"member:%d" % i)],
+            ]
+            if number % 2:
+                argvs += [[b"PEXPIREAT", key, b"4102444800000"] for key in (argvs[0][1], argvs[1][1], argvs[2][1])]
+            handle.write(b"".join(b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in argv)
+                                  for argv in argvs))
+    partial.rename(path)
+    return path
+
+
 def children(pid: int) -> list[int]:
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as handle:
@@ -708,6 +733,8 @@ def rewrite_section(args: argparse.Namespace, scratch: Path, log: Callable[[str]
     collections, elements = (20, 10_000) if args.quick else (100, 10_000)
     cases = [(f"{keys:,} strings", aof_file(keys), keys),
              (f"{collections} lists x {elements:,}", collections_aof(collections, elements), collections)]
+    groups = 10_000 if args.quick else 50_000
+    cases.append((f"{groups:,} x (hash, set, zset) of 10, half with a TTL", mixed_aof(groups), 3 * groups))
     lines = [
         "### BGREWRITEAOF",
         "",
@@ -1030,6 +1057,16 @@ COMMAND_ROWS: dict[str, CommandRow] = {
     # Generated from the signature on each call (redis-cli asks for all of them at start).
     "COMMAND DOCS XADD (nested arguments)": CommandRow(
         [], ["COMMAND", "DOCS", "XADD"], {"redis": 50_000, "trio": 10_000}),
+    # Client-side caching and pauses (issue #18): each benchmark connection turns tracking
+    # on (again, after the first call); TRACKINGINFO reads it back; a pause of 0 ms ends at
+    # once (the row times the command, not a pause).
+    "CLIENT TRACKING ON": CommandRow(
+        [], ["CLIENT", "TRACKING", "ON"], {"redis": 150_000, "trio": 60_000}),
+    "CLIENT TRACKINGINFO": CommandRow(
+        [], ["CLIENT", "TRACKINGINFO"], {"redis": 150_000, "trio": 60_000}),
+    "CLIENT PAUSE 0 WRITE": CommandRow(
+        [], ["CLIENT", "PAUSE", "0", "WRITE"], {"redis": 150_000, "trio": 60_000}),
+    "CLIENT UNPAUSE": CommandRow([], ["CLIENT", "UNPAUSE"], {"redis": 150_000, "trio": 60_000}),
     # Eviction on: 100-byte values at up to a million random keys past a 4 MB maxmemory, so
     # after the first few thousand writes each SET evicts (allkeys-lru, 5 samples).
     "SET under maxmemory 4mb, allkeys-lru (evicting)": CommandRow(

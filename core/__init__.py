@@ -32,6 +32,7 @@ from .resp import (  # noqa: E402
     Map,
     Raw,
     Status,
+    append_command,
     encode,
     encode_command,
 )
@@ -44,4 +45,5 @@ __all__ = [
     "PersistenceRegistry", "Raw", "Status", "ZSet", "__version__", "command",
     "encode", "encode_command", "errors", "wait_child", "die_with_parent", "hookimpl", "hookspec", "now_ms",
     "parse_timeout", "Ticket", "EventTicket",
+    "append_command",
 ]

@@ -31,7 +31,7 @@ class Block:
     when it runs out."""
 
     __slots__ = ("db", "keys", "timeout", "attempt", "timeout_reply", "event", "result",
-                 "ready_key", "unflagged", "waiter")
+                 "ready_key", "unflagged", "waiter", "paused")
 
     def __init__(
         self,
@@ -58,6 +58,8 @@ class Block:
         # Set by BlockedClients.register: the client is queued on its keys from the moment
         # its command blocked, not from when its task starts waiting (see there).
         self.waiter: Waiter | None = None
+        # A command held by CLIENT PAUSE (trioredis.pause): its client is not "blocked".
+        self.paused = False
 
     def waiting_on(self, event: trio.Event, result: dict[str, Any]) -> Block:
         """A block that ends when ``event`` is set, with ``result["reply"]`` as the reply
@@ -144,13 +146,19 @@ class BlockedClients:
         """Wait until ``block.attempt`` succeeds (served by :meth:`serve`) or the timeout runs
         out; a Block made by ``waiting_on`` waits for its event instead."""
         if block.event is not None:
-            client.blocked = True
+            client.blocked = not block.paused  # held by CLIENT PAUSE: not "blocked"
             try:
                 await block.event.wait()
             finally:
                 client.blocked = False
             assert block.result is not None
-            return block.result.get("reply")
+            reply = block.result.get("reply")
+            if reply.__class__ is Block and block.paused:
+                # A held command that blocks (or is held again) once the pause ended.
+                if reply.event is None and client.multi is not None:
+                    return reply.timeout_reply
+                return await self.wait(client, reply)
+            return reply
         self.register(client, block)
         waiter = block.waiter
         assert waiter is not None

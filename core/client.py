@@ -42,7 +42,7 @@ class Client:
         "watched", "dirty_cas", "wrote", "addr", "laddr", "fd", "created", "last_interaction",
         "transport", "ctx", "last_command", "lib_name", "lib_ver", "_close_after_reply",
         "reply_flags", "after_reply", "channels", "patterns", "shard_channels", "kind", "blocked",
-        "no_evict",
+        "no_evict", "tracking",
         "is_loader", "query_buffer", "output_buffer",
     )
 
@@ -79,6 +79,8 @@ class Client:
         self.kind = "normal"
         self.blocked = False
         self.no_evict = False
+        # CLIENT TRACKING's options while tracking is on (trioredis.tracking.ClientTracking).
+        self.tracking: Any = None
         self.is_loader = False
         self.query_buffer = 0
         self.output_buffer = 0

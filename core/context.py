@@ -71,6 +71,9 @@ class CommandContext:
         """Signal that ``key`` changed (WATCH, blocked clients), for a key the command's key
         positions do not name (MOVE's target database, say)."""
         self.keyspace.signal_modified(db or self.db, key)
+        tracking = self.engine.tracking
+        if tracking.table is not None:  # client-side caching (a served BLMOVE's destination)
+            tracking.invalidate(key, self.client, tracking.running())
 
 
 class Stats:

@@ -54,9 +54,11 @@ from .eviction import EVICT_FAIL, Evictor
 from .keyspace import Database, Keyspace
 from .loading import Replayer
 from .observability import Observer
+from .pause import Pause
 from .pubsub import PubSub, notify_keyspace_event
 from .resp import QUEUED, ErrorReply
 from .scripting.runtime import Scripting
+from .tracking import Tracking
 
 # Re-exported: plugins and command groups import these from here (and from ``trioredis``).
 __all__ = ["Block", "CommandContext", "Engine", "Stats"]
@@ -99,6 +101,10 @@ class Engine:
         self.keyspace.lazyfree.spawn = self.spawn
         self._apply_lazyfree(self.config)
         self.memory_peak = 0
+        # Client-side caching and CLIENT PAUSE (trioredis.tracking, trioredis.pause).
+        self.tracking = Tracking(self)
+        self.pause = Pause(self)
+        self.keyspace.on_expired = self.tracking.invalidate_key
         self.commands = CommandRegistry()
         self.hook.trioredis_register_commands(registry=self.commands)
         for old, new in loaded.renamed_commands.items():
@@ -270,6 +276,10 @@ class Engine:
         if client.blocked:  # registered blocked but gone before its task waited
             self.blocking.drop(client)
         transactions.unwatch(client)
+        if client.tracking is not None:
+            self.tracking.disable(client)
+        if self.pause.held:
+            self.pause.drop(client)
         client.ctx = None  # ctx.client points back: no cycle left for the collector
         if client.channels or client.patterns or client.shard_channels:
             self.pubsub.drop(client)
@@ -287,6 +297,8 @@ class Engine:
                 client.last_command = "NULL"
                 return self._reject(client, argv, errors.unknown_command(argv))
         spec, name, is_write = entry
+        if self.tracking.clients:  # tracking-table-max-keys, before each command (tracking.py)
+            self.tracking.limit()
         # CLIENT LIST's cmd: the command as looked up, before any check refuses it or MULTI
         # queues it, as Redis records it (EXEC's queued commands leave "exec").
         client.last_command = spec.name
@@ -325,12 +337,17 @@ class Engine:
             )
         if self.loading and not client.is_loader and "loading" not in spec.flags:
             return self._reject(client, argv, errors.LOADING, spec)
+        if self.pause.mode is not None and self.pause.holds(client, spec, argv):
+            return self.pause.hold(client, argv)  # CLIENT PAUSE: runs again once it ends
         if client.multi is not None and name not in _MULTI_CONTROL:
             if "no-multi" in spec.flags:
                 return self._reject(client, argv, errors.NOT_ALLOWED_IN_MULTI, spec)
             client.multi.append((spec, argv))
             return QUEUED
-        return self.execute(client, spec, argv)
+        reply = self.execute(client, spec, argv)
+        if self.tracking.pending:  # invalidations for this client follow its reply
+            return self.tracking.with_pending(client, reply)
+        return reply
 
     def _lookup(self, sent: bytes) -> tuple[CommandSpec, bytes, bool] | None:
         """The command table entry for a name as sent; remembered (a bounded number of
@@ -360,6 +377,9 @@ class Engine:
         if spec.subcommands and len(argv) > 1:
             name = full_command_name(spec, argv[1])
         started = perf_counter_ns() if self._timed else 0
+        # Client-side caching: what DEL/UNLINK will find, to invalidate only what they delete.
+        existed = (self.tracking.before_command(ctx.db, spec, argv)
+                   if self.tracking.table is not None else None)
         try:
             reply = spec.handler(ctx, argv)
         except CommandError as error:
@@ -395,6 +415,9 @@ class Engine:
             if db.watched or db.blocked:
                 for key in (spec.write_keys or spec.keys)(argv):
                     self.keyspace.signal_modified(db, key)
+        if self.tracking.table is not None and not self.replaying:  # client-side caching
+            self.tracking.after_command(client, spec, argv, ctx.dirty, ctx.db, self.in_exec,
+                                        existed)
         if self._ready_keys and not self.in_exec:
             self.serve_blocked()
         if reply.__class__ is Block:
@@ -533,6 +556,10 @@ class Engine:
                 if db.watched or db.blocked:
                     for key in waiter.block.keys:
                         self.keyspace.signal_modified(db, key)
+                if self.tracking.table is not None:  # client-side caching: the key served
+                    ready = waiter.block.ready_key
+                    for key in [ready] if ready is not None else waiter.block.keys:
+                        self.tracking.invalidate(key, client)
         finally:
             self._current = previous
         return reply

@@ -278,6 +278,10 @@ class Evictor:
                 self.exceeded_total += time.monotonic() - self.exceeded_since
                 self.exceeded_since = 0.0
             return EVICT_OK
+        if self.keyspace.expiry_paused:
+            # CLIENT PAUSE: no eviction while paused, and the command goes on (Redis's
+            # isSafeToPerformEvictions; writes are held by the pause anyway).
+            return EVICT_OK
         if self.policy == "noeviction" or engine.loading or engine.capture is not None:
             return EVICT_FAIL
         if not self.exceeded_since:
@@ -310,6 +314,7 @@ class Evictor:
         if engine.config.notify_keyspace_events:
             notify_keyspace_event(engine, "e", b"evicted", key, db.index)
         self.keyspace.signal_modified(db, key)
+        engine.tracking.invalidate_key(db, key)  # client-side caches drop the key
 
     def statistics(self) -> dict[str, int]:
         """INFO stats' eviction fields (milliseconds)."""

@@ -291,8 +291,3 @@ def compile_glob(pattern: bytes, nocase: bool = False) -> GlobPattern:
     if len(pattern) <= CACHED_PATTERN_LENGTH:
         return _compile_cached(pattern, nocase)
     return GlobPattern(pattern, nocase)
-
-
-def stringmatch(pattern: bytes, subject: bytes, nocase: bool = False) -> bool:
-    """Whether ``subject`` matches ``pattern`` as Redis's ``stringmatchlen`` answers."""
-    return bool(compile_glob(pattern, nocase).matches(subject))

@@ -94,7 +94,7 @@ def _clients(engine: Engine) -> dict[str, Any]:
         "client_recent_max_input_buffer": 0,
         "client_recent_max_output_buffer": 0,
         "blocked_clients": sum(1 for c in clients if c.blocked),
-        "tracking_clients": 0,
+        "tracking_clients": engine.tracking.clients,
         "clients_in_timeout_table": sum(1 for c in clients if c.blocked),
     }
 
@@ -241,9 +241,7 @@ def _stats(engine: Engine) -> dict[str, Any]:
         "active_defrag_key_misses": 0,
         "total_active_defrag_time": 0,
         "current_active_defrag_time": 0,
-        "tracking_total_keys": 0,
-        "tracking_total_items": 0,
-        "tracking_total_prefixes": 0,
+        **engine.tracking.info(),
         "unexpected_error_replies": 0,
         "total_error_replies": stats.errors,
         "dump_payload_sanitizations": 0,

@@ -80,7 +80,8 @@ class Database:
             if self.expires:
                 when = self.expires.get(key)
                 if when is not None and when <= now_ms() and not self.keyspace.loading:
-                    self.expire_key(key)
+                    if not self.keyspace.expiry_paused:  # CLIENT PAUSE: missing, not deleted
+                        self.expire_key(key)
                     return None
             if value.__class__ is not bytes:
                 # A container may be changed in place by the command that looked it up:
@@ -97,7 +98,8 @@ class Database:
         if value is not None and self.expires:
             when = self.expires.get(key)
             if when is not None and when <= now_ms() and not self.keyspace.loading:
-                self.expire_key(key)
+                if not self.keyspace.expiry_paused:  # CLIENT PAUSE: missing, not deleted
+                    self.expire_key(key)
                 return None
         return value
 
@@ -253,6 +255,8 @@ class Database:
             keyspace.notify("x", b"expired", key, self.index)
         self.keyspace.propagate(self.index, [b"DEL", key])
         self.keyspace.signal_modified(self, key)
+        if keyspace.on_expired is not None:  # client-side caching (trioredis.tracking)
+            keyspace.on_expired(self, key)
 
     def clear(self, lazy: bool = False) -> int:
         """Empty the database; ``lazy`` hands the old dicts to the lazy freer (FLUSHDB ASYNC)
@@ -323,6 +327,10 @@ class Keyspace:
         self.lazy_expire = False
         # Set by the engine: called when a key that a client WATCHes or waits on changes.
         self.on_modified: Callable[[Database, bytes], None] | None = None
+        # Set by the engine: called for each key that expires (tracking invalidation).
+        self.on_expired: Callable[[Database, bytes], None] | None = None
+        # CLIENT PAUSE (trioredis.pause): keys do not expire, lazily or actively.
+        self.expiry_paused = False
 
     def __getitem__(self, index: int) -> Database:
         return self.databases[index]
@@ -378,7 +386,7 @@ class Keyspace:
         the expired ones, so memory of expired keys is reclaimed without traffic.  Each
         database walks a snapshot of its keys-with-TTL round-robin (Redis's cursor scan);
         a call stops after ``budget_keys`` visits per database.  Returns the deleted count."""
-        if self.loading:
+        if self.loading or self.expiry_paused:
             return 0
         deleted = 0
         current = now_ms()

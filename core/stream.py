@@ -42,14 +42,6 @@ def make_id(ms: int, seq: int) -> int:
     return (ms << SEQ_BITS) | seq
 
 
-def id_ms(stream_id: int) -> int:
-    return stream_id >> SEQ_BITS
-
-
-def id_seq(stream_id: int) -> int:
-    return stream_id & SEQ_MASK
-
-
 def format_id(stream_id: int) -> bytes:
     return b"%d-%d" % (stream_id >> SEQ_BITS, stream_id & SEQ_MASK)
 

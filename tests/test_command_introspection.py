@@ -20,12 +20,11 @@ from trioredis.commands.signatures import ArgType, signatures
 
 reference = parity.reference  # the real Redis, a module-scoped fixture
 
-# Redis 7.0 commands and subcommands that other work will bring (replication, MEMORY, client
-# tracking and pausing, cluster redirection helpers, ACL files): their signatures are declared
-# and wait for them.  Remove a name here when its command is registered.
+# Redis 7.0 commands and subcommands that other work will bring (replication,
+# cluster redirection helpers, ACL files): their signatures are declared and wait for them.
+# Remove a name here when its command is registered.
 NOT_IMPLEMENTED = {
-    "acl|load", "acl|save", "client|caching", "client|pause", "client|tracking",
-    "client|trackinginfo", "client|unpause",
+    "acl|load", "acl|save",
     "psync", "replconf", "replicaof", "role", "slaveof", "sync",
 }
 # Served here beyond Redis 7.0: redis-py sends 7.2's CLIENT SETINFO / NO-TOUCH and WAITAOF.

@@ -18,8 +18,9 @@ PLUGINS = ROOT / "plugins"
 # Modules no import cycle may pass through.
 CONTRACT = {"trioredis.persistence", "trioredis.backends"}
 # Public modules besides the package's own names: the option helpers a plugin declares its
-# options with (documented with the trioredis_add_options hook), and Redis's RDB codec.
-PUBLIC_MODULES = {"trioredis.config_table", "trioredis.rdb"}
+# options with (documented with the trioredis_add_options hook), Redis's RDB codec, and the
+# rewriter of built-in values (the commands that rebuild a key, argv lists or RESP).
+PUBLIC_MODULES = {"trioredis.config_table", "trioredis.rdb", "trioredis.rewrite"}
 
 
 def module_name(path: Path) -> str:

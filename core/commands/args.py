@@ -6,7 +6,7 @@ import math
 import re
 from decimal import Decimal, localcontext
 
-from ..errors import INCR_NAN_OR_INF, NOT_FLOAT, NOT_INTEGER, SYNTAX, CommandError
+from ..errors import INCR_NAN_OR_INF, NOT_FLOAT, NOT_INTEGER, CommandError
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -25,21 +25,6 @@ def parse_int(raw: bytes, error: str = NOT_INTEGER) -> int:
         raise CommandError(error)
     value = int(raw)
     if not INT64_MIN <= value <= INT64_MAX:
-        raise CommandError(error)
-    return value
-
-
-def parse_float(raw: bytes, error: str = NOT_FLOAT, allow_nan: bool = False) -> float:
-    """A double as Redis's strtold-based parsing reads it: no spaces, ``inf``/``-inf`` ok."""
-    if not raw or raw[:1].isspace() or raw[-1:].isspace():
-        raise CommandError(error)
-    try:
-        value = float(raw)
-    except ValueError:
-        raise CommandError(error) from None
-    if math.isnan(value) and not allow_nan:
-        raise CommandError(error)
-    if b"_" in raw:  # Python accepts 1_000; strtold does not
         raise CommandError(error)
     return value
 
@@ -132,28 +117,6 @@ _SUB_MILLISECOND = Decimal("0.0009")
 
 def lower(raw: bytes) -> bytes:
     return raw.lower()
-
-
-def expect_no_more(argv: list[bytes], index: int) -> None:
-    if index < len(argv):
-        raise CommandError(SYNTAX)
-
-
-def format_float(value: float) -> bytes:
-    """INCRBYFLOAT/HINCRBYFLOAT output: Redis's %.17Lg, then trailing zeros trimmed: the
-    shortest text that reads back as the same double."""
-    if value == math.inf:
-        return b"inf"
-    if value == -math.inf:
-        return b"-inf"
-    text = repr(value)
-    if "e" in text or "E" in text:
-        text = format(value, ".17f").rstrip("0").rstrip(".")
-    elif text.endswith(".0"):
-        text = text[:-2]
-    if text == "-0":
-        text = "0"
-    return text.encode()
 
 
 # --- long double arithmetic (INCRBYFLOAT, HINCRBYFLOAT) ------------------------------------

@@ -11,8 +11,17 @@ from ..engine import Block
 from ..errors import CommandError
 from ..observability import of as observer_of
 from ..resp import NULL_ARRAY, OK, PONG, ErrorReply, Map, Raw, Status, Verbatim
+from ..tracking import flags as tracking_flags
+from ..tracking import redirect_of
 from . import command
 from .args import help_reply, parse_c_int, parse_int, parse_timeout
+from .client_caching import (
+    client_caching,
+    client_pause,
+    client_tracking,
+    client_trackinginfo,
+    client_unpause,
+)
 
 NO_REPLY = Raw(b"")  # a command that answers nothing (CLIENT REPLY OFF and SKIP)
 
@@ -131,6 +140,7 @@ def reset(ctx, argv):
     client.set_reply_flags(client.reply_flags & REPLY_SKIP)
     client.user = "default"
     client.authenticated = not engine.acl.default_needs_auth()
+    engine.tracking.disable(client)  # RESET ends client-side caching, as in Redis
     return Status(b"RESET")
 
 
@@ -150,7 +160,8 @@ def client_info_line(engine, client, current: bytes | None = None,
     # WATCHed key changed, c closing after this reply, U unix socket, e no-evict; N for none.
     flags = "".join(letter for letter, on in (
         ("O", client.id in observer_of(engine).monitors), ("P", client.in_pubsub), ("x", client.multi is not None),
-        ("b", client.blocked), ("d", client.dirty_cas), ("c", client.close_after_reply),
+        ("b", client.blocked), (tracking_flags(client), bool(client.tracking)),
+        ("d", client.dirty_cas), ("c", client.close_after_reply),
         ("U", client.addr.startswith("/")), ("e", client.no_evict)) if on) or "N"
     multi = len(client.multi) if client.multi is not None else -1
     command_name = current or client.last_command.lower().encode()
@@ -163,7 +174,7 @@ def client_info_line(engine, client, current: bytes | None = None,
         ("multi", multi), *memory,
         ("events", "rw" if client.output_buffer else "r"),
         ("cmd", command_name.decode("utf-8", "replace")),
-        ("user", client.user), ("redir", -1), ("resp", 3 if client.resp3 else 2),
+        ("user", client.user), ("redir", redirect_of(client)), ("resp", 3 if client.resp3 else 2),
         ("lib-name", client.lib_name.decode("utf-8", "replace")),
         ("lib-ver", client.lib_ver.decode("utf-8", "replace")),
     ]
@@ -290,7 +301,7 @@ def _client_unblock(ctx, argv):
 
 
 def _client_getredir(ctx, argv):
-    return -1
+    return redirect_of(ctx.client)
 
 
 def _client_help(ctx, argv):
@@ -299,6 +310,10 @@ def _client_help(ctx, argv):
 
 _CLIENT_HELP = [
     b"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"CACHING (YES|NO)",
+    b"    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    b"GETREDIR",
+    b"    Return the client ID we are redirecting to when tracking is enabled.",
     b"GETNAME",
     b"    Return the name of the current connection.",
     b"ID",
@@ -323,6 +338,10 @@ _CLIENT_HELP = [
     b"    Return information about client connections. Options:",
     b"    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
     b"      Return clients of specified type.",
+    b"UNPAUSE",
+    b"    Stop the current client pause, resuming traffic.",
+    b"PAUSE <timeout> [WRITE|ALL]",
+    b"    Suspend all, or just write, clients for <timeout> milliseconds.",
     b"REPLY (ON|OFF|SKIP)",
     b"    Control the replies sent to the current connection.",
     b"SETNAME <name>",
@@ -333,6 +352,11 @@ _CLIENT_HELP = [
     b"    * LIB-VER: the client lib version.",
     b"UNBLOCK <clientid> [TIMEOUT|ERROR]",
     b"    Unblock the specified blocked client.",
+    b"TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    b"         [OPTIN] [OPTOUT] [NOLOOP]",
+    b"    Control server assisted client side caching.",
+    b"TRACKINGINFO",
+    b"    Report tracking status for the current connection.",
     b"NO-EVICT (ON|OFF)",
     b"    Protect current client connection from eviction.",
     b"HELP",
@@ -411,6 +435,11 @@ _CLIENT_SUBCOMMANDS = {
     b"reply": (3, _client_reply),
     b"unblock": (-3, _client_unblock),
     b"getredir": (2, _client_getredir),
+    b"tracking": (-3, client_tracking),
+    b"caching": (3, client_caching),
+    b"trackinginfo": (2, client_trackinginfo),
+    b"pause": (-3, client_pause),
+    b"unpause": (2, client_unpause),
     b"help": (2, _client_help),
 }
 
@@ -423,7 +452,7 @@ def client_(ctx, argv):
     arity, handler = entry
     if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
         raise CommandError(errors.wrong_arity(f"client|{sub.decode()}"))
-    if sub == b"unblock" and len(argv) > 4:
+    if sub in (b"unblock", b"pause") and len(argv) > 4:
         raise CommandError(
             f"ERR unknown subcommand or wrong number of arguments for '{argv[1].decode()}'. "
             "Try CLIENT HELP."

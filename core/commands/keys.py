@@ -29,13 +29,6 @@ from ..resp import OK, Status
 from . import command
 from .args import INT64_MAX, INT64_MIN, help_reply, parse_c_int, parse_int
 
-# --- glob patterns (KEYS, SCAN MATCH) ------------------------------------------------------
-
-
-def glob_match(pattern: bytes, subject: bytes) -> bool:
-    return compile_glob(pattern).matches(subject)
-
-
 # --- value types and encodings -------------------------------------------------------------
 
 

@@ -52,6 +52,7 @@ def _flush_mode(ctx, argv) -> bool:
 
 def flushdb(ctx, argv):
     removed = ctx.db.clear(lazy=_flush_mode(ctx, argv))
+    ctx.engine.tracking.flushed()  # client-side caches: every key is invalid
     ctx.dirty += max(removed, 1)
     ctx.propagate([b"FLUSHDB"])
     return OK
@@ -59,6 +60,7 @@ def flushdb(ctx, argv):
 
 def flushall(ctx, argv):
     removed = ctx.keyspace.flush_all(lazy=_flush_mode(ctx, argv))
+    ctx.engine.tracking.flushed()  # client-side caches: every key is invalid
     ctx.dirty += max(removed, 1)
     ctx.propagate([b"FLUSHALL"])
     ctx.engine.flushed_all()

@@ -389,9 +389,6 @@ class Reader:
         self.pos = pos
         return out
 
-    def binary_double(self) -> float:
-        return _DOUBLE.unpack(self.take(8))[0]
-
     def text_double(self) -> float:
         size = self.byte()
         if size == _SCORE_NAN:

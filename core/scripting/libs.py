@@ -401,10 +401,6 @@ class _Decoder:
         return stack.pop()[0]
 
 
-def _constant(name: str) -> float:
-    return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[name]
-
-
 def libraries(lua: Any) -> Any:
     """The library tables handed to the sandbox (Python functions are wrapped there)."""
     bit = {name.encode(): _bit_function(name, fn, arity) for name, (fn, arity) in BIT.items()}

@@ -355,6 +355,7 @@ class Scripting:
         self.check_runnable(ctx, flags, readonly)
         state = self.eval_state
         run = Run(script.sha, ctx.client, readonly, is_eval=True, allow_oom=flags.allow_oom)
+        run.command = argv  # client-side caching remembers EVAL's keys (trioredis.tracking)
         run_lua = state.run
         return self.execute(ctx, argv, run, state,
                             lambda resp3: run_lua(script.function, resp3, numkeys, *argv[3:]))

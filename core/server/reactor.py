@@ -146,6 +146,9 @@ class Reactor:
             if self.recheck_parked:
                 self.recheck_parked = False
                 self._release_durable_groups()
+            # Client-side caching: BCAST invalidations of this turn's changes, behind its
+            # replies (Redis sends them before the event loop sleeps).
+            engine.tracking.broadcast()
             to_send, self.to_send = self.to_send, {}
             for connection in to_send:
                 if connection.mode is REACTOR and not connection.parked:

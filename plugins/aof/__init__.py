@@ -18,6 +18,7 @@ from trioredis import (
     CommandRegistry,
     Config,
     PersistenceRegistry,
+    errors,
     hookimpl,
     parse_timeout,
 )
@@ -77,7 +78,7 @@ def _non_negative(word: bytes, error: str) -> int:
     try:
         value = int(word)
     except ValueError:
-        raise CommandError("ERR value is not an integer or out of range") from None
+        raise CommandError(errors.NOT_INTEGER) from None
     if value < 0:
         raise CommandError(error)
     return value

@@ -34,7 +34,7 @@ from trioredis import (
     Loader,
     Status,
     Ticket,
-    encode_command,
+    append_command,
     errors,
     wait_child,
 )
@@ -53,10 +53,6 @@ REDIS7_DIRNAME = "appendonlydir"  # Redis 7's appenddirname default
 
 REWRITE_FAILED = (b"ERR Can't execute an AOF background rewriting. Please check the server "
                   b"logs for more information.")
-
-_ARRAY_HEADERS = [b"*%d\r\n" % count for count in range(64)]
-_BULK_HEADERS = [b"$%d\r\n" % size for size in range(1024)]
-
 
 
 class AofLoadError(Exception):
@@ -188,18 +184,13 @@ class AofBackend(BaseBackend):
                 return  # WAIT_REWRITE before the fork: the child's dataset will include it
         if self._fatal:
             return
-        # Encoded straight into the buffer (the same bytes encode_command makes, without the
-        # intermediate objects: this runs for every write).
+        # Encoded straight into the buffer by core's one command encoder, through its per-write
+        # fast path (append_command: no intermediate objects, this runs for every write).
         start = len(target)
         if db != self._selected_db:
-            target += encode_command([b"SELECT", b"%d" % db])
+            append_command(target, [b"SELECT", b"%d" % db])
             self._selected_db = db
-        target += _ARRAY_HEADERS[len(argv)] if len(argv) < 64 else b"*%d\r\n" % len(argv)
-        for arg in argv:
-            size = len(arg)
-            target += _BULK_HEADERS[size] if size < 1024 else b"$%d\r\n" % size
-            target += arg
-            target += b"\r\n"
+        append_command(target, argv)
         self._fed += len(target) - start
         if self._rewrite_buf is not None and target is not self._rewrite_buf:
             self._rewrite_buf += target[start:]

@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections import deque
 from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
-from trioredis import ZSet, die_with_parent, encode_command, now_ms
+from trioredis import die_with_parent, encode_command, now_ms
+from trioredis.rewrite import encode_builtin, encode_keys
 
 WRITE_CHUNK = 1 << 20
 
@@ -43,77 +43,26 @@ def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
 
 # --- the dataset, encoded in the child ---------------------------------------------------------
 #
-# WHY THE CHILD ENCODES BUILT-IN TYPES ITSELF.  A rewrite of 1,000,000 strings through the
-# ``trioredis_rewrite_value`` hook (a pluggy call, a list of argv lists, ``encode_command`` per
-# key) took ~4 s against Redis's ~0.5 s.  Values whose class is exactly a built-in type (bytes,
-# deque, dict, set, ZSet) are encoded here straight to RESP in list comprehensions, one
-# ``b"".join`` per batch of keys; only other types (plugin types) go through the hook.  The
-# output means the same as the hook's commands: ``SELECT`` per non-empty database, variadic
-# commands of at most ITEMS_PER_COMMAND items, then ``PEXPIREAT`` with the absolute expiry.
-# Fewer objects also means fewer pages copied: every object the child creates or touches is a
-# copy-on-write fault, so the child never copies the key list (no ``db.items()``).
+# The child writes what core's rewriter of built-in values gives (``trioredis.rewrite``): its
+# fast path, RESP straight from the values, one ``b"".join`` per batch of keys; only values of
+# other types (a plugin's) go through the ``trioredis_rewrite_value`` hook.  ``SELECT`` per
+# non-empty database, variadic commands of at most 64 items, then ``PEXPIREAT`` with the
+# absolute expiry.  Fewer objects also means fewer pages copied: every object the child creates
+# or touches is a copy-on-write fault, so the child never copies the key list (no
+# ``db.items()``).
 
-ITEMS_PER_COMMAND = 64  # Redis's AOF_REWRITE_ITEMS_PER_CMD
 KEYS_PER_BATCH = 4096
-_CRLF = b"\r\n"
-_SET = b"*3\r\n$3\r\nSET\r\n"
-_PEXPIREAT = b"*3\r\n$9\r\nPEXPIREAT\r\n"
-
-
-class _BulkHeaders(dict[int, bytes]):
-    """``$<n>\\r\\n`` by length: precomputed for small lengths, made on demand beyond."""
-
-    def __missing__(self, size: int) -> bytes:
-        return b"$%d\r\n" % size
-
-
-_BULK = _BulkHeaders((size, b"$%d\r\n" % size) for size in range(1024))
-
-
-def _bulk(item: bytes) -> bytes:
-    return b"".join((_BULK[len(item)], item, _CRLF))
-
-
-def _variadic(name: bytes, key: bytes, encoded: list[bytes], per_item: int) -> list[bytes]:
-    """``name key <items...>`` commands of at most ITEMS_PER_COMMAND items each, from items
-    already encoded (each ``per_item`` RESP bulk strings long)."""
-    head = _bulk(name) + _bulk(key)
-    commands = []
-    for start in range(0, len(encoded), ITEMS_PER_COMMAND):
-        chunk = encoded[start:start + ITEMS_PER_COMMAND]
-        commands.append(b"*%d\r\n" % (2 + per_item * len(chunk)) + head + b"".join(chunk))
-    return commands
 
 
 def encode_value(host: Any, db: int, key: bytes, value: Any, expire_ms: int | None) -> bytes:
     """The RESP commands that rebuild one key (its expiry included)."""
-    kind = value.__class__
-    join, bulk, crlf = b"".join, _BULK, _CRLF  # inlined _bulk(): one call less per item
-    if kind is bytes:
-        commands = [join((_SET, bulk[len(key)], key, crlf, bulk[len(value)], value, crlf))]
-    elif kind is deque:
-        commands = _variadic(b"RPUSH", key, [join((bulk[len(item)], item, crlf))
-                                             for item in value], 1)
-    elif kind is set:
-        commands = _variadic(b"SADD", key, [join((bulk[len(item)], item, crlf))
-                                            for item in value], 1)
-    elif kind is dict:
-        commands = _variadic(b"HSET", key, [
-            join((bulk[len(field)], field, crlf, bulk[len(item)], item, crlf))
-            for field, item in value.items()], 2)
-    elif kind is ZSet:
-        # repr() is the shortest text that reads back as the same double ("inf", "-inf" too).
-        commands = _variadic(b"ZADD", key, [
-            join((bulk[len(text)], text, crlf, bulk[len(member)], member, crlf))
-            for member, score in value.items() for text in (repr(score).encode(),)], 2)
-    else:
-        argvs = host.rewrite_value(db, key, value, expire_ms)
-        if argvs is None:
-            raise TypeError(f"no plugin rewrites the value of key {key!r} ({kind})")
-        return b"".join([encode_command(argv) for argv in argvs])
-    if expire_ms is not None:
-        commands.append(b"".join((_PEXPIREAT, _bulk(key), _bulk(b"%d" % expire_ms))))
-    return b"".join(commands)
+    encoded = encode_builtin(key, value, expire_ms)
+    if encoded is not None:
+        return encoded
+    argvs = host.rewrite_value(db, key, value, expire_ms)
+    if argvs is None:
+        raise TypeError(f"no plugin rewrites the value of key {key!r} ({value.__class__})")
+    return b"".join([encode_command(argv) for argv in argvs])
 
 
 def dataset_chunks(host: Any, done: list[int] | None = None) -> Iterator[bytes]:
@@ -124,7 +73,6 @@ def dataset_chunks(host: Any, done: list[int] | None = None) -> Iterator[bytes]:
     if preamble:
         yield b"".join(encode_command(argv) for argv in preamble)
     join = b"".join
-    bulk = _BULK
     for db in host.keyspace.databases:
         data = db.data
         if not data:
@@ -132,18 +80,15 @@ def dataset_chunks(host: Any, done: list[int] | None = None) -> Iterator[bytes]:
         expires = db.expires
         now = now_ms()
         yield encode_command([b"SELECT", b"%d" % db.index])
-        # Keys without a TTL: strings in one comprehension per batch, the rest one by one.
+
+        def plugin_value(key: bytes, value: Any, index: int = db.index) -> bytes:
+            return encode_value(host, index, key, value, None)
+
+        # Keys without a TTL, in batches (strings in one comprehension each).
         pairs = iter(data.items())
         while batch := list(islice(pairs, KEYS_PER_BATCH)):
-            chunk = join([join((_SET, bulk[len(key)], key, _CRLF, bulk[len(value)], value, _CRLF))
-                          for key, value in batch
-                          if value.__class__ is bytes and key not in expires])
-            others = [encode_value(host, db.index, key, value, None) for key, value in batch
-                      if value.__class__ is not bytes and key not in expires]
-            if others:
-                chunk += join(others)
             done[0] += len(batch)
-            yield chunk
+            yield encode_keys(batch, expires, plugin_value)
         # Keys with a TTL (those already expired are left out, as the loader would drop them).
         timed = iter(expires.items())
         while batch := list(islice(timed, KEYS_PER_BATCH)):

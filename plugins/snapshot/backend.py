@@ -38,6 +38,7 @@ from trioredis import (
     CommandError,
     ErrorReply,
     Status,
+    ZSet,
     die_with_parent,
     errors,
     wait_child,
@@ -71,12 +72,9 @@ CRON_SECONDS = 0.1
 KILL_SIGNAL = signal.SIGUSR1
 
 
-
-def zset_class() -> type | None:
-    """The sorted set class of the public API (None in a build without sorted sets)."""
-    import trioredis
-
-    return getattr(trioredis, "ZSet", None)
+def zset_class() -> type:
+    """The sorted set class the snapshot format encodes (the public ``trioredis.ZSet``)."""
+    return ZSet
 
 
 def _child_main(path: str, databases: list[Any], host: BackendHost, zset: type | None,
