@@ -526,3 +526,23 @@ def test_used_memory_is_the_same_after_debug_reload_and_aof_restart(tmp_path):
         assert abs(after_reload - before) < before * 0.05, (before, after_reload)
     finally:
         server.stop()
+
+
+def test_an_evicted_key_invalidates_client_caches_and_a_pause_stops_eviction(evicting):
+    server, client = evicting
+    client.config_set("maxmemory-policy", "volatile-lru")
+    with RawClient(server.port) as tracker:
+        tracker.call("HELLO", "3")
+        assert tracker.call("CLIENT", "TRACKING", "ON") == b"+OK\r\n"
+        tracker.call("SET", "watched", "v", "EX", "1000")  # the only key eviction may take
+        tracker.call("GET", "watched")
+        # A pause: writes are held and nothing is evicted; the held SETs run after it.
+        client.execute_command("CLIENT", "PAUSE", "300", "WRITE")
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            _fill(client, "k", 3000)
+        assert _evicted(client) == 1 and client.exists("watched") == 0
+        pushes = b""
+        deadline = time.monotonic() + 5
+        while b"watched" not in pushes and time.monotonic() < deadline:
+            pushes += tracker.read_reply()
+        assert pushes == b">2\r\n$10\r\ninvalidate\r\n*1\r\n$7\r\nwatched\r\n"
