@@ -12,7 +12,8 @@ Sections:
 - single commands with their own data, ``-c 50 -P 1`` under ``appendonly no``: SETBIT at
   random keys, BITCOUNT of a 1 MB string, SORT of 10,000 numbers, PFADD, PFCOUNT of 3 dense
   HLLs, GEOADD, GEOSEARCH of ~100 places, WAIT, COMMAND DOCS, CLIENT
-  TRACKING/TRACKINGINFO/PAUSE/UNPAUSE (``COMMAND_ROWS``);
+  TRACKING/TRACKINGINFO/PAUSE/UNPAUSE, SET while evicting under ``maxmemory``
+  (``COMMAND_ROWS``);
 - AOF replay of a 1,000,000-key AOF (the same plain RESP bytes for both, generated once into
   ``bench/data/``): seconds from process start until PING answers PONG and INFO says
   ``loading:0``;
@@ -1084,6 +1085,7 @@ class CommandRow:
     command: list[str]
     requests: dict[str, int]
     options: list[str] = field(default_factory=list)  # more redis-benchmark options (-r N)
+    teardown: list[list[bytes]] = field(default_factory=list)  # run after (CONFIG SET back)
 
 
 # 1 MB of fixed pseudo-random bytes, and 10,000 pseudo-random numbers (the same every run).
@@ -1151,6 +1153,15 @@ COMMAND_ROWS: dict[str, CommandRow] = {
     "CLIENT PAUSE 0 WRITE": CommandRow(
         [], ["CLIENT", "PAUSE", "0", "WRITE"], {"redis": 150_000, "trio": 60_000}),
     "CLIENT UNPAUSE": CommandRow([], ["CLIENT", "UNPAUSE"], {"redis": 150_000, "trio": 60_000}),
+    # Eviction on: 100-byte values at up to a million random keys past a 4 MB maxmemory, so
+    # after the first few thousand writes each SET evicts (allkeys-lru, 5 samples).
+    "SET under maxmemory 4mb, allkeys-lru (evicting)": CommandRow(
+        [[b"CONFIG", b"SET", b"maxmemory-policy", b"allkeys-lru"],
+         [b"CONFIG", b"SET", b"maxmemory", b"4mb"]],
+        ["SET", "bench:evict:__rand_int__", "x" * 100], {"redis": 150_000, "trio": 60_000},
+        ["-r", "1000000"],
+        teardown=[[b"CONFIG", b"SET", b"maxmemory", b"0"],
+                  [b"CONFIG", b"SET", b"maxmemory-policy", b"noeviction"]]),
 }
 
 
@@ -1193,6 +1204,8 @@ def commands_section(args: argparse.Namespace, scratch: Path, log: Callable[[str
                         continue
                     requests = row.requests[who] // (4 if args.quick else 1)
                     sample = run_command_row(server.port, row, requests)
+                    for argv in row.teardown:
+                        command(server.port, *argv)
                     command(server.port, b"FLUSHALL")
                     if sample is not None:
                         getattr(cells.setdefault(name, Cell()), who).append(sample)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from . import errors, latency, loading, transactions
+from . import memory as memory_module
 from .acl import AccessControl
 from .admission import CROSS_PROTOCOL_WORDS, CrossProtocolGuard, debug_allowed, log_denial
 from .backends import Backends, Services
@@ -49,6 +50,7 @@ from .encodings import WRITERS as ENCODING_WRITERS
 from .encodings import apply_zset_thresholds
 from .encodings import note_write as note_encoding_write
 from .errors import CommandError
+from .eviction import EVICT_FAIL, Evictor
 from .keyspace import Database, Keyspace
 from .loading import Replayer
 from .observability import Observer
@@ -94,6 +96,12 @@ class Engine:
                                  notify=partial(notify_keyspace_event, self))
         self.keyspace.notifying = bool(self.config.notify_keyspace_events)
         self.keyspace.on_modified = self._on_modified
+        # Memory (trioredis.memory, trioredis.eviction): the evictor follows maxmemory-policy;
+        # the lazy freer runs its chunks in the server's nursery.
+        self.evictor = Evictor(self)
+        self.keyspace.lazyfree.spawn = self.spawn
+        self._apply_lazyfree(self.config)
+        self.memory_peak = 0
         # Client-side caching and CLIENT PAUSE (trioredis.tracking, trioredis.pause).
         self.tracking = Tracking(self)
         self.pause = Pause(self)
@@ -591,38 +599,66 @@ class Engine:
         if self.server is not None:
             self.server.config_applied(old, new)
         self.keyspace.notifying = bool(new.notify_keyspace_events)
+        self.evictor.configure(new)
+        self._apply_lazyfree(new)
+        self._memory_stamp = ()  # a policy change may drop the access times
         self.persistence.config_changed(old, new)
         self.compose_write_path()  # replica-read-only, min-replicas-to-write...
         self.hook.trioredis_config_changed(old=old, new=new)
 
     # --- memory ----------------------------------------------------------------------------
 
-    _used_memory = 0
-    _memory_sampled = -1.0
+    _memory_stamp: tuple[int, ...] = ()
+    _memory_cached = 0
 
-    def used_memory(self) -> int:
-        """What ``maxmemory`` is compared with: INFO's ``used_memory``, the process's resident
-        set (:func:`trioredis.info.rss_bytes`: Python has no allocator total to match Redis's
-        zmalloc count).  Read at most every 10 ms: /proc costs more than most commands."""
-        now = time.monotonic()
-        if now - self._memory_sampled >= 0.01:
-            from .info import rss_bytes
+    def used_memory(self, for_eviction: bool = False) -> int:
+        """What ``maxmemory`` is compared with, INFO's ``used_memory``: the estimate of the
+        dataset (:mod:`trioredis.memory`), values waiting for the lazy freer, and the
+        clients; INFO adds the AOF buffer, which eviction does not count (as Redis's
+        freeMemoryGetNotCountedMemory).
 
-            self._used_memory = rss_bytes()
-            self._memory_sampled = now
-        return self._used_memory
+        Why a stamp: under ``maxmemory`` this runs before every command, and summing the
+        databases costs microseconds; nothing it counts changes without a write (dirty), an
+        expiry, an eviction, the lazy freer or a connection, so a read reuses the sum."""
+        keyspace = self.keyspace
+        stamp = (self.dirty, keyspace.expired_keys, self.evictor.evicted_keys,
+                 keyspace.lazyfree.pending_bytes, len(self.clients))
+        if stamp == self._memory_stamp:
+            used = self._memory_cached
+        else:
+            used = (memory_module.STARTUP_BYTES + keyspace.dataset_bytes()
+                    + keyspace.lazyfree.pending_bytes + memory_module.CLIENT_BASE * len(self.clients))
+            self._memory_stamp = stamp
+            self._memory_cached = used
+        if not for_eviction:
+            used += memory_module.aof_buffer(self)
+            if used > self.memory_peak:
+                self.memory_peak = used
+        return used
 
     def _out_of_memory(self, client: Client, spec: CommandSpec) -> bool:
-        """Redis's OOM refusal under ``maxmemory``: a ``denyoom`` command (or an EXEC that
-        queued one) while used memory is over the limit.  Every policy behaves as
-        ``noeviction``: with RSS as the measure, freeing keys shows up too late and too
-        coarsely to evict against it."""
-        if "denyoom" not in spec.flags and not (
-            spec.name == "exec" and client.multi
-            and any("denyoom" in queued.flags for queued, _ in client.multi)
-        ):
+        """Redis's processCommand under ``maxmemory``: evict first (whatever the command),
+        then refuse a ``denyoom`` command (or an EXEC that queued one) only when nothing
+        could be evicted and used memory is still over the limit."""
+        if self.evictor.perform() != EVICT_FAIL:
             return False
-        return self.used_memory() > self.config.maxmemory
+        return "denyoom" in spec.flags or (
+            spec.name == "exec" and bool(client.multi)
+            and any("denyoom" in queued.flags for queued, _ in client.multi))
+
+    def _apply_lazyfree(self, config: Config) -> None:
+        """The keyspace's copies of the lazyfree-lazy-* options it consults itself."""
+        self.keyspace.lazy_server_del = config.lazyfree_lazy_server_del
+        self.keyspace.lazy_expire = config.lazyfree_lazy_expire
+
+    def memory_cron(self) -> None:
+        """The server cron's share: correct drifted container estimates, go on with
+        evictions a command left (tenacity), and keep the peak."""
+        memory_module.audit_cycle(self.keyspace)
+        self._memory_stamp = ()  # the audit may have corrected estimates
+        if self.config.maxmemory:
+            self.evictor.perform()
+        self.used_memory()
 
     def sample_ops(self) -> None:
         self._ops_samples.append((time.monotonic(), self.stats.commands_processed))
@@ -638,6 +674,13 @@ class Engine:
     async def load(self) -> None:
         """Ask backends, highest priority first, to load the dataset."""
         await loading.load(self)
+
+    def recount_memory(self) -> None:
+        """After a load (snapshots install whole dicts): count the dataset again
+        (trioredis.memory)."""
+        for db in self.keyspace.databases:
+            memory_module.recount(db)
+        self._memory_stamp = ()
 
     def loading_progress(self, loaded: int, total: int) -> None:
         self.loading_loaded = loaded

@@ -101,34 +101,29 @@ def _clients(engine: Engine) -> dict[str, Any]:
 
 
 def _memory(engine: Engine) -> dict[str, Any]:
+    from .memory import human, info_fields
+
     rss = rss_bytes()
     scripting = engine.scripting
     functions = scripting.functions
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     maxmemory = engine.config.maxmemory
     try:
         total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError):
         total = 0
-    return {
-        # used_memory is the process's resident set: Python has no allocator total that
-        # counts what the dataset holds, and RSS is what the operator pays for.
-        "used_memory": rss,
-        "used_memory_human": _human(rss),
-        "used_memory_rss": rss,
-        "used_memory_rss_human": _human(rss),
-        "used_memory_peak": peak,
-        "used_memory_peak_human": _human(peak),
-        "used_memory_peak_perc": f"{100 * rss / max(peak, 1):.2f}%",
-        "used_memory_overhead": 0,
-        "used_memory_startup": 0,
-        "used_memory_dataset": rss,
-        "used_memory_dataset_perc": "100.00%",
-        "allocator_allocated": rss,
-        "allocator_active": rss,
+    # used_memory is trioredis.memory's estimate of the dataset and the server's buffers
+    # (Python has no allocator total to match Redis's zmalloc count); RSS is reported apart.
+    fields = info_fields(engine, rss)
+    used = fields["used_memory"]
+    clients, aof = fields.pop("_clients"), fields.pop("_aof")
+    lazy_objects, lazyfreed = fields.pop("_lazy_objects"), fields.pop("_lazyfreed")
+    fragmentation = rss / used if used else 1.0
+    fields.update({
+        "allocator_allocated": used,
+        "allocator_active": used,
         "allocator_resident": rss,
         "total_system_memory": total,
-        "total_system_memory_human": _human(total),
+        "total_system_memory_human": human(total),
         "used_memory_lua": 0,
         "used_memory_vm_eval": 0,
         "used_memory_lua_human": "0B",
@@ -143,28 +138,29 @@ def _memory(engine: Engine) -> dict[str, Any]:
         "used_memory_scripts": 0,
         "used_memory_scripts_human": "0B",
         "maxmemory": maxmemory,
-        "maxmemory_human": _human(maxmemory),
+        "maxmemory_human": human(maxmemory),
         "maxmemory_policy": engine.config.maxmemory_policy,
         "allocator_frag_ratio": 1.0,
         "allocator_frag_bytes": 0,
-        "allocator_rss_ratio": 1.0,
-        "allocator_rss_bytes": 0,
+        "allocator_rss_ratio": round(rss / used, 2) if used else 1.0,
+        "allocator_rss_bytes": rss - used,
         "rss_overhead_ratio": 1.0,
         "rss_overhead_bytes": 0,
-        "mem_fragmentation_ratio": 1.0,
-        "mem_fragmentation_bytes": 0,
-        "mem_not_counted_for_evict": 0,
+        "mem_fragmentation_ratio": round(fragmentation, 2),
+        "mem_fragmentation_bytes": rss - used,
+        "mem_not_counted_for_evict": aof,
         "mem_replication_backlog": 0,
         "mem_total_replication_buffers": 0,
         "mem_clients_slaves": 0,
-        "mem_clients_normal": 0,
+        "mem_clients_normal": clients,
         "mem_cluster_links": 0,
-        "mem_aof_buffer": 0,
+        "mem_aof_buffer": aof,
         "mem_allocator": "pymalloc",
         "active_defrag_running": 0,
-        "lazyfree_pending_objects": 0,
-        "lazyfreed_objects": 0,
-    }
+        "lazyfree_pending_objects": lazy_objects,
+        "lazyfreed_objects": lazyfreed,
+    })
+    return fields
 
 
 def _persistence(engine: Engine) -> dict[str, Any]:
@@ -227,10 +223,10 @@ def _stats(engine: Engine) -> dict[str, Any]:
         "expired_stale_perc": 0.0,
         "expired_time_cap_reached_count": 0,
         "expire_cycle_cpu_milliseconds": 0,
-        "evicted_keys": getattr(engine, "evicted_keys", 0),
+        "evicted_keys": engine.evictor.evicted_keys,
         "evicted_clients": 0,
-        "total_eviction_exceeded_time": 0,
-        "current_eviction_exceeded_time": 0,
+        "total_eviction_exceeded_time": engine.evictor.statistics()["total_eviction_exceeded_time"],
+        "current_eviction_exceeded_time": engine.evictor.statistics()["current_eviction_exceeded_time"],
         "keyspace_hits": stats.keyspace_hits,
         "keyspace_misses": stats.keyspace_misses,
         "pubsub_channels": len(engine.pubsub.channels),

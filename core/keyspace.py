@@ -17,11 +17,14 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from . import memory
 from .errors import WRONGTYPE, CommandError
 
 Propagate = Callable[[int, list[bytes]], None]
 # A keyspace event: (class, event name, key, db), as trioredis.pubsub.notify_keyspace_event.
 Notify = Callable[[str, bytes, bytes, int], None]
+
+_HEADER = memory.BYTES_HEADER  # a bytes object's header (a local name: set() runs per write)
 
 TYPE_NAMES: dict[type, str] = {bytes: "string", deque: "list", dict: "hash", set: "set"}
 
@@ -34,7 +37,8 @@ class Database:
     """One numbered database."""
 
     __slots__ = ("index", "data", "expires", "keyspace", "watched", "blocked", "_expire_scan",
-                 "promoted")
+                 "promoted", "used", "sizes", "basis", "stale", "access", "tracking",
+                 "audit_scan", "evict_scan")
 
     def __init__(self, index: int, keyspace: Keyspace) -> None:
         self.index = index
@@ -48,6 +52,20 @@ class Database:
         # Keys whose hash or set Redis would hold as a hash table whatever its shape now
         # (trioredis.encodings): dropped here when the key goes or gets a new value.
         self.promoted: set[bytes] = set()
+        # Memory accounting (trioredis.memory): the running estimate of keys and values, and
+        # the estimates of containers (strings need none: their size is their length).
+        self.used = 0
+        self.sizes: dict[bytes, int] = {}
+        # key -> (length, estimate) of a container's last full estimate (memory.refresh).
+        self.basis: dict[bytes, tuple[int, int]] = {}
+        # Keys written since memory was last read: re-estimated then (memory.settle).
+        self.stale: set[bytes] = set()
+        self.audit_scan: list[bytes] = []
+        # key -> LRU clock or LFU word, kept only while an LRU/LFU policy is set
+        # (trioredis.eviction): a parallel dict costs ~50 bytes a key, paid when it is used.
+        self.access: dict[bytes, int] = {}
+        self.tracking = False  # the keyspace's track_access, here to save a lookup per read
+        self.evict_scan: Any = None  # the eviction sampler's snapshot (trioredis.eviction)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -55,7 +73,27 @@ class Database:
     # --- reading ---------------------------------------------------------------------------
 
     def get(self, key: bytes) -> Any:
-        """The value at ``key``, or None (expired keys are deleted on the way)."""
+        """The value at ``key``, or None (expired keys are deleted on the way); an access for
+        LRU/LFU (Redis's lookupKey without NOTOUCH)."""
+        value = self.data.get(key)
+        if value is not None:
+            if self.expires:
+                when = self.expires.get(key)
+                if when is not None and when <= now_ms() and not self.keyspace.loading:
+                    if not self.keyspace.expiry_paused:  # CLIENT PAUSE: missing, not deleted
+                        self.expire_key(key)
+                    return None
+            if value.__class__ is not bytes:
+                # A container may be changed in place by the command that looked it up:
+                # estimated again when memory is next read (trioredis.memory.settle).
+                self.stale.add(key)
+            if self.tracking:
+                self.keyspace.record_access(self, key)
+        return value
+
+    def peek(self, key: bytes) -> Any:
+        """:meth:`get` without counting an access (Redis's LOOKUP_NOTOUCH: EXISTS, TYPE, TTL,
+        OBJECT, MEMORY USAGE)."""
         value = self.data.get(key)
         if value is not None and self.expires:
             when = self.expires.get(key)
@@ -97,26 +135,102 @@ class Database:
         """Store ``value``; an existing expiry is removed unless ``keep_ttl``.  A key that did
         not exist publishes the ``new`` keyspace event (Redis 7.0's ``dbAdd``), before the
         event of the command that created it; an overwrite costs only the membership test."""
-        if self.promoted and self.data.get(key) is not value:  # encoding history: new value
+        data = self.data
+        old = data.get(key)
+        if self.promoted and old is not value:  # encoding history: a new value
             self.promoted.discard(key)
-        if key not in self.data:
-            keyspace = self.keyspace
+        if old.__class__ is bytes and value.__class__ is bytes:
+            # The common overwrite, string by string: the accounting is the length change.
+            data[key] = value
+            self.used += len(value) - len(old)
+            if self.tracking:
+                self.keyspace.record_access(self, key, False)
+            if not keep_ttl and self.expires:
+                self.expires.pop(key, None)
+            return
+        keyspace = self.keyspace
+        # The accounting (trioredis.memory) in one update of ``used``.
+        if old is None:
             if keyspace.notifying:
-                self.data[key] = value
+                data[key] = value
                 keyspace.notify("n", b"new", key, self.index)
-        self.data[key] = value
+            delta = _HEADER + len(key)
+        elif old.__class__ is bytes:
+            delta = -_HEADER - len(old)
+        else:
+            delta = -self.sizes.pop(key, 0)
+            self.basis.pop(key, None)
+            if keyspace.lazy_server_del and old is not value:  # lazyfree-lazy-server-del
+                keyspace.release(old)
+        data[key] = value
+        if value.__class__ is bytes:
+            self.used += delta + _HEADER + len(value)
+        else:
+            # A container is often filled after it is stored (RPUSH on a new key): it is
+            # estimated once the command is done, like one changed in place.
+            self.sizes[key] = 0
+            self.stale.add(key)
+            self.used += delta
+        if self.tracking:
+            keyspace.record_access(self, key, old is None)
         if not keep_ttl and self.expires:
             self.expires.pop(key, None)
 
-    def delete(self, key: bytes) -> bool:
-        """Remove ``key``; True when it existed (and had not expired)."""
-        if self.get(key) is None:
-            return False
-        del self.data[key]
-        if self.expires:
-            self.expires.pop(key, None)
+    def replace_string(self, key: bytes, old: bytes, new: bytes) -> None:
+        """Put the string ``new`` where the string ``old`` is, keeping the TTL (INCR, the
+        HyperLogLog commands): :meth:`set` without its checks, for hot paths."""
+        self.data[key] = new
+        self.used += len(new) - len(old)
+
+    def set_many(self, pairs: Any) -> None:
+        """MSET's writes when nothing needs publishing and no key has a TTL."""
+        data = self.data
+        header = memory.BYTES_HEADER
+        used = 0
+        sizes = self.sizes
+        for key, value in pairs:
+            old = data.get(key)
+            if old is None:
+                used += header + len(key)
+            elif old.__class__ is bytes:
+                used -= header + len(old)
+            else:
+                used -= sizes.pop(key, 0)
+                self.basis.pop(key, None)
+            data[key] = value
+            used += header + len(value)
+        self.used += used
+        if self.tracking:
+            for key, _value in pairs:
+                self.keyspace.record_access(self, key, True)
+
+    def forget(self, key: bytes, value: Any) -> None:
+        """Take ``key`` and its ``value`` (just removed from ``data``) out of the accounting
+        and the access times."""
+        if value.__class__ is bytes:
+            self.used -= 2 * memory.BYTES_HEADER + len(key) + len(value)
+        else:
+            self.used -= memory.BYTES_HEADER + len(key) + self.sizes.pop(key, 0)
+            self.basis.pop(key, None)
+        if self.access:
+            self.access.pop(key, None)
         if self.promoted:
             self.promoted.discard(key)
+
+    def delete(self, key: bytes) -> bool:
+        """Remove ``key``; True when it existed (and had not expired)."""
+        value = self.peek(key)
+        if value is None:
+            return False
+        del self.data[key]
+        self.forget(key, value)
+        if self.expires:
+            self.expires.pop(key, None)
+        keyspace = self.keyspace
+        if value.__class__ is not bytes:
+            lazy = keyspace.lazy_del  # DEL/UNLINK say; any other delete is a server's
+            if lazy if lazy is not None else keyspace.lazy_server_del:
+                keyspace.release(value)
         return True
 
     def set_expire(self, key: bytes, when_ms: int) -> None:
@@ -129,10 +243,13 @@ class Database:
         """Delete an expired key, publish the ``expired`` keyspace event (lazy and active
         expiry alike, as Redis's ``deleteExpiredKeyAndPropagate``) and propagate the deletion
         as DEL."""
-        self.data.pop(key, None)
-        self.expires.pop(key, None)
-        self.promoted.discard(key)
+        value = self.data.pop(key, None)
         keyspace = self.keyspace
+        if value is not None:
+            self.forget(key, value)
+            if keyspace.lazy_expire and value.__class__ is not bytes:  # lazyfree-lazy-expire
+                keyspace.release(value)
+        self.expires.pop(key, None)
         keyspace.expired_keys += 1
         if keyspace.notifying:
             keyspace.notify("x", b"expired", key, self.index)
@@ -141,14 +258,30 @@ class Database:
         if keyspace.on_expired is not None:  # client-side caching (trioredis.tracking)
             keyspace.on_expired(self, key)
 
-    def clear(self) -> int:
+    def clear(self, lazy: bool = False) -> int:
+        """Empty the database; ``lazy`` hands the old dicts to the lazy freer (FLUSHDB ASYNC)
+        instead of freeing them now."""
         removed = len(self.data)
         for key in list(self.watched):
             if key in self.data:  # as Redis: a watched key that did not exist is not touched
                 self.keyspace.signal_modified(self, key)
+        old = (self.data, self.expires, self.sizes, self.access, self.basis)
+        cost = memory.dataset_bytes(self)
         self.data = {}
         self.expires = {}
         self.promoted = set()
+        self.used = 0
+        self.sizes = {}
+        self.basis = {}
+        self.stale = set()
+        self.access = {}
+        self.audit_scan = []
+        self.evict_scan = None
+        if lazy and removed > memory.LAZYFREE_THRESHOLD:
+            self.keyspace.lazyfree.drop(old[0], removed, cost)
+            for table in old[1:]:
+                if table:
+                    self.keyspace.lazyfree.drop(table, 0, 0)
         return removed
 
     def items(self) -> Iterator[tuple[bytes, Any, int | None]]:
@@ -181,6 +314,17 @@ class Keyspace:
         self.notifying = False
         self.loading = False
         self.expired_keys = 0
+        # LRU/LFU access times (trioredis.eviction): recorded only while an LRU or LFU
+        # maxmemory-policy is set; record_access(db, key, created) is set by the evictor.
+        self.track_access = False
+        self.record_access: Callable[..., None] = lambda db, key, created=False: None
+        # Lazy freeing (UNLINK, FLUSH* ASYNC, lazyfree-lazy-*): DEL and UNLINK set lazy_del
+        # while they run (True: lazy, False: not); None leaves it to lazy_server_del.
+        self.lazyfree = memory.LazyFree()
+        self.lazy_del: bool | None = None
+        # lazyfree-lazy-server-del and lazyfree-lazy-expire, kept current by the engine.
+        self.lazy_server_del = False
+        self.lazy_expire = False
         # Set by the engine: called when a key that a client WATCHes or waits on changes.
         self.on_modified: Callable[[Database, bytes], None] | None = None
         # Set by the engine: called for each key that expires (tracking invalidation).
@@ -203,12 +347,36 @@ class Keyspace:
         a.data, b.data = b.data, a.data
         a.expires, b.expires = b.expires, a.expires
         a.promoted, b.promoted = b.promoted, a.promoted
+        a.used, b.used = b.used, a.used
+        a.sizes, b.sizes = b.sizes, a.sizes
+        a.basis, b.basis = b.basis, a.basis
+        a.stale, b.stale = b.stale, a.stale
+        a.access, b.access = b.access, a.access
+        a.audit_scan = b.audit_scan = []
+        a.evict_scan = b.evict_scan = None
         for db in (a, b):
             for key in list(db.watched) + list(db.blocked):
                 self.signal_modified(db, key)
 
-    def flush_all(self) -> int:
-        return sum(db.clear() for db in self.databases)
+    def flush_all(self, lazy: bool = False) -> int:
+        return sum(db.clear(lazy) for db in self.databases)
+
+    def release(self, value: Any) -> None:
+        """Free a deleted value lazily when it is big enough to be worth it (UNLINK)."""
+        effort = memory.free_effort(value)
+        if effort > memory.LAZYFREE_THRESHOLD:
+            self.lazyfree.drop(value, effort, memory.estimate_value(value))
+
+    def dataset_bytes(self) -> int:
+        """The dataset's estimate over all databases (trioredis.memory), containers written
+        since the last call estimated again first."""
+        total = 0
+        for db in self.databases:  # one pass: under maxmemory this runs after every write
+            if db.stale:
+                memory.settle_db(db)
+            if db.used:
+                total += memory.dataset_bytes(db)
+        return total
 
     def key_count(self) -> int:
         return sum(len(db.data) for db in self.databases)

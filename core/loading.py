@@ -161,6 +161,7 @@ async def load(engine: Engine) -> None:
     finally:
         engine.loading = False
         engine.keyspace.loading = False
+        engine.recount_memory()  # trioredis.memory: snapshots install whole dicts
         gc.collect()
     mark_by_shape(engine.keyspace.databases, engine.config)  # trioredis.encodings
 
@@ -176,6 +177,7 @@ async def reload_from(engine: Engine, backend: Any) -> None:
         await backend.load(engine.persistence.loader())
     finally:
         engine.loading = engine.keyspace.loading = False
+        engine.recount_memory()  # trioredis.memory
     mark_by_shape(engine.keyspace.databases, engine.config)  # trioredis.encodings
 
 

@@ -20,12 +20,11 @@ from trioredis.commands.signatures import ArgType, signatures
 
 reference = parity.reference  # the real Redis, a module-scoped fixture
 
-# Redis 7.0 commands and subcommands that other work will bring (replication, MEMORY,
+# Redis 7.0 commands and subcommands that other work will bring (replication,
 # cluster redirection helpers, ACL files): their signatures are declared and wait for them.
 # Remove a name here when its command is registered.
 NOT_IMPLEMENTED = {
-    "acl|load", "acl|save", "memory", "memory|doctor",
-    "memory|help", "memory|malloc-stats", "memory|purge", "memory|stats", "memory|usage",
+    "acl|load", "acl|save",
 }
 # Served here beyond Redis 7.0: redis-py sends 7.2's CLIENT SETINFO / NO-TOUCH and WAITAOF.
 NOT_IN_REDIS_7_0 = {"client|setinfo", "client|no-touch", "waitaof"}
@@ -41,14 +40,15 @@ KNOWN_DIFFERENCES: dict[str, set[str]] = {
         "acl", "client", "config", "function", "latency", "pubsub", "script", "slowlog")},
     "module": {"acl"},  # MODULE is @dangerous here (no module is ever loaded)
     # ... and OBJECT/XGROUP/XINFO declare the key their subcommands take.
-    **{name: _CONTAINER | {"keys"} for name in ("object", "xgroup", "xinfo")},
+    **{name: _CONTAINER | {"keys"} for name in ("object", "xgroup", "xinfo", "memory")},
     # ACL categories of subcommands: the ACL here gives each subcommand its container's
     # categories, except for ACL, CONFIG and CLIENT, which it splits as Redis does.
     **{name: {"acl"} for name in (
         "function|delete", "function|flush", "function|load", "function|restore",
         "latency|help", "module|help", "module|list", "module|load", "module|loadex",
         "module|unload", "object|help", "pubsub|help", "slowlog|help", "xgroup|help",
-        "xinfo|help", "cluster|addslots", "cluster|addslotsrange", "cluster|bumpepoch",
+        "xinfo|help", "memory|doctor", "memory|help", "memory|malloc-stats", "memory|purge",
+        "memory|stats", "cluster|addslots", "cluster|addslotsrange", "cluster|bumpepoch",
         "cluster|count-failure-reports", "cluster|delslots", "cluster|delslotsrange",
         "cluster|failover", "cluster|flushslots", "cluster|forget", "cluster|meet",
         "cluster|replicas", "cluster|replicate", "cluster|reset", "cluster|saveconfig",

@@ -29,6 +29,7 @@ GROUPS = (
     "scripting",
     "hyperloglog",
     "geo",
+    "memory",
     "standalone",
     "replication",
 )

@@ -52,7 +52,7 @@ def _store(ctx, key: bytes, data: bytearray, existed: bool) -> None:
     """Write an HLL back: an existing key is changed in place (its TTL stays), as Redis
     edits the string's bytes; a new one is added."""
     if existed:
-        ctx.db.data[key] = bytes(data)
+        ctx.db.replace_string(key, ctx.db.data[key], bytes(data))
     else:
         ctx.db.set(key, bytes(data))
 

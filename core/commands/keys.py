@@ -115,11 +115,12 @@ def typed_value(ctx, key: bytes, kind: type, read: bool = False) -> Any:
     return value
 
 
-def read_key(ctx, key: bytes) -> Any:
+def read_key(ctx, key: bytes, touch: bool = True) -> Any:
     """The value at ``key`` for a command that reads it (Redis's ``lookupKeyRead``): counts a
     keyspace hit or miss for INFO, as Redis does for reads and not for writes, and a miss
-    publishes the ``keymiss`` event (class ``m``)."""
-    value = ctx.db.get(key)
+    publishes the ``keymiss`` event (class ``m``).  ``touch=False`` is Redis's
+    LOOKUP_NOTOUCH: the key's LRU/LFU access time stays."""
+    value = ctx.db.get(key) if touch else ctx.db.peek(key)
     stats = ctx.engine.stats
     if value is None:
         stats.keyspace_misses += 1
@@ -165,23 +166,36 @@ def notify(ctx, event: bytes, key: bytes, db=None) -> None:
 # --- DEL UNLINK EXISTS TOUCH TYPE RANDOMKEY --------------------------------------------------
 
 
-def del_(ctx, argv):
+def _delete_keys(ctx, argv, lazy: bool):
     db = ctx.db
     deleted = 0
-    for key in argv[1:]:
-        if db.delete(key):
-            deleted += 1
-            notify(ctx, b"del", key)
+    keyspace = ctx.keyspace
+    keyspace.lazy_del = lazy  # big values go to the lazy freer (trioredis.memory.LazyFree)
+    try:
+        for key in argv[1:]:
+            if db.delete(key):
+                deleted += 1
+                notify(ctx, b"del", key)
+    finally:
+        keyspace.lazy_del = None
     ctx.dirty += deleted
     return deleted
 
 
+def del_(ctx, argv):
+    return _delete_keys(ctx, argv, ctx.config.lazyfree_lazy_user_del)
+
+
+def unlink(ctx, argv):
+    return _delete_keys(ctx, argv, True)
+
+
 def exists(ctx, argv):
-    return sum(1 for key in argv[1:] if read_key(ctx, key) is not None)
+    return sum(1 for key in argv[1:] if read_key(ctx, key, touch=False) is not None)
 
 
 def type_(ctx, argv):
-    value = read_key(ctx, argv[1])
+    value = read_key(ctx, argv[1], touch=False)
     if value is None:
         return Status(b"none")
     return Status(type_name(ctx, value).encode())
@@ -425,7 +439,8 @@ def move(ctx, argv):
 
 
 def touch(ctx, argv):
-    return exists(ctx, argv)
+    """TOUCH: EXISTS that counts an access (LRU/LFU), as Redis's lookupKeyRead."""
+    return sum(1 for key in argv[1:] if read_key(ctx, key) is not None)
 
 
 # --- OBJECT --------------------------------------------------------------------------------
@@ -469,8 +484,9 @@ def object_(ctx, argv):
         raise CommandError(errors.unknown_subcommand(argv[1], "OBJECT"))
     if len(argv) != 3:
         raise CommandError(errors.wrong_arity(f"object|{sub.decode()}"))
-    # Counted as a read, but no keymiss event: Redis looks up with LOOKUP_NONOTIFY here.
-    value = ctx.db.get(argv[2])
+    # Counted as a read, but no keymiss event and no access: Redis looks up with
+    # LOOKUP_NONOTIFY | LOOKUP_NOTOUCH here.
+    value = ctx.db.peek(argv[2])
     if value is None:
         ctx.engine.stats.keyspace_misses += 1
         return None
@@ -484,13 +500,14 @@ def object_(ctx, argv):
             if number is not None and 0 <= number < SHARED_INTEGERS:
                 return 2147483647  # Redis's shared integers are never freed
         return 1
+    evictor = ctx.engine.evictor  # access times: trioredis.eviction
     if sub == b"idletime":
         if lfu:
             raise CommandError(_LFU_SELECTED)
-        return 0  # access times are not tracked: every key reads as just used
+        return evictor.idle_ms(ctx.db, argv[2]) // 1000
     if not lfu:
         raise CommandError(_LFU_NOT_SELECTED)
-    return 0
+    return evictor.frequency(ctx.db, argv[2])
 
 
 # --- expiry --------------------------------------------------------------------------------
@@ -570,7 +587,7 @@ def pexpireat(ctx, argv):
 
 def _ttl_generic(ctx, key: bytes, in_ms: bool, absolute: bool) -> int:
     db = ctx.db
-    if read_key(ctx, key) is None:
+    if read_key(ctx, key, touch=False) is None:
         return -2
     when = db.expires.get(key)
     if when is None:
@@ -611,7 +628,7 @@ def register(registry):
     one = (1, 1, 1)
     registry.extend([
         command("del", -2, "write", del_, (1, -1, 1), group=group, key_specs="RM DELETE"),
-        command("unlink", -2, "write fast", del_, (1, -1, 1), group=group, key_specs="RM DELETE"),
+        command("unlink", -2, "write fast", unlink, (1, -1, 1), group=group, key_specs="RM DELETE"),
         command("exists", -2, "readonly fast", exists, (1, -1, 1), group=group, key_specs="RO"),
         command("touch", -2, "readonly fast", touch, (1, -1, 1), group=group, key_specs="RO"),
         command("type", 2, "readonly fast", type_, one, group=group, key_specs="RO"),

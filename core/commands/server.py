@@ -37,16 +37,21 @@ def dbsize(ctx, argv):
     return len(ctx.db.data)
 
 
-def _flush_mode(argv, name):
+def _flush_mode(ctx, argv) -> bool:
+    """Whether a FLUSHALL/FLUSHDB frees lazily: ASYNC, SYNC, or ``lazyfree-lazy-user-flush``
+    without either (Redis's getFlushCommandFlags)."""
     if len(argv) > 2:
         raise CommandError(errors.SYNTAX)
-    if len(argv) == 2 and argv[1].lower() not in (b"async", b"sync"):
-        raise CommandError(errors.SYNTAX)
+    if len(argv) == 2:
+        mode = argv[1].lower()
+        if mode not in (b"async", b"sync"):
+            raise CommandError(errors.SYNTAX)
+        return mode == b"async"
+    return ctx.config.lazyfree_lazy_user_flush
 
 
 def flushdb(ctx, argv):
-    _flush_mode(argv, "flushdb")
-    removed = ctx.db.clear()
+    removed = ctx.db.clear(lazy=_flush_mode(ctx, argv))
     ctx.engine.tracking.flushed()  # client-side caches: every key is invalid
     ctx.dirty += max(removed, 1)
     ctx.propagate([b"FLUSHDB"])
@@ -54,8 +59,7 @@ def flushdb(ctx, argv):
 
 
 def flushall(ctx, argv):
-    _flush_mode(argv, "flushall")
-    removed = ctx.keyspace.flush_all()
+    removed = ctx.keyspace.flush_all(lazy=_flush_mode(ctx, argv))
     ctx.engine.tracking.flushed()  # client-side caches: every key is invalid
     ctx.dirty += max(removed, 1)
     ctx.propagate([b"FLUSHALL"])

@@ -243,7 +243,7 @@ def mset(ctx, argv):
             db.set(argv[index], argv[index + 1])
             notify(ctx, "$", b"set", argv[index])
     elif not db.expires:  # nothing to publish, no TTL to drop: one C-level update
-        db.data.update(zip(argv[1::2], argv[2::2], strict=True))
+        db.set_many(list(zip(argv[1::2], argv[2::2], strict=True)))
     else:
         for index in range(1, len(argv), 2):
             db.set(argv[index], argv[index + 1])
@@ -343,7 +343,7 @@ def _incr_by(ctx, key: bytes, increment: int) -> int:
         result = parse_int(value) + increment
         if not INT64_MIN <= result <= INT64_MAX:
             raise CommandError(errors.OVERFLOW)
-        db.data[key] = b"%d" % result  # an existing key keeps its TTL: Database.set's job
+        db.replace_string(key, value, b"%d" % result)  # an existing key keeps its TTL
     ctx.dirty += 1
     if ctx.engine.config.notify_keyspace_events:
         # INCR DECR DECRBY too: Redis names them all incrby

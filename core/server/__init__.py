@@ -155,6 +155,7 @@ class Server(Listeners, Serving):
             await trio.sleep(1 / self.config.hz)
             if engine.active_expire_enabled:
                 engine.keyspace.active_expire_cycle()
+            engine.memory_cron()  # trioredis.memory / eviction
             engine.sample_ops()
             if engine.unflushed:
                 engine.persistence.flush_nowait()
