@@ -278,6 +278,10 @@ class Evictor:
                 self.exceeded_total += time.monotonic() - self.exceeded_since
                 self.exceeded_since = 0.0
             return EVICT_OK
+        if config.replica_ignore_maxmemory and engine.replication.is_replica:
+            # A replica follows its master's evictions (they arrive as DELs) and evicts
+            # nothing itself, as Redis's replica-ignore-maxmemory yes (the default).
+            return EVICT_OK
         if self.keyspace.expiry_paused:
             # CLIENT PAUSE: no eviction while paused, and the command goes on (Redis's
             # isSafeToPerformEvictions; writes are held by the pause anyway).

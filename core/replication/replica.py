@@ -20,6 +20,7 @@ import trio
 
 from ..backends import REWRITE
 from ..client import Transport
+from ..encodings import mark_by_shape
 from ..rdb import read_rdb
 from ..resp import ErrorReply, encode_command
 from .protocol import EOF_MARK_SIZE, StreamParser
@@ -338,9 +339,8 @@ def _install(repl: Replication, loaded: tuple[dict[int, Any], list[bytes]]) -> N
             raise LinkError(f"the master's RDB holds database {index} but this server has "
                             f"{len(keyspace)}")
     keyspace.flush_all()
-    scripting_functions = getattr(getattr(engine, "scripting", None), "functions", None)
-    if scripting_functions is not None:
-        scripting_functions.flush()
+    engine.tracking.flushed()  # client-side caches: the whole dataset is replaced
+    engine.scripting.functions.flush()
     for code in functions:
         reply = engine.replay([b"FUNCTION", b"LOAD", b"REPLACE", code])
         if isinstance(reply, ErrorReply):
@@ -351,6 +351,8 @@ def _install(repl: Replication, loaded: tuple[dict[int, Any], list[bytes]]) -> N
         for key in list(db.watched) + list(db.blocked):
             keyspace.signal_modified(db, key)
     engine.dirty += 1
+    engine.recount_memory()  # trioredis.memory: whole dicts were installed, as a load does
+    mark_by_shape(keyspace.databases, engine.config)  # trioredis.encodings, as a load does
     # A replica's AOF holds what the replica holds: rewritten from the new dataset (the
     # stream that follows is appended to it), as Redis restarts its AOF after a sync.  Until
     # the rewrite is done, the old file plus the stream is what a crash would leave.

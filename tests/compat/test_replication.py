@@ -175,7 +175,7 @@ def _trioredis_replica(tmp_path, name: str, master_port: int) -> ServerProcess:
 
 
 def test_redis_replica_of_trioredis_master_holds_the_same_dataset(master):
-    apply_writes(master.port, [w for w in random_writes(1, 3000) if w[0] != "XADD"])
+    apply_writes(master.port, random_writes(1, 3000))
     with ReferenceRedis("--replicaof", "127.0.0.1", str(master.port)) as replica:
         ours, theirs = master.client(), replica.client()
         wait_caught_up(ours, theirs)
@@ -244,7 +244,7 @@ def test_min_replicas_to_write_refuses_writes_without_enough_good_replicas(maste
 
 def test_trioredis_replica_of_redis_master_holds_the_same_dataset(tmp_path):
     with ReferenceRedis(*QUICK_REDIS) as source:
-        apply_writes(source.port, [w for w in random_writes(5, 3000) if w[0] != "XADD"])
+        apply_writes(source.port, random_writes(5, 3000))
         with _trioredis_replica(tmp_path, "replica", source.port) as replica:
             theirs, ours = source.client(), replica.client()
             wait_caught_up(theirs, ours)
@@ -263,7 +263,7 @@ def test_trioredis_replica_of_redis_master_holds_the_same_dataset(tmp_path):
 
 
 def test_trioredis_replica_of_trioredis_master_has_the_same_digest(master, tmp_path):
-    apply_writes(master.port, [w for w in random_writes(8, 2000) if w[0] != "XADD"])
+    apply_writes(master.port, random_writes(8, 2000))
     with _trioredis_replica(tmp_path, "replica", master.port) as replica:
         ours, theirs = master.client(), replica.client()
         wait_caught_up(ours, theirs)
@@ -284,11 +284,25 @@ def test_trioredis_replica_of_trioredis_master_has_the_same_digest(master, tmp_p
         assert theirs.set("k", "now writable")
 
 
+def test_a_replica_over_maxmemory_evicts_nothing_of_its_own(master, tmp_path):
+    """replica-ignore-maxmemory yes (Redis's default): the master's dataset is the truth."""
+    master.client().mset({f"big:{i}": "x" * 1000 for i in range(3000)})
+    with _trioredis_replica(tmp_path, "small", master.port) as replica:
+        ours, theirs = master.client(), replica.client()
+        theirs.config_set("maxmemory-policy", "allkeys-lru")
+        theirs.config_set("maxmemory", "1mb")
+        wait_caught_up(ours, theirs)
+        ours.set("after", "1")
+        wait_caught_up(ours, theirs)
+        assert theirs.dbsize() == ours.dbsize() == 3001
+        assert theirs.info("stats")["evicted_keys"] == 0
+
+
 # --- backups and shapes ------------------------------------------------------------------------
 
 
 def test_redis_cli_rdb_takes_a_backup_that_redis_server_loads(master, tmp_path):
-    apply_writes(master.port, [w for w in random_writes(10, 3000) if w[0] != "XADD"])
+    apply_writes(master.port, random_writes(10, 3000))
     backup = tmp_path / "backup.rdb"
     done = subprocess.run(["redis-cli", "-p", str(master.port), "--rdb", str(backup)],
                           capture_output=True, text=True, timeout=60)
@@ -468,7 +482,7 @@ def test_a_partial_resync_goes_on_in_the_database_and_transaction_it_was_in(mast
 def test_a_replica_passes_the_stream_on_to_its_own_replica(master, tmp_path):
     """trioredis master -> trioredis replica -> redis-server replica: the middle one
     forwards the master's stream as it came, so offsets match all the way down."""
-    apply_writes(master.port, [w for w in random_writes(11, 1000) if w[0] != "XADD"])
+    apply_writes(master.port, random_writes(11, 1000))
     with _trioredis_replica(tmp_path, "middle", master.port) as middle:
         ours, between = master.client(), middle.client()
         wait_caught_up(ours, between)
@@ -486,7 +500,7 @@ def test_replicas_that_sync_under_a_running_writer_end_with_the_masters_dataset(
     the RDB is neither lost nor read as part of it."""
     import threading
 
-    apply_writes(master.port, [w for w in random_writes(13, 2000) if w[0] != "XADD"])
+    apply_writes(master.port, random_writes(13, 2000))
     stop = threading.Event()
 
     def writer() -> None:
