@@ -12,10 +12,12 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import redis
-from servers import free_port
+from servers import ServerThread, free_port
 
 
 def encode_command(*args) -> bytes:
@@ -250,3 +252,16 @@ def keyspace_events(port: int, script: list[list[bytes]], flags: bytes = b"KEA")
         while (message := subscriber.read_reply()) and b"pong" not in message:
             messages.append(message)
     return messages
+
+
+@contextmanager
+def server_beside_redis(directory: str) -> Iterator[tuple[ServerThread, ReferenceRedis]]:
+    """A trioredis server (in a thread, nothing persisted, files in ``directory``) and a
+    reference redis-server, for module fixtures of differential tests: ``(ours, ref)``."""
+    with ReferenceRedis() as ref:
+        ours = ServerThread([["dir", directory], ["save", ""], ["appendonly", "no"]]).start()
+        ours.wait_ready()
+        try:
+            yield ours, ref
+        finally:
+            ours.stop()

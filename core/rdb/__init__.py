@@ -7,7 +7,15 @@ inside values, ``checksum`` the CRC-64 and LZF, ``file`` whole files and DUMP pa
 from __future__ import annotations
 
 from .errors import EmptyValue, RdbError
-from .file import RDB_VERSION, dump_payload, load_payload, payload_is_valid, read_rdb, write_rdb
+from .file import (
+    RDB_VERSION,
+    dump_payload,
+    load_payload,
+    payload_is_valid,
+    read_rdb,
+    read_rdb_databases,
+    write_rdb,
+)
 from .values import DEFAULT_ENCODINGS, Encodings, decode_value, encode_value
 
 __all__ = [
@@ -22,5 +30,6 @@ __all__ = [
     "load_payload",
     "payload_is_valid",
     "read_rdb",
+    "read_rdb_databases",
     "write_rdb",
 ]

@@ -224,6 +224,31 @@ def read_rdb(
     return _records(data, version, end, aux, now_ms, functions)
 
 
+
+Databases = dict[int, tuple[dict[bytes, Any], dict[bytes, int]]]
+
+
+def read_rdb_databases(data: bytes, expired_before: int | None = None,
+                       ) -> tuple[Databases, int, list[bytes]]:
+    """An RDB file grouped as Redis installs it: {database: (key -> value, key -> expiry
+    ms)}, how many keys were dropped as expired before ``expired_before`` (ms; None keeps
+    them all, as a replica does: their DELs come from the master), and the code of its
+    function libraries.  RdbError as :func:`read_rdb`."""
+    databases: Databases = {}
+    functions: list[bytes] = []
+    expired = 0
+    for index, key, value, expire in read_rdb(data, functions=functions):
+        if expire is not None and expired_before is not None and expire <= expired_before:
+            expired += 1
+            continue
+        found = databases.get(index)
+        if found is None:
+            found = databases[index] = ({}, {})
+        found[0][key] = value
+        if expire is not None:
+            found[1][key] = expire
+    return databases, expired, functions
+
 def _records(data: bytes, version: int, end: int, aux: dict[bytes, bytes] | None,
              now_ms: int | None, functions: list[bytes] | None
              ) -> Iterator[tuple[int, bytes, Any, int | None]]:

@@ -21,7 +21,7 @@ import trio
 from ..backends import REWRITE
 from ..client import Transport
 from ..encodings import mark_by_shape
-from ..rdb import read_rdb
+from ..rdb import read_rdb_databases
 from ..resp import ErrorReply, encode_command
 from .protocol import EOF_MARK_SIZE, StreamParser
 
@@ -314,17 +314,9 @@ async def _full_sync(repl: Replication, link: MasterLink, reader: _Reader, repli
 def _decode(rdb: bytes) -> tuple[dict[int, tuple[dict[bytes, Any], dict[bytes, int]]], list[bytes]]:
     """The master's RDB as {database: (data, expires)} and its function libraries (in a
     worker thread: decoding a big dataset must not stop the event loop)."""
-    databases: dict[int, tuple[dict[bytes, Any], dict[bytes, int]]] = {}
-    functions: list[bytes] = []
     # Keys already expired are loaded too: on a replica they go when the master's DEL
     # comes, as Redis's replicas load them.
-    for index, key, value, expire in read_rdb(rdb, functions=functions):
-        found = databases.get(index)
-        if found is None:
-            found = databases[index] = ({}, {})
-        found[0][key] = value
-        if expire is not None:
-            found[1][key] = expire
+    databases, _expired, functions = read_rdb_databases(rdb)
     return databases, functions
 
 

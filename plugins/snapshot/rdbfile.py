@@ -19,7 +19,7 @@ import os
 import time
 from typing import Any
 
-from trioredis.rdb import Encodings, RdbError, read_rdb, write_rdb
+from trioredis.rdb import Encodings, RdbError, read_rdb_databases, write_rdb
 
 RDB_SUFFIX = ".rdb"
 RDB_MAGIC = b"REDIS"
@@ -73,21 +73,7 @@ def read_rdb_file(path: str) -> tuple[dict[int, tuple[dict[bytes, Any], dict[byt
     or unsupported file."""
     with open(path, "rb") as file:
         data = file.read()
-    now = int(time.time() * 1000)
-    databases: dict[int, tuple[dict[bytes, Any], dict[bytes, int]]] = {}
-    functions: list[bytes] = []
-    expired = 0
-    for index, key, value, expire in read_rdb(data, functions=functions):
-        if expire is not None and expire <= now:
-            expired += 1
-            continue
-        found = databases.get(index)
-        if found is None:
-            found = databases[index] = ({}, {})
-        found[0][key] = value
-        if expire is not None:
-            found[1][key] = expire
-    return databases, expired, functions
+    return read_rdb_databases(data, expired_before=int(time.time() * 1000))
 
 
 __all__ = ["RdbError", "function_codes", "is_rdb_file", "read_rdb_file", "wants_rdb",

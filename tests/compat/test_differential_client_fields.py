@@ -11,8 +11,7 @@ import socket
 import time
 
 import pytest
-from parity import RawClient, ReferenceRedis
-from servers import ServerThread
+from parity import RawClient, server_beside_redis
 from trioredis.client_memory import REPLY_CHUNK_BYTES, reply_buffers
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
@@ -24,14 +23,8 @@ QUEUED = [["SET", "k", "v"], ["HSET", "h", "field", "x" * 300], ["LPUSH", "l", "
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    with ReferenceRedis() as ref:
-        directory = str(tmp_path_factory.mktemp("ours"))
-        ours = ServerThread([["dir", directory], ["save", ""], ["appendonly", "no"]]).start()
-        ours.wait_ready()
-        try:
-            yield ours.port, ref.port
-        finally:
-            ours.stop()
+    with server_beside_redis(str(tmp_path_factory.mktemp("ours"))) as (ours, ref):
+        yield ours.port, ref.port
 
 
 def _fields(reply: bytes) -> dict[str, dict[str, str]]:

@@ -11,8 +11,8 @@ import random
 import shutil
 
 import pytest
-from parity import RawClient, ReferenceRedis
-from servers import ServerProcess, ServerThread
+from parity import RawClient, ReferenceRedis, server_beside_redis
+from servers import ServerProcess
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
                                 reason="redis-server is not installed")
@@ -126,14 +126,8 @@ def _replies(port: int, commands: list[list[bytes]]) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    with ReferenceRedis() as ref:
-        directory = str(tmp_path_factory.mktemp("ours"))
-        ours = ServerThread([["dir", directory], ["save", ""], ["appendonly", "no"]]).start()
-        ours.wait_ready()
-        try:
-            yield ours.port, ref.port
-        finally:
-            ours.stop()
+    with server_beside_redis(str(tmp_path_factory.mktemp("ours"))) as (ours, ref):
+        yield ours.port, ref.port
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -10,8 +10,8 @@ import random
 import shutil
 
 import pytest
-from parity import RawClient, ReferenceRedis, keyspace_events
-from servers import ServerThread, record_propagation
+from parity import RawClient, keyspace_events, server_beside_redis
+from servers import record_propagation
 from trioredis.rdb import dump_payload
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
@@ -69,14 +69,8 @@ def _replies(port: int, script: list[list[bytes]]) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    with ReferenceRedis() as ref:
-        directory = str(tmp_path_factory.mktemp("ours"))
-        ours = ServerThread([["dir", directory], ["save", ""], ["appendonly", "no"]]).start()
-        ours.wait_ready()
-        try:
-            yield ours, ref
-        finally:
-            ours.stop()
+    with server_beside_redis(str(tmp_path_factory.mktemp("ours"))) as (ours, ref):
+        yield ours, ref
 
 
 def test_script_answers_as_redis_byte_for_byte(servers):
