@@ -649,6 +649,13 @@ class AccessControl:
         self.users[name] = user
         self.refresh()
 
+    def replace_users(self, users: dict[str, User]) -> None:
+        """ACL LOAD: a whole new set of users (it holds ``default``).  Connections keep their
+        user's name; one whose user is gone is refused every command, as the check finds no
+        such user."""
+        self.users = users
+        self.refresh()
+
     def delete_user(self, name: str) -> bool:
         if name == "default":
             raise CommandError("ERR The 'default' user cannot be removed")

@@ -23,9 +23,7 @@ reference = parity.reference  # the real Redis, a module-scoped fixture
 # Redis 7.0 commands and subcommands that other work will bring (replication,
 # cluster redirection helpers, ACL files): their signatures are declared and wait for them.
 # Remove a name here when its command is registered.
-NOT_IMPLEMENTED = {
-    "acl|load", "acl|save",
-}
+NOT_IMPLEMENTED: set[str] = set()
 # Served here beyond Redis 7.0: redis-py sends 7.2's CLIENT SETINFO / NO-TOUCH and WAITAOF.
 NOT_IN_REDIS_7_0 = {"client|setinfo", "client|no-touch", "waitaof"}
 

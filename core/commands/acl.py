@@ -1,4 +1,4 @@
-"""ACL: SETUSER DELUSER GETUSER LIST USERS WHOAMI CAT DRYRUN GENPASS LOG HELP.
+"""ACL: SETUSER DELUSER GETUSER LIST USERS WHOAMI CAT DRYRUN GENPASS LOG LOAD SAVE HELP.
 
 The users live in :class:`trioredis.acl.AccessControl` (``engine.acl``); the engine checks
 every command against the client's user before running it.
@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import os
 
+import trio
+
 from .. import errors
 from ..acl import ACLLOG_DEFAULT_COUNT, CATEGORIES, category_members
+from ..acl_file import (
+    NO_ACL_FILE,
+    SAVE_FAILED,
+    AclFileError,
+    acl_file_text,
+    read_acl_file,
+    write_acl_file,
+)
 from ..errors import CommandError
 from ..resp import OK, Map
 from . import command
-from .args import parse_int
+from .args import help_reply, parse_int
 
 _HELP = [
     b"ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -31,8 +41,12 @@ _HELP = [
     b"    be used to specify a different size.",
     b"LIST",
     b"    Show users details in config file format.",
+    b"LOAD",
+    b"    Reload users from the ACL file.",
     b"LOG [<count> | RESET]",
     b"    Show the ACL log entries.",
+    b"SAVE",
+    b"    Save the current config to the ACL file.",
     b"SETUSER <username> <attribute> [<attribute> ...]",
     b"    Create or modify a user with the specified attributes.",
     b"USERS",
@@ -40,7 +54,7 @@ _HELP = [
     b"WHOAMI",
     b"    Return the current connection username.",
     b"HELP",
-    b"    Print this help.",
+    b"    Prints this help.",
 ]
 
 
@@ -77,13 +91,18 @@ def deluser(ctx, argv):
         if engine.acl.delete_user(name):
             deleted += 1
             # Redis disconnects the clients authenticated as a deleted user.
-            for client in list(engine.clients.values()):
-                if client.user == name:
-                    if client is ctx.client:
-                        client.close_after_reply = True
-                    else:
-                        client.transport.close()
+            _disconnect(ctx, lambda user, name=name: user == name)
     return deleted
+
+
+def _disconnect(ctx, chosen) -> None:
+    """Close the connections whose user name is ``chosen`` (the asking one after its reply)."""
+    for client in list(ctx.engine.clients.values()):
+        if chosen(client.user):
+            if client is ctx.client:
+                client.close_after_reply = True
+            else:
+                client.transport.close()
 
 
 def getuser(ctx, argv):
@@ -174,19 +193,53 @@ def log(ctx, argv):
     return acl_log.reply(count)
 
 
+def load(ctx, argv):
+    """ACL LOAD: the aclfile's users replace all users, or nothing changes."""
+    engine = ctx.engine
+    filename = engine.config.aclfile
+    if not filename:
+        raise CommandError(NO_ACL_FILE)
+    try:
+        engine.acl.replace_users(read_acl_file(filename, engine.commands))
+    except AclFileError as error:
+        raise CommandError(errors.sanitize(f"ERR {error}")) from None
+    # As Redis: every user but ``default`` is a new object now, and the connections
+    # authenticated as one of the old ones are closed (this one after its reply).
+    _disconnect(ctx, lambda user: user != "default")
+    return OK
+
+
+def save(ctx, argv):
+    """ACL SAVE: ACL LIST's lines to the aclfile, written and fsynced in a worker thread
+    (a slow disk does not stop the other clients)."""
+    engine = ctx.engine
+    filename = engine.config.aclfile
+    if not filename:
+        raise CommandError(NO_ACL_FILE)
+    text = acl_file_text(engine.acl.users)
+
+    async def write() -> object:
+        if await trio.to_thread.run_sync(write_acl_file, filename, text):
+            return OK
+        engine.log.warning(f"Writing ACL file {filename!r} for ACL SAVE failed")
+        raise CommandError(SAVE_FAILED)
+
+    return ctx.wait_on(write())
+
+
 def help_(ctx, argv):
-    return _HELP
+    return help_reply(_HELP)
 
 
 _SUBCOMMANDS = {
     b"setuser": setuser, b"deluser": deluser, b"getuser": getuser, b"list": list_,
     b"users": users_, b"whoami": whoami, b"cat": cat, b"dryrun": dryrun, b"genpass": genpass,
-    b"log": log, b"help": help_,
+    b"log": log, b"load": load, b"save": save, b"help": help_,
 }
 # Arity of each subcommand, counting "ACL" and the subcommand (Redis's numbers).
 _ARITY = {
     b"setuser": -3, b"deluser": -3, b"getuser": 3, b"list": 2, b"users": 2, b"whoami": 2,
-    b"cat": -2, b"dryrun": -4, b"genpass": -2, b"log": -2, b"help": 2,
+    b"cat": -2, b"dryrun": -4, b"genpass": -2, b"log": -2, b"load": 2, b"save": 2, b"help": 2,
 }
 
 

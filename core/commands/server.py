@@ -104,7 +104,10 @@ def config_(ctx, argv):
         if not path:
             raise CommandError("ERR The server is running without a config file")
         try:
-            rewrite_config_file(path, engine.config)
+            # The ACL users go into the file as ``user`` lines, unless an aclfile holds them.
+            users = engine.acl.users
+            lines = [] if engine.config.aclfile else [users[n].describe() for n in sorted(users)]
+            rewrite_config_file(path, engine.config, lines)
         except OSError as error:
             raise CommandError(f"ERR Rewriting config file: {error.strerror}") from None
         return OK

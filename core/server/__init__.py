@@ -31,6 +31,7 @@ from typing import Any
 import trio
 
 from .. import __version__
+from ..acl_file import AclFileError, load_startup_users
 from ..config import LoadedConfig
 from ..engine import Engine
 from ..log import Log
@@ -97,6 +98,11 @@ class Server(Listeners, Serving):
         manager = make_plugin_manager(config.loadplugin)
         engine = self.engine = Engine(self.loaded, manager, self.log)
         engine.server = self
+        try:
+            load_startup_users(engine.acl, self.loaded.users, config.aclfile, engine.commands)
+        except AclFileError as error:
+            self.log.warning(f"Aborting Redis startup because of ACL errors: {error}")
+            raise
         # A busy script answers the other clients through the transport (BUSY, SCRIPT KILL).
         engine.scripting.serve_while_busy = self.serve_while_busy
         self._normal_output_threshold = self._output_threshold()
