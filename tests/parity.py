@@ -85,6 +85,18 @@ class RawClient:
             return True
 
 
+def held(client: RawClient, timeout: float = 0.15) -> bool:
+    """Whether ``client``'s pending command got no reply within ``timeout`` (a command held
+    by CLIENT PAUSE); bytes that did arrive stay in its buffer."""
+    client.sock.settimeout(timeout)
+    try:
+        client.buffer += client.sock.recv(65536)
+        return False
+    except TimeoutError:
+        return True
+    finally:
+        client.sock.settimeout(10)
+
 def reply_end(buffer: bytes, pos: int) -> int | None:
     """Where the RESP reply starting at ``pos`` ends, or None when it is incomplete."""
     line_end = buffer.find(b"\r\n", pos)

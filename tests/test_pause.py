@@ -7,20 +7,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from parity import RawClient, encode_command
+from parity import RawClient, encode_command, held
 from servers import record_propagation
-
-
-def held(client: RawClient, timeout: float = 0.15) -> bool:
-    """Whether ``client``'s pending command got no reply within ``timeout``."""
-    client.sock.settimeout(timeout)
-    try:
-        client.buffer += client.sock.recv(65536)
-        return False
-    except TimeoutError:
-        return True
-    finally:
-        client.sock.settimeout(10)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import time
 import parity
 import pytest
 from parity import RawClient, encode_command, reply_end
+from parity import held as held_for
 from servers import ServerThread
 
 reference = parity.reference  # the real Redis, a module-scoped fixture
@@ -356,17 +357,6 @@ def test_random_reads_and_writes_push_the_same_bytes_as_redis(ours, reference, s
 # --- CLIENT PAUSE ------------------------------------------------------------------------------
 
 
-def _held(client: RawClient, timeout: float = 0.1) -> bool:
-    client.sock.settimeout(timeout)
-    try:
-        client.buffer += client.sock.recv(65536)
-        return False
-    except TimeoutError:
-        return True
-    finally:
-        client.sock.settimeout(10)
-
-
 _PAUSE_CASES = [
     # Before SCRIPT FLUSH below: the scripts _pause_outcomes loads.
     ["EVALSHA", "77f21361171213377cb083e2ffc2ae24ffdff8fb", "0"],  # a no-writes script
@@ -397,7 +387,7 @@ def _pause_outcomes(port: int) -> list:
             admin.call("CLIENT", "PAUSE", milliseconds, mode)
             client = RawClient(port)
             client.send(encode_command(*argv))
-            held = _held(client)
+            held = held_for(client, 0.1)
             admin.call("CLIENT", "UNPAUSE")
             outcomes.append((mode, argv[0], held, client.read_reply()))
             client.close()
@@ -433,7 +423,7 @@ def _ordered_after_unpause(port: int) -> list:
     transaction = RawClient(port)
     queued = [transaction.call("MULTI"), transaction.call("GET", "l")]
     transaction.send(encode_command("SET", "k", "1"))
-    held = _held(transaction)
+    held = held_for(transaction, 0.1)
     admin.call("CLIENT", "UNPAUSE")
     replies = [writer.read_reply() for writer in writers]
     after = [transaction.read_reply(), transaction.call("EXEC"),
