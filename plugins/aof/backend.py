@@ -91,6 +91,7 @@ class AofBackend(Durability, Rewriting, Replay, BaseBackend):
         # Set (and replaced) when a retry writes a tail that a failed write(2) left behind.
         self._tail_written = trio.Event()
         self._round_listeners: list[Callable[[], None]] = []  # durable_or_notify callers
+        self._sync_at_sleep = False  # always: an fdatasync to request in before_sleep()
         self._child: RewriteChild | None = None
         self._rewrite_buf: bytearray | None = None
         self._rewrite_scheduled = False
@@ -184,9 +185,19 @@ class AofBackend(Durability, Rewriting, Replay, BaseBackend):
                 return AofTicket(self, self._written + len(self._buf))
         policy = self._config.appendfsync  # kept current by run() and config_changed()
         if policy == "always":
-            # The fdatasync starts now, while the turn's replies are still being encoded.
+            # WHEN THE FDATASYNC STARTS.  If one is running, the request queues behind it at
+            # once (the fsync process starts the next one, for the highest position queued,
+            # as soon as the running one returns).  If none runs, it starts in before_sleep(),
+            # once the event loop has served every client that was ready: an fsync started
+            # by the first turn of a round covered that turn only, and the round's other
+            # clients waited for a second one.  Either way this turn's replies wait for an
+            # fdatasync that starts after this write(2) returned: the guarantee is unchanged,
+            # only the batching (commands per fsync) differs.
             if self._fsyncer.running and not self._skip_fsync():
-                self._fsyncer.request(self._fd, self._generation, self._written)
+                if self._fsyncer.busy:
+                    self._fsyncer.request(self._fd, self._generation, self._written)
+                else:
+                    self._sync_at_sleep = True
             return AofTicket(self, self._written)
         if (policy == "everysec" and self._syncing is not None
                 and time.monotonic() - self._sync_started > DELAY_WRITERS_AFTER):

@@ -99,11 +99,21 @@ class Durability:
                 self._round_listeners.append(notify)
             return False
         # The same request wait_durable makes each round: a request voided by a file change
-        # (forget) is made again for the current file.
-        self._fsyncer.request(self._fd, self._generation, self._written)
+        # (forget) is made again for the current file.  Not while a request waits for
+        # before_sleep(): the reactor asks here within its round, and the round ends there.
+        if not self._sync_at_sleep:
+            self._fsyncer.request(self._fd, self._generation, self._written)
         if notify not in self._round_listeners:
             self._round_listeners.append(notify)
         return False
+
+    def before_sleep(self) -> None:
+        """The event loop served every ready client: start the fdatasync that flush()
+        deferred (appendfsync always, no fdatasync running), covering every write so far."""
+        if self._sync_at_sleep:
+            self._sync_at_sleep = False
+            if self._fd is not None and self._fsyncer.running and not self._skip_fsync():
+                self._fsyncer.request(self._fd, self._generation, self._written)
 
     def _begin_fsync(self) -> trio.Event:
         event = self._syncing = trio.Event()
