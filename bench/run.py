@@ -483,21 +483,24 @@ class TracedServer(Server):
         argv = super().argv()
         if STRACE is None:
             return argv
-        return [STRACE, "-f", "-qq", "--seccomp-bpf", "-e", "trace=fdatasync,fsync", "-c",
+        # -w: wall-clock time per call (how long a caller waited), not system CPU time.
+        return [STRACE, "-f", "-qq", "--seccomp-bpf", "-e", "trace=fdatasync,fsync", "-c", "-w",
                 "-o", str(self.directory / "fsyncs.txt"), *argv]
 
-    def fsyncs(self) -> int | None:
-        """fsync + fdatasync calls of the process and its children (after stop())."""
+    def fsyncs(self) -> tuple[int, float] | None:
+        """fsync + fdatasync calls of the process and its children, and their mean wall time
+        in microseconds (after stop())."""
         try:
             text = (self.directory / "fsyncs.txt").read_text()
         except OSError:
             return None
-        calls = 0
+        calls, seconds = 0, 0.0
         for line in text.splitlines():
             words = line.split()
             if words and words[-1] in ("fsync", "fdatasync") and len(words) >= 4:
                 calls += int(words[3])
-        return calls
+                seconds += float(words[1])
+        return (calls, seconds * 1e6 / calls) if calls else None
 
 
 def run_mixed(port: int, requests: int) -> tuple[Sample | None, Sample | None]:
@@ -526,7 +529,8 @@ def mixed_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], 
     """``appendfsync always``: 25 SET and 25 GET clients at once, per server a fresh process
     per round (strace's counts are written when it exits)."""
     options = PERSISTENCE["appendfsync always"]
-    results: dict[str, list[tuple[float, float, float | None]]] = {"redis": [], "trio": []}
+    results: dict[str, list[tuple[float, float, float | None, float | None, float | None]]] = {
+        "redis": [], "trio": []}
     for round_number in range(args.rounds):
         log(f"appendfsync always, writers + readers, round {round_number + 1}/{args.rounds}")
         for kind in ("redis", "trio"):
@@ -543,8 +547,12 @@ def mixed_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], 
             shutil.rmtree(server.directory, ignore_errors=True)
             if writers is None or readers is None:
                 continue
-            per_fsync = 2 * requests / fsyncs if fsyncs else None
-            results[kind].append((writers.rps, readers.rps, per_fsync))
+            per_fsync = 2 * requests / fsyncs[0] if fsyncs else None
+            latency = fsyncs[1] if fsyncs else None
+            # fsyncs a second: over the time both sides ran (the slower side's run).
+            seconds = max(requests / writers.rps, requests / readers.rps)
+            rate = fsyncs[0] / seconds if fsyncs else None
+            results[kind].append((writers.rps, readers.rps, per_fsync, latency, rate))
 
     def med(kind: str, index: int) -> float | None:
         return median([row[index] for row in results[kind] if row[index] is not None])
@@ -558,12 +566,15 @@ def mixed_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], 
     for label, index in (("SET ops/s (25 writers)", 0), ("GET ops/s (25 readers)", 1)):
         r, t = med("redis", index), med("trio", index)
         lines.append(f"| {label} | {_num(r)} | {_num(t)} | {_ratio(t / r if r and t else None)} |")
-    totals = {kind: median([w + g for w, g, _ in results[kind]]) for kind in results}
+    totals = {kind: median([row[0] + row[1] for row in results[kind]]) for kind in results}
     r, t = totals["redis"], totals["trio"]
     lines.append(f"| **total ops/s** | {_num(r)} | {_num(t)} | **{_ratio(t / r if r and t else None)}** |")
-    r, t = med("redis", 2), med("trio", 2)
-    lines += [f"| commands per fsync | {'n/a' if r is None else f'{r:.1f}'} | "
-              f"{'n/a' if t is None else f'{t:.1f}'} | |", ""]
+    for label, index in (("commands per fsync", 2), ("fsync wall time, us (strace -w)", 3),
+                         ("fsyncs a second", 4)):
+        r, t = med("redis", index), med("trio", index)
+        lines.append(f"| {label} | {'n/a' if r is None else f'{r:,.1f}'} | "
+                     f"{'n/a' if t is None else f'{t:,.1f}'} | |")
+    lines.append("")
     log(f"  mixed always: total ratio {_ratio(totals['trio'] / totals['redis'] if totals['trio'] and totals['redis'] else None)}")
     return lines
 
