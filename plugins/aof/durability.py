@@ -100,8 +100,9 @@ class Durability:
             return False
         # The same request wait_durable makes each round: a request voided by a file change
         # (forget) is made again for the current file.  Not while a request waits for
-        # before_sleep(): the reactor asks here within its round, and the round ends there.
-        if not self._sync_at_sleep:
+        # before_sleep() for this file: the reactor asks here within its round, and the
+        # round ends there (earlier rounds' requests are already made).
+        if not self._sync_at_sleep or self._fsyncer.requested_generation != self._generation:
             self._fsyncer.request(self._fd, self._generation, self._written)
         if notify not in self._round_listeners:
             self._round_listeners.append(notify)
