@@ -15,8 +15,6 @@ SMALL_TAIL = 64 * 1024  # rewrite buffer left to copy on the event loop at the s
 CATCH_UP_ROUNDS = 16  # copies of the rewrite buffer off the loop before the switch
 YIELD_SECONDS = 0.01  # loading hands the event loop over at least this often
 
-REDIS7_DIRNAME = "appendonlydir"  # Redis 7's appenddirname default
-
 REWRITE_FAILED = (b"ERR Can't execute an AOF background rewriting. Please check the server "
                   b"logs for more information.")
 
