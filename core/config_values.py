@@ -90,28 +90,7 @@ def parse_value(option: Option, words: list[str], current: Any = None) -> Any:
             raise ConfigError("argument must be 'yes' or 'no'")
         return word == "yes"
     if kind in (INT, MEMORY, OCTAL):
-        word = _one(words)
-        try:
-            if kind == OCTAL:
-                value = int(word, 8)
-            elif kind == MEMORY:
-                value = parse_memory(word)
-                if value > LLONG_MAX and option.high != ULLONG_MAX:
-                    value -= 2**64  # a signed option reads the bits as negative, as Redis
-            else:
-                value = _parse_integer(word)
-        except ValueError:
-            if kind == MEMORY:
-                raise ConfigError("argument must be a memory value") from None
-            raise ConfigError("argument couldn't be parsed into an integer") from None
-        if not option.low <= value <= option.high:
-            raise ConfigError(
-                f"argument must be between {option.low} and {option.high} inclusive")
-        if option.name == "hz":  # Redis clamps hz to 1..500 rather than refusing
-            value = min(max(value, 1), 500)
-        if option.name == "repl-backlog-size":  # and the backlog to at least 16 kB
-            value = max(value, REPL_BACKLOG_MIN_SIZE)
-        return value
+        return _parse_number(option, _one(words))
     if kind == ENUM:
         word = _one(words).lower()
         if word not in option.values:
@@ -144,6 +123,33 @@ def parse_value(option: Option, words: list[str], current: Any = None) -> Any:
     if kind == REPLICAOF:
         return _parse_replicaof(words)
     raise ConfigError(f"unsupported option type for {option.name}")
+
+
+def _parse_number(option: Option, word: str) -> int:
+    """An INT, MEMORY (``1gb``) or OCTAL option's value, within its bounds, with Redis's
+    clamps."""
+    kind = option.kind
+    try:
+        if kind == OCTAL:
+            value = int(word, 8)
+        elif kind == MEMORY:
+            value = parse_memory(word)
+            if value > LLONG_MAX and option.high != ULLONG_MAX:
+                value -= 2**64  # a signed option reads the bits as negative, as Redis
+        else:
+            value = _parse_integer(word)
+    except ValueError:
+        if kind == MEMORY:
+            raise ConfigError("argument must be a memory value") from None
+        raise ConfigError("argument couldn't be parsed into an integer") from None
+    if not option.low <= value <= option.high:
+        raise ConfigError(
+            f"argument must be between {option.low} and {option.high} inclusive")
+    if option.name == "hz":  # Redis clamps hz to 1..500 rather than refusing
+        value = min(max(value, 1), 500)
+    if option.name == "repl-backlog-size":  # and the backlog to at least 16 kB
+        value = max(value, REPL_BACKLOG_MIN_SIZE)
+    return value
 
 
 REPL_BACKLOG_MIN_SIZE = 16 * 1024

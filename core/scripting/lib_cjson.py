@@ -219,6 +219,9 @@ class _Decoder:
             return None
         return chr(first).encode("utf-8", "surrogatepass"), end
 
+    # Over 60 lines on purpose: one loop over the tokens with an explicit stack (no Python
+    # recursion, so a deep document costs no stack), whose state (what is expected next, the
+    # open containers) every branch reads; split into functions it would be passed around.
     def decode(self, data: bytes) -> Any:
         # Containers being filled: [table, is_object, pending key, next array index].
         stack: list[list[Any]] = []

@@ -62,103 +62,107 @@ class _Format:
         return (align - offset % align) % align
 
 
+def _to_int(value: Any) -> int:
+    if isinstance(value, bytes):
+        value = float(value)
+    return int(value)
+
+
+def _pack(fmt: Any = None, *args: Any) -> bytes:
+    if not isinstance(fmt, bytes):
+        raise fail("bad argument #1 to 'pack' (string expected, got no value)")
+    parser = _Format(fmt, "pack")
+    out = bytearray()
+    index = 0
+    for option, size in parser.options():
+        out += b"\0" * parser.padding(len(out), size)
+        if option == "x":
+            out.append(0)
+            continue
+        if index >= len(args):
+            raise fail(f"bad argument #{index + 2} to 'pack' (number expected, got no value)")
+        value = args[index]
+        index += 1
+        order = "little" if parser.little else "big"
+        if option in "bBhHlLTiI":
+            number = _to_int(value) & ((1 << (8 * size)) - 1)
+            out += number.to_bytes(size, order)
+        elif option in "fd":
+            code = ("<" if parser.little else ">") + option
+            out += struct.pack(code, float(value))
+        elif option == "c":
+            text = value if isinstance(value, bytes) else str(value).encode()
+            if size == 0:
+                size = len(text)
+            if len(text) < size:
+                raise fail(f"bad argument #{index + 1} to 'pack' (string too short)")
+            out += text[:size]
+        elif option == "s":
+            text = value if isinstance(value, bytes) else str(value).encode()
+            out += text + b"\0"
+    return bytes(out)
+
+
+def _unpack(fmt: Any = None, data: Any = None, start: Any = 1) -> Any:
+    if not isinstance(fmt, bytes):
+        raise fail("bad argument #1 to 'unpack' (string expected, got no value)")
+    if not isinstance(data, bytes):
+        raise fail("bad argument #2 to 'unpack' (string expected, got no value)")
+    parser = _Format(fmt, "unpack")
+    pos = int(start) - 1
+    values: list[Any] = []
+    previous: Any = None
+    for option, size in parser.options():
+        pos += parser.padding(pos, size)
+        if option == "x":
+            pos += 1
+            continue
+        if option == "c" and size == 0:
+            if not isinstance(previous, (int, float)):
+                raise fail("format 'c0' needs a previous size")
+            size = int(previous)
+            values.pop()
+        if option == "s":
+            end = data.find(b"\0", pos)
+            if end < 0:
+                raise fail("unfinished string in data")
+            values.append(data[pos:end])
+            pos = end + 1
+            previous = values[-1]
+            continue
+        if pos + size > len(data) or pos < 0:
+            raise fail("bad argument #2 to 'unpack' (data string too short)")
+        chunk = data[pos : pos + size]
+        pos += size
+        order = "little" if parser.little else "big"
+        if option in "bhliT" or option == "i":
+            value = int.from_bytes(chunk, order, signed=option in "bhli")
+        elif option in "BHLI":
+            value = int.from_bytes(chunk, order)
+        elif option in "fd":
+            value = struct.unpack(("<" if parser.little else ">") + option, chunk)[0]
+        else:  # c
+            value = chunk
+        if isinstance(value, int) and not -(2**53) <= value <= 2**53:
+            value = float(value)  # a Lua number is a double
+        values.append(value)
+        previous = value
+    values.append(pos + 1)
+    return tuple(values)
+
+
+def _size(fmt: Any = None) -> int:
+    if not isinstance(fmt, bytes):
+        raise fail("bad argument #1 to 'size' (string expected, got no value)")
+    parser = _Format(fmt, "size")
+    total = 0
+    for option, width in parser.options():
+        if option == "s" or (option == "c" and width == 0):
+            raise fail("bad argument #1 to 'size' (options 'c0' - 's' have undefined sizes)")
+        total += parser.padding(total, width) + width
+    return total
+
+
 def struct_library(lua: Any) -> dict[bytes, Any]:
-    """The ``struct`` table's functions for interpreter ``lua``."""
-    def to_int(value: Any) -> int:
-        if isinstance(value, bytes):
-            value = float(value)
-        return int(value)
-
-    def pack(fmt: Any = None, *args: Any) -> bytes:
-        if not isinstance(fmt, bytes):
-            raise fail("bad argument #1 to 'pack' (string expected, got no value)")
-        parser = _Format(fmt, "pack")
-        out = bytearray()
-        index = 0
-        for option, size in parser.options():
-            out += b"\0" * parser.padding(len(out), size)
-            if option == "x":
-                out.append(0)
-                continue
-            if index >= len(args):
-                raise fail(f"bad argument #{index + 2} to 'pack' (number expected, got no value)")
-            value = args[index]
-            index += 1
-            order = "little" if parser.little else "big"
-            if option in "bBhHlLTiI":
-                number = to_int(value) & ((1 << (8 * size)) - 1)
-                out += number.to_bytes(size, order)
-            elif option in "fd":
-                code = ("<" if parser.little else ">") + option
-                out += struct.pack(code, float(value))
-            elif option == "c":
-                text = value if isinstance(value, bytes) else str(value).encode()
-                if size == 0:
-                    size = len(text)
-                if len(text) < size:
-                    raise fail(f"bad argument #{index + 1} to 'pack' (string too short)")
-                out += text[:size]
-            elif option == "s":
-                text = value if isinstance(value, bytes) else str(value).encode()
-                out += text + b"\0"
-        return bytes(out)
-
-    def unpack(fmt: Any = None, data: Any = None, start: Any = 1) -> Any:
-        if not isinstance(fmt, bytes):
-            raise fail("bad argument #1 to 'unpack' (string expected, got no value)")
-        if not isinstance(data, bytes):
-            raise fail("bad argument #2 to 'unpack' (string expected, got no value)")
-        parser = _Format(fmt, "unpack")
-        pos = int(start) - 1
-        values: list[Any] = []
-        previous: Any = None
-        for option, size in parser.options():
-            pos += parser.padding(pos, size)
-            if option == "x":
-                pos += 1
-                continue
-            if option == "c" and size == 0:
-                if not isinstance(previous, (int, float)):
-                    raise fail("format 'c0' needs a previous size")
-                size = int(previous)
-                values.pop()
-            if option == "s":
-                end = data.find(b"\0", pos)
-                if end < 0:
-                    raise fail("unfinished string in data")
-                values.append(data[pos:end])
-                pos = end + 1
-                previous = values[-1]
-                continue
-            if pos + size > len(data) or pos < 0:
-                raise fail("bad argument #2 to 'unpack' (data string too short)")
-            chunk = data[pos : pos + size]
-            pos += size
-            order = "little" if parser.little else "big"
-            if option in "bhliT" or option == "i":
-                value = int.from_bytes(chunk, order, signed=option in "bhli")
-            elif option in "BHLI":
-                value = int.from_bytes(chunk, order)
-            elif option in "fd":
-                value = struct.unpack(("<" if parser.little else ">") + option, chunk)[0]
-            else:  # c
-                value = chunk
-            if isinstance(value, int) and not -(2**53) <= value <= 2**53:
-                value = float(value)  # a Lua number is a double
-            values.append(value)
-            previous = value
-        values.append(pos + 1)
-        return tuple(values)
-
-    def size(fmt: Any = None) -> int:
-        if not isinstance(fmt, bytes):
-            raise fail("bad argument #1 to 'size' (string expected, got no value)")
-        parser = _Format(fmt, "size")
-        total = 0
-        for option, width in parser.options():
-            if option == "s" or (option == "c" and width == 0):
-                raise fail("bad argument #1 to 'size' (options 'c0' - 's' have undefined sizes)")
-            total += parser.padding(total, width) + width
-        return total
-
-    return {b"pack": pack, b"unpack": unpack, b"size": size}
+    """The ``struct`` table's functions (the same for every interpreter)."""
+    return {b"pack": _pack, b"unpack": _unpack, b"size": _size}
