@@ -125,14 +125,15 @@ def _run_child(body: Callable[[int], int | None], write_fd: int, parent: int) ->
 class ForkedChild:
     """The parent's handle on a child made by :func:`fork_child`: its ``pid``, the read end
     of the pipe it writes into (``receive_some``; ``report`` once reaped) and ``wait()``,
-    which reaps it.  Call ``wait()`` exactly once, whatever happens (it also closes the pipe and gives
-    the GC back what :func:`fork_child` froze)."""
+    which reaps it.  Await ``wait()`` whatever happens: it also closes the pipe and gives the
+    GC back what :func:`fork_child` froze (once: a second call answers the same code)."""
 
     def __init__(self, pid: int, read_fd: int, started: float) -> None:
         self.pid = pid
         self.started = started  # time.monotonic() at the fork
         self._pipe = trio.lowlevel.FdStream(read_fd)  # non-blocking from now on
         self._reaped = False
+        self._code: int | None = None
         # After wait(): what the child wrote and nobody read (at most REPORT_BYTES), e.g. the
         # reason of a failure, as text.
         self.report = b""
@@ -154,6 +155,10 @@ class ForkedChild:
         """Reap the child off the event loop (see :func:`wait_child`; cancelled, it kills the
         child first) and return its exit code as :func:`os.waitstatus_to_exitcode` gives it:
         ``CHILD_OK``, another status, or ``-signum`` when a signal ended it."""
+        if self._reaped:
+            if self._code is None:
+                raise RuntimeError("the child was killed by a cancelled wait(): no exit code")
+            return self._code
         try:
             status = await wait_child(self.pid)
         finally:
@@ -164,7 +169,8 @@ class ForkedChild:
                 pass
             self._pipe.close()
             fork_child_exited()
-        return os.waitstatus_to_exitcode(status)
+        self._code = os.waitstatus_to_exitcode(status)
+        return self._code
 
 
 def fork_child(body: Callable[[int], int | None], *,

@@ -42,6 +42,8 @@ async def test_exit_code_and_report_come_back_when_nobody_read_the_pipe():
     child = fork_child(body)
     assert await child.wait() == 7
     assert child.report == b"disk full"
+    assert await child.wait() == 7  # reaped once; the pipe and the GC are not undone twice
+    assert gc.get_freeze_count() == 0
 
 
 async def test_a_body_that_raises_exits_with_child_failed():
