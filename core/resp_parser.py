@@ -450,6 +450,10 @@ class RequestParser:
         self._after_newline = False
         self._fed = self._consumed = self._searched = 0
 
+    # One function on purpose: it runs once per command on the hiredis path, so the checks of
+    # each argument (a bulk string, within the limits, the request's size) are inline in one
+    # loop; a helper call per command or per argument would show in the microbenchmark
+    # (bench/resp_micro.py).
     def gets(self) -> list[bytes] | None:
         exact = self._exact
         if exact is not None:
