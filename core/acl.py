@@ -16,9 +16,11 @@ Redis 7.0's model (``acl.c``), kept to what a client can observe:
   digests, against every stored digest, so the time does not say which one matched) and never
   logged.  ``requirepass`` is the ``default`` user's password, as in Redis.
 
-What differs from Redis: ``ACL LIST``/``GETUSER`` describe command rules as they were given
-(normalised: a later ``+get`` drops an earlier ``-get``), where Redis re-derives a minimal
-description from its bitmaps; selectors (``(...)``) and ``ACL LOG`` entries are not kept.
+What differs from Redis 7.0: ``ACL LIST``/``GETUSER`` describe command rules as they were
+given (normalised: a later ``+get`` drops an earlier ``-get``), as Redis 7.2 does.  Redis 7.0
+re-derives a description from its bitmaps: a category that changed nothing (``-@geo`` after
+``-@all``) disappears, and single commands come out in its command table's hash order, which
+is random per process, so no client can depend on those bytes.
 """
 
 from __future__ import annotations
