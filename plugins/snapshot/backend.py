@@ -48,6 +48,9 @@ from trioredis import (
 from .format import SnapshotError, SnapshotFile, drop_expired, materialize, write_snapshot_file
 from .rdbfile import RdbError, is_rdb_file, read_rdb_file, wants_rdb, write_rdb_file
 
+DEFAULT_DBFILENAME = "dump.rdb"  # Redis's default, and ours
+FORMER_DEFAULT_DBFILENAME = "dump.trdb"  # the native format's name, our default until 2026-12
+
 if TYPE_CHECKING:
     from trioredis import BackendHost, Config, Loader
 
@@ -453,7 +456,7 @@ class SnapshotBackend(BaseBackend):
         return 10
 
     async def load(self, loader: Loader) -> bool:
-        path = self.path()
+        path = self._path_to_load()
         log = loader_log(loader, self)
         started = time.time()
         try:
@@ -478,6 +481,18 @@ class SnapshotBackend(BaseBackend):
             log.notice(f"Snapshot {path} loaded: {loaded} keys ({expired} expired, not "
                        f"loaded) in {time.time() - started:.3f} seconds")
         return True
+
+    def _path_to_load(self) -> str:
+        """``dir/dbfilename``; but when that is Redis's default ``dump.rdb`` and absent while
+        ``dump.trdb`` (this server's default before it followed Redis's) is there, that file:
+        an upgrade must not start empty next to the data.  Saves go to ``dump.rdb``."""
+        path = self.path()
+        config = self.config
+        if config.dbfilename == DEFAULT_DBFILENAME and not os.path.exists(path):
+            former = os.path.join(config.dir, FORMER_DEFAULT_DBFILENAME)
+            if os.path.exists(former):
+                return former
+        return path
 
     async def _load_rdb(self, loader: Loader, path: str) -> tuple[int, int]:
         """A Redis ``dump.rdb``: verified (checksum) then decoded whole in a worker thread,
