@@ -34,7 +34,6 @@ VALUE_DIFFERENCES = {
     "dir": "each server's own directory",
     "port": "each server's own port",
     "bind": "trioredis listens on loopback by default (Redis with no config file: * -::*)",
-    "dbfilename": "trioredis's snapshot format is not RDB: dump.trdb",
 }
 
 # CONFIG SET replies that differ, and why.
