@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import key_access_dump
+import pytest
 
 
 def test_every_commands_keys_and_access_agree_with_the_old_declarations():
@@ -20,3 +21,48 @@ def test_every_commands_keys_and_access_agree_with_the_old_declarations():
                           if expected[name].get(argv) != facts]
                    for name in found}
     assert {name: rows[:3] for name, rows in differences.items() if rows} == {}
+
+
+def _handler(ctx, argv):
+    return None
+
+
+def test_a_registration_that_contradicts_the_signature_is_refused():
+    from trioredis.commands import command
+
+    with pytest.raises(ValueError, match="contradict"):
+        command("lpop", -2, "write fast", _handler, key_specs="RO ACCESS")
+    with pytest.raises(ValueError, match="key specs say"):
+        command("get", 2, "readonly fast", _handler, (2, 2, 1))
+    with pytest.raises(ValueError, match="decide the flags"):
+        command("set", -3, "write denyoom", _handler, key_specs=lambda argv: ("OW UPDATE",))
+    with pytest.raises(ValueError, match="unknown key spec flags"):
+        command("get", 2, "readonly fast", _handler, key_specs="RO ACESS")
+    with pytest.raises(ValueError, match="unknown flags"):
+        command("get", 2, "readonly fastest", _handler)
+    # Saying the same as the signature is allowed (a plugin's copy of a Redis command).
+    same = command("lmove", 6, "write denyoom", _handler, (1, 2, 1),
+                   key_specs=("RW ACCESS DELETE", "RW INSERT"))
+    assert same.keys_with_access([b"lmove", b"a", b"b", b"left", b"right"]) == [
+        (b"a", (True, True)), (b"b", (False, True))]
+
+
+def test_the_key_facts_come_from_the_signature_once_at_registration():
+    """Positions, the numkeys finder and the per-key access of a command registered with
+    none of them, all from its key specs; a fixed access tuple (nothing left to compute per
+    call) wherever the flags do not vary with the arguments."""
+    from trioredis.commands import command
+
+    zunionstore = command("zunionstore", -4, "write denyoom movablekeys", _handler)
+    argv = [b"zunionstore", b"dest", b"2", b"a", b"b", b"WEIGHTS", b"1", b"2"]
+    assert zunionstore.keys_with_access(argv) == [
+        (b"dest", (False, True)), (b"a", (True, False)), (b"b", (True, False))]
+    assert zunionstore.access == ((False, True), (True, False))
+    mset = command("mset", -3, "write denyoom", _handler)
+    assert (mset.first_key, mset.last_key, mset.step) == (1, -1, 2)
+    assert mset.keys([b"mset", b"a", b"1", b"b", b"2"]) == [b"a", b"b"]
+    set_ = command("set", -3, "write denyoom", _handler)
+    assert set_.access is None  # SET ... GET reads the key: decided per call
+    assert set_.keys_with_access([b"set", b"k", b"v"]) == [(b"k", (False, True))]
+    assert set_.keys_with_access([b"set", b"k", b"v", b"GET"]) == [(b"k", (True, True))]
+    assert set_.keys_with_access([b"set", b"k", b"v", b"get\0x"]) == [(b"k", (True, True))]

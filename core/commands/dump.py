@@ -335,13 +335,13 @@ def _dangerous(spec):
 
 def register(registry):
     group = "generic"
-    one = (1, 1, 1)
     registry.extend([
-        command("dump", 2, "readonly", dump, one, group=group, key_specs="RO ACCESS"),
-        _dangerous(command("restore", -4, "write denyoom", restore, one, group=group,
-                           key_specs="OW UPDATE")),
-        _dangerous(command("migrate", -6, "write movablekeys", migrate, (3, 3, 1), group=group,
-                           key_finder=migrate_keys, key_specs="RW ACCESS DELETE")),
+        command("dump", 2, "readonly", dump, group=group),
+        _dangerous(command("restore", -4, "write denyoom", restore, group=group)),
+        # A KEYS list is searched from the end (an incomplete key spec): the finder reads
+        # the arguments as the handler does.
+        _dangerous(command("migrate", -6, "write movablekeys", migrate, group=group,
+                           key_finder=migrate_keys)),
     ])
 
 

@@ -548,20 +548,19 @@ def _store_keys(first_option: int):
 
 def register(registry):
     group = "geo"
-    one = (1, 1, 1)
     registry.extend([
-        command("geoadd", -5, "write denyoom", geoadd, one, group=group, key_specs="RW UPDATE"),
-        command("geodist", -4, "readonly", geodist, one, group=group),
-        command("geohash", -2, "readonly", geohash_, one, group=group),
-        command("geopos", -2, "readonly", geopos, one, group=group),
-        command("geosearch", -7, "readonly", geosearch, one, group=group),
-        command("geosearchstore", -8, "write denyoom", geosearchstore, (1, 2, 1), group=group,
-                key_specs=("OW UPDATE", "RO ACCESS")),
-        command("georadius", -6, "write denyoom movablekeys", georadius, one, group=group,
-                key_finder=_store_keys(6), key_specs=("RO ACCESS", "OW UPDATE")),
-        command("georadiusbymember", -5, "write denyoom movablekeys", georadiusbymember, one,
-                group=group, key_finder=_store_keys(5), key_specs=("RO ACCESS", "OW UPDATE")),
-        command("georadius_ro", -6, "readonly", georadius_ro, one, group=group),
-        command("georadiusbymember_ro", -5, "readonly", georadiusbymember_ro, one,
+        command("geoadd", -5, "write denyoom", geoadd, group=group),
+        command("geodist", -4, "readonly", geodist, group=group),
+        command("geohash", -2, "readonly", geohash_, group=group),
+        command("geopos", -2, "readonly", geopos, group=group),
+        command("geosearch", -7, "readonly", geosearch, group=group),
+        command("geosearchstore", -8, "write denyoom", geosearchstore, group=group),
+        # STORE/STOREDIST are searched as keywords: the finders skip what is not an option.
+        command("georadius", -6, "write denyoom movablekeys", georadius, group=group,
+                key_finder=_store_keys(6)),
+        command("georadiusbymember", -5, "write denyoom movablekeys", georadiusbymember,
+                group=group, key_finder=_store_keys(5)),
+        command("georadius_ro", -6, "readonly", georadius_ro, group=group),
+        command("georadiusbymember_ro", -5, "readonly", georadiusbymember_ro,
                 group=group),
     ])

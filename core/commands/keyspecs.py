@@ -12,8 +12,10 @@ anywhere): for those, as in Redis, a small function of the arguments decides ins
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from .signatures import key_specs
+from . import KeyFinder, numkeys_finder
+from .signatures import KeySpec, key_specs
 
 KeyRefs = list[tuple[int, tuple[str, ...]]]  # (argument index, flags) for each key
 
@@ -90,8 +92,9 @@ _RW_ACCESS_UPDATE = ("RW", "access", "update")
 
 
 def _set_keys(argv: list[bytes]) -> KeyRefs:
-    """SET overwrites its key, unless GET also reads it."""
-    if any(arg.lower() == b"get" for arg in argv[3:]):
+    """SET overwrites its key, unless GET also reads it (Redis's ``setGetKeys``; its
+    ``strcasecmp`` stops at a NUL, so ``GET\\0...`` counts as GET)."""
+    if any(arg[:3].lower() == b"get" and (len(arg) == 3 or arg[3] == 0) for arg in argv[3:]):
         return [(1, _RW_ACCESS_UPDATE)]
     return [(1, ("OW", "update"))]
 
@@ -155,6 +158,87 @@ KEY_FUNCTIONS: dict[str, Callable[[list[bytes]], KeyRefs]] = {
     "set": _set_keys, "bitfield": _bitfield_keys, "sort": _sort_keys,
     "sort_ro": lambda argv: [(1, ("RO", "access"))], "migrate": _migrate_keys,
 }
+
+
+def legacy_key_range(name: str) -> tuple[int, int, int]:
+    """(first, last, step) of COMMAND INFO for a Redis command, from its key specs as Redis
+    derives it (``populateCommandLegacyRangeSpec``): the specs that start at a fixed index
+    and take a range, when they are contiguous with step 1; (0, 0, 0) otherwise."""
+    specs = key_specs().get(name, ())  # not_key specs (shard channels) count, as in Redis
+    if len(specs) == 1 and specs[0][1][0] == "index" and specs[0][2][0] == "range":
+        first, (_, last_key, step, _limit) = specs[0][1][1], specs[0][2]
+        return first, (last_key if last_key < 0 else first + last_key), step
+    first, last, previous = None, 0, 0
+    for _, begin, find, _ in specs:
+        if begin[0] != "index" or find[0] != "range":
+            continue
+        if find[2] != 1 or (previous and previous != begin[1] - 1):
+            return 0, 0, 0
+        first = begin[1] if first is None else min(first, begin[1])
+        last_key = find[1] if find[1] < 0 else find[1] + begin[1]
+        # Redis compares as unsigned: a negative (relative to the end) wins.
+        last = last_key if last_key < 0 or last < 0 else max(last, last_key)
+        previous = last
+    return (first, last, 1) if first is not None else (0, 0, 0)
+
+
+# --- what the registry derives from the key specs ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFacts:
+    """What a command's key specs tell the registry, computed once when it registers:
+    ``positions`` (first, last, step) as COMMAND INFO's legacy range; ``finder`` for keys
+    that follow a ``numkeys`` argument (None when the positions find every key); ``access``
+    the key spec flags of each key in the order the keys are found (the last serving every
+    further key), or a function of argv where the flags vary with the arguments (SET ...
+    GET) or a spec cannot be followed (SORT's STORE)."""
+
+    positions: tuple[int, int, int]
+    finder: KeyFinder | None
+    access: tuple[str, ...] | Callable[[list[bytes]], tuple[str, ...]]
+
+
+def _counted_finder(specs: list[KeySpec]) -> KeyFinder | None:
+    """A finder for specs that are fixed keys (a STORE destination) then one ``numkeys``
+    count at a fixed index with consecutive keys (ZUNIONSTORE dest numkeys key...); None
+    for any other shape."""
+    fixed: list[int] = []
+    counted = None
+    for _, begin, find, _ in specs:
+        if begin[0] != "index" or counted is not None:
+            return None
+        if find[0] == "range" and find[1] == 0:
+            fixed.append(begin[1])
+        elif find[0] == "keynum" and find[2] == 1 and find[3] == 1:
+            counted = begin[1] + find[1]
+        else:
+            return None
+    return numkeys_finder(counted, tuple(fixed)) if counted is not None else None
+
+
+def _access_function(function: Callable[[list[bytes]], KeyRefs]):
+    """The flags of each key, from the function that follows what the specs cannot."""
+
+    def access(argv: list[bytes]) -> tuple[str, ...]:
+        return tuple(" ".join(flags) for _, flags in function(argv))
+
+    return access
+
+
+def registration_facts(name: str) -> KeyFacts | None:
+    """What the signature of ``name`` says about its keys, None when it names no key (no
+    signature, a container whose keys are its subcommands', or channels only)."""
+    specs = [spec for spec in key_specs().get(name, ()) if "not_key" not in spec[0]]
+    if not specs:
+        return None
+    function = KEY_FUNCTIONS.get(name)
+    access: tuple[str, ...] | Callable[[list[bytes]], tuple[str, ...]]
+    if function is not None:
+        access = _access_function(function)
+    else:
+        access = tuple(" ".join(flags) for flags, *_ in specs)
+    return KeyFacts(legacy_key_range(name), _counted_finder(specs), access)
 
 
 def key_specs_reply(name: str) -> list:
