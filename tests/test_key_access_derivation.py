@@ -11,6 +11,14 @@ import json
 import key_access_dump
 import pytest
 
+# Where the old hand-written finders guessed, the key specs find no key at all, as Redis's
+# ACL check does (tests/compat/test_differential_key_access.py shows it against
+# redis-server): the STORE commands named their destination even when the count after it
+# was not a number, 0 or past the end, and XREADGROUP searched STREAMS from argument 1, not
+# after GROUP group consumer.
+FINDS_NO_KEY_AS_REDIS = frozenset({"zunionstore", "zinterstore", "zdiffstore", "xreadgroup"})
+NO_KEY = {"keys": [], "access": [], "written": []}
+
 
 def test_every_commands_keys_and_access_agree_with_the_old_declarations():
     expected = json.loads(key_access_dump.FIXTURE.read_text())
@@ -20,7 +28,12 @@ def test_every_commands_keys_and_access_agree_with_the_old_declarations():
                           for argv, facts in found[name].items()
                           if expected[name].get(argv) != facts]
                    for name in found}
-    assert {name: rows[:3] for name, rows in differences.items() if rows} == {}
+    unexplained = {name: rows[:3] for name, rows in differences.items()
+                   if rows and (name not in FINDS_NO_KEY_AS_REDIS
+                                or any(facts != NO_KEY for _, _, facts in rows))}
+    assert unexplained == {}
+    # Each exception is still needed: the old declarations did differ there.
+    assert {name for name, rows in differences.items() if rows} == FINDS_NO_KEY_AS_REDIS
 
 
 def _handler(ctx, argv):

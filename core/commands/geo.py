@@ -576,23 +576,6 @@ def geosearchstore(ctx, argv):
     return _search(ctx, argv, 2, SEARCH | SEARCH_STORE)
 
 
-def _store_keys(first_option: int):
-    """GEORADIUS's keys as Redis's key specs find them: the source, the key after the
-    first STORE, then the key after the first STOREDIST, each keyword looked for from
-    ``first_option`` on (a key right after it, so never in the last argument)."""
-
-    def find(argv: list[bytes]) -> list[bytes]:
-        keys = argv[1:2]
-        for keyword in (b"store", b"storedist"):
-            for index in range(first_option, len(argv) - 1):
-                if argv[index].lower() == keyword:
-                    keys.append(argv[index + 1])
-                    break
-        return keys
-
-    return find
-
-
 def register(registry):
     group = "geo"
     registry.extend([
@@ -602,11 +585,9 @@ def register(registry):
         command("geopos", -2, "readonly", geopos, group=group),
         command("geosearch", -7, "readonly", geosearch, group=group),
         command("geosearchstore", -8, "write denyoom", geosearchstore, group=group),
-        # STORE/STOREDIST are searched as keywords: the finders skip what is not an option.
-        command("georadius", -6, "write denyoom movablekeys", georadius, group=group,
-                key_finder=_store_keys(6)),
+        command("georadius", -6, "write denyoom movablekeys", georadius, group=group),
         command("georadiusbymember", -5, "write denyoom movablekeys", georadiusbymember,
-                group=group, key_finder=_store_keys(5)),
+                group=group),
         command("georadius_ro", -6, "readonly", georadius_ro, group=group),
         command("georadiusbymember_ro", -5, "readonly", georadiusbymember_ro,
                 group=group),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import KeyFinder, numkeys_finder
+from . import KeyFinder
 from .signatures import KeySpec, key_specs
 
 KeyRefs = list[tuple[int, tuple[str, ...]]]  # (argument index, flags) for each key
@@ -199,22 +199,21 @@ class KeyFacts:
     access: tuple[str, ...] | Callable[[list[bytes]], tuple[str, ...]]
 
 
-def _counted_finder(specs: list[KeySpec]) -> KeyFinder | None:
-    """A finder for specs that are fixed keys (a STORE destination) then one ``numkeys``
-    count at a fixed index with consecutive keys (ZUNIONSTORE dest numkeys key...); None
-    for any other shape."""
-    fixed: list[int] = []
-    counted = None
-    for _, begin, find, _ in specs:
-        if begin[0] != "index" or counted is not None:
-            return None
-        if find[0] == "range" and find[1] == 0:
-            fixed.append(begin[1])
-        elif find[0] == "keynum" and find[2] == 1 and find[3] == 1:
-            counted = begin[1] + find[1]
-        else:
-            return None
-    return numkeys_finder(counted, tuple(fixed)) if counted is not None else None
+def _spec_finder(specs: list[KeySpec]) -> KeyFinder:
+    """The keys of argv as the specs find them, for the keys that move with the arguments
+    (a ``numkeys`` count, a keyword to search for).  It runs before the handler checks
+    anything (ACL checks), and answers as Redis's ACL check does: arguments that do not fit
+    a spec (a count past the end, or 0) make no key at all, not a guess; the command then
+    fails with its own error."""
+
+    def find(argv: list[bytes]) -> list[bytes]:
+        try:
+            found = keys_from_specs(specs, argv)
+        except InvalidKeySpec:
+            return []
+        return [argv[index] for index, _ in found] if found else []
+
+    return find
 
 
 def _access_function(function: Callable[[list[bytes]], KeyRefs]):
@@ -238,7 +237,13 @@ def registration_facts(name: str) -> KeyFacts | None:
         access = _access_function(function)
     else:
         access = tuple(" ".join(flags) for flags, *_ in specs)
-    return KeyFacts(legacy_key_range(name), _counted_finder(specs), access)
+    finder = None
+    if any(begin[0] != "index" or find[0] != "range" for _, begin, find, _ in specs) and not any(
+            "unknown" in (begin[0], find[0]) or "incomplete" in flags
+            for flags, begin, find, _ in specs):
+        # The keys move with the arguments: a numkeys count, or a keyword to search for.
+        finder = _spec_finder(specs)
+    return KeyFacts(legacy_key_range(name), finder, access)
 
 
 def key_specs_reply(name: str) -> list:

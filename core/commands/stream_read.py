@@ -281,12 +281,3 @@ def xread(ctx, argv):
 
 def xreadgroup(ctx, argv):
     return _read(ctx, argv, readgroup=True)
-
-
-def _xread_keys(argv: list[bytes]) -> list[bytes]:
-    """XREAD/XREADGROUP's keys: the first half of what follows STREAMS."""
-    for index in range(1, len(argv)):
-        if argv[index].lower() == b"streams":
-            rest = argv[index + 1 :]
-            return rest[: len(rest) // 2]
-    return []

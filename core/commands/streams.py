@@ -64,7 +64,7 @@ from .stream_groups import (
     xinfo,
     xpending,
 )
-from .stream_read import _xread_keys, xread, xreadgroup
+from .stream_read import xread, xreadgroup
 
 # --- XADD, XTRIM -----------------------------------------------------------------------------
 
@@ -348,12 +348,8 @@ def register(registry):
         command("xlen", 2, "readonly fast", xlen, group=group),
         command("xdel", -3, "write fast", xdel, group=group),
         command("xtrim", -4, "write", xtrim, group=group),
-        # The keys are half of what follows STREAMS: the finder finds them before the handler
-        # has checked the arguments, as ACL checks need.
-        command("xread", -4, "readonly blocking movablekeys", xread, group=group,
-                key_finder=_xread_keys),
-        command("xreadgroup", -7, "write blocking movablekeys", xreadgroup,
-                group=group, key_finder=_xread_keys),
+        command("xread", -4, "readonly blocking movablekeys", xread, group=group),
+        command("xreadgroup", -7, "write blocking movablekeys", xreadgroup, group=group),
         # Containers: the key specs are their subcommands' (xgroup|create...), so the
         # registration names their common key.
         command("xgroup", -2, "write", xgroup, (2, 2, 1), group=group,
