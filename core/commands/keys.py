@@ -539,11 +539,8 @@ def register(registry):
         command("renamenx", 3, "write fast", renamenx, group=group),
         command("copy", -3, "write denyoom", copy_, group=group),
         command("move", 3, "write fast", move, group=group),
-        # A container: the key specs are its subcommands' (object|encoding...), so the
-        # registration names their common key.
-        command("object", -2, "readonly", object_, (2, 2, 1), group=group,
-                subcommands={"encoding": 3, "refcount": 3, "idletime": 3, "freq": 3, "help": 2},
-                key_specs="RO"),
+        command("object", -2, "readonly", object_, group=group,
+                subcommands={"encoding": 3, "refcount": 3, "idletime": 3, "freq": 3, "help": 2}),
         command("expire", -3, "write fast", expire, group=group),
         command("pexpire", -3, "write fast", pexpire, group=group),
         command("expireat", -3, "write fast", expireat, group=group),

@@ -11,10 +11,11 @@ anywhere): for those, as in Redis, a small function of the arguments decides ins
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import KeyFinder
+from . import KeyFinder, key_access
 from .signatures import KeySpec, key_specs
 
 KeyRefs = list[tuple[int, tuple[str, ...]]]  # (argument index, flags) for each key
@@ -144,7 +145,9 @@ def _migrate_keys(argv: list[bytes]) -> KeyRefs:
             index += 1
         elif word == b"auth2":
             index += 2
-        elif word == b"keys" and argv[3] == b"":
+        elif word == b"keys":
+            if argv[3] != b"":  # KEYS needs the key argument empty: no key is valid
+                raise InvalidKeySpec
             first, count = index + 1, len(argv) - index - 1
             break
         index += 1
@@ -216,21 +219,62 @@ def _spec_finder(specs: list[KeySpec]) -> KeyFinder:
     return find
 
 
+def _function_finder(function: Callable[[list[bytes]], KeyRefs]) -> KeyFinder:
+    """The keys the function finds, for specs that cannot be followed."""
+
+    def find(argv: list[bytes]) -> list[bytes]:
+        try:
+            found = function(argv)
+        except InvalidKeySpec:  # as Redis's ACL check: arguments that do not fit, no key
+            return []
+        # Arity is checked before any caller asks; still, a short argv finds no key.
+        return [argv[index] for index, _ in found if index < len(argv)]
+
+    return find
+
+
 def _access_function(function: Callable[[list[bytes]], KeyRefs]):
     """The flags of each key, from the function that follows what the specs cannot."""
 
     def access(argv: list[bytes]) -> tuple[str, ...]:
-        return tuple(" ".join(flags) for _, flags in function(argv))
+        try:
+            return tuple(" ".join(flags) for _, flags in function(argv))
+        except InvalidKeySpec:  # then the finder finds no key either
+            return ("RO",)
 
     return access
 
 
+def _container_facts(name: str) -> KeyFacts | None:
+    """A container's key facts (XGROUP, OBJECT...), whose key specs are its subcommands':
+    the registry checks a container's keys once for all its subcommands, so they must agree
+    on where the key is and on what ACL permission it needs (XGROUP CREATE inserts, DESTROY
+    deletes: both need write permission only).  None when the container has no keyed
+    subcommand; an error when they disagree, as the registry could not say one thing."""
+    prefix = name + "|"
+    found = {}
+    for sub in sorted(key_specs()):
+        if sub.startswith(prefix) and registration_facts(sub) is not None:
+            found[sub] = registration_facts(sub)
+    if not found:
+        return None
+    first_sub, first = next(iter(found.items()))
+    for sub, facts in found.items():
+        if (facts.positions != first.positions or facts.finder is not None
+                or callable(facts.access)
+                or tuple(map(key_access, facts.access)) != tuple(map(key_access, first.access))):
+            raise ValueError(f"{sub} and {first_sub} differ in their keys: the container "
+                             f"{name!r} needs them declared")
+    return first
+
+
+@functools.cache
 def registration_facts(name: str) -> KeyFacts | None:
-    """What the signature of ``name`` says about its keys, None when it names no key (no
-    signature, a container whose keys are its subcommands', or channels only)."""
+    """What the signature of ``name`` says about its keys (its subcommands' for a
+    container), None when it names no key (no signature, or channels only)."""
     specs = [spec for spec in key_specs().get(name, ()) if "not_key" not in spec[0]]
     if not specs:
-        return None
+        return _container_facts(name) if "|" not in name else None
     function = KEY_FUNCTIONS.get(name)
     access: tuple[str, ...] | Callable[[list[bytes]], tuple[str, ...]]
     if function is not None:
@@ -238,11 +282,10 @@ def registration_facts(name: str) -> KeyFacts | None:
     else:
         access = tuple(" ".join(flags) for flags, *_ in specs)
     finder = None
-    if any(begin[0] != "index" or find[0] != "range" for _, begin, find, _ in specs) and not any(
-            "unknown" in (begin[0], find[0]) or "incomplete" in flags
-            for flags, begin, find, _ in specs):
-        # The keys move with the arguments: a numkeys count, or a keyword to search for.
-        finder = _spec_finder(specs)
+    if any(begin[0] != "index" or find[0] != "range" for _, begin, find, _ in specs):
+        # The keys move with the arguments: a numkeys count or a keyword to search for, or
+        # (SORT's STORE, MIGRATE's KEYS) a function that reads the arguments as Redis does.
+        finder = _function_finder(function) if function is not None else _spec_finder(specs)
     return KeyFacts(legacy_key_range(name), finder, access)
 
 

@@ -184,9 +184,7 @@ def _malloc_stats() -> str:
 
 def register(registry):
     registry.extend([
-        # A container: the key specs are its subcommands' (memory|usage), so the registration
-        # names their common key.
-        command("memory", -2, "readonly", memory_, (2, 2, 1), group="server", key_specs="RO",
+        command("memory", -2, "readonly", memory_, group="server",
                 subcommands={"usage": -3, "stats": 2, "doctor": 2, "malloc-stats": 2,
                              "purge": 2, "help": 2}),
     ])

@@ -356,11 +356,11 @@ def register(registry):
     group = "list"
     extra = ("set", "sortedset", "dangerous")
     registry.extend([
-        # The key specs cannot follow STORE past BY/GET patterns (unknown begin): the finder
-        # parses as the handler does; only the destination is signalled as changed.
+        # Only the destination is signalled as changed (WATCH), as Redis's handler does: the
+        # key specs say what each key needs, not which keys the handler signals.
         with_categories(command("sort", -2, "write denyoom movablekeys", sort_,
-                                group=group, key_finder=sort_keys,
-                                write_keys=lambda argv: sort_keys(argv)[1:]), *extra),
+                                group=group, write_keys=lambda argv: sort_keys(argv)[1:]),
+                        *extra),
         with_categories(command("sort_ro", -2, "readonly movablekeys", sort_ro,
                                 group=group), *extra),
     ])

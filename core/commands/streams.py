@@ -350,16 +350,14 @@ def register(registry):
         command("xtrim", -4, "write", xtrim, group=group),
         command("xread", -4, "readonly blocking movablekeys", xread, group=group),
         command("xreadgroup", -7, "write blocking movablekeys", xreadgroup, group=group),
-        # Containers: the key specs are their subcommands' (xgroup|create...), so the
-        # registration names their common key.
-        command("xgroup", -2, "write", xgroup, (2, 2, 1), group=group,
+        command("xgroup", -2, "write", xgroup, group=group,
                 subcommands=("create", "setid", "destroy", "createconsumer", "delconsumer",
-                             "help"), key_specs="RW UPDATE"),
+                             "help")),
         command("xack", -4, "write fast", xack, group=group),
         command("xpending", -3, "readonly", xpending, group=group),
         command("xclaim", -6, "write fast", xclaim, group=group),
         command("xautoclaim", -6, "write fast", xautoclaim, group=group),
-        command("xinfo", -2, "readonly", xinfo, (2, 2, 1), group=group,
+        command("xinfo", -2, "readonly", xinfo, group=group,
                 subcommands=("consumers", "groups", "stream", "help")),
         command("xsetid", -3, "write denyoom fast", xsetid, group=group),
     ])
