@@ -79,3 +79,28 @@ def test_the_key_facts_come_from_the_signature_once_at_registration():
     assert set_.keys_with_access([b"set", b"k", b"v"]) == [(b"k", (False, True))]
     assert set_.keys_with_access([b"set", b"k", b"v", b"GET"]) == [(b"k", (True, True))]
     assert set_.keys_with_access([b"set", b"k", b"v", b"get\0x"]) == [(b"k", (True, True))]
+
+
+def test_the_quick_numkeys_finder_answers_as_the_general_walk_of_the_specs():
+    """ZUNIONSTORE-shaped key specs get a finder without the general walk: for counts that
+    fit, that do not (0, negative, past the end, not a number), the same keys."""
+    import random
+
+    from trioredis.commands.keyspecs import _counted_finder, _spec_finder
+    from trioredis.commands.signatures import key_specs
+
+    rng = random.Random(13)
+    shaped = 0
+    for name, specs in sorted(key_specs().items()):
+        specs = [spec for spec in specs if "not_key" not in spec[0]]
+        quick = _counted_finder(specs)
+        if quick is None:
+            continue
+        shaped += 1
+        general = _spec_finder(specs)
+        for _ in range(200):
+            words = [rng.choice((b"k", b"2", b"1", b"0", b"-1", b"9", b"x", b" 2", b"+1"))
+                     for _ in range(rng.randint(0, 7))]
+            argv = [name.encode(), *words]
+            assert quick(argv) == general(argv), (name, argv)
+    assert shaped >= 15  # ZUNION*, ZINTER*, ZDIFF*, *MPOP, SINTERCARD, EVAL*, FCALL*

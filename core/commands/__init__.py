@@ -9,6 +9,7 @@ plugin would.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,9 @@ _KEY_SPEC_WORDS = frozenset(
      "VARIABLE_FLAGS"))
 
 
+# Cached: a command whose flags vary (SET ... GET) asks for each call, from a handful of
+# strings.
+@functools.cache
 def key_access(spec: str) -> KeyAccess:
     """What ACL permissions one key-spec string asks for."""
     words = spec.upper().split()  # signatures spell them as COMMAND INFO does (RW access)

@@ -219,6 +219,37 @@ def _spec_finder(specs: list[KeySpec]) -> KeyFinder:
     return find
 
 
+def _counted_finder(specs: list[KeySpec]) -> KeyFinder | None:
+    """The common shape of movable keys, followed without the general walk: fixed keys (a
+    STORE destination) then one ``numkeys`` count with the keys right after it (ZUNIONSTORE
+    dest numkeys key...).  The same answers as :func:`_spec_finder`; None for other shapes."""
+    fixed: list[int] = []
+    count_index = None
+    for _, begin, find, _ in specs:
+        if begin[0] != "index" or count_index is not None:
+            return None
+        if find[0] == "range" and find[1] == 0:
+            fixed.append(begin[1])
+        elif find[0] == "keynum" and find[2] == 1 and find[3] == 1:
+            count_index = begin[1] + find[1]
+        else:
+            return None
+    if count_index is None or any(index >= count_index for index in fixed):
+        return None
+    start = count_index + 1
+
+    def find(argv: list[bytes]) -> list[bytes]:
+        try:
+            count = int(argv[count_index])
+        except (IndexError, ValueError):
+            return []
+        if count <= 0 or start + count > len(argv):
+            return []  # no key at all, as Redis's ACL check, when the count does not fit
+        return [argv[index] for index in fixed] + argv[start : start + count]
+
+    return find
+
+
 def _function_finder(function: Callable[[list[bytes]], KeyRefs]) -> KeyFinder:
     """The keys the function finds, for specs that cannot be followed."""
 
@@ -285,7 +316,10 @@ def registration_facts(name: str) -> KeyFacts | None:
     if any(begin[0] != "index" or find[0] != "range" for _, begin, find, _ in specs):
         # The keys move with the arguments: a numkeys count or a keyword to search for, or
         # (SORT's STORE, MIGRATE's KEYS) a function that reads the arguments as Redis does.
-        finder = _function_finder(function) if function is not None else _spec_finder(specs)
+        if function is not None:
+            finder = _function_finder(function)
+        else:
+            finder = _counted_finder(specs) or _spec_finder(specs)
     return KeyFacts(legacy_key_range(name), finder, access)
 
 
