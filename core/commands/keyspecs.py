@@ -207,16 +207,29 @@ def _spec_finder(specs: list[KeySpec]) -> KeyFinder:
     (a ``numkeys`` count, a keyword to search for).  It runs before the handler checks
     anything (ACL checks), and answers as Redis's ACL check does: arguments that do not fit
     a spec (a count past the end, or 0) make no key at all, not a guess; the command then
-    fails with its own error."""
+    fails with its own error.  The same walk as :func:`keys_from_specs`, slicing argv
+    instead of listing indexes, as it runs for each ACL check of these commands."""
+    if any("unknown" in (begin[0], find[0]) for _, begin, find, _ in specs):
+        raise ValueError("key specs that cannot be followed need a function in KEY_FUNCTIONS")
+    searches = [(begin, find) for _, begin, find, _ in specs]
 
-    def find(argv: list[bytes]) -> list[bytes]:
-        try:
-            found = keys_from_specs(specs, argv)
-        except InvalidKeySpec:
-            return []
-        return [argv[index] for index, _ in found] if found else []
+    def find_keys(argv: list[bytes]) -> list[bytes]:
+        argc = len(argv)
+        keys: list[bytes] = []
+        for begin, find in searches:
+            first = _begin(begin, argv)
+            if first is None:
+                continue
+            try:
+                first, last, step = _find(find, first, argv)
+            except InvalidKeySpec:
+                return []
+            if first >= argc or last >= argc or last < first:
+                return []
+            keys += argv[first : last + 1 : step or 1]
+        return keys
 
-    return find
+    return find_keys
 
 
 def _counted_finder(specs: list[KeySpec]) -> KeyFinder | None:
