@@ -194,11 +194,11 @@ def command(
     container's subcommands, or maps each to its arity (then checked before the handler).
 
     A command with a signature (:mod:`trioredis.commands.signatures`, Redis's own commands)
-    takes its key facts from the signature's key specs, once, here: the key positions, a
-    finder for keys after a ``numkeys`` argument, and what it does with each key.  Its
-    registration may still pass ``keys``, ``key_specs`` or a ``key_finder`` (one that
-    tolerates arguments the handler has not validated yet), but positions or flags that
-    contradict the signature are an error here, not a silent second opinion.
+    takes its key facts from the signature's key specs, once, here (a container's from its
+    subcommands'): the key positions, a finder for keys that move with the arguments (a
+    ``numkeys`` count, a keyword such as STREAMS or STORE), and what it does with each key.
+    Its registration need not repeat them; ``keys`` or ``key_specs`` that it passes anyway
+    must say the same: a contradiction is an error here, not a silent second opinion.
 
     A command without one (a plugin's) declares them: ``key_specs`` Redis's key flags (see
     :data:`KeySpecs`); without ``key_specs``, ``write_keys`` keys are written only and the
