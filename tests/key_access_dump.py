@@ -5,6 +5,10 @@ printed ``tests/data/key_access.json`` from the registry as it was, and
 ``tests/test_key_access_derivation.py`` compares today's registry with it.  The samples mix
 plain keys, numeric counts (numkeys), and every keyword a command's signature names (STORE,
 STREAMS, KEYS, GET...), so each way of finding keys is exercised.
+
+The fixture is the record of the old hand-written declarations: regenerating it now would
+only compare the derivation with itself.  A deliberate change of a command's keys belongs in
+the test's list of explained differences instead.
 """
 
 from __future__ import annotations
