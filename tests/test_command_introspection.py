@@ -317,20 +317,23 @@ def test_an_unknown_flag_is_refused_at_registration():
     assert Flag.NOAUTH.redis_name == "no_auth" and Flag.SKIP_SLOWLOG.redis_name == "skip_slowlog"
 
 
-def test_start_up_does_not_load_the_signatures():
-    """Registration stays cheap: the group modules of signatures load on the first COMMAND
-    DOCS or INFO (only the small vocabulary module is imported with COMMAND)."""
+def test_registration_reads_each_signature_once_for_the_key_facts():
+    """The signatures are the one source of key facts, read when the commands register
+    (about 50 ms once per process), never again per call: a second registration loads
+    nothing more."""
     code = ("import sys\n"
             "from trioredis.commands import CommandRegistry\n"
             "from trioredis.commands.builtin import trioredis_register_commands\n"
+            "from trioredis.commands.signatures import signatures\n"
             "registry = CommandRegistry()\n"
             "trioredis_register_commands(registry)\n"
             "assert len(registry) > 200\n"
-            "print(sorted(m for m in sys.modules if m.startswith('trioredis.commands.signatures.')\n"
-            "             and not m.endswith('.arguments')))\n")
+            "loaded = signatures.cache_info().misses\n"
+            "trioredis_register_commands(CommandRegistry())\n"
+            "print(loaded, signatures.cache_info().misses)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.split() == ["1", "1"]
 
 
 def test_every_signature_states_redis_facts_even_before_its_command_exists(reference):
