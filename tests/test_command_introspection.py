@@ -29,28 +29,15 @@ NOT_IN_REDIS_7_0 = {"client|setinfo", "client|no-touch", "waitaof"}
 
 # COMMAND INFO facts that differ from Redis 7.0 on purpose or until other work lands, each
 # with its reason.  Fields: arity, flags, keys (first, last, step), acl.
-_CONTAINER = {"flags", "acl"}  # a container's own entry: see below
+_CONTAINER = {"flags"}  # a container's own entry: see below
 KNOWN_DIFFERENCES: dict[str, set[str]] = {
-    # Containers declare here the flags and categories their subcommands share, and the
-    # engine applies them to the whole command; Redis's containers have none (only @slow),
-    # each subcommand carrying its own.
+    # Containers declare here the flags their subcommands share, and the engine applies them
+    # to the whole command; Redis's containers have none, each subcommand carrying its own.
+    # (Their ACL categories are Redis's: core/acl_categories.py.)
     **{name: set(_CONTAINER) for name in (
         "acl", "client", "config", "function", "latency", "pubsub", "script", "slowlog")},
-    "module": {"acl"},  # MODULE is @dangerous here (no module is ever loaded)
     # ... and OBJECT/XGROUP/XINFO declare the key their subcommands take.
     **{name: _CONTAINER | {"keys"} for name in ("object", "xgroup", "xinfo", "memory")},
-    # ACL categories of subcommands: the ACL here gives each subcommand its container's
-    # categories, except for ACL, CONFIG and CLIENT, which it splits as Redis does.
-    **{name: {"acl"} for name in (
-        "function|delete", "function|flush", "function|load", "function|restore",
-        "latency|help", "module|help", "module|list", "module|load", "module|loadex",
-        "module|unload", "object|help", "pubsub|help", "slowlog|help", "xgroup|help",
-        "xinfo|help", "memory|doctor", "memory|help", "memory|malloc-stats", "memory|purge",
-        "memory|stats", "cluster|addslots", "cluster|addslotsrange", "cluster|bumpepoch",
-        "cluster|count-failure-reports", "cluster|delslots", "cluster|delslotsrange",
-        "cluster|failover", "cluster|flushslots", "cluster|forget", "cluster|meet",
-        "cluster|replicas", "cluster|replicate", "cluster|reset", "cluster|saveconfig",
-        "cluster|set-config-epoch", "cluster|setslot", "cluster|slaves")},
     # Blocking list pops are allowed in scripts here (they never block there); Redis 7.0
     # flags them noscript.
     **{name: {"flags"} for name in ("blpop", "brpop", "blmove", "brpoplpush")},
