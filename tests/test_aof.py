@@ -829,14 +829,19 @@ def test_we_load_a_redis6_single_aof_with_an_rdb_preamble_then_append_and_rewrit
         assert r.xpending("stream", "group")["pending"] == 1
 
 
-def test_a_preamble_alone_with_no_commands_after_it_loads(tmp_path):
+def test_a_preamble_alone_loads_and_debug_reload_reads_it_again(tmp_path):
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     data, expected, _ = _redis6_style_aof(theirs, _populate, lambda r: None)
     (tmp_path / AOF).write_bytes(data)
     with ServerThread(aof_options(tmp_path)) as server:
         server.wait_ready()
-        assert _dump(server.client()) == expected
+        r = server.client()
+        assert _dump(r) == expected
+        r.set("appended", "1")
+        expected[(0, b"appended")] = (b"string", b"1", -1)
+        assert r.execute_command("DEBUG", "RELOAD") == b"OK"
+        assert _dump(r) == expected
 
 
 def test_a_torn_tail_after_a_preamble_is_cut_at_the_right_byte(tmp_path, spawned):
