@@ -46,9 +46,8 @@ from .commands import (
 )
 from .commands.keys import ScanSnapshots
 from .context import CommandContext, Stats
-from .encodings import WRITERS as ENCODING_WRITERS
+from .encodings import NOTES as ENCODING_NOTES
 from .encodings import apply_zset_thresholds
-from .encodings import note_write as note_encoding_write
 from .errors import CommandError
 from .eviction import EVICT_FAIL, Evictor
 from .keyspace import Database, Keyspace
@@ -105,6 +104,9 @@ class Engine:
         # Client-side caching and CLIENT PAUSE (trioredis.tracking, trioredis.pause).
         self.tracking = Tracking(self)
         self.pause = Pause(self)
+        # Whether client-side caching or CLIENT PAUSE has anything to do per command: one
+        # test on the hot path instead of one per feature (refresh_extras keeps it current).
+        self.extras = False
         self.keyspace.on_expired = self.tracking.invalidate_key
         self.commands = CommandRegistry()
         self.hook.trioredis_register_commands(registry=self.commands)
@@ -217,6 +219,11 @@ class Engine:
         )
         self._refresh_observe_from()
 
+    def refresh_extras(self) -> None:
+        """After the tracking table appears or a pause starts or ends: whether every command
+        must consult them (:attr:`extras`)."""
+        self.extras = self.tracking.table is not None or self.pause.mode is not None
+
     def command_record(self, name: str) -> list[Any]:
         """``stats.per_command``'s entry for a full command name, made on first use."""
         return self.stats.command_record(name)
@@ -309,7 +316,8 @@ class Engine:
                 client.last_command = "NULL"
                 return self._reject(client, argv, errors.unknown_command(argv))
         spec, name, is_write = entry
-        if self.tracking.clients:  # tracking-table-max-keys, before each command (tracking.py)
+        extras = self.extras
+        if extras and self.tracking.clients:  # tracking-table-max-keys (tracking.py)
             self.tracking.limit()
         # CLIENT LIST's cmd: the command as looked up, before any check refuses it or MULTI
         # queues it, as Redis records it (EXEC's queued commands leave "exec").
@@ -352,7 +360,7 @@ class Engine:
             return self._reject(client, argv, errors.MASTERDOWN, spec)
         if self.loading and not client.is_loader and "loading" not in spec.flags:
             return self._reject(client, argv, errors.LOADING, spec)
-        if self.pause.mode is not None and self.pause.holds(client, spec, argv):
+        if extras and self.pause.mode is not None and self.pause.holds(client, spec, argv):
             return self.pause.hold(client, argv)  # CLIENT PAUSE: runs again once it ends
         if client.multi is not None and name not in _MULTI_CONTROL:
             if "no-multi" in spec.flags:
@@ -360,7 +368,7 @@ class Engine:
             client.multi.append((spec, argv))
             return QUEUED
         reply = self.execute(client, spec, argv)
-        if self.tracking.pending:  # invalidations for this client follow its reply
+        if extras and self.tracking.pending:  # invalidations for this client follow its reply
             return self.tracking.with_pending(client, reply)
         return reply
 
@@ -393,8 +401,8 @@ class Engine:
             name = full_command_name(spec, argv[1])
         started = perf_counter_ns() if self._timed else 0
         # Client-side caching: what DEL/UNLINK will find, to invalidate only what they delete.
-        existed = (self.tracking.before_command(ctx.db, spec, argv)
-                   if self.tracking.table is not None else None)
+        tracked = self.extras and self.tracking.table is not None
+        existed = self.tracking.before_command(ctx.db, spec, argv) if tracked else None
         try:
             reply = spec.handler(ctx, argv)
         except CommandError as error:
@@ -413,8 +421,9 @@ class Engine:
         if ctx.dirty:
             self.dirty += ctx.dirty
             db = ctx.db
-            if spec.name in ENCODING_WRITERS:  # OBJECT ENCODING's history (trioredis.encodings)
-                note_encoding_write(db, spec.name, argv, self.config)
+            note = ENCODING_NOTES.get(spec.name)  # OBJECT ENCODING's history (trioredis.encodings)
+            if note is not None:
+                note(db, argv, self.config)
             if not ctx.propagated and not self.replaying:
                 if self.in_exec:
                     self._current = client
@@ -430,7 +439,7 @@ class Engine:
             if db.watched or db.blocked:
                 for key in (spec.write_keys or spec.keys)(argv):
                     self.keyspace.signal_modified(db, key)
-        if self.tracking.table is not None and not self.replaying:  # client-side caching
+        if tracked and not self.replaying:  # client-side caching
             self.tracking.after_command(client, spec, argv, ctx.dirty, ctx.db, self.in_exec,
                                         existed)
         if self._ready_keys and not self.in_exec:
@@ -654,6 +663,7 @@ class Engine:
     def memory_cron(self) -> None:
         """The server cron's share: correct drifted container estimates, go on with
         evictions a command left (tenacity), and keep the peak."""
+        self.keyspace.tick()  # the LRU clock keys store on access
         memory_module.audit_cycle(self.keyspace)
         self._memory_stamp = ()  # the audit may have corrected estimates
         if self.config.maxmemory:

@@ -26,6 +26,9 @@ Notify = Callable[[str, bytes, bytes, int], None]
 
 _HEADER = memory.BYTES_HEADER  # a bytes object's header (a local name: set() runs per write)
 
+LRU_CLOCK_MAX = (1 << 24) - 1  # the 24 bits Redis keeps per object
+_ONLY_BYTES = {bytes}  # set_many's test of the old values' types
+
 TYPE_NAMES: dict[type, str] = {bytes: "string", deque: "list", dict: "hash", set: "set"}
 
 
@@ -33,11 +36,16 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def lru_clock() -> int:
+    """Redis's LRU clock: seconds, in the 24 bits an object keeps (trioredis.eviction)."""
+    return int(time.time()) & LRU_CLOCK_MAX
+
+
 class Database:
     """One numbered database."""
 
     __slots__ = ("index", "data", "expires", "keyspace", "watched", "blocked", "_expire_scan",
-                 "promoted", "used", "sizes", "basis", "stale", "access", "tracking",
+                 "promoted", "used", "sizes", "basis", "stale", "access", "lfu", "clock",
                  "audit_scan", "evict_scan")
 
     def __init__(self, index: int, keyspace: Keyspace) -> None:
@@ -61,10 +69,16 @@ class Database:
         # Keys written since memory was last read: re-estimated then (memory.settle).
         self.stale: set[bytes] = set()
         self.audit_scan: list[bytes] = []
-        # key -> LRU clock or LFU word, kept only while an LRU/LFU policy is set
-        # (trioredis.eviction): a parallel dict costs ~50 bytes a key, paid when it is used.
+        # key -> LRU clock (seconds, 24 bits) or, under an LFU policy, LFU word
+        # (trioredis.eviction).  As Redis keeps the LRU clock in every object unless an LFU
+        # policy is set, the clock is stored on every access whatever the policy, so OBJECT
+        # IDLETIME means something under noeviction too.
         self.access: dict[bytes, int] = {}
-        self.tracking = False  # the keyspace's track_access, here to save a lookup per read
+        # Whether an LFU policy is set (the word then needs the evictor's arithmetic), and
+        # the LRU clock of now, refreshed by the cron (Keyspace.tick): a read stores this int
+        # rather than asking the time, as Redis reads server.lruclock.
+        self.lfu = False
+        self.clock = keyspace.clock
         self.evict_scan: Any = None  # the eviction sampler's snapshot (trioredis.eviction)
 
     def __len__(self) -> int:
@@ -87,8 +101,10 @@ class Database:
                 # A container may be changed in place by the command that looked it up:
                 # estimated again when memory is next read (trioredis.memory.settle).
                 self.stale.add(key)
-            if self.tracking:
+            if self.lfu:
                 self.keyspace.record_access(self, key)
+            else:
+                self.access[key] = self.clock
         return value
 
     def peek(self, key: bytes) -> Any:
@@ -143,8 +159,10 @@ class Database:
             # The common overwrite, string by string: the accounting is the length change.
             data[key] = value
             self.used += len(value) - len(old)
-            if self.tracking:
+            if self.lfu:
                 self.keyspace.record_access(self, key, False)
+            else:
+                self.access[key] = self.clock
             if not keep_ttl and self.expires:
                 self.expires.pop(key, None)
             return
@@ -171,8 +189,10 @@ class Database:
             self.sizes[key] = 0
             self.stale.add(key)
             self.used += delta
-        if self.tracking:
+        if self.lfu:
             keyspace.record_access(self, key, old is None)
+        else:
+            self.access[key] = self.clock
         if not keep_ttl and self.expires:
             self.expires.pop(key, None)
 
@@ -182,27 +202,28 @@ class Database:
         self.data[key] = new
         self.used += len(new) - len(old)
 
-    def set_many(self, pairs: Any) -> None:
-        """MSET's writes when nothing needs publishing and no key has a TTL."""
+    def set_many(self, keys: list[bytes], values: list[bytes]) -> None:
+        """MSET's writes (``keys[i]`` gets ``values[i]``, the last of a repeated key wins)
+        when nothing needs publishing and no key has a TTL.
+
+        Why two paths: when every key already holds a string (MSET's usual overwrite), the
+        accounting is the change of total length over the distinct keys, summed in C, and
+        the dicts are updated whole; anything else (a new key, a container replaced) goes
+        pair by pair through :meth:`set`, which knows every case."""
         data = self.data
-        header = memory.BYTES_HEADER
-        used = 0
-        sizes = self.sizes
-        for key, value in pairs:
-            old = data.get(key)
-            if old is None:
-                used += header + len(key)
-            elif old.__class__ is bytes:
-                used -= header + len(old)
-            else:
-                used -= sizes.pop(key, 0)
-                self.basis.pop(key, None)
-            data[key] = value
-            used += header + len(value)
-        self.used += used
-        if self.tracking:
-            for key, _value in pairs:
-                self.keyspace.record_access(self, key, True)
+        stamps = dict.fromkeys(keys, self.clock)  # the distinct keys, and their access times
+        olds = list(map(data.get, stamps))
+        if set(map(type, olds)) != _ONLY_BYTES:
+            for key, value in zip(keys, values, strict=True):
+                self.set(key, value)
+            return
+        data.update(zip(keys, values, strict=True))
+        self.used += sum(map(len, map(data.get, stamps))) - sum(map(len, olds))
+        if self.lfu:
+            for key in stamps:
+                self.keyspace.record_access(self, key, False)
+        else:
+            self.access.update(stamps)
 
     def forget(self, key: bytes, value: Any) -> None:
         """Take ``key`` and its ``value`` (just removed from ``data``) out of the accounting
@@ -305,6 +326,7 @@ class Keyspace:
 
     def __init__(self, databases: int, propagate: Propagate,
                  notify: Notify | None = None) -> None:
+        self.clock = lru_clock()  # before the databases: each keeps a copy (Database.clock)
         self.databases = [Database(i, self) for i in range(databases)]
         self.propagate = propagate
         # The keyspace's own events (``new``, ``expired``): ``notify(class, event, key, db)``
@@ -314,9 +336,9 @@ class Keyspace:
         self.notifying = False
         self.loading = False
         self.expired_keys = 0
-        # LRU/LFU access times (trioredis.eviction): recorded only while an LRU or LFU
-        # maxmemory-policy is set; record_access(db, key, created) is set by the evictor.
-        self.track_access = False
+        # Access times (trioredis.eviction): the LRU clock always (Database.clock), the LFU
+        # word under an LFU policy, through record_access(db, key, created) set by the
+        # evictor.
         self.record_access: Callable[..., None] = lambda db, key, created=False: None
         # Lazy freeing (UNLINK, FLUSH* ASYNC, lazyfree-lazy-*): DEL and UNLINK set lazy_del
         # while they run (True: lazy, False: not); None leaves it to lazy_server_del.
@@ -337,6 +359,15 @@ class Keyspace:
 
     def __len__(self) -> int:
         return len(self.databases)
+
+    def tick(self) -> None:
+        """The cron's refresh of the LRU clock each database stores on access (Redis's
+        server.lruclock, updated in serverCron: a resolution of a second needs no more)."""
+        clock = lru_clock()
+        if clock != self.clock:
+            self.clock = clock
+            for db in self.databases:
+                db.clock = clock
 
     def signal_modified(self, db: Database, key: bytes) -> None:
         if (db.watched or db.blocked) and self.on_modified is not None:
