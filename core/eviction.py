@@ -8,8 +8,9 @@ logarithmic counter.  A read (``Database.get``) or write updates it; ``Database.
 TYPE, TTL, OBJECT, MEMORY USAGE) does not, as Redis's ``LOOKUP_NOTOUCH``.  The LRU store is
 one dict assignment of the cron-refreshed clock (``Database.clock``); the LFU word needs this
 module's arithmetic (``record_access``).  A key with no word (installed whole by a snapshot
-load) counts as idle since the words' meaning last changed (start-up, or a switch between
-LRU and LFU policies, which drops the words as their meaning differs).
+load, where :func:`trioredis.memory.recount` stamps them) counts as idle since start-up.  A
+switch between LRU and LFU policies keeps the words and reads them with the new meaning, as
+Redis does with an object's ``lru`` field.
 
 Choosing.  Redis samples ``maxmemory-samples`` keys of each database (all keys, or those with
 a TTL for ``volatile-*``) into a pool of 16 candidates ordered by idleness (LRU: idle time;
@@ -127,14 +128,14 @@ class Evictor:
         lfu = policy.endswith("lfu")
         if lfu == self.lfu:
             return
-        # Between LRU-like and LFU policies the words change meaning: start afresh.
+        # Between LRU-like and LFU policies the words are kept and read with the new
+        # meaning, as Redis reads an object's lru field (an LFU word read as a clock gives
+        # a large idle time there too).
         self.lfu = lfu
         keyspace = self.keyspace
         keyspace.record_access = self._record_lfu if lfu else _no_record
         for db in keyspace.databases:
             db.lfu = lfu
-            db.access = {}
-        self.tracking_since = self.keyspace.clock
 
     # --- access times ---------------------------------------------------------------------
 
