@@ -19,6 +19,7 @@ from typing import Any
 
 from . import memory
 from .errors import WRONGTYPE, CommandError
+from .pubsub import notify_keyspace_event
 
 Propagate = Callable[[int, list[bytes]], None]
 # A keyspace event: (class, event name, key, db), as trioredis.pubsub.notify_keyspace_event.
@@ -319,6 +320,23 @@ class Database:
 def _sample(data: dict[bytes, Any]) -> bytes:
     """A random key without copying the dict (dicts have no random access; islice skips in C)."""
     return next(itertools.islice(iter(data), random.randrange(len(data)), None))
+
+
+class KeyspaceNotifier:
+    """What the keyspace publishes its own events through (``new``, ``expired``): the pub/sub
+    hub and the config in force, and nothing else of the server.  It has exactly the two
+    members :func:`trioredis.pubsub.notify_keyspace_event` reads (``config`` for
+    ``notify-keyspace-events``, ``pubsub`` to publish), so that function serves it as it
+    serves the engine; the engine hands it each new config (CONFIG SET)."""
+
+    __slots__ = ("config", "pubsub")
+
+    def __init__(self, pubsub: Any, config: Any) -> None:
+        self.pubsub = pubsub
+        self.config = config
+
+    def __call__(self, event_class: str, event: bytes, key: bytes, db: int) -> None:
+        notify_keyspace_event(self, event_class, event, key, db)
 
 
 class Keyspace:
