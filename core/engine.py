@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from . import loading, transactions
+from . import client_memory, loading, transactions
 from . import memory as memory_module
 from .acl import AccessControl
 from .admission import CrossProtocolGuard
@@ -470,6 +470,8 @@ class Engine(CommandPath):
         """The server cron's share: correct drifted container estimates, go on with
         evictions a command left (tenacity), and keep the peak."""
         self.keyspace.tick()  # the LRU clock keys store on access
+        if self.config.maxmemory_clients != "0":
+            client_memory.evict_clients(self)
         memory_module.audit_cycle(self.keyspace)
         self._memory_stamp = ()  # the audit may have corrected estimates
         if self.config.maxmemory:
