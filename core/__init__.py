@@ -7,7 +7,15 @@ __version__ = "0.1.0"
 REDIS_VERSION = "7.0.15"  # the Redis version whose behaviour we follow (INFO redis_version)
 
 from . import errors  # noqa: E402
-from .children import die_with_parent, wait_child  # noqa: E402
+from .children import (  # noqa: E402
+    CHILD_DEFAULT_SIGNALS,
+    CHILD_FAILED,
+    CHILD_OK,
+    ForkedChild,
+    die_with_parent,
+    fork_child,
+    wait_child,
+)
 from .commands import CommandRegistry, CommandSpec, command  # noqa: E402
 from .commands.args import parse_timeout  # noqa: E402
 from .config import Config, ConfigError  # noqa: E402
@@ -46,4 +54,5 @@ __all__ = [
     "encode", "encode_command", "errors", "wait_child", "die_with_parent", "hookimpl", "hookspec", "now_ms",
     "parse_timeout", "Ticket", "EventTicket",
     "append_command",
+    "fork_child", "ForkedChild", "CHILD_OK", "CHILD_FAILED", "CHILD_DEFAULT_SIGNALS",
 ]

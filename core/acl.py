@@ -1,5 +1,10 @@
 """Access control: users, their passwords, the commands, keys and channels they may use.
 
+This module holds the users, their permission checks and the user table; the rules that
+change a user are in :mod:`trioredis.acl_rules`, the categories in
+:mod:`trioredis.acl_categories`, ACL LOG in :mod:`trioredis.acl_log`, the ACL file in
+:mod:`trioredis.acl_file` and the ACL commands in :mod:`trioredis.commands.acl`.
+
 Redis 7.0's model (``acl.c``), kept to what a client can observe:
 
 - A user is ``on`` or ``off``, has passwords (stored only as SHA-256 hex digests) or
@@ -11,50 +16,37 @@ Redis 7.0's model (``acl.c``), kept to what a client can observe:
   digests, against every stored digest, so the time does not say which one matched) and never
   logged.  ``requirepass`` is the ``default`` user's password, as in Redis.
 
-What differs from Redis: ``ACL LIST``/``GETUSER`` describe command rules as they were given
-(normalised: a later ``+get`` drops an earlier ``-get``), where Redis re-derives a minimal
-description from its bitmaps; selectors (``(...)``) and ``ACL LOG`` entries are not kept.
+What differs from Redis 7.0: ``ACL LIST``/``GETUSER`` describe command rules as they were
+given (normalised: a later ``+get`` drops an earlier ``-get``), as Redis 7.2 does.  Redis 7.0
+re-derives a description from its bitmaps: a category that changed nothing (``-@geo`` after
+``-@all``) disappears, and single commands come out in its command table's hash order, which
+is random per process, so no client can depend on those bytes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
-import itertools
-import re
-import time
-from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .acl_categories import CATEGORIES, categories_of, category_members
+from .acl_log import ACLLOG_DEFAULT_COUNT, ACLLOG_MAX_LEN, AclLog, AclLogEntry
+from .acl_rules import KeyPattern, UserRules, merge_selector_arguments, password_digest
 from .errors import CommandError
-from .glob import GlobPattern, compile_glob
-from .resp import Map
+from .glob import GlobPattern
 
 if TYPE_CHECKING:
     from .commands import CommandRegistry, CommandSpec
 
-# Redis 7.0's categories, in ``ACL CAT`` order.
-CATEGORIES = (
-    "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap",
-    "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow", "blocking", "dangerous",
-    "connection", "transaction", "scripting",
-)
-# Command group (core/commands/<group>.py) -> Redis category.
-_GROUP_CATEGORY = {
-    "keys": "keyspace", "generic": "keyspace", "strings": "string", "lists": "list", "hashes": "hash", "sets": "set",
-    "zsets": "sortedset", "pubsub": "pubsub", "transactions": "transaction",
-    "connection": "connection", "bitmaps": "bitmap", "hyperloglog": "hyperloglog",
-    "geo": "geo", "streams": "stream", "scripting": "scripting",
-}
-# Commands Redis puts in @dangerous without the admin flag.
-_DANGEROUS = frozenset({
-    "keys", "flushall", "flushdb", "sort", "sort_ro", "migrate", "restore", "restore-asking",
-    "swapdb", "info", "role", "lastsave", "monitor", "shutdown", "save", "bgsave",
-    "bgrewriteaof", "debug", "config", "client", "acl", "slowlog", "latency", "replicaof",
-    "slaveof", "failover", "sync", "psync", "replconf", "module", "pfdebug", "pfselftest",
-})
+# Names that moved to acl_categories, acl_log and acl_rules, importable from here as before.
+__all__ = [
+    "ACLLOG_DEFAULT_COUNT", "ACLLOG_MAX_LEN", "CATEGORIES", "NOPERM_CHANNEL", "NOPERM_COMMAND",
+    "NOPERM_KEY", "PROTECTED_MODE_DENIED", "AccessControl", "AclLog", "AclLogEntry",
+    "KeyPattern", "User", "acl_changed_in_multi", "categories_of", "category_members",
+    "is_local_client", "is_loopback", "merge_selector_arguments", "password_digest",
+    "protected_mode_refusal",
+]
+
 # Channel arguments of the pub/sub commands: argv[1] only, or argv[1:].
 _CHANNEL_COMMANDS = {"publish": 1, "spublish": 1, "subscribe": None, "ssubscribe": None,
                      "psubscribe": None}
@@ -81,7 +73,6 @@ def acl_changed_in_multi(denied: str) -> str:
             + _MULTI_ACL_REASONS[kind])
 
 
-_HASH_RE = re.compile(r"[0-9a-f]{64}")
 # Redis 7.0's reply to a non-loopback client in protected mode (networking.c), verbatim,
 # typo included.
 PROTECTED_MODE_DENIED = (
@@ -132,67 +123,7 @@ def protected_mode_refusal(protected_mode: bool, acl: AccessControl, host: str) 
     return None
 
 
-def password_digest(password: bytes) -> str:
-    return hashlib.sha256(password).hexdigest()
-
-
-# Containers whose subcommands Redis 7.0 files under different categories: a category rule
-# (``-@dangerous``) then allows or refuses each subcommand, not the whole command, so that a
-# user without @dangerous may still run ACL WHOAMI or CLIENT SETNAME.
-_SAFE_CLIENT = "slow connection"
-_SUBCOMMAND_CATEGORIES: dict[str, tuple[str, dict[str, str]]] = {
-    # command: (categories of the subcommands not listed, {subcommand: categories})
-    "acl": ("admin slow dangerous", {"cat": "slow", "genpass": "slow", "help": "slow",
-                                     "whoami": "slow"}),
-    "config": ("admin slow dangerous", {"help": "slow"}),
-    "client": ("admin slow dangerous connection", {
-        sub: _SAFE_CLIENT for sub in ("caching", "getname", "getredir", "id", "info", "reply",
-                                      "setname", "setinfo", "tracking", "trackinginfo",
-                                      "no-touch", "help")}),
-}
-
-
-def categories_of(spec: CommandSpec, sub: str | None = None) -> frozenset[str]:
-    """The Redis categories of a command (or of one of its subcommands), from its flags and
-    its group."""
-    split = _SUBCOMMAND_CATEGORIES.get(spec.name)
-    if split is not None and sub is not None:
-        return frozenset(split[1].get(sub, split[0]).split())
-    found = {_GROUP_CATEGORY.get(c, c) for c in spec.categories}
-    if spec.name in _DANGEROUS:
-        found.add("dangerous")
-    return frozenset(c for c in found if c in CATEGORIES)
-
-
-def category_members(registry: CommandRegistry, category: str) -> list[str]:
-    """``ACL CAT <category>``: command names, ``name|sub`` for split containers."""
-    members = []
-    for spec in registry:
-        if spec.name in _SUBCOMMAND_CATEGORIES:
-            members += [f"{spec.name}|{sub}" for sub in spec.subcommands
-                        if category in categories_of(spec, sub)]
-        elif category in categories_of(spec):
-            members.append(spec.name)
-    return members
-
-
-class KeyPattern:
-    """``~pattern`` (read and write), ``%R~pattern`` or ``%W~pattern``."""
-
-    __slots__ = ("text", "read", "write", "matcher")
-
-    def __init__(self, text: bytes, read: bool = True, write: bool = True) -> None:
-        self.text = text
-        self.read = read
-        self.write = write
-        self.matcher = compile_glob(text)
-
-    def describe(self) -> str:
-        prefix = "~" if self.read and self.write else "%R~" if self.read else "%W~"
-        return prefix + self.text.decode("utf-8", "replace")
-
-
-class User:
+class User(UserRules):
     """One ACL user.  ``commands`` holds allowed command names; ``allowed_subs`` the
     ``name|sub`` allowed while ``name`` is not; ``denied_subs`` those refused while it is."""
 
@@ -229,168 +160,7 @@ class User:
         return (self.all_commands and not self.denied_subs and self.all_keys
                 and self.all_channels)
 
-    # --- rules -------------------------------------------------------------------------------
-
-    def apply(self, rule: str, registry: CommandRegistry) -> None:
-        """One ``ACL SETUSER`` rule; raises ValueError with Redis's explanation."""
-        lowered = rule.lower()
-        if lowered == "on":
-            self.enabled = True
-        elif lowered == "off":
-            self.enabled = False
-        elif lowered == "nopass":
-            self.nopass = True
-            self.passwords = []
-        elif lowered == "resetpass":
-            self.nopass = False
-            self.passwords = []
-        elif lowered in ("allkeys", "~*"):
-            self.all_keys = True
-            self.keys = [KeyPattern(b"*")]
-        elif lowered == "resetkeys":
-            self.all_keys = False
-            self.keys = []
-        elif lowered in ("allchannels", "&*"):
-            self.all_channels = True
-            self.channels = [b"*"]
-            self._channel_regexes = [compile_glob(b"*")]
-        elif lowered == "resetchannels":
-            self.all_channels = False
-            self.channels = []
-            self._channel_regexes = []
-        elif lowered in ("allcommands", "+@all"):
-            self._set_all(True, registry)
-        elif lowered in ("nocommands", "-@all"):
-            self._set_all(False, registry)
-        elif lowered == "sanitize-payload":
-            self.sanitize_payload = True
-        elif lowered == "skip-sanitize-payload":
-            self.sanitize_payload = False
-        elif lowered == "reset":
-            for each in ("resetpass", "resetkeys", "resetchannels", "off", "-@all",
-                         "sanitize-payload", "clearselectors"):
-                self.apply(each, registry)
-        elif lowered == "clearselectors":
-            self.selectors = []
-        elif rule.startswith("(") and rule.endswith(")"):
-            self.selectors.append(_selector(rule[1:-1], registry))
-        elif rule.startswith(">"):
-            digest = password_digest(rule[1:].encode("utf-8", "surrogateescape"))
-            if digest not in self.passwords:
-                self.passwords.append(digest)
-            self.nopass = False
-        elif rule.startswith("<"):
-            digest = password_digest(rule[1:].encode("utf-8", "surrogateescape"))
-            if digest not in self.passwords:
-                raise ValueError("The password you are trying to remove from the user does not exist")
-            self.passwords.remove(digest)
-        elif rule.startswith(("#", "!")):
-            digest = rule[1:]
-            if not _HASH_RE.fullmatch(digest):
-                raise ValueError("The password hash must be exactly 64 characters and contain "
-                                 "only lowercase hexadecimal characters")
-            if rule[0] == "#":
-                if digest not in self.passwords:
-                    self.passwords.append(digest)
-                self.nopass = False
-            elif digest not in self.passwords:
-                raise ValueError("The password you are trying to remove from the user does not exist")
-            else:
-                self.passwords.remove(digest)
-        elif rule.startswith(("~", "%")):
-            self._add_key_pattern(rule)
-        elif rule.startswith("&"):
-            if not self.all_channels:
-                pattern = rule[1:].encode("utf-8", "surrogateescape")
-                self.channels.append(pattern)
-                self._channel_regexes.append(compile_glob(pattern))
-        elif rule.startswith(("+", "-")) and len(rule) > 1:
-            self._command_rule(rule, registry)
-        else:
-            raise ValueError("Syntax error")
-
-    def _add_key_pattern(self, rule: str) -> None:
-        if rule.startswith("%"):
-            flags, sep, text = rule[1:].partition("~")
-            if not sep or not flags or set(flags.upper()) - {"R", "W"}:
-                raise ValueError("Syntax error")
-            read, write = "R" in flags.upper(), "W" in flags.upper()
-        else:
-            text, read, write = rule[1:], True, True
-        if self.all_keys and read and write:
-            return
-        if text == "*" and read and write:
-            self.all_keys = True
-            self.keys = [KeyPattern(b"*")]
-            return
-        pattern = text.encode("utf-8", "surrogateescape")
-        for existing in self.keys:
-            if existing.text == pattern:  # Redis merges the permissions: %R~x %W~x is ~x
-                existing.read |= read
-                existing.write |= write
-                return
-        self.keys.append(KeyPattern(pattern, read, write))
-
-    def _set_all(self, allowed: bool, registry: CommandRegistry) -> None:
-        self.all_commands = allowed
-        self.commands = {spec.name for spec in registry} if allowed else set()
-        self.allowed_subs = set()
-        self.denied_subs = set()
-        self.command_rules = ["+@all" if allowed else "-@all"]
-
-    def _command_rule(self, rule: str, registry: CommandRegistry) -> None:
-        add = rule[0] == "+"
-        target = rule[1:].lower()
-        if target.startswith("@"):
-            category = target[1:]
-            if category not in CATEGORIES:
-                raise ValueError("Unknown command or category name in ACL")
-            for name in category_members(registry, category):
-                if "|" in name:
-                    self._set_subcommand(name, add)
-                else:
-                    self._set_command(name, add)
-            if not add:
-                self.all_commands = False
-        else:
-            name, bar, sub = target.partition("|")
-            spec = registry.get(name.encode()) or _by_original_name(registry, name)
-            if spec is None or (bar and not sub):
-                raise ValueError("Unknown command or category name in ACL")
-            if bar:
-                self._set_subcommand(f"{spec.name}|{sub}", add)
-            else:
-                self._set_command(spec.name, add)
-                if not add:
-                    self.all_commands = False
-        self._describe_rule(rule[0] + target)
-
-    def _set_subcommand(self, full_name: str, add: bool) -> None:
-        """``+name|sub`` / ``-name|sub``: an exception to what ``name`` itself allows."""
-        parent_allowed = full_name.partition("|")[0] in self.commands
-        if add and parent_allowed:
-            self.denied_subs.discard(full_name)
-        elif add:
-            self.allowed_subs.add(full_name)
-        elif parent_allowed:
-            self.denied_subs.add(full_name)
-        else:
-            self.allowed_subs.discard(full_name)
-
-    def _set_command(self, name: str, add: bool) -> None:
-        if add:
-            self.commands.add(name)
-        else:
-            self.commands.discard(name)
-        prefix = name + "|"
-        self.allowed_subs = {s for s in self.allowed_subs if not s.startswith(prefix)}
-        self.denied_subs = {s for s in self.denied_subs if not s.startswith(prefix)}
-
-    def _describe_rule(self, rule: str) -> None:
-        """Keep the rule for ACL LIST; a rule on the same command or category replaces an
-        earlier one (``+get -get`` reads ``-get``)."""
-        self.command_rules = [r for r in self.command_rules if r[1:] != rule[1:]]
-        self.command_rules.append(rule)
+    # Rules (ACL SETUSER's words): ``apply``, from UserRules (trioredis.acl_rules).
 
     # --- checks ------------------------------------------------------------------------------
 
@@ -550,49 +320,6 @@ def _refusal_rank(message: str) -> int:
     return 3 if message == NOPERM_CHANNEL else 2 if message == NOPERM_KEY else 1
 
 
-# The rules a selector may hold: permissions only (no flags, passwords or nested selectors).
-_SELECTOR_WORDS = frozenset({"allkeys", "resetkeys", "allchannels", "resetchannels",
-                             "allcommands", "nocommands"})
-
-
-def _selector(text: str, registry: CommandRegistry) -> User:
-    """A selector from the rules between its parentheses (ValueError: "Syntax error")."""
-    selector = User("")
-    for rule in text.split():
-        if rule.lower() not in _SELECTOR_WORDS and not rule.startswith(("~", "%", "&", "+", "-")):
-            raise ValueError("Syntax error")
-        selector.apply(rule, registry)
-    return selector
-
-
-def merge_selector_arguments(rules: list[str]) -> list[str]:
-    """ACL SETUSER's arguments with a selector split over several (``"(+set" "~x)"``) joined
-    into one rule, as Redis joins them; CommandError when a parenthesis is never closed."""
-    merged: list[str] = []
-    opened: list[str] | None = None
-    for rule in rules:
-        if opened is not None:
-            opened.append(rule)
-            if rule.endswith(")"):
-                merged.append(" ".join(opened))
-                opened = None
-        elif rule.startswith("(") and not rule.endswith(")"):
-            opened = [rule]
-        else:
-            merged.append(rule)
-    if opened is not None:
-        raise CommandError(f"ERR Unmatched parenthesis in acl selector starting at '{opened[0]}'.")
-    return merged
-
-
-def _by_original_name(registry: CommandRegistry, name: str) -> CommandSpec | None:
-    """A command by its own name even when ``rename-command`` gave it another."""
-    for spec in registry:
-        if spec.name == name:
-            return spec
-    return None
-
-
 class AccessControl:
     """The users of one server, starting with ``default`` (everything, ``nopass`` unless
     ``requirepass`` is set)."""
@@ -672,70 +399,3 @@ class AccessControl:
         return user.denied(spec, argv)
 
 
-# --- ACL LOG -------------------------------------------------------------------------------
-
-ACLLOG_MAX_LEN = 128  # Redis's acllog-max-len default: entries kept, newest first
-# A denial like one logged less than this long ago (same reason, context, object, user)
-# counts into that entry instead of adding one; only the newest few entries are compared,
-# so logging costs the same however long the log is.
-ACLLOG_GROUPING_MS = 60_000
-ACLLOG_SCAN = 10
-ACLLOG_DEFAULT_COUNT = 10  # ACL LOG without a count
-
-
-class AclLogEntry:
-    __slots__ = ("count", "reason", "context", "object", "username", "created_ms", "client_info")
-
-    def __init__(self, reason: str, context: str, object_: bytes, username: bytes,
-                 client_info: bytes, now_ms: int) -> None:
-        self.count = 1
-        self.reason = reason
-        self.context = context
-        self.object = object_
-        self.username = username
-        self.created_ms = now_ms
-        self.client_info = client_info
-
-    def reply(self, now_ms: int) -> Map:
-        """ACL LOG's fields for this entry, in Redis 7.0's order (a map under RESP3)."""
-        return Map({b"count": self.count, b"reason": self.reason.encode(),
-                    b"context": self.context.encode(), b"object": self.object,
-                    b"username": self.username,
-                    b"age-seconds": (now_ms - self.created_ms) / 1000,
-                    b"client-info": self.client_info})
-
-
-class AclLog:
-    """Denied commands, keys, channels and failed logins (ACL LOG), newest first."""
-
-    def __init__(self) -> None:
-        self.entries: deque[AclLogEntry] = deque()
-
-    def add(self, reason: str, object_: bytes, username: bytes, client_info: Callable[[], bytes],
-            max_len: int = ACLLOG_MAX_LEN, context: str = "toplevel") -> None:
-        """Record one denial (``reason``: command, key, channel or auth); ``client_info``
-        is called once, for the CLIENT LIST line of the client denied."""
-        now_ms = int(time.time() * 1000)
-        for index, entry in enumerate(self.entries):
-            if index >= ACLLOG_SCAN:
-                break
-            if (entry.reason == reason and entry.context == context and entry.object == object_
-                    and entry.username == username
-                    and now_ms - entry.created_ms <= ACLLOG_GROUPING_MS):
-                del self.entries[index]
-                entry.count += 1
-                entry.created_ms = now_ms
-                entry.client_info = client_info()
-                self.entries.appendleft(entry)
-                return
-        self.entries.appendleft(AclLogEntry(reason, context, object_, username, client_info(),
-                                            now_ms))
-        while len(self.entries) > max(max_len, 0):
-            self.entries.pop()
-
-    def reply(self, count: int) -> list:
-        now_ms = int(time.time() * 1000)
-        return [entry.reply(now_ms) for entry in itertools.islice(self.entries, max(count, 0))]
-
-    def reset(self) -> None:
-        self.entries.clear()

@@ -15,7 +15,7 @@ from . import (
     __version__,
     info,  # noqa: F401  (INFO's executable path is resolved before the chdir)
 )
-from .config import ConfigError, load_config
+from .config import ConfigError, LoadedConfig, load_config
 from .log import Log
 from .supervision import (
     DEFAULT_DAEMON_PIDFILE,
@@ -59,19 +59,45 @@ def parse_arguments(args: list[str]) -> tuple[str | None, list[list[str]]]:
     return path, lines
 
 
+class _Exit(Exception):
+    """A step of :func:`main` ends the process with ``code`` (its message already printed)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 def main(argv: list[str] | None = None) -> int:
+    """redis-server's steps: answer an informational option, read and check the
+    configuration, prepare the process (directory, log, supervision, daemon, pid file), run."""
     args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _answer_informational(args)
+        loaded = _read_configuration(args)
+        loaded, log, mode = _prepare_process(loaded)
+    except _Exit as stop:
+        return stop.code
+    return _run(loaded, log, mode)
+
+
+def _answer_informational(args: list[str]) -> None:
+    """``--version``, ``--help``, ``--print-default-config``...: print, exit 0."""
     if args and args[0] in ("-v", "--version"):
         print(f"trioredis server v={__version__} (Redis {REDIS_VERSION} compatible) python={sys.version.split()[0]}")
-        return 0
+        raise _Exit(0)
     if args and args[0] in ("-h", "--help"):
         print(USAGE)
-        return 0
+        raise _Exit(0)
     if args and args[0] in PACKAGED_FILES:
         # Installed with the package (trioredis.defaults is config/): an operator gets the
         # documented defaults and the unit without a checkout of the repository.
         sys.stdout.write(resources.files("trioredis.defaults").joinpath(PACKAGED_FILES[args[0]]).read_text())
-        return 0
+        raise _Exit(0)
+
+
+def _read_configuration(args: list[str]) -> LoadedConfig:
+    """The configuration from the file and the options (exit 1 with redis-server's banner
+    when it is wrong); ``--test-config`` exits here, 0 when it is right."""
     test_only = False
     if args and args[0] == "--test-config":
         test_only, args = True, args[1:]
@@ -80,19 +106,24 @@ def main(argv: list[str] | None = None) -> int:
         loaded = load_config(path, lines)
     except ConfigError as error:
         print(f"\n*** FATAL CONFIG FILE ERROR (trioredis {__version__}) ***\n{error}", file=sys.stderr)
-        return 1
+        raise _Exit(1) from None
     if test_only:
         print("Configuration test passed")
-        return 0
-    from .server import serve
+        raise _Exit(0)
+    return loaded
 
+
+def _prepare_process(loaded: LoadedConfig) -> tuple[LoadedConfig, Log, str]:
+    """Run in ``dir``, open the log, decide supervision, daemonize, write the pid file: the
+    configuration as it now is (absolute ``dir``, the daemon's pidfile), the log, the
+    supervision mode."""
     config = loaded.config
     try:
         os.makedirs(config.dir, exist_ok=True)
         os.chdir(config.dir)
     except OSError as error:
         print(f"# Can't chdir to '{config.dir}': {error.strerror}", file=sys.stderr)
-        return 1
+        raise _Exit(1) from None
     # Backends join dir with their file names: now that the process runs in dir, a relative
     # dir (dir ./data) must not be applied twice (./data/data).  CONFIG GET dir then answers
     # the absolute path, as Redis does.
@@ -104,20 +135,28 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"\n*** FATAL CONFIG FILE ERROR (trioredis {__version__}) ***\n"
               f"Can't open the log file: {error.strerror}", file=sys.stderr)
-        return 1
+        raise _Exit(1) from None
     mode = supervision_mode(config.supervised, log)
     ignore_hangup()
     if config.daemonize and mode == "no":
         daemonize()
         if not config.pidfile:
             config = msgspec.structs.replace(config, pidfile=DEFAULT_DAEMON_PIDFILE)
-    loaded = msgspec.structs.replace(loaded, config=config)
     if config.pidfile:  # by the daemon itself: the pid a service manager must watch
         try:
             with open(config.pidfile, "w") as handle:
                 handle.write(f"{os.getpid()}\n")
         except OSError as error:
             log.warning(f"Failed to write PID file: {error.strerror}")
+    return msgspec.structs.replace(loaded, config=config), log, mode
+
+
+def _run(loaded: LoadedConfig, log: Log, mode: str) -> int:
+    """Serve until shutdown: the exit code (1, one line per cause, when start-up failed); the
+    pid file is removed whatever happens."""
+    from .server import serve
+
+    pidfile = loaded.config.pidfile
     notifier = start_supervision(mode, log)
     try:
         return trio.run(functools.partial(serve, loaded, notifier=notifier, supervised=mode))
@@ -130,9 +169,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# Fatal: {type(cause).__name__}: {cause}", file=sys.stderr)
         return 1
     finally:
-        if config.pidfile:
+        if pidfile:
             try:
-                os.unlink(config.pidfile)
+                os.unlink(pidfile)
             except OSError:
                 pass
 

@@ -101,53 +101,27 @@ def _clients(engine: Engine) -> dict[str, Any]:
 
 
 def _memory(engine: Engine) -> dict[str, Any]:
-    from .memory import human, info_fields
+    """INFO memory, in Redis 7.0's order: trioredis.memory's fields, then the allocator's,
+    the system's, the scripts', maxmemory, the ratios and the buffers."""
+    from .memory import info_fields
 
     rss = rss_bytes()
-    scripting = engine.scripting
-    functions = scripting.functions
-    maxmemory = engine.config.maxmemory
-    try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):
-        total = 0
     # used_memory is trioredis.memory's estimate of the dataset and the server's buffers
     # (Python has no allocator total to match Redis's zmalloc count); RSS is reported apart.
     fields = info_fields(engine, rss)
     used = fields["used_memory"]
     clients, aof = fields.pop("_clients"), fields.pop("_aof")
     lazy_objects, lazyfreed = fields.pop("_lazy_objects"), fields.pop("_lazyfreed")
-    fragmentation = rss / used if used else 1.0
     fields.update({
         "allocator_allocated": used,
         "allocator_active": used,
         "allocator_resident": rss,
-        "total_system_memory": total,
-        "total_system_memory_human": human(total),
-        "used_memory_lua": 0,
-        "used_memory_vm_eval": 0,
-        "used_memory_lua_human": "0B",
-        "used_memory_scripts_eval": 0,
-        "number_of_cached_scripts": len(scripting.scripts),
-        "number_of_functions": len(functions.functions),
-        "number_of_libraries": len(functions.libraries),
-        "used_memory_vm_functions": 0,
-        "used_memory_vm_total": 0,
-        "used_memory_vm_total_human": "0B",
-        "used_memory_functions": 0,
-        "used_memory_scripts": 0,
-        "used_memory_scripts_human": "0B",
-        "maxmemory": maxmemory,
-        "maxmemory_human": human(maxmemory),
-        "maxmemory_policy": engine.config.maxmemory_policy,
-        "allocator_frag_ratio": 1.0,
-        "allocator_frag_bytes": 0,
-        "allocator_rss_ratio": round(rss / used, 2) if used else 1.0,
-        "allocator_rss_bytes": rss - used,
-        "rss_overhead_ratio": 1.0,
-        "rss_overhead_bytes": 0,
-        "mem_fragmentation_ratio": round(fragmentation, 2),
-        "mem_fragmentation_bytes": rss - used,
+    })
+    fields.update(_system_memory())
+    fields.update(_scripts_memory(engine))
+    fields.update(_maxmemory(engine))
+    fields.update(_memory_ratios(used, rss))
+    fields.update({
         "mem_not_counted_for_evict": aof,
         "mem_replication_backlog": 0,
         "mem_total_replication_buffers": 0,
@@ -161,6 +135,64 @@ def _memory(engine: Engine) -> dict[str, Any]:
         "lazyfreed_objects": lazyfreed,
     })
     return fields
+
+
+def _system_memory() -> dict[str, Any]:
+    from .memory import human
+
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        total = 0
+    return {"total_system_memory": total, "total_system_memory_human": human(total)}
+
+
+def _scripts_memory(engine: Engine) -> dict[str, Any]:
+    """The scripts' fields: counts of what is loaded; Lua's own memory is not measured (0)."""
+    scripting = engine.scripting
+    functions = scripting.functions
+    return {
+        "used_memory_lua": 0,
+        "used_memory_vm_eval": 0,
+        "used_memory_lua_human": "0B",
+        "used_memory_scripts_eval": 0,
+        "number_of_cached_scripts": len(scripting.scripts),
+        "number_of_functions": len(functions.functions),
+        "number_of_libraries": len(functions.libraries),
+        "used_memory_vm_functions": 0,
+        "used_memory_vm_total": 0,
+        "used_memory_vm_total_human": "0B",
+        "used_memory_functions": 0,
+        "used_memory_scripts": 0,
+        "used_memory_scripts_human": "0B",
+    }
+
+
+def _maxmemory(engine: Engine) -> dict[str, Any]:
+    from .memory import human
+
+    maxmemory = engine.config.maxmemory
+    return {
+        "maxmemory": maxmemory,
+        "maxmemory_human": human(maxmemory),
+        "maxmemory_policy": engine.config.maxmemory_policy,
+    }
+
+
+def _memory_ratios(used: int, rss: int) -> dict[str, Any]:
+    """Fragmentation as Redis reports it, from RSS against the estimate (no allocator here:
+    its own ratios are 1)."""
+    fragmentation = rss / used if used else 1.0
+    return {
+        "allocator_frag_ratio": 1.0,
+        "allocator_frag_bytes": 0,
+        "allocator_rss_ratio": round(rss / used, 2) if used else 1.0,
+        "allocator_rss_bytes": rss - used,
+        "rss_overhead_ratio": 1.0,
+        "rss_overhead_bytes": 0,
+        "mem_fragmentation_ratio": round(fragmentation, 2),
+        "mem_fragmentation_bytes": rss - used,
+    }
 
 
 def _persistence(engine: Engine) -> dict[str, Any]:

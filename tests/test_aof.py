@@ -677,17 +677,54 @@ def test_we_import_a_redis7_multi_part_aof_directory_then_keep_our_own_file(tmp_
         assert _dump(server.client()) == expected
 
 
-def test_a_redis7_base_with_an_rdb_preamble_stops_start_up_with_advice(tmp_path, spawned):
+@pytest.mark.parametrize("dirname", ["appendonlydir", "custom-aof-dir"])
+def test_we_import_a_redis7_aof_whose_base_is_an_rdb(tmp_path, dirname):
+    """Redis 7's default (aof-use-rdb-preamble yes): the base file is an RDB; the keys of
+    every type, expiries, a function library and the writes after the rewrite (in the
+    incremental file) all arrive."""
+    redis_server = debian_redis(tmp_path, "--appendonly", "yes", "--appenddirname", dirname)
+    try:
+        r = redis_server.client()
+        _populate(r)
+        r.xadd("stream", {"f": "v"}, id="1-1")
+        r.pfadd("hll", "a", "b", "c")
+        r.set("gone", "x", px=1)  # expired by the time we load: not loaded
+        r.function_load("#!lua name=lib\nredis.register_function('one', function() return 1 end)")
+        r.bgrewriteaof()
+        wait_rewrite_done(r, timeout=20)
+        r.set("after-rewrite", "in-the-incremental-file")
+        r.hset("hash", "f3", "v3")
+        expected = _dump(r)
+    finally:
+        redis_server.stop()
+    directory = tmp_path / dirname
+    base = [p.name for p in directory.iterdir() if ".base." in p.name]
+    assert base and base[0].endswith(".rdb")  # the case this test is about
+    with ServerThread(aof_options(tmp_path, ["appenddirname", dirname])) as server:
+        server.wait_ready()
+        r = server.client()
+        assert _dump(r) == expected
+        assert r.fcall("one", 0) == 1
+        assert r.xrange("stream") == [(b"1-1", {b"f": b"v"})]
+        assert r.pfcount("hll") == 3
+        assert r.exists("gone") == 0
+
+
+def test_a_damaged_redis7_rdb_base_stops_start_up_and_names_the_checker(tmp_path, spawned):
     redis_server = debian_redis(tmp_path, "--appendonly", "yes")  # preamble yes: the default
     try:
         client = redis_server.client()
-        client.set("k", "v")
+        client.set("k", "v" * 100)
         client.bgrewriteaof()
-        time.sleep(0.5)
+        wait_rewrite_done(client, timeout=20)
     finally:
         redis_server.stop()
+    base = next(p for p in (tmp_path / "appendonlydir").iterdir() if ".base." in p.name)
+    data = bytearray(base.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    base.write_bytes(bytes(data))
     server = ServerProcess(str(tmp_path), [["appendonly", "yes"], ["save", ""]])
     spawned.append(server)
     server.start(wait=False)
     assert server.process.wait(30) != 0
-    assert "aof-use-rdb-preamble no" in server.log()
+    assert "redis-check-rdb" in server.log()

@@ -229,7 +229,7 @@ def test_switching_from_snapshot_to_aof_writes_the_loaded_dataset_into_a_new_aof
         wait_for(lambda: rewrites(r) == 1 and rewrite_idle(r))
         r.set("written-after", "1")
         after = digest(r)
-    os.unlink(tmp_path / "dump.trdb")  # the AOF alone must now hold everything
+    os.unlink(tmp_path / "dump.rdb")  # the AOF alone must now hold everything
     with ServerThread(aof_options(tmp_path)) as server:
         server.wait_ready()
         assert digest(server.client()) == after
@@ -247,6 +247,6 @@ def test_save_during_a_rewrite_waits_for_the_child_and_answers_ok(tmp_path):
             pipe.execute()
         assert r.bgrewriteaof()
         assert r.save() is True
-        assert (tmp_path / "dump.trdb").exists()
+        assert (tmp_path / "dump.rdb").exists()
         wait_for(lambda: rewrite_idle(r))
         assert r.info("persistence")["aof_last_bgrewrite_status"] == "ok"

@@ -158,6 +158,6 @@ def test_none_mode_shutdown_save_writes_a_final_snapshot(tmp_path):
         write(server, "a")
         expected = digest(client)
         assert shut_down(server, client, save=True) == 0
-        assert files(tmp_path) == {"dump.trdb"}
+        assert files(tmp_path) == {"dump.rdb"}
         server.start()
         assert digest(server.client()) == expected

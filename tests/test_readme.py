@@ -95,9 +95,10 @@ def test_readme_commands_work_from_top_to_bottom(tmp_path):
                            capture_output=True, text=True, timeout=60)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert aof.read_bytes() == original
-    snapshot = subprocess.run([os.path.join(bin_dir, "trioredis-check-snapshot"),
-                               str(data / "dump.trdb")], capture_output=True, text=True, timeout=60)
+    snapshot = subprocess.run(["redis-check-rdb", str(data / "dump.rdb")],
+                              capture_output=True, text=True, timeout=60)
     assert snapshot.returncode == 0, snapshot.stdout + snapshot.stderr
+    assert "RDB looks OK" in snapshot.stdout
     # "Run as a service": the packaged config and unit, printed where the README says.
     (service,) = [block for block in blocks if "--print-systemd-unit" in block]
     for line in service.splitlines():

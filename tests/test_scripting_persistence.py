@@ -171,7 +171,7 @@ def test_scripts_and_function_loads_are_refused_writes_after_a_failed_save(tmp_p
         client = server.client()
         client.function_load(LIBRARY)
         client.set("n", "1")
-        os.mkdir(tmp_path / "dump.trdb")
+        os.mkdir(tmp_path / "dump.rdb")
         client.bgsave()
         wait_for(lambda: client.info("persistence")["rdb_last_bgsave_status"] == "err", 30,
                  "the BGSAVE to fail")

@@ -71,7 +71,7 @@ def test_dir_and_dbfilename_are_protected_by_default_as_in_redis(tmp_path):
         client.set("k", "v")
         assert client.save() is True
         assert os.listdir(other) == []
-        assert os.path.exists(tmp_path / "data" / "dump.trdb")
+        assert os.path.exists(tmp_path / "data" / "dump.rdb")
     finally:
         server.stop()
 
@@ -93,14 +93,14 @@ def test_file_names_are_never_paths_even_when_protected_configs_are_allowed(tmp_
         assert replies[0] == (b"-ERR CONFIG SET failed (possibly related to argument "
                               b"'dbfilename') - dbfilename can't be a path, just a filename\r\n")
         client = server.client()
-        assert client.config_get("dbfilename") == {"dbfilename": "dump.trdb"}  # not moved
+        assert client.config_get("dbfilename") == {"dbfilename": "dump.rdb"}  # not moved
         # Beyond Redis: '.' and '..' are not file names either.
         for name in ("..", "."):
             with pytest.raises(redis.ResponseError, match="dbfilename can't be empty"):
                 client.config_set("dbfilename", name)
         client.set("k", "v")
         assert client.save() is True
-        assert sorted(os.listdir(tmp_path / "data")) == ["dump.trdb"]
+        assert sorted(os.listdir(tmp_path / "data")) == ["dump.rdb"]
         assert not os.path.exists(tmp_path / "x")
     finally:
         server.stop()

@@ -21,6 +21,7 @@ from collections import deque
 
 import pytest
 import redis
+from parity import ReferenceRedis
 from servers import ServerProcess, ServerThread, console_script
 from trioredis.plugins.snapshot.backend import zset_class
 from trioredis.plugins.snapshot.format import (
@@ -123,8 +124,12 @@ def box_plugin(tmp_path_factory):
     sys.path.remove(str(directory))
 
 
+# Most tests here are about the native format, which is no longer the default (dump.rdb).
+NATIVE = ["dbfilename", "dump.trdb"]
+
+
 def start(tmp_path, *options, plugin=None):
-    lines = [["dir", str(tmp_path)], ["appendonly", "no"], ["save", ""], *options]
+    lines = [["dir", str(tmp_path)], ["appendonly", "no"], ["save", ""], NATIVE, *options]
     if plugin:
         lines.append(["loadplugin", plugin])
     server = ServerThread(lines).start()
@@ -537,7 +542,7 @@ def test_misconf_when_the_child_hits_the_file_size_limit(tmp_path):
     def limit_file_size():
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
 
-    server = ServerProcess(str(tmp_path), [["save", "3600", "1"], ["appendonly", "no"]],
+    server = ServerProcess(str(tmp_path), [["save", "3600", "1"], ["appendonly", "no"], NATIVE],
                            preexec_fn=limit_file_size).start()
     try:
         client = server.client()
@@ -562,7 +567,7 @@ def test_misconf_when_the_child_hits_the_file_size_limit(tmp_path):
 
 
 def test_kill_9_during_bgsave_leaves_the_previous_snapshot_intact(tmp_path):
-    server = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"]]).start()
+    server = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"], NATIVE]).start()
     try:
         client = server.client()
         client.set("generation", "1")
@@ -592,7 +597,7 @@ def test_kill_9_during_bgsave_leaves_the_previous_snapshot_intact(tmp_path):
     finally:
         server.kill()
     assert (tmp_path / "dump.trdb").read_bytes() == good
-    server = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"]]).start()
+    server = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"], NATIVE]).start()
     try:
         client = server.client()
         assert digest(client) == saved_digest
@@ -616,7 +621,7 @@ def test_damaged_snapshot_stops_the_server_with_a_clear_log_line(tmp_path):
         damaged[position] ^= 0x10
         path.write_bytes(bytes(damaged))
         (tmp_path / "server.log").unlink(missing_ok=True)
-        process = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"]])
+        process = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"], NATIVE])
         with pytest.raises(RuntimeError, match="server exited"):
             process.start(timeout=30)
         assert process.process.returncode != 0
@@ -656,7 +661,7 @@ def test_flushall_with_save_points_saves_the_empty_dataset(tmp_path):
 def test_flushall_during_bgsave_kills_the_child_so_its_snapshot_never_lands(tmp_path):
     """No save points: FLUSHALL stops a running save child (as Redis's rdbKillChild does), so
     a crash afterwards cannot load the flushed keys from the child's file."""
-    server = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"]]).start()
+    server = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"], NATIVE]).start()
     try:
         client = server.client()
         mset_many(client, 600_000)
@@ -676,7 +681,7 @@ def test_flushall_during_bgsave_kills_the_child_so_its_snapshot_never_lands(tmp_
 
 
 def test_sigterm_during_bgsave_kills_the_child_and_saves_the_final_snapshot(tmp_path):
-    options = [["save", "3600", "1"], ["appendonly", "no"]]
+    options = [["save", "3600", "1"], ["appendonly", "no"], NATIVE]
     server = ServerProcess(str(tmp_path), options).start()
     try:
         client = server.client()
@@ -712,7 +717,7 @@ def test_dir_and_dbfilename_apply_to_the_next_save(tmp_path):
 
 
 def test_a_save_child_killed_by_sigkill_fails_the_save_and_keeps_the_old_file(tmp_path):
-    server = ServerProcess(str(tmp_path), [["save", "3600", "1"], ["appendonly", "no"]]).start()
+    server = ServerProcess(str(tmp_path), [["save", "3600", "1"], ["appendonly", "no"], NATIVE]).start()
     try:
         client = server.client()
         client.set("generation", "1")
@@ -755,7 +760,7 @@ def test_clients_see_loading_or_the_whole_dataset_never_a_part(tmp_path):
     data = {b"key:%d" % i: b"value:%d" % i for i in range(count)}
     write_snapshot_file(str(tmp_path / "dump.trdb"), [_Db(0, data, {})], lambda value: None, None)
     del data
-    server = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"]])
+    server = ServerProcess(str(tmp_path), [["save", ""], ["appendonly", "no"], NATIVE])
     server.start(wait=False)
     try:
         replies = set()
@@ -774,3 +779,41 @@ def test_clients_see_loading_or_the_whole_dataset_never_a_part(tmp_path):
         assert b":%d\r\n" % count in replies
     finally:
         server.kill()
+
+
+def test_the_default_snapshot_is_redis_dump_rdb_and_redis_server_loads_it(tmp_path):
+    """No dbfilename given: Redis's default name and format, so a backup taken by BGSAVE
+    (or SHUTDOWN SAVE) restores into redis-server unchanged."""
+    server = ServerThread([["dir", str(tmp_path)], ["appendonly", "no"], ["save", ""]]).start()
+    try:
+        server.wait_ready()
+        client = server.client()
+        assert client.config_get("dbfilename") == {"dbfilename": "dump.rdb"}
+        client.set("k", "v")
+        client.hset("h", mapping={"a": "1"})
+        assert client.save() is True
+    finally:
+        server.stop()
+    assert sorted(os.listdir(tmp_path)) == ["dump.rdb"]
+    with ReferenceRedis(directory=str(tmp_path)) as ref:
+        theirs = redis.Redis(port=ref.port)
+        assert theirs.get("k") == b"v" and theirs.hgetall("h") == {b"a": b"1"}
+
+
+def test_an_old_default_dump_trdb_is_loaded_when_no_dump_rdb_is_there(tmp_path):
+    """Upgrading a server that saved under the former default name must not start empty."""
+    server = start(tmp_path)  # dump.trdb, the native format
+    try:
+        server.client().set("kept", "1")
+        assert server.client().save() is True
+    finally:
+        server.stop()
+    server = ServerThread([["dir", str(tmp_path)], ["appendonly", "no"], ["save", ""]]).start()
+    try:
+        server.wait_ready()
+        client = server.client()
+        assert client.get("kept") == b"1"
+        assert client.save() is True  # saves go to the name in force
+    finally:
+        server.stop()
+    assert sorted(os.listdir(tmp_path)) == ["dump.rdb", "dump.trdb"]

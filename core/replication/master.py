@@ -16,17 +16,14 @@ meanwhile stays in the backlog, held there until every replica sent it.
 
 from __future__ import annotations
 
-import gc
 import os
-import signal
 import time
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..children import die_with_parent, wait_child
+from ..children import CHILD_OK, ForkedChild, fork_child
 from ..config import output_buffer_limits
-from ..persistence import fork_child_exited, prepare_fork
 from ..rdb import Encodings, write_rdb
 from ..resp import Raw
 from .protocol import StreamError, StreamParser
@@ -339,7 +336,7 @@ async def _run_job(repl: Replication, job: RdbJob) -> None:
     await slot.acquire(FORK_OWNER)
     try:
         try:
-            pid, read_fd = _fork(repl, job)
+            child = _fork(repl, job)
         except OSError as error:
             job.error = f"fork: {error.strerror}"
             job.forked.set()
@@ -347,22 +344,12 @@ async def _run_job(repl: Replication, job: RdbJob) -> None:
         job.forked.set()
         chunks: list[bytes] = []
         try:
-            os.set_blocking(read_fd, False)
-            while True:
-                try:
-                    chunk = os.read(read_fd, 1 << 20)
-                except BlockingIOError:
-                    await trio.lowlevel.wait_readable(read_fd)
-                    continue
-                if not chunk:
-                    break
+            while chunk := await child.receive_some():
                 chunks.append(chunk)
                 job.add(chunk)
         finally:
-            os.close(read_fd)
-            status = await wait_child(pid)
-            fork_child_exited()
-        if os.waitstatus_to_exitcode(status) == 0:
+            code = await child.wait()
+        if code == CHILD_OK:
             job.rdb = b"".join(chunks)
             engine.log.notice(f"Background RDB transfer terminated with success "
                               f"({len(job.rdb)} bytes)")
@@ -379,49 +366,16 @@ async def _run_job(repl: Replication, job: RdbJob) -> None:
             repl.rdb_job = None
 
 
-def _fork(repl: Replication, job: RdbJob) -> tuple[int, int]:
-    """Fork the child that writes the RDB into a pipe: its pid and the pipe's read end.
-    ``job.offset`` is the stream offset at the fork, and the stream restarts with SELECT."""
+def _fork(repl: Replication, job: RdbJob) -> ForkedChild:
+    """Fork the child that writes the RDB into its pipe.  ``job.offset`` is the stream offset
+    at the fork, and the stream restarts with SELECT."""
     engine = repl.engine
     databases = [(db.index, db.data, db.expires) for db in engine.keyspace.databases]
     functions = _function_codes(engine.dataset_preamble())
     encodings = Encodings.from_config(engine.config)
-    read_fd, write_fd = os.pipe()
-    parent = os.getpid()
-    prepare_fork()
-    started = time.monotonic()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(read_fd)
-        os.close(write_fd)
-        fork_child_exited()
-        raise
-    if pid == 0:
-        os.close(read_fd)
-        _child_main(write_fd, databases, functions, encodings, parent)
-    os.close(write_fd)
-    engine.record_fork(time.monotonic() - started)
-    assert repl.backlog is not None
-    job.offset = repl.backlog.offset
-    repl.selected_db = -1
-    engine.log.notice(f"Starting BGSAVE for SYNC with target: replicas sockets (pid {pid})")
-    return pid, read_fd
 
-
-def _child_main(fd: int, databases: list[Any], functions: list[bytes], encodings: Encodings,
-                parent: int) -> None:
-    """In the forked child: write the RDB into ``fd``, exit.  Never returns."""
-    status = 1
-    try:
-        try:
-            signal.set_wakeup_fd(-1)  # trio's wakeup fd is shared with the parent
-        except (ValueError, OSError):
-            pass
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, signal.SIG_DFL)
-        gc.disable()  # a collection would write to every object header: copy-on-write
-        die_with_parent(parent)
+    def write_rdb_into(fd: int) -> None:
+        """The child's body: the whole RDB into the pipe (the parent sends it on)."""
 
         def write(data: bytes) -> None:
             view = memoryview(data)
@@ -429,11 +383,14 @@ def _child_main(fd: int, databases: list[Any], functions: list[bytes], encodings
                 view = view[os.write(fd, view):]
 
         write_rdb(write, databases, encodings, functions=functions)
-        status = 0
-    except BaseException:  # noqa: BLE001 - the parent sees the exit status
-        pass
-    finally:
-        os._exit(status)
+
+    child = fork_child(write_rdb_into, record_fork=engine.record_fork)
+    assert repl.backlog is not None
+    job.offset = repl.backlog.offset
+    repl.selected_db = -1
+    engine.log.notice(f"Starting BGSAVE for SYNC with target: replicas sockets "
+                      f"(pid {child.pid})")
+    return child
 
 
 def _function_codes(preamble: list[list[bytes]]) -> list[bytes]:

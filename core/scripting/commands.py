@@ -165,7 +165,6 @@ def _changed(ctx, argv: list[bytes]) -> None:
 def function(ctx, argv):
     """FUNCTION LOAD|DELETE|FLUSH|LIST|DUMP|RESTORE|STATS|KILL|HELP."""
     sub = argv[1].lower()
-    functions = _functions(ctx)
     if sub in (b"load", b"delete", b"flush", b"restore") and not ctx.client.is_loader:
         # These subcommands are flagged write in Redis (LOAD and RESTORE denyoom too): refused
         # while writes are (MISCONF), and over maxmemory.
@@ -175,76 +174,103 @@ def function(ctx, argv):
         if (sub in (b"load", b"restore") and ctx.config.maxmemory
                 and ctx.engine.used_memory() > ctx.config.maxmemory):
             raise CommandError(errors.OOM)
-    if sub == b"load":
-        _function_arity(argv, least=3, most=4)
-        replace = False
-        if len(argv) == 4:
-            if argv[2].lower() != b"replace":
-                raise CommandError(f"ERR Unknown option given: {argv[2].decode('utf-8', 'replace')}")
-            replace = True
-        name = functions.load(argv[-1], replace)
-        _changed(ctx, [b"FUNCTION", b"LOAD", b"REPLACE", argv[-1]])
-        return name
-    if sub == b"delete":
-        _function_arity(argv, exact=3)
-        functions.delete(argv[2])
-        _changed(ctx, argv)
-        return OK
-    if sub == b"flush":
-        _function_arity(argv, least=2, most=3)
-        if len(argv) == 3 and argv[2].lower() not in (b"sync", b"async"):
-            raise CommandError("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
-        functions.flush()
-        _changed(ctx, argv)
-        return OK
-    if sub == b"list":
-        pattern = None
-        with_code = False
-        index = 2
-        while index < len(argv):
-            option = argv[index].lower()
-            if option == b"withcode":
-                if with_code:
-                    raise CommandError("ERR Unknown argument withcode")
-                with_code = True
-            elif option == b"libraryname":
-                if pattern is not None:
-                    raise CommandError("ERR library name can be given only once")
-                if index + 1 >= len(argv):
-                    raise CommandError("ERR library name argument was not given")
-                index += 1
-                pattern = argv[index]
-            else:
-                raise CommandError(f"ERR Unknown argument {argv[index].decode('utf-8', 'replace')}")
-            index += 1
-        return functions.list_reply(pattern, with_code)
-    if sub == b"dump":
-        _function_arity(argv, exact=2)
-        return functions.dump()
-    if sub == b"restore":
-        _function_arity(argv, least=3, most=4)
-        policy = argv[3].lower() if len(argv) == 4 else b"append"
-        if policy not in (b"flush", b"append", b"replace"):
-            raise CommandError("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.")
-        restored = functions.restore(argv[2], policy)
-        # Propagated as what it did: the loads, which replay the same whatever is there.
-        if policy == b"flush":
-            _changed(ctx, [b"FUNCTION", b"FLUSH"])
-        for code in restored:
-            _changed(ctx, [b"FUNCTION", b"LOAD", b"REPLACE", code])
-        return OK
-    if sub == b"stats":
-        _function_arity(argv, exact=2)
-        return functions.stats_reply()
-    if sub == b"kill":
-        _function_arity(argv, exact=2)
-        refusal = runtime.of(ctx.engine).kill(by_function_kill=True)
-        if refusal is not None:
-            raise CommandError(refusal)
-        return OK
+    handler = _FUNCTION_SUBCOMMANDS.get(sub)
+    if handler is not None:
+        return handler(ctx, argv, _functions(ctx))
     if sub == b"help" and len(argv) == 2:
         return help_reply(FUNCTION_HELP)
     raise CommandError(unknown_subcommand(argv[1], "function"))
+
+
+def _function_load(ctx, argv, functions):
+    _function_arity(argv, least=3, most=4)
+    replace = False
+    if len(argv) == 4:
+        if argv[2].lower() != b"replace":
+            raise CommandError(f"ERR Unknown option given: {argv[2].decode('utf-8', 'replace')}")
+        replace = True
+    name = functions.load(argv[-1], replace)
+    _changed(ctx, [b"FUNCTION", b"LOAD", b"REPLACE", argv[-1]])
+    return name
+
+
+def _function_delete(ctx, argv, functions):
+    _function_arity(argv, exact=3)
+    functions.delete(argv[2])
+    _changed(ctx, argv)
+    return OK
+
+
+def _function_flush(ctx, argv, functions):
+    _function_arity(argv, least=2, most=3)
+    if len(argv) == 3 and argv[2].lower() not in (b"sync", b"async"):
+        raise CommandError("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
+    functions.flush()
+    _changed(ctx, argv)
+    return OK
+
+
+def _function_list(ctx, argv, functions):
+    pattern = None
+    with_code = False
+    index = 2
+    while index < len(argv):
+        option = argv[index].lower()
+        if option == b"withcode":
+            if with_code:
+                raise CommandError("ERR Unknown argument withcode")
+            with_code = True
+        elif option == b"libraryname":
+            if pattern is not None:
+                raise CommandError("ERR library name can be given only once")
+            if index + 1 >= len(argv):
+                raise CommandError("ERR library name argument was not given")
+            index += 1
+            pattern = argv[index]
+        else:
+            raise CommandError(f"ERR Unknown argument {argv[index].decode('utf-8', 'replace')}")
+        index += 1
+    return functions.list_reply(pattern, with_code)
+
+
+def _function_dump(ctx, argv, functions):
+    _function_arity(argv, exact=2)
+    return functions.dump()
+
+
+def _function_restore(ctx, argv, functions):
+    _function_arity(argv, least=3, most=4)
+    policy = argv[3].lower() if len(argv) == 4 else b"append"
+    if policy not in (b"flush", b"append", b"replace"):
+        raise CommandError("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.")
+    restored = functions.restore(argv[2], policy)
+    # Propagated as what it did: the loads, which replay the same whatever is there.
+    if policy == b"flush":
+        _changed(ctx, [b"FUNCTION", b"FLUSH"])
+    for code in restored:
+        _changed(ctx, [b"FUNCTION", b"LOAD", b"REPLACE", code])
+    return OK
+
+
+def _function_stats(ctx, argv, functions):
+    _function_arity(argv, exact=2)
+    return functions.stats_reply()
+
+
+def _function_kill(ctx, argv, functions):
+    _function_arity(argv, exact=2)
+    refusal = runtime.of(ctx.engine).kill(by_function_kill=True)
+    if refusal is not None:
+        raise CommandError(refusal)
+    return OK
+
+
+# FUNCTION's subcommands (HELP aside): each (ctx, argv, functions) -> reply.
+_FUNCTION_SUBCOMMANDS = {
+    b"load": _function_load, b"delete": _function_delete, b"flush": _function_flush,
+    b"list": _function_list, b"dump": _function_dump, b"restore": _function_restore,
+    b"stats": _function_stats, b"kill": _function_kill,
+}
 
 
 def register(registry):

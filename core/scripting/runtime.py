@@ -1,5 +1,8 @@
 """One Lua interpreter per server, and running scripts in it as Redis 7.0 runs them.
 
+The interpreter and its sandbox are built in :mod:`.interpreter`; redis.call and the other
+redis.* functions (the call bridge) are :class:`.redis_api.RedisApi`, which Scripting mixes in.
+
 :class:`Scripting` (``engine.scripting``, built with the engine) owns the interpreter (built by
 :func:`trioredis.scripting.sandbox.BOOTSTRAP`, rebuilt by SCRIPT FLUSH), the script cache
 (sha1 -> compiled function) and the state of the script running now.
@@ -19,48 +22,22 @@ SHUTDOWN NOSAVE and the commands flagged ``allow-busy``.
 from __future__ import annotations
 
 import hashlib
-import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-from lupa import lua51
 
 from .. import errors
 from ..client import Client
 from ..commands.args import parse_int
 from ..errors import CommandError
 from ..resp import ErrorReply, Raw
-from . import sandbox
-from .convert import ToLua, number_arg
-from .libs import LuaRaise
+from .convert import number_arg
+from .interpreter import LuaState, make_state
+from .redis_api import REPL_ALL, REPL_AOF, RedisApi
 
 if TYPE_CHECKING:
     from ..engine import CommandContext, Engine
-
-REDIS_VERSION = b"7.0.15"
-REDIS_VERSION_NUM = 0x07000F
-
-REPL_NONE, REPL_AOF, REPL_REPLICA, REPL_ALL = 0, 1, 2, 3
-LOG_LEVELS = ("debug", "verbose", "notice", "warning")
-
-# Commands Redis 7.0.15 flags ``noscript`` (COMMAND INFO); for the containers, every
-# subcommand but HELP is (and CLUSTER only RESET).
-NOSCRIPT = frozenset({
-    b"auth", b"bgrewriteaof", b"bgsave", b"blmove", b"blpop", b"brpop", b"brpoplpush",
-    b"bzpopmax", b"bzpopmin", b"blmpop", b"bzmpop", b"debug", b"discard", b"eval",
-    b"eval_ro", b"evalsha", b"evalsha_ro", b"exec", b"failover", b"fcall", b"fcall_ro",
-    b"hello", b"monitor", b"multi", b"psubscribe", b"psync", b"punsubscribe", b"quit",
-    b"replconf", b"replicaof", b"reset", b"role", b"save", b"shutdown", b"slaveof",
-    b"ssubscribe", b"subscribe", b"sunsubscribe", b"sync", b"unsubscribe", b"unwatch",
-    b"wait", b"waitaof", b"watch",
-})
-NOSCRIPT_CONTAINERS = frozenset({
-    b"acl", b"client", b"config", b"latency", b"module", b"function", b"script",
-})
-BLOCK_OPTION = frozenset({b"xread", b"xreadgroup"})
 
 SHEBANG_FLAGS = {
     b"no-writes": "no_writes", b"allow-oom": "allow_oom", b"allow-stale": "allow_stale",
@@ -81,15 +58,6 @@ KILLED = b"ERR Script killed by user with SCRIPT KILL..."
 KILLED_FUNCTION = b"ERR Script killed by user with FUNCTION KILL..."
 NOSCRIPT_REPLY = "NOSCRIPT No matching script. Please use EVAL."
 
-ACL_DENIED = {
-    "key": "The user executing the script can't access at least one of the keys mentioned "
-           "in the command",
-    "channel": "The user executing the script can't publish to the channel mentioned in the "
-               "command",
-    "command": "The user executing the script can't run this command or subcommand",
-}
-
-
 @dataclass(slots=True)
 class ScriptFlags:
     """Shebang flags (``#!lua flags=...``); ``declared`` is False for a script without a
@@ -101,22 +69,6 @@ class ScriptFlags:
     allow_stale: bool = False
     no_cluster: bool = False
     allow_cross_slot: bool = False
-
-
-@dataclass(slots=True)
-class LuaState:
-    """One Lua interpreter: lupa's runtime, the sandbox's API (``sandbox.BOOTSTRAP``), and
-    the converter that builds Lua values in it."""
-
-    lua: Any
-    api: Any
-    to_lua: ToLua
-    run: Any = None  # api.run and api.run_function, looked up once (each lookup is a Lua call)
-    run_function: Any = None
-
-    def __post_init__(self) -> None:
-        self.run = self.api.run
-        self.run_function = self.api.run_function
 
 
 @dataclass(slots=True)
@@ -175,64 +127,7 @@ def parse_shebang(body: bytes) -> tuple[ScriptFlags, bytes]:
     return flags, rest
 
 
-class Rand48:
-    """Redis's ``redisLrand48``: the POSIX rand48 generator, which ``math.random`` uses
-    (seeded at random when the interpreter is made: Redis 7.0 does not reseed per script)."""
-
-    def __init__(self) -> None:
-        self.seed(int.from_bytes(os.urandom(4), "little", signed=True))
-
-    def seed(self, value: int) -> None:
-        self.state = ((value & 0xFFFFFFFF) << 16 | 0x330E) & 0xFFFFFFFFFFFF
-
-    def random(self) -> float:
-        self.state = (0x5DEECE66D * self.state + 0xB) & 0xFFFFFFFFFFFF
-        value = self.state >> 17
-        return (value % 2147483647) / 2147483647
-
-    def lua_random(self, *args: Any) -> float:
-        """math.random([m [, n]]) with Lua 5.1's checks and messages."""
-        if len(args) > 2:
-            raise LuaRaise(b"wrong number of arguments", positioned=True)
-        bounds = [_checkint(value, index + 1, "random") for index, value in enumerate(args)]
-        r = self.random()
-        if not bounds:
-            return r
-        if len(bounds) == 1:
-            if bounds[0] < 1:
-                raise LuaRaise(b"bad argument #1 to 'random' (interval is empty)", positioned=True)
-            return math.floor(r * bounds[0]) + 1
-        low, high = bounds
-        if low > high:
-            raise LuaRaise(b"bad argument #2 to 'random' (interval is empty)", positioned=True)
-        return math.floor(r * (high - low + 1)) + low
-
-    def lua_randomseed(self, *args: Any) -> None:
-        self.seed(_checkint(args[0] if args else None, 1, "randomseed"))
-
-
-def _checkint(value: Any, index: int, name: str) -> int:
-    """luaL_checkint: a number, or a string that reads as one, truncated to an int."""
-    if isinstance(value, bytes):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            pass
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        kind = ("no value" if value is None else "string" if isinstance(value, bytes)
-                else "boolean" if isinstance(value, bool) else "table")
-        raise LuaRaise(f"bad argument #{index} to '{name}' (number expected, got {kind})".encode(),
-                       positioned=True)
-    if math.isnan(value) or math.isinf(value):
-        return -(2**31)
-    return int(value)
-
-
-def _deny_attributes(obj: Any, name: Any, is_setting: bool) -> Any:
-    raise AttributeError("access to Python attributes is not allowed from scripts")
-
-
-class Scripting:
+class Scripting(RedisApi):
     """The scripting subsystem of one engine: interpreter, script cache, running script."""
 
     def __init__(self, engine: Engine) -> None:
@@ -267,44 +162,7 @@ class Scripting:
         return self._function_state
 
     def _make_state(self, functions: bool) -> LuaState:
-        lua = lua51.LuaRuntime(
-            encoding=None, register_eval=False, register_builtins=False,
-            unpack_returned_tuples=True, attribute_filter=_deny_attributes,
-        )
-        to_lua = ToLua(lua)
-        random = Rand48()
-        from .libs import libraries
-
-        py = lua.table_from({
-            b"internal": sandbox.INTERNAL.encode(),
-            b"hook_count": sandbox.HOOK_COUNT,
-            b"hook": self._hook,
-            b"call": self._call,
-            b"pcall": self._pcall,
-            b"take_error": _take_error,
-            b"error_table": to_lua.error_table,
-            b"random": random.lua_random,
-            b"randomseed": random.lua_randomseed,
-            b"functions_mode": functions,
-            b"register_function": self._register_function,
-            b"functions": lua.table_from({
-                b"sha1hex": self._sha1hex,
-                b"log": self._log,
-                b"set_repl": self._set_repl,
-                b"setresp": self._setresp,
-                b"acl_check_cmd": self._acl_check_cmd,
-            }),
-            b"constants": lua.table_from({
-                b"REDIS_VERSION": REDIS_VERSION, b"REDIS_VERSION_NUM": REDIS_VERSION_NUM,
-                b"LOG_DEBUG": 0, b"LOG_VERBOSE": 1, b"LOG_NOTICE": 2, b"LOG_WARNING": 3,
-                b"REPL_NONE": REPL_NONE, b"REPL_AOF": REPL_AOF, b"REPL_SLAVE": REPL_REPLICA,
-                b"REPL_REPLICA": REPL_REPLICA, b"REPL_ALL": REPL_ALL,
-            }),
-            b"libraries": libraries(lua),
-        })
-        load = lua.eval("loadstring")
-        bootstrap = load(sandbox.BOOTSTRAP.encode(), sandbox.INTERNAL.encode())
-        return LuaState(lua, bootstrap(py), to_lua)
+        return make_state(self, functions)
 
     def flush(self) -> None:
         """SCRIPT FLUSH: forget every script and start a new interpreter."""
@@ -452,149 +310,6 @@ class Scripting:
                 engine._feed(db, argv)
             engine._feed(capture[-1][0], [b"EXEC"])
 
-    # --- redis.call ----------------------------------------------------------------------
-
-    def _call(self, *args: Any) -> Any:
-        failed, value = self._command(args)
-        if failed:
-            raise LuaRaise(value)
-        return value
-
-    def _pcall(self, *args: Any) -> Any:
-        return self._command(args)[1]
-
-    def _command(self, args: tuple[Any, ...]) -> tuple[bool, Any]:
-        """redis.call / redis.pcall: (failed, reply as a Lua value)."""
-        run = self.run
-        to_lua = self.state.to_lua
-        if run is None:
-            return True, to_lua.error_table(b"-ERR redis.call() can only be used from a script")
-        if not args:
-            return True, to_lua.error_table(
-                b"-ERR Please specify at least one argument for this redis lib call")
-        argv = []
-        for arg in args:
-            kind = arg.__class__
-            if kind is bytes:
-                argv.append(arg)
-            elif kind is int or kind is float:
-                argv.append(number_arg(arg))
-            else:
-                return True, to_lua.error_table(
-                    b"-ERR Lua redis lib command arguments must be strings or integers")
-        # From here on, errors are marked as counted already (as Redis marks them).
-        engine = self.engine
-        entry = engine._dispatch.get(argv[0]) or engine._lookup(argv[0])
-        if entry is None:
-            return True, to_lua.reply_error_table(b"-ERR Unknown Redis command called from script")
-        spec, name, is_write = entry
-        arity = spec.arity
-        if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
-            return True, to_lua.reply_error_table(
-                b"-ERR Wrong number of args calling Redis command from script")
-        if name in NOSCRIPT or (name in NOSCRIPT_CONTAINERS and argv[1].lower() != b"help"):
-            return True, to_lua.reply_error_table(b"-ERR This Redis command is not allowed from script")
-        client = self.client
-        if client.user in engine.acl.restricted:
-            denied = engine.acl.check(client.user, spec, argv)
-            if denied is not None:
-                kind = "key" if "key" in denied else "channel" if "channel" in denied else "command"
-                return True, to_lua.reply_error_table(b"-ERR " + ACL_DENIED[kind].encode())
-        if is_write:
-            if run.readonly:
-                return True, to_lua.reply_error_table(
-                    b"-ERR Write commands are not allowed from read-only scripts.")
-            refusal = engine.refuse_writes()
-            if refusal is not None:
-                return True, to_lua.reply_error_table(b"-" + refusal.encode())
-        if (engine.config.maxmemory and not run.allow_oom and not run.wrote
-                and "denyoom" in spec.flags and engine.used_memory() > engine.config.maxmemory):
-            return True, to_lua.reply_error_table(b"-" + errors.OOM.encode())
-        if name in BLOCK_OPTION and any(arg.lower() == b"block" for arg in argv[1:]):
-            return True, to_lua.reply_error_table(
-                b"-ERR %b command is not allowed with BLOCK option from scripts" % argv[0])
-        if is_write:
-            run.wrote = True
-        before = engine.dirty
-        reply = engine.execute(client, spec, argv)
-        run.dirty += engine.dirty - before
-        if reply.__class__ is ErrorReply:
-            return True, to_lua.reply_error_table(b"-" + bytes(reply))
-        return False, to_lua.reply(reply, client.resp3)
-
-    def _error_table(self, text: bytes) -> LuaRaise:
-        return LuaRaise(self.state.to_lua.error_table(text))
-
-    def _setresp(self, *args: Any) -> None:
-        if len(args) != 1:
-            raise self._error_table(b"-ERR redis.setresp() requires one argument.")
-        if args[0] not in (2, 3) or isinstance(args[0], bool):
-            raise self._error_table(b"-ERR RESP version must be 2 or 3.")
-        self.client.resp3 = args[0] == 3
-        self.state.api.set_script_resp3(self.client.resp3)
-
-    def _sha1hex(self, *args: Any) -> Any:
-        if len(args) != 1:
-            raise self._error_table(b"-ERR wrong number of arguments")
-        value = args[0]
-        data = value if isinstance(value, bytes) else number_arg(value) if isinstance(
-            value, (int, float)) else b""
-        return hashlib.sha1(data).hexdigest().encode()
-
-    def _log(self, *args: Any) -> Any:
-        if len(args) < 2:
-            raise self._error_table(b"-ERR redis.log() requires two arguments or more.")
-        level = args[0]
-        if not isinstance(level, (int, float)) or isinstance(level, bool):
-            raise self._error_table(
-                b"-ERR First argument must be a number (log level).")
-        if level not in (0, 1, 2, 3):
-            raise self._error_table(b"-ERR Invalid debug level.")
-        parts = []
-        for arg in args[1:]:
-            if isinstance(arg, bytes):
-                parts.append(arg)
-            elif isinstance(arg, (int, float)) and not isinstance(arg, bool):
-                parts.append(b"%.14g" % arg)
-        message = b" ".join(parts).decode("utf-8", "replace")
-        log = self.engine.log
-        getattr(log, LOG_LEVELS[int(level)])(message)
-
-    def _set_repl(self, *args: Any) -> Any:
-        if len(args) != 1:
-            raise self._error_table(b"-ERR redis.set_repl() requires two arguments.")
-        flags = args[0]
-        if not isinstance(flags, (int, float)) or flags not in (0, 1, 2, 3):
-            raise self._error_table(
-                b"-ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or "
-                b"REPL_NONE.")
-        if self.run is not None:
-            self.run.repl = int(flags)
-
-    def _acl_check_cmd(self, *args: Any) -> Any:
-        if not args:
-            raise self._error_table(
-                b"-ERR Please specify at least one argument for this redis lib call")
-        argv = []
-        for arg in args:
-            if isinstance(arg, bytes):
-                argv.append(arg)
-            elif isinstance(arg, (int, float)) and not isinstance(arg, bool):
-                argv.append(number_arg(arg))
-            else:
-                raise self._error_table(
-                    b"-ERR Lua redis lib command arguments must be strings or integers")
-        engine = self.engine
-        entry = engine._lookup(argv[0])
-        if entry is None:
-            raise self._error_table(
-                b"-ERR Invalid command passed to redis.acl_check_cmd()")
-        spec = entry[0]
-        user = self.client.user
-        if user not in engine.acl.restricted:
-            return True
-        return engine.acl.check(user, spec, argv) is None
-
     # --- busy scripts --------------------------------------------------------------------
 
     def _hook(self) -> Any:
@@ -640,14 +355,6 @@ class Scripting:
         if self.run is not None:
             self.run.killed = KILLED if self.run.is_eval else KILLED_FUNCTION
             self.run.shutting_down = True
-
-
-def _take_error(error: Any) -> tuple[Any, bool] | None:
-    """The error handler's question about a Python exception a script got: the Lua error
-    it stands for, and whether it needs the script position."""
-    if isinstance(error, LuaRaise):
-        return error.value, error.positioned
-    return None
 
 
 class _Capture(list):

@@ -41,6 +41,7 @@ from trioredis import (
 
 from .fsync import Fsyncer, sync_and_close
 from .loading import CHUNK_SIZE, AofCorruption, AofScanner
+from .rdb_base import RdbBaseError, load_rdb_base, starts_as_rdb
 from .rewrite import child_main, temp_path, write_all
 
 TICK_SECONDS = 0.1  # write retries, the everysec timer, auto-rewrite checks
@@ -49,7 +50,6 @@ SMALL_TAIL = 64 * 1024  # rewrite buffer left to copy on the event loop at the s
 CATCH_UP_ROUNDS = 16  # copies of the rewrite buffer off the loop before the switch
 YIELD_SECONDS = 0.01  # loading hands the event loop over at least this often
 
-REDIS7_DIRNAME = "appendonlydir"  # Redis 7's appenddirname default
 
 REWRITE_FAILED = (b"ERR Can't execute an AOF background rewriting. Please check the server "
                   b"logs for more information.")
@@ -879,9 +879,9 @@ class AofBackend(BaseBackend):
         """No AOF of ours, but Redis 7's multi-part AOF (``appendonlydir/`` with a manifest)
         is in ``dir``: replay its base and incremental files, in manifest order, without
         touching them.  Our own file is then born from a rewrite of the loaded dataset (see
-        :meth:`_open_after_load`).  A base in RDB format (Redis's default preamble) cannot be
-        read here: start-up stops and says so."""
-        directory = os.path.join(self._config.dir, REDIS7_DIRNAME)
+        :meth:`_open_after_load`).  A base in RDB format (Redis's default,
+        ``aof-use-rdb-preamble yes``) is decoded by :mod:`.rdb_base`."""
+        directory = os.path.join(self._config.dir, self._config.appenddirname)
         manifest = os.path.join(directory, f"{self._config.appendfilename}.manifest")
         try:
             with open(manifest, encoding="utf-8") as handle:
@@ -895,13 +895,15 @@ class AofBackend(BaseBackend):
                           f"{', '.join(parts)}")
         for index, name in enumerate(parts):
             path = os.path.join(directory, name)
-            with open(path, "rb") as handle:
-                if handle.read(5) == b"REDIS":
-                    loader.log.warning(
-                        f"The AOF base file {path} starts with an RDB preamble, which this "
-                        "server cannot read: in Redis, CONFIG SET aof-use-rdb-preamble no and "
-                        "run BGREWRITEAOF, then start this server again.")
-                    raise AofLoadError(f"AOF base {path} is in RDB format")
+            if index == 0 and starts_as_rdb(path):  # Redis's default: the base is an RDB
+                try:
+                    loaded = await load_rdb_base(loader, path, self._io_limiter)
+                except RdbBaseError as error:
+                    loader.log.warning(f"{error}. Refusing to start on wrong data: check it "
+                                       f"with: redis-check-rdb {path}")
+                    raise AofLoadError(str(error)) from None
+                loader.log.notice(f"RDB base {name} loaded: {loaded} keys")
+                continue
             await self._replay(loader, path, os.path.getsize(path), own_file=False,
                                last=index == len(parts) - 1)
         return True

@@ -7,9 +7,10 @@ with ``save ""`` it only saves when asked (Redis allows SAVE then too), and an e
 snapshot is still loaded at start-up when the AOF did not load the dataset, as Redis does.
 
 The file format lives in :mod:`.format`, the backend in :mod:`.backend`, and
-``trioredis-check-snapshot <file>`` in :mod:`.check`.  With a ``dbfilename`` ending in
-``.rdb`` the snapshot is Redis's own RDB format instead, and a Redis RDB file loads at
-start-up whatever its name (:mod:`.rdbfile`).
+``trioredis-check-snapshot <file>`` in :mod:`.check`.  A ``dbfilename`` ending in ``.rdb``
+(Redis's default ``dump.rdb``, ours too) is Redis's own RDB format (:mod:`.rdbfile`); another
+name (``dump.trdb``) is the native format, whose forked writer copies fewer pages.  A Redis
+RDB file loads at start-up whatever its name.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from .backend import SnapshotBackend
 SNAPSHOT_OPTIONS: tuple[Option, ...] = (
     special("save", SAVE, [(3600, 1), (300, 100), (60, 10000)], flags=MULTI_LINE,
             applies="save points"),
-    string("dbfilename", "dump.trdb", flags=PROTECTED, confine=FILENAME,
+    string("dbfilename", "dump.rdb", flags=PROTECTED, confine=FILENAME,
            applies="snapshot file name in dir"),
     boolean("stop-writes-on-bgsave-error", True, applies="MISCONF after a failed save"),
 )

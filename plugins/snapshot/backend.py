@@ -10,13 +10,13 @@ The order of one save, and why:
 
 1. take the fork slot (one persistence child at a time: an AOF rewrite and a save never fork
    together, the later one waits or is scheduled);
-2. ``prepare_fork()`` (GC frozen so the child shares pages longer), then ``fork()``: the child
-   sees the dataset of this instant, copy-on-write, while the parent keeps serving;
+2. ``trioredis.fork_child()`` (GC frozen so the child shares pages longer, a pipe, ``fork()``):
+   the child sees the dataset of this instant, copy-on-write, while the parent keeps serving;
 3. the child writes ``temp-<pid>.trdb``, fsyncs it and exits 0; it touches no trio object and
    reports a failure's reason through a pipe, not the log stream (whose lock another thread
    may have held at the fork);
-4. the parent reaps the child without blocking the event loop (a pidfd is readable when the
-   child exits), then in a worker thread renames the temp file over ``dbfilename`` and fsyncs
+4. the parent reaps the child without blocking the event loop (``ForkedChild.wait()``: a pidfd
+   is readable when the child exits), then in a worker thread renames the temp file over ``dbfilename`` and fsyncs
    the directory so the rename itself survives a power loss;
 5. a failed or killed child leaves ``dump.trdb`` untouched; its temp file is removed (and a
    temp file left by a server killed mid-save is removed at the next start).
@@ -24,7 +24,6 @@ The order of one save, and why:
 
 from __future__ import annotations
 
-import gc
 import glob
 import os
 import signal
@@ -33,19 +32,24 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 from trioredis import (
+    CHILD_FAILED,
+    CHILD_OK,
     OK,
     BaseBackend,
     CommandError,
     ErrorReply,
+    ForkedChild,
     Status,
     ZSet,
-    die_with_parent,
     errors,
-    wait_child,
+    fork_child,
 )
 
 from .format import SnapshotError, SnapshotFile, drop_expired, materialize, write_snapshot_file
 from .rdbfile import RdbError, is_rdb_file, read_rdb_file, wants_rdb, write_rdb_file
+
+DEFAULT_DBFILENAME = "dump.rdb"  # Redis's default, and ours
+FORMER_DEFAULT_DBFILENAME = "dump.trdb"  # the native format's name, our default until 2026-12
 
 if TYPE_CHECKING:
     from trioredis import BackendHost, Config, Loader
@@ -68,7 +72,8 @@ MISCONF = (
 RETRY_DELAY = 5
 # How often save points and scheduled saves are checked.
 CRON_SECONDS = 0.1
-# The signal that stops a child on purpose (shutdown, FLUSHALL in Redis): not an error.
+# The signal that stops a child on purpose (shutdown, FLUSHALL in Redis): not an error.  A
+# forked child's handler for it is the default one (trioredis.CHILD_DEFAULT_SIGNALS): it ends.
 KILL_SIGNAL = signal.SIGUSR1
 
 
@@ -77,35 +82,20 @@ def zset_class() -> type:
     return ZSet
 
 
-def _child_main(path: str, databases: list[Any], host: BackendHost, zset: type | None,
-                report_fd: int, parent: int) -> None:
-    """Runs in the forked child: write the snapshot, exit.  Never returns, never raises."""
-    status = 1
+def _write_in_child(path: str, databases: list[Any], host: BackendHost, zset: type | None,
+                    report_fd: int) -> int:
+    """The forked child's work (see ``trioredis.fork_child``): write the snapshot, then report
+    through the pipe, as text, the copy-on-write bytes (success) or the error; the exit code."""
     try:
-        try:
-            signal.set_wakeup_fd(-1)  # trio's wakeup fd is shared with the parent
-        except (ValueError, OSError):
-            pass
-        for signum in (signal.SIGTERM, signal.SIGINT, KILL_SIGNAL):
-            try:
-                signal.signal(signum, signal.SIG_DFL)
-            except (ValueError, OSError):
-                pass
-        gc.disable()  # a collection would write to every object header: copy-on-write
-        die_with_parent(parent)
         if wants_rdb(host.config.dbfilename):
             write_rdb_file(path, databases, host.config, host.dataset_preamble())
         else:
             write_snapshot_file(path, databases, host.encode_value, zset, host.dataset_preamble())
-        os.write(report_fd, b"%d" % _private_dirty_bytes())
-        status = 0
     except BaseException as error:  # noqa: BLE001 - the reason goes to the parent
-        try:
-            os.write(report_fd, f"{type(error).__name__}: {error}".encode()[:4000])
-        except BaseException:  # noqa: BLE001
-            pass
-    finally:
-        os._exit(status)
+        os.write(report_fd, f"{type(error).__name__}: {error}".encode()[:4000])
+        return CHILD_FAILED
+    os.write(report_fd, b"%d" % _private_dirty_bytes())
+    return CHILD_OK
 
 
 def _private_dirty_bytes() -> int:
@@ -118,16 +108,6 @@ def _private_dirty_bytes() -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 0
-
-
-def _read_report(fd: int) -> str:
-    try:
-        os.set_blocking(fd, False)
-        return os.read(fd, 4096).decode("utf-8", "replace")
-    except OSError:
-        return ""
-    finally:
-        os.close(fd)
 
 
 def _install(temp: str, final: str, directory: str) -> None:
@@ -274,53 +254,41 @@ class SnapshotBackend(BaseBackend):
 
     # --- saving ----------------------------------------------------------------------------
 
-    def _fork(self) -> tuple[int, int]:
-        """Fork the writing child (the fork slot is held): its pid and the read end of the
-        pipe it reports a failure through."""
+    def _fork(self) -> ForkedChild:
+        """Fork the writing child (the fork slot is held); it writes ``temp-<pid>.trdb`` and
+        reports through its pipe."""
         host = self._host
         assert host is not None
         config = self.config
         zset = zset_class()
         databases = host.keyspace.databases
-        read_fd, write_fd = os.pipe()
-        parent = os.getpid()
         self._dirty_at_fork = host.dirty
         self._last_try = time.time()
-        host.prepare_fork()
-        fork_started = time.monotonic()
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(read_fd)
-            os.close(write_fd)
-            host.fork_child_exited()
-            raise
-        if pid == 0:
-            os.close(read_fd)
+
+        def body(report_fd: int) -> int:
             temp = os.path.join(config.dir, f"temp-{os.getpid()}.trdb")
-            _child_main(temp, databases, host, zset, write_fd, parent)
-        os.close(write_fd)
-        host.record_fork(time.monotonic() - fork_started)
-        self._child_pid = pid
+            return _write_in_child(temp, databases, host, zset, report_fd)
+
+        child = fork_child(body, record_fork=host.record_fork)
+        self._child_pid = child.pid
         self._child_started = time.time()
         self._child_done = trio.Event()
-        return pid, read_fd
+        return child
 
-    async def _finish(self, pid: int, report_fd: int, background: bool) -> bool:
+    async def _finish(self, child: ForkedChild, background: bool) -> bool:
         """Reap the child and install its file; True when the snapshot is now on disk.
         Releases the fork slot whatever happens."""
         host = self._host
         assert host is not None
         config = self.config
-        temp = os.path.join(config.dir, f"temp-{pid}.trdb")
+        temp = os.path.join(config.dir, f"temp-{child.pid}.trdb")
         final = self.path()
         ok = False
         killed_on_purpose = False
         try:
-            status = await wait_child(pid)
-            report = _read_report(report_fd)
-            report_fd = -1
-            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            code = await child.wait()
+            report = child.report.decode("utf-8", "replace")
+            if code == CHILD_OK:
                 if report.isdigit():
                     self._last_cow_size = int(report)
                     host.log.notice(f"RDB: {self._last_cow_size // (1024 * 1024)} MB of memory "
@@ -332,22 +300,19 @@ class SnapshotBackend(BaseBackend):
                 except OSError as error:
                     host.log.warning(f"Error moving temp DB file {temp} on the final "
                                      f"destination {final}: {error.strerror or error}")
-            elif os.WIFSIGNALED(status):
-                signum = os.WTERMSIG(status)
+            elif code < 0:  # ended by a signal
+                signum = -code
                 killed_on_purpose = signum == KILL_SIGNAL
                 host.log.warning(f"Background saving terminated by signal {signum}")
             else:
                 host.log.warning(f"Background saving error: {report or 'the child failed'}"
                                  if background else f"Error saving DB on disk: {report}")
         finally:
-            if report_fd >= 0:
-                os.close(report_fd)
             if not ok:
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(_remove, temp, limiter=self._io_limiter)
             elapsed = time.time() - self._child_started
             self._child_pid = None
-            host.fork_child_exited()
             host.fork_slot.release("snapshot")
             self._child_done.set()
         if ok:
@@ -370,15 +335,15 @@ class SnapshotBackend(BaseBackend):
         if not host.fork_slot.try_acquire("snapshot"):
             raise CommandError(BGSAVE_OTHER_CHILD)
         try:
-            pid, report_fd = self._fork()
+            child = self._fork()
         except OSError as error:
             host.fork_slot.release("snapshot")
             self._last_bgsave_ok = False
             host.log.warning(f"Can't save in background: fork: {error.strerror}")
             raise CommandError(f"ERR Background save failed: fork: {error.strerror}") from None
         self._child_background = True
-        host.log.notice(f"Background saving started by pid {pid}")
-        self._nursery.start_soon(self._finish, pid, report_fd, True)
+        host.log.notice(f"Background saving started by pid {child.pid}")
+        self._nursery.start_soon(self._finish, child, True)
 
     async def _save_now(self) -> bool:
         """A save the caller waits for (SAVE, DEBUG RELOAD, the final save): still written by
@@ -387,13 +352,13 @@ class SnapshotBackend(BaseBackend):
         assert host is not None
         await host.fork_slot.acquire("snapshot")
         try:
-            pid, report_fd = self._fork()
+            child = self._fork()
             self._child_background = False
         except OSError as error:
             host.fork_slot.release("snapshot")
             host.log.warning(f"Can't save: fork: {error.strerror}")
             return False
-        return await self._finish(pid, report_fd, False)
+        return await self._finish(child, False)
 
     def save(self, background: bool, schedule: bool = False) -> Any:
         if self._host is None:
@@ -491,7 +456,7 @@ class SnapshotBackend(BaseBackend):
         return 10
 
     async def load(self, loader: Loader) -> bool:
-        path = self.path()
+        path = self._path_to_load()
         log = loader_log(loader, self)
         started = time.time()
         try:
@@ -516,6 +481,18 @@ class SnapshotBackend(BaseBackend):
             log.notice(f"Snapshot {path} loaded: {loaded} keys ({expired} expired, not "
                        f"loaded) in {time.time() - started:.3f} seconds")
         return True
+
+    def _path_to_load(self) -> str:
+        """``dir/dbfilename``; but when that is Redis's default ``dump.rdb`` and absent while
+        ``dump.trdb`` (this server's default before it followed Redis's) is there, that file:
+        an upgrade must not start empty next to the data.  Saves go to ``dump.rdb``."""
+        path = self.path()
+        config = self.config
+        if config.dbfilename == DEFAULT_DBFILENAME and not os.path.exists(path):
+            former = os.path.join(config.dir, FORMER_DEFAULT_DBFILENAME)
+            if os.path.exists(former):
+                return former
+        return path
 
     async def _load_rdb(self, loader: Loader, path: str) -> tuple[int, int]:
         """A Redis ``dump.rdb``: verified (checksum) then decoded whole in a worker thread,

@@ -5,6 +5,7 @@ directory's path replaced by a placeholder where Redis names the file."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -67,6 +68,27 @@ class Pair:
         self.ref.stop()
 
 
+def commands_in_any_order(reply: bytes) -> bytes:
+    """``reply`` with each run of single-command rules (``+set +get``) sorted.  Redis 7.0
+    describes the commands of a user it read from a file in its command table's hash order,
+    which is random per process (seeded at start): only that order is left out of the
+    comparison, every rule and byte count is still compared."""
+    single = re.compile(rb"[+-][a-z_|-]+")
+
+    def sorted_runs(line: bytes) -> bytes:
+        words: list[bytes] = []
+        run: list[bytes] = []
+        for word in line.split(b" "):
+            if single.fullmatch(word):
+                run.append(word)
+            else:
+                words += sorted(run) + [word]
+                run = []
+        return b" ".join(words + sorted(run))
+
+    return b"\r\n".join(sorted_runs(line) for line in reply.split(b"\r\n"))
+
+
 @pytest.fixture
 def pair(tmp_path):
     made = Pair(tmp_path)
@@ -89,7 +111,7 @@ def test_without_an_aclfile_load_and_save_answer_as_redis():
 
 def test_users_of_the_aclfile_are_loaded_at_start_up(pair):
     ours, theirs = pair.replies("ACL", "LIST")
-    assert ours == theirs
+    assert commands_in_any_order(ours) == commands_in_any_order(theirs)
     assert b"user alice" in ours and b"user worker" in ours
     assert pair.replies("AUTH", "alice", "pw") == (b"+OK\r\n", b"+OK\r\n")
 
