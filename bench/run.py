@@ -23,6 +23,8 @@ Sections:
 - with ``--only rdb`` (not in the default run): SAVE and start-up load of a 1,000,000-key
   ``dump.rdb``;
 - PUBLISH throughput with no pattern subscriptions and with 10,000 (``pubsub``);
+- ``appendfsync always`` with 25 writers (SET) and 25 readers (GET) of the same keys at once,
+  ops/s and commands per fsync (fsyncs counted by strace) beside Redis's (``mixed``);
 - with ``--only replication`` (not in the default run): full sync of 1,000,000 keys to a
   redis-server replica, and SET throughput on a master with that replica attached and alone.
 
@@ -459,6 +461,122 @@ def throughput_section(args: argparse.Namespace, scratch: Path, log: Callable[[s
             lines += [f"| **geomean** | | | **{_ratio(geo)}** |" + (" | |" if latency else ""), ""]
             log(f"  {persistence} {shape_name}: geomean ratio {_ratio(geo)}")
     return lines, raw
+
+
+# --- appendfsync always, readers and writers at once ----------------------------------------
+
+# Issue #20: under ``always`` a reply that reveals a write waits for its fsync, so readers of
+# the written keys wait too.  Writers (SET) and readers (GET) of the same random keys run at
+# once, two redis-benchmark processes against one server, and each server runs under strace
+# counting its fdatasync calls (``--seccomp-bpf``: only those calls stop the process), which
+# gives the commands each fsync covered, the batching that group commit is about.
+MIXED_KEYS = 10_000  # -r: both sides pick from the same keys
+MIXED_CLIENTS = {"writers": 25, "readers": 25}
+MIXED_REQUESTS = {"redis": 60_000, "trio": 40_000}  # per side; about 1-2 s each
+STRACE = shutil.which("strace")
+
+
+class TracedServer(Server):
+    """A server whose fsync and fdatasync calls strace counts (when strace is installed)."""
+
+    def argv(self) -> list[str]:
+        argv = super().argv()
+        if STRACE is None:
+            return argv
+        # -w: wall-clock time per call (how long a caller waited), not system CPU time.
+        return [STRACE, "-f", "-qq", "--seccomp-bpf", "-e", "trace=fdatasync,fsync", "-c", "-w",
+                "-o", str(self.directory / "fsyncs.txt"), *argv]
+
+    def fsyncs(self) -> tuple[int, float] | None:
+        """fsync + fdatasync calls of the process and its children, and their mean wall time
+        in microseconds (after stop())."""
+        try:
+            text = (self.directory / "fsyncs.txt").read_text()
+        except OSError:
+            return None
+        calls, seconds = 0, 0.0
+        for line in text.splitlines():
+            words = line.split()
+            if words and words[-1] in ("fsync", "fdatasync") and len(words) >= 4:
+                calls += int(words[3])
+                seconds += float(words[1])
+        return (calls, seconds * 1e6 / calls) if calls else None
+
+
+def run_mixed(port: int, requests: int) -> tuple[Sample | None, Sample | None]:
+    """Writers and readers at once; each side's Sample."""
+    procs = {}
+    for side, test in (("writers", "set"), ("readers", "get")):
+        argv = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-c",
+                str(MIXED_CLIENTS[side]), "-n", str(requests), "-r", str(MIXED_KEYS), "-t", test,
+                "--csv"]
+        procs[side] = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                       text=True)
+    samples: dict[str, Sample | None] = {}
+    for side, proc in procs.items():
+        out, _ = proc.communicate(timeout=600)
+        samples[side] = None
+        for line in out.splitlines()[1:]:
+            cells = [cell.strip('"') for cell in line.split('","')]
+            try:
+                samples[side] = Sample(float(cells[1]), float(cells[4]), float(cells[6]))
+            except (IndexError, ValueError):
+                continue
+    return samples["writers"], samples["readers"]
+
+
+def mixed_section(args: argparse.Namespace, scratch: Path, log: Callable[[str], None]) -> list[str]:
+    """``appendfsync always``: 25 SET and 25 GET clients at once, per server a fresh process
+    per round (strace's counts are written when it exits)."""
+    options = PERSISTENCE["appendfsync always"]
+    results: dict[str, list[tuple[float, float, float | None, float | None, float | None]]] = {
+        "redis": [], "trio": []}
+    for round_number in range(args.rounds):
+        log(f"appendfsync always, writers + readers, round {round_number + 1}/{args.rounds}")
+        for kind in ("redis", "trio"):
+            server = TracedServer(kind, scratch / f"{kind}-mixed", options)
+            requests = MIXED_REQUESTS[kind] // (4 if args.quick else 1)
+            try:
+                if not server.start():
+                    log(f"{kind} did not start under appendfsync always: n/a")
+                    continue
+                writers, readers = run_mixed(server.port, requests)
+            finally:
+                server.stop()
+            fsyncs = server.fsyncs()
+            shutil.rmtree(server.directory, ignore_errors=True)
+            if writers is None or readers is None:
+                continue
+            per_fsync = 2 * requests / fsyncs[0] if fsyncs else None
+            latency = fsyncs[1] if fsyncs else None
+            # fsyncs a second: over the time both sides ran (the slower side's run).
+            seconds = max(requests / writers.rps, requests / readers.rps)
+            rate = fsyncs[0] / seconds if fsyncs else None
+            results[kind].append((writers.rps, readers.rps, per_fsync, latency, rate))
+
+    def med(kind: str, index: int) -> float | None:
+        return median([row[index] for row in results[kind] if row[index] is not None])
+
+    lines = ["### appendfsync always, writers and readers at once", "",
+             f"`redis-benchmark -c {MIXED_CLIENTS['writers']} -r {MIXED_KEYS} -t set` and "
+             f"`-c {MIXED_CLIENTS['readers']} -r {MIXED_KEYS} -t get` at the same time against "
+             "one server; ops/s of each side and their sum, and the commands (reads and writes) "
+             "per fsync (fsync + fdatasync calls counted by strace, all threads and children).",
+             "", "| | Redis | trioredis | ratio |", "|---|---:|---:|---:|"]
+    for label, index in (("SET ops/s (25 writers)", 0), ("GET ops/s (25 readers)", 1)):
+        r, t = med("redis", index), med("trio", index)
+        lines.append(f"| {label} | {_num(r)} | {_num(t)} | {_ratio(t / r if r and t else None)} |")
+    totals = {kind: median([row[0] + row[1] for row in results[kind]]) for kind in results}
+    r, t = totals["redis"], totals["trio"]
+    lines.append(f"| **total ops/s** | {_num(r)} | {_num(t)} | **{_ratio(t / r if r and t else None)}** |")
+    for label, index in (("commands per fsync", 2), ("fsync wall time, us (strace -w)", 3),
+                         ("fsyncs a second", 4)):
+        r, t = med("redis", index), med("trio", index)
+        lines.append(f"| {label} | {'n/a' if r is None else f'{r:,.1f}'} | "
+                     f"{'n/a' if t is None else f'{t:,.1f}'} | |")
+    lines.append("")
+    log(f"  mixed always: total ratio {_ratio(totals['trio'] / totals['redis'] if totals['trio'] and totals['redis'] else None)}")
+    return lines
 
 
 # --- PUBLISH with many pattern subscriptions ------------------------------------------------
@@ -1244,7 +1362,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (a few minutes less)")
     parser.add_argument("--rounds", type=int, default=3, help="A B rounds per measurement (>= 3)")
-    parser.add_argument("--only", default="throughput,commands,replay,rewrite,dump,pubsub",
+    parser.add_argument("--only", default="throughput,commands,replay,rewrite,dump,pubsub,mixed",
                         help="sections to run")
     parser.add_argument("--modes", default="", help="persistence cases, e.g. 'appendonly no'")
     parser.add_argument("--shapes", default="", help="load shapes, e.g. '-c 50 -P 1'")
@@ -1280,6 +1398,8 @@ def main(argv: list[str] | None = None) -> int:
             body += rdb_section(args, scratch, log)
         if "pubsub" in sections:
             body += pubsub_section(args, scratch, log)
+        if "mixed" in sections:
+            body += mixed_section(args, scratch, log)
         if "replication" in sections:
             body += replication_section(args, scratch, log)
     redis_version = Server("redis", Path("."), []).version()

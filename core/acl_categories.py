@@ -29,27 +29,46 @@ _DANGEROUS = frozenset({
     "slaveof", "failover", "sync", "psync", "replconf", "module", "pfdebug", "pfselftest",
 })
 
-# Containers whose subcommands Redis 7.0 files under different categories: a category rule
-# (``-@dangerous``) then allows or refuses each subcommand, not the whole command, so that a
-# user without @dangerous may still run ACL WHOAMI or CLIENT SETNAME.
-_SAFE_CLIENT = "slow connection"
+# Every container's subcommands carry their own categories in Redis 7.0 (the container itself
+# has only @slow): a category rule (``-@write``, ``-@dangerous``) then allows or refuses each
+# subcommand, not the whole command, so a user without @write cannot FUNCTION LOAD and one
+# without @dangerous may still run ACL WHOAMI or CLIENT SETNAME.  The facts are Redis 7.0.15's
+# COMMAND INFO; subcommands served beyond 7.0 (CLIENT SETINFO, NO-TOUCH) take the default.
+_DANGEROUS_ADMIN = "admin slow dangerous"
 _SUBCOMMAND_CATEGORIES: dict[str, tuple[str, dict[str, str]]] = {
     # command: (categories of the subcommands not listed, {subcommand: categories})
-    "acl": ("admin slow dangerous", {"cat": "slow", "genpass": "slow", "help": "slow",
-                                     "whoami": "slow"}),
-    "config": ("admin slow dangerous", {"help": "slow"}),
-    "client": ("admin slow dangerous connection", {
-        sub: _SAFE_CLIENT for sub in ("caching", "getname", "getredir", "id", "info", "reply",
-                                      "setname", "setinfo", "tracking", "trackinginfo",
-                                      "no-touch", "help")}),
+    "acl": (_DANGEROUS_ADMIN, {sub: "slow" for sub in ("cat", "genpass", "help", "whoami")}),
+    "client": ("slow connection", {
+        sub: "admin slow dangerous connection"
+        for sub in ("kill", "list", "no-evict", "pause", "unblock", "unpause")}),
+    "cluster": (_DANGEROUS_ADMIN, {sub: "slow" for sub in (
+        "countkeysinslot", "getkeysinslot", "help", "info", "keyslot", "links", "myid", "nodes",
+        "shards", "slots")}),
+    "command": ("slow connection", {}),
+    "config": (_DANGEROUS_ADMIN, {"help": "slow"}),
+    "function": ("slow scripting", {
+        sub: "write slow scripting" for sub in ("delete", "flush", "load", "restore")}),
+    "latency": (_DANGEROUS_ADMIN, {"help": "slow"}),
+    "memory": ("slow", {"usage": "read slow"}),
+    "module": (_DANGEROUS_ADMIN, {"help": "slow"}),
+    "object": ("keyspace read slow", {"help": "keyspace slow"}),
+    "pubsub": ("pubsub slow", {"help": "slow"}),
+    "script": ("slow scripting", {}),
+    "slowlog": (_DANGEROUS_ADMIN, {"help": "slow"}),
+    "xgroup": ("write stream slow", {"help": "stream slow"}),
+    "xinfo": ("read stream slow", {"help": "stream slow"}),
 }
+# A container's own categories, where not just @slow.
+_CONTAINER_CATEGORIES = {"command": "slow connection"}
 
 
 def categories_of(spec: CommandSpec, sub: str | None = None) -> frozenset[str]:
     """The Redis categories of a command (or of one of its subcommands), from its flags and
     its group."""
     split = _SUBCOMMAND_CATEGORIES.get(spec.name)
-    if split is not None and sub is not None:
+    if split is not None:
+        if sub is None:  # the container's own: @slow (COMMAND's also @connection)
+            return frozenset(_CONTAINER_CATEGORIES.get(spec.name, "slow").split())
         return frozenset(split[1].get(sub, split[0]).split())
     found = {_GROUP_CATEGORY.get(c, c) for c in spec.categories}
     if spec.name in _DANGEROUS:
@@ -62,6 +81,10 @@ def category_members(registry: CommandRegistry, category: str) -> list[str]:
     members = []
     for spec in registry:
         if spec.name in _SUBCOMMAND_CATEGORIES:
+            # The container first (a rule on it covers every subcommand), then the
+            # subcommands the category holds, as Redis applies a category rule.
+            if category in categories_of(spec):
+                members.append(spec.name)
             members += [f"{spec.name}|{sub}" for sub in spec.subcommands
                         if category in categories_of(spec, sub)]
         elif category in categories_of(spec):

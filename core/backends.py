@@ -81,6 +81,7 @@ class Backends:
         self.backends: list[PersistenceBackend] = []
         self.fork_slot = ForkSlot()
         self._flushers: list[PersistenceBackend] = []
+        self._sleepers: list[PersistenceBackend] = []  # backends with a before_sleep()
         # What each backend pushed (host.set_refusal / host.set_feeding), by name.
         self._refusals: dict[str, str | None] = {}
         self._feeding: dict[str, bool] = {}
@@ -91,6 +92,8 @@ class Backends:
         self.backends = list(backends)
         # flush() runs once per turn that wrote: only for backends that write something.
         self._flushers = [backend for backend in self.backends if _overrides(backend, "flush")]
+        self._sleepers = [backend for backend in self.backends
+                          if _overrides(backend, "before_sleep")]
         self._refusals = {backend.name: None for backend in self.backends}
         self._feeding = {backend.name: True for backend in self.backends}
         self._refresh_write_path()
@@ -173,6 +176,13 @@ class Backends:
             if ticket is not None:
                 tickets.append(ticket)
         return tickets
+
+    def before_sleep(self) -> None:
+        """The event loop served every ready client and is about to wait: each backend that
+        has a ``before_sleep()`` starts its once-per-round work (the AOF's fsync under
+        ``always``)."""
+        for backend in self._sleepers:
+            backend.before_sleep()
 
     def flush_nowait(self) -> None:
         """Write what the backends buffered, without waiting for durability (cron, shutdown)."""

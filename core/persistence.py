@@ -99,6 +99,13 @@ class PersistenceBackend(Protocol):
         be durable (``appendfsync always``), else None.  Sync: called before every batch of
         replies, so a short write(2) to the page cache is fine here."""
 
+    def before_sleep(self) -> None:
+        """The event loop has served every client that was ready and is about to wait for
+        more: start work that is best done once per such round rather than per ``flush()``
+        (the AOF under ``appendfsync always`` starts an fsync here when none is running, so
+        that it covers every command of the round).  Sync and cheap; never makes a reply
+        leave earlier (replies wait for their tickets whatever this does)."""
+
     async def run(self, host: BackendHost, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """The backend's own tasks for the server's lifetime (fsync timer, save points,
         children).  Call ``task_status.started()`` once ready.  Cancelled at shutdown, after
@@ -154,6 +161,9 @@ class BaseBackend:
 
     def flush(self) -> Ticket | None:
         return None
+
+    def before_sleep(self) -> None:
+        pass
 
     async def run(self, host: BackendHost, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

@@ -11,7 +11,7 @@ key, its field names the node's master fields) and takes entries until it holds
 (``MAXLEN ~``, ``MINID ~``) only drops whole nodes, so XLEN after it depends on where nodes
 end, and XINFO STREAM reports the node count (``radix-tree-keys``) and the radix tree's size
 (``radix-tree-nodes``).  To place the boundaries where Redis does, each node keeps the byte
-size its listpack would have (:func:`_element_size` is listpack's encoding rule); deleted
+size its listpack would have (:func:`element_size` is listpack's encoding rule); deleted
 entries keep their bytes, as Redis only flags them.
 
 A node holds its live entries compactly (see :class:`Node`): XADD appends to the last node,
@@ -20,14 +20,22 @@ XRANGE bisects the node keys then the node, trimming drops nodes from the front.
 
 from __future__ import annotations
 
-from array import array
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Iterator
 
 from sortedcontainers import SortedDict
 
-SEQ_BITS = 64
-SEQ_MASK = (1 << SEQ_BITS) - 1
+from .stream_node import (  # SEQ_BITS, SEQ_MASK and Node stay importable from here
+    FLAG_SIZE,
+    INT64_MAX,
+    SEQ_BITS,
+    SEQ_MASK,
+    Node,
+    element_size,
+    int_size,
+    signed64,
+)
+
 ID_MAX = (1 << 128) - 1
 # A listpack is at most 1 GB (Redis's STREAM_LISTPACK_MAX_SIZE): also the node size used when
 # stream-node-max-bytes is 0 (no limit).
@@ -35,7 +43,6 @@ LISTPACK_MAX_SIZE = 1 << 30
 # The group's entries-read counter when it is unknown (Redis's SCG_INVALID_ENTRIES_READ).
 INVALID_ENTRIES_READ = -1
 
-INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def make_id(ms: int, seq: int) -> int:
@@ -44,159 +51,6 @@ def make_id(ms: int, seq: int) -> int:
 
 def format_id(stream_id: int) -> bytes:
     return b"%d-%d" % (stream_id >> SEQ_BITS, stream_id & SEQ_MASK)
-
-
-# --- listpack sizes -------------------------------------------------------------------------
-
-
-def _int_size(value: int) -> int:
-    """Bytes of an integer element in a listpack, its back-length byte included."""
-    if 0 <= value <= 127:
-        return 2
-    if -4096 <= value <= 4095:
-        return 3
-    if -32768 <= value <= 32767:
-        return 4
-    if -8388608 <= value <= 8388607:
-        return 5
-    if -2147483648 <= value <= 2147483647:
-        return 6
-    return 10
-
-
-def _looks_like_int64(raw: bytes) -> bool:
-    """Whether listpack stores ``raw`` as an integer (Redis's string2ll rules)."""
-    if not raw or len(raw) > 20:
-        return False
-    digits = raw[1:] if raw[:1] == b"-" else raw
-    if not digits.isdigit() or (digits[:1] == b"0" and (len(digits) > 1 or raw[:1] == b"-")):
-        return False
-    return INT64_MIN <= int(raw) <= INT64_MAX
-
-
-# First bytes of a string that may be stored as an integer ("-" and the digits).
-_INT_START = frozenset(b"-0123456789")
-
-
-def _element_size(raw: bytes) -> int:
-    """Bytes of a string element in a listpack (header, data, back-length)."""
-    length = len(raw)
-    if length <= 20 and raw and raw[0] in _INT_START and _looks_like_int64(raw):
-        return _int_size(int(raw))
-    if length < 64:
-        return length + 2  # the common case: one header byte, one back-length byte
-    encoded = length + (1 if length < 64 else 2 if length < 4096 else 5)
-    if encoded <= 127:
-        return encoded + 1
-    if encoded < 16383:
-        return encoded + 2
-    if encoded < 2097151:
-        return encoded + 3
-    if encoded < 268435455:
-        return encoded + 4
-    return encoded + 5
-
-
-def _signed64(value: int) -> int:
-    """A difference of unsigned 64-bit numbers as C stores it in an int64."""
-    value &= SEQ_MASK
-    return value - (1 << 64) if value >> 63 else value
-
-
-# A listpack's header (total bytes, element count) and end byte.
-_LISTPACK_OVERHEAD = 7
-_FLAG_SIZE = 2  # the flags element: 0..3, one byte plus its back-length
-
-
-class Node:
-    """One radix-tree node: a listpack of entries keyed by its master entry's ID.
-
-    Kept compact, as memory per entry is what a long stream costs: the live entries' IDs as
-    two arrays of unsigned 64-bit numbers (16 bytes an entry, against 48 for a list of
-    128-bit ints), and per entry only what differs from the master entry: the value alone
-    (one field, the master's), a tuple of values (the master's fields), or a list of
-    field/value pairs (other fields)."""
-
-    __slots__ = ("master", "fields", "ms", "seq", "values", "live", "deleted", "body", "last",
-                 "tombstones")
-
-    def __init__(self, master: int, fields: tuple[bytes, ...]) -> None:
-        self.master = master
-        self.fields = fields
-        self.ms = array("Q")
-        self.seq = array("Q")
-        self.values: list[bytes | tuple[bytes, ...] | list[bytes]] = []
-        self.live = 0
-        self.deleted = 0
-        # Bytes of everything but the two counters: the master fields and every entry
-        # appended, deleted ones included (Redis only flags them).
-        self.body = _int_size(len(fields)) + sum(map(_element_size, fields)) + _int_size(0)
-        self.last = master  # the last ID appended, deleted or not (trimming by MINID reads it)
-        # Deleted entries as (ID, stored value), in ID order: Redis keeps them, flagged, in
-        # the node's listpack, and DUMP/RDB write them (trioredis.rdb.streams).  A node read
-        # from a snapshot of an older format may have fewer than ``deleted``.
-        self.tombstones: list[tuple[int, bytes | tuple[bytes, ...] | list[bytes]]] = []
-
-    def listpack_bytes(self) -> int:
-        return _LISTPACK_OVERHEAD + _int_size(self.live) + _int_size(self.deleted) + self.body
-
-    def id_at(self, position: int) -> int:
-        return (self.ms[position] << SEQ_BITS) | self.seq[position]
-
-    def position(self, stream_id: int) -> int:
-        """Where ``stream_id`` is or would go among the live entries."""
-        return bisect_left(range(len(self.values)), stream_id, key=self.id_at)
-
-    def entry(self, position: int) -> tuple[bytes, ...]:
-        """The field/value pairs of the entry at ``position``, flat."""
-        stored = self.values[position]
-        kind = stored.__class__
-        if kind is bytes:
-            return (self.fields[0], stored)  # type: ignore[return-value]
-        if kind is tuple:
-            flat: list[bytes] = [b""] * (2 * len(stored))
-            flat[0::2] = self.fields
-            flat[1::2] = stored  # type: ignore[assignment]
-            return tuple(flat)
-        return tuple(stored)
-
-    def encoded(self, position: int, stream_id: int) -> bytes:
-        """The entry at ``position`` as a RESP reply, ``[id, [field, value, ...]]``."""
-        ident = b"%d-%d" % (stream_id >> SEQ_BITS, stream_id & SEQ_MASK)
-        stored = self.values[position]
-        if stored.__class__ is bytes:  # the common case, one field (the master's)
-            field = self.fields[0]
-            return b"*2\r\n$%d\r\n%b\r\n*2\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
-                len(ident), ident, len(field), field, len(stored), stored)  # type: ignore[arg-type]
-        items = self.entry(position)
-        return b"*2\r\n$%d\r\n%b\r\n*%d\r\n%b" % (
-            len(ident), ident, len(items),
-            b"".join([b"$%d\r\n%b\r\n" % (len(part), part) for part in items]))
-
-    def add(self, stream_id: int, pairs: list[bytes], same: bool) -> None:
-        self.ms.append(stream_id >> SEQ_BITS)
-        self.seq.append(stream_id & SEQ_MASK)
-        if not same:
-            self.values.append(list(pairs))
-        elif len(pairs) == 2:
-            self.values.append(pairs[1])
-        else:
-            self.values.append(tuple(pairs[1::2]))
-
-    def drop(self, start: int, stop: int) -> None:
-        """Delete the live entries at positions [start, stop): they become tombstones."""
-        dropped = [(self.id_at(position), self.values[position]) for position in range(start, stop)]
-        if self.tombstones and dropped[0][0] < self.tombstones[-1][0]:
-            self.tombstones = sorted(self.tombstones + dropped, key=_first)
-        else:
-            self.tombstones.extend(dropped)
-        del self.ms[start:stop]
-        del self.seq[start:stop]
-        del self.values[start:stop]
-
-
-def _first(item: tuple[int, object]) -> int:
-    return item[0]
 
 
 class Nack:
@@ -277,14 +131,14 @@ class Stream:
         numfields = len(fields)
         master = tail.master
         seq_delta = (stream_id & SEQ_MASK) - (master & SEQ_MASK)
-        size = (_FLAG_SIZE + _int_size((stream_id >> SEQ_BITS) - (master >> SEQ_BITS))
-                + _int_size(seq_delta if 0 <= seq_delta <= INT64_MAX else _signed64(seq_delta))
-                + sum(map(_element_size, values)))
+        size = (FLAG_SIZE + int_size((stream_id >> SEQ_BITS) - (master >> SEQ_BITS))
+                + int_size(seq_delta if 0 <= seq_delta <= INT64_MAX else signed64(seq_delta))
+                + sum(map(element_size, values)))
         if same:
-            size += _int_size(numfields + 3)
+            size += int_size(numfields + 3)
         else:
-            size += _int_size(numfields) + sum(map(_element_size, fields))
-            size += _int_size(2 * numfields + 4)
+            size += int_size(numfields) + sum(map(element_size, fields))
+            size += int_size(2 * numfields + 4)
         tail.body += size
         tail.add(stream_id, pairs, same)
         tail.live += 1

@@ -29,28 +29,15 @@ NOT_IN_REDIS_7_0 = {"client|setinfo", "client|no-touch", "waitaof"}
 
 # COMMAND INFO facts that differ from Redis 7.0 on purpose or until other work lands, each
 # with its reason.  Fields: arity, flags, keys (first, last, step), acl.
-_CONTAINER = {"flags", "acl"}  # a container's own entry: see below
+_CONTAINER = {"flags"}  # a container's own entry: see below
 KNOWN_DIFFERENCES: dict[str, set[str]] = {
-    # Containers declare here the flags and categories their subcommands share, and the
-    # engine applies them to the whole command; Redis's containers have none (only @slow),
-    # each subcommand carrying its own.
+    # Containers declare here the flags their subcommands share, and the engine applies them
+    # to the whole command; Redis's containers have none, each subcommand carrying its own.
+    # (Their ACL categories are Redis's: core/acl_categories.py.)
     **{name: set(_CONTAINER) for name in (
         "acl", "client", "config", "function", "latency", "pubsub", "script", "slowlog")},
-    "module": {"acl"},  # MODULE is @dangerous here (no module is ever loaded)
     # ... and OBJECT/XGROUP/XINFO declare the key their subcommands take.
     **{name: _CONTAINER | {"keys"} for name in ("object", "xgroup", "xinfo", "memory")},
-    # ACL categories of subcommands: the ACL here gives each subcommand its container's
-    # categories, except for ACL, CONFIG and CLIENT, which it splits as Redis does.
-    **{name: {"acl"} for name in (
-        "function|delete", "function|flush", "function|load", "function|restore",
-        "latency|help", "module|help", "module|list", "module|load", "module|loadex",
-        "module|unload", "object|help", "pubsub|help", "slowlog|help", "xgroup|help",
-        "xinfo|help", "memory|doctor", "memory|help", "memory|malloc-stats", "memory|purge",
-        "memory|stats", "cluster|addslots", "cluster|addslotsrange", "cluster|bumpepoch",
-        "cluster|count-failure-reports", "cluster|delslots", "cluster|delslotsrange",
-        "cluster|failover", "cluster|flushslots", "cluster|forget", "cluster|meet",
-        "cluster|replicas", "cluster|replicate", "cluster|reset", "cluster|saveconfig",
-        "cluster|set-config-epoch", "cluster|setslot", "cluster|slaves")},
     # Blocking list pops are allowed in scripts here (they never block there); Redis 7.0
     # flags them noscript.
     **{name: {"flags"} for name in ("blpop", "brpop", "blmove", "brpoplpush")},
@@ -317,20 +304,23 @@ def test_an_unknown_flag_is_refused_at_registration():
     assert Flag.NOAUTH.redis_name == "no_auth" and Flag.SKIP_SLOWLOG.redis_name == "skip_slowlog"
 
 
-def test_start_up_does_not_load_the_signatures():
-    """Registration stays cheap: the group modules of signatures load on the first COMMAND
-    DOCS or INFO (only the small vocabulary module is imported with COMMAND)."""
+def test_registration_reads_each_signature_once_for_the_key_facts():
+    """The signatures are the one source of key facts, read when the commands register
+    (about 50 ms once per process), never again per call: a second registration loads
+    nothing more."""
     code = ("import sys\n"
             "from trioredis.commands import CommandRegistry\n"
             "from trioredis.commands.builtin import trioredis_register_commands\n"
+            "from trioredis.commands.signatures import signatures\n"
             "registry = CommandRegistry()\n"
             "trioredis_register_commands(registry)\n"
             "assert len(registry) > 200\n"
-            "print(sorted(m for m in sys.modules if m.startswith('trioredis.commands.signatures.')\n"
-            "             and not m.endswith('.arguments')))\n")
+            "loaded = signatures.cache_info().misses\n"
+            "trioredis_register_commands(CommandRegistry())\n"
+            "print(loaded, signatures.cache_info().misses)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.split() == ["1", "1"]
 
 
 def test_every_signature_states_redis_facts_even_before_its_command_exists(reference):

@@ -114,6 +114,24 @@ def test_one_sync_round_releases_every_writer_that_waited(groupcommit):
     assert plugin.rounds - rounds_before == 1
 
 
+def test_before_sleep_follows_the_rounds_flushes(groupcommit):
+    """The backend's before_sleep() runs after the round that flushed, before the loop waits
+    (the AOF starts its fsync there under ``always``): each round of writes is followed by one
+    call, and a round without writes calls it without a flush before."""
+    plugin = backend(groupcommit)
+    client = groupcommit.client()
+    client.config_set("groupcommit-sync", "no")
+    for index in range(3):
+        before = plugin.sleeps_after_flush
+        assert client.set(f"k{index}", "v")
+        wait_for(lambda before=before: plugin.sleeps_after_flush == before + 1,
+                 what="before_sleep after the flush")
+        assert not plugin.flushed_since_sleep
+    client.ping()
+    wait_for(lambda: not plugin.flushed_since_sleep, what="the round's end")
+    assert plugin.sleeps_after_flush == before + 1
+
+
 def test_without_tickets_replies_do_not_wait(groupcommit):
     client = groupcommit.client()
     client.config_set("groupcommit-sync", "no")

@@ -9,6 +9,7 @@ plugin would.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,9 +34,12 @@ _KEY_SPEC_WORDS = frozenset(
      "VARIABLE_FLAGS"))
 
 
+# Cached: a command whose flags vary (SET ... GET) asks for each call, from a handful of
+# strings.
+@functools.cache
 def key_access(spec: str) -> KeyAccess:
     """What ACL permissions one key-spec string asks for."""
-    words = spec.split()
+    words = spec.upper().split()  # signatures spell them as COMMAND INFO does (RW access)
     unknown = set(words) - _KEY_SPEC_WORDS
     if unknown:
         raise ValueError(f"unknown key spec flags {sorted(unknown)} in {spec!r}")
@@ -187,15 +191,29 @@ def command(
 ) -> CommandSpec:
     """A CommandSpec from compact arguments: ``flags`` is space-separated
     (``"write denyoom fast"``), ``keys`` is (first, last, step), ``subcommands`` names a
-    container's subcommands, or maps each to its arity (then checked before the handler);
-    ``key_specs`` Redis's key flags (see :data:`KeySpecs`).  Without ``key_specs``,
-    ``write_keys`` keys are written only and the others read only (BITOP, SORT ... STORE);
-    with neither, a command gets the safe default: a read-only command reads its keys
-    (``"RO ACCESS"``), any other both reads and writes them (``"RW ACCESS UPDATE"``), so no
-    ACL key pattern grants more than it says."""
+    container's subcommands, or maps each to its arity (then checked before the handler).
+
+    A command with a signature (:mod:`trioredis.commands.signatures`, Redis's own commands)
+    takes its key facts from the signature's key specs, once, here (a container's from its
+    subcommands'): the key positions, a finder for keys that move with the arguments (a
+    ``numkeys`` count, a keyword such as STREAMS or STORE), and what it does with each key.
+    Its registration need not repeat them; ``keys`` or ``key_specs`` that it passes anyway
+    must say the same: a contradiction is an error here, not a silent second opinion.
+
+    A command without one (a plugin's) declares them: ``key_specs`` Redis's key flags (see
+    :data:`KeySpecs`); without ``key_specs``, ``write_keys`` keys are written only and the
+    others read only; with neither, it gets the safe default: a read-only command reads its
+    keys (``"RO ACCESS"``), any other both reads and writes them (``"RW ACCESS UPDATE"``), so
+    no ACL key pattern grants more than it says."""
     flag_set = parse_flags(flags, name)
     arities = tuple(subcommands.values()) if isinstance(subcommands, Mapping) else ()
-    if key_specs is None and write_keys is None:
+    from .keyspecs import registration_facts  # the signatures import this module
+
+    facts = registration_facts(name.lower())
+    if facts is not None:
+        keys, key_specs = _agree_with_signature(name, facts, keys, key_specs)
+        key_finder = key_finder or facts.finder
+    elif key_specs is None and write_keys is None:
         key_specs = "RO ACCESS" if READONLY in flag_set else "RW ACCESS UPDATE"
     if isinstance(key_specs, str):
         key_specs = (key_specs,)
@@ -218,6 +236,26 @@ def command(
         key_specs=key_specs,
         access=access,
     )
+
+
+def _agree_with_signature(name: str, facts: Any, keys: tuple[int, int, int],
+                          key_specs: KeySpecs | None) -> tuple[tuple[int, int, int], KeySpecs]:
+    """The signature's key positions and flags, after checking that what the registration
+    says (if anything) is the same."""
+    if keys != (0, 0, 0) and keys != facts.positions:
+        raise ValueError(f"command {name!r}: keys {keys} but its key specs say "
+                         f"{facts.positions}")
+    if key_specs is not None:
+        if callable(key_specs) or callable(facts.access):
+            raise ValueError(f"command {name!r}: its key specs decide the flags of its keys")
+        given = tuple(map(key_access, (key_specs,) if isinstance(key_specs, str) else key_specs))
+        derived = tuple(map(key_access, facts.access))
+        width = max(len(given), len(derived))
+        if any(given[min(i, len(given) - 1)] != derived[min(i, len(derived) - 1)]
+               for i in range(width)):
+            raise ValueError(f"command {name!r}: key_specs {key_specs!r} contradict its key "
+                             f"specs {facts.access!r}")
+    return facts.positions, facts.access
 
 
 def _categories(flags: frozenset[str], group: str) -> frozenset[str]:

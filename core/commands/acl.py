@@ -11,7 +11,13 @@ import os
 import trio
 
 from .. import errors
-from ..acl import ACLLOG_DEFAULT_COUNT, CATEGORIES, category_members
+from ..acl import (
+    ACLLOG_DEFAULT_COUNT,
+    CATEGORIES,
+    NOPERM_CHANNEL,
+    NOPERM_KEY,
+    category_members,
+)
 from ..acl_file import (
     NO_ACL_FILE,
     SAVE_FAILED,
@@ -160,10 +166,11 @@ def dryrun(ctx, argv):
     denied = user.denied(spec, command_argv)
     if denied is None:
         return OK
-    if "keys" in denied:
+    # By identity, not by words: "pubsub|channels" in a command refusal is no channel one.
+    if denied == NOPERM_KEY:
         key = user.first_denied_key(spec, command_argv) or b""
         return f"This user has no permissions to access the '{_text(key)}' key".encode()
-    if "channels" in denied:
+    if denied == NOPERM_CHANNEL:
         channel = user.first_denied_channel(spec, command_argv) or b""
         return f"This user has no permissions to access the '{_text(channel)}' channel".encode()
     return ("T" + denied.removeprefix("NOPERM t")).encode()

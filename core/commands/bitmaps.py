@@ -489,32 +489,17 @@ def bitfield_ro(ctx, argv):
     return _bitfield(ctx, argv, read_only=True)
 
 
-def bitfield_key_specs(argv: list[bytes]) -> tuple[str]:
-    """BITFIELD reads only, as Redis's ``bitfieldGetKeys`` decides, when every subcommand is a
-    complete GET or OVERFLOW; a SET, an INCRBY or anything else makes it read and write."""
-    i, count = 2, len(argv)
-    while i < count:
-        word, remaining = argv[i].lower(), count - i - 1
-        if word == b"get" and remaining >= 2:
-            i += 3
-        elif word == b"overflow" and remaining >= 1:
-            i += 2
-        else:
-            return ("RW ACCESS UPDATE",)
-    return ("RO ACCESS",)
-
-
 def register(registry):
     group = "bitmap"
-    one = (1, 1, 1)
     registry.extend([
-        command("setbit", 4, "write denyoom", setbit, one, group=group, key_specs="RW ACCESS UPDATE"),
-        command("getbit", 3, "readonly fast", getbit, one, group=group, key_specs="RO ACCESS"),
-        command("bitcount", -2, "readonly", bitcount, one, group=group, key_specs="RO ACCESS"),
-        command("bitpos", -3, "readonly", bitpos, one, group=group, key_specs="RO ACCESS"),
-        command("bitop", -4, "write denyoom", bitop, (2, -1, 1), group=group,
-                write_keys=lambda argv: argv[2:3], key_specs=("OW UPDATE", "RO ACCESS")),
-        command("bitfield", -2, "write denyoom", bitfield, one, group=group,
-                key_specs=bitfield_key_specs),
-        command("bitfield_ro", -2, "readonly fast", bitfield_ro, one, group=group, key_specs="RO ACCESS"),
+        command("setbit", 4, "write denyoom", setbit, group=group),
+        command("getbit", 3, "readonly fast", getbit, group=group),
+        command("bitcount", -2, "readonly", bitcount, group=group),
+        command("bitpos", -3, "readonly", bitpos, group=group),
+        # Only the destination is signalled as changed (WATCH), as Redis's handler does: the
+        # key specs say what each key needs, not which keys the handler signals.
+        command("bitop", -4, "write denyoom", bitop, group=group,
+                write_keys=lambda argv: argv[2:3]),
+        command("bitfield", -2, "write denyoom", bitfield, group=group),
+        command("bitfield_ro", -2, "readonly fast", bitfield_ro, group=group),
     ])

@@ -198,16 +198,6 @@ class _Target:
         return line.rstrip(b"\r")
 
 
-def migrate_keys(argv: list[bytes]) -> list[bytes]:
-    """MIGRATE's key arguments: ``key``, or everything after ``KEYS`` when ``key`` is empty."""
-    if len(argv) > 3 and argv[3]:
-        return [argv[3]]
-    for index in range(6, len(argv)):
-        if argv[index].lower() == b"keys":
-            return argv[index + 1:]
-    return []
-
-
 def _atoi_port(raw: bytes) -> int:
     """The port as Redis reads it (C's atoi, then a 16-bit port): leading digits, else 0."""
     match = re.match(rb"\s*([+-]?\d+)", raw)
@@ -335,13 +325,10 @@ def _dangerous(spec):
 
 def register(registry):
     group = "generic"
-    one = (1, 1, 1)
     registry.extend([
-        command("dump", 2, "readonly", dump, one, group=group, key_specs="RO ACCESS"),
-        _dangerous(command("restore", -4, "write denyoom", restore, one, group=group,
-                           key_specs="OW UPDATE")),
-        _dangerous(command("migrate", -6, "write movablekeys", migrate, (3, 3, 1), group=group,
-                           key_finder=migrate_keys, key_specs="RW ACCESS DELETE")),
+        command("dump", 2, "readonly", dump, group=group),
+        _dangerous(command("restore", -4, "write denyoom", restore, group=group)),
+        _dangerous(command("migrate", -6, "write movablekeys", migrate, group=group)),
     ])
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
@@ -235,113 +236,136 @@ def search_boxes_deduplicated(shape: geo.Shape) -> list[geo.Hash]:
     return scanned
 
 
-def _search(ctx, argv: list[bytes], source_index: int, flags: int) -> Any:
-    """Redis's georadiusGeneric: parse, search, sort, then reply or store."""
-    zset = _zset(ctx, argv[source_index])
+@dataclass(slots=True)
+class _GeoQuery:
+    """What a GEORADIUS*/GEOSEARCH* call asks for, as parsed (Redis's georadiusGeneric
+    locals)."""
+
     store_key: bytes | None = None
-    store_dist = False
+    store_dist: bool = False
     center: tuple[float, float] | None = None
-    radius = width = height = 0.0
-    conversion = 1.0
-    is_box = False
+    radius: float = 0.0
+    width: float = 0.0
+    height: float = 0.0
+    conversion: float = 1.0
+    is_box: bool = False
+    with_dist: bool = False
+    with_hash: bool = False
+    with_coord: bool = False
+    from_member: bool = False
+    from_lonlat: bool = False
+    by_radius: bool = False
+    by_box: bool = False
+    any_: bool = False
+    sort: int = 0  # 0 none, 1 ascending, -1 descending
+    count: int = 0
+
+
+def _parse_positional(ctx, argv: list[bytes], zset: ZSet | None, flags: int,
+                      query: _GeoQuery) -> int:
+    """The arguments before the options (GEORADIUS's centre and radius, GEOSEARCHSTORE's
+    destination); returns the index of the first option."""
     if flags & RADIUS_COORDS:
-        base = 6
-        center = _lonlat(argv[2], argv[3])
-        radius, conversion = _distance_arg(argv[4], argv[5])
-    elif flags & RADIUS_MEMBER:
-        base = 5
+        query.center = _lonlat(argv[2], argv[3])
+        query.radius, query.conversion = _distance_arg(argv[4], argv[5])
+        return 6
+    if flags & RADIUS_MEMBER:
         if zset is not None:  # without a source the reply is empty whatever the radius
-            center = _member_position(zset, argv[2])
-            radius, conversion = _distance_arg(argv[3], argv[4])
-    else:
-        base = 2
-        if flags & SEARCH_STORE:
-            base = 3
-            store_key = argv[1]
-    with_dist = with_hash = with_coord = False
-    from_member = from_lonlat = by_radius = by_box = False
-    any_ = False
-    sort = 0  # 0 none, 1 ascending, -1 descending
-    count = 0
+            query.center = _member_position(zset, argv[2])
+            query.radius, query.conversion = _distance_arg(argv[3], argv[4])
+        return 5
+    if flags & SEARCH_STORE:
+        query.store_key = argv[1]
+        return 3
+    return 2
+
+
+def _parse_options(argv: list[bytes], base: int, zset: ZSet | None, flags: int,
+                   query: _GeoQuery) -> None:
+    """The options from ``base`` on, in Redis's order of checks (so the same mistake gives
+    the same error)."""
     searching = bool(flags & SEARCH)
     remaining = len(argv) - base
     i = 0
     while i < remaining:
         arg = argv[base + i].lower()
         if arg == b"withdist":
-            with_dist = True
+            query.with_dist = True
         elif arg == b"withhash":
-            with_hash = True
+            query.with_hash = True
         elif arg == b"withcoord":
-            with_coord = True
+            query.with_coord = True
         elif arg == b"any":
-            any_ = True
+            query.any_ = True
         elif arg == b"asc":
-            sort = 1
+            query.sort = 1
         elif arg == b"desc":
-            sort = -1
+            query.sort = -1
         elif arg == b"count" and i + 1 < remaining:
-            count = parse_int(argv[base + i + 1])
-            if count <= 0:
+            query.count = parse_int(argv[base + i + 1])
+            if query.count <= 0:
                 raise CommandError(COUNT_POSITIVE)
             i += 1
         elif (arg in (b"store", b"storedist") and i + 1 < remaining
               and not flags & NO_STORE and not searching):
-            store_key = argv[base + i + 1]
-            store_dist = arg == b"storedist"
+            query.store_key = argv[base + i + 1]
+            query.store_dist = arg == b"storedist"
             i += 1
         elif arg == b"storedist" and searching and flags & SEARCH_STORE:
-            store_dist = True
-        elif arg == b"frommember" and i + 1 < remaining and searching and not from_lonlat:
+            query.store_dist = True
+        elif (arg == b"frommember" and i + 1 < remaining and searching
+              and not query.from_lonlat):
             if zset is not None:
-                center = _member_position(zset, argv[base + i + 1])
-            from_member = True
+                query.center = _member_position(zset, argv[base + i + 1])
+            query.from_member = True
             i += 1
-        elif arg == b"fromlonlat" and i + 2 < remaining and searching and not from_member:
-            center = _lonlat(argv[base + i + 1], argv[base + i + 2])
-            from_lonlat = True
+        elif (arg == b"fromlonlat" and i + 2 < remaining and searching
+              and not query.from_member):
+            query.center = _lonlat(argv[base + i + 1], argv[base + i + 2])
+            query.from_lonlat = True
             i += 2
-        elif arg == b"byradius" and i + 2 < remaining and searching and not by_box:
-            radius, conversion = _distance_arg(argv[base + i + 1], argv[base + i + 2])
-            is_box = False
-            by_radius = True
+        elif arg == b"byradius" and i + 2 < remaining and searching and not query.by_box:
+            query.radius, query.conversion = _distance_arg(argv[base + i + 1],
+                                                           argv[base + i + 2])
+            query.is_box = False
+            query.by_radius = True
             i += 2
-        elif arg == b"bybox" and i + 3 < remaining and searching and not by_radius:
-            width = parse_double(argv[base + i + 1], "ERR need numeric width")
-            height = parse_double(argv[base + i + 2], "ERR need numeric height")
-            if height < 0 or width < 0:
+        elif arg == b"bybox" and i + 3 < remaining and searching and not query.by_radius:
+            query.width = parse_double(argv[base + i + 1], "ERR need numeric width")
+            query.height = parse_double(argv[base + i + 2], "ERR need numeric height")
+            if query.height < 0 or query.width < 0:
                 raise CommandError(NEGATIVE_BOX)
-            conversion = _unit(argv[base + i + 3])
-            is_box = True
-            by_box = True
+            query.conversion = _unit(argv[base + i + 3])
+            query.is_box = True
+            query.by_box = True
             i += 3
         else:
             raise CommandError(errors.SYNTAX)
         i += 1
-    name = argv[0].decode(errors="replace")
-    if store_key is not None and (with_dist or with_hash or with_coord):
+
+
+def _check_options(query: _GeoQuery, name: str, flags: int) -> None:
+    """The combinations Redis refuses once every option is read."""
+    searching = bool(flags & SEARCH)
+    if query.store_key is not None and (query.with_dist or query.with_hash
+                                        or query.with_coord):
         raise CommandError(STORE_WITH_OPTIONS.format(
             "GEOSEARCHSTORE" if flags & SEARCH_STORE else "STORE option in GEORADIUS"))
-    if searching and not (from_member or from_lonlat):
+    if searching and not (query.from_member or query.from_lonlat):
         raise CommandError(
             f"ERR exactly one of FROMMEMBER or FROMLONLAT can be specified for {name}")
-    if searching and not (by_radius or by_box):
+    if searching and not (query.by_radius or query.by_box):
         raise CommandError(
             f"ERR exactly one of BYRADIUS and BYBOX can be specified for {name}")
-    if any_ and not count:
+    if query.any_ and not query.count:
         raise CommandError(ANY_NEEDS_COUNT)
-    if zset is None:
-        if store_key is not None:
-            _delete_destination(ctx, store_key)
-            return 0
-        return EMPTY_ARRAY
-    assert center is not None
-    if count and not sort and not any_:
+
+
+def _nearest(points: list[_Point], query: _GeoQuery) -> list[_Point]:
+    """The points to return, sorted as asked (COUNT without ANY takes the nearest)."""
+    count, sort = query.count, query.sort
+    if count and not sort and not query.any_:
         sort = 1  # the nearest N: COUNT implies ASC
-    shape = geo.Shape(center[0], center[1], conversion, radius, width, height, is_box)
-    points = _points_in_shape(zset, shape, count if any_ else 0)
-    if not points and store_key is None:
-        return EMPTY_ARRAY
     returned_count = len(points) if not count or len(points) < count else count
     if sort:
         compare = _nearer_first if sort > 0 else _farther_first
@@ -350,11 +374,34 @@ def _search(ctx, argv: list[bytes], source_index: int, flags: int) -> Any:
             points.sort(key=functools.cmp_to_key(compare))
         else:
             partial_sort(points, compare, 0, returned_count - 1)
-    returned = points[:returned_count]
-    if store_key is None:
-        return [_point_reply(ctx, point, conversion, with_dist, with_hash, with_coord)
+    return points[:returned_count]
+
+
+def _search(ctx, argv: list[bytes], source_index: int, flags: int) -> Any:
+    """Redis's georadiusGeneric: parse, search, sort, then reply or store."""
+    zset = _zset(ctx, argv[source_index])
+    query = _GeoQuery()
+    base = _parse_positional(ctx, argv, zset, flags, query)
+    _parse_options(argv, base, zset, flags, query)
+    _check_options(query, argv[0].decode(errors="replace"), flags)
+    if zset is None:
+        if query.store_key is not None:
+            _delete_destination(ctx, query.store_key)
+            return 0
+        return EMPTY_ARRAY
+    center = query.center
+    assert center is not None
+    shape = geo.Shape(center[0], center[1], query.conversion, query.radius, query.width,
+                      query.height, query.is_box)
+    points = _points_in_shape(zset, shape, query.count if query.any_ else 0)
+    if not points and query.store_key is None:
+        return EMPTY_ARRAY
+    returned = _nearest(points, query)
+    if query.store_key is None:
+        return [_point_reply(ctx, point, query.conversion, query.with_dist, query.with_hash,
+                             query.with_coord)
                 for point in returned]
-    return _store(ctx, store_key, returned, conversion, store_dist, flags)
+    return _store(ctx, query.store_key, returned, query.conversion, query.store_dist, flags)
 
 
 def _nearer_first(first: _Point, second: _Point) -> int:
@@ -529,39 +576,19 @@ def geosearchstore(ctx, argv):
     return _search(ctx, argv, 2, SEARCH | SEARCH_STORE)
 
 
-def _store_keys(first_option: int):
-    """GEORADIUS's keys as Redis's key specs find them: the source, the key after the
-    first STORE, then the key after the first STOREDIST, each keyword looked for from
-    ``first_option`` on (a key right after it, so never in the last argument)."""
-
-    def find(argv: list[bytes]) -> list[bytes]:
-        keys = argv[1:2]
-        for keyword in (b"store", b"storedist"):
-            for index in range(first_option, len(argv) - 1):
-                if argv[index].lower() == keyword:
-                    keys.append(argv[index + 1])
-                    break
-        return keys
-
-    return find
-
-
 def register(registry):
     group = "geo"
-    one = (1, 1, 1)
     registry.extend([
-        command("geoadd", -5, "write denyoom", geoadd, one, group=group, key_specs="RW UPDATE"),
-        command("geodist", -4, "readonly", geodist, one, group=group),
-        command("geohash", -2, "readonly", geohash_, one, group=group),
-        command("geopos", -2, "readonly", geopos, one, group=group),
-        command("geosearch", -7, "readonly", geosearch, one, group=group),
-        command("geosearchstore", -8, "write denyoom", geosearchstore, (1, 2, 1), group=group,
-                key_specs=("OW UPDATE", "RO ACCESS")),
-        command("georadius", -6, "write denyoom movablekeys", georadius, one, group=group,
-                key_finder=_store_keys(6), key_specs=("RO ACCESS", "OW UPDATE")),
-        command("georadiusbymember", -5, "write denyoom movablekeys", georadiusbymember, one,
-                group=group, key_finder=_store_keys(5), key_specs=("RO ACCESS", "OW UPDATE")),
-        command("georadius_ro", -6, "readonly", georadius_ro, one, group=group),
-        command("georadiusbymember_ro", -5, "readonly", georadiusbymember_ro, one,
+        command("geoadd", -5, "write denyoom", geoadd, group=group),
+        command("geodist", -4, "readonly", geodist, group=group),
+        command("geohash", -2, "readonly", geohash_, group=group),
+        command("geopos", -2, "readonly", geopos, group=group),
+        command("geosearch", -7, "readonly", geosearch, group=group),
+        command("geosearchstore", -8, "write denyoom", geosearchstore, group=group),
+        command("georadius", -6, "write denyoom movablekeys", georadius, group=group),
+        command("georadiusbymember", -5, "write denyoom movablekeys", georadiusbymember,
+                group=group),
+        command("georadius_ro", -6, "readonly", georadius_ro, group=group),
+        command("georadiusbymember_ro", -5, "readonly", georadiusbymember_ro,
                 group=group),
     ])

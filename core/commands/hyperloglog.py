@@ -250,12 +250,10 @@ def pfselftest(ctx, argv):
 def register(registry):
     group = "hyperloglog"
     registry.extend([
-        command("pfadd", -2, "write denyoom fast", pfadd, (1, 1, 1), group=group, key_specs="RW INSERT"),
-        command("pfcount", -2, "readonly", pfcount, (1, -1, 1), group=group),
-        command("pfmerge", -2, "write denyoom", pfmerge, (1, -1, 1), group=group,
-                key_specs=("RW ACCESS INSERT", "RO ACCESS")),
-        command("pfdebug", 3, "write denyoom admin", pfdebug, (2, 2, 1), group=group,
-                key_specs="RW ACCESS"),
+        command("pfadd", -2, "write denyoom fast", pfadd, group=group),
+        command("pfcount", -2, "readonly", pfcount, group=group),
+        command("pfmerge", -2, "write denyoom", pfmerge, group=group),
+        command("pfdebug", 3, "write denyoom admin", pfdebug, group=group),
         command("pfselftest", 1, "admin", pfselftest, group=group),
     ])
 

@@ -24,6 +24,7 @@ from .keyspecs import (
     has_key_specs,
     key_references,
     key_specs_reply,
+    legacy_key_range,
 )
 from .signatures import Arg, Signature, key_specs, signatures
 
@@ -52,28 +53,6 @@ def _category_set(categories) -> SetReply:
 def _tips(name: str) -> SetReply:
     signature = signatures().get(name)
     return SetReply([Status(tip.encode()) for tip in signature.tips] if signature else [])
-
-
-def legacy_key_range(name: str) -> tuple[int, int, int]:
-    """(first, last, step) of COMMAND INFO for a Redis command, from its key specs as Redis
-    derives it (``populateCommandLegacyRangeSpec``): the specs that start at a fixed index
-    and take a range, when they are contiguous with step 1; (0, 0, 0) otherwise."""
-    specs = key_specs().get(name, ())  # not_key specs (shard channels) count, as in Redis
-    if len(specs) == 1 and specs[0][1][0] == "index" and specs[0][2][0] == "range":
-        first, (_, last_key, step, _limit) = specs[0][1][1], specs[0][2]
-        return first, (last_key if last_key < 0 else first + last_key), step
-    first, last, previous = None, 0, 0
-    for _, begin, find, _ in specs:
-        if begin[0] != "index" or find[0] != "range":
-            continue
-        if find[2] != 1 or (previous and previous != begin[1] - 1):
-            return 0, 0, 0
-        first = begin[1] if first is None else min(first, begin[1])
-        last_key = find[1] if find[1] < 0 else find[1] + begin[1]
-        # Redis compares as unsigned: a negative (relative to the end) wins.
-        last = last_key if last_key < 0 or last < 0 else max(last, last_key)
-        previous = last
-    return (first, last, 1) if first is not None else (0, 0, 0)
 
 
 def _shown_flags(spec: CommandSpec) -> frozenset[Flag]:

@@ -510,146 +510,44 @@ def object_(ctx, argv):
     return evictor.frequency(ctx.db, argv[2])
 
 
-# --- expiry --------------------------------------------------------------------------------
-
-
-def _expire_generic(ctx, argv, base_ms: int, unit_ms: int):
-    """EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT (expire.c ``expireGenericCommand``)."""
-    name = argv[0].decode("utf-8", "replace").lower()
-    nx = xx = gt = lt = False
-    for raw in argv[3:]:
-        option = raw.lower()
-        if option == b"nx":
-            nx = True
-        elif option == b"xx":
-            xx = True
-        elif option == b"gt":
-            gt = True
-        elif option == b"lt":
-            lt = True
-        else:
-            raise CommandError(errors.sanitize(f"ERR Unsupported option {raw.decode('utf-8', 'replace')}"))
-    if nx and (xx or gt or lt):
-        raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
-    if gt and lt:
-        raise CommandError("ERR GT and LT options at the same time are not compatible")
-    when = parse_int(argv[2])
-    invalid = errors.INVALID_EXPIRE.format(name)
-    if unit_ms == 1000:
-        if when > INT64_MAX // 1000 or when < -(INT64_MAX // 1000):
-            raise CommandError(invalid)
-        when *= 1000
-    if when > INT64_MAX - base_ms:
-        raise CommandError(invalid)
-    when += base_ms
-    db = ctx.db
-    key = argv[1]
-    if db.get(key) is None:
-        return 0
-    current = db.expires.get(key)
-    if nx and current is not None:
-        return 0
-    if xx and current is None:
-        return 0
-    if gt and (current is None or when <= current):
-        return 0  # a key without a TTL counts as an infinite TTL
-    if lt and current is not None and when >= current:
-        return 0
-    ctx.dirty += 1
-    if when <= now_ms() and not ctx.client.is_loader:
-        # Not while loading: the file goes on to say what happened to the key.
-        db.delete(key)
-        notify(ctx, b"del", key)
-        ctx.propagate([b"DEL", key])
-        return 1
-    db.set_expire(key, when)
-    notify(ctx, b"expire", key)
-    if argv[0].lower() != b"pexpireat":
-        ctx.propagate([b"PEXPIREAT", key, b"%d" % when, *argv[3:]])
-    return 1
-
-
-def expire(ctx, argv):
-    return _expire_generic(ctx, argv, now_ms(), 1000)
-
-
-def pexpire(ctx, argv):
-    return _expire_generic(ctx, argv, now_ms(), 1)
-
-
-def expireat(ctx, argv):
-    return _expire_generic(ctx, argv, 0, 1000)
-
-
-def pexpireat(ctx, argv):
-    return _expire_generic(ctx, argv, 0, 1)
-
-
-def _ttl_generic(ctx, key: bytes, in_ms: bool, absolute: bool) -> int:
-    db = ctx.db
-    if read_key(ctx, key, touch=False) is None:
-        return -2
-    when = db.expires.get(key)
-    if when is None:
-        return -1
-    remaining = max(0, when if absolute else when - now_ms())
-    return remaining if in_ms else (remaining + 500) // 1000
-
-
-def ttl(ctx, argv):
-    return _ttl_generic(ctx, argv[1], False, False)
-
-
-def pttl(ctx, argv):
-    return _ttl_generic(ctx, argv[1], True, False)
-
-
-def expiretime(ctx, argv):
-    return _ttl_generic(ctx, argv[1], False, True)
-
-
-def pexpiretime(ctx, argv):
-    return _ttl_generic(ctx, argv[1], True, True)
-
-
-def persist(ctx, argv):
-    db = ctx.db
-    if db.get(argv[1]) is None:
-        return 0
-    if db.persist(argv[1]):
-        ctx.dirty += 1
-        notify(ctx, b"persist", argv[1])
-        return 1
-    return 0
-
-
 def register(registry):
+    # The expiry commands live in their own module; they are generic key commands all the same.
+    from .expiry import (
+        expire,
+        expireat,
+        expiretime,
+        persist,
+        pexpire,
+        pexpireat,
+        pexpiretime,
+        pttl,
+        ttl,
+    )
+
     group = "generic"
-    one = (1, 1, 1)
     registry.extend([
-        command("del", -2, "write", del_, (1, -1, 1), group=group, key_specs="RM DELETE"),
-        command("unlink", -2, "write fast", unlink, (1, -1, 1), group=group, key_specs="RM DELETE"),
-        command("exists", -2, "readonly fast", exists, (1, -1, 1), group=group, key_specs="RO"),
-        command("touch", -2, "readonly fast", touch, (1, -1, 1), group=group, key_specs="RO"),
-        command("type", 2, "readonly fast", type_, one, group=group, key_specs="RO"),
+        command("del", -2, "write", del_, group=group),
+        command("unlink", -2, "write fast", unlink, group=group),
+        command("exists", -2, "readonly fast", exists, group=group),
+        command("touch", -2, "readonly fast", touch, group=group),
+        command("type", 2, "readonly fast", type_, group=group),
         dataclasses.replace(command("keys", 2, "readonly", keys, group=group),
                             categories=frozenset({"keyspace", "read", "slow", "dangerous"})),
         command("scan", -2, "readonly", scan, group=group),
         command("randomkey", 1, "readonly", randomkey, group=group),
-        command("rename", 3, "write", rename, (1, 2, 1), group=group, key_specs=("RW ACCESS DELETE", "OW UPDATE")),
-        command("renamenx", 3, "write fast", renamenx, (1, 2, 1), group=group, key_specs=("RW ACCESS DELETE", "OW INSERT")),
-        command("copy", -3, "write denyoom", copy_, (1, 2, 1), group=group, key_specs=("RO ACCESS", "OW UPDATE")),
-        command("move", 3, "write fast", move, one, group=group, key_specs="RW ACCESS UPDATE"),
-        command("object", -2, "readonly", object_, (2, 2, 1), group=group,
-                subcommands={"encoding": 3, "refcount": 3, "idletime": 3, "freq": 3, "help": 2},
-                key_specs="RO"),
-        command("expire", -3, "write fast", expire, one, group=group, key_specs="RW UPDATE"),
-        command("pexpire", -3, "write fast", pexpire, one, group=group, key_specs="RW UPDATE"),
-        command("expireat", -3, "write fast", expireat, one, group=group, key_specs="RW UPDATE"),
-        command("pexpireat", -3, "write fast", pexpireat, one, group=group, key_specs="RW UPDATE"),
-        command("ttl", 2, "readonly fast", ttl, one, group=group, key_specs="RO ACCESS"),
-        command("pttl", 2, "readonly fast", pttl, one, group=group, key_specs="RO ACCESS"),
-        command("expiretime", 2, "readonly fast", expiretime, one, group=group, key_specs="RO ACCESS"),
-        command("pexpiretime", 2, "readonly fast", pexpiretime, one, group=group, key_specs="RO ACCESS"),
-        command("persist", 2, "write fast", persist, one, group=group, key_specs="RW UPDATE"),
+        command("rename", 3, "write", rename, group=group),
+        command("renamenx", 3, "write fast", renamenx, group=group),
+        command("copy", -3, "write denyoom", copy_, group=group),
+        command("move", 3, "write fast", move, group=group),
+        command("object", -2, "readonly", object_, group=group,
+                subcommands={"encoding": 3, "refcount": 3, "idletime": 3, "freq": 3, "help": 2}),
+        command("expire", -3, "write fast", expire, group=group),
+        command("pexpire", -3, "write fast", pexpire, group=group),
+        command("expireat", -3, "write fast", expireat, group=group),
+        command("pexpireat", -3, "write fast", pexpireat, group=group),
+        command("ttl", 2, "readonly fast", ttl, group=group),
+        command("pttl", 2, "readonly fast", pttl, group=group),
+        command("expiretime", 2, "readonly fast", expiretime, group=group),
+        command("pexpiretime", 2, "readonly fast", pexpiretime, group=group),
+        command("persist", 2, "write fast", persist, group=group),
     ])

@@ -11,9 +11,12 @@ anywhere): for those, as in Redis, a small function of the arguments decides ins
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from .signatures import key_specs
+from . import KeyFinder, key_access
+from .signatures import KeySpec, key_specs
 
 KeyRefs = list[tuple[int, tuple[str, ...]]]  # (argument index, flags) for each key
 
@@ -90,8 +93,9 @@ _RW_ACCESS_UPDATE = ("RW", "access", "update")
 
 
 def _set_keys(argv: list[bytes]) -> KeyRefs:
-    """SET overwrites its key, unless GET also reads it."""
-    if any(arg.lower() == b"get" for arg in argv[3:]):
+    """SET overwrites its key, unless GET also reads it (Redis's ``setGetKeys``; its
+    ``strcasecmp`` stops at a NUL, so ``GET\\0...`` counts as GET)."""
+    if any(arg[:3].lower() == b"get" and (len(arg) == 3 or arg[3] == 0) for arg in argv[3:]):
         return [(1, _RW_ACCESS_UPDATE)]
     return [(1, ("OW", "update"))]
 
@@ -141,7 +145,9 @@ def _migrate_keys(argv: list[bytes]) -> KeyRefs:
             index += 1
         elif word == b"auth2":
             index += 2
-        elif word == b"keys" and argv[3] == b"":
+        elif word == b"keys":
+            if argv[3] != b"":  # KEYS needs the key argument empty: no key is valid
+                raise InvalidKeySpec
             first, count = index + 1, len(argv) - index - 1
             break
         index += 1
@@ -155,6 +161,179 @@ KEY_FUNCTIONS: dict[str, Callable[[list[bytes]], KeyRefs]] = {
     "set": _set_keys, "bitfield": _bitfield_keys, "sort": _sort_keys,
     "sort_ro": lambda argv: [(1, ("RO", "access"))], "migrate": _migrate_keys,
 }
+
+
+def legacy_key_range(name: str) -> tuple[int, int, int]:
+    """(first, last, step) of COMMAND INFO for a Redis command, from its key specs as Redis
+    derives it (``populateCommandLegacyRangeSpec``): the specs that start at a fixed index
+    and take a range, when they are contiguous with step 1; (0, 0, 0) otherwise."""
+    specs = key_specs().get(name, ())  # not_key specs (shard channels) count, as in Redis
+    if len(specs) == 1 and specs[0][1][0] == "index" and specs[0][2][0] == "range":
+        first, (_, last_key, step, _limit) = specs[0][1][1], specs[0][2]
+        return first, (last_key if last_key < 0 else first + last_key), step
+    first, last, previous = None, 0, 0
+    for _, begin, find, _ in specs:
+        if begin[0] != "index" or find[0] != "range":
+            continue
+        if find[2] != 1 or (previous and previous != begin[1] - 1):
+            return 0, 0, 0
+        first = begin[1] if first is None else min(first, begin[1])
+        last_key = find[1] if find[1] < 0 else find[1] + begin[1]
+        # Redis compares as unsigned: a negative (relative to the end) wins.
+        last = last_key if last_key < 0 or last < 0 else max(last, last_key)
+        previous = last
+    return (first, last, 1) if first is not None else (0, 0, 0)
+
+
+# --- what the registry derives from the key specs ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFacts:
+    """What a command's key specs tell the registry, computed once when it registers:
+    ``positions`` (first, last, step) as COMMAND INFO's legacy range; ``finder`` for keys
+    that follow a ``numkeys`` argument (None when the positions find every key); ``access``
+    the key spec flags of each key in the order the keys are found (the last serving every
+    further key), or a function of argv where the flags vary with the arguments (SET ...
+    GET) or a spec cannot be followed (SORT's STORE)."""
+
+    positions: tuple[int, int, int]
+    finder: KeyFinder | None
+    access: tuple[str, ...] | Callable[[list[bytes]], tuple[str, ...]]
+
+
+def _spec_finder(specs: list[KeySpec]) -> KeyFinder:
+    """The keys of argv as the specs find them, for the keys that move with the arguments
+    (a ``numkeys`` count, a keyword to search for).  It runs before the handler checks
+    anything (ACL checks), and answers as Redis's ACL check does: arguments that do not fit
+    a spec (a count past the end, or 0) make no key at all, not a guess; the command then
+    fails with its own error.  The same walk as :func:`keys_from_specs`, slicing argv
+    instead of listing indexes, as it runs for each ACL check of these commands."""
+    if any("unknown" in (begin[0], find[0]) for _, begin, find, _ in specs):
+        raise ValueError("key specs that cannot be followed need a function in KEY_FUNCTIONS")
+    searches = [(begin, find) for _, begin, find, _ in specs]
+
+    def find_keys(argv: list[bytes]) -> list[bytes]:
+        argc = len(argv)
+        keys: list[bytes] = []
+        for begin, find in searches:
+            first = _begin(begin, argv)
+            if first is None:
+                continue
+            try:
+                first, last, step = _find(find, first, argv)
+            except InvalidKeySpec:
+                return []
+            if first >= argc or last >= argc or last < first:
+                return []
+            keys += argv[first : last + 1 : step or 1]
+        return keys
+
+    return find_keys
+
+
+def _counted_finder(specs: list[KeySpec]) -> KeyFinder | None:
+    """The common shape of movable keys, followed without the general walk: fixed keys (a
+    STORE destination) then one ``numkeys`` count with the keys right after it (ZUNIONSTORE
+    dest numkeys key...).  The same answers as :func:`_spec_finder`; None for other shapes."""
+    fixed: list[int] = []
+    count_index = None
+    for _, begin, find, _ in specs:
+        if begin[0] != "index" or count_index is not None:
+            return None
+        if find[0] == "range" and find[1] == 0:
+            fixed.append(begin[1])
+        elif find[0] == "keynum" and find[2] == 1 and find[3] == 1:
+            count_index = begin[1] + find[1]
+        else:
+            return None
+    if count_index is None or any(index >= count_index for index in fixed):
+        return None
+    start = count_index + 1
+
+    def find(argv: list[bytes]) -> list[bytes]:
+        try:
+            count = int(argv[count_index])
+        except (IndexError, ValueError):
+            return []
+        if count <= 0 or start + count > len(argv):
+            return []  # no key at all, as Redis's ACL check, when the count does not fit
+        return [argv[index] for index in fixed] + argv[start : start + count]
+
+    return find
+
+
+def _function_finder(function: Callable[[list[bytes]], KeyRefs]) -> KeyFinder:
+    """The keys the function finds, for specs that cannot be followed."""
+
+    def find(argv: list[bytes]) -> list[bytes]:
+        try:
+            found = function(argv)
+        except InvalidKeySpec:  # as Redis's ACL check: arguments that do not fit, no key
+            return []
+        # Arity is checked before any caller asks; still, a short argv finds no key.
+        return [argv[index] for index, _ in found if index < len(argv)]
+
+    return find
+
+
+def _access_function(function: Callable[[list[bytes]], KeyRefs]):
+    """The flags of each key, from the function that follows what the specs cannot."""
+
+    def access(argv: list[bytes]) -> tuple[str, ...]:
+        try:
+            return tuple(" ".join(flags) for _, flags in function(argv))
+        except InvalidKeySpec:  # then the finder finds no key either
+            return ("RO",)
+
+    return access
+
+
+def _container_facts(name: str) -> KeyFacts | None:
+    """A container's key facts (XGROUP, OBJECT...), whose key specs are its subcommands':
+    the registry checks a container's keys once for all its subcommands, so they must agree
+    on where the key is and on what ACL permission it needs (XGROUP CREATE inserts, DESTROY
+    deletes: both need write permission only).  None when the container has no keyed
+    subcommand; an error when they disagree, as the registry could not say one thing."""
+    prefix = name + "|"
+    found = {}
+    for sub in sorted(key_specs()):
+        if sub.startswith(prefix) and registration_facts(sub) is not None:
+            found[sub] = registration_facts(sub)
+    if not found:
+        return None
+    first_sub, first = next(iter(found.items()))
+    for sub, facts in found.items():
+        if (facts.positions != first.positions or facts.finder is not None
+                or callable(facts.access)
+                or tuple(map(key_access, facts.access)) != tuple(map(key_access, first.access))):
+            raise ValueError(f"{sub} and {first_sub} differ in their keys: the container "
+                             f"{name!r} needs them declared")
+    return first
+
+
+@functools.cache
+def registration_facts(name: str) -> KeyFacts | None:
+    """What the signature of ``name`` says about its keys (its subcommands' for a
+    container), None when it names no key (no signature, or channels only)."""
+    specs = [spec for spec in key_specs().get(name, ()) if "not_key" not in spec[0]]
+    if not specs:
+        return _container_facts(name) if "|" not in name else None
+    function = KEY_FUNCTIONS.get(name)
+    access: tuple[str, ...] | Callable[[list[bytes]], tuple[str, ...]]
+    if function is not None:
+        access = _access_function(function)
+    else:
+        access = tuple(" ".join(flags) for flags, *_ in specs)
+    finder = None
+    if any(begin[0] != "index" or find[0] != "range" for _, begin, find, _ in specs):
+        # The keys move with the arguments: a numkeys count or a keyword to search for, or
+        # (SORT's STORE, MIGRATE's KEYS) a function that reads the arguments as Redis does.
+        if function is not None:
+            finder = _function_finder(function)
+        else:
+            finder = _counted_finder(specs) or _spec_finder(specs)
+    return KeyFacts(legacy_key_range(name), finder, access)
 
 
 def key_specs_reply(name: str) -> list:

@@ -24,7 +24,7 @@ from ..engine import Block
 from ..errors import CommandError
 from ..pubsub import notify_keyspace_event
 from ..resp import NULL_ARRAY, OK
-from . import command, numkeys_finder
+from . import command
 from .args import INT64_MAX, INT64_MIN, parse_int, parse_timeout
 from .keys import typed_value
 
@@ -526,28 +526,26 @@ def blmpop(ctx, argv):
 def register(registry):
     group = "list"
     registry.extend([
-        command("lpush", -3, "write denyoom fast", lpush, (1, 1, 1), group=group, key_specs="RW INSERT"),
-        command("rpush", -3, "write denyoom fast", rpush, (1, 1, 1), group=group, key_specs="RW INSERT"),
-        command("lpushx", -3, "write denyoom fast", lpushx, (1, 1, 1), group=group, key_specs="RW INSERT"),
-        command("rpushx", -3, "write denyoom fast", rpushx, (1, 1, 1), group=group, key_specs="RW INSERT"),
-        command("lpop", -2, "write fast", lpop, (1, 1, 1), group=group, key_specs="RW ACCESS DELETE"),
-        command("rpop", -2, "write fast", rpop, (1, 1, 1), group=group, key_specs="RW ACCESS DELETE"),
-        command("llen", 2, "readonly fast", llen, (1, 1, 1), group=group, key_specs="RO"),
-        command("lrange", 4, "readonly", lrange, (1, 1, 1), group=group, key_specs="RO ACCESS"),
-        command("lindex", 3, "readonly", lindex, (1, 1, 1), group=group, key_specs="RO ACCESS"),
-        command("lpos", -3, "readonly", lpos, (1, 1, 1), group=group, key_specs="RO ACCESS"),
-        command("lset", 4, "write denyoom", lset, (1, 1, 1), group=group, key_specs="RW UPDATE"),
-        command("linsert", 5, "write denyoom", linsert, (1, 1, 1), group=group, key_specs="RW INSERT"),
-        command("lrem", 4, "write", lrem, (1, 1, 1), group=group, key_specs="RW DELETE"),
-        command("ltrim", 4, "write", ltrim, (1, 1, 1), group=group, key_specs="RW DELETE"),
-        command("lmove", 5, "write denyoom", lmove, (1, 2, 1), group=group, key_specs=("RW ACCESS DELETE", "RW INSERT")),
-        command("rpoplpush", 3, "write denyoom", rpoplpush, (1, 2, 1), group=group, key_specs=("RW ACCESS DELETE", "RW INSERT")),
-        command("lmpop", -4, "write movablekeys", lmpop, (0, 0, 0), group=group,
-                key_finder=numkeys_finder(1), key_specs="RW ACCESS DELETE"),
-        command("blpop", -3, "write blocking", blpop, (1, -2, 1), group=group, key_specs="RW ACCESS DELETE"),
-        command("brpop", -3, "write blocking", brpop, (1, -2, 1), group=group, key_specs="RW ACCESS DELETE"),
-        command("blmove", 6, "write denyoom blocking", blmove, (1, 2, 1), group=group, key_specs=("RW ACCESS DELETE", "RW INSERT")),
-        command("brpoplpush", 4, "write denyoom blocking", brpoplpush, (1, 2, 1), group=group, key_specs=("RW ACCESS DELETE", "RW INSERT")),
-        command("blmpop", -5, "write blocking movablekeys", blmpop, (0, 0, 0), group=group,
-                key_finder=numkeys_finder(2), key_specs="RW ACCESS DELETE"),
+        command("lpush", -3, "write denyoom fast", lpush, group=group),
+        command("rpush", -3, "write denyoom fast", rpush, group=group),
+        command("lpushx", -3, "write denyoom fast", lpushx, group=group),
+        command("rpushx", -3, "write denyoom fast", rpushx, group=group),
+        command("lpop", -2, "write fast", lpop, group=group),
+        command("rpop", -2, "write fast", rpop, group=group),
+        command("llen", 2, "readonly fast", llen, group=group),
+        command("lrange", 4, "readonly", lrange, group=group),
+        command("lindex", 3, "readonly", lindex, group=group),
+        command("lpos", -3, "readonly", lpos, group=group),
+        command("lset", 4, "write denyoom", lset, group=group),
+        command("linsert", 5, "write denyoom", linsert, group=group),
+        command("lrem", 4, "write", lrem, group=group),
+        command("ltrim", 4, "write", ltrim, group=group),
+        command("lmove", 5, "write denyoom", lmove, group=group),
+        command("rpoplpush", 3, "write denyoom", rpoplpush, group=group),
+        command("lmpop", -4, "write movablekeys", lmpop, group=group),
+        command("blpop", -3, "write blocking", blpop, group=group),
+        command("brpop", -3, "write blocking", brpop, group=group),
+        command("blmove", 6, "write denyoom blocking", blmove, group=group),
+        command("brpoplpush", 4, "write denyoom blocking", brpoplpush, group=group),
+        command("blmpop", -5, "write blocking movablekeys", blmpop, group=group),
     ])

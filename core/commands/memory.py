@@ -184,7 +184,7 @@ def _malloc_stats() -> str:
 
 def register(registry):
     registry.extend([
-        command("memory", -2, "readonly", memory_, (2, 2, 1), group="server", key_specs="RO",
+        command("memory", -2, "readonly", memory_, group="server",
                 subcommands={"usage": -3, "stats": 2, "doctor": 2, "malloc-stats": 2,
                              "purge": 2, "help": 2}),
     ])

@@ -297,102 +297,154 @@ def _debug_sleep_seconds(text: bytes) -> float:
     return min(int(seconds * 1e6) / 1e6, 1e9)  # time.sleep refuses more than ~2**63 ns
 
 
+def _debug_digest(ctx, argv):
+    return dataset_digest(ctx.engine)
+
+
+def _debug_digest_value(ctx, argv):
+    return [
+        hashlib.sha1(value_digest(ctx.engine, ctx.db.index, key, value)).hexdigest().encode()
+        if (value := ctx.db.get(key)) is not None else b"0" * 40
+        for key in argv[2:]
+    ]
+
+
+def _debug_sleep(ctx, argv):
+    time.sleep(_debug_sleep_seconds(argv[2]))  # DEBUG SLEEP blocks the server on purpose, as in Redis
+    return OK
+
+
+def _debug_reload(ctx, argv):
+    return ctx.engine.persistence.debug_reload(ctx.in_transaction)
+
+
+def _debug_set_active_expire(ctx, argv):
+    ctx.engine.active_expire_enabled = argv[2] != b"0"
+    return OK
+
+
+def _debug_error(ctx, argv):
+    # The text as the whole error line (Redis adds no ERR), left out of the error and
+    # failed-call statistics as in Redis: a test's own error is no server error.
+    return ErrorReply(errors.sanitize(argv[2].decode("utf-8", "replace")).encode())
+
+
+def _debug_quicklist_packed_threshold(ctx, argv):
+    # Lists here have no packed nodes; the bounds are checked as Redis checks them.
+    try:
+        size = parse_memory(argv[2].decode("utf-8", "replace"))
+    except ValueError:
+        size = -1
+    if not 0 <= size <= (1 << 32) - (1 << 20):
+        raise CommandError("ERR argument must be a memory value bigger than 1 and smaller "
+                           "than 4gb")
+    return OK
+
+
+def _debug_listpack(ctx, argv):
+    value = ctx.db.get(argv[2])
+    if value is None:
+        raise CommandError(errors.NO_SUCH_KEY)
+    from .keys import key_encoding
+
+    if key_encoding(ctx, argv[2], value) != "listpack":
+        raise CommandError("ERR Not a listpack encoded object.")
+    ctx.engine.log.notice(f"DEBUG LISTPACK {argv[2]!r}: {len(value)} entries")
+    return Status(b"Listpack structure printed on stdout")
+
+
+def _debug_change_repl_id(ctx, argv):
+    ctx.engine.change_replication_id()
+    return OK
+
+
+def _debug_stringmatch_test(ctx, argv):
+    _fuzz_glob()
+    return Status(b"Apparently Redis did not crash: test passed")
+
+
+def _debug_object(ctx, argv):
+    value = ctx.db.get(argv[2])
+    if value is None:
+        raise CommandError(errors.NO_SUCH_KEY)
+    from .keys import key_encoding
+
+    encoding = key_encoding(ctx, argv[2], value)
+    return Status(
+        f"Value at:0x0 refcount:1 encoding:{encoding} serializedlength:0 "
+        f"lru:0 lru_seconds_idle:0".encode()
+    )
+
+
+def _debug_ok(ctx, argv):
+    return OK
+
+
+_DEBUG_HELP = [
+    b"DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"DIGEST",
+    b"    Output a hex signature representing the current DB content.",
+    b"DIGEST-VALUE <key> [<key> ...]",
+    b"    Output a hex signature of the values of all the specified keys.",
+    b"ERROR <string>",
+    b"    Return a Redis protocol error with <string> as message. Useful for clients",
+    b"    unit tests to simulate Redis errors.",
+    b"CHANGE-REPL-ID",
+    b"    Change the replication IDs of the instance.",
+    b"    Dangerous: should be used only for testing the replication subsystem.",
+    b"LISTPACK <key>",
+    b"    Show low level info about the listpack encoding of <key>.",
+    b"QUICKLIST-PACKED-THRESHOLD <size>",
+    b"    Sets the threshold for elements to be inserted as plain vs packed nodes",
+    b"    Default value is 1GB, allows values up to 4GB. Setting to 0 restores to default.",
+    b"STRINGMATCH-TEST",
+    b"    Run a fuzz tester against the stringmatchlen() function.",
+    b"OBJECT <key>",
+    b"    Show low level info about `key` and associated value.",
+    b"RELOAD",
+    b"    Save the dataset through the active persistence backend, empty the",
+    b"    dataset and load it back.",
+    b"SET-ACTIVE-EXPIRE <0|1>",
+    b"    Setting it to 0 disables expiring keys in background when they are not",
+    b"    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+    b"    default.",
+    b"SLEEP <seconds>",
+    b"    Stop the server for <seconds>. Decimals allowed.",
+    b"HELP",
+    b"    Prints this help.",
+]
+
+
+def _debug_help(ctx, argv):
+    return help_reply(_DEBUG_HELP)
+
+
+# name -> (arity counted from DEBUG: N exactly, -N at least N, None any; handler).  A
+# subcommand called with another count answers as an unknown one, as Redis's DEBUG does.
+_DEBUG_SUBCOMMANDS = {
+    b"digest": (2, _debug_digest),
+    b"digest-value": (-2, _debug_digest_value),
+    b"sleep": (3, _debug_sleep),
+    b"reload": (None, _debug_reload),
+    b"set-active-expire": (3, _debug_set_active_expire),
+    b"error": (3, _debug_error),
+    b"quicklist-packed-threshold": (3, _debug_quicklist_packed_threshold),
+    b"listpack": (3, _debug_listpack),
+    b"change-repl-id": (2, _debug_change_repl_id),
+    b"stringmatch-test": (2, _debug_stringmatch_test),
+    b"object": (3, _debug_object),
+    b"jmap": (None, _debug_ok),
+    b"log": (None, _debug_ok),
+    b"help": (None, _debug_help),
+}
+
+
 def debug(ctx, argv):
-    sub = argv[1].lower()
-    engine = ctx.engine
-    if sub == b"digest" and len(argv) == 2:
-        return dataset_digest(engine)
-    if sub == b"digest-value" and len(argv) >= 2:
-        return [
-            hashlib.sha1(value_digest(engine, ctx.db.index, key, value)).hexdigest().encode()
-            if (value := ctx.db.get(key)) is not None else b"0" * 40
-            for key in argv[2:]
-        ]
-    if sub == b"sleep" and len(argv) == 3:
-        time.sleep(_debug_sleep_seconds(argv[2]))  # DEBUG SLEEP blocks the server on purpose, as in Redis
-        return OK
-    if sub == b"reload":
-        return engine.persistence.debug_reload(ctx.in_transaction)
-    if sub == b"set-active-expire" and len(argv) == 3:
-        engine.active_expire_enabled = argv[2] != b"0"
-        return OK
-    if sub == b"error" and len(argv) == 3:
-        # The text as the whole error line (Redis adds no ERR), left out of the error and
-        # failed-call statistics as in Redis: a test's own error is no server error.
-        return ErrorReply(errors.sanitize(argv[2].decode("utf-8", "replace")).encode())
-    if sub == b"quicklist-packed-threshold" and len(argv) == 3:
-        # Lists here have no packed nodes; the bounds are checked as Redis checks them.
-        try:
-            size = parse_memory(argv[2].decode("utf-8", "replace"))
-        except ValueError:
-            size = -1
-        if not 0 <= size <= (1 << 32) - (1 << 20):
-            raise CommandError("ERR argument must be a memory value bigger than 1 and smaller "
-                               "than 4gb")
-        return OK
-    if sub == b"listpack" and len(argv) == 3:
-        value = ctx.db.get(argv[2])
-        if value is None:
-            raise CommandError(errors.NO_SUCH_KEY)
-        from .keys import key_encoding
-
-        if key_encoding(ctx, argv[2], value) != "listpack":
-            raise CommandError("ERR Not a listpack encoded object.")
-        engine.log.notice(f"DEBUG LISTPACK {argv[2]!r}: {len(value)} entries")
-        return Status(b"Listpack structure printed on stdout")
-    if sub == b"change-repl-id" and len(argv) == 2:
-        engine.change_replication_id()
-        return OK
-    if sub == b"stringmatch-test" and len(argv) == 2:
-        _fuzz_glob()
-        return Status(b"Apparently Redis did not crash: test passed")
-    if sub == b"object" and len(argv) == 3:
-        value = ctx.db.get(argv[2])
-        if value is None:
-            raise CommandError(errors.NO_SUCH_KEY)
-        from .keys import key_encoding
-
-        encoding = key_encoding(ctx, argv[2], value)
-        return Status(
-            f"Value at:0x0 refcount:1 encoding:{encoding} serializedlength:0 "
-            f"lru:0 lru_seconds_idle:0".encode()
-        )
-    if sub == b"jmap" or sub == b"log":
-        return OK
-    if sub == b"help":
-        return help_reply([
-            b"DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            b"DIGEST",
-            b"    Output a hex signature representing the current DB content.",
-            b"DIGEST-VALUE <key> [<key> ...]",
-            b"    Output a hex signature of the values of all the specified keys.",
-            b"ERROR <string>",
-            b"    Return a Redis protocol error with <string> as message. Useful for clients",
-            b"    unit tests to simulate Redis errors.",
-            b"CHANGE-REPL-ID",
-            b"    Change the replication IDs of the instance.",
-            b"    Dangerous: should be used only for testing the replication subsystem.",
-            b"LISTPACK <key>",
-            b"    Show low level info about the listpack encoding of <key>.",
-            b"QUICKLIST-PACKED-THRESHOLD <size>",
-            b"    Sets the threshold for elements to be inserted as plain vs packed nodes",
-            b"    Default value is 1GB, allows values up to 4GB. Setting to 0 restores to default.",
-            b"STRINGMATCH-TEST",
-            b"    Run a fuzz tester against the stringmatchlen() function.",
-            b"OBJECT <key>",
-            b"    Show low level info about `key` and associated value.",
-            b"RELOAD",
-            b"    Save the dataset through the active persistence backend, empty the",
-            b"    dataset and load it back.",
-            b"SET-ACTIVE-EXPIRE <0|1>",
-            b"    Setting it to 0 disables expiring keys in background when they are not",
-            b"    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
-            b"    default.",
-            b"SLEEP <seconds>",
-            b"    Stop the server for <seconds>. Decimals allowed.",
-            b"HELP",
-            b"    Prints this help.",
-        ])
+    entry = _DEBUG_SUBCOMMANDS.get(argv[1].lower())
+    if entry is not None:
+        arity, handler = entry
+        if arity is None or len(argv) == arity or (arity < 0 and len(argv) >= -arity):
+            return handler(ctx, argv)
     raise CommandError(errors.sanitize(
         "ERR unknown subcommand or wrong number of arguments for "
         f"'{argv[1].decode('utf-8', 'replace')[:128]}'. Try DEBUG HELP."))

@@ -23,7 +23,7 @@ from .. import errors
 from ..errors import CommandError
 from ..pubsub import notify_keyspace_event
 from ..resp import SetReply
-from . import command, numkeys_finder
+from . import command
 from .args import INT64_MAX, parse_int
 from .keys import (
     key_encoding,
@@ -444,25 +444,24 @@ def sscan(ctx, argv):
 def register(registry):
     group = "set"
     registry.extend([
-        command("sadd", -3, "write denyoom fast", sadd, (1, 1, 1), group=group, key_specs="RW INSERT"),
-        command("srem", -3, "write fast", srem, (1, 1, 1), group=group, key_specs="RW DELETE"),
-        command("smove", 4, "write fast", smove, (1, 2, 1), group=group, key_specs=("RW ACCESS DELETE", "RW INSERT")),
-        command("sismember", 3, "readonly fast", sismember, (1, 1, 1), group=group, key_specs="RO"),
-        command("smismember", -3, "readonly fast", smismember, (1, 1, 1), group=group, key_specs="RO ACCESS"),
-        command("scard", 2, "readonly fast", scard, (1, 1, 1), group=group, key_specs="RO"),
-        command("smembers", 2, "readonly", smembers, (1, 1, 1), group=group, key_specs="RO ACCESS"),
-        command("spop", -2, "write fast", spop, (1, 1, 1), group=group, key_specs="RW ACCESS DELETE"),
-        command("srandmember", -2, "readonly", srandmember, (1, 1, 1), group=group, key_specs="RO ACCESS"),
-        command("sinter", -2, "readonly", sinter, (1, -1, 1), group=group, key_specs="RO ACCESS"),
-        command("sintercard", -3, "readonly movablekeys", sintercard, (0, 0, 0), group=group,
-                key_finder=numkeys_finder(1), key_specs="RO ACCESS"),
+        command("sadd", -3, "write denyoom fast", sadd, group=group),
+        command("srem", -3, "write fast", srem, group=group),
+        command("smove", 4, "write fast", smove, group=group),
+        command("sismember", 3, "readonly fast", sismember, group=group),
+        command("smismember", -3, "readonly fast", smismember, group=group),
+        command("scard", 2, "readonly fast", scard, group=group),
+        command("smembers", 2, "readonly", smembers, group=group),
+        command("spop", -2, "write fast", spop, group=group),
+        command("srandmember", -2, "readonly", srandmember, group=group),
+        command("sinter", -2, "readonly", sinter, group=group),
+        command("sintercard", -3, "readonly movablekeys", sintercard, group=group),
         # The STORE variants name their sources too, as Redis does (ACL key checks, COMMAND
         # GETKEYS); so a WATCH on a source is also invalidated by them, where Redis's key
         # specs would signal only the destination.
-        command("sinterstore", -3, "write denyoom", sinterstore, (1, -1, 1), group=group, key_specs=("RW UPDATE", "RO ACCESS")),
-        command("sunion", -2, "readonly", sunion, (1, -1, 1), group=group, key_specs="RO ACCESS"),
-        command("sunionstore", -3, "write denyoom", sunionstore, (1, -1, 1), group=group, key_specs=("OW UPDATE", "RO ACCESS")),
-        command("sdiff", -2, "readonly", sdiff, (1, -1, 1), group=group, key_specs="RO ACCESS"),
-        command("sdiffstore", -3, "write denyoom", sdiffstore, (1, -1, 1), group=group, key_specs=("OW UPDATE", "RO ACCESS")),
-        command("sscan", -3, "readonly", sscan, (1, 1, 1), group=group, key_specs="RO ACCESS"),
+        command("sinterstore", -3, "write denyoom", sinterstore, group=group),
+        command("sunion", -2, "readonly", sunion, group=group),
+        command("sunionstore", -3, "write denyoom", sunionstore, group=group),
+        command("sdiff", -2, "readonly", sdiff, group=group),
+        command("sdiffstore", -3, "write denyoom", sdiffstore, group=group),
+        command("sscan", -3, "readonly", sscan, group=group),
     ])

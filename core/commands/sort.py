@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import sys
 from collections import deque
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
@@ -148,36 +149,48 @@ def lookup_pattern(ctx, pattern: bytes, element: bytes) -> bytes | None:
     return value if value.__class__ is bytes else None
 
 
-def _sort(ctx, argv: list[bytes], read_only: bool):
-    descending = alpha = dont_sort = False
-    limit_start, limit_count = 0, -1
+@dataclass(slots=True)
+class _SortRequest:
+    """SORT's options as parsed (the last of a repeated option wins, as in Redis)."""
+
+    descending: bool = False
+    alpha: bool = False
+    dont_sort: bool = False  # BY a pattern without ``*``: native order
+    limit_start: int = 0
+    limit_count: int = -1
     store: bytes | None = None
     by: bytes | None = None
-    gets: list[bytes] = []
+    gets: list[bytes] = field(default_factory=list)
+
+
+def _parse_sort(ctx, argv: list[bytes], read_only: bool) -> _SortRequest:
+    """The options after the key, with Redis's errors (BY/GET patterns need full key access,
+    checked once, at the first that needs it)."""
+    request = _SortRequest()
     full_access: bool | None = None
     index = 2
     while index < len(argv):
         option = argv[index].lower()
         left = len(argv) - index - 1
         if option == b"asc":
-            descending = False
+            request.descending = False
         elif option == b"desc":
-            descending = True
+            request.descending = True
         elif option == b"alpha":
-            alpha = True
+            request.alpha = True
         elif option == b"limit" and left >= 2:
-            limit_start = parse_int(argv[index + 1])
-            limit_count = parse_int(argv[index + 2])
+            request.limit_start = parse_int(argv[index + 1])
+            request.limit_count = parse_int(argv[index + 2])
             index += 2
         elif option == b"store" and left >= 1 and not read_only:
-            store = argv[index + 1]
+            request.store = argv[index + 1]
             index += 1
         elif option == b"by" and left >= 1:
-            by = argv[index + 1]
-            if b"*" not in by.split(b"\0", 1)[0]:
+            request.by = argv[index + 1]
+            if b"*" not in request.by.split(b"\0", 1)[0]:
                 # A constant weight: nothing to sort.  Redis never clears this again, even
                 # when a later BY has a pattern.
-                dont_sort = True
+                request.dont_sort = True
             else:
                 if full_access is None:
                     full_access = _full_key_access(ctx)
@@ -189,89 +202,83 @@ def _sort(ctx, argv: list[bytes], read_only: bool):
                 full_access = _full_key_access(ctx)
             if not full_access:
                 raise CommandError(GET_DENIED)
-            gets.append(argv[index + 1])
+            request.gets.append(argv[index + 1])
             index += 1
         else:
             raise CommandError(errors.SYNTAX)
         index += 1
+    return request
 
-    value = read_key(ctx, argv[1])
-    if value is None:
-        value = deque()
-    elif value.__class__ not in (deque, set, ZSet):
-        raise CommandError(errors.WRONGTYPE)
-    if dont_sort and value.__class__ is set and store is not None:
-        # The stored list must not depend on the set's internal order.
-        dont_sort, alpha, by = False, True, None
 
-    size = len(value)
+def _limit_range(size: int, limit_start: int, limit_count: int) -> tuple[int, int]:
+    """LIMIT's (start, end) positions, clamped as Redis clamps them (end < start: none)."""
     start = min(max(limit_start, 0), size)
     limit_count = min(max(limit_count, -1), size)
     end = size - 1 if limit_count < 0 else start + limit_count - 1
     if start >= size:
         start, end = size - 1, size - 2
-    end = min(end, size - 1)
+    return start, min(end, size - 1)
 
-    elements: list[bytes]
-    if dont_sort and value.__class__ is not set:
+
+def _elements(value: Any, request: _SortRequest, start: int,
+              end: int) -> tuple[list[bytes], int, int]:
+    """The elements to sort, and the (start, end) left to apply: without sorting, LIMIT is
+    applied while reading (then (0, wanted - 1))."""
+    if request.dont_sort and value.__class__ is not set:
         # Native order, LIMIT applied while reading (from the end when DESC).
         # Iterators, not indexes: indexing the middle of a deque walks it.
         wanted = max(end - start + 1, 0)
         if wanted == 0:  # (start is -1 on an empty source)
             elements = []
         elif value.__class__ is deque:
-            source = reversed(value) if descending else iter(value)
+            source = reversed(value) if request.descending else iter(value)
             elements = list(islice(source, start, start + wanted))
         else:
             # ZSet.slice takes ascending positions (and reverses what it returns).
-            first = size - start - wanted if descending else start
-            pairs = value.slice(first, first + wanted, reverse=descending)
+            size = len(value)
+            first = size - start - wanted if request.descending else start
+            pairs = value.slice(first, first + wanted, reverse=request.descending)
             elements = [member for member, _score in pairs]
-        start, end = 0, wanted - 1
-    elif value.__class__ is set:
+        return elements, 0, wanted - 1
+    if value.__class__ is set:
         # A small set of integers in ascending order, as Redis's intset holds it.
-        elements = list(members_reply(value))
-    else:
-        elements = list(value)
+        return list(members_reply(value)), start, end
+    return list(value), start, end
 
-    if not dont_sort:
-        if alpha:
-            # Redis compares with strcoll, which ends at a NUL byte, unless it stores the
-            # result (then memcmp over the whole length, so STORE is locale-free).
-            collate = None if store is not None else _c_string
-            if by is not None:
-                weights = [lookup_pattern(ctx, by, element) for element in elements]
-                # A missing weight sorts first; equal weights keep their order (stable).
-                keys: list[Any] = [
-                    (False, b"") if w is None else (True, w if collate is None else collate(w))
-                    for w in weights
-                ]
-                order = sorted(range(len(elements)), key=keys.__getitem__, reverse=descending)
-                elements = [elements[i] for i in order]
-            else:
-                elements.sort(key=collate, reverse=descending)
-        else:
-            if by is not None:
-                weights = [lookup_pattern(ctx, by, element) for element in elements]
-            else:
-                weights = elements
-            scores = _scores(weights)
-            if scores is None:
-                raise CommandError(SCORE_ERROR)
-            scored = list(zip(scores, elements, strict=True))
-            scored.sort(reverse=descending)
-            elements = [element for _, element in scored]
 
-    chosen = elements[start : end + 1] if end >= start else []
-    if store is None:
-        if not gets:
-            return chosen
-        return [lookup_pattern(ctx, pattern, element) for element in chosen for pattern in gets]
-    if gets:
-        result = [lookup_pattern(ctx, pattern, element) or b"" for element in chosen
-                  for pattern in gets]
+def _sorted(ctx, elements: list[bytes], request: _SortRequest) -> list[bytes]:
+    """The elements in SORT's order: by their own value or BY's weights, numeric or ALPHA."""
+    descending, by = request.descending, request.by
+    if request.alpha:
+        # Redis compares with strcoll, which ends at a NUL byte, unless it stores the
+        # result (then memcmp over the whole length, so STORE is locale-free).
+        collate = None if request.store is not None else _c_string
+        if by is not None:
+            weights = [lookup_pattern(ctx, by, element) for element in elements]
+            # A missing weight sorts first; equal weights keep their order (stable).
+            keys: list[Any] = [
+                (False, b"") if w is None else (True, w if collate is None else collate(w))
+                for w in weights
+            ]
+            order = sorted(range(len(elements)), key=keys.__getitem__, reverse=descending)
+            return [elements[i] for i in order]
+        elements.sort(key=collate, reverse=descending)
+        return elements
+    if by is not None:
+        weights = [lookup_pattern(ctx, by, element) for element in elements]
     else:
-        result = chosen
+        weights = elements
+    scores = _scores(weights)
+    if scores is None:
+        raise CommandError(SCORE_ERROR)
+    scored = list(zip(scores, elements, strict=True))
+    scored.sort(reverse=descending)
+    return [element for _, element in scored]
+
+
+def _store_sorted(ctx, store: bytes, result: list[bytes]) -> int:
+    """SORT ... STORE: the result as a list (or the destination deleted when empty),
+    propagated as DEL then RPUSH batches."""
     db = ctx.db
     if result:
         db.set(store, deque(result))
@@ -285,6 +292,36 @@ def _sort(ctx, argv: list[bytes], read_only: bool):
         notify(ctx, "g", b"del", store)
         ctx.propagate([b"DEL", store])
     return len(result)
+
+
+def _sort(ctx, argv: list[bytes], read_only: bool):
+    request = _parse_sort(ctx, argv, read_only)
+    value = read_key(ctx, argv[1])
+    if value is None:
+        value = deque()
+    elif value.__class__ not in (deque, set, ZSet):
+        raise CommandError(errors.WRONGTYPE)
+    if request.dont_sort and value.__class__ is set and request.store is not None:
+        # The stored list must not depend on the set's internal order.
+        request.dont_sort, request.alpha, request.by = False, True, None
+
+    start, end = _limit_range(len(value), request.limit_start, request.limit_count)
+    elements, start, end = _elements(value, request, start, end)
+    if not request.dont_sort:
+        elements = _sorted(ctx, elements, request)
+
+    chosen = elements[start : end + 1] if end >= start else []
+    gets = request.gets
+    if request.store is None:
+        if not gets:
+            return chosen
+        return [lookup_pattern(ctx, pattern, element) for element in chosen for pattern in gets]
+    if gets:
+        result = [lookup_pattern(ctx, pattern, element) or b"" for element in chosen
+                  for pattern in gets]
+    else:
+        result = chosen
+    return _store_sorted(ctx, request.store, result)
 
 
 def sort_(ctx, argv):
@@ -319,9 +356,11 @@ def register(registry):
     group = "list"
     extra = ("set", "sortedset", "dangerous")
     registry.extend([
-        with_categories(command("sort", -2, "write denyoom movablekeys", sort_, (1, 1, 1),
-                                group=group, key_finder=sort_keys,
-                                write_keys=lambda argv: sort_keys(argv)[1:]), *extra),
-        with_categories(command("sort_ro", -2, "readonly movablekeys", sort_ro, (1, 1, 1),
+        # Only the destination is signalled as changed (WATCH), as Redis's handler does: the
+        # key specs say what each key needs, not which keys the handler signals.
+        with_categories(command("sort", -2, "write denyoom movablekeys", sort_,
+                                group=group, write_keys=lambda argv: sort_keys(argv)[1:]),
+                        *extra),
+        with_categories(command("sort_ro", -2, "readonly movablekeys", sort_ro,
                                 group=group), *extra),
     ])

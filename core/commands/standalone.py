@@ -67,8 +67,8 @@ def failover(ctx, argv):
 
 
 def register(registry):
-    restore_spec = command("restore-asking", -4, "write denyoom asking", restore, (1, 1, 1),
-                           group="generic", key_specs="OW UPDATE")
+    restore_spec = command("restore-asking", -4, "write denyoom asking", restore,
+                           group="generic")
     registry.extend([
         command("asking", 1, "fast", asking, group="connection"),
         dataclasses.replace(restore_spec,

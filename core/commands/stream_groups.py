@@ -270,19 +270,10 @@ def _claim(group: Group, consumer: Consumer, stream_id: int, nack: Nack) -> None
         nack.consumer = consumer
 
 
-def xclaim(ctx, argv):
-    key, group_name, name = argv[1], argv[2], argv[3]
-    stream, group = _group_or_error(ctx, key, group_name)
-    min_idle = max(parse_int(argv[4], "ERR Invalid min-idle-time argument for XCLAIM"), 0)
-    index = 5
-    ids = []
-    while index < len(argv):
-        try:
-            ids.append(_strict_id(argv[index]))
-        except CommandError:
-            break
-        index += 1
-    now = now_ms()
+def _xclaim_options(argv: list[bytes], index: int,
+                    now: int) -> tuple[int, int, bool, bool, int]:
+    """XCLAIM's options after the IDs: (RETRYCOUNT or -1, delivery time or -1, FORCE,
+    JUSTID, LASTID or 0)."""
     retry_count = -1
     delivery_time = -1
     force = justid = False
@@ -310,6 +301,23 @@ def xclaim(ctx, argv):
             raise CommandError(errors.sanitize(
                 f"ERR Unrecognized XCLAIM option '{argv[index].decode('utf-8', 'replace')}'"))
         index += 1
+    return retry_count, delivery_time, force, justid, last_id
+
+
+def xclaim(ctx, argv):
+    key, group_name, name = argv[1], argv[2], argv[3]
+    stream, group = _group_or_error(ctx, key, group_name)
+    min_idle = max(parse_int(argv[4], "ERR Invalid min-idle-time argument for XCLAIM"), 0)
+    index = 5
+    ids = []
+    while index < len(argv):
+        try:
+            ids.append(_strict_id(argv[index]))
+        except CommandError:
+            break
+        index += 1
+    now = now_ms()
+    retry_count, delivery_time, force, justid, last_id = _xclaim_options(argv, index, now)
     propagate_last_id = False
     if last_id > group.last_id:
         group.last_id = last_id

@@ -12,8 +12,6 @@ notifications use Redis's names: ``set`` (SET and its forms, GETSET, MSET), ``ap
 
 from __future__ import annotations
 
-import itertools
-
 from .. import errors
 from ..errors import CommandError
 from ..keyspace import now_ms
@@ -489,39 +487,29 @@ def lcs(ctx, argv):
     return bytes(result)
 
 
-def set_key_specs(argv: list[bytes]) -> tuple[str]:
-    """SET's key flags depend on its options (Redis's ``setGetKeys``): with GET it returns the
-    old value, so it reads the key too; otherwise it only overwrites it."""
-    for arg in itertools.islice(argv, 3, None):
-        if arg[:3].lower() == b"get" and (len(arg) == 3 or arg[3] == 0):  # C reads up to NUL
-            return ("RW ACCESS UPDATE",)
-    return ("OW UPDATE",)
-
-
 def register(registry):
     group = "string"
-    one = (1, 1, 1)
     registry.extend([
-        command("get", 2, "readonly fast", get, one, group=group, key_specs="RO ACCESS"),
-        command("set", -3, "write denyoom", set_, one, group=group, key_specs=set_key_specs),
-        command("setnx", 3, "write denyoom fast", setnx, one, group=group, key_specs="OW INSERT"),
-        command("setex", 4, "write denyoom", setex, one, group=group, key_specs="OW UPDATE"),
-        command("psetex", 4, "write denyoom", psetex, one, group=group, key_specs="OW UPDATE"),
-        command("getset", 3, "write denyoom fast", getset, one, group=group, key_specs="RW ACCESS UPDATE"),
-        command("getdel", 2, "write fast", getdel, one, group=group, key_specs="RW ACCESS DELETE"),
-        command("getex", -2, "write fast", getex, one, group=group, key_specs="RW ACCESS UPDATE"),
-        command("mget", -2, "readonly fast", mget, (1, -1, 1), group=group, key_specs="RO ACCESS"),
-        command("mset", -3, "write denyoom", mset, (1, -1, 2), group=group, key_specs="OW UPDATE"),
-        command("msetnx", -3, "write denyoom", msetnx, (1, -1, 2), group=group, key_specs="OW INSERT"),
-        command("append", 3, "write denyoom fast", append, one, group=group, key_specs="RW INSERT"),
-        command("strlen", 2, "readonly fast", strlen, one, group=group, key_specs="RO"),
-        command("getrange", 4, "readonly", getrange, one, group=group, key_specs="RO ACCESS"),
-        command("substr", 4, "readonly", getrange, one, group=group, key_specs="RO ACCESS"),
-        command("setrange", 4, "write denyoom", setrange, one, group=group, key_specs="RW UPDATE"),
-        command("incr", 2, "write denyoom fast", incr, one, group=group, key_specs="RW ACCESS UPDATE"),
-        command("decr", 2, "write denyoom fast", decr, one, group=group, key_specs="RW ACCESS UPDATE"),
-        command("incrby", 3, "write denyoom fast", incrby, one, group=group, key_specs="RW ACCESS UPDATE"),
-        command("decrby", 3, "write denyoom fast", decrby, one, group=group, key_specs="RW ACCESS UPDATE"),
-        command("incrbyfloat", 3, "write denyoom fast", incrbyfloat, one, group=group, key_specs="RW ACCESS UPDATE"),
-        command("lcs", -3, "readonly", lcs, (1, 2, 1), group=group, key_specs="RO ACCESS"),
+        command("get", 2, "readonly fast", get, group=group),
+        command("set", -3, "write denyoom", set_, group=group),
+        command("setnx", 3, "write denyoom fast", setnx, group=group),
+        command("setex", 4, "write denyoom", setex, group=group),
+        command("psetex", 4, "write denyoom", psetex, group=group),
+        command("getset", 3, "write denyoom fast", getset, group=group),
+        command("getdel", 2, "write fast", getdel, group=group),
+        command("getex", -2, "write fast", getex, group=group),
+        command("mget", -2, "readonly fast", mget, group=group),
+        command("mset", -3, "write denyoom", mset, group=group),
+        command("msetnx", -3, "write denyoom", msetnx, group=group),
+        command("append", 3, "write denyoom fast", append, group=group),
+        command("strlen", 2, "readonly fast", strlen, group=group),
+        command("getrange", 4, "readonly", getrange, group=group),
+        command("substr", 4, "readonly", getrange, group=group),
+        command("setrange", 4, "write denyoom", setrange, group=group),
+        command("incr", 2, "write denyoom fast", incr, group=group),
+        command("decr", 2, "write denyoom fast", decr, group=group),
+        command("incrby", 3, "write denyoom fast", incrby, group=group),
+        command("decrby", 3, "write denyoom fast", decrby, group=group),
+        command("incrbyfloat", 3, "write denyoom fast", incrbyfloat, group=group),
+        command("lcs", -3, "readonly", lcs, group=group),
     ])

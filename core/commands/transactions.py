@@ -53,6 +53,6 @@ def register(registry):
         command("multi", 1, "noscript fast loading stale allow-busy", multi, group=group),
         command("exec", 1, "noscript loading stale skip-slowlog", exec_, group=group),
         command("discard", 1, "noscript fast loading stale allow-busy", discard, group=group),
-        command("watch", -2, "noscript fast loading stale allow-busy", watch, (1, -1, 1), group=group, key_specs="RO"),
+        command("watch", -2, "noscript fast loading stale allow-busy", watch, group=group),
         command("unwatch", 1, "noscript fast loading stale allow-busy", unwatch, group=group),
     ])

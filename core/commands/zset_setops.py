@@ -52,6 +52,48 @@ def _as_scores(value: Any) -> dict[bytes, float]:
     return dict.fromkeys(value, 1.0)
 
 
+def _combine(op: str, sources: list, values: list, aggregate: Any,
+             limit: int) -> dict[bytes, float]:
+    """Member -> score of the union, intersection (stopping at ``limit`` members when it is
+    set, ZINTERCARD's LIMIT) or difference of the sources, in Redis's order of sums."""
+    result: dict[bytes, float] = {}
+    if op == INTER:
+        first, first_weight, _ = sources[0]
+        others = sources[1:]
+        for member, score in first.items():
+            total = first_weight * score
+            if total != total:
+                total = 0.0
+            for other, weight, _ in others:
+                value = other.get(member)
+                if value is None:
+                    break
+                total = aggregate(total, value * weight)
+            else:
+                result[member] = total
+                if limit and len(result) >= limit:
+                    break
+    elif op == UNION:
+        for scores, weight, _ in sources:
+            for member, score in scores.items():
+                value = weight * score
+                if value != value:
+                    value = 0.0
+                existing = result.get(member)
+                result[member] = value if existing is None else aggregate(existing, value)
+    else:
+        first_value = values[0]
+        first = sources[0][0]
+        if first and not any(value is first_value for value in values[1:]):
+            others_scores = [scores for scores, _, _ in sources[1:] if scores]
+            result = {
+                member: score
+                for member, score in first.items()
+                if not any(member in other for other in others_scores)
+            }
+    return result
+
+
 def _zsetop(ctx, argv: list[bytes], numkeys_index: int, op: str, store: bool = False,
             cardinality_only: bool = False) -> Any:
     """Redis's zunionInterDiffGenericCommand: ZUNION ZINTER ZDIFF, their STORE variants,
@@ -96,41 +138,7 @@ def _zsetop(ctx, argv: list[bytes], numkeys_index: int, op: str, store: bool = F
     sources = [(_as_scores(value), weight, value) for value, weight in zip(values, weights, strict=True)]
     if op != DIFF:
         sources.sort(key=lambda source: len(source[0]))  # stable, as glibc's merge qsort
-    result: dict[bytes, float] = {}
-    if op == INTER:
-        first, first_weight, _ = sources[0]
-        others = sources[1:]
-        for member, score in first.items():
-            total = first_weight * score
-            if total != total:
-                total = 0.0
-            for other, weight, _ in others:
-                value = other.get(member)
-                if value is None:
-                    break
-                total = aggregate(total, value * weight)
-            else:
-                result[member] = total
-                if cardinality_only and limit and len(result) >= limit:
-                    break
-    elif op == UNION:
-        for scores, weight, _ in sources:
-            for member, score in scores.items():
-                value = weight * score
-                if value != value:
-                    value = 0.0
-                existing = result.get(member)
-                result[member] = value if existing is None else aggregate(existing, value)
-    else:
-        first_value = values[0]
-        first = sources[0][0]
-        if first and not any(value is first_value for value in values[1:]):
-            others_scores = [scores for scores, _, _ in sources[1:] if scores]
-            result = {
-                member: score
-                for member, score in first.items()
-                if not any(member in other for other in others_scores)
-            }
+    result = _combine(op, sources, values, aggregate, limit if cardinality_only else 0)
     if cardinality_only:
         return len(result)
     pairs = sorted(((score, member) for member, score in result.items()))

@@ -17,12 +17,11 @@ import random
 from typing import Any
 
 from .. import errors
-from ..engine import Block
 from ..errors import CommandError
 from ..resp import NULL_ARRAY, format_double
 from ..zset import LexRange, ScoreRange, ZSet, parse_double
-from . import command, numkeys_finder
-from .args import INT64_MAX, parse_int, parse_timeout
+from . import command
+from .args import INT64_MAX, parse_int
 from .keys import (
     parse_cursor,
     scan_collection,
@@ -30,16 +29,13 @@ from .keys import (
 from .sets import (
     delete_emptied,
     notify,
-    parse_positive,
     parse_range_long,
 )
 from .zset_common import (
-    COUNT_POSITIVE,
     GT_LT_NX,
     INCR_SINGLE_PAIR,
     LEX,
     LIMIT_NEEDS_BY,
-    NUMKEYS_POSITIVE,
     OUT_OF_RANGE,
     RANK,
     SCORE,
@@ -50,6 +46,14 @@ from .zset_common import (
     _pairs_reply,
     _rank_bounds,
     _store,
+)
+from .zset_pops import (
+    bzmpop,
+    bzpopmax,
+    bzpopmin,
+    zmpop,
+    zpopmax,
+    zpopmin,
 )
 from .zset_setops import (
     zdiff,
@@ -404,157 +408,6 @@ def zremrangebylex(ctx, argv):
     return _zremrange(ctx, argv, LEX)
 
 
-# --- pops ----------------------------------------------------------------------------------
-
-
-def _pop_from(ctx, key: bytes, zset: ZSet, highest: bool, count: int,
-              propagate: list[bytes] | None) -> list[tuple[bytes, float]]:
-    """Pop up to ``count`` pairs from ``zset`` at ``key``, deleting it when emptied;
-    ``propagate`` is the effect to propagate instead of the command (None: as sent)."""
-    popped = [zset.pop(highest) for _ in range(min(count, len(zset)))]
-    notify(ctx, _pop_name(highest).lower(), key, "z")
-    if not zset:
-        delete_emptied(ctx, key)
-    ctx.dirty += len(popped)
-    if propagate is not None:
-        ctx.propagate(propagate)
-    return popped
-
-
-def _pop_name(highest: bool) -> bytes:
-    return b"ZPOPMAX" if highest else b"ZPOPMIN"
-
-
-def _flat_pairs(pairs: list[tuple[bytes, float]]) -> list[Any]:
-    flat: list[Any] = []
-    for member, score in pairs:
-        flat.append(member)
-        flat.append(score)
-    return flat
-
-
-def _zpop(ctx, argv, highest: bool):
-    """ZPOPMIN/ZPOPMAX key [count]: deterministic, so propagated as sent.  Without a count
-    the reply is flat even under RESP3, as in Redis."""
-    if len(argv) > 3:
-        raise CommandError(errors.SYNTAX)
-    count = parse_positive(argv[2]) if len(argv) == 3 else -1
-    key = argv[1]
-    zset = _get(ctx, key)
-    if zset is None or count == 0:
-        return []
-    popped = _pop_from(ctx, key, zset, highest, 1 if count == -1 else count, None)
-    if count == -1:
-        return _flat_pairs(popped)
-    return _pairs_reply(ctx, popped, True)
-
-
-def zpopmin(ctx, argv):
-    return _zpop(ctx, argv, False)
-
-
-def zpopmax(ctx, argv):
-    return _zpop(ctx, argv, True)
-
-
-def _parse_mpop(argv: list[bytes], numkeys_index: int) -> tuple[list[bytes], bool, int]:
-    """ZMPOP/BZMPOP's ``numkeys key... MIN|MAX [COUNT n]``: (keys, highest, count)."""
-    numkeys = parse_range_long(argv[numkeys_index], 1, INT64_MAX, NUMKEYS_POSITIVE)
-    where_index = numkeys_index + numkeys + 1
-    if where_index >= len(argv):
-        raise CommandError(errors.SYNTAX)
-    where = argv[where_index].lower()
-    if where not in (b"min", b"max"):
-        raise CommandError(errors.SYNTAX)
-    count = -1
-    index = where_index + 1
-    while index < len(argv):
-        if count == -1 and argv[index].lower() == b"count" and index + 1 < len(argv):
-            count = parse_range_long(argv[index + 1], 1, INT64_MAX, COUNT_POSITIVE)
-            index += 2
-        else:
-            raise CommandError(errors.SYNTAX)
-    keys = argv[numkeys_index + 1 : where_index]
-    return keys, where == b"max", 1 if count == -1 else count
-
-
-def _first_zset(ctx, keys: list[bytes]) -> tuple[bytes, ZSet] | None:
-    """The first key holding a sorted set (WRONGTYPE for another type met before it)."""
-    for key in keys:
-        zset = _get(ctx, key)
-        if zset is not None:
-            return key, zset
-    return None
-
-
-def _ready_zset(ctx, keys: list[bytes]) -> tuple[bytes, ZSet] | None:
-    """For a blocked client: the first key that now holds a sorted set (a key that holds
-    another type is passed over: Redis serves only sorted sets to these clients)."""
-    for key in keys:
-        value = ctx.db.get(key)
-        if value is not None and value.__class__ is ZSet:
-            return key, value
-    return None
-
-
-def _mpop(ctx, key: bytes, zset: ZSet, highest: bool, count: int) -> list[Any]:
-    """ZMPOP/BZMPOP's pop: ``[key, [[member, score], ...]]`` in both protocols, propagated
-    as ``ZPOPMIN key count`` (the keys it was not taken from play no part)."""
-    popped = _pop_from(ctx, key, zset, highest, count, [_pop_name(highest), key, b"%d" % count])
-    return [key, [[member, score] for member, score in popped]]
-
-
-def zmpop(ctx, argv):
-    keys, highest, count = _parse_mpop(argv, 1)
-    found = _first_zset(ctx, keys)
-    if found is None:
-        return NULL_ARRAY
-    return _mpop(ctx, found[0], found[1], highest, count)
-
-
-def bzmpop(ctx, argv):
-    keys, highest, count = _parse_mpop(argv, 2)
-    timeout = parse_timeout(argv[1])
-    found = _first_zset(ctx, keys)
-    if found is not None:
-        return _mpop(ctx, found[0], found[1], highest, count)
-
-    def attempt(ctx):
-        ready = _ready_zset(ctx, keys)
-        return None if ready is None else _mpop(ctx, ready[0], ready[1], highest, count)
-
-    return Block(keys, timeout, attempt, NULL_ARRAY)
-
-
-def _bzpop(ctx, argv, highest: bool):
-    """BZPOPMIN/BZPOPMAX key... timeout: ``[key, member, score]``, propagated as the
-    ``ZPOPMIN key`` that happened, whether served at once or after blocking."""
-    timeout = parse_timeout(argv[-1])
-    keys = argv[1:-1]
-
-    def pop(ctx, key: bytes, zset: ZSet) -> list[Any]:
-        (member, score), = _pop_from(ctx, key, zset, highest, 1, [_pop_name(highest), key])
-        return [key, member, score]
-
-    found = _first_zset(ctx, keys)
-    if found is not None:
-        return pop(ctx, *found)
-
-    def attempt(ctx):
-        ready = _ready_zset(ctx, keys)
-        return None if ready is None else pop(ctx, *ready)
-
-    return Block(keys, timeout, attempt, NULL_ARRAY)
-
-
-def bzpopmin(ctx, argv):
-    return _bzpop(ctx, argv, False)
-
-
-def bzpopmax(ctx, argv):
-    return _bzpop(ctx, argv, True)
-
-
 # --- random members and scans --------------------------------------------------------------
 
 
@@ -609,50 +462,41 @@ def zscan(ctx, argv):
 def register(registry):
     group = "sortedset"
     registry.extend([
-        command("zadd", -4, "write denyoom fast", zadd, (1, 1, 1), group=group, key_specs="RW UPDATE"),
-        command("zincrby", 4, "write denyoom fast", zincrby, (1, 1, 1), group=group, key_specs="RW ACCESS UPDATE"),
-        command("zrem", -3, "write fast", zrem, (1, 1, 1), group=group, key_specs="RW DELETE"),
-        command("zcard", 2, "readonly fast", zcard, (1, 1, 1), group=group, key_specs="RO"),
-        command("zscore", 3, "readonly fast", zscore, (1, 1, 1), group=group, key_specs="RO ACCESS"),
-        command("zmscore", -3, "readonly fast", zmscore, (1, 1, 1), group=group, key_specs="RO ACCESS"),
-        command("zrank", -3, "readonly fast", zrank, (1, 1, 1), group=group, key_specs="RO ACCESS"),
-        command("zrevrank", -3, "readonly fast", zrevrank, (1, 1, 1), group=group, key_specs="RO ACCESS"),
-        command("zcount", 4, "readonly fast", zcount, (1, 1, 1), group=group, key_specs="RO ACCESS"),
-        command("zlexcount", 4, "readonly fast", zlexcount, (1, 1, 1), group=group, key_specs="RO ACCESS"),
-        command("zrange", -4, "readonly", zrange, (1, 1, 1), group=group, key_specs="RO ACCESS"),
+        command("zadd", -4, "write denyoom fast", zadd, group=group),
+        command("zincrby", 4, "write denyoom fast", zincrby, group=group),
+        command("zrem", -3, "write fast", zrem, group=group),
+        command("zcard", 2, "readonly fast", zcard, group=group),
+        command("zscore", 3, "readonly fast", zscore, group=group),
+        command("zmscore", -3, "readonly fast", zmscore, group=group),
+        command("zrank", -3, "readonly fast", zrank, group=group),
+        command("zrevrank", -3, "readonly fast", zrevrank, group=group),
+        command("zcount", 4, "readonly fast", zcount, group=group),
+        command("zlexcount", 4, "readonly fast", zlexcount, group=group),
+        command("zrange", -4, "readonly", zrange, group=group),
         # ZRANGESTORE and the STORE set operations name their sources too, as Redis does (ACL
         # key checks, COMMAND GETKEYS); so a WATCH on a source is also invalidated by them.
-        command("zrangestore", -5, "write denyoom", zrangestore, (1, 2, 1), group=group, key_specs=("OW UPDATE", "RO ACCESS")),
-        command("zrevrange", -4, "readonly", zrevrange, (1, 1, 1), group=group, key_specs="RO ACCESS"),
-        command("zrangebyscore", -4, "readonly", zrangebyscore, (1, 1, 1), group=group, key_specs="RO ACCESS"),
-        command("zrevrangebyscore", -4, "readonly", zrevrangebyscore, (1, 1, 1), group=group, key_specs="RO ACCESS"),
-        command("zrangebylex", -4, "readonly", zrangebylex, (1, 1, 1), group=group, key_specs="RO ACCESS"),
-        command("zrevrangebylex", -4, "readonly", zrevrangebylex, (1, 1, 1), group=group, key_specs="RO ACCESS"),
-        command("zremrangebyrank", 4, "write", zremrangebyrank, (1, 1, 1), group=group, key_specs="RW DELETE"),
-        command("zremrangebyscore", 4, "write", zremrangebyscore, (1, 1, 1), group=group, key_specs="RW DELETE"),
-        command("zremrangebylex", 4, "write", zremrangebylex, (1, 1, 1), group=group, key_specs="RW DELETE"),
-        command("zpopmin", -2, "write fast", zpopmin, (1, 1, 1), group=group, key_specs="RW ACCESS DELETE"),
-        command("zpopmax", -2, "write fast", zpopmax, (1, 1, 1), group=group, key_specs="RW ACCESS DELETE"),
-        command("bzpopmin", -3, "write noscript fast blocking", bzpopmin, (1, -2, 1), group=group, key_specs="RW ACCESS DELETE"),
-        command("bzpopmax", -3, "write noscript fast blocking", bzpopmax, (1, -2, 1), group=group, key_specs="RW ACCESS DELETE"),
-        command("zmpop", -4, "write movablekeys", zmpop, (0, 0, 0), group=group,
-                key_finder=numkeys_finder(1), key_specs="RW ACCESS DELETE"),
-        command("bzmpop", -5, "write blocking movablekeys", bzmpop, (0, 0, 0), group=group,
-                key_finder=numkeys_finder(2), key_specs="RW ACCESS DELETE"),
-        command("zrandmember", -2, "readonly", zrandmember, (1, 1, 1), group=group, key_specs="RO ACCESS"),
-        command("zscan", -3, "readonly", zscan, (1, 1, 1), group=group, key_specs="RO ACCESS"),
-        command("zunionstore", -4, "write denyoom movablekeys", zunionstore, (1, 1, 1), group=group,
-                key_finder=numkeys_finder(2, (1,)), key_specs=("OW UPDATE", "RO ACCESS")),
-        command("zinterstore", -4, "write denyoom movablekeys", zinterstore, (1, 1, 1), group=group,
-                key_finder=numkeys_finder(2, (1,)), key_specs=("OW UPDATE", "RO ACCESS")),
-        command("zdiffstore", -4, "write denyoom movablekeys", zdiffstore, (1, 1, 1), group=group,
-                key_finder=numkeys_finder(2, (1,)), key_specs=("OW UPDATE", "RO ACCESS")),
-        command("zunion", -3, "readonly movablekeys", zunion, (0, 0, 0), group=group,
-                key_finder=numkeys_finder(1), key_specs="RO ACCESS"),
-        command("zinter", -3, "readonly movablekeys", zinter, (0, 0, 0), group=group,
-                key_finder=numkeys_finder(1), key_specs="RO ACCESS"),
-        command("zdiff", -3, "readonly movablekeys", zdiff, (0, 0, 0), group=group,
-                key_finder=numkeys_finder(1), key_specs="RO ACCESS"),
-        command("zintercard", -3, "readonly movablekeys", zintercard, (0, 0, 0), group=group,
-                key_finder=numkeys_finder(1), key_specs="RO ACCESS"),
+        command("zrangestore", -5, "write denyoom", zrangestore, group=group),
+        command("zrevrange", -4, "readonly", zrevrange, group=group),
+        command("zrangebyscore", -4, "readonly", zrangebyscore, group=group),
+        command("zrevrangebyscore", -4, "readonly", zrevrangebyscore, group=group),
+        command("zrangebylex", -4, "readonly", zrangebylex, group=group),
+        command("zrevrangebylex", -4, "readonly", zrevrangebylex, group=group),
+        command("zremrangebyrank", 4, "write", zremrangebyrank, group=group),
+        command("zremrangebyscore", 4, "write", zremrangebyscore, group=group),
+        command("zremrangebylex", 4, "write", zremrangebylex, group=group),
+        command("zpopmin", -2, "write fast", zpopmin, group=group),
+        command("zpopmax", -2, "write fast", zpopmax, group=group),
+        command("bzpopmin", -3, "write noscript fast blocking", bzpopmin, group=group),
+        command("bzpopmax", -3, "write noscript fast blocking", bzpopmax, group=group),
+        command("zmpop", -4, "write movablekeys", zmpop, group=group),
+        command("bzmpop", -5, "write blocking movablekeys", bzmpop, group=group),
+        command("zrandmember", -2, "readonly", zrandmember, group=group),
+        command("zscan", -3, "readonly", zscan, group=group),
+        command("zunionstore", -4, "write denyoom movablekeys", zunionstore, group=group),
+        command("zinterstore", -4, "write denyoom movablekeys", zinterstore, group=group),
+        command("zdiffstore", -4, "write denyoom movablekeys", zdiffstore, group=group),
+        command("zunion", -3, "readonly movablekeys", zunion, group=group),
+        command("zinter", -3, "readonly movablekeys", zinter, group=group),
+        command("zdiff", -3, "readonly movablekeys", zdiff, group=group),
+        command("zintercard", -3, "readonly movablekeys", zintercard, group=group),
     ])

@@ -7,7 +7,7 @@ script is busy the transport lets only those subcommands through (``BUSY_ALLOWED
 from __future__ import annotations
 
 from .. import errors
-from ..commands import command, numkeys_finder
+from ..commands import command
 from ..commands.args import help_reply
 from ..errors import CommandError, unknown_subcommand, wrong_arity
 from ..resp import OK
@@ -275,22 +275,16 @@ _FUNCTION_SUBCOMMANDS = {
 
 def register(registry):
     group = "scripting"
-    keys = numkeys_finder(2)
     registry.extend([
-        command("eval", -3, "noscript stale skip-monitor", eval_, group=group,
-                key_finder=keys),
-        command("evalsha", -3, "noscript stale skip-monitor", evalsha, group=group,
-                key_finder=keys),
-        command("eval_ro", -3, "noscript stale skip-monitor readonly", eval_ro, group=group,
-                key_finder=keys),
+        command("eval", -3, "noscript stale skip-monitor", eval_, group=group),
+        command("evalsha", -3, "noscript stale skip-monitor", evalsha, group=group),
+        command("eval_ro", -3, "noscript stale skip-monitor readonly", eval_ro, group=group),
         command("evalsha_ro", -3, "noscript stale skip-monitor readonly", evalsha_ro,
-                group=group, key_finder=keys),
+                group=group),
         command("script", -2, "noscript allow-busy", script, group=group,
                 subcommands=("load", "exists", "flush", "kill", "debug", "help")),
-        command("fcall", -3, "noscript stale skip-monitor", fcall, group=group,
-                key_finder=keys),
-        command("fcall_ro", -3, "noscript stale skip-monitor readonly", fcall_ro, group=group,
-                key_finder=keys),
+        command("fcall", -3, "noscript stale skip-monitor", fcall, group=group),
+        command("fcall_ro", -3, "noscript stale skip-monitor readonly", fcall_ro, group=group),
         command("function", -2, "noscript allow-busy", function, group=group,
                 subcommands=("load", "delete", "flush", "list", "dump", "restore", "stats",
                              "kill", "help")),

@@ -165,6 +165,8 @@ class Server(Listeners, Serving):
             engine.sample_ops()
             if engine.unflushed:
                 engine.persistence.flush_nowait()
+                # This flush is outside a reactor round: its round's end is here.
+                engine.persistence.before_sleep()
             timeout = self.config.timeout
             if timeout:
                 limit = time.monotonic() - timeout

@@ -76,6 +76,8 @@ class Reactor:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         epoll_fd = self.epoll.fileno()
+        assert self.server.engine is not None
+        persistence = self.server.engine.persistence
         try:
             task_status.started()
             while True:
@@ -91,6 +93,10 @@ class Reactor:
                     if not events:
                         break
                     self.turn(events)
+                # Before waiting: the backends' once-per-round work, as Redis's beforeSleep
+                # (under appendfsync always the AOF's fsync starts here when none runs yet, so
+                # one fsync covers every turn above instead of the first one only).
+                persistence.before_sleep()
         finally:
             for connection in list(self.by_fd.values()):
                 self.server._close_now(connection)

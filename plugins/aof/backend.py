@@ -9,19 +9,20 @@ rewrites: ``_fed`` (bytes produced by ``feed``), ``_written`` (bytes whose write
 always.  A ticket (:class:`AofTicket`, what ``flush()`` returns) holds a ``_written`` value;
 after a rewrite the new file holds the same stream, so tickets stay comparable across the
 switch of files.
+
+The backend is one class made of mixins, one job each: this module holds the write path (feed,
+flush, write errors, the pushed refusal state), the backend's task and timer, runtime
+configuration, shutdown and INFO; :mod:`.durability` the tickets, group commit, fsyncs and
+WAITAOF; :mod:`.rewriting` the parent's side of a rewrite; :mod:`.replay` loading at start-up;
+:mod:`.state` what they share.
 """
 
 from __future__ import annotations
 
-import enum
 import errno
-import gc
 import os
-import shlex
-import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import trio
@@ -30,73 +31,31 @@ from trioredis import (
     BaseBackend,
     Config,
     ConfigError,
-    ErrorReply,
-    Loader,
-    Status,
     Ticket,
     append_command,
-    errors,
-    wait_child,
 )
 
-from .fsync import Fsyncer, sync_and_close
-from .loading import CHUNK_SIZE, AofCorruption, AofScanner
-from .rdb_base import RdbBaseError, load_rdb_base, starts_as_rdb
-from .rewrite import child_main, temp_path, write_all
+from .durability import AofTicket, Durability
+from .fsync import Fsyncer
+from .replay import Replay
+from .rewrite import temp_path
+from .rewriting import Rewriting
+from .state import (  # AofLoadError and State are imported from here by the package
+    _OFF,
+    _ON,
+    _WAIT_REWRITE,
+    DELAY_WRITERS_AFTER,
+    TICK_SECONDS,
+    AofLoadError,
+    RewriteChild,
+    State,
+    remove_file,
+)
 
-TICK_SECONDS = 0.1  # write retries, the everysec timer, auto-rewrite checks
-DELAY_WRITERS_AFTER = 2.0  # everysec: a fsync running this long makes writers wait for it
-SMALL_TAIL = 64 * 1024  # rewrite buffer left to copy on the event loop at the switch
-CATCH_UP_ROUNDS = 16  # copies of the rewrite buffer off the loop before the switch
-YIELD_SECONDS = 0.01  # loading hands the event loop over at least this often
-
-
-REWRITE_FAILED = (b"ERR Can't execute an AOF background rewriting. Please check the server "
-                  b"logs for more information.")
-
-
-class AofLoadError(Exception):
-    """The AOF cannot be loaded as it is: start-up stops (the log says why and how to fix)."""
-
-
-class State(enum.Enum):
-    OFF = "off"  # appendonly no: nothing is appended
-    PENDING = "pending"  # appendonly yes, the file is opened (or created) when run() starts
-    ON = "on"  # appending to the open file
-    # appendonly switched on at runtime: the stream only goes to the rewrite buffer until the
-    # first rewrite has produced a file holding the whole dataset (Redis's AOF_WAIT_REWRITE).
-    WAIT_REWRITE = "wait_rewrite"
+__all__ = ["AofBackend", "AofLoadError", "AofTicket", "State"]
 
 
-_ON, _OFF, _WAIT_REWRITE = State.ON, State.OFF, State.WAIT_REWRITE  # feed()'s fast checks
-
-
-@dataclass
-class RewriteChild:
-    pid: int
-    directory: str
-    started: float = field(default_factory=time.monotonic)
-    killed: bool = False
-
-
-class AofTicket(Ticket):
-    """Durable once the AOF's stream is durable up to ``position`` (one per flush that must
-    wait, shared by every reply of that turn: group commit)."""
-
-    __slots__ = ("backend", "position")
-
-    def __init__(self, backend: AofBackend, position: int) -> None:
-        self.backend = backend
-        self.position = position
-
-    def durable_or_notify(self, callback: Callable[[], None]) -> bool | None:
-        return self.backend.durable_or_notify(self.position, callback)
-
-    async def wait(self) -> None:
-        await self.backend.wait_durable(self.position)
-
-
-class AofBackend(BaseBackend):
+class AofBackend(Durability, Rewriting, Replay, BaseBackend):
     name = "aof"
     operations = frozenset({"rewrite", "reload"})
 
@@ -132,6 +91,7 @@ class AofBackend(BaseBackend):
         # Set (and replaced) when a retry writes a tail that a failed write(2) left behind.
         self._tail_written = trio.Event()
         self._round_listeners: list[Callable[[], None]] = []  # durable_or_notify callers
+        self._sync_at_sleep = False  # always: an fdatasync to request in before_sleep()
         self._child: RewriteChild | None = None
         self._rewrite_buf: bytearray | None = None
         self._rewrite_scheduled = False
@@ -225,9 +185,19 @@ class AofBackend(BaseBackend):
                 return AofTicket(self, self._written + len(self._buf))
         policy = self._config.appendfsync  # kept current by run() and config_changed()
         if policy == "always":
-            # The fdatasync starts now, while the turn's replies are still being encoded.
+            # WHEN THE FDATASYNC STARTS.  If one is running, the request queues behind it at
+            # once (the fsync process starts the next one, for the highest position queued,
+            # as soon as the running one returns).  If none runs, it starts in before_sleep(),
+            # once the event loop has served every client that was ready: an fsync started
+            # by the first turn of a round covered that turn only, and the round's other
+            # clients waited for a second one.  Either way this turn's replies wait for an
+            # fdatasync that starts after this write(2) returned: the guarantee is unchanged,
+            # only the batching (commands per fsync) differs.
             if self._fsyncer.running and not self._skip_fsync():
-                self._fsyncer.request(self._fd, self._generation, self._written)
+                if self._fsyncer.busy:
+                    self._fsyncer.request(self._fd, self._generation, self._written)
+                else:
+                    self._sync_at_sleep = True
             return AofTicket(self, self._written)
         if (policy == "everysec" and self._syncing is not None
                 and time.monotonic() - self._sync_started > DELAY_WRITERS_AFTER):
@@ -343,136 +313,6 @@ class AofBackend(BaseBackend):
             return None
         return f"MISCONF Errors writing to the AOF file: {reason}"
 
-    # --- durability ------------------------------------------------------------------------
-
-    async def wait_durable(self, ticket: int) -> None:
-        """Return once the stream up to position ``ticket`` is durable (:meth:`AofTicket.wait`)."""
-        # GROUP COMMIT (always).  One fdatasync runs at a time (in the AOF's fsync process once
-        # run() started it, see fsync.py; else a CapacityLimiter(1) worker thread); it covers
-        # every byte written before it started, so every waiter whose ticket is at or below
-        # that position is released by the same fsync.  A writer that arrives while an fsync
-        # runs waits for it to finish and then for the next one, which also covers every
-        # other writer that arrived meanwhile (the fsync process starts that next one as soon
-        # as the first returns): throughput is bounded by the disk's fsync rate, not by the
-        # number of clients.
-        while True:
-            if self._fatal:
-                await trio.sleep_forever()  # the server is stopping; this reply never leaves
-            if self._written < ticket and self._buf and self._fd is not None:
-                # A failed write(2) left these bytes unwritten: wait for the tick's retry.
-                # (Polled too: appendonly no drops the buffer without a retry.)
-                with trio.move_on_after(TICK_SECONDS):
-                    await self._tail_written.wait()
-                continue
-            if self.config.appendfsync != "always":
-                if self._syncing is not None:  # everysec, delayed: wait for the slow fsync
-                    await self._syncing.wait()
-                return
-            if self._durable >= ticket or self._fd is None or self._skip_fsync():
-                return
-            if self._fsyncer.running:
-                round_done = self._fsync_round
-                self._fsyncer.request(self._fd, self._generation, self._written)
-                await round_done.wait()
-                continue
-            if self._syncing is not None:
-                await self._syncing.wait()
-                continue
-            await self._fsync(self._begin_fsync())
-
-    def durable_or_notify(self, ticket: int, notify: Callable[[], None]) -> bool | None:
-        """The synchronous fast path of :meth:`wait_durable`, for the reactor: True when
-        ``ticket`` is durable now (the reply may leave); False when not yet, and then
-        ``notify()`` runs on the trio thread after the next fsync round (ask again then);
-        None when only ``wait_durable`` can tell (no fsync process, a stopping server, the
-        everysec delay).  Why: parking a turn's writers behind an awaited event costs a task
-        start and a trio wake-up per turn, on the path of every write under ``always``."""
-        if self._fatal or self.config.appendfsync != "always":
-            return None
-        if self._durable >= ticket or self._fd is None or self._skip_fsync():
-            return True
-        if not self._fsyncer.running:
-            # No fsync process (not started yet, or it died): a worker thread syncs, and
-            # tells the listeners when it is done, as the process does.
-            if self._nursery is None:
-                return None
-            if self._syncing is None:
-                self._nursery.start_soon(self._fsync, self._begin_fsync())
-            if notify not in self._round_listeners:
-                self._round_listeners.append(notify)
-            return False
-        # The same request wait_durable makes each round: a request voided by a file change
-        # (forget) is made again for the current file.
-        self._fsyncer.request(self._fd, self._generation, self._written)
-        if notify not in self._round_listeners:
-            self._round_listeners.append(notify)
-        return False
-
-    def _begin_fsync(self) -> trio.Event:
-        event = self._syncing = trio.Event()
-        self._sync_started = self._last_fsync_started = time.monotonic()
-        return event
-
-    async def _fsync(self, event: trio.Event) -> None:
-        """One fdatasync off the event loop; marks what it covered as durable."""
-        fd, covered, generation = self._fd, self._written, self._generation
-        try:
-            if fd is None:
-                return
-            await trio.to_thread.run_sync(os.fdatasync, fd, limiter=self._io_limiter)
-        except OSError as error:
-            reason = error.strerror or str(error)
-            if self.config.appendfsync == "always":
-                self._become_fatal()
-                message = (f"Can't persist AOF for fsync error when the AOF fsync policy is "
-                           f"'always': {reason}. Exiting...")
-                if self._host is not None:
-                    self._host.fatal(message)
-                return
-            if self._fsync_error is None:
-                self._log("warning", f"Error fsyncing the AOF file: {reason}")
-            self._fsync_error = reason
-        else:
-            if generation == self._generation and covered > self._durable:
-                self._durable = covered
-            self._fsync_error = None
-        finally:
-            self._syncing = None
-            event.set()
-            self._wake_fsync_waiters()
-
-    def _fsync_done(self, generation: int, position: int, error: OSError | None,
-                    seconds: float = 0.0) -> None:
-        """On the trio thread, after each fdatasync of the fsync process: what it covered is
-        durable (unless the file changed meanwhile); the waiters re-check their tickets."""
-        if seconds >= 0.001 and self._host is not None:
-            self._host.record_latency("aof-fsync-always", int(seconds * 1000))
-        if error is not None:
-            reason = error.strerror or str(error)
-            if self.config.appendfsync == "always" and generation == self._generation:
-                if not self._fatal:
-                    self._become_fatal()
-                    message = (f"Can't persist AOF for fsync error when the AOF fsync policy "
-                               f"is 'always': {reason}. Exiting...")
-                    if self._host is not None:
-                        self._host.fatal(message)
-            elif self._fsync_error is None:
-                self._log("warning", f"Error fsyncing the AOF file: {reason}")
-                self._fsync_error = reason
-        elif generation == self._generation:
-            if position > self._durable:
-                self._durable = position
-            self._fsync_error = None
-        self._wake_fsync_waiters()
-
-    def _wake_fsync_waiters(self) -> None:
-        self._fsync_round.set()
-        self._fsync_round = trio.Event()
-        if self._round_listeners:
-            listeners, self._round_listeners = self._round_listeners, []
-            for notify in listeners:
-                notify()
-
     # --- the backend's task ----------------------------------------------------------------
 
     async def run(self, host: BackendHost, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -551,240 +391,6 @@ class AofBackend(BaseBackend):
                 self._log("notice", f"Starting automatic rewriting of AOF on {growth}% growth")
                 self._start_rewrite_logged()
 
-    def _auto_rewrite_due(self) -> bool:
-        config = self.config
-        percentage = config.auto_aof_rewrite_percentage
-        if not percentage or self._current_size <= config.auto_aof_rewrite_min_size:
-            return False
-        base = max(self._base_size, 1)
-        return (self._current_size * 100 // base) - 100 >= percentage
-
-    # --- rewrite ---------------------------------------------------------------------------
-
-    def rewrite(self) -> Any:
-        """BGREWRITEAOF, with Redis's replies (at once: the child runs in the background)."""
-        if self._child is not None:
-            return ErrorReply(errors.BACKGROUND_REWRITE_IN_PROGRESS.encode())
-        if self._host is None or self._host.fork_slot.busy:
-            self._rewrite_scheduled = True
-            return Status(b"Background append only file rewriting scheduled")
-        try:
-            self._start_rewrite()
-        except OSError as error:
-            self._log("warning", f"Can't rewrite append only file in background: fork: {error}")
-            return ErrorReply(REWRITE_FAILED)
-        return Status(b"Background append only file rewriting started")
-
-    def _start_rewrite_logged(self) -> None:
-        try:
-            self._start_rewrite()
-        except OSError as error:
-            self._log("warning", f"Can't rewrite append only file in background: fork: {error}")
-            self._rewrite_retry_at = time.monotonic() + 5
-
-    def _start_rewrite(self) -> None:
-        host, nursery = self._host, self._nursery
-        assert host is not None and nursery is not None
-        if not host.fork_slot.try_acquire("aof"):
-            self._rewrite_scheduled = True
-            return
-        try:
-            if self.state is State.ON and self._fd is not None and self._buf:
-                self._write_pending()
-            if self.state is State.WAIT_REWRITE or self._fd is None:
-                self._path = self._configured_path(self.config)
-            directory = os.path.dirname(self._path) or "."
-            parent = os.getpid()
-            host.prepare_fork()
-            fork_started = time.monotonic()
-            pid = os.fork()
-        except BaseException:
-            host.fork_child_exited()
-            host.fork_slot.release("aof")
-            raise
-        if pid == 0:
-            child_main(host, directory, parent)  # never returns
-        host.record_fork(time.monotonic() - fork_started)
-        # THE FORK POINT.  The child writes the dataset as it is now; every write fed from
-        # now on goes to the old AOF (still the one in use: a crash during the rewrite loses
-        # nothing) and to the rewrite buffer, which the switch appends to the child's file.
-        # Resetting the selected database makes the rewrite buffer start with a SELECT.
-        self._child = RewriteChild(pid, directory)
-        self._rewrite_scheduled = False
-        if self.state is not State.OFF:
-            self._rewrite_buf = bytearray()
-            self._selected_db = -1
-        host.hook.trioredis_rewrite_started()
-        self._log("notice", f"Background append only file rewriting started by pid {pid}")
-        nursery.start_soon(self._finish_rewrite, self._child)
-
-    async def _finish_rewrite(self, child: RewriteChild) -> None:
-        host = self._host
-        assert host is not None
-        temp = temp_path(child.directory, child.pid)
-        ok = False
-        try:
-            status = await wait_child(child.pid)
-            if child.killed:
-                self._log("notice", "Killed AOF rewrite child; its file is removed")
-            elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
-                self._log("notice", "Background AOF rewrite terminated with success")
-                try:
-                    ok = await self._install_rewrite(child, temp)
-                except OSError as error:
-                    self._log("warning", f"Can't install the rewritten AOF: {error}")
-            elif os.WIFSIGNALED(status):
-                self._log("warning", "Background AOF rewrite terminated by signal "
-                          f"{os.WTERMSIG(status)}")
-            else:
-                self._log("warning", "Background AOF rewrite terminated with error")
-        finally:
-            if self._child is child:
-                self._child = None
-            if not ok:
-                self._rewrite_buf = None
-                _remove(temp)
-            host.fork_child_exited()
-            host.fork_slot.release("aof")
-        seconds = time.monotonic() - child.started
-        if child.killed:
-            return
-        self._last_rewrite_seconds = int(seconds)
-        self._last_rewrite_ok = ok
-        if ok:
-            self._rewrites += 1
-            self._rewrite_failures = 0
-            self._log("notice", "Background AOF rewrite finished successfully")
-        else:
-            self._rewrite_failures += 1
-            # Back off before the next attempt (automatic or scheduled), so a child that
-            # keeps failing does not turn into a fork every tick.
-            self._rewrite_retry_at = time.monotonic() + min(2 ** self._rewrite_failures, 60)
-            if self.state is State.WAIT_REWRITE:  # appendonly yes still needs its first file
-                self._rewrite_scheduled = True
-        host.hook.trioredis_rewrite_finished(ok=ok, stats={"kind": "aof", "seconds": seconds})
-
-    # Over 60 lines on purpose: the switch's steps and what a crash loses at each read in
-    # order in one place, and step 3 must run with no checkpoint in between.
-    async def _install_rewrite(self, child: RewriteChild, temp: str) -> bool:
-        """Make the child's file the AOF.  Returns False (the old AOF stays in use, untouched)
-        on any error."""
-        if self.state is State.OFF:
-            return await self._install_one_time(temp)
-        # WHAT A CRASH LOSES DURING THE SWITCH.  Until the rename the old AOF is the AOF and
-        # it is complete (every write still goes to it), so a crash or a power loss before
-        # the rename costs exactly what it would without a rewrite.  The new file holds the
-        # same stream before it is renamed into place: fsynced up to ``copied`` after step 2,
-        # and under ``always`` up to the end before the rename, so a power loss right after
-        # the rename loses no acknowledged write either; under everysec the tail after step
-        # 2 is fsynced by the next tick (~1 s), under no by the OS.  The directory is fsynced
-        # after the rename so the rename itself survives a power loss.
-        new_fd = os.open(temp, os.O_WRONLY | os.O_APPEND)
-        try:
-            # 1. Catch up with the rewrite buffer off the event loop while it is big; writers
-            #    keep appending to it (and to the old AOF) meanwhile.  Bounded, so writers
-            #    faster than the copy cannot keep the rewrite from finishing.
-            copied = self._fed - len(self._rewrite_buf or b"")
-            for _ in range(CATCH_UP_ROUNDS):
-                if self._rewrite_buf is None or len(self._rewrite_buf) <= SMALL_TAIL:
-                    break
-                chunk = bytes(self._rewrite_buf)
-                self._rewrite_buf.clear()
-                await trio.to_thread.run_sync(write_all, new_fd, chunk, limiter=self._copy_limiter)
-                copied += len(chunk)
-            # 2. fsync the new file off the loop: it then holds the stream through ``copied``.
-            if self.config.appendfsync != "no":
-                await trio.to_thread.run_sync(os.fsync, new_fd, limiter=self._copy_limiter)
-            if self._rewrite_buf is None or child.killed or self.state is State.OFF:
-                raise OSError("rewrite cancelled (appendonly switched off)")
-            # 3. THE SWITCH, with no checkpoint from here on: no command runs in between, so
-            #    the new file gets exactly the rest of the stream.  Under ``always`` the small
-            #    tail is fsynced right here, on the loop, so that no acknowledged write is
-            #    ever only in a file that the rename has just unlinked from the namespace.
-            #    Under everysec the tail is fsynced by the next tick (power loss: ~1 s).
-            if self.state is State.ON and self._fd is not None and self._buf:
-                self._write_pending()  # the old file stays complete until the rename
-            write_all(new_fd, self._rewrite_buf)
-            durable = copied
-            if self.config.appendfsync == "always":
-                os.fdatasync(new_fd)
-                durable = self._fed
-            os.rename(temp, self._path)
-        except BaseException:
-            os.close(new_fd)
-            raise
-        old_fd = self._fd
-        self._fd = new_fd
-        self._generation += 1
-        self._selected_db = -1
-        self._buf.clear()  # whatever the old file could not take is in the new one
-        self._written = self._fed
-        self._durable = durable if self.config.appendfsync != "no" else self._durable
-        self._write_error = None
-        self._rewrite_buf = None
-        self._current_size = self._base_size = os.fstat(new_fd).st_size
-        was_waiting = self.state is State.WAIT_REWRITE
-        self._set_state(State.ON)
-        self._wake_fsync_waiters()  # requests for the old file are void: re-check tickets
-        assert self._nursery is not None
-        if old_fd is not None:
-            # Closing the last descriptor of the unlinked old file frees its blocks: that can
-            # take long for a big file, so it happens in a worker thread.
-            self._nursery.start_soon(self._close_in_thread, old_fd)
-        self._nursery.start_soon(self._fsync_directory)
-        if was_waiting:
-            self._log("notice", "AOF is now enabled: the rewritten file is in use")
-        return True
-
-    async def _install_one_time(self, temp: str) -> bool:
-        """appendonly no: BGREWRITEAOF still produces the file.  The old file is opened first
-        so that rename() does not unlink it on the event loop; it is closed in a thread."""
-        try:
-            old_fd: int | None = os.open(self._path, os.O_RDONLY | os.O_NONBLOCK)
-        except FileNotFoundError:
-            old_fd = None
-        try:
-            os.rename(temp, self._path)
-        except OSError as error:
-            self._log("warning", f"Error trying to rename the temporary AOF: {error.strerror}")
-            if old_fd is not None:
-                os.close(old_fd)
-            return False
-        if old_fd is not None:
-            await self._close_in_thread(old_fd)
-        await self._fsync_directory()
-        return True
-
-    async def _close_in_thread(self, fd: int, sync: bool = False) -> None:
-        self._fsyncer.forget(fd)
-        await trio.to_thread.run_sync(sync_and_close, fd, sync, limiter=self._io_limiter)
-
-    async def _fsync_directory(self) -> None:
-        """Make the rename itself durable."""
-        directory = os.path.dirname(self._path) or "."
-
-        def sync() -> None:
-            fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-        try:
-            await trio.to_thread.run_sync(sync, limiter=self._io_limiter)
-        except OSError as error:
-            self._log("warning", f"Error fsyncing the AOF directory: {error}")
-
-    def _kill_child(self) -> None:
-        child = self._child
-        if child is not None and not child.killed:
-            child.killed = True
-            try:
-                os.kill(child.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self._rewrite_buf = None
-
     # --- runtime configuration -------------------------------------------------------------
 
     def config_changed(self, old: Config, new: Config) -> None:
@@ -833,177 +439,6 @@ class AofBackend(BaseBackend):
     async def _sync_and_close(self, fd: int) -> None:
         await self._close_in_thread(fd, sync=True)
 
-    # --- loading ---------------------------------------------------------------------------
-
-    def load_priority(self) -> int:
-        return 100 if self._config.appendonly else 0
-
-    async def load(self, loader: Loader) -> bool:
-        if self.state is State.OFF:
-            return False
-        self._log_ = self._log_ or loader.log
-        reloading = self._fd is not None  # DEBUG RELOAD: the file is complete and open
-        if not reloading:
-            self._path = self._configured_path(self._config)
-            self._remove_stale_temp_files(loader.log)
-        try:
-            size = os.stat(self._path).st_size
-        except FileNotFoundError:
-            if reloading:
-                return False
-            return await self._import_redis7(loader)
-        started = time.monotonic()
-        valid_size = await self._replay(loader, self._path, size)
-        if not reloading:
-            self._open_for_append()
-            self._set_state(State.ON)
-        self._current_size = self._base_size = valid_size
-        loader.log.notice(f"DB loaded from append only file: {time.monotonic() - started:.3f} "
-                          "seconds")
-        return True
-
-    def _remove_stale_temp_files(self, log: Any) -> None:
-        """A server killed during a rewrite leaves its child's temp file behind (the child is
-        killed with it): never a valid AOF, so it is removed at start-up."""
-        directory = os.path.dirname(self._path) or "."
-        try:
-            names = os.listdir(directory)
-        except OSError:
-            return
-        for name in names:
-            if name.startswith("temp-rewriteaof-bg-") and name.endswith(".aof"):
-                log.notice(f"Removing the temporary AOF {name} left by an interrupted rewrite")
-                _remove(os.path.join(directory, name))
-
-    async def _import_redis7(self, loader: Loader) -> bool:
-        """No AOF of ours, but Redis 7's multi-part AOF (``appendonlydir/`` with a manifest)
-        is in ``dir``: replay its base and incremental files, in manifest order, without
-        touching them.  Our own file is then born from a rewrite of the loaded dataset (see
-        :meth:`_open_after_load`).  A base in RDB format (Redis's default,
-        ``aof-use-rdb-preamble yes``) is decoded by :mod:`.rdb_base`."""
-        directory = os.path.join(self._config.dir, self._config.appenddirname)
-        manifest = os.path.join(directory, f"{self._config.appendfilename}.manifest")
-        try:
-            with open(manifest, encoding="utf-8") as handle:
-                lines = [shlex.split(line) for line in handle if line.strip()]
-        except FileNotFoundError:
-            return False
-        entries = [dict(zip(words[::2], words[1::2], strict=False)) for words in lines]
-        parts = ([e["file"] for e in entries if e.get("type") == "b"]
-                 + [e["file"] for e in entries if e.get("type") == "i"])
-        loader.log.notice(f"Importing Redis 7's multi-part AOF from {directory}: "
-                          f"{', '.join(parts)}")
-        for index, name in enumerate(parts):
-            path = os.path.join(directory, name)
-            if index == 0 and starts_as_rdb(path):  # Redis's default: the base is an RDB
-                try:
-                    loaded = await load_rdb_base(loader, path, self._io_limiter)
-                except RdbBaseError as error:
-                    loader.log.warning(f"{error}. Refusing to start on wrong data: check it "
-                                       f"with: redis-check-rdb {path}")
-                    raise AofLoadError(str(error)) from None
-                loader.log.notice(f"RDB base {name} loaded: {loaded} keys")
-                continue
-            await self._replay(loader, path, os.path.getsize(path), own_file=False,
-                               last=index == len(parts) - 1)
-        return True
-
-    async def _replay(self, loader: Loader, path: str, size: int, own_file: bool = True,
-                      last: bool = True) -> int:
-        """Execute every command of the file; handle a torn tail; the valid size."""
-        scanner = AofScanner()
-        last_yield = time.monotonic()
-        loader.progress(0, size)
-        # A big file is millions of small objects that live on (keys, values): the cyclic GC
-        # would walk the growing heap again and again for nothing while they are created.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            with open(path, "rb") as handle:
-                while True:
-                    chunk = await trio.to_thread.run_sync(handle.read, CHUNK_SIZE)
-                    if not chunk:
-                        break
-                    scanner.feed(chunk)
-                    for batch in scanner.batches():
-                        failed = loader.execute_many(batch)
-                        if failed is not None:
-                            index, reply = failed
-                            name = batch[index][0].decode(errors="replace")
-                            raise AofCorruption(scanner.offset_of(batch, index),
-                                                f"Error replaying '{name}' ({reply!r})")
-                        if time.monotonic() - last_yield >= YIELD_SECONDS:
-                            # Serve the event loop now and then, as Redis does every 1000
-                            # commands: clients connecting meanwhile get -LOADING, INFO works.
-                            loader.progress(scanner.consumed, size)  # core logs percent, ETA
-                            await trio.sleep(0)
-                            last_yield = time.monotonic()
-                    loader.progress(scanner.consumed, size)
-                    await trio.sleep(0)
-                    last_yield = time.monotonic()
-                handle.seek(scanner.consumed)
-                end = scanner.finish(handle.read())
-        except AofCorruption as error:
-            loader.log.warning(
-                f"Bad file format reading the append only file {path} at offset "
-                f"{error.offset}: {error.reason}. Make a backup of your AOF file, then use "
-                f"trioredis-check-aof --fix {path}")
-            raise AofLoadError(f"AOF {path} is damaged at offset {error.offset}") from None
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-        if end.unfinished_multi_at is not None:
-            loader.execute([b"DISCARD"])  # the unfinished transaction never runs
-        if not end.torn:
-            return end.total_size
-        return self._load_torn_tail(loader, path, end, own_file, last)
-
-    def _load_torn_tail(self, loader: Loader, path: str, end: Any, own_file: bool,
-                        last: bool) -> int:
-        """The file ends inside a command: refuse to start, or keep the whole commands (and
-        cut the file back to them when it is ours); the valid size."""
-        # TORN TAIL.  A crash or power loss can leave the last command (or a MULTI block
-        # without its EXEC) incomplete.  With aof-load-truncated yes the whole commands are
-        # loaded and the file is cut back to them (before the MULTI of an unfinished
-        # transaction, so it can never be half-applied by a later restart); appends then
-        # continue from a clean end.  With no, the server refuses to start.
-        if not self._config.aof_load_truncated or not last:
-            loader.log.warning(
-                f"Unexpected end of file reading the append only file {path} (valid up to "
-                f"offset {end.valid_size} of {end.total_size}). You can: 1) Make a backup of "
-                f"your AOF file, then use trioredis-check-aof --fix {path}. 2) Alternatively "
-                "you can set the 'aof-load-truncated' configuration option to yes and restart "
-                "the server.")
-            raise AofLoadError(f"AOF {path} is truncated at offset {end.valid_size}")
-        loader.log.warning(f"!!! Warning: short read while loading the AOF file {path}!!!")
-        if end.unfinished_multi_at is not None:
-            loader.log.warning("Revert incomplete MULTI/EXEC transaction in AOF file "
-                               f"(from offset {end.unfinished_multi_at})")
-        if not own_file:  # Redis's file: loaded as far as it is whole, left as it is
-            loader.log.warning(f"AOF loaded anyway because aof-load-truncated is enabled "
-                               f"(valid up to offset {end.valid_size} of {end.total_size})")
-            return end.valid_size
-        loader.log.warning(
-            f"AOF loaded anyway because aof-load-truncated is enabled: truncating {path} from "
-            f"{end.total_size} to {end.valid_size} bytes")
-        os.truncate(path, end.valid_size)
-        return end.valid_size
-
-    async def reload_point(self) -> bool:
-        """DEBUG RELOAD: everything written and fsynced, so load() rebuilds the dataset."""
-        if self.state is not State.ON or self._fd is None:
-            return False
-        if self._buf and not self._write_pending():
-            return False
-        while self._durable < self._written:
-            if self._syncing is not None:
-                await self._syncing.wait()
-            else:
-                await self._fsync(self._begin_fsync())
-            if self._fsync_error is not None:
-                return False
-        return True
-
     # --- shutdown and INFO -----------------------------------------------------------------
 
     async def aclose(self, save: bool) -> None:
@@ -1011,7 +446,7 @@ class AofBackend(BaseBackend):
         child = self._child
         if child is not None:
             self._kill_child()
-            _remove(temp_path(child.directory, child.pid))
+            remove_file(temp_path(child.directory, child.pid))
         fd = self._fd
         if fd is None or self._fatal:
             return
@@ -1049,33 +484,3 @@ class AofBackend(BaseBackend):
                 "aof_delayed_fsync": self._delayed_fsync,
             })
         return fields
-
-    # --- WAITAOF ---------------------------------------------------------------------------
-
-    async def wait_fsynced(self, position: int, timeout: float) -> bool:
-        """WAITAOF: until everything written up to ``position`` is fsynced (or timeout)."""
-        with trio.move_on_after(timeout if timeout > 0 else float("inf")):
-            while self._durable < position and self.state is State.ON:
-                if self._syncing is not None:
-                    await self._syncing.wait()
-                elif self._nursery is not None:
-                    await self._fsync(self._begin_fsync())
-                else:
-                    return False
-        return self._durable >= position
-
-    @property
-    def fed_position(self) -> int:
-        return self._fed
-
-    @property
-    def durable_position(self) -> int:
-        return self._durable
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-

@@ -6,7 +6,8 @@ delay) so that writes wait long for their fsync.  Then kill -9, every AOF cut ba
 fsync, restart: the counter must be at least every value any reader saw, every writer was
 told, and every notification counted; no popped element may be back in the list.  Under
 ``everysec`` readers may see what is not durable yet (as in Redis): that test only reports
-how often they did.
+how often they did; there WAITAOF gives the clients that ask for it the same guarantee (a
+value read or written before ``WAITAOF 1 0 0`` answers ``[1, 0]`` survives the power loss).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from servers import ServerProcess
 from workload import no_retry_client, wait_loaded
 
 ROUNDS = {"always": 10, "everysec": 3}
+WAITAOF_ROUNDS = 6
 COUNTER = "shared:counter"
 QUEUE = "shared:queue"
 
@@ -28,18 +30,24 @@ QUEUE = "shared:queue"
 class Traffic:
     """The clients of one round, each a thread that stops at ``stop`` or when the server dies."""
 
-    def __init__(self, port: int, tag: int) -> None:
+    def __init__(self, port: int, tag: int, waitaof: bool = False) -> None:
         self.port = port
         self.tag = tag  # items are unique across rounds: a round may leave some queued
+        # With ``waitaof`` the clients are two writers and two readers that count a value as
+        # seen only once ``WAITAOF 1 0 0`` after it answered that the local AOF is fsynced.
+        self.waitaof = waitaof
+        self.waited = 0  # WAITAOF calls that answered [1, 0]
         self.stop = threading.Event()
         self.seen = 0  # the highest counter value a reader or writer was told
         self.notified = 0  # keyspace notifications of the counter received
         self.popped: list[bytes] = []
         self.errors: list[BaseException] = []
         self.lock = threading.Lock()
+        works = (self._writer, self._writer, self._reader, self._reader)
+        if not waitaof:
+            works += (self._subscriber, self._producer, self._consumer)
         self.threads = [threading.Thread(target=self._guard, args=(work,), daemon=True)
-                        for work in (self._writer, self._writer, self._reader, self._reader,
-                                     self._subscriber, self._producer, self._consumer)]
+                        for work in works]
 
     def start(self) -> None:
         for thread in self.threads:
@@ -62,19 +70,24 @@ class Traffic:
         finally:
             client.close()
 
-    def _saw(self, value: int) -> None:
+    def _saw(self, client: redis.Redis, value: int) -> None:
+        if self.waitaof:
+            if client.execute_command("WAITAOF", 1, 0, 0) != [1, 0]:
+                return  # not confirmed durable: no promise to check
+            with self.lock:
+                self.waited += 1
         with self.lock:
             self.seen = max(self.seen, value)
 
     def _writer(self, client: redis.Redis) -> None:
         while not self.stop.is_set():
-            self._saw(client.incr(COUNTER))
+            self._saw(client, client.incr(COUNTER))
 
     def _reader(self, client: redis.Redis) -> None:
         while not self.stop.is_set():
             value = client.get(COUNTER)
             if value is not None:
-                self._saw(int(value))
+                self._saw(client, int(value))
 
     def _subscriber(self, client: redis.Redis) -> None:
         pubsub = client.pubsub()
@@ -143,3 +156,48 @@ def test_no_reply_reveals_a_write_a_power_loss_erases(tmp_path, shim, policy, ca
         with capsys.disabled():
             print(f"\nread-durability[{policy}] rounds={ROUNDS[policy]} "
                   f"rounds_where_clients_saw_lost_writes={ahead_rounds}")
+
+
+def test_waitaof_under_everysec_makes_what_its_caller_read_durable(tmp_path, shim, capsys,
+                                                                   spawned):
+    """Item 3 of issue #20: under ``everysec`` a reader may see a write that is not on disk
+    yet, but once its ``WAITAOF 1 0 0`` answered ``[1, 0]`` everything it read (and wrote)
+    before survives a power loss: WAITAOF waits for the whole stream fed so far, other
+    clients' writes included, not only the caller's own."""
+    data = tmp_path / "data"
+    data.mkdir()
+    log_path = str(tmp_path / "fsync.log")
+    server = ServerProcess(
+        str(data), [["appendonly", "yes"], ["appendfsync", "everysec"], ["save", ""]],
+        env={"LD_PRELOAD": str(shim), "FSYNC_SHIM_LOG": log_path,
+             "FSYNC_SHIM_DELAY_MS": "15"})
+    spawned.append(server)
+    waited = 0
+    try:
+        for round_number in range(WAITAOF_ROUNDS):
+            server.start(wait=False)
+            wait_loaded(server)
+            traffic = Traffic(server.port, round_number, waitaof=True)
+            traffic.start()
+            time.sleep(0.4 + 0.1 * (round_number % 5))
+            server.kill()
+            traffic.finish()
+            lose_power(data, log_path)
+            server.start(wait=False)
+            wait_loaded(server)
+            client = no_retry_client(server.port)
+            try:
+                recovered = int(client.get(COUNTER) or 0)
+            finally:
+                client.close()
+            server.kill()
+            assert traffic.seen <= recovered, (
+                f"round {round_number}: WAITAOF confirmed {traffic.seen} but the restart "
+                f"holds {recovered}")
+            waited += traffic.waited
+    finally:
+        server.kill()
+        with capsys.disabled():
+            print(f"\nread-durability[everysec+WAITAOF] rounds={WAITAOF_ROUNDS} "
+                  f"confirmed_by_waitaof={waited}")
+    assert waited > 0  # the promise was exercised

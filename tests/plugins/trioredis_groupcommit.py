@@ -47,9 +47,13 @@ class GroupCommitBackend(BaseBackend):
         self.wakeup = trio.Event()
         self.rounds = 0
         self.tickets = 0
+        # before_sleep() calls that followed a flush() (the once-per-round hook's order).
+        self.flushed_since_sleep = False
+        self.sleeps_after_flush = 0
 
     # Core calls feed() for each effect of a write, inside command execution: buffer only.
     def feed(self, db, argv):
+        self.flushed_since_sleep = True  # flush() runs before the round ends
         if db != self.selected_db:
             self.buffer += encode_command([b"SELECT", b"%d" % db])
             self.selected_db = db
@@ -72,6 +76,13 @@ class GroupCommitBackend(BaseBackend):
         self.tickets += 1
         self.wakeup.set()
         return ticket
+
+    # Core calls before_sleep() once the event loop served every ready client, before it
+    # waits: once-per-round work (the AOF starts its fsync here); here only counted.
+    def before_sleep(self):
+        if self.flushed_since_sleep:
+            self.flushed_since_sleep = False
+            self.sleeps_after_flush += 1
 
     async def run(self, host, *, task_status=trio.TASK_STATUS_IGNORED):
         self.host = host

@@ -12,7 +12,9 @@ does with each, Redis 7.0's facts; COMMAND INFO and COMMAND GETKEYS read them), 
 subcommand's the facts the registry does not declare for it (its ``arity`` and ``flags``).  ``tips`` are the
 hints Redis gives cluster clients (``nondeterministic_output``, ``request_policy:...``).
 
-The modules are imported on first use (COMMAND DOCS or INFO), never at start-up.
+The key specs are the one source of each command's key facts: the registry reads them
+when the commands register (positions, a ``numkeys`` finder, what each key needs for ACL
+checks and tracking), so the modules are imported once, at start-up, and cached.
 """
 
 from __future__ import annotations
