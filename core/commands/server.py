@@ -21,6 +21,7 @@ from ..config import (
     replace_options,
     rewrite_config_file,
 )
+from ..debug_object import describe as describe_object
 from ..errors import CommandError
 from ..info import info_text
 from ..resp import OK, ErrorReply, Map, Raw, Status, Verbatim
@@ -328,16 +329,13 @@ def _debug_stringmatch_test(ctx, argv):
 
 
 def _debug_object(ctx, argv):
-    value = ctx.db.get(argv[2])
+    value = ctx.db.data.get(argv[2])  # as Redis: no access recorded, no expiry on the way
     if value is None:
         raise CommandError(errors.NO_SUCH_KEY)
     from .keys import key_encoding
 
     encoding = key_encoding(ctx, argv[2], value)
-    return Status(
-        f"Value at:0x0 refcount:1 encoding:{encoding} serializedlength:0 "
-        f"lru:0 lru_seconds_idle:0".encode()
-    )
+    return Status(describe_object(ctx.db, argv[2], value, encoding, ctx.config, ctx.engine.evictor))
 
 
 def _debug_ok(ctx, argv):

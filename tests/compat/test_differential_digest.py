@@ -1,4 +1,4 @@
-"""DEBUG DIGEST and DEBUG DIGEST-VALUE against redis-server: seeded random datasets of every
+"""DEBUG DIGEST, DIGEST-VALUE and OBJECT against redis-server: seeded random datasets of every
 type (small and large encodings, integer-like members, scores that print long, expiries,
 several databases), the same reply bytes from both servers."""
 
@@ -77,3 +77,34 @@ def test_an_empty_dataset_digests_as_zeros(pair):
         with RawClient(port) as client:
             client.call("FLUSHALL")
             assert client.call("DEBUG", "DIGEST") == b"+" + b"0" * 40 + b"\r\n"
+
+
+def test_debug_object_lines_equal_redis_but_the_address(pair):
+    """DEBUG OBJECT: refcount (shared integers), encoding, serializedlength (the RDB length,
+    LZF included), idle seconds and a list's quicklist fields, for values of every encoding."""
+    import re
+
+    script = [
+        ("SET", "int", "12345"), ("SET", "shared", "7"), ("SET", "emb", "hello"),
+        ("SET", "raw", "a" * 100), ("SET", "rawrandom", "".join(map(chr, range(48, 122)))),
+        ("RPUSH", "small", "x", "y"), ("RPUSH", "long", *[f"element-{i}" * 20 for i in range(600)]),
+        ("HSET", "hsmall", "f", "v"), ("HSET", "hbig", *[f"f{i}" for i in range(1200)]),
+        ("SADD", "ints", *range(100)), ("SADD", "strs", *[f"m{i}" for i in range(200)]),
+        ("ZADD", "zsmall", 1, "a"), ("ZADD", "zbig", *[x for i in range(300) for x in (i, f"m{i}")]),
+        ("XADD", "x", "1-1", "a", "b"), ("XADD", "x", "2-1", "a", "c"),
+    ]
+    keys = ["int", "shared", "emb", "raw", "rawrandom", "small", "long", "hsmall", "hbig", "ints",
+            "strs", "zsmall", "zbig", "x", "missing"]
+    lines = []
+    for port in (pair[0].port, pair[1].port):
+        with RawClient(port) as client:
+            client.call("FLUSHALL")
+            for argv in script:
+                client.call(*argv)
+            replies = [client.call("DEBUG", "OBJECT", key) for key in keys]
+        # The address differs, the LRU clock may tick between the two servers, and a shared
+        # integer's idle time is the shared object's (Redis's, since it last served a lookup).
+        lines.append([re.sub(rb"at:0x[0-9a-f]+|lru:\d+ |lru_seconds_idle:[01]\b", b"", reply)
+                      for reply in replies])
+        lines[-1][1] = re.sub(rb"lru_seconds_idle:\d+", b"", lines[-1][1])
+    assert lines[0] == lines[1]
