@@ -363,6 +363,9 @@ _DEBUG_HELP = [
     b"    Run a fuzz tester against the stringmatchlen() function.",
     b"OBJECT <key>",
     b"    Show low level info about `key` and associated value.",
+    b"PROTOCOL <type>",
+    b"    Reply with a sample of a RESP type: string, integer, double, bignum, null,",
+    b"    array, set, map, attrib, push, verbatim, true or false.",
     b"RELOAD",
     b"    Save the dataset through the active persistence backend, empty the",
     b"    dataset and load it back.",
@@ -375,6 +378,43 @@ _DEBUG_HELP = [
     b"HELP",
     b"    Prints this help.",
 ]
+
+
+# DEBUG PROTOCOL <type>: one sample reply of each RESP type, for client libraries' tests, as
+# (RESP2 bytes, RESP3 bytes).  Attributes and pushes come before a normal reply, so a client
+# that drops them still reads one reply; RESP2 has no push and refuses it.
+_AFTER_ATTRIBUTE = b"$39\r\nSome real reply following the attribute\r\n"
+_AFTER_PUSH = b"$40\r\nSome real reply following the push reply\r\n"
+_VERBATIM_TEXT = b"This is a verbatim\nstring"
+_PROTOCOL_SAMPLES = {
+    b"string": (b"$11\r\nHello World\r\n",) * 2,
+    b"integer": (b":12345\r\n",) * 2,
+    b"double": (b"$5\r\n3.141\r\n", b",3.141\r\n"),
+    b"bignum": (b"$37\r\n1234567999999999999999999999999999999\r\n",
+                b"(1234567999999999999999999999999999999\r\n"),
+    b"null": (b"$-1\r\n", b"_\r\n"),
+    b"array": (b"*3\r\n:0\r\n:1\r\n:2\r\n",) * 2,
+    b"set": (b"*3\r\n:0\r\n:1\r\n:2\r\n", b"~3\r\n:0\r\n:1\r\n:2\r\n"),
+    b"map": (b"*6\r\n:0\r\n:0\r\n:1\r\n:1\r\n:2\r\n:0\r\n",
+             b"%3\r\n:0\r\n#f\r\n:1\r\n#t\r\n:2\r\n#f\r\n"),
+    b"attrib": (_AFTER_ATTRIBUTE,
+                b"|1\r\n$14\r\nkey-popularity\r\n*2\r\n$7\r\nkey:123\r\n:90\r\n"
+                + _AFTER_ATTRIBUTE),
+    b"push": (b"-ERR RESP2 is not supported by this command\r\n",
+              b">2\r\n$16\r\nserver-cpu-usage\r\n:42\r\n" + _AFTER_PUSH),
+    b"verbatim": (b"$25\r\n" + _VERBATIM_TEXT + b"\r\n", b"=29\r\ntxt:" + _VERBATIM_TEXT + b"\r\n"),
+    b"true": (b":1\r\n", b"#t\r\n"),
+    b"false": (b":0\r\n", b"#f\r\n"),
+}
+
+
+def _debug_protocol(ctx, argv):
+    sample = _PROTOCOL_SAMPLES.get(argv[2].lower())
+    if sample is None:
+        raise CommandError("ERR Wrong protocol type name. Please use one of the following: "
+                           "string|integer|double|bignum|null|array|set|map|attrib|push|"
+                           "verbatim|true|false")
+    return Raw(sample[1] if ctx.client.resp3 else sample[0])
 
 
 def _debug_help(ctx, argv):
@@ -395,6 +435,7 @@ _DEBUG_SUBCOMMANDS = {
     b"change-repl-id": (2, _debug_change_repl_id),
     b"stringmatch-test": (2, _debug_stringmatch_test),
     b"object": (3, _debug_object),
+    b"protocol": (3, _debug_protocol),
     b"jmap": (None, _debug_ok),
     b"log": (None, _debug_ok),
     b"help": (None, _debug_help),

@@ -108,3 +108,21 @@ def test_debug_object_lines_equal_redis_but_the_address(pair):
                       for reply in replies])
         lines[-1][1] = re.sub(rb"lru_seconds_idle:\d+", b"", lines[-1][1])
     assert lines[0] == lines[1]
+
+
+@pytest.mark.parametrize("protocol", ["2", "3"])
+def test_debug_protocol_samples_equal_redis(pair, protocol):
+    """DEBUG PROTOCOL, which client libraries' tests use for every RESP type."""
+    kinds = ["string", "integer", "double", "bignum", "null", "array", "set", "map", "attrib",
+             "push", "verbatim", "true", "false", "nosuch", "STRING"]
+    replies = []
+    for port in (pair[0].port, pair[1].port):
+        with RawClient(port) as client:
+            client.call("HELLO", protocol)
+            got = []
+            for kind in kinds:
+                got.append(client.call("DEBUG", "PROTOCOL", kind))
+                if kind in ("attrib", "push") and protocol == "3":
+                    got.append(client.read_reply())  # the normal reply after it
+            replies.append(got)
+    assert replies[0] == replies[1]
