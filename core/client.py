@@ -42,7 +42,7 @@ class Client:
         "watched", "dirty_cas", "wrote", "addr", "laddr", "fd", "created", "last_interaction",
         "transport", "ctx", "last_command", "lib_name", "lib_ver", "_close_after_reply",
         "reply_flags", "after_reply", "channels", "patterns", "shard_channels", "kind", "blocked",
-        "no_evict", "tracking",
+        "no_evict", "evicted", "tracking",
         "is_loader", "query_buffer", "output_buffer", "repl", "takeover",
     )
 
@@ -79,6 +79,7 @@ class Client:
         self.kind = "normal"
         self.blocked = False
         self.no_evict = False
+        self.evicted = False  # closed by maxmemory-clients, its connection not yet gone
         # CLIENT TRACKING's options while tracking is on (trioredis.tracking.ClientTracking).
         self.tracking: Any = None
         self.is_loader = False

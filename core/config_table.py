@@ -153,7 +153,7 @@ REDIS_OPTIONS: tuple[Option, ...] = (
     integer("io-threads", 1, 1, 128, flags=IMMUTABLE),
     boolean("io-threads-do-reads", False, flags=IMMUTABLE),
     Option("latency-tracking-info-percentiles", PERCENTILES, "50 99 99.9", flags=MULTI_ARG, applies="INFO latencystats percentiles (latency)"),
-    Option("maxmemory-clients", MEMORY_OR_PERCENT, "0"),
+    Option("maxmemory-clients", MEMORY_OR_PERCENT, "0", applies="client eviction (client_memory)"),
     Option("oom-score-adj-values", OOM_VALUES, "0 200 800", flags=MULTI_ARG),
     boolean("rdbchecksum", True, flags=IMMUTABLE, applies="RDB checksum written (rdb)"),
     Option("replicaof", REPLICAOF, "", alias="slaveof", flags=IMMUTABLE | MULTI_ARG,

@@ -88,7 +88,7 @@ class Stats:
     __slots__ = (
         "commands_processed", "connections_received", "rejected_connections", "keyspace_hits",
         "keyspace_misses", "net_input_bytes", "net_output_bytes", "errors", "started",
-        "per_command", "error_counts",
+        "per_command", "error_counts", "evicted_clients",
     )
 
     def __init__(self) -> None:
@@ -104,6 +104,7 @@ class Stats:
         self.net_input_bytes = 0
         self.net_output_bytes = 0
         self.errors = 0
+        self.evicted_clients = 0  # maxmemory-clients (trioredis.client_memory)
         # INFO commandstats and latencystats: full name (``config|get``) -> [calls, usec,
         # failed calls, rejected calls, latency histogram]; one lookup per command.
         self.per_command: dict[str, list[Any]] = {}

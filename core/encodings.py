@@ -34,7 +34,7 @@ against redis-server to catch one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import zset
@@ -59,6 +59,8 @@ _SET_WRITERS: dict[str, tuple[int, int]] = {"sadd": (1, 2), "smove": (2, 3)}
 _BUILDERS = frozenset(("sinterstore", "sunionstore", "sdiffstore", "restore", "restore-asking"))
 # Every command :func:`note_write` wants to see (the engine's one membership test).
 WRITERS = frozenset(_HASH_WRITERS) | frozenset(_SET_WRITERS) | _BUILDERS
+
+Note = Callable[["Database", list[bytes], Any], None]
 
 
 def thresholds(config: Any) -> Encodings:
@@ -93,44 +95,75 @@ def set_is_intset(value: set, enc: Encodings) -> bool:
         as_int64(member) is not None for member in value)
 
 
-def note_write(db: Database, name: str, argv: list[bytes], config: Any) -> None:
-    """After a write of ``name`` that changed the dataset: mark its key promoted when what
-    it added makes Redis convert the value to a hash table."""
-    enc = thresholds(config)
-    if name in _BUILDERS:
-        key = argv[1]
-        value = db.data.get(key)
-        kind = value.__class__
-        if (kind is dict and not hash_is_compact(value, enc)) or (
-                kind is set and not set_is_intset(value, enc)):
-            db.promoted.add(key)
-        return
-    start = _HASH_WRITERS.get(name, -1)
-    if start != -1:
+def _note_built(db: Database, argv: list[bytes], config: Any) -> None:
+    """A value built whole at argv[1]: promoted when born a hash table."""
+    enc = _cache[1] if _cache[0] is config else thresholds(config)
+    key = argv[1]
+    value = db.data.get(key)
+    kind = value.__class__
+    if (kind is dict and not hash_is_compact(value, enc)) or (
+            kind is set and not set_is_intset(value, enc)):
+        db.promoted.add(key)
+
+
+def _hash_note(start: int, every: bool) -> Note:
+    """The note of a hash writer whose compared arguments start at ``start``: all those
+    after it (``every``: HSET, HMSET) or the two there (field and value or increment)."""
+
+    def note(db: Database, argv: list[bytes], config: Any) -> None:
         key = argv[1]
         if key in db.promoted:
             return
         value = db.data.get(key)
         if value.__class__ is not dict:
             return
-        if len(value) > enc.hash_max_listpack_entries:
+        enc = _cache[1] if _cache[0] is config else thresholds(config)
+        # max(map(len)) runs in C: this is on every HSET's path.
+        if len(value) > enc.hash_max_listpack_entries or max(
+                map(len, argv[start:] if every else argv[start:start + 2])
+        ) > enc.hash_max_listpack_value:
+            db.promoted.add(key)
+
+    return note
+
+
+def _set_note(key_index: int, start: int) -> Note:
+    """The note of a set writer: the key receiving members at ``key_index``, the members
+    from ``start``."""
+
+    def note(db: Database, argv: list[bytes], config: Any) -> None:
+        key = argv[key_index]
+        if key in db.promoted:
+            return
+        value = db.data.get(key)
+        if value.__class__ is not set:
+            return
+        enc = _cache[1] if _cache[0] is config else thresholds(config)
+        if len(value) > enc.set_max_intset_entries:
             db.promoted.add(key)
             return
-        stop = len(argv) if name in ("hset", "hmset") else start + 2
-        # max(map(len)) runs in C: this is on every HSET's path.
-        if max(map(len, argv[start:stop])) > enc.hash_max_listpack_value:
+        if any(as_int64(member) is None for member in argv[start:]):
             db.promoted.add(key)
-        return
-    key_index, start = _SET_WRITERS[name]
-    key = argv[key_index]
-    if key in db.promoted:
-        return
-    value = db.data.get(key)
-    if value.__class__ is not set:
-        return
-    if len(value) > enc.set_max_intset_entries or any(
-            as_int64(member) is None for member in argv[start:]):
-        db.promoted.add(key)
+
+    return note
+
+
+# What each writer does after a write that changed the dataset, by command name: the
+# engine's one lookup per write (a specialised function each, so the hot HSET and SADD
+# paths do no dispatch on the name).
+NOTES: dict[str, Note] = {
+    **{name: _hash_note(start, name in ("hset", "hmset")) for name, start in _HASH_WRITERS.items()},
+    **{name: _set_note(*where) for name, where in _SET_WRITERS.items()},
+    **dict.fromkeys(_BUILDERS, _note_built),
+}
+
+
+def note_write(db: Database, name: str, argv: list[bytes], config: Any) -> None:
+    """After a write of ``name`` that changed the dataset: mark its key promoted when what
+    it added makes Redis convert the value to a hash table (a no-op for other commands)."""
+    note = NOTES.get(name)
+    if note is not None:
+        note(db, argv, config)
 
 
 def mark_by_shape(databases: Iterable[Database], config: Any) -> int:
@@ -161,6 +194,6 @@ def is_promoted(db: Database, key: bytes) -> bool:
     return key in db.promoted
 
 
-__all__ = ["WRITERS", "apply_zset_thresholds", "carry", "hash_is_compact", "is_promoted",
+__all__ = ["NOTES", "WRITERS", "apply_zset_thresholds", "carry", "hash_is_compact", "is_promoted",
            "mark_by_shape", "note_write",
            "set_is_intset", "thresholds"]

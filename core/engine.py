@@ -12,7 +12,8 @@ The engine is composed of subsystems that own their state, each built in
 ACLs, scripting, the persistence backends' owner (:mod:`trioredis.backends`), the blocked
 clients (:mod:`trioredis.blocking`) and the replayer of persisted commands
 (:mod:`trioredis.loading`).  MULTI/EXEC and WATCH live in :mod:`trioredis.transactions`; what
-a handler is handed, in :mod:`trioredis.context`.
+a handler is handed, in :mod:`trioredis.context`; the command path itself (``call``,
+``execute``, refusals), in :mod:`trioredis.dispatch`, a base class of the engine.
 
 Blocking commands return a :class:`~trioredis.blocking.Block` instead of a reply; the
 transport then awaits :meth:`Engine.wait_blocked`.
@@ -25,39 +26,33 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
-from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from . import errors, latency, loading, transactions
+from . import client_memory, loading, transactions
 from . import memory as memory_module
 from .acl import AccessControl
-from .admission import CROSS_PROTOCOL_WORDS, CrossProtocolGuard, debug_allowed, log_denial
+from .admission import CrossProtocolGuard
 from .backends import Backends, Services
 from .blocking import Block, BlockedClients, Waiter, waiting_block
 from .client import Client
 from .commands import (
-    BLOCKING,
     CommandRegistry,
     CommandSpec,
-    full_command_name,
-    subcommand_arity,
 )
 from .commands.keys import ScanSnapshots
 from .context import CommandContext, Stats
-from .encodings import WRITERS as ENCODING_WRITERS
+from .dispatch import CommandPath
 from .encodings import apply_zset_thresholds
-from .encodings import note_write as note_encoding_write
 from .errors import CommandError
 from .eviction import EVICT_FAIL, Evictor
-from .keyspace import Database, Keyspace
+from .keyspace import Database, Keyspace, KeyspaceNotifier
 from .loading import Replayer
 from .observability import Observer
 from .pause import Pause
-from .pubsub import PubSub, notify_keyspace_event
+from .pubsub import PubSub
 from .replication import Replication
-from .resp import QUEUED, ErrorReply
 from .scripting.runtime import Scripting
 from .tracking import Tracking
 
@@ -68,14 +63,8 @@ if TYPE_CHECKING:
     from .config import Config, LoadedConfig
     from .log import Log
 
-_MULTI_CONTROL = frozenset({b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"})
-_SUBSCRIBED_ALLOWED = frozenset(
-    {b"subscribe", b"psubscribe", b"unsubscribe", b"punsubscribe", b"ping", b"quit", b"reset",
-     b"ssubscribe", b"sunsubscribe"}
-)
 
-
-class Engine:
+class Engine(CommandPath):
     """One server's command execution: built from the loaded configuration, the plugin
     manager and the log; the transport hands it clients and their commands."""
 
@@ -92,8 +81,10 @@ class Engine:
         self.pubsub = PubSub()
         self.observer = Observer()
         self.monitoring = self.observer.monitors  # the observer is skipped while it is empty
-        self.keyspace = Keyspace(self.config.databases, self.propagate,
-                                 notify=partial(notify_keyspace_event, self))
+        # The keyspace's own events go through a notifier that holds the pub/sub hub and the
+        # config, not the engine (kept current by apply_config).
+        self._notifier = KeyspaceNotifier(self.pubsub, self.config)
+        self.keyspace = Keyspace(self.config.databases, self.propagate, notify=self._notifier)
         self.keyspace.notifying = bool(self.config.notify_keyspace_events)
         self.keyspace.on_modified = self._on_modified
         # Memory (trioredis.memory, trioredis.eviction): the evictor follows maxmemory-policy;
@@ -105,6 +96,9 @@ class Engine:
         # Client-side caching and CLIENT PAUSE (trioredis.tracking, trioredis.pause).
         self.tracking = Tracking(self)
         self.pause = Pause(self)
+        # Whether client-side caching or CLIENT PAUSE has anything to do per command: one
+        # test on the hot path instead of one per feature (refresh_extras keeps it current).
+        self.extras = False
         self.keyspace.on_expired = self.tracking.invalidate_key
         self.commands = CommandRegistry()
         self.hook.trioredis_register_commands(registry=self.commands)
@@ -219,6 +213,11 @@ class Engine:
         )
         self._refresh_observe_from()
 
+    def refresh_extras(self) -> None:
+        """After the tracking table appears or a pause starts or ends: whether every command
+        must consult them (:attr:`extras`)."""
+        self.extras = self.tracking.table is not None or self.pause.mode is not None
+
     def command_record(self, name: str) -> list[Any]:
         """``stats.per_command``'s entry for a full command name, made on first use."""
         return self.stats.command_record(name)
@@ -297,191 +296,6 @@ class Engine:
         client.ctx = None  # ctx.client points back: no cycle left for the collector
         if client.channels or client.patterns or client.shard_channels:
             self.pubsub.drop(client)
-
-    # --- executing -------------------------------------------------------------------------
-
-    def call(self, client: Client, argv: list[bytes]) -> Any:
-        """Run one command for ``client``: the reply, an ErrorReply, or a :class:`Block`."""
-        entry = self._dispatch.get(argv[0])
-        if entry is None:
-            entry = self._lookup(argv[0])
-            if entry is None:
-                if argv[0].lower() in CROSS_PROTOCOL_WORDS:
-                    return self._cross_protocol.refuse(client)
-                client.last_command = "NULL"
-                return self._reject(client, argv, errors.unknown_command(argv))
-        spec, name, is_write = entry
-        if self.tracking.clients:  # tracking-table-max-keys, before each command (tracking.py)
-            self.tracking.limit()
-        # CLIENT LIST's cmd: the command as looked up, before any check refuses it or MULTI
-        # queues it, as Redis records it (EXEC's queued commands leave "exec").
-        client.last_command = spec.name
-        arity = spec.arity
-        if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
-            return self._reject(client, argv, errors.wrong_arity(spec.name), spec)
-        full_name = spec.name
-        if spec.subcommands and len(argv) > 1:
-            full_name = client.last_command = full_command_name(spec, argv[1])
-            if full_name is spec.name:
-                client.last_command = "NULL"
-                # A container's unknown subcommand is no command at all, as in Redis:
-                # refused here, counted in errorstats only.
-                return self._reject(client, argv, errors.unknown_subcommand(argv[1], spec.name))
-            arity = subcommand_arity(spec, argv[1])
-            if arity is not None and ((arity > 0 and len(argv) != arity) or len(argv) < -arity):
-                return self._reject(client, argv, errors.wrong_arity(full_name), spec)
-        if spec.name == "debug" and not debug_allowed(self.config, client):  # renamed ones too
-            return self._reject(client, argv, errors.DEBUG_NOT_ALLOWED, spec)
-        if not client.authenticated and "noauth" not in spec.flags:
-            return self._reject(client, argv, errors.NOAUTH, spec)
-        if client.user in self.acl.restricted:  # empty unless ACL SETUSER restricted someone
-            denied = self.acl.check(client.user, spec, argv)
-            if denied is not None:
-                log_denial(self, client, spec, argv, denied)
-                return self._reject(client, argv, denied, spec)
-        if self.config.maxmemory and not client.is_loader and self._out_of_memory(client, spec):
-            return self._reject(client, argv, errors.OOM, spec)
-        if is_write and self._refusal is not None and not client.is_loader:
-            return self._reject(client, argv, self._refusal, spec)
-        if (client.channels or client.patterns or client.shard_channels) and not client.resp3 and name not in _SUBSCRIBED_ALLOWED:
-            return self._reject(
-                client, argv,
-                f"ERR Can't execute '{full_name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
-                "PING / QUIT / RESET are allowed in this context", spec
-            )
-        if self.refuse_stale and "stale" not in spec.flags and not client.is_loader:
-            # A replica whose master link is down, with replica-serve-stale-data no.
-            return self._reject(client, argv, errors.MASTERDOWN, spec)
-        if self.loading and not client.is_loader and "loading" not in spec.flags:
-            return self._reject(client, argv, errors.LOADING, spec)
-        if self.pause.mode is not None and self.pause.holds(client, spec, argv):
-            return self.pause.hold(client, argv)  # CLIENT PAUSE: runs again once it ends
-        if client.multi is not None and name not in _MULTI_CONTROL:
-            if "no-multi" in spec.flags:
-                return self._reject(client, argv, errors.NOT_ALLOWED_IN_MULTI, spec)
-            client.multi.append((spec, argv))
-            return QUEUED
-        reply = self.execute(client, spec, argv)
-        if self.tracking.pending:  # invalidations for this client follow its reply
-            return self.tracking.with_pending(client, reply)
-        return reply
-
-    def _lookup(self, sent: bytes) -> tuple[CommandSpec, bytes, bool] | None:
-        """The command table entry for a name as sent; remembered (a bounded number of
-        spellings) so the common case is one dict lookup."""
-        name = sent.lower()
-        spec = self.commands.by_name.get(name)
-        if spec is None:
-            return None
-        entry = (spec, name, spec.is_write)
-        if len(self._dispatch) < 4096:
-            self._dispatch[sent] = entry
-        return entry
-
-    # Over 60 lines on purpose: this runs for every command, so propagation, statistics,
-    # latency and the executed hook are inlined here rather than called.
-    def execute(self, client: Client, spec: CommandSpec, argv: list[bytes]) -> Any:
-        """Run a looked-up, checked command (also used by EXEC for each queued command)."""
-        ctx = client.ctx
-        if ctx is None:
-            ctx = client.ctx = CommandContext(self, client)
-        ctx.db = client.db
-        ctx.dirty = 0
-        ctx.propagated = False
-        previous = self._current
-        self._current = client
-        name = spec.name
-        if spec.subcommands and len(argv) > 1:
-            name = full_command_name(spec, argv[1])
-        started = perf_counter_ns() if self._timed else 0
-        # Client-side caching: what DEL/UNLINK will find, to invalidate only what they delete.
-        existed = (self.tracking.before_command(ctx.db, spec, argv)
-                   if self.tracking.table is not None else None)
-        try:
-            reply = spec.handler(ctx, argv)
-        except CommandError as error:
-            reply = self._error(error.message, name)
-        except Exception as error:  # a bug must cost one reply, not the connection
-            self.log.warning(f"Internal error running {spec.name}: {error!r}")
-            reply = self._error(f"ERR internal error running '{spec.name}': {error!r}", name)
-        finally:
-            self._current = previous
-        stats = self.stats
-        stats.commands_processed += 1
-        record = stats.per_command.get(name)
-        if record is None:
-            record = self.command_record(name)
-        record[0] += 1
-        if ctx.dirty:
-            self.dirty += ctx.dirty
-            db = ctx.db
-            if spec.name in ENCODING_WRITERS:  # OBJECT ENCODING's history (trioredis.encodings)
-                note_encoding_write(db, spec.name, argv, self.config)
-            if not ctx.propagated and not self.replaying:
-                if self.in_exec:
-                    self._current = client
-                    self.propagate(db.index, argv)
-                    self._current = previous
-                else:  # propagate() and _feed() inlined: this runs for every write
-                    for feed in self._feeds:
-                        feed(db.index, argv)
-                    if self._propagated_hook:
-                        self.hook.trioredis_command_propagated(db=db.index, argv=argv)
-                    self.unflushed = True
-                    client.wrote = True
-            if db.watched or db.blocked:
-                for key in (spec.write_keys or spec.keys)(argv):
-                    self.keyspace.signal_modified(db, key)
-        if self.tracking.table is not None and not self.replaying:  # client-side caching
-            self.tracking.after_command(client, spec, argv, ctx.dirty, ctx.db, self.in_exec,
-                                        existed)
-        if self._ready_keys and not self.in_exec:
-            self.serve_blocked()
-        if reply.__class__ is Block:
-            reply.db = ctx.db
-            if reply.event is None and (client.multi is not None or self.in_exec or (
-                    BLOCKING not in spec.flags and not reply.unflagged)):
-                # Inside a transaction a blocking command does not block.
-                reply = reply.timeout_reply
-        if self._timed:
-            duration_ns = perf_counter_ns() - started
-            duration_us = duration_ns // 1000
-            record[1] += duration_us
-            if self._latency_tracking:
-                latency.record(record[4], duration_ns)
-        if self._executed_hook:
-            if self._on_executed is not None:
-                if duration_us >= self._observe_from_us or self.monitoring:
-                    self._on_executed(client, argv, duration_us)
-            else:
-                self.hook.trioredis_command_executed(client=client, argv=argv, duration_us=duration_us)
-        return reply
-
-    def _reject(self, client: Client, argv: list[bytes], message: str,
-                spec: CommandSpec | None = None) -> ErrorReply:
-        """A command refused before it ran (Redis's ``rejectCommand``): inside MULTI it dooms
-        the transaction (EXEC answers EXECABORT); a refused EXEC itself discards the
-        transaction and says why.  A known command counts it in its ``rejected_calls``."""
-        if spec is not None:
-            name = full_command_name(spec, argv[1]) if spec.subcommands and len(argv) > 1 else spec.name
-            self.command_record(name)[3] += 1
-        if argv[0].lower() == b"exec":
-            client.multi = None
-            client.multi_error = False
-            transactions.unwatch(client)
-            reason = message[4:] if message.startswith("ERR ") else message
-            return self._error(f"EXECABORT Transaction discarded because of: {reason}")
-        if client.multi is not None:
-            client.multi_error = True
-        return self._error(message)
-
-    def _error(self, message: str, command: str | None = None) -> ErrorReply:
-        self.stats.errors += 1
-        prefix = message.split(" ", 1)[0]
-        self.stats.error_counts[prefix] = self.stats.error_counts.get(prefix, 0) + 1
-        if command is not None:
-            self.command_record(command)[2] += 1
-        return ErrorReply(message.encode())
 
     def flushed_all(self) -> None:
         """FLUSHALL ran: tell the backends (not while replaying a file)."""
@@ -601,6 +415,7 @@ class Engine:
         if self.server is not None:
             self.server.config_applied(old, new)
         self.keyspace.notifying = bool(new.notify_keyspace_events)
+        self._notifier.config = new
         self.evictor.configure(new)
         self._apply_lazyfree(new)
         self._memory_stamp = ()  # a policy change may drop the access times
@@ -656,6 +471,9 @@ class Engine:
     def memory_cron(self) -> None:
         """The server cron's share: correct drifted container estimates, go on with
         evictions a command left (tenacity), and keep the peak."""
+        self.keyspace.tick()  # the LRU clock keys store on access
+        if self.config.maxmemory_clients != "0":
+            client_memory.evict_clients(self)
         memory_module.audit_cycle(self.keyspace)
         self._memory_stamp = ()  # the audit may have corrected estimates
         if self.config.maxmemory:

@@ -1,13 +1,16 @@
 """Eviction under ``maxmemory``: Redis 7.0's policies and approximations (``evict.c``).
 
-Access times.  While an LRU or LFU policy is set, each database keeps ``access``, a parallel
-dict of key -> word: for LRU a 24-bit clock in seconds (Redis's ``LRU_CLOCK_RESOLUTION`` of
-1000 ms), for LFU Redis's word of 16 bits of minutes (the last decrement time) and an 8-bit
+Access times.  Each database keeps ``access``, a parallel dict of key -> word: the 24-bit LRU
+clock in seconds (Redis's ``LRU_CLOCK_RESOLUTION`` of 1000 ms) under every policy but the LFU
+ones, as Redis keeps it in every object, so OBJECT IDLETIME answers under ``noeviction`` too;
+under an LFU policy Redis's word of 16 bits of minutes (the last decrement time) and an 8-bit
 logarithmic counter.  A read (``Database.get``) or write updates it; ``Database.peek`` (EXISTS,
-TYPE, TTL, OBJECT, MEMORY USAGE) does not, as Redis's ``LOOKUP_NOTOUCH``.  Under the other
-policies nothing is recorded: the dict costs about 50 bytes a key, and measuring showed it
-would put 100,000 small keys over twice Redis's memory; OBJECT IDLETIME then answers the time
-since the key was last accessed while a tracking policy was on, or 0.
+TYPE, TTL, OBJECT, MEMORY USAGE) does not, as Redis's ``LOOKUP_NOTOUCH``.  The LRU store is
+one dict assignment of the cron-refreshed clock (``Database.clock``); the LFU word needs this
+module's arithmetic (``record_access``).  A key with no word (installed whole by a snapshot
+load, where :func:`trioredis.memory.recount` stamps them) counts as idle since start-up.  A
+switch between LRU and LFU policies keeps the words and reads them with the new meaning, as
+Redis does with an object's ``lru`` field.
 
 Choosing.  Redis samples ``maxmemory-samples`` keys of each database (all keys, or those with
 a TTL for ``volatile-*``) into a pool of 16 candidates ordered by idleness (LRU: idle time;
@@ -31,6 +34,7 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
+from .keyspace import LRU_CLOCK_MAX, lru_clock
 from .pubsub import notify_keyspace_event
 
 if TYPE_CHECKING:
@@ -38,7 +42,6 @@ if TYPE_CHECKING:
     from .engine import Engine
     from .keyspace import Database
 
-LRU_CLOCK_MAX = (1 << 24) - 1  # the 24 bits Redis keeps per object
 LRU_CLOCK_RESOLUTION_MS = 1000
 LFU_INIT_VAL = 5  # a new key's counter, so it is not evicted before it has a chance
 EVPOOL_SIZE = 16
@@ -47,10 +50,6 @@ EVICT_OK, EVICT_RUNNING, EVICT_FAIL = 0, 1, 2
 
 POLICIES = ("volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
             "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction")
-
-
-def lru_clock() -> int:
-    return int(time.time()) & LRU_CLOCK_MAX
 
 
 def lru_idle_ms(word: int, clock: int | None = None) -> int:
@@ -99,6 +98,10 @@ def time_limit_us(tenacity: int) -> float:
     return math.inf
 
 
+def _no_record(db: Database, key: bytes, created: bool = False) -> None:
+    """``record_access`` under LRU-like policies: the databases store the clock inline."""
+
+
 class Evictor:
     """The engine's eviction: the policy's access recording and the eviction pool."""
 
@@ -110,8 +113,9 @@ class Evictor:
         self.next_db = 0  # random policies: the database to take from next
         self.exceeded_since = 0.0  # monotonic time eviction started to lag, 0: it does not
         self.exceeded_total = 0.0
-        self.tracking_since = lru_clock()
+        self.tracking_since = self.keyspace.clock
         self.policy = ""
+        self.lfu = False
         self.configure(engine.config)
 
     def configure(self, config: Config) -> None:
@@ -121,27 +125,19 @@ class Evictor:
             return
         self.policy = policy
         self.pool = []
+        lfu = policy.endswith("lfu")
+        if lfu == self.lfu:
+            return
+        # Between LRU-like and LFU policies the words are kept and read with the new
+        # meaning, as Redis reads an object's lru field (an LFU word read as a clock gives
+        # a large idle time there too).
+        self.lfu = lfu
         keyspace = self.keyspace
-        was_tracking = keyspace.track_access
-        if policy.endswith("lru"):
-            keyspace.record_access = self._record_lru
-            keyspace.track_access = True
-        elif policy.endswith("lfu"):
-            keyspace.record_access = self._record_lfu
-            keyspace.track_access = True
-        else:
-            keyspace.track_access = False
+        keyspace.record_access = self._record_lfu if lfu else _no_record
         for db in keyspace.databases:
-            db.tracking = keyspace.track_access
-            if not keyspace.track_access:
-                db.access = {}
-        if keyspace.track_access and not was_tracking:
-            self.tracking_since = lru_clock()
+            db.lfu = lfu
 
     # --- access times ---------------------------------------------------------------------
-
-    def _record_lru(self, db: Database, key: bytes, created: bool = False) -> None:
-        db.access[key] = int(time.time()) & LRU_CLOCK_MAX
 
     def _record_lfu(self, db: Database, key: bytes, created: bool = False) -> None:
         minutes = (int(time.time()) // 60) & 65535
@@ -156,9 +152,9 @@ class Evictor:
     def idle_ms(self, db: Database, key: bytes) -> int:
         """OBJECT IDLETIME's measure (ms) for a key under a non-LFU policy."""
         word = db.access.get(key)
-        if word is None:
-            return 0 if not self.keyspace.track_access else lru_idle_ms(self.tracking_since)
-        return lru_idle_ms(word)
+        # The clock the words were stamped with (as Redis's estimateObjectIdleTime reads the
+        # cached LRU_CLOCK): a fresh one could be a second ahead of a word stored just now.
+        return lru_idle_ms(self.tracking_since if word is None else word, self.keyspace.clock)
 
     def frequency(self, db: Database, key: bytes) -> int:
         """OBJECT FREQ: the decayed LFU counter (not stored back, as Redis)."""

@@ -256,7 +256,7 @@ def _stats(engine: Engine) -> dict[str, Any]:
         "expired_time_cap_reached_count": 0,
         "expire_cycle_cpu_milliseconds": 0,
         "evicted_keys": engine.evictor.evicted_keys,
-        "evicted_clients": 0,
+        "evicted_clients": engine.stats.evicted_clients,
         "total_eviction_exceeded_time": engine.evictor.statistics()["total_eviction_exceeded_time"],
         "current_eviction_exceeded_time": engine.evictor.statistics()["current_eviction_exceeded_time"],
         "keyspace_hits": stats.keyspace_hits,

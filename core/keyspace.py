@@ -15,16 +15,24 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from itertools import compress
+from operator import attrgetter
 from typing import Any
 
 from . import memory
 from .errors import WRONGTYPE, CommandError
+from .pubsub import notify_keyspace_event
 
 Propagate = Callable[[int, list[bytes]], None]
 # A keyspace event: (class, event name, key, db), as trioredis.pubsub.notify_keyspace_event.
 Notify = Callable[[str, bytes, bytes, int], None]
 
 _HEADER = memory.BYTES_HEADER  # a bytes object's header (a local name: set() runs per write)
+
+LRU_CLOCK_MAX = (1 << 24) - 1  # the 24 bits Redis keeps per object
+_ONLY_BYTES = {bytes}  # set_many's test of the old values' types
+_STALE = attrgetter("stale")
+_USED = attrgetter("used")
 
 TYPE_NAMES: dict[type, str] = {bytes: "string", deque: "list", dict: "hash", set: "set"}
 
@@ -33,11 +41,16 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def lru_clock() -> int:
+    """Redis's LRU clock: seconds, in the 24 bits an object keeps (trioredis.eviction)."""
+    return int(time.time()) & LRU_CLOCK_MAX
+
+
 class Database:
     """One numbered database."""
 
     __slots__ = ("index", "data", "expires", "keyspace", "watched", "blocked", "_expire_scan",
-                 "promoted", "used", "sizes", "basis", "stale", "access", "tracking",
+                 "promoted", "used", "sizes", "basis", "stale", "access", "lfu", "clock",
                  "audit_scan", "evict_scan")
 
     def __init__(self, index: int, keyspace: Keyspace) -> None:
@@ -61,10 +74,16 @@ class Database:
         # Keys written since memory was last read: re-estimated then (memory.settle).
         self.stale: set[bytes] = set()
         self.audit_scan: list[bytes] = []
-        # key -> LRU clock or LFU word, kept only while an LRU/LFU policy is set
-        # (trioredis.eviction): a parallel dict costs ~50 bytes a key, paid when it is used.
+        # key -> LRU clock (seconds, 24 bits) or, under an LFU policy, LFU word
+        # (trioredis.eviction).  As Redis keeps the LRU clock in every object unless an LFU
+        # policy is set, the clock is stored on every access whatever the policy, so OBJECT
+        # IDLETIME means something under noeviction too.
         self.access: dict[bytes, int] = {}
-        self.tracking = False  # the keyspace's track_access, here to save a lookup per read
+        # Whether an LFU policy is set (the word then needs the evictor's arithmetic), and
+        # the LRU clock of now, refreshed by the cron (Keyspace.tick): a read stores this int
+        # rather than asking the time, as Redis reads server.lruclock.
+        self.lfu = False
+        self.clock = keyspace.clock
         self.evict_scan: Any = None  # the eviction sampler's snapshot (trioredis.eviction)
 
     def __len__(self) -> int:
@@ -87,8 +106,10 @@ class Database:
                 # A container may be changed in place by the command that looked it up:
                 # estimated again when memory is next read (trioredis.memory.settle).
                 self.stale.add(key)
-            if self.tracking:
+            if self.lfu:
                 self.keyspace.record_access(self, key)
+            else:
+                self.access[key] = self.clock
         return value
 
     def peek(self, key: bytes) -> Any:
@@ -143,8 +164,10 @@ class Database:
             # The common overwrite, string by string: the accounting is the length change.
             data[key] = value
             self.used += len(value) - len(old)
-            if self.tracking:
+            if self.lfu:
                 self.keyspace.record_access(self, key, False)
+            else:
+                self.access[key] = self.clock
             if not keep_ttl and self.expires:
                 self.expires.pop(key, None)
             return
@@ -171,8 +194,10 @@ class Database:
             self.sizes[key] = 0
             self.stale.add(key)
             self.used += delta
-        if self.tracking:
+        if self.lfu:
             keyspace.record_access(self, key, old is None)
+        else:
+            self.access[key] = self.clock
         if not keep_ttl and self.expires:
             self.expires.pop(key, None)
 
@@ -182,27 +207,28 @@ class Database:
         self.data[key] = new
         self.used += len(new) - len(old)
 
-    def set_many(self, pairs: Any) -> None:
-        """MSET's writes when nothing needs publishing and no key has a TTL."""
+    def set_many(self, keys: list[bytes], values: list[bytes]) -> None:
+        """MSET's writes (``keys[i]`` gets ``values[i]``, the last of a repeated key wins)
+        when nothing needs publishing and no key has a TTL.
+
+        Why two paths: when every key already holds a string (MSET's usual overwrite), the
+        accounting is the change of total length over the distinct keys, summed in C, and
+        the dicts are updated whole; anything else (a new key, a container replaced) goes
+        pair by pair through :meth:`set`, which knows every case."""
         data = self.data
-        header = memory.BYTES_HEADER
-        used = 0
-        sizes = self.sizes
-        for key, value in pairs:
-            old = data.get(key)
-            if old is None:
-                used += header + len(key)
-            elif old.__class__ is bytes:
-                used -= header + len(old)
-            else:
-                used -= sizes.pop(key, 0)
-                self.basis.pop(key, None)
-            data[key] = value
-            used += header + len(value)
-        self.used += used
-        if self.tracking:
-            for key, _value in pairs:
-                self.keyspace.record_access(self, key, True)
+        stamps = dict.fromkeys(keys, self.clock)  # the distinct keys, and their access times
+        olds = list(map(data.get, stamps))
+        if set(map(type, olds)) != _ONLY_BYTES:
+            for key, value in zip(keys, values, strict=True):
+                self.set(key, value)
+            return
+        data.update(zip(keys, values, strict=True))
+        self.used += sum(map(len, map(data.get, stamps))) - sum(map(len, olds))
+        if self.lfu:
+            for key in stamps:
+                self.keyspace.record_access(self, key, False)
+        else:
+            self.access.update(stamps)
 
     def forget(self, key: bytes, value: Any) -> None:
         """Take ``key`` and its ``value`` (just removed from ``data``) out of the accounting
@@ -300,11 +326,29 @@ def _sample(data: dict[bytes, Any]) -> bytes:
     return next(itertools.islice(iter(data), random.randrange(len(data)), None))
 
 
+class KeyspaceNotifier:
+    """What the keyspace publishes its own events through (``new``, ``expired``): the pub/sub
+    hub and the config in force, and nothing else of the server.  It has exactly the two
+    members :func:`trioredis.pubsub.notify_keyspace_event` reads (``config`` for
+    ``notify-keyspace-events``, ``pubsub`` to publish), so that function serves it as it
+    serves the engine; the engine hands it each new config (CONFIG SET)."""
+
+    __slots__ = ("config", "pubsub")
+
+    def __init__(self, pubsub: Any, config: Any) -> None:
+        self.pubsub = pubsub
+        self.config = config
+
+    def __call__(self, event_class: str, event: bytes, key: bytes, db: int) -> None:
+        notify_keyspace_event(self, event_class, event, key, db)
+
+
 class Keyspace:
     """All databases, the propagation sink, and the bookkeeping WATCH and blocking pops need."""
 
     def __init__(self, databases: int, propagate: Propagate,
                  notify: Notify | None = None) -> None:
+        self.clock = lru_clock()  # before the databases: each keeps a copy (Database.clock)
         self.databases = [Database(i, self) for i in range(databases)]
         self.propagate = propagate
         # The keyspace's own events (``new``, ``expired``): ``notify(class, event, key, db)``
@@ -314,9 +358,9 @@ class Keyspace:
         self.notifying = False
         self.loading = False
         self.expired_keys = 0
-        # LRU/LFU access times (trioredis.eviction): recorded only while an LRU or LFU
-        # maxmemory-policy is set; record_access(db, key, created) is set by the evictor.
-        self.track_access = False
+        # Access times (trioredis.eviction): the LRU clock always (Database.clock), the LFU
+        # word under an LFU policy, through record_access(db, key, created) set by the
+        # evictor.
         self.record_access: Callable[..., None] = lambda db, key, created=False: None
         # Lazy freeing (UNLINK, FLUSH* ASYNC, lazyfree-lazy-*): DEL and UNLINK set lazy_del
         # while they run (True: lazy, False: not); None leaves it to lazy_server_del.
@@ -337,6 +381,15 @@ class Keyspace:
 
     def __len__(self) -> int:
         return len(self.databases)
+
+    def tick(self) -> None:
+        """The cron's refresh of the LRU clock each database stores on access (Redis's
+        server.lruclock, updated in serverCron: a resolution of a second needs no more)."""
+        clock = lru_clock()
+        if clock != self.clock:
+            self.clock = clock
+            for db in self.databases:
+                db.clock = clock
 
     def signal_modified(self, db: Database, key: bytes) -> None:
         if (db.watched or db.blocked) and self.on_modified is not None:
@@ -370,13 +423,13 @@ class Keyspace:
     def dataset_bytes(self) -> int:
         """The dataset's estimate over all databases (trioredis.memory), containers written
         since the last call estimated again first."""
-        total = 0
-        for db in self.databases:  # one pass: under maxmemory this runs after every write
-            if db.stale:
+        # Under maxmemory this runs after every write: the tests of all 16 databases are
+        # C-level passes (attrgetter, compress), Python code runs for the live ones only.
+        databases = self.databases
+        if any(map(_STALE, databases)):
+            for db in compress(databases, map(_STALE, databases)):
                 memory.settle_db(db)
-            if db.used:
-                total += memory.dataset_bytes(db)
-        return total
+        return sum(map(memory.dataset_bytes, compress(databases, map(_USED, databases))))
 
     def key_count(self) -> int:
         return sum(len(db.data) for db in self.databases)

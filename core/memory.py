@@ -220,6 +220,8 @@ def recount(db: Database) -> None:
     db.sizes = sizes
     db.basis = {}
     db.stale = set()
+    if not db.lfu:  # loaded keys were last accessed now, as Redis's loader stamps them
+        db.access = dict.fromkeys(db.data, db.clock)
 
 
 def audit_cycle(keyspace: Keyspace, budget: int = 20) -> None:

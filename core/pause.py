@@ -85,6 +85,7 @@ class Pause:
             self.unpause()
             return
         self.engine.keyspace.expiry_paused = True
+        self.engine.refresh_extras()
         self._arm_timer()
 
     def _arm_timer(self) -> None:
@@ -115,6 +116,7 @@ class Pause:
         self.mode = None
         self.end = 0.0
         self.engine.keyspace.expiry_paused = False
+        self.engine.refresh_extras()
         held, self.held = self.held, deque()
         engine = self.engine
         from .engine import Block

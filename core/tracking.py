@@ -148,6 +148,7 @@ class Tracking:
         state.broken = False
         if self.table is None:
             self.table = {}
+            self.engine.refresh_extras()
         if bcast:
             for prefix in prefixes or [b""]:
                 if prefix not in state.prefixes:

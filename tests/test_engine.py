@@ -165,3 +165,33 @@ def test_the_subsystems_are_built_with_the_engine(engine):
     assert run(engine, client, "EVAL", "return redis.call('SET', KEYS[1], 'x')", "1", "s") == OK
     # A script's effects are propagated as the commands it ran (one alone: no MULTI/EXEC).
     assert engine.recording.fed == [(0, [b"SET", b"s", b"x"])]
+
+
+def test_the_keyspace_publishes_through_a_notifier_that_holds_no_engine(engine):
+    """Design (#13): the keyspace's own events (``new``, ``expired``) go through a notifier
+    holding pub/sub and the config only; CONFIG SET hands it the new config."""
+    notifier = engine.keyspace.notify
+    held = [getattr(notifier, name) for name in notifier.__slots__]
+    assert not any(isinstance(value, Engine) for value in held)
+    client = engine.new_client()
+    assert run(engine, client, "CONFIG", "SET", "notify-keyspace-events", "KEA") == OK
+    assert notifier.config is engine.config
+    listener = engine.new_client()
+    run(engine, listener, "SUBSCRIBE", "__keyevent@0__:new")
+    run(engine, client, "SET", "fresh", "v")
+    assert engine.pubsub.channels.get(b"__keyevent@0__:new")
+
+
+def test_a_policy_switch_keeps_the_access_words_and_idletime_works_under_noeviction(engine):
+    """OBJECT IDLETIME under noeviction: every access stores the cron's LRU clock."""
+    client = engine.new_client()
+    run(engine, client, "SET", "k", "v")
+    db = engine.keyspace[0]
+    assert db.access[b"k"] == engine.keyspace.clock
+    db.access[b"k"] -= 5  # five seconds ago, as if the clock had moved on since
+    assert run(engine, client, "OBJECT", "IDLETIME", "k") == 5
+    run(engine, client, "GET", "k")
+    assert run(engine, client, "OBJECT", "IDLETIME", "k") == 0
+    run(engine, client, "CONFIG", "SET", "maxmemory-policy", "allkeys-lfu")
+    assert b"k" in db.access  # kept, read as an LFU word from now on
+    assert isinstance(run(engine, client, "OBJECT", "FREQ", "k"), int)

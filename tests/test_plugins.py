@@ -277,7 +277,7 @@ def test_example_data_type_survives_restart(site, tmp_path, mode):
     and a snapshot stores the counter (trioredis_snapshot_encode/decode); after a restart the
     dataset digest is the same."""
     options = [["appendonly", "yes" if mode == "aof-rewrite" else "no"], ["dir", str(tmp_path)],
-               ["save", ""]]
+               ["save", ""], ["dbfilename", "dump.trdb"]]  # RDB has no record for a plugin type
     server = ServerThread(options).start()
     server.wait_ready()
     try:

@@ -241,7 +241,7 @@ def mset(ctx, argv):
             db.set(argv[index], argv[index + 1])
             notify(ctx, "$", b"set", argv[index])
     elif not db.expires:  # nothing to publish, no TTL to drop: one C-level update
-        db.set_many(list(zip(argv[1::2], argv[2::2], strict=True)))
+        db.set_many(argv[1::2], argv[2::2])
     else:
         for index in range(1, len(argv), 2):
             db.set(argv[index], argv[index + 1])
