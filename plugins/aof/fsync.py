@@ -44,20 +44,19 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
 from .fsync_helper import REQUEST, RESULT
-
-if TYPE_CHECKING:
-    from trioredis.persistence import WatchReadable
 
 HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fsync_helper.py")
 
 # done(generation, position, error, seconds): runs on the trio thread after each fdatasync;
 # ``seconds`` is how long the fdatasync took (the ``aof-fsync-always`` latency event).
 DoneCallback = Callable[[int, int, "OSError | None", float], None]
+# The host's watch_readable(fd, callback) -> unwatch (None: read in a task).
+WatchReadable = Callable[[int, Callable[[], None]], "Callable[[], None] | None"]
 
 
 class Fsyncer:
