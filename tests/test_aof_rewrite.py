@@ -138,7 +138,7 @@ class Unrewritable:
     """A value no plugin knows how to rewrite: the child fails on it."""
 
 
-def test_a_failed_child_leaves_the_old_aof_untouched_and_reports_err(tmp_path):
+def test_a_failed_child_leaves_the_old_aof_untouched_and_reports_err(tmp_path, capsys):
     with ServerThread(aof_options(tmp_path)) as server:
         server.wait_ready()
         r = server.client()
@@ -153,6 +153,9 @@ def test_a_failed_child_leaves_the_old_aof_untouched_and_reports_err(tmp_path):
         assert info["aof_last_bgrewrite_status"] == "err"
         assert info["aof_rewrites_consecutive_failures"] == 1
         assert (tmp_path / AOF).read_bytes() == old
+        # The child's reason came through its pipe into the server's log.
+        assert ("Background AOF rewrite terminated with error: TypeError: no plugin rewrites "
+                "the value of key b'alien'") in capsys.readouterr().out
         assert temp_files(tmp_path) == []
         r.set("still", "appending")
         assert (tmp_path / AOF).read_bytes().startswith(old)

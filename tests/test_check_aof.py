@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from servers import console_script
 from trioredis import encode_command
 from trioredis.plugins.aof.loading import AofScanner
+from trioredis.rdb import write_rdb
 
 COMMANDS = [[b"SELECT", b"0"]] + [[b"SET", b"k%d" % i, b"v" * i] for i in range(30)]
 WHOLE = b"".join(encode_command(argv) for argv in COMMANDS)
@@ -108,6 +109,85 @@ def test_the_cut_agrees_with_debian_redis_check_aof(tmp_path):
         subprocess.run(["redis-check-aof", "--fix", str(theirs)], input="y\n", text=True,
                        capture_output=True, timeout=30, check=True)
         assert ours.read_bytes() == theirs.read_bytes() == WHOLE
+
+
+# --- a file with an RDB preamble (Redis 4-6, aof-use-rdb-preamble yes) ------------------
+
+
+def _preamble() -> bytes:
+    """An RDB as redis-server writes it (trioredis.rdb's writer is byte-compatible): a few
+    keys (one LZF-compressed), one with an expiry, and a function library."""
+    out: list[bytes] = []
+    data = {b"a": b"1", b"long": b"abc" * 50, b"b": b"v"}
+    write_rdb(out.append, [(0, data, {b"a": 4102444800000})],
+              functions=[b"#!lua name=lib\nredis.register_function('f', function() end)"])
+    return b"".join(out)
+
+
+PREAMBLE = _preamble()
+
+
+def test_a_file_with_an_rdb_preamble_is_checked_through_it(tmp_path):
+    path = tmp_path / "a.aof"
+    path.write_bytes(PREAMBLE + WHOLE)
+    result = run(path)
+    assert result.returncode == 0, result.stdout
+    assert "RDB preamble" in result.stdout
+    size = len(PREAMBLE) + len(WHOLE)
+    assert f"size={size}, ok_up_to={size}, diff=0" in result.stdout
+
+
+def test_a_torn_tail_after_a_preamble_is_cut_at_the_file_offset(tmp_path):
+    path = tmp_path / "a.aof"
+    valid = PREAMBLE + WHOLE
+    path.write_bytes(valid + encode_command([b"SET", b"k", b"v"])[:9])
+    result = run(path)
+    assert result.returncode == 1
+    assert f"ok_up_to={len(valid)}, diff=9" in result.stdout
+    assert run("--fix", "-y", path).returncode == 0
+    assert path.read_bytes() == valid
+    # Damage inside the commands is named at its offset in the file, not in the tail.
+    path.write_bytes(PREAMBLE + b"!garbage\r\n")
+    result = run(path)
+    assert result.returncode == 1
+    assert re.search(rf"0x\s*{len(PREAMBLE):x}: Bad file format", result.stdout)
+
+
+@pytest.mark.parametrize("where", ["crc", "record", "truncated"])
+def test_a_damaged_preamble_is_refused_and_never_cut(tmp_path, where):
+    damaged = bytearray(PREAMBLE + WHOLE)
+    if where == "crc":
+        damaged[len(PREAMBLE) - 1] ^= 0x01
+    elif where == "record":
+        damaged[len(PREAMBLE) // 2] ^= 0x55
+    else:
+        damaged = damaged[:len(PREAMBLE) - 12]
+    path = tmp_path / "a.aof"
+    path.write_bytes(bytes(damaged))
+    for args in ([path], ["--fix", "-y", path]):
+        result = run(*args)
+        assert result.returncode == 1
+        assert "RDB preamble of AOF file is not sane" in result.stdout
+    assert path.read_bytes() == bytes(damaged)
+    if shutil.which("redis-check-aof") is not None:  # Redis's checker agrees: not valid
+        theirs = subprocess.run(["redis-check-aof", str(path)], capture_output=True,
+                                text=True, timeout=30)
+        assert theirs.returncode != 0
+
+
+def test_debian_redis_check_aof_agrees_on_a_torn_tail_after_a_preamble(tmp_path):
+    if shutil.which("redis-check-aof") is None:
+        pytest.skip("redis-check-aof is not installed")
+    last = encode_command([b"SET", b"last", b"x" * 40])
+    for cut in random.Random(11).sample(range(1, len(last)), 4):
+        ours = tmp_path / f"ours{cut}.aof"
+        theirs = tmp_path / f"theirs{cut}.aof"
+        ours.write_bytes(PREAMBLE + WHOLE + last[:cut])
+        theirs.write_bytes(PREAMBLE + WHOLE + last[:cut])
+        assert run("--fix", "-y", ours).returncode == 0
+        subprocess.run(["redis-check-aof", "--fix", str(theirs)], input="y\n", text=True,
+                       capture_output=True, timeout=30, check=True)
+        assert ours.read_bytes() == theirs.read_bytes() == PREAMBLE + WHOLE
 
 
 # --- the scanner, sans-IO: every cut of a random AOF, in random feed slices --------------

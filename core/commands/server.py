@@ -4,12 +4,11 @@ SAVE BGSAVE BGREWRITEAOF LASTSAVE (COMMAND is in :mod:`.introspection`)."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import re
 import time
 
-from .. import errors
+from .. import digest, errors
 from ..acl import is_local_client
 from ..backends import REWRITE, SAVE
 from ..config import (
@@ -22,6 +21,7 @@ from ..config import (
     replace_options,
     rewrite_config_file,
 )
+from ..debug_object import describe as describe_object
 from ..errors import CommandError
 from ..info import info_text
 from ..resp import OK, ErrorReply, Map, Raw, Status, Verbatim
@@ -229,55 +229,15 @@ def shutdown(ctx, argv):
 # --- DEBUG ---------------------------------------------------------------------------------
 
 
+def _plugin_commands(engine, db_index: int, key: bytes):
+    """What rebuilds a plugin type's value: the part of its digest Redis leaves to a module."""
+    return lambda value: engine.rewrite_value(db_index, key, value, None)
+
+
 def dataset_digest(engine) -> bytes:
-    """DEBUG DIGEST: 40 hex digits that depend on every key, value and expiry of every
-    database and on nothing else (not on insertion order), or 40 zeros when empty."""
-    total = bytearray(20)
-    empty = True
-    for db in engine.keyspace.databases:
-        for key, value, expire in db.items():
-            empty = False
-            h = hashlib.sha1()
-            h.update(b"%d\0" % db.index)
-            h.update(key + b"\0")
-            h.update(value_digest(engine, db.index, key, value))
-            if expire is not None:
-                h.update(b"\0expire %d" % expire)
-            for i, byte in enumerate(h.digest()):
-                total[i] ^= byte
-    return b"0" * 40 if empty else bytes(total).hex().encode()
-
-
-def value_digest(engine, db_index, key, value) -> bytes:
-    """A digest of one value, independent of the iteration order of unordered types."""
-    from collections import deque
-
-    kind = value.__class__
-    if kind is bytes:
-        return b"string\0" + value
-    if kind is deque:
-        h = hashlib.sha1(b"list")
-        for item in value:
-            h.update(b"%d:" % len(item) + item)
-        return h.digest()
-    if kind is dict or kind is set or kind.__name__ == "ZSet":
-        acc = bytearray(20)
-        if kind is dict:
-            items = (b"%d:" % len(f) + f + v for f, v in value.items())
-        elif kind is set:
-            items = iter(value)
-        else:
-            items = (m + b"\0" + repr(float(s)).encode() for m, s in value.items())
-        for item in items:
-            for i, byte in enumerate(hashlib.sha1(item).digest()):
-                acc[i] ^= byte
-        return kind.__name__.encode() + bytes(acc)
-    commands = engine.rewrite_value(db_index, key, value, None) or []
-    h = hashlib.sha1(b"plugin")
-    for argv in commands:
-        for arg in argv:
-            h.update(b"%d:" % len(arg) + arg)
-    return h.digest()
+    """DEBUG DIGEST: Redis 7.0's digest of every key, value and expiry (trioredis.digest)."""
+    state = digest.dataset_digest(engine.keyspace.databases, _plugin_commands(engine, 0, b""))
+    return Status(state.hex().encode())
 
 
 # The number strtod reads at the start of DEBUG SLEEP's argument ("abc" reads as 0).
@@ -302,11 +262,16 @@ def _debug_digest(ctx, argv):
 
 
 def _debug_digest_value(ctx, argv):
-    return [
-        hashlib.sha1(value_digest(ctx.engine, ctx.db.index, key, value)).hexdigest().encode()
-        if (value := ctx.db.get(key)) is not None else b"0" * 40
-        for key in argv[2:]
-    ]
+    """One digest per key (40 zeros for a missing one), as status lines; a key whose time
+    has passed still counts, as Redis reads the table without expiring."""
+    db = ctx.db
+    replies = []
+    for key in argv[2:]:
+        value = db.data.get(key)
+        state = bytes(20) if value is None else digest.value_digest(
+            value, key in db.expires, _plugin_commands(ctx.engine, db.index, key))
+        replies.append(Status(state.hex().encode()))
+    return replies
 
 
 def _debug_sleep(ctx, argv):
@@ -364,16 +329,13 @@ def _debug_stringmatch_test(ctx, argv):
 
 
 def _debug_object(ctx, argv):
-    value = ctx.db.get(argv[2])
+    value = ctx.db.data.get(argv[2])  # as Redis: no access recorded, no expiry on the way
     if value is None:
         raise CommandError(errors.NO_SUCH_KEY)
     from .keys import key_encoding
 
     encoding = key_encoding(ctx, argv[2], value)
-    return Status(
-        f"Value at:0x0 refcount:1 encoding:{encoding} serializedlength:0 "
-        f"lru:0 lru_seconds_idle:0".encode()
-    )
+    return Status(describe_object(ctx.db, argv[2], value, encoding, ctx.config, ctx.engine.evictor))
 
 
 def _debug_ok(ctx, argv):

@@ -14,6 +14,7 @@ from .file import (
     payload_is_valid,
     read_rdb,
     read_rdb_databases,
+    read_rdb_prefix,
     write_rdb,
 )
 from .values import DEFAULT_ENCODINGS, Encodings, decode_value, encode_value
@@ -31,5 +32,6 @@ __all__ = [
     "payload_is_valid",
     "read_rdb",
     "read_rdb_databases",
+    "read_rdb_prefix",
     "write_rdb",
 ]

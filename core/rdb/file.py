@@ -208,11 +208,7 @@ def read_rdb(
     empty values are skipped, as Redis's loader skips them.  The AUX fields go into ``aux``,
     the code of each function library into ``functions`` (without that list, a file with
     function libraries is refused: they would be lost silently)."""
-    if len(data) < 9 or data[:5] != MAGIC or not data[5:9].isdigit():
-        raise RdbError("not an RDB file (wrong signature)")
-    version = int(data[5:9])
-    if not 1 <= version <= RDB_VERSION:
-        raise RdbError(f"RDB version {version} is not supported")
+    version = _check_signature(data)
     end = len(data)
     if version >= FIRST_CHECKSUM_VERSION:
         if end < 9 + 1 + 8:
@@ -223,6 +219,15 @@ def read_rdb(
             raise RdbError("RDB checksum mismatch")
     return _records(data, version, end, aux, now_ms, functions)
 
+
+def _check_signature(data: Any) -> int:
+    """The version of an RDB file that starts ``data``; RdbError when it is not one."""
+    if len(data) < 9 or data[:5] != MAGIC or not data[5:9].isdigit():
+        raise RdbError("not an RDB file (wrong signature)")
+    version = int(data[5:9])
+    if not 1 <= version <= RDB_VERSION:
+        raise RdbError(f"RDB version {version} is not supported")
+    return version
 
 
 Databases = dict[int, tuple[dict[bytes, Any], dict[bytes, int]]]
@@ -250,8 +255,48 @@ def read_rdb_databases(data: bytes, expired_before: int | None = None,
     return databases, expired, functions
 
 
+def read_rdb_prefix(data: Any, expired_before: int | None = None,
+                    ) -> tuple[Databases, int, list[bytes], int]:
+    """An RDB file at the start of ``data`` with other bytes after it (the RDB preamble of a
+    Redis 4-6 AOF, ``aof-use-rdb-preamble yes``): what :func:`read_rdb_databases` gives, and
+    the RDB's length (its EOF opcode and CRC-64 included), where the rest begins.
+
+    The RDB's end is only known once its records were walked to the EOF opcode, so the
+    records are decoded first and the CRC-64 over the prefix checked before anything is
+    returned: a damaged preamble still never loads partly.  ``data`` may be any buffer that
+    slices to bytes (an ``mmap`` of the file, so the commands after the RDB are not read)."""
+    version = _check_signature(data)
+    databases: Databases = {}
+    functions: list[bytes] = []
+    expired = 0
+    eof_at: list[int] = []
+    for index, key, value, expire in _records(data, version, len(data), None, None, functions,
+                                              eof_at):
+        if expire is not None and expired_before is not None and expire <= expired_before:
+            expired += 1
+            continue
+        found = databases.get(index)
+        if found is None:
+            found = databases[index] = ({}, {})
+        found[0][key] = value
+        if expire is not None:
+            found[1][key] = expire
+    if not eof_at:
+        raise RdbError("RDB preamble truncated (no EOF opcode)")
+    end = eof_at[0]
+    if version < FIRST_CHECKSUM_VERSION:
+        return databases, expired, functions, end
+    if end + 8 > len(data):
+        raise RdbError("RDB preamble truncated (no checksum)")
+    expected = _U64.unpack(data[end:end + 8])[0]
+    if expected and expected != crc64(memoryview(data)[:end]):
+        raise RdbError("RDB checksum mismatch")
+    return databases, expired, functions, end + 8
+
+
 def _records(data: bytes, version: int, end: int, aux: dict[bytes, bytes] | None,
-             now_ms: int | None, functions: list[bytes] | None
+             now_ms: int | None, functions: list[bytes] | None,
+             eof_at: list[int] | None = None,
              ) -> Iterator[tuple[int, bytes, Any, int | None]]:
     """Every key record of the file after the header: (db, key, value, expire ms), the
     opcodes between them (SELECTDB, AUX, EXPIRETIME...) applied on the way.
@@ -282,6 +327,9 @@ def _records(data: bytes, version: int, end: int, aux: dict[bytes, bytes] | None
                     continue
         kind = reader.byte()
         if kind == OPCODE_EOF:
+            if eof_at is not None:  # a prefix: more follows the RDB, its end is the answer
+                eof_at.append(reader.pos)
+                return
             if reader.pos != end and version >= FIRST_CHECKSUM_VERSION:
                 raise RdbError("bytes after the end of the RDB file")
             return
@@ -338,5 +386,7 @@ __all__ = [
     "load_payload",
     "payload_is_valid",
     "read_rdb",
+    "read_rdb_databases",
+    "read_rdb_prefix",
     "write_rdb",
 ]

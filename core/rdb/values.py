@@ -170,7 +170,7 @@ def _score_entry(score: float) -> bytes:
     return listpack_entry(b"%.17g" % score)
 
 
-def _list_nodes(items: deque, fill: int) -> list[tuple[int, bytes]]:
+def quicklist_nodes(items: deque, fill: int) -> list[tuple[int, bytes]]:
     """A list cut into quicklist nodes as Redis 7.0 fills them pushing at the tail: an
     element joins the last node while the node's listpack, grown by the element's length
     and :data:`ENTRY_OVERHEAD_ESTIMATE`, stays within the size limit (and, for a positive
@@ -235,7 +235,7 @@ def encode_value(value: Any, enc: Encodings = DEFAULT_ENCODINGS,
     if kind is deque:
         parts = [length(0)]
         count = 0
-        for container, blob in _list_nodes(value, enc.list_max_listpack_size):
+        for container, blob in quicklist_nodes(value, enc.list_max_listpack_size):
             parts.append(length(container))
             parts.append(string(blob, compress))
             count += 1

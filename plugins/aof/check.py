@@ -7,16 +7,25 @@ transaction whose ``EXEC`` is missing.  The report follows Redis's ``redis-check
 prints how many bytes it removed; a file damaged in the middle is cut at the damage, as
 ``redis-check-aof --fix`` does, so make a backup first.
 
+A file that starts with an RDB (the preamble Redis 4-6 write with ``aof-use-rdb-preamble
+yes``) has that part checked with the RDB reader the server loads it with (every record decoded,
+the CRC-64 verified), then the commands after it scanned; a damaged preamble is never "fixed"
+(no cut could make it whole), as ``redis-check-aof`` refuses it too.
+
 Exit status: 0 valid (or fixed), 1 not valid.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import sys
 from typing import TextIO
 
+from trioredis.rdb import RdbError, read_rdb_prefix
+
 from .loading import scan_file
+from .rdb_base import starts_as_rdb
 
 USAGE = "Usage: trioredis-check-aof [--fix] [-y] <file.aof>"
 
@@ -28,7 +37,17 @@ def check(path: str, fix: bool = False, assume_yes: bool = False, out: TextIO = 
     except OSError as error:
         print(f"Cannot open file {path}: {error.strerror}", file=out)
         return 1
-    end, damage = scan_file(path)
+    start = 0
+    if size and starts_as_rdb(path):
+        print("The AOF appears to start with an RDB preamble.\nChecking the RDB preamble...",
+              file=out)
+        try:
+            start = _preamble_size(path)
+        except RdbError as error:
+            print(f"RDB preamble of AOF file is not sane ({error}), aborting.", file=out)
+            return 1
+        print(f"RDB preamble is OK ({start} bytes), proceeding with AOF tail...", file=out)
+    end, damage = scan_file(path, start)
     if damage is not None:
         ok_up_to = damage.offset
         print(f"0x{damage.offset:>16x}: {damage.reason}", file=out)
@@ -63,6 +82,13 @@ def check(path: str, fix: bool = False, assume_yes: bool = False, out: TextIO = 
         os.fsync(handle.fileno())
     print(f"Successfully truncated AOF {path}: removed {diff} bytes", file=out)
     return 0
+
+
+def _preamble_size(path: str) -> int:
+    """The length of the RDB preamble at the start of ``path`` once checked; RdbError."""
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0,
+                                               access=mmap.ACCESS_READ) as mapped:
+        return read_rdb_prefix(mapped)[3]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,6 +57,15 @@ class ScanEnd:
     unfinished_multi_at: int | None
     commands: int
 
+    def moved(self, start: int) -> ScanEnd:
+        """The same end with every offset counted from the file's start, for a scan that
+        began at ``start`` (after an RDB preamble)."""
+        if not start:
+            return self
+        return ScanEnd(self.total_size + start, self.valid_size + start, self.torn,
+                       None if self.unfinished_multi_at is None
+                       else self.unfinished_multi_at + start, self.commands)
+
 
 class AofScanner:
     """Feed bytes, iterate over whole commands (or over :meth:`batches` of them, what the
@@ -259,16 +268,20 @@ def is_torn_command(data: bytes) -> bool:
         return False
 
 
-def scan_file(path: str) -> tuple[ScanEnd | None, AofCorruption | None]:
-    """Scan a whole file without executing it (check-aof): its end, or the first damage."""
+def scan_file(path: str, start: int = 0) -> tuple[ScanEnd | None, AofCorruption | None]:
+    """Scan a file from offset ``start`` (after an RDB preamble) to its end without executing
+    it (check-aof): its end, or the first damage, with offsets counted from the file's start."""
     scanner = AofScanner()
     try:
         with open(path, "rb") as handle:
+            handle.seek(start)
             while chunk := handle.read(CHUNK_SIZE):
                 scanner.feed(chunk)
                 for _argv in scanner:
                     pass
-            handle.seek(scanner.consumed)
-            return scanner.finish(handle.read()), None
+            handle.seek(start + scanner.consumed)
+            return scanner.finish(handle.read()).moved(start), None
     except AofCorruption as error:
+        if start:
+            error = AofCorruption(start + error.offset, error.reason)
         return None, error

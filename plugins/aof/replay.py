@@ -1,5 +1,6 @@
-"""Start-up: replaying the AOF (ours, or Redis 7's multi-part one) into the dataset, and what a
-torn tail does.  The byte-level scanner is :mod:`.loading`.
+"""Start-up: replaying the AOF (ours, Redis 4-6's single file with an RDB preamble, or Redis
+7's multi-part one) into the dataset, and what a torn tail does.  The byte-level scanner is
+:mod:`.loading`.
 
 A mixin of :class:`~trioredis.plugins.aof.backend.AofBackend`, whose constructor creates the
 state used here.
@@ -17,7 +18,7 @@ import trio
 from trioredis import Loader
 
 from .loading import CHUNK_SIZE, AofCorruption, AofScanner
-from .rdb_base import RdbBaseError, load_rdb_base, starts_as_rdb
+from .rdb_base import RdbBaseError, load_rdb_base, load_rdb_preamble, starts_as_rdb
 from .state import YIELD_SECONDS, AofLoadError, State, remove_file
 
 
@@ -44,7 +45,10 @@ class Replay:
                 return False
             return await self._import_redis7(loader)
         started = time.monotonic()
-        valid_size = await self._replay(loader, self._path, size)
+        start = 0
+        if size and starts_as_rdb(self._path):
+            start = await self._load_preamble(loader, self._path)
+        valid_size = await self._replay(loader, self._path, size, start=start)
         if not reloading:
             self._open_for_append()
             self._set_state(State.ON)
@@ -52,6 +56,25 @@ class Replay:
         loader.log.notice(f"DB loaded from append only file: {time.monotonic() - started:.3f} "
                           "seconds")
         return True
+
+    async def _load_preamble(self, loader: Loader, path: str) -> int:
+        """Install the RDB preamble of a single-file AOF (what Redis 4-6 write with
+        ``aof-use-rdb-preamble yes``); the offset where its commands begin.
+
+        The file stays as it is: appends continue after its last command, as Redis 4-6 do,
+        and the next rewrite turns it into plain commands."""
+        loader.log.notice(f"Reading RDB preamble from AOF file {path}...")
+        try:
+            keys, size = await load_rdb_preamble(loader, path, self._io_limiter)
+        except RdbBaseError as error:
+            loader.log.warning(
+                f"{error}. Refusing to start on wrong data: check the file with: "
+                f"trioredis-check-aof {path} (or redis-check-aof, which checks the preamble "
+                "as redis-check-rdb does)")
+            raise AofLoadError(str(error)) from None
+        loader.log.notice(f"RDB preamble of {path} loaded: {keys} keys; reading the "
+                          f"remaining AOF tail from offset {size}...")
+        return size
 
     def _remove_stale_temp_files(self, log: Any) -> None:
         """A server killed during a rewrite leaves its child's temp file behind (the child is
@@ -100,8 +123,10 @@ class Replay:
         return True
 
     async def _replay(self, loader: Loader, path: str, size: int, own_file: bool = True,
-                      last: bool = True) -> int:
-        """Execute every command of the file; handle a torn tail; the valid size."""
+                      last: bool = True, start: int = 0) -> int:
+        """Execute every command of the file from offset ``start`` (after an RDB preamble);
+        handle a torn tail; the valid size.  Every offset logged or cut at is the file's:
+        the scanner counts from ``start``, which is added back here."""
         scanner = AofScanner()
         last_yield = time.monotonic()
         loader.progress(0, size)
@@ -111,6 +136,7 @@ class Replay:
         gc.disable()
         try:
             with open(path, "rb") as handle:
+                handle.seek(start)
                 while True:
                     chunk = await trio.to_thread.run_sync(handle.read, CHUNK_SIZE)
                     if not chunk:
@@ -126,20 +152,22 @@ class Replay:
                         if time.monotonic() - last_yield >= YIELD_SECONDS:
                             # Serve the event loop now and then, as Redis does every 1000
                             # commands: clients connecting meanwhile get -LOADING, INFO works.
-                            loader.progress(scanner.consumed, size)  # core logs percent, ETA
+                            # core logs percent, ETA
+                            loader.progress(start + scanner.consumed, size)
                             await trio.sleep(0)
                             last_yield = time.monotonic()
-                    loader.progress(scanner.consumed, size)
+                    loader.progress(start + scanner.consumed, size)
                     await trio.sleep(0)
                     last_yield = time.monotonic()
-                handle.seek(scanner.consumed)
-                end = scanner.finish(handle.read())
+                handle.seek(start + scanner.consumed)
+                end = scanner.finish(handle.read()).moved(start)
         except AofCorruption as error:
+            offset = start + error.offset  # the scanner counts from ``start``
             loader.log.warning(
                 f"Bad file format reading the append only file {path} at offset "
-                f"{error.offset}: {error.reason}. Make a backup of your AOF file, then use "
+                f"{offset}: {error.reason}. Make a backup of your AOF file, then use "
                 f"trioredis-check-aof --fix {path}")
-            raise AofLoadError(f"AOF {path} is damaged at offset {error.offset}") from None
+            raise AofLoadError(f"AOF {path} is damaged at offset {offset}") from None
         finally:
             if gc_was_enabled:
                 gc.enable()

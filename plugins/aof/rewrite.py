@@ -1,29 +1,36 @@
 """The forked AOF rewrite child.
 
-Runs in the child right after ``os.fork()``: the child is a copy of the server frozen at the
+Runs in the child that ``trioredis.fork_child`` made: a copy of the server frozen at the
 instant of the fork, so it sees one consistent dataset while the parent keeps serving.  It
 must not touch trio, threads or locks (the trio thread is mid-run in the copy, the worker
-threads do not exist), so everything here is plain synchronous code and the child always
-leaves through ``os._exit`` (never through exceptions, atexit handlers or pytest's frames when
-the server runs inside a test process).
+threads do not exist; the log's stream has a lock another thread may have held at the fork),
+so everything here is plain synchronous code, and the child speaks only through its pipe:
+progress lines and the reason of a failure, which the parent logs (see
+:func:`child_main`).  The helper resets the signals, dies with the server and always leaves
+through ``os._exit``.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
 
-from trioredis import die_with_parent, encode_command, now_ms
+from trioredis import CHILD_FAILED, CHILD_OK, encode_command, now_ms
 from trioredis.rewrite import encode_builtin, encode_keys
 
 WRITE_CHUNK = 1 << 20
 
 
 PROGRESS_LOG_SECONDS = 1.0  # the rewrite's progress line, at most this often
+# What the child writes into its pipe: one line per message, the kind first.  The parent reads
+# the pipe while the child runs (so progress is logged as it comes) and keeps the last reason.
+MESSAGE_PROGRESS = b"progress"
+MESSAGE_ERROR = b"error"
+# A failure's reason is cut to this many bytes: one message stays one short write(2).
+REASON_BYTES = 2000
 
 
 def temp_path(directory: str, pid: int) -> str:
@@ -97,8 +104,9 @@ def dataset_chunks(host: Any, done: list[int] | None = None) -> Iterator[bytes]:
                         for key, when in batch if when > now and key in data])
 
 
-def write_dataset(host: Any, path: str) -> int:
-    """Write the dataset as commands to ``path`` and fsync it; the file's size."""
+def write_dataset(host: Any, path: str, progress: Callable[[str], None] | None = None) -> int:
+    """Write the dataset as commands to ``path`` and fsync it; the file's size.
+    ``progress`` gets a line of text at most every PROGRESS_LOG_SECONDS."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     total = sum(len(db.data) for db in host.keyspace.databases)
     done = [0]
@@ -108,12 +116,12 @@ def write_dataset(host: Any, path: str) -> int:
         pending_size = size = 0
         for chunk in dataset_chunks(host, done):
             now = time.monotonic()
-            if now - last_report >= PROGRESS_LOG_SECONDS and total and done[0]:
-                # A long rewrite says how far it is, at most once a second (the child's log
-                # lines carry its own pid and the role C, as Redis's do).
+            if (progress is not None and now - last_report >= PROGRESS_LOG_SECONDS and total
+                    and done[0]):
+                # A long rewrite says how far it is, at most once a second.
                 last_report = now
                 eta = (now - started) * (total - done[0]) / done[0]
-                host.log.notice(f"AOF rewrite: {100 * done[0] / total:.1f}% (ETA {eta:.0f}s)")
+                progress(f"{100 * done[0] / total:.1f}% (ETA {eta:.0f}s)")
             pending.append(chunk)
             pending_size += len(chunk)
             if pending_size >= WRITE_CHUNK:
@@ -129,21 +137,20 @@ def write_dataset(host: Any, path: str) -> int:
         os.close(fd)
 
 
-def child_main(host: Any, directory: str, parent_pid: int) -> None:
-    """Body of the rewrite child: never returns."""
-    code = 1
+def send_message(fd: int, kind: bytes, text: str) -> None:
+    """One message line into the pipe (its newlines flattened: a line is a message)."""
+    line = text.replace("\n", " ").encode("utf-8", "replace")[:REASON_BYTES]
+    write_all(fd, kind + b" " + line + b"\n")
+
+
+def child_main(host: Any, directory: str, report_fd: int) -> int:
+    """Body of the rewrite child (``trioredis.fork_child`` runs it with the pipe's write end):
+    write ``temp-rewriteaof-bg-<pid>.aof``; the exit code.  A failure's reason goes into the
+    pipe for the parent's log, as the snapshot child reports its own."""
     try:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, signal.SIG_DFL)
-        try:
-            signal.set_wakeup_fd(-1)  # the parent's trio wakeup socket is not ours to poke
-        except ValueError:
-            pass
-        die_with_parent(parent_pid)
-        host.log.role = "C"
-        write_dataset(host, temp_path(directory, os.getpid()))
-        code = 0
-    except BaseException:  # noqa: B036 - whatever happens, the child leaves through _exit
-        code = 1
-    finally:
-        os._exit(code)
+        write_dataset(host, temp_path(directory, os.getpid()),
+                      lambda text: send_message(report_fd, MESSAGE_PROGRESS, text))
+    except BaseException as error:  # noqa: BLE001 - the reason goes to the parent
+        send_message(report_fd, MESSAGE_ERROR, f"{type(error).__name__}: {error}")
+        return CHILD_FAILED
+    return CHILD_OK

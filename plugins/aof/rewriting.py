@@ -9,15 +9,14 @@ state used here (``_child``, ``_rewrite_buf``, ``_rewrite_scheduled``...).
 from __future__ import annotations
 
 import os
-import signal
 import time
 from typing import Any
 
 import trio
-from trioredis import ErrorReply, Status, errors, wait_child
+from trioredis import CHILD_OK, ErrorReply, ForkedChild, Status, errors, fork_child
 
 from .fsync import sync_and_close
-from .rewrite import child_main, temp_path, write_all
+from .rewrite import MESSAGE_ERROR, MESSAGE_PROGRESS, child_main, temp_path, write_all
 from .state import (
     CATCH_UP_ROUNDS,
     REWRITE_FAILED,
@@ -74,57 +73,77 @@ class Rewriting:
             if self.state is State.WAIT_REWRITE or self._fd is None:
                 self._path = self._configured_path(self.config)
             directory = os.path.dirname(self._path) or "."
-            parent = os.getpid()
-            host.prepare_fork()
-            fork_started = time.monotonic()
-            pid = os.fork()
+
+            def body(report_fd: int) -> int:
+                return child_main(host, directory, report_fd)
+
+            # The helper freezes the GC, forks, counts the fork; a failed fork leaves nothing.
+            forked = fork_child(body, record_fork=host.record_fork)
         except BaseException:
-            host.fork_child_exited()
             host.fork_slot.release("aof")
             raise
-        if pid == 0:
-            child_main(host, directory, parent)  # never returns
-        host.record_fork(time.monotonic() - fork_started)
+        pid = forked.pid
         # THE FORK POINT.  The child writes the dataset as it is now; every write fed from
         # now on goes to the old AOF (still the one in use: a crash during the rewrite loses
         # nothing) and to the rewrite buffer, which the switch appends to the child's file.
         # Resetting the selected database makes the rewrite buffer start with a SELECT.
-        self._child = RewriteChild(pid, directory)
+        self._child = RewriteChild(pid, directory, started=forked.started, forked=forked)
         self._rewrite_scheduled = False
         if self.state is not State.OFF:
             self._rewrite_buf = bytearray()
             self._selected_db = -1
         host.hook.trioredis_rewrite_started()
         self._log("notice", f"Background append only file rewriting started by pid {pid}")
-        nursery.start_soon(self._finish_rewrite, self._child)
+        nursery.start_soon(self._finish_rewrite, self._child, forked)
 
-    async def _finish_rewrite(self, child: RewriteChild) -> None:
+    async def _follow_child(self, forked: ForkedChild) -> str:
+        """Read the child's pipe until it exits (its end closes): progress lines are logged
+        as they come; the reason of a failure it sent ("" when none)."""
+        reason = ""
+        pending = b""
+        while chunk := await forked.receive_some():
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                kind, _, text = line.partition(b" ")
+                message = text.decode("utf-8", "replace")
+                if kind == MESSAGE_PROGRESS:
+                    self._log("notice", f"AOF rewrite (child {forked.pid}): {message}")
+                elif kind == MESSAGE_ERROR:
+                    reason = message
+        return reason
+
+    async def _finish_rewrite(self, child: RewriteChild, forked: ForkedChild) -> None:
         host = self._host
         assert host is not None
         temp = temp_path(child.directory, child.pid)
         ok = False
         try:
-            status = await wait_child(child.pid)
+            try:
+                reason = await self._follow_child(forked)
+            finally:
+                # Reaps the child whatever happened (cancelled: kills it first), closes the
+                # pipe, unfreezes the GC.
+                code = await forked.wait()
             if child.killed:
                 self._log("notice", "Killed AOF rewrite child; its file is removed")
-            elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            elif code == CHILD_OK:
                 self._log("notice", "Background AOF rewrite terminated with success")
                 try:
                     ok = await self._install_rewrite(child, temp)
                 except OSError as error:
                     self._log("warning", f"Can't install the rewritten AOF: {error}")
-            elif os.WIFSIGNALED(status):
-                self._log("warning", "Background AOF rewrite terminated by signal "
-                          f"{os.WTERMSIG(status)}")
+            elif code < 0:
+                self._log("warning", f"Background AOF rewrite terminated by signal {-code}")
             else:
-                self._log("warning", "Background AOF rewrite terminated with error")
+                self._log("warning", "Background AOF rewrite terminated with error: "
+                          f"{reason or 'the child failed'}")
         finally:
             if self._child is child:
                 self._child = None
             if not ok:
                 self._rewrite_buf = None
                 remove_file(temp)
-            host.fork_child_exited()
             host.fork_slot.release("aof")
         seconds = time.monotonic() - child.started
         if child.killed:
@@ -259,8 +278,7 @@ class Rewriting:
         child = self._child
         if child is not None and not child.killed:
             child.killed = True
-            try:
-                os.kill(child.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            # Through the handle: once reaped, the pid may be another process's.
+            if child.forked is not None:
+                child.forked.kill()
         self._rewrite_buf = None

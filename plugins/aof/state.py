@@ -8,6 +8,7 @@ import enum
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 TICK_SECONDS = 0.1  # write retries, the everysec timer, auto-rewrite checks
 DELAY_WRITERS_AFTER = 2.0  # everysec: a fsync running this long makes writers wait for it
@@ -41,6 +42,7 @@ class RewriteChild:
     directory: str
     started: float = field(default_factory=time.monotonic)
     killed: bool = False
+    forked: Any = None  # its trioredis.ForkedChild: the pipe, kill() and wait()
 
 
 def remove_file(path: str) -> None:
