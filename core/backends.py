@@ -32,6 +32,7 @@ from .persistence import (
     Loader,
     PersistenceBackend,
     Ticket,
+    WatchReadable,
 )
 from .resp import OK, ErrorReply
 
@@ -66,6 +67,8 @@ class Services:
     mark_flushed: Callable[[], None]
     wait_on: Callable[[Awaitable[Any]], Any]  # a Block that waits for an awaitable
     reload_from: Callable[[PersistenceBackend], Awaitable[None]]  # DEBUG RELOAD's reload
+    # The transport's event loop reads a descriptor for a backend (BackendHost.watch_readable).
+    watch_readable: WatchReadable | None = None
 
 
 def _overrides(backend: PersistenceBackend, method: str) -> bool:
@@ -109,6 +112,7 @@ class Backends:
             record_latency=s.record_latency, fatal=s.fatal,
             set_refusal=partial(self._set_refusal, backend.name),
             set_feeding=partial(self._set_feeding, backend.name),
+            watch_readable=s.watch_readable,
         )
 
     def loader(self) -> Loader:

@@ -192,6 +192,8 @@ class Engine(CommandPath):
             loading_eta=self.loading_eta, set_write_path=self.set_write_path,
             unflushed=lambda: self.unflushed, mark_flushed=self._mark_flushed,
             wait_on=self.wait_on, reload_from=partial(loading.reload_from, self),
+            watch_readable=lambda fd, callback: (
+                self.server.watch_readable(fd, callback) if self.server is not None else None),
         )
 
     def _mark_flushed(self) -> None:

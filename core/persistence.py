@@ -28,6 +28,9 @@ import trio
 
 PROGRESS_LOG_SECONDS = 1.0  # the loading progress line: at most once a second
 
+# watch_readable(fd, callback) -> unwatch: the transport's event loop reads ``fd`` for a backend
+WatchReadable = Callable[[int, Callable[[], None]], "Callable[[], None] | None"]
+
 
 class Ticket:
     """What ``flush()`` returns when the replies of the writes it flushed must wait until
@@ -322,6 +325,7 @@ class BackendHost:
         fatal: Callable[[str], None],
         set_refusal: Callable[[str | None], None],
         set_feeding: Callable[[bool], None],
+        watch_readable: WatchReadable | None = None,
     ) -> None:
         self._config = config
         self.keyspace = keyspace  # a trioredis.keyspace.Keyspace
@@ -336,6 +340,7 @@ class BackendHost:
         self._fatal = fatal
         self._set_refusal = set_refusal
         self._set_feeding = set_feeding
+        self._watch_readable = watch_readable
 
     @property
     def config(self) -> Any:
@@ -387,6 +392,17 @@ class BackendHost:
         """Call in the parent right after a successful os.fork(): INFO's total_forks and
         latest_fork_usec, and the ``fork`` latency event."""
         self._record_fork(seconds)
+
+    def watch_readable(self, fd: int, callback: Callable[[], None]) -> Callable[[], None] | None:
+        """Have the event loop call ``callback()`` (sync, on the trio thread, within a round
+        of serving clients) whenever ``fd`` is readable, until the returned function is
+        called; ``callback`` must read ``fd`` until it would block (level-triggered).  Call
+        the returned function before closing ``fd``.  None when the transport cannot (then
+        wait with ``trio.lowlevel.wait_readable`` in a task).  Why: a descriptor that answers
+        once per round (the AOF's fsync process) costs a task wake-up per answer otherwise."""
+        if self._watch_readable is None:
+            return None
+        return self._watch_readable(fd, callback)
 
     def record_latency(self, event: str, milliseconds: int) -> None:
         """A latency sample for LATENCY LATEST/HISTORY (``aof-write``, ``aof-fsync-always``,

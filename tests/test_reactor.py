@@ -2,6 +2,8 @@
 blocking command in the middle of a pipeline, clients parked for their fsync, many clients
 in one turn.  Raw sockets, so the bytes on the wire are what is checked."""
 
+import os
+import signal
 import socket
 import threading
 
@@ -127,3 +129,41 @@ def test_many_clients_pipelining_in_the_same_turns(server):
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_the_reactor_reads_the_fsync_process_answers_and_lets_go_when_it_dies(tmp_path):
+    """appendfsync always: the fsync process's socket is one more descriptor of the reactor's
+    epoll (no task per answer); pipelined writes from several clients are answered in order
+    through it; when the process is killed the reactor stops watching that descriptor (its
+    number may be reused by a client) and replies keep coming through the worker thread."""
+    options = [["save", ""], ["appendonly", "yes"], ["appendfsync", "always"], ["dir", str(tmp_path)]]
+    with ServerThread(options) as server:
+        server.wait_ready()
+        fsyncer = next(b for b in server.server.engine.backends if b.name == "aof")._fsyncer
+        wait_for(lambda: fsyncer.running, timeout=10, what="the fsync process to start")
+        reactor = server.server.reactor
+        assert len(reactor.watched) == 1  # the fsync process's socket, read within turns
+        socks = [connect(server) for _ in range(4)]
+        try:
+            for sock in socks:
+                sock.sendall(b"".join(encode_command([b"INCR", b"n"]) for _ in range(50)))
+            seen = []
+            for sock in socks:
+                data = b""
+                while data.count(b"\r\n") < 50:
+                    chunk = sock.recv(65536)
+                    assert chunk, "connection closed early"
+                    data += chunk
+                values = [int(line[1:]) for line in data.split(b"\r\n") if line]
+                assert values == sorted(values)  # each client's replies in order
+                seen += values
+            assert sorted(seen) == list(range(1, 201))
+        finally:
+            for sock in socks:
+                sock.close()
+        assert fsyncer.requested > 0
+        os.kill(fsyncer.helper_pid, signal.SIGKILL)
+        wait_for(lambda: not fsyncer.running, timeout=10, what="the server to see it die")
+        wait_for(lambda: not reactor.watched, timeout=10, what="the reactor to stop watching")
+        client = server.client(socket_timeout=20)
+        assert [client.incr("n") for _ in range(20)] == list(range(201, 221))

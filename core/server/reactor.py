@@ -6,6 +6,7 @@ import os
 import select
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -40,6 +41,8 @@ class Reactor:
         self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.epoll.register(self.wake_fd, select.EPOLLIN)
         self.by_fd: dict[int, Connection] = {}
+        # Descriptors that are not clients, read by a callback within a turn (watch_readable).
+        self.watched: dict[int, Callable[[], None]] = {}
         self.to_send: dict[Connection, None] = {}  # ordered set
         self.to_close: dict[Connection, None] = {}
         self.in_turn = False
@@ -65,6 +68,26 @@ class Reactor:
             except OSError:
                 pass
         self.to_send.pop(connection, None)
+
+    def watch_readable(self, fd: int, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` within a turn whenever ``fd`` is readable (level-triggered: it
+        must read until EAGAIN), until the returned function is called.
+
+        Why: the AOF's fsync process answers once per fdatasync under ``appendfsync always``.
+        Read by a trio task, each answer cost a task wake-up, a trio epoll re-arm and a
+        second pass through trio's scheduler before the reactor's next turn; read here, the
+        answer is one more event of the epoll the reactor already waits on, and the replies
+        it makes durable leave at the end of the same turn."""
+        self.watched[fd] = callback
+        self.epoll.register(fd, select.EPOLLIN)
+
+        def unwatch() -> None:
+            if self.watched.pop(fd, None) is not None:
+                try:
+                    self.epoll.unregister(fd)
+                except (OSError, ValueError):
+                    pass  # already closed (the epoll forgets a closed descriptor)
+        return unwatch
 
     def wake(self) -> None:
         """Make the reactor run a turn soon (output or a close queued from outside a turn)."""
@@ -120,6 +143,10 @@ class Reactor:
                             os.eventfd_read(fd)
                         except BlockingIOError:
                             pass
+                    else:
+                        callback = self.watched.get(fd)
+                        if callback is not None:
+                            callback()
                     continue
                 if connection.want_write:
                     if mask & (select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP):

@@ -467,6 +467,10 @@ class Serving:
                 connection.parser.set_max_bulk_len(new.proto_max_bulk_len)
         self._normal_output_threshold = self._output_threshold()
 
+    def watch_readable(self, fd: int, callback: Any) -> Any:
+        """``BackendHost.watch_readable``: the reactor reads ``fd`` (None before it runs)."""
+        return self.reactor.watch_readable(fd, callback) if self.reactor is not None else None
+
     def client_connections(self) -> list[Connection]:
         return list(self.connections.values())
 

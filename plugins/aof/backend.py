@@ -341,7 +341,10 @@ class AofBackend(Durability, Rewriting, Replay, BaseBackend):
         worker thread."""
         if (not self._fsyncer.started and self.config.appendfsync == "always"
                 and self.state is not State.OFF and self._nursery is not None):
-            self._nursery.start_soon(self._fsyncer.run, lambda line: self._log("warning", line))
+            # The reactor reads the helper's answers within its turns (host.watch_readable).
+            watch = self._host.watch_readable if self._host is not None else None
+            self._nursery.start_soon(self._fsyncer.run, lambda line: self._log("warning", line),
+                                     watch)
 
     def _open_after_load(self) -> None:
         """appendonly yes and no AOF was found at load: create it.  When another backend

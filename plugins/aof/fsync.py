@@ -10,7 +10,9 @@ library only) has no GIL to share.  The server sends it requests over a SOCK_SEQ
 socket pair, as soon as each turn's write(2) returns; the helper takes every request queued
 meanwhile, runs one fdatasync for the highest position and answers; the next fdatasync
 starts as soon as it has answered, with no trio scheduling in between.  The answers are read
-by a task here, on the trio thread, which calls ``done`` for each.
+on the trio thread, which calls ``done`` for each: by the reactor within its turn when the
+host offers ``watch_readable`` (no task wake-up per answer, and the replies an answer makes
+durable leave at the end of that turn), else by a task of its own.
 
 PROTOCOL.  Requests are ``REQUEST`` records ``(kind, generation, position)``: ``F`` hands the
 helper a duplicate of the AOF descriptor of a new generation (SCM_RIGHTS; it closes the
@@ -30,7 +32,7 @@ at any time (no descriptor number can be reused under the helper's feet); ``forg
 the helper close its duplicate too, so a switched-away file is not kept open by it.
 
 LIFETIME.  :meth:`Fsyncer.run` is a task of the AOF backend's nursery: it starts the helper,
-reads its answers, and on cancellation closes the socket (the helper exits on end of file,
+has its answers read, and on cancellation closes the socket (the helper exits on end of file,
 also when the server is killed) and waits for the helper.  While no helper runs (before it has
 started, or if it died), ``running`` is False and the backend syncs through a worker thread.
 """
@@ -53,6 +55,8 @@ HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fsync_helper.
 # done(generation, position, error, seconds): runs on the trio thread after each fdatasync;
 # ``seconds`` is how long the fdatasync took (the ``aof-fsync-always`` latency event).
 DoneCallback = Callable[[int, int, "OSError | None", float], None]
+# The host's watch_readable(fd, callback) -> unwatch (None: read in a task).
+WatchReadable = Callable[[int, Callable[[], None]], "Callable[[], None] | None"]
 
 
 class Fsyncer:
@@ -74,8 +78,10 @@ class Fsyncer:
         """An fdatasync was asked for and has not answered yet."""
         return self.running and self._answered < self.requested
 
-    async def run(self, log: Callable[[str], None], *,
+    async def run(self, log: Callable[[str], None], watch: WatchReadable | None = None, *,
                   task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the helper and have its answers read (by ``watch``, the host's
+        ``watch_readable``, when it offers it) until cancelled or the helper exits."""
         self.started = True
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
@@ -95,10 +101,25 @@ class Fsyncer:
         self.helper_pid = process.pid
         self.running = True
         task_status.started()
+        gone = trio.Event()
+        unwatch: Callable[[], None] | None = None
+
+        def on_readable() -> None:
+            if not self._read_nowait(ours) and unwatch is not None:
+                unwatch()  # end of file stays readable: no more turns for it
+                gone.set()
+
         try:
-            await self._read_answers(ours)
+            if watch is not None:
+                unwatch = watch(ours.fileno(), on_readable)
+            if unwatch is not None:
+                await gone.wait()
+            else:
+                await self._read_answers(ours)
             log("The AOF fsync process exited: fsyncing in a worker thread")
         finally:
+            if unwatch is not None:
+                unwatch()  # before the close: the descriptor number may be reused
             self.running = False
             self._sock = None
             self._sent_fd = self._sent_generation = -1
@@ -121,23 +142,30 @@ class Fsyncer:
             self._done(-1, -1, None, 0.0)
 
     async def _read_answers(self, sock: socket.socket) -> None:
+        """Without ``watch``: a task reads the answers."""
         while True:
             await trio.lowlevel.wait_readable(sock)
-            while True:
-                try:
-                    data = sock.recv(RESULT.size)
-                except BlockingIOError:
-                    break
-                except OSError:
-                    return
-                if not data:
-                    return
-                generation, position, errno, nanoseconds = RESULT.unpack(data)
-                if generation == self.requested_generation and position > self._answered:
-                    self._answered = position
-                self._send_backlog()
-                error = OSError(errno, os.strerror(errno)) if errno else None
-                self._done(generation, position, error, nanoseconds / 1e9)
+            if not self._read_nowait(sock):
+                return
+
+    def _read_nowait(self, sock: socket.socket) -> bool:
+        """Take every answer already there (``done`` for each); False once the helper is
+        gone (end of file or an error)."""
+        while True:
+            try:
+                data = sock.recv(RESULT.size)
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False
+            if not data:
+                return False
+            generation, position, errno, nanoseconds = RESULT.unpack(data)
+            if generation == self.requested_generation and position > self._answered:
+                self._answered = position
+            self._send_backlog()
+            error = OSError(errno, os.strerror(errno)) if errno else None
+            self._done(generation, position, error, nanoseconds / 1e9)
 
     def request(self, fd: int, generation: int, position: int) -> None:
         """Ask for an fdatasync of ``fd`` covering ``position`` (already written).  Called
