@@ -239,10 +239,18 @@ def read_rdb_databases(data: bytes, expired_before: int | None = None,
     ms)}, how many keys were dropped as expired before ``expired_before`` (ms; None keeps
     them all, as a replica does: their DELs come from the master), and the code of its
     function libraries.  RdbError as :func:`read_rdb`."""
-    databases: Databases = {}
     functions: list[bytes] = []
+    databases, expired = _grouped(read_rdb(data, functions=functions), expired_before)
+    return databases, expired, functions
+
+
+def _grouped(records: Iterable[tuple[int, bytes, Any, int | None]], expired_before: int | None,
+             ) -> tuple[Databases, int]:
+    """Records grouped by database, those expired before ``expired_before`` counted, not
+    kept."""
+    databases: Databases = {}
     expired = 0
-    for index, key, value, expire in read_rdb(data, functions=functions):
+    for index, key, value, expire in records:
         if expire is not None and expired_before is not None and expire <= expired_before:
             expired += 1
             continue
@@ -252,7 +260,7 @@ def read_rdb_databases(data: bytes, expired_before: int | None = None,
         found[0][key] = value
         if expire is not None:
             found[1][key] = expire
-    return databases, expired, functions
+    return databases, expired
 
 
 def read_rdb_prefix(data: Any, expired_before: int | None = None,
@@ -266,21 +274,10 @@ def read_rdb_prefix(data: Any, expired_before: int | None = None,
     returned: a damaged preamble still never loads partly.  ``data`` may be any buffer that
     slices to bytes (an ``mmap`` of the file, so the commands after the RDB are not read)."""
     version = _check_signature(data)
-    databases: Databases = {}
     functions: list[bytes] = []
-    expired = 0
     eof_at: list[int] = []
-    for index, key, value, expire in _records(data, version, len(data), None, None, functions,
-                                              eof_at):
-        if expire is not None and expired_before is not None and expire <= expired_before:
-            expired += 1
-            continue
-        found = databases.get(index)
-        if found is None:
-            found = databases[index] = ({}, {})
-        found[0][key] = value
-        if expire is not None:
-            found[1][key] = expire
+    databases, expired = _grouped(
+        _records(data, version, len(data), None, None, functions, eof_at), expired_before)
     if not eof_at:
         raise RdbError("RDB preamble truncated (no EOF opcode)")
     end = eof_at[0]
