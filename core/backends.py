@@ -124,6 +124,7 @@ class Backends:
             progress=s.loading_progress, eta=s.loading_eta, rewrite_value=s.rewrite_value,
             decode_value=lambda tag, payload: hook.trioredis_snapshot_decode(
                 type_tag=tag, payload=payload),
+            install_rdb=partial(install_rdb, s.keyspace, s.replay),
         )
 
     def _set_refusal(self, name: str, text: str | None) -> None:
@@ -303,3 +304,24 @@ def _close(awaitable: Awaitable[Any]) -> None:
     close = getattr(awaitable, "close", None)  # a coroutine never started: no warning
     if close is not None:
         close()
+
+
+def install_rdb(keyspace: Any, replay: Callable[[list[bytes]], Any],
+                databases: Any, functions: Sequence[bytes]) -> int:
+    """:meth:`Loader.install_rdb`: the libraries through ``replay`` (the loading client),
+    then each database's keys and expiries; the keys installed, or ValueError with why."""
+    for code in functions:
+        reply = replay([b"FUNCTION", b"LOAD", b"REPLACE", code])
+        if isinstance(reply, ErrorReply):
+            raise ValueError("loading a function library failed: "
+                             f"{bytes(reply).decode('utf-8', 'replace')}")
+    loaded = 0
+    for index, (data, expires) in sorted(databases.items()):
+        if not 0 <= index < len(keyspace):
+            raise ValueError(f"it holds database {index} but this server has "
+                             f"{len(keyspace)} (raise the 'databases' option)")
+        db = keyspace[index]
+        db.data.update(data)
+        db.expires.update(expires)
+        loaded += len(data)
+    return loaded

@@ -256,6 +256,7 @@ class Loader:
         eta: Callable[[], int],
         rewrite_value: Callable[[int, bytes, Any, int | None], Any],
         decode_value: Callable[[str, Any], Any],
+        install_rdb: Callable[[Mapping[int, Any], Sequence[bytes]], int],
     ) -> None:
         self.keyspace = keyspace  # a trioredis.keyspace.Keyspace
         self.log = log  # the server log, for the loader's own lines (loaded, refused)
@@ -265,6 +266,7 @@ class Loader:
         self._eta = eta
         self._rewrite_value = rewrite_value
         self._decode_value = decode_value
+        self._install_rdb = install_rdb
         self.total_bytes = 0
         self.loaded_bytes = 0
         self._last_progress_log = time.monotonic()  # a load shorter than a second logs none
@@ -301,6 +303,14 @@ class Loader:
     def decode_value(self, type_tag: str, payload: Any) -> Any:
         """A plugin value from a snapshot (``trioredis_snapshot_decode``)."""
         return self._decode_value(type_tag, payload)
+
+    def install_rdb(self, databases: Mapping[int, tuple[dict[bytes, Any], dict[bytes, int]]],
+                    functions: Sequence[bytes]) -> int:
+        """Put a decoded RDB file (``trioredis.rdb.read_rdb_databases``) into the keyspace:
+        its function libraries first (``FUNCTION LOAD REPLACE``), then each database's keys
+        and expiries; the number of keys installed.  ValueError with the reason when a
+        library does not load or the file holds a database this server does not have."""
+        return self._install_rdb(databases, functions)
 
 
 class BackendHost:

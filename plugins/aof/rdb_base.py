@@ -16,7 +16,6 @@ import time
 from typing import Any
 
 import trio
-from trioredis import ErrorReply
 from trioredis.rdb import RdbError, read_rdb_databases, read_rdb_prefix
 
 RDB_MAGIC = b"REDIS"
@@ -76,19 +75,7 @@ def _install(loader: Any, path: str,
              databases: dict[int, tuple[dict[bytes, Any], dict[bytes, int]]],
              functions: list[bytes]) -> int:
     """Put decoded databases and function libraries into the keyspace; the keys loaded."""
-    for code in functions:
-        reply = loader.execute([b"FUNCTION", b"LOAD", b"REPLACE", code])
-        if isinstance(reply, ErrorReply):
-            raise RdbBaseError(f"Bad RDB base file {path}: loading a function library failed: "
-                               f"{bytes(reply).decode('utf-8', 'replace')}")
-    keyspace = loader.keyspace
-    loaded = 0
-    for index, (data, expires) in sorted(databases.items()):
-        if not 0 <= index < len(keyspace):
-            raise RdbBaseError(f"The RDB base file {path} holds database {index} but this "
-                               f"server has {len(keyspace)} (raise the 'databases' option)")
-        db = keyspace[index]
-        db.data.update(data)
-        db.expires.update(expires)
-        loaded += len(data)
-    return loaded
+    try:
+        return loader.install_rdb(databases, functions)
+    except ValueError as error:
+        raise RdbBaseError(f"Bad RDB base file {path}: {error}") from None

@@ -497,27 +497,15 @@ class SnapshotBackend(BaseBackend):
     async def _load_rdb(self, loader: Loader, path: str) -> tuple[int, int]:
         """A Redis ``dump.rdb``: verified (checksum) then decoded whole in a worker thread,
         then installed database by database."""
-        keyspace = loader.keyspace
         try:
             databases, expired, functions = await trio.to_thread.run_sync(
                 read_rdb_file, path, limiter=self._io_limiter)
         except RdbError as error:
             raise SnapshotError(f"Bad RDB file {path}: {error}") from None
-        for code in functions:
-            reply = loader.execute([b"FUNCTION", b"LOAD", b"REPLACE", code])
-            if isinstance(reply, ErrorReply):
-                raise SnapshotError(f"Bad RDB file {path}: loading a function library failed: "
-                                    f"{bytes(reply).decode('utf-8', 'replace')}")
-        loaded = 0
-        for index, (data, expires) in sorted(databases.items()):
-            if not 0 <= index < len(keyspace):
-                raise SnapshotError(
-                    f"Bad RDB file {path}: it holds database {index} but this server has "
-                    f"{len(keyspace)} (raise the 'databases' option)")
-            db = keyspace[index]
-            db.data.update(data)
-            db.expires.update(expires)
-            loaded += len(data)
+        try:
+            loaded = loader.install_rdb(databases, functions)
+        except ValueError as error:
+            raise SnapshotError(f"Bad RDB file {path}: {error}") from None
         return loaded, expired
 
     @staticmethod
