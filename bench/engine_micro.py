@@ -9,12 +9,23 @@ PYTHONPATH (a folder holding ``trioredis`` -> its ``core``, with ``core/plugins`
 
     python bench/engine_micro.py                      # no maxmemory
     python bench/engine_micro.py --maxmemory 2mb --policy allkeys-lru --only SET
+    python bench/engine_micro.py --instructions --only SET,MSET   # under valgrind
+
+``--instructions`` counts instructions (valgrind's callgrind) instead of timing: the same
+count for the same tree whatever else the machine does, so a change of a few percent shows
+on a busy machine where CPU time moves by 30% between runs.  Each command runs under
+valgrind twice (``--calls`` calls and none, after the same warm-up); the difference over
+``--calls`` is the count per call.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
+import re
+import subprocess
+import sys
 import tempfile
 import time
 from typing import Any
@@ -89,7 +100,13 @@ def main() -> None:
     parser.add_argument("--policy", default="")
     parser.add_argument("--random-keys", type=int, default=0,
                         help="SET over this many distinct keys (the eviction path)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="instructions per call under valgrind, not CPU time")
+    parser.add_argument("--loop-only", type=int, default=-1, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.instructions:
+        count_instructions(args)
+        return
     options = []
     if args.maxmemory:
         options.append(["maxmemory", args.maxmemory])
@@ -97,6 +114,11 @@ def main() -> None:
         options.append(["maxmemory-policy", args.policy])
     names = [n.strip().upper() for n in args.only.split(",") if n.strip()] or list(COMMANDS)
     engine, client = build(options)
+    if args.loop_only >= 0:  # one run under valgrind (count_instructions)
+        argv = {**COMMANDS, **EXTRA}[names[0]]
+        for _ in range(2_000 + args.loop_only):
+            engine.call(client, argv)
+        return
     if args.random_keys:
         # The eviction path: SETs of new keys past maxmemory, each write evicting.
         keys = [b"key:%012d" % i for i in range(args.random_keys)]
@@ -114,6 +136,30 @@ def main() -> None:
         return
     for name in names:
         print(f"{name:6s} {measure(engine, client, {**COMMANDS, **EXTRA}[name], args.calls, args.rounds):6.2f} us")
+
+
+def count_instructions(args: argparse.Namespace) -> None:
+    """Instructions per call of each command: two valgrind runs that differ only in
+    ``--calls`` calls (start-up, imports and warm-up cancel out)."""
+    names = [n.strip().upper() for n in args.only.split(",") if n.strip()] or list(COMMANDS)
+    calls = min(args.calls, 10_000)  # valgrind runs Python ~50x slower
+    extra = []
+    for flag, value in (("--maxmemory", args.maxmemory), ("--policy", args.policy)):
+        if value:
+            extra += [flag, value]
+
+    def collected(name: str, loops: int) -> int:
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+             os.path.abspath(__file__), "--only", name, "--loop-only", str(loops), *extra],
+            capture_output=True, text=True, check=True)
+        match = re.search(r"Collected : (\d+)", out.stderr)
+        assert match is not None, out.stderr[-500:]
+        return int(match.group(1))
+
+    for name in names:
+        per_call = (collected(name, calls) - collected(name, 0)) / calls
+        print(f"{name:6s} {per_call:8.0f} instructions")
 
 
 if __name__ == "__main__":
