@@ -62,18 +62,12 @@ def main() -> None:
     try:
         package = baseline_package(args.baseline, scratch)
         servers = {"redis": bench.Server("redis", scratch / "redis", options),
-                   "baseline": bench.Server("trio", scratch / "baseline", options),
+                   "baseline": bench.Server("trio", scratch / "baseline", options,
+                                            {**os.environ, "PYTHONPATH": str(package)}),
                    "this": bench.Server("trio", scratch / "this", options)}
         for name, server in servers.items():
-            environment = dict(os.environ)
-            if name == "baseline":
-                os.environ["PYTHONPATH"] = str(package)
-            try:
-                if not server.start():
-                    raise SystemExit(f"{name} did not start; see {server.directory}")
-            finally:
-                os.environ.clear()
-                os.environ.update(environment)
+            if not server.start():
+                raise SystemExit(f"{name} did not start; see {server.directory}")
         for round_number in range(args.rounds):
             print(f"round {round_number + 1}/{args.rounds}", file=sys.stderr, flush=True)
             for name, server in servers.items():

@@ -193,10 +193,12 @@ def rss_bytes(pid: int) -> int:
 class Server:
     """A server process (redis-server or trioredis) in its own scratch directory."""
 
-    def __init__(self, kind: str, directory: Path, options: list[str]) -> None:
+    def __init__(self, kind: str, directory: Path, options: list[str],
+                 environment: dict[str, str] | None = None) -> None:
         self.kind = kind
         self.directory = directory
         self.options = options
+        self.environment = environment  # None: this process's (bench/ab.py sets PYTHONPATH)
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.started = 0.0
@@ -214,7 +216,7 @@ class Server:
         self.log = open(self.directory / f"{self.kind}.log", "ab")
         self.started = time.perf_counter()
         self.process = subprocess.Popen(self.argv(), stdout=self.log, stderr=subprocess.STDOUT,
-                                        cwd=self.directory)
+                                        cwd=self.directory, env=self.environment)
         if not wait:
             return True
         return self.wait_ready(timeout=30) is not None

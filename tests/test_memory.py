@@ -23,6 +23,7 @@ import pytest
 import redis
 from parity import RawClient
 from servers import ServerProcess, ServerThread, wait_for
+from trioredis import memory
 from trioredis.keyspace import Keyspace
 from trioredis.zset import ZSet
 
@@ -88,7 +89,6 @@ def test_estimate_follows_deletes_overwrites_and_flushes():
     assert keyspace.dataset_bytes() == 0
 
 
-
 @pytest.mark.parametrize("pairs", [
     [(b"a", b"1"), (b"b", b"22")],                      # overwrites only: the fast path
     [(b"a", b"333"), (b"a", b"4"), (b"b", b"55555")],   # a key named twice: the last wins
@@ -96,7 +96,6 @@ def test_estimate_follows_deletes_overwrites_and_flushes():
     [(b"list", b"8"), (b"b", b"9")],                     # a container replaced
 ])
 def test_mset_accounting_equals_a_recount(pairs):
-    from trioredis import memory
     keyspace = Keyspace(1, lambda db, argv: None)
     db = keyspace[0]
     db.set(b"a", b"x" * 10)
@@ -104,11 +103,13 @@ def test_mset_accounting_equals_a_recount(pairs):
     db.set(b"list", deque([b"1", b"2"]))
     keyspace.dataset_bytes()
     db.set_many([key for key, _ in pairs], [value for _, value in pairs])
-    assert db.data[pairs[-1][0]] == pairs[-1][1]
+    for key, value in dict(pairs).items():  # a repeated key holds its last value
+        assert db.data[key] == value
     counted = db.used
     memory.recount(db)
     assert counted == db.used
     assert set(db.access) == set(db.data)
+
 
 # --- INFO memory and MEMORY beside Redis ------------------------------------------------------
 
