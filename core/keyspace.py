@@ -30,7 +30,6 @@ Notify = Callable[[str, bytes, bytes, int], None]
 _HEADER = memory.BYTES_HEADER  # a bytes object's header (a local name: set() runs per write)
 
 LRU_CLOCK_MAX = (1 << 24) - 1  # the 24 bits Redis keeps per object
-_ONLY_BYTES = {bytes}  # set_many's test of the old values' types
 _STALE = attrgetter("stale")
 _USED = attrgetter("used")
 
@@ -216,19 +215,22 @@ class Database:
         the dicts are updated whole; anything else (a new key, a container replaced) goes
         pair by pair through :meth:`set`, which knows every case."""
         data = self.data
-        stamps = dict.fromkeys(keys, self.clock)  # the distinct keys, and their access times
-        olds = list(map(data.get, stamps))
-        if set(map(type, olds)) != _ONLY_BYTES:
+        pairs = dict(zip(keys, values, strict=True))  # the distinct keys, each its last value
+        try:
+            # bytes.__len__ refuses anything but a string (None for a new key, a container):
+            # the type test and the old lengths in one C-level pass.
+            before = sum(map(bytes.__len__, map(data.get, pairs)))
+        except TypeError:
             for key, value in zip(keys, values, strict=True):
                 self.set(key, value)
             return
-        data.update(zip(keys, values, strict=True))
-        self.used += sum(map(len, map(data.get, stamps))) - sum(map(len, olds))
+        data.update(pairs)
+        self.used += sum(map(len, pairs.values())) - before
         if self.lfu:
-            for key in stamps:
+            for key in pairs:
                 self.keyspace.record_access(self, key, False)
         else:
-            self.access.update(stamps)
+            self.access.update(dict.fromkeys(pairs, self.clock))
 
     def forget(self, key: bytes, value: Any) -> None:
         """Take ``key`` and its ``value`` (just removed from ``data``) out of the accounting
