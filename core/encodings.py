@@ -118,10 +118,14 @@ def _hash_note(start: int, every: bool) -> Note:
         if value.__class__ is not dict:
             return
         enc = _cache[1] if _cache[0] is config else thresholds(config)
-        # max(map(len)) runs in C: this is on every HSET's path.
-        if len(value) > enc.hash_max_listpack_entries or max(
-                map(len, argv[start:] if every else argv[start:start + 2])
-        ) > enc.hash_max_listpack_value:
+        if len(value) > enc.hash_max_listpack_entries:
+            db.promoted.add(key)
+            return
+        limit = enc.hash_max_listpack_value
+        if len(argv) == start + 2:  # one field and its value (or increment): no slice
+            if len(argv[start]) > limit or len(argv[start + 1]) > limit:
+                db.promoted.add(key)
+        elif max(map(len, argv[start:] if every else argv[start:start + 2])) > limit:
             db.promoted.add(key)
 
     return note
