@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import time
 
@@ -338,6 +339,57 @@ def _debug_object(ctx, argv):
     return Status(describe_object(ctx.db, argv[2], value, encoding, ctx.config, ctx.engine.evictor))
 
 
+# DEBUG POPULATE: Redis formats each name into a 128-byte buffer (so a name is cut at 127
+# bytes, and a prefix at its first NUL byte); a key costs this server about this many bytes
+# beside its value (a dict slot, the key and value objects).
+_POPULATE_NAME_MAX = 127
+_POPULATE_KEY_COST = 160
+_POPULATE_RANGE = "ERR value is out of range, must be positive"
+
+
+def _positive_long(text: bytes) -> int:
+    """A count or size of DEBUG POPULATE: an integer from 0 to LONG_MAX, else Redis's one
+    error for both a bad number and a negative one."""
+    try:
+        value = parse_int(text)
+    except CommandError:
+        raise CommandError(_POPULATE_RANGE) from None
+    if value < 0:
+        raise CommandError(_POPULATE_RANGE)
+    return value
+
+
+def _debug_populate(ctx, argv):
+    """DEBUG POPULATE count [prefix] [size]: ``count`` string keys ``prefix:<n>`` holding
+    ``value:<n>`` (cut or NUL-padded to ``size``), skipping names that exist.  As in Redis,
+    nothing is propagated: the AOF and replicas do not see these keys."""
+    if len(argv) > 5:
+        raise CommandError(_unknown_debug_subcommand(argv[1]))
+    count = _positive_long(argv[2])
+    # Checked before any work proportional to it: Redis refuses a count whose key table it
+    # cannot allocate; here, keys that could not fit in this machine's memory.
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if count * 8 > memory:
+        raise CommandError("ERR OOM in dictTryExpand")
+    size = _positive_long(argv[4]) if len(argv) == 5 else 0
+    if count * (_POPULATE_KEY_COST + max(size, 24)) > memory:
+        raise CommandError("ERR OOM in dictTryExpand")
+    prefix = argv[3].split(b"\0", 1)[0] if len(argv) >= 4 else b"key"
+    db, engine = ctx.db, ctx.engine
+    keyspace, tracking = engine.keyspace, engine.tracking
+    for number in range(count):
+        key = (b"%b:%d" % (prefix, number))[:_POPULATE_NAME_MAX]
+        if db.get(key) is not None:
+            continue
+        value = b"value:%d" % number
+        if size:
+            value = value[:size].ljust(size, b"\0")
+        db.set(key, value)
+        keyspace.signal_modified(db, key)  # WATCH, and (below) client-side caches
+        tracking.invalidate_key(db, key)
+    return OK
+
+
 def _debug_ok(ctx, argv):
     return OK
 
@@ -363,6 +415,11 @@ _DEBUG_HELP = [
     b"    Run a fuzz tester against the stringmatchlen() function.",
     b"OBJECT <key>",
     b"    Show low level info about `key` and associated value.",
+    b"POPULATE <count> [<prefix>] [<size>]",
+    b"    Create <count> string keys named key:<num>. If <prefix> is specified then",
+    b"    it is used instead of the 'key' prefix. These are not propagated to",
+    b"    replicas. Cluster slots are not respected so keys not belonging to the",
+    b"    current node can be created in cluster mode.",
     b"PROTOCOL <type>",
     b"    Reply with a sample of a RESP type: string, integer, double, bignum, null,",
     b"    array, set, map, attrib, push, verbatim, true or false.",
@@ -436,6 +493,7 @@ _DEBUG_SUBCOMMANDS = {
     b"stringmatch-test": (2, _debug_stringmatch_test),
     b"object": (3, _debug_object),
     b"protocol": (3, _debug_protocol),
+    b"populate": (-3, _debug_populate),
     b"jmap": (None, _debug_ok),
     b"log": (None, _debug_ok),
     b"help": (None, _debug_help),
@@ -448,9 +506,12 @@ def debug(ctx, argv):
         arity, handler = entry
         if arity is None or len(argv) == arity or (arity < 0 and len(argv) >= -arity):
             return handler(ctx, argv)
-    raise CommandError(errors.sanitize(
-        "ERR unknown subcommand or wrong number of arguments for "
-        f"'{argv[1].decode('utf-8', 'replace')[:128]}'. Try DEBUG HELP."))
+    raise CommandError(_unknown_debug_subcommand(argv[1]))
+
+
+def _unknown_debug_subcommand(name: bytes) -> str:
+    return errors.sanitize("ERR unknown subcommand or wrong number of arguments for "
+                           f"'{name.decode('utf-8', 'replace')[:128]}'. Try DEBUG HELP.")
 
 
 # DEBUG STRINGMATCH-TEST: how many random pattern/string pairs go through the glob matcher
