@@ -283,17 +283,20 @@ class Backends:
             raise CommandError(errors.NOT_ALLOWED_IN_MULTI)
         return self._services.wait_on(result)
 
-    def debug_reload(self, in_transaction: bool) -> Any:
+    def debug_reload(self, in_transaction: bool, only: str | None = None) -> Any:
         """DEBUG RELOAD: the first backend declaring ``reload`` whose files can be made
-        complete now rebuilds the dataset from them."""
-        if not self.declaring(RELOAD):
+        complete now rebuilds the dataset from them.  ``only``: that backend alone (DEBUG
+        LOADAOF names the AOF's)."""
+        backends = [backend for backend in self.declaring(RELOAD)
+                    if only is None or backend.name == only]
+        if not backends:
             raise CommandError(errors.NO_PERSISTENCE)
         if in_transaction:
             raise CommandError(errors.NOT_ALLOWED_IN_MULTI)
-        return self._services.wait_on(self._reload())
+        return self._services.wait_on(self._reload(backends))
 
-    async def _reload(self) -> Any:
-        for backend in self.declaring(RELOAD):
+    async def _reload(self, backends: list[PersistenceBackend]) -> Any:
+        for backend in backends:
             if await backend.reload_point():
                 await self._services.reload_from(backend)
                 return OK

@@ -289,6 +289,35 @@ def test_debug_reload_rebuilds_the_dataset_from_the_aof(tmp_path):
         assert digest(r) == before
 
 
+def test_debug_loadaof_reloads_the_aof_like_redis(tmp_path):
+    """DEBUG LOADAOF against a Redis with appendonly yes: the same replies and the same
+    dataset (DEBUG DIGEST) after it.  DEBUG POPULATE's keys are never written to the AOF, so
+    they are gone after a real reload from the file."""
+    script = [("SET", "a", "1"), ("RPUSH", "l", "x", "y"), ("HSET", "h", "f", "v"),
+              ("DEBUG", "POPULATE", "5"), ("DBSIZE",), ("DEBUG", "LOADAOF"), ("DBSIZE",),
+              ("GET", "a"), ("LRANGE", "l", "0", "-1"),
+              ("INCR", "a"), ("DEBUG", "LOADAOF", "extra"), ("GET", "a"), ("DBSIZE",),
+              ("DEBUG", "DIGEST")]
+    (tmp_path / "ours").mkdir()
+    with ServerThread(aof_options(tmp_path / "ours")) as server, ReferenceRedis(
+            "--appendonly", "yes") as reference:
+        server.wait_ready()
+        mine, theirs = server.client(), reference.client()
+        for argv in script:
+            assert mine.execute_command(*argv) == theirs.execute_command(*argv), argv
+
+
+def test_debug_loadaof_with_the_aof_off_is_an_error_not_an_exit(tmp_path):
+    """Redis 7.0.15 exits when DEBUG LOADAOF finds no AOF; here it is an error reply and the
+    dataset stays."""
+    with ServerThread([["appendonly", "no"], ["save", ""], ["dir", str(tmp_path)]]) as server:
+        r = server.client()
+        r.set("kept", "1")
+        with pytest.raises(redis.ResponseError, match="no persistence backend"):
+            r.execute_command("DEBUG", "LOADAOF")
+        assert r.get("kept") == b"1"
+
+
 # --- torn tails and damage ---------------------------------------------------------------
 
 
