@@ -5,7 +5,7 @@ with a live redis-server in tests/compat/test_differential_introspection.py."""
 from __future__ import annotations
 
 import pytest
-from trioredis.commands.keyspecs import InvalidKeySpec, key_references
+from trioredis.commands.keyspecs import key_references
 
 RW_ACCESS_DELETE = ("RW", "access", "delete")
 CASES = [
@@ -32,9 +32,23 @@ def test_keys_and_flags_as_redis_finds_them(argv, expected):
     assert key_references(argv[0].lower(), [arg.encode() for arg in argv]) == expected
 
 
-def test_a_count_past_the_arguments_is_invalid():
-    with pytest.raises(InvalidKeySpec):
-        key_references("zunionstore", [b"zunionstore", b"d", b"3", b"a"])
+def test_a_count_past_the_arguments_finds_no_key():
+    # The specs refuse it, and so does Redis's atoi fallback for the command.
+    assert key_references("zunionstore", [b"zunionstore", b"d", b"3", b"a"]) == []
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["EVAL", "s", "1.5", "k"], [(3, ())]),
+    (["ZUNIONSTORE", "d", "2x", "a", "b"], [(3, ()), (4, ()), (1, ())]),
+    (["LMPOP", "1.5", "left", "a"], [(2, ())]),  # atoi's one key is the word after it
+    (["BZMPOP", "0", "+1", "a", "min"], [(3, ())]),
+    (["ZUNION", "4294967297", "a"], [(2, ("RO", "access"))]),  # the specs' C int: one key
+    (["SINTERCARD", "9" * 20, "a"], []),  # atoi clamps, then the int is -1: no key
+])
+def test_a_count_only_atoi_reads_finds_keys_without_flags(argv, expected):
+    """Redis falls back to the command's getkeys function, which reads the count with
+    atoi and flags no key."""
+    assert key_references(argv[0].lower(), [arg.encode() for arg in argv]) == expected
 
 
 def test_a_command_redis_does_not_have_is_left_to_its_declaration():

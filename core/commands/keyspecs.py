@@ -12,6 +12,7 @@ anywhere): for those, as in Redis, a small function of the arguments decides ins
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +25,65 @@ KeyRefs = list[tuple[int, tuple[str, ...]]]  # (argument index, flags) for each 
 class InvalidKeySpec(Exception):
     """The arguments do not fit a spec (a count past the end...): Redis then answers "Invalid
     arguments specified for command"."""
+
+
+_INT64 = 1 << 63
+_STRICT_INT = re.compile(rb"-?[1-9][0-9]{0,18}|0")
+
+
+def strict_int(text: bytes) -> int | None:
+    """``text`` as Redis's key specs read a key count: string2ll (digits with an optional
+    minus, no plus, space or leading zero, within 64 bits), then cast to a C int as Redis
+    does before counting keys (4294967297 counts one key); None when string2ll refuses."""
+    if _STRICT_INT.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return _to_c_int(value) if -_INT64 <= value < _INT64 else None
+
+
+def _to_c_int(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def c_atoi(text: bytes) -> int:
+    """C's ``atoi`` as glibc computes it (``(int) strtol``): leading white space, a sign,
+    the digits up to the first other byte (0 without any); a value past 64 bits clamped,
+    then cut to a 32-bit int."""
+    match = _ATOI.match(text)
+    if match is None or not match.group(2):
+        return 0
+    value = int(match.group(2))
+    if match.group(1) == b"-":
+        value = -value
+    return _to_c_int(max(-_INT64, min(_INT64 - 1, value)))
+
+
+_ATOI = re.compile(rb"[ \t\n\v\f\r]*([+-]?)([0-9]*)")
+
+# When a key count is not a clean integer, Redis drops the key specs and asks the command's
+# own getkeys function, which reads the count with atoi (EVAL k 1.5 a names the key a):
+# (store key index or 0, count index, first key index) of Redis's genericGetKeys.
+NUMKEYS_FALLBACK: dict[str, tuple[int, int, int]] = {
+    **dict.fromkeys(("eval", "eval_ro", "evalsha", "evalsha_ro", "fcall", "fcall_ro"), (0, 2, 3)),
+    **dict.fromkeys(("zunionstore", "zinterstore", "zdiffstore"), (1, 2, 3)),
+    **dict.fromkeys(("zunion", "zinter", "zdiff", "zintercard", "sintercard", "lmpop",
+                     "zmpop"), (0, 1, 2)),
+    **dict.fromkeys(("blmpop", "bzmpop"), (0, 2, 3)),
+}
+
+
+def counted_keys(name: str, argv: list[bytes]) -> KeyRefs:
+    """The keys Redis's fallback for ``name`` finds (its genericGetKeys), without flags; none
+    when the atoi count is below 1 or more than the arguments left."""
+    store, count_index, first = NUMKEYS_FALLBACK[name]
+    count = c_atoi(argv[count_index]) if count_index < len(argv) else 0
+    if count < 1 or count > len(argv) - first:
+        return []
+    found: KeyRefs = [(index, ()) for index in range(first, first + count)]
+    if store:
+        found.append((store, ()))
+    return found
 
 
 def _begin(search: tuple, argv: list[bytes]) -> int | None:
@@ -58,11 +118,8 @@ def _find(find: tuple, first: int, argv: list[bytes]) -> tuple[int, int, int]:
     numkeys_index, first_key, step = find[1], find[2], find[3]
     if first + numkeys_index >= argc:
         raise InvalidKeySpec
-    try:
-        count = int(argv[first + numkeys_index])
-    except ValueError:
-        raise InvalidKeySpec from None
-    if count < 0:
+    count = strict_int(argv[first + numkeys_index])
+    if count is None or count < 0:
         raise InvalidKeySpec
     first += first_key
     return first, first + count - 1, step
@@ -202,16 +259,26 @@ class KeyFacts:
     access: tuple[str, ...] | Callable[[list[bytes]], tuple[str, ...]]
 
 
-def _spec_finder(specs: list[KeySpec]) -> KeyFinder:
+def _fallback_finder(name: str) -> Callable[[list[bytes]], list[bytes]]:
+    """The keys Redis's getkeys function finds when the specs cannot be followed (a count
+    atoi reads differently, see NUMKEYS_FALLBACK); none for a command without one."""
+    if name not in NUMKEYS_FALLBACK:
+        return lambda argv: []
+    return lambda argv: [argv[index] for index, _ in counted_keys(name, argv)]
+
+
+def _spec_finder(specs: list[KeySpec], name: str) -> KeyFinder:
     """The keys of argv as the specs find them, for the keys that move with the arguments
     (a ``numkeys`` count, a keyword to search for).  It runs before the handler checks
     anything (ACL checks), and answers as Redis's ACL check does: arguments that do not fit
-    a spec (a count past the end, or 0) make no key at all, not a guess; the command then
-    fails with its own error.  The same walk as :func:`keys_from_specs`, slicing argv
-    instead of listing indexes, as it runs for each ACL check of these commands."""
+    a spec (a count past the end, or 0) make no key at all, not a guess, unless the command
+    has Redis's atoi fallback (NUMKEYS_FALLBACK); the command then fails with its own
+    error.  The same walk as :func:`keys_from_specs`, slicing argv instead of listing
+    indexes, as it runs for each ACL check of these commands."""
     if any("unknown" in (begin[0], find[0]) for _, begin, find, _ in specs):
         raise ValueError("key specs that cannot be followed need a function in KEY_FUNCTIONS")
     searches = [(begin, find) for _, begin, find, _ in specs]
+    fallback = _fallback_finder(name)
 
     def find_keys(argv: list[bytes]) -> list[bytes]:
         argc = len(argv)
@@ -223,16 +290,16 @@ def _spec_finder(specs: list[KeySpec]) -> KeyFinder:
             try:
                 first, last, step = _find(find, first, argv)
             except InvalidKeySpec:
-                return []
+                return fallback(argv)
             if first >= argc or last >= argc or last < first:
-                return []
+                return fallback(argv)
             keys += argv[first : last + 1 : step or 1]
         return keys
 
     return find_keys
 
 
-def _counted_finder(specs: list[KeySpec]) -> KeyFinder | None:
+def _counted_finder(specs: list[KeySpec], name: str) -> KeyFinder | None:
     """The common shape of movable keys, followed without the general walk: fixed keys (a
     STORE destination) then one ``numkeys`` count with the keys right after it (ZUNIONSTORE
     dest numkeys key...).  The same answers as :func:`_spec_finder`; None for other shapes."""
@@ -250,14 +317,14 @@ def _counted_finder(specs: list[KeySpec]) -> KeyFinder | None:
     if count_index is None or any(index >= count_index for index in fixed):
         return None
     start = count_index + 1
+    fallback = _fallback_finder(name)
 
     def find(argv: list[bytes]) -> list[bytes]:
-        try:
-            count = int(argv[count_index])
-        except (IndexError, ValueError):
-            return []
-        if count <= 0 or start + count > len(argv):
-            return []  # no key at all, as Redis's ACL check, when the count does not fit
+        count = strict_int(argv[count_index]) if count_index < len(argv) else None
+        if count is None or count <= 0 or start + count > len(argv):
+            # The count does not fit: Redis's ACL check then asks the command's getkeys
+            # function (an atoi count), or finds no key at all.
+            return fallback(argv)
         return [argv[index] for index in fixed] + argv[start : start + count]
 
     return find
@@ -282,7 +349,8 @@ def _access_function(function: Callable[[list[bytes]], KeyRefs]):
 
     def access(argv: list[bytes]) -> tuple[str, ...]:
         try:
-            return tuple(" ".join(flags) for _, flags in function(argv))
+            # (The finder finds no key either when this is empty.)
+            return tuple(" ".join(flags) for _, flags in function(argv)) or ("RO",)
         except InvalidKeySpec:  # then the finder finds no key either
             return ("RO",)
 
@@ -323,6 +391,10 @@ def registration_facts(name: str) -> KeyFacts | None:
     access: tuple[str, ...] | Callable[[list[bytes]], tuple[str, ...]]
     if function is not None:
         access = _access_function(function)
+    elif name in NUMKEYS_FALLBACK:
+        # Keys found by the atoi fallback carry no flags, so any pattern naming them lets
+        # them through (Redis checks a key with flags 0 against every pattern's name only).
+        access = _access_function(functools.partial(key_references, name))
     else:
         access = tuple(" ".join(flags) for flags, *_ in specs)
     finder = None
@@ -332,7 +404,7 @@ def registration_facts(name: str) -> KeyFacts | None:
         if function is not None:
             finder = _function_finder(function)
         else:
-            finder = _counted_finder(specs) or _spec_finder(specs)
+            finder = _counted_finder(specs, name) or _spec_finder(specs, name)
     return KeyFacts(legacy_key_range(name), finder, access)
 
 
@@ -383,6 +455,8 @@ def key_references(name: str, argv: list[bytes]) -> KeyRefs | None:
             found = keys_from_specs(specs, argv)
         except InvalidKeySpec:
             found = None
+            if name in NUMKEYS_FALLBACK:
+                return counted_keys(name, argv)
             if name not in KEY_FUNCTIONS:
                 raise
         if found is not None:

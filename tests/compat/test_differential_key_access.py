@@ -3,7 +3,8 @@ command's key facts now come from its signature's key specs, so a user with read
 write-only and full key patterns (``%R~r:*``, ``%W~w:*``, ``~s:*``) gets the same ACL DRYRUN
 answer here and there for a seeded random stream of commands whose keys move with their
 arguments (numkeys counts, STORE/STREAMS keywords, SET ... GET, SORT ... STORE) or whose keys
-need different permissions (LMOVE's source and destination, the STORE commands' sources)."""
+need different permissions (LMOVE's source and destination, the STORE commands' sources),
+with key counts that only Redis's atoi fallback reads (``1.5``, ``4294967297``)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ def _command(rng: random.Random) -> list[str]:
     key, other = rng.choice(KEYS), rng.choice(KEYS)
     keys = _keys(rng)
     count = rng.choice((str(len(keys)),) * 6 + (str(len(keys) - 1), str(len(keys) + 1), "0", "zz", "-1"))
+    if rng.random() < 0.25:
+        # Counts Redis's key specs refuse and its getkeys functions read with atoi.
+        count = rng.choice((f"{len(keys)}.5", f"{len(keys)}x", f" {len(keys)}", f"+{len(keys)}",
+                            f"0{len(keys)}", "1e0", "4294967297", "-0", "", "9" * 20))
     choices = [
         ["XREAD", *rng.choice(([], ["COUNT", "2"])), "STREAMS", *keys, *["0"] * len(keys)],
         ["XREADGROUP", "GROUP", rng.choice(("g", "streams")), rng.choice(("c", "streams")),
