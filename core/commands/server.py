@@ -28,6 +28,7 @@ from ..info import info_text
 from ..resp import OK, ErrorReply, Map, Raw, Status, Verbatim
 from . import command
 from .args import help_reply, parse_int
+from .sets import parse_positive
 
 
 def info(ctx, argv):
@@ -349,19 +350,6 @@ def _debug_object(ctx, argv):
 # beside its value (a dict slot, the key and value objects).
 _POPULATE_NAME_MAX = 127
 _POPULATE_KEY_COST = 160
-_POPULATE_RANGE = "ERR value is out of range, must be positive"
-
-
-def _positive_long(text: bytes) -> int:
-    """A count or size of DEBUG POPULATE: an integer from 0 to LONG_MAX, else Redis's one
-    error for both a bad number and a negative one."""
-    try:
-        value = parse_int(text)
-    except CommandError:
-        raise CommandError(_POPULATE_RANGE) from None
-    if value < 0:
-        raise CommandError(_POPULATE_RANGE)
-    return value
 
 
 def _debug_populate(ctx, argv):
@@ -370,13 +358,13 @@ def _debug_populate(ctx, argv):
     nothing is propagated: the AOF and replicas do not see these keys."""
     if len(argv) > 5:
         raise CommandError(_unknown_debug_subcommand(argv[1]))
-    count = _positive_long(argv[2])
+    count = parse_positive(argv[2])
     # Checked before any work proportional to it: Redis refuses a count whose key table it
     # cannot allocate; here, keys that could not fit in this machine's memory.
     memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     if count * 8 > memory:
         raise CommandError("ERR OOM in dictTryExpand")
-    size = _positive_long(argv[4]) if len(argv) == 5 else 0
+    size = parse_positive(argv[4]) if len(argv) == 5 else 0
     if count * (_POPULATE_KEY_COST + max(size, 24)) > memory:
         raise CommandError("ERR OOM in dictTryExpand")
     prefix = argv[3].split(b"\0", 1)[0] if len(argv) >= 4 else b"key"
