@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..rdb.compact import as_int64
 from . import KeyFinder, key_access
 from .signatures import KeySpec, key_specs
 
@@ -28,17 +29,14 @@ class InvalidKeySpec(Exception):
 
 
 _INT64 = 1 << 63
-_STRICT_INT = re.compile(rb"-?[1-9][0-9]{0,18}|0")
 
 
 def strict_int(text: bytes) -> int | None:
     """``text`` as Redis's key specs read a key count: string2ll (digits with an optional
     minus, no plus, space or leading zero, within 64 bits), then cast to a C int as Redis
     does before counting keys (4294967297 counts one key); None when string2ll refuses."""
-    if _STRICT_INT.fullmatch(text) is None:
-        return None
-    value = int(text)
-    return _to_c_int(value) if -_INT64 <= value < _INT64 else None
+    value = as_int64(text)
+    return None if value is None else _to_c_int(value)
 
 
 def _to_c_int(value: int) -> int:
