@@ -112,7 +112,7 @@ def main() -> None:
         options.append(["maxmemory", args.maxmemory])
     if args.policy:
         options.append(["maxmemory-policy", args.policy])
-    names = [n.strip().upper() for n in args.only.split(",") if n.strip()] or list(COMMANDS)
+    names = command_names(args)
     engine, client = build(options)
     if args.loop_only >= 0:  # one run under valgrind (count_instructions)
         argv = {**COMMANDS, **EXTRA}[names[0]]
@@ -138,10 +138,15 @@ def main() -> None:
         print(f"{name:6s} {measure(engine, client, {**COMMANDS, **EXTRA}[name], args.calls, args.rounds):6.2f} us")
 
 
+def command_names(args: argparse.Namespace) -> list[str]:
+    """The commands ``--only`` names, or every geomean command."""
+    return [n.strip().upper() for n in args.only.split(",") if n.strip()] or list(COMMANDS)
+
+
 def count_instructions(args: argparse.Namespace) -> None:
     """Instructions per call of each command: two valgrind runs that differ only in
     ``--calls`` calls (start-up, imports and warm-up cancel out)."""
-    names = [n.strip().upper() for n in args.only.split(",") if n.strip()] or list(COMMANDS)
+    names = command_names(args)
     calls = min(args.calls, 10_000)  # valgrind runs Python ~50x slower
     extra = []
     for flag, value in (("--maxmemory", args.maxmemory), ("--policy", args.policy)):
