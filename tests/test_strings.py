@@ -34,7 +34,8 @@ STRING_SCRIPT = [
     ("GETEX", "k", "EX", "10", "PX", "10"), ("GETEX", "k", "PERSIST", "EX", "10"),
     ("GETEX", "k", "FOO"), ("GETEX", "k", "KEEPTTL"), ("GETEX", "k", "EX", "100"), ("TTL", "k"),
     ("GETEX", "k", "PERSIST"), ("TTL", "k"), ("GETEX", "k"), ("GETEX", "k", "EXAT", "1"),
-    ("EXISTS", "k"),
+    ("EXISTS", "k"), ("GETEX", "nope", "EX", "-1"), ("GETEX", "nope", "PXAT", "x"),
+    ("GETEX", "nope", "EX", "x", "PX", "1"), ("GETEX", "nope", "EX", "x", "FOO"),
     ("MSET", "a"), ("MSET", "a", "1", "b"), ("MSETNX", "a", "1", "b"), ("MSET", "a", "1", "b", "2"),
     ("MGET", "a", "nope", "b"), ("MSETNX", "a", "3", "c", "4"), ("MSETNX", "c", "3", "d", "4"),
     ("MGET", "a", "b", "c", "d"), ("MGET",),
@@ -81,7 +82,8 @@ def test_string_commands_reply_like_redis_byte_for_byte(server, reference):
 
 WRONGTYPE_SCRIPT = [
     ("RPUSH", "list", "x"), ("GET", "list"), ("SET", "list", "v", "GET"), ("GETSET", "list", "v"),
-    ("GETDEL", "list"), ("GETEX", "list"), ("MGET", "list"), ("APPEND", "list", "x"),
+    ("GETDEL", "list"), ("GETEX", "list"), ("GETEX", "list", "EX", "-1"),
+    ("GETEX", "list", "PX", "x"), ("GETEX", "list", "PX", "x", "EX", "1"), ("MGET", "list"), ("APPEND", "list", "x"),
     ("STRLEN", "list"), ("GETRANGE", "list", "0", "1"), ("SETRANGE", "list", "0", "x"),
     ("SETRANGE", "list", "0", ""), ("INCR", "list"), ("INCRBYFLOAT", "list", "1"),
     ("LCS", "list", "x"), ("SETNX", "list", "v"), ("SET", "list", "v"), ("GET", "list"),
@@ -230,6 +232,7 @@ COMMANDS = st.one_of(
     st.tuples(st.just("MGET"), KEYS, KEYS, KEYS),
     st.tuples(st.just("GETSET"), KEYS, VALUES),
     st.tuples(st.just("GETDEL"), KEYS),
+    st.tuples(st.just("GETEX"), KEYS, st.sampled_from(["EX", "PX", "EXAT", "PXAT"]), NUMBERS),
     st.tuples(st.just("SETNX"), KEYS, VALUES),
     st.tuples(st.just("DEL"), KEYS, KEYS),
     st.tuples(st.just("EXISTS"), KEYS, KEYS),

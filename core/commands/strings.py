@@ -64,9 +64,20 @@ def expire_at_ms(option: bytes, raw: bytes, command_name: str) -> int:
 
 def parse_expire_options(argv: list[bytes], index: int, command_name: str,
                          allow: frozenset[bytes]) -> tuple[int | None, bool, dict[bytes, bool]]:
-    """SET/GETEX options from ``argv[index:]``: (absolute expiry ms or None, KEEPTTL/PERSIST
-    given, flags seen).  Refuses conflicting options with ERR syntax error, bad times with
-    ERR invalid expire time."""
+    """SET options from ``argv[index:]``: (absolute expiry ms or None, KEEPTTL given, flags
+    seen).  Refuses conflicting options with ERR syntax error, bad times with ERR invalid
+    expire time (every option's syntax first, then the time's value)."""
+    expire_option, expire_raw, keep, flags = parse_option_syntax(argv, index, allow)
+    expire_at = None
+    if expire_option is not None:
+        expire_at = expire_at_ms(expire_option, expire_raw, command_name)
+    return expire_at, keep, flags
+
+
+def parse_option_syntax(argv: list[bytes], index: int, allow: frozenset[bytes]
+                        ) -> tuple[bytes | None, bytes, bool, dict[bytes, bool]]:
+    """The syntax of SET/GETEX options: (EX/PX/EXAT/PXAT given or None, its unchecked
+    value, KEEPTTL/PERSIST given, flags seen); ERR syntax error on a conflict."""
     expire_option = None
     expire_raw = b""
     keep = False
@@ -90,11 +101,7 @@ def parse_expire_options(argv: list[bytes], index: int, command_name: str,
             raise CommandError(errors.SYNTAX)
     if flags.get(b"NX") and flags.get(b"XX"):
         raise CommandError(errors.SYNTAX)
-    # Redis checks the syntax of every option before the time's value.
-    expire_at = None
-    if expire_option is not None:
-        expire_at = expire_at_ms(expire_option, expire_raw, command_name)
-    return expire_at, keep, flags
+    return expire_option, expire_raw, keep, flags
 
 
 _EXPIRE_OPTIONS = frozenset({b"EX", b"PX", b"EXAT", b"PXAT"})
@@ -200,10 +207,14 @@ _GETEX_OPTIONS = frozenset({b"EX", b"PX", b"EXAT", b"PXAT", b"PERSIST"})
 
 def getex(ctx, argv):
     key = argv[1]
-    expire_at, persist, _flags = parse_expire_options(argv, 2, "getex", _GETEX_OPTIONS)
+    expire_option, expire_raw, persist, _flags = parse_option_syntax(argv, 2, _GETEX_OPTIONS)
     value = _get_string(ctx, key)
     if value is None:
         return None
+    # Redis checks the time's value after the key's type (a missing key answers nil).
+    expire_at = None
+    if expire_option is not None:
+        expire_at = expire_at_ms(expire_option, expire_raw, "getex")
     db = ctx.db
     if expire_at is not None:
         ctx.dirty += 1
