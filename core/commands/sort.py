@@ -301,9 +301,13 @@ def _sort(ctx, argv: list[bytes], read_only: bool):
         value = deque()
     elif value.__class__ not in (deque, set, ZSet):
         raise CommandError(errors.WRONGTYPE)
-    if request.dont_sort and value.__class__ is set and request.store is not None:
-        # The stored list must not depend on the set's internal order.
+    if request.dont_sort and value.__class__ is set and (
+            request.store is not None or ctx.client.kind == "lua"):
+        # A stored list, or a script's result (which decides what the script writes), must
+        # not depend on the set's internal order: Redis sorts them ALPHA.
         request.dont_sort, request.alpha, request.by = False, True, None
+    if value.__class__ is ZSet:
+        value.compact = False  # Redis 7.0 converts a listpack sorted set for SORT, for good
 
     start, end = _limit_range(len(value), request.limit_start, request.limit_count)
     elements, start, end = _elements(value, request, start, end)

@@ -444,6 +444,15 @@ EDGE_SCRIPT = [
     [b"SORT", b"z", b"BY", b"nosort", b"LIMIT", b"1", b"5"],
     [b"SORT", b"z", b"BY", b"nosort", b"DESC", b"LIMIT", b"1", b"1"],
     [b"SORT", b"z", b"ALPHA", b"DESC"], [b"SORT", b"z"],
+    # Redis 7.0 converts a listpack sorted set to a skiplist for SORT (not on a syntax error).
+    [b"OBJECT", b"ENCODING", b"z"], [b"ZADD", b"z2", b"1", b"a"], [b"ZADD", b"z3", b"1", b"a"],
+    [b"SORT_RO", b"z2", b"ALPHA", b"LIMIT", b"5", b"1"], [b"SORT", b"z3", b"FOO"],
+    [b"OBJECT", b"ENCODING", b"z2"], [b"OBJECT", b"ENCODING", b"z3"],
+    # In a script, a set's native order is sorted ALPHA, as with STORE.
+    [b"SADD", b"sw", b"kiwi", b"fig", b"apple", b"date", b"plum", b"lime", b"pear", b"10", b"2"],
+    [b"EVAL", b"return redis.call('sort', KEYS[1], 'BY', 'nosort')", b"1", b"sw"],
+    [b"EVAL", b"return redis.call('sort_ro', KEYS[1], 'BY', 'nosort', 'DESC', 'LIMIT', 1, 3)",
+     b"1", b"sw"],
     [b"SADD", b"st", b"c", b"a", b"b"], [b"SORT", b"st", b"BY", b"nosort", b"STORE", b"o"],
     [b"LRANGE", b"o", b"0", b"-1"], [b"SORT_RO", b"st", b"ALPHA", b"STORE", b"o"],
     [b"SET", b"o", b"x"], [b"EXPIRE", b"o", b"100"], [b"SORT", b"st", b"ALPHA", b"STORE", b"o"],
