@@ -20,6 +20,13 @@ HINCRBYFLOAT compare their field and value (or increment) arguments with
 hash write compares the field count with ``hash-max-listpack-entries``.  SADD and SMOVE convert on a
 member that is not an integer or on a member count past ``set-max-intset-entries``.
 
+Strings share the set: a string key in it is ``raw`` whatever its bytes (:func:`mark_raw`).
+Redis edits a string in place only after making it a private raw copy (APPEND and SETRANGE
+on an existing key, SETRANGE creating one, SETBIT, BITFIELD with a write, BITOP's result),
+so "abc" APPENDed to stays raw, not embstr, and "12" is raw, not int, until the key gets a new
+value (SET, INCR... replace the object).  Not kept: INCRBYFLOAT's result, which Redis stores
+unencoded (embstr, so "3" is not int there); reads by content here.
+
 Sorted sets keep their history in the value (:attr:`ZSet.compact`); their thresholds are
 set module-wide by :func:`apply_zset_thresholds`.
 
@@ -194,10 +201,16 @@ def carry(target_db: Database, target: bytes, promoted: bool) -> None:
         target_db.promoted.add(target)
 
 
+def mark_raw(db: Database, key: bytes) -> None:
+    """A string Redis edited in place (made a raw copy of): OBJECT ENCODING ``raw`` until the
+    key gets a new value."""
+    db.promoted.add(key)
+
+
 def is_promoted(db: Database, key: bytes) -> bool:
     return key in db.promoted
 
 
 __all__ = ["NOTES", "WRITERS", "apply_zset_thresholds", "carry", "hash_is_compact", "is_promoted",
-           "mark_by_shape", "note_write",
+           "mark_by_shape", "mark_raw", "note_write",
            "set_is_intset", "thresholds"]

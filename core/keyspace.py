@@ -157,7 +157,10 @@ class Database:
         event of the command that created it; an overwrite costs only the membership test."""
         data = self.data
         old = data.get(key)
-        if self.promoted and old is not value:  # encoding history: a new value
+        if self.promoted and (old is not value or value.__class__ is bytes):
+            # Encoding history: a new value.  (A container edited in place is the same
+            # object; a string is always a new value, even the same object: CPython shares
+            # its one-byte strings.  The raw-string writers mark the key after the set.)
             self.promoted.discard(key)
         if old.__class__ is bytes and value.__class__ is bytes:
             # The common overwrite, string by string: the accounting is the length change.
@@ -204,6 +207,8 @@ class Database:
         """Put the string ``new`` where the string ``old`` is, keeping the TTL (INCR, the
         HyperLogLog commands): :meth:`set` without its checks, for hot paths."""
         self.data[key] = new
+        if self.promoted:  # encoding history: a raw string gets a new value
+            self.promoted.discard(key)
         self.used += len(new) - len(old)
 
     def set_many(self, keys: list[bytes], values: list[bytes]) -> None:
@@ -225,6 +230,8 @@ class Database:
                 self.set(key, value)
             return
         data.update(pairs)
+        if self.promoted:  # encoding history: raw strings get new values
+            self.promoted.difference_update(pairs)
         self.used += sum(map(len, pairs.values())) - before
         if self.lfu:
             for key in pairs:

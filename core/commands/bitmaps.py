@@ -18,6 +18,7 @@ of byte 0, as in Redis.  Replies and errors follow Redis 7.0's ``bitops.c``:
 from __future__ import annotations
 
 from .. import errors
+from ..encodings import mark_raw
 from ..errors import CommandError
 from . import command
 from .args import INT64_MAX, parse_int
@@ -86,7 +87,9 @@ def setbit(ctx, argv):
         byte = current[index]
         previous = (byte >> shift) & 1
         if previous == on:
-            # Nothing changes: Redis 7.0 neither notifies nor propagates.
+            # Nothing changes: Redis 7.0 neither notifies nor propagates (but has made
+            # the string a raw copy to edit).
+            mark_raw(ctx.db, key)
             return previous
         changed = bytes(((byte & ~(1 << shift)) | (on << shift),))
         # One copy of the string: join reads the two sides through a view (slicing bytes
@@ -94,6 +97,7 @@ def setbit(ctx, argv):
         with memoryview(current) as view:
             value = b"".join((view[:index], changed, view[index + 1:]))
     ctx.db.set(key, value, keep_ttl=True)
+    mark_raw(ctx.db, key)
     ctx.dirty += 1
     notify(ctx, "$", b"setbit", key)
     return previous
@@ -281,6 +285,7 @@ def bitop(ctx, argv):
     else:
         result ^= (1 << (size * 8)) - 1
     db.set(destination, result.to_bytes(size, "little"))
+    mark_raw(db, destination)  # Redis stores BITOP's result as a raw string
     ctx.dirty += 1
     notify(ctx, "$", b"set", destination)
     return size
@@ -476,6 +481,7 @@ def _bitfield(ctx, argv, read_only: bool):
         ctx.dirty += max(changes, 1)
     elif changes:
         ctx.dirty += changes
+    mark_raw(ctx.db, key)  # a write made the string a raw copy, even one that then failed
     if changes:
         notify(ctx, "$", b"setbit", key)
     return replies

@@ -62,8 +62,8 @@ def object_encoding(value: Any, config: Any = None, promoted: bool = False) -> s
     ``config`` (Redis's defaults without one) and, for a hash or set, ``promoted``: whether
     its key's history made Redis convert it for good (:mod:`trioredis.encodings`).
 
-    Strings are judged by their bytes (an APPENDed short string is ``raw`` in Redis, not
-    here); a sorted set carries its own history (:attr:`ZSet.compact`)."""
+    Strings are judged by their bytes (:func:`key_encoding` knows the ones Redis edited in
+    place); a sorted set carries its own history (:attr:`ZSet.compact`)."""
     kind = value.__class__
     if kind is bytes:
         if _as_long(value) is not None:
@@ -92,7 +92,8 @@ def key_encoding(ctx, key: bytes, value: Any) -> str:
     """OBJECT ENCODING of ``value``, found at ``key``: a hash or set is a hash table exactly
     when its key is promoted, as every way a key gets a hash table marks it
     (:mod:`trioredis.encodings`), so a compact value stays compact after a threshold is
-    lowered, until a write converts it, as in Redis; other types as :func:`object_encoding`."""
+    lowered, until a write converts it, as in Redis; a string is ``raw`` when its key is
+    promoted (edited in place); other types as :func:`object_encoding`."""
     kind = value.__class__
     if kind is dict:
         return "hashtable" if is_promoted(ctx.db, key) else "listpack"
@@ -101,6 +102,8 @@ def key_encoding(ctx, key: bytes, value: Any) -> str:
         if is_promoted(ctx.db, key) or any(_as_long(member) is None for member in value):
             return "hashtable"
         return "intset"
+    if kind is bytes and is_promoted(ctx.db, key):
+        return "raw"  # edited in place (APPEND, SETRANGE, SETBIT...): trioredis.encodings
     return object_encoding(value, ctx.config)
 
 

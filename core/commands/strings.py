@@ -13,6 +13,7 @@ notifications use Redis's names: ``set`` (SET and its forms, GETSET, MSET), ``ap
 from __future__ import annotations
 
 from .. import errors
+from ..encodings import mark_raw
 from ..errors import CommandError
 from ..keyspace import now_ms
 from ..pubsub import notify_keyspace_event
@@ -289,6 +290,8 @@ def append(ctx, argv):
         _check_length(ctx, len(old) + len(argv[2]))
         new = old + argv[2]
     ctx.db.set(key, new, keep_ttl=True)
+    if old is not None:
+        mark_raw(ctx.db, key)  # appended to in place (a new key is stored as SET stores it)
     ctx.dirty += 1
     notify(ctx, "$", b"append", key)
     return len(new)
@@ -335,6 +338,7 @@ def setrange(ctx, argv):
         base += b"\0" * (offset - len(base))
     new = base[:offset] + patch + base[offset + len(patch) :]
     ctx.db.set(key, new, keep_ttl=True)
+    mark_raw(ctx.db, key)  # edited in place, or created zero-filled: raw either way
     ctx.dirty += 1
     notify(ctx, "$", b"setrange", key)
     return len(new)
