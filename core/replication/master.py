@@ -259,6 +259,14 @@ async def _stream(repl: Replication, link: ReplicaLink, io: Any) -> None:
                 return
             data = backlog.read(link.position, SEND_CHUNK)
             link.position += len(data)
+            # A replica is told of a write only once it is durable here, as a client is
+            # (appendfsync always: Redis sends the stream from beforeSleep, after the
+            # fsync).  The flush writes out, and tickets cover, everything fed so far, so
+            # every write in ``data``; other policies return no ticket and send at once.
+            persistence = repl.engine.persistence
+            tickets = persistence.flush_writes()
+            if tickets:
+                await persistence.wait_durable(tickets)
             await io.send(data)
             backlog.trim(other.position for other in repl.replicas)
             continue

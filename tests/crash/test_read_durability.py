@@ -12,6 +12,7 @@ value read or written before ``WAITAOF 1 0 0`` answers ``[1, 0]`` survives the p
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 
@@ -201,3 +202,66 @@ def test_waitaof_under_everysec_makes_what_its_caller_read_durable(tmp_path, shi
             print(f"\nread-durability[everysec+WAITAOF] rounds={WAITAOF_ROUNDS} "
                   f"confirmed_by_waitaof={waited}")
     assert waited > 0  # the promise was exercised
+
+
+REPLICA_ROUNDS = 6
+
+
+def _link_up(client: redis.Redis) -> bool:
+    try:
+        return client.info("replication").get("master_link_status") == "up"
+    except redis.RedisError:
+        return False
+
+
+def test_a_replica_is_never_sent_a_write_a_power_loss_erases(tmp_path, shim, spawned):
+    """Under ``always`` the replication stream waits for the fsync as replies do (Redis
+    sends it from ``beforeSleep``, after the fsync): a real Redis replica, read right after
+    the master lost power, never holds a counter value beyond what the master restarts
+    with."""
+    parity = pytest.importorskip("parity")
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    data = tmp_path / "data"
+    data.mkdir()
+    log_path = str(tmp_path / "fsync.log")
+    master = ServerProcess(
+        str(data), [["appendonly", "yes"], ["appendfsync", "always"], ["save", ""]],
+        env={"LD_PRELOAD": str(shim), "FSYNC_SHIM_LOG": log_path,
+             "FSYNC_SHIM_DELAY_MS": "15"})
+    spawned.append(master)
+    with parity.ReferenceRedis("--replicaof", "127.0.0.1", str(master.port)) as reference:
+        replica = no_retry_client(reference.port)
+        try:
+            for round_number in range(REPLICA_ROUNDS):
+                master.start(wait=False)
+                wait_loaded(master)
+                deadline = time.monotonic() + 30
+                while not _link_up(replica):
+                    assert time.monotonic() < deadline, "the replica never synced"
+                    time.sleep(0.05)
+                traffic = Traffic(master.port, round_number)
+                traffic.threads = traffic.threads[:2]  # the two writers
+                traffic.start()
+                time.sleep(0.4 + 0.1 * (round_number % 5))
+                master.kill()
+                traffic.finish()
+                time.sleep(0.3)  # the replica applies what reached it
+                replicated = int(replica.get(COUNTER) or 0)
+                lose_power(data, log_path)
+                master.start(wait=False)
+                wait_loaded(master)
+                client = no_retry_client(master.port)
+                try:
+                    recovered = int(client.get(COUNTER) or 0)
+                finally:
+                    client.close()
+                master.kill()
+                assert replicated > 0, f"round {round_number}: nothing was replicated"
+                assert replicated <= recovered, (
+                    f"round {round_number}: the replica holds {replicated} but the master "
+                    f"restarts with {recovered}")
+                assert traffic.seen <= recovered
+        finally:
+            replica.close()
+            master.kill()
