@@ -16,11 +16,10 @@ Redis 7.0's model (``acl.c``), kept to what a client can observe:
   digests, against every stored digest, so the time does not say which one matched) and never
   logged.  ``requirepass`` is the ``default`` user's password, as in Redis.
 
-What differs from Redis 7.0: ``ACL LIST``/``GETUSER`` describe command rules as they were
-given (normalised: a later ``+get`` drops an earlier ``-get``), as Redis 7.2 does.  Redis 7.0
-re-derives a description from its bitmaps: a category that changed nothing (``-@geo`` after
-``-@all``) disappears, and single commands come out in its command table's hash order, which
-is random per process, so no client can depend on those bytes.
+``ACL LIST``/``GETUSER``/``SAVE`` describe the command rules as Redis 7.0 does, worked out
+from what the user may run (:mod:`trioredis.acl_describe`): a category that changed nothing
+(``-@geo`` after ``-@all``) disappears.  Redis lists single commands in its command table's
+hash order, which is random per process; they come in the registry's order here.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from .acl_categories import CATEGORIES, categories_of, category_members
+from .acl_describe import describe_command_rules
 from .acl_log import ACLLOG_DEFAULT_COUNT, ACLLOG_MAX_LEN, AclLog, AclLogEntry
 from .acl_rules import KeyPattern, UserRules, merge_selector_arguments, password_digest
 from .errors import CommandError
@@ -293,16 +293,21 @@ class User(UserRules):
     def describe_channels(self) -> str:
         return " ".join("&" + c.decode("utf-8", "replace") for c in self.channels)
 
-    def describe(self) -> str:
+    def describe(self, registry: CommandRegistry) -> str:
         """One line of ``ACL LIST``: flags, passwords, permissions, then each selector's in
         parentheses."""
         parts = ["user", self.name] + [f.decode() for f in self.flags()]
         parts += ["#" + digest for digest in self.passwords]
-        parts += self.describe_permissions()
-        parts += [f"({' '.join(selector.describe_permissions())})" for selector in self.selectors]
+        parts += self.describe_permissions(registry)
+        parts += [f"({' '.join(selector.describe_permissions(registry))})"
+                  for selector in self.selectors]
         return " ".join(parts)
 
-    def describe_permissions(self) -> list[str]:
+    def describe_commands(self, registry: CommandRegistry) -> str:
+        """The command rules, worked out from what may run (:mod:`trioredis.acl_describe`)."""
+        return describe_command_rules(self, registry)
+
+    def describe_permissions(self, registry: CommandRegistry) -> list[str]:
         """Keys, channels (``resetchannels`` first unless all), commands, as Redis lists them."""
         parts = []
         if self.keys:
@@ -310,7 +315,7 @@ class User(UserRules):
         parts.append(self.describe_channels() if self.all_channels else "resetchannels")
         if self.channels and not self.all_channels:
             parts.append(self.describe_channels())
-        parts.append(" ".join(self.command_rules))
+        parts.append(self.describe_commands(registry))
         return parts
 
 

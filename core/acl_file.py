@@ -121,9 +121,9 @@ def read_acl_file(filename: str, registry: CommandRegistry) -> dict[str, User]:
     return parse_acl_file(text, filename, registry)
 
 
-def acl_file_text(users: dict[str, User]) -> str:
+def acl_file_text(users: dict[str, User], registry: CommandRegistry) -> str:
     """What ACL SAVE writes: ACL LIST's lines, one per user, by name."""
-    return "".join(users[name].describe() + "\n" for name in sorted(users))
+    return "".join(users[name].describe(registry) + "\n" for name in sorted(users))
 
 
 def write_acl_file(filename: str, text: str) -> bool:

@@ -232,7 +232,9 @@ def test_single_commands_and_subcommands_can_be_added_and_removed(acl_server):
         "this user has no permissions to run the 'config|set' command")
     assert error_of(carol.get, "k") == "this user has no permissions to run the 'get' command"
     assert carol.set("k", "v") is True
-    assert admin.execute_command("ACL", "GETUSER", "carol")[5] == b"-@all +config|get -get +set"
+    # Described as Redis 7.0 describes it, from what carol may run: -get changed nothing.
+    assert admin.execute_command("ACL", "GETUSER", "carol")[5].split() == [
+        b"-@all", b"+set", b"+config|get"]
     admin.execute_command("ACL", "SETUSER", "carol", "+config", "-config|set")
     assert carol.config_get("maxclients") == {"maxclients": "10000"}
     assert error_of(carol.config_set, "maxclients", "10") == (

@@ -118,10 +118,10 @@ def getuser(ctx, argv):
     return Map({
         b"flags": user.flags(),
         b"passwords": [digest.encode() for digest in user.passwords],
-        b"commands": " ".join(user.command_rules).encode(),
+        b"commands": user.describe_commands(ctx.engine.commands).encode(),
         b"keys": user.describe_keys().encode(),
         b"channels": user.describe_channels().encode(),
-        b"selectors": [Map({b"commands": " ".join(selector.command_rules).encode(),
+        b"selectors": [Map({b"commands": selector.describe_commands(ctx.engine.commands).encode(),
                             b"keys": selector.describe_keys().encode(),
                             b"channels": selector.describe_channels().encode()})
                        for selector in user.selectors],
@@ -130,7 +130,8 @@ def getuser(ctx, argv):
 
 def list_(ctx, argv):
     users = ctx.engine.acl.users
-    return [users[name].describe().encode() for name in sorted(users)]
+    registry = ctx.engine.commands
+    return [users[name].describe(registry).encode() for name in sorted(users)]
 
 
 def users_(ctx, argv):
@@ -223,7 +224,7 @@ def save(ctx, argv):
     filename = engine.config.aclfile
     if not filename:
         raise CommandError(NO_ACL_FILE)
-    text = acl_file_text(engine.acl.users)
+    text = acl_file_text(engine.acl.users, engine.commands)
 
     async def write() -> object:
         if await trio.to_thread.run_sync(write_acl_file, filename, text):

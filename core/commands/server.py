@@ -108,7 +108,8 @@ def config_(ctx, argv):
         try:
             # The ACL users go into the file as ``user`` lines, unless an aclfile holds them.
             users = engine.acl.users
-            lines = [] if engine.config.aclfile else [users[n].describe() for n in sorted(users)]
+            lines = [] if engine.config.aclfile else [
+                users[n].describe(engine.commands) for n in sorted(users)]
             rewrite_config_file(path, engine.config, lines)
         except OSError as error:
             raise CommandError(f"ERR Rewriting config file: {error.strerror}") from None

@@ -12,6 +12,7 @@ import parity
 import pytest
 from parity import RawClient, compare_scripts
 from servers import ServerThread
+from trioredis.acl_describe import NEWER_THAN_7_0
 
 reference = parity.reference  # the real Redis, a module-scoped fixture
 
@@ -155,3 +156,59 @@ def test_category_rules_reach_each_subcommand_as_in_redis(ours, reference):
 
     mine, theirs = run(ours.port), run(reference.port)
     assert [(m, t[2]) for m, t in zip(mine, theirs, strict=True) if m != t] == []
+
+
+# --- ACL LIST / GETUSER's command rules: worked out from the bitmap, as Redis 7.0 does --------
+
+CATEGORY_NAMES = ["keyspace", "read", "write", "set", "sortedset", "list", "hash", "string",
+                  "bitmap", "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow",
+                  "blocking", "dangerous", "connection", "transaction", "scripting"]
+SINGLE_RULES = ["+get", "-get", "+set", "-set", "+hset", "-lpush", "+client", "-client",
+                "+client|kill", "-client|kill", "+client|id", "+config|get", "-config|set",
+                "-config", "+acl|whoami", "-debug", "+debug|digest", "+select|0", "+xinfo",
+                "-xinfo|stream", "+object|encoding", "+memory|usage", "-eval", "+keys"]
+
+
+def _random_rules(rng) -> list[str]:
+    rules = [rng.choice(["+@all", "-@all", "allcommands", "nocommands"])]
+    for _ in range(rng.randint(1, 7)):
+        if rng.random() < 0.55:
+            rules.append(rng.choice("+-") + "@" + rng.choice(CATEGORY_NAMES))
+        else:
+            rules.append(rng.choice(SINGLE_RULES))
+    return rules
+
+
+def _rule_shape(description: bytes) -> tuple[list[bytes], list[bytes]]:
+    """The categories in order (they come first, and Redis picks them in a fixed order),
+    and the single commands sorted (Redis lists those in its random hash order), without
+    the commands Redis 7.0.15 does not have (WAITAOF, CLIENT SETINFO and NO-TOUCH)."""
+    words = description.split()
+    categories = [word for word in words if b"@" in word]
+    singles = sorted(word for word in words if b"@" not in word
+                     and word[1:].decode() not in NEWER_THAN_7_0)
+    return categories, singles
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_command_rules_are_described_as_redis_describes_them(ours, reference, seed):
+    import random
+    rng = random.Random(seed)
+    differences = []
+    with RawClient(ours.server.port) as mine, RawClient(reference.port) as theirs:
+        for _ in range(60):
+            rules = _random_rules(rng)
+            replies = [client.call("ACL", "SETUSER", "described", "reset", *rules)
+                       for client in (mine, theirs)]
+            if replies[0] != replies[1]:
+                differences.append((rules, replies))
+                continue
+            listed = []
+            for client in (mine, theirs):
+                user = _parse(client.call("ACL", "GETUSER", "described"))
+                listed.append(_rule_shape(user[user.index(b"commands") + 1]))
+            if listed[0] != listed[1]:
+                differences.append((rules, listed))
+        for client in (mine, theirs):
+            client.call("ACL", "DELUSER", "described")
+    assert not differences, differences[:5]
