@@ -5,6 +5,7 @@ how ACL SETUSER reads them, ACL LIST / GETUSER / DRYRUN, and what a user with th
 
 from __future__ import annotations
 
+import random
 import re
 
 import hiredis
@@ -192,7 +193,6 @@ def _rule_shape(description: bytes) -> tuple[list[bytes], list[bytes]]:
 
 @pytest.mark.parametrize("seed", range(4))
 def test_command_rules_are_described_as_redis_describes_them(ours, reference, seed):
-    import random
     rng = random.Random(seed)
     differences = []
     with RawClient(ours.server.port) as mine, RawClient(reference.port) as theirs:
