@@ -138,6 +138,9 @@ class User(UserRules):
         self.allowed_subs: set[str] = set()
         self.denied_subs: set[str] = set()
         self.command_rules: list[str] = ["-@all"]
+        # describe_commands' text, until a rule changes the user (ACL LIST of many users
+        # must not work each one out again: 0.1-0.5 ms each).
+        self.described_commands: str | None = None
         self.all_keys = False
         self.keys: list[KeyPattern] = []
         self.all_channels = False
@@ -305,7 +308,9 @@ class User(UserRules):
 
     def describe_commands(self, registry: CommandRegistry) -> str:
         """The command rules, worked out from what may run (:mod:`trioredis.acl_describe`)."""
-        return describe_command_rules(self, registry)
+        if self.described_commands is None:
+            self.described_commands = describe_command_rules(self, registry)
+        return self.described_commands
 
     def describe_permissions(self, registry: CommandRegistry) -> list[str]:
         """Keys, channels (``resetchannels`` first unless all), commands, as Redis lists them."""

@@ -196,6 +196,7 @@ class UserRules:
     allowed_subs: set[str]
     denied_subs: set[str]
     command_rules: list[str]
+    described_commands: str | None
     all_keys: bool
     keys: list[KeyPattern]
     all_channels: bool
@@ -205,6 +206,7 @@ class UserRules:
 
     def apply(self, rule: str, registry: CommandRegistry) -> None:
         """One ``ACL SETUSER`` rule; raises ValueError with Redis's explanation."""
+        self.described_commands = None  # ACL LIST works the description out again
         word = _WORD_RULES.get(rule.lower())
         if word is not None:
             word(self, registry)
