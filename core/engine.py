@@ -144,6 +144,9 @@ class Engine(CommandPath):
         self._backend_refusal: str | None = None
         self.replication = Replication(self)
         self.active_expire_enabled = True
+        # DEBUG PAUSE-CRON and SET-SKIP-CHECKSUM-VALIDATION (tests of Redis's own suite).
+        self.cron_paused = False
+        self.skip_checksum_validation = False
         self.total_forks = 0
         self._cross_protocol = CrossProtocolGuard(log)
         self.latest_fork_usec = 0

@@ -107,7 +107,7 @@ def restore(ctx, argv):
     if ttl < 0:
         raise CommandError(INVALID_TTL)
     payload = argv[3]
-    if not payload_is_valid(payload):
+    if not payload_is_valid(payload, not ctx.engine.skip_checksum_validation):
         raise CommandError(BAD_PAYLOAD)
     try:
         value = load_payload(payload)

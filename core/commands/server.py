@@ -28,6 +28,7 @@ from ..info import info_text
 from ..resp import OK, ErrorReply, Map, Raw, Status, Verbatim
 from . import command
 from .args import help_reply, parse_int
+from .keyspecs import c_atoi
 from .sets import parse_positive
 
 
@@ -296,6 +297,16 @@ def _debug_set_active_expire(ctx, argv):
     return OK
 
 
+def _debug_pause_cron(ctx, argv):
+    ctx.engine.cron_paused = c_atoi(argv[2]) != 0
+    return OK
+
+
+def _debug_set_skip_checksum_validation(ctx, argv):
+    ctx.engine.skip_checksum_validation = c_atoi(argv[2]) != 0
+    return OK
+
+
 def _debug_error(ctx, argv):
     # The text as the whole error line (Redis adds no ERR), left out of the error and
     # failed-call statistics as in Redis: a test's own error is no server error.
@@ -426,8 +437,12 @@ _DEBUG_HELP = [
     b"    Setting it to 0 disables expiring keys in background when they are not",
     b"    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
     b"    default.",
+    b"SET-SKIP-CHECKSUM-VALIDATION <0|1>",
+    b"    Enables or disables checksum checks for RESTORE's payload.",
     b"SLEEP <seconds>",
     b"    Stop the server for <seconds>. Decimals allowed.",
+    b"PAUSE-CRON <0|1>",
+    b"    Stop periodic cron job processing.",
     b"HELP",
     b"    Prints this help.",
 ]
@@ -483,6 +498,8 @@ _DEBUG_SUBCOMMANDS = {
     b"reload": (None, _debug_reload),
     b"loadaof": (None, _debug_loadaof),
     b"set-active-expire": (3, _debug_set_active_expire),
+    b"pause-cron": (3, _debug_pause_cron),
+    b"set-skip-checksum-validation": (3, _debug_set_skip_checksum_validation),
     b"error": (3, _debug_error),
     b"quicklist-packed-threshold": (3, _debug_quicklist_packed_threshold),
     b"listpack": (3, _debug_listpack),

@@ -76,15 +76,16 @@ def dump_payload(value: Any, enc: Encodings = DEFAULT_ENCODINGS,
     return head + _U64.pack(crc64(head))
 
 
-def payload_is_valid(payload: bytes) -> bool:
+def payload_is_valid(payload: bytes, check_crc: bool = True) -> bool:
     """RESTORE's first check (Redis's ``verifyDumpPayload``): long enough, a version this
-    codec reads, and a matching CRC-64."""
+    codec reads, and (unless ``check_crc`` is off: DEBUG SET-SKIP-CHECKSUM-VALIDATION) a
+    matching CRC-64."""
     if len(payload) < 10:
         return False
     version = int.from_bytes(payload[-10:-8], "little")
     if version > RDB_VERSION:
         return False
-    return _U64.unpack(payload[-8:])[0] == crc64(payload[:-8])
+    return not check_crc or _U64.unpack(payload[-8:])[0] == crc64(payload[:-8])
 
 
 def load_payload(payload: bytes) -> Any:

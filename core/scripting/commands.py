@@ -243,7 +243,8 @@ def _function_restore(ctx, argv, functions):
     policy = argv[3].lower() if len(argv) == 4 else b"append"
     if policy not in (b"flush", b"append", b"replace"):
         raise CommandError("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.")
-    restored = functions.restore(argv[2], policy)
+    restored = functions.restore(argv[2], policy,
+                                 check_crc=not ctx.engine.skip_checksum_validation)
     # Propagated as what it did: the loads, which replay the same whatever is there.
     if policy == b"flush":
         _changed(ctx, [b"FUNCTION", b"FLUSH"])

@@ -290,13 +290,15 @@ class Functions:
         body += RDB_VERSION.to_bytes(2, "little")
         return bytes(body) + crc64(bytes(body)).to_bytes(8, "little")
 
-    def restore(self, payload: bytes, policy: bytes) -> list[bytes]:
-        """FUNCTION RESTORE: the code of each library restored."""
+    def restore(self, payload: bytes, policy: bytes, check_crc: bool = True) -> list[bytes]:
+        """FUNCTION RESTORE: the code of each library restored.  The payload is checked as
+        RESTORE's (Redis's ``verifyDumpPayload``): a zero checksum is a wrong one, and
+        ``check_crc`` off (DEBUG SET-SKIP-CHECKSUM-VALIDATION) skips the CRC."""
         if len(payload) < 10:
             raise CommandError("ERR DUMP payload version or checksum are wrong")
         body, checksum = payload[:-8], int.from_bytes(payload[-8:], "little")
         version = int.from_bytes(body[-2:], "little")
-        if version > RDB_VERSION or (checksum and crc64(body) != checksum):
+        if version > RDB_VERSION or (check_crc and crc64(body) != checksum):
             raise CommandError("ERR DUMP payload version or checksum are wrong")
         codes = []
         pos, end = 0, len(body) - 2

@@ -5,6 +5,7 @@ for byte against a real ``redis-server`` (RESP2 and RESP3)."""
 from __future__ import annotations
 
 import random
+import time
 
 import parity
 import pytest
@@ -156,3 +157,59 @@ def test_debug_populate_refuses_a_count_this_machine_cannot_hold(ours):
             b"-ERR OOM in dictTryExpand\r\n")
         assert client.call("DBSIZE") == b":0\r\n"
         assert client.call("PING") == b"+PONG\r\n"
+
+
+def _payloads(client: RawClient) -> list[bytes]:
+    """A key's and the functions' DUMP payloads with their CRC zeroed and with it wrong."""
+    client.call("FUNCTION", "FLUSH")
+    client.call("FUNCTION", "LOAD", "#!lua name=crclib\nredis.register_function('f', function() return 1 end)")
+    client.call("SET", "crc:k", "v")
+    wrong = []
+    for dumped in (client.call("FUNCTION", "DUMP"), client.call("DUMP", "crc:k")):
+        payload = dumped.split(b"\r\n", 1)[1][:-2]
+        wrong += [payload[:-8] + b"\0" * 8, payload[:-8] + b"\1" * 8]
+    return wrong
+
+
+def _checksum_session(port: int) -> list[bytes]:
+    with RawClient(port) as client:
+        function_zero, function_bad, key_zero, key_bad = _payloads(client)
+        replies = []
+        for skip in ("0", "1", "x", "0"):
+            replies.append(client.call("DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", skip))
+            for payload in (function_zero, function_bad):
+                client.call("FUNCTION", "FLUSH")
+                replies.append(client.call("FUNCTION", "RESTORE", payload))
+            for payload in (key_zero, key_bad):
+                client.call("DEL", "crc:copy")
+                replies.append(client.call("RESTORE", "crc:copy", "0", payload))
+        replies.append(client.call("DEBUG", "SET-SKIP-CHECKSUM-VALIDATION"))
+        client.call("FUNCTION", "FLUSH")
+        return replies
+
+
+def test_restore_checks_checksums_unless_debug_skips_them_like_redis(ours, reference):
+    """A zero CRC is a wrong one (FUNCTION RESTORE took it); DEBUG
+    SET-SKIP-CHECKSUM-VALIDATION 1 lets both RESTOREs skip the CRC, as Redis's test suite
+    uses it to send crafted payloads."""
+    assert _checksum_session(ours.server.port) == _checksum_session(reference.port)
+
+
+def _expired_while_paused(port: int) -> tuple[list[bytes], list[bytes]]:
+    with RawClient(port) as client:
+        client.call("SELECT", "5")
+        client.call("FLUSHDB")
+        paused = [client.call("DEBUG", "PAUSE-CRON", "1"), client.call("SET", "pc", "v", "PX", "30")]
+        time.sleep(0.4)
+        paused.append(client.call("DBSIZE"))  # not expired in the background while paused
+        resumed = [client.call("DEBUG", "PAUSE-CRON", "0")]
+        deadline = time.monotonic() + 5
+        while client.call("DBSIZE") != b":0\r\n" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        resumed.append(client.call("DBSIZE"))
+        resumed.append(client.call("DEBUG", "PAUSE-CRON"))
+        return paused, resumed
+
+
+def test_pause_cron_stops_background_expiry_like_redis(ours, reference):
+    assert _expired_while_paused(ours.server.port) == _expired_while_paused(reference.port)
