@@ -366,3 +366,32 @@ def test_config_rewrite_writes_redis_lines(tmp_path, spawned):
     # second save line and later additions go differs: Redis appends them after blank lines.)
     for conf in (ours_conf, ref_conf):
         assert conf.read_text().startswith("# kept\nhz 20\nsave 100 10\n")
+
+
+def _config_map(client: redis.Redis) -> dict[str, str]:
+    return client.config_get("*")
+
+
+def test_debug_config_rewrite_force_all_reads_back_every_value(tmp_path, spawned):
+    """Redis's "CONFIG REWRITE sanity": every option written, defaults included, then a
+    restart from that file gives the same CONFIG GET * (here after changing a few)."""
+    conf = tmp_path / "all.conf"
+    conf.write_text("# kept\nenable-debug-command yes\n")
+    server = ServerProcess(str(tmp_path), [["appendonly", "no"]], config_path=str(conf)).start()
+    spawned.append(server)
+    client = server.client(decode_responses=True)
+    for name, value in REWRITTEN[:8]:
+        client.config_set(name, value)
+    before = _config_map(client)
+    assert client.execute_command("DEBUG", "CONFIG-REWRITE-FORCE-ALL") == "OK"
+    text = conf.read_text()
+    assert text.startswith("# kept\nenable-debug-command yes\n")
+    assert "\nhash-max-listpack-entries 512\n" in text  # a default, written all the same
+    client.close()
+    server.stop()
+    server.start()
+    client = server.client(decode_responses=True)
+    try:
+        assert _config_map(client) == before
+    finally:
+        client.close()

@@ -107,11 +107,7 @@ def config_(ctx, argv):
         if not path:
             raise CommandError("ERR The server is running without a config file")
         try:
-            # The ACL users go into the file as ``user`` lines, unless an aclfile holds them.
-            users = engine.acl.users
-            lines = [] if engine.config.aclfile else [
-                users[n].describe(engine.commands) for n in sorted(users)]
-            rewrite_config_file(path, engine.config, lines)
+            _rewrite_config(engine, path)
         except OSError as error:
             raise CommandError(f"ERR Rewriting config file: {error.strerror}") from None
         return OK
@@ -297,6 +293,26 @@ def _debug_set_active_expire(ctx, argv):
     return OK
 
 
+def _rewrite_config(engine, path: str, force_all: bool = False) -> None:
+    """CONFIG REWRITE's file.  The ACL users go into it as ``user`` lines, unless an aclfile
+    holds them."""
+    users = engine.acl.users
+    lines = [] if engine.config.aclfile else [
+        users[name].describe(engine.commands) for name in sorted(users)]
+    rewrite_config_file(path, engine.config, lines, force_all)
+
+
+def _debug_config_rewrite_force_all(ctx, argv):
+    path = ctx.engine.loaded.path
+    if not path:  # Redis's rewrite of no file fails with EFAULT
+        raise CommandError("ERR CONFIG-REWRITE-FORCE-ALL failed: Bad address")
+    try:
+        _rewrite_config(ctx.engine, path, force_all=True)
+    except OSError as error:
+        raise CommandError(f"ERR CONFIG-REWRITE-FORCE-ALL failed: {error.strerror}") from None
+    return OK
+
+
 def _debug_pause_cron(ctx, argv):
     ctx.engine.cron_paused = c_atoi(argv[2]) != 0
     return OK
@@ -411,6 +427,9 @@ _DEBUG_HELP = [
     b"CHANGE-REPL-ID",
     b"    Change the replication IDs of the instance.",
     b"    Dangerous: should be used only for testing the replication subsystem.",
+    b"CONFIG-REWRITE-FORCE-ALL",
+    b"    Like CONFIG REWRITE but writes all configuration options, including",
+    b"    keywords not listed in original configuration file or default values.",
     b"LISTPACK <key>",
     b"    Show low level info about the listpack encoding of <key>.",
     b"QUICKLIST-PACKED-THRESHOLD <size>",
@@ -499,6 +518,7 @@ _DEBUG_SUBCOMMANDS = {
     b"loadaof": (None, _debug_loadaof),
     b"set-active-expire": (3, _debug_set_active_expire),
     b"pause-cron": (3, _debug_pause_cron),
+    b"config-rewrite-force-all": (2, _debug_config_rewrite_force_all),
     b"set-skip-checksum-validation": (3, _debug_set_skip_checksum_validation),
     b"error": (3, _debug_error),
     b"quicklist-packed-threshold": (3, _debug_quicklist_packed_threshold),
