@@ -368,10 +368,6 @@ def test_config_rewrite_writes_redis_lines(tmp_path, spawned):
         assert conf.read_text().startswith("# kept\nhz 20\nsave 100 10\n")
 
 
-def _config_map(client: redis.Redis) -> dict[str, str]:
-    return client.config_get("*")
-
-
 def test_debug_config_rewrite_force_all_reads_back_every_value(tmp_path, spawned):
     """Redis's "CONFIG REWRITE sanity": every option written, defaults included, then a
     restart from that file gives the same CONFIG GET * (here after changing a few)."""
@@ -382,7 +378,7 @@ def test_debug_config_rewrite_force_all_reads_back_every_value(tmp_path, spawned
     client = server.client(decode_responses=True)
     for name, value in REWRITTEN[:8]:
         client.config_set(name, value)
-    before = _config_map(client)
+    before = client.config_get("*")
     assert client.execute_command("DEBUG", "CONFIG-REWRITE-FORCE-ALL") == "OK"
     text = conf.read_text()
     assert text.startswith("# kept\nenable-debug-command yes\n")
@@ -392,6 +388,6 @@ def test_debug_config_rewrite_force_all_reads_back_every_value(tmp_path, spawned
     server.start()
     client = server.client(decode_responses=True)
     try:
-        assert _config_map(client) == before
+        assert client.config_get("*") == before
     finally:
         client.close()
