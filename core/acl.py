@@ -137,7 +137,9 @@ class User(UserRules):
         self.commands: set[str] = set()
         self.allowed_subs: set[str] = set()
         self.denied_subs: set[str] = set()
-        self.command_rules: list[str] = ["-@all"]
+        # Last given +@all (not -@all): Redis's reserved bitmap bit for commands loaded
+        # later, which makes ACL LIST start from +@all (trioredis.acl_describe).
+        self.future_commands = False
         # describe_commands' text, until a rule changes the user (ACL LIST of many users
         # must not work each one out again: 0.1-0.5 ms each).
         self.described_commands: str | None = None

@@ -89,7 +89,7 @@ def describe_command_rules(rules: UserRules, registry: CommandRegistry) -> str:
     allowed = _allowed(rules, registry)
     subs, universe, members, counted = table.subs, table.universe, table.members, table.counted
 
-    additive = not (rules.command_rules and rules.command_rules[0] == "+@all")
+    additive = not rules.future_commands
     parts = ["-@all" if additive else "+@all"]
     fake = set() if additive else set(universe)  # what the description so far allows
     left = set(allowed)  # the user's bitmap with the chosen categories taken back

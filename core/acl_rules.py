@@ -195,7 +195,7 @@ class UserRules:
     commands: set[str]
     allowed_subs: set[str]
     denied_subs: set[str]
-    command_rules: list[str]
+    future_commands: bool
     described_commands: str | None
     all_keys: bool
     keys: list[KeyPattern]
@@ -245,7 +245,7 @@ class UserRules:
         self.commands = {spec.name for spec in registry} if allowed else set()
         self.allowed_subs = set()
         self.denied_subs = set()
-        self.command_rules = ["+@all" if allowed else "-@all"]
+        self.future_commands = allowed
 
     def _command_rule(self, rule: str, registry: CommandRegistry) -> None:
         add = rule[0] == "+"
@@ -272,7 +272,6 @@ class UserRules:
                 self._set_command(spec.name, add)
                 if not add:
                     self.all_commands = False
-        self._describe_rule(rule[0] + target)
 
     def _set_subcommand(self, full_name: str, add: bool) -> None:
         """``+name|sub`` / ``-name|sub``: an exception to what ``name`` itself allows."""
@@ -294,12 +293,6 @@ class UserRules:
         prefix = name + "|"
         self.allowed_subs = {s for s in self.allowed_subs if not s.startswith(prefix)}
         self.denied_subs = {s for s in self.denied_subs if not s.startswith(prefix)}
-
-    def _describe_rule(self, rule: str) -> None:
-        """Keep the rule for ACL LIST; a rule on the same command or category replaces an
-        earlier one (``+get -get`` reads ``-get``)."""
-        self.command_rules = [r for r in self.command_rules if r[1:] != rule[1:]]
-        self.command_rules.append(rule)
 
 
 # The rules a selector may hold: permissions only (no flags, passwords or nested selectors).
