@@ -159,20 +159,20 @@ class Server(Listeners, Serving):
         assert engine is not None
         while True:
             await trio.sleep(1 / self.config.hz)
+            # DEBUG PAUSE-CRON 1 stops expiry, eviction, stats and timeouts, as Redis skips
+            # its serverCron; writes buffered outside a turn are still flushed below.
+            paused = engine.cron_paused
+            if engine.active_expire_enabled and not paused:
+                engine.keyspace.active_expire_cycle()
+            if not paused:
+                engine.memory_cron()  # trioredis.memory / eviction
+                engine.sample_ops()
             if engine.unflushed:
                 engine.persistence.flush_nowait()
                 # This flush is outside a reactor round: its round's end is here.
                 engine.persistence.before_sleep()
-            if engine.cron_paused:
-                # DEBUG PAUSE-CRON 1: no expiry, eviction, stats or timeouts, as Redis skips
-                # its serverCron; writes buffered outside a turn are still flushed above.
-                continue
-            if engine.active_expire_enabled:
-                engine.keyspace.active_expire_cycle()
-            engine.memory_cron()  # trioredis.memory / eviction
-            engine.sample_ops()
             timeout = self.config.timeout
-            if timeout:
+            if timeout and not paused:
                 limit = time.monotonic() - timeout
                 for connection in list(self.connections.values()):
                     client = connection.client
