@@ -292,14 +292,15 @@ def test_refused_expire_option_propagates_nothing(server, r):
 
 
 def test_lazy_expiry_propagates_del(server, r):
-    # Without the background cycle, which could expire the key (and propagate its DEL)
-    # before the recorder starts, on a loaded machine.
+    # Without the background cycle, which could expire the key first, and with a TTL of
+    # more than a millisecond: PX 1 set just before a millisecond boundary is already due
+    # when SET stores it (SET then deletes it and propagates DEL itself).
     engine = server.server.engine
     engine.active_expire_enabled = False
     try:
-        r.set("k", "v", px=1)
+        r.set("k", "v", px=30)
         recorder = record_propagation(server)
-        time.sleep(0.01)
+        time.sleep(0.08)
         assert r.get("k") is None
         assert (0, [b"DEL", b"k"]) in recorder.seen
     finally:

@@ -113,16 +113,23 @@ class Traffic:
                 self.popped.append(popped[1])
 
 
-@pytest.mark.parametrize("policy", ["always", "everysec"])
-def test_no_reply_reveals_a_write_a_power_loss_erases(tmp_path, shim, policy, capsys, spawned):
+def _slow_disk_server(tmp_path, shim, policy: str, *options: list[str]):
+    """A server (not started) under ``appendfsync policy`` whose fsyncs take 15 ms more and
+    are logged for :func:`lose_power`; with its data directory and that log."""
     data = tmp_path / "data"
     data.mkdir()
     log_path = str(tmp_path / "fsync.log")
     server = ServerProcess(
-        str(data), [["appendonly", "yes"], ["appendfsync", policy], ["save", ""],
-                    ["notify-keyspace-events", "K$"]],
+        str(data), [["appendonly", "yes"], ["appendfsync", policy], ["save", ""], *options],
         env={"LD_PRELOAD": str(shim), "FSYNC_SHIM_LOG": log_path,
              "FSYNC_SHIM_DELAY_MS": "15"})
+    return server, data, log_path
+
+
+@pytest.mark.parametrize("policy", ["always", "everysec"])
+def test_no_reply_reveals_a_write_a_power_loss_erases(tmp_path, shim, policy, capsys, spawned):
+    server, data, log_path = _slow_disk_server(tmp_path, shim, policy,
+                                               ["notify-keyspace-events", "K$"])
     spawned.append(server)
     ahead_rounds = 0
     try:
@@ -159,19 +166,27 @@ def test_no_reply_reveals_a_write_a_power_loss_erases(tmp_path, shim, policy, ca
                   f"rounds_where_clients_saw_lost_writes={ahead_rounds}")
 
 
+def _recovered_counter(server: ServerProcess, data, log_path: str) -> int:
+    """After a kill: every file cut back to its last fsync, a restart, the counter it holds
+    (the server is killed again before returning)."""
+    lose_power(data, log_path)
+    server.start(wait=False)
+    wait_loaded(server)
+    client = no_retry_client(server.port)
+    try:
+        return int(client.get(COUNTER) or 0)
+    finally:
+        client.close()
+        server.kill()
+
+
 def test_waitaof_under_everysec_makes_what_its_caller_read_durable(tmp_path, shim, capsys,
                                                                    spawned):
     """Item 3 of issue #20: under ``everysec`` a reader may see a write that is not on disk
     yet, but once its ``WAITAOF 1 0 0`` answered ``[1, 0]`` everything it read (and wrote)
     before survives a power loss: WAITAOF waits for the whole stream fed so far, other
     clients' writes included, not only the caller's own."""
-    data = tmp_path / "data"
-    data.mkdir()
-    log_path = str(tmp_path / "fsync.log")
-    server = ServerProcess(
-        str(data), [["appendonly", "yes"], ["appendfsync", "everysec"], ["save", ""]],
-        env={"LD_PRELOAD": str(shim), "FSYNC_SHIM_LOG": log_path,
-             "FSYNC_SHIM_DELAY_MS": "15"})
+    server, data, log_path = _slow_disk_server(tmp_path, shim, "everysec")
     spawned.append(server)
     waited = 0
     try:
@@ -183,15 +198,7 @@ def test_waitaof_under_everysec_makes_what_its_caller_read_durable(tmp_path, shi
             time.sleep(0.4 + 0.1 * (round_number % 5))
             server.kill()
             traffic.finish()
-            lose_power(data, log_path)
-            server.start(wait=False)
-            wait_loaded(server)
-            client = no_retry_client(server.port)
-            try:
-                recovered = int(client.get(COUNTER) or 0)
-            finally:
-                client.close()
-            server.kill()
+            recovered = _recovered_counter(server, data, log_path)
             assert traffic.seen <= recovered, (
                 f"round {round_number}: WAITAOF confirmed {traffic.seen} but the restart "
                 f"holds {recovered}")
@@ -222,13 +229,7 @@ def test_a_replica_is_never_sent_a_write_a_power_loss_erases(tmp_path, shim, spa
     parity = pytest.importorskip("parity")
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
-    data = tmp_path / "data"
-    data.mkdir()
-    log_path = str(tmp_path / "fsync.log")
-    master = ServerProcess(
-        str(data), [["appendonly", "yes"], ["appendfsync", "always"], ["save", ""]],
-        env={"LD_PRELOAD": str(shim), "FSYNC_SHIM_LOG": log_path,
-             "FSYNC_SHIM_DELAY_MS": "15"})
+    master, data, log_path = _slow_disk_server(tmp_path, shim, "always")
     spawned.append(master)
     with parity.ReferenceRedis("--replicaof", "127.0.0.1", str(master.port)) as reference:
         replica = no_retry_client(reference.port)
@@ -248,15 +249,7 @@ def test_a_replica_is_never_sent_a_write_a_power_loss_erases(tmp_path, shim, spa
                 traffic.finish()
                 time.sleep(0.3)  # the replica applies what reached it
                 replicated = int(replica.get(COUNTER) or 0)
-                lose_power(data, log_path)
-                master.start(wait=False)
-                wait_loaded(master)
-                client = no_retry_client(master.port)
-                try:
-                    recovered = int(client.get(COUNTER) or 0)
-                finally:
-                    client.close()
-                master.kill()
+                recovered = _recovered_counter(master, data, log_path)
                 assert replicated > 0, f"round {round_number}: nothing was replicated"
                 assert replicated <= recovered, (
                     f"round {round_number}: the replica holds {replicated} but the master "
