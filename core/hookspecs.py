@@ -49,7 +49,7 @@ def trioredis_register_commands(registry: CommandRegistry) -> None:
 def trioredis_command_propagated(db: int, argv: Sequence[bytes]) -> None:
     """A command changed the dataset.
 
-    ``argv`` is the deterministic effect of the command (``SET k v`` + ``PEXPIREAT k <ms>`` for
+    ``argv`` is the deterministic effect of the command (``SET k v PXAT <ms>`` for
     ``SET k v EX 10``, ``SREM`` for ``SPOP``), not what the client typed; ``db`` is the index of
     the database it applies to.  A transaction arrives as ``MULTI``, its commands, ``EXEC``.
     Keys that expire arrive as ``DEL``.  Persistence backends receive the same stream through

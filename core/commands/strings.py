@@ -124,8 +124,9 @@ def set_(ctx, argv):
 
 def set_generic(ctx, key: bytes, value: bytes, expire_at: int | None, keep_ttl: bool = False,
                 nx: bool = False, xx: bool = False, get_old: bool = False):
-    """SET and its older forms (SETEX PSETEX SETNX): store, then propagate ``SET`` plus, with
-    an expiry, ``PEXPIREAT`` with the absolute time."""
+    """SET and its older forms (SETEX PSETEX SETNX): store, then propagate ``SET``, with an
+    expiry as ``SET key value PXAT <absolute ms>``, as Redis 7.0 does: one command, so a
+    replica or a cut AOF never holds the value without its TTL."""
     db = ctx.db
     old = read_key(ctx, key) if get_old else db.get(key)
     if get_old and old is not None and old.__class__ is not bytes:
@@ -147,8 +148,7 @@ def set_generic(ctx, key: bytes, value: bytes, expire_at: int | None, keep_ttl: 
             notify(ctx, "x", b"expired", key)
             return reply
         db.set_expire(key, expire_at)
-        ctx.propagate([b"SET", key, value])
-        ctx.propagate([b"PEXPIREAT", key, b"%d" % expire_at])
+        ctx.propagate([b"SET", key, value, b"PXAT", b"%d" % expire_at])
     elif keep_ttl:
         ctx.propagate([b"SET", key, value, b"KEEPTTL"])
     else:
