@@ -119,6 +119,17 @@ def test_set_with_relative_expiry_propagates_absolute_time(server, r):
     assert before + 100_000 <= int(when) <= after + 100_000
 
 
+def test_set_without_expiry_propagates_as_sent_less_its_get(server, r):
+    """As Redis 7.0 writes its AOF: NX, XX and KEEPTTL stay, GET goes, the case is kept."""
+    recorder = record_propagation(server)
+    r.execute_command("set", "k", "v", "NX", "GET")
+    r.execute_command("SET", "k", "w", "xx", "get", "KEEPTTL", "GET")
+    r.execute_command("SET", "k", "x", "NX")  # refused: nothing propagated
+    r.execute_command("SET", "k", "y", "XX")
+    assert recorder.argvs == [[b"set", b"k", b"v", b"NX"], [b"SET", b"k", b"w", b"xx", b"KEEPTTL"],
+                              [b"SET", b"k", b"y", b"XX"]]
+
+
 def test_setex_and_psetex_propagate_like_set(server, r):
     recorder = record_propagation(server)
     r.execute_command("SETEX", "a", 100, "1")

@@ -119,14 +119,16 @@ def set_(ctx, argv):
         return OK
     expire_at, keep_ttl, flags = parse_expire_options(argv, 3, "set", _SET_OPTIONS)
     return set_generic(ctx, key, value, expire_at, keep_ttl, flags.get(b"NX", False),
-                       flags.get(b"XX", False), flags.get(b"GET", False))
+                       flags.get(b"XX", False), flags.get(b"GET", False), argv)
 
 
 def set_generic(ctx, key: bytes, value: bytes, expire_at: int | None, keep_ttl: bool = False,
-                nx: bool = False, xx: bool = False, get_old: bool = False):
-    """SET and its older forms (SETEX PSETEX SETNX): store, then propagate ``SET``, with an
-    expiry as ``SET key value PXAT <absolute ms>``, as Redis 7.0 does: one command, so a
-    replica or a cut AOF never holds the value without its TTL."""
+                nx: bool = False, xx: bool = False, get_old: bool = False,
+                argv: list[bytes] | None = None):
+    """SET and its older forms (SETEX PSETEX SETNX): store, then propagate as Redis 7.0
+    does: with an expiry ``SET key value PXAT <absolute ms>`` (one command, so a replica or
+    a cut AOF never holds the value without its TTL); without one, SET's own ``argv`` as
+    sent, less its GET options."""
     db = ctx.db
     old = read_key(ctx, key) if get_old else db.get(key)
     if get_old and old is not None and old.__class__ is not bytes:
@@ -149,10 +151,11 @@ def set_generic(ctx, key: bytes, value: bytes, expire_at: int | None, keep_ttl: 
             return reply
         db.set_expire(key, expire_at)
         ctx.propagate([b"SET", key, value, b"PXAT", b"%d" % expire_at])
-    elif keep_ttl:
-        ctx.propagate([b"SET", key, value, b"KEEPTTL"])
-    else:
-        ctx.propagate([b"SET", key, value])
+    elif argv is None:
+        ctx.propagate([b"SET", key, value, b"KEEPTTL"] if keep_ttl else [b"SET", key, value])
+    elif get_old:
+        ctx.propagate(argv[:3] + [word for word in argv[3:] if word.lower() != b"get"])
+    # else: the command as sent (NX, XX, KEEPTTL kept), propagated by the engine
     return reply
 
 
