@@ -76,6 +76,31 @@ def dump_payload(value: Any, enc: Encodings = DEFAULT_ENCODINGS,
     return head + _U64.pack(crc64(head))
 
 
+def functions_payload(codes: Iterable[bytes], compress: bool = True) -> bytes:
+    """FUNCTION DUMP's reply: one FUNCTION2 record per library's code (a string as the RDB
+    file writes it, LZF-compressed when ``compress`` and it saves bytes), then the version
+    and CRC-64 footer of every DUMP payload."""
+    head = b"".join(bytes((OPCODE_FUNCTION2,)) + string(code, compress) for code in codes)
+    head += RDB_VERSION.to_bytes(2, "little")
+    return head + _U64.pack(crc64(head))
+
+
+class NotFunctions(RdbError):
+    """A payload record that is not a function library (FUNCTION RESTORE of a key's DUMP)."""
+
+
+def load_functions_payload(payload: bytes) -> list[bytes]:
+    """The library codes of a payload that passed :func:`payload_is_valid`; NotFunctions
+    when a record is not a FUNCTION2 one, RdbError when the records do not parse."""
+    reader = Reader(payload, 0, len(payload) - 10)
+    codes = []
+    while reader.pos < reader.end:
+        if reader.byte() != OPCODE_FUNCTION2:
+            raise NotFunctions("given type is not a function")
+        codes.append(reader.string())
+    return codes
+
+
 def payload_is_valid(payload: bytes, check_crc: bool = True) -> bool:
     """RESTORE's first check (Redis's ``verifyDumpPayload``): long enough, a version this
     codec reads, and (unless ``check_crc`` is off: DEBUG SET-SKIP-CHECKSUM-VALIDATION) a
@@ -380,7 +405,10 @@ def _records(data: bytes, version: int, end: int, aux: dict[bytes, bytes] | None
 
 __all__ = [
     "RDB_VERSION",
+    "NotFunctions",
     "dump_payload",
+    "functions_payload",
+    "load_functions_payload",
     "load_payload",
     "payload_is_valid",
     "read_rdb",

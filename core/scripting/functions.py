@@ -7,9 +7,9 @@ Libraries are part of the dataset: FUNCTION LOAD/DELETE/FLUSH/RESTORE are propag
 :meth:`Functions.preamble` gives the commands that rebuild them for an AOF rewrite and a
 snapshot (``trioredis_dataset_preamble``).
 
-FUNCTION DUMP writes Redis's payload (one ``RDB_OPCODE_FUNCTION2`` record per library, the RDB
-version, a CRC64), with the code stored uncompressed where Redis may use LZF: Redis restores
-it, and FUNCTION RESTORE here reads Redis's payloads, LZF included.
+FUNCTION DUMP writes Redis's payload (one FUNCTION2 record per library, the RDB version, a
+CRC-64: :mod:`trioredis.rdb`), with the code stored uncompressed where Redis may use LZF:
+Redis restores it, and FUNCTION RESTORE here reads Redis's payloads, LZF included.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from lupa import lua51
 
 from ..errors import CommandError
 from ..glob import compile_glob
+from ..rdb import RdbError
+from ..rdb.file import NotFunctions, functions_payload, load_functions_payload, payload_is_valid
 from ..resp import Map, SetReply, Status
 from .libs import LuaRaise
 from .runtime import SHEBANG_FLAGS, Run, ScriptFlags
@@ -34,8 +36,6 @@ if TYPE_CHECKING:
 NAME = re.compile(rb"\A[A-Za-z0-9_]+\Z")
 BAD_NAME = ("ERR Library names can only contain letters, numbers, or underscores(_) and must be "
             "at least one character long")
-RDB_OPCODE_FUNCTION2 = 0xF5
-RDB_VERSION = 10  # Redis 7.0's
 LOAD_TIMEOUT = 0.5  # seconds a library's code may run at FUNCTION LOAD (Redis's 500 ms)
 
 
@@ -283,32 +283,21 @@ class Functions:
                 for library in self.libraries.values()]
 
     def dump(self) -> bytes:
-        body = bytearray()
-        for library in self.libraries.values():
-            body.append(RDB_OPCODE_FUNCTION2)
-            body += _rdb_length(len(library.code)) + library.code
-        body += RDB_VERSION.to_bytes(2, "little")
-        return bytes(body) + crc64(bytes(body)).to_bytes(8, "little")
+        """FUNCTION DUMP: every library's code in one payload (:func:`functions_payload`)."""
+        return functions_payload((library.code for library in self.libraries.values()),
+                                 compress=False)
 
     def restore(self, payload: bytes, policy: bytes, check_crc: bool = True) -> list[bytes]:
         """FUNCTION RESTORE: the code of each library restored.  The payload is checked as
         RESTORE's (Redis's ``verifyDumpPayload``): a zero checksum is a wrong one, and
         ``check_crc`` off (DEBUG SET-SKIP-CHECKSUM-VALIDATION) skips the CRC."""
-        if len(payload) < 10:
+        if not payload_is_valid(payload, check_crc):
             raise CommandError("ERR DUMP payload version or checksum are wrong")
-        body, checksum = payload[:-8], int.from_bytes(payload[-8:], "little")
-        version = int.from_bytes(body[-2:], "little")
-        if version > RDB_VERSION or (check_crc and crc64(body) != checksum):
-            raise CommandError("ERR DUMP payload version or checksum are wrong")
-        codes = []
-        pos, end = 0, len(body) - 2
         try:
-            while pos < end:
-                if body[pos] != RDB_OPCODE_FUNCTION2:
-                    raise CommandError("ERR given type is not a function")
-                code, pos = _rdb_string(body, pos + 1)
-                codes.append(code)
-        except (IndexError, ValueError):
+            codes = load_functions_payload(payload)
+        except NotFunctions:
+            raise CommandError("ERR given type is not a function") from None
+        except RdbError:
             raise CommandError("ERR Function restore failed: bad payload") from None
         libraries = []
         names: set[bytes] = set()
@@ -333,106 +322,9 @@ class Functions:
         return [library.code for library in libraries]
 
 
-def _rdb_length(length: int) -> bytes:
-    if length < 1 << 6:
-        return bytes([length])
-    if length < 1 << 14:
-        return bytes([0x40 | length >> 8, length & 0xFF])
-    if length <= 0xFFFFFFFF:
-        return b"\x80" + length.to_bytes(4, "big")
-    return b"\x81" + length.to_bytes(8, "big")
-
-
-def _rdb_string(data: bytes, pos: int) -> tuple[bytes, int]:
-    """An RDB string at ``pos`` (plain or LZF-compressed): the bytes and the next position."""
-    first = data[pos]
-    kind = first >> 6
-    if kind == 0:
-        return data[pos + 1 : pos + 1 + first], pos + 1 + first
-    if kind == 1:
-        length = (first & 0x3F) << 8 | data[pos + 1]
-        return data[pos + 2 : pos + 2 + length], pos + 2 + length
-    if first == 0x80:
-        length = int.from_bytes(data[pos + 1 : pos + 5], "big")
-        return data[pos + 5 : pos + 5 + length], pos + 5 + length
-    if first == 0x81:
-        length = int.from_bytes(data[pos + 1 : pos + 9], "big")
-        return data[pos + 9 : pos + 9 + length], pos + 9 + length
-    if first == 0xC3:  # RDB_ENC_LZF: compressed length, plain length, data
-        compressed, pos = _rdb_plain_length(data, pos + 1)
-        plain, pos = _rdb_plain_length(data, pos)
-        return lzf_decompress(data[pos : pos + compressed], plain), pos + compressed
-    raise ValueError("unsupported string encoding")
-
-
-def _rdb_plain_length(data: bytes, pos: int) -> tuple[int, int]:
-    first = data[pos]
-    kind = first >> 6
-    if kind == 0:
-        return first, pos + 1
-    if kind == 1:
-        return (first & 0x3F) << 8 | data[pos + 1], pos + 2
-    if first == 0x80:
-        return int.from_bytes(data[pos + 1 : pos + 5], "big"), pos + 5
-    if first == 0x81:
-        return int.from_bytes(data[pos + 1 : pos + 9], "big"), pos + 9
-    raise ValueError("bad length")
-
-
-def lzf_decompress(data: bytes, size: int) -> bytes:
-    """LZF (liblzf) decompression, as Redis stores compressed RDB strings."""
-    out = bytearray()
-    pos = 0
-    while pos < len(data):
-        ctrl = data[pos]
-        pos += 1
-        if ctrl < 32:
-            out += data[pos : pos + ctrl + 1]
-            pos += ctrl + 1
-        else:
-            length = ctrl >> 5
-            if length == 7:
-                length += data[pos]
-                pos += 1
-            ref = len(out) - ((ctrl & 0x1F) << 8) - data[pos] - 1
-            pos += 1
-            if ref < 0:
-                raise ValueError("bad LZF back reference")
-            for _ in range(length + 2):
-                out.append(out[ref])
-                ref += 1
-        if len(out) > size:
-            raise ValueError("LZF data longer than announced")
-    if len(out) != size:
-        raise ValueError("LZF data shorter than announced")
-    return bytes(out)
-
-
-def _crc64_table() -> list[int]:
-    # Redis's CRC-64/Jones: reflected, polynomial 0xad93d23594c935a9, no final xor.
-    poly = 0x95AC9329AC4BC9B5  # the reflected polynomial
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ poly if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_CRC64 = _crc64_table()
-
-
-def crc64(data: bytes, crc: int = 0) -> int:
-    table = _CRC64
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc
-
-
 def of(scripting: Scripting) -> Functions:
     """The libraries of ``scripting``'s server (built with it)."""
     return scripting.functions
 
 
-__all__ = ["Functions", "Library", "Function", "LuaRaise", "crc64", "lzf_decompress", "of"]
+__all__ = ["Functions", "Library", "Function", "LuaRaise", "of"]
