@@ -235,7 +235,7 @@ def _function_list(ctx, argv, functions):
 
 def _function_dump(ctx, argv, functions):
     _function_arity(argv, exact=2)
-    return functions.dump()
+    return functions.dump(ctx.engine.config.rdbcompression)
 
 
 def _function_restore(ctx, argv, functions):

@@ -7,9 +7,9 @@ Libraries are part of the dataset: FUNCTION LOAD/DELETE/FLUSH/RESTORE are propag
 :meth:`Functions.preamble` gives the commands that rebuild them for an AOF rewrite and a
 snapshot (``trioredis_dataset_preamble``).
 
-FUNCTION DUMP writes Redis's payload (one FUNCTION2 record per library, the RDB version, a
-CRC-64: :mod:`trioredis.rdb`), with the code stored uncompressed where Redis may use LZF:
-Redis restores it, and FUNCTION RESTORE here reads Redis's payloads, LZF included.
+FUNCTION DUMP writes Redis's payload byte for byte (one FUNCTION2 record per library, its
+code LZF-compressed under ``rdbcompression`` as Redis's RDB strings are, the RDB version, a
+CRC-64: :mod:`trioredis.rdb`); FUNCTION RESTORE reads Redis's payloads.
 """
 
 from __future__ import annotations
@@ -282,10 +282,11 @@ class Functions:
         return [[b"FUNCTION", b"LOAD", b"REPLACE", library.code]
                 for library in self.libraries.values()]
 
-    def dump(self) -> bytes:
-        """FUNCTION DUMP: every library's code in one payload (:func:`functions_payload`)."""
+    def dump(self, compress: bool = True) -> bytes:
+        """FUNCTION DUMP: every library's code in one payload (:func:`functions_payload`),
+        LZF-compressed as Redis writes it when ``compress`` (``rdbcompression``)."""
         return functions_payload((library.code for library in self.libraries.values()),
-                                 compress=False)
+                                 compress)
 
     def restore(self, payload: bytes, policy: bytes, check_crc: bool = True) -> list[bytes]:
         """FUNCTION RESTORE: the code of each library restored.  The payload is checked as

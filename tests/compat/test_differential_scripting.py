@@ -520,6 +520,11 @@ def test_function_dump_payloads_restore_both_ways(server, reference):
         assert theirs.call("FCALL", "double", 0, 4) == b":8\r\n"
         damaged = ours_payload[:-1] + bytes([ours_payload[-1] ^ 1])
         assert ours.call("FUNCTION", "RESTORE", damaged) == theirs.call("FUNCTION", "RESTORE", damaged)
+        # The same bytes as Redis's: the code LZF-compressed under rdbcompression, else plain.
+        for compression in ("yes", "no", "yes"):
+            for client in (ours, theirs):
+                client.call("CONFIG", "SET", "rdbcompression", compression)
+            assert ours.call("FUNCTION", "DUMP") == theirs.call("FUNCTION", "DUMP"), compression
         for client in (ours, theirs):
             client.call("FUNCTION", "FLUSH")
 
