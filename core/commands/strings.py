@@ -118,14 +118,14 @@ def set_(ctx, argv):
         ctx.dirty += 1
         return OK
     expire_at, keep_ttl, flags = parse_expire_options(argv, 3, "set", _SET_OPTIONS)
-    return set_generic(ctx, key, value, expire_at, keep_ttl, flags.get(b"NX", False),
-                       flags.get(b"XX", False), flags.get(b"GET", False), argv)
+    return set_generic(ctx, argv, key, value, expire_at, keep_ttl, flags.get(b"NX", False),
+                       flags.get(b"XX", False), flags.get(b"GET", False))
 
 
-def set_generic(ctx, key: bytes, value: bytes, expire_at: int | None, keep_ttl: bool = False,
-                nx: bool = False, xx: bool = False, get_old: bool = False,
-                argv: list[bytes] | None = None):
-    """SET and its older forms (SETEX PSETEX SETNX): store, then propagate as Redis 7.0
+def set_generic(ctx, argv: list[bytes], key: bytes, value: bytes, expire_at: int | None,
+                keep_ttl: bool = False, nx: bool = False, xx: bool = False,
+                get_old: bool = False):
+    """SET, SETEX and PSETEX (``argv`` as sent): store, then propagate as Redis 7.0
     does: with an expiry ``SET key value PXAT <absolute ms>`` (one command, so a replica or
     a cut AOF never holds the value without its TTL); without one, SET's own ``argv`` as
     sent, less its GET options."""
@@ -151,8 +151,6 @@ def set_generic(ctx, key: bytes, value: bytes, expire_at: int | None, keep_ttl: 
             return reply
         db.set_expire(key, expire_at)
         ctx.propagate([b"SET", key, value, b"PXAT", b"%d" % expire_at])
-    elif argv is None:
-        ctx.propagate([b"SET", key, value, b"KEEPTTL"] if keep_ttl else [b"SET", key, value])
     elif get_old:
         ctx.propagate(argv[:3] + [word for word in argv[3:] if word.lower() != b"get"])
     # else: the command as sent (NX, XX, KEEPTTL kept), propagated by the engine
@@ -170,12 +168,12 @@ def setnx(ctx, argv):
 
 def setex(ctx, argv):
     expire_at = expire_at_ms(b"EX", argv[2], "setex")
-    return set_generic(ctx, argv[1], argv[3], expire_at)
+    return set_generic(ctx, argv, argv[1], argv[3], expire_at)
 
 
 def psetex(ctx, argv):
     expire_at = expire_at_ms(b"PX", argv[2], "psetex")
-    return set_generic(ctx, argv[1], argv[3], expire_at)
+    return set_generic(ctx, argv, argv[1], argv[3], expire_at)
 
 
 def _get_string(ctx, key: bytes, reading: bool = True) -> bytes | None:
