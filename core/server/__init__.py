@@ -162,9 +162,9 @@ class Server(Listeners, Serving):
             # DEBUG PAUSE-CRON 1 stops expiry, eviction, stats and timeouts, as Redis skips
             # its serverCron; writes buffered outside a turn are still flushed below.
             paused = engine.cron_paused
-            if engine.active_expire_enabled and not paused:
-                engine.keyspace.active_expire_cycle()
             if not paused:
+                if engine.active_expire_enabled:
+                    engine.keyspace.active_expire_cycle()
                 engine.memory_cron()  # trioredis.memory / eviction
                 engine.sample_ops()
             if engine.unflushed:
