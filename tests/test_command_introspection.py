@@ -29,18 +29,7 @@ NOT_IN_REDIS_7_0 = {"client|setinfo", "client|no-touch", "waitaof"}
 
 # COMMAND INFO facts that differ from Redis 7.0 on purpose or until other work lands, each
 # with its reason.  Fields: arity, flags, keys (first, last, step), acl.
-_CONTAINER = {"flags"}  # a container's own entry: see below
 KNOWN_DIFFERENCES: dict[str, set[str]] = {
-    # Containers declare here the flags their subcommands share, and the engine applies them
-    # to the whole command; Redis's containers have none, each subcommand carrying its own.
-    # (Their ACL categories are Redis's: core/acl_categories.py.)
-    **{name: set(_CONTAINER) for name in (
-        "acl", "client", "config", "function", "latency", "pubsub", "script", "slowlog")},
-    # ... and OBJECT/XGROUP/XINFO declare the key their subcommands take.
-    **{name: _CONTAINER | {"keys"} for name in ("object", "xgroup", "xinfo", "memory")},
-    # Blocking list pops are allowed in scripts here (they never block there); Redis 7.0
-    # flags them noscript.
-    **{name: {"flags"} for name in ("blpop", "brpop", "blmove", "brpoplpush")},
     # ZRANK/ZREVRANK take Redis 7.2's WITHSCORE, so their arity is -3, not 3.
     "zrank": {"arity"}, "zrevrank": {"arity"},
 }

@@ -69,11 +69,20 @@ def _shown_flags(spec: CommandSpec) -> frozenset[Flag]:
 
 
 def command_info(spec: CommandSpec) -> list:
-    """COMMAND INFO's entry for a command, its subcommands nested as Redis nests them."""
+    """COMMAND INFO's entry for a command, its subcommands nested as Redis nests them.
+
+    A container that needs a subcommand (CONFIG, OBJECT...: arity -2) shows no flags and no
+    key positions of its own, as in Redis: its subcommands carry them.  (The registry gives
+    such a container the flags its subcommands share, which the engine applies to the whole
+    command.)  COMMAND runs bare too, and keeps its own."""
+    if spec.subcommands and spec.arity <= -2:
+        flags, keys = SetReply(), (0, 0, 0)
+    else:
+        flags = _flag_set(_shown_flags(spec))
+        keys = (legacy_key_range(spec.name) if spec.name in key_specs()
+                else (spec.first_key, spec.last_key, spec.step))
     return [
-        spec.name.encode(), spec.arity, _flag_set(_shown_flags(spec)),
-        *(legacy_key_range(spec.name) if spec.name in key_specs()
-          else (spec.first_key, spec.last_key, spec.step)),
+        spec.name.encode(), spec.arity, flags, *keys,
         _category_set(categories_of(spec)), _tips(spec.name),
         key_specs_reply(spec.name),
         SetReply([subcommand_info(spec, sub) for sub in spec.subcommands]),

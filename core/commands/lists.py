@@ -543,9 +543,9 @@ def register(registry):
         command("lmove", 5, "write denyoom", lmove, group=group),
         command("rpoplpush", 3, "write denyoom", rpoplpush, group=group),
         command("lmpop", -4, "write movablekeys", lmpop, group=group),
-        command("blpop", -3, "write blocking", blpop, group=group),
-        command("brpop", -3, "write blocking", brpop, group=group),
-        command("blmove", 6, "write denyoom blocking", blmove, group=group),
-        command("brpoplpush", 4, "write denyoom blocking", brpoplpush, group=group),
+        command("blpop", -3, "write noscript blocking", blpop, group=group),
+        command("brpop", -3, "write noscript blocking", brpop, group=group),
+        command("blmove", 6, "write denyoom noscript blocking", blmove, group=group),
+        command("brpoplpush", 4, "write denyoom noscript blocking", brpoplpush, group=group),
         command("blmpop", -5, "write blocking movablekeys", blmpop, group=group),
     ])

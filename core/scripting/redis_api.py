@@ -31,7 +31,7 @@ LOG_LEVELS = ("debug", "verbose", "notice", "warning")
 # subcommand but HELP is (and CLUSTER only RESET).
 NOSCRIPT = frozenset({
     b"auth", b"bgrewriteaof", b"bgsave", b"blmove", b"blpop", b"brpop", b"brpoplpush",
-    b"bzpopmax", b"bzpopmin", b"blmpop", b"bzmpop", b"debug", b"discard", b"eval",
+    b"bzpopmax", b"bzpopmin", b"debug", b"discard", b"eval",
     b"eval_ro", b"evalsha", b"evalsha_ro", b"exec", b"failover", b"fcall", b"fcall_ro",
     b"hello", b"monitor", b"multi", b"psubscribe", b"psync", b"punsubscribe", b"quit",
     b"replconf", b"replicaof", b"reset", b"role", b"save", b"shutdown", b"slaveof",

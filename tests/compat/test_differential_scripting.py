@@ -55,6 +55,20 @@ FIXED: list[tuple] = [
     ("EVAL", "redis.call()", 0),
     ("EVAL", "redis.call('get', {})", 0),
     ("EVAL", "return redis.call('blpop','l', 0)", 0),
+    # Redis 7.0 refuses the older blocking pops in scripts, but runs BLMPOP and BZMPOP there
+    # (without blocking: nil when every key is empty).
+    ("EVAL", "return redis.pcall('brpop','l', 0)", 0),
+    ("EVAL", "return redis.pcall('blmove','l','m','LEFT','RIGHT', 0)", 0),
+    ("EVAL", "return redis.pcall('brpoplpush','l','m', 0)", 0),
+    ("EVAL", "return redis.pcall('bzpopmin','z', 0)", 0),
+    ("EVAL", "return redis.pcall('bzpopmax','z', 0)", 0),
+    ("EVAL", "return redis.pcall('blmpop', 0, 1, 'l', 'LEFT')", 0),
+    ("EVAL", "return redis.pcall('bzmpop', 0, 1, 'z', 'MIN')", 0),
+    ("RPUSH", "bl", "a", "b", "c"),
+    ("ZADD", "bz", "1", "a", "2", "b"),
+    ("EVAL", "return redis.pcall('blmpop', 0, 2, 'l', 'bl', 'RIGHT', 'COUNT', 2)", 0),
+    ("EVAL", "return redis.pcall('bzmpop', 1, 1, 'bz', 'MAX')", 0),
+    ("EVAL", "return redis.pcall('blpop','bl', 0)", 0),
     ("EVAL", "return redis.setresp(4)", 0),
     ("EVAL", "redis.call('set','fk',0.1); redis.call('set','fk2',1e20); redis.call('set','fk3', 3);"
              " return {redis.call('get','fk'), redis.call('get','fk2'), redis.call('get','fk3')}", 0),
