@@ -62,6 +62,7 @@ from .config_values import (
     ENCODING_ERRORS,
     ENUM_SYNONYMS,
     REPL_BACKLOG_MIN_SIZE,
+    TLS_SWITCHES,
     ConfigError,
     check_confined,
     keyspace_events_display,
@@ -70,6 +71,7 @@ from .config_values import (
     output_buffer_limits,
     parse_memory,
     parse_value,
+    tls_unsupported,
 )
 from .resp import split_args
 
@@ -137,6 +139,8 @@ class _Reader:
                 # on spaces; an empty word ('save ""') stays one empty word.
                 args = args[0].split(" ") if args[0] else [""]
             value = parse_value(option, args, self.values.get(option.field))
+            if option.name in TLS_SWITCHES and value:
+                raise tls_unsupported()
             if option.flags & MULTI_LINE:
                 if option.name not in self.seen_multi:
                     self.values[option.field] = []
@@ -148,7 +152,8 @@ class _Reader:
         except ConfigError as error:
             if error.located:  # from an included file: it already names its file and line
                 raise
-            raise ConfigError(f"{where}: {error}", located=True) from None
+            detail = f" ({error.detail})" if error.detail else ""
+            raise ConfigError(f"{where}: {error}{detail}", located=True) from None
 
     def file(self, path: str, depth: int = 0) -> None:
         for words, where in read_config_lines(path):

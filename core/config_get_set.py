@@ -30,10 +30,13 @@ from .config_table import (
 )
 from .config_values import (
     ENCODING_ERRORS,
+    TLS_APPLIED,
+    TLS_SWITCHES,
     ConfigError,
     keyspace_events_display,
     output_buffer_limits,
     parse_value,
+    tls_unsupported,
 )
 from .glob import compile_glob
 from .resp import split_args
@@ -130,8 +133,12 @@ def config_lines(config: Any, option: Option) -> list[str]:
 # --- CONFIG SET ----------------------------------------------------------------------------
 
 
-def _set_failed(name: str, reason: str) -> ConfigError:
-    return ConfigError(f"CONFIG SET failed (possibly related to argument '{name}') - {reason}")
+_TLS_SWITCH_FIELDS = tuple(name.replace("-", "_") for name in TLS_SWITCHES)
+
+
+def _set_failed(name: str, reason: str, detail: str = "") -> ConfigError:
+    return ConfigError(f"CONFIG SET failed (possibly related to argument '{name}') - {reason}",
+                       detail=detail)
 
 
 def replace_options(config: Any, changes: Mapping[str, str] | Sequence[tuple[str, str]],
@@ -169,8 +176,15 @@ def replace_options(config: Any, changes: Mapping[str, str] | Sequence[tuple[str
         except ConfigError as error:
             # A bad value names the option as declared (Redis's config->name: the alias when
             # the alias was typed), while the name checks above echo what was typed.
-            raise _set_failed(typed.lower(), str(error)) from None
+            raise _set_failed(typed.lower(), str(error), error.detail) from None
         values[option.field] = value
+    # Redis's apply step, once every value was read: a changed TLS option sets TLS up again,
+    # which fails when TLS ends up on; the first such option in the command is named.
+    if any(values.get(field, getattr(config, field)) for field in _TLS_SWITCH_FIELDS):
+        for _typed, option, _text in chosen:
+            if option.name in TLS_APPLIED and values[option.field] != getattr(config, option.field):
+                error = tls_unsupported()
+                raise _set_failed(option.name, str(error), error.detail)
     try:
         return _validated(table, values, config)
     except ConfigError as error:

@@ -3,7 +3,6 @@ save points, output buffer limits...), with Redis's error texts, and :class:`Con
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -29,17 +28,22 @@ from .config_table import (
     WORDS,
     Option,
 )
+from .errors import CommandError
+from .zset import parse_double
 
 # Bytes that are not UTF-8 survive the round trip (CONFIG SET, GET, REWRITE, the file).
 ENCODING_ERRORS = "surrogateescape"
 
 
 class ConfigError(Exception):
-    """A bad option: the message says which and why (with ``file:line:`` when from a file)."""
+    """A bad option: the message says which and why (with ``file:line:`` when from a file).
+    ``detail``: more than Redis's message says, for the log (CONFIG SET) or the start-up
+    error."""
 
-    def __init__(self, message: str, located: bool = False) -> None:
+    def __init__(self, message: str, located: bool = False, detail: str = "") -> None:
         super().__init__(message)
         self.located = located  # the message already starts with ``file:line:``
+        self.detail = detail
 
 
 # --- reading values ------------------------------------------------------------------------
@@ -88,6 +92,8 @@ def parse_value(option: Option, words: list[str], current: Any = None) -> Any:
         word = _one(words).lower()
         if word not in ("yes", "no"):
             raise ConfigError("argument must be 'yes' or 'no'")
+        if word == "yes" and option.name == "activedefrag":
+            raise ConfigError(NO_DEFRAG)
         return word == "yes"
     if kind in (INT, MEMORY, OCTAL):
         return _parse_number(option, _one(words))
@@ -104,6 +110,9 @@ def parse_value(option: Option, words: list[str], current: Any = None) -> Any:
         if not option.flags & BINARY:  # Redis keeps these as C strings: a NUL ends them
             value = value.partition("\0")[0]
         check_confined(option, value)
+        check = STRING_CHECKS.get(option.name)
+        if check is not None:
+            check(value)
         return value
     if kind == EVENTS:
         return keyspace_events_letters(_one(words))
@@ -202,12 +211,10 @@ def _parse_oom_values(words: list[str]) -> str:
 def _parse_percentiles(words: list[str]) -> str:
     if words in ([], [""]):
         return ""
-    try:
-        values = [float(word) for word in words]
-    except ValueError:
+    try:  # as Redis's string2d: strtod's forms (hex too), no space, no NaN, no overflow
+        values = [parse_double(word.encode("utf-8", ENCODING_ERRORS)) for word in words]
+    except CommandError:
         raise ConfigError("Invalid latency-tracking-info-percentiles parameters") from None
-    if any(math.isnan(value) for value in values):
-        raise ConfigError("Invalid latency-tracking-info-percentiles parameters")
     if any(not 0.0 <= value <= 100.0 for value in values):
         raise ConfigError(
             "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]")
@@ -306,3 +313,83 @@ def merge_output_limits(current: str, words: list[str]) -> str:
                 "Error in hard, soft or soft_seconds setting in buffer limit configuration.")
         limits[kind] = (hard, soft, seconds)
     return " ".join(f"{kind} {' '.join(map(str, limits[kind]))}" for kind in _OUTPUT_CLASSES)
+
+
+# --- values Redis refuses for reasons of their own ------------------------------------------
+
+def _check_hostname(value: str) -> None:
+    """cluster-announce-hostname: letters, digits, hyphens and dots, under 256 bytes."""
+    if len(value.encode("utf-8", ENCODING_ERRORS)) >= 256:
+        raise ConfigError("Hostnames must be less than 256 characters")
+    if not _HOSTNAME.fullmatch(value):
+        raise ConfigError("Hostnames may only contain alphanumeric characters, hyphens or dots")
+
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9.-]*")
+# proc-title-template's variables, and whether each can expand to nothing: the title is
+# checked as "", server-mode is empty outside cluster and sentinel mode; a unixsocket may
+# be set (by a later line), so it counts as not empty.
+_TITLE_VARIABLES = {"title": True, "listen-addr": False, "server-mode": True,
+                    "config-file": False, "port": False, "tls-port": False, "unixsocket": False}
+
+
+def _check_proc_title_template(template: str) -> None:
+    """Redis's rules: ``{name}`` names a known variable, ``{{`` is a literal brace, and the
+    title expanded with an empty ``{title}`` is not blank."""
+    invalid = ConfigError("template format is invalid or contains unknown variables")
+    shown = []
+    rest = template
+    while rest:
+        start = rest.find("{")
+        if start < 0:
+            shown.append(rest)
+            break
+        shown.append(rest[:start])
+        rest = rest[start + 1:]
+        if not rest:
+            raise invalid
+        if rest[0] == "{":
+            shown.append("{")
+            rest = rest[1:]
+            continue
+        end = rest.find("}")
+        if end < 0 or rest[:end] not in _TITLE_VARIABLES:
+            raise invalid
+        if not _TITLE_VARIABLES[rest[:end]]:
+            shown.append("x")
+        rest = rest[end + 1:]
+    if not "".join(shown).strip(" "):
+        raise invalid
+
+
+STRING_CHECKS = {
+    "cluster-announce-hostname": _check_hostname,
+    "proc-title-template": _check_proc_title_template,
+}
+
+TLS_UNSUPPORTED = "Unable to update TLS configuration. Check server logs."
+# What turns TLS on, and the options whose change makes Redis set TLS up again (its
+# applyTlsCfg and applyTLSPort: every tls-* option but tls-auth-clients).
+TLS_SWITCHES = ("tls-port", "tls-replication", "tls-cluster")
+TLS_APPLIED = frozenset({
+    "tls-port", "tls-replication", "tls-cluster", "tls-session-cache-size",
+    "tls-session-cache-timeout", "tls-prefer-server-ciphers", "tls-session-caching",
+    "tls-cert-file", "tls-key-file", "tls-key-file-pass", "tls-client-cert-file",
+    "tls-client-key-file", "tls-client-key-file-pass", "tls-dh-params-file",
+    "tls-ca-cert-file", "tls-ca-cert-dir", "tls-protocols", "tls-ciphers", "tls-ciphersuites",
+})
+
+
+def tls_unsupported() -> ConfigError:
+    """TLS turned on: this server serves none.  Redis gives this error when its TLS set-up
+    fails (here it always would); a start-up configuration that turns TLS on stops the start
+    rather than leave a TLS port silently unserved."""
+    return ConfigError(TLS_UNSUPPORTED, detail=(
+        "trioredis does not serve TLS: tls-port must stay 0, and tls-replication and "
+        "tls-cluster no; a TLS proxy such as stunnel or HAProxy can front it"))
+
+
+# Debian's Redis is built without a defragmenting allocator, and so is this server.
+NO_DEFRAG = ("Active defragmentation cannot be enabled: it requires a Redis server compiled "
+             "with a modified Jemalloc like the one shipped by default with the Redis source "
+             "distribution")

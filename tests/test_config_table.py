@@ -158,7 +158,38 @@ def test_config_set_errors_are_redis_errors(pair):
                         ("CONFIG", "SET", "latency-tracking-info-percentiles", "50  99"),
                         ("CONFIG", "SET", "replicaof", "localhost 1"),
                         ("CONFIG", "SET", "loglevel", "nothing"),
-                        ("CONFIG", "GET", "maxmemory")]:
+                        ("CONFIG", "GET", "maxmemory"),
+                        # strtod's forms, as Redis's string2d reads them
+                        *(("CONFIG", "SET", "latency-tracking-info-percentiles", value)
+                          for value in ("0x10", "0x1p3 .5", "5.", "+5 1e1", "1_0", "1e400",
+                                        "inf", "-0", " 5", "50 99 99.9")),
+                        ("CONFIG", "GET", "latency-tracking-info-percentiles"),
+                        *(("CONFIG", "SET", "cluster-announce-hostname", value)
+                          for value in ("a b", "+5", "x_y", "a" * 256, "a" * 255, "h-1.b",
+                                        "")),
+                        *(("CONFIG", "SET", "proc-title-template", value)
+                          for value in ("", " ", "{title}", "{server-mode}", "{nosuch}", "{",
+                                        "{title", "{}", "{TITLE}", "}", "{{", "a{{b", "{{}",
+                                        "{port}", "{listen-addr}", "{config-file}",
+                                        "{tls-port} {title}",
+                                        "{title} {listen-addr} {server-mode}")),
+                        ("CONFIG", "GET", "proc-title-template"),
+                        # no TLS without certificates (none here), no defragmenting allocator
+                        ("CONFIG", "SET", "tls-port", "6390"), ("CONFIG", "SET", "tls-port", "0"),
+                        ("CONFIG", "SET", "tls-replication", "yes"),
+                        ("CONFIG", "SET", "tls-cluster", "YES"),
+                        ("CONFIG", "SET", "tls-cluster", "no"),
+                        ("CONFIG", "SET", "activedefrag", "yes"),
+                        ("CONFIG", "SET", "activedefrag", "no"),
+                        ("CONFIG", "SET", "maxmemory", "2mb", "tls-replication", "yes"),
+                        ("CONFIG", "GET", "maxmemory"),
+                        # the first changed option that sets TLS up again is named
+                        ("CONFIG", "SET", "tls-ciphers", "x", "tls-port", "1"),
+                        ("CONFIG", "SET", "tls-port", "1", "tls-ciphers", "x"),
+                        ("CONFIG", "SET", "tls-ciphers", "", "tls-replication", "yes"),
+                        ("CONFIG", "SET", "tls-auth-clients", "no", "tls-cluster", "yes"),
+                        ("CONFIG", "SET", "tls-ciphers", "x"), ("CONFIG", "GET", "tls-ciphers"),
+                        ("CONFIG", "SET", "tls-ciphers", "")]:
             assert mine.call(*command) == theirs.call(*command), command
     assert checked > 400
 
@@ -199,10 +230,7 @@ def test_config_set_random_streams_then_get_as_redis(pair):
     tunables = [o for o in OPTIONS.values()
                 if o.kind in (BOOL, ENUM, INT, MEMORY) and not o.flags & (IMMUTABLE | PROTECTED)
                 and o.name not in SET_DIFFERENCES
-                and (o.applies == "" or o.name in HARMLESS_WITH_EFFECT)
-                # Redis applies TLS settings at once, and fails without certificates;
-                # Debian's build has no jemalloc, so Redis refuses activedefrag yes.
-                and not o.name.startswith("tls-") and o.name != "activedefrag"]
+                and (o.applies == "" or o.name in HARMLESS_WITH_EFFECT)]
     refused = 0
     with RawClient(ours.port) as mine, RawClient(reference.port) as theirs:
         for _ in range(400):
@@ -258,6 +286,18 @@ def test_unknown_directive_in_a_file_is_fatal_with_redis_reason(tmp_path):
     done = run_cli("--test-config", str(path))
     assert done.returncode == 1
     assert f"{path}:2: Bad directive or wrong number of arguments" in done.stderr
+
+
+@pytest.mark.parametrize("line", ["tls-port 6390", "tls-replication yes", "tls-cluster yes"])
+def test_turning_tls_on_stops_the_start_with_the_reason(tmp_path, line):
+    """No TLS is served here: a configuration that asks for it must not start as if it were
+    (a TLS port silently unserved, replication in clear)."""
+    path = tmp_path / "tls.conf"
+    path.write_text(f"port 0\n{line}\n")
+    done = run_cli("--test-config", str(path))
+    assert done.returncode == 1
+    assert f"{path}:2: Unable to update TLS configuration" in done.stderr
+    assert "trioredis does not serve TLS" in done.stderr
 
 
 def test_single_value_options_refuse_extra_words_in_a_file(tmp_path):

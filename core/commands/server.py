@@ -149,6 +149,8 @@ def _config_set(ctx, words: list[bytes]):
     try:
         new = replace_options(old, pairs, protected_allowed=allowed)
     except ConfigError as error:
+        if error.detail:  # what Redis's message leaves to the log ("Check server logs.")
+            engine.log.warning(f"CONFIG SET refused: {error.detail}")
         raise CommandError(_error_text(error)) from None
     try:
         engine.apply_config(new)
