@@ -15,13 +15,14 @@ from __future__ import annotations
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
-from . import errors, latency, transactions
+from . import errors, transactions
 from .admission import CROSS_PROTOCOL_WORDS, debug_allowed, log_denial
 from .blocking import Block
 from .commands import BLOCKING, CommandSpec, full_command_name, subcommand_arity
 from .context import CommandContext
 from .encodings import NOTES as ENCODING_NOTES
 from .errors import CommandError
+from .latency import HIGHEST_NS, SUB_BUCKET_MAGNITUDE, SUB_BUCKET_MASK
 from .resp import QUEUED, ErrorReply
 
 if TYPE_CHECKING:
@@ -187,8 +188,13 @@ class CommandPath:
             duration_ns = perf_counter_ns() - started
             duration_us = duration_ns // 1000
             record[1] += duration_us
-            if self._latency_tracking:
-                latency.record(record[4], duration_ns)
+            if self._latency_tracking:  # latency.record, inlined
+                ns = duration_ns if 0 < duration_ns <= HIGHEST_NS else (
+                    1 if duration_ns < 1 else HIGHEST_NS)
+                shift = (ns | SUB_BUCKET_MASK).bit_length() - SUB_BUCKET_MAGNITUDE
+                bucket = ns >> shift << shift
+                histogram = record[4]
+                histogram[bucket] = histogram.get(bucket, 0) + 1
         if self._executed_hook:
             if self._on_executed is not None:
                 if duration_us >= self._observe_from_us or self.monitoring:

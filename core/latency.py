@@ -17,8 +17,8 @@ from collections.abc import Iterable, Iterator
 HIGHEST_NS = 1_000_000_000  # Redis's LATENCY_HISTOGRAM_MAX_VALUE: longer calls count as 1 s
 # 2 significant digits: 2 * 10**2 rounded up to a power of two, 256 sub-buckets; values
 # below 256 ns are exact, then each doubling halves the resolution.
-_SUB_BUCKET_MAGNITUDE = 8
-_SUB_BUCKET_MASK = (1 << _SUB_BUCKET_MAGNITUDE) - 1
+SUB_BUCKET_MAGNITUDE = 8
+SUB_BUCKET_MASK = (1 << SUB_BUCKET_MAGNITUDE) - 1
 
 
 def bucket_of(ns: int) -> int:
@@ -27,17 +27,18 @@ def bucket_of(ns: int) -> int:
         ns = 1
     elif ns > HIGHEST_NS:
         ns = HIGHEST_NS
-    shift = (ns | _SUB_BUCKET_MASK).bit_length() - _SUB_BUCKET_MAGNITUDE
+    shift = (ns | SUB_BUCKET_MASK).bit_length() - SUB_BUCKET_MAGNITUDE
     return ns >> shift << shift
 
 
 def highest_equivalent(lowest: int) -> int:
     """The highest value counted in the bucket starting at ``lowest``."""
-    shift = (lowest | _SUB_BUCKET_MASK).bit_length() - _SUB_BUCKET_MAGNITUDE
+    shift = (lowest | SUB_BUCKET_MASK).bit_length() - SUB_BUCKET_MAGNITUDE
     return lowest + (1 << shift) - 1
 
 
 def record(histogram: dict[int, int], ns: int) -> None:
+    """Count one call of ``ns`` nanoseconds (``CommandPath.execute`` inlines this)."""
     key = bucket_of(ns)
     histogram[key] = histogram.get(key, 0) + 1
 

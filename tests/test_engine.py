@@ -194,3 +194,21 @@ def test_a_policy_switch_keeps_the_access_words_and_idletime_works_under_noevict
     run(engine, client, "CONFIG", "SET", "maxmemory-policy", "allkeys-lfu")
     assert b"k" in db.access  # kept, read as an LFU word from now on
     assert isinstance(run(engine, client, "OBJECT", "FREQ", "k"), int)
+
+
+def test_each_call_lands_in_its_latency_bucket(engine, monkeypatch):
+    """The engine counts each call's duration in its command's histogram, bucketed as
+    ``latency.record`` buckets it (the engine inlines that arithmetic): durations chosen
+    through the engine's clock, at the edges of the buckets and of the 1 ns - 1 s range."""
+    from trioredis import dispatch, latency
+    durations = [0, 1, 255, 256, 257, 511, 512, 1003, 2007, 45055, 999_999_999, 10**9,
+                 3 * 10**9]
+    readings = iter([value for duration in durations for value in (10**12, 10**12 + duration)])
+    monkeypatch.setattr(dispatch, "perf_counter_ns", lambda: next(readings))
+    client = engine.new_client()
+    for number in range(len(durations)):
+        run(engine, client, "SET", f"k{number}", "v")
+    expected: dict[int, int] = {}
+    for duration in durations:
+        latency.record(expected, duration)
+    assert engine.command_record("set")[4] == expected
