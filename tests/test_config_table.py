@@ -175,12 +175,10 @@ def test_config_set_errors_are_redis_errors(pair):
                                         "{title} {listen-addr} {server-mode}")),
                         ("CONFIG", "GET", "proc-title-template"),
                         # no TLS without certificates (none here), no defragmenting allocator
-                        ("CONFIG", "SET", "tls-port", "6390"), ("CONFIG", "SET", "tls-port", "0"),
-                        ("CONFIG", "SET", "tls-replication", "yes"),
-                        ("CONFIG", "SET", "tls-cluster", "YES"),
-                        ("CONFIG", "SET", "tls-cluster", "no"),
-                        ("CONFIG", "SET", "activedefrag", "yes"),
-                        ("CONFIG", "SET", "activedefrag", "no"),
+                        *(("CONFIG", "SET", name, value) for name, value in (
+                            ("tls-port", "6390"), ("tls-port", "0"), ("tls-replication", "yes"),
+                            ("tls-cluster", "YES"), ("tls-cluster", "no"),
+                            ("activedefrag", "yes"), ("activedefrag", "no"))),
                         ("CONFIG", "SET", "maxmemory", "2mb", "tls-replication", "yes"),
                         ("CONFIG", "GET", "maxmemory"),
                         # the first changed option that sets TLS up again is named
