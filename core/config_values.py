@@ -4,6 +4,7 @@ save points, output buffer limits...), with Redis's error texts, and :class:`Con
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from .config_table import (
@@ -87,13 +88,20 @@ def parse_value(option: Option, words: list[str], current: Any = None) -> Any:
     """The typed value of ``option`` from its words; ConfigError with Redis's reason.
     ``current`` is the value in force, for options that change only what they name
     (client-output-buffer-limit)."""
+    value = _parse_kind(option, words, current)
+    check = VALUE_CHECKS.get(option.name)
+    if check is not None:
+        check(value)
+    return value
+
+
+def _parse_kind(option: Option, words: list[str], current: Any) -> Any:
+    """The value as ``option``'s kind reads it (and confines it)."""
     kind = option.kind
     if kind == BOOL:
         word = _one(words).lower()
         if word not in ("yes", "no"):
             raise ConfigError("argument must be 'yes' or 'no'")
-        if word == "yes" and option.name == "activedefrag":
-            raise ConfigError(NO_DEFRAG)
         return word == "yes"
     if kind in (INT, MEMORY, OCTAL):
         return _parse_number(option, _one(words))
@@ -110,9 +118,6 @@ def parse_value(option: Option, words: list[str], current: Any = None) -> Any:
         if not option.flags & BINARY:  # Redis keeps these as C strings: a NUL ends them
             value = value.partition("\0")[0]
         check_confined(option, value)
-        check = STRING_CHECKS.get(option.name)
-        if check is not None:
-            check(value)
         return value
     if kind == EVENTS:
         return keyspace_events_letters(_one(words))
@@ -362,10 +367,6 @@ def _check_proc_title_template(template: str) -> None:
         raise invalid
 
 
-STRING_CHECKS = {
-    "cluster-announce-hostname": _check_hostname,
-    "proc-title-template": _check_proc_title_template,
-}
 
 TLS_UNSUPPORTED = "Unable to update TLS configuration. Check server logs."
 # What turns TLS on, and the options whose change makes Redis set TLS up again (its
@@ -389,7 +390,18 @@ def tls_unsupported() -> ConfigError:
         "tls-cluster no; a TLS proxy such as stunnel or HAProxy can front it"))
 
 
-# Debian's Redis is built without a defragmenting allocator, and so is this server.
-NO_DEFRAG = ("Active defragmentation cannot be enabled: it requires a Redis server compiled "
-             "with a modified Jemalloc like the one shipped by default with the Redis source "
-             "distribution")
+def _check_no_defrag(enabled: bool) -> None:
+    """Debian's Redis is built without a defragmenting allocator, and so is this server."""
+    if enabled:
+        raise ConfigError(
+            "Active defragmentation cannot be enabled: it requires a Redis server compiled "
+            "with a modified Jemalloc like the one shipped by default with the Redis source "
+            "distribution")
+
+
+# Values an option's kind accepts but Redis refuses, by option (checked once parsed).
+VALUE_CHECKS: dict[str, Callable[[Any], None]] = {
+    "cluster-announce-hostname": _check_hostname,
+    "proc-title-template": _check_proc_title_template,
+    "activedefrag": _check_no_defrag,
+}

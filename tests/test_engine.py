@@ -7,7 +7,7 @@ replayer, and subsystems built with the engine."""
 from __future__ import annotations
 
 import pytest
-from trioredis import BaseBackend, Block, ErrorReply
+from trioredis import BaseBackend, Block, ErrorReply, dispatch, latency
 from trioredis.config import load_config
 from trioredis.engine import Engine
 from trioredis.log import Log
@@ -200,7 +200,6 @@ def test_each_call_lands_in_its_latency_bucket(engine, monkeypatch):
     """The engine counts each call's duration in its command's histogram, bucketed as
     ``latency.record`` buckets it (the engine inlines that arithmetic): durations chosen
     through the engine's clock, at the edges of the buckets and of the 1 ns - 1 s range."""
-    from trioredis import dispatch, latency
     durations = [0, 1, 255, 256, 257, 511, 512, 1003, 2007, 45055, 999_999_999, 10**9,
                  3 * 10**9]
     readings = iter([value for duration in durations for value in (10**12, 10**12 + duration)])
