@@ -111,6 +111,7 @@ class _Reader:
         self.renames: dict[str, str] = {}
         self.users: list[tuple[str, ...]] = []  # ``user name rules...`` lines, in order
         self.set_names: list[str] = []  # options a line set, in order (for the start-up log)
+        self.set_at: dict[str, str] = {}  # option -> where the line that set it last is
 
     def line(self, words: list[str], where: str, depth: int = 0) -> None:
         name = words[0].lower()
@@ -139,8 +140,6 @@ class _Reader:
                 # on spaces; an empty word ('save ""') stays one empty word.
                 args = args[0].split(" ") if args[0] else [""]
             value = parse_value(option, args, self.values.get(option.field))
-            if option.name in TLS_SWITCHES and value:
-                raise tls_unsupported()
             if option.flags & MULTI_LINE:
                 if option.name not in self.seen_multi:
                     self.values[option.field] = []
@@ -149,11 +148,11 @@ class _Reader:
             else:
                 self.values[option.field] = value
             self.set_names.append(option.name)
+            self.set_at[option.name] = where
         except ConfigError as error:
             if error.located:  # from an included file: it already names its file and line
                 raise
-            detail = f" ({error.detail})" if error.detail else ""
-            raise ConfigError(f"{where}: {error}{detail}", located=True) from None
+            raise _located(where, error) from None
 
     def file(self, path: str, depth: int = 0) -> None:
         for words, where in read_config_lines(path):
@@ -194,6 +193,12 @@ class LoadedConfig(msgspec.Struct, frozen=True):
     without_effect: tuple[str, ...] = ()
 
 
+def _located(where: str, error: ConfigError) -> ConfigError:
+    """``error`` naming the line it comes from, with its detail (the start-up's reason)."""
+    detail = f" ({error.detail})" if error.detail else ""
+    return ConfigError(f"{where}: {error}{detail}", located=True)
+
+
 def load_config(path: str | None = None, overrides: Iterable[list[str]] = (),
                 table: OptionTable | None = None) -> LoadedConfig:
     """The configuration from defaults, ``path`` and command-line ``overrides`` (each a list of
@@ -209,6 +214,10 @@ def load_config(path: str | None = None, overrides: Iterable[list[str]] = (),
     for words in overrides:
         reader.line(words, "command line")
     config = _validated(table, reader.values)
+    # TLS is judged on the final values, as Redis sets it up once every line was read.
+    for name in TLS_SWITCHES:
+        if getattr(config, name.replace("-", "_")):
+            raise _located(reader.set_at[name], tls_unsupported())
     if reader.users and getattr(config, "aclfile", ""):
         raise ConfigError(USERS_AND_ACLFILE)
     without = tuple(dict.fromkeys(

@@ -298,6 +298,15 @@ def test_turning_tls_on_stops_the_start_with_the_reason(tmp_path, line):
     assert "trioredis does not serve TLS" in done.stderr
 
 
+def test_tls_is_judged_on_the_final_values(tmp_path):
+    """As Redis sets TLS up once every line was read: a later line that turns it off wins."""
+    path = tmp_path / "tls.conf"
+    path.write_text("port 0\ntls-port 6390\ntls-replication yes\ntls-port 0\n"
+                    "tls-replication no\n")
+    done = run_cli("--test-config", str(path))
+    assert done.returncode == 0, done.stderr
+
+
 def test_single_value_options_refuse_extra_words_in_a_file(tmp_path):
     path = tmp_path / "bad.conf"
     path.write_text("maxmemory 1mb 2mb\n")
